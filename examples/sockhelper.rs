@@ -1,0 +1,124 @@
+//! Test helper: a real process holding real TCP sockets with chosen options.
+//!
+//! Used by the integration tests (run inside a network namespace the test
+//! creates). Each argument is one spec; sockets are made in order, then the
+//! helper prints `ready PID` and holds them until its standard input closes
+//! or it is killed. Only loopback addresses are used.
+//!
+//! Specs (PORT on 127.0.0.1):
+//!   listen:PORT:BACKLOG              a listener that never accepts
+//!   connect:PORT                     a plain connection, held open
+//!   linger0:PORT                     a connection with SO_LINGER {1, 0}
+//!   keepalive:PORT:IDLE:INTVL:CNT    SO_KEEPALIVE with TCP_KEEPIDLE/INTVL/CNT
+//!   user-timeout:PORT:MS             TCP_USER_TIMEOUT
+//!   linger2:PORT:SECS                TCP_LINGER2
+//!   sleep:MS                         pause (lets handshakes finish)
+
+use std::io::{BufRead, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+
+fn setopt(fd: i32, level: i32, name: i32, value: &[u8]) {
+    // SAFETY: value points to `value.len()` readable bytes for the duration of the call.
+    let rc = unsafe {
+        libc::setsockopt(fd, level, name, value.as_ptr().cast(), value.len() as libc::socklen_t)
+    };
+    if rc != 0 {
+        panic!("setsockopt({level}, {name}): {}", std::io::Error::last_os_error());
+    }
+}
+
+fn int(v: i32) -> [u8; 4] {
+    v.to_ne_bytes()
+}
+
+fn listen(port: u16, backlog: i32) -> TcpListener {
+    // std's TcpListener::bind uses a fixed backlog; build the socket by hand to choose it.
+    // SAFETY: plain socket syscalls on a descriptor we own.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        setopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &int(1));
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes([127, 0, 0, 1]) },
+            sin_zero: [0; 8],
+        };
+        let rc = libc::bind(
+            fd,
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert!(rc == 0, "bind 127.0.0.1:{port}: {}", std::io::Error::last_os_error());
+        assert!(libc::listen(fd, backlog) == 0, "listen: {}", std::io::Error::last_os_error());
+        use std::os::fd::FromRawFd;
+        TcpListener::from_raw_fd(fd)
+    }
+}
+
+fn connect(port: u16) -> TcpStream {
+    TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect 127.0.0.1:{port}: {e}"))
+}
+
+fn main() {
+    let mut listeners = Vec::new();
+    let mut streams = Vec::new();
+    for spec in std::env::args().skip(1) {
+        let parts: Vec<&str> = spec.split(':').collect();
+        let num = |i: usize| -> i64 {
+            parts
+                .get(i)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("spec {spec:?}: field {i} must be a number"))
+        };
+        match parts[0] {
+            "listen" => listeners.push(listen(num(1) as u16, num(2) as i32)),
+            "connect" => streams.push(connect(num(1) as u16)),
+            "linger0" => {
+                let s = connect(num(1) as u16);
+                let l = libc::linger { l_onoff: 1, l_linger: 0 };
+                // SAFETY: libc::linger is plain old data; viewing it as bytes is sound.
+                let bytes = unsafe {
+                    std::slice::from_raw_parts((&l as *const libc::linger).cast::<u8>(), std::mem::size_of::<libc::linger>())
+                };
+                setopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, bytes);
+                streams.push(s);
+            }
+            "keepalive" => {
+                let s = connect(num(1) as u16);
+                let fd = s.as_raw_fd();
+                setopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, &int(1));
+                setopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, &int(num(2) as i32));
+                setopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, &int(num(3) as i32));
+                setopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, &int(num(4) as i32));
+                streams.push(s);
+            }
+            "user-timeout" => {
+                let s = connect(num(1) as u16);
+                setopt(s.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, &int(num(2) as i32));
+                streams.push(s);
+            }
+            "linger2" => {
+                let s = connect(num(1) as u16);
+                setopt(s.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_LINGER2, &int(num(2) as i32));
+                streams.push(s);
+            }
+            "sleep" => std::thread::sleep(std::time::Duration::from_millis(num(1) as u64)),
+            other => panic!("unknown spec {other:?}"),
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready {}", std::process::id()).unwrap();
+    out.flush().unwrap();
+    drop(out);
+    // Hold everything until the test closes our stdin (or kills us).
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        if line.is_err() {
+            break;
+        }
+    }
+    drop(streams);
+    drop(listeners);
+}

@@ -1,0 +1,367 @@
+//! The command-line surface of rstaudit (clap derive).
+//!
+//! Every command and flag named in DESIGN.md lives here, with its help text
+//! and an example. Nothing in this module does any work: `main.rs` dispatches
+//! to `commands::*`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Find why Linux connections get reset, and fix it.
+///
+/// rstaudit reads the kernel's network settings, the socket tables and the
+/// socket options of running processes, flags what makes TCP resets likely,
+/// recommends and applies sysctl fixes, and confirms findings by watching real
+/// resets or reproducing them in throwaway network namespaces.
+///
+/// Exit codes: 0 = ran, nothing at or above the threshold; 1 = findings at or
+/// above --fail-on, or drift; 2 = could not run.
+#[derive(Debug, Parser)]
+#[command(name = "rstaudit", version, propagate_version = true)]
+#[command(
+    after_help = "Example:\n  sudo rstaudit audit\n  rstaudit audit --format json --fail-on high"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Audit this host (or a snapshot) for settings that make resets likely.
+    #[command(
+        after_help = "Examples:\n  sudo rstaudit audit\n  sudo rstaudit audit --format json --fail-on high\n  rstaudit audit --snapshot host.json --set idle_timeout=350"
+    )]
+    Audit(AuditArgs),
+    /// Save what the host looks like (sysctls, counters, sockets, owners, options).
+    #[command(
+        after_help = "Examples:\n  sudo rstaudit snapshot -o host.json\n  sudo rstaudit snapshot --netns all --format yaml"
+    )]
+    Snapshot(SnapshotArgs),
+    /// Print the fixes for today's findings (sysctl.d, shell or Ansible).
+    #[command(
+        after_help = "Examples:\n  sudo rstaudit fix --emit sysctl -o /tmp/99-rstaudit.conf\n  sudo rstaudit fix --emit ansible"
+    )]
+    Fix(FixArgs),
+    /// Apply a sysctl profile or today's fixes, as one transaction.
+    #[command(
+        after_help = "Examples:\n  sudo rstaudit apply --profile baseline --dry-run\n  sudo rstaudit apply --profile behind-load-balancer --persist /etc/sysctl.d/90-rstaudit.conf"
+    )]
+    Apply(ApplyArgs),
+    /// Compare live values with a profile; exit 1 on drift.
+    #[command(
+        after_help = "Examples:\n  rstaudit verify --profile baseline\n  rstaudit verify --profile baseline --format json"
+    )]
+    Verify(VerifyArgs),
+    /// Restore the values recorded before an apply.
+    #[command(
+        after_help = "Examples:\n  sudo rstaudit rollback\n  sudo rstaudit rollback /var/lib/rstaudit/rollback-20261123T192800Z.json"
+    )]
+    Rollback(RollbackArgs),
+    /// List or show the sysctl profiles.
+    #[command(
+        after_help = "Examples:\n  rstaudit profiles list\n  rstaudit profiles show baseline"
+    )]
+    Profiles(ProfilesArgs),
+    /// List, explain or lint the rules.
+    #[command(
+        after_help = "Examples:\n  rstaudit rules list\n  rstaudit rules explain linger-zero\n  rstaudit rules lint ./my-rules"
+    )]
+    Rules(RulesArgs),
+    /// Watch real resets (live) or reproduce findings in throwaway namespaces (--lab).
+    #[command(name = "packet-check")]
+    #[command(
+        after_help = "Examples:\n  sudo rstaudit packet-check --duration 30\n  sudo rstaudit packet-check --port 443 --pcap resets.pcap\n  sudo rstaudit packet-check --lab --all\n  sudo rstaudit packet-check --lab --rule abort-on-overflow --with net.ipv4.tcp_abort_on_overflow=1"
+    )]
+    PacketCheck(PacketCheckArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  rstaudit completions bash > /etc/bash_completion.d/rstaudit"
+    )]
+    Completions {
+        /// The shell to generate for.
+        shell: CompletionShell,
+    },
+    /// Print the man page (roff) for rstaudit.
+    #[command(after_help = "Example:\n  rstaudit man > /usr/local/share/man/man1/rstaudit.1")]
+    Man,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// Where the host picture comes from: the live host (default), a copied tree or a saved snapshot.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SourceArgs {
+    /// Network namespace: a name under /run/netns, a path such as /proc/PID/ns/net, or `all`.
+    #[arg(long, value_name = "NAME|PATH|all")]
+    pub netns: Option<String>,
+    /// Audit a saved snapshot (from `rstaudit snapshot`) instead of the live host.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["root", "netns"])]
+    pub snapshot: Option<PathBuf>,
+    /// Read a copied tree (DIR/proc/sys/net, DIR/proc/net, ...) instead of the live /proc.
+    #[arg(long, value_name = "DIR", conflicts_with = "netns")]
+    pub root: Option<PathBuf>,
+    /// Sample the counters twice, SECONDS apart, and judge the change.
+    #[arg(long, value_name = "SECONDS")]
+    pub interval: Option<f64>,
+}
+
+/// Parameters for the rules: a profile's and `--set` overrides.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RuleSelectArgs {
+    /// Extra rule directory; its rules add to and override the built-in ones by id.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// Run only these rules.
+    #[arg(long, value_name = "ID,...", value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Skip these rules.
+    #[arg(long, value_name = "ID,...", value_delimiter = ',')]
+    pub skip: Vec<String>,
+    /// Take rule parameters from a profile (a name from `profiles list`, or a file).
+    #[arg(long, value_name = "NAME|FILE")]
+    pub profile: Option<String>,
+    /// Set a rule parameter, e.g. idle_timeout=350.
+    #[arg(long = "set", value_name = "PARAM=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    Table,
+    Json,
+    Yaml,
+    Junit,
+    Prometheus,
+    Html,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Default)]
+pub enum FailOn {
+    Info,
+    Low,
+    #[default]
+    Medium,
+    High,
+    Critical,
+    /// Never fail on findings.
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = AuditFormat::Table)]
+    pub format: AuditFormat,
+    /// Exit 1 when a finding is at or above this severity.
+    #[arg(long, value_enum, default_value_t = FailOn::Medium)]
+    pub fail_on: FailOn,
+    /// Write the report to FILE instead of standard output.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub select: RuleSelectArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DataFormat {
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Write to FILE instead of standard output.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DataFormat::Json)]
+    pub format: DataFormat,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Emit {
+    Sysctl,
+    Sh,
+    Ansible,
+}
+
+#[derive(Debug, Args)]
+pub struct FixArgs {
+    /// What to emit.
+    #[arg(long, value_enum, default_value_t = Emit::Sysctl)]
+    pub emit: Emit,
+    /// Write to FILE instead of standard output.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub select: RuleSelectArgs,
+    #[command(flatten)]
+    pub source: SourceArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["profile", "fixes"])))]
+pub struct ApplyArgs {
+    /// The profile to apply: a name from `profiles list`, or a file.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub profile: Option<String>,
+    /// Apply the sysctl fixes of today's findings.
+    #[arg(long)]
+    pub fixes: bool,
+    /// Show the diff and validate, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also write the values to this sysctl.d file (atomically; only a file rstaudit created).
+    #[arg(long, value_name = "FILE")]
+    pub persist: Option<PathBuf>,
+    /// Network namespace to apply in (name under /run/netns or a path).
+    #[arg(long, value_name = "NAME|PATH")]
+    pub netns: Option<String>,
+    /// Where rollback files are kept.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/rstaudit")]
+    pub state_dir: PathBuf,
+    /// Set a rule parameter, e.g. idle_timeout=350 (with --fixes).
+    #[arg(long = "set", value_name = "PARAM=VALUE")]
+    pub set: Vec<String>,
+    /// Output format of the diff.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Table)]
+    pub format: DiffFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The profile to compare with: a name from `profiles list`, or a file.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub profile: String,
+    /// Network namespace to check (name under /run/netns or a path).
+    #[arg(long, value_name = "NAME|PATH")]
+    pub netns: Option<String>,
+    /// Check persistence in this sysctl.d file (default: every file sysctl --system reads).
+    #[arg(long, value_name = "FILE")]
+    pub persist: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Table)]
+    pub format: DiffFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The rollback file to restore (default: the latest in --state-dir).
+    pub file: Option<PathBuf>,
+    /// Where rollback files are kept.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/rstaudit")]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ProfilesArgs {
+    #[command(subcommand)]
+    pub action: ProfilesAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfilesAction {
+    /// List the built-in profiles.
+    List,
+    /// Show one profile, with `extends:` resolved.
+    Show {
+        /// A name from `profiles list`, or a file.
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    #[command(subcommand)]
+    pub action: RulesAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesAction {
+    /// List the rules (built-in, plus --rules DIR).
+    List {
+        /// Extra rule directory.
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+    },
+    /// Explain one rule: why it matters, what it checks, the fix.
+    Explain {
+        /// Rule id.
+        id: String,
+        /// Extra rule directory.
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+    },
+    /// Check rule files and report every problem at once (default: the built-in rules).
+    Lint {
+        /// Directory of rule files.
+        dir: Option<PathBuf>,
+    },
+    /// Print docs/rules.md (the rule reference) generated from the rules.
+    Doc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PacketFormat {
+    Table,
+    Json,
+    Prometheus,
+    Html,
+}
+
+#[derive(Debug, Args)]
+pub struct PacketCheckArgs {
+    /// Reproduce findings in throwaway network namespaces instead of watching live traffic.
+    #[arg(long)]
+    pub lab: bool,
+    /// With --lab: the rule (or scenario) to reproduce.
+    #[arg(long, value_name = "ID", requires = "lab")]
+    pub rule: Vec<String>,
+    /// With --lab: run every scenario.
+    #[arg(long, requires = "lab", conflicts_with = "rule")]
+    pub all: bool,
+    /// With --lab: use this value inside the lab instead of the host's (KEY=VALUE).
+    #[arg(long = "with", value_name = "KEY=VALUE", requires = "lab")]
+    pub with: Vec<String>,
+    /// How long to watch, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub duration: f64,
+    /// Capture on this interface only (default: all).
+    #[arg(long, value_name = "IF")]
+    pub iface: Option<String>,
+    /// Only resets to or from this port.
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// Network namespace to watch (name under /run/netns or a path).
+    #[arg(long, value_name = "NAME|PATH")]
+    pub netns: Option<String>,
+    /// Write the captured resets to a pcap file.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PacketFormat::Table)]
+    pub format: PacketFormat,
+    /// Write the report to FILE instead of standard output.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Set a rule parameter, e.g. idle_timeout=350.
+    #[arg(long = "set", value_name = "PARAM=VALUE")]
+    pub set: Vec<String>,
+}

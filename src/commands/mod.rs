@@ -1,0 +1,94 @@
+//! One file per command: each turns parsed arguments into work and an exit code.
+//!
+//! Commands glue the layers together (host -> rules -> report / remedy /
+//! packet); they hold no domain logic of their own.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::{Cli, Command};
+
+pub mod apply;
+pub mod audit;
+pub mod fix;
+pub mod packet_check;
+pub mod profiles;
+pub mod rollback;
+pub mod rules;
+pub mod snapshot;
+pub mod tooling;
+pub mod verify;
+
+/// Exit code 1: findings at or above the threshold, or drift.
+pub const EXIT_FINDINGS: u8 = 1;
+
+/// Run one command.
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Audit(args) => audit::run(args),
+        Command::Snapshot(args) => snapshot::run(args),
+        Command::Fix(args) => fix::run(args),
+        Command::Apply(args) => apply::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Rollback(args) => rollback::run(args),
+        Command::Profiles(args) => profiles::run(args),
+        Command::Rules(args) => rules::run(args),
+        Command::PacketCheck(args) => packet_check::run(args),
+        Command::Completions { shell } => tooling::completions(shell),
+        Command::Man => tooling::man(),
+    }
+}
+
+/// Write a rendered report to FILE (atomically: temp file + rename) or to standard output.
+pub fn write_output(path: Option<&Path>, bytes: &[u8]) -> anyhow::Result<()> {
+    match path {
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(bytes).context("writing to standard output")?;
+            out.flush().context("writing to standard output")?;
+        }
+        Some(path) => {
+            let dir = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let file_name = path
+                .file_name()
+                .with_context(|| format!("{}: not a file name", path.display()))?;
+            let tmp = dir.join(format!(
+                ".{}.tmp.{}",
+                file_name.to_string_lossy(),
+                std::process::id()
+            ));
+            let result = (|| -> std::io::Result<()> {
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(bytes)?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, path)
+            })();
+            if let Err(e) = result {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e).with_context(|| format!("writing {}", path.display()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parse `PARAM=VALUE` pairs from `--set` / `--with`.
+pub fn parse_assignments(items: &[String], flag: &str) -> anyhow::Result<Vec<(String, String)>> {
+    items
+        .iter()
+        .map(|item| match item.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                Ok((k.trim().to_string(), v.trim().to_string()))
+            }
+            _ => {
+                anyhow::bail!("{flag} {item:?}: expected NAME=VALUE, e.g. {flag} idle_timeout=350")
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,338 @@
+//! Sysctl keys and their files under /proc/sys, read and written safely.
+//!
+//! A key (`net.ipv4.tcp_fin_timeout`) maps to exactly one file below
+//! `ROOT/proc/sys`. Validation is strict so that no key, from a rule, a
+//! profile or the command line, can name a file outside that tree: every
+//! component must be a plain name (no `..`, no `/`, no NUL, no empty part).
+//! Keys outside `net.` are refused unless the caller allows them explicitly.
+//! As in sysctl(8), a `/` inside a dotted key stands for a literal `.` in a
+//! path component (interface names such as `eth0.100`).
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+/// A validated sysctl key in dotted form.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SysctlKey(String);
+
+/// Why a key or a value was refused, or a read or write failed.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SysctlError {
+    #[error("sysctl key {key:?} is not valid: {why}")]
+    InvalidKey { key: String, why: String },
+    #[error("sysctl key {key:?} is outside net.*; only net.* keys may be read or written here")]
+    NotNet { key: String },
+    #[error("sysctl key {key} does not exist on this kernel ({path})")]
+    Absent { key: String, path: String },
+    #[error("sysctl key {key}: permission denied ({path}); run as root")]
+    PermissionDenied { key: String, path: String },
+    #[error("sysctl key {key}: {message} ({path})")]
+    Io {
+        key: String,
+        path: String,
+        message: String,
+    },
+    #[error("sysctl value {value:?} for {key} is not valid: {why}")]
+    InvalidValue {
+        key: String,
+        value: String,
+        why: String,
+    },
+}
+
+/// Whether keys outside `net.` are allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Only `net.*` (the default everywhere).
+    NetOnly,
+    /// Any key below /proc/sys (only when a profile says so explicitly).
+    AnyKey,
+}
+
+impl SysctlKey {
+    /// Validate a key given in dotted (`net.ipv4.tcp_syncookies`) or slashed
+    /// (`net/ipv4/tcp_syncookies`) form.
+    pub fn parse(input: &str, scope: Scope) -> Result<Self, SysctlError> {
+        let invalid = |why: &str| SysctlError::InvalidKey {
+            key: input.to_string(),
+            why: why.to_string(),
+        };
+        let trimmed = input.trim();
+        if trimmed.is_empty() {
+            return Err(invalid("it is empty"));
+        }
+        if trimmed.contains('\0') {
+            return Err(invalid("it contains a NUL byte"));
+        }
+        if trimmed.starts_with('/') || trimmed.starts_with('.') {
+            return Err(invalid(
+                "it must be a key such as net.ipv4.tcp_syncookies, not a path",
+            ));
+        }
+        // A key with dots is dotted form ('/' then means a literal '.');
+        // a key with slashes and no dots is path form.
+        let dotted = if trimmed.contains('.') {
+            trimmed.to_string()
+        } else {
+            trimmed.replace('/', ".")
+        };
+        if dotted.len() > 255 {
+            return Err(invalid("it is longer than 255 bytes"));
+        }
+        for component in dotted.split('.') {
+            if component.is_empty() {
+                return Err(invalid("it has an empty component"));
+            }
+            let as_path = component.replace('/', ".");
+            if as_path == "." || as_path == ".." || as_path.starts_with('.') {
+                return Err(invalid(
+                    "a component may not be '.' or '..' or start with '.'",
+                ));
+            }
+            if !component.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/' | '@' | ':' | '+')
+            }) {
+                return Err(invalid(
+                    "components may contain only letters, digits and _ - @ : + (and / for a literal dot)",
+                ));
+            }
+        }
+        if scope == Scope::NetOnly && !dotted.starts_with("net.") {
+            return Err(SysctlError::NotNet { key: dotted });
+        }
+        Ok(Self(dotted))
+    }
+
+    /// The dotted key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The file that holds this key below `root` (`/` for the live host).
+    pub fn path(&self, root: &Path) -> PathBuf {
+        let mut path = root.join("proc/sys");
+        for component in self.0.split('.') {
+            path.push(component.replace('/', "."));
+        }
+        path
+    }
+
+    /// Whether the key is global (not per network namespace) on Linux.
+    pub fn is_global(&self) -> bool {
+        GLOBAL_KEYS.contains(&self.0.as_str()) || !self.0.starts_with("net.")
+    }
+}
+
+impl fmt::Display for SysctlKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// net.* keys that are shared by every network namespace (rst-causes.md section 3):
+/// they can be read in a namespace but written only in the initial one.
+pub const GLOBAL_KEYS: &[&str] = &[
+    "net.ipv4.tcp_max_orphans",
+    "net.ipv4.tcp_mem",
+    "net.ipv4.tcp_rmem_global",
+    "net.netfilter.nf_conntrack_max",
+    "net.nf_conntrack_max",
+    "net.core.rmem_max",
+    "net.core.wmem_max",
+    "net.core.netdev_max_backlog",
+];
+
+fn io_error(key: &SysctlKey, path: &Path, err: &std::io::Error) -> SysctlError {
+    let key = key.to_string();
+    let path = path.display().to_string();
+    match err.kind() {
+        std::io::ErrorKind::NotFound => SysctlError::Absent { key, path },
+        std::io::ErrorKind::PermissionDenied => SysctlError::PermissionDenied { key, path },
+        _ => SysctlError::Io {
+            key,
+            path,
+            message: err.to_string(),
+        },
+    }
+}
+
+/// Refuse a path whose parents below `ROOT/proc/sys` are symlinks (a copied tree could hold one
+/// that points outside it). The live /proc/sys holds no symlinks.
+fn check_no_symlink(root: &Path, key: &SysctlKey) -> Result<PathBuf, SysctlError> {
+    let base = root.join("proc/sys");
+    let path = key.path(root);
+    let mut cur = base.clone();
+    for component in path
+        .strip_prefix(&base)
+        .into_iter()
+        .flat_map(|p| p.components())
+    {
+        cur.push(component);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(SysctlError::Io {
+                    key: key.to_string(),
+                    path: cur.display().to_string(),
+                    message: "is a symbolic link; refusing to follow it".to_string(),
+                });
+            }
+            Ok(_) => {}
+            Err(e) => return Err(io_error(key, &cur, &e)),
+        }
+    }
+    Ok(path)
+}
+
+/// Read a key's current value (trimmed; multi-value keys keep their inner whitespace).
+pub fn read(root: &Path, key: &SysctlKey) -> Result<String, SysctlError> {
+    let path = check_no_symlink(root, key)?;
+    let text = std::fs::read_to_string(&path).map_err(|e| io_error(key, &path, &e))?;
+    Ok(normalize(&text))
+}
+
+/// Write a value to a key. The caller validates the value first ([`validate_value`]).
+pub fn write(root: &Path, key: &SysctlKey, value: &str) -> Result<(), SysctlError> {
+    let path = check_no_symlink(root, key)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| io_error(key, &path, &e))?;
+    file.write_all(format!("{value}\n").as_bytes())
+        .map_err(|e| io_error(key, &path, &e))
+}
+
+/// Collapse whitespace the way sysctl(8) prints values: `4096\t16384\t4194304` -> `4096 16384 4194304`.
+pub fn normalize(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Check that a value is well formed for writing: no NUL or newline, at most 4096 bytes, and
+/// when the key's current value is numeric, the same number of integer fields, each in i64 range.
+pub fn validate_value(
+    key: &SysctlKey,
+    value: &str,
+    current: Option<&str>,
+) -> Result<String, SysctlError> {
+    let invalid = |why: String| SysctlError::InvalidValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        why,
+    };
+    if value.contains('\0') || value.contains('\n') {
+        return Err(invalid("it contains a NUL byte or a newline".to_string()));
+    }
+    if value.len() > 4096 {
+        return Err(invalid("it is longer than 4096 bytes".to_string()));
+    }
+    let normalized = normalize(value);
+    if let Some(current) = current {
+        let cur_fields: Vec<&str> = current.split_whitespace().collect();
+        let numeric = !cur_fields.is_empty() && cur_fields.iter().all(|f| f.parse::<i64>().is_ok());
+        if numeric {
+            let new_fields: Vec<&str> = normalized.split_whitespace().collect();
+            if new_fields.len() != cur_fields.len() {
+                return Err(invalid(format!(
+                    "expected {} integer field(s) like the current value {current:?}",
+                    cur_fields.len()
+                )));
+            }
+            for f in &new_fields {
+                if f.parse::<i64>().is_err() {
+                    return Err(invalid(format!("{f:?} is not an integer")));
+                }
+            }
+        }
+    }
+    Ok(normalized)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_plain_net_keys() {
+        let k = SysctlKey::parse("net.ipv4.tcp_fin_timeout", Scope::NetOnly).unwrap();
+        assert_eq!(
+            k.path(Path::new("/")),
+            PathBuf::from("/proc/sys/net/ipv4/tcp_fin_timeout")
+        );
+        let k = SysctlKey::parse("net/ipv4/tcp_syncookies", Scope::NetOnly).unwrap();
+        assert_eq!(k.as_str(), "net.ipv4.tcp_syncookies");
+        let k = SysctlKey::parse("net.ipv4.conf.eth0/100.rp_filter", Scope::NetOnly).unwrap();
+        assert_eq!(
+            k.path(Path::new("/r")),
+            PathBuf::from("/r/proc/sys/net/ipv4/conf/eth0.100/rp_filter")
+        );
+    }
+
+    #[test]
+    fn refuses_hostile_keys() {
+        for bad in [
+            "net.ipv4/../../../etc/passwd",
+            "/etc/passwd",
+            "net..ipv4",
+            "net.ipv4.",
+            "",
+            "net.ipv4.tcp\0x",
+            "net.ipv4. tcp",
+            "../net",
+            "net/../kernel/panic",
+        ] {
+            assert!(
+                SysctlKey::parse(bad, Scope::NetOnly).is_err(),
+                "{bad:?} was accepted"
+            );
+            assert!(
+                SysctlKey::parse(bad, Scope::AnyKey).is_err(),
+                "{bad:?} was accepted"
+            );
+        }
+        assert_eq!(
+            SysctlKey::parse("kernel.panic", Scope::NetOnly),
+            Err(SysctlError::NotNet {
+                key: "kernel.panic".into()
+            })
+        );
+        assert!(SysctlKey::parse("kernel.panic", Scope::AnyKey).is_ok());
+    }
+
+    #[test]
+    fn values_are_checked_against_the_current_shape() {
+        let k = SysctlKey::parse("net.ipv4.tcp_mem", Scope::NetOnly).unwrap();
+        assert_eq!(
+            validate_value(&k, "1 2  3", Some("4 5 6")).unwrap(),
+            "1 2 3"
+        );
+        assert!(validate_value(&k, "1 2", Some("4 5 6")).is_err());
+        assert!(validate_value(&k, "x", Some("1")).is_err());
+        assert!(validate_value(&k, "99999999999999999999", Some("1")).is_err());
+        assert!(validate_value(&k, "1\n2", None).is_err());
+        assert_eq!(validate_value(&k, "reno", Some("cubic")).unwrap(), "reno");
+    }
+
+    #[test]
+    fn reads_from_a_root_and_refuses_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let ipv4 = dir.path().join("proc/sys/net/ipv4");
+        std::fs::create_dir_all(&ipv4).unwrap();
+        std::fs::write(ipv4.join("tcp_fin_timeout"), "60\n").unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", ipv4.join("evil")).unwrap();
+        let k = SysctlKey::parse("net.ipv4.tcp_fin_timeout", Scope::NetOnly).unwrap();
+        assert_eq!(read(dir.path(), &k).unwrap(), "60");
+        let evil = SysctlKey::parse("net.ipv4.evil", Scope::NetOnly).unwrap();
+        assert!(matches!(
+            read(dir.path(), &evil),
+            Err(SysctlError::Io { .. })
+        ));
+        let absent = SysctlKey::parse("net.ipv4.tcp_tw_recycle", Scope::NetOnly).unwrap();
+        assert!(matches!(
+            read(dir.path(), &absent),
+            Err(SysctlError::Absent { .. })
+        ));
+    }
+}

@@ -1,0 +1,33 @@
+//! The rstaudit binary: parse arguments, dispatch, map errors to exit codes.
+//!
+//! Exit codes (DESIGN.md): 0 = ran, nothing at or above the threshold;
+//! 1 = findings at or above --fail-on, or drift; 2 = could not run.
+//! A closed standard output (`rstaudit audit | head`) exits 0.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use rstaudit::cli::Cli;
+use rstaudit::commands;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match commands::dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("rstaudit: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

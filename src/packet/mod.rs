@@ -1,0 +1,2 @@
+//! Packet check: watch real resets (live) or reproduce findings in
+//! throwaway network namespaces (lab).

@@ -1,0 +1,2 @@
+//! Fixes: render sysctl.d / shell / Ansible, sysctl profiles, and the
+//! transactional apply, verify and rollback.

@@ -1,0 +1,2 @@
+//! Renderers: pure functions from findings (and other results) to bytes.
+//! Nothing here reads the host.

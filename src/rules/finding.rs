@@ -1,0 +1,123 @@
+//! What the engine produces: findings, with evidence and fixes.
+//!
+//! These types are the contract between the engine, the reporters, the
+//! remedy layer and the packet check. They serialise to the audit JSON
+//! (docs/audit-json.md).
+
+use serde::{Deserialize, Serialize};
+
+/// How bad a finding is. Ordered: `Info < Low < Medium < High < Critical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+/// One thing the audit found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Finding {
+    /// The stable id of the rule that fired, e.g. `linger-zero`.
+    pub rule: String,
+    pub title: String,
+    pub severity: Severity,
+    /// The seed cause it belongs to (rst-causes.md section 6), e.g. `6`.
+    pub cause: String,
+    /// `host`, `listener`, `socket` or `process`.
+    pub subject: String,
+    /// The network namespace, by friendly name.
+    pub netns: String,
+    /// One line saying what was found, with the numbers.
+    pub message: String,
+    /// For per-process findings: the process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<FindingProcess>,
+    /// For socket findings: how many sockets matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// A few examples (`10.0.0.5:443 -> 10.0.0.9:51234 ESTABLISHED`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<String>,
+    pub evidence: Evidence,
+    pub fix: Fix,
+    /// The lab scenario that reproduces it (`packet-check --lab`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lab: Option<String>,
+}
+
+/// A process a finding points at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FindingProcess {
+    pub pid: u32,
+    pub comm: String,
+}
+
+/// What would confirm a finding, and what was seen already.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Evidence {
+    /// Counters named by the rule, with their value and change when known.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counters: Vec<CounterEvidence>,
+    /// Kernel RST reasons (`sk_rst_reason` names) a reset of this kind carries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rst_reasons: Vec<String>,
+}
+
+/// A counter's reading.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CounterEvidence {
+    /// `TcpExt.ListenOverflows`.
+    pub name: String,
+    /// Total since boot (or namespace creation), when read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// Change over the sampling window, when two samples were taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<u64>,
+    /// The window, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_seconds: Option<f64>,
+}
+
+/// How to fix a finding.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fix {
+    /// Sysctl changes, when a sysctl can fix it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sysctls: Vec<SysctlFix>,
+    /// Advice for the application or the operator, when no sysctl can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advice: Option<String>,
+}
+
+/// One sysctl change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SysctlFix {
+    pub key: String,
+    /// The recommended value (parameters already substituted).
+    pub value: String,
+    /// The value it replaces, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<String>,
+}

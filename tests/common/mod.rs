@@ -1,0 +1,132 @@
+//! Shared support for integration tests: namespaces the test creates and
+//! always removes, and real helper processes with real sockets.
+//!
+//! Tests that need root call [`require_root`], which fails loudly (never
+//! skips) when the capability is missing.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Fail the test loudly unless it runs as root.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "this test needs root (it creates network namespaces): run the README test command as root"
+    );
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A network namespace created for one test and deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// Create `rsta-PREFIX-PID-N` with loopback up.
+    pub fn new(prefix: &str) -> Self {
+        require_root();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("rsta-{prefix}-{}-{n}", std::process::id());
+        run(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Self { name };
+        run(Command::new("ip").args(["-n", &ns.name, "link", "set", "lo", "up"]));
+        ns
+    }
+
+    /// A command that runs inside the namespace (`ip netns exec NAME PROGRAM`).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]).arg(program);
+        cmd
+    }
+
+    /// Set a sysctl inside the namespace.
+    pub fn sysctl(&self, key: &str, value: &str) {
+        run(self.command("sysctl").args(["-q", "-w", &format!("{key}={value}")]));
+    }
+
+    /// Read a sysctl inside the namespace.
+    pub fn read_sysctl(&self, key: &str) -> String {
+        let out = self.command("sysctl").args(["-n", key]).output().expect("sysctl");
+        assert!(out.status.success(), "sysctl -n {key} failed in {}", self.name);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Start the socket helper inside the namespace with these specs.
+    pub fn helper(&self, specs: &[&str]) -> Helper {
+        Helper::spawn(self.command(sockhelper_path()).args(specs))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// Run a command and panic with its output when it fails.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The path of the `sockhelper` example (built by `cargo test`).
+pub fn sockhelper_path() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/debug/deps/TEST-HASH -> target/debug/examples/sockhelper
+    let dir = exe.parent().and_then(|p| p.parent()).expect("target dir");
+    let path = dir.join("examples/sockhelper");
+    assert!(path.exists(), "{} is missing: run the tests with `cargo test`", path.display());
+    path
+}
+
+/// The rstaudit binary under test.
+pub fn rstaudit() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rstaudit"))
+}
+
+/// A running helper process; killed on drop.
+pub struct Helper {
+    pub child: Child,
+    pub pid: u32,
+}
+
+impl Helper {
+    fn spawn(cmd: &mut Command) -> Self {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning sockhelper");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().expect("stdout"))
+            .read_line(&mut line)
+            .expect("reading sockhelper");
+        let pid = line
+            .trim()
+            .strip_prefix("ready ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("sockhelper did not start: {line:?}"));
+        Self { child, pid }
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
