@@ -21,10 +21,19 @@ use std::os::fd::AsRawFd;
 fn setopt(fd: i32, level: i32, name: i32, value: &[u8]) {
     // SAFETY: value points to `value.len()` readable bytes for the duration of the call.
     let rc = unsafe {
-        libc::setsockopt(fd, level, name, value.as_ptr().cast(), value.len() as libc::socklen_t)
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            value.as_ptr().cast(),
+            value.len() as libc::socklen_t,
+        )
     };
     if rc != 0 {
-        panic!("setsockopt({level}, {name}): {}", std::io::Error::last_os_error());
+        panic!(
+            "setsockopt({level}, {name}): {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
@@ -42,7 +51,9 @@ fn listen(port: u16, backlog: i32) -> TcpListener {
         let addr = libc::sockaddr_in {
             sin_family: libc::AF_INET as libc::sa_family_t,
             sin_port: port.to_be(),
-            sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes([127, 0, 0, 1]) },
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+            },
             sin_zero: [0; 8],
         };
         let rc = libc::bind(
@@ -50,15 +61,24 @@ fn listen(port: u16, backlog: i32) -> TcpListener {
             (&addr as *const libc::sockaddr_in).cast(),
             std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
         );
-        assert!(rc == 0, "bind 127.0.0.1:{port}: {}", std::io::Error::last_os_error());
-        assert!(libc::listen(fd, backlog) == 0, "listen: {}", std::io::Error::last_os_error());
+        assert!(
+            rc == 0,
+            "bind 127.0.0.1:{port}: {}",
+            std::io::Error::last_os_error()
+        );
+        assert!(
+            libc::listen(fd, backlog) == 0,
+            "listen: {}",
+            std::io::Error::last_os_error()
+        );
         use std::os::fd::FromRawFd;
         TcpListener::from_raw_fd(fd)
     }
 }
 
 fn connect(port: u16) -> TcpStream {
-    TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect 127.0.0.1:{port}: {e}"))
+    TcpStream::connect(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("connect 127.0.0.1:{port}: {e}"))
 }
 
 fn main() {
@@ -77,10 +97,16 @@ fn main() {
             "connect" => streams.push(connect(num(1) as u16)),
             "linger0" => {
                 let s = connect(num(1) as u16);
-                let l = libc::linger { l_onoff: 1, l_linger: 0 };
+                let l = libc::linger {
+                    l_onoff: 1,
+                    l_linger: 0,
+                };
                 // SAFETY: libc::linger is plain old data; viewing it as bytes is sound.
                 let bytes = unsafe {
-                    std::slice::from_raw_parts((&l as *const libc::linger).cast::<u8>(), std::mem::size_of::<libc::linger>())
+                    std::slice::from_raw_parts(
+                        (&l as *const libc::linger).cast::<u8>(),
+                        std::mem::size_of::<libc::linger>(),
+                    )
                 };
                 setopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, bytes);
                 streams.push(s);
@@ -89,19 +115,44 @@ fn main() {
                 let s = connect(num(1) as u16);
                 let fd = s.as_raw_fd();
                 setopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, &int(1));
-                setopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, &int(num(2) as i32));
-                setopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, &int(num(3) as i32));
-                setopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, &int(num(4) as i32));
+                setopt(
+                    fd,
+                    libc::IPPROTO_TCP,
+                    libc::TCP_KEEPIDLE,
+                    &int(num(2) as i32),
+                );
+                setopt(
+                    fd,
+                    libc::IPPROTO_TCP,
+                    libc::TCP_KEEPINTVL,
+                    &int(num(3) as i32),
+                );
+                setopt(
+                    fd,
+                    libc::IPPROTO_TCP,
+                    libc::TCP_KEEPCNT,
+                    &int(num(4) as i32),
+                );
                 streams.push(s);
             }
             "user-timeout" => {
                 let s = connect(num(1) as u16);
-                setopt(s.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, &int(num(2) as i32));
+                setopt(
+                    s.as_raw_fd(),
+                    libc::IPPROTO_TCP,
+                    libc::TCP_USER_TIMEOUT,
+                    &int(num(2) as i32),
+                );
                 streams.push(s);
             }
             "linger2" => {
                 let s = connect(num(1) as u16);
-                setopt(s.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_LINGER2, &int(num(2) as i32));
+                setopt(
+                    s.as_raw_fd(),
+                    libc::IPPROTO_TCP,
+                    libc::TCP_LINGER2,
+                    &int(num(2) as i32),
+                );
                 streams.push(s);
             }
             "sleep" => std::thread::sleep(std::time::Duration::from_millis(num(1) as u64)),

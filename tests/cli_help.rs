@@ -5,20 +5,38 @@ mod common;
 #[test]
 fn every_command_help_has_an_example() {
     for cmd in [
-        "audit", "snapshot", "fix", "apply", "verify", "rollback", "profiles", "rules",
-        "packet-check", "completions", "man",
+        "audit",
+        "snapshot",
+        "fix",
+        "apply",
+        "verify",
+        "rollback",
+        "profiles",
+        "rules",
+        "packet-check",
+        "completions",
+        "man",
     ] {
         let out = common::rstaudit().args([cmd, "--help"]).output().unwrap();
         assert!(out.status.success(), "{cmd} --help failed");
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("Example"), "{cmd} --help has no example:\n{text}");
-        assert!(text.contains("rstaudit "), "{cmd} --help example does not show rstaudit");
+        assert!(
+            text.contains("Example"),
+            "{cmd} --help has no example:\n{text}"
+        );
+        assert!(
+            text.contains("rstaudit "),
+            "{cmd} --help example does not show rstaudit"
+        );
     }
 }
 
 #[test]
 fn bad_arguments_exit_2() {
-    let out = common::rstaudit().args(["audit", "--format", "nope"]).output().unwrap();
+    let out = common::rstaudit()
+        .args(["audit", "--format", "nope"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 

@@ -341,3 +341,34 @@ impl Snapshot {
         Some((delta, b.at_ms.saturating_sub(a.at_ms) as f64 / 1000.0))
     }
 }
+
+/// Where to read the host picture from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The running kernel (/proc, netlink, /proc/PID/fd).
+    Live,
+    /// A copied tree: ROOT/proc/sys/net, ROOT/proc/net, ROOT/proc/sys/kernel/osrelease.
+    Root(std::path::PathBuf),
+    /// A saved snapshot file (JSON or YAML; one snapshot or a list).
+    File(std::path::PathBuf),
+}
+
+/// What to collect.
+#[derive(Debug, Clone)]
+pub struct CollectOptions {
+    pub source: Source,
+    /// `--netns NAME|PATH|all` (live only).
+    pub netns: Option<String>,
+    /// `--interval SECONDS`: sample counters twice.
+    pub interval: Option<f64>,
+    /// Map sockets to processes (/proc/*/fd).
+    pub owners: bool,
+    /// Read socket options through pidfd_getfd (implies owners).
+    pub options: bool,
+}
+
+/// Collect one snapshot per network namespace asked for (one, unless `--netns all`).
+pub fn collect(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
+    let _ = opts;
+    anyhow::bail!("host collection is not implemented yet")
+}

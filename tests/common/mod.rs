@@ -48,13 +48,23 @@ impl Netns {
 
     /// Set a sysctl inside the namespace.
     pub fn sysctl(&self, key: &str, value: &str) {
-        run(self.command("sysctl").args(["-q", "-w", &format!("{key}={value}")]));
+        run(self
+            .command("sysctl")
+            .args(["-q", "-w", &format!("{key}={value}")]));
     }
 
     /// Read a sysctl inside the namespace.
     pub fn read_sysctl(&self, key: &str) -> String {
-        let out = self.command("sysctl").args(["-n", key]).output().expect("sysctl");
-        assert!(out.status.success(), "sysctl -n {key} failed in {}", self.name);
+        let out = self
+            .command("sysctl")
+            .args(["-n", key])
+            .output()
+            .expect("sysctl");
+        assert!(
+            out.status.success(),
+            "sysctl -n {key} failed in {}",
+            self.name
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -66,7 +76,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -88,7 +100,11 @@ pub fn sockhelper_path() -> PathBuf {
     // target/debug/deps/TEST-HASH -> target/debug/examples/sockhelper
     let dir = exe.parent().and_then(|p| p.parent()).expect("target dir");
     let path = dir.join("examples/sockhelper");
-    assert!(path.exists(), "{} is missing: run the tests with `cargo test`", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test`",
+        path.display()
+    );
     path
 }
 
