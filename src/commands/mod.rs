@@ -38,8 +38,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Profiles(args) => profiles::run(args),
         Command::Rules(args) => rules::run(args),
         Command::PacketCheck(args) => packet_check::run(args),
-        Command::Completions { shell } => tooling::completions(shell),
-        Command::Man => tooling::man(),
+        Command::Completions { shell, dir } => tooling::completions(shell, dir.as_deref()),
+        Command::Man { dir } => tooling::man(dir.as_deref()),
     }
 }
 
