@@ -59,6 +59,31 @@ fn app_lines(s: &Value, run: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Whether this kernel's tcp_send_reset tracepoint carries the reset reason (6.10+).
+fn kernel_reports_reasons() -> bool {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .any(|root| {
+            std::fs::read_to_string(format!("{root}/events/tcp/tcp_send_reset/format"))
+                .is_ok_and(|f| f.contains("reason"))
+        })
+}
+
+/// The host run's resets were seen by capture and, where the kernel says why, with `reason`.
+fn assert_captured_with_reason(s: &Value, reason: &str) {
+    assert!(
+        s["host_run"]["captured_resets"].as_u64().unwrap_or(0) > 0,
+        "no captured reset: {s:#}"
+    );
+    assert_eq!(s["fix_run"]["captured_resets"].as_u64(), Some(0), "{s:#}");
+    if kernel_reports_reasons() {
+        assert!(
+            s["host_run"]["reasons"][reason].as_u64().unwrap_or(0) > 0,
+            "no {reason} reason: {s:#}"
+        );
+    }
+}
+
 fn host_sysctl(key: &str) -> Option<f64> {
     let path = format!("/proc/sys/{}", key.replace('.', "/"));
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
@@ -106,6 +131,14 @@ fn all_scenarios_give_their_verdicts_in_under_30_seconds() {
     assert_eq!(
         overflow["fix_run"]["settings"][0]["value"], "0",
         "{overflow:#}"
+    );
+    assert_captured_with_reason(scenario(&report, "closed-port"), "NO_SOCKET");
+    assert_captured_with_reason(scenario(&report, "unread-close"), "TCP_ABORT_ON_CLOSE");
+    assert_captured_with_reason(scenario(&report, "linger-zero"), "TCP_STATE");
+    assert_captured_with_reason(overflow, "INVALID_SYN");
+    assert_captured_with_reason(
+        scenario(&report, "write-after-close"),
+        "TCP_TIMEWAIT_SOCKET",
     );
     let unread = scenario(&report, "unread-close");
     assert!(
@@ -165,6 +198,7 @@ fn keepalive_timeout_is_confirmed_with_an_aggressive_keepalive() {
     );
     let s = scenario(&report, "keepalive-timeout");
     assert!(app_lines(s, "host_run").contains("ETIMEDOUT"), "{s:#}");
+    assert_captured_with_reason(s, "TCP_KEEPALIVE_TIMEOUT");
     assert!(
         s["host_run"]["counters"]["client TcpExt.TCPAbortOnTimeout"]
             .as_u64()
@@ -208,6 +242,7 @@ fn write_after_close_reason_follows_fin_timeout() {
         "{report:#}"
     );
     let s = scenario(&report, "write-after-close");
+    assert_captured_with_reason(s, "TCP_ABORT_ON_DATA");
     assert!(
         s["expected_reason"]
             .as_str()
@@ -357,6 +392,7 @@ fn sigint_in_the_middle_of_idle_middlebox_leaves_nothing_behind() {
         child.try_wait().unwrap().is_none(),
         "the lab ended before the interrupt"
     );
+    let started_wait = Instant::now();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -366,6 +402,11 @@ fn sigint_in_the_middle_of_idle_middlebox_leaves_nothing_behind() {
     assert!(
         !status.success(),
         "an interrupted lab does not report success"
+    );
+    assert!(
+        started_wait.elapsed() < Duration::from_secs(4),
+        "the lab took {:?} to stop after SIGINT",
+        started_wait.elapsed()
     );
     // The kernel frees the namespaces once the process is gone.
     let still: BTreeSet<String> = all_held_netns().intersection(&held).cloned().collect();
@@ -396,7 +437,7 @@ fn sigint_in_the_middle_of_idle_middlebox_leaves_nothing_behind() {
     );
     let instances = tracefs_instances();
     assert!(
-        !instances.iter().any(|i| i.contains(&pid.to_string())),
+        !instances.iter().any(|i| i == &format!("rstaudit-{pid}")),
         "ftrace instance of pid {pid} left: {instances:?}"
     );
 }

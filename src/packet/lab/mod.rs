@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::cli::{PacketCheckArgs, PacketFormat};
 use crate::host::sysctl::{self, Scope, SysctlError, SysctlKey};
 
+pub mod evidence;
 pub mod netns;
 pub mod nft;
 pub mod rtnl;
@@ -100,7 +101,44 @@ pub struct LabReport {
     /// `--with` overrides in force.
     pub with: BTreeMap<String, String>,
     pub scenarios: Vec<ScenarioReport>,
+    /// What the whole lab could not do (no reasons on this kernel, ...).
+    pub notes: Vec<String>,
     pub seconds: f64,
+}
+
+/// Start the packet check's private ftrace instance to learn the kernel's reason for each
+/// reset; on kernels (or hosts) without it, say so and go on with capture and counters.
+fn start_trace(notes: &mut Vec<String>) -> Option<crate::packet::ftrace::TraceSession> {
+    use crate::packet::ftrace::{TraceOptions, TraceSession, Tracefs, clean_stale};
+    let tracefs = match Tracefs::find_or_mount() {
+        Ok(t) => t,
+        Err(e) => {
+            notes.push(format!("no reset reasons: {e}"));
+            return None;
+        }
+    };
+    if let Err(e) = clean_stale(&tracefs) {
+        notes.push(format!("removing stale trace instances: {e:#}"));
+    }
+    let opts = TraceOptions {
+        buffer_kb: 1024,
+        ..TraceOptions::default()
+    };
+    match TraceSession::start(&tracefs, &opts) {
+        Ok((session, rx)) => {
+            if session.support.reasons.is_none() {
+                notes.push("this kernel's tcp_send_reset has no reason field (before 6.10): resets are counted without reasons".into());
+            }
+            notes.extend(session.support.notes.iter().cloned());
+            evidence::collect_events(rx);
+            evidence::set_tracing(true);
+            Some(session)
+        }
+        Err(e) => {
+            notes.push(format!("no reset reasons: {e}"));
+            None
+        }
+    }
 }
 
 /// One scenario to run, and for which findings.
@@ -119,10 +157,27 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
     let params = parse_params(&args.set)?;
     let jobs = select(&args, &params)?;
     check_with_is_used(&with, &jobs)?;
+    // SIGINT/SIGTERM set a flag: the scenarios stop waiting, their namespaces go with their
+    // threads, and the ftrace instance is removed before the process exits.
+    evidence::set_interrupt_flag(crate::packet::ftrace::install_signal_flag()?);
+    let mut notes = Vec::new();
+    let trace = start_trace(&mut notes);
     let started = Instant::now();
     let mut reports = Vec::new();
     for job in &jobs {
+        if evidence::interrupted() {
+            break;
+        }
         reports.push(run_job(job, &with, &params));
+    }
+    if let Some(trace) = trace {
+        evidence::set_tracing(false);
+        if let Err(e) = trace.finish() {
+            notes.push(format!("removing the ftrace instance: {e:#}"));
+        }
+    }
+    if evidence::interrupted() {
+        anyhow::bail!("interrupted; the lab's namespaces and trace instance are gone");
     }
     let report = LabReport {
         schema: SCHEMA_VERSION,
@@ -131,6 +186,7 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_else(|e| format!("unknown ({e})")),
         with: with.into_iter().collect(),
         scenarios: reports,
+        notes,
         seconds: started.elapsed().as_secs_f64(),
     };
     let bytes = match args.format {
@@ -463,6 +519,23 @@ pub fn render_table(report: &LabReport) -> String {
             if let Some(change) = &run.change {
                 out.push_str(&format!("    change: {change}\n"));
             }
+            if !run.reasons.is_empty() {
+                let r: Vec<String> = run
+                    .reasons
+                    .iter()
+                    .map(|(k, v)| format!("{k} x{v}"))
+                    .collect();
+                out.push_str(&format!("    reasons: {}\n", r.join(", ")));
+            }
+            if let Some(c) = run.captured_resets {
+                out.push_str(&format!(
+                    "    captured: {c}, counted by the kernel: {}\n",
+                    run.counted_resets
+                ));
+            }
+            for n in &run.notes {
+                out.push_str(&format!("    note: {n}\n"));
+            }
             if !run.counters.is_empty() {
                 let c: Vec<String> = run
                     .counters
@@ -501,6 +574,9 @@ pub fn render_table(report: &LabReport) -> String {
             "\nvalues replaced inside the lab (--with): {}\n",
             w.join(", ")
         ));
+    }
+    for n in &report.notes {
+        out.push_str(&format!("note: {n}\n"));
     }
     out.push_str(&format!(
         "\n{} scenario(s) in {:.1} s on kernel {}\n",
@@ -556,6 +632,7 @@ mod tests {
             schema: SCHEMA_VERSION,
             kernel: "6.18".into(),
             with: BTreeMap::new(),
+            notes: vec![],
             seconds: 1.0,
             scenarios: vec![ScenarioReport {
                 scenario: "accept-overflow".into(),

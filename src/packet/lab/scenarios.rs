@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
+use super::evidence::{Measured, Meter, nap};
 use super::netns::LabNs;
 use super::scale::{self, Scale};
 use super::{nft, rtnl, sock};
@@ -82,8 +83,23 @@ pub struct RunReport {
     /// The application change made for this run, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub change: Option<String>,
-    /// Resets counted in the lab (kernel-built resets in every lab namespace, plus a middlebox's).
+    /// Resets sent inside the lab: captured (every lab namespace's sent resets) when the
+    /// capture works, else [`RunReport::counted_resets`].
     pub resets: u64,
+    /// Resets by the namespaces' counters (Tcp.OutRsts) plus a middlebox's rejects.
+    pub counted_resets: u64,
+    /// Resets captured, when the capture works.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub captured_resets: Option<u64>,
+    /// The captured resets, `role: src -> dst`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<String>,
+    /// The kernel's reasons (tcp:tcp_send_reset), where the kernel reports them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub reasons: BTreeMap<String, u64>,
+    /// What could not be measured, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Counters that moved, by namespace role (`client Tcp.EstabResets`).
     pub counters: BTreeMap<String, u64>,
     /// What the application saw, step by step.
@@ -197,85 +213,6 @@ pub fn find(name: &str) -> Option<&'static Scenario> {
 
 // ---- plumbing shared by the scenarios ----
 
-/// Counter deltas over a run, over several namespaces.
-struct Meter<'a> {
-    nss: Vec<&'a LabNs>,
-    before: Vec<BTreeMap<String, u64>>,
-}
-
-/// Counters worth showing when they move (rst-causes.md section 2).
-const SHOWN: &[&str] = &[
-    "Tcp.OutRsts",
-    "Tcp.EstabResets",
-    "Tcp.AttemptFails",
-    "TcpExt.TCPAbortOnClose",
-    "TcpExt.TCPAbortOnData",
-    "TcpExt.TCPAbortOnLinger",
-    "TcpExt.TCPAbortOnTimeout",
-    "TcpExt.TCPAbortOnMemory",
-    "TcpExt.ListenOverflows",
-    "TcpExt.ListenDrops",
-    "TcpExt.EmbryonicRsts",
-    "TcpExt.TW",
-    "TcpExt.TCPKeepAlive",
-];
-
-impl<'a> Meter<'a> {
-    fn start(nss: &[&'a LabNs]) -> anyhow::Result<Self> {
-        let before = nss
-            .iter()
-            .map(|ns| ns.counters())
-            .collect::<Result<_, _>>()?;
-        Ok(Self {
-            nss: nss.to_vec(),
-            before,
-        })
-    }
-
-    /// Resets built by the kernel in every namespace (Tcp.OutRsts) and the
-    /// counters that moved so far. Read it at the end of the observed window,
-    /// before the scenario's sockets are torn down.
-    fn read(&self) -> anyhow::Result<Measured> {
-        let labelled = self.nss.len() > 1;
-        let mut m = Measured::default();
-        for (ns, before) in self.nss.iter().zip(&self.before) {
-            let after = ns.counters()?;
-            for name in SHOWN {
-                let delta = after
-                    .get(*name)
-                    .unwrap_or(&0)
-                    .saturating_sub(*before.get(*name).unwrap_or(&0));
-                if *name == "Tcp.OutRsts" {
-                    m.resets += delta;
-                }
-                if delta > 0 {
-                    let key = if labelled {
-                        format!("{} {name}", ns.role)
-                    } else {
-                        name.to_string()
-                    };
-                    m.counters.insert(key, delta);
-                }
-            }
-        }
-        Ok(m)
-    }
-}
-
-/// What a [`Meter`] read.
-#[derive(Debug, Default)]
-struct Measured {
-    resets: u64,
-    counters: BTreeMap<String, u64>,
-}
-
-impl Measured {
-    fn apply(self, run: &mut RunReport) {
-        run.resets += self.resets;
-        run.counters.extend(self.counters);
-    }
-}
-
 /// Run the host run and the fix run at the same time.
 fn both<A: Send, B: Send>(
     a: impl FnOnce() -> anyhow::Result<A> + Send,
@@ -313,7 +250,13 @@ where
 
 /// The loopback address of a run (each concurrent run has its own).
 fn lo_addr(slot: u8) -> SocketAddrV4 {
-    SocketAddrV4::new(Ipv4Addr::new(127, 77, slot, 1), 8080)
+    SocketAddrV4::new(Ipv4Addr::new(127, 77, slot, 1), lab_port())
+}
+
+/// The servers' port: differs between concurrent lab processes, so the host-wide reset
+/// tracepoints can be matched to this process's runs by address and port.
+pub fn lab_port() -> u16 {
+    20000 + (std::process::id() % 40000) as u16
 }
 
 fn read_outcome(s: &mut TcpStream, what: &str) -> String {
@@ -372,7 +315,7 @@ fn closed_port(_ctx: &Ctx) -> anyhow::Result<Outcome> {
         if listening {
             report.change = Some("the service listens on the port".into());
         }
-        let meter = Meter::start(&[&ns])?;
+        let meter = Meter::start(&[&ns], vec![addr.into()])?;
         let (app, measured) = ns.run(|| {
             let listener = if listening {
                 Some(sock::listener(addr, 16, None)?)
@@ -424,7 +367,7 @@ fn close_scenario(
         change: change.map(str::to_string),
         ..RunReport::default()
     };
-    let meter = Meter::start(&[&ns])?;
+    let meter = Meter::start(&[&ns], vec![addr.into()])?;
     let (app, measured) = ns.run(|| {
         let listener = sock::listener(addr, 16, None)?;
         let mut client = sock::connect(addr).context("connect")?;
@@ -527,7 +470,7 @@ fn accept_overflow(ctx: &Ctx) -> anyhow::Result<Outcome> {
                 settings: settings(&ns, &values)?,
                 ..RunReport::default()
             };
-            let meter = Meter::start(&[&ns])?;
+            let meter = Meter::start(&[&ns], vec![addr.into()])?;
             let (app, measured) = ns.run(|| {
                 let _listener = sock::listener(addr, 1, Some(5))?;
                 // Handshakes first (TCP_DEFER_ACCEPT keeps them out of the accept
@@ -623,6 +566,8 @@ struct Middlebox {
     middlebox: LabNs,
     server: LabNs,
     server_addr: SocketAddrV4,
+    /// The server's endpoint (resets of this run name it as source or destination).
+    addrs: Vec<std::net::SocketAddr>,
 }
 
 const LAB_TABLE: &str = "rstaudit_lab";
@@ -665,7 +610,8 @@ fn build_middlebox(slot: u8, timeout_secs: u64) -> anyhow::Result<Middlebox> {
         client,
         middlebox,
         server,
-        server_addr: SocketAddrV4::new(net(b, 2), 8080),
+        server_addr: SocketAddrV4::new(net(b, 2), lab_port()),
+        addrs: vec![SocketAddrV4::new(net(b, 2), lab_port()).into()],
     })
 }
 
@@ -749,7 +695,7 @@ fn idle_middlebox(ctx: &Ctx) -> anyhow::Result<Outcome> {
             settings: settings(&mb.client, &keepalive_settings(scale, values))?,
             ..RunReport::default()
         };
-        let meter = Meter::start(&[&mb.client, &mb.server])?;
+        let meter = Meter::start(&[&mb.client, &mb.middlebox, &mb.server], mb.addrs.clone())?;
         let stop = AtomicBool::new(false);
         let (app, measured) = std::thread::scope(|scope| {
             let srv = spawn_in(scope, &mb.server, || {
@@ -761,7 +707,7 @@ fn idle_middlebox(ctx: &Ctx) -> anyhow::Result<Outcome> {
                 let r = idle_client(
                     mb.server_addr,
                     || {
-                        std::thread::sleep(Duration::from_secs_f64(idle_lab));
+                        nap(Duration::from_secs_f64(idle_lab))?;
                         Ok(vec![format!(
                             "client: idle {idle_lab:.1} s (real {:.0} s) > middlebox timeout {timeout_lab} s",
                             idle_lab * scale.factor
@@ -769,12 +715,7 @@ fn idle_middlebox(ctx: &Ctx) -> anyhow::Result<Outcome> {
                     },
                     || {
                         let mut m = meter.read()?;
-                        let rejected = nft::counted_packets(&mb.middlebox, LAB_TABLE)?;
-                        if rejected > 0 {
-                            m.counters
-                                .insert("middlebox reject with tcp reset".into(), rejected);
-                        }
-                        m.resets += rejected;
+                        m.add_middlebox_rejects(nft::counted_packets(&mb.middlebox, LAB_TABLE)?);
                         Ok(m)
                     },
                 );
@@ -838,7 +779,7 @@ fn build_pair(slot: u8) -> anyhow::Result<(LabNs, LabNs, SocketAddrV4)> {
     Ok((
         client,
         server,
-        SocketAddrV4::new(Ipv4Addr::new(10, 77, n, 1), 8080),
+        SocketAddrV4::new(Ipv4Addr::new(10, 77, n, 1), lab_port()),
     ))
 }
 
@@ -873,7 +814,7 @@ fn keepalive_timeout(ctx: &Ctx) -> anyhow::Result<Outcome> {
             settings: settings(&client, &keepalive_settings(scale, values))?,
             ..RunReport::default()
         };
-        let meter = Meter::start(&[&client, &server])?;
+        let meter = Meter::start(&[&client, &server], vec![addr.into()])?;
         let stop = AtomicBool::new(false);
         let (app, measured) = std::thread::scope(|scope| {
             let srv = spawn_in(scope, &server, || {
@@ -891,7 +832,7 @@ fn keepalive_timeout(ctx: &Ctx) -> anyhow::Result<Outcome> {
                                 "table inet {CUT_TABLE} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    meta l4proto tcp drop\n  }}\n}}\n"
                             ),
                         )?;
-                        std::thread::sleep(Duration::from_secs(outage_lab));
+                        nap(Duration::from_secs(outage_lab))?;
                         nft::run(&server, &["delete", "table", "inet", CUT_TABLE], "")?;
                         std::thread::sleep(Duration::from_millis(200));
                         Ok(vec![format!(
@@ -961,7 +902,7 @@ fn write_after_close(ctx: &Ctx) -> anyhow::Result<Outcome> {
             }),
             ..RunReport::default()
         };
-        let meter = Meter::start(&[&ns])?;
+        let meter = Meter::start(&[&ns], vec![addr.into()])?;
         let (app, measured) = ns.run(|| {
             let listener = sock::listener(addr, 16, None)?;
             let mut client = sock::connect(addr).context("connect")?;
