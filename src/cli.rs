@@ -75,17 +75,27 @@ pub enum Command {
         after_help = "Examples:\n  sudo rstaudit packet-check --duration 30\n  sudo rstaudit packet-check --port 443 --pcap resets.pcap\n  sudo rstaudit packet-check --lab --all\n  sudo rstaudit packet-check --lab --rule abort-on-overflow --with net.ipv4.tcp_abort_on_overflow=1"
     )]
     PacketCheck(PacketCheckArgs),
-    /// Print a shell completion script.
+    /// Print a shell completion script, or write all of them into a directory.
     #[command(
-        after_help = "Example:\n  rstaudit completions bash > /etc/bash_completion.d/rstaudit"
+        after_help = "Examples:\n  rstaudit completions bash > /etc/bash_completion.d/rstaudit\n  rstaudit completions --dir target/assets/completions"
     )]
     Completions {
         /// The shell to generate for.
-        shell: CompletionShell,
+        #[arg(required_unless_present = "dir", conflicts_with = "dir")]
+        shell: Option<CompletionShell>,
+        /// Write rstaudit (bash), _rstaudit (zsh) and rstaudit.fish into DIR.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
-    /// Print the man page (roff) for rstaudit.
-    #[command(after_help = "Example:\n  rstaudit man > /usr/local/share/man/man1/rstaudit.1")]
-    Man,
+    /// Print the man page (roff) for rstaudit, or write every page into a directory.
+    #[command(
+        after_help = "Examples:\n  rstaudit man > /usr/local/share/man/man1/rstaudit.1\n  rstaudit man --dir /usr/local/share/man/man1"
+    )]
+    Man {
+        /// Write rstaudit.1 and one page per command (rstaudit-audit.1, ...) into DIR.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -12,19 +12,18 @@ use crate::rules::{self, Selection, Severity};
 
 /// Run the command.
 pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
-    if args.format == AuditFormat::Html {
-        anyhow::bail!(
-            "--format html is not available yet; use table, json, yaml, junit or prometheus"
-        );
-    }
     let selection = selection(&args.select)?;
     let set = selection.load()?;
     let plan = selection.plan(&set)?;
     let snapshots = crate::host::collect(&collect_options(&args.source))?;
-    let audits = snapshots
+    let audits: Vec<_> = snapshots
         .iter()
         .map(|s| (s, rules::eval::evaluate(&plan.rules, &plan.params, s)))
         .collect();
+    let html = (args.format == AuditFormat::Html).then(|| {
+        let outcomes: Vec<_> = audits.iter().map(|(_, o)| o.clone()).collect();
+        report::html::audit(&outcomes).into_bytes()
+    });
     let report = AuditReport::new(audits, threshold(args.fail_on));
     let bytes = match args.format {
         AuditFormat::Table => report::table::table(&report, use_color(args.output.is_some())),
@@ -32,7 +31,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         AuditFormat::Yaml => report::yaml(&report),
         AuditFormat::Junit => report::junit::junit(&report),
         AuditFormat::Prometheus => report::prometheus::prometheus(&report),
-        AuditFormat::Html => unreachable!("refused above"),
+        AuditFormat::Html => html.unwrap_or_default(),
     };
     super::write_output(args.output.as_deref(), &bytes)?;
     Ok(if report.summary.failed {

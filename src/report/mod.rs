@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::host::{Note, Snapshot};
 use crate::rules::{AuditOutcome, Finding, Severity, Skipped};
 
+pub mod html;
 pub mod junit;
 pub mod prometheus;
 pub mod table;

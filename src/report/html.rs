@@ -1,0 +1,606 @@
+//! HTML reports: one self-contained page a person can open in a browser.
+//!
+//! The audit page shows the findings grouped by severity, each with its
+//! evidence and its fix; the packet-check page shows a per-second chart of
+//! resets by cause as inline SVG. Pages load nothing from the network (no
+//! scripts, fonts, images or style sheets from elsewhere): they can be mailed,
+//! archived as a CI artifact, or opened on an air-gapped host.
+//!
+//! Pure functions from results to a `String`; every piece of text coming
+//! from a host or a rule goes through [`escape`].
+
+use std::fmt::Write as _;
+
+use crate::rules::{AuditOutcome, Finding, Severity};
+
+/// Escape text for HTML element content and double-quoted attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = r#"
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}
+main{max-width:1100px;margin:0 auto;padding:24px}
+h1{font-size:1.6em;margin:0 0 4px}
+h2{font-size:1.25em;margin:28px 0 10px;border-bottom:1px solid #d5d9e0;padding-bottom:4px}
+.meta{color:#5a6272;margin:0 0 16px}
+table{border-collapse:collapse;background:#fff;margin:8px 0}
+th,td{border:1px solid #d5d9e0;padding:4px 10px;text-align:left;vertical-align:top}
+th{background:#eceff3}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.finding{background:#fff;border:1px solid #d5d9e0;border-left:6px solid #888;border-radius:4px;padding:10px 16px;margin:10px 0}
+.finding h3{margin:0 0 4px;font-size:1.05em}
+.finding .id{color:#5a6272;font-size:.9em}
+.fix{background:#f0f7f0;border-radius:4px;padding:6px 12px;margin-top:8px}
+code,pre{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:.92em}
+pre{background:#f3f4f6;padding:6px 10px;overflow-x:auto;margin:4px 0}
+.badge{display:inline-block;border-radius:3px;padding:1px 7px;color:#fff;font-size:.8em;font-weight:600;text-transform:uppercase;margin-right:6px}
+.sev-critical{border-left-color:#7b1fa2}.badge.sev-critical{background:#7b1fa2}
+.sev-high{border-left-color:#c62828}.badge.sev-high{background:#c62828}
+.sev-medium{border-left-color:#ef6c00}.badge.sev-medium{background:#ef6c00}
+.sev-low{border-left-color:#1565c0}.badge.sev-low{background:#1565c0}
+.sev-info{border-left-color:#607d8b}.badge.sev-info{background:#607d8b}
+.ok{color:#2e7d32;font-weight:600}
+.legend span{display:inline-block;margin-right:16px}
+.legend i{display:inline-block;width:12px;height:12px;margin-right:5px;vertical-align:-1px}
+"#;
+
+fn page(title: &str, subtitle: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n\
+         <h1>{title}</h1>\n<p class=\"meta\">{subtitle}</p>\n{body}</main>\n</body>\n</html>\n",
+        title = escape(title),
+        subtitle = escape(subtitle),
+    )
+}
+
+const SEVERITIES: [Severity; 5] = [
+    Severity::Critical,
+    Severity::High,
+    Severity::Medium,
+    Severity::Low,
+    Severity::Info,
+];
+
+/// The audit report: a summary per namespace, then every finding grouped by
+/// severity (worst first) with its evidence and fix, then the rules that
+/// could not be checked or do not apply, with the reason.
+pub fn audit(outcomes: &[AuditOutcome]) -> String {
+    let mut body = String::new();
+    let total: usize = outcomes.iter().map(|o| o.findings.len()).sum();
+
+    body.push_str("<h2>Summary</h2>\n<table class=\"summary\">\n<tr><th>namespace</th>");
+    for sev in SEVERITIES {
+        let _ = write!(body, "<th>{}</th>", sev.as_str());
+    }
+    body.push_str("<th>not checked</th><th>not applicable</th></tr>\n");
+    for o in outcomes {
+        let _ = write!(body, "<tr><td>{}</td>", escape(&o.netns));
+        for sev in SEVERITIES {
+            let n = o.findings.iter().filter(|f| f.severity == sev).count();
+            let _ = write!(body, "<td class=\"num\">{n}</td>");
+        }
+        let _ = writeln!(
+            body,
+            "<td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            o.not_checked.len(),
+            o.not_applicable.len()
+        );
+    }
+    body.push_str("</table>\n");
+
+    if total == 0 {
+        body.push_str("<p class=\"ok\">No findings.</p>\n");
+    }
+    for sev in SEVERITIES {
+        let findings: Vec<&Finding> = outcomes
+            .iter()
+            .flat_map(|o| &o.findings)
+            .filter(|f| f.severity == sev)
+            .collect();
+        if findings.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            body,
+            "<section class=\"severity\" id=\"sev-{s}\">\n<h2>{S} ({n})</h2>",
+            s = sev.as_str(),
+            S = capitalise(sev.as_str()),
+            n = findings.len()
+        );
+        for f in findings {
+            finding_card(&mut body, f);
+        }
+        body.push_str("</section>\n");
+    }
+
+    skipped_section(
+        &mut body,
+        "Not checked",
+        "not-checked",
+        outcomes.iter().flat_map(|o| {
+            o.not_checked
+                .iter()
+                .map(move |s| (&o.netns, &s.rule, &s.reason))
+        }),
+    );
+    skipped_section(
+        &mut body,
+        "Not applicable",
+        "not-applicable",
+        outcomes.iter().flat_map(|o| {
+            o.not_applicable
+                .iter()
+                .map(move |s| (&o.netns, &s.rule, &s.reason))
+        }),
+    );
+
+    let namespaces: Vec<&str> = outcomes.iter().map(|o| o.netns.as_str()).collect();
+    page(
+        "rstaudit audit",
+        &format!(
+            "{total} finding{} in {}",
+            if total == 1 { "" } else { "s" },
+            if namespaces.is_empty() {
+                "no namespace".to_string()
+            } else {
+                format!("namespace {}", namespaces.join(", "))
+            }
+        ),
+        &body,
+    )
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+fn finding_card(body: &mut String, f: &Finding) {
+    let sev = f.severity.as_str();
+    let _ = writeln!(
+        body,
+        "<article class=\"finding sev-{sev}\" data-rule=\"{rule}\">\n\
+         <h3><span class=\"badge sev-{sev}\">{sev}</span>{title}</h3>\n\
+         <div class=\"id\">rule <code>{rule}</code> · cause {cause} · {subject} · namespace {netns}</div>\n\
+         <p>{message}</p>",
+        rule = escape(&f.rule),
+        title = escape(&f.title),
+        cause = escape(&f.cause),
+        subject = escape(&f.subject),
+        netns = escape(&f.netns),
+        message = escape(&f.message),
+    );
+    if let Some(p) = &f.process {
+        let _ = writeln!(
+            body,
+            "<p>Process: <code>{}</code> (pid {})</p>",
+            escape(&p.comm),
+            p.pid
+        );
+    }
+    if let Some(n) = f.count {
+        let _ = writeln!(body, "<p>Sockets: {n}</p>");
+    }
+    if !f.examples.is_empty() {
+        body.push_str("<pre class=\"examples\">");
+        for e in &f.examples {
+            let _ = writeln!(body, "{}", escape(e));
+        }
+        body.push_str("</pre>\n");
+    }
+    if !f.evidence.counters.is_empty() {
+        body.push_str(
+            "<table class=\"evidence\"><tr><th>counter</th><th>total</th><th>change</th></tr>\n",
+        );
+        for c in &f.evidence.counters {
+            let total = c.total.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
+            let delta = match (c.delta, c.window_seconds) {
+                (Some(d), Some(w)) => format!("+{d} in {w} s"),
+                (Some(d), None) => format!("+{d}"),
+                _ => "-".into(),
+            };
+            let _ = writeln!(
+                body,
+                "<tr><td><code>{}</code></td><td class=\"num\">{total}</td><td class=\"num\">{delta}</td></tr>",
+                escape(&c.name)
+            );
+        }
+        body.push_str("</table>\n");
+    }
+    if !f.evidence.rst_reasons.is_empty() {
+        let reasons: Vec<String> = f
+            .evidence
+            .rst_reasons
+            .iter()
+            .map(|r| format!("<code>{}</code>", escape(r)))
+            .collect();
+        let _ = writeln!(body, "<p>Reset reasons: {}</p>", reasons.join(", "));
+    }
+    if !f.fix.sysctls.is_empty() || f.fix.advice.is_some() {
+        body.push_str("<div class=\"fix\"><strong>Fix</strong>\n");
+        if !f.fix.sysctls.is_empty() {
+            body.push_str(
+                "<table class=\"sysctls\"><tr><th>sysctl</th><th>now</th><th>recommended</th></tr>\n",
+            );
+            for s in &f.fix.sysctls {
+                let _ = writeln!(
+                    body,
+                    "<tr><td><code>{}</code></td><td>{}</td><td><strong>{}</strong></td></tr>",
+                    escape(&s.key),
+                    escape(s.current.as_deref().unwrap_or("-")),
+                    escape(&s.value)
+                );
+            }
+            body.push_str("</table>\n<pre>");
+            for s in &f.fix.sysctls {
+                let _ = writeln!(
+                    body,
+                    "sysctl -w {}={}",
+                    escape(&s.key),
+                    escape(&shell_word(&s.value))
+                );
+            }
+            body.push_str("</pre>\n");
+        }
+        if let Some(advice) = &f.fix.advice {
+            let _ = writeln!(body, "<p>{}</p>", escape(advice));
+        }
+        body.push_str("</div>\n");
+    }
+    if let Some(lab) = &f.lab {
+        let _ = writeln!(
+            body,
+            "<p class=\"lab\">Reproduce: <code>rstaudit packet-check --lab --rule {}</code></p>",
+            escape(lab)
+        );
+    }
+    body.push_str("</article>\n");
+}
+
+/// Quote a sysctl value for a shell command line when it has blanks (e.g. `4096 87380 6291456`).
+fn shell_word(value: &str) -> String {
+    if value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._-:/".contains(c))
+    {
+        value.to_string()
+    } else {
+        format!("'{}'", value.replace('\'', r"'\''"))
+    }
+}
+
+fn skipped_section<'a>(
+    body: &mut String,
+    title: &str,
+    id: &str,
+    rows: impl Iterator<Item = (&'a String, &'a String, &'a String)>,
+) {
+    let rows: Vec<_> = rows.collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        body,
+        "<section id=\"{id}\">\n<h2>{title} ({})</h2>\n<table><tr><th>rule</th><th>namespace</th><th>why</th></tr>",
+        rows.len()
+    );
+    for (netns, rule, reason) in rows {
+        let _ = writeln!(
+            body,
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            escape(rule),
+            escape(netns),
+            escape(reason)
+        );
+    }
+    body.push_str("</table>\n</section>\n");
+}
+
+/// One line of the per-second chart: resets of one cause, per second of the window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// What the line counts, e.g. a cause or an RST reason.
+    pub label: String,
+    /// Resets in second 0, 1, 2, ... of the window.
+    pub per_second: Vec<u64>,
+}
+
+/// A fixed palette that stays readable for the common colour-vision deficiencies
+/// (Okabe and Ito); it repeats after eight series.
+const PALETTE: [&str; 8] = [
+    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",
+];
+
+/// A line chart of resets per second, one `<g class="series">` per [`Series`],
+/// with axes and a legend, as inline SVG.
+pub fn reset_chart(series: &[Series]) -> String {
+    const W: f64 = 960.0;
+    const H: f64 = 320.0;
+    const LEFT: f64 = 56.0;
+    const RIGHT: f64 = 16.0;
+    const TOP: f64 = 14.0;
+    const BOTTOM: f64 = 40.0;
+    let seconds = series
+        .iter()
+        .map(|s| s.per_second.len())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let max = series
+        .iter()
+        .flat_map(|s| s.per_second.iter().copied())
+        .max()
+        .unwrap_or(0);
+    let y_top = nice_ceiling(max);
+    let plot_w = W - LEFT - RIGHT;
+    let plot_h = H - TOP - BOTTOM;
+    let x = |i: usize| {
+        if seconds <= 1 {
+            LEFT + plot_w / 2.0
+        } else {
+            LEFT + plot_w * i as f64 / (seconds - 1) as f64
+        }
+    };
+    let y = |v: u64| TOP + plot_h - plot_h * v as f64 / y_top as f64;
+
+    let mut svg = String::new();
+    let _ = writeln!(
+        svg,
+        "<svg class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" style=\"max-width:100%;height:auto\" role=\"img\" aria-label=\"resets per second by cause\">\n\
+         <rect x=\"0\" y=\"0\" width=\"{W}\" height=\"{H}\" fill=\"#ffffff\"/>"
+    );
+    // Horizontal grid and y labels: 0, 1/4, ... of the rounded maximum.
+    for step in 0..=4u64 {
+        let v = y_top * step / 4;
+        let yy = y(v);
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{LEFT}\" y1=\"{yy:.1}\" x2=\"{:.1}\" y2=\"{yy:.1}\" stroke=\"#e3e6eb\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" text-anchor=\"end\" fill=\"#5a6272\">{v}</text>",
+            W - RIGHT,
+            LEFT - 6.0,
+            yy + 4.0
+        );
+    }
+    // X labels: at most ~12 ticks, in seconds from the start of the window.
+    let every = seconds.div_ceil(12).max(1);
+    for i in (0..seconds).step_by(every) {
+        let _ = writeln!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" text-anchor=\"middle\" fill=\"#5a6272\">{i}</text>",
+            x(i),
+            H - BOTTOM + 16.0
+        );
+    }
+    let _ = writeln!(
+        svg,
+        "<line x1=\"{LEFT}\" y1=\"{b:.1}\" x2=\"{r:.1}\" y2=\"{b:.1}\" stroke=\"#5a6272\"/>\
+         <line x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{b:.1}\" stroke=\"#5a6272\"/>\
+         <text x=\"{cx:.1}\" y=\"{xl:.1}\" font-size=\"12\" text-anchor=\"middle\" fill=\"#1d2330\">seconds</text>\
+         <text x=\"14\" y=\"{cy:.1}\" font-size=\"12\" text-anchor=\"middle\" fill=\"#1d2330\" transform=\"rotate(-90 14 {cy:.1})\">resets per second</text>",
+        b = TOP + plot_h,
+        r = W - RIGHT,
+        cx = LEFT + plot_w / 2.0,
+        xl = H - 6.0,
+        cy = TOP + plot_h / 2.0,
+    );
+    for (n, s) in series.iter().enumerate() {
+        let colour = PALETTE[n % PALETTE.len()];
+        let points: Vec<String> = s
+            .per_second
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v)))
+            .collect();
+        let total: u64 = s.per_second.iter().sum();
+        let _ = writeln!(
+            svg,
+            "<g class=\"series\" data-label=\"{label}\" data-total=\"{total}\">\
+             <title>{label}: {total} resets</title>\
+             <polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{points}\"/>",
+            label = escape(&s.label),
+            points = points.join(" "),
+        );
+        for (i, v) in s.per_second.iter().enumerate() {
+            if *v > 0 {
+                let _ = write!(
+                    svg,
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{colour}\"/>",
+                    x(i),
+                    y(*v)
+                );
+            }
+        }
+        svg.push_str("</g>\n");
+    }
+    svg.push_str("</svg>\n<p class=\"legend\">");
+    for (n, s) in series.iter().enumerate() {
+        let _ = write!(
+            svg,
+            "<span><i style=\"background:{}\"></i>{} ({})</span>",
+            PALETTE[n % PALETTE.len()],
+            escape(&s.label),
+            s.per_second.iter().sum::<u64>()
+        );
+    }
+    svg.push_str("</p>\n");
+    svg
+}
+
+/// The top of the y axis: four equal steps of 1, 2 or 5 x 10^k that reach `max`,
+/// so every tick is a round whole number.
+fn nice_ceiling(max: u64) -> u64 {
+    let need = max.div_ceil(4).max(1);
+    let mut scale = 1u64;
+    loop {
+        for m in [1, 2, 5] {
+            if m * scale >= need {
+                return 4 * m * scale;
+            }
+        }
+        match scale.checked_mul(10) {
+            Some(s) if s <= u64::MAX / 20 => scale = s,
+            _ => return max,
+        }
+    }
+}
+
+/// A table for the packet-check page: a caption, column headers and rows of cells.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Table {
+    pub caption: String,
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+/// What the packet-check page shows; built from the packet-check result by the command.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PacketPage {
+    pub title: String,
+    /// One line under the title (window, interface, namespace, ...).
+    pub subtitle: String,
+    /// Resets per second, one series per cause.
+    pub series: Vec<Series>,
+    /// Tables below the chart (per-cause totals, verdicts per finding, notes).
+    pub tables: Vec<Table>,
+}
+
+/// The packet-check report: the chart of resets per second by cause, then the tables.
+pub fn packet_check(p: &PacketPage) -> String {
+    let mut body = String::new();
+    body.push_str("<h2>Resets per second by cause</h2>\n");
+    if p.series
+        .iter()
+        .all(|s| s.per_second.iter().all(|v| *v == 0))
+    {
+        body.push_str("<p class=\"ok\">No resets seen in the window.</p>\n");
+    }
+    body.push_str(&reset_chart(&p.series));
+    for t in &p.tables {
+        let _ = writeln!(body, "<h2>{}</h2>\n<table>\n<tr>", escape(&t.caption));
+        for h in &t.headers {
+            let _ = write!(body, "<th>{}</th>", escape(h));
+        }
+        body.push_str("</tr>\n");
+        for row in &t.rows {
+            body.push_str("<tr>");
+            for cell in row {
+                let class = if !cell.is_empty() && cell.chars().all(|c| c.is_ascii_digit()) {
+                    " class=\"num\""
+                } else {
+                    ""
+                };
+                let _ = write!(body, "<td{class}>{}</td>", escape(cell));
+            }
+            body.push_str("</tr>\n");
+        }
+        body.push_str("</table>\n");
+    }
+    page(&p.title, &p.subtitle, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{Evidence, Fix, SysctlFix};
+
+    fn finding(rule: &str, severity: Severity) -> Finding {
+        Finding {
+            rule: rule.into(),
+            title: format!("{rule} <title>"),
+            severity,
+            cause: "6".into(),
+            subject: "host".into(),
+            netns: "host".into(),
+            message: "a & b".into(),
+            process: None,
+            count: None,
+            examples: vec![],
+            evidence: Evidence::default(),
+            fix: Fix {
+                sysctls: vec![SysctlFix {
+                    key: "net.ipv4.tcp_rmem".into(),
+                    value: "4096 131072 6291456".into(),
+                    current: Some("4096 87380 6291456".into()),
+                }],
+                advice: None,
+            },
+            lab: None,
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn text_is_escaped() {
+        let html = audit(&[AuditOutcome {
+            netns: "host".into(),
+            findings: vec![finding("r1", Severity::High)],
+            not_applicable: vec![],
+            not_checked: vec![],
+            passed: vec![],
+        }]);
+        assert!(html.contains("r1 &lt;title&gt;"));
+        assert!(html.contains("a &amp; b"));
+        assert!(html.contains("sysctl -w net.ipv4.tcp_rmem=&#39;4096 131072 6291456&#39;"));
+        assert!(!html.contains("<title>r1"));
+    }
+
+    #[test]
+    fn findings_are_grouped_worst_first() {
+        let html = audit(&[AuditOutcome {
+            netns: "host".into(),
+            findings: vec![
+                finding("low-one", Severity::Low),
+                finding("crit-one", Severity::Critical),
+                finding("high-one", Severity::High),
+            ],
+            not_applicable: vec![],
+            not_checked: vec![],
+            passed: vec![],
+        }]);
+        let pos = |s: &str| html.find(s).unwrap();
+        assert!(pos("id=\"sev-critical\"") < pos("id=\"sev-high\""));
+        assert!(pos("id=\"sev-high\"") < pos("id=\"sev-low\""));
+        assert!(!html.contains("id=\"sev-medium\""));
+    }
+
+    #[test]
+    fn chart_has_one_group_per_series_and_round_axis() {
+        let svg = reset_chart(&[
+            Series {
+                label: "a".into(),
+                per_second: vec![0, 3, 7],
+            },
+            Series {
+                label: "b".into(),
+                per_second: vec![1, 0, 0],
+            },
+        ]);
+        assert_eq!(svg.matches("<g class=\"series\"").count(), 2);
+        assert!(
+            svg.contains(">8</text>"),
+            "y axis tops at 8 for a maximum of 7"
+        );
+        assert_eq!(nice_ceiling(0), 4);
+        assert_eq!(nice_ceiling(7), 8);
+        assert_eq!(nice_ceiling(37), 40);
+        assert_eq!(nice_ceiling(1234), 2000);
+    }
+}

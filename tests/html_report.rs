@@ -1,0 +1,202 @@
+//! The HTML reports, checked in a real browser: headless Chromium loads the
+//! page, lays it out, and a probe script reads back what the browser built
+//! (series drawn in the SVG chart, finding cards, their order, external
+//! resources). Needs Debian's `chromium` (installed by .ci/run); a missing
+//! browser fails the test, it is never skipped.
+
+mod common;
+
+use std::process::Command;
+
+use rstaudit::report::html;
+use rstaudit::rules::{
+    AuditOutcome, Evidence, Finding, FindingProcess, Fix, Severity, SysctlFix,
+    finding::CounterEvidence,
+};
+use serde_json::Value;
+
+/// Appended to the page under test; the browser runs it after layout and
+/// writes its answers, as JSON, into the document title.
+const PROBE: &str = r#"<script>
+(function () {
+  var chart = document.querySelector('svg.chart');
+  var series = Array.prototype.slice.call(document.querySelectorAll('svg.chart g.series'));
+  var drawn = series.filter(function (g) {
+    var line = g.querySelector('polyline');
+    return line instanceof SVGElement && g.getBBox().width > 0;
+  });
+  var res = performance.getEntriesByType('resource').map(function (e) { return e.name; });
+  document.title = JSON.stringify({
+    chart: !!chart,
+    chartWidth: chart ? chart.getBoundingClientRect().width : 0,
+    series: series.length,
+    drawn: drawn.length,
+    labels: series.map(function (g) { return g.getAttribute('data-label'); }),
+    findings: Array.prototype.map.call(document.querySelectorAll('article.finding'),
+      function (a) { return a.getAttribute('data-rule'); }),
+    sections: Array.prototype.map.call(document.querySelectorAll('section.severity'),
+      function (s) { return s.id; }),
+    fixes: document.querySelectorAll('.fix').length,
+    bodyHeight: document.body.getBoundingClientRect().height,
+    resources: res
+  });
+})();
+</script>"#;
+
+/// Load `page` in headless Chromium with the probe and return the probe's answer.
+fn browse(page: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.html");
+    let probed = page.replacen("</body>", &format!("{PROBE}</body>"), 1);
+    assert_ne!(probed, page, "page has no </body>");
+    std::fs::write(&file, probed).unwrap();
+    let profile = dir.path().join("profile");
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", file.display()))
+        .output()
+        .expect("chromium is needed for this test (Debian package `chromium`, see .ci/run)");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let title = dom
+        .split_once("<title>")
+        .and_then(|(_, rest)| rest.split_once("</title>"))
+        .map(|(t, _)| {
+            t.replace("&amp;", "&")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+        })
+        .unwrap_or_else(|| panic!("no title in the DOM chromium dumped:\n{dom}"));
+    serde_json::from_str(&title)
+        .unwrap_or_else(|e| panic!("the probe did not run ({e}); title: {title}"))
+}
+
+fn no_network_resources(page: &str, seen: &Value) {
+    assert_eq!(
+        seen["resources"],
+        serde_json::json!([]),
+        "page loaded resources"
+    );
+    let stripped = page.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+    for needle in ["http://", "https://", "src=", "@import", "url("] {
+        assert!(!stripped.contains(needle), "page refers to {needle}");
+    }
+}
+
+fn finding(rule: &str, severity: Severity) -> Finding {
+    Finding {
+        rule: rule.into(),
+        title: format!("Title of {rule}"),
+        severity,
+        cause: "6".into(),
+        subject: "process".into(),
+        netns: "host".into(),
+        message: "nginx (pid 812): 1,204 sockets with SO_LINGER 0".into(),
+        process: Some(FindingProcess {
+            pid: 812,
+            comm: "nginx".into(),
+        }),
+        count: Some(1204),
+        examples: vec!["10.0.0.5:443 -> 10.0.0.9:51234 ESTABLISHED".into()],
+        evidence: Evidence {
+            counters: vec![CounterEvidence {
+                name: "TcpExt.TCPAbortOnClose".into(),
+                total: Some(5012),
+                delta: Some(12),
+                window_seconds: Some(10.0),
+            }],
+            rst_reasons: vec!["TCP_ABORT_ON_CLOSE".into()],
+        },
+        fix: Fix {
+            sysctls: vec![SysctlFix {
+                key: "net.ipv4.tcp_keepalive_time".into(),
+                value: "300".into(),
+                current: Some("7200".into()),
+            }],
+            advice: Some("Close sockets gracefully; do not set SO_LINGER to 0.".into()),
+        },
+        lab: Some(rule.into()),
+        notes: vec![],
+    }
+}
+
+#[test]
+fn audit_html_renders_findings_by_severity_with_fixes() {
+    let outcomes = vec![AuditOutcome {
+        netns: "host".into(),
+        findings: vec![
+            finding("keepalive-vs-idle-timeout", Severity::Medium),
+            finding("linger-zero", Severity::High),
+            finding("syncookies-off", Severity::Low),
+        ],
+        not_applicable: vec![],
+        not_checked: vec![],
+        passed: vec![],
+    }];
+    let page = html::audit(&outcomes);
+    let seen = browse(&page);
+    assert_eq!(
+        seen["findings"],
+        serde_json::json!(["linger-zero", "keepalive-vs-idle-timeout", "syncookies-off"]),
+        "worst first"
+    );
+    assert_eq!(
+        seen["sections"],
+        serde_json::json!(["sev-high", "sev-medium", "sev-low"])
+    );
+    assert_eq!(seen["fixes"], 3);
+    assert_eq!(seen["chart"], false);
+    assert!(seen["bodyHeight"].as_f64().unwrap() > 300.0, "{seen}");
+    no_network_resources(&page, &seen);
+}
+
+#[test]
+fn packet_check_html_chart_has_one_drawn_series_per_cause() {
+    let page = html::packet_check(&html::PacketPage {
+        title: "rstaudit packet-check".into(),
+        subtitle: "10 s on all interfaces".into(),
+        series: vec![
+            html::Series {
+                label: "linger-zero".into(),
+                per_second: vec![0, 4, 9, 2, 0, 0, 1, 0, 0, 3],
+            },
+            html::Series {
+                label: "abort-on-overflow".into(),
+                per_second: vec![1, 0, 0, 0, 7, 7, 0, 0, 0, 0],
+            },
+            html::Series {
+                label: "unattributed".into(),
+                per_second: vec![0; 10],
+            },
+        ],
+        tables: vec![html::Table {
+            caption: "Resets by cause".into(),
+            headers: vec!["cause".into(), "resets".into()],
+            rows: vec![vec!["linger-zero".into(), "19".into()]],
+        }],
+    });
+    let seen = browse(&page);
+    assert_eq!(seen["chart"], true);
+    assert!(seen["chartWidth"].as_f64().unwrap() > 100.0, "{seen}");
+    assert_eq!(seen["series"], 3, "{seen}");
+    assert_eq!(seen["drawn"], 3, "every series is laid out: {seen}");
+    assert_eq!(
+        seen["labels"],
+        serde_json::json!(["linger-zero", "abort-on-overflow", "unattributed"])
+    );
+    no_network_resources(&page, &seen);
+}
