@@ -13,6 +13,15 @@
 //!   user-timeout:PORT:MS             TCP_USER_TIMEOUT
 //!   linger2:PORT:SECS                TCP_LINGER2
 //!   sleep:MS                         pause (lets handshakes finish)
+//!
+//! Reset scenarios (each makes the kernel send resets, then moves on):
+//!   refused:PORT                     connect to a port with no listener (NO_SOCKET)
+//!   unread-close                     close an accepted socket with unread data (TCP_ABORT_ON_CLOSE)
+//!   linger0-close:HOLD_MS            hold a connection with SO_LINGER {1, 0} HOLD_MS, then close it (TCP_STATE)
+//!   overflow:PORT:CLIENTS            listen(1) with TCP_DEFER_ACCEPT on PORT, never accept; CLIENTS
+//!                                    clients connect and send data (INVALID_SYN with
+//!                                    tcp_abort_on_overflow=1); the listener is held
+//!   write-after-close                the peer closes, then we write twice (TCP_TIMEWAIT_SOCKET)
 
 use std::io::{BufRead, Write};
 use std::net::{TcpListener, TcpStream};
@@ -79,6 +88,33 @@ fn listen(port: u16, backlog: i32) -> TcpListener {
 fn connect(port: u16) -> TcpStream {
     TcpStream::connect(("127.0.0.1", port))
         .unwrap_or_else(|e| panic!("connect 127.0.0.1:{port}: {e}"))
+}
+
+fn linger_zero(s: &TcpStream) {
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: libc::linger is plain old data; viewing it as bytes is sound.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            (&l as *const libc::linger).cast::<u8>(),
+            std::mem::size_of::<libc::linger>(),
+        )
+    };
+    setopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, bytes);
+}
+
+/// A connected pair on 127.0.0.1 through an ephemeral listener: (client, accepted).
+fn pair() -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let c = TcpStream::connect(l.local_addr().unwrap()).expect("connect");
+    let (a, _) = l.accept().expect("accept");
+    (c, a)
+}
+
+fn pause(ms: u64) {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
 }
 
 fn main() {
@@ -154,6 +190,52 @@ fn main() {
                     &int(num(2) as i32),
                 );
                 streams.push(s);
+            }
+            "refused" => {
+                let err = TcpStream::connect(("127.0.0.1", num(1) as u16))
+                    .expect_err("connect to a closed port must fail");
+                assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+            }
+            "unread-close" => {
+                let (mut c, a) = pair();
+                c.write_all(b"unread").unwrap();
+                pause(50);
+                drop(a);
+                pause(50);
+            }
+            "linger0-close" => {
+                let (c, a) = pair();
+                linger_zero(&c);
+                pause(num(1) as u64);
+                drop(c);
+                pause(50);
+                drop(a);
+            }
+            "overflow" => {
+                let l = listen(num(1) as u16, 1);
+                setopt(
+                    l.as_raw_fd(),
+                    libc::IPPROTO_TCP,
+                    libc::TCP_DEFER_ACCEPT,
+                    &int(5),
+                );
+                for _ in 0..num(2) {
+                    let mut c = connect(num(1) as u16);
+                    let _ = c.write_all(b"hello");
+                    pause(20);
+                    streams.push(c);
+                }
+                pause(100);
+                listeners.push(l);
+            }
+            "write-after-close" => {
+                let (mut c, a) = pair();
+                drop(a);
+                pause(50);
+                let _ = c.write_all(b"late");
+                pause(50);
+                let _ = c.write_all(b"later");
+                pause(20);
             }
             "sleep" => std::thread::sleep(std::time::Duration::from_millis(num(1) as u64)),
             other => panic!("unknown spec {other:?}"),
