@@ -99,7 +99,10 @@ fn listen(addr: SocketAddrV4, backlog: i32) -> TcpListener {
             die(format!("bind {addr}: {}", std::io::Error::last_os_error()));
         }
         if libc::listen(fd, backlog) != 0 {
-            die(format!("listen {addr}: {}", std::io::Error::last_os_error()));
+            die(format!(
+                "listen {addr}: {}",
+                std::io::Error::last_os_error()
+            ));
         }
         TcpListener::from_raw_fd(fd)
     }
@@ -237,7 +240,10 @@ fn worker(i: usize, a: &Args) {
         .into_iter()
         .map(|h| h.join().unwrap_or_else(|_| die("acceptor panicked".into())))
         .collect();
-    println!("ready {}", clients.len() + accepted.iter().map(Vec::len).sum::<usize>());
+    println!(
+        "ready {}",
+        clients.len() + accepted.iter().map(Vec::len).sum::<usize>()
+    );
     std::io::stdout().flush().ok();
     for l in lines {
         if l.is_err() {
