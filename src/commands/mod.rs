@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, SourceArgs};
+use crate::host::{CollectOptions, Source};
 
 pub mod apply;
 pub mod audit;
@@ -76,6 +77,22 @@ pub fn write_output(path: Option<&Path>, bytes: &[u8]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What to collect for the source flags shared by `audit`, `snapshot`, `fix`, ...:
+/// owners and socket options are always read from the live host.
+pub fn collect_options(source: &SourceArgs) -> CollectOptions {
+    CollectOptions {
+        source: match (&source.snapshot, &source.root) {
+            (Some(file), _) => Source::File(file.clone()),
+            (None, Some(dir)) => Source::Root(dir.clone()),
+            (None, None) => Source::Live,
+        },
+        netns: source.netns.clone(),
+        interval: source.interval,
+        owners: true,
+        options: true,
+    }
 }
 
 /// Parse `PARAM=VALUE` pairs from `--set` / `--with`.

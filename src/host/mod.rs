@@ -10,8 +10,13 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub mod counters;
+pub mod files;
 pub mod kernel;
 pub mod netns;
+pub mod options;
+pub mod owners;
+pub mod sockets;
 pub mod sysctl;
 
 /// The version of the snapshot format. Bump on incompatible changes.
@@ -368,7 +373,347 @@ pub struct CollectOptions {
 }
 
 /// Collect one snapshot per network namespace asked for (one, unless `--netns all`).
+///
+/// Facts that cannot be read become notes; an error means nothing useful could be
+/// collected (unreadable or malformed input, a namespace that cannot be entered).
 pub fn collect(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
-    let _ = opts;
-    anyhow::bail!("host collection is not implemented yet")
+    match &opts.source {
+        Source::File(path) => {
+            if opts.interval.is_some() {
+                anyhow::bail!(
+                    "--interval needs the live host; a saved snapshot holds the samples it was taken with"
+                );
+            }
+            load(path)
+        }
+        Source::Root(dir) => {
+            if opts.interval.is_some() {
+                anyhow::bail!("--interval needs the live host, not a copied tree (--root)");
+            }
+            if opts.netns.is_some() {
+                anyhow::bail!("--netns cannot be combined with --root");
+            }
+            Ok(vec![collect_root(dir, opts)?])
+        }
+        Source::Live => collect_live(opts),
+    }
+}
+
+/// Read snapshots saved by `rstaudit snapshot` (JSON or YAML; one snapshot or a list).
+pub fn load(path: &std::path::Path) -> anyhow::Result<Vec<Snapshot>> {
+    use anyhow::Context;
+    let shown = path.display();
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading snapshot {shown}"))?;
+    let trimmed = text.trim_start();
+    let what = "is not an rstaudit snapshot";
+    let snapshots: Vec<Snapshot> = if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        let json_err = |e: serde_json::Error| {
+            anyhow::anyhow!(
+                "{shown}:{}:{}: {what}: {}",
+                e.line(),
+                e.column(),
+                without_location(&e)
+            )
+        };
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(json_err)?;
+        if !value.is_object() && !value.is_array() {
+            anyhow::bail!(
+                "{shown}: {what}: expected an object with \"schema\": {SCHEMA_VERSION} (or a list of them)"
+            );
+        }
+        check_schema(
+            path,
+            value.as_array().map_or_else(
+                || vec![value.get("schema").and_then(serde_json::Value::as_u64)],
+                |a| {
+                    a.iter()
+                        .map(|v| v.get("schema").and_then(serde_json::Value::as_u64))
+                        .collect()
+                },
+            ),
+        )?;
+        let typed = if value.is_array() {
+            serde_json::from_str::<Vec<Snapshot>>(&text)
+        } else {
+            serde_json::from_str::<Snapshot>(&text).map(|s| vec![s])
+        };
+        typed.map_err(json_err)?
+    } else {
+        let yaml_err = |e: serde_yaml::Error| match e.location() {
+            Some(l) => anyhow::anyhow!(
+                "{shown}:{}:{}: {what}: {}",
+                l.line(),
+                l.column(),
+                without_location(&e)
+            ),
+            None => anyhow::anyhow!("{shown}: {what}: {e}"),
+        };
+        let value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(yaml_err)?;
+        if !value.is_mapping() && !value.is_sequence() {
+            anyhow::bail!(
+                "{shown}: {what}: expected a mapping with `schema: {SCHEMA_VERSION}` (or a list of them)"
+            );
+        }
+        let schema_of = |v: &serde_yaml::Value| v.get("schema").and_then(serde_yaml::Value::as_u64);
+        check_schema(
+            path,
+            match value.as_sequence() {
+                Some(seq) => seq.iter().map(schema_of).collect(),
+                None => vec![schema_of(&value)],
+            },
+        )?;
+        if value.is_sequence() {
+            serde_yaml::from_str::<Vec<Snapshot>>(&text).map_err(yaml_err)?
+        } else {
+            vec![serde_yaml::from_str::<Snapshot>(&text).map_err(yaml_err)?]
+        }
+    };
+    if snapshots.is_empty() {
+        anyhow::bail!("{shown}: holds an empty list, not a snapshot");
+    }
+    Ok(snapshots)
+}
+
+/// A serde error message without its trailing "at line L column C" (we print FILE:L:C).
+fn without_location(e: &dyn std::fmt::Display) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].trim_end_matches(',').to_string(),
+        None => text,
+    }
+}
+
+fn check_schema(path: &std::path::Path, schemas: Vec<Option<u64>>) -> anyhow::Result<()> {
+    for schema in schemas.into_iter().flatten() {
+        if schema != u64::from(SCHEMA_VERSION) {
+            anyhow::bail!(
+                "{}: snapshot schema {schema} is not supported (this rstaudit reads schema {SCHEMA_VERSION})",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_interval(interval: Option<f64>) -> anyhow::Result<Option<std::time::Duration>> {
+    match interval {
+        None => Ok(None),
+        Some(s) if s.is_finite() && (0.1..=3600.0).contains(&s) => {
+            Ok(Some(std::time::Duration::from_secs_f64(s)))
+        }
+        Some(s) => anyhow::bail!("--interval {s}: expected a number of seconds from 0.1 to 3600"),
+    }
+}
+
+fn collect_root(dir: &std::path::Path, opts: &CollectOptions) -> anyhow::Result<Snapshot> {
+    use files::Place;
+    if !dir.is_dir() {
+        anyhow::bail!("--root {}: not a directory", dir.display());
+    }
+    if !dir.join("proc/sys/net").exists() && !dir.join("proc/net").exists() {
+        anyhow::bail!(
+            "--root {}: holds neither proc/sys/net nor proc/net; give the directory that contains the copied proc/",
+            dir.display()
+        );
+    }
+    let place = Place::Root(dir);
+    let mut notes = Vec::new();
+    let taken_at_ms = files::now_ms();
+    let osrelease = dir.join("proc/sys/kernel/osrelease");
+    let release = match files::open_in_tree(dir, &osrelease).and_then(std::io::read_to_string) {
+        Ok(text) => text.trim().to_string(),
+        Err(e) => {
+            notes.push(Note::new(
+                "kernel",
+                Some(osrelease.display().to_string()),
+                format!("kernel release unknown: {e}"),
+            ));
+            String::new()
+        }
+    };
+    let sysctls = sysctl::walk_net(place, &mut notes);
+    let first = counters::read_sample(place, &mut notes)?;
+    let (sockets_source, sockets) = sockets::read(place, &mut notes)?;
+    if opts.owners || opts.options {
+        notes.push(Note::new(
+            "owners",
+            None,
+            "socket owners and options are not read from a copied tree",
+        ));
+    }
+    Ok(Snapshot {
+        schema: SCHEMA_VERSION,
+        taken_at_ms,
+        source: format!("root:{}", dir.display()),
+        kernel: Kernel {
+            version: kernel::parse_release(&release),
+            release,
+        },
+        netns: NetnsInfo {
+            inode: None,
+            name: format!("root:{}", dir.display()),
+        },
+        sysctls,
+        counters: Counters {
+            first,
+            second: None,
+        },
+        sockets_source,
+        sockets,
+        notes,
+    })
+}
+
+/// One namespace to collect in: `None` = the caller's own, without entering anything.
+struct Target {
+    name: String,
+    inode: Option<u64>,
+    file: Option<std::fs::File>,
+}
+
+fn in_target<T: Send>(target: &Target, work: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
+    match &target.file {
+        None => Ok(work()),
+        Some(file) => netns::run_in_file(file, &target.name, work),
+    }
+}
+
+fn targets(spec: Option<&str>, notes: &mut Vec<Note>) -> anyhow::Result<Vec<Target>> {
+    use anyhow::Context;
+    match spec {
+        None => Ok(vec![Target {
+            name: "host".to_string(),
+            inode: netns::current_inode().ok(),
+            file: None,
+        }]),
+        Some("all") => {
+            let own = netns::current_inode().ok();
+            let mut out = Vec::new();
+            for ns in netns::list_all(notes) {
+                if Some(ns.inode) == own {
+                    out.push(Target {
+                        name: ns.name,
+                        inode: Some(ns.inode),
+                        file: None,
+                    });
+                    continue;
+                }
+                // A process may exit between listing and opening: skip its namespace then.
+                if let Ok(file) = std::fs::File::open(&ns.path) {
+                    out.push(Target {
+                        name: ns.name,
+                        inode: Some(ns.inode),
+                        file: Some(file),
+                    });
+                }
+            }
+            Ok(out)
+        }
+        Some(spec) => {
+            let ns = netns::resolve(spec)?;
+            let file = std::fs::File::open(&ns.path)
+                .with_context(|| format!("opening network namespace {}", ns.path.display()))?;
+            Ok(vec![Target {
+                name: ns.name,
+                inode: Some(ns.inode),
+                file: Some(file),
+            }])
+        }
+    }
+}
+
+/// Sysctls, counters and sockets of the calling thread's namespace.
+fn collect_here(kernel: &Kernel, target: &Target) -> anyhow::Result<Snapshot> {
+    use files::Place;
+    let mut notes = Vec::new();
+    let taken_at_ms = files::now_ms();
+    let first = counters::read_sample(Place::Live, &mut notes)?;
+    let (sockets_source, sockets) = sockets::read(Place::Live, &mut notes)?;
+    let sysctls = sysctl::walk_net(Place::Live, &mut notes);
+    Ok(Snapshot {
+        schema: SCHEMA_VERSION,
+        taken_at_ms,
+        source: "live".to_string(),
+        kernel: kernel.clone(),
+        netns: NetnsInfo {
+            inode: target.inode,
+            name: target.name.clone(),
+        },
+        sysctls,
+        counters: Counters {
+            first,
+            second: None,
+        },
+        sockets_source,
+        sockets,
+        notes,
+    })
+}
+
+fn live_kernel() -> Kernel {
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Kernel {
+        version: kernel::parse_release(&release),
+        release,
+    }
+}
+
+fn collect_live(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
+    let interval = check_interval(opts.interval)?;
+    let mut listing_notes = Vec::new();
+    let targets = targets(opts.netns.as_deref(), &mut listing_notes)?;
+    let kernel = live_kernel();
+    let want_owners = opts.owners || opts.options;
+    std::thread::scope(|scope| -> anyhow::Result<Vec<Snapshot>> {
+        // The owner scan does not depend on the namespace: run it once, on the other core,
+        // while the namespaces are read.
+        let owner_scan =
+            want_owners.then(|| scope.spawn(|| owners::scan(std::path::Path::new("/proc"))));
+        let mut snapshots = Vec::with_capacity(targets.len());
+        let mut started = Vec::with_capacity(targets.len());
+        for target in &targets {
+            started.push(std::time::Instant::now());
+            snapshots.push(in_target(target, || collect_here(&kernel, target))??);
+        }
+        if let Some(interval) = interval {
+            for ((target, snapshot), start) in targets.iter().zip(&mut snapshots).zip(&started) {
+                std::thread::sleep(
+                    (*start + interval).saturating_duration_since(std::time::Instant::now()),
+                );
+                let mut notes = Vec::new();
+                snapshot.counters.second = in_target(target, || {
+                    counters::read_sample(files::Place::Live, &mut notes)
+                })??;
+                for note in notes {
+                    if !snapshot.notes.contains(&note) {
+                        snapshot.notes.push(note);
+                    }
+                }
+            }
+        }
+        if let Some(first) = snapshots.first_mut() {
+            first.notes.extend(listing_notes);
+        }
+        if let Some(handle) = owner_scan {
+            let map = handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("the socket owner scan panicked"))?;
+            for snapshot in &mut snapshots {
+                for socket in &mut snapshot.sockets {
+                    if socket.inode != 0 {
+                        socket.owner = map.by_inode.get(&socket.inode).cloned();
+                    }
+                }
+                snapshot.notes.extend(map.notes.iter().cloned());
+                if opts.options {
+                    let notes = options::read_all(&mut snapshot.sockets);
+                    snapshot.notes.extend(notes);
+                }
+            }
+        }
+        Ok(snapshots)
+    })
 }

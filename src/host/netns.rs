@@ -5,12 +5,15 @@
 //! sockets, all of which see the target namespace. The calling thread (and
 //! the rest of the process) never changes namespace.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use nix::sched::{CloneFlags, setns};
+
+use super::Note;
 
 /// A network namespace to work in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,22 +67,128 @@ where
 {
     let file = File::open(&ns.path)
         .with_context(|| format!("opening network namespace {}", ns.path.display()))?;
+    run_in_file(&file, &ns.name, work)
+}
+
+/// Like [`run_in`], with the namespace already open (`name` is for messages).
+pub fn run_in_file<T, F>(file: &File, name: &str, work: F) -> anyhow::Result<T>
+where
+    T: Send,
+    F: FnOnce() -> T + Send,
+{
     std::thread::scope(|scope| {
         scope
             .spawn(move || -> anyhow::Result<T> {
-                setns(&file, CloneFlags::CLONE_NEWNET).map_err(|errno| {
+                setns(file, CloneFlags::CLONE_NEWNET).map_err(|errno| {
                     if errno == nix::errno::Errno::EPERM {
                         anyhow::anyhow!(
-                            "entering network namespace {} needs CAP_SYS_ADMIN: run as root",
-                            ns.name
+                            "entering network namespace {name} needs CAP_SYS_ADMIN: run as root"
                         )
                     } else {
-                        anyhow::anyhow!("entering network namespace {}: {errno}", ns.name)
+                        anyhow::anyhow!("entering network namespace {name}: {errno}")
                     }
                 })?;
                 Ok(work())
             })
             .join()
-            .map_err(|_| anyhow::anyhow!("the worker in network namespace {} panicked", ns.name))?
+            .map_err(|_| anyhow::anyhow!("the worker in network namespace {name} panicked"))?
     })
+}
+
+/// Every distinct network namespace on the host: the caller's own (named `host`), those
+/// named in /run/netns, and those of processes (/proc/PID/ns/net), deduplicated by inode.
+/// Processes whose namespace cannot be inspected are counted in a note.
+pub fn list_all(notes: &mut Vec<Note>) -> Vec<NetnsRef> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    match current_inode() {
+        Ok(inode) => {
+            seen.insert(inode);
+            out.push(NetnsRef {
+                path: PathBuf::from("/proc/thread-self/ns/net"),
+                name: "host".to_string(),
+                inode,
+            });
+        }
+        Err(e) => notes.push(Note::new(
+            "netns",
+            Some("/proc/thread-self/ns/net".to_string()),
+            format!("the caller's namespace could not be identified: {e}"),
+        )),
+    }
+    match std::fs::read_dir(RUN_NETNS) {
+        Ok(entries) => {
+            let mut named: Vec<(String, PathBuf)> = entries
+                .filter_map(Result::ok)
+                .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+                .collect();
+            named.sort();
+            for (name, path) in named {
+                match std::fs::metadata(&path) {
+                    Ok(meta) if seen.insert(meta.ino()) => out.push(NetnsRef {
+                        path,
+                        name,
+                        inode: meta.ino(),
+                    }),
+                    Ok(_) => {}
+                    Err(e) => notes.push(Note::new(
+                        "netns",
+                        Some(path.display().to_string()),
+                        format!("not read: {e}"),
+                    )),
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => notes.push(Note::new(
+            "netns",
+            Some(RUN_NETNS.to_string()),
+            format!("not read: {e}"),
+        )),
+    }
+    let mut pids: Vec<u32> = match std::fs::read_dir("/proc") {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect(),
+        Err(e) => {
+            notes.push(Note::new(
+                "netns",
+                Some("/proc".to_string()),
+                format!("not read: {e}"),
+            ));
+            Vec::new()
+        }
+    };
+    pids.sort_unstable();
+    let mut denied = 0usize;
+    for pid in pids {
+        let path = PathBuf::from(format!("/proc/{pid}/ns/net"));
+        match std::fs::metadata(&path) {
+            Ok(meta) if seen.insert(meta.ino()) => {
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .map(|c| c.trim_end().to_string())
+                    .unwrap_or_else(|_| "?".to_string());
+                out.push(NetnsRef {
+                    path,
+                    name: format!("pid {pid} ({comm})"),
+                    inode: meta.ino(),
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => denied += 1,
+            Err(_) => {} // the process exited
+        }
+    }
+    if denied > 0 {
+        notes.push(Note::new(
+            "netns",
+            Some(format!("{denied} processes")),
+            format!(
+                "the namespace of {denied} processes could not be inspected (permission denied); \
+                 namespaces only they use are missing: run as root"
+            ),
+        ));
+    }
+    out
 }

@@ -12,7 +12,12 @@ use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use thiserror::Error;
+
+use super::Note;
+use super::files::Place;
 
 /// A validated sysctl key in dotted form.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -250,9 +255,169 @@ pub fn validate_value(
     Ok(normalized)
 }
 
+/// Read every key below `proc/sys/net` (live: the calling thread's namespace) into
+/// dotted key -> trimmed raw value. Write-only files (no read bit, such as
+/// `net.ipv4.route.flush`) are skipped; keys that cannot be read become notes.
+pub fn walk_net(place: Place<'_>, notes: &mut Vec<Note>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let base = place.sys_root().join("proc/sys/net");
+    if let Err(e) = place.open(&base) {
+        notes.push(Note::new(
+            "sysctls",
+            Some(base.display().to_string()),
+            format!("not read: {e}"),
+        ));
+        return out;
+    }
+    let mut key = String::from("net");
+    walk_dir(place, &base, &mut key, &mut out, notes);
+    out
+}
+
+fn walk_dir(
+    place: Place<'_>,
+    dir: &Path,
+    key: &mut String,
+    out: &mut BTreeMap<String, String>,
+    notes: &mut Vec<Note>,
+) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            notes.push(Note::new(
+                "sysctls",
+                Some(key.clone()),
+                format!("not read: {e}"),
+            ));
+            return;
+        }
+    };
+    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            notes.push(Note::new(
+                "sysctls",
+                Some(format!("{}/{}", dir.display(), name.to_string_lossy())),
+                "not read: the name is not UTF-8",
+            ));
+            continue;
+        };
+        let len = key.len();
+        key.push('.');
+        key.push_str(&name.replace('.', "/"));
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => walk_dir(place, &path, key, out, notes),
+            Ok(t) if t.is_symlink() => notes.push(Note::new(
+                "sysctls",
+                Some(key.clone()),
+                format!("not read: {}", super::files::symlink_refused(&path)),
+            )),
+            Ok(_) => read_key(place, &entry, &path, key, out, notes),
+            Err(e) => notes.push(Note::new(
+                "sysctls",
+                Some(key.clone()),
+                format!("not read: {e}"),
+            )),
+        }
+        key.truncate(len);
+    }
+}
+
+fn read_key(
+    place: Place<'_>,
+    entry: &std::fs::DirEntry,
+    path: &Path,
+    key: &str,
+    out: &mut BTreeMap<String, String>,
+    notes: &mut Vec<Note>,
+) {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    if entry
+        .metadata()
+        .is_ok_and(|m| m.permissions().mode() & 0o444 == 0)
+    {
+        return;
+    }
+    let mut bytes = Vec::new();
+    let result = place.open(path).and_then(|mut f| f.read_to_end(&mut bytes));
+    match result {
+        Ok(_) => match String::from_utf8(bytes) {
+            Ok(text) => {
+                out.insert(key.to_string(), normalize(&text));
+            }
+            Err(_) => notes.push(Note::new(
+                "sysctls",
+                Some(key.to_string()),
+                "not read: the value is not UTF-8 text",
+            )),
+        },
+        // stable_secret reads EIO until a secret is set: that is a value ("unset"), not a failure.
+        Err(e) if e.raw_os_error() == Some(libc::EIO) && key.ends_with(".stable_secret") => {}
+        Err(e) => {
+            let why = match e.kind() {
+                std::io::ErrorKind::PermissionDenied => {
+                    "permission denied (readable by root only)".to_string()
+                }
+                _ => e.to_string(),
+            };
+            notes.push(Note::new(
+                "sysctls",
+                Some(key.to_string()),
+                format!("not read: {why}"),
+            ));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn walks_a_tree_skipping_write_only_keys_and_links() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let net = dir.path().join("proc/sys/net");
+        std::fs::create_dir_all(net.join("ipv4/conf/eth0.100")).unwrap();
+        std::fs::create_dir_all(net.join("ipv4/route")).unwrap();
+        std::fs::write(net.join("ipv4/tcp_rmem"), "4096\t131072\t6291456\n").unwrap();
+        std::fs::write(net.join("ipv4/conf/eth0.100/rp_filter"), "2\n").unwrap();
+        let flush = net.join("ipv4/route/flush");
+        std::fs::write(&flush, "").unwrap();
+        std::fs::set_permissions(&flush, std::fs::Permissions::from_mode(0o200)).unwrap();
+        std::os::unix::fs::symlink("/etc", net.join("core")).unwrap();
+        let mut notes = Vec::new();
+        let keys = walk_net(Place::Root(dir.path()), &mut notes);
+        assert_eq!(
+            keys.get("net.ipv4.tcp_rmem").map(String::as_str),
+            Some("4096 131072 6291456")
+        );
+        assert_eq!(
+            keys.get("net.ipv4.conf.eth0/100.rp_filter")
+                .map(String::as_str),
+            Some("2")
+        );
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(notes[0].subject.as_deref(), Some("net.core"));
+        assert!(notes[0].message.contains("symbolic link"));
+    }
+
+    #[test]
+    fn walks_the_live_tree() {
+        let mut notes = Vec::new();
+        let keys = walk_net(Place::Live, &mut notes);
+        assert!(keys.contains_key("net.ipv4.tcp_fin_timeout"), "{notes:?}");
+        assert!(keys.contains_key("net.core.somaxconn"));
+        assert!(!keys.contains_key("net.ipv4.route.flush"));
+        for key in keys.keys() {
+            SysctlKey::parse(key, Scope::NetOnly).unwrap();
+        }
+    }
 
     #[test]
     fn accepts_plain_net_keys() {

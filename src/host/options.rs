@@ -1,0 +1,277 @@
+//! Socket options of owned sockets, read from the owner's own descriptor.
+//!
+//! sock_diag does not report SO_LINGER, the keepalive parameters, TCP_USER_TIMEOUT or
+//! TCP_LINGER2. They are read with getsockopt(2) on a duplicate of the owner's descriptor:
+//! pidfd_open(pid) once per process, pidfd_getfd(pidfd, fd) per socket. Each duplicate is
+//! checked to still be the same socket (inode), read, and closed at once; nothing is ever
+//! set on it. Without the right to ptrace the owner (root or CAP_SYS_PTRACE) pidfd_getfd
+//! fails with EPERM: that becomes one note per run, as does a kernel without pidfd_getfd.
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use super::{Linger, Note, SockOptions, Socket};
+
+/// Why a process could not be read.
+enum Failure {
+    /// The process or descriptor is gone (or is no longer that socket).
+    Gone,
+    /// EPERM / EACCES.
+    Denied,
+    /// ENOSYS: the kernel lacks pidfd_open (< 5.3) or pidfd_getfd (< 5.6).
+    Unsupported(&'static str),
+    Other(std::io::Error),
+}
+
+fn errno() -> std::io::Error {
+    std::io::Error::last_os_error()
+}
+
+fn classify(err: std::io::Error, call: &'static str) -> Failure {
+    match err.raw_os_error() {
+        Some(libc::ESRCH | libc::EBADF | libc::ENOENT) => Failure::Gone,
+        Some(libc::EPERM | libc::EACCES) => Failure::Denied,
+        Some(libc::ENOSYS) => Failure::Unsupported(call),
+        _ => Failure::Other(err),
+    }
+}
+
+fn pidfd_open(pid: u32) -> Result<OwnedFd, Failure> {
+    // SAFETY: pidfd_open takes (pid_t, unsigned int flags) and returns a new descriptor.
+    let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0u32) };
+    if rc < 0 {
+        return Err(classify(errno(), "pidfd_open (Linux 5.3)"));
+    }
+    // SAFETY: rc is a descriptor we just received and own.
+    Ok(unsafe { OwnedFd::from_raw_fd(rc as RawFd) })
+}
+
+fn pidfd_getfd(pidfd: &OwnedFd, fd: u32) -> Result<OwnedFd, Failure> {
+    // SAFETY: pidfd_getfd takes (int pidfd, int targetfd, unsigned int flags) and returns a
+    // new descriptor (with O_CLOEXEC set by the kernel).
+    let rc = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd as i32, 0u32) };
+    if rc < 0 {
+        return Err(classify(errno(), "pidfd_getfd (Linux 5.6)"));
+    }
+    // SAFETY: rc is a descriptor we just received and own.
+    Ok(unsafe { OwnedFd::from_raw_fd(rc as RawFd) })
+}
+
+/// getsockopt for a plain value; `None` if the option cannot be read.
+fn getopt<T: Copy>(fd: &OwnedFd, level: i32, name: i32, zero: T) -> Option<T> {
+    let mut value = zero;
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: value is a writable T of `len` bytes; the kernel writes at most len bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&mut value as *mut T).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0 && len as usize == std::mem::size_of::<T>()).then_some(value)
+}
+
+fn read_options(dup: &OwnedFd) -> SockOptions {
+    let int = |level, name| getopt::<libc::c_int>(dup, level, name, 0);
+    let linger = getopt(
+        dup,
+        libc::SOL_SOCKET,
+        libc::SO_LINGER,
+        libc::linger {
+            l_onoff: 0,
+            l_linger: 0,
+        },
+    );
+    let tcp = libc::IPPROTO_TCP;
+    SockOptions {
+        linger: linger.map(|l| Linger {
+            on: l.l_onoff != 0,
+            seconds: l.l_linger,
+        }),
+        keepalive: int(libc::SOL_SOCKET, libc::SO_KEEPALIVE).map(|v| v != 0),
+        keepidle: int(tcp, libc::TCP_KEEPIDLE).and_then(|v| u32::try_from(v).ok()),
+        keepintvl: int(tcp, libc::TCP_KEEPINTVL).and_then(|v| u32::try_from(v).ok()),
+        keepcnt: int(tcp, libc::TCP_KEEPCNT).and_then(|v| u32::try_from(v).ok()),
+        user_timeout: int(tcp, libc::TCP_USER_TIMEOUT).and_then(|v| u32::try_from(v).ok()),
+        linger2: int(tcp, libc::TCP_LINGER2),
+    }
+}
+
+/// Whether a descriptor refers to the socket with this inode.
+fn same_socket(dup: &OwnedFd, inode: u64) -> bool {
+    nix::sys::stat::fstat(dup)
+        .is_ok_and(|st| st.st_ino == inode && st.st_mode & libc::S_IFMT == libc::S_IFSOCK)
+}
+
+/// Fill `options` of every socket that has an owner. Returns the notes of the run.
+pub fn read_all(sockets: &mut [Socket]) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let mut by_pid: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (i, s) in sockets.iter().enumerate() {
+        if let Some(owner) = &s.owner {
+            by_pid.entry(owner.pid).or_default().push(i);
+        }
+    }
+    let mut pids: Vec<u32> = by_pid.keys().copied().collect();
+    pids.sort_unstable();
+    let mut denied: Vec<String> = Vec::new();
+    let mut other: Vec<String> = Vec::new();
+    'process: for pid in pids {
+        let pidfd = match pidfd_open(pid) {
+            Ok(fd) => fd,
+            Err(Failure::Gone) => continue,
+            Err(Failure::Denied) => {
+                denied.push(pid.to_string());
+                continue;
+            }
+            Err(Failure::Unsupported(call)) => {
+                notes.push(unsupported(call));
+                return notes;
+            }
+            Err(Failure::Other(e)) => {
+                other.push(format!("pid {pid}: {e}"));
+                continue;
+            }
+        };
+        for &i in &by_pid[&pid] {
+            let socket = &mut sockets[i];
+            let Some(owner) = &socket.owner else { continue };
+            let dup = match pidfd_getfd(&pidfd, owner.fd) {
+                Ok(fd) => fd,
+                Err(Failure::Gone) => continue,
+                Err(Failure::Denied) => {
+                    denied.push(format!("{pid} ({})", owner.comm));
+                    continue 'process;
+                }
+                Err(Failure::Unsupported(call)) => {
+                    notes.push(unsupported(call));
+                    return notes;
+                }
+                Err(Failure::Other(e)) => {
+                    other.push(format!("pid {pid} fd {}: {e}", owner.fd));
+                    continue 'process;
+                }
+            };
+            if same_socket(&dup, socket.inode) {
+                socket.options = Some(read_options(&dup));
+            }
+            drop(dup);
+        }
+    }
+    if !denied.is_empty() {
+        notes.push(Note::new(
+            "options",
+            Some(format!("{} processes", denied.len())),
+            format!(
+                "permission denied duplicating sockets of {} processes ({}{}): their socket \
+                 options are unknown; reading them needs root or CAP_SYS_PTRACE",
+                denied.len(),
+                denied
+                    .iter()
+                    .take(10)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if denied.len() > 10 { ", ..." } else { "" }
+            ),
+        ));
+    }
+    if !other.is_empty() {
+        notes.push(Note::new(
+            "options",
+            None,
+            format!(
+                "socket options not read for {} processes: {}",
+                other.len(),
+                other
+                    .iter()
+                    .take(10)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ));
+    }
+    notes
+}
+
+fn unsupported(call: &str) -> Note {
+    Note::new(
+        "options",
+        Some(call.to_string()),
+        format!("socket options not read: this kernel lacks {call}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::{Family, Owner, TcpState, Timer};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn reads_options_of_our_own_socket_without_changing_them() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let fd = stream.as_raw_fd();
+        let set = |level, name, v: libc::c_int| {
+            // SAFETY: v is a c_int of the given size.
+            let rc =
+                unsafe { libc::setsockopt(fd, level, name, (&v as *const libc::c_int).cast(), 4) };
+            assert_eq!(rc, 0);
+        };
+        set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+        set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 33);
+        set(libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, 5000);
+        let inode = std::fs::metadata(format!("/proc/self/fd/{fd}"))
+            .unwrap()
+            .ino();
+        let mut sockets = vec![Socket {
+            family: Family::Inet,
+            state: TcpState::Established,
+            local_addr: "127.0.0.1".parse().unwrap(),
+            local_port: 1,
+            remote_addr: "127.0.0.1".parse().unwrap(),
+            remote_port: 2,
+            rx_queue: 0,
+            tx_queue: 0,
+            accept_queue: None,
+            backlog: None,
+            timer: Timer::None,
+            timer_expires_ms: None,
+            retransmits: 0,
+            inode,
+            uid: 0,
+            tcp_info: None,
+            owner: Some(Owner {
+                pid: std::process::id(),
+                comm: "test".into(),
+                fd: fd as u32,
+            }),
+            options: None,
+        }];
+        // A socket whose descriptor number now holds something else is left alone.
+        let mut wrong = sockets[0].clone();
+        wrong.inode += 1_000_000;
+        sockets.push(wrong);
+        let notes = read_all(&mut sockets);
+        assert!(notes.is_empty(), "{notes:?}");
+        let o = sockets[0].options.clone().expect("options");
+        assert_eq!(o.keepalive, Some(true));
+        assert_eq!(o.keepidle, Some(33));
+        assert_eq!(o.user_timeout, Some(5000));
+        assert_eq!(o.linger.map(|l| l.on), Some(false));
+        assert_eq!(sockets[1].options, None);
+        // The duplicate was closed: no descriptor of ours points at the socket twice.
+        let count = std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.ino() == inode))
+            .count();
+        assert_eq!(count, 1);
+    }
+}

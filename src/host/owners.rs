@@ -1,0 +1,223 @@
+//! Socket owners: one pass over /proc/*/fd building socket inode -> (pid, comm, fd).
+//!
+//! Built once per run, whatever the number of sockets or namespaces (socket inodes are
+//! unique on the host). Each fd directory is opened once and every entry is resolved with
+//! readlinkat(2) relative to it into a stack buffer, so scanning a process allocates
+//! nothing per descriptor; the process name is read only for processes that hold a socket
+//! and is shared between their sockets. Processes that exit during the scan are skipped
+//! without a word; processes we may not inspect are counted and reported in one note.
+
+use std::collections::HashMap;
+use std::ffi::CStr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::Arc;
+
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::Mode;
+
+use super::{Note, Owner};
+
+/// The owner of every socket found, and notes about what could not be inspected.
+#[derive(Debug, Default)]
+pub struct OwnerMap {
+    pub by_inode: HashMap<u64, Owner>,
+    pub notes: Vec<Note>,
+    /// Processes whose descriptors were read.
+    pub processes_scanned: usize,
+}
+
+/// Scan `proc` (normally `/proc`).
+pub fn scan(proc: &Path) -> OwnerMap {
+    let mut map = OwnerMap::default();
+    let proc_dir = match Dir::open(
+        proc,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(d) => d,
+        Err(e) => {
+            map.notes.push(Note::new(
+                "owners",
+                Some(proc.display().to_string()),
+                format!("socket owners not read: {e}"),
+            ));
+            return map;
+        }
+    };
+    let mut pids: Vec<u32> = Vec::new();
+    let proc_fd = match proc_dir.as_fd().try_clone_to_owned() {
+        Ok(fd) => fd,
+        Err(e) => {
+            map.notes.push(Note::new(
+                "owners",
+                None,
+                format!("socket owners not read: {e}"),
+            ));
+            return map;
+        }
+    };
+    let mut proc_dir = proc_dir;
+    for entry in proc_dir.iter().flatten() {
+        if let Some(pid) = parse_pid(entry.file_name()) {
+            pids.push(pid);
+        }
+    }
+    let mut denied: Vec<u32> = Vec::new();
+    let mut fd_path = [0u8; 32];
+    for pid in pids {
+        match scan_process(&proc_fd, pid, &mut fd_path, &mut map.by_inode) {
+            Ok(()) => map.processes_scanned += 1,
+            Err(Errno::EACCES | Errno::EPERM) => denied.push(pid),
+            // ENOENT / ESRCH: the process exited during the scan.
+            Err(_) => {}
+        }
+    }
+    if !denied.is_empty() {
+        let sample: Vec<String> = denied.iter().take(10).map(u32::to_string).collect();
+        map.notes.push(Note::new(
+            "owners",
+            Some(format!("{} processes", denied.len())),
+            format!(
+                "permission denied reading /proc/PID/fd of {} processes (pids {}{}): their sockets \
+                 have no owner and no options; run as root to see them",
+                denied.len(),
+                sample.join(", "),
+                if denied.len() > sample.len() {
+                    ", ..."
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    map
+}
+
+fn parse_pid(name: &CStr) -> Option<u32> {
+    let bytes = name.to_bytes();
+    if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+/// `PID/fd` into `buf` as a NUL-terminated C string.
+fn c_path<'a>(buf: &'a mut [u8; 32], pid: u32, leaf: &str) -> &'a CStr {
+    use std::io::Write;
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(cursor, "{pid}/{leaf}\0");
+    let end = cursor.position() as usize;
+    CStr::from_bytes_with_nul(&buf[..end]).unwrap_or(c"")
+}
+
+fn scan_process(
+    proc_fd: &OwnedFd,
+    pid: u32,
+    path: &mut [u8; 32],
+    out: &mut HashMap<u64, Owner>,
+) -> Result<(), Errno> {
+    let fd_dir = openat(
+        proc_fd,
+        c_path(path, pid, "fd"),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let raw_dir = fd_dir.as_raw_fd();
+    let mut dir = Dir::from_fd(fd_dir)?;
+    let mut comm: Option<Arc<str>> = None;
+    let mut link = [0u8; 64];
+    for entry in dir.iter() {
+        let entry = match entry {
+            Ok(e) => e,
+            // The process exited while we listed its descriptors.
+            Err(Errno::ENOENT | Errno::ESRCH) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let name = entry.file_name();
+        let Some(fd) = parse_pid(name) else { continue };
+        // SAFETY: raw_dir is the open fd directory owned by `dir`; name is NUL-terminated;
+        // link is a writable buffer of the given length.
+        let n = unsafe {
+            libc::readlinkat(raw_dir, name.as_ptr(), link.as_mut_ptr().cast(), link.len())
+        };
+        if n <= 0 {
+            continue;
+        }
+        let Some(inode) = socket_inode(&link[..n as usize]) else {
+            continue;
+        };
+        let owner_comm = comm
+            .get_or_insert_with(|| read_comm(proc_fd, pid, path))
+            .clone();
+        out.entry(inode).or_insert(Owner {
+            pid,
+            comm: owner_comm,
+            fd,
+        });
+    }
+    Ok(())
+}
+
+/// `socket:[12345]` -> 12345.
+fn socket_inode(link: &[u8]) -> Option<u64> {
+    let digits = link.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
+    if digits.is_empty() || digits.len() > 20 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |acc, d| {
+        d.is_ascii_digit()
+            .then(|| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+            .flatten()
+    })
+}
+
+fn read_comm(proc_fd: &OwnedFd, pid: u32, path: &mut [u8; 32]) -> Arc<str> {
+    let fd = match openat(
+        proc_fd,
+        c_path(path, pid, "comm"),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(_) => return Arc::from("?"),
+    };
+    let mut buf = [0u8; 64];
+    match nix::unistd::read(&fd, &mut buf) {
+        Ok(n) => Arc::from(String::from_utf8_lossy(&buf[..n]).trim_end_matches('\n')),
+        Err(_) => Arc::from("?"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_socket_links() {
+        assert_eq!(socket_inode(b"socket:[23769]"), Some(23769));
+        assert_eq!(socket_inode(b"socket:[]"), None);
+        assert_eq!(socket_inode(b"socket:[12a]"), None);
+        assert_eq!(socket_inode(b"pipe:[23769]"), None);
+        assert_eq!(socket_inode(b"/dev/null"), None);
+        assert_eq!(socket_inode(b"socket:[99999999999999999999999]"), None);
+    }
+
+    #[test]
+    fn finds_our_own_socket() {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::MetadataExt;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fd = listener.as_raw_fd();
+        let inode = std::fs::metadata(format!("/proc/self/fd/{fd}"))
+            .unwrap()
+            .ino();
+        let map = scan(Path::new("/proc"));
+        let owner = map.by_inode.get(&inode).expect("our socket");
+        assert_eq!(owner.pid, std::process::id());
+        assert_eq!(owner.fd, fd as u32);
+        assert!(!owner.comm.is_empty());
+    }
+}

@@ -1,0 +1,677 @@
+//! The TCP socket table: NETLINK_SOCK_DIAG (as `ss` reads it), or /proc/net/tcp{,6}.
+//!
+//! sock_diag gives everything the rules need, including the effective backlog of listeners
+//! and `tcp_info`. The request is built with netlink-packet-sock-diag; the replies are
+//! decoded here, without allocating per socket beyond the [`Socket`] itself, because the
+//! crate's decoder drops the probe count of keepalive timers and the expiry of TIME_WAIT
+//! sockets, and rejects a `tcp_info` shorter than the newest layout (older kernels).
+//!
+//! /proc/net/tcp is the fallback (no netlink, or a copied tree): it lacks the listener
+//! backlog and tcp_info, and the snapshot says so in a note.
+
+use std::io::{self, BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use netlink_packet_core::{NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage};
+use netlink_packet_sock_diag::SockDiagMessage;
+use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
+use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
+use netlink_sys::{Socket as NlSocket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
+
+use super::files::{ParseError, Place, parse_error};
+use super::{Family, Note, Socket, SocketsSource, TcpInfo, TcpState, Timer};
+
+/// Read the socket table of the calling thread's namespace (live) or of a copied tree.
+pub fn read(
+    place: Place<'_>,
+    notes: &mut Vec<Note>,
+) -> Result<(SocketsSource, Vec<Socket>), ParseError> {
+    if let Place::Live = place {
+        match dump_sock_diag(notes) {
+            Ok(sockets) => return Ok((SocketsSource::SockDiag, sockets)),
+            Err(e) => notes.push(Note::new(
+                "sockets",
+                Some("NETLINK_SOCK_DIAG".to_string()),
+                format!(
+                    "sock_diag dump failed ({e}); reading /proc/net/tcp and tcp6 instead \
+                     (load the inet_diag and tcp_diag modules for full detail)"
+                ),
+            )),
+        }
+    }
+    let mut sockets = Vec::new();
+    let mut read_any = false;
+    for name in ["tcp", "tcp6"] {
+        let path = place.proc_net(name);
+        let shown = path.display().to_string();
+        match place.open(&path) {
+            Ok(file) => {
+                sockets.extend(parse_proc_net_tcp(BufReader::new(file), &shown)?);
+                read_any = true;
+            }
+            Err(e) => notes.push(Note::new("sockets", Some(shown), format!("not read: {e}"))),
+        }
+    }
+    if !read_any {
+        return Ok((SocketsSource::None, sockets));
+    }
+    notes.push(Note::new(
+        "sockets",
+        Some("backlog".to_string()),
+        "the socket table was read from /proc/net/tcp{,6}: the backlog of listeners and \
+         tcp_info (idle times, RTT) are unknown",
+    ));
+    Ok((SocketsSource::ProcNet, sockets))
+}
+
+/// USER_HZ: the unit of `tm->when` in /proc/net/tcp (100 on every architecture Linux
+/// exposes through this ABI, except alpha).
+const USER_HZ: u64 = 100;
+
+/// Parse /proc/net/tcp or /proc/net/tcp6 (the family follows from the address length).
+pub fn parse_proc_net_tcp(reader: impl BufRead, file: &str) -> Result<Vec<Socket>, ParseError> {
+    let mut out = Vec::new();
+    for (index, line) in reader.lines().enumerate() {
+        let lineno = index + 1;
+        let line = line.map_err(|e| parse_error(file, lineno, e.to_string()))?;
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || (lineno == 1 && trimmed.starts_with("sl")) {
+            continue;
+        }
+        out.push(parse_tcp_line(trimmed).map_err(|m| parse_error(file, lineno, m))?);
+    }
+    Ok(out)
+}
+
+fn parse_tcp_line(line: &str) -> Result<Socket, String> {
+    let f: Vec<&str> = line.split_whitespace().take(10).collect();
+    if f.len() < 10 {
+        return Err(format!(
+            "expected at least 10 fields (sl local remote st queues timer retrnsmt uid timeout inode), found {}",
+            f.len()
+        ));
+    }
+    if !f[0].ends_with(':') {
+        return Err(format!(
+            "expected a slot number such as `0:`, found {:?}",
+            f[0]
+        ));
+    }
+    let (local_addr, local_port) = endpoint(f[1])?;
+    let (remote_addr, remote_port) = endpoint(f[2])?;
+    if local_addr.is_ipv4() != remote_addr.is_ipv4() {
+        return Err("local and remote addresses are of different families".to_string());
+    }
+    let st = hex_u64(f[3], "st")?;
+    let state = u8::try_from(st)
+        .ok()
+        .and_then(TcpState::from_kernel)
+        .ok_or_else(|| format!("unknown TCP state {}", f[3]))?;
+    let (tx, rx) = pair(f[4], "tx_queue:rx_queue")?;
+    let (tr, when) = pair(f[5], "tr:tm->when")?;
+    let retrnsmt = hex_u64(f[6], "retrnsmt")?;
+    let uid = f[7]
+        .parse::<u32>()
+        .map_err(|_| format!("uid {:?} is not a number", f[7]))?;
+    f[8].parse::<i64>()
+        .map_err(|_| format!("timeout {:?} is not a number", f[8]))?;
+    let inode = f[9]
+        .parse::<u64>()
+        .map_err(|_| format!("inode {:?} is not a number", f[9]))?;
+    let timer = Timer::from_kernel(u8::try_from(tr).unwrap_or(0));
+    let listen = state == TcpState::Listen;
+    Ok(Socket {
+        family: if local_addr.is_ipv4() {
+            Family::Inet
+        } else {
+            Family::Inet6
+        },
+        state,
+        local_addr,
+        local_port,
+        remote_addr,
+        remote_port,
+        rx_queue: clamp_u32(rx),
+        tx_queue: clamp_u32(tx),
+        accept_queue: listen.then_some(clamp_u32(rx)),
+        backlog: None,
+        timer,
+        timer_expires_ms: (timer != Timer::None).then_some(when.saturating_mul(1000) / USER_HZ),
+        retransmits: u8::try_from(retrnsmt).unwrap_or(u8::MAX),
+        inode,
+        uid,
+        tcp_info: None,
+        owner: None,
+        options: None,
+    })
+}
+
+fn clamp_u32(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+fn hex_u64(text: &str, what: &str) -> Result<u64, String> {
+    u64::from_str_radix(text, 16).map_err(|_| format!("{what} {text:?} is not hexadecimal"))
+}
+
+fn pair(text: &str, what: &str) -> Result<(u64, u64), String> {
+    let (a, b) = text
+        .split_once(':')
+        .ok_or_else(|| format!("expected {what}, found {text:?}"))?;
+    Ok((hex_u64(a, what)?, hex_u64(b, what)?))
+}
+
+/// `0100007F:1F40` -> 127.0.0.1:8000. The kernel prints each 32-bit word of the
+/// (network-order) address as a host-order number, so the bytes come back with to_ne_bytes.
+fn endpoint(text: &str) -> Result<(IpAddr, u16), String> {
+    let (addr, port) = text
+        .split_once(':')
+        .ok_or_else(|| format!("expected ADDRESS:PORT, found {text:?}"))?;
+    let port = u16::from_str_radix(port, 16)
+        .map_err(|_| format!("port {port:?} is not a 16-bit hexadecimal number"))?;
+    let word = |i: usize| -> Result<[u8; 4], String> {
+        addr.get(i * 8..i * 8 + 8)
+            .and_then(|w| u32::from_str_radix(w, 16).ok())
+            .map(u32::to_ne_bytes)
+            .ok_or_else(|| format!("address {addr:?} is not hexadecimal"))
+    };
+    let ip = match addr.len() {
+        8 => IpAddr::V4(Ipv4Addr::from(word(0)?)),
+        32 => {
+            let mut bytes = [0u8; 16];
+            for i in 0..4 {
+                bytes[i * 4..i * 4 + 4].copy_from_slice(&word(i)?);
+            }
+            IpAddr::V6(Ipv6Addr::from(bytes))
+        }
+        _ => {
+            return Err(format!(
+                "address {addr:?} has {} hex digits (expected 8 or 32)",
+                addr.len()
+            ));
+        }
+    };
+    Ok((ip, port))
+}
+
+// --- sock_diag ---------------------------------------------------------------------------
+
+const NLMSG_HDR: usize = 16;
+const NLMSG_NOOP: u16 = 1;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLM_F_DUMP_INTR: u16 = 0x10;
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// sizeof(struct inet_diag_msg).
+const INET_DIAG_MSG: usize = 72;
+const INET_DIAG_INFO: u16 = 2;
+/// Bytes of a receive: the kernel fills dump replies up to 32 KiB per message batch.
+const RECV_BUF: usize = 64 * 1024;
+
+/// Offsets into `struct tcp_info` (include/uapi/linux/tcp.h; checked against libc in tests).
+mod tcpi {
+    pub const PROBES: usize = 3;
+    pub const LAST_DATA_SENT: usize = 44;
+    pub const LAST_DATA_RECV: usize = 52;
+    pub const LAST_ACK_RECV: usize = 56;
+    pub const RTT: usize = 68;
+    pub const TOTAL_RETRANS: usize = 100;
+    /// The shortest tcp_info that holds every field above (kernels since 2.6).
+    pub const MIN_LEN: usize = 104;
+}
+
+/// Dump every TCP socket (IPv4 and IPv6, all states) of the calling thread's namespace.
+pub fn dump_sock_diag(notes: &mut Vec<Note>) -> io::Result<Vec<Socket>> {
+    let mut socket = NlSocket::new(NETLINK_SOCK_DIAG)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; RECV_BUF];
+    let mut unknown = 0usize;
+    for (seq, family) in [(1u32, AF_INET), (2u32, AF_INET6)] {
+        let result = dump_family(&socket, seq, family, &mut buf, &mut out, &mut unknown);
+        match result {
+            Ok(interrupted) => {
+                if interrupted {
+                    notes.push(Note::new(
+                        "sockets",
+                        None,
+                        "the socket table changed during the dump: a few sockets may be missing or listed twice",
+                    ));
+                }
+            }
+            Err(e) if family == AF_INET6 && e.raw_os_error() == Some(libc::ENOENT) => {
+                notes.push(Note::new(
+                    "sockets",
+                    Some("IPv6".to_string()),
+                    "IPv6 sockets not read: the kernel has no IPv6 sock_diag (IPv6 disabled?)",
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if unknown > 0 {
+        notes.push(Note::new(
+            "sockets",
+            None,
+            format!(
+                "{unknown} sockets in a state or family this rstaudit does not know were left out"
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// One dump request and its replies; returns whether the kernel flagged it interrupted.
+fn dump_family(
+    socket: &NlSocket,
+    seq: u32,
+    family: u8,
+    buf: &mut [u8],
+    out: &mut Vec<Socket>,
+    unknown: &mut usize,
+) -> io::Result<bool> {
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    header.sequence_number = seq;
+    let mut packet = NetlinkMessage::new(
+        header,
+        SockDiagMessage::InetRequest(InetRequest {
+            family,
+            protocol: IPPROTO_TCP,
+            extensions: ExtensionFlags::INFO,
+            states: StateFlags::all(),
+            socket_id: if family == AF_INET {
+                SocketId::new_v4()
+            } else {
+                SocketId::new_v6()
+            },
+        })
+        .into(),
+    );
+    packet.finalize();
+    let mut request = vec![0u8; packet.header.length as usize];
+    packet.serialize(&mut request[..]);
+    socket.send(&request, 0)?;
+    let mut interrupted = false;
+    loop {
+        let n = socket.recv(&mut &mut buf[..], 0)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "sock_diag closed the dump early",
+            ));
+        }
+        match parse_batch(&buf[..n], seq, out, unknown)? {
+            Batch::More { intr } => interrupted |= intr,
+            Batch::Done { intr } => return Ok(interrupted | intr),
+        }
+    }
+}
+
+enum Batch {
+    More { intr: bool },
+    Done { intr: bool },
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_ne_bytes([b[at], b[at + 1]])
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn malformed(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("malformed sock_diag reply: {what}"),
+    )
+}
+
+/// Decode the netlink messages of one receive.
+fn parse_batch(
+    mut buf: &[u8],
+    seq: u32,
+    out: &mut Vec<Socket>,
+    unknown: &mut usize,
+) -> io::Result<Batch> {
+    let mut intr = false;
+    while buf.len() >= NLMSG_HDR {
+        let len = u32_at(buf, 0) as usize;
+        if len < NLMSG_HDR || len > buf.len() {
+            return Err(malformed("message length out of range"));
+        }
+        let kind = u16_at(buf, 4);
+        let flags = u16_at(buf, 6);
+        let msg_seq = u32_at(buf, 8);
+        let payload = &buf[NLMSG_HDR..len];
+        buf = &buf[len.next_multiple_of(4).min(buf.len())..];
+        if msg_seq != seq {
+            continue;
+        }
+        intr |= flags & NLM_F_DUMP_INTR != 0;
+        match kind {
+            NLMSG_NOOP => {}
+            NLMSG_DONE => return Ok(Batch::Done { intr }),
+            NLMSG_ERROR => {
+                if payload.len() < 4 {
+                    return Err(malformed("short error message"));
+                }
+                let code = u32_at(payload, 0) as i32;
+                if code != 0 {
+                    return Err(io::Error::from_raw_os_error(-code));
+                }
+            }
+            SOCK_DIAG_BY_FAMILY => match parse_diag_msg(payload)? {
+                Some(socket) => out.push(socket),
+                None => *unknown += 1,
+            },
+            _ => {}
+        }
+    }
+    Ok(Batch::More { intr })
+}
+
+/// Decode one `struct inet_diag_msg` and its attributes. `None` for a socket the kernel
+/// reports in a state this version does not know.
+fn parse_diag_msg(msg: &[u8]) -> io::Result<Option<Socket>> {
+    if msg.len() < INET_DIAG_MSG {
+        return Err(malformed("inet_diag_msg shorter than 72 bytes"));
+    }
+    let family = match msg[0] {
+        AF_INET => Family::Inet,
+        AF_INET6 => Family::Inet6,
+        _ => return Ok(None),
+    };
+    let Some(state) = TcpState::from_kernel(msg[1]) else {
+        return Ok(None);
+    };
+    let timer = Timer::from_kernel(msg[2]);
+    let retransmits = msg[3];
+    let addr = |at: usize| -> IpAddr {
+        match family {
+            Family::Inet => IpAddr::V4(Ipv4Addr::new(
+                msg[at],
+                msg[at + 1],
+                msg[at + 2],
+                msg[at + 3],
+            )),
+            Family::Inet6 => {
+                let mut b = [0u8; 16];
+                b.copy_from_slice(&msg[at..at + 16]);
+                IpAddr::V6(Ipv6Addr::from(b))
+            }
+        }
+    };
+    let local_port = u16::from_be_bytes([msg[4], msg[5]]);
+    let remote_port = u16::from_be_bytes([msg[6], msg[7]]);
+    let expires = u32_at(msg, 52);
+    let rqueue = u32_at(msg, 56);
+    let wqueue = u32_at(msg, 60);
+    let uid = u32_at(msg, 64);
+    let inode = u32_at(msg, 68);
+    let mut tcp_info = None;
+    let mut attrs = &msg[INET_DIAG_MSG..];
+    while attrs.len() >= 4 {
+        let len = u16_at(attrs, 0) as usize;
+        let kind = u16_at(attrs, 2);
+        if len < 4 || len > attrs.len() {
+            return Err(malformed("attribute length out of range"));
+        }
+        if kind == INET_DIAG_INFO {
+            tcp_info = parse_tcp_info(&attrs[4..len]);
+        }
+        attrs = &attrs[len.next_multiple_of(4).min(attrs.len())..];
+    }
+    let listen = state == TcpState::Listen;
+    Ok(Some(Socket {
+        family,
+        state,
+        local_addr: addr(8),
+        local_port,
+        remote_addr: addr(24),
+        remote_port,
+        rx_queue: rqueue,
+        tx_queue: wqueue,
+        accept_queue: listen.then_some(rqueue),
+        backlog: listen.then_some(wqueue),
+        timer,
+        timer_expires_ms: (timer != Timer::None).then_some(u64::from(expires)),
+        retransmits,
+        inode: u64::from(inode),
+        uid,
+        tcp_info,
+        owner: None,
+        options: None,
+    }))
+}
+
+/// The fields of `struct tcp_info` the rules use; `None` when the attribute is too short.
+fn parse_tcp_info(b: &[u8]) -> Option<TcpInfo> {
+    if b.len() < tcpi::MIN_LEN {
+        return None;
+    }
+    Some(TcpInfo {
+        last_data_recv_ms: u32_at(b, tcpi::LAST_DATA_RECV),
+        last_data_sent_ms: u32_at(b, tcpi::LAST_DATA_SENT),
+        last_ack_recv_ms: u32_at(b, tcpi::LAST_ACK_RECV),
+        rtt_us: u32_at(b, tcpi::RTT),
+        total_retrans: u32_at(b, tcpi::TOTAL_RETRANS),
+        probes: b[tcpi::PROBES],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Captured from kernel 6.18.44 (`cat /proc/net/tcp{,6}`) in a network namespace created
+    // for the purpose: a listener on 127.0.0.1:8000 (backlog 7, three queued connections,
+    // one with SO_KEEPALIVE and TCP_KEEPIDLE 33), two connections closed into FIN_WAIT2 /
+    // TIME_WAIT, a listener on 8001 with backlog 0 and three SYN_SENT clients retransmitting,
+    // and an IPv6 listener on [::1]:9000 with one connection that sent 5 unread bytes.
+    const TCP: &str = include_str!("testdata/tcp-6.18.txt");
+    const TCP6: &str = include_str!("testdata/tcp6-6.18.txt");
+
+    fn find(sockets: &[Socket], local: u16, remote: u16) -> &Socket {
+        sockets
+            .iter()
+            .find(|s| s.local_port == local && s.remote_port == remote)
+            .unwrap_or_else(|| panic!("no socket {local} -> {remote}"))
+    }
+
+    #[test]
+    fn parses_captured_ipv4_lines() {
+        let sockets = parse_proc_net_tcp(TCP.as_bytes(), "tcp").unwrap();
+        assert_eq!(sockets.len(), 15);
+        let l = find(&sockets, 8000, 0);
+        assert_eq!(l.state, TcpState::Listen);
+        assert_eq!(l.family, Family::Inet);
+        assert_eq!(l.local_addr, "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(l.remote_addr, "0.0.0.0".parse::<IpAddr>().unwrap());
+        assert_eq!(l.accept_queue, Some(3));
+        assert_eq!(l.backlog, None);
+        assert_eq!(l.inode, 23769);
+        assert_eq!(l.timer, Timer::None);
+        assert_eq!(l.timer_expires_ms, None);
+
+        // Keepalive timer pending: tr 02, tm->when 0x7C0 ticks = 19.84 s.
+        let k = find(&sockets, 0xC5DE, 8000);
+        assert_eq!(k.state, TcpState::Established);
+        assert_eq!(k.timer, Timer::Keepalive);
+        assert_eq!(k.timer_expires_ms, Some(19_840));
+        assert_eq!(k.inode, 23772);
+
+        // SYN_SENT retransmitting: tr 01, retrnsmt 5, one byte (the SYN) unacknowledged.
+        let s = find(&sockets, 0x897C, 8001);
+        assert_eq!(s.state, TcpState::SynSent);
+        assert_eq!(s.timer, Timer::Retransmit);
+        assert_eq!(s.retransmits, 5);
+        assert_eq!(s.tx_queue, 1);
+        assert_eq!(s.timer_expires_ms, Some(840));
+
+        // A FIN_WAIT2 time-wait socket: timer 3, no inode.
+        let t = find(&sockets, 8000, 0xC5D0);
+        assert_eq!(t.state, TcpState::FinWait2);
+        assert_eq!(t.timer, Timer::TimeWait);
+        assert_eq!(t.inode, 0);
+
+        let c = find(&sockets, 0xC5D0, 8000);
+        assert_eq!(c.state, TcpState::CloseWait);
+        assert_eq!(c.rx_queue, 1);
+        assert_eq!(c.accept_queue, None);
+    }
+
+    #[test]
+    fn parses_captured_ipv6_lines() {
+        let sockets = parse_proc_net_tcp(TCP6.as_bytes(), "tcp6").unwrap();
+        assert_eq!(sockets.len(), 3);
+        let l = find(&sockets, 9000, 0);
+        assert_eq!(l.family, Family::Inet6);
+        assert_eq!(l.local_addr, "::1".parse::<IpAddr>().unwrap());
+        assert_eq!(l.remote_addr, "::".parse::<IpAddr>().unwrap());
+        assert_eq!(l.accept_queue, Some(1));
+        let e = find(&sockets, 9000, 0xC41A);
+        assert_eq!(e.rx_queue, 5);
+        assert_eq!(e.remote_addr, "::1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn garbage_names_file_and_line() {
+        let header = TCP.lines().next().unwrap();
+        let good = TCP.lines().nth(1).unwrap();
+        for (bad, needle) in [
+            ("   1: 0100007F:1F40 00000000:0000 0A", "at least 10 fields"),
+            (
+                "   1: 0100007G:1F40 00000000:0000 0A 00000000:00000003 00:00000000 00000000 0 0 1",
+                "not hexadecimal",
+            ),
+            (
+                "   1: 0100007F:1F40 00000000:0000 2A 00000000:00000003 00:00000000 00000000 0 0 1",
+                "unknown TCP state",
+            ),
+            (
+                "   1: 0100007F:1F40 00000000000000000000000000000000:0000 0A 0:3 00:0 0 0 0 1",
+                "different families",
+            ),
+            (
+                "   1: 0100007F:11F40 00000000:0000 0A 00000000:00000003 00:00000000 00000000 0 0 1",
+                "16-bit",
+            ),
+        ] {
+            let text = format!("{header}\n{good}\n{bad}\n");
+            let err = parse_proc_net_tcp(text.as_bytes(), "/r/proc/net/tcp").unwrap_err();
+            assert_eq!(err.line, 3, "{err}");
+            assert!(err.to_string().starts_with("/r/proc/net/tcp:3: "), "{err}");
+            assert!(err.to_string().contains(needle), "{err}");
+        }
+        // A file cut in the middle of a line.
+        let cut = TCP.find("0100007F:C5E8 0100007F:1F40").unwrap() + 18;
+        let err = parse_proc_net_tcp(&TCP.as_bytes()[..cut], "tcp").unwrap_err();
+        assert_eq!(err.line, 16, "{err}");
+    }
+
+    #[test]
+    fn the_live_dump_sees_a_listener_and_its_queue() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let client_port = client.local_addr().unwrap().port();
+        let mut notes = Vec::new();
+        let sockets = dump_sock_diag(&mut notes).expect("sock_diag");
+        let l = sockets
+            .iter()
+            .find(|s| s.state == TcpState::Listen && s.local_port == port)
+            .expect("our listener");
+        assert_eq!(l.accept_queue, Some(1));
+        assert!(l.backlog.is_some_and(|b| b > 0));
+        assert_ne!(l.inode, 0);
+        let c = sockets
+            .iter()
+            .find(|s| s.local_port == client_port && s.remote_port == port)
+            .expect("our client");
+        assert_eq!(c.state, TcpState::Established);
+        assert!(c.tcp_info.is_some());
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn tcp_info_offsets_match_the_kernel_header() {
+        use std::mem::offset_of;
+        assert_eq!(offset_of!(libc::tcp_info, tcpi_probes), tcpi::PROBES);
+        assert_eq!(
+            offset_of!(libc::tcp_info, tcpi_last_data_sent),
+            tcpi::LAST_DATA_SENT
+        );
+        assert_eq!(
+            offset_of!(libc::tcp_info, tcpi_last_data_recv),
+            tcpi::LAST_DATA_RECV
+        );
+        assert_eq!(
+            offset_of!(libc::tcp_info, tcpi_last_ack_recv),
+            tcpi::LAST_ACK_RECV
+        );
+        assert_eq!(offset_of!(libc::tcp_info, tcpi_rtt), tcpi::RTT);
+        assert_eq!(
+            offset_of!(libc::tcp_info, tcpi_total_retrans),
+            tcpi::TOTAL_RETRANS
+        );
+        assert!(std::mem::size_of::<libc::tcp_info>() >= tcpi::MIN_LEN);
+    }
+
+    #[test]
+    fn decodes_a_diag_message_and_rejects_bad_lengths() {
+        let mut msg = vec![0u8; INET_DIAG_MSG];
+        msg[0] = AF_INET;
+        msg[1] = 10; // LISTEN
+        msg[4..6].copy_from_slice(&8000u16.to_be_bytes());
+        msg[8..12].copy_from_slice(&[127, 0, 0, 1]);
+        msg[56..60].copy_from_slice(&2u32.to_ne_bytes());
+        msg[60..64].copy_from_slice(&7u32.to_ne_bytes());
+        msg[68..72].copy_from_slice(&4242u32.to_ne_bytes());
+        let mut info = vec![0u8; 232];
+        info[tcpi::RTT..tcpi::RTT + 4].copy_from_slice(&77u32.to_ne_bytes());
+        msg.extend_from_slice(&((4 + info.len()) as u16).to_ne_bytes());
+        msg.extend_from_slice(&INET_DIAG_INFO.to_ne_bytes());
+        msg.extend_from_slice(&info);
+        let s = parse_diag_msg(&msg).unwrap().unwrap();
+        assert_eq!(s.local_addr, "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(s.local_port, 8000);
+        assert_eq!((s.accept_queue, s.backlog), (Some(2), Some(7)));
+        assert_eq!(s.inode, 4242);
+        assert_eq!(s.tcp_info.unwrap().rtt_us, 77);
+
+        let mut bad = msg.clone();
+        bad[72..74].copy_from_slice(&1000u16.to_ne_bytes());
+        assert!(parse_diag_msg(&bad).is_err());
+        assert!(parse_diag_msg(&msg[..40]).is_err());
+        // A short tcp_info (an old kernel) leaves tcp_info unknown rather than failing.
+        let mut short = msg[..INET_DIAG_MSG].to_vec();
+        short.extend_from_slice(&8u16.to_ne_bytes());
+        short.extend_from_slice(&INET_DIAG_INFO.to_ne_bytes());
+        short.extend_from_slice(&[0; 4]);
+        assert_eq!(parse_diag_msg(&short).unwrap().unwrap().tcp_info, None);
+
+        let mut batch = Vec::new();
+        batch.extend_from_slice(&((NLMSG_HDR + msg.len()) as u32).to_ne_bytes());
+        batch.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+        batch.extend_from_slice(&0u16.to_ne_bytes());
+        batch.extend_from_slice(&9u32.to_ne_bytes());
+        batch.extend_from_slice(&0u32.to_ne_bytes());
+        batch.extend_from_slice(&msg);
+        let mut out = Vec::new();
+        let mut unknown = 0;
+        assert!(matches!(
+            parse_batch(&batch, 9, &mut out, &mut unknown).unwrap(),
+            Batch::More { intr: false }
+        ));
+        assert_eq!((out.len(), unknown), (1, 0));
+        // A state from a newer kernel is counted, not guessed.
+        batch[NLMSG_HDR + 1] = 99;
+        parse_batch(&batch, 9, &mut out, &mut unknown).unwrap();
+        assert_eq!((out.len(), unknown), (1, 1));
+        batch[0] = 200;
+        assert!(parse_batch(&batch, 9, &mut out, &mut unknown).is_err());
+    }
+}
