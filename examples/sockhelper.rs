@@ -212,20 +212,31 @@ fn main() {
                 drop(a);
             }
             "overflow" => {
-                let l = listen(num(1) as u16, 1);
+                let port = num(1) as u16;
+                let l = listen(port, 1);
                 setopt(
                     l.as_raw_fd(),
                     libc::IPPROTO_TCP,
                     libc::TCP_DEFER_ACCEPT,
                     &int(5),
                 );
+                // Every handshake first (TCP_DEFER_ACCEPT keeps them out of the accept queue),
+                // then the data: the later ACKs with data meet a full queue.
+                let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+                let mut clients = Vec::new();
                 for _ in 0..num(2) {
-                    let mut c = connect(num(1) as u16);
+                    if let Ok(c) =
+                        TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))
+                    {
+                        clients.push(c);
+                    }
+                }
+                for c in &mut clients {
                     let _ = c.write_all(b"hello");
                     pause(20);
-                    streams.push(c);
                 }
                 pause(100);
+                streams.extend(clients);
                 listeners.push(l);
             }
             "write-after-close" => {

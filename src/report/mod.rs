@@ -2,3 +2,4 @@
 //! Nothing here reads the host.
 
 pub mod html;
+pub mod packet_check;
