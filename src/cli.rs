@@ -247,6 +247,10 @@ pub struct ApplyArgs {
     /// Output format of the diff.
     #[arg(long, value_enum, default_value_t = DiffFormat::Table)]
     pub format: DiffFormat,
+    /// Make one step of the transaction fail on purpose (tests of the rollback path):
+    /// validate, rollback-file, write:KEY, read-back:KEY, persist-write, persist-rename.
+    #[arg(long, value_name = "STEP", hide = true)]
+    pub inject_fault: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -278,6 +282,12 @@ pub struct RollbackArgs {
     /// Where rollback files are kept.
     #[arg(long, value_name = "DIR", default_value = "/var/lib/rstaudit")]
     pub state_dir: PathBuf,
+    /// Show what would be restored, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Make one step fail on purpose (tests): write:KEY, read-back:KEY.
+    #[arg(long, value_name = "STEP", hide = true)]
+    pub inject_fault: Vec<String>,
 }
 
 #[derive(Debug, Args)]

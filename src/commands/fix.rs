@@ -1,8 +1,90 @@
-//! The `fix` command.
+//! The `fix` command: the fixes for today's findings, as a sysctl.d
+//! fragment, a shell script or Ansible tasks. `apply --fixes` uses the same
+//! fixes ([`desired_from_fixes`]).
 
 use std::process::ExitCode;
 
+use crate::cli::{Emit, FixArgs, RuleSelectArgs, SourceArgs};
+use crate::host::sysctl::{Scope, SysctlKey};
+use crate::host::{self, CollectOptions, Source};
+use crate::remedy::profiles::Target;
+use crate::remedy::render::{self, FixSet};
+use crate::remedy::transaction::Desired;
+use crate::rules::{self, Finding, Selection};
+
+/// Collect the host picture and run the rules, as `audit` does.
+pub fn todays_findings(
+    select: &RuleSelectArgs,
+    source: &SourceArgs,
+) -> anyhow::Result<Vec<Finding>> {
+    let mut params = match &select.profile {
+        Some(p) => crate::remedy::profile_params(p)?,
+        None => Vec::new(),
+    };
+    params.extend(super::parse_assignments(&select.set, "--set")?);
+    let selection = Selection {
+        extra_dir: select.rules.clone(),
+        only: select.only.clone(),
+        skip: select.skip.clone(),
+        params,
+    };
+    let src = match (&source.snapshot, &source.root) {
+        (Some(f), _) => Source::File(f.clone()),
+        (None, Some(r)) => Source::Root(r.clone()),
+        (None, None) => Source::Live,
+    };
+    let snapshots = host::collect(&CollectOptions {
+        source: src,
+        netns: source.netns.clone(),
+        interval: source.interval,
+        owners: true,
+        options: true,
+    })?;
+    let mut findings = Vec::new();
+    for snap in &snapshots {
+        findings.extend(rules::run(&selection, snap)?.findings);
+    }
+    Ok(findings)
+}
+
+/// The sysctl targets of today's fixes in one namespace (`apply --fixes`).
+pub fn desired_from_fixes(set: &[String], netns: Option<&str>) -> anyhow::Result<Vec<Desired>> {
+    let select = RuleSelectArgs {
+        set: set.to_vec(),
+        ..RuleSelectArgs::default()
+    };
+    let source = SourceArgs {
+        netns: netns.map(String::from),
+        ..SourceArgs::default()
+    };
+    let findings = todays_findings(&select, &source)?;
+    let fixes = FixSet::from_findings(&findings).map_err(anyhow::Error::msg)?;
+    fixes
+        .sysctls
+        .iter()
+        .map(|l| {
+            Ok(Desired {
+                key: SysctlKey::parse(&l.key, Scope::NetOnly)?,
+                target: Target::Value(l.value.clone()),
+                reason: l.rules.join("; "),
+            })
+        })
+        .collect()
+}
+
 /// Run the command.
-pub fn run(_args: crate::cli::FixArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`fix` is not implemented yet")
+pub fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
+    let findings = todays_findings(&args.select, &args.source)?;
+    let fixes = FixSet::from_findings(&findings).map_err(anyhow::Error::msg)?;
+    for l in &fixes.sysctls {
+        let key = SysctlKey::parse(&l.key, Scope::NetOnly)?;
+        crate::host::sysctl::validate_value(&key, &l.value, None)?;
+    }
+    let text = match args.emit {
+        Emit::Sysctl => render::emit_sysctl(&fixes),
+        Emit::Sh => render::emit_sh(&fixes),
+        Emit::Ansible => render::emit_ansible(&fixes)?,
+    };
+    super::write_output(args.output.as_deref(), text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,8 +1,37 @@
-//! The `profiles` command.
+//! The `profiles` command: list the built-in profiles, or show one resolved.
 
 use std::process::ExitCode;
 
+use anyhow::Context;
+
+use crate::cli::{ProfilesAction, ProfilesArgs};
+use crate::remedy::profiles;
+
 /// Run the command.
-pub fn run(_args: crate::cli::ProfilesArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`profiles` is not implemented yet")
+pub fn run(args: ProfilesArgs) -> anyhow::Result<ExitCode> {
+    match args.action {
+        ProfilesAction::List => {
+            let mut out = String::new();
+            for (name, description, extends) in profiles::list() {
+                // The part before the first colon is the profile's one-line summary.
+                let first = description.split(": ").next().unwrap_or(&description);
+                let first = first.trim_end_matches('.');
+                if extends.is_empty() {
+                    out.push_str(&format!("{name:<24} {first}\n"));
+                } else {
+                    out.push_str(&format!(
+                        "{name:<24} {first} (extends {})\n",
+                        extends.join(" -> ")
+                    ));
+                }
+            }
+            super::write_output(None, out.as_bytes())?;
+        }
+        ProfilesAction::Show { name } => {
+            let profile = profiles::load(&name)?;
+            let yaml = serde_yaml::to_string(&profile).context("serialising the profile")?;
+            super::write_output(None, yaml.as_bytes())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,8 +1,79 @@
 //! Fixes: render sysctl.d / shell / Ansible, sysctl profiles, and the
 //! transactional apply, verify and rollback.
+//!
+//! `profiles` loads and checks profile files; `transaction` validates and
+//! applies a set of sysctl targets (through [`transaction::SysctlIo`]);
+//! `state` keeps rollback files; `persist` writes and reads sysctl.d files;
+//! `render` turns diffs and fixes into tables, sysctl.d, shell and Ansible.
+//! Commands in `crate::commands` glue these to the command line.
+
+pub mod faults;
+pub mod persist;
+pub mod profiles;
+pub mod ranges;
+pub mod render;
+pub mod state;
+pub mod transaction;
+pub mod verify;
+
+use std::os::unix::fs::MetadataExt;
+
+use crate::host::netns::{self, NetnsRef};
+use state::RecordedNetns;
+use transaction::{Desired, NsContext};
 
 /// The rule parameters a profile sets (`audit --profile NAME|FILE`), `extends:` resolved.
 pub fn profile_params(name_or_path: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let _ = name_or_path;
-    anyhow::bail!("profiles are not implemented yet")
+    let profile = profiles::load(name_or_path)?;
+    Ok(profile.params.into_iter().collect())
+}
+
+/// The keys a profile wants, in key order.
+pub fn desired_from_profile(profile: &profiles::Profile) -> Vec<Desired> {
+    profile
+        .sysctls
+        .values()
+        .map(|s| Desired {
+            key: s.key.clone(),
+            target: s.target.clone(),
+            reason: s.reason.clone(),
+        })
+        .collect()
+}
+
+/// Run `work` in the namespace `ns` (a setns thread), or in the current one.
+pub fn in_namespace<T: Send>(
+    ns: Option<&NetnsRef>,
+    work: impl FnOnce() -> T + Send,
+) -> anyhow::Result<T> {
+    match ns {
+        Some(ns) => netns::run_in(ns, work),
+        None => Ok(work()),
+    }
+}
+
+/// Describe the namespace the calling thread is in (call it inside [`in_namespace`]).
+pub fn describe_current(ns: Option<&NetnsRef>) -> anyhow::Result<(NsContext, RecordedNetns)> {
+    let inode = netns::current_inode()
+        .map_err(|e| anyhow::anyhow!("reading /proc/thread-self/ns/net: {e}"))?;
+    // The initial namespace is the one of PID 1 (of this PID namespace).
+    let initial = std::fs::metadata("/proc/1/ns/net")
+        .map(|m| m.ino() == inode)
+        .unwrap_or(false);
+    let name = match ns {
+        Some(ns) => ns.name.clone(),
+        None if initial => "host".to_string(),
+        None => format!("net:[{inode}]"),
+    };
+    Ok((
+        NsContext {
+            name: name.clone(),
+            initial,
+        },
+        RecordedNetns {
+            name,
+            inode,
+            path: ns.map(|n| n.path.display().to_string()),
+        },
+    ))
 }

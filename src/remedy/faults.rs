@@ -1,0 +1,88 @@
+//! Failure injection for the apply and rollback transactions.
+//!
+//! Every step of a transaction can be made to fail on purpose, so tests can
+//! show that each failure leaves every key as it was. The plan is given by
+//! the hidden `--inject-fault STEP` flag of `apply` and `rollback` (it can
+//! only make a run fail, never make one succeed):
+//! `validate`, `rollback-file`, `write:KEY`, `read-back:KEY`,
+//! `persist-write`, `persist-rename`.
+
+use std::fmt;
+
+/// One step to fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    Validate,
+    RollbackFile,
+    Write(String),
+    ReadBack(String),
+    PersistWrite,
+    PersistRename,
+}
+
+impl std::str::FromStr for Fault {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s.split_once(':') {
+            None if s == "validate" => Self::Validate,
+            None if s == "rollback-file" => Self::RollbackFile,
+            None if s == "persist-write" => Self::PersistWrite,
+            None if s == "persist-rename" => Self::PersistRename,
+            Some(("write", key)) if !key.is_empty() => Self::Write(key.to_string()),
+            Some(("read-back", key)) if !key.is_empty() => Self::ReadBack(key.to_string()),
+            _ => {
+                return Err(format!(
+                    "--inject-fault {s:?}: expected validate, rollback-file, write:KEY, read-back:KEY, persist-write or persist-rename"
+                ));
+            }
+        })
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Validate => f.write_str("validate"),
+            Self::RollbackFile => f.write_str("rollback-file"),
+            Self::Write(k) => write!(f, "write:{k}"),
+            Self::ReadBack(k) => write!(f, "read-back:{k}"),
+            Self::PersistWrite => f.write_str("persist-write"),
+            Self::PersistRename => f.write_str("persist-rename"),
+        }
+    }
+}
+
+/// The steps to fail in one run (empty in normal use).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Faults(Vec<Fault>);
+
+impl Faults {
+    /// Parse the values of `--inject-fault`.
+    pub fn parse(items: &[String]) -> anyhow::Result<Self> {
+        items
+            .iter()
+            .map(|s| s.parse::<Fault>().map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map(Self)
+    }
+
+    /// Whether `fault` is planned.
+    pub fn hits(&self, fault: &Fault) -> bool {
+        self.0.contains(fault)
+    }
+
+    /// An error to return when `fault` is planned.
+    pub fn check(&self, fault: Fault) -> Result<(), String> {
+        if self.hits(&fault) {
+            Err(format!("injected failure ({fault})"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl From<Vec<Fault>> for Faults {
+    fn from(v: Vec<Fault>) -> Self {
+        Self(v)
+    }
+}

@@ -1,0 +1,294 @@
+//! sysctl.d files: write ours atomically, read everyone's in `sysctl --system` order.
+//!
+//! A file rstaudit writes starts with [`MARKER`]; a file without it was not
+//! created by rstaudit and is never overwritten. Writes go to a temporary
+//! file in the same directory, which is fsynced and then renamed over the
+//! target (and the directory fsynced), so a crash leaves either the old or
+//! the new file, never half of one.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use super::faults::{Fault, Faults};
+use crate::host::sysctl::{Scope, SysctlKey};
+
+/// The first line of every file rstaudit manages.
+pub const MARKER: &str = "# Managed by rstaudit";
+
+/// The directories `sysctl --system` reads, in precedence order (procps-ng sysctl(8)):
+/// a file name found in an earlier directory hides the same name in later ones;
+/// the files are then applied in lexical order of their names, /etc/sysctl.conf last.
+pub const SYSTEM_DIRS: &[&str] = &[
+    "/etc/sysctl.d",
+    "/run/sysctl.d",
+    "/usr/local/lib/sysctl.d",
+    "/usr/lib/sysctl.d",
+    "/lib/sysctl.d",
+];
+
+/// The file `sysctl --system` reads after the directories.
+pub const SYSTEM_CONF: &str = "/etc/sysctl.conf";
+
+/// One key to persist.
+#[derive(Debug, Clone)]
+pub struct PersistEntry {
+    pub key: String,
+    pub value: String,
+    pub comment: String,
+}
+
+/// Render a managed sysctl.d file.
+pub fn render(source: &str, entries: &[PersistEntry]) -> String {
+    let mut out = String::new();
+    out.push_str(MARKER);
+    out.push_str(": written by `rstaudit apply --persist`. Do not edit by hand;\n");
+    out.push_str(
+        "# rstaudit rewrites it. To stop using it, delete it and run `sysctl --system`.\n",
+    );
+    out.push_str(&format!("# Source: {source}\n"));
+    for e in entries {
+        out.push('\n');
+        for line in e.comment.lines() {
+            out.push_str(&format!("# {line}\n"));
+        }
+        out.push_str(&format!("{} = {}\n", e.key, e.value));
+    }
+    out
+}
+
+/// What is at `path` now: `Ok(None)` when nothing, `Ok(Some(text))` when a managed file,
+/// an error when a file rstaudit did not create (or cannot read).
+pub fn existing_managed(path: &Path) -> anyhow::Result<Option<String>> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => anyhow::bail!("--persist {}: {e}", path.display()),
+        Ok(m) if !m.file_type().is_file() => anyhow::bail!(
+            "--persist {}: not a regular file; refusing to replace it",
+            path.display()
+        ),
+        Ok(_) => {}
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("--persist {}: {e}", path.display()))?;
+    if !text.starts_with(MARKER) {
+        anyhow::bail!(
+            "--persist {}: the file exists and was not created by rstaudit (its first line is not {MARKER:?}); refusing to overwrite it. Choose another file name",
+            path.display()
+        );
+    }
+    Ok(Some(text))
+}
+
+/// Write `text` to `path` atomically: temp file, fsync, rename, fsync the directory.
+pub fn write_atomic(path: &Path, text: &str, mode: u32, faults: &Faults) -> Result<(), String> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{}: not a file name", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.rstaudit-tmp.{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| -> Result<(), String> {
+        let io = |e: std::io::Error| format!("{}: {e}", tmp.display());
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+            .map_err(io)?;
+        faults.check(Fault::PersistWrite)?;
+        f.write_all(text.as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        drop(f);
+        faults.check(Fault::PersistRename)?;
+        std::fs::rename(&tmp, path).map_err(|e| format!("renaming to {}: {e}", path.display()))?;
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// A value found in a sysctl configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistedValue {
+    pub value: String,
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+/// The files `sysctl --system` would read, in the order it applies them.
+pub fn system_files(dirs: &[PathBuf], conf: Option<&Path>) -> Vec<PathBuf> {
+    let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut names: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "conf"))
+            .collect();
+        names.sort();
+        for p in names {
+            let name = p
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            by_name.entry(name).or_insert(p);
+        }
+    }
+    let mut files: Vec<PathBuf> = by_name.into_values().collect();
+    if let Some(conf) = conf
+        && conf.exists()
+    {
+        files.push(conf.to_path_buf());
+    }
+    files
+}
+
+/// Parse sysctl.conf syntax (`key = value`, `-key = value`, `#`/`;` comments) into the
+/// value each key ends up with after reading `files` in order (later wins).
+/// Unreadable files and malformed lines are returned as notes.
+pub fn effective_values(files: &[PathBuf]) -> (BTreeMap<String, PersistedValue>, Vec<String>) {
+    let mut values = BTreeMap::new();
+    let mut notes = Vec::new();
+    for file in files {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                notes.push(format!("{}: {e}", file.display()));
+                continue;
+            }
+        };
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+                continue;
+            }
+            let Some((k, v)) = line.split_once('=') else {
+                notes.push(format!("{}:{}: not `key = value`", file.display(), i + 1));
+                continue;
+            };
+            let k = k.trim().trim_start_matches('-');
+            // Glob keys (systemd-sysctl) and invalid keys are not values of one key.
+            if k.contains('*') || k.contains('?') {
+                continue;
+            }
+            let Ok(key) = SysctlKey::parse(k, Scope::AnyKey) else {
+                notes.push(format!("{}:{}: invalid key {k:?}", file.display(), i + 1));
+                continue;
+            };
+            values.insert(
+                key.as_str().to_string(),
+                PersistedValue {
+                    value: crate::host::sysctl::normalize(v),
+                    file: file.clone(),
+                    line: i + 1,
+                },
+            );
+        }
+    }
+    (values, notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_follows_sysctl_system() {
+        let root = tempfile::tempdir().unwrap();
+        let d = |n: &str| {
+            let p = root.path().join(n);
+            std::fs::create_dir_all(&p).unwrap();
+            p
+        };
+        let (etc, run, usr) = (d("etc"), d("run"), d("usr"));
+        std::fs::write(
+            usr.join("10-a.conf"),
+            "net.ipv4.tcp_syncookies = 0\nnet.core.somaxconn=128\n",
+        )
+        .unwrap();
+        std::fs::write(etc.join("10-a.conf"), "net.ipv4.tcp_syncookies = 1\n").unwrap();
+        std::fs::write(
+            run.join("20-b.conf"),
+            "-net/ipv4/tcp_fin_timeout = 30\n; c\n# c\nbad line\n",
+        )
+        .unwrap();
+        std::fs::write(usr.join("05-z.conf"), "net.core.somaxconn = 64\n").unwrap();
+        let conf = root.path().join("sysctl.conf");
+        std::fs::write(&conf, "net.ipv4.tcp_fin_timeout = 40\n").unwrap();
+        let files = system_files(&[etc.clone(), run, usr], Some(&conf));
+        let names: Vec<_> = files
+            .iter()
+            .map(|f| f.strip_prefix(root.path()).unwrap().to_path_buf())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "usr/05-z.conf",
+                "etc/10-a.conf",
+                "run/20-b.conf",
+                "sysctl.conf"
+            ]
+            .map(PathBuf::from)
+        );
+        let (values, notes) = effective_values(&files);
+        assert_eq!(values["net.ipv4.tcp_syncookies"].value, "1");
+        // usr/10-a.conf is hidden by etc/10-a.conf, so only 05-z sets somaxconn.
+        assert_eq!(values["net.core.somaxconn"].value, "64");
+        assert_eq!(values["net.ipv4.tcp_fin_timeout"].value, "40");
+        assert_eq!(notes.len(), 1, "{notes:?}");
+    }
+
+    #[test]
+    fn refuses_foreign_files_and_writes_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("90-x.conf");
+        std::fs::write(&path, "net.core.somaxconn = 1\n").unwrap();
+        assert!(
+            existing_managed(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("not created by rstaudit")
+        );
+        let ours = dir.path().join("91-ours.conf");
+        assert_eq!(existing_managed(&ours).unwrap(), None);
+        let text = render(
+            "profile t",
+            &[PersistEntry {
+                key: "net.core.somaxconn".into(),
+                value: "4096".into(),
+                comment: "why".into(),
+            }],
+        );
+        write_atomic(&ours, &text, 0o644, &Faults::default()).unwrap();
+        assert_eq!(
+            existing_managed(&ours).unwrap().as_deref(),
+            Some(text.as_str())
+        );
+        for fault in [Fault::PersistWrite, Fault::PersistRename] {
+            let err =
+                write_atomic(&ours, "changed", 0o644, &Faults::from(vec![fault])).unwrap_err();
+            assert!(err.contains("injected"), "{err}");
+            assert_eq!(std::fs::read_to_string(&ours).unwrap(), text);
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers.len(), 2, "{leftovers:?}");
+    }
+}

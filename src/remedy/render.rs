@@ -1,0 +1,438 @@
+//! Renderers for the remediation commands: pure functions from data to text.
+//!
+//! Diff tables (apply, verify, rollback) and, for `fix`, the sysctl.d
+//! fragment, the shell script and the Ansible tasks.
+
+use tabled::settings::object::Columns;
+use tabled::settings::{Modify, Style, Width};
+use tabled::{Table, Tabled};
+
+use super::transaction::Row;
+use super::verify::{LiveStatus, PersistStatus, VerifyRow};
+
+#[derive(Tabled)]
+struct DiffLine<'a> {
+    key: &'a str,
+    current: &'a str,
+    target: &'a str,
+    why: &'a str,
+}
+
+/// The diff of an apply: the rows that change (key, current, target, why).
+pub fn diff_table(rows: &[Row]) -> String {
+    let lines: Vec<DiffLine> = rows
+        .iter()
+        .filter(|r| r.change || r.current.is_none())
+        .map(|r| DiffLine {
+            key: &r.key,
+            current: r.current.as_deref().unwrap_or("(unreadable)"),
+            target: &r.target,
+            why: &r.why,
+        })
+        .collect();
+    let unchanged = rows.len() - lines.len();
+    let mut out = String::new();
+    if !lines.is_empty() {
+        let mut table = Table::new(lines);
+        table
+            .with(Style::sharp())
+            .with(Modify::new(Columns::one(3)).with(Width::wrap(60).keep_words(true)));
+        out.push_str(&table.to_string());
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "{} key(s) to change, {unchanged} already at target.\n",
+        rows.len() - unchanged
+    ));
+    out
+}
+
+#[derive(Tabled)]
+struct VerifyLine<'a> {
+    key: &'a str,
+    live: &'a str,
+    target: &'a str,
+    status: &'a str,
+    persisted: String,
+    why: &'a str,
+}
+
+/// The verify report as a table: every key, with its live and persisted state.
+pub fn verify_table(rows: &[VerifyRow]) -> String {
+    let lines: Vec<VerifyLine> = rows
+        .iter()
+        .map(|r| VerifyLine {
+            key: &r.key,
+            live: r.live.as_deref().unwrap_or("(unreadable)"),
+            target: &r.target,
+            status: match r.status {
+                LiveStatus::Ok => "ok",
+                LiveStatus::Drift => "DRIFT",
+                LiveStatus::Unreadable => "UNREADABLE",
+            },
+            persisted: match (r.persist, &r.persisted, &r.persisted_at) {
+                (PersistStatus::Missing, _, _) => "not persisted".to_string(),
+                (PersistStatus::Ok, Some(v), Some(at)) => format!("{v} ({at})"),
+                (PersistStatus::Differs, Some(v), Some(at)) => format!("DIFFERS: {v} ({at})"),
+                _ => String::new(),
+            },
+            why: &r.why,
+        })
+        .collect();
+    let mut table = Table::new(lines);
+    table
+        .with(Style::sharp())
+        .with(Modify::new(Columns::one(5)).with(Width::wrap(50).keep_words(true)));
+    format!("{table}\n")
+}
+
+// ------------------------------------------------------------------ fixes
+
+use serde::Serialize;
+
+use crate::rules::Finding;
+
+/// The sysctl.d file the Ansible tasks and the comments point at.
+pub const DEFAULT_SYSCTL_FILE: &str = "/etc/sysctl.d/90-rstaudit.conf";
+
+/// One sysctl change to make, from one or more findings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixLine {
+    pub key: String,
+    pub value: String,
+    /// The value it replaces, when the audit read it.
+    pub current: Option<String>,
+    /// `rule-id: title` of every finding that asks for it.
+    pub rules: Vec<String>,
+    /// Why (the findings' messages).
+    pub why: Vec<String>,
+}
+
+/// Advice for a finding no sysctl can fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdviceLine {
+    pub rule: String,
+    /// `nginx (pid 812)`, or `host`.
+    pub target: String,
+    pub advice: String,
+}
+
+/// The fixes of a set of findings: sysctl changes (one per key) and advice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FixSet {
+    pub sysctls: Vec<FixLine>,
+    pub advice: Vec<AdviceLine>,
+}
+
+impl FixSet {
+    /// Gather the fixes; two findings asking different values for one key is an error.
+    pub fn from_findings(findings: &[Finding]) -> Result<Self, String> {
+        let mut set = Self::default();
+        for f in findings {
+            for s in &f.fix.sysctls {
+                let tag = format!("{}: {}", f.rule, f.title);
+                match set.sysctls.iter_mut().find(|l| l.key == s.key) {
+                    Some(line) if line.value != s.value => {
+                        return Err(format!(
+                            "rules disagree on {}: {} wants {}, {} wants {}",
+                            s.key,
+                            line.rules.join(", "),
+                            line.value,
+                            f.rule,
+                            s.value
+                        ));
+                    }
+                    Some(line) => {
+                        if !line.rules.contains(&tag) {
+                            line.rules.push(tag);
+                            line.why.push(f.message.clone());
+                        }
+                    }
+                    None => set.sysctls.push(FixLine {
+                        key: s.key.clone(),
+                        value: s.value.clone(),
+                        current: s.current.clone(),
+                        rules: vec![tag],
+                        why: vec![f.message.clone()],
+                    }),
+                }
+            }
+            if let Some(advice) = &f.fix.advice
+                && f.fix.sysctls.is_empty()
+            {
+                let target = match &f.process {
+                    Some(p) => format!("{} (pid {})", p.comm, p.pid),
+                    None => f.subject.clone(),
+                };
+                set.advice.push(AdviceLine {
+                    rule: f.rule.clone(),
+                    target,
+                    advice: format!("{} {}", f.message, advice),
+                });
+            }
+        }
+        Ok(set)
+    }
+}
+
+/// Make a text safe to put after `# ` on one line.
+fn comment(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn advice_comments(set: &FixSet, out: &mut String) {
+    if set.advice.is_empty() {
+        return;
+    }
+    out.push_str("\n# Findings no sysctl can fix (change the application or its configuration):\n");
+    for a in &set.advice {
+        out.push_str(&format!(
+            "# ADVICE [{}] {}: {}\n",
+            a.rule,
+            comment(&a.target),
+            comment(&a.advice)
+        ));
+    }
+}
+
+/// A sysctl.d fragment: each key with the rules that want it, why, and the value it replaces.
+pub fn emit_sysctl(set: &FixSet) -> String {
+    let mut out = String::from(
+        "# Fixes from `rstaudit fix`: install as /etc/sysctl.d/90-rstaudit.conf, then `sysctl --system`.\n",
+    );
+    if set.sysctls.is_empty() {
+        out.push_str("# No sysctl fixes for today's findings.\n");
+    }
+    for l in &set.sysctls {
+        out.push('\n');
+        for (rule, why) in l.rules.iter().zip(&l.why) {
+            out.push_str(&format!("# {}\n#   why: {}\n", comment(rule), comment(why)));
+        }
+        out.push_str(&format!(
+            "#   replaces: {}\n{} = {}\n",
+            l.current
+                .as_deref()
+                .map(comment)
+                .unwrap_or_else(|| "unknown".into()),
+            l.key,
+            l.value
+        ));
+    }
+    advice_comments(set, &mut out);
+    out
+}
+
+/// Quote a word for POSIX sh.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// A shell script: `sysctl -w` lines, and `sh SCRIPT revert` to put the old values back.
+pub fn emit_sh(set: &FixSet) -> String {
+    let mut out = String::from(
+        "#!/bin/sh\n# Fixes from `rstaudit fix`. Apply: sh THIS_FILE; undo: sh THIS_FILE revert.\n# These change the running kernel only; see `rstaudit apply --persist` to keep them.\nset -eu\n\n",
+    );
+    out.push_str("if [ \"${1:-apply}\" = revert ]; then\n");
+    let mut any_revert = false;
+    for l in set.sysctls.iter().rev() {
+        match &l.current {
+            Some(cur) => {
+                out.push_str(&format!(
+                    "  sysctl -w {}\n",
+                    sh_quote(&format!("{}={}", l.key, cur))
+                ));
+                any_revert = true;
+            }
+            None => out.push_str(&format!(
+                "  # {}: previous value unknown, not reverted\n",
+                l.key
+            )),
+        }
+    }
+    if !any_revert {
+        out.push_str("  :\n");
+    }
+    out.push_str("  exit 0\nfi\n\n");
+    for l in &set.sysctls {
+        for rule in &l.rules {
+            out.push_str(&format!("# {}\n", comment(rule)));
+        }
+        out.push_str(&format!(
+            "sysctl -w {}\n",
+            sh_quote(&format!("{}={}", l.key, l.value))
+        ));
+    }
+    if set.sysctls.is_empty() {
+        out.push_str("# No sysctl fixes for today's findings.\n:\n");
+    }
+    advice_comments(set, &mut out);
+    out
+}
+
+#[derive(Serialize)]
+struct AnsibleTask<'a> {
+    name: String,
+    #[serde(rename = "ansible.posix.sysctl")]
+    sysctl: AnsibleSysctl<'a>,
+}
+
+#[derive(Serialize)]
+struct AnsibleSysctl<'a> {
+    name: &'a str,
+    value: &'a str,
+    sysctl_file: &'a str,
+    state: &'static str,
+    reload: bool,
+}
+
+/// Ansible tasks (`ansible.posix.sysctl` with `sysctl_file`), ready to include in a playbook.
+pub fn emit_ansible(set: &FixSet) -> Result<String, serde_yaml::Error> {
+    let tasks: Vec<AnsibleTask> = set
+        .sysctls
+        .iter()
+        .map(|l| AnsibleTask {
+            name: format!("{} ({})", l.key, l.rules.join("; ")),
+            sysctl: AnsibleSysctl {
+                name: &l.key,
+                value: &l.value,
+                sysctl_file: DEFAULT_SYSCTL_FILE,
+                state: "present",
+                reload: true,
+            },
+        })
+        .collect();
+    let mut out = String::from(
+        "# Fixes from `rstaudit fix --emit ansible`: include with `ansible.builtin.include_tasks`.\n# Needs the ansible.posix collection (ansible-galaxy collection install ansible.posix).\n",
+    );
+    advice_comments(set, &mut out);
+    if tasks.is_empty() {
+        out.push_str("# No sysctl fixes for today's findings.\n[]\n");
+    } else {
+        out.push_str(&serde_yaml::to_string(&tasks)?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{Evidence, FindingProcess, Fix, Severity, SysctlFix};
+
+    fn finding(rule: &str, fix: Fix, process: Option<FindingProcess>) -> Finding {
+        Finding {
+            rule: rule.into(),
+            title: format!("title of {rule}"),
+            severity: Severity::High,
+            cause: "2".into(),
+            subject: if process.is_some() { "process" } else { "host" }.into(),
+            netns: "host".into(),
+            message: format!("message of {rule}"),
+            process,
+            count: None,
+            examples: vec![],
+            evidence: Evidence::default(),
+            fix,
+            lab: None,
+        }
+    }
+
+    pub(crate) fn sample() -> Vec<Finding> {
+        vec![
+            finding(
+                "abort-on-overflow",
+                Fix {
+                    sysctls: vec![SysctlFix {
+                        key: "net.ipv4.tcp_abort_on_overflow".into(),
+                        value: "0".into(),
+                        current: Some("1".into()),
+                    }],
+                    advice: None,
+                },
+                None,
+            ),
+            finding(
+                "keepalive-vs-idle",
+                Fix {
+                    sysctls: vec![SysctlFix {
+                        key: "net.ipv4.tcp_keepalive_time".into(),
+                        value: "300".into(),
+                        current: Some("7200".into()),
+                    }],
+                    advice: None,
+                },
+                None,
+            ),
+            finding(
+                "linger-zero",
+                Fix {
+                    sysctls: vec![],
+                    advice: Some(
+                        "Do not set SO_LINGER {1, 0}; it's a reset on every close.".into(),
+                    ),
+                },
+                Some(FindingProcess {
+                    pid: 812,
+                    comm: "nginx".into(),
+                }),
+            ),
+        ]
+    }
+
+    #[test]
+    fn sysctl_fragment_names_rule_why_and_old_value() {
+        let set = FixSet::from_findings(&sample()).unwrap();
+        let text = emit_sysctl(&set);
+        assert!(text.contains("# abort-on-overflow: title of abort-on-overflow\n#   why: message of abort-on-overflow\n#   replaces: 1\nnet.ipv4.tcp_abort_on_overflow = 0\n"), "{text}");
+        assert!(
+            text.contains("# ADVICE [linger-zero] nginx (pid 812): "),
+            "{text}"
+        );
+        assert!(
+            !text.contains("SO_LINGER {1, 0}; it's a reset on every close.\nnet"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn sh_has_a_revert_section_in_reverse_order() {
+        let set = FixSet::from_findings(&sample()).unwrap();
+        let text = emit_sh(&set);
+        let revert = text.find("'net.ipv4.tcp_keepalive_time=7200'").unwrap();
+        let revert2 = text.find("'net.ipv4.tcp_abort_on_overflow=1'").unwrap();
+        let apply = text.find("'net.ipv4.tcp_abort_on_overflow=0'").unwrap();
+        assert!(revert < revert2 && revert2 < apply, "{text}");
+        assert_eq!(sh_quote("a'b"), r"'a'\''b'");
+    }
+
+    #[test]
+    fn conflicting_fixes_are_an_error() {
+        let mut f = sample();
+        f[1].fix.sysctls[0].key = "net.ipv4.tcp_abort_on_overflow".into();
+        assert!(
+            FixSet::from_findings(&f)
+                .unwrap_err()
+                .contains("rules disagree")
+        );
+    }
+
+    #[test]
+    fn ansible_tasks_parse_as_yaml() {
+        let set = FixSet::from_findings(&sample()).unwrap();
+        let text = emit_ansible(&set).unwrap();
+        let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let tasks = v.as_sequence().unwrap();
+        assert_eq!(tasks.len(), 2);
+        let m = &tasks[0]["ansible.posix.sysctl"];
+        assert_eq!(m["name"].as_str(), Some("net.ipv4.tcp_abort_on_overflow"));
+        assert_eq!(m["value"].as_str(), Some("0"));
+        assert_eq!(m["sysctl_file"].as_str(), Some(DEFAULT_SYSCTL_FILE));
+        let empty = emit_ansible(&FixSet::default()).unwrap();
+        assert!(
+            serde_yaml::from_str::<serde_yaml::Value>(&empty)
+                .unwrap()
+                .as_sequence()
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! Rollback files: what an apply changed, written before the first change.
+//!
+//! One JSON file per apply in the state directory (default /var/lib/rstaudit),
+//! named `rollback-YYYYMMDDTHHMMSS.mmmZ-PID-NNNN.json` so that names sort by time.
+//! It records the network namespace (name, path, inode) the values belong
+//! to, every key with its old and new value, and the persist file's previous
+//! content. When a rollback has restored it, or an apply failed and restored
+//! everything itself, the file is renamed with a `.done` / `.aborted` suffix
+//! so "the latest" is always the last apply still in effect.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::faults::Faults;
+
+/// Version of the rollback file format.
+pub const SCHEMA: u32 = 1;
+
+/// The content of a rollback file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRecord {
+    pub schema: u32,
+    /// UTC, `2026-11-23T19:28:00.123Z`.
+    pub created_at: String,
+    /// What was applied (`profile baseline`, `fixes`).
+    pub what: String,
+    pub netns: RecordedNetns,
+    pub keys: Vec<RecordedKey>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persist: Option<RecordedPersist>,
+}
+
+/// The network namespace an apply ran in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedNetns {
+    /// `host` or the name given to --netns.
+    pub name: String,
+    /// The namespace's inode; a rollback refuses to run in another namespace.
+    pub inode: u64,
+    /// The file given to --netns (none: the namespace rstaudit itself ran in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// One key an apply changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedKey {
+    pub key: String,
+    pub old: String,
+    pub new: String,
+    /// The key is outside net.* (the profile allowed it explicitly).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outside_net: bool,
+}
+
+/// The persist file an apply wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedPersist {
+    pub path: String,
+    /// Its content before (none: the file did not exist).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+}
+
+impl RollbackRecord {
+    pub fn new(
+        what: &str,
+        netns: RecordedNetns,
+        keys: Vec<RecordedKey>,
+        persist: Option<RecordedPersist>,
+    ) -> Self {
+        Self {
+            schema: SCHEMA,
+            created_at: utc_now().0,
+            what: what.to_string(),
+            netns,
+            keys,
+            persist,
+        }
+    }
+
+    /// Write the record into `dir` (created 0700), atomically, mode 0600. Returns its path.
+    pub fn save(&self, dir: &Path) -> Result<PathBuf, String> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("creating state directory {}: {e}", dir.display()))?;
+        let json = serde_json::to_string_pretty(self).map_err(|e| e.to_string())? + "\n";
+        let stamp = utc_now().1;
+        let pid = std::process::id();
+        let mut n = 0;
+        let path = loop {
+            let p = dir.join(format!("rollback-{stamp}-{pid}-{n:04}.json"));
+            if !p.exists() {
+                break p;
+            }
+            n += 1;
+        };
+        super::persist::write_atomic(&path, &json, 0o600, &Faults::default())
+            .map_err(|e| format!("writing rollback file: {e}"))?;
+        Ok(path)
+    }
+
+    /// Read and check a rollback file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading rollback file {}: {e}", path.display()))?;
+        let record: Self = serde_json::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "{}:{}:{}: not a rollback file: {e}",
+                path.display(),
+                e.line(),
+                e.column()
+            )
+        })?;
+        if record.schema != SCHEMA {
+            anyhow::bail!(
+                "{}: rollback file schema {} is not supported (expected {SCHEMA})",
+                path.display(),
+                record.schema
+            );
+        }
+        Ok(record)
+    }
+}
+
+/// The latest rollback file still in effect in `dir`, if any.
+pub fn latest(dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => anyhow::bail!("reading state directory {}: {e}", dir.display()),
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("rollback-") && n.ends_with(".json"))
+        })
+        .collect();
+    files.sort();
+    Ok(files.pop())
+}
+
+/// Mark a rollback file as no longer in effect (`.done`, `.aborted`).
+pub fn retire(path: &Path, suffix: &str) -> std::io::Result<PathBuf> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{suffix}"));
+    let to = PathBuf::from(name);
+    std::fs::rename(path, &to)?;
+    Ok(to)
+}
+
+/// Now in UTC: (`2026-11-23T19:28:00.123Z`, `20261123T192800.123Z`).
+fn utc_now() -> (String, String) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let ms = now.subsec_millis();
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    (
+        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{ms:03}Z"),
+        format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}.{ms:03}Z"),
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_415), (2025, 11, 23));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn save_load_latest_retire() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let rec = RollbackRecord::new(
+            "profile x",
+            RecordedNetns {
+                name: "host".into(),
+                inode: 4026531840,
+                path: None,
+            },
+            vec![RecordedKey {
+                key: "net.core.somaxconn".into(),
+                old: "128".into(),
+                new: "4096".into(),
+                outside_net: false,
+            }],
+            None,
+        );
+        let a = rec.save(&state).unwrap();
+        let b = rec.save(&state).unwrap();
+        assert_ne!(a, b);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&a).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(RollbackRecord::load(&a).unwrap(), rec);
+        assert_eq!(latest(&state).unwrap(), Some(b.clone()));
+        retire(&b, "done").unwrap();
+        assert_eq!(latest(&state).unwrap(), Some(a));
+        std::fs::write(state.join("rollback-bad.json"), "{\"schema\": 1, \"x\": 2}").unwrap();
+        let err = RollbackRecord::load(&state.join("rollback-bad.json")).unwrap_err();
+        assert!(err.to_string().contains("rollback-bad.json:1:"), "{err}");
+    }
+}

@@ -1,0 +1,447 @@
+//! apply / verify / rollback / profiles, end to end, inside network
+//! namespaces the tests create. Nothing here touches the host's sysctls, and
+//! every --persist file is in a temporary directory.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::{Netns, rstaudit};
+
+/// Keys the tests set to reset-prone values first, so the profiles have work to do.
+const PRE: &[(&str, &str)] = &[
+    ("net.ipv4.tcp_syncookies", "0"),
+    ("net.ipv4.tcp_abort_on_overflow", "1"),
+    ("net.ipv4.tcp_fin_timeout", "120"),
+    ("net.core.somaxconn", "128"),
+    ("net.ipv4.tcp_keepalive_time", "7200"),
+];
+
+const WATCHED: &[&str] = &[
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.tcp_abort_on_overflow",
+    "net.ipv4.tcp_fin_timeout",
+    "net.core.somaxconn",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+    "net.ipv4.tcp_rfc1337",
+    "net.ipv4.tcp_timestamps",
+    "net.ipv4.tcp_congestion_control",
+];
+
+fn prepared(prefix: &str) -> Netns {
+    let ns = Netns::new(prefix);
+    for (k, v) in PRE {
+        ns.sysctl(k, v);
+    }
+    ns
+}
+
+fn values(ns: &Netns) -> Vec<(String, String)> {
+    WATCHED
+        .iter()
+        .map(|k| (k.to_string(), ns.read_sysctl(k)))
+        .collect()
+}
+
+fn rsta(args: &[&str]) -> Output {
+    rstaudit().args(args).output().expect("running rstaudit")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "--- stdout\n{}--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn apply(ns: &Netns, state: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "apply",
+        "--netns",
+        &ns.name,
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    rsta(&args)
+}
+
+fn rollback_files(state: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(state)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn apply_then_verify_passes_and_a_hand_change_is_drift() {
+    let ns = prepared("apply-verify");
+    let state = tempfile::tempdir().unwrap();
+    let out = apply(&ns, state.path(), &["--profile", "behind-load-balancer"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("net.ipv4.tcp_keepalive_time") && t.contains("7200"),
+        "{t}"
+    );
+    assert!(t.contains("Applied 8 key(s)"), "{t}");
+    assert_eq!(ns.read_sysctl("net.ipv4.tcp_syncookies"), "1");
+    assert_eq!(ns.read_sysctl("net.ipv4.tcp_keepalive_time"), "300");
+    assert_eq!(ns.read_sysctl("net.core.somaxconn"), "4096");
+
+    let verify = |fmt: &str| {
+        rsta(&[
+            "verify",
+            "--profile",
+            "behind-load-balancer",
+            "--netns",
+            &ns.name,
+            "--format",
+            fmt,
+        ])
+    };
+    let out = verify("table");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("OK: 9 key(s) match"), "{}", text(&out));
+
+    ns.sysctl("net.ipv4.tcp_keepalive_time", "600");
+    let out = verify("table");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains(
+            "DRIFT: net.ipv4.tcp_keepalive_time is 600, profile behind-load-balancer wants <= 300"
+        ),
+        "{}",
+        text(&out)
+    );
+    let out = verify("json");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ok"], false);
+    assert_eq!(
+        json["drift"],
+        serde_json::json!(["net.ipv4.tcp_keepalive_time"])
+    );
+}
+
+#[test]
+fn apply_twice_is_idempotent_and_dry_run_changes_nothing() {
+    let ns = prepared("idem");
+    let state = tempfile::tempdir().unwrap();
+    let before = values(&ns);
+    let out = apply(&ns, state.path(), &["--profile", "baseline", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("Dry run: nothing was written."));
+    assert!(text(&out).contains("net.ipv4.tcp_abort_on_overflow"));
+    assert_eq!(values(&ns), before, "--dry-run changed a value");
+    assert!(rollback_files(state.path()).is_empty());
+
+    let out = apply(&ns, state.path(), &["--profile", "baseline"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(rollback_files(state.path()).len(), 1);
+    let after_first = values(&ns);
+    let out = apply(
+        &ns,
+        state.path(),
+        &["--profile", "baseline", "--format", "json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["result"]["written"], serde_json::json!([]));
+    assert!(
+        json["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["change"] == false)
+    );
+    assert_eq!(values(&ns), after_first);
+    assert_eq!(
+        rollback_files(state.path()).len(),
+        1,
+        "a no-op apply wrote a rollback file"
+    );
+    let out = apply(&ns, state.path(), &["--profile", "baseline"]);
+    assert!(text(&out).contains("Nothing to change"), "{}", text(&out));
+}
+
+#[test]
+fn rollback_restores_exactly_in_the_recorded_namespace() {
+    let ns = prepared("rollback");
+    let state = tempfile::tempdir().unwrap();
+    let before = values(&ns);
+    let out = apply(&ns, state.path(), &["--profile", "high-connection-server"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_ne!(values(&ns), before);
+    assert_eq!(ns.read_sysctl("net.ipv4.tcp_tw_reuse"), "1");
+    // No --netns: the rollback file says which namespace it belongs to.
+    let out = rsta(&["rollback", "--state-dir", state.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(values(&ns), before);
+    assert_eq!(ns.read_sysctl("net.ipv4.tcp_tw_reuse"), "2");
+    let out = rsta(&["rollback", "--state-dir", state.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("no rollback file"), "{}", text(&out));
+}
+
+#[test]
+fn a_failure_mid_transaction_leaves_every_key_as_it_was() {
+    let ns = prepared("midfail");
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let before = values(&ns);
+
+    // The kernel itself refuses the third key (no such congestion control);
+    // the two keys before it were already written and must be restored.
+    let profile = dir.path().join("bad-cc.yaml");
+    std::fs::write(
+        &profile,
+        "description: test\nsysctls:\n  net.core.somaxconn:\n    value: 1024\n    reason: t\n  net.ipv4.tcp_abort_on_overflow:\n    value: 0\n    reason: t\n  net.ipv4.tcp_congestion_control:\n    value: no-such-cc\n    reason: t\n  net.ipv4.tcp_syncookies:\n    value: 1\n    reason: t\n",
+    )
+    .unwrap();
+    let out = apply(&ns, state.path(), &["--profile", profile.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("write of net.ipv4.tcp_congestion_control failed"),
+        "{t}"
+    );
+    assert!(
+        t.contains("restored every key already written (net.core.somaxconn, net.ipv4.tcp_abort_on_overflow)"),
+        "{t}"
+    );
+    assert_eq!(values(&ns), before);
+
+    // Injected failures at every later step.
+    let persist = dir.path().join("90-rstaudit.conf");
+    for fault in [
+        "rollback-file",
+        "write:net.ipv4.tcp_fin_timeout",
+        "read-back:net.ipv4.tcp_syncookies",
+        "persist-write",
+        "persist-rename",
+    ] {
+        let out = apply(
+            &ns,
+            state.path(),
+            &[
+                "--profile",
+                "baseline",
+                "--persist",
+                persist.to_str().unwrap(),
+                "--inject-fault",
+                fault,
+            ],
+        );
+        assert_eq!(out.status.code(), Some(2), "{fault}: {}", text(&out));
+        assert!(
+            text(&out).contains("injected failure"),
+            "{fault}: {}",
+            text(&out)
+        );
+        assert!(
+            text(&out).contains("nothing was changed"),
+            "{fault}: {}",
+            text(&out)
+        );
+        if let Some(key) = fault.split(':').nth(1) {
+            assert!(
+                text(&out).contains(&format!("of {key} failed")),
+                "{}",
+                text(&out)
+            );
+        }
+        assert_eq!(values(&ns), before, "{fault} left a key changed");
+        assert!(!persist.exists(), "{fault} left the persist file");
+        assert!(
+            rollback_files(state.path())
+                .iter()
+                .all(|f| f.ends_with(".aborted")),
+            "{fault}: {:?}",
+            rollback_files(state.path())
+        );
+    }
+}
+
+#[test]
+fn global_keys_in_a_namespace_are_reported_not_half_applied() {
+    let ns = prepared("global");
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let before = values(&ns);
+    let profile = dir.path().join("global.yaml");
+    std::fs::write(
+        &profile,
+        "description: test\nsysctls:\n  net.ipv4.tcp_syncookies:\n    value: 1\n    reason: t\n  net.core.netdev_max_backlog:\n    value: 5000\n    reason: t\n  net.netfilter.nf_conntrack_max:\n    value: 5000\n    reason: t\n",
+    )
+    .unwrap();
+    let out = apply(&ns, state.path(), &["--profile", profile.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("nothing was written"), "{t}");
+    assert!(t.contains("net.core.netdev_max_backlog: is global"), "{t}");
+    assert!(
+        t.contains("net.netfilter.nf_conntrack_max: is global"),
+        "{t}"
+    );
+    assert_eq!(values(&ns), before);
+    assert!(rollback_files(state.path()).is_empty());
+}
+
+#[test]
+fn hostile_keys_and_out_of_range_values_are_refused_before_anything_is_written() {
+    let ns = prepared("hostile");
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let before = values(&ns);
+    for (key, value, expect) in [
+        ("\"net.ipv4/../../../etc/passwd\"", "1", "is not valid"),
+        ("/etc/passwd", "1", "is not valid"),
+        ("kernel.panic", "10", "kernel.panic is outside net.*"),
+        ("net.ipv4.tcp_syncookies", "7", "7 is out of range 0..=2"),
+        (
+            "net.ipv4.tcp_keepalive_time",
+            "300000",
+            "out of range 1..=32767",
+        ),
+        ("net.ipv4.tcp_fin_timeout", "\"1\\n2\"", "newline"),
+    ] {
+        let profile = dir.path().join("hostile.yaml");
+        std::fs::write(
+            &profile,
+            format!(
+                "description: test\nsysctls:\n  net.ipv4.tcp_abort_on_overflow:\n    value: 0\n    reason: t\n  {key}:\n    value: {value}\n    reason: t\n"
+            ),
+        )
+        .unwrap();
+        let out = apply(&ns, state.path(), &["--profile", profile.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{key}: {}", text(&out));
+        let t = text(&out);
+        assert!(t.contains(expect), "{key}: {t}");
+        assert!(t.contains("hostile.yaml:6:3: "), "{key}: {t}");
+        assert_eq!(values(&ns), before, "{key}");
+        assert!(rollback_files(state.path()).is_empty());
+    }
+}
+
+#[test]
+fn persisted_file_loads_with_sysctl_p_and_gives_the_same_values() {
+    let ns = prepared("persist-a");
+    let other = prepared("persist-b");
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("90-rstaudit.conf");
+    let out = apply(
+        &ns,
+        state.path(),
+        &[
+            "--profile",
+            "mobile-gateway",
+            "--persist",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let content = std::fs::read_to_string(&file).unwrap();
+    assert!(content.starts_with("# Managed by rstaudit"), "{content}");
+    common::run(
+        other
+            .command("sysctl")
+            .args(["-q", "-p", file.to_str().unwrap()]),
+    );
+    assert_eq!(values(&other), values(&ns));
+
+    // verify --persist: the file holds every key.
+    let out = rsta(&[
+        "verify",
+        "--profile",
+        "mobile-gateway",
+        "--netns",
+        &ns.name,
+        "--persist",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // A file that lacks the keys: the runtime is right but nothing persists it.
+    let empty = dir.path().join("80-other.conf");
+    std::fs::write(&empty, "net.ipv4.tcp_syncookies = 1\n").unwrap();
+    let out = rsta(&[
+        "verify",
+        "--profile",
+        "mobile-gateway",
+        "--netns",
+        &ns.name,
+        "--persist",
+        empty.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("NOT PERSISTED"), "{}", text(&out));
+    assert!(
+        text(&out).contains("a reboot would undo it"),
+        "{}",
+        text(&out)
+    );
+
+    // A file rstaudit did not create is never overwritten.
+    let before = values(&other);
+    let out = apply(
+        &other,
+        state.path(),
+        &[
+            "--profile",
+            "behind-load-balancer",
+            "--persist",
+            empty.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("was not created by rstaudit"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&empty).unwrap(),
+        "net.ipv4.tcp_syncookies = 1\n"
+    );
+    assert_eq!(values(&other), before);
+
+    // Rollback of the first apply also removes the file it created.
+    let out = rsta(&["rollback", "--state-dir", state.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!file.exists());
+}
+
+#[test]
+fn profiles_list_and_show() {
+    let out = rsta(&["profiles", "list"]);
+    assert_eq!(out.status.code(), Some(0));
+    let t = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "baseline",
+        "behind-load-balancer",
+        "mobile-gateway",
+        "high-connection-server",
+        "nat-gateway",
+    ] {
+        assert!(t.contains(name), "{t}");
+    }
+    let out = rsta(&["profiles", "show", "behind-load-balancer"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["params"]["idle_timeout"].as_str(), Some("350"));
+    assert_eq!(
+        v["sysctls"]["net.ipv4.tcp_syncookies"]["from"].as_str(),
+        Some("baseline")
+    );
+    let out = rsta(&["profiles", "show", "no-such-profile"]);
+    assert_eq!(out.status.code(), Some(2));
+}
