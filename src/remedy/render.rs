@@ -333,6 +333,7 @@ mod tests {
             evidence: Evidence::default(),
             fix,
             lab: None,
+            notes: vec![],
         }
     }
 
