@@ -9,7 +9,7 @@ use crate::report::packet_check as render;
 /// Run the command.
 pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
     if args.lab {
-        anyhow::bail!("`packet-check --lab` is not implemented yet");
+        return crate::packet::lab::run(args);
     }
     let opts = LiveOptions {
         netns: args.netns.clone(),

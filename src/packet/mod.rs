@@ -8,5 +8,6 @@
 
 pub mod capture;
 pub mod ftrace;
+pub mod lab;
 pub mod live;
 pub mod pcap;
