@@ -22,6 +22,10 @@
 //!                                    clients connect and send data (INVALID_SYN with
 //!                                    tcp_abort_on_overflow=1); the listener is held
 //!   write-after-close                the peer closes, then we write twice (TCP_TIMEWAIT_SOCKET)
+//!
+//! Sequencing:
+//!   announce                         print `ready PID` now (the test gets the pid early)
+//!   wait-line                        wait for one line on standard input
 
 use std::io::{BufRead, Write};
 use std::net::{TcpListener, TcpStream};
@@ -247,6 +251,15 @@ fn main() {
                 pause(50);
                 let _ = c.write_all(b"later");
                 pause(20);
+            }
+            "announce" => {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "ready {}", std::process::id()).unwrap();
+                out.flush().unwrap();
+            }
+            "wait-line" => {
+                let mut line = String::new();
+                let _ = std::io::stdin().lock().read_line(&mut line);
             }
             "sleep" => std::thread::sleep(std::time::Duration::from_millis(num(1) as u64)),
             other => panic!("unknown spec {other:?}"),

@@ -76,17 +76,29 @@ fn live_check_attributes_each_reset_to_its_reason_process_and_cause() {
     let ns = common::Netns::new("live");
     ns.sysctl("net.ipv4.tcp_abort_on_overflow", "1");
     let other = common::Netns::new("liveoth");
-    let (child, err) = start(&["--netns", &ns.name, "--duration", "7", "--format", "json"]);
-    let rstaudit_pid = child.id();
-    // Same loopback addresses, other namespace: must not appear.
-    let foreign = other.helper(&["refused:9", "refused:9"]);
-    let helper = ns.helper(&[
+    // The helper holds a socket with SO_LINGER 0 from the start (so the audit finds it), then
+    // makes each kind of reset when told to.
+    let mut helper = ns.helper(&[
+        "announce",
+        "listen:7200:8",
+        "linger0:7200",
+        "wait-line",
         "refused:9",
         "unread-close",
-        "linger0-close:2500",
+        "linger0-close:300",
         "overflow:7100:4",
         "write-after-close",
     ]);
+    let (child, err) = start(&["--netns", &ns.name, "--duration", "6", "--format", "json"]);
+    let rstaudit_pid = child.id();
+    // Same loopback addresses, other namespace: must not appear.
+    let foreign = other.helper(&["refused:9", "refused:9"]);
+    {
+        use std::io::Write;
+        let stdin = helper.child.stdin.as_mut().expect("helper stdin");
+        stdin.write_all(b"go\n").unwrap();
+        stdin.flush().unwrap();
+    }
     let report = finish(child, err);
     drop(foreign);
 

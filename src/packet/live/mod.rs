@@ -581,10 +581,23 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
     let duration_s = watched;
     correlator.flush(&mut matched);
     done.store(true, Ordering::SeqCst);
-    let _ = snap_thread.join();
-    let shared = Arc::try_unwrap(shared)
-        .map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()))
-        .unwrap_or_default();
+    // A socket-table refresh can take a while on a busy host: wait a little, then go on with
+    // what the finished refreshes gave (the thread ends with the process).
+    let waited = Instant::now();
+    while !snap_thread.is_finished() && waited.elapsed() < Duration::from_millis(1500) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let refresh_running = !snap_thread.is_finished();
+    let shared = std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner()));
+    if refresh_running {
+        notes.push(
+            "a socket-table refresh was still running at the end; owners and findings come from the finished ones"
+                .into(),
+        );
+    }
+    if shared.index.snapshots == 0 && shared.audit_error.is_none() {
+        notes.push("no socket table was read during the window: no owners from sockets, no verdicts per finding".into());
+    }
     for m in matched.drain(..) {
         let e = to_event(m, &mut ctx, &shared.index);
         events.push(e);
