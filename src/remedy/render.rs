@@ -106,6 +106,8 @@ pub struct FixLine {
     pub rules: Vec<String>,
     /// Why (the findings' messages).
     pub why: Vec<String>,
+    /// Advice the findings add to the sysctl change.
+    pub notes: Vec<String>,
 }
 
 /// Advice for a finding no sysctl can fix.
@@ -146,6 +148,7 @@ impl FixSet {
                         if !line.rules.contains(&tag) {
                             line.rules.push(tag);
                             line.why.push(f.message.clone());
+                            line.notes.extend(f.fix.advice.clone());
                         }
                     }
                     None => set.sysctls.push(FixLine {
@@ -154,6 +157,7 @@ impl FixSet {
                         current: s.current.clone(),
                         rules: vec![tag],
                         why: vec![f.message.clone()],
+                        notes: f.fix.advice.iter().cloned().collect(),
                     }),
                 }
             }
@@ -207,6 +211,9 @@ pub fn emit_sysctl(set: &FixSet) -> String {
         out.push('\n');
         for (rule, why) in l.rules.iter().zip(&l.why) {
             out.push_str(&format!("# {}\n#   why: {}\n", comment(rule), comment(why)));
+        }
+        for note in &l.notes {
+            out.push_str(&format!("#   also: {}\n", comment(note)));
         }
         out.push_str(&format!(
             "#   replaces: {}\n{} = {}\n",
