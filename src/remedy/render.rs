@@ -412,6 +412,43 @@ mod tests {
     }
 
     #[test]
+    fn rendered_outputs_are_stable() {
+        let set = FixSet::from_findings(&sample()).unwrap();
+        insta::assert_snapshot!("fix_sysctl", emit_sysctl(&set));
+        insta::assert_snapshot!("fix_sh", emit_sh(&set));
+        insta::assert_snapshot!("fix_ansible", emit_ansible(&set).unwrap());
+        let rows = vec![
+            Row {
+                key: "net.ipv4.tcp_syncookies".into(),
+                current: Some("0".into()),
+                target: "1".into(),
+                why: "without SYN cookies a SYN flood or burst fills the SYN queue and new connections fail".into(),
+                change: true,
+            },
+            Row {
+                key: "net.core.somaxconn".into(),
+                current: Some("4096".into()),
+                target: "4096".into(),
+                why: "backlog clamp".into(),
+                change: false,
+            },
+        ];
+        insta::assert_snapshot!("diff_table", diff_table(&rows));
+        let vrows = vec![VerifyRow {
+            key: "net.ipv4.tcp_keepalive_time".into(),
+            live: Some("600".into()),
+            target: "<= 300".into(),
+            status: LiveStatus::Drift,
+            error: None,
+            persist: PersistStatus::Ok,
+            persisted: Some("300".into()),
+            persisted_at: Some("/etc/sysctl.d/90-rstaudit.conf:7".into()),
+            why: "the first probe must leave before the idle timeout".into(),
+        }];
+        insta::assert_snapshot!("verify_table", verify_table(&vrows));
+    }
+
+    #[test]
     fn conflicting_fixes_are_an_error() {
         let mut f = sample();
         f[1].fix.sysctls[0].key = "net.ipv4.tcp_abort_on_overflow".into();
