@@ -130,6 +130,7 @@ fn finding(rule: &str, severity: Severity) -> Finding {
             advice: Some("Close sockets gracefully; do not set SO_LINGER to 0.".into()),
         },
         lab: Some(rule.into()),
+        notes: vec![],
     }
 }
 
@@ -144,6 +145,7 @@ fn audit_html_renders_findings_by_severity_with_fixes() {
         ],
         not_applicable: vec![],
         not_checked: vec![],
+        passed: vec![],
     }];
     let page = html::audit(&outcomes);
     let seen = browse(&page);

@@ -1,8 +1,94 @@
-//! The `audit` command.
+//! The `audit` command: collect, evaluate, render, and exit 0/1/2.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use anyhow::Context;
+
+use crate::cli::{AuditArgs, AuditFormat, FailOn, RuleSelectArgs, SourceArgs};
+use crate::host::{CollectOptions, Source};
+use crate::report::{self, AuditReport};
+use crate::rules::{self, Selection, Severity};
+
 /// Run the command.
-pub fn run(_args: crate::cli::AuditArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`audit` is not implemented yet")
+pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
+    let selection = selection(&args.select)?;
+    let set = selection.load()?;
+    let plan = selection.plan(&set)?;
+    let snapshots = crate::host::collect(&collect_options(&args.source))?;
+    let audits: Vec<_> = snapshots
+        .iter()
+        .map(|s| (s, rules::eval::evaluate(&plan.rules, &plan.params, s)))
+        .collect();
+    let html = (args.format == AuditFormat::Html).then(|| {
+        let outcomes: Vec<_> = audits.iter().map(|(_, o)| o.clone()).collect();
+        report::html::audit(&outcomes).into_bytes()
+    });
+    let report = AuditReport::new(audits, threshold(args.fail_on));
+    let bytes = match args.format {
+        AuditFormat::Table => report::table::table(&report, use_color(args.output.is_some())),
+        AuditFormat::Json => report::json(&report),
+        AuditFormat::Yaml => report::yaml(&report),
+        AuditFormat::Junit => report::junit::junit(&report),
+        AuditFormat::Prometheus => report::prometheus::prometheus(&report),
+        AuditFormat::Html => html.unwrap_or_default(),
+    };
+    super::write_output(args.output.as_deref(), &bytes)?;
+    Ok(if report.summary.failed {
+        ExitCode::from(super::EXIT_FINDINGS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The rule selection from `--rules/--only/--skip/--profile/--set` (profile first, `--set` wins).
+pub fn selection(args: &RuleSelectArgs) -> anyhow::Result<Selection> {
+    let mut params = Vec::new();
+    if let Some(profile) = &args.profile {
+        params.extend(
+            crate::remedy::profile_params(profile)
+                .with_context(|| format!("reading the parameters of profile {profile:?}"))?,
+        );
+    }
+    params.extend(super::parse_assignments(&args.set, "--set")?);
+    Ok(Selection {
+        extra_dir: args.rules.clone(),
+        only: args.only.clone(),
+        skip: args.skip.clone(),
+        params,
+    })
+}
+
+/// What to collect for an audit: owners and socket options included.
+pub fn collect_options(source: &SourceArgs) -> CollectOptions {
+    CollectOptions {
+        source: match (&source.snapshot, &source.root) {
+            (Some(file), _) => Source::File(file.clone()),
+            (None, Some(root)) => Source::Root(root.clone()),
+            (None, None) => Source::Live,
+        },
+        netns: source.netns.clone(),
+        interval: source.interval,
+        owners: true,
+        options: true,
+    }
+}
+
+/// `--fail-on` as a severity (`never` = no threshold).
+pub fn threshold(fail_on: FailOn) -> Option<Severity> {
+    match fail_on {
+        FailOn::Info => Some(Severity::Info),
+        FailOn::Low => Some(Severity::Low),
+        FailOn::Medium => Some(Severity::Medium),
+        FailOn::High => Some(Severity::High),
+        FailOn::Critical => Some(Severity::Critical),
+        FailOn::Never => None,
+    }
+}
+
+/// Colour only on a terminal, and never with NO_COLOR set (https://no-color.org).
+fn use_color(to_file: bool) -> bool {
+    !to_file
+        && std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

@@ -1,8 +1,59 @@
-//! The `rules` command.
+//! The `rules` command: list, explain, lint, doc.
 
+use std::fmt::Write;
 use std::process::ExitCode;
 
+use crate::cli::{RulesAction, RulesArgs};
+use crate::rules::{doc, load};
+
 /// Run the command.
-pub fn run(_args: crate::cli::RulesArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`rules` is not implemented yet")
+pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
+    let text = match args.action {
+        RulesAction::List { rules } => {
+            let set = load::load(rules.as_deref())?;
+            let mut out = String::new();
+            let w = set.rules.iter().map(|r| r.id.len()).max().unwrap_or(2);
+            let _ = writeln!(
+                out,
+                "{:<w$}  {:<8}  {:<8}  {:<7}  title",
+                "id", "severity", "subject", "cause"
+            );
+            for r in &set.rules {
+                let _ = writeln!(
+                    out,
+                    "{:<w$}  {:<8}  {:<8}  {:<7}  {}",
+                    r.id,
+                    r.severity.as_str(),
+                    r.subject.as_str(),
+                    r.cause,
+                    r.title
+                );
+            }
+            out
+        }
+        RulesAction::Explain { id, rules } => {
+            let set = load::load(rules.as_deref())?;
+            let rule = set.get(&id).ok_or_else(|| {
+                anyhow::anyhow!("no rule with id {id:?}; see `rstaudit rules list`")
+            })?;
+            doc::explain(rule)
+        }
+        RulesAction::Lint { dir } => match dir {
+            Some(dir) => {
+                let rules = load::lint_dir(&dir)?;
+                format!(
+                    "{}: {} rule file(s), no problems\n",
+                    dir.display(),
+                    rules.len()
+                )
+            }
+            None => {
+                let set = load::builtin()?;
+                format!("built-in rules: {} rule(s), no problems\n", set.rules.len())
+            }
+        },
+        RulesAction::Doc => doc::reference(&load::builtin()?),
+    };
+    super::write_output(None, text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -340,6 +340,7 @@ mod tests {
             evidence: Evidence::default(),
             fix,
             lab: None,
+            notes: vec![],
         }
     }
 

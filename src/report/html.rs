@@ -543,6 +543,7 @@ mod tests {
                 advice: None,
             },
             lab: None,
+            notes: vec![],
         }
     }
 
@@ -553,6 +554,7 @@ mod tests {
             findings: vec![finding("r1", Severity::High)],
             not_applicable: vec![],
             not_checked: vec![],
+            passed: vec![],
         }]);
         assert!(html.contains("r1 &lt;title&gt;"));
         assert!(html.contains("a &amp; b"));
@@ -571,6 +573,7 @@ mod tests {
             ],
             not_applicable: vec![],
             not_checked: vec![],
+            passed: vec![],
         }]);
         let pos = |s: &str| html.find(s).unwrap();
         assert!(pos("id=\"sev-critical\"") < pos("id=\"sev-high\""));

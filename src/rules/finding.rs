@@ -59,6 +59,10 @@ pub struct Finding {
     /// The lab scenario that reproduces it (`packet-check --lab`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lab: Option<String>,
+    /// What limits the finding: counters read once (totals since boot), sockets that
+    /// could not be judged, a fix value that could not be computed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// A process a finding points at.

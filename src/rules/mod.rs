@@ -2,11 +2,25 @@
 //! against a [`crate::host::Snapshot`], produce [`Finding`]s.
 //!
 //! Nothing here touches /proc or prints: rules are data, the engine is a
-//! pure function from (rules, parameters, snapshot) to findings.
+//! pure function from (rules, parameters, snapshot) to findings. Loading is
+//! two-step: [`raw`] mirrors the file (unknown keys rejected), [`rule`]
+//! checks it and builds the runtime type; [`load`] reports every problem of
+//! every file at once.
 
+pub mod doc;
+pub mod eval;
 pub mod finding;
+pub mod known;
+pub mod load;
+pub mod locate;
+pub mod raw;
+pub mod rule;
+
+use std::collections::BTreeMap;
 
 pub use finding::{Evidence, Finding, FindingProcess, Fix, Severity, SysctlFix};
+pub use load::{Diagnostic, LoadError, RuleSet};
+pub use rule::Rule;
 
 use crate::host::Snapshot;
 
@@ -41,10 +55,78 @@ pub struct AuditOutcome {
     pub not_applicable: Vec<Skipped>,
     /// Rules that could not be checked (data missing: not root, no sock_diag, ...).
     pub not_checked: Vec<Skipped>,
+    /// Rules that were checked and found nothing.
+    #[serde(default)]
+    pub passed: Vec<String>,
+}
+
+/// A selection resolved against a rule set: which rules, which parameter values.
+#[derive(Debug)]
+pub struct Plan<'r> {
+    pub rules: Vec<&'r Rule>,
+    pub params: BTreeMap<String, f64>,
+}
+
+impl Selection {
+    /// Load the rules this selection names (built-in plus `extra_dir`).
+    pub fn load(&self) -> Result<RuleSet, LoadError> {
+        load::load(self.extra_dir.as_deref())
+    }
+
+    /// Check ids and parameters against `set`: an unknown id or parameter, or a
+    /// parameter that is not a number, is an error naming the known ones.
+    pub fn plan<'r>(&self, set: &'r RuleSet) -> anyhow::Result<Plan<'r>> {
+        for id in self.only.iter().chain(&self.skip) {
+            if set.get(id).is_none() {
+                anyhow::bail!(
+                    "no rule with id {id:?}; see `rstaudit rules list` (known: {})",
+                    set.rules
+                        .iter()
+                        .map(|r| r.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+        let rules: Vec<&Rule> = set
+            .rules
+            .iter()
+            .filter(|r| self.only.is_empty() || self.only.contains(&r.id))
+            .filter(|r| !self.skip.contains(&r.id))
+            .collect();
+        let mut params = BTreeMap::new();
+        for (name, value) in &self.params {
+            if !set.rules.iter().any(|r| r.params.contains_key(name)) {
+                let mut known: Vec<&str> = set
+                    .rules
+                    .iter()
+                    .flat_map(|r| r.params.keys().map(String::as_str))
+                    .collect();
+                known.sort_unstable();
+                known.dedup();
+                anyhow::bail!(
+                    "no rule has a parameter named {name:?} (known parameters: {})",
+                    known.join(", ")
+                );
+            }
+            let v: f64 = value
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "parameter {name}={value:?}: expected a number, e.g. {name}=300"
+                    )
+                })?;
+            params.insert(name.clone(), v);
+        }
+        Ok(Plan { rules, params })
+    }
 }
 
 /// Evaluate the selected rules against one snapshot.
 pub fn run(selection: &Selection, snapshot: &Snapshot) -> anyhow::Result<AuditOutcome> {
-    let _ = (selection, snapshot);
-    anyhow::bail!("the rule engine is not implemented yet")
+    let set = selection.load()?;
+    let plan = selection.plan(&set)?;
+    Ok(eval::evaluate(&plan.rules, &plan.params, snapshot))
 }

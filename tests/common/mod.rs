@@ -5,6 +5,8 @@
 //! skips) when the capability is missing.
 #![allow(dead_code)]
 
+pub mod fixture;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,129 @@
+//! Names a rule may use: sysctl keys, counters, RST reasons, seed causes and
+//! lab scenarios. A rule naming anything else is refused at load time, so a
+//! typo never becomes a rule that silently never fires.
+
+/// net.* sysctl keys rules may read or fix. Keys that exist only on some
+/// kernels (tcp_tw_recycle, removed in 4.12) are listed too: applicability is
+/// decided per snapshot, not here.
+pub const SYSCTLS: &[&str] = &[
+    "net.core.netdev_max_backlog",
+    "net.core.rmem_default",
+    "net.core.rmem_max",
+    "net.core.somaxconn",
+    "net.core.wmem_default",
+    "net.core.wmem_max",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.tcp_abort_on_overflow",
+    "net.ipv4.tcp_challenge_ack_limit",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_invalid_ratelimit",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_max_orphans",
+    "net.ipv4.tcp_max_syn_backlog",
+    "net.ipv4.tcp_max_tw_buckets",
+    "net.ipv4.tcp_mem",
+    "net.ipv4.tcp_orphan_retries",
+    "net.ipv4.tcp_retries1",
+    "net.ipv4.tcp_retries2",
+    "net.ipv4.tcp_rfc1337",
+    "net.ipv4.tcp_rmem",
+    "net.ipv4.tcp_syn_retries",
+    "net.ipv4.tcp_synack_retries",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.tcp_timestamps",
+    "net.ipv4.tcp_tw_recycle",
+    "net.ipv4.tcp_tw_reuse",
+    "net.ipv4.tcp_wmem",
+    "net.netfilter.nf_conntrack_count",
+    "net.netfilter.nf_conntrack_max",
+    "net.netfilter.nf_conntrack_tcp_be_liberal",
+    "net.netfilter.nf_conntrack_tcp_loose",
+    "net.netfilter.nf_conntrack_tcp_timeout_close_wait",
+    "net.netfilter.nf_conntrack_tcp_timeout_established",
+    "net.netfilter.nf_conntrack_tcp_timeout_fin_wait",
+    "net.netfilter.nf_conntrack_tcp_timeout_time_wait",
+    "net.nf_conntrack_max",
+];
+
+/// MIB counters rules may name (`Group.Name`, as in /proc/net/netstat and /proc/net/snmp).
+pub const COUNTERS: &[&str] = &[
+    "Tcp.ActiveOpens",
+    "Tcp.AttemptFails",
+    "Tcp.CurrEstab",
+    "Tcp.EstabResets",
+    "Tcp.InErrs",
+    "Tcp.InSegs",
+    "Tcp.OutRsts",
+    "Tcp.OutSegs",
+    "Tcp.PassiveOpens",
+    "Tcp.RetransSegs",
+    "TcpExt.EmbryonicRsts",
+    "TcpExt.ListenDrops",
+    "TcpExt.ListenOverflows",
+    "TcpExt.PAWSActive",
+    "TcpExt.PAWSEstab",
+    "TcpExt.SyncookiesFailed",
+    "TcpExt.SyncookiesRecv",
+    "TcpExt.SyncookiesSent",
+    "TcpExt.TCPAbortFailed",
+    "TcpExt.TCPAbortOnClose",
+    "TcpExt.TCPAbortOnData",
+    "TcpExt.TCPAbortOnLinger",
+    "TcpExt.TCPAbortOnMemory",
+    "TcpExt.TCPAbortOnTimeout",
+    "TcpExt.TCPBacklogDrop",
+    "TcpExt.TCPKeepAlive",
+    "TcpExt.TCPReqQFullDoCookies",
+    "TcpExt.TCPReqQFullDrop",
+    "TcpExt.TCPSynRetrans",
+    "TcpExt.TCPTimeouts",
+    "TcpExt.TCPTimeWaitOverflow",
+    "TcpExt.TW",
+    "TcpExt.TWKilled",
+    "TcpExt.TWRecycled",
+];
+
+/// `sk_rst_reason` names (include/net/rstreason.h) a rule may cite as evidence.
+pub const RST_REASONS: &[&str] = &[
+    "NOT_SPECIFIED",
+    "NO_SOCKET",
+    "TCP_INVALID_ACK_SEQUENCE",
+    "TCP_RFC7323_PAWS",
+    "TCP_TOO_OLD_ACK",
+    "TCP_ACK_UNSENT_DATA",
+    "TCP_OLD_ACK",
+    "TCP_FLAGS",
+    "TCP_ABORT_ON_DATA",
+    "TCP_TIMEWAIT_SOCKET",
+    "INVALID_SYN",
+    "TCP_ABORT_ON_CLOSE",
+    "TCP_ABORT_ON_LINGER",
+    "TCP_ABORT_ON_MEMORY",
+    "TCP_STATE",
+    "TCP_KEEPALIVE_TIMEOUT",
+    "TCP_DISCONNECT_WITH_DATA",
+];
+
+/// The seed's causes (rst-causes.md section 6).
+pub const CAUSES: &[&str] = &[
+    "0", "2", "2b", "3", "4", "5", "6", "7", "8", "9", "10", "11", "13", "14", "orphans",
+];
+
+/// Lab scenarios (`packet-check --lab`) a rule may name.
+pub const LAB_SCENARIOS: &[&str] = &[
+    "closed-port",
+    "unread-close",
+    "linger-zero",
+    "accept-overflow",
+    "idle-middlebox",
+    "keepalive-timeout",
+    "write-after-close",
+    "tw-recycle",
+];
+
+/// Whether `key` is a sysctl rules may name.
+pub fn is_known_sysctl(key: &str) -> bool {
+    SYSCTLS.contains(&key)
+}

@@ -1,0 +1,230 @@
+//! Loading rules: the built-in library (embedded at build time) plus an
+//! optional directory whose rules add to and override it by id.
+//!
+//! Every problem in every file is collected and reported together as
+//! `file:line:col: message` with a hint. A file that is not valid YAML, or
+//! does not have the rule's shape, gives the first such error serde_yaml
+//! finds (with its position); a well-formed file gives every semantic
+//! problem at once.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use super::raw::RawRule;
+use super::rule::Rule;
+
+/// The rule files compiled into the binary: (file name, text).
+pub const EMBEDDED: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/embedded_rules.rs"));
+
+/// One problem in a rule file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+    pub hint: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )?;
+        if !self.hint.is_empty() {
+            write!(f, "\n  hint: {}", self.hint)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found while loading rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.diagnostics.len();
+        writeln!(
+            f,
+            "{n} problem{} in rule files:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for d in &self.diagnostics {
+            writeln!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// A loaded set of rules, sorted by id, ids unique.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+}
+
+impl RuleSet {
+    pub fn get(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+}
+
+/// Parse and check one file.
+pub fn parse_file(file: &str, text: &str) -> Result<Rule, Vec<Diagnostic>> {
+    let raw: RawRule = serde_yaml::from_str(text).map_err(|e| vec![serde_diagnostic(file, &e)])?;
+    Rule::from_raw(&raw, text, file).map_err(|problems| {
+        problems
+            .into_iter()
+            .map(|p| Diagnostic {
+                file: file.to_string(),
+                line: p.pos.line,
+                col: p.pos.col,
+                message: p.message,
+                hint: p.hint,
+            })
+            .collect()
+    })
+}
+
+fn serde_diagnostic(file: &str, e: &serde_yaml::Error) -> Diagnostic {
+    let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+    let full = e.to_string();
+    // serde_yaml appends " at line L column C"; the position is already in front.
+    let message = match full.find(" at line ") {
+        Some(at) => full[..at].to_string(),
+        None => full,
+    }
+    // An enum given a list or a mapping: serde_yaml speaks of tags.
+    .replace(
+        "expected a YAML tag starting with '!'",
+        "expected a single name",
+    );
+    let hint = if message.contains("unknown field") {
+        "remove the key or fix its spelling (the allowed keys are listed above)"
+    } else if message.contains("unknown variant") {
+        "use one of the listed values"
+    } else if message.contains("invalid type") || message.contains("did not match any variant") {
+        "check the value's type against docs/rules.md (numbers unquoted, lists in [ ])"
+    } else if message.contains("missing field") {
+        "add the key; see docs/rules.md for what a rule needs"
+    } else {
+        "check the YAML syntax (indentation, colons, quotes)"
+    };
+    Diagnostic {
+        file: file.to_string(),
+        line,
+        col,
+        message,
+        hint: hint.to_string(),
+    }
+}
+
+/// Parse a set of files; ids must be unique within the set.
+fn parse_all(files: &[(String, String)]) -> Result<Vec<Rule>, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let mut rules: Vec<Rule> = Vec::new();
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for (file, text) in files {
+        match parse_file(file, text) {
+            Ok(rule) => {
+                if let Some(first) = seen.get(&rule.id) {
+                    diags.push(Diagnostic {
+                        file: file.clone(),
+                        line: 1,
+                        col: 1,
+                        message: format!("rule id {:?} is already used by {first}", rule.id),
+                        hint: "rule ids must be unique; rename one".to_string(),
+                    });
+                } else {
+                    seen.insert(rule.id.clone(), file.clone());
+                    rules.push(rule);
+                }
+            }
+            Err(d) => diags.extend(d),
+        }
+    }
+    if diags.is_empty() {
+        Ok(rules)
+    } else {
+        Err(diags)
+    }
+}
+
+/// Read every `*.yaml` / `*.yml` file of a directory, sorted by name.
+pub fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, LoadError> {
+    let fail = |message: String| LoadError {
+        diagnostics: vec![Diagnostic {
+            file: dir.display().to_string(),
+            line: 1,
+            col: 1,
+            message,
+            hint: "give a directory of rule files (*.yaml)".to_string(),
+        }],
+    };
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| fail(format!("cannot read the directory: {e}")))?;
+    let mut paths: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    paths.sort();
+    let mut files = Vec::new();
+    let mut diags = Vec::new();
+    for p in paths {
+        match std::fs::read_to_string(&p) {
+            Ok(text) => files.push((p.display().to_string(), text)),
+            Err(e) => diags.push(Diagnostic {
+                file: p.display().to_string(),
+                line: 1,
+                col: 1,
+                message: format!("cannot read the file: {e}"),
+                hint: "check permissions and that it is UTF-8 text".to_string(),
+            }),
+        }
+    }
+    if diags.is_empty() {
+        Ok(files)
+    } else {
+        Err(LoadError { diagnostics: diags })
+    }
+}
+
+/// The built-in rules.
+pub fn builtin() -> Result<RuleSet, LoadError> {
+    let files: Vec<(String, String)> = EMBEDDED
+        .iter()
+        .map(|(n, t)| (format!("rules/{n}"), (*t).to_string()))
+        .collect();
+    let mut rules = parse_all(&files).map_err(|diagnostics| LoadError { diagnostics })?;
+    rules.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(RuleSet { rules })
+}
+
+/// Check the rules of one directory on their own (`rules lint DIR`).
+pub fn lint_dir(dir: &Path) -> Result<Vec<Rule>, LoadError> {
+    let files = read_dir(dir)?;
+    parse_all(&files).map_err(|diagnostics| LoadError { diagnostics })
+}
+
+/// The built-in rules, plus (and overridden by id by) the rules in `extra`.
+pub fn load(extra: Option<&Path>) -> Result<RuleSet, LoadError> {
+    let mut set = builtin()?;
+    if let Some(dir) = extra {
+        for rule in lint_dir(dir)? {
+            match set.rules.iter_mut().find(|r| r.id == rule.id) {
+                Some(slot) => *slot = rule,
+                None => set.rules.push(rule),
+            }
+        }
+        set.rules.sort_by(|a, b| a.id.cmp(&b.id));
+    }
+    Ok(set)
+}

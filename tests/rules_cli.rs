@@ -1,0 +1,195 @@
+//! `rstaudit rules`: lint reports every problem with file:line:col and exits 2;
+//! docs/rules.md is what `rules doc` prints.
+
+mod common;
+
+use std::path::Path;
+
+const GOOD: &str = r#"id: my-rule
+title: A rule
+severity: low
+cause: "2"
+subject: host
+when:
+  sysctl: net.ipv4.tcp_syncookies
+  eq: 0
+message: syncookies off
+fix:
+  sysctls:
+    net.ipv4.tcp_syncookies: 1
+explanation: Because.
+"#;
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+#[test]
+fn a_broken_rule_dir_gives_one_message_per_problem_with_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "a-bad-yaml.yaml", "id: a\ntitle: 'unclosed\n");
+    write(
+        d,
+        "b-unknown-key.yaml",
+        &GOOD.replace("id: my-rule", "id: b\ncolour: red"),
+    );
+    write(
+        d,
+        "c-wrong-type.yaml",
+        &GOOD
+            .replace("id: my-rule", "id: c")
+            .replace("severity: low", "severity: [low]"),
+    );
+    write(
+        d,
+        "d-unknown-sysctl.yaml",
+        &GOOD.replace("id: my-rule", "id: d").replace(
+            "    net.ipv4.tcp_syncookies: 1",
+            "    net.ipv4.tcp_syncookie: 1",
+        ),
+    );
+    write(
+        d,
+        "e-bad-version.yaml",
+        &GOOD.replace("id: my-rule", "id: e").replace(
+            "subject: host",
+            "subject: host\napplies:\n  kernel: \">=6.0, <5.0\"",
+        ),
+    );
+    write(d, "f-good.yaml", GOOD);
+    let out = common::rstaudit()
+        .args(["rules", "lint"])
+        .arg(d)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let at = |file: &str| d.join(file).display().to_string();
+    for (file, pos, text) in [
+        ("a-bad-yaml.yaml", "3:1", ""),
+        ("b-unknown-key.yaml", "2:1", "unknown field `colour`"),
+        ("c-wrong-type.yaml", "3:11", "severity"),
+        (
+            "d-unknown-sysctl.yaml",
+            "12:5",
+            "unknown sysctl \"net.ipv4.tcp_syncookie\"",
+        ),
+        ("e-bad-version.yaml", "7:3", "bad kernel version range"),
+    ] {
+        let prefix = format!("{}:{pos}: ", at(file));
+        let line = err
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no message starting {prefix:?} in:\n{err}"));
+        assert!(line.contains(text), "{line}");
+    }
+    assert_eq!(
+        err.lines().filter(|l| l.contains(".yaml:")).count(),
+        5,
+        "{err}"
+    );
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.trim_start().starts_with("hint: "))
+            .count(),
+        5,
+        "{err}"
+    );
+    assert!(
+        err.contains("did you mean net.ipv4.tcp_syncookies?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn several_semantic_problems_in_one_file_are_all_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = GOOD
+        .replace("cause: \"2\"", "cause: \"99\"")
+        .replace("  eq: 0", "  eq: { param: nope }")
+        .replace(
+            "explanation: Because.",
+            "explanation: Because.\nlab: no-such-lab",
+        );
+    write(dir.path(), "x.yaml", &text);
+    let out = common::rstaudit()
+        .args(["rules", "lint"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.lines().filter(|l| l.contains("x.yaml:")).count(),
+        3,
+        "{err}"
+    );
+    assert!(err.contains("x.yaml:4:1: unknown cause"), "{err}");
+    assert!(
+        err.contains("x.yaml:8:16: unknown parameter \"nope\""),
+        "{err}"
+    );
+    assert!(err.contains("x.yaml:14:1: unknown lab scenario"), "{err}");
+}
+
+#[test]
+fn rules_dir_overrides_builtin_rules_by_id_and_adds_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "mine.yaml", GOOD);
+    write(
+        dir.path(),
+        "override.yaml",
+        &GOOD
+            .replace("id: my-rule", "id: syncookies-off")
+            .replace("title: A rule", "title: Overridden"),
+    );
+    let out = common::rstaudit()
+        .args(["rules", "list", "--rules"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("my-rule"), "{text}");
+    assert!(text.contains("Overridden"), "{text}");
+    assert_eq!(text.matches("syncookies-off").count(), 1, "{text}");
+}
+
+#[test]
+fn builtin_rules_lint_clean_and_explain() {
+    let out = common::rstaudit().args(["rules", "lint"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = common::rstaudit()
+        .args(["rules", "explain", "linger-zero"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("TCPAbortOnData") && text.contains("lab scenario: `linger-zero`"),
+        "{text}"
+    );
+    let out = common::rstaudit()
+        .args(["rules", "explain", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn docs_rules_md_is_generated_from_the_rules() {
+    let out = common::rstaudit().args(["rules", "doc"]).output().unwrap();
+    assert!(out.status.success());
+    let generated = String::from_utf8(out.stdout).unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/rules.md");
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        generated == on_disk,
+        "docs/rules.md is stale: run `cargo run -- rules doc > docs/rules.md`"
+    );
+}

@@ -1,0 +1,264 @@
+//! Every built-in rule fires on one fixture and stays quiet on another,
+//! and the engine's grouping, counter and applicability behaviour.
+
+mod common;
+
+use common::fixture::{Snap, host, listener, sock};
+use rstaudit::host::{Snapshot, TcpState};
+use rstaudit::rules::{self, AuditOutcome, Selection};
+
+fn audit_with(rule: &str, snap: &Snapshot, params: &[(&str, &str)]) -> AuditOutcome {
+    let sel = Selection {
+        only: vec![rule.to_string()],
+        params: params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Selection::default()
+    };
+    rules::run(&sel, snap).expect("audit runs")
+}
+
+struct Case {
+    rule: &'static str,
+    fires: Snap,
+    quiet: Snap,
+}
+
+fn case(rule: &'static str, fires: Snap, quiet: Snap) -> Case {
+    Case { rule, fires, quiet }
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        case(
+            "abort-on-overflow",
+            host().sysctl("net.ipv4.tcp_abort_on_overflow", "1"),
+            host(),
+        ),
+        case(
+            "keepalive-above-idle-timeout",
+            host().sysctl("net.ipv4.tcp_keepalive_time", "7200"),
+            host().sysctl("net.ipv4.tcp_keepalive_time", "240"),
+        ),
+        case(
+            "keepalive-retry-above-idle-timeout",
+            host().sysctl("net.ipv4.tcp_keepalive_time", "250"),
+            host().sysctl("net.ipv4.tcp_keepalive_time", "7200"),
+        ),
+        case(
+            "linger-zero",
+            host().socket(
+                sock(TcpState::Established, "10.0.0.5:443", "10.0.0.9:5000")
+                    .owner(812, "nginx")
+                    .linger0(),
+            ),
+            host().socket(
+                sock(TcpState::Established, "10.0.0.5:443", "10.0.0.9:5000")
+                    .owner(812, "nginx")
+                    .keepalive(true, 60),
+            ),
+        ),
+        case(
+            "rfc1337-off",
+            host().sysctl("net.ipv4.tcp_rfc1337", "0"),
+            host(),
+        ),
+        case(
+            "somaxconn-low",
+            host().sysctl("net.core.somaxconn", "128"),
+            host(),
+        ),
+        case(
+            "syn-backlog-small",
+            host()
+                .sysctl("net.ipv4.tcp_max_syn_backlog", "128")
+                .socket(listener("0.0.0.0:80", 0, 4096)),
+            host()
+                .sysctl("net.ipv4.tcp_max_syn_backlog", "128")
+                .socket(listener("0.0.0.0:80", 0, 100)),
+        ),
+        case(
+            "syncookies-off",
+            host().sysctl("net.ipv4.tcp_syncookies", "0"),
+            host(),
+        ),
+    ]
+}
+
+#[test]
+fn every_rule_fires_on_one_fixture_and_not_on_another() {
+    for c in cases() {
+        let fired = audit_with(c.rule, &c.fires.build(), &[]);
+        assert!(
+            fired.findings.iter().any(|f| f.rule == c.rule),
+            "{} did not fire: {fired:#?}",
+            c.rule
+        );
+        let quiet = audit_with(c.rule, &c.quiet.build(), &[]);
+        assert!(
+            quiet.findings.is_empty(),
+            "{} fired on the quiet fixture: {quiet:#?}",
+            c.rule
+        );
+        assert_eq!(
+            quiet.passed,
+            vec![c.rule.to_string()],
+            "{}: {quiet:#?}",
+            c.rule
+        );
+    }
+}
+
+#[test]
+fn every_builtin_rule_has_a_case() {
+    let set = rules::load::builtin().expect("built-in rules load");
+    let mut ids: Vec<String> = set.rules.iter().map(|r| r.id.clone()).collect();
+    let mut covered: Vec<String> = cases().iter().map(|c| c.rule.to_string()).collect();
+    ids.sort();
+    covered.sort();
+    assert_eq!(ids, covered);
+}
+
+#[test]
+fn the_healthy_fixture_has_no_findings() {
+    let out = rules::run(&Selection::default(), &host().build()).unwrap();
+    assert!(out.findings.is_empty(), "{out:#?}");
+    assert!(out.not_checked.is_empty(), "{out:#?}");
+}
+
+#[test]
+fn socket_findings_are_grouped_per_process() {
+    let snap = host()
+        .sockets(1204, |i| {
+            sock(
+                TcpState::Established,
+                "10.0.0.5:443",
+                &format!("10.0.0.9:{}", 10000 + i),
+            )
+            .owner(812, "nginx")
+            .linger0()
+        })
+        .sockets(3, |i| {
+            sock(
+                TcpState::Established,
+                "10.0.0.5:8080",
+                &format!("10.0.0.7:{}", 20000 + i),
+            )
+            .owner(99, "java")
+            .linger0()
+        })
+        .build();
+    let out = audit_with("linger-zero", &snap, &[]);
+    assert_eq!(out.findings.len(), 2, "{out:#?}");
+    let f = &out.findings[0];
+    assert_eq!(f.process.as_ref().unwrap().pid, 812);
+    assert_eq!(f.count, Some(1204));
+    assert_eq!(f.examples.len(), 3);
+    assert!(
+        f.message
+            .starts_with("nginx (pid 812): 1,204 sockets with SO_LINGER {1, 0}"),
+        "{}",
+        f.message
+    );
+    assert!(
+        f.message
+            .contains("e.g. 10.0.0.5:443 -> 10.0.0.9:10000 ESTABLISHED"),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
+fn parameters_change_the_verdict_and_unknown_ones_are_refused() {
+    let snap = host().sysctl("net.ipv4.tcp_keepalive_time", "240").build();
+    assert!(
+        audit_with("keepalive-above-idle-timeout", &snap, &[])
+            .findings
+            .is_empty()
+    );
+    let out = audit_with(
+        "keepalive-above-idle-timeout",
+        &snap,
+        &[("idle_timeout", "60")],
+    );
+    assert_eq!(out.findings.len(), 1);
+    // The fix is computed from the parameter: 80% of the idle timeout.
+    assert_eq!(out.findings[0].fix.sysctls[0].value, "48");
+    assert_eq!(
+        out.findings[0].fix.sysctls[0].current.as_deref(),
+        Some("240")
+    );
+    let sel = Selection {
+        params: vec![("idle_timout".into(), "60".into())],
+        ..Selection::default()
+    };
+    let err = rules::run(&sel, &snap).unwrap_err().to_string();
+    assert!(
+        err.contains("idle_timout") && err.contains("idle_timeout"),
+        "{err}"
+    );
+    let sel = Selection {
+        params: vec![("idle_timeout".into(), "soon".into())],
+        ..Selection::default()
+    };
+    assert!(rules::run(&sel, &snap).is_err());
+    let sel = Selection {
+        only: vec!["no-such-rule".into()],
+        ..Selection::default()
+    };
+    assert!(rules::run(&sel, &snap).is_err());
+}
+
+#[test]
+fn absent_keys_make_rules_not_applicable_not_silent() {
+    let snap = host().without("net.ipv4.tcp_abort_on_overflow").build();
+    let out = audit_with("abort-on-overflow", &snap, &[]);
+    assert!(out.findings.is_empty());
+    assert_eq!(out.not_applicable.len(), 1, "{out:#?}");
+    assert!(
+        out.not_applicable[0]
+            .reason
+            .contains("tcp_abort_on_overflow")
+    );
+}
+
+#[test]
+fn unread_options_make_socket_rules_not_checked() {
+    let snap = host()
+        .socket(sock(TcpState::Established, "10.0.0.5:443", "10.0.0.9:5000"))
+        .note("options", None, "EPERM reading socket options: run as root")
+        .build();
+    let out = audit_with("linger-zero", &snap, &[]);
+    assert!(out.findings.is_empty());
+    assert_eq!(out.not_checked.len(), 1, "{out:#?}");
+    assert!(out.not_checked[0].reason.contains("EPERM"), "{out:#?}");
+}
+
+#[test]
+fn counters_are_since_boot_with_one_sample_and_a_change_with_two() {
+    let one = host()
+        .sysctl("net.ipv4.tcp_abort_on_overflow", "1")
+        .counter("TcpExt.ListenOverflows", 1234)
+        .build();
+    let f = &audit_with("abort-on-overflow", &one, &[]).findings[0];
+    assert!(f.message.contains("1,234 (since boot)"), "{}", f.message);
+    assert!(f.notes.iter().any(|n| n.contains("since boot")), "{f:#?}");
+    let two = host()
+        .sysctl("net.ipv4.tcp_abort_on_overflow", "1")
+        .counter2("TcpExt.ListenOverflows", 1000, 1007)
+        .build();
+    let f = &audit_with("abort-on-overflow", &two, &[]).findings[0];
+    assert!(f.message.contains("7 (in 10 s)"), "{}", f.message);
+    let ev = f
+        .evidence
+        .counters
+        .iter()
+        .find(|c| c.name == "TcpExt.ListenOverflows")
+        .unwrap();
+    assert_eq!(
+        (ev.total, ev.delta, ev.window_seconds),
+        (Some(1007), Some(7), Some(10.0))
+    );
+    assert!(!f.notes.iter().any(|n| n.contains("since boot")));
+}
