@@ -83,7 +83,216 @@ fn cases() -> Vec<Case> {
             host().sysctl("net.ipv4.tcp_syncookies", "0"),
             host(),
         ),
+        case(
+            "tw-recycle",
+            host()
+                .kernel("4.9.0")
+                .sysctl("net.ipv4.tcp_tw_recycle", "1"),
+            host()
+                .kernel("4.9.0")
+                .sysctl("net.ipv4.tcp_tw_recycle", "0"),
+        ),
+        case(
+            "tw-reuse-without-timestamps",
+            host()
+                .sysctl("net.ipv4.tcp_tw_reuse", "1")
+                .sysctl("net.ipv4.tcp_timestamps", "0"),
+            host().sysctl("net.ipv4.tcp_tw_reuse", "1"),
+        ),
+        case(
+            "listener-clamped",
+            host()
+                .sysctl("net.core.somaxconn", "128")
+                .socket(listener("0.0.0.0:80", 0, 128)),
+            host()
+                .sysctl("net.core.somaxconn", "128")
+                .socket(listener("0.0.0.0:80", 0, 64)),
+        ),
+        case(
+            "listener-queue-full",
+            host().socket(listener("0.0.0.0:80", 129, 128).owner(812, "nginx")),
+            host().socket(listener("0.0.0.0:80", 3, 128).owner(812, "nginx")),
+        ),
+        case(
+            "listen-overflows",
+            host().counter("TcpExt.ListenOverflows", 5),
+            host().counter("TcpExt.ListenOverflows", 0),
+        ),
+        case(
+            "idle-without-keepalive",
+            host().socket(
+                est(1)
+                    .owner(7, "app")
+                    .idle_ms(400_000)
+                    .keepalive(false, 7200),
+            ),
+            host().socket(est(1).owner(7, "app").idle_ms(400_000).keepalive(true, 60)),
+        ),
+        case(
+            "keepidle-above-idle-timeout",
+            host().socket(
+                est(1)
+                    .owner(7, "app")
+                    .idle_ms(400_000)
+                    .keepalive(true, 7200),
+            ),
+            host().socket(est(1).owner(7, "app").idle_ms(400_000).keepalive(true, 60)),
+        ),
+        case(
+            "linger2-negative",
+            host().socket(est(1).owner(7, "app").opts(|o| o.linger2 = Some(-1))),
+            host().socket(est(1).owner(7, "app").opts(|o| o.linger2 = Some(0))),
+        ),
+        case(
+            "time-wait-near-max",
+            host()
+                .sysctl("net.ipv4.tcp_max_tw_buckets", "10")
+                .sockets(9, |i| {
+                    sock(
+                        TcpState::TimeWait,
+                        "10.0.0.5:443",
+                        &format!("10.0.0.9:{}", 1000 + i),
+                    )
+                    .orphan()
+                }),
+            host()
+                .sysctl("net.ipv4.tcp_max_tw_buckets", "10")
+                .sockets(2, |i| {
+                    sock(
+                        TcpState::TimeWait,
+                        "10.0.0.5:443",
+                        &format!("10.0.0.9:{}", 1000 + i),
+                    )
+                    .orphan()
+                }),
+        ),
+        case(
+            "orphans-near-max",
+            host()
+                .sysctl("net.ipv4.tcp_max_orphans", "10")
+                .sockets(9, |i| {
+                    sock(
+                        TcpState::FinWait2,
+                        "10.0.0.5:443",
+                        &format!("10.0.0.9:{}", 1000 + i),
+                    )
+                    .orphan()
+                }),
+            host()
+                .sysctl("net.ipv4.tcp_max_orphans", "10")
+                .sockets(1, |i| {
+                    sock(
+                        TcpState::FinWait2,
+                        "10.0.0.5:443",
+                        &format!("10.0.0.9:{}", 1000 + i),
+                    )
+                    .orphan()
+                }),
+        ),
+        case(
+            "fin-timeout-long",
+            host().sysctl("net.ipv4.tcp_fin_timeout", "120"),
+            host(),
+        ),
+        case(
+            "retries2-low",
+            host().sysctl("net.ipv4.tcp_retries2", "5"),
+            host(),
+        ),
+        case(
+            "syn-retries-low",
+            host().sysctl("net.ipv4.tcp_syn_retries", "2"),
+            host(),
+        ),
+        case(
+            "conntrack-timeout-below-keepalive",
+            host().sysctl("net.netfilter.nf_conntrack_tcp_timeout_established", "120"),
+            host(),
+        ),
+        case(
+            "conntrack-strict-invalid",
+            host().sysctl("net.netfilter.nf_conntrack_tcp_be_liberal", "0"),
+            host()
+                .sysctl("net.netfilter.nf_conntrack_tcp_be_liberal", "0")
+                .sysctl("net.netfilter.nf_conntrack_count", "0"),
+        ),
+        case(
+            "conntrack-table-full",
+            host().sysctl("net.netfilter.nf_conntrack_count", "250000"),
+            host(),
+        ),
+        case(
+            "close-wait-pile",
+            host().sockets(12, |i| {
+                sock(
+                    TcpState::CloseWait,
+                    "10.0.0.5:443",
+                    &format!("10.0.0.9:{}", 1000 + i),
+                )
+                .owner(9, "leaky")
+            }),
+            host().sockets(5, |i| {
+                sock(
+                    TcpState::CloseWait,
+                    "10.0.0.5:443",
+                    &format!("10.0.0.9:{}", 1000 + i),
+                )
+                .owner(9, "leaky")
+            }),
+        ),
+        case(
+            "unread-close",
+            host().socket(
+                sock(TcpState::CloseWait, "10.0.0.5:443", "10.0.0.9:1000")
+                    .owner(9, "app")
+                    .rx(100),
+            ),
+            host()
+                .socket(sock(TcpState::CloseWait, "10.0.0.5:443", "10.0.0.9:1000").owner(9, "app")),
+        ),
+        case(
+            "resets-abort-on-close",
+            host().counter("TcpExt.TCPAbortOnClose", 3),
+            host().counter("TcpExt.TCPAbortOnClose", 0),
+        ),
+        case(
+            "resets-abort-on-data",
+            host().counter("TcpExt.TCPAbortOnData", 3),
+            host().counter("TcpExt.TCPAbortOnData", 0),
+        ),
+        case(
+            "resets-abort-on-linger",
+            host().counter("TcpExt.TCPAbortOnLinger", 3),
+            host().counter("TcpExt.TCPAbortOnLinger", 0),
+        ),
+        case(
+            "resets-timeouts",
+            host().counter("TcpExt.TCPAbortOnTimeout", 3),
+            host().counter("TcpExt.TCPAbortOnTimeout", 0),
+        ),
+        case(
+            "retransmitting-sockets",
+            host().socket(est(1).owner(7, "app").retransmits(5)),
+            host().socket(est(1).owner(7, "app").retransmits(1)),
+        ),
+        case(
+            "user-timeout-short",
+            host().socket(est(1).owner(7, "app").opts(|o| o.user_timeout = Some(5000))),
+            host().socket(
+                est(1)
+                    .owner(7, "app")
+                    .opts(|o| o.user_timeout = Some(30000)),
+            ),
+        ),
     ]
+}
+
+fn est(i: u16) -> common::fixture::Sock {
+    sock(
+        TcpState::Established,
+        "10.0.0.5:443",
+        &format!("10.0.0.9:{}", 40000 + i),
+    )
 }
 
 #[test]
@@ -261,4 +470,68 @@ fn counters_are_since_boot_with_one_sample_and_a_change_with_two() {
         (Some(1007), Some(7), Some(10.0))
     );
     assert!(!f.notes.iter().any(|n| n.contains("since boot")));
+}
+
+#[test]
+fn counter_rules_name_the_likely_processes() {
+    let snap = host()
+        .counter("TcpExt.TCPAbortOnClose", 42)
+        .socket(
+            sock(TcpState::CloseWait, "10.0.0.5:80", "10.0.0.9:1000")
+                .owner(55, "worker")
+                .rx(10),
+        )
+        .socket(
+            sock(TcpState::CloseWait, "10.0.0.5:80", "10.0.0.9:1001")
+                .owner(55, "worker")
+                .rx(10),
+        )
+        .socket(sock(TcpState::Established, "10.0.0.5:80", "10.0.0.9:1002").owner(56, "other"))
+        .build();
+    let out = audit_with("resets-abort-on-close", &snap, &[]);
+    let f = &out.findings[0];
+    assert_eq!(f.process.as_ref().map(|p| p.pid), Some(55), "{f:#?}");
+    assert!(
+        f.message.contains("likely: worker (pid 55)"),
+        "{}",
+        f.message
+    );
+    assert!(!f.message.contains("other"), "{}", f.message);
+}
+
+#[test]
+fn tw_recycle_is_not_applicable_on_modern_kernels() {
+    let out = audit_with("tw-recycle", &host().build(), &[]);
+    assert!(out.findings.is_empty());
+    assert_eq!(out.not_applicable.len(), 1);
+    assert!(
+        out.not_applicable[0].reason.contains("removed in 4.12"),
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn time_wait_overflow_counter_alone_fires() {
+    let snap = host()
+        .counter2("TcpExt.TCPTimeWaitOverflow", 10, 25)
+        .build();
+    let out = audit_with("time-wait-near-max", &snap, &[]);
+    assert_eq!(out.findings.len(), 1, "{out:#?}");
+    assert!(
+        out.findings[0].message.contains("15 (in 10 s)"),
+        "{}",
+        out.findings[0].message
+    );
+}
+
+#[test]
+fn rule_ids_and_files_agree_and_every_lab_name_is_known() {
+    for (file, _) in rules::load::EMBEDDED {
+        let set = rules::load::builtin().unwrap();
+        let id = file.trim_end_matches(".yaml");
+        assert!(
+            set.get(id).is_some(),
+            "rules/{file}: the id must equal the file name"
+        );
+    }
 }

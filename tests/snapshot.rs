@@ -124,6 +124,28 @@ fn namespace_snapshot_reports_the_helpers_sockets_and_options() {
 }
 
 #[test]
+fn a_namespace_is_found_by_process_path() {
+    let ns = Netns::new("path");
+    let helper = ns.helper(&["listen:8003:3"]);
+    let path = format!("/proc/{}/ns/net", helper.pid);
+    let out = rstaudit()
+        .args(["snapshot", "--netns", &path])
+        .output()
+        .unwrap();
+    let snap: Snapshot = serde_json::from_str(&run_ok(&out)).unwrap();
+    assert_eq!(snap.netns.name, path);
+    let listener = snap
+        .sockets
+        .iter()
+        .find(|s| s.local_port == 8003)
+        .expect("the helper's listener");
+    assert_eq!(listener.backlog, Some(3));
+    assert_eq!(listener.owner.as_ref().map(|o| o.pid), Some(helper.pid));
+    // Only the namespace's own sockets: the host's are not there.
+    assert!(snap.sockets.iter().all(|s| s.local_addr.is_loopback()));
+}
+
+#[test]
 fn unprivileged_snapshot_exits_0_and_says_what_it_could_not_read() {
     require_root();
     let out = rstaudit()

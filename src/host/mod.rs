@@ -687,7 +687,11 @@ fn collect_live(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
                 snapshot.counters.second = in_target(target, || {
                     counters::read_sample(files::Place::Live, &mut notes)
                 })??;
-                snapshot.notes.extend(notes);
+                for note in notes {
+                    if !snapshot.notes.contains(&note) {
+                        snapshot.notes.push(note);
+                    }
+                }
             }
         }
         if let Some(first) = snapshots.first_mut() {

@@ -227,8 +227,9 @@ pub fn dump_sock_diag(notes: &mut Vec<Note>) -> io::Result<Vec<Socket>> {
     socket.connect(&SocketAddr::new(0, 0))?;
     let mut out = Vec::new();
     let mut buf = vec![0u8; RECV_BUF];
+    let mut unknown = 0usize;
     for (seq, family) in [(1u32, AF_INET), (2u32, AF_INET6)] {
-        let result = dump_family(&socket, seq, family, &mut buf, &mut out);
+        let result = dump_family(&socket, seq, family, &mut buf, &mut out, &mut unknown);
         match result {
             Ok(interrupted) => {
                 if interrupted {
@@ -249,6 +250,15 @@ pub fn dump_sock_diag(notes: &mut Vec<Note>) -> io::Result<Vec<Socket>> {
             Err(e) => return Err(e),
         }
     }
+    if unknown > 0 {
+        notes.push(Note::new(
+            "sockets",
+            None,
+            format!(
+                "{unknown} sockets in a state or family this rstaudit does not know were left out"
+            ),
+        ));
+    }
     Ok(out)
 }
 
@@ -259,6 +269,7 @@ fn dump_family(
     family: u8,
     buf: &mut [u8],
     out: &mut Vec<Socket>,
+    unknown: &mut usize,
 ) -> io::Result<bool> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
@@ -291,7 +302,7 @@ fn dump_family(
                 "sock_diag closed the dump early",
             ));
         }
-        match parse_batch(&buf[..n], seq, out)? {
+        match parse_batch(&buf[..n], seq, out, unknown)? {
             Batch::More { intr } => interrupted |= intr,
             Batch::Done { intr } => return Ok(interrupted | intr),
         }
@@ -319,7 +330,12 @@ fn malformed(what: &str) -> io::Error {
 }
 
 /// Decode the netlink messages of one receive.
-fn parse_batch(mut buf: &[u8], seq: u32, out: &mut Vec<Socket>) -> io::Result<Batch> {
+fn parse_batch(
+    mut buf: &[u8],
+    seq: u32,
+    out: &mut Vec<Socket>,
+    unknown: &mut usize,
+) -> io::Result<Batch> {
     let mut intr = false;
     while buf.len() >= NLMSG_HDR {
         let len = u32_at(buf, 0) as usize;
@@ -347,11 +363,10 @@ fn parse_batch(mut buf: &[u8], seq: u32, out: &mut Vec<Socket>) -> io::Result<Ba
                     return Err(io::Error::from_raw_os_error(-code));
                 }
             }
-            SOCK_DIAG_BY_FAMILY => {
-                if let Some(socket) = parse_diag_msg(payload)? {
-                    out.push(socket);
-                }
-            }
+            SOCK_DIAG_BY_FAMILY => match parse_diag_msg(payload)? {
+                Some(socket) => out.push(socket),
+                None => *unknown += 1,
+            },
             _ => {}
         }
     }
@@ -558,6 +573,30 @@ mod tests {
     }
 
     #[test]
+    fn the_live_dump_sees_a_listener_and_its_queue() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let client_port = client.local_addr().unwrap().port();
+        let mut notes = Vec::new();
+        let sockets = dump_sock_diag(&mut notes).expect("sock_diag");
+        let l = sockets
+            .iter()
+            .find(|s| s.state == TcpState::Listen && s.local_port == port)
+            .expect("our listener");
+        assert_eq!(l.accept_queue, Some(1));
+        assert!(l.backlog.is_some_and(|b| b > 0));
+        assert_ne!(l.inode, 0);
+        let c = sockets
+            .iter()
+            .find(|s| s.local_port == client_port && s.remote_port == port)
+            .expect("our client");
+        assert_eq!(c.state, TcpState::Established);
+        assert!(c.tcp_info.is_some());
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
     fn tcp_info_offsets_match_the_kernel_header() {
         use std::mem::offset_of;
         assert_eq!(offset_of!(libc::tcp_info, tcpi_probes), tcpi::PROBES);
@@ -622,12 +661,17 @@ mod tests {
         batch.extend_from_slice(&0u32.to_ne_bytes());
         batch.extend_from_slice(&msg);
         let mut out = Vec::new();
+        let mut unknown = 0;
         assert!(matches!(
-            parse_batch(&batch, 9, &mut out).unwrap(),
+            parse_batch(&batch, 9, &mut out, &mut unknown).unwrap(),
             Batch::More { intr: false }
         ));
-        assert_eq!(out.len(), 1);
+        assert_eq!((out.len(), unknown), (1, 0));
+        // A state from a newer kernel is counted, not guessed.
+        batch[NLMSG_HDR + 1] = 99;
+        parse_batch(&batch, 9, &mut out, &mut unknown).unwrap();
+        assert_eq!((out.len(), unknown), (1, 1));
         batch[0] = 200;
-        assert!(parse_batch(&batch, 9, &mut out).is_err());
+        assert!(parse_batch(&batch, 9, &mut out, &mut unknown).is_err());
     }
 }

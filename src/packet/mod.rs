@@ -8,4 +8,5 @@
 
 pub mod capture;
 pub mod ftrace;
+pub mod lab;
 pub mod pcap;

@@ -162,6 +162,7 @@ type Params = BTreeMap<String, f64>;
 #[derive(Debug)]
 enum CCond {
     Known(bool),
+    Missing(String),
     All(Vec<CCond>),
     Any(Vec<CCond>),
     Not(Box<CCond>),
@@ -245,42 +246,82 @@ fn compile_expr(ctx: &HostCtx<'_>, params: &Params, e: &Expr) -> Result<CExpr, S
     }
 }
 
-fn compile(ctx: &HostCtx<'_>, params: &Params, c: &Cond) -> Result<CCond, String> {
-    Ok(match c {
-        Cond::All(v) => CCond::All(
-            v.iter()
-                .map(|c| compile(ctx, params, c))
-                .collect::<Result<_, _>>()?,
-        ),
-        Cond::Any(v) => CCond::Any(
-            v.iter()
-                .map(|c| compile(ctx, params, c))
-                .collect::<Result<_, _>>()?,
-        ),
-        Cond::Not(c) => CCond::Not(Box::new(compile(ctx, params, c)?)),
-        Cond::Cmp { left, op, right } if !c.is_socket_level() => {
-            let l = host_value(ctx, params, left)?;
-            let r = right
-                .iter()
-                .map(|e| host_value(ctx, params, e))
-                .collect::<Result<Vec<_>, _>>()?;
-            CCond::Known(compare(l, *op, &r))
+/// Resolve host values; a value that could not be read becomes [`CCond::Missing`],
+/// which matters only where the rest of the condition does not decide alone.
+fn compile(ctx: &HostCtx<'_>, params: &Params, c: &Cond) -> CCond {
+    match c {
+        Cond::All(v) => {
+            let parts: Vec<CCond> = v.iter().map(|c| compile(ctx, params, c)).collect();
+            if parts.iter().any(|p| matches!(p, CCond::Known(false))) {
+                CCond::Known(false)
+            } else if parts.iter().all(|p| matches!(p, CCond::Known(true))) {
+                CCond::Known(true)
+            } else {
+                CCond::All(parts)
+            }
         }
-        Cond::Cmp { left, op, right } => CCond::Cmp {
-            left: compile_expr(ctx, params, left)?,
-            op: *op,
-            right: right
-                .iter()
-                .map(|e| compile_expr(ctx, params, e))
-                .collect::<Result<_, _>>()?,
+        Cond::Any(v) => {
+            let parts: Vec<CCond> = v.iter().map(|c| compile(ctx, params, c)).collect();
+            if parts.iter().any(|p| matches!(p, CCond::Known(true))) {
+                CCond::Known(true)
+            } else if parts.iter().all(|p| matches!(p, CCond::Known(false))) {
+                CCond::Known(false)
+            } else {
+                CCond::Any(parts)
+            }
+        }
+        Cond::Not(c) => match compile(ctx, params, c) {
+            CCond::Known(b) => CCond::Known(!b),
+            other => CCond::Not(Box::new(other)),
         },
-    })
+        Cond::Cmp { left, op, right } if !c.is_socket_level() => {
+            let values = host_value(ctx, params, left).and_then(|l| {
+                right
+                    .iter()
+                    .map(|e| host_value(ctx, params, e))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|r| (l, r))
+            });
+            match values {
+                Ok((l, r)) => CCond::Known(compare(l, *op, &r)),
+                Err(why) => CCond::Missing(why),
+            }
+        }
+        Cond::Cmp { left, op, right } => {
+            let parts = compile_expr(ctx, params, left).and_then(|l| {
+                right
+                    .iter()
+                    .map(|e| compile_expr(ctx, params, e))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|r| (l, r))
+            });
+            match parts {
+                Ok((left, right)) => CCond::Cmp {
+                    left,
+                    op: *op,
+                    right,
+                },
+                Err(why) => CCond::Missing(why),
+            }
+        }
+    }
+}
+
+/// The first reason a compiled condition cannot be evaluated, if any is left.
+fn missing(c: &CCond) -> Option<&str> {
+    match c {
+        CCond::Missing(why) => Some(why),
+        CCond::All(v) | CCond::Any(v) => v.iter().find_map(missing),
+        CCond::Not(c) => missing(c),
+        CCond::Known(_) | CCond::Cmp { .. } => None,
+    }
 }
 
 /// Tri-state: `None` = unknown for this socket (an option or tcp_info not read).
 fn eval(c: &CCond, s: &Socket) -> Option<bool> {
     match c {
         CCond::Known(b) => Some(*b),
+        CCond::Missing(_) => None,
         CCond::All(v) => {
             let mut unknown = false;
             for c in v {
@@ -631,16 +672,13 @@ pub fn evaluate(
             }
         }
         if let Some(when) = &rule.when {
-            match compile(&ctx, &params, when) {
+            match eval_host(&compile(&ctx, &params, when)) {
                 Err(why) => {
                     out.not_checked.push(skip(rule, why));
                     continue;
                 }
-                Ok(c) => {
-                    if eval_host(&c) != Some(true) {
-                        continue;
-                    }
-                }
+                Ok(false) => continue,
+                Ok(true) => {}
             }
         }
         let socket_cond = if rule.subject == Subject::Host {
@@ -677,13 +715,11 @@ pub fn evaluate(
                 out.not_checked.push(skip(rule, "tcp_info was not read (the socket table came from /proc/net/tcp or was not read)".to_string()));
                 continue;
             }
-            let compiled = match compile(&ctx, &params, cond) {
-                Ok(c) => c,
-                Err(why) => {
-                    out.not_checked.push(skip(rule, why));
-                    continue;
-                }
-            };
+            let compiled = compile(&ctx, &params, cond);
+            if let Some(why) = missing(&compiled) {
+                out.not_checked.push(skip(rule, why.to_string()));
+                continue;
+            }
             if rule.subject == Subject::Host {
                 host_findings.push((host_finding(&ctx, &params, rule, &netns), Some(jobs.len())));
             }
@@ -838,13 +874,29 @@ pub fn evaluate(
     out
 }
 
-fn eval_host(c: &CCond) -> Option<bool> {
+/// The verdict of a host-level condition (after [`compile`] folded what it could).
+fn eval_host(c: &CCond) -> Result<bool, String> {
     match c {
-        CCond::Known(b) => Some(*b),
-        CCond::All(v) => Some(v.iter().all(|c| eval_host(c) == Some(true))),
-        CCond::Any(v) => Some(v.iter().any(|c| eval_host(c) == Some(true))),
+        CCond::Known(b) => Ok(*b),
+        CCond::Missing(why) => Err(why.clone()),
+        CCond::All(v) => {
+            let r: Vec<_> = v.iter().map(eval_host).collect();
+            if r.iter().any(|x| matches!(x, Ok(false))) {
+                Ok(false)
+            } else {
+                r.into_iter().find(Result::is_err).unwrap_or(Ok(true))
+            }
+        }
+        CCond::Any(v) => {
+            let r: Vec<_> = v.iter().map(eval_host).collect();
+            if r.iter().any(|x| matches!(x, Ok(true))) {
+                Ok(true)
+            } else {
+                r.into_iter().find(Result::is_err).unwrap_or(Ok(false))
+            }
+        }
         CCond::Not(c) => eval_host(c).map(|b| !b),
-        CCond::Cmp { .. } => None,
+        CCond::Cmp { .. } => Err("a socket condition outside `match`".to_string()),
     }
 }
 

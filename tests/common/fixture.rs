@@ -1,7 +1,6 @@
 //! Compact builders for [`Snapshot`] fixtures: a healthy host by default,
 //! then only what a test is about.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -64,7 +63,10 @@ pub fn host() -> Snap {
         counters: Counters {
             first: Some(CounterSample {
                 at_ms: 1_700_000_000_000,
-                values: BTreeMap::new(),
+                values: rstaudit::rules::known::COUNTERS
+                    .iter()
+                    .map(|c| (c.to_string(), 0))
+                    .collect(),
             }),
             second: None,
         },

@@ -1,0 +1,178 @@
+//! Anonymous network namespaces for the lab.
+//!
+//! A lab namespace has no name and no file under /run/netns: a short-lived
+//! thread calls unshare(CLONE_NEWNET) and the lab keeps only a descriptor of
+//! /proc/thread-self/ns/net. Work happens in threads that setns(2) into it;
+//! the host's namespaces (and every other thread) are never changed. When the
+//! last descriptor and thread go, the kernel destroys the namespace with its
+//! sockets, veth pairs and nftables tables, so nothing is left behind even
+//! when the process is killed (SIGINT, SIGTERM, SIGKILL, panic).
+//!
+//! This module must not touch any namespace it did not create.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufRead;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use anyhow::Context;
+use nix::sched::{CloneFlags, setns, unshare};
+
+use crate::host::sysctl::{self, Scope, SysctlKey};
+
+/// One throwaway network namespace, alive while this value (and any thread in it) lives.
+#[derive(Debug)]
+pub struct LabNs {
+    fd: OwnedFd,
+    /// A role name for messages (`client`, `middlebox`, `server`, `lab`).
+    pub role: &'static str,
+}
+
+impl LabNs {
+    /// Create a namespace with its loopback interface up.
+    pub fn new(role: &'static str) -> anyhow::Result<Self> {
+        let fd = std::thread::scope(|scope| {
+            scope
+                .spawn(|| -> anyhow::Result<OwnedFd> {
+                    unshare(CloneFlags::CLONE_NEWNET).map_err(|errno| {
+                        if errno == nix::errno::Errno::EPERM {
+                            anyhow::anyhow!(
+                                "creating a network namespace needs CAP_SYS_ADMIN: run the lab as root"
+                            )
+                        } else {
+                            anyhow::anyhow!("creating a network namespace: {errno}")
+                        }
+                    })?;
+                    let file = File::open("/proc/thread-self/ns/net")
+                        .context("opening /proc/thread-self/ns/net of the new namespace")?;
+                    super::rtnl::set_up(1).context("bringing up loopback in the lab")?;
+                    Ok(OwnedFd::from(file))
+                })
+                .join()
+                .map_err(|_| anyhow::anyhow!("the thread creating a lab namespace panicked"))?
+        })?;
+        Ok(Self { fd, role })
+    }
+
+    /// The namespace descriptor (to place a veth peer in it).
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Move the calling thread into this namespace. Call it only in a thread
+    /// made for the purpose (inside [`LabNs::run`] or a scoped thread of a scenario).
+    pub fn enter(&self) -> anyhow::Result<()> {
+        setns(self.fd.as_fd(), CloneFlags::CLONE_NEWNET)
+            .with_context(|| format!("entering the lab's {} namespace", self.role))
+    }
+
+    /// Run `work` in a new thread inside this namespace and wait for it.
+    pub fn run<T, F>(&self, work: F) -> anyhow::Result<T>
+    where
+        T: Send,
+        F: FnOnce() -> anyhow::Result<T> + Send,
+    {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    self.enter()?;
+                    work()
+                })
+                .join()
+                .map_err(|_| {
+                    anyhow::anyhow!("a lab thread in the {} namespace panicked", self.role)
+                })?
+        })
+    }
+
+    /// Set a sysctl inside this namespace.
+    pub fn sysctl(&self, key: &str, value: &str) -> anyhow::Result<()> {
+        let key = SysctlKey::parse(key, Scope::NetOnly)?;
+        self.run(|| {
+            sysctl::write(Path::new("/"), &key, value).with_context(|| {
+                format!("setting {key}={value} in the lab's {} namespace", self.role)
+            })
+        })
+    }
+
+    /// Read a sysctl inside this namespace.
+    pub fn read_sysctl(&self, key: &str) -> anyhow::Result<String> {
+        let key = SysctlKey::parse(key, Scope::NetOnly)?;
+        self.run(|| Ok(sysctl::read(Path::new("/"), &key)?))
+    }
+
+    /// The TCP counters of this namespace (Tcp.* and TcpExt.*).
+    pub fn counters(&self) -> anyhow::Result<BTreeMap<String, u64>> {
+        self.run(read_counters)
+    }
+}
+
+/// Read Tcp.* from /proc/thread-self/net/snmp and TcpExt.* from .../netstat of the calling thread's namespace.
+pub fn read_counters() -> anyhow::Result<BTreeMap<String, u64>> {
+    let mut out = BTreeMap::new();
+    for file in [
+        "/proc/thread-self/net/snmp",
+        "/proc/thread-self/net/netstat",
+    ] {
+        let f = File::open(file).with_context(|| format!("reading {file}"))?;
+        parse_mib(std::io::BufReader::new(f), &mut out)
+            .with_context(|| format!("reading {file}"))?;
+    }
+    Ok(out)
+}
+
+/// Parse the paired `Group: names` / `Group: values` lines of /proc/net/snmp and /proc/net/netstat.
+pub fn parse_mib(input: impl BufRead, out: &mut BTreeMap<String, u64>) -> anyhow::Result<()> {
+    let mut lines = input.lines();
+    while let Some(header) = lines.next() {
+        let header = header?;
+        let Some(values) = lines.next() else {
+            anyhow::bail!("a header line without its values line: {header:?}");
+        };
+        let values = values?;
+        let (group, names) = header
+            .split_once(':')
+            .with_context(|| format!("no `Group:` prefix in {header:?}"))?;
+        let (group2, nums) = values
+            .split_once(':')
+            .with_context(|| format!("no `Group:` prefix in {values:?}"))?;
+        if group != group2 {
+            anyhow::bail!("header {group:?} is followed by values of {group2:?}");
+        }
+        for (name, num) in names.split_whitespace().zip(nums.split_whitespace()) {
+            // Tcp.MaxConn is -1; only non-negative counters matter here.
+            if let Ok(v) = num.parse::<u64>() {
+                out.insert(format!("{group}.{name}"), v);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_snmp_pairs() {
+        // Captured from /proc/net/snmp on 6.18 (shortened).
+        let text = "Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails EstabResets CurrEstab InSegs OutSegs RetransSegs InErrs OutRsts InCsumErrors\n\
+Tcp: 1 200 120000 -1 5 3 1 2 0 40 41 0 0 4 0\n\
+Udp: InDatagrams NoPorts\n\
+Udp: 0 0\n";
+        let mut out = BTreeMap::new();
+        parse_mib(text.as_bytes(), &mut out).unwrap();
+        assert_eq!(out["Tcp.OutRsts"], 4);
+        assert_eq!(out["Tcp.EstabResets"], 2);
+        assert!(!out.contains_key("Tcp.MaxConn"));
+        assert_eq!(out["Udp.NoPorts"], 0);
+    }
+
+    #[test]
+    fn refuses_mismatched_groups() {
+        let mut out = BTreeMap::new();
+        assert!(parse_mib("Tcp: A\nUdp: 1\n".as_bytes(), &mut out).is_err());
+        assert!(parse_mib("Tcp: A\n".as_bytes(), &mut out).is_err());
+    }
+}
