@@ -260,10 +260,58 @@ fn write_after_close_reason_follows_fin_timeout() {
 }
 
 #[test]
+fn without_rule_the_lab_runs_todays_findings_with_their_fixes() {
+    // "What if this host had tcp_abort_on_overflow=1?": the audit of this host with that value
+    // finds abort-on-overflow, and the lab confirms it with the rule's own fix.
+    let (report, code, _) = lab(&["--with", "net.ipv4.tcp_abort_on_overflow=1"]);
+    assert_eq!(code, 0, "{report:#}");
+    let s = scenario(&report, "accept-overflow");
+    assert_eq!(s["verdict"], "confirmed", "{s:#}");
+    assert!(
+        s["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "abort-on-overflow"),
+        "{s:#}"
+    );
+    assert_eq!(s["fix"], "net.ipv4.tcp_abort_on_overflow=0", "{s:#}");
+    if host_sysctl("net.ipv4.tcp_keepalive_time").expect("keepalive") >= 300.0 {
+        let mb = scenario(&report, "idle-middlebox");
+        assert_eq!(mb["verdict"], "confirmed", "{mb:#}");
+        assert!(
+            mb["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r == "keepalive-above-idle-timeout"),
+            "{mb:#}"
+        );
+    }
+}
+
+#[test]
+fn a_rule_id_runs_its_scenario() {
+    let (report, code, _) = lab(&[
+        "--rule",
+        "abort-on-overflow",
+        "--with",
+        "net.ipv4.tcp_abort_on_overflow=1",
+    ]);
+    assert_eq!(code, 0, "{report:#}");
+    let s = scenario(&report, "accept-overflow");
+    assert_eq!(s["verdict"], "confirmed", "{s:#}");
+    assert_eq!(s["rules"][0], "abort-on-overflow");
+}
+
+#[test]
 fn bad_lab_arguments_exit_2_with_a_clear_message() {
     common::require_root();
     for (args, needle) in [
-        (vec!["--rule", "no-such-scenario"], "no such lab scenario"),
+        (
+            vec!["--rule", "no-such-scenario"],
+            "no such lab scenario or rule",
+        ),
         (
             vec![
                 "--rule",

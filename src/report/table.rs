@@ -4,8 +4,7 @@
 use std::fmt::Write;
 
 use tabled::builder::Builder;
-use tabled::settings::object::Columns;
-use tabled::settings::{Modify, Style, Width};
+use tabled::settings::Style;
 
 use super::{AuditReport, SEVERITIES};
 use crate::rules::{Finding, Severity};
@@ -45,7 +44,12 @@ fn fix_text(f: &Finding) -> String {
 
 fn finding_text(f: &Finding) -> String {
     let mut out = format!("{}\n{}", f.title, f.message);
-    for n in &f.notes {
+    // The header already says when counters are totals since boot.
+    for n in f
+        .notes
+        .iter()
+        .filter(|n| !n.starts_with("counters are totals since boot"))
+    {
         let _ = write!(out, "\nnote: {n}");
     }
     if let Some(lab) = &f.lab {
@@ -100,13 +104,14 @@ pub fn table(report: &AuditReport, color: bool) -> Vec<u8> {
             let mut b = Builder::default();
             b.push_record(["rule", "finding", "fix"]);
             for f in group {
-                b.push_record([f.rule.clone(), finding_text(f), fix_text(f)]);
+                b.push_record([
+                    wrap(&f.rule, 24),
+                    wrap(&finding_text(f), 64),
+                    wrap(&fix_text(f), 44),
+                ]);
             }
             let mut t = b.build();
-            t.with(Style::sharp())
-                .with(Modify::new(Columns::new(0..1)).with(Width::wrap(24)))
-                .with(Modify::new(Columns::new(1..2)).with(Width::wrap(64)))
-                .with(Modify::new(Columns::new(2..3)).with(Width::wrap(44)));
+            t.with(Style::sharp());
             let _ = writeln!(out, "{t}\n");
         }
         if !ns.not_applicable.is_empty() {
@@ -169,4 +174,52 @@ pub fn table(report: &AuditReport, color: bool) -> Vec<u8> {
     };
     let _ = writeln!(out, "{verdict}");
     out.into_bytes()
+}
+
+/// Wrap text at spaces to `width` columns, keeping its own line breaks; a
+/// word longer than a line is split.
+fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / width);
+    for (i, line) in text.lines().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let mut col = 0;
+        for word in line.split(' ').filter(|w| !w.is_empty()) {
+            let mut word = word;
+            let len = word.chars().count();
+            if col > 0 && col + 1 + len > width {
+                out.push('\n');
+                col = 0;
+            } else if col > 0 {
+                out.push(' ');
+                col += 1;
+            }
+            while word.chars().count() > width - col {
+                let cut = word
+                    .char_indices()
+                    .nth(width - col)
+                    .map_or(word.len(), |(i, _)| i);
+                out.push_str(&word[..cut]);
+                out.push('\n');
+                word = &word[cut..];
+                col = 0;
+            }
+            out.push_str(word);
+            col += word.chars().count();
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wraps_at_words_and_keeps_line_breaks() {
+        assert_eq!(wrap("aa bb cc\ndd", 5), "aa bb\ncc\ndd");
+        assert_eq!(wrap("abcdefghij", 4), "abcd\nefgh\nij");
+        assert_eq!(wrap("", 4), "");
+    }
 }

@@ -816,7 +816,7 @@ pub fn evaluate(
             counter_notes(&ctx, rule, &mut notes);
             if unknown > 0 {
                 notes.push(format!(
-                    "{} sockets could not be judged (options or tcp_info not read)",
+                    "{} sockets on this host could not be judged (socket options or tcp_info not read)",
                     group_digits(unknown)
                 ));
             }

@@ -155,13 +155,22 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
     }
     let with = parse_with(&args.with)?;
     let params = parse_params(&args.set)?;
-    let jobs = select(&args, &params)?;
+    let jobs = select(&args, &params, &with)?;
     check_with_is_used(&with, &jobs)?;
     // SIGINT/SIGTERM set a flag: the scenarios stop waiting, their namespaces go with their
     // threads, and the ftrace instance is removed before the process exits.
     evidence::set_interrupt_flag(crate::packet::ftrace::install_signal_flag()?);
     let mut notes = Vec::new();
-    let trace = start_trace(&mut notes);
+    if jobs.is_empty() {
+        notes.push(
+            "no finding of today's audit has a lab scenario (run `rstaudit audit`; `--all` runs every scenario)".into(),
+        );
+    }
+    let trace = if jobs.is_empty() {
+        None
+    } else {
+        start_trace(&mut notes)
+    };
     let started = Instant::now();
     let mut reports = Vec::new();
     for job in &jobs {
@@ -274,7 +283,14 @@ fn scenario_names() -> String {
         .join(", ")
 }
 
-fn select(args: &PacketCheckArgs, params: &BTreeMap<String, f64>) -> anyhow::Result<Vec<Job>> {
+/// Parameters only the lab knows (the rules would refuse them).
+const LAB_PARAMS: &[&str] = &["outage"];
+
+fn select(
+    args: &PacketCheckArgs,
+    params: &BTreeMap<String, f64>,
+    with: &[(String, String)],
+) -> anyhow::Result<Vec<Job>> {
     let job = |scenario: &'static Scenario| Job {
         scenario,
         rules: Vec::new(),
@@ -283,52 +299,93 @@ fn select(args: &PacketCheckArgs, params: &BTreeMap<String, f64>) -> anyhow::Res
     if args.all {
         return Ok(scenarios::CATALOGUE.iter().map(job).collect());
     }
-    if !args.rule.is_empty() {
-        let mut jobs: Vec<Job> = Vec::new();
-        for id in &args.rule {
-            let scenario = scenarios::find(id).with_context(|| {
-                format!(
-                    "--rule {id}: no such lab scenario (scenarios: {})",
-                    scenario_names()
-                )
-            })?;
+    if args.rule.is_empty() {
+        return audit_jobs(&[], params, with, true);
+    }
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut rule_ids = Vec::new();
+    for id in &args.rule {
+        if let Some(scenario) = scenarios::find(id) {
             if !jobs.iter().any(|j| j.scenario.name == scenario.name) {
                 jobs.push(job(scenario));
             }
+            continue;
         }
-        return Ok(jobs);
+        let set = crate::rules::load::load(None).context("loading the built-in rules")?;
+        let Some(rule) = set.get(id) else {
+            anyhow::bail!(
+                "--rule {id}: no such lab scenario or rule (scenarios: {}; rules: `rstaudit rules list`)",
+                scenario_names()
+            );
+        };
+        let Some(lab) = rule.lab.as_deref() else {
+            anyhow::bail!("--rule {id}: this rule has no lab scenario");
+        };
+        let Some(scenario) = scenarios::find(lab) else {
+            anyhow::bail!(
+                "--rule {id}: its lab scenario {lab:?} is not in the catalogue ({})",
+                scenario_names()
+            );
+        };
+        rule_ids.push(id.clone());
+        if !jobs.iter().any(|j| j.scenario.name == scenario.name) {
+            jobs.push(Job {
+                scenario,
+                rules: vec![id.clone()],
+                fix_sysctls: Vec::new(),
+            });
+        } else if let Some(j) = jobs.iter_mut().find(|j| j.scenario.name == scenario.name) {
+            j.rules.push(id.clone());
+        }
     }
-    todays_findings(params)
+    if !rule_ids.is_empty() {
+        // The fix of a named rule, as the audit of this host (with the --with values) gives it.
+        for found in audit_jobs(&rule_ids, params, with, false)? {
+            if let Some(j) = jobs
+                .iter_mut()
+                .find(|j| j.scenario.name == found.scenario.name)
+            {
+                j.fix_sysctls = found.fix_sysctls;
+            }
+        }
+    }
+    Ok(jobs)
 }
 
-/// The scenarios of today's audit findings on this host.
-fn todays_findings(params: &BTreeMap<String, f64>) -> anyhow::Result<Vec<Job>> {
+/// Audit this host, with the `--with` values in place of the host's (what if it had them?),
+/// and turn the findings that have a lab scenario into jobs carrying the finding's fix.
+fn audit_jobs(
+    only: &[String],
+    params: &BTreeMap<String, f64>,
+    with: &[(String, String)],
+    sockets: bool,
+) -> anyhow::Result<Vec<Job>> {
+    let context = "auditing this host to find today's findings (or give --all or --rule NAME)";
     let opts = crate::host::CollectOptions {
         source: crate::host::Source::Live,
         netns: None,
         interval: None,
-        owners: true,
-        options: true,
+        owners: sockets,
+        options: sockets,
     };
     let selection = crate::rules::Selection {
+        only: only.to_vec(),
         params: params
             .iter()
+            .filter(|(k, _)| !LAB_PARAMS.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.to_string()))
             .collect(),
         ..Default::default()
     };
-    let snapshots = crate::host::collect(&opts)
-        .context("auditing this host to find today's findings (or give --all or --rule NAME)")?;
+    let mut snapshots = crate::host::collect(&opts).context(context)?;
     let mut jobs: Vec<Job> = Vec::new();
-    for snapshot in &snapshots {
-        let outcome = crate::rules::run(&selection, snapshot).context(
-            "auditing this host to find today's findings (or give --all or --rule NAME)",
-        )?;
+    for snapshot in &mut snapshots {
+        for (k, v) in with {
+            snapshot.sysctls.insert(k.clone(), v.clone());
+        }
+        let outcome = crate::rules::run(&selection, snapshot).context(context)?;
         for finding in outcome.findings {
-            let Some(lab) = finding.lab.as_deref() else {
-                continue;
-            };
-            let Some(scenario) = scenarios::find(lab) else {
+            let Some(scenario) = finding.lab.as_deref().and_then(scenarios::find) else {
                 continue;
             };
             let fix: Vec<(String, String)> = finding

@@ -1,0 +1,152 @@
+//! Snapshot tests of the audit table (no colour) and JSON for a fixture host
+//! with several findings, and the shape of the other formats.
+
+mod common;
+
+use common::fixture::{host, listener, sock};
+use rstaudit::host::{Snapshot, TcpState};
+use rstaudit::report::{self, AuditReport};
+use rstaudit::rules::{self, Selection, Severity};
+
+fn fixture() -> Snapshot {
+    host()
+        .sysctl("net.ipv4.tcp_abort_on_overflow", "1")
+        .sysctl("net.ipv4.tcp_keepalive_time", "7200")
+        .sysctl("net.core.somaxconn", "64")
+        .without("net.netfilter.nf_conntrack_count")
+        .counter2("TcpExt.ListenOverflows", 100, 112)
+        .counter2("TcpExt.TCPAbortOnData", 5000, 5230)
+        .socket(listener("0.0.0.0:443", 64, 64).owner(812, "nginx"))
+        .sockets(1204, |i| {
+            sock(
+                TcpState::Established,
+                "10.0.0.5:443",
+                &format!("10.0.0.9:{}", 10000 + i),
+            )
+            .owner(812, "nginx")
+            .linger0()
+        })
+        .sockets(12, |i| {
+            sock(
+                TcpState::CloseWait,
+                "10.0.0.5:8080",
+                &format!("10.0.0.7:{}", 30000 + i),
+            )
+            .owner(4242, "java")
+            .keepalive(true, 60)
+        })
+        .note(
+            "owners",
+            Some("pid 1"),
+            "EPERM reading /proc/1/fd: run as root",
+        )
+        .build()
+}
+
+fn report() -> AuditReport {
+    let snap = fixture();
+    let out = rules::run(&Selection::default(), &snap).unwrap();
+    AuditReport::new(vec![(&snap, out)], Some(Severity::Medium))
+}
+
+#[test]
+fn table_snapshot() {
+    let text = String::from_utf8(report::table::table(&report(), false)).unwrap();
+    assert!(!text.contains('\x1b'));
+    insta::assert_snapshot!("audit_table", text);
+}
+
+#[test]
+fn json_snapshot() {
+    let text = String::from_utf8(report::json(&report())).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(parsed["schema"], 1);
+    insta::assert_snapshot!("audit_json", text);
+}
+
+#[test]
+fn colour_is_only_added_when_asked() {
+    let text = String::from_utf8(report::table::table(&report(), true)).unwrap();
+    assert!(text.contains("\x1b[31mHIGH"), "{text}");
+}
+
+#[test]
+fn yaml_round_trips_to_the_same_report() {
+    let r = report();
+    let back: AuditReport = serde_yaml::from_slice(&report::yaml(&r)).unwrap();
+    assert_eq!(back, r);
+}
+
+#[test]
+fn junit_is_well_formed_and_counts_failures() {
+    let r = report();
+    let xml = String::from_utf8(report::junit::junit(&r)).unwrap();
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites"));
+    let fired = {
+        let mut ids: Vec<&str> = r.namespaces[0]
+            .findings
+            .iter()
+            .map(|f| f.rule.as_str())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    };
+    assert_eq!(xml.matches("<failure ").count(), fired);
+    assert_eq!(
+        xml.matches("<testcase ").count(),
+        fired
+            + r.summary.passed as usize
+            + r.summary.not_applicable as usize
+            + r.summary.not_checked as usize
+    );
+    // Balanced tags and no raw text that would break XML.
+    assert_eq!(
+        xml.matches("<testcase ").count(),
+        xml.matches("</testcase>").count() + xml.matches("\"/>\n").count()
+            - xml.matches("<skipped ").count()
+    );
+    assert!(!xml.contains("{1, 0}<") && xml.contains("SO_LINGER {1, 0}"));
+    assert_eq!(
+        report::junit::escape("<a href=\"x\">&'"),
+        "&lt;a href=&quot;x&quot;&gt;&amp;&apos;"
+    );
+}
+
+#[test]
+fn prometheus_fits_the_textfile_collector() {
+    let text = String::from_utf8(report::prometheus::prometheus(&report())).unwrap();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# ") {
+            assert!(
+                rest.starts_with("HELP rstaudit_") || rest.starts_with("TYPE rstaudit_"),
+                "{line}"
+            );
+            if rest.starts_with("TYPE") {
+                assert!(rest.ends_with(" gauge"), "{line}");
+            }
+        } else {
+            assert!(line.starts_with("rstaudit_"), "{line}");
+            let value = line.rsplit(' ').next().unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+            assert!(
+                !line.split('{').next().unwrap().ends_with("_total"),
+                "{line}"
+            );
+        }
+    }
+    assert!(
+        text.contains(
+            "rstaudit_findings{netns=\"host\",rule=\"linger-zero\",severity=\"medium\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("rstaudit_finding_sockets{netns=\"host\",rule=\"linger-zero\"} 1204"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rstaudit_audit_failed{fail_on=\"medium\"} 1"),
+        "{text}"
+    );
+}
