@@ -305,6 +305,40 @@ fn a_rule_id_runs_its_scenario() {
 }
 
 #[test]
+fn a_fix_that_leaves_the_resets_is_reported_loudly_and_exits_1() {
+    // fin-timeout-long recommends tcp_fin_timeout=60: the late write is still reset, only the
+    // reason changes (TCP_ABORT_ON_DATA -> TCP_TIMEWAIT_SOCKET).
+    let (report, code, _) = lab(&[
+        "--rule",
+        "fin-timeout-long",
+        "--with",
+        "net.ipv4.tcp_fin_timeout=120",
+    ]);
+    let s = scenario(&report, "write-after-close");
+    assert_eq!(s["verdict"], "reproduced-but-fix-did-not-help", "{s:#}");
+    assert_eq!(s["fix"], "net.ipv4.tcp_fin_timeout=60", "{s:#}");
+    assert_eq!(code, 1, "{report:#}");
+    let table = common::rstaudit()
+        .args([
+            "packet-check",
+            "--lab",
+            "--rule",
+            "fin-timeout-long",
+            "--with",
+            "net.ipv4.tcp_fin_timeout=120",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains(
+            "WARNING: the recommended fix did not remove the resets in: write-after-close"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
 fn bad_lab_arguments_exit_2_with_a_clear_message() {
     common::require_root();
     for (args, needle) in [
