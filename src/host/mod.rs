@@ -484,6 +484,18 @@ fn without_location(e: &dyn std::fmt::Display) -> String {
     }
 }
 
+/// Whether a saved snapshot file holds a list (as `--netns all` writes) rather than one
+/// snapshot, so that converting it keeps its shape. False when it cannot be read.
+pub fn file_holds_list(path: &std::path::Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    if text.trim_start().starts_with('[') {
+        return true;
+    }
+    serde_yaml::from_str::<serde_yaml::Value>(&text).is_ok_and(|v| v.is_sequence())
+}
+
 fn check_schema(path: &std::path::Path, schemas: Vec<Option<u64>>) -> anyhow::Result<()> {
     for schema in schemas.into_iter().flatten() {
         if schema != u64::from(SCHEMA_VERSION) {
