@@ -518,3 +518,51 @@ fn apply_without_root_is_refused_at_validation() {
     assert!(text(&out).contains("nothing was written"), "{}", text(&out));
     assert_eq!(values(&ns), before);
 }
+
+#[test]
+fn audit_takes_rule_parameters_from_a_profile_name_or_file() {
+    let ns = prepared("audit-profile");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lb1000.yaml");
+    std::fs::write(
+        &file,
+        "description: a balancer with a 1000 s idle timeout\nextends: behind-load-balancer\nparams:\n  idle_timeout: 1000\n",
+    )
+    .unwrap();
+    let audit = |profile: &str| {
+        rsta(&[
+            "audit",
+            "--netns",
+            &ns.name,
+            "--profile",
+            profile,
+            "--format",
+            "json",
+            "--fail-on",
+            "never",
+        ])
+    };
+    let out = audit(file.to_str().unwrap());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("idle timeout of 1000 s"),
+        "{}",
+        text(&out)
+    );
+    let out = audit("mobile-gateway");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("idle timeout of 300 s"),
+        "{}",
+        text(&out)
+    );
+
+    std::fs::write(&file, "description: x\nparams:\n  idle_timeout: [1]\n").unwrap();
+    let out = audit(file.to_str().unwrap());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("lb1000.yaml:3:3: parameter idle_timeout"),
+        "{}",
+        text(&out)
+    );
+}
