@@ -6,13 +6,10 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
 use rstaudit::report::html;
-use rstaudit::rules::{
-    AuditOutcome, Evidence, Finding, FindingProcess, Fix, Severity, SysctlFix,
-    finding::CounterEvidence,
-};
 use serde_json::Value;
 
 /// Appended to the page under test; the browser runs it after layout and
@@ -97,70 +94,72 @@ fn no_network_resources(page: &str, seen: &Value) {
     }
 }
 
-fn finding(rule: &str, severity: Severity) -> Finding {
-    Finding {
-        rule: rule.into(),
-        title: format!("Title of {rule}"),
-        severity,
-        cause: "6".into(),
-        subject: "process".into(),
-        netns: "host".into(),
-        message: "nginx (pid 812): 1,204 sockets with SO_LINGER 0".into(),
-        process: Some(FindingProcess {
-            pid: 812,
-            comm: "nginx".into(),
-        }),
-        count: Some(1204),
-        examples: vec!["10.0.0.5:443 -> 10.0.0.9:51234 ESTABLISHED".into()],
-        evidence: Evidence {
-            counters: vec![CounterEvidence {
-                name: "TcpExt.TCPAbortOnClose".into(),
-                total: Some(5012),
-                delta: Some(12),
-                window_seconds: Some(10.0),
-            }],
-            rst_reasons: vec!["TCP_ABORT_ON_CLOSE".into()],
-        },
-        fix: Fix {
-            sysctls: vec![SysctlFix {
-                key: "net.ipv4.tcp_keepalive_time".into(),
-                value: "300".into(),
-                current: Some("7200".into()),
-            }],
-            advice: Some("Close sockets gracefully; do not set SO_LINGER to 0.".into()),
-        },
-        lab: Some(rule.into()),
-        notes: vec![],
-    }
+fn fixture() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ecosystem-host.json")
 }
 
 #[test]
 fn audit_html_renders_findings_by_severity_with_fixes() {
-    let outcomes = vec![AuditOutcome {
-        netns: "host".into(),
-        findings: vec![
-            finding("keepalive-vs-idle-timeout", Severity::Medium),
-            finding("linger-zero", Severity::High),
-            finding("syncookies-off", Severity::Low),
-        ],
-        not_applicable: vec![],
-        not_checked: vec![],
-        passed: vec![],
-    }];
-    let page = html::audit(&outcomes);
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.html");
+    let out = common::rstaudit()
+        .args(["audit", "--snapshot"])
+        .arg(fixture())
+        .args(["--format", "html", "-o"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(&report).unwrap();
     let seen = browse(&page);
+
+    // What the page must show, from the JSON audit of the same snapshot.
+    let json = common::rstaudit()
+        .args(["audit", "--snapshot"])
+        .arg(fixture())
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let audit: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let order = ["critical", "high", "medium", "low", "info"];
+    let mut findings: Vec<&Value> = audit["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|ns| ns["findings"].as_array().unwrap())
+        .collect();
+    // Stable sort: worst first, the audit's own order within a severity.
+    findings.sort_by_key(|f| order.iter().position(|s| f["severity"] == *s));
+    let rules: Vec<&Value> = findings.iter().map(|f| &f["rule"]).collect();
+    let mut sections: Vec<String> = findings
+        .iter()
+        .map(|f| format!("sev-{}", f["severity"].as_str().unwrap()))
+        .collect();
+    sections.dedup();
+    let fixes = findings
+        .iter()
+        .filter(|f| f["fix"]["sysctls"].is_array() || f["fix"]["advice"].is_string())
+        .count();
+
+    assert!(findings.len() >= 3, "the fixture has several findings");
     assert_eq!(
         seen["findings"],
-        serde_json::json!(["linger-zero", "keepalive-vs-idle-timeout", "syncookies-off"]),
-        "worst first"
+        serde_json::json!(rules),
+        "worst first: {seen}"
     );
-    assert_eq!(
-        seen["sections"],
-        serde_json::json!(["sev-high", "sev-medium", "sev-low"])
-    );
-    assert_eq!(seen["fixes"], 3);
+    assert_eq!(seen["sections"], serde_json::json!(sections), "{seen}");
+    assert_eq!(seen["fixes"], fixes, "{seen}");
     assert_eq!(seen["chart"], false);
     assert!(seen["bodyHeight"].as_f64().unwrap() > 300.0, "{seen}");
+    assert!(
+        page.contains("net.ipv4.tcp_abort_on_overflow"),
+        "the fix is shown"
+    );
     no_network_resources(&page, &seen);
 }
 

@@ -425,69 +425,11 @@ impl Capture {
 
     fn walk_block(&self, block: usize, each: &mut dyn FnMut(&Frame<'_>)) -> usize {
         let base = block * self.block_size;
-        // SAFETY: the block is ours (TP_STATUS_USER) until we hand it back; every offset read
-        // below is bounds-checked against the block before it is dereferenced.
+        // SAFETY: the block is ours (TP_STATUS_USER) until we hand it back; walk_block_bytes
+        // bounds-checks every offset it reads against the block.
         let block_bytes =
             unsafe { std::slice::from_raw_parts(self.ring.as_ptr().add(base), self.block_size) };
-        let u32_at = |off: usize| -> Option<u32> {
-            block_bytes
-                .get(off..off + 4)
-                .map(|b| u32::from_ne_bytes(b.try_into().expect("4 bytes")))
-        };
-        let u16_at = |off: usize| -> Option<u16> {
-            block_bytes
-                .get(off..off + 2)
-                .map(|b| u16::from_ne_bytes(b.try_into().expect("2 bytes")))
-        };
-        // tpacket_block_desc: version(4) offset_to_priv(4) then tpacket_hdr_v1:
-        // block_status(4) num_pkts(4) offset_to_first_pkt(4) blk_len(4) ...
-        let num_pkts = u32_at(12).unwrap_or(0) as usize;
-        let mut off = u32_at(16).unwrap_or(0) as usize;
-        let mut handed = 0;
-        for _ in 0..num_pkts {
-            // tpacket3_hdr: next_offset sec nsec snaplen len status (u32 each), mac net (u16),
-            // hv1 (12 bytes), padding (8): 48 bytes; sockaddr_ll follows at TPACKET_ALIGN(48).
-            let (Some(next), Some(sec), Some(nsec), Some(snaplen), Some(len), Some(mac), Some(net)) = (
-                u32_at(off),
-                u32_at(off + 4),
-                u32_at(off + 8),
-                u32_at(off + 12),
-                u32_at(off + 16),
-                u16_at(off + 24),
-                u16_at(off + 26),
-            ) else {
-                break;
-            };
-            let sll = off + 48;
-            let ifindex = u32_at(sll + 4).unwrap_or(0) as i32;
-            let hatype = u16_at(sll + 8).unwrap_or(0);
-            let pkttype = block_bytes.get(sll + 10).copied().unwrap_or(0);
-            let halen = block_bytes.get(sll + 11).copied().unwrap_or(0).min(8) as usize;
-            let link_addr = block_bytes.get(sll + 12..sll + 12 + halen).unwrap_or(&[]);
-            let protocol = u16::from_be(u16_at(sll + 2).unwrap_or(0));
-            let mac_start = off + mac as usize;
-            let net_start = off + net as usize;
-            let end = mac_start + snaplen as usize;
-            if let Some(ip) = block_bytes.get(net_start..end.max(net_start)) {
-                each(&Frame {
-                    ts: Duration::new(u64::from(sec), nsec),
-                    ifindex,
-                    pkttype,
-                    hatype,
-                    link_addr,
-                    protocol,
-                    ip,
-                    orig_len: len,
-                    link_header_len: (net as u32).saturating_sub(mac as u32),
-                });
-                handed += 1;
-            }
-            if next == 0 {
-                break;
-            }
-            off += next as usize;
-        }
-        handed
+        walk_block_bytes(block_bytes, each)
     }
 
     /// The kernel's counters for this socket, summed since it was opened.
@@ -513,6 +455,71 @@ impl Capture {
         self.totals.freezes += u64::from(st.tp_freeze_q_cnt);
         Ok(self.totals)
     }
+}
+
+/// Hand every frame of one TPACKET_V3 block (its bytes, as the kernel filled them) to `each`;
+/// returns the number of frames handed over. Every offset is checked against the block, so a
+/// corrupt header ends the walk instead of reading out of bounds. Takes bytes so it can be fuzzed.
+pub fn walk_block_bytes(block_bytes: &[u8], each: &mut dyn FnMut(&Frame<'_>)) -> usize {
+    let u32_at = |off: usize| -> Option<u32> {
+        block_bytes
+            .get(off..off + 4)
+            .map(|b| u32::from_ne_bytes(b.try_into().expect("4 bytes")))
+    };
+    let u16_at = |off: usize| -> Option<u16> {
+        block_bytes
+            .get(off..off + 2)
+            .map(|b| u16::from_ne_bytes(b.try_into().expect("2 bytes")))
+    };
+    // tpacket_block_desc: version(4) offset_to_priv(4) then tpacket_hdr_v1:
+    // block_status(4) num_pkts(4) offset_to_first_pkt(4) blk_len(4) ...
+    let num_pkts = u32_at(12).unwrap_or(0) as usize;
+    let mut off = u32_at(16).unwrap_or(0) as usize;
+    let mut handed = 0;
+    for _ in 0..num_pkts {
+        // tpacket3_hdr: next_offset sec nsec snaplen len status (u32 each), mac net (u16),
+        // hv1 (12 bytes), padding (8): 48 bytes; sockaddr_ll follows at TPACKET_ALIGN(48).
+        let (Some(next), Some(sec), Some(nsec), Some(snaplen), Some(len), Some(mac), Some(net)) = (
+            u32_at(off),
+            u32_at(off + 4),
+            u32_at(off + 8),
+            u32_at(off + 12),
+            u32_at(off + 16),
+            u16_at(off + 24),
+            u16_at(off + 26),
+        ) else {
+            break;
+        };
+        let sll = off + 48;
+        let ifindex = u32_at(sll + 4).unwrap_or(0) as i32;
+        let hatype = u16_at(sll + 8).unwrap_or(0);
+        let pkttype = block_bytes.get(sll + 10).copied().unwrap_or(0);
+        let halen = block_bytes.get(sll + 11).copied().unwrap_or(0).min(8) as usize;
+        let link_addr = block_bytes.get(sll + 12..sll + 12 + halen).unwrap_or(&[]);
+        let protocol = u16::from_be(u16_at(sll + 2).unwrap_or(0));
+        let mac_start = off + mac as usize;
+        let net_start = off + net as usize;
+        let end = mac_start + snaplen as usize;
+        if let Some(ip) = block_bytes.get(net_start..end.max(net_start)) {
+            each(&Frame {
+                ts: Duration::new(u64::from(sec), nsec),
+                ifindex,
+                pkttype,
+                hatype,
+                link_addr,
+                protocol,
+                ip,
+                orig_len: len,
+                link_header_len: (net as u32).saturating_sub(mac as u32),
+            });
+            handed += 1;
+        }
+        if next == 0 {
+            break;
+        }
+        off += next as usize;
+    }
+    handed
 }
 
 impl AsRawFd for Capture {

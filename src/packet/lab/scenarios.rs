@@ -51,16 +51,43 @@ impl Ctx {
         self.params.get(name).copied().unwrap_or(default)
     }
 
-    /// The fix: the finding's sysctls when given, else the scenario's default.
-    fn fix_or(&self, default: &[(&str, String)]) -> Vec<(String, String)> {
-        if self.fix_sysctls.is_empty() {
-            default
+    /// The fix: the finding's sysctls that this scenario can apply, else the scenario's
+    /// default. Returns notes for finding sysctls the scenario does not model.
+    fn fix_or(
+        &self,
+        default: &[(&str, String)],
+        applicable: &[&str],
+    ) -> (Vec<(String, String)>, Vec<String>) {
+        let (usable, skipped): (Vec<_>, Vec<_>) = self
+            .fix_sysctls
+            .iter()
+            .cloned()
+            .partition(|(k, _)| applicable.contains(&k.as_str()));
+        let mut notes: Vec<String> = skipped
+            .iter()
+            .map(|(k, v)| format!("the finding's fix {k}={v} is not modelled by this scenario"))
+            .collect();
+        if usable.is_empty() {
+            if !skipped.is_empty() {
+                notes.push("the scenario's default fix was used instead".into());
+            }
+            let default = default
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect()
+                .collect();
+            (default, notes)
         } else {
-            self.fix_sysctls.clone()
+            (usable, notes)
         }
+    }
+
+    /// The finding's sysctls this scenario can apply (empty: none given).
+    fn finding_fix(&self, applicable: &[&str]) -> Vec<(String, String)> {
+        self.fix_sysctls
+            .iter()
+            .filter(|(k, _)| applicable.contains(&k.as_str()))
+            .cloned()
+            .collect()
     }
 }
 
@@ -153,6 +180,7 @@ const KEEPALIVE_PROBES: &str = "net.ipv4.tcp_keepalive_probes";
 const ABORT_ON_OVERFLOW: &str = "net.ipv4.tcp_abort_on_overflow";
 const FIN_TIMEOUT: &str = "net.ipv4.tcp_fin_timeout";
 const TW_RECYCLE: &str = "net.ipv4.tcp_tw_recycle";
+const KEEPALIVE_KEYS: &[&str] = &[KEEPALIVE_TIME, KEEPALIVE_INTVL, KEEPALIVE_PROBES];
 
 /// Every scenario, in the order `--all` runs them.
 pub const CATALOGUE: &[Scenario] = &[
@@ -461,7 +489,10 @@ fn linger_zero(_ctx: &Ctx) -> anyhow::Result<Outcome> {
 
 fn accept_overflow(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let host_value = ctx.value(ABORT_ON_OVERFLOW)?.to_string();
-    let fix = ctx.fix_or(&[(ABORT_ON_OVERFLOW, "0".to_string())]);
+    let (fix, fix_notes) = ctx.fix_or(
+        &[(ABORT_ON_OVERFLOW, "0".to_string())],
+        &[ABORT_ON_OVERFLOW],
+    );
     let run =
         |slot: u8, values: Vec<(String, String, Option<String>)>| -> anyhow::Result<RunReport> {
             let ns = LabNs::new("lab")?;
@@ -510,7 +541,7 @@ fn accept_overflow(ctx: &Ctx) -> anyhow::Result<Outcome> {
         fix_description: describe_fix(&fix),
         expected_reason: "INVALID_SYN (TcpExt.ListenOverflows, EmbryonicRsts)".into(),
         scale: None,
-        notes: vec![],
+        notes: fix_notes,
     })))
 }
 
@@ -677,7 +708,7 @@ fn idle_middlebox(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let idle_timeout = ctx.param("idle_timeout", 300.0);
     let host_values = keepalive_values(ctx)?;
     let default_fix = ((idle_timeout / 2.0).floor().max(1.0)).to_string();
-    let fix = ctx.fix_or(&[(KEEPALIVE_TIME, default_fix)]);
+    let (fix, fix_notes) = ctx.fix_or(&[(KEEPALIVE_TIME, default_fix)], KEEPALIVE_KEYS);
     let fix_values = with_fix(&host_values, &fix);
     let survives = |ka: f64, timeout: f64| ka < timeout;
     let (scale, preserved) = scale::choose(idle_timeout, &[3, 4, 5, 6, 8, 10, 12, 15, 20], |s| {
@@ -756,9 +787,12 @@ fn idle_middlebox(ctx: &Ctx) -> anyhow::Result<Outcome> {
             durations,
             outcome_preserved: preserved,
         }),
-        notes: vec![format!(
+        notes: [format!(
             "idle timeout from the rule parameter idle_timeout={idle_timeout} (set with --set idle_timeout=SECONDS)"
-        )],
+        )]
+        .into_iter()
+        .chain(fix_notes)
+        .collect(),
     })))
 }
 
@@ -789,10 +823,13 @@ fn keepalive_timeout(ctx: &Ctx) -> anyhow::Result<Outcome> {
     nft::find()?;
     let outage = ctx.param("outage", 120.0);
     let host_values = keepalive_values(ctx)?;
-    let fix = ctx.fix_or(&[
-        (KEEPALIVE_INTVL, "75".to_string()),
-        (KEEPALIVE_PROBES, "9".to_string()),
-    ]);
+    let (fix, fix_notes) = ctx.fix_or(
+        &[
+            (KEEPALIVE_INTVL, "75".to_string()),
+            (KEEPALIVE_PROBES, "9".to_string()),
+        ],
+        KEEPALIVE_KEYS,
+    );
     let fix_values = with_fix(&host_values, &fix);
     let gives_up = |t: f64, i: f64, p: f64, outage: f64| t + i * p < outage;
     let (scale, preserved) = scale::choose(outage, &[4, 5, 6, 8, 10, 12, 15, 20], |s| {
@@ -879,9 +916,12 @@ fn keepalive_timeout(ctx: &Ctx) -> anyhow::Result<Outcome> {
             durations,
             outcome_preserved: preserved,
         }),
-        notes: vec![format!(
+        notes: [format!(
             "outage length from the parameter outage={outage} (set with --set outage=SECONDS)"
-        )],
+        )]
+        .into_iter()
+        .chain(fix_notes)
+        .collect(),
     })))
 }
 
@@ -892,11 +932,17 @@ fn write_after_close(ctx: &Ctx) -> anyhow::Result<Outcome> {
     } else {
         "TCP_TIMEWAIT_SOCKET (tcp_fin_timeout <= 60: the closed socket is already TIME_WAIT-like)"
     };
-    let run = |slot: u8, graceful: bool| -> anyhow::Result<RunReport> {
+    // A finding's sysctl fix (tcp_fin_timeout) is tried as such; otherwise the application fix.
+    let sysctl_fix = ctx.finding_fix(&[FIN_TIMEOUT]);
+    let fix_value = sysctl_fix
+        .iter()
+        .find(|(k, _)| k == FIN_TIMEOUT)
+        .map(|(_, v)| v.clone());
+    let run = |slot: u8, graceful: bool, fin: &str| -> anyhow::Result<RunReport> {
         let ns = LabNs::new("lab")?;
         let addr = lo_addr(slot);
         let mut report = RunReport {
-            settings: settings(&ns, &[plain(FIN_TIMEOUT, &fin_timeout)])?,
+            settings: settings(&ns, &[plain(FIN_TIMEOUT, fin)])?,
             change: graceful.then(|| {
                 "the server half-closes (shutdown(SHUT_WR)) and reads until the client's EOF before close()".to_string()
             }),
@@ -941,11 +987,20 @@ fn write_after_close(ctx: &Ctx) -> anyhow::Result<Outcome> {
         measured.apply(&mut report);
         Ok(report)
     };
-    let (host, fix) = both(|| run(1, false), || run(2, true))?;
+    let (host, fix) = match &fix_value {
+        Some(v) => both(|| run(1, false, &fin_timeout), || run(2, false, v))?,
+        None => both(
+            || run(1, false, &fin_timeout),
+            || run(2, true, &fin_timeout),
+        )?,
+    };
     Ok(Outcome::Ran(Box::new(Ran {
         host,
         fix,
-        fix_description: "application: close gracefully (shutdown(SHUT_WR), read to EOF, then close()) so late data is read, not reset".into(),
+        fix_description: match &fix_value {
+            Some(v) => format!("{FIN_TIMEOUT}={v}"),
+            None => "application: close gracefully (shutdown(SHUT_WR), read to EOF, then close()) so late data is read, not reset".into(),
+        },
         expected_reason: reason.into(),
         scale: None,
         notes: vec![format!("tcp_fin_timeout={fin_timeout} decides the reason")],

@@ -1,0 +1,391 @@
+//! Property tests over every parser of outside input: arbitrary bytes never panic, and
+//! round-trips hold where there is one. The fuzz targets in fuzz/ explore the same parsers for
+//! longer (docs/reliability.md); these run in a few seconds in `cargo test`.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Component, Path};
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use rstaudit::host::sysctl::{Scope, SysctlKey, validate_value};
+use rstaudit::host::{
+    CounterSample, Counters, Family, Kernel, KernelVersion, Linger, NetnsInfo, Note, Owner,
+    Snapshot, SockOptions, Socket, SocketsSource, TcpInfo, TcpState, Timer,
+};
+use rstaudit::packet::capture::{parse_rst, walk_block_bytes};
+use rstaudit::packet::ftrace::{TraceEvent, parse_all, parse_line, parse_reason_names};
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 512,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// Characters that matter to key validation, mixed with anything.
+fn key_like() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z0-9_./\\-@:+ \u{0}]{0,40}",
+        "(net|kernel|\\.\\.|/|\\.)[.a-z0-9_/]{0,30}",
+        any::<String>(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn sysctl_key_never_escapes_proc_sys(key in key_like()) {
+        for scope in [Scope::NetOnly, Scope::AnyKey] {
+            if let Ok(k) = SysctlKey::parse(&key, scope) {
+                if scope == Scope::NetOnly {
+                    prop_assert!(k.as_str().starts_with("net."));
+                }
+                let path = k.path(Path::new("/r"));
+                let rel = path.strip_prefix("/r/proc/sys").expect("below ROOT/proc/sys");
+                for c in rel.components() {
+                    prop_assert!(matches!(c, Component::Normal(_)), "{key:?} -> {path:?}");
+                }
+                prop_assert_eq!(SysctlKey::parse(k.as_str(), scope), Ok(k.clone()));
+            }
+        }
+    }
+
+    #[test]
+    fn sysctl_values_never_panic(value in any::<String>(), current in proptest::option::of("[0-9 \t-]{0,30}|[a-z]{0,8}")) {
+        let k = SysctlKey::parse("net.ipv4.tcp_rmem", Scope::NetOnly).unwrap();
+        if let Ok(v) = validate_value(&k, &value, current.as_deref()) {
+            prop_assert!(!v.contains('\n') && !v.contains('\0'));
+            prop_assert!(v.len() <= 4096);
+        }
+    }
+
+    #[test]
+    fn packets_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
+        let _ = parse_rst(&bytes);
+    }
+
+    #[test]
+    fn packets_with_ip_headers_never_panic(v6 in any::<bool>(), tail in proptest::collection::vec(any::<u8>(), 0..80)) {
+        let mut bytes = if v6 { vec![0x60, 0, 0, 0, 0, tail.len() as u8, 6, 64] } else {
+            vec![0x45, 0, 0, (20 + tail.len()) as u8, 0, 1, 0x40, 0, 64, 6, 0, 0]
+        };
+        bytes.extend_from_slice(&tail);
+        let _ = parse_rst(&bytes);
+    }
+
+    #[test]
+    fn built_resets_parse_back(
+        v6 in any::<bool>(), sport in any::<u16>(), dport in any::<u16>(),
+        seq in any::<u32>(), ack in proptest::option::of(any::<u32>()),
+        payload in proptest::collection::vec(any::<u8>(), 0..40),
+    ) {
+        let (src, dst): (IpAddr, IpAddr) = if v6 {
+            (Ipv6Addr::LOCALHOST.into(), "fd00::2".parse::<Ipv6Addr>().unwrap().into())
+        } else {
+            (Ipv4Addr::LOCALHOST.into(), Ipv4Addr::new(10, 0, 0, 2).into())
+        };
+        let pkt = build_rst(src, dst, sport, dport, seq, ack, &payload);
+        let seg = parse_rst(&pkt).expect("a built reset parses");
+        prop_assert_eq!(seg.src, SocketAddr::new(src, sport));
+        prop_assert_eq!(seg.dst, SocketAddr::new(dst, dport));
+        prop_assert_eq!(seg.seq, seq);
+        prop_assert_eq!(seg.ack, ack);
+        prop_assert_eq!(seg.payload_len as usize, payload.len());
+    }
+
+    #[test]
+    fn capture_blocks_never_read_outside(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let range = bytes.as_ptr_range();
+        walk_block_bytes(&bytes, &mut |f| {
+            let ip = f.ip.as_ptr_range();
+            assert!(f.ip.is_empty() || (range.start <= ip.start && ip.end <= range.end));
+            let _ = parse_rst(f.ip);
+        });
+    }
+
+    #[test]
+    fn capture_blocks_with_corrupt_headers_never_panic(
+        seed in any::<bool>(), at in 0usize..352, byte in any::<u8>(), cut in 0usize..400,
+    ) {
+        let mut block = if seed { TWO_RST_BLOCK.to_vec() } else { ONE_RST_BLOCK.to_vec() };
+        let at = at % block.len();
+        block[at] = byte;
+        block.truncate(cut);
+        walk_block_bytes(&block, &mut |f| { let _ = parse_rst(f.ip); });
+    }
+
+    #[test]
+    fn trace_lines_never_panic(line in any::<String>()) {
+        let _ = parse_line(&line);
+        let _ = parse_all(line.as_bytes());
+    }
+
+    #[test]
+    fn trace_line_fields_never_panic(
+        comm in "[ -~]{0,20}", tid in any::<u32>(), cpu in any::<u32>(), flags in "[.a-zA-Z0-9]{0,6}",
+        event in "tcp_send_reset|tcp_receive_reset|sched_switch|[a-z_]{0,12}",
+        fields in "[ -~]{0,120}",
+    ) {
+        let line = format!("{comm}-{tid} [{cpu:03}] {flags} 12.5: {event}: {fields}");
+        let _ = parse_line(&line);
+    }
+
+    #[test]
+    fn trace_lines_parse_back(
+        comm in "[a-zA-Z][a-zA-Z0-9 _.-]{0,14}", tid in 1u32..4_000_000, cpu in 0u32..512,
+        sport in any::<u16>(), dport in any::<u16>(),
+    ) {
+        let line = format!(
+            "{comm}-{tid} [{cpu:03}] ..s1. 1918.416065: tcp_send_reset: skbaddr=000000001b5a4c1f \
+             skaddr=0000000000000000 src=127.0.0.1:{sport} dest=127.0.0.1:{dport} state=UNKNOWN reason=NO_SOCKET"
+        );
+        let Some(TraceEvent::SendReset(ev)) = parse_line(&line).unwrap() else {
+            panic!("not a send reset: {line}");
+        };
+        prop_assert_eq!(ev.task.comm, comm.trim());
+        prop_assert_eq!(ev.task.tid, tid);
+        prop_assert_eq!(ev.task.cpu, cpu);
+        prop_assert!(ev.task.in_interrupt);
+        prop_assert_eq!(ev.src, Some(SocketAddr::from(([127, 0, 0, 1], sport))));
+        prop_assert_eq!(ev.dst, Some(SocketAddr::from(([127, 0, 0, 1], dport))));
+        prop_assert_eq!(ev.reason.as_deref(), Some("NO_SOCKET"));
+        prop_assert!(!ev.has_sock && ev.has_skb);
+    }
+
+    #[test]
+    fn format_files_never_panic(text in any::<String>()) {
+        let _ = parse_reason_names(&text);
+    }
+
+    #[test]
+    fn format_files_with_a_reason_table_never_panic(table in "[{}(),\" A-Z_0-9]{0,80}") {
+        let text = format!(
+            "\tfield:enum sk_rst_reason reason;\toffset:28;\n\
+             print fmt: \"reason=%s\", __print_symbolic(REC->reason{table}"
+        );
+        let _ = parse_reason_names(&text);
+    }
+
+    #[test]
+    fn snapshot_json_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let _ = serde_json::from_slice::<Snapshot>(&bytes);
+        let _ = serde_yaml::from_slice::<Snapshot>(&bytes);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn snapshots_round_trip_through_json_and_yaml(snap in snapshot()) {
+        let json = serde_json::to_vec(&snap).unwrap();
+        prop_assert_eq!(&serde_json::from_slice::<Snapshot>(&json).unwrap(), &snap);
+        let yaml = serde_yaml::to_string(&snap).unwrap();
+        prop_assert_eq!(&serde_yaml::from_str::<Snapshot>(&yaml).unwrap(), &snap);
+    }
+}
+
+/// A TPACKET_V3 block holding one IPv4 reset (fuzz/corpus/capture_block; layout of
+/// tpacket_block_desc + tpacket3_hdr + sockaddr_ll on x86_64).
+const ONE_RST_BLOCK: &[u8] = include_bytes!("../fuzz/corpus/capture_block/one_rst");
+/// Two frames: an IPv4 and an IPv6 reset.
+const TWO_RST_BLOCK: &[u8] = include_bytes!("../fuzz/corpus/capture_block/two_rst");
+
+#[test]
+fn capture_block_seeds_hold_the_resets_they_claim() {
+    let mut seen = Vec::new();
+    let n = walk_block_bytes(TWO_RST_BLOCK, &mut |f| {
+        seen.push((f.protocol, f.link_header_len, parse_rst(f.ip).unwrap().src))
+    });
+    assert_eq!(n, 2);
+    assert_eq!(seen[0], (0x0800, 14, "127.0.0.1:9".parse().unwrap()));
+    assert_eq!(seen[1].2, "[::1]:9".parse().unwrap());
+    assert_eq!(walk_block_bytes(ONE_RST_BLOCK, &mut |_| {}), 1);
+    assert_eq!(walk_block_bytes(&ONE_RST_BLOCK[..60], &mut |_| {}), 0);
+}
+
+fn build_rst(
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: Option<u32>,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut tcp = Vec::new();
+    tcp.extend_from_slice(&sport.to_be_bytes());
+    tcp.extend_from_slice(&dport.to_be_bytes());
+    tcp.extend_from_slice(&seq.to_be_bytes());
+    tcp.extend_from_slice(&ack.unwrap_or(0).to_be_bytes());
+    tcp.push(5 << 4);
+    tcp.push(if ack.is_some() { 0x14 } else { 0x04 });
+    tcp.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    tcp.extend_from_slice(payload);
+    let mut pkt = Vec::new();
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let total = (20 + tcp.len()) as u16;
+            pkt.extend_from_slice(&[0x45, 0]);
+            pkt.extend_from_slice(&total.to_be_bytes());
+            pkt.extend_from_slice(&[0, 1, 0x40, 0, 64, 6, 0, 0]);
+            pkt.extend_from_slice(&s.octets());
+            pkt.extend_from_slice(&d.octets());
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            pkt.extend_from_slice(&[0x60, 0, 0, 0]);
+            pkt.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
+            pkt.extend_from_slice(&[6, 64]);
+            pkt.extend_from_slice(&s.octets());
+            pkt.extend_from_slice(&d.octets());
+        }
+        _ => unreachable!("same family"),
+    }
+    pkt.extend_from_slice(&tcp);
+    pkt
+}
+
+fn ip() -> impl Strategy<Value = IpAddr> {
+    prop_oneof![
+        any::<[u8; 4]>().prop_map(IpAddr::from),
+        any::<[u8; 16]>().prop_map(IpAddr::from),
+    ]
+}
+
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof!["[a-z_.]{0,12}", any::<String>()]
+}
+
+fn socket() -> impl Strategy<Value = Socket> {
+    let addrs = (ip(), any::<u16>(), ip(), any::<u16>());
+    let queues = (
+        any::<u32>(),
+        any::<u32>(),
+        proptest::option::of(any::<u32>()),
+        proptest::option::of(any::<u32>()),
+    );
+    let misc = (
+        proptest::option::of(any::<u64>()),
+        any::<u8>(),
+        any::<u64>(),
+        any::<u32>(),
+        proptest::option::of((any::<u32>(), any::<u32>(), any::<u8>())),
+        proptest::option::of((any::<u32>(), "[ -~]{0,16}", any::<u32>())),
+        proptest::option::of((
+            proptest::option::of((any::<bool>(), any::<i32>())),
+            proptest::option::of(any::<bool>()),
+            proptest::option::of(any::<u32>()),
+            proptest::option::of(any::<i32>()),
+        )),
+    );
+    let enums = (0u8..2, 1u8..13, 0u8..5);
+    (addrs, queues, misc, enums).prop_map(|(a, q, m, e)| Socket {
+        family: if e.0 == 0 {
+            Family::Inet
+        } else {
+            Family::Inet6
+        },
+        state: TcpState::from_kernel(e.1).unwrap_or(TcpState::Established),
+        local_addr: a.0,
+        local_port: a.1,
+        remote_addr: a.2,
+        remote_port: a.3,
+        rx_queue: q.0,
+        tx_queue: q.1,
+        accept_queue: q.2,
+        backlog: q.3,
+        timer: Timer::from_kernel(e.2),
+        timer_expires_ms: m.0,
+        retransmits: m.1,
+        inode: m.2,
+        uid: m.3,
+        tcp_info: m.4.map(|(a, b, p)| TcpInfo {
+            last_data_recv_ms: a,
+            last_data_sent_ms: b,
+            last_ack_recv_ms: a ^ b,
+            rtt_us: b,
+            total_retrans: a,
+            probes: p,
+        }),
+        owner: m.5.map(|(pid, comm, fd)| Owner {
+            pid,
+            comm: Arc::from(comm.as_str()),
+            fd,
+        }),
+        options: m.6.map(|(linger, keepalive, n, linger2)| SockOptions {
+            linger: linger.map(|(on, seconds)| Linger { on, seconds }),
+            keepalive,
+            keepidle: n,
+            keepintvl: n,
+            keepcnt: None,
+            user_timeout: n,
+            linger2,
+        }),
+    })
+}
+
+fn sample() -> impl Strategy<Value = CounterSample> {
+    (
+        any::<u64>(),
+        proptest::collection::btree_map("[A-Za-z0-9]{1,8}\\.[A-Za-z0-9]{1,12}", any::<u64>(), 0..6),
+    )
+        .prop_map(|(at_ms, values)| CounterSample { at_ms, values })
+}
+
+fn snapshot() -> impl Strategy<Value = Snapshot> {
+    let head = (
+        any::<u64>(),
+        text(),
+        text(),
+        proptest::option::of((any::<u32>(), any::<u32>(), any::<u32>())),
+        proptest::option::of(any::<u64>()),
+        text(),
+    );
+    let body = (
+        proptest::collection::btree_map("net\\.[a-z0-9_.]{1,20}", text(), 0..8),
+        proptest::option::of(sample()),
+        proptest::option::of(sample()),
+        0u8..3,
+        proptest::collection::vec(socket(), 0..4),
+        proptest::collection::vec((text(), proptest::option::of(text()), text()), 0..3),
+    );
+    (head, body).prop_map(|(h, b)| Snapshot {
+        schema: 1,
+        taken_at_ms: h.0,
+        source: h.1,
+        kernel: Kernel {
+            release: h.2,
+            version: h.3.map(|(major, minor, patch)| KernelVersion {
+                major,
+                minor,
+                patch,
+            }),
+        },
+        netns: NetnsInfo {
+            inode: h.4,
+            name: h.5,
+        },
+        sysctls: b.0,
+        counters: Counters {
+            first: b.1,
+            second: b.2,
+        },
+        sockets_source: match b.3 {
+            0 => SocketsSource::SockDiag,
+            1 => SocketsSource::ProcNet,
+            _ => SocketsSource::None,
+        },
+        sockets: b.4,
+        notes: b
+            .5
+            .into_iter()
+            .map(|(area, subject, message)| Note {
+                area,
+                subject,
+                message,
+            })
+            .collect(),
+    })
+}
