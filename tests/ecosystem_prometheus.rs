@@ -193,9 +193,11 @@ fn audit_metrics_pass_promtool_and_fire_the_high_finding_alert() {
 #[test]
 fn resets_rising_alert_fires_on_a_rise_of_one_cause_only() {
     // One-minute packet-check windows: cause A steady at 1/s then 10/s; cause B steady at 5/s.
-    let a = "rstaudit_packet_check_resets{instance=\"h1\",job=\"node\",netns=\"host\",cause=\"linger-zero\",direction=\"sent\"}";
-    let b = "rstaudit_packet_check_resets{instance=\"h1\",job=\"node\",netns=\"host\",cause=\"no-listener\",direction=\"sent\"}";
-    let w = "rstaudit_packet_check_window_seconds{instance=\"h1\",job=\"node\",netns=\"host\"}";
+    let a =
+        "rstaudit_packet_resets{instance=\"h1\",job=\"node\",netns=\"host\",cause=\"linger-zero\"}";
+    let b =
+        "rstaudit_packet_resets{instance=\"h1\",job=\"node\",netns=\"host\",cause=\"no-socket\"}";
+    let w = "rstaudit_packet_window_seconds{instance=\"h1\",job=\"node\",netns=\"host\"}";
     test_rules(&format!(
         "  - interval: 1m\n    input_series:\n\
          \x20     - series: {}\n        values: '60x360 600x30'\n\
@@ -204,7 +206,7 @@ fn resets_rising_alert_fires_on_a_rise_of_one_cause_only() {
          \x20   alert_rule_test:\n\
          \x20     - eval_time: 6h\n        alertname: RstauditResetsRising\n        exp_alerts: []\n\
          \x20     - eval_time: 6h20m\n        alertname: RstauditResetsRising\n        exp_alerts:\n\
-         \x20         - exp_labels: {{severity: warning, instance: h1, job: node, netns: host, cause: linger-zero, direction: sent}}\n\
+         \x20         - exp_labels: {{severity: warning, instance: h1, job: node, netns: host, cause: linger-zero}}\n\
          \x20           exp_annotations:\n\
          \x20             summary: 'h1: TCP resets rising, cause linger-zero'\n\
          \x20             description: {}\n",
@@ -212,9 +214,108 @@ fn resets_rising_alert_fires_on_a_rise_of_one_cause_only() {
         yaml_str(b),
         yaml_str(w),
         yaml_str(
-            "h1 (namespace host) sent 10.0 resets per second of cause linger-zero in the last \
+            "h1 (namespace host) saw 10.0 resets per second of cause linger-zero in the last \
              packet-check window, more than twice its 6-hour average. \
              See `rstaudit packet-check --format html` on the host for the timeline."
         ),
+    ));
+}
+
+/// Real packet-check output: a window over a namespace this test creates, in which a helper
+/// makes two kinds of reset (a connect to a closed port; a close with unread data).
+fn real_packet_check(format: &str) -> String {
+    use std::io::{BufRead, BufReader, Read};
+    common::require_root();
+    let ns = common::Netns::new("ecopkt");
+    let mut child = common::rstaudit()
+        .args(["packet-check", "--netns", &ns.name, "--duration", "3"])
+        .args(["--format", format])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("watching TCP resets") {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "packet-check exited before watching"
+        );
+    }
+    let helper = ns.helper(&["refused:9", "refused:9", "unread-close"]);
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut rest = String::new();
+    let _ = err.read_to_string(&mut rest);
+    assert!(child.wait().unwrap().success(), "packet-check: {rest}");
+    drop(helper);
+    out
+}
+
+#[test]
+fn packet_check_metrics_pass_promtool_and_feed_the_rising_alert() {
+    let text = real_packet_check("prometheus");
+    check_metrics(&text);
+    let resets: Vec<(String, f64)> = samples(&text)
+        .into_iter()
+        .filter(|(s, _)| s.starts_with("rstaudit_packet_resets{"))
+        .collect();
+    let causes: Vec<String> = resets
+        .iter()
+        .flat_map(|(s, _)| labels(s))
+        .filter(|(k, _)| k == "cause")
+        .map(|(_, v)| v)
+        .collect();
+    for want in ["no-socket", "unread-close"] {
+        assert!(causes.iter().any(|c| c == want), "{want} missing:\n{text}");
+    }
+    let window = samples(&text)
+        .into_iter()
+        .find(|(s, _)| s.starts_with("rstaudit_packet_window_seconds"))
+        .expect("rstaudit_packet_window_seconds");
+
+    // The real series, as Prometheus would scrape them every minute for 6 h 30 min: the
+    // no-socket count rises tenfold for the last 30 minutes, the others stay as they were.
+    let rising = resets
+        .iter()
+        .find(|(s, _)| s.contains("cause=\"no-socket\""))
+        .unwrap();
+    let mut series = format!(
+        "      - series: {}\n        values: '60x390'\n",
+        yaml_str(&scraped(&window.0))
+    );
+    for (s, _) in &resets {
+        let values = if s == &rising.0 {
+            "60x360 600x30"
+        } else {
+            "90x390"
+        };
+        series.push_str(&format!(
+            "      - series: {}\n        values: '{values}'\n",
+            yaml_str(&scraped(s))
+        ));
+    }
+    let l = labels(&rising.0);
+    let netns = &l.iter().find(|(k, _)| k == "netns").unwrap().1;
+    test_rules(&format!(
+        "  - interval: 1m\n    input_series:\n{series}    alert_rule_test:\n\
+         \x20     - eval_time: 6h\n        alertname: RstauditResetsRising\n        exp_alerts: []\n\
+         \x20     - eval_time: 6h20m\n        alertname: RstauditResetsRising\n        exp_alerts:\n\
+         \x20         - exp_labels: {{severity: warning, instance: h1, job: node, netns: {}, cause: no-socket}}\n\
+         \x20           exp_annotations:\n\
+         \x20             summary: 'h1: TCP resets rising, cause no-socket'\n\
+         \x20             description: {}\n",
+        yaml_str(netns),
+        yaml_str(&format!(
+            "h1 (namespace {netns}) saw 10.0 resets per second of cause no-socket in the last \
+             packet-check window, more than twice its 6-hour average. \
+             See `rstaudit packet-check --format html` on the host for the timeline."
+        )),
     ));
 }

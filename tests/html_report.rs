@@ -34,6 +34,12 @@ const PROBE: &str = r#"<script>
     sections: Array.prototype.map.call(document.querySelectorAll('section.severity'),
       function (s) { return s.id; }),
     fixes: document.querySelectorAll('.fix').length,
+    causeRows: (function () {
+      var h = Array.prototype.find.call(document.querySelectorAll('h2'),
+        function (e) { return e.textContent === 'Resets by cause'; });
+      var t = h && h.nextElementSibling;
+      return t && t.tagName === 'TABLE' ? t.querySelectorAll('tr').length - 1 : -1;
+    })(),
     bodyHeight: document.body.getBoundingClientRect().height,
     resources: res
   });
@@ -196,6 +202,63 @@ fn packet_check_html_chart_has_one_drawn_series_per_cause() {
     assert_eq!(
         seen["labels"],
         serde_json::json!(["linger-zero", "abort-on-overflow", "unattributed"])
+    );
+    no_network_resources(&page, &seen);
+}
+
+/// A real packet-check window over a namespace this test creates, in which a helper makes
+/// two kinds of reset (connects to a closed port; a close with unread data).
+fn real_packet_check_html(path: &Path) {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    common::require_root();
+    let ns = common::Netns::new("htmlpkt");
+    let mut child = common::rstaudit()
+        .args(["packet-check", "--netns", &ns.name, "--duration", "3"])
+        .args(["--format", "html", "-o"])
+        .arg(path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("watching TCP resets") {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "packet-check exited before watching"
+        );
+    }
+    let helper = ns.helper(&["refused:9", "sleep:1200", "refused:9", "unread-close"]);
+    let mut rest = String::new();
+    let _ = err.read_to_string(&mut rest);
+    assert!(child.wait().unwrap().success(), "packet-check: {rest}");
+    drop(helper);
+}
+
+#[test]
+fn packet_check_html_of_a_real_window_charts_each_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("resets.html");
+    real_packet_check_html(&file);
+    let page = std::fs::read_to_string(&file).unwrap();
+    let seen = browse(&page);
+    let labels: Vec<&str> = seen["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for want in ["no-socket", "unread-close"] {
+        assert!(labels.contains(&want), "no {want} series: {seen}");
+    }
+    assert_eq!(
+        seen["series"], seen["causeRows"],
+        "one series per cause in the table: {seen}"
+    );
+    assert_eq!(
+        seen["drawn"], seen["series"],
+        "every series is laid out: {seen}"
     );
     no_network_resources(&page, &seen);
 }
