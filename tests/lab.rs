@@ -5,7 +5,8 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -373,24 +374,25 @@ fn bad_lab_arguments_exit_2_with_a_clear_message() {
     }
 }
 
-/// Network namespace inodes held by `pid` (its threads and its descriptors).
-fn netns_inodes_of(pid: u32) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
+/// Network namespaces held by `pid` (its threads and its descriptors): `net:[INODE]` -> a path
+/// that opens it.
+fn netns_of(pid: u32) -> BTreeMap<String, PathBuf> {
+    let mut out = BTreeMap::new();
     let host = std::fs::read_link("/proc/self/ns/net").unwrap();
     for dir in [format!("/proc/{pid}/task"), format!("/proc/{pid}/fd")] {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
         for e in entries.flatten() {
-            let link = if dir.ends_with("task") {
-                std::fs::read_link(e.path().join("ns/net"))
+            let path = if dir.ends_with("task") {
+                e.path().join("ns/net")
             } else {
-                std::fs::read_link(e.path())
+                e.path()
             };
-            if let Ok(link) = link {
+            if let Ok(link) = std::fs::read_link(&path) {
                 let s = link.to_string_lossy().to_string();
                 if s.starts_with("net:[") && link != host {
-                    out.insert(s);
+                    out.entry(s).or_insert(path);
                 }
             }
         }
@@ -398,24 +400,51 @@ fn netns_inodes_of(pid: u32) -> BTreeSet<String> {
     out
 }
 
-/// Every network namespace any process still holds (threads, descriptors) or that is mounted.
-fn all_held_netns() -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
+/// Every network namespace any process holds (threads, descriptors) or that is mounted.
+fn all_held_netns() -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let name = e.file_name().to_string_lossy().to_string();
         if let Ok(pid) = name.parse::<u32>() {
-            out.extend(netns_inodes_of(pid));
+            out.extend(netns_of(pid));
         }
     }
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     for line in mounts.lines() {
-        for word in line.split_whitespace() {
-            if word.starts_with("net:[") {
-                out.insert(word.to_string());
-            }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if let Some(root) = fields.get(3).filter(|r| r.starts_with("net:[")) {
+            out.push((root.to_string(), PathBuf::from(fields[4])));
         }
     }
     out
+}
+
+/// The namespace's cookie (SO_NETNS_COOKIE, 5.14+): unlike its inode number, never reused.
+fn netns_cookie(path: &std::path::Path) -> Option<u64> {
+    let file = std::fs::File::open(path).ok()?;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).ok()?;
+                let sock = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+                let mut cookie: u64 = 0;
+                let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+                // SAFETY: cookie and len are live and sized for the option.
+                let rc = unsafe {
+                    libc::getsockopt(
+                        std::os::fd::AsRawFd::as_raw_fd(&sock),
+                        libc::SOL_SOCKET,
+                        libc::SO_NETNS_COOKIE,
+                        (&mut cookie as *mut u64).cast(),
+                        &mut len,
+                    )
+                };
+                (rc == 0).then_some(cookie)
+            })
+            .join()
+            .ok()
+            .flatten()
+    })
 }
 
 fn host_links() -> String {
@@ -457,19 +486,23 @@ fn sigint_in_the_middle_of_idle_middlebox_leaves_nothing_behind() {
     let pid = child.id();
     // The namespaces exist once the client idles (about 0.5 s in; the idle lasts 4.5 s).
     let deadline = Instant::now() + Duration::from_secs(5);
-    let mut held = BTreeSet::new();
+    // Inode numbers are reused by namespaces created later (other tests run meanwhile):
+    // identify the lab's namespaces by their cookies, which are never reused.
+    let mut held = BTreeMap::new();
+    let mut cookies = BTreeSet::new();
     while Instant::now() < deadline {
-        held = netns_inodes_of(pid);
-        if held.len() >= 6 {
+        held = netns_of(pid);
+        cookies = held.values().filter_map(|p| netns_cookie(p)).collect();
+        if cookies.len() >= 6 {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(
-        held.len() >= 6,
+        cookies.len() >= 6,
         "expected two runs of client, middlebox and server namespaces, saw {held:?}"
     );
-    std::thread::sleep(Duration::from_millis(800));
+    std::thread::sleep(Duration::from_millis(500));
     assert!(
         child.try_wait().unwrap().is_none(),
         "the lab ended before the interrupt"
@@ -491,7 +524,12 @@ fn sigint_in_the_middle_of_idle_middlebox_leaves_nothing_behind() {
         started_wait.elapsed()
     );
     // The kernel frees the namespaces once the process is gone.
-    let still: BTreeSet<String> = all_held_netns().intersection(&held).cloned().collect();
+    let still: Vec<(String, PathBuf)> = all_held_netns()
+        .into_iter()
+        .filter(|(inode, path)| {
+            held.contains_key(inode) && netns_cookie(path).is_some_and(|c| cookies.contains(&c))
+        })
+        .collect();
     assert!(still.is_empty(), "lab namespaces still held: {still:?}");
     let run_netns_after: BTreeSet<String> = std::fs::read_dir("/run/netns")
         .map(|r| {

@@ -195,6 +195,17 @@ fn all_namespaces_are_listed_with_names() {
         .find(|s| s.netns.name == ns.name)
         .expect("our namespace");
     assert!(ours.netns.inode.is_some());
+    // Saved and read back, the list stays a list (also in YAML).
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("all.json");
+    std::fs::write(&saved, &out.stdout).unwrap();
+    let again = rstaudit()
+        .args(["snapshot", "--format", "yaml", "--snapshot"])
+        .arg(&saved)
+        .output()
+        .unwrap();
+    let again: Vec<Snapshot> = serde_yaml::from_str(&run_ok(&again)).expect("a list");
+    assert_eq!(again, snaps);
     let mut inodes: Vec<_> = snaps.iter().map(|s| s.netns.inode).collect();
     inodes.sort();
     inodes.dedup();

@@ -12,7 +12,13 @@ use crate::host;
 pub fn run(args: SnapshotArgs) -> anyhow::Result<ExitCode> {
     let opts = super::collect_options(&args.source);
     let snapshots = host::collect(&opts)?;
-    let as_list = args.source.netns.as_deref() == Some("all") || snapshots.len() != 1;
+    let as_list = args.source.netns.as_deref() == Some("all")
+        || snapshots.len() != 1
+        || args
+            .source
+            .snapshot
+            .as_deref()
+            .is_some_and(host::file_holds_list);
     let bytes = render(&snapshots, as_list, args.format)?;
     super::write_output(args.output.as_deref(), &bytes)?;
     Ok(ExitCode::SUCCESS)

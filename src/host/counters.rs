@@ -217,6 +217,30 @@ mod tests {
     }
 
     #[test]
+    fn damaged_input_never_panics() {
+        let mut seed: u64 = 11;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        for text in [NETSTAT, SNMP, SNMP6] {
+            for _ in 0..500 {
+                let mut bytes = text.as_bytes().to_vec();
+                for _ in 0..1 + next() % 4 {
+                    let at = next() % bytes.len();
+                    bytes[at] = next() as u8;
+                }
+                let cut = next() % (bytes.len() + 1);
+                let mut out = BTreeMap::new();
+                let _ = parse_pairs(&bytes[..cut], "f", &mut out);
+                let _ = parse_snmp6(&bytes[..cut], "f", &mut out);
+            }
+        }
+    }
+
+    #[test]
     fn garbled_input_names_file_and_line() {
         let mut out = BTreeMap::new();
         let err = parse_pairs(

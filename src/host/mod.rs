@@ -490,6 +490,18 @@ fn without_location(e: &dyn std::fmt::Display) -> String {
     }
 }
 
+/// Whether a saved snapshot file holds a list (as `--netns all` writes) rather than one
+/// snapshot, so that converting it keeps its shape. False when it cannot be read.
+pub fn file_holds_list(path: &std::path::Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    if text.trim_start().starts_with('[') {
+        return true;
+    }
+    serde_yaml::from_str::<serde_yaml::Value>(&text).is_ok_and(|v| v.is_sequence())
+}
+
 fn check_schema(path: &std::path::Path, schemas: Vec<Option<u64>>) -> anyhow::Result<()> {
     for schema in schemas.into_iter().flatten() {
         if schema != u64::from(SCHEMA_VERSION) {
@@ -571,59 +583,68 @@ fn collect_root(dir: &std::path::Path, opts: &CollectOptions) -> anyhow::Result<
     })
 }
 
-/// One namespace to collect in: `None` = the caller's own, without entering anything.
+/// One namespace to collect in.
 struct Target {
     name: String,
     inode: Option<u64>,
-    file: Option<std::fs::File>,
+    /// The namespace file; `None` = the caller's own namespace, entered by nobody.
+    path: Option<std::path::PathBuf>,
+    /// Found by `--netns all`: skip it quietly if it is gone by the time we get to it.
+    optional: bool,
 }
 
-fn in_target<T: Send>(target: &Target, work: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
-    match &target.file {
-        None => Ok(work()),
-        Some(file) => netns::run_in_file(file, &target.name, work),
+/// Run `work` in the target's namespace. The namespace file is opened only for the
+/// duration of the work, so a run does not keep other namespaces alive. `Ok(None)`: an
+/// optional namespace that is gone (its process exited, or the pid now names another one).
+fn in_target<T: Send>(
+    target: &Target,
+    work: impl FnOnce() -> T + Send,
+) -> anyhow::Result<Option<T>> {
+    use anyhow::Context;
+    use std::os::unix::fs::MetadataExt;
+    let Some(path) = &target.path else {
+        return Ok(Some(work()));
+    };
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(_) if target.optional => return Ok(None),
+        Err(e) => {
+            return Err(e).with_context(|| format!("opening network namespace {}", path.display()));
+        }
+    };
+    if target.optional && file.metadata().map(|m| m.ino()).ok() != target.inode {
+        return Ok(None);
     }
+    netns::run_in_file(&file, &target.name, work).map(Some)
 }
 
 fn targets(spec: Option<&str>, notes: &mut Vec<Note>) -> anyhow::Result<Vec<Target>> {
-    use anyhow::Context;
     match spec {
         None => Ok(vec![Target {
             name: "host".to_string(),
             inode: netns::current_inode().ok(),
-            file: None,
+            path: None,
+            optional: false,
         }]),
         Some("all") => {
             let own = netns::current_inode().ok();
-            let mut out = Vec::new();
-            for ns in netns::list_all(notes) {
-                if Some(ns.inode) == own {
-                    out.push(Target {
-                        name: ns.name,
-                        inode: Some(ns.inode),
-                        file: None,
-                    });
-                    continue;
-                }
-                // A process may exit between listing and opening: skip its namespace then.
-                if let Ok(file) = std::fs::File::open(&ns.path) {
-                    out.push(Target {
-                        name: ns.name,
-                        inode: Some(ns.inode),
-                        file: Some(file),
-                    });
-                }
-            }
-            Ok(out)
+            Ok(netns::list_all(notes)
+                .into_iter()
+                .map(|ns| Target {
+                    path: (Some(ns.inode) != own).then_some(ns.path),
+                    name: ns.name,
+                    inode: Some(ns.inode),
+                    optional: true,
+                })
+                .collect())
         }
         Some(spec) => {
             let ns = netns::resolve(spec)?;
-            let file = std::fs::File::open(&ns.path)
-                .with_context(|| format!("opening network namespace {}", ns.path.display()))?;
             Ok(vec![Target {
                 name: ns.name,
                 inode: Some(ns.inode),
-                file: Some(file),
+                path: Some(ns.path),
+                optional: false,
             }])
         }
     }
@@ -679,20 +700,30 @@ fn collect_live(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
         let owner_scan =
             want_owners.then(|| scope.spawn(|| owners::scan(std::path::Path::new("/proc"))));
         let mut snapshots = Vec::with_capacity(targets.len());
-        let mut started = Vec::with_capacity(targets.len());
+        let mut taken = Vec::with_capacity(targets.len());
         for target in &targets {
-            started.push(std::time::Instant::now());
-            snapshots.push(in_target(target, || collect_here(&kernel, target))??);
+            let start = std::time::Instant::now();
+            if let Some(snapshot) = in_target(target, || collect_here(&kernel, target))? {
+                snapshots.push(snapshot?);
+                taken.push((target, start));
+            }
         }
         if let Some(interval) = interval {
-            for ((target, snapshot), start) in targets.iter().zip(&mut snapshots).zip(&started) {
+            for (snapshot, (target, start)) in snapshots.iter_mut().zip(&taken) {
                 std::thread::sleep(
                     (*start + interval).saturating_duration_since(std::time::Instant::now()),
                 );
                 let mut notes = Vec::new();
-                snapshot.counters.second = in_target(target, || {
+                match in_target(target, || {
                     counters::read_sample(files::Place::Live, &mut notes)
-                })??;
+                })? {
+                    Some(second) => snapshot.counters.second = second?,
+                    None => notes.push(Note::new(
+                        "counters",
+                        Some(target.name.clone()),
+                        "no second sample: the namespace was gone before it could be taken",
+                    )),
+                }
                 for note in notes {
                     if !snapshot.notes.contains(&note) {
                         snapshot.notes.push(note);

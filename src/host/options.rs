@@ -7,7 +7,7 @@
 //! set on it. Without the right to ptrace the owner (root or CAP_SYS_PTRACE) pidfd_getfd
 //! fails with EPERM: that becomes one note per run, as does a kernel without pidfd_getfd.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use super::{Linger, Note, SockOptions, Socket};
@@ -106,9 +106,55 @@ fn same_socket(dup: &OwnedFd, inode: u64) -> bool {
         .is_ok_and(|st| st.st_ino == inode && st.st_mode & libc::S_IFMT == libc::S_IFSOCK)
 }
 
+/// What one pass over a slice of sockets met besides options.
+#[derive(Default)]
+struct Outcome {
+    /// pid -> process name, for processes whose descriptors may not be duplicated.
+    denied: BTreeMap<u32, String>,
+    other: Vec<String>,
+    unsupported: Option<&'static str>,
+}
+
+impl Outcome {
+    fn merge(mut self, other: Outcome) -> Outcome {
+        self.denied.extend(other.denied);
+        self.other.extend(other.other);
+        self.unsupported = self.unsupported.or(other.unsupported);
+        self
+    }
+}
+
+/// From this many owned sockets on, two threads share the work (each with its own pidfds).
+const PARALLEL_FROM: usize = 4096;
+
 /// Fill `options` of every socket that has an owner. Returns the notes of the run.
 pub fn read_all(sockets: &mut [Socket]) -> Vec<Note> {
-    let mut notes = Vec::new();
+    read_all_from(sockets, PARALLEL_FROM)
+}
+
+fn read_all_from(sockets: &mut [Socket], parallel_from: usize) -> Vec<Note> {
+    let owned = sockets.iter().filter(|s| s.owner.is_some()).count();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let outcome = if owned >= parallel_from && cores >= 2 {
+        let mid = sockets.len() / 2;
+        let (a, b) = sockets.split_at_mut(mid);
+        std::thread::scope(|scope| {
+            let worker = scope.spawn(|| read_part(a));
+            let mine = read_part(b);
+            let theirs = worker.join().unwrap_or_else(|_| Outcome {
+                other: vec!["a worker reading socket options panicked".to_string()],
+                ..Outcome::default()
+            });
+            mine.merge(theirs)
+        })
+    } else {
+        read_part(sockets)
+    };
+    notes_of(outcome)
+}
+
+fn read_part(sockets: &mut [Socket]) -> Outcome {
+    let mut outcome = Outcome::default();
     let mut by_pid: HashMap<u32, Vec<usize>> = HashMap::new();
     for (i, s) in sockets.iter().enumerate() {
         if let Some(owner) = &s.owner {
@@ -117,41 +163,48 @@ pub fn read_all(sockets: &mut [Socket]) -> Vec<Note> {
     }
     let mut pids: Vec<u32> = by_pid.keys().copied().collect();
     pids.sort_unstable();
-    let mut denied: Vec<String> = Vec::new();
-    let mut other: Vec<String> = Vec::new();
     'process: for pid in pids {
+        let indices = &by_pid[&pid];
+        let comm = || {
+            sockets[indices[0]]
+                .owner
+                .as_ref()
+                .map_or_else(String::new, |o| o.comm.to_string())
+        };
         let pidfd = match pidfd_open(pid) {
             Ok(fd) => fd,
             Err(Failure::Gone) => continue,
             Err(Failure::Denied) => {
-                denied.push(pid.to_string());
+                outcome.denied.insert(pid, comm());
                 continue;
             }
             Err(Failure::Unsupported(call)) => {
-                notes.push(unsupported(call));
-                return notes;
+                outcome.unsupported = Some(call);
+                return outcome;
             }
             Err(Failure::Other(e)) => {
-                other.push(format!("pid {pid}: {e}"));
+                outcome.other.push(format!("pid {pid}: {e}"));
                 continue;
             }
         };
-        for &i in &by_pid[&pid] {
+        for &i in indices {
             let socket = &mut sockets[i];
             let Some(owner) = &socket.owner else { continue };
             let dup = match pidfd_getfd(&pidfd, owner.fd) {
                 Ok(fd) => fd,
                 Err(Failure::Gone) => continue,
                 Err(Failure::Denied) => {
-                    denied.push(format!("{pid} ({})", owner.comm));
+                    outcome.denied.insert(pid, owner.comm.to_string());
                     continue 'process;
                 }
                 Err(Failure::Unsupported(call)) => {
-                    notes.push(unsupported(call));
-                    return notes;
+                    outcome.unsupported = Some(call);
+                    return outcome;
                 }
                 Err(Failure::Other(e)) => {
-                    other.push(format!("pid {pid} fd {}: {e}", owner.fd));
+                    outcome
+                        .other
+                        .push(format!("pid {pid} fd {}: {e}", owner.fd));
                     continue 'process;
                 }
             };
@@ -161,7 +214,21 @@ pub fn read_all(sockets: &mut [Socket]) -> Vec<Note> {
             drop(dup);
         }
     }
+    outcome
+}
+
+fn notes_of(outcome: Outcome) -> Vec<Note> {
+    let mut notes = Vec::new();
+    if let Some(call) = outcome.unsupported {
+        notes.push(unsupported(call));
+    }
+    let denied = &outcome.denied;
     if !denied.is_empty() {
+        let sample: Vec<String> = denied
+            .iter()
+            .take(10)
+            .map(|(pid, comm)| format!("{pid} ({comm})"))
+            .collect();
         notes.push(Note::new(
             "options",
             Some(format!("{} processes", denied.len())),
@@ -169,24 +236,24 @@ pub fn read_all(sockets: &mut [Socket]) -> Vec<Note> {
                 "permission denied duplicating sockets of {} processes ({}{}): their socket \
                  options are unknown; reading them needs root or CAP_SYS_PTRACE",
                 denied.len(),
-                denied
-                    .iter()
-                    .take(10)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if denied.len() > 10 { ", ..." } else { "" }
+                sample.join(", "),
+                if denied.len() > sample.len() {
+                    ", ..."
+                } else {
+                    ""
+                }
             ),
         ));
     }
-    if !other.is_empty() {
+    if !outcome.other.is_empty() {
         notes.push(Note::new(
             "options",
             None,
             format!(
                 "socket options not read for {} processes: {}",
-                other.len(),
-                other
+                outcome.other.len(),
+                outcome
+                    .other
                     .iter()
                     .take(10)
                     .cloned()
@@ -258,8 +325,11 @@ mod tests {
         let mut wrong = sockets[0].clone();
         wrong.inode += 1_000_000;
         sockets.push(wrong);
+        let mut sockets_in_two_parts = sockets.clone();
         let notes = read_all(&mut sockets);
         assert!(notes.is_empty(), "{notes:?}");
+        assert!(read_all_from(&mut sockets_in_two_parts, 1).is_empty());
+        assert_eq!(sockets_in_two_parts, sockets);
         let o = sockets[0].options.clone().expect("options");
         assert_eq!(o.keepalive, Some(true));
         assert_eq!(o.keepidle, Some(33));

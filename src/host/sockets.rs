@@ -575,6 +575,39 @@ mod tests {
         assert_eq!(err.line, 16, "{err}");
     }
 
+    /// A small deterministic generator, enough to shake the parsers.
+    fn noise(seed: &mut u64) -> u64 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *seed >> 33
+    }
+
+    #[test]
+    fn damaged_input_never_panics() {
+        let mut seed = 7;
+        for _ in 0..2000 {
+            let mut bytes = TCP.as_bytes().to_vec();
+            for _ in 0..1 + noise(&mut seed) % 4 {
+                let at = (noise(&mut seed) as usize) % bytes.len();
+                bytes[at] = noise(&mut seed) as u8;
+            }
+            let cut = (noise(&mut seed) as usize) % (bytes.len() + 1);
+            let _ = parse_proc_net_tcp(&bytes[..cut], "tcp");
+            let mut batch: Vec<u8> = (0..noise(&mut seed) % 400)
+                .map(|_| noise(&mut seed) as u8)
+                .collect();
+            if batch.len() >= NLMSG_HDR {
+                let len = (noise(&mut seed) as usize % (batch.len() + 8)) as u32;
+                batch[..4].copy_from_slice(&len.to_ne_bytes());
+                batch[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+                batch[8..12].copy_from_slice(&1u32.to_ne_bytes());
+            }
+            let (mut out, mut unknown) = (Vec::new(), 0);
+            let _ = parse_batch(&batch, 1, &mut out, &mut unknown);
+        }
+    }
+
     #[test]
     fn the_live_dump_sees_a_listener_and_its_queue() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
