@@ -445,3 +445,124 @@ fn profiles_list_and_show() {
     let out = rsta(&["profiles", "show", "no-such-profile"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_failed_rollback_leaves_the_applied_values_and_keeps_its_file() {
+    let ns = prepared("rb-fail");
+    let state = tempfile::tempdir().unwrap();
+    let out = apply(&ns, state.path(), &["--profile", "baseline"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let applied = values(&ns);
+    let out = rsta(&[
+        "rollback",
+        "--state-dir",
+        state.path().to_str().unwrap(),
+        "--inject-fault",
+        "write:net.ipv4.tcp_syncookies",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("write of net.ipv4.tcp_syncookies failed: injected failure"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(values(&ns), applied);
+    // The file is still the latest: a clean rollback then works.
+    ns.sysctl("net.core.somaxconn", "2048");
+    let out = rsta(&["rollback", "--state-dir", state.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("net.core.somaxconn was changed after the apply"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(ns.read_sysctl("net.ipv4.tcp_syncookies"), "0");
+    assert_eq!(ns.read_sysctl("net.core.somaxconn"), "128");
+}
+
+#[test]
+fn rollback_refuses_when_its_namespace_is_gone() {
+    let state = tempfile::tempdir().unwrap();
+    {
+        let ns = prepared("rb-gone");
+        let out = apply(&ns, state.path(), &["--profile", "baseline"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    let out = rsta(&["rollback", "--state-dir", state.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("is gone"), "{}", text(&out));
+}
+
+#[test]
+fn apply_without_root_is_refused_at_validation() {
+    let ns = prepared("noroot");
+    let state = tempfile::tempdir().unwrap();
+    let before = values(&ns);
+    // nobody, inside the namespace (ip netns exec does the setns as root first).
+    let out = ns
+        .command("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_rstaudit"))
+        .args(["apply", "--profile", "baseline", "--state-dir"])
+        .arg(state.path().join("x"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("permission denied"), "{}", text(&out));
+    assert!(text(&out).contains("nothing was written"), "{}", text(&out));
+    assert_eq!(values(&ns), before);
+}
+
+#[test]
+fn audit_takes_rule_parameters_from_a_profile_name_or_file() {
+    let ns = prepared("audit-profile");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lb1000.yaml");
+    std::fs::write(
+        &file,
+        "description: a balancer with a 1000 s idle timeout\nextends: behind-load-balancer\nparams:\n  idle_timeout: 1000\n",
+    )
+    .unwrap();
+    let audit = |profile: &str| {
+        rsta(&[
+            "audit",
+            "--netns",
+            &ns.name,
+            "--profile",
+            profile,
+            "--format",
+            "json",
+            "--fail-on",
+            "never",
+        ])
+    };
+    let out = audit(file.to_str().unwrap());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("idle timeout of 1000 s"),
+        "{}",
+        text(&out)
+    );
+    let out = audit("mobile-gateway");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("idle timeout of 300 s"),
+        "{}",
+        text(&out)
+    );
+
+    std::fs::write(&file, "description: x\nparams:\n  idle_timeout: [1]\n").unwrap();
+    let out = audit(file.to_str().unwrap());
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("lb1000.yaml:3:3: parameter idle_timeout"),
+        "{}",
+        text(&out)
+    );
+}

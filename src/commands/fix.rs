@@ -6,40 +6,18 @@ use std::process::ExitCode;
 
 use crate::cli::{Emit, FixArgs, RuleSelectArgs, SourceArgs};
 use crate::host::sysctl::{Scope, SysctlKey};
-use crate::host::{self, CollectOptions, Source};
 use crate::remedy::profiles::Target;
 use crate::remedy::render::{self, FixSet};
 use crate::remedy::transaction::Desired;
-use crate::rules::{self, Finding, Selection};
+use crate::rules::{self, Finding};
 
 /// Collect the host picture and run the rules, as `audit` does.
 pub fn todays_findings(
     select: &RuleSelectArgs,
     source: &SourceArgs,
 ) -> anyhow::Result<Vec<Finding>> {
-    let mut params = match &select.profile {
-        Some(p) => crate::remedy::profile_params(p)?,
-        None => Vec::new(),
-    };
-    params.extend(super::parse_assignments(&select.set, "--set")?);
-    let selection = Selection {
-        extra_dir: select.rules.clone(),
-        only: select.only.clone(),
-        skip: select.skip.clone(),
-        params,
-    };
-    let src = match (&source.snapshot, &source.root) {
-        (Some(f), _) => Source::File(f.clone()),
-        (None, Some(r)) => Source::Root(r.clone()),
-        (None, None) => Source::Live,
-    };
-    let snapshots = host::collect(&CollectOptions {
-        source: src,
-        netns: source.netns.clone(),
-        interval: source.interval,
-        owners: true,
-        options: true,
-    })?;
+    let selection = super::audit::selection(select)?;
+    let snapshots = crate::host::collect(&super::audit::collect_options(source))?;
     let mut findings = Vec::new();
     for snap in &snapshots {
         findings.extend(rules::run(&selection, snap)?.findings);

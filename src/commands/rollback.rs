@@ -67,7 +67,18 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
             );
         }
         let plan = transaction::plan(&LiveIo, &desired, &ctx, &faults);
-        super::write_output(None, render::diff_table(&plan.rows).as_bytes())?;
+        let mut out = render::diff_table(&plan.rows);
+        for (row, k) in plan.rows.iter().zip(&record.keys) {
+            if let Some(cur) = &row.current
+                && !crate::remedy::profiles::values_equal(cur, &k.new)
+            {
+                out.push_str(&format!(
+                    "note: {} was changed after the apply (it set {}, it is now {cur}); restoring {} anyway\n",
+                    k.key, k.new, k.old
+                ));
+            }
+        }
+        super::write_output(None, out.as_bytes())?;
         if !plan.problems.is_empty() {
             anyhow::bail!(
                 "{} cannot be restored; nothing was written:\n  {}",

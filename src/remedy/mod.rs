@@ -77,3 +77,31 @@ pub fn describe_current(ns: Option<&NetnsRef>) -> anyhow::Result<(NsContext, Rec
         },
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn profile_params_resolve_extends_and_accept_paths() {
+        assert_eq!(
+            super::profile_params("behind-load-balancer").unwrap(),
+            vec![("idle_timeout".to_string(), "350".to_string())]
+        );
+        assert!(super::profile_params("baseline").unwrap().is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lb60.yaml");
+        std::fs::write(
+            &path,
+            "description: x\nextends: mobile-gateway\nparams:\n  idle_timeout: 280\n  extra: on-call\n",
+        )
+        .unwrap();
+        assert_eq!(
+            super::profile_params(path.to_str().unwrap()).unwrap(),
+            vec![
+                ("extra".to_string(), "on-call".to_string()),
+                ("idle_timeout".to_string(), "280".to_string())
+            ]
+        );
+        let err = super::profile_params("nope").unwrap_err().to_string();
+        assert!(err.contains("unknown profile \"nope\""), "{err}");
+    }
+}

@@ -61,6 +61,17 @@ pub fn render(source: &str, entries: &[PersistEntry]) -> String {
 /// What is at `path` now: `Ok(None)` when nothing, `Ok(Some(text))` when a managed file,
 /// an error when a file rstaudit did not create (or cannot read).
 pub fn existing_managed(path: &Path) -> anyhow::Result<Option<String>> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        anyhow::bail!(
+            "--persist {}: directory {} does not exist",
+            path.display(),
+            parent.display()
+        );
+    }
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => anyhow::bail!("--persist {}: {e}", path.display()),
@@ -263,6 +274,12 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("not created by rstaudit")
+        );
+        assert!(
+            existing_managed(&dir.path().join("nodir/x.conf"))
+                .unwrap_err()
+                .to_string()
+                .contains("does not exist")
         );
         let ours = dir.path().join("91-ours.conf");
         assert_eq!(existing_managed(&ours).unwrap(), None);

@@ -106,6 +106,8 @@ pub struct FixLine {
     pub rules: Vec<String>,
     /// Why (the findings' messages).
     pub why: Vec<String>,
+    /// Advice the findings add to the sysctl change.
+    pub notes: Vec<String>,
 }
 
 /// Advice for a finding no sysctl can fix.
@@ -146,6 +148,7 @@ impl FixSet {
                         if !line.rules.contains(&tag) {
                             line.rules.push(tag);
                             line.why.push(f.message.clone());
+                            line.notes.extend(f.fix.advice.clone());
                         }
                     }
                     None => set.sysctls.push(FixLine {
@@ -154,6 +157,7 @@ impl FixSet {
                         current: s.current.clone(),
                         rules: vec![tag],
                         why: vec![f.message.clone()],
+                        notes: f.fix.advice.iter().cloned().collect(),
                     }),
                 }
             }
@@ -207,6 +211,9 @@ pub fn emit_sysctl(set: &FixSet) -> String {
         out.push('\n');
         for (rule, why) in l.rules.iter().zip(&l.why) {
             out.push_str(&format!("# {}\n#   why: {}\n", comment(rule), comment(why)));
+        }
+        for note in &l.notes {
+            out.push_str(&format!("#   also: {}\n", comment(note)));
         }
         out.push_str(&format!(
             "#   replaces: {}\n{} = {}\n",
@@ -403,6 +410,43 @@ mod tests {
         let apply = text.find("'net.ipv4.tcp_abort_on_overflow=0'").unwrap();
         assert!(revert < revert2 && revert2 < apply, "{text}");
         assert_eq!(sh_quote("a'b"), r"'a'\''b'");
+    }
+
+    #[test]
+    fn rendered_outputs_are_stable() {
+        let set = FixSet::from_findings(&sample()).unwrap();
+        insta::assert_snapshot!("fix_sysctl", emit_sysctl(&set));
+        insta::assert_snapshot!("fix_sh", emit_sh(&set));
+        insta::assert_snapshot!("fix_ansible", emit_ansible(&set).unwrap());
+        let rows = vec![
+            Row {
+                key: "net.ipv4.tcp_syncookies".into(),
+                current: Some("0".into()),
+                target: "1".into(),
+                why: "without SYN cookies a SYN flood or burst fills the SYN queue and new connections fail".into(),
+                change: true,
+            },
+            Row {
+                key: "net.core.somaxconn".into(),
+                current: Some("4096".into()),
+                target: "4096".into(),
+                why: "backlog clamp".into(),
+                change: false,
+            },
+        ];
+        insta::assert_snapshot!("diff_table", diff_table(&rows));
+        let vrows = vec![VerifyRow {
+            key: "net.ipv4.tcp_keepalive_time".into(),
+            live: Some("600".into()),
+            target: "<= 300".into(),
+            status: LiveStatus::Drift,
+            error: None,
+            persist: PersistStatus::Ok,
+            persisted: Some("300".into()),
+            persisted_at: Some("/etc/sysctl.d/90-rstaudit.conf:7".into()),
+            why: "the first probe must leave before the idle timeout".into(),
+        }];
+        insta::assert_snapshot!("verify_table", verify_table(&vrows));
     }
 
     #[test]

@@ -50,13 +50,22 @@ impl SysctlIo for LiveIo {
     fn writable(&self, key: &SysctlKey) -> Result<bool, SysctlError> {
         use std::os::unix::fs::PermissionsExt;
         let path = key.path(Path::new("/"));
-        std::fs::metadata(&path)
-            .map(|m| m.permissions().mode() & 0o222 != 0)
-            .map_err(|e| SysctlError::Io {
+        let meta = std::fs::metadata(&path).map_err(|e| SysctlError::Io {
+            key: key.to_string(),
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        if meta.permissions().mode() & 0o222 == 0 {
+            return Ok(false);
+        }
+        // The mode says writable (for root); ask the kernel whether *we* may write it.
+        nix::unistd::access(&path, nix::unistd::AccessFlags::W_OK).map_err(|_| {
+            SysctlError::PermissionDenied {
                 key: key.to_string(),
                 path: path.display().to_string(),
-                message: e.to_string(),
-            })
+            }
+        })?;
+        Ok(true)
     }
 }
 
