@@ -22,6 +22,10 @@
 //!                                    clients connect and send data (INVALID_SYN with
 //!                                    tcp_abort_on_overflow=1); the listener is held
 //!   write-after-close                the peer closes, then we write twice (TCP_TIMEWAIT_SOCKET)
+//!
+//! Sequencing:
+//!   announce                         print `ready PID` now (the test gets the pid early)
+//!   wait-line                        wait for one line on standard input
 
 use std::io::{BufRead, Write};
 use std::net::{TcpListener, TcpStream};
@@ -212,20 +216,31 @@ fn main() {
                 drop(a);
             }
             "overflow" => {
-                let l = listen(num(1) as u16, 1);
+                let port = num(1) as u16;
+                let l = listen(port, 1);
                 setopt(
                     l.as_raw_fd(),
                     libc::IPPROTO_TCP,
                     libc::TCP_DEFER_ACCEPT,
                     &int(5),
                 );
+                // Every handshake first (TCP_DEFER_ACCEPT keeps them out of the accept queue),
+                // then the data: the later ACKs with data meet a full queue.
+                let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+                let mut clients = Vec::new();
                 for _ in 0..num(2) {
-                    let mut c = connect(num(1) as u16);
+                    if let Ok(c) =
+                        TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))
+                    {
+                        clients.push(c);
+                    }
+                }
+                for c in &mut clients {
                     let _ = c.write_all(b"hello");
                     pause(20);
-                    streams.push(c);
                 }
                 pause(100);
+                streams.extend(clients);
                 listeners.push(l);
             }
             "write-after-close" => {
@@ -236,6 +251,15 @@ fn main() {
                 pause(50);
                 let _ = c.write_all(b"later");
                 pause(20);
+            }
+            "announce" => {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "ready {}", std::process::id()).unwrap();
+                out.flush().unwrap();
+            }
+            "wait-line" => {
+                let mut line = String::new();
+                let _ = std::io::stdin().lock().read_line(&mut line);
             }
             "sleep" => std::thread::sleep(std::time::Duration::from_millis(num(1) as u64)),
             other => panic!("unknown spec {other:?}"),

@@ -6,13 +6,10 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
 use rstaudit::report::html;
-use rstaudit::rules::{
-    AuditOutcome, Evidence, Finding, FindingProcess, Fix, Severity, SysctlFix,
-    finding::CounterEvidence,
-};
 use serde_json::Value;
 
 /// Appended to the page under test; the browser runs it after layout and
@@ -37,6 +34,12 @@ const PROBE: &str = r#"<script>
     sections: Array.prototype.map.call(document.querySelectorAll('section.severity'),
       function (s) { return s.id; }),
     fixes: document.querySelectorAll('.fix').length,
+    causeRows: (function () {
+      var h = Array.prototype.find.call(document.querySelectorAll('h2'),
+        function (e) { return e.textContent === 'Resets by cause'; });
+      var t = h && h.nextElementSibling;
+      return t && t.tagName === 'TABLE' ? t.querySelectorAll('tr').length - 1 : -1;
+    })(),
     bodyHeight: document.body.getBoundingClientRect().height,
     resources: res
   });
@@ -97,70 +100,72 @@ fn no_network_resources(page: &str, seen: &Value) {
     }
 }
 
-fn finding(rule: &str, severity: Severity) -> Finding {
-    Finding {
-        rule: rule.into(),
-        title: format!("Title of {rule}"),
-        severity,
-        cause: "6".into(),
-        subject: "process".into(),
-        netns: "host".into(),
-        message: "nginx (pid 812): 1,204 sockets with SO_LINGER 0".into(),
-        process: Some(FindingProcess {
-            pid: 812,
-            comm: "nginx".into(),
-        }),
-        count: Some(1204),
-        examples: vec!["10.0.0.5:443 -> 10.0.0.9:51234 ESTABLISHED".into()],
-        evidence: Evidence {
-            counters: vec![CounterEvidence {
-                name: "TcpExt.TCPAbortOnClose".into(),
-                total: Some(5012),
-                delta: Some(12),
-                window_seconds: Some(10.0),
-            }],
-            rst_reasons: vec!["TCP_ABORT_ON_CLOSE".into()],
-        },
-        fix: Fix {
-            sysctls: vec![SysctlFix {
-                key: "net.ipv4.tcp_keepalive_time".into(),
-                value: "300".into(),
-                current: Some("7200".into()),
-            }],
-            advice: Some("Close sockets gracefully; do not set SO_LINGER to 0.".into()),
-        },
-        lab: Some(rule.into()),
-        notes: vec![],
-    }
+fn fixture() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ecosystem-host.json")
 }
 
 #[test]
 fn audit_html_renders_findings_by_severity_with_fixes() {
-    let outcomes = vec![AuditOutcome {
-        netns: "host".into(),
-        findings: vec![
-            finding("keepalive-vs-idle-timeout", Severity::Medium),
-            finding("linger-zero", Severity::High),
-            finding("syncookies-off", Severity::Low),
-        ],
-        not_applicable: vec![],
-        not_checked: vec![],
-        passed: vec![],
-    }];
-    let page = html::audit(&outcomes);
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.html");
+    let out = common::rstaudit()
+        .args(["audit", "--snapshot"])
+        .arg(fixture())
+        .args(["--format", "html", "-o"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(&report).unwrap();
     let seen = browse(&page);
+
+    // What the page must show, from the JSON audit of the same snapshot.
+    let json = common::rstaudit()
+        .args(["audit", "--snapshot"])
+        .arg(fixture())
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let audit: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let order = ["critical", "high", "medium", "low", "info"];
+    let mut findings: Vec<&Value> = audit["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|ns| ns["findings"].as_array().unwrap())
+        .collect();
+    // Stable sort: worst first, the audit's own order within a severity.
+    findings.sort_by_key(|f| order.iter().position(|s| f["severity"] == *s));
+    let rules: Vec<&Value> = findings.iter().map(|f| &f["rule"]).collect();
+    let mut sections: Vec<String> = findings
+        .iter()
+        .map(|f| format!("sev-{}", f["severity"].as_str().unwrap()))
+        .collect();
+    sections.dedup();
+    let fixes = findings
+        .iter()
+        .filter(|f| f["fix"]["sysctls"].is_array() || f["fix"]["advice"].is_string())
+        .count();
+
+    assert!(findings.len() >= 3, "the fixture has several findings");
     assert_eq!(
         seen["findings"],
-        serde_json::json!(["linger-zero", "keepalive-vs-idle-timeout", "syncookies-off"]),
-        "worst first"
+        serde_json::json!(rules),
+        "worst first: {seen}"
     );
-    assert_eq!(
-        seen["sections"],
-        serde_json::json!(["sev-high", "sev-medium", "sev-low"])
-    );
-    assert_eq!(seen["fixes"], 3);
+    assert_eq!(seen["sections"], serde_json::json!(sections), "{seen}");
+    assert_eq!(seen["fixes"], fixes, "{seen}");
     assert_eq!(seen["chart"], false);
     assert!(seen["bodyHeight"].as_f64().unwrap() > 300.0, "{seen}");
+    assert!(
+        page.contains("net.ipv4.tcp_abort_on_overflow"),
+        "the fix is shown"
+    );
     no_network_resources(&page, &seen);
 }
 
@@ -197,6 +202,63 @@ fn packet_check_html_chart_has_one_drawn_series_per_cause() {
     assert_eq!(
         seen["labels"],
         serde_json::json!(["linger-zero", "abort-on-overflow", "unattributed"])
+    );
+    no_network_resources(&page, &seen);
+}
+
+/// A real packet-check window over a namespace this test creates, in which a helper makes
+/// two kinds of reset (connects to a closed port; a close with unread data).
+fn real_packet_check_html(path: &Path) {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    common::require_root();
+    let ns = common::Netns::new("htmlpkt");
+    let mut child = common::rstaudit()
+        .args(["packet-check", "--netns", &ns.name, "--duration", "3"])
+        .args(["--format", "html", "-o"])
+        .arg(path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("watching TCP resets") {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "packet-check exited before watching"
+        );
+    }
+    let helper = ns.helper(&["refused:9", "sleep:1200", "refused:9", "unread-close"]);
+    let mut rest = String::new();
+    let _ = err.read_to_string(&mut rest);
+    assert!(child.wait().unwrap().success(), "packet-check: {rest}");
+    drop(helper);
+}
+
+#[test]
+fn packet_check_html_of_a_real_window_charts_each_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("resets.html");
+    real_packet_check_html(&file);
+    let page = std::fs::read_to_string(&file).unwrap();
+    let seen = browse(&page);
+    let labels: Vec<&str> = seen["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for want in ["no-socket", "unread-close"] {
+        assert!(labels.contains(&want), "no {want} series: {seen}");
+    }
+    assert_eq!(
+        seen["series"], seen["causeRows"],
+        "one series per cause in the table: {seen}"
+    );
+    assert_eq!(
+        seen["drawn"], seen["series"],
+        "every series is laid out: {seen}"
     );
     no_network_resources(&page, &seen);
 }

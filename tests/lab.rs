@@ -561,3 +561,22 @@ fn sigint_in_the_middle_of_idle_middlebox_leaves_nothing_behind() {
         "ftrace instance of pid {pid} left: {instances:?}"
     );
 }
+
+#[test]
+fn tw_recycle_is_judged_by_the_kernel_not_by_a_with_value() {
+    let (report, code, _) = lab(&[
+        "--rule",
+        "tw-recycle",
+        "--with",
+        "net.ipv4.tcp_tw_recycle=1",
+    ]);
+    assert_eq!(code, 0, "{report:#}");
+    let s = scenario(&report, "tw-recycle");
+    assert_eq!(s["verdict"], "not-reproducible-on-this-kernel", "{s:#}");
+    let absent = host_sysctl("net.ipv4.tcp_tw_recycle").is_none();
+    assert_eq!(
+        s["summary"].as_str().unwrap().contains("does not exist"),
+        absent,
+        "{s:#}"
+    );
+}

@@ -20,10 +20,6 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|s| (s, rules::eval::evaluate(&plan.rules, &plan.params, s)))
         .collect();
-    let html = (args.format == AuditFormat::Html).then(|| {
-        let outcomes: Vec<_> = audits.iter().map(|(_, o)| o.clone()).collect();
-        report::html::audit(&outcomes).into_bytes()
-    });
     let report = AuditReport::new(audits, threshold(args.fail_on));
     let bytes = match args.format {
         AuditFormat::Table => report::table::table(&report, use_color(args.output.is_some())),
@@ -31,7 +27,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         AuditFormat::Yaml => report::yaml(&report),
         AuditFormat::Junit => report::junit::junit(&report),
         AuditFormat::Prometheus => report::prometheus::prometheus(&report),
-        AuditFormat::Html => html.unwrap_or_default(),
+        AuditFormat::Html => report::html::audit(&report).into_bytes(),
     };
     super::write_output(args.output.as_deref(), &bytes)?;
     Ok(if report.summary.failed {

@@ -1,11 +1,33 @@
-//! The `packet_check` command.
+//! The `packet-check` command: live capture (here) or the lab (`--lab`).
 
 use std::process::ExitCode;
 
+use crate::cli::{PacketCheckArgs, PacketFormat};
+use crate::packet::live::{self, LiveOptions};
+use crate::report::packet_check as render;
+
 /// Run the command.
-pub fn run(args: crate::cli::PacketCheckArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
     if args.lab {
         return crate::packet::lab::run(args);
     }
-    anyhow::bail!("`packet_check` is not implemented yet")
+    let opts = LiveOptions {
+        netns: args.netns.clone(),
+        duration: args.duration,
+        iface: args.iface.clone(),
+        port: args.port,
+        pcap: args.pcap.clone(),
+        params: super::parse_assignments(&args.set, "--set")?,
+        progress: true,
+        tracefs: None,
+    };
+    let report = live::run(&opts)?;
+    let text = match args.format {
+        PacketFormat::Table => render::render_table(&report),
+        PacketFormat::Json => render::render_json(&report)?,
+        PacketFormat::Prometheus => render::render_prometheus(&report),
+        PacketFormat::Html => render::render_html(&report),
+    };
+    super::write_output(args.output.as_deref(), text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -436,8 +436,13 @@ impl Default for TraceOptions {
     }
 }
 
+/// Write a tracefs control file. Never creates a file: tracefs has them all.
 fn write_file(path: &Path, value: &str) -> Result<(), TraceError> {
-    fs::write(path, value).map_err(io_at(path))
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_at(path))?;
+    std::io::Write::write_all(&mut f, value.as_bytes()).map_err(io_at(path))
 }
 
 impl TraceSession {

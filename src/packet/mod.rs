@@ -9,4 +9,5 @@
 pub mod capture;
 pub mod ftrace;
 pub mod lab;
+pub mod live;
 pub mod pcap;

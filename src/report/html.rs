@@ -11,7 +11,8 @@
 
 use std::fmt::Write as _;
 
-use crate::rules::{AuditOutcome, Finding, Severity};
+use super::{AuditReport, NamespaceReport, SEVERITIES};
+use crate::rules::{Finding, Skipped};
 
 /// Escape text for HTML element content and double-quoted attribute values.
 pub fn escape(text: &str) -> String {
@@ -52,6 +53,8 @@ pre{background:#f3f4f6;padding:6px 10px;overflow-x:auto;margin:4px 0}
 .sev-low{border-left-color:#1565c0}.badge.sev-low{background:#1565c0}
 .sev-info{border-left-color:#607d8b}.badge.sev-info{background:#607d8b}
 .ok{color:#2e7d32;font-weight:600}
+.verdict{padding:8px 12px;border-radius:4px}.verdict.failed{background:#fdecea;color:#b71c1c}.verdict.ok{background:#e8f5e9}
+.note{color:#5a6272;font-size:.92em}
 .legend span{display:inline-block;margin-right:16px}
 .legend i{display:inline-block;width:12px;height:12px;margin-right:5px;vertical-align:-1px}
 "#;
@@ -67,37 +70,57 @@ fn page(title: &str, subtitle: &str, body: &str) -> String {
     )
 }
 
-const SEVERITIES: [Severity; 5] = [
-    Severity::Critical,
-    Severity::High,
-    Severity::Medium,
-    Severity::Low,
-    Severity::Info,
-];
-
 /// The audit report: a summary per namespace, then every finding grouped by
 /// severity (worst first) with its evidence and fix, then the rules that
-/// could not be checked or do not apply, with the reason.
-pub fn audit(outcomes: &[AuditOutcome]) -> String {
+/// could not be checked or do not apply and what the collectors could not
+/// read, each with the reason.
+pub fn audit(report: &AuditReport) -> String {
+    let namespaces = &report.namespaces;
     let mut body = String::new();
-    let total: usize = outcomes.iter().map(|o| o.findings.len()).sum();
+    let total = report.summary.findings;
 
-    body.push_str("<h2>Summary</h2>\n<table class=\"summary\">\n<tr><th>namespace</th>");
+    let verdict = if report.summary.failed {
+        format!(
+            "<p class=\"verdict failed\">Findings at or above <strong>{}</strong>: the audit fails (exit 1).</p>\n",
+            escape(&report.fail_on)
+        )
+    } else if report.fail_on == "never" {
+        String::new()
+    } else {
+        format!(
+            "<p class=\"verdict ok\">Nothing at or above <strong>{}</strong>.</p>\n",
+            escape(&report.fail_on)
+        )
+    };
+    body.push_str(&verdict);
+
+    body.push_str("<h2>Summary</h2>\n<table class=\"summary\">\n<tr><th>namespace</th><th>kernel</th><th>source</th><th>counters</th>");
     for sev in SEVERITIES {
         let _ = write!(body, "<th>{}</th>", sev.as_str());
     }
-    body.push_str("<th>not checked</th><th>not applicable</th></tr>\n");
-    for o in outcomes {
-        let _ = write!(body, "<tr><td>{}</td>", escape(&o.netns));
+    body.push_str("<th>passed</th><th>not checked</th><th>not applicable</th></tr>\n");
+    for ns in namespaces {
+        let counters = match ns.window_seconds {
+            Some(w) => format!("change over {w} s"),
+            None => "totals since boot".to_string(),
+        };
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{counters}</td>",
+            escape(&ns.netns),
+            escape(&ns.kernel),
+            escape(&ns.source)
+        );
         for sev in SEVERITIES {
-            let n = o.findings.iter().filter(|f| f.severity == sev).count();
+            let n = ns.findings.iter().filter(|f| f.severity == sev).count();
             let _ = write!(body, "<td class=\"num\">{n}</td>");
         }
         let _ = writeln!(
             body,
-            "<td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            o.not_checked.len(),
-            o.not_applicable.len()
+            "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            ns.passed.len(),
+            ns.not_checked.len(),
+            ns.not_applicable.len()
         );
     }
     body.push_str("</table>\n");
@@ -106,9 +129,9 @@ pub fn audit(outcomes: &[AuditOutcome]) -> String {
         body.push_str("<p class=\"ok\">No findings.</p>\n");
     }
     for sev in SEVERITIES {
-        let findings: Vec<&Finding> = outcomes
+        let findings: Vec<&Finding> = namespaces
             .iter()
-            .flat_map(|o| &o.findings)
+            .flat_map(|ns| &ns.findings)
             .filter(|f| f.severity == sev)
             .collect();
         if findings.is_empty() {
@@ -127,37 +150,61 @@ pub fn audit(outcomes: &[AuditOutcome]) -> String {
         body.push_str("</section>\n");
     }
 
-    skipped_section(
+    let rows = |pick: fn(&NamespaceReport) -> &Vec<Skipped>| -> Vec<[String; 3]> {
+        namespaces
+            .iter()
+            .flat_map(|ns| {
+                pick(ns)
+                    .iter()
+                    .map(|s| [s.rule.clone(), ns.netns.clone(), s.reason.clone()])
+            })
+            .collect()
+    };
+    list_section(
         &mut body,
         "Not checked",
         "not-checked",
-        outcomes.iter().flat_map(|o| {
-            o.not_checked
-                .iter()
-                .map(move |s| (&o.netns, &s.rule, &s.reason))
-        }),
+        ["rule", "namespace", "why"],
+        &rows(|ns| &ns.not_checked),
     );
-    skipped_section(
+    list_section(
         &mut body,
         "Not applicable",
         "not-applicable",
-        outcomes.iter().flat_map(|o| {
-            o.not_applicable
-                .iter()
-                .map(move |s| (&o.netns, &s.rule, &s.reason))
-        }),
+        ["rule", "namespace", "why"],
+        &rows(|ns| &ns.not_applicable),
+    );
+    let notes: Vec<[String; 3]> = namespaces
+        .iter()
+        .flat_map(|ns| {
+            ns.notes.iter().map(|n| {
+                let what = match &n.subject {
+                    Some(s) => format!("{}: {s}", n.area),
+                    None => n.area.clone(),
+                };
+                [what, ns.netns.clone(), n.message.clone()]
+            })
+        })
+        .collect();
+    list_section(
+        &mut body,
+        "Could not be read",
+        "notes",
+        ["what", "namespace", "why"],
+        &notes,
     );
 
-    let namespaces: Vec<&str> = outcomes.iter().map(|o| o.netns.as_str()).collect();
+    let names: Vec<&str> = namespaces.iter().map(|ns| ns.netns.as_str()).collect();
     page(
         "rstaudit audit",
         &format!(
-            "{total} finding{} in {}",
+            "{} · {total} finding{} in {}",
+            report.tool,
             if total == 1 { "" } else { "s" },
-            if namespaces.is_empty() {
+            if names.is_empty() {
                 "no namespace".to_string()
             } else {
-                format!("namespace {}", namespaces.join(", "))
+                format!("namespace {}", names.join(", "))
             }
         ),
         &body,
@@ -264,11 +311,14 @@ fn finding_card(body: &mut String, f: &Finding) {
         }
         body.push_str("</div>\n");
     }
-    if let Some(lab) = &f.lab {
+    for note in &f.notes {
+        let _ = writeln!(body, "<p class=\"note\">Note: {}</p>", escape(note));
+    }
+    if f.lab.is_some() {
         let _ = writeln!(
             body,
             "<p class=\"lab\">Reproduce: <code>rstaudit packet-check --lab --rule {}</code></p>",
-            escape(lab)
+            escape(&f.rule)
         );
     }
     body.push_str("</article>\n");
@@ -286,28 +336,31 @@ fn shell_word(value: &str) -> String {
     }
 }
 
-fn skipped_section<'a>(
+fn list_section(
     body: &mut String,
     title: &str,
     id: &str,
-    rows: impl Iterator<Item = (&'a String, &'a String, &'a String)>,
+    headers: [&str; 3],
+    rows: &[[String; 3]],
 ) {
-    let rows: Vec<_> = rows.collect();
     if rows.is_empty() {
         return;
     }
     let _ = writeln!(
         body,
-        "<section id=\"{id}\">\n<h2>{title} ({})</h2>\n<table><tr><th>rule</th><th>namespace</th><th>why</th></tr>",
-        rows.len()
+        "<section id=\"{id}\">\n<h2>{title} ({})</h2>\n<table><tr><th>{}</th><th>{}</th><th>{}</th></tr>",
+        rows.len(),
+        headers[0],
+        headers[1],
+        headers[2]
     );
-    for (netns, rule, reason) in rows {
+    for [a, b, c] in rows {
         let _ = writeln!(
             body,
             "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
-            escape(rule),
-            escape(netns),
-            escape(reason)
+            escape(a),
+            escape(b),
+            escape(c)
         );
     }
     body.push_str("</table>\n</section>\n");
@@ -519,7 +572,7 @@ pub fn packet_check(p: &PacketPage) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::{Evidence, Fix, SysctlFix};
+    use crate::rules::{Evidence, Fix, Severity, SysctlFix};
 
     fn finding(rule: &str, severity: Severity) -> Finding {
         Finding {
@@ -547,15 +600,41 @@ mod tests {
         }
     }
 
+    fn report(findings: Vec<Finding>) -> AuditReport {
+        AuditReport {
+            schema: super::super::AUDIT_SCHEMA,
+            tool: "rstaudit test".into(),
+            fail_on: "medium".into(),
+            summary: super::super::Summary {
+                findings: findings.len() as u64,
+                by_severity: Default::default(),
+                not_applicable: 0,
+                not_checked: 1,
+                passed: 0,
+                failed: true,
+            },
+            namespaces: vec![NamespaceReport {
+                netns: "host".into(),
+                kernel: "6.18.0".into(),
+                source: "live".into(),
+                counters: "since_boot".into(),
+                window_seconds: None,
+                findings,
+                not_applicable: vec![],
+                not_checked: vec![Skipped {
+                    rule: "owners".into(),
+                    reason: "not <root>".into(),
+                }],
+                passed: vec![],
+                notes: vec![],
+            }],
+        }
+    }
+
     #[test]
     fn text_is_escaped() {
-        let html = audit(&[AuditOutcome {
-            netns: "host".into(),
-            findings: vec![finding("r1", Severity::High)],
-            not_applicable: vec![],
-            not_checked: vec![],
-            passed: vec![],
-        }]);
+        let html = audit(&report(vec![finding("r1", Severity::High)]));
+        assert!(html.contains("not &lt;root&gt;"));
         assert!(html.contains("r1 &lt;title&gt;"));
         assert!(html.contains("a &amp; b"));
         assert!(html.contains("sysctl -w net.ipv4.tcp_rmem=&#39;4096 131072 6291456&#39;"));
@@ -564,17 +643,11 @@ mod tests {
 
     #[test]
     fn findings_are_grouped_worst_first() {
-        let html = audit(&[AuditOutcome {
-            netns: "host".into(),
-            findings: vec![
-                finding("low-one", Severity::Low),
-                finding("crit-one", Severity::Critical),
-                finding("high-one", Severity::High),
-            ],
-            not_applicable: vec![],
-            not_checked: vec![],
-            passed: vec![],
-        }]);
+        let html = audit(&report(vec![
+            finding("low-one", Severity::Low),
+            finding("crit-one", Severity::Critical),
+            finding("high-one", Severity::High),
+        ]));
         let pos = |s: &str| html.find(s).unwrap();
         assert!(pos("id=\"sev-critical\"") < pos("id=\"sev-high\""));
         assert!(pos("id=\"sev-high\"") < pos("id=\"sev-low\""));

@@ -163,6 +163,12 @@ type Params = BTreeMap<String, f64>;
 enum CCond {
     Known(bool),
     Missing(String),
+    /// The common case, kept flat for the socket loop: a field or option against constants.
+    Leaf {
+        left: Leaf,
+        op: Op,
+        right: Vec<f64>,
+    },
     All(Vec<CCond>),
     Any(Vec<CCond>),
     Not(Box<CCond>),
@@ -171,6 +177,12 @@ enum CCond {
         op: Op,
         right: Vec<CExpr>,
     },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Leaf {
+    Field(Field),
+    Opt(SockOpt),
 }
 
 #[derive(Debug)]
@@ -296,11 +308,32 @@ fn compile(ctx: &HostCtx<'_>, params: &Params, c: &Cond) -> CCond {
                     .map(|r| (l, r))
             });
             match parts {
-                Ok((left, right)) => CCond::Cmp {
-                    left,
-                    op: *op,
-                    right,
-                },
+                Ok((left, right)) => {
+                    let leaf = match left {
+                        CExpr::Field(f) => Some(Leaf::Field(f)),
+                        CExpr::Opt(o) => Some(Leaf::Opt(o)),
+                        _ => None,
+                    };
+                    let consts: Option<Vec<f64>> = right
+                        .iter()
+                        .map(|r| match r {
+                            CExpr::Num(v) => Some(*v),
+                            _ => None,
+                        })
+                        .collect();
+                    match (leaf, consts) {
+                        (Some(leaf), Some(consts)) => CCond::Leaf {
+                            left: leaf,
+                            op: *op,
+                            right: consts,
+                        },
+                        _ => CCond::Cmp {
+                            left,
+                            op: *op,
+                            right,
+                        },
+                    }
+                }
                 Err(why) => CCond::Missing(why),
             }
         }
@@ -313,7 +346,7 @@ fn missing(c: &CCond) -> Option<&str> {
         CCond::Missing(why) => Some(why),
         CCond::All(v) | CCond::Any(v) => v.iter().find_map(missing),
         CCond::Not(c) => missing(c),
-        CCond::Known(_) | CCond::Cmp { .. } => None,
+        CCond::Known(_) | CCond::Cmp { .. } | CCond::Leaf { .. } => None,
     }
 }
 
@@ -322,6 +355,13 @@ fn eval(c: &CCond, s: &Socket) -> Option<bool> {
     match c {
         CCond::Known(b) => Some(*b),
         CCond::Missing(_) => None,
+        CCond::Leaf { left, op, right } => {
+            let l = match left {
+                Leaf::Field(f) => field(*f, s)?,
+                Leaf::Opt(o) => option(*o, s)?,
+            };
+            Some(compare(l, *op, right))
+        }
         CCond::All(v) => {
             let mut unknown = false;
             for c in v {
@@ -465,9 +505,30 @@ struct Job<'r> {
     /// suspects of host rules at all sockets.
     on_listeners: bool,
     on_others: bool,
-    groups: HashMap<u32, Group>,
+    groups: PidMap<Group>,
     unknown: u64,
 }
+
+/// Matches are grouped by pid on the hot path: a multiplicative hash is
+/// enough for small integer keys and far cheaper than SipHash.
+#[derive(Default)]
+struct PidHasher(u64);
+
+impl std::hash::Hasher for PidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type PidMap<V> = HashMap<u32, V, std::hash::BuildHasherDefault<PidHasher>>;
 
 /// Key for sockets without a known owner.
 const NO_OWNER: u32 = u32::MAX;
@@ -729,7 +790,7 @@ pub fn evaluate(
                 on_others: rule.subject != Subject::Listener,
                 params,
                 cond: compiled,
-                groups: HashMap::new(),
+                groups: PidMap::default(),
                 unknown: 0,
             });
         } else {
@@ -896,7 +957,9 @@ fn eval_host(c: &CCond) -> Result<bool, String> {
             }
         }
         CCond::Not(c) => eval_host(c).map(|b| !b),
-        CCond::Cmp { .. } => Err("a socket condition outside `match`".to_string()),
+        CCond::Cmp { .. } | CCond::Leaf { .. } => {
+            Err("a socket condition outside `match`".to_string())
+        }
     }
 }
 
@@ -908,7 +971,7 @@ fn who(pid: u32, g: &Group) -> String {
     }
 }
 
-fn sorted_groups(groups: HashMap<u32, Group>) -> Vec<(u32, Group)> {
+fn sorted_groups(groups: PidMap<Group>) -> Vec<(u32, Group)> {
     let mut v: Vec<(u32, Group)> = groups.into_iter().collect();
     v.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(&b.0)));
     v

@@ -476,6 +476,25 @@ fn run_job(job: &Job, with: &[(String, String)], params: &BTreeMap<String, f64>)
                     "rounding the scaled durations to whole seconds changes which comes first; the verdict may not hold at real scale".into(),
                 );
             }
+            let kernel_reasons: Vec<&String> = host
+                .reasons
+                .keys()
+                .filter(|r| !r.starts_with("middlebox"))
+                .collect();
+            if !kernel_reasons.is_empty()
+                && !kernel_reasons
+                    .iter()
+                    .any(|r| expected_reason.contains(r.as_str()))
+            {
+                report.notes.push(format!(
+                    "the kernel's reasons ({}) are not the expected {expected_reason}",
+                    kernel_reasons
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
             report.expected_reason = Some(expected_reason);
             report.fix = Some(fix_description);
             report.scale = scale;

@@ -1008,12 +1008,19 @@ fn write_after_close(ctx: &Ctx) -> anyhow::Result<Outcome> {
 }
 
 fn tw_recycle(ctx: &Ctx) -> anyhow::Result<Outcome> {
-    match ctx.values.get(TW_RECYCLE) {
-        Some(Some(v)) => Ok(Outcome::NotReproducibleOnThisKernel(format!(
-            "{TW_RECYCLE}={v} exists here, but the lab cannot build NAT'd clients with different timestamp clocks yet"
-        ))),
-        _ => Ok(Outcome::NotReproducibleOnThisKernel(format!(
-            "{TW_RECYCLE} does not exist on this kernel (removed in 4.12): the resets it caused cannot happen here"
-        ))),
-    }
+    // Whether the kernel has the key, whatever value `--with` gives it.
+    let key =
+        crate::host::sysctl::SysctlKey::parse(TW_RECYCLE, crate::host::sysctl::Scope::NetOnly)?;
+    let on_this_kernel = key.path(std::path::Path::new("/")).exists();
+    let value = ctx.values.get(TW_RECYCLE).cloned().flatten();
+    Ok(Outcome::NotReproducibleOnThisKernel(
+        match (on_this_kernel, value) {
+            (true, Some(v)) => format!(
+                "{TW_RECYCLE}={v} exists here, but the lab cannot build NAT'd clients with different timestamp clocks yet"
+            ),
+            _ => format!(
+                "{TW_RECYCLE} does not exist on this kernel (removed in 4.12): the resets it caused cannot happen here"
+            ),
+        },
+    ))
 }

@@ -1,0 +1,114 @@
+//! Benchmark load for `packet-check` (bench/packet-check-flood.sh), loopback only.
+//!
+//!   rstflood rst SECONDS [PORT]   send bare ACKs from 127.0.0.1 to 127.0.0.1:PORT (default 9,
+//!                                 nothing listens) as fast as possible: the kernel answers each
+//!                                 with a reset (NO_SOCKET). Prints how many were sent.
+//!   rstflood bulk SECONDS         stream data over one loopback TCP connection (no resets).
+//!
+//! Run it inside a network namespace made for the benchmark: it sends to 127.0.0.1 only, for a
+//! bounded time.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+fn rst_flood(seconds: f64, port: u16) {
+    // SAFETY: plain socket(2); the descriptor is closed at exit.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
+    assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+    let dst = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+        },
+        sin_zero: [0; 8],
+    };
+    // Pre-build the packets for 16k source ports; vary the sequence number per round.
+    let lo = Ipv4Addr::LOCALHOST.octets();
+    let build = |sport: u16, seq: u32| -> Vec<u8> {
+        let b = etherparse::PacketBuilder::ipv4(lo, lo, 64)
+            .tcp(sport, port, seq, 1024)
+            .ack(1);
+        let mut out = Vec::with_capacity(b.size(0));
+        b.write(&mut out, &[]).expect("building a segment");
+        out
+    };
+    let packets: Vec<Vec<u8>> = (0..16384u16).map(|i| build(20000 + i, 1)).collect();
+    let start = Instant::now();
+    let limit = Duration::from_secs_f64(seconds);
+    let mut sent = 0u64;
+    'outer: loop {
+        for p in &packets {
+            // SAFETY: p is a valid buffer; dst a valid sockaddr_in.
+            let rc = unsafe {
+                libc::sendto(
+                    fd,
+                    p.as_ptr().cast(),
+                    p.len(),
+                    0,
+                    (&dst as *const libc::sockaddr_in).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                )
+            };
+            if rc > 0 {
+                sent += 1;
+            }
+            if sent.is_multiple_of(1024) && start.elapsed() >= limit {
+                break 'outer;
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "sent {sent} segments in {secs:.2} s ({:.0}/s)",
+        sent as f64 / secs
+    );
+}
+
+fn bulk(seconds: f64) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().unwrap();
+    let reader = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().expect("accept");
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0u64;
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+        }
+        total
+    });
+    let mut c = TcpStream::connect(addr).expect("connect");
+    let buf = vec![7u8; 1 << 16];
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs_f64(seconds) {
+        c.write_all(&buf).expect("write");
+    }
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    let total = reader.join().unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "moved {:.0} MB in {secs:.2} s ({:.0} MB/s)",
+        total as f64 / 1e6,
+        total as f64 / 1e6 / secs
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let seconds: f64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5.0);
+    match args.first().map(String::as_str) {
+        Some("rst") => rst_flood(
+            seconds,
+            args.get(2).and_then(|s| s.parse().ok()).unwrap_or(9),
+        ),
+        Some("bulk") => bulk(seconds),
+        _ => {
+            eprintln!("usage: rstflood rst SECONDS [PORT] | rstflood bulk SECONDS");
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,421 @@
+//! Tie a reset to a local socket, a process and a cause.
+//!
+//! Owners come from two places: the task the kernel was running when it sent
+//! the reset (exact for resets sent from a system call such as close(); in
+//! softirq context it is whoever ran, which on loopback is the local process
+//! whose segment triggered the reset), and the socket table with owners and
+//! options (host snapshots, refreshed during the window). Causes come from the
+//! kernel's reason plus what the snapshot says about the socket.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::host::{Linger, Snapshot, TcpState};
+
+/// What the socket table said about one socket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SockInfo {
+    pub pid: Option<u32>,
+    pub comm: Option<Arc<str>>,
+    pub linger: Option<Linger>,
+    pub state: TcpState,
+    /// Milliseconds without data in either direction, when tcp_info was read.
+    pub idle_ms: Option<u64>,
+    /// When the snapshot that saw it was taken (ms since the epoch).
+    pub seen_at_ms: u64,
+}
+
+#[derive(Default)]
+struct Index {
+    conns: HashMap<(SocketAddr, SocketAddr), SockInfo>,
+    listeners: HashMap<u16, Vec<(IpAddr, SockInfo)>>,
+}
+
+/// The sockets of the latest two snapshots (a connection that closed just after a snapshot
+/// is still found).
+#[derive(Default)]
+pub struct SocketIndex {
+    current: Index,
+    previous: Index,
+    pub snapshots: u64,
+}
+
+impl SocketIndex {
+    /// Take in a new snapshot.
+    pub fn update(&mut self, snap: &Snapshot) {
+        let mut idx = Index::default();
+        for s in &snap.sockets {
+            let info = SockInfo {
+                pid: s.owner.as_ref().map(|o| o.pid),
+                comm: s.owner.as_ref().map(|o| o.comm.clone()),
+                linger: s.options.as_ref().and_then(|o| o.linger),
+                state: s.state,
+                idle_ms: s
+                    .tcp_info
+                    .as_ref()
+                    .map(|t| u64::from(t.last_data_recv_ms.min(t.last_data_sent_ms))),
+                seen_at_ms: snap.taken_at_ms,
+            };
+            let local = SocketAddr::new(s.local_addr, s.local_port);
+            if s.state == TcpState::Listen {
+                idx.listeners
+                    .entry(s.local_port)
+                    .or_default()
+                    .push((s.local_addr, info));
+            } else {
+                let remote = SocketAddr::new(s.remote_addr, s.remote_port);
+                idx.conns.insert((canon(local), canon(remote)), info);
+            }
+        }
+        self.previous = std::mem::replace(&mut self.current, idx);
+        self.snapshots += 1;
+    }
+
+    /// The connection with this local and remote end.
+    pub fn conn(&self, local: SocketAddr, remote: SocketAddr) -> Option<&SockInfo> {
+        let key = (canon(local), canon(remote));
+        self.current
+            .conns
+            .get(&key)
+            .or_else(|| self.previous.conns.get(&key))
+    }
+
+    /// A listener that accepts on `local` (bound to its address or to the wildcard).
+    pub fn listener(&self, local: SocketAddr) -> Option<&SockInfo> {
+        let local = canon(local);
+        listener_in(&self.current, local).or_else(|| listener_in(&self.previous, local))
+    }
+}
+
+fn listener_in(idx: &Index, local: SocketAddr) -> Option<&SockInfo> {
+    let list = idx.listeners.get(&local.port())?;
+    list.iter()
+        .find(|(ip, _)| canon(SocketAddr::new(*ip, 0)).ip() == local.ip())
+        .or_else(|| list.iter().find(|(ip, _)| ip.is_unspecified()))
+        .map(|(_, i)| i)
+}
+
+fn canon(a: SocketAddr) -> SocketAddr {
+    super::correlate::canon(a)
+}
+
+/// Where an owner came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OwnerSource {
+    /// The task that sent the reset from a system call (close, shutdown, connect).
+    Task,
+    /// The socket that sent it, from the socket table.
+    Socket,
+    /// The listener that sent it, from the socket table.
+    Listener,
+    /// The local socket that received it (both ends in this namespace).
+    PeerSocket,
+    /// The task running when the kernel sent the reset in softirq context on loopback: the local
+    /// process whose segment the reset answers.
+    SoftirqTask,
+}
+
+/// The process a reset is attributed to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct EventOwner {
+    pub pid: u32,
+    pub comm: String,
+    pub source: OwnerSource,
+}
+
+/// Thread id -> (process id, name), from /proc, cached.
+#[derive(Default)]
+pub struct TaskResolver {
+    cache: HashMap<u32, (u32, String)>,
+}
+
+impl TaskResolver {
+    /// The process of thread `tid` (falls back to the tid and the traced name when the thread is
+    /// gone).
+    pub fn resolve(&mut self, tid: u32, traced_comm: &str) -> (u32, String) {
+        if let Some(hit) = self.cache.get(&tid) {
+            return hit.clone();
+        }
+        let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok();
+        let pid = status
+            .as_deref()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Tgid:"))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(tid);
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .ok()
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| traced_comm.to_string());
+        if self.cache.len() > 100_000 {
+            self.cache.clear();
+        }
+        self.cache.insert(tid, (pid, comm.clone()));
+        (pid, comm)
+    }
+}
+
+/// Tasks that run softirqs on behalf of nobody in particular.
+pub fn is_kernel_task(comm: &str) -> bool {
+    comm.starts_with("ksoftirqd")
+        || comm.starts_with("swapper")
+        || comm.starts_with("kworker")
+        || comm == "<idle>"
+        || comm == "<...>"
+}
+
+/// Why a reset happened, as far as the tool can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cause {
+    UnreadClose,
+    LingerZero,
+    Abort,
+    NoSocket,
+    AcceptQueueOverflow,
+    InvalidSyn,
+    DataAfterClose,
+    Linger2Negative,
+    OrphansMemory,
+    KeepaliveTimeout,
+    Paws,
+    BadAck,
+    DisconnectWithData,
+    NotSpecified,
+    OtherReason,
+    MiddleboxIdle,
+    Received,
+    SentUnknown,
+}
+
+impl Cause {
+    /// Stable id (used in JSON and in the table).
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::UnreadClose => "unread-close",
+            Self::LingerZero => "linger-zero",
+            Self::Abort => "abort",
+            Self::NoSocket => "no-socket",
+            Self::AcceptQueueOverflow => "accept-queue-overflow",
+            Self::InvalidSyn => "invalid-syn",
+            Self::DataAfterClose => "data-after-close",
+            Self::Linger2Negative => "linger2-negative",
+            Self::OrphansMemory => "orphans-or-memory",
+            Self::KeepaliveTimeout => "keepalive-timeout",
+            Self::Paws => "paws",
+            Self::BadAck => "bad-ack",
+            Self::DisconnectWithData => "disconnect-with-data",
+            Self::NotSpecified => "not-specified",
+            Self::OtherReason => "other-reason",
+            Self::MiddleboxIdle => "middlebox-forgot-idle-flow",
+            Self::Received => "received",
+            Self::SentUnknown => "sent-reason-unknown",
+        }
+    }
+
+    /// One line for the table.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::UnreadClose => "closed with unread data",
+            Self::LingerZero => "closed with SO_LINGER 0",
+            Self::Abort => {
+                "aborted (disconnect, SOCK_DESTROY, listener closed with pending children)"
+            }
+            Self::NoSocket => "no listener / connection already gone",
+            Self::AcceptQueueOverflow => "accept queue full with tcp_abort_on_overflow=1",
+            Self::InvalidSyn => "embryonic connection reset",
+            Self::DataAfterClose => "data arrived after close/shutdown",
+            Self::Linger2Negative => "closed in FIN_WAIT2 with TCP_LINGER2 < 0",
+            Self::OrphansMemory => "too many orphans or TCP memory pressure",
+            Self::KeepaliveTimeout => "keepalive probes unanswered",
+            Self::Paws => "PAWS (timestamp) check failed",
+            Self::BadAck => "unacceptable ACK or flags",
+            Self::DisconnectWithData => "disconnect with unsent data",
+            Self::NotSpecified => "reason not specified by the kernel",
+            Self::OtherReason => "other kernel reason",
+            Self::MiddleboxIdle => "received on a connection idle longer than the idle timeout",
+            Self::Received => "received from the peer",
+            Self::SentUnknown => "sent; reason unknown",
+        }
+    }
+}
+
+/// Everything classification looks at.
+#[derive(Debug, Clone, Default)]
+pub struct ClassifyInput<'a> {
+    /// Sent by this namespace (rather than received from outside).
+    pub sent: bool,
+    pub reason: Option<&'a str>,
+    pub state: Option<&'a str>,
+    /// The send event fired in process context (a system call).
+    pub process_context: bool,
+    /// SO_LINGER of the sending socket, when the socket table had it.
+    pub sender_linger: Option<Linger>,
+    /// The sending socket was in the socket table without an owning process (an un-accepted
+    /// connection in a listener's queue, or an orphan).
+    pub sender_unowned: bool,
+    /// A listener is bound to the reset's source port (the sender may be a queued child).
+    pub source_port_listens: bool,
+    /// net.ipv4.tcp_abort_on_overflow in the namespace.
+    pub abort_on_overflow: Option<bool>,
+    /// Milliseconds the receiving local connection had been idle, when known.
+    pub idle_ms: Option<u64>,
+    pub idle_timeout_s: Option<f64>,
+}
+
+/// The cause, and what it rests on.
+pub fn classify(i: &ClassifyInput<'_>) -> (Cause, String) {
+    if !i.sent {
+        if let (Some(idle), Some(limit)) = (i.idle_ms, i.idle_timeout_s)
+            && idle as f64 / 1000.0 > limit
+        {
+            return (
+                Cause::MiddleboxIdle,
+                format!(
+                    "the connection had been idle {:.0} s, longer than the idle timeout {limit} s",
+                    idle as f64 / 1000.0
+                ),
+            );
+        }
+        return (Cause::Received, "received from the peer".into());
+    }
+    let Some(reason) = i.reason else {
+        return (
+            Cause::SentUnknown,
+            "no kernel reason (no tracepoint event matched)".into(),
+        );
+    };
+    let by_reason = |c: Cause| (c, format!("kernel reason {reason}"));
+    match reason {
+        "TCP_ABORT_ON_CLOSE" => by_reason(Cause::UnreadClose),
+        "TCP_STATE" => {
+            let linger0 = i.sender_linger.map(|l| l.on && l.seconds == 0);
+            match linger0 {
+                Some(true) => (
+                    Cause::LingerZero,
+                    "kernel reason TCP_STATE on a socket with SO_LINGER {1, 0}".into(),
+                ),
+                Some(false) => (
+                    Cause::Abort,
+                    "kernel reason TCP_STATE on a socket without SO_LINGER 0".into(),
+                ),
+                None if i.sender_unowned || i.source_port_listens => (
+                    Cause::Abort,
+                    "kernel reason TCP_STATE on a connection no process held, on a listening port \
+                     (a listener closed with connections still in its accept queue)"
+                        .into(),
+                ),
+                None if i.process_context && i.state == Some("TCP_CLOSE") => (
+                    Cause::LingerZero,
+                    "kernel reason TCP_STATE from close() in state TCP_CLOSE (SO_LINGER 0 likely; \
+                     the socket was not in a snapshot)"
+                        .into(),
+                ),
+                None => by_reason(Cause::Abort),
+            }
+        }
+        "NO_SOCKET" => by_reason(Cause::NoSocket),
+        "INVALID_SYN" => {
+            if i.state == Some("TCP_LISTEN") && i.abort_on_overflow == Some(true) {
+                (
+                    Cause::AcceptQueueOverflow,
+                    "kernel reason INVALID_SYN from a listener, tcp_abort_on_overflow=1".into(),
+                )
+            } else {
+                by_reason(Cause::InvalidSyn)
+            }
+        }
+        "TCP_TIMEWAIT_SOCKET" | "TCP_ABORT_ON_DATA" => by_reason(Cause::DataAfterClose),
+        "TCP_ABORT_ON_LINGER" => by_reason(Cause::Linger2Negative),
+        "TCP_ABORT_ON_MEMORY" => by_reason(Cause::OrphansMemory),
+        "TCP_KEEPALIVE_TIMEOUT" => by_reason(Cause::KeepaliveTimeout),
+        "TCP_RFC7323_PAWS" => by_reason(Cause::Paws),
+        "TCP_INVALID_ACK_SEQUENCE"
+        | "TCP_TOO_OLD_ACK"
+        | "TCP_ACK_UNSENT_DATA"
+        | "TCP_OLD_ACK"
+        | "TCP_FLAGS" => by_reason(Cause::BadAck),
+        "TCP_DISCONNECT_WITH_DATA" => by_reason(Cause::DisconnectWithData),
+        "NOT_SPECIFIED" => by_reason(Cause::NotSpecified),
+        _ => by_reason(Cause::OtherReason),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(reason: &str) -> ClassifyInput<'_> {
+        ClassifyInput {
+            sent: true,
+            reason: Some(reason),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn causes_from_reasons() {
+        assert_eq!(classify(&sent("TCP_ABORT_ON_CLOSE")).0, Cause::UnreadClose);
+        assert_eq!(classify(&sent("NO_SOCKET")).0, Cause::NoSocket);
+        assert_eq!(
+            classify(&sent("TCP_TIMEWAIT_SOCKET")).0,
+            Cause::DataAfterClose
+        );
+        assert_eq!(classify(&sent("MPTCP_RST_EUNSPEC")).0, Cause::OtherReason);
+        let mut i = sent("INVALID_SYN");
+        assert_eq!(classify(&i).0, Cause::InvalidSyn);
+        i.state = Some("TCP_LISTEN");
+        i.abort_on_overflow = Some(true);
+        assert_eq!(classify(&i).0, Cause::AcceptQueueOverflow);
+        let none = ClassifyInput {
+            sent: true,
+            ..Default::default()
+        };
+        assert_eq!(classify(&none).0, Cause::SentUnknown);
+    }
+
+    #[test]
+    fn tcp_state_needs_linger_zero() {
+        let mut i = sent("TCP_STATE");
+        assert_eq!(classify(&i).0, Cause::Abort);
+        i.sender_linger = Some(Linger {
+            on: true,
+            seconds: 0,
+        });
+        assert_eq!(classify(&i).0, Cause::LingerZero);
+        i.sender_linger = Some(Linger {
+            on: false,
+            seconds: 0,
+        });
+        assert_eq!(classify(&i).0, Cause::Abort);
+        i.sender_linger = None;
+        i.process_context = true;
+        i.state = Some("TCP_CLOSE");
+        let (c, basis) = classify(&i);
+        assert_eq!(c, Cause::LingerZero);
+        assert!(basis.contains("likely"));
+        // Regression: closing a listener resets its queued children with TCP_STATE from close().
+        i.source_port_listens = true;
+        assert_eq!(classify(&i).0, Cause::Abort);
+    }
+
+    #[test]
+    fn received_on_idle_connection() {
+        let mut i = ClassifyInput {
+            sent: false,
+            idle_ms: Some(400_000),
+            idle_timeout_s: Some(350.0),
+            ..Default::default()
+        };
+        assert_eq!(classify(&i).0, Cause::MiddleboxIdle);
+        i.idle_ms = Some(1000);
+        assert_eq!(classify(&i).0, Cause::Received);
+    }
+}

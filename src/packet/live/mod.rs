@@ -1,0 +1,711 @@
+//! Live packet check: watch real resets in one network namespace and tie
+//! each to a cause, a process and an audit finding.
+//!
+//! Threads: the caller's thread runs the capture loop and the matching; one
+//! thread samples the counters every second inside the namespace; one
+//! refreshes the host snapshot (sockets, owners, options) and the audit
+//! findings; the ftrace reader has its own. SIGINT/SIGTERM end the window
+//! early; every guard (ftrace instance, pcap file) is then closed normally.
+//!
+//! This module does not render: it returns a [`summary::PacketReport`].
+
+pub mod attribute;
+pub mod correlate;
+pub mod sampler;
+pub mod summary;
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use self::attribute::{
+    Cause, ClassifyInput, EventOwner, OwnerSource, SocketIndex, TaskResolver, classify,
+    is_kernel_task,
+};
+use self::correlate::{CapturedReset, Correlator, Matched};
+use self::sampler::NamespaceFacts;
+use self::summary::{CounterWindow, PacketReport, ResetEvent, TracingSummary};
+use crate::host::netns::{self, NetnsRef};
+use crate::host::{CollectOptions, CounterSample, Source};
+use crate::packet::capture::{Capture, CaptureOptions, PacketDir, parse_rst};
+use crate::packet::ftrace::{self, TraceEvent, TraceOptions, TraceSession, Tracefs};
+use crate::packet::pcap::PcapSink;
+use crate::rules::{Finding, Selection};
+
+/// How long a frame waits for its trace event and the other way round.
+pub const GRACE_MS: u64 = 300;
+
+/// What to watch.
+#[derive(Debug, Clone, Default)]
+pub struct LiveOptions {
+    /// `--netns NAME|PATH`; `None` = the caller's namespace.
+    pub netns: Option<String>,
+    /// Seconds to watch.
+    pub duration: f64,
+    pub iface: Option<String>,
+    pub port: Option<u16>,
+    pub pcap: Option<PathBuf>,
+    /// Rule parameters (`--set`), e.g. idle_timeout.
+    pub params: Vec<(String, String)>,
+    /// Draw a progress line on standard error.
+    pub progress: bool,
+    /// A tracefs root to use instead of finding or mounting one.
+    pub tracefs: Option<PathBuf>,
+}
+
+const CAP_NET_RAW: u32 = 13;
+const CAP_SYS_ADMIN: u32 = 21;
+
+fn effective_caps() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
+/// Fail with a message naming what is missing when the capture cannot work at all.
+/// Returns notes for what is missing but not fatal.
+pub fn check_privileges(netns: bool) -> anyhow::Result<Vec<String>> {
+    let Some(caps) = effective_caps() else {
+        return Ok(vec![]);
+    };
+    let has = |c: u32| caps & (1u64 << c) != 0;
+    let mut missing = Vec::new();
+    if !has(CAP_NET_RAW) {
+        missing.push("CAP_NET_RAW (to open the AF_PACKET capture socket)");
+    }
+    let tracefs_ok = has(CAP_SYS_ADMIN)
+        || nix::unistd::access(ftrace::TRACEFS, nix::unistd::AccessFlags::W_OK).is_ok();
+    if !tracefs_ok {
+        missing.push(
+            "tracefs access (CAP_SYS_ADMIN or write access to /sys/kernel/tracing, for the kernel's reset reasons)",
+        );
+    }
+    if netns && !has(CAP_SYS_ADMIN) {
+        missing.push("CAP_SYS_ADMIN (to enter the network namespace given with --netns)");
+    }
+    if !has(CAP_NET_RAW) || (netns && !has(CAP_SYS_ADMIN)) {
+        anyhow::bail!(
+            "packet-check cannot capture: missing {}. Run it as root (sudo rstaudit packet-check ...)",
+            missing.join("; ")
+        );
+    }
+    Ok(missing
+        .into_iter()
+        .map(|m| format!("missing {m}: working from packets and counters only"))
+        .collect())
+}
+
+/// Shared with the snapshot thread.
+#[derive(Default)]
+struct Shared {
+    index: SocketIndex,
+    findings: Vec<Finding>,
+    notes: Vec<String>,
+    audit_error: Option<String>,
+}
+
+fn snapshot_loop(
+    netns: Option<String>,
+    params: Vec<(String, String)>,
+    shared: Arc<Mutex<Shared>>,
+    done: Arc<AtomicBool>,
+) {
+    let opts = CollectOptions {
+        source: Source::Live,
+        netns,
+        interval: None,
+        owners: true,
+        options: true,
+    };
+    let selection = Selection {
+        params,
+        ..Default::default()
+    };
+    let mut first = true;
+    while !done.load(Ordering::SeqCst) {
+        let began = Instant::now();
+        match crate::host::collect(&opts) {
+            Ok(snaps) => {
+                let Some(snap) = snaps.into_iter().next() else {
+                    break;
+                };
+                let audit = crate::rules::run(&selection, &snap);
+                let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
+                sh.index.update(&snap);
+                if first {
+                    for n in snap
+                        .notes
+                        .iter()
+                        .filter(|n| matches!(n.area.as_str(), "sockets" | "owners" | "options"))
+                    {
+                        sh.notes.push(format!("snapshot: {}", n.message));
+                    }
+                }
+                match audit {
+                    Ok(outcome) => {
+                        for f in outcome.findings {
+                            let pid = f.process.as_ref().map(|p| p.pid);
+                            if !sh.findings.iter().any(|g| {
+                                g.rule == f.rule && g.process.as_ref().map(|p| p.pid) == pid
+                            }) {
+                                sh.findings.push(f);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        if sh.audit_error.is_none() {
+                            sh.audit_error = Some(format!("{e:#}"));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
+                sh.notes.push(format!(
+                    "the socket table could not be read ({e:#}): owners come from the kernel trace only"
+                ));
+                break;
+            }
+        }
+        first = false;
+        // One refresh a second at most; a slow host refreshes as fast as it can.
+        while began.elapsed() < Duration::from_secs(1) && !done.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+struct Ctx {
+    started_at_ms: u64,
+    facts: NamespaceFacts,
+    resolver: TaskResolver,
+    receive_traced: bool,
+    idle_timeout_s: Option<f64>,
+}
+
+fn to_event(m: Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetEvent {
+    let p = &m.packet;
+    let seg = p.seg;
+    let sent = p.dir == PacketDir::Sent;
+    let send = m.send.as_ref();
+    let sender = if sent {
+        index.conn(seg.src, seg.dst)
+    } else {
+        None
+    };
+    let listener = if sent && sender.is_none() {
+        index.listener(seg.src)
+    } else {
+        None
+    };
+    let receiver = if !sent || p.loopback {
+        index.conn(seg.dst, seg.src)
+    } else {
+        None
+    };
+    let mut owner = None;
+    if let Some(s) = send
+        && !s.task.in_interrupt
+        && !is_kernel_task(&s.task.comm)
+    {
+        let (pid, comm) = ctx.resolver.resolve(s.task.tid, &s.task.comm);
+        owner = Some(EventOwner {
+            pid,
+            comm,
+            source: OwnerSource::Task,
+        });
+    }
+    let from_sock = |info: Option<&attribute::SockInfo>, source| {
+        info.and_then(|i| {
+            Some(EventOwner {
+                pid: i.pid?,
+                comm: i.comm.as_deref().unwrap_or("?").to_string(),
+                source,
+            })
+        })
+    };
+    if owner.is_none() {
+        owner = from_sock(
+            sender,
+            if sent {
+                OwnerSource::Socket
+            } else {
+                OwnerSource::PeerSocket
+            },
+        )
+        .or_else(|| from_sock(listener, OwnerSource::Listener))
+        .or_else(|| {
+            from_sock(
+                receiver,
+                if sent {
+                    OwnerSource::PeerSocket
+                } else {
+                    OwnerSource::Socket
+                },
+            )
+        });
+    }
+    if owner.is_none()
+        && p.loopback
+        && let Some(s) = send
+        && !is_kernel_task(&s.task.comm)
+    {
+        let (pid, comm) = ctx.resolver.resolve(s.task.tid, &s.task.comm);
+        owner = Some(EventOwner {
+            pid,
+            comm,
+            source: OwnerSource::SoftirqTask,
+        });
+    }
+    let idle_ms = if sent {
+        None
+    } else {
+        receiver.and_then(|r| Some(r.idle_ms? + sampler::now_ms().saturating_sub(r.seen_at_ms)))
+    };
+    let (cause, basis) = classify(&ClassifyInput {
+        sent,
+        reason: send.and_then(|s| s.reason.as_deref()),
+        state: send.and_then(|s| s.state.as_deref()),
+        process_context: send.is_some_and(|s| !s.task.in_interrupt),
+        sender_linger: sender.and_then(|s| s.linger),
+        sender_unowned: sender.is_some_and(|s| s.pid.is_none()),
+        source_port_listens: sent && index.listener(seg.src).is_some(),
+        abort_on_overflow: ctx.facts.abort_on_overflow,
+        idle_ms,
+        idle_timeout_s: ctx.idle_timeout_s,
+    });
+    ResetEvent {
+        t: p.ts_ms.saturating_sub(ctx.started_at_ms) as f64 / 1000.0,
+        ts_ms: p.ts_ms,
+        direction: p.dir,
+        interface: ctx
+            .facts
+            .interfaces
+            .get(&p.ifindex)
+            .cloned()
+            .unwrap_or_else(|| format!("if{}", p.ifindex)),
+        loopback: p.loopback,
+        src: seg.src,
+        dst: seg.dst,
+        seq: seg.seq,
+        ack: seg.ack,
+        reason: send.and_then(|s| s.reason.clone()),
+        state: send.and_then(|s| s.state.clone()),
+        taken_by_socket: (ctx.receive_traced && (!sent || p.loopback))
+            .then_some(m.receive.is_some()),
+        owner,
+        cause,
+        basis,
+        rules: Vec::new(),
+    }
+}
+
+fn in_ns<T: Send>(ns: Option<&NetnsRef>, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
+    match ns {
+        Some(ns) => netns::run_in(ns, f),
+        None => Ok(f()),
+    }
+}
+
+fn progress_line(elapsed: f64, total: f64, by_cause: &BTreeMap<Cause, u64>, drops: u64) -> String {
+    let n: u64 = by_cause.values().sum();
+    let mut causes: Vec<(&Cause, &u64)> = by_cause.iter().collect();
+    causes.sort_by(|a, b| b.1.cmp(a.1));
+    let list: Vec<String> = causes
+        .iter()
+        .take(4)
+        .map(|(c, n)| format!("{} {n}", c.id()))
+        .collect();
+    format!(
+        "\r\x1b[K{elapsed:5.1}s/{total:.0}s  {n} resets  {}{}",
+        list.join(", "),
+        if drops > 0 {
+            format!("  (kernel dropped {drops})")
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// Watch for `opts.duration` seconds (or until SIGINT/SIGTERM) and report.
+pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
+    if !(opts.duration > 0.0 && opts.duration.is_finite()) {
+        anyhow::bail!(
+            "--duration {}: give a number of seconds above 0",
+            opts.duration
+        );
+    }
+    let mut notes = check_privileges(opts.netns.is_some())?;
+    let ns = opts.netns.as_deref().map(netns::resolve).transpose()?;
+    let ns_name = ns
+        .as_ref()
+        .map(|n| n.name.clone())
+        .unwrap_or_else(|| "host".into());
+    let interrupted = ftrace::install_signal_flag()?;
+    let facts = in_ns(ns.as_ref(), sampler::namespace_facts)?;
+    notes.extend(facts.notes.iter().cloned());
+
+    let cap_opts = CaptureOptions {
+        iface: opts.iface.clone(),
+        port: opts.port,
+        ..Default::default()
+    };
+    let mut capture = match &ns {
+        Some(ns) => Capture::open_in(ns, &cap_opts)?,
+        None => Capture::open(&cap_opts)?,
+    };
+    let mut pcap = opts
+        .pcap
+        .as_deref()
+        .map(|p| PcapSink::create(p, cap_opts.snaplen))
+        .transpose()?;
+
+    // The kernel's reasons.
+    let mut tracing = TracingSummary::default();
+    let mut reason_note = String::new();
+    let (session, trace_rx): (Option<TraceSession>, Option<Receiver<TraceEvent>>) = {
+        let tfs = match &opts.tracefs {
+            Some(root) => Ok(Tracefs::at(root)),
+            None => Tracefs::find_or_mount(),
+        };
+        match tfs {
+            Err(e) => {
+                reason_note = e.to_string();
+                notes.push(format!("no kernel reset reasons: {e}"));
+                (None, None)
+            }
+            Ok(tfs) => {
+                match ftrace::clean_stale(&tfs) {
+                    Ok(removed) if !removed.is_empty() => notes.push(format!(
+                        "removed ftrace instances left by processes that no longer exist: {}",
+                        removed.join(", ")
+                    )),
+                    Ok(_) => {}
+                    Err(e) => notes.push(format!("cleaning stale ftrace instances: {e:#}")),
+                }
+                let support = tfs.reset_support();
+                notes.extend(support.notes.iter().cloned());
+                if support.reasons.is_none() {
+                    reason_note = support.notes.join("; ");
+                }
+                if !support.send_reset && !support.receive_reset {
+                    (None, None)
+                } else {
+                    match TraceSession::start(&tfs, &TraceOptions::default()) {
+                        Ok((s, rx)) => {
+                            tracing.instance = Some(s.instance().display().to_string());
+                            (Some(s), Some(rx))
+                        }
+                        Err(e) => {
+                            reason_note = e.to_string();
+                            notes.push(format!("no kernel reset reasons: {e}"));
+                            (None, None)
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let send_traced = session.as_ref().is_some_and(|s| s.support.send_reset);
+    let receive_traced = session.as_ref().is_some_and(|s| s.support.receive_reset);
+    tracing.reasons = session
+        .as_ref()
+        .is_some_and(|s| s.support.send_reset && s.support.reasons.is_some());
+
+    // Background work.
+    let done = Arc::new(AtomicBool::new(false));
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let snap_thread = {
+        let (netns, params, shared, done) = (
+            opts.netns.clone(),
+            opts.params.clone(),
+            shared.clone(),
+            done.clone(),
+        );
+        std::thread::Builder::new()
+            .name("rstaudit-snapshot".into())
+            .spawn(move || snapshot_loop(netns, params, shared, done))
+            .context("starting the snapshot thread")?
+    };
+    let (ctx_tx, counter_rx) = std::sync::mpsc::channel::<anyhow::Result<CounterSample>>();
+    let sampler_thread = {
+        let (ns, done) = (ns.clone(), done.clone());
+        std::thread::Builder::new()
+            .name("rstaudit-counters".into())
+            .spawn(move || {
+                let work = move || sampler::sample_loop(Duration::from_secs(1), done, ctx_tx);
+                in_ns(ns.as_ref(), work)
+            })
+            .context("starting the counter thread")?
+    };
+
+    let idle_timeout_s = opts
+        .params
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "idle_timeout")
+        .map(|(_, v)| {
+            v.parse::<f64>()
+                .with_context(|| format!("--set idle_timeout={v}: expected seconds"))
+        })
+        .transpose()?
+        .or(Some(300.0));
+    let started_at_ms = sampler::now_ms();
+    let mono = Instant::now();
+    let mut ctx = Ctx {
+        started_at_ms,
+        facts,
+        resolver: TaskResolver::default(),
+        receive_traced,
+        idle_timeout_s,
+    };
+    let mut correlator = Correlator::new(GRACE_MS, send_traced, receive_traced);
+    let mut matched: Vec<Matched> = Vec::new();
+    let mut events: Vec<ResetEvent> = Vec::new();
+    let mut by_cause: BTreeMap<Cause, u64> = BTreeMap::new();
+    let mut pcap_error: Option<String> = None;
+    let window = Duration::from_secs_f64(opts.duration);
+    let progress = opts.progress && std::io::stderr().is_terminal();
+    let mut last_progress = Instant::now() - Duration::from_secs(1);
+    let mut last_drops = 0u64;
+    let lo = capture.loopback_ifindex;
+
+    eprintln!(
+        "rstaudit: watching TCP resets in namespace {ns_name} for {} s (Ctrl-C stops early)",
+        opts.duration
+    );
+    let mut draining_until: Option<Instant> = None;
+    let mut watched = 0.0;
+    loop {
+        let now = Instant::now();
+        let stop = interrupted.load(Ordering::SeqCst) || now.duration_since(mono) >= window;
+        if stop && draining_until.is_none() {
+            // Let the trace events of the last frames arrive.
+            draining_until = Some(now + Duration::from_millis(GRACE_MS));
+            watched = now.duration_since(mono).as_secs_f64().min(opts.duration);
+        }
+        if let Some(until) = draining_until
+            && now >= until
+        {
+            break;
+        }
+        let now_ms = mono.elapsed().as_millis() as u64;
+        let capturing = draining_until.is_none();
+        capture
+            .poll(
+                Duration::from_millis(if capturing { 100 } else { 20 }),
+                &mut |f| {
+                    if !capturing {
+                        return;
+                    }
+                    let Ok(seg) = parse_rst(f.ip) else { return };
+                    if let Some(sink) = pcap.as_mut()
+                        && pcap_error.is_none()
+                        && let Err(e) = sink.write(f)
+                    {
+                        pcap_error = Some(format!("{e:#}"));
+                    }
+                    correlator.packet(
+                        CapturedReset {
+                            ts_ms: f.ts.as_millis() as u64,
+                            dir: f.dir(),
+                            ifindex: f.ifindex,
+                            loopback: Some(f.ifindex) == lo,
+                            seg,
+                        },
+                        now_ms,
+                        &mut matched,
+                    );
+                },
+            )
+            .context("reading the capture ring")?;
+        if let Some(rx) = &trace_rx {
+            for ev in rx.try_iter() {
+                tracing.events += 1;
+                match ev {
+                    TraceEvent::SendReset(s) => {
+                        let ours = s.src.is_none_or(|a| {
+                            let a = correlate::canon(a);
+                            a.ip().is_unspecified() || ctx.facts.addresses.contains(&a.ip())
+                        });
+                        if ours {
+                            correlator.send_event(s, now_ms, &mut matched);
+                        } else {
+                            tracing.foreign += 1;
+                        }
+                    }
+                    TraceEvent::ReceiveReset(r) => {
+                        let ours = r.local.is_none_or(|a| {
+                            ctx.facts.addresses.contains(&correlate::canon(a).ip())
+                        });
+                        if ours {
+                            correlator.receive_event(r, now_ms, &mut matched);
+                        } else {
+                            tracing.foreign += 1;
+                        }
+                    }
+                }
+            }
+        }
+        correlator.expire(now_ms, &mut matched);
+        if !matched.is_empty() {
+            let sh = shared.lock().unwrap_or_else(|p| p.into_inner());
+            for m in matched.drain(..) {
+                let e = to_event(m, &mut ctx, &sh.index);
+                *by_cause.entry(e.cause).or_default() += 1;
+                events.push(e);
+            }
+        }
+        if progress && last_progress.elapsed() >= Duration::from_millis(250) {
+            last_progress = Instant::now();
+            if let Ok(st) = capture.stats() {
+                last_drops = st.drops;
+            }
+            let line = progress_line(
+                mono.elapsed().as_secs_f64().min(opts.duration),
+                opts.duration,
+                &by_cause,
+                last_drops,
+            );
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(line.as_bytes());
+            let _ = err.flush();
+        }
+    }
+    let duration_s = watched;
+    correlator.flush(&mut matched);
+    done.store(true, Ordering::SeqCst);
+    // A socket-table refresh can take a while on a busy host: wait a little, then go on with
+    // what the finished refreshes gave (the thread ends with the process).
+    let waited = Instant::now();
+    while !snap_thread.is_finished() && waited.elapsed() < Duration::from_millis(1500) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let refresh_running = !snap_thread.is_finished();
+    let shared = std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner()));
+    if refresh_running {
+        notes.push(
+            "a socket-table refresh was still running at the end; owners and findings come from the finished ones"
+                .into(),
+        );
+    }
+    if shared.index.snapshots == 0 && shared.audit_error.is_none() {
+        notes.push("no socket table was read during the window: no owners from sockets, no verdicts per finding".into());
+    }
+    for m in matched.drain(..) {
+        let e = to_event(m, &mut ctx, &shared.index);
+        events.push(e);
+    }
+    if progress {
+        eprintln!();
+    }
+    if let Some(s) = &session {
+        tracing.dropped = s.counts.dropped.load(Ordering::Relaxed);
+    }
+    if let Some(s) = session
+        && let Err(e) = s.finish()
+    {
+        notes.push(format!("{e:#}"));
+    }
+    tracing.matching = correlator.stats;
+    let capture_stats = capture.stats().context("reading PACKET_STATISTICS")?;
+    drop(capture);
+    let pcap_path = opts.pcap.as_ref().map(|p| p.display().to_string());
+    if let Some(sink) = pcap {
+        sink.finish()?;
+    }
+    if let Some(e) = pcap_error {
+        notes.push(format!("writing the pcap file stopped: {e}"));
+    }
+    match sampler_thread.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => notes.push(format!("counters: {e:#}")),
+        Err(_) => notes.push("the counter thread panicked".into()),
+    }
+    let mut samples = Vec::new();
+    for s in counter_rx.try_iter() {
+        match s {
+            Ok(s) => samples.push(s),
+            Err(e) => {
+                let msg = format!("counters: {e:#}");
+                if !notes.contains(&msg) {
+                    notes.push(msg);
+                }
+            }
+        }
+    }
+    let counters = CounterWindow {
+        delta: match (samples.first(), samples.last()) {
+            (Some(a), Some(b)) => summary::delta(a, b),
+            _ => BTreeMap::new(),
+        },
+        start: samples.first().cloned(),
+        end: samples.last().cloned(),
+    };
+
+    notes.extend(shared.notes.iter().cloned());
+    if let Some(e) = &shared.audit_error {
+        notes.push(format!(
+            "the audit could not run ({e}): no verdicts per finding"
+        ));
+    }
+    if !tracing.reasons {
+        notes.push(
+            "without the kernel's reasons, resets sent here are counted by direction and counters only"
+                .into(),
+        );
+    }
+    if capture_stats.drops > 0 {
+        notes.push(format!(
+            "the kernel dropped {} captured resets (ring full): counts are a lower bound; compare Tcp.OutRsts",
+            capture_stats.drops
+        ));
+    }
+    let findings = shared.findings;
+    for e in &mut events {
+        e.rules = findings
+            .iter()
+            .filter(|f| summary::supports(f, e))
+            .map(|f| f.rule.clone())
+            .collect();
+        e.rules.dedup();
+    }
+    let verdicts = summary::verdicts(&findings, &events, tracing.reasons, &counters, &reason_note);
+    let sent = events
+        .iter()
+        .filter(|e| e.direction == PacketDir::Sent)
+        .count() as u64;
+    let received = events
+        .iter()
+        .filter(|e| e.direction == PacketDir::Received)
+        .count() as u64;
+    let timeline = summary::timeline(&events, &samples, started_at_ms, duration_s);
+    Ok(PacketReport {
+        schema: summary::SCHEMA_VERSION,
+        mode: "live",
+        netns: ns_name,
+        started_at_ms,
+        duration_s,
+        interrupted: interrupted.load(Ordering::SeqCst),
+        iface: opts.iface.clone(),
+        port: opts.port,
+        resets: events.len() as u64,
+        sent,
+        received,
+        capture: capture_stats,
+        pcap: pcap_path,
+        tracing,
+        causes: summary::summarize_causes(&events),
+        findings: verdicts,
+        counters,
+        timeline,
+        events,
+        notes,
+    })
+}

@@ -1,0 +1,275 @@
+//! Renderers for the live packet check: table, JSON, Prometheus text, HTML.
+//!
+//! Pure functions from a [`PacketReport`] to text.
+
+use std::fmt::Write as _;
+
+use tabled::builder::Builder;
+use tabled::settings::Style;
+
+use crate::packet::live::summary::{PacketReport, Verdict};
+
+use super::html;
+
+fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut b = Builder::default();
+    b.push_record(headers.iter().map(|h| h.to_string()));
+    for r in rows {
+        b.push_record(r);
+    }
+    let mut t = b.build();
+    t.with(Style::sharp());
+    t.to_string()
+}
+
+fn peers_text(c: &crate::packet::live::summary::CauseSummary) -> String {
+    c.top_peers
+        .iter()
+        .map(|p| format!("{} ({})", p.addr, p.count))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn procs_text(c: &crate::packet::live::summary::CauseSummary) -> String {
+    if c.top_processes.is_empty() {
+        return "-".into();
+    }
+    c.top_processes
+        .iter()
+        .map(|p| format!("{} pid {} ({})", p.comm, p.pid, p.count))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn reasons_text(c: &crate::packet::live::summary::CauseSummary) -> String {
+    if c.reasons.is_empty() {
+        return "-".into();
+    }
+    c.reasons
+        .iter()
+        .map(|(r, n)| format!("{r} ({n})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn cause_rows(r: &PacketReport) -> Vec<Vec<String>> {
+    r.causes
+        .iter()
+        .map(|c| {
+            vec![
+                c.cause.id().to_string(),
+                c.count.to_string(),
+                reasons_text(c),
+                peers_text(c),
+                procs_text(c),
+            ]
+        })
+        .collect()
+}
+
+fn verdict_rows(r: &PacketReport) -> Vec<Vec<String>> {
+    r.findings
+        .iter()
+        .map(|f| {
+            let rule = match &f.process {
+                Some(p) => format!("{} ({} pid {})", f.rule, p.comm, p.pid),
+                None => f.rule.clone(),
+            };
+            vec![
+                rule,
+                f.severity.as_str().to_string(),
+                f.verdict.as_str().to_string(),
+                f.detail.clone(),
+            ]
+        })
+        .collect()
+}
+
+fn headline(r: &PacketReport) -> String {
+    format!(
+        "{} resets in {:.1} s in namespace {}{} ({} sent, {} received); kernel drops: {}{}",
+        r.resets,
+        r.duration_s,
+        r.netns,
+        r.iface
+            .as_deref()
+            .map(|i| format!(" on {i}"))
+            .unwrap_or_default(),
+        r.sent,
+        r.received,
+        r.capture.drops,
+        if r.interrupted {
+            " (stopped early)"
+        } else {
+            ""
+        }
+    )
+}
+
+/// The terminal report.
+pub fn render_table(r: &PacketReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", headline(r));
+    if !r.causes.is_empty() {
+        let _ = writeln!(out, "\nResets by cause");
+        let _ = writeln!(
+            out,
+            "{}",
+            table(
+                &[
+                    "cause",
+                    "count",
+                    "kernel reasons",
+                    "top peers",
+                    "top local processes"
+                ],
+                cause_rows(r)
+            )
+        );
+    }
+    if !r.findings.is_empty() {
+        let _ = writeln!(out, "\nAudit findings");
+        let _ = writeln!(
+            out,
+            "{}",
+            table(
+                &["finding", "severity", "verdict", "detail"],
+                verdict_rows(r)
+            )
+        );
+    }
+    let moved: Vec<String> = r
+        .counters
+        .delta
+        .iter()
+        .filter(|(_, d)| **d > 0)
+        .map(|(k, d)| format!("{k} +{d}"))
+        .collect();
+    if !moved.is_empty() {
+        let _ = writeln!(out, "\nCounters over the window: {}", moved.join(", "));
+    }
+    if let Some(p) = &r.pcap {
+        let _ = writeln!(out, "\nCaptured resets written to {p}");
+    }
+    if !r.notes.is_empty() {
+        let _ = writeln!(out, "\nNotes");
+        for n in &r.notes {
+            let _ = writeln!(out, "- {n}");
+        }
+    }
+    out
+}
+
+/// The JSON report (every event and the per-second timeline).
+pub fn render_json(r: &PacketReport) -> anyhow::Result<String> {
+    let mut s = serde_json::to_string_pretty(r)?;
+    s.push('\n');
+    Ok(s)
+}
+
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Prometheus text exposition (node_exporter textfile collector).
+pub fn render_prometheus(r: &PacketReport) -> String {
+    let mut out = String::new();
+    let ns = label_value(&r.netns);
+    let _ = writeln!(
+        out,
+        "# HELP rstaudit_packet_resets Resets seen in the packet-check window, by cause.\n# TYPE rstaudit_packet_resets gauge"
+    );
+    for c in &r.causes {
+        let _ = writeln!(
+            out,
+            "rstaudit_packet_resets{{netns=\"{ns}\",cause=\"{}\"}} {}",
+            c.cause.id(),
+            c.count
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP rstaudit_packet_window_seconds Length of the packet-check window.\n# TYPE rstaudit_packet_window_seconds gauge\nrstaudit_packet_window_seconds{{netns=\"{ns}\"}} {}",
+        r.duration_s
+    );
+    let _ = writeln!(
+        out,
+        "# HELP rstaudit_packet_kernel_drops Captured resets the kernel dropped (ring full).\n# TYPE rstaudit_packet_kernel_drops gauge\nrstaudit_packet_kernel_drops{{netns=\"{ns}\"}} {}",
+        r.capture.drops
+    );
+    let _ = writeln!(
+        out,
+        "# HELP rstaudit_packet_finding_confirmed 1 when resets of the finding's kind were seen, 0 when not, -1 when it cannot be checked.\n# TYPE rstaudit_packet_finding_confirmed gauge"
+    );
+    for f in &r.findings {
+        let v = match f.verdict {
+            Verdict::Confirmed => 1,
+            Verdict::NotSeen => 0,
+            Verdict::CannotCheck => -1,
+        };
+        let pid = f
+            .process
+            .as_ref()
+            .map(|p| format!(",pid=\"{}\"", p.pid))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "rstaudit_packet_finding_confirmed{{netns=\"{ns}\",rule=\"{}\"{pid}}} {v}",
+            label_value(&f.rule)
+        );
+    }
+    out
+}
+
+/// The HTML page: chart of resets per second by cause, then the tables.
+pub fn render_html(r: &PacketReport) -> String {
+    let series = r
+        .causes
+        .iter()
+        .map(|c| html::Series {
+            label: c.cause.id().to_string(),
+            per_second: r
+                .timeline
+                .iter()
+                .map(|s| s.by_cause.get(&c.cause).copied().unwrap_or(0))
+                .collect(),
+        })
+        .collect();
+    let mut tables = vec![
+        html::Table {
+            caption: "Resets by cause".into(),
+            headers: [
+                "cause",
+                "count",
+                "kernel reasons",
+                "top peers",
+                "top local processes",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows: cause_rows(r),
+        },
+        html::Table {
+            caption: "Audit findings".into(),
+            headers: ["finding", "severity", "verdict", "detail"]
+                .map(String::from)
+                .to_vec(),
+            rows: verdict_rows(r),
+        },
+    ];
+    if !r.notes.is_empty() {
+        tables.push(html::Table {
+            caption: "Notes".into(),
+            headers: vec!["note".into()],
+            rows: r.notes.iter().map(|n| vec![n.clone()]).collect(),
+        });
+    }
+    html::packet_check(&html::PacketPage {
+        title: "rstaudit packet-check".into(),
+        subtitle: headline(r),
+        series,
+        tables,
+    })
+}

@@ -1,0 +1,276 @@
+//! `rstaudit packet-check` (live) on real resets, in namespaces the tests create.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Start packet-check and wait until it says it is watching.
+fn start(args: &[&str]) -> (Child, BufReader<std::process::ChildStderr>) {
+    let mut child = common::rstaudit()
+        .arg("packet-check")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting rstaudit");
+    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = err.read_line(&mut line).expect("reading stderr");
+        assert!(n > 0, "rstaudit exited before watching");
+        if line.contains("watching TCP resets") {
+            break;
+        }
+    }
+    (child, err)
+}
+
+/// Wait for the end and parse the JSON report.
+fn finish(mut child: Child, mut err: BufReader<std::process::ChildStderr>) -> Value {
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("reading stdout");
+    let mut rest = String::new();
+    let _ = err.read_to_string(&mut rest);
+    let status = child.wait().expect("waiting for rstaudit");
+    assert!(
+        status.success(),
+        "rstaudit failed: {status}; stderr: {rest}"
+    );
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON ({e}): {out}"))
+}
+
+fn instance_exists(pid: u32) -> bool {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .any(|root| {
+            Path::new(root)
+                .join(format!("instances/rstaudit-{pid}"))
+                .exists()
+        })
+}
+
+fn events_with<'a>(report: &'a Value, reason: &str) -> Vec<&'a Value> {
+    report["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["reason"] == reason)
+        .collect()
+}
+
+#[test]
+fn live_check_attributes_each_reset_to_its_reason_process_and_cause() {
+    common::require_root();
+    let ns = common::Netns::new("live");
+    ns.sysctl("net.ipv4.tcp_abort_on_overflow", "1");
+    let other = common::Netns::new("liveoth");
+    // The helper holds a socket with SO_LINGER 0 from the start (so the audit finds it), then
+    // makes each kind of reset when told to.
+    let mut helper = ns.helper(&[
+        "announce",
+        "listen:7200:8",
+        "linger0:7200",
+        "wait-line",
+        "refused:9",
+        "unread-close",
+        "linger0-close:300",
+        "overflow:7100:4",
+        "write-after-close",
+    ]);
+    let (child, err) = start(&["--netns", &ns.name, "--duration", "6", "--format", "json"]);
+    let rstaudit_pid = child.id();
+    // Same loopback addresses, other namespace: must not appear.
+    let foreign = other.helper(&["refused:9", "refused:9"]);
+    {
+        use std::io::Write;
+        let stdin = helper.child.stdin.as_mut().expect("helper stdin");
+        stdin.write_all(b"go\n").unwrap();
+        stdin.flush().unwrap();
+    }
+    let report = finish(child, err);
+    drop(foreign);
+
+    let pid = u64::from(helper.pid);
+    for (reason, cause) in [
+        ("NO_SOCKET", "no-socket"),
+        ("TCP_ABORT_ON_CLOSE", "unread-close"),
+        ("TCP_STATE", "linger-zero"),
+        ("INVALID_SYN", "accept-queue-overflow"),
+        ("TCP_TIMEWAIT_SOCKET", "data-after-close"),
+    ] {
+        let found = events_with(&report, reason);
+        assert!(!found.is_empty(), "no {reason} reset in {report:#}");
+        for e in &found {
+            assert_eq!(e["cause"], cause, "{e:#}");
+            assert_eq!(e["owner"]["pid"], pid, "{e:#}");
+            assert_eq!(e["direction"], "sent");
+        }
+    }
+    assert_eq!(
+        events_with(&report, "NO_SOCKET").len(),
+        1,
+        "only this namespace's refused connect: {report:#}"
+    );
+    assert!(
+        report["tracing"]["matching"]["unmatched_events"]
+            .as_u64()
+            .unwrap()
+            >= 2
+    );
+    let by_cause = report["causes"].as_array().unwrap();
+    assert!(
+        by_cause
+            .iter()
+            .any(|c| c["cause"] == "linger-zero" && c["top_processes"][0]["pid"] == pid)
+    );
+    assert!(report["counters"]["delta"]["Tcp.OutRsts"].as_u64().unwrap() >= 6);
+    assert!(report["timeline"].as_array().unwrap().len() >= 6);
+    assert_eq!(report["capture"]["drops"], 0);
+    assert!(
+        !instance_exists(rstaudit_pid),
+        "ftrace instance left behind"
+    );
+    drop(helper);
+}
+
+#[test]
+fn sigint_ends_the_window_and_removes_the_ftrace_instance() {
+    common::require_root();
+    let ns = common::Netns::new("sigint");
+    let (child, err) = start(&["--netns", &ns.name, "--duration", "60", "--format", "json"]);
+    let pid = child.id();
+    assert!(
+        instance_exists(pid),
+        "instance rstaudit-{pid} while running"
+    );
+    let helper = ns.helper(&["refused:9"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let began = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let report = finish(child, err);
+    assert!(began.elapsed() < Duration::from_secs(5), "slow to stop");
+    assert_eq!(report["interrupted"], true);
+    assert_eq!(events_with(&report, "NO_SOCKET").len(), 1);
+    assert!(
+        !instance_exists(pid),
+        "instance rstaudit-{pid} left after SIGINT"
+    );
+    drop(helper);
+}
+
+#[test]
+fn stale_instances_of_dead_processes_are_removed_at_start() {
+    common::require_root();
+    // A pid that surely is not running: a child that has exited and been reaped.
+    let mut c = std::process::Command::new("true").spawn().unwrap();
+    let dead = c.id();
+    c.wait().unwrap();
+    let tracefs = rstaudit::packet::ftrace::Tracefs::find_or_mount().unwrap();
+    let stale = tracefs.root.join(format!("instances/rstaudit-{dead}"));
+    std::fs::create_dir(&stale).unwrap();
+    let ns = common::Netns::new("stale");
+    let out = common::rstaudit()
+        .args([
+            "packet-check",
+            "--netns",
+            &ns.name,
+            "--duration",
+            "1",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let exists = stale.exists();
+    if exists {
+        let _ = std::fs::remove_dir(&stale);
+    }
+    assert!(!exists, "stale instance {} not removed", stale.display());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains(&format!("rstaudit-{dead}")))
+    );
+}
+
+#[test]
+fn without_root_names_the_missing_capabilities() {
+    common::require_root();
+    let out = common::rstaudit()
+        .args(["packet-check", "--duration", "1"])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("CAP_NET_RAW"), "{err}");
+    assert!(err.contains("tracefs"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn kernel_without_reasons_still_counts_resets_and_says_so() {
+    common::require_root();
+    let ns = common::Netns::new("noreason");
+    // A tracefs whose tcp_send_reset has no reason field (kernels before 6.10).
+    let fake = tempfile::tempdir().unwrap();
+    let ev = fake.path().join("events/tcp/tcp_send_reset");
+    std::fs::create_dir_all(&ev).unwrap();
+    std::fs::create_dir_all(fake.path().join("instances")).unwrap();
+    std::fs::write(
+        ev.join("format"),
+        "name: tcp_send_reset\nformat:\n\tfield:const void * skaddr;\toffset:16;\tsize:8;\tsigned:0;\n\nprint fmt: \"skaddr=%p\", REC->skaddr\n",
+    )
+    .unwrap();
+    let opts = rstaudit::packet::live::LiveOptions {
+        netns: Some(ns.name.clone()),
+        duration: 2.0,
+        tracefs: Some(fake.path().to_path_buf()),
+        ..Default::default()
+    };
+    let nsname = ns.name.clone();
+    let runner = std::thread::spawn(move || rstaudit::packet::live::run(&opts));
+    std::thread::sleep(Duration::from_millis(700));
+    let helper = ns.helper(&["refused:9"]);
+    let report = runner.join().unwrap().unwrap();
+    drop(helper);
+    assert_eq!(report.netns, nsname);
+    assert!(!report.tracing.reasons);
+    assert_eq!(report.resets, 1);
+    assert_eq!(report.events[0].reason, None);
+    assert_eq!(report.events[0].cause.id(), "sent-reason-unknown");
+    assert!(
+        report.notes.iter().any(|n| n.contains("no reason field")),
+        "{:?}",
+        report.notes
+    );
+    let names: Vec<_> = std::fs::read_dir(fake.path().join("instances"))
+        .unwrap()
+        .collect();
+    assert!(names.is_empty(), "nothing left in the fake tracefs");
+}
