@@ -535,3 +535,20 @@ fn rule_ids_and_files_agree_and_every_lab_name_is_known() {
         );
     }
 }
+
+#[test]
+fn option_rules_pass_when_no_process_holds_a_socket() {
+    // An unowned listener (e.g. of another namespace's process) and no note: nothing to judge.
+    let snap = host().socket(listener("0.0.0.0:22", 0, 128)).build();
+    let out = audit_with("linger-zero", &snap, &[]);
+    assert!(out.not_checked.is_empty(), "{out:#?}");
+    assert_eq!(out.passed, vec!["linger-zero".to_string()]);
+    // Owned sockets without options: they were not read.
+    let snap = host()
+        .socket(sock(TcpState::Established, "10.0.0.5:443", "10.0.0.9:5000").owner(5, "x"))
+        .build();
+    let mut snap = snap;
+    snap.sockets[0].options = None;
+    let out = audit_with("linger-zero", &snap, &[]);
+    assert_eq!(out.not_checked.len(), 1, "{out:#?}");
+}

@@ -677,7 +677,10 @@ pub fn evaluate(
     };
     let mut host_findings: Vec<(Finding, Option<usize>)> = Vec::new();
     let mut jobs: Vec<Job<'_>> = Vec::new();
-    let have_options = snap.sockets.iter().any(|s| s.options.is_some());
+    // Options can only be read from sockets a process holds: with no such socket
+    // there is nothing to judge, with some and no options at all they were not read.
+    let options_unread = !snap.sockets.iter().any(|s| s.options.is_some())
+        && (snap.sockets.iter().any(|s| s.owner.is_some()) || ctx.area_note("options").is_some());
     let have_info = snap.sockets.iter().any(|s| s.tcp_info.is_some());
     let skip = |rule: &Rule, reason: String| Skipped {
         rule: rule.id.clone(),
@@ -753,11 +756,7 @@ pub fn evaluate(
                 out.not_checked.push(skip(rule, ctx.sockets_missing()));
                 continue;
             }
-            if needs_sockets
-                && uses(Some(cond), &|e| matches!(e, Expr::Opt(_)))
-                && !have_options
-                && !snap.sockets.is_empty()
-            {
+            if needs_sockets && uses(Some(cond), &|e| matches!(e, Expr::Opt(_))) && options_unread {
                 let why = match ctx.area_note("options") {
                     Some(n) => format!("socket options were not read: {n}"),
                     None => "socket options were not read (needs root or CAP_SYS_PTRACE and kernel 5.6+)".to_string(),

@@ -1,0 +1,125 @@
+//! `rstaudit audit` on a saved snapshot: formats, exit codes, selection, output file.
+
+mod common;
+
+use common::fixture::host;
+
+fn saved(dir: &std::path::Path) -> std::path::PathBuf {
+    let snap = host()
+        .sysctl("net.ipv4.tcp_abort_on_overflow", "1")
+        .sysctl("net.ipv4.tcp_rfc1337", "0")
+        .build();
+    let path = dir.join("host.json");
+    std::fs::write(&path, serde_json::to_vec(&snap).unwrap()).unwrap();
+    path
+}
+
+fn audit(args: &[&str]) -> std::process::Output {
+    common::rstaudit().arg("audit").args(args).output().unwrap()
+}
+
+#[test]
+fn exit_codes_follow_fail_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = saved(dir.path());
+    let s = snap.to_str().unwrap();
+    assert_eq!(audit(&["--snapshot", s]).status.code(), Some(1));
+    assert_eq!(
+        audit(&["--snapshot", s, "--fail-on", "critical"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        audit(&["--snapshot", s, "--fail-on", "never"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        audit(&["--snapshot", s, "--skip", "abort-on-overflow"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        audit(&[
+            "--snapshot",
+            s,
+            "--skip",
+            "abort-on-overflow",
+            "--fail-on",
+            "info"
+        ])
+        .status
+        .code(),
+        Some(1)
+    );
+    let bad = audit(&["--snapshot", s, "--only", "no-such-rule"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no-such-rule"));
+    assert_eq!(
+        audit(&["--snapshot", s, "--set", "nope=1"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        audit(&["--snapshot", "/nonexistent/snap.json"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn every_format_renders_and_o_writes_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = saved(dir.path());
+    let s = snap.to_str().unwrap();
+    for format in ["table", "json", "yaml", "junit", "prometheus", "html"] {
+        let out = audit(&["--snapshot", s, "--format", format, "--fail-on", "never"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.stdout.is_empty(), "{format}");
+    }
+    let file = dir.path().join("r.prom");
+    let out = audit(&[
+        "--snapshot",
+        s,
+        "--format",
+        "prometheus",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("rule=\"abort-on-overflow\""), "{text}");
+    // Piped output carries no colour codes.
+    let out = audit(&["--snapshot", s]);
+    assert!(!out.stdout.contains(&0x1b));
+}
+
+#[test]
+fn a_broken_rules_dir_stops_the_audit_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = saved(dir.path());
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("x.yaml"), "id: x\nseverity: nope\n").unwrap();
+    let out = audit(&[
+        "--snapshot",
+        snap.to_str().unwrap(),
+        "--rules",
+        rules.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("x.yaml:"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
