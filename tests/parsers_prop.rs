@@ -7,6 +7,8 @@ use std::path::{Component, Path};
 use std::sync::Arc;
 
 use proptest::prelude::*;
+use rstaudit::host::counters::{parse_pairs, parse_snmp6};
+use rstaudit::host::sockets::{parse_batch, parse_proc_net_tcp};
 use rstaudit::host::sysctl::{Scope, SysctlKey, validate_value};
 use rstaudit::host::{
     CounterSample, Counters, Family, Kernel, KernelVersion, Linger, NetnsInfo, Note, Owner,
@@ -175,8 +177,109 @@ proptest! {
     }
 }
 
+/// A sock_diag reply with two sockets and an NLMSG_DONE (fuzz/corpus/sock_diag; the first 4
+/// bytes are the sequence number, 9).
+const SOCK_DIAG_DONE: &[u8] = include_bytes!("../fuzz/corpus/sock_diag/done");
+const NETSTAT: &str = include_str!("../src/host/testdata/netstat-6.18.txt");
+const PROC_NET_TCP: &str = include_str!("../src/host/testdata/tcp-6.18.txt");
+
+fn yaml_like() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        r"([a-z_]{1,8}: ?(\[|\{|&a |\*a|[0-9a-z\-]{0,6}|\]|\})?\n {0,4}){0,12}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn rule_files_never_panic(text in yaml_like()) {
+        if let Err(diags) = rstaudit::rules::load::parse_file("prop.yaml", &text) {
+            prop_assert!(!diags.is_empty());
+        }
+    }
+
+    #[test]
+    fn counter_files_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let mut out = std::collections::BTreeMap::new();
+        let _ = parse_pairs(&bytes[..], "netstat", &mut out);
+        let _ = parse_snmp6(&bytes[..], "snmp6", &mut out);
+    }
+
+    #[test]
+    fn truncated_or_damaged_counter_files_never_panic(cut in 0usize..4046, at in 0usize..4046, byte in any::<u8>()) {
+        let mut bytes = NETSTAT.as_bytes().to_vec();
+        bytes[at % NETSTAT.len()] = byte;
+        bytes.truncate(cut);
+        let mut out = std::collections::BTreeMap::new();
+        let _ = parse_pairs(&bytes[..], "netstat", &mut out);
+    }
+
+    #[test]
+    fn proc_net_tcp_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let _ = parse_proc_net_tcp(&bytes[..], "tcp");
+    }
+
+    #[test]
+    fn truncated_or_damaged_proc_net_tcp_never_panics(cut in 0usize..2400, at in 0usize..2400, byte in any::<u8>()) {
+        let mut bytes = PROC_NET_TCP.as_bytes().to_vec();
+        bytes[at % PROC_NET_TCP.len()] = byte;
+        bytes.truncate(cut);
+        let _ = parse_proc_net_tcp(&bytes[..], "tcp");
+    }
+
+    #[test]
+    fn sock_diag_replies_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let mut out = Vec::new();
+        let mut unknown = 0;
+        let _ = parse_batch(&bytes, 0, &mut out, &mut unknown);
+    }
+
+    #[test]
+    fn damaged_sock_diag_replies_never_panic(at in 0usize..600, byte in any::<u8>(), cut in 0usize..600) {
+        let mut bytes = SOCK_DIAG_DONE[4..].to_vec();
+        let at = at % bytes.len();
+        bytes[at] = byte;
+        bytes.truncate(cut);
+        let mut out = Vec::new();
+        let mut unknown = 0;
+        let _ = parse_batch(&bytes, 9, &mut out, &mut unknown);
+    }
+}
+
+#[test]
+fn sock_diag_seed_holds_two_sockets_and_the_end() {
+    let mut out = Vec::new();
+    let mut unknown = 0;
+    let batch = parse_batch(&SOCK_DIAG_DONE[4..], 9, &mut out, &mut unknown).unwrap();
+    assert_eq!(batch, rstaudit::host::sockets::Batch::Done { intr: true });
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0].local_port, 8000);
+    assert_eq!(out[0].tcp_info.as_ref().map(|t| t.rtt_us), Some(77));
+    assert_eq!(out[1].local_addr, "::1".parse::<IpAddr>().unwrap());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn profile_files_never_panic(text in yaml_like()) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prop.yaml");
+        std::fs::write(&path, &text).unwrap();
+        if let Err(e) = rstaudit::remedy::profiles::load(path.to_str().unwrap()) {
+            prop_assert!(!e.problems.is_empty());
+        }
+    }
+
+    #[test]
+    fn saved_snapshots_load_back_through_the_real_loader(snaps in proptest::collection::vec(snapshot(), 1..3)) {
+        let json = serde_json::to_string(&snaps).unwrap();
+        prop_assert_eq!(&rstaudit::host::parse_saved(&json, Path::new("p.json")).unwrap(), &snaps);
+        let yaml = serde_yaml::to_string(&snaps[0]).unwrap();
+        prop_assert_eq!(&rstaudit::host::parse_saved(&yaml, Path::new("p.yaml")).unwrap(), &snaps[..1]);
+    }
 
     #[test]
     fn snapshots_round_trip_through_json_and_yaml(snap in snapshot()) {

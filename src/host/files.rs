@@ -76,6 +76,9 @@ pub fn open_in_tree(root: &Path, path: &Path) -> io::Result<File> {
         let mut flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         if !last {
             flags |= OFlag::O_DIRECTORY;
+        } else {
+            // A FIFO planted in the tree must not block the open; it is refused below.
+            flags |= OFlag::O_NONBLOCK;
         }
         dir = match openat(&dir, *name, flags, Mode::empty()) {
             Ok(fd) => fd,
@@ -84,7 +87,18 @@ pub fn open_in_tree(root: &Path, path: &Path) -> io::Result<File> {
             Err(e) => return Err(io::Error::from(e)),
         };
     }
-    Ok(File::from(dir))
+    let file = File::from(dir);
+    let kind = file.metadata()?.file_type();
+    if !(kind.is_file() || kind.is_dir()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} is not a regular file (a device, FIFO or socket); a --root tree holds copies of /proc files",
+                path.display()
+            ),
+        ));
+    }
+    Ok(file)
 }
 
 fn is_symlink(path: &Path) -> bool {

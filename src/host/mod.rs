@@ -402,9 +402,15 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
 /// Read snapshots saved by `rstaudit snapshot` (JSON or YAML; one snapshot or a list).
 pub fn load(path: &std::path::Path) -> anyhow::Result<Vec<Snapshot>> {
     use anyhow::Context;
+    let text = crate::input::read_data(path)
+        .with_context(|| format!("reading snapshot {}", path.display()))?;
+    parse_saved(&text, path)
+}
+
+/// Parse the text of a saved snapshot file; `path` names it in messages. Takes the text so
+/// tests and fuzzers can feed it directly.
+pub fn parse_saved(text: &str, path: &std::path::Path) -> anyhow::Result<Vec<Snapshot>> {
     let shown = path.display();
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading snapshot {shown}"))?;
     let trimmed = text.trim_start();
     let what = "is not an rstaudit snapshot";
     let snapshots: Vec<Snapshot> = if trimmed.starts_with('{') || trimmed.starts_with('[') {
@@ -416,7 +422,7 @@ pub fn load(path: &std::path::Path) -> anyhow::Result<Vec<Snapshot>> {
                 without_location(&e)
             )
         };
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(json_err)?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(json_err)?;
         if !value.is_object() && !value.is_array() {
             anyhow::bail!(
                 "{shown}: {what}: expected an object with \"schema\": {SCHEMA_VERSION} (or a list of them)"
@@ -434,9 +440,9 @@ pub fn load(path: &std::path::Path) -> anyhow::Result<Vec<Snapshot>> {
             ),
         )?;
         let typed = if value.is_array() {
-            serde_json::from_str::<Vec<Snapshot>>(&text)
+            serde_json::from_str::<Vec<Snapshot>>(text)
         } else {
-            serde_json::from_str::<Snapshot>(&text).map(|s| vec![s])
+            serde_json::from_str::<Snapshot>(text).map(|s| vec![s])
         };
         typed.map_err(json_err)?
     } else {
@@ -449,7 +455,7 @@ pub fn load(path: &std::path::Path) -> anyhow::Result<Vec<Snapshot>> {
             ),
             None => anyhow::anyhow!("{shown}: {what}: {e}"),
         };
-        let value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(yaml_err)?;
+        let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(yaml_err)?;
         if !value.is_mapping() && !value.is_sequence() {
             anyhow::bail!(
                 "{shown}: {what}: expected a mapping with `schema: {SCHEMA_VERSION}` (or a list of them)"
@@ -464,9 +470,9 @@ pub fn load(path: &std::path::Path) -> anyhow::Result<Vec<Snapshot>> {
             },
         )?;
         if value.is_sequence() {
-            serde_yaml::from_str::<Vec<Snapshot>>(&text).map_err(yaml_err)?
+            serde_yaml::from_str::<Vec<Snapshot>>(text).map_err(yaml_err)?
         } else {
-            vec![serde_yaml::from_str::<Snapshot>(&text).map_err(yaml_err)?]
+            vec![serde_yaml::from_str::<Snapshot>(text).map_err(yaml_err)?]
         }
     };
     if snapshots.is_empty() {

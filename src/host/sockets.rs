@@ -309,7 +309,9 @@ fn dump_family(
     }
 }
 
-enum Batch {
+/// What one receive of a dump held: more to come, or the end (`intr`: NLM_F_DUMP_INTR seen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batch {
     More { intr: bool },
     Done { intr: bool },
 }
@@ -329,8 +331,9 @@ fn malformed(what: &str) -> io::Error {
     )
 }
 
-/// Decode the netlink messages of one receive.
-fn parse_batch(
+/// Decode the netlink messages of one receive (bytes from the kernel, so it can be fuzzed):
+/// sockets go to `out`, sockets in states this version does not know are counted in `unknown`.
+pub fn parse_batch(
     mut buf: &[u8],
     seq: u32,
     out: &mut Vec<Socket>,

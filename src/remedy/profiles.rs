@@ -319,7 +319,7 @@ impl Loader {
                 Some(dir) if Path::new(spec).is_relative() => dir.join(spec),
                 _ => PathBuf::from(spec),
             };
-            match std::fs::read_to_string(&path) {
+            match crate::input::read_config(&path) {
                 Ok(text) => {
                     let id = std::fs::canonicalize(&path)
                         .unwrap_or_else(|_| path.clone())

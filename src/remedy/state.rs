@@ -110,7 +110,7 @@ impl RollbackRecord {
 
     /// Read and check a rollback file.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::input::read_data(path)
             .map_err(|e| anyhow::anyhow!("reading rollback file {}: {e}", path.display()))?;
         let record: Self = serde_json::from_str(&text).map_err(|e| {
             anyhow::anyhow!(

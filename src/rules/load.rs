@@ -179,7 +179,7 @@ pub fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, LoadError> {
     let mut files = Vec::new();
     let mut diags = Vec::new();
     for p in paths {
-        match std::fs::read_to_string(&p) {
+        match crate::input::read_config(&p) {
             Ok(text) => files.push((p.display().to_string(), text)),
             Err(e) => diags.push(Diagnostic {
                 file: p.display().to_string(),

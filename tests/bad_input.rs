@@ -1,0 +1,395 @@
+//! The bad-input table of docs/reliability.md, row by row, on the real binary: hostile and
+//! malformed files, hostile sysctl keys, hostile --root trees, and processes or namespaces
+//! that vanish mid-scan. Each test checks the message, the exit code, and that nothing changed.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use common::{Netns, rstaudit};
+
+fn text(out: &Output) -> String {
+    format!(
+        "--- status {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Exit 2 with `needle` in the error, no panic.
+fn fails_with(out: &Output, needle: &str) {
+    let all = text(out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(!all.contains("panicked"), "{all}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(needle),
+        "expected {needle:?} in stderr: {all}"
+    );
+}
+
+/// Run with a deadline: a hostile file must be refused quickly, not parsed for minutes.
+fn run_quickly(args: &[&std::ffi::OsStr]) -> Output {
+    let started = Instant::now();
+    let out = rstaudit().args(args).output().expect("running rstaudit");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}: {}",
+        started.elapsed(),
+        text(&out)
+    );
+    out
+}
+
+fn profile_show(path: &Path) -> Output {
+    run_quickly(&["profiles".as_ref(), "show".as_ref(), path.as_os_str()])
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+fn deep_flow(levels: usize) -> String {
+    format!("{}{}", "[".repeat(levels), "]".repeat(levels))
+}
+
+const LAUGHS: &str = "  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]
+  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+  c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+  d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+  e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+  f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+  g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+  h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+  i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+";
+
+#[test]
+fn profile_nested_100000_deep_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "deep.yaml",
+        &format!("description: x\nsysctls: {}\n", deep_flow(100_000)),
+    );
+    fails_with(&profile_show(&p), "nested more than 64 levels deep");
+}
+
+#[test]
+fn profile_billion_laughs_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "laughs.yaml",
+        &format!("description: x\nparams:\n{LAUGHS}"),
+    );
+    fails_with(&profile_show(&p), "repetition limit exceeded");
+}
+
+#[test]
+fn profile_with_a_very_long_string_is_refused_by_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "long.yaml",
+        &format!("description: {}\n", "x".repeat(4 << 20)),
+    );
+    fails_with(&profile_show(&p), "larger than 1048576 bytes");
+    // A long string below the limit is only a long description.
+    let p = write(
+        dir.path(),
+        "long-ok.yaml",
+        &format!("description: {}\n", "x".repeat(512 << 10)),
+    );
+    let out = profile_show(&p);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn profile_from_a_device_or_fifo_is_refused_without_hanging() {
+    fails_with(&profile_show(Path::new("/dev/zero")), "not a regular file");
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.yaml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    fails_with(&profile_show(&fifo), "not a regular file");
+}
+
+#[test]
+fn profile_unknown_keys_and_wrong_types_are_all_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "bad.yaml",
+        "description: x\nsysctls:\n  net.ipv4.tcp_fin_timeout:\n    value: 30\n    colour: red\n",
+    );
+    let out = profile_show(&p);
+    fails_with(&out, "unknown field `colour`");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.yaml:"));
+    let p = write(
+        dir.path(),
+        "types.yaml",
+        "description: x\nsysctls: [1, 2]\n",
+    );
+    fails_with(&profile_show(&p), "invalid type: sequence");
+    let p = write(
+        dir.path(),
+        "types2.yaml",
+        "description: x\nsysctls:\n  net.ipv4.tcp_fin_timeout:\n    at_most: many\n",
+    );
+    fails_with(&profile_show(&p), "invalid type");
+}
+
+#[test]
+fn profile_out_of_range_values_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "range.yaml",
+        "description: x\nsysctls:\n  net.ipv4.tcp_syncookies:\n    value: 5\n  net.ipv4.tcp_keepalive_time:\n    value: \"99999999999999999999\"\n",
+    );
+    let out = profile_show(&p);
+    fails_with(&out, "net.ipv4.tcp_syncookies");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("net.ipv4.tcp_keepalive_time"),
+        "every problem at once: {}",
+        text(&out)
+    );
+    // Beyond any integer type: a YAML type error, with the position.
+    let p = write(
+        dir.path(),
+        "huge.yaml",
+        "description: x\nsysctls:\n  net.ipv4.tcp_fin_timeout:\n    value: 99999999999999999999\n",
+    );
+    fails_with(&profile_show(&p), "huge.yaml:4:12");
+}
+
+#[test]
+fn profile_hostile_sysctl_keys_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, needle) in [
+        ("net.ipv4/../../../etc/passwd", "not valid"),
+        ("net..ipv4.tcp_fin_timeout", "empty component"),
+        ("/proc/sys/kernel/panic", "not a path"),
+        ("kernel.panic", "outside net.*"),
+        ("net.ipv4.tcp\\0fin", "not valid"),
+        ("net.ipv4.\"tcp\\0fin\"", "NUL"),
+    ] {
+        let body = format!("description: x\nsysctls:\n  {key:?}:\n    value: 1\n");
+        let body = if key.contains('"') {
+            "description: x\nsysctls:\n  \"net.ipv4.tcp\\0fin\":\n    value: 1\n".to_string()
+        } else {
+            body
+        };
+        let p = write(dir.path(), "keys.yaml", &body);
+        let out = profile_show(&p);
+        fails_with(&out, needle);
+    }
+}
+
+#[test]
+fn apply_with_a_hostile_profile_changes_nothing() {
+    let ns = Netns::new("badapply");
+    ns.sysctl("net.ipv4.tcp_fin_timeout", "61");
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "evil.yaml",
+        "description: x\nsysctls:\n  net.ipv4.tcp_fin_timeout:\n    value: 30\n  net.ipv4/../../../kernel/panic:\n    value: 1\n",
+    );
+    let out = rstaudit()
+        .args(["apply", "--netns", &ns.name, "--state-dir"])
+        .arg(state.path())
+        .arg("--profile")
+        .arg(&p)
+        .output()
+        .unwrap();
+    fails_with(&out, "not valid");
+    assert_eq!(ns.read_sysctl("net.ipv4.tcp_fin_timeout"), "61");
+    assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn set_with_hostile_keys_is_refused() {
+    for bad in ["../x=1", "net.ipv4.tcp_fin_timeout", "=1"] {
+        let out = rstaudit()
+            .args(["audit", "--snapshot", "/nonexistent", "--set", bad])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(!text(&out).contains("panicked"));
+    }
+}
+
+#[test]
+fn rule_files_hostile_yaml_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "deep.yaml",
+        &format!("id: deep\nwhen: {}\n", deep_flow(100_000)),
+    );
+    let out = run_quickly(&["rules".as_ref(), "lint".as_ref(), dir.path().as_os_str()]);
+    fails_with(&out, "nested more than 64 levels deep");
+
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "laughs.yaml",
+        &format!("id: x\nrefs:\n{LAUGHS}"),
+    );
+    write(dir.path(), "unknown.yaml", "id: y\ncolour: red\n");
+    write(dir.path(), "types.yaml", "id: [1, 2]\n");
+    write(
+        dir.path(),
+        "long.yaml",
+        &format!("id: z\nexplain: {}\n", "x".repeat(2 << 20)),
+    );
+    nix::unistd::mkfifo(&dir.path().join("fifo.yaml"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let out = run_quickly(&["rules".as_ref(), "lint".as_ref(), dir.path().as_os_str()]);
+    fails_with(&out, "fifo.yaml");
+    fails_with(&out, "long.yaml");
+    std::fs::remove_file(dir.path().join("fifo.yaml")).unwrap();
+    std::fs::remove_file(dir.path().join("long.yaml")).unwrap();
+    let out = run_quickly(&["rules".as_ref(), "lint".as_ref(), dir.path().as_os_str()]);
+    fails_with(&out, "laughs.yaml");
+    fails_with(&out, "unknown.yaml");
+    fails_with(&out, "types.yaml");
+}
+
+#[test]
+fn snapshot_files_hostile_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = |p: &Path| run_quickly(&["audit".as_ref(), "--snapshot".as_ref(), p.as_os_str()]);
+    fails_with(&audit(Path::new("/dev/zero")), "not a regular file");
+    let p = write(dir.path(), "deep.json", &deep_flow(100_000));
+    fails_with(&audit(&p), "nested more than 64 levels deep");
+    let p = write(
+        dir.path(),
+        "deep.yaml",
+        &format!("schema: 1\nsysctls: {}", deep_flow(100_000)),
+    );
+    fails_with(&audit(&p), "nested more than 64 levels deep");
+    let p = write(
+        dir.path(),
+        "laughs.yaml",
+        &format!("schema: 1\nsysctls:\n{LAUGHS}"),
+    );
+    fails_with(&audit(&p), "laughs.yaml");
+    let p = write(dir.path(), "schema.json", "{\"schema\": 99}");
+    fails_with(&audit(&p), "schema 99 is not supported");
+    let p = write(dir.path(), "binary.json", "\u{0}\u{1}{");
+    fails_with(&audit(&p), "binary.json");
+    let p = write(dir.path(), "empty.json", "");
+    fails_with(&audit(&p), "empty.json");
+}
+
+fn copied_tree(dir: &Path) {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/host/testdata");
+    let net = dir.join("proc/net");
+    std::fs::create_dir_all(&net).unwrap();
+    for (from, to) in [
+        ("netstat-6.18.txt", "netstat"),
+        ("snmp-6.18.txt", "snmp"),
+        ("tcp-6.18.txt", "tcp"),
+    ] {
+        std::fs::copy(data.join(from), net.join(to)).unwrap();
+    }
+    let ipv4 = dir.join("proc/sys/net/ipv4");
+    std::fs::create_dir_all(&ipv4).unwrap();
+    std::fs::write(ipv4.join("tcp_fin_timeout"), "60\n").unwrap();
+    let kernel = dir.join("proc/sys/kernel");
+    std::fs::create_dir_all(&kernel).unwrap();
+    std::fs::write(kernel.join("osrelease"), "6.18.44\n").unwrap();
+}
+
+fn snapshot_root(dir: &Path) -> Output {
+    run_quickly(&["snapshot".as_ref(), "--root".as_ref(), dir.as_os_str()])
+}
+
+#[test]
+fn root_tree_with_fifos_is_read_without_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    copied_tree(dir.path());
+    let tcp = dir.path().join("proc/net/tcp");
+    std::fs::remove_file(&tcp).unwrap();
+    nix::unistd::mkfifo(&tcp, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    nix::unistd::mkfifo(
+        &dir.path().join("proc/sys/net/ipv4/tcp_rmem"),
+        nix::sys::stat::Mode::S_IRWXU,
+    )
+    .unwrap();
+    let out = snapshot_root(dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let snap: rstaudit::host::Snapshot = serde_json::from_slice(&out.stdout).unwrap();
+    let fifo_notes = snap
+        .notes
+        .iter()
+        .filter(|n| n.message.contains("not a regular file"))
+        .count();
+    assert_eq!(fifo_notes, 2, "{:?}", snap.notes);
+    assert_eq!(snap.sysctl("net.ipv4.tcp_fin_timeout"), Some("60"));
+}
+
+#[test]
+fn root_tree_with_links_out_and_devices_reads_nothing_outside() {
+    let dir = tempfile::tempdir().unwrap();
+    copied_tree(dir.path());
+    let sys = dir.path().join("proc/sys/net");
+    std::os::unix::fs::symlink("/proc/sys/net/core", sys.join("core")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", sys.join("ipv4/tcp_rmem")).unwrap();
+    std::os::unix::fs::symlink("/etc", dir.path().join("proc/net/stat")).unwrap();
+    std::fs::remove_file(dir.path().join("proc/net/snmp")).unwrap();
+    std::os::unix::fs::symlink("/proc/net/snmp", dir.path().join("proc/net/snmp")).unwrap();
+    let out = snapshot_root(dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let snap: rstaudit::host::Snapshot = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(snap.sysctls.len(), 1, "{:?}", snap.sysctls);
+    assert!(
+        snap.counter("Tcp.ActiveOpens").is_none(),
+        "snmp read through a link"
+    );
+    let links = snap
+        .notes
+        .iter()
+        .filter(|n| n.message.contains("symbolic link"))
+        .count();
+    assert!(links >= 3, "{:?}", snap.notes);
+}
+
+#[test]
+fn root_tree_with_truncated_files_is_refused_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    copied_tree(dir.path());
+    let tcp = dir.path().join("proc/net/tcp");
+    let body = std::fs::read_to_string(&tcp).unwrap();
+    // Cut in the middle of the third socket line.
+    let cut = body.lines().take(3).map(str::len).sum::<usize>() + 3 + 40;
+    std::fs::write(&tcp, &body[..cut]).unwrap();
+    let out = snapshot_root(dir.path());
+    fails_with(&out, &format!("{}:4", tcp.display()));
+    // An empty file (truncated to nothing) is no sockets, and says so.
+    std::fs::write(&tcp, "").unwrap();
+    let out = snapshot_root(dir.path());
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(2)),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("panicked"));
+    // Truncated snmp: names without values.
+    copied_tree(dir.path());
+    let snmp = dir.path().join("proc/net/snmp");
+    let first = std::fs::read_to_string(&snmp)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(&snmp, first).unwrap();
+    fails_with(&snapshot_root(dir.path()), &format!("{}:1", snmp.display()));
+}
