@@ -506,6 +506,18 @@ impl TraceSession {
         Ok((session, rx))
     }
 
+    /// Events the kernel overwrote in the instance's ring buffer before they were read
+    /// (`overrun` summed over `per_cpu/cpu*/stats`).
+    pub fn overruns(&self) -> u64 {
+        let Ok(cpus) = fs::read_dir(self.instance.join("per_cpu")) else {
+            return 0;
+        };
+        cpus.flatten()
+            .filter_map(|cpu| fs::read_to_string(cpu.path().join("stats")).ok())
+            .map(|text| parse_overrun(&text))
+            .sum()
+    }
+
     /// The instance directory.
     pub fn instance(&self) -> &Path {
         &self.instance
@@ -535,6 +547,15 @@ impl Drop for TraceSession {
             eprintln!("rstaudit: warning: {e:#}");
         }
     }
+}
+
+/// The `overrun:` line of a per-CPU `stats` file (0 when absent).
+pub fn parse_overrun(stats: &str) -> u64 {
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix("overrun:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Disable events in an instance and remove it. The kernel refuses (EBUSY) while a
@@ -716,6 +737,14 @@ format:
 
 print fmt: "skbaddr=%p skaddr=%p src=%pISpc dest=%pISpc state=%s", REC->skbaddr, REC->skaddr, REC->saddr, REC->daddr, __print_symbolic(REC->state, { TCP_CLOSE, "TCP_CLOSE" })
 "#;
+
+    #[test]
+    fn reads_overruns_from_per_cpu_stats() {
+        // per_cpu/cpu0/stats on 6.18.44.
+        let stats = "entries: 0\noverrun: 1234\ncommit overrun: 0\nbytes: 0\noldest event ts:  1918.416065\nnow ts:  2041.208420\ndropped events: 0\nread events: 10\n";
+        assert_eq!(parse_overrun(stats), 1234);
+        assert_eq!(parse_overrun("entries: 0\n"), 0);
+    }
 
     #[test]
     fn reads_reason_names_from_the_format() {

@@ -607,6 +607,14 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
     }
     if let Some(s) = &session {
         tracing.dropped = s.counts.dropped.load(Ordering::Relaxed);
+        tracing.overrun = s.overruns();
+    }
+    if tracing.dropped + tracing.overrun > 0 || correlator.stats.sent_without_event > 0 {
+        notes.push(format!(
+            "{} resets sent here have no kernel reason: trace events were lost ({} overwritten in the \
+             kernel buffer, {} dropped by the reader) or arrived later than {GRACE_MS} ms",
+            correlator.stats.sent_without_event, tracing.overrun, tracing.dropped
+        ));
     }
     if let Some(s) = session
         && let Err(e) = s.finish()

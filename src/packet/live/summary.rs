@@ -143,6 +143,8 @@ pub struct TracingSummary {
     pub events: u64,
     /// Events dropped because the reader fell behind.
     pub dropped: u64,
+    /// Events the kernel overwrote in the trace buffer before they were read.
+    pub overrun: u64,
     /// Events about addresses that are not this namespace's (other namespaces).
     pub foreign: u64,
     pub matching: MatchStats,
