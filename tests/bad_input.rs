@@ -393,3 +393,66 @@ fn root_tree_with_truncated_files_is_refused_naming_file_and_line() {
     std::fs::write(&snmp, first).unwrap();
     fails_with(&snapshot_root(dir.path()), &format!("{}:1", snmp.display()));
 }
+
+#[test]
+fn processes_exiting_during_the_owner_scan_are_skipped() {
+    let ns = Netns::new("churn");
+    let helper = common::sockhelper_path();
+    let script = format!(
+        "while :; do timeout 0.05 {} listen:9100:4 connect:9100 connect:9100 >/dev/null 2>&1; done",
+        helper.display()
+    );
+    let mut churn = ns
+        .command("sh")
+        .args(["-c", &script])
+        .spawn()
+        .expect("churn loop");
+    for round in 0..8 {
+        let out = rstaudit()
+            .args(["snapshot", "--netns", &ns.name])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "round {round}: {}", text(&out));
+        let snap: rstaudit::host::Snapshot = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(snap.sockets.iter().all(|s| s.local_addr.is_loopback()));
+    }
+    let _ = churn.kill();
+    let _ = churn.wait();
+}
+
+#[test]
+fn namespaces_deleted_during_an_audit_of_all_do_not_crash_it() {
+    for round in 0..4 {
+        let spaces: Vec<Netns> = (0..6).map(|_| Netns::new("gone")).collect();
+        let child = rstaudit()
+            .args([
+                "audit",
+                "--netns",
+                "all",
+                "--format",
+                "json",
+                "--fail-on",
+                "never",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20 * round));
+        for ns in &spaces {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &ns.name])
+                .status();
+        }
+        let out = child.wait_with_output().unwrap();
+        let all = text(&out);
+        assert!(!all.contains("panicked"), "round {round}: {all}");
+        match out.status.code() {
+            Some(0) => {
+                serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("a JSON report");
+            }
+            Some(2) => assert!(all.contains("rsta-gone"), "round {round}: {all}"),
+            other => panic!("round {round}: exit {other:?}: {all}"),
+        }
+    }
+}
