@@ -127,3 +127,24 @@ pub const LAB_SCENARIOS: &[&str] = &[
 pub fn is_known_sysctl(key: &str) -> bool {
     SYSCTLS.contains(&key)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::sysctl::{Scope, SysctlKey};
+
+    #[test]
+    fn known_names_are_valid_and_unique() {
+        for key in SYSCTLS {
+            let k = SysctlKey::parse(key, Scope::NetOnly).expect(key);
+            assert_eq!(k.as_str(), *key);
+        }
+        for list in [SYSCTLS, COUNTERS, RST_REASONS, CAUSES, LAB_SCENARIOS] {
+            let mut v = list.to_vec();
+            v.sort_unstable();
+            v.dedup();
+            assert_eq!(v.len(), list.len());
+        }
+        assert!(COUNTERS.iter().all(|c| c.split_once('.').is_some()));
+    }
+}

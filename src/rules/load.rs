@@ -228,3 +228,33 @@ pub fn load(extra: Option<&Path>) -> Result<RuleSet, LoadError> {
     }
     Ok(set)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULE: &str = "id: dup\ntitle: t\nseverity: low\ncause: \"2\"\nsubject: host\nwhen: { sysctl: net.ipv4.tcp_syncookies, eq: 0 }\nmessage: m\nfix: { advice: a }\nexplanation: e\n";
+
+    #[test]
+    fn duplicate_ids_are_refused() {
+        let files = vec![
+            ("a.yaml".to_string(), RULE.to_string()),
+            ("b.yaml".to_string(), RULE.to_string()),
+        ];
+        let diags = parse_all(&files).unwrap_err();
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].file, "b.yaml");
+        assert!(
+            diags[0].message.contains("already used by a.yaml"),
+            "{}",
+            diags[0]
+        );
+    }
+
+    #[test]
+    fn builtin_rules_load() {
+        let set = builtin().unwrap();
+        assert!(set.rules.len() >= 30);
+        assert!(set.rules.windows(2).all(|w| w[0].id < w[1].id));
+    }
+}
