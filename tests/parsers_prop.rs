@@ -248,6 +248,28 @@ proptest! {
     }
 }
 
+/// Found by the sock_diag fuzz target: an NLMSG_ERROR carrying i32::MIN as its code made
+/// `-code` overflow (a panic in debug builds). Now a "malformed reply" error.
+#[test]
+fn sock_diag_error_code_i32_min_is_malformed_not_a_panic() {
+    let crash = include_bytes!("../fuzz/corpus/sock_diag/regression-error-code-i32-min");
+    let mut out = Vec::new();
+    let mut unknown = 0;
+    let err = parse_batch(&crash[4..], 9, &mut out, &mut unknown).unwrap_err();
+    assert!(err.to_string().contains("not a negative errno"), "{err}");
+    // A positive code is damage too; a real -errno is that errno.
+    let mut msg = crash[4..].to_vec();
+    msg[16..20].copy_from_slice(&5i32.to_ne_bytes());
+    assert!(parse_batch(&msg, 9, &mut out, &mut unknown).is_err());
+    msg[16..20].copy_from_slice(&(-libc_enoent()).to_ne_bytes());
+    let err = parse_batch(&msg, 9, &mut out, &mut unknown).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+}
+
+fn libc_enoent() -> i32 {
+    2
+}
+
 #[test]
 fn sock_diag_seed_holds_two_sockets_and_the_end() {
     let mut out = Vec::new();

@@ -363,7 +363,12 @@ pub fn parse_batch(
                 }
                 let code = u32_at(payload, 0) as i32;
                 if code != 0 {
-                    return Err(io::Error::from_raw_os_error(-code));
+                    // The kernel sends -errno; anything else (i32::MIN has no negation) is damage.
+                    let errno = code
+                        .checked_neg()
+                        .filter(|e| *e > 0)
+                        .ok_or_else(|| malformed("error code is not a negative errno"))?;
+                    return Err(io::Error::from_raw_os_error(errno));
                 }
             }
             SOCK_DIAG_BY_FAMILY => match parse_diag_msg(payload)? {
