@@ -57,9 +57,46 @@ struct RawProfile {
     #[serde(default)]
     allow_outside_net: Vec<String>,
     #[serde(default)]
-    params: BTreeMap<String, serde_yaml::Value>,
+    params: Pairs<serde_yaml::Value>,
     #[serde(default)]
-    sysctls: BTreeMap<String, RawSetting>,
+    sysctls: Pairs<RawSetting>,
+}
+
+/// A mapping read in file order with duplicates kept, so a key written twice
+/// (also as `net.ipv4.x` and `net/ipv4/x`) is reported instead of silently overridden.
+#[derive(Debug)]
+struct Pairs<V>(Vec<(String, V)>);
+
+impl<V> Default for Pairs<V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Pairs<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Visit<V> {
+            type Value = Pairs<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Pairs<V>, A::Error> {
+                let mut v = Vec::new();
+                while let Some(entry) = map.next_entry::<String, V>()? {
+                    v.push(entry);
+                }
+                Ok(Pairs(v))
+            }
+            fn visit_unit<E>(self) -> Result<Pairs<V>, E> {
+                Ok(Pairs(Vec::new()))
+            }
+        }
+        d.deserialize_any(Visit(std::marker::PhantomData))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -431,7 +468,7 @@ impl Loader {
         for key in &raw.allow_outside_net {
             match SysctlKey::parse(key, Scope::AnyKey) {
                 Ok(k) => {
-                    if !raw.sysctls.contains_key(key.trim()) {
+                    if !raw.sysctls.0.iter().any(|(k, _)| k.trim() == key.trim()) {
                         self.problem(
                             &at("allow_outside_net"),
                             format!("allow_outside_net lists {k} but the profile does not set it"),
@@ -444,8 +481,12 @@ impl Loader {
         }
 
         let mut params = BTreeMap::new();
-        for (name, value) in &raw.params {
+        for (name, value) in &raw.params.0 {
             let loc = at(name);
+            if params.contains_key(name) {
+                self.problem(&loc, format!("parameter {name} is set twice"));
+                continue;
+            }
             let valid_name = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
                 && name
                     .chars()
@@ -465,8 +506,11 @@ impl Loader {
         }
 
         let mut sysctls = BTreeMap::new();
-        for (raw_key, setting) in &raw.sysctls {
-            let loc = at(raw_key);
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for (raw_key, setting) in &raw.sysctls.0 {
+            let nth = seen.entry(raw_key.as_str()).or_default();
+            let loc = locate_nth(&src.display, &src.text, raw_key, *nth);
+            *nth += 1;
             let scope = if allowed.contains(raw_key.trim()) {
                 Scope::AnyKey
             } else {
@@ -488,6 +532,13 @@ impl Loader {
                     continue;
                 }
             };
+            if sysctls.contains_key(key.as_str()) {
+                self.problem(
+                    &loc,
+                    format!("{key} is set twice in this profile; keep one"),
+                );
+                continue;
+            }
             if let Some((_, why)) = FORBIDDEN.iter().find(|(k, _)| *k == key.as_str()) {
                 self.problem(&loc, format!("{key} may not be set: {why}"));
                 continue;
@@ -622,6 +673,11 @@ fn strip_location(message: &str) -> String {
 
 /// The line and column where `needle:` is written as a mapping key (1-based); 1:1 if not found.
 fn locate(file: &str, text: &str, needle: &str) -> Loc {
+    locate_nth(file, text, needle, 0)
+}
+
+/// Like [`locate`], for the `nth` (0-based) place where `needle:` is written.
+fn locate_nth(file: &str, text: &str, needle: &str, mut nth: usize) -> Loc {
     for (i, line) in text.lines().enumerate() {
         let indent = line.len() - line.trim_start().len();
         let rest = line.trim_start();
@@ -634,6 +690,10 @@ fn locate(file: &str, text: &str, needle: &str) -> Loc {
             if let Some(after) = rest.strip_prefix(&quoted)
                 && after.trim_start().starts_with(':')
             {
+                if nth > 0 {
+                    nth -= 1;
+                    break;
+                }
                 return Loc {
                     file: file.to_string(),
                     line: i + 1,
@@ -793,6 +853,29 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("unknown field `valeu`"), "{text}");
+    }
+
+    #[test]
+    fn a_key_set_twice_is_an_error() {
+        let err = load_text(
+            "description: x\nsysctls:\n  net.ipv4.tcp_syncookies:\n    value: 1\n    reason: a\n  net/ipv4/tcp_syncookies:\n    value: 0\n    reason: b\nparams:\n  a: 1\n  a: 2\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("p.yaml:6:3: net.ipv4.tcp_syncookies is set twice"),
+            "{err}"
+        );
+        assert!(err.contains("parameter a is set twice"), "{err}");
+        let err = load_text(
+            "description: x\nsysctls:\n  net.ipv4.tcp_syncookies:\n    value: 1\n    reason: a\n  net.ipv4.tcp_syncookies:\n    value: 0\n    reason: b\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("p.yaml:6:3: net.ipv4.tcp_syncookies is set twice"),
+            "{err}"
+        );
     }
 
     #[test]
