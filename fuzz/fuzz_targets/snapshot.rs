@@ -16,9 +16,15 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(!snaps.is_empty());
     let json = serde_json::to_string(&snaps).expect("serialise");
-    assert_eq!(parse_saved(&json, Path::new("back.json")).expect("JSON back"), snaps);
+    assert_eq!(
+        parse_saved(&json, Path::new("back.json")).expect("JSON back"),
+        snaps
+    );
     let yaml = serde_yaml::to_string(&snaps).expect("serialise");
-    assert_eq!(parse_saved(&yaml, Path::new("back.yaml")).expect("YAML back"), snaps);
+    assert_eq!(
+        parse_saved(&yaml, Path::new("back.yaml")).expect("YAML back"),
+        snaps
+    );
     let one: Vec<Snapshot> = snaps.into_iter().take(1).collect();
     let _ = serde_json::to_string(&one[0]);
 });
