@@ -5,8 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::cli::{AuditArgs, AuditFormat, FailOn, RuleSelectArgs, SourceArgs};
-use crate::host::{CollectOptions, Source};
+use crate::cli::{AuditArgs, AuditFormat, FailOn, RuleSelectArgs};
 use crate::report::{self, AuditReport};
 use crate::rules::{self, Selection, Severity};
 
@@ -15,7 +14,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let selection = selection(&args.select)?;
     let set = selection.load()?;
     let plan = selection.plan(&set)?;
-    let snapshots = crate::host::collect(&collect_options(&args.source))?;
+    let snapshots = crate::host::collect(&super::collect_options(&args.source))?;
     let audits: Vec<_> = snapshots
         .iter()
         .map(|s| (s, rules::eval::evaluate(&plan.rules, &plan.params, s)))
@@ -53,21 +52,6 @@ pub fn selection(args: &RuleSelectArgs) -> anyhow::Result<Selection> {
         skip: args.skip.clone(),
         params,
     })
-}
-
-/// What to collect for an audit: owners and socket options included.
-pub fn collect_options(source: &SourceArgs) -> CollectOptions {
-    CollectOptions {
-        source: match (&source.snapshot, &source.root) {
-            (Some(file), _) => Source::File(file.clone()),
-            (None, Some(root)) => Source::Root(root.clone()),
-            (None, None) => Source::Live,
-        },
-        netns: source.netns.clone(),
-        interval: source.interval,
-        owners: true,
-        options: true,
-    }
 }
 
 /// `--fail-on` as a severity (`never` = no threshold).

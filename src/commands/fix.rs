@@ -17,7 +17,7 @@ pub fn todays_findings(
     source: &SourceArgs,
 ) -> anyhow::Result<Vec<Finding>> {
     let selection = super::audit::selection(select)?;
-    let snapshots = crate::host::collect(&super::audit::collect_options(source))?;
+    let snapshots = crate::host::collect(&super::collect_options(source))?;
     let mut findings = Vec::new();
     for snap in &snapshots {
         findings.extend(rules::run(&selection, snap)?.findings);

@@ -338,12 +338,19 @@ impl Snapshot {
         sample.values.get(name).copied()
     }
 
+    /// The seconds between the two counter samples, when there are two.
+    pub fn counter_window(&self) -> Option<f64> {
+        let a = self.counters.first.as_ref()?;
+        let b = self.counters.second.as_ref()?;
+        Some(b.at_ms.saturating_sub(a.at_ms) as f64 / 1000.0)
+    }
+
     /// The change of a counter between the two samples, and the window in seconds.
     pub fn counter_delta(&self, name: &str) -> Option<(u64, f64)> {
         let a = self.counters.first.as_ref()?;
         let b = self.counters.second.as_ref()?;
         let delta = b.values.get(name)?.saturating_sub(*a.values.get(name)?);
-        Some((delta, b.at_ms.saturating_sub(a.at_ms) as f64 / 1000.0))
+        Some((delta, self.counter_window()?))
     }
 }
 

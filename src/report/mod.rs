@@ -84,12 +84,7 @@ impl AuditReport {
         let namespaces: Vec<NamespaceReport> = audits
             .into_iter()
             .map(|(snap, out)| {
-                let window = snap
-                    .counters
-                    .first
-                    .as_ref()
-                    .zip(snap.counters.second.as_ref())
-                    .map(|(a, b)| b.at_ms.saturating_sub(a.at_ms) as f64 / 1000.0);
+                let window = snap.counter_window();
                 NamespaceReport {
                     netns: out.netns,
                     kernel: snap.kernel.release.clone(),

@@ -32,12 +32,7 @@ struct HostCtx<'a> {
 impl<'a> HostCtx<'a> {
     fn new(snap: &'a Snapshot) -> Self {
         let stats = (snap.sockets_source != SocketsSource::None).then(|| stats(&snap.sockets));
-        let window = snap
-            .counters
-            .first
-            .as_ref()
-            .zip(snap.counters.second.as_ref())
-            .map(|(a, b)| b.at_ms.saturating_sub(a.at_ms) as f64 / 1000.0);
+        let window = snap.counter_window();
         Self {
             snap,
             stats,
