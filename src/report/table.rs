@@ -105,7 +105,8 @@ pub fn table(report: &AuditReport, color: bool) -> Vec<u8> {
             b.push_record(["rule", "finding", "fix"]);
             for f in group {
                 b.push_record([
-                    wrap(&f.rule, 24),
+                    // Never break an id: it is what users paste into --only / --skip.
+                    f.rule.clone(),
                     wrap(&finding_text(f), 64),
                     wrap(&fix_text(f), 44),
                 ]);
