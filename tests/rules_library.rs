@@ -445,6 +445,27 @@ fn unread_options_make_socket_rules_not_checked() {
 }
 
 #[test]
+fn option_rules_are_not_checked_when_owners_could_not_be_read() {
+    // Unprivileged audit: /proc/PID/fd of other processes is denied, so no socket has an
+    // owner and no options note is written; the sockets may well have SO_LINGER 0.
+    let snap = host()
+        .socket(sock(TcpState::Established, "10.0.0.5:443", "10.0.0.9:5000"))
+        .note(
+            "owners",
+            Some("66 processes"),
+            "permission denied reading /proc/PID/fd of 66 processes",
+        )
+        .build();
+    let out = audit_with("linger-zero", &snap, &[]);
+    assert!(out.passed.is_empty(), "{out:#?}");
+    assert_eq!(out.not_checked.len(), 1, "{out:#?}");
+    assert!(
+        out.not_checked[0].reason.contains("permission denied"),
+        "{out:#?}"
+    );
+}
+
+#[test]
 fn counters_are_since_boot_with_one_sample_and_a_change_with_two() {
     let one = host()
         .sysctl("net.ipv4.tcp_abort_on_overflow", "1")

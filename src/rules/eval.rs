@@ -674,8 +674,12 @@ pub fn evaluate(
     let mut jobs: Vec<Job<'_>> = Vec::new();
     // Options can only be read from sockets a process holds: with no such socket
     // there is nothing to judge, with some and no options at all they were not read.
+    // When owners could not be read (not root), unowned sockets may be held by the
+    // processes that were denied: their options are unread, not absent.
     let options_unread = !snap.sockets.iter().any(|s| s.options.is_some())
-        && (snap.sockets.iter().any(|s| s.owner.is_some()) || ctx.area_note("options").is_some());
+        && (snap.sockets.iter().any(|s| s.owner.is_some())
+            || ctx.area_note("options").is_some()
+            || ctx.area_note("owners").is_some());
     let have_info = snap.sockets.iter().any(|s| s.tcp_info.is_some());
     let skip = |rule: &Rule, reason: String| Skipped {
         rule: rule.id.clone(),
@@ -752,7 +756,7 @@ pub fn evaluate(
                 continue;
             }
             if needs_sockets && uses(Some(cond), &|e| matches!(e, Expr::Opt(_))) && options_unread {
-                let why = match ctx.area_note("options") {
+                let why = match ctx.area_note("options").or(ctx.area_note("owners")) {
                     Some(n) => format!("socket options were not read: {n}"),
                     None => "socket options were not read (needs root or CAP_SYS_PTRACE and kernel 5.6+)".to_string(),
                 };
