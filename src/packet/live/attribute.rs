@@ -162,6 +162,23 @@ impl TaskResolver {
     }
 }
 
+/// The process of the task a trace event ran in, unless it is a kernel thread.
+///
+/// A traced name of `<...>` only means ftrace had no name cached for that pid (a process that
+/// started before tracing and has not been scheduled out since): the pid is still right, so
+/// the decision is made on the name /proc gives for it.
+pub fn task_process(
+    resolver: &mut TaskResolver,
+    tid: u32,
+    traced_comm: &str,
+) -> Option<(u32, String)> {
+    if traced_comm != "<...>" && is_kernel_task(traced_comm) {
+        return None;
+    }
+    let (pid, comm) = resolver.resolve(tid, traced_comm);
+    (!is_kernel_task(&comm)).then_some((pid, comm))
+}
+
 /// Tasks that run softirqs on behalf of nobody in particular.
 pub fn is_kernel_task(comm: &str) -> bool {
     comm.starts_with("ksoftirqd")
@@ -351,6 +368,19 @@ pub fn classify(i: &ClassifyInput<'_>) -> (Cause, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_uncached_trace_name_still_resolves_to_the_process() {
+        // Regression: `<...>` (ftrace had no name cached for the pid) was taken for a kernel
+        // thread, and a loopback NO_SOCKET reset lost its owner.
+        let me = std::process::id();
+        let mut r = TaskResolver::default();
+        let (pid, comm) = task_process(&mut r, me, "<...>").expect("our own process");
+        assert_eq!(pid, me);
+        assert_ne!(comm, "<...>");
+        assert_eq!(task_process(&mut r, me, "ksoftirqd/0"), None);
+        assert_eq!(task_process(&mut r, 0, "<idle>"), None);
+    }
 
     fn sent(reason: &str) -> ClassifyInput<'_> {
         ClassifyInput {

@@ -26,7 +26,7 @@ use anyhow::Context;
 
 use self::attribute::{
     Cause, ClassifyInput, EventOwner, OwnerSource, SocketIndex, TaskResolver, classify,
-    is_kernel_task,
+    task_process,
 };
 use self::correlate::{CapturedReset, Correlator, Matched};
 use self::sampler::NamespaceFacts;
@@ -212,9 +212,8 @@ fn to_event(m: Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetEvent {
     let mut owner = None;
     if let Some(s) = send
         && !s.task.in_interrupt
-        && !is_kernel_task(&s.task.comm)
+        && let Some((pid, comm)) = task_process(&mut ctx.resolver, s.task.tid, &s.task.comm)
     {
-        let (pid, comm) = ctx.resolver.resolve(s.task.tid, &s.task.comm);
         owner = Some(EventOwner {
             pid,
             comm,
@@ -254,9 +253,8 @@ fn to_event(m: Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetEvent {
     if owner.is_none()
         && p.loopback
         && let Some(s) = send
-        && !is_kernel_task(&s.task.comm)
+        && let Some((pid, comm)) = task_process(&mut ctx.resolver, s.task.tid, &s.task.comm)
     {
-        let (pid, comm) = ctx.resolver.resolve(s.task.tid, &s.task.comm);
         owner = Some(EventOwner {
             pid,
             comm,
@@ -476,6 +474,9 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
     let mut last_drops = 0u64;
     let lo = capture.loopback_ifindex;
 
+    // The first counter sample is read before the window is announced, so that the change
+    // over the window covers every reset in it (a caller may start traffic on the announcement).
+    let first_sample = counter_rx.recv_timeout(Duration::from_secs(5)).ok();
     eprintln!(
         "rstaudit: watching TCP resets in namespace {ns_name} for {} s (Ctrl-C stops early)",
         opts.duration
@@ -637,7 +638,7 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
         Err(_) => notes.push("the counter thread panicked".into()),
     }
     let mut samples = Vec::new();
-    for s in counter_rx.try_iter() {
+    for s in first_sample.into_iter().chain(counter_rx.try_iter()) {
         match s {
             Ok(s) => samples.push(s),
             Err(e) => {
