@@ -292,11 +292,16 @@ impl Correlator {
                 .or_default()
                 .push_back(id);
         }
+        self.park_event(id, PendingTrace::Send(ev), now);
+    }
+
+    /// Keep a trace event that matched no frame yet, until its grace period ends.
+    fn park_event(&mut self, id: u64, ev: PendingTrace, now: u64) {
         self.event_order.push_back(id);
         self.events.insert(
             id,
             PendingEvent {
-                ev: PendingTrace::Send(ev),
+                ev,
                 deadline: now + self.grace_ms,
                 used: false,
             },
@@ -334,15 +339,7 @@ impl Correlator {
             .entry((local, remote))
             .or_default()
             .push_back(id);
-        self.event_order.push_back(id);
-        self.events.insert(
-            id,
-            PendingEvent {
-                ev: PendingTrace::Receive(ev),
-                deadline: now + self.grace_ms,
-                used: false,
-            },
-        );
+        self.park_event(id, PendingTrace::Receive(ev), now);
     }
 
     /// Release what waited past its grace period (packets without their events are reported
