@@ -188,9 +188,8 @@ pub fn is_kernel_task(comm: &str) -> bool {
         || comm == "<...>"
 }
 
-/// Why a reset happened, as far as the tool can tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// Why a reset happened, as far as the tool can tell. Serialized as its [`Cause::id`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Cause {
     UnreadClose,
     LingerZero,
@@ -212,7 +211,35 @@ pub enum Cause {
     SentUnknown,
 }
 
+impl Serialize for Cause {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.id())
+    }
+}
+
 impl Cause {
+    /// Every cause, in order.
+    pub const ALL: [Cause; 18] = [
+        Self::UnreadClose,
+        Self::LingerZero,
+        Self::Abort,
+        Self::NoSocket,
+        Self::AcceptQueueOverflow,
+        Self::InvalidSyn,
+        Self::DataAfterClose,
+        Self::Linger2Negative,
+        Self::OrphansMemory,
+        Self::KeepaliveTimeout,
+        Self::Paws,
+        Self::BadAck,
+        Self::DisconnectWithData,
+        Self::NotSpecified,
+        Self::OtherReason,
+        Self::MiddleboxIdle,
+        Self::Received,
+        Self::SentUnknown,
+    ];
+
     /// Stable id (used in JSON and in the table).
     pub fn id(self) -> &'static str {
         match self {
@@ -368,6 +395,26 @@ pub fn classify(i: &ClassifyInput<'_>) -> (Cause, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn causes_are_written_by_their_id_everywhere() {
+        // Regression: JSON said `sent-unknown`, `orphans-memory` and `middlebox-idle` where the
+        // table and the docs say `sent-reason-unknown`, `orphans-or-memory` and
+        // `middlebox-forgot-idle-flow`.
+        let docs = include_str!("../../../docs/packet-check.md");
+        let mut ids = std::collections::HashSet::new();
+        for c in Cause::ALL {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.id());
+            let key: std::collections::BTreeMap<Cause, u8> = [(c, 1)].into();
+            assert_eq!(serde_json::to_value(key).unwrap()[c.id()], 1);
+            assert!(
+                docs.contains(&format!("`{}`", c.id())),
+                "{} not in docs",
+                c.id()
+            );
+            assert!(ids.insert(c.id()));
+        }
+    }
 
     #[test]
     fn an_uncached_trace_name_still_resolves_to_the_process() {
