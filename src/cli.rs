@@ -375,6 +375,21 @@ pub struct PacketCheckArgs {
     /// Write the captured resets to a pcap file.
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
+    /// List at most N resets whole in the report; every reset is still counted in the causes,
+    /// the timeline and the verdicts.
+    #[arg(long, value_name = "N", default_value_t = crate::packet::live::DEFAULT_MAX_EVENTS, conflicts_with = "lab")]
+    pub max_events: usize,
+    /// Also write every reset to FILE as it is seen, one JSON object a line.
+    #[arg(long, value_name = "FILE", conflicts_with = "lab")]
+    pub events_file: Option<PathBuf>,
+    /// Extra rule directory for the audit behind the check: adds to and overrides the built-in
+    /// rules by id (as `audit --rules`).
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// Use the tracefs at DIR for the kernel's reset reasons (default: /sys/kernel/tracing,
+    /// then /sys/kernel/debug/tracing, mounting tracefs if neither is there).
+    #[arg(long, value_name = "DIR")]
+    pub tracefs: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = PacketFormat::Table)]
     pub format: PacketFormat,

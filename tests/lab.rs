@@ -121,6 +121,19 @@ fn all_scenarios_give_their_verdicts_in_under_30_seconds() {
             "{mb:#}"
         );
     }
+    // The same with the first keepalive probe lost: the retry (time + intvl) must also come
+    // before the middlebox forgets the flow.
+    let intvl = host_sysctl("net.ipv4.tcp_keepalive_intvl").expect("tcp_keepalive_intvl");
+    let expected = if keepalive + intvl >= 300.0 {
+        "confirmed"
+    } else {
+        "not-reproduced"
+    };
+    assert_eq!(
+        verdict(&report, "lost-keepalive-probe"),
+        expected,
+        "{report:#}"
+    );
     let overflow = scenario(&report, "accept-overflow");
     assert!(
         overflow["host_run"]["counters"]["TcpExt.EmbryonicRsts"]
@@ -210,6 +223,49 @@ fn keepalive_timeout_is_confirmed_with_an_aggressive_keepalive() {
     assert!(
         app_lines(s, "fix_run").contains("client read: 5 bytes"),
         "{s:#}"
+    );
+}
+
+#[test]
+fn a_lost_first_probe_confirms_the_keepalive_retry_rule() {
+    // keepalive 250 s fires before the 300 s idle timeout, but its retry (250 + 75) comes after
+    // it: harmless while no probe is lost (idle-middlebox), a reset when the first one is.
+    let (report, code, _) = lab(&[
+        "--rule",
+        "keepalive-retry-above-idle-timeout",
+        "--rule",
+        "idle-middlebox",
+        "--with",
+        "net.ipv4.tcp_keepalive_time=250",
+        "--with",
+        "net.ipv4.tcp_keepalive_intvl=75",
+    ]);
+    assert_eq!(code, 0, "{report:#}");
+    let s = scenario(&report, "lost-keepalive-probe");
+    assert_eq!(s["verdict"], "confirmed", "{s:#}");
+    assert_eq!(s["rules"][0], "keepalive-retry-above-idle-timeout", "{s:#}");
+    // The rule's own fix: intvl = max((300 - 250) / 3, 1).
+    assert!(
+        s["fix"]
+            .as_str()
+            .unwrap()
+            .starts_with("net.ipv4.tcp_keepalive_intvl=16"),
+        "{s:#}"
+    );
+    let host = app_lines(s, "host_run");
+    assert!(
+        host.contains("lost 1 keepalive probe") && host.contains("ECONNRESET"),
+        "{s:#}"
+    );
+    let fix = app_lines(s, "fix_run");
+    assert!(
+        fix.contains("lost 1 keepalive probe") && fix.contains("client read: 5 bytes"),
+        "{s:#}"
+    );
+    assert_eq!(
+        verdict(&report, "idle-middlebox"),
+        "not-reproduced",
+        "no probe lost, no reset: {report:#}"
     );
 }
 
@@ -306,28 +362,62 @@ fn a_rule_id_runs_its_scenario() {
 }
 
 #[test]
-fn a_fix_that_leaves_the_resets_is_reported_loudly_and_exits_1() {
-    // fin-timeout-long recommends tcp_fin_timeout=60: the late write is still reset, only the
-    // reason changes (TCP_ABORT_ON_DATA -> TCP_TIMEWAIT_SOCKET).
+fn without_tracefs_the_lab_confirms_from_capture_and_counters_and_says_so() {
+    let empty = tempfile::tempdir().unwrap();
     let (report, code, _) = lab(&[
+        "--rule",
+        "linger-zero",
+        "--tracefs",
+        empty.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{report:#}");
+    let s = scenario(&report, "linger-zero");
+    assert_eq!(s["verdict"], "confirmed", "{s:#}");
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains("no reset reasons") && notes.contains("tcp_send_reset is missing"),
+        "{notes}"
+    );
+    assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
+}
+
+/// A rule directory overriding fin-timeout-long with the sysctl fix it once had
+/// (tcp_fin_timeout=60), which the lab shows does not stop the reset.
+fn rules_with_a_useless_fix() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("fin-timeout-long.yaml"),
+        "id: fin-timeout-long\ntitle: tcp_fin_timeout above 60 s\nseverity: low\ncause: \"13\"\n\
+         subject: host\nwhen:\n  sysctl: net.ipv4.tcp_fin_timeout\n  gt: 60\n\
+         message: long fin_timeout\nevidence:\n  rst_reasons: [TCP_ABORT_ON_DATA]\n\
+         fix:\n  sysctls:\n    net.ipv4.tcp_fin_timeout: 60\nlab: write-after-close\n\
+         explanation: a fix that does not help\n",
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn a_fix_that_leaves_the_resets_is_reported_loudly_and_exits_1() {
+    // tcp_fin_timeout=60 leaves the late write reset; only the reason changes
+    // (TCP_ABORT_ON_DATA -> TCP_TIMEWAIT_SOCKET).
+    let rules = rules_with_a_useless_fix();
+    let args = [
+        "--rules",
+        rules.path().to_str().unwrap(),
         "--rule",
         "fin-timeout-long",
         "--with",
         "net.ipv4.tcp_fin_timeout=120",
-    ]);
+    ];
+    let (report, code, _) = lab(&args);
     let s = scenario(&report, "write-after-close");
     assert_eq!(s["verdict"], "reproduced-but-fix-did-not-help", "{s:#}");
     assert_eq!(s["fix"], "net.ipv4.tcp_fin_timeout=60", "{s:#}");
     assert_eq!(code, 1, "{report:#}");
     let table = common::rstaudit()
-        .args([
-            "packet-check",
-            "--lab",
-            "--rule",
-            "fin-timeout-long",
-            "--with",
-            "net.ipv4.tcp_fin_timeout=120",
-        ])
+        .args(["packet-check", "--lab"])
+        .args(args)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&table.stdout);
@@ -337,6 +427,25 @@ fn a_fix_that_leaves_the_resets_is_reported_loudly_and_exits_1() {
         ),
         "{text}"
     );
+}
+
+#[test]
+fn the_library_fin_timeout_rule_is_fixed_by_a_graceful_close() {
+    // The built-in rule's advice (close gracefully) removes the reset that
+    // tcp_fin_timeout=60 does not.
+    let (report, code, _) = lab(&[
+        "--rule",
+        "fin-timeout-long",
+        "--with",
+        "net.ipv4.tcp_fin_timeout=120",
+    ]);
+    let s = scenario(&report, "write-after-close");
+    assert_eq!(s["verdict"], "confirmed", "{s:#}");
+    assert!(
+        s["fix"].as_str().unwrap().starts_with("application:"),
+        "{s:#}"
+    );
+    assert_eq!(code, 0, "{report:#}");
 }
 
 #[test]

@@ -233,44 +233,173 @@ fn without_root_names_the_missing_capabilities() {
     assert!(out.stdout.is_empty());
 }
 
-#[test]
-fn kernel_without_reasons_still_counts_resets_and_says_so() {
-    common::require_root();
-    let ns = common::Netns::new("noreason");
-    // A tracefs whose tcp_send_reset has no reason field (kernels before 6.10).
+/// A directory laid out like tracefs whose tcp_send_reset has no reason field (kernels 4.15
+/// to 6.9), and no tcp_receive_reset.
+fn old_kernel_tracefs() -> tempfile::TempDir {
     let fake = tempfile::tempdir().unwrap();
     let ev = fake.path().join("events/tcp/tcp_send_reset");
     std::fs::create_dir_all(&ev).unwrap();
     std::fs::create_dir_all(fake.path().join("instances")).unwrap();
     std::fs::write(
         ev.join("format"),
-        "name: tcp_send_reset\nformat:\n\tfield:const void * skaddr;\toffset:16;\tsize:8;\tsigned:0;\n\nprint fmt: \"skaddr=%p\", REC->skaddr\n",
+        "name: tcp_send_reset\nID: 1470\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\n\
+         \tfield:const void * skbaddr;\toffset:8;\tsize:8;\tsigned:0;\n\tfield:const void * skaddr;\toffset:16;\tsize:8;\tsigned:0;\n\
+         \tfield:int state;\toffset:24;\tsize:4;\tsigned:1;\n\n\
+         print fmt: \"skbaddr=%p skaddr=%p state=%s\", REC->skbaddr, REC->skaddr, __print_symbolic(REC->state, { TCP_ESTABLISHED, \"TCP_ESTABLISHED\" })\n",
     )
     .unwrap();
-    let opts = rstaudit::packet::live::LiveOptions {
-        netns: Some(ns.name.clone()),
-        duration: 2.0,
-        tracefs: Some(fake.path().to_path_buf()),
-        ..Default::default()
-    };
-    let nsname = ns.name.clone();
-    let runner = std::thread::spawn(move || rstaudit::packet::live::run(&opts));
-    std::thread::sleep(Duration::from_millis(700));
-    let helper = ns.helper(&["refused:9"]);
-    let report = runner.join().unwrap().unwrap();
+    fake
+}
+
+/// Run the live check in a namespace through the binary with `extra` arguments while a helper
+/// makes `refused` connections to a closed port; the JSON report.
+fn watch_refused(prefix: &str, refused: usize, extra: &[&str]) -> Value {
+    let ns = common::Netns::new(prefix);
+    let mut args = vec!["--netns", &ns.name, "--duration", "2", "--format", "json"];
+    args.extend_from_slice(extra);
+    let (child, err) = start(&args);
+    let specs = vec!["refused:9"; refused];
+    let helper = ns.helper(&specs);
+    let report = finish(child, err);
     drop(helper);
-    assert_eq!(report.netns, nsname);
-    assert!(!report.tracing.reasons);
-    assert_eq!(report.resets, 1);
-    assert_eq!(report.events[0].reason, None);
-    assert_eq!(report.events[0].cause.id(), "sent-reason-unknown");
+    report
+}
+
+fn notes(report: &Value) -> Vec<&str> {
+    report["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_kernel_without_reasons_still_counts_resets_and_says_so() {
+    common::require_root();
+    let fake = old_kernel_tracefs();
+    let dir = fake.path().to_str().unwrap();
+    let report = watch_refused("noreason", 1, &["--tracefs", dir]);
+    assert_eq!(report["tracing"]["reasons"], false, "{report:#}");
+    assert_eq!(report["resets"], 1, "{report:#}");
+    assert_eq!(report["sent"], 1);
+    let e = &report["events"][0];
+    assert_eq!(e.get("reason"), None, "{e:#}");
+    assert_eq!(e["cause"], "sent-reason-unknown");
+    let notes = notes(&report);
     assert!(
-        report.notes.iter().any(|n| n.contains("no reason field")),
-        "{:?}",
-        report.notes
+        notes.iter().any(|n| n.contains("has no reason field")),
+        "{notes:?}"
     );
-    let names: Vec<_> = std::fs::read_dir(fake.path().join("instances"))
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("tcp_receive_reset is missing")),
+        "{notes:?}"
+    );
+    let left: Vec<_> = std::fs::read_dir(fake.path().join("instances"))
         .unwrap()
         .collect();
-    assert!(names.is_empty(), "nothing left in the fake tracefs");
+    assert!(left.is_empty(), "nothing left in the tracefs: {left:?}");
+    // What the verdicts say without reasons.
+    for f in report["findings"].as_array().unwrap() {
+        assert_ne!(f["verdict"], "confirmed", "{f:#}");
+    }
+}
+
+#[test]
+fn without_tracefs_resets_are_still_counted_and_the_tree_is_left_alone() {
+    common::require_root();
+    let empty = tempfile::tempdir().unwrap();
+    let report = watch_refused(
+        "notracefs",
+        2,
+        &["--tracefs", empty.path().to_str().unwrap()],
+    );
+    assert_eq!(report["tracing"]["reasons"], false, "{report:#}");
+    assert_eq!(report["tracing"]["events"], 0);
+    assert_eq!(report["resets"], 2, "{report:#}");
+    assert_eq!(report["events"][0]["cause"], "sent-reason-unknown");
+    assert_eq!(report["counters"]["delta"]["Tcp.OutRsts"], 2, "{report:#}");
+    let notes = notes(&report);
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("tcp_send_reset is missing") && n.contains("not a tracefs")),
+        "{notes:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(empty.path()).unwrap().count(),
+        0,
+        "nothing created in a directory that is not a tracefs"
+    );
+}
+
+#[test]
+fn a_tracefs_that_is_not_a_directory_is_refused_before_anything_starts() {
+    common::require_root();
+    for bad in ["/nonexistent/tracing", "/dev/null"] {
+        let out = common::rstaudit()
+            .args(["packet-check", "--duration", "1", "--tracefs", bad])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("--tracefs {bad}: not a directory")),
+            "{err}"
+        );
+        assert!(!err.contains("watching"), "{err}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn past_max_events_resets_are_counted_not_listed_and_the_events_file_has_them_all() {
+    common::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.jsonl");
+    let report = watch_refused(
+        "maxev",
+        5,
+        &["--max-events", "2", "--events-file", file.to_str().unwrap()],
+    );
+    assert_eq!(report["resets"], 5, "{report:#}");
+    assert_eq!(report["events"].as_array().unwrap().len(), 2);
+    assert_eq!(report["events_omitted"], 3);
+    let causes = report["causes"].as_array().unwrap();
+    assert_eq!(causes[0]["cause"], "no-socket", "{causes:#?}");
+    assert_eq!(causes[0]["count"], 5);
+    let per_second: u64 = report["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["resets"].as_u64().unwrap())
+        .sum();
+    assert_eq!(per_second, 5);
+    let notes = notes(&report);
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("lists the first 2 of 5 resets") && n.contains("events.jsonl")),
+        "{notes:?}"
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    for l in &lines {
+        assert_eq!(l["reason"], "NO_SOCKET", "{l:#}");
+        assert_eq!(l["cause"], "no-socket");
+    }
+    // The same event in both (`rules` may differ: the file lists the findings known when the
+    // event was written).
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        v.as_object_mut().unwrap().remove("rules");
+        v
+    };
+    assert_eq!(strip(&lines[0]), strip(&report["events"][0]));
 }

@@ -193,3 +193,30 @@ fn docs_rules_md_is_generated_from_the_rules() {
         "docs/rules.md is stale: run `cargo run -- rules doc > docs/rules.md`"
     );
 }
+
+#[test]
+fn packet_check_refuses_a_broken_rule_dir_before_watching() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "b-unknown-key.yaml",
+        &GOOD.replace("id: my-rule", "id: b\ncolour: red"),
+    );
+    for mode in [&["--duration", "1"][..], &["--lab", "--all"][..]] {
+        let out = common::rstaudit()
+            .arg("packet-check")
+            .args(mode)
+            .arg("--rules")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{mode:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("b-unknown-key.yaml:2:1: ") && err.contains("unknown field `colour`"),
+            "{mode:?}: {err}"
+        );
+        assert!(!err.contains("watching"), "{err}");
+        assert!(out.stdout.is_empty());
+    }
+}

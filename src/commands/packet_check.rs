@@ -8,6 +8,16 @@ use crate::report::packet_check as render;
 
 /// Run the command.
 pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
+    if let Some(dir) = &args.tracefs
+        && !dir.is_dir()
+    {
+        anyhow::bail!(
+            "--tracefs {}: not a directory (give the directory tracefs is mounted on, e.g. /sys/kernel/tracing)",
+            dir.display()
+        );
+    }
+    // A broken rule directory stops here, with every problem named, not as a note at the end.
+    crate::rules::load::load(args.rules.as_deref())?;
     if args.lab {
         return crate::packet::lab::run(args);
     }
@@ -19,7 +29,10 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
         pcap: args.pcap.clone(),
         params: super::parse_assignments(&args.set, "--set")?,
         progress: true,
-        tracefs: None,
+        tracefs: args.tracefs.clone(),
+        rules: args.rules.clone(),
+        max_events: Some(args.max_events),
+        events_file: args.events_file.clone(),
     };
     let report = live::run(&opts)?;
     let text = match args.format {

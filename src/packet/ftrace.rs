@@ -82,6 +82,14 @@ impl Tracefs {
         Self { root: root.into() }
     }
 
+    /// The tracefs the user named (`--tracefs DIR`), or else [`Tracefs::find_or_mount`].
+    pub fn locate(named: Option<&Path>) -> Result<Self, TraceError> {
+        match named {
+            Some(root) => Ok(Self::at(root)),
+            None => Self::find_or_mount(),
+        }
+    }
+
     /// Find the mounted tracefs, or mount it on /sys/kernel/tracing.
     pub fn find_or_mount() -> Result<Self, TraceError> {
         for root in [TRACEFS, DEBUGFS_TRACING] {
@@ -130,11 +138,12 @@ impl Tracefs {
         let mut notes = Vec::new();
         let reasons = match &send {
             None => {
-                notes.push(
-                    "the kernel has no tcp:tcp_send_reset tracepoint (before 4.x, or tracing disabled): \
-                     the reason for resets sent here cannot be told"
-                        .to_string(),
-                );
+                notes.push(format!(
+                    "{} is missing: the kernel has no tcp:tcp_send_reset tracepoint (before 4.15, or \
+                     tracing disabled) or this is not a tracefs; the reason for resets sent here \
+                     cannot be told",
+                    self.event_dir("tcp_send_reset").display()
+                ));
                 None
             }
             Some(text) => match parse_reason_names(text) {
@@ -157,11 +166,11 @@ impl Tracefs {
             },
         };
         if receive.is_none() {
-            notes.push(
-                "the kernel has no tcp:tcp_receive_reset tracepoint: whether a local socket accepted a \
-                 received reset cannot be told"
-                    .to_string(),
-            );
+            notes.push(format!(
+                "{} is missing: the kernel has no tcp:tcp_receive_reset tracepoint; whether a local \
+                 socket accepted a received reset cannot be told",
+                self.event_dir("tcp_receive_reset").display()
+            ));
         }
         ResetSupport {
             send_reset: send.is_some(),

@@ -118,6 +118,7 @@ pub const LAB_SCENARIOS: &[&str] = &[
     "linger-zero",
     "accept-overflow",
     "idle-middlebox",
+    "lost-keepalive-probe",
     "keepalive-timeout",
     "write-after-close",
     "tw-recycle",

@@ -111,9 +111,9 @@ fn serde_diagnostic(file: &str, e: &serde_yaml::Error) -> Diagnostic {
     } else if message.contains("unknown variant") {
         "use one of the listed values"
     } else if message.contains("invalid type") || message.contains("did not match any variant") {
-        "check the value's type against docs/rules.md (numbers unquoted, lists in [ ])"
+        "check the value's type against docs/rule-format.md (numbers unquoted, lists in [ ])"
     } else if message.contains("missing field") {
-        "add the key; see docs/rules.md for what a rule needs"
+        "add the key; see docs/rule-format.md for what a rule needs"
     } else {
         "check the YAML syntax (indentation, colons, quotes)"
     };

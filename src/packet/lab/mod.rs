@@ -108,9 +108,12 @@ pub struct LabReport {
 
 /// Start the packet check's private ftrace instance to learn the kernel's reason for each
 /// reset; on kernels (or hosts) without it, say so and go on with capture and counters.
-fn start_trace(notes: &mut Vec<String>) -> Option<crate::packet::ftrace::TraceSession> {
+fn start_trace(
+    named: Option<&std::path::Path>,
+    notes: &mut Vec<String>,
+) -> Option<crate::packet::ftrace::TraceSession> {
     use crate::packet::ftrace::{TraceOptions, TraceSession, Tracefs, clean_stale};
-    let tracefs = match Tracefs::find_or_mount() {
+    let tracefs = match Tracefs::locate(named) {
         Ok(t) => t,
         Err(e) => {
             notes.push(format!("no reset reasons: {e}"));
@@ -169,7 +172,7 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
     let trace = if jobs.is_empty() {
         None
     } else {
-        start_trace(&mut notes)
+        start_trace(args.tracefs.as_deref(), &mut notes)
     };
     let started = Instant::now();
     let mut reports = Vec::new();
@@ -300,7 +303,7 @@ fn select(
         return Ok(scenarios::CATALOGUE.iter().map(job).collect());
     }
     if args.rule.is_empty() {
-        return audit_jobs(&[], params, with, true);
+        return audit_jobs(args.rules.as_deref(), &[], params, with, true);
     }
     let mut jobs: Vec<Job> = Vec::new();
     let mut rule_ids = Vec::new();
@@ -311,7 +314,7 @@ fn select(
             }
             continue;
         }
-        let set = crate::rules::load::load(None).context("loading the built-in rules")?;
+        let set = crate::rules::load::load(args.rules.as_deref()).context("loading the rules")?;
         let Some(rule) = set.get(id) else {
             anyhow::bail!(
                 "--rule {id}: no such lab scenario or rule (scenarios: {}; rules: `rstaudit rules list`)",
@@ -340,7 +343,7 @@ fn select(
     }
     if !rule_ids.is_empty() {
         // The fix of a named rule, as the audit of this host (with the --with values) gives it.
-        for found in audit_jobs(&rule_ids, params, with, false)? {
+        for found in audit_jobs(args.rules.as_deref(), &rule_ids, params, with, false)? {
             if let Some(j) = jobs
                 .iter_mut()
                 .find(|j| j.scenario.name == found.scenario.name)
@@ -355,6 +358,7 @@ fn select(
 /// Audit this host, with the `--with` values in place of the host's (what if it had them?),
 /// and turn the findings that have a lab scenario into jobs carrying the finding's fix.
 fn audit_jobs(
+    rules: Option<&std::path::Path>,
     only: &[String],
     params: &BTreeMap<String, f64>,
     with: &[(String, String)],
@@ -369,6 +373,7 @@ fn audit_jobs(
         options: sockets,
     };
     let selection = crate::rules::Selection {
+        extra_dir: rules.map(std::path::Path::to_path_buf),
         only: only.to_vec(),
         params: params
             .iter()
@@ -666,6 +671,23 @@ pub fn render_table(report: &LabReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rules_may_name_exactly_the_scenarios_of_the_catalogue() {
+        let catalogue: Vec<&str> = scenarios::CATALOGUE.iter().map(|s| s.name).collect();
+        assert_eq!(catalogue, crate::rules::known::LAB_SCENARIOS);
+    }
+
+    #[test]
+    fn the_retry_decides_when_the_first_probe_is_lost() {
+        use scenarios::keepalive_keeps_flow as keeps;
+        // keepalive 250 s + 75 s against a 300 s idle timeout.
+        assert!(keeps(250.0, 75.0, 300.0, false));
+        assert!(!keeps(250.0, 75.0, 300.0, true));
+        assert!(keeps(250.0, 16.0, 300.0, true));
+        assert!(!keeps(7200.0, 75.0, 300.0, false));
+        assert!(!keeps(300.0, 1.0, 300.0, true));
+    }
 
     #[test]
     fn verdicts_follow_the_two_runs() {

@@ -215,6 +215,12 @@ pub const CATALOGUE: &[Scenario] = &[
         run: idle_middlebox,
     },
     Scenario {
+        name: "lost-keepalive-probe",
+        title: "the first keepalive probe is lost; the retry comes after the middlebox forgot the flow",
+        keys: &[KEEPALIVE_TIME, KEEPALIVE_INTVL, KEEPALIVE_PROBES],
+        run: lost_keepalive_probe,
+    },
+    Scenario {
         name: "keepalive-timeout",
         title: "keepalive gives up during a path outage (TCP_KEEPALIVE_TIMEOUT)",
         keys: &[KEEPALIVE_TIME, KEEPALIVE_INTVL, KEEPALIVE_PROBES],
@@ -597,6 +603,7 @@ struct Middlebox {
     middlebox: LabNs,
     server: LabNs,
     server_addr: SocketAddrV4,
+    client_addr: std::net::IpAddr,
     /// The server's endpoint (resets of this run name it as source or destination).
     addrs: Vec<std::net::SocketAddr>,
 }
@@ -642,6 +649,7 @@ fn build_middlebox(slot: u8, timeout_secs: u64) -> anyhow::Result<Middlebox> {
         middlebox,
         server,
         server_addr: SocketAddrV4::new(net(b, 2), lab_port()),
+        client_addr: net(a, 2).into(),
         addrs: vec![SocketAddrV4::new(net(b, 2), lab_port()).into()],
     })
 }
@@ -704,18 +712,79 @@ fn idle_client(
 }
 
 fn idle_middlebox(ctx: &Ctx) -> anyhow::Result<Outcome> {
-    nft::find()?;
     let idle_timeout = ctx.param("idle_timeout", 300.0);
+    let default_fix = vec![(
+        KEEPALIVE_TIME,
+        ((idle_timeout / 2.0).floor().max(1.0)).to_string(),
+    )];
+    middlebox_scenario(ctx, idle_timeout, default_fix, false)
+}
+
+fn lost_keepalive_probe(ctx: &Ctx) -> anyhow::Result<Outcome> {
+    let idle_timeout = ctx.param("idle_timeout", 300.0);
+    // The retry must come while the middlebox still knows the flow: a third of what is left
+    // after the first probe (keepalive_time itself halved first if it is already too late).
+    let time = ctx.number(KEEPALIVE_TIME)?;
+    let mut default_fix = Vec::new();
+    let time_fix = if time < idle_timeout {
+        time
+    } else {
+        let t = (idle_timeout / 2.0).floor().max(1.0);
+        default_fix.push((KEEPALIVE_TIME, t.to_string()));
+        t
+    };
+    default_fix.push((
+        KEEPALIVE_INTVL,
+        ((idle_timeout - time_fix) / 3.0)
+            .floor()
+            .max(1.0)
+            .to_string(),
+    ));
+    middlebox_scenario(ctx, idle_timeout, default_fix, true)
+}
+
+/// The flow outlives a middlebox's idle timeout when keepalive refreshes it in time: the
+/// first probe (keepalive_time), or, when that one is lost, the retry (time + intvl).
+pub(crate) fn keepalive_keeps_flow(
+    time: f64,
+    intvl: f64,
+    timeout: f64,
+    first_probe_lost: bool,
+) -> bool {
+    if first_probe_lost {
+        time < timeout && time + intvl < timeout
+    } else {
+        time < timeout
+    }
+}
+
+/// Drops the first keepalive probe from the client before the middlebox's conntrack sees
+/// it (priority raw): the flow is not refreshed, as when a lossy link eats the probe.
+const LOSE_TABLE: &str = "rstaudit_lose";
+
+/// The client idles past the middlebox's idle timeout, with keepalive as `values` say (and,
+/// with `lose_first_probe`, the first probe lost on the way).
+fn middlebox_scenario(
+    ctx: &Ctx,
+    idle_timeout: f64,
+    default_fix: Vec<(&str, String)>,
+    lose_first_probe: bool,
+) -> anyhow::Result<Outcome> {
+    nft::find()?;
     let host_values = keepalive_values(ctx)?;
-    let default_fix = ((idle_timeout / 2.0).floor().max(1.0)).to_string();
-    let (fix, fix_notes) = ctx.fix_or(&[(KEEPALIVE_TIME, default_fix)], KEEPALIVE_KEYS);
+    let (fix, fix_notes) = ctx.fix_or(&default_fix, KEEPALIVE_KEYS);
     let fix_values = with_fix(&host_values, &fix);
-    let survives = |ka: f64, timeout: f64| ka < timeout;
     let (scale, preserved) = scale::choose(idle_timeout, &[3, 4, 5, 6, 8, 10, 12, 15, 20], |s| {
         let t = s.kernel_secs(idle_timeout) as f64;
         [&host_values, &fix_values].iter().all(|v| {
-            let ka = num(v, KEEPALIVE_TIME);
-            survives(ka, idle_timeout) == survives(s.kernel_secs(ka) as f64, t)
+            let (time, intvl) = (num(v, KEEPALIVE_TIME), num(v, KEEPALIVE_INTVL));
+            keepalive_keeps_flow(time, intvl, idle_timeout, lose_first_probe)
+                == keepalive_keeps_flow(
+                    s.kernel_secs(time) as f64,
+                    s.kernel_secs(intvl) as f64,
+                    t,
+                    lose_first_probe,
+                )
         })
     });
     let timeout_lab = scale.kernel_secs(idle_timeout);
@@ -738,11 +807,27 @@ fn idle_middlebox(ctx: &Ctx) -> anyhow::Result<Outcome> {
                 let r = idle_client(
                     mb.server_addr,
                     || {
-                        nap(Duration::from_secs_f64(idle_lab))?;
-                        Ok(vec![format!(
+                        let mut app = Vec::new();
+                        let mut slept = 0.0;
+                        if lose_first_probe {
+                            // Let the client's delayed ACK of the echo pass first: the next
+                            // packet from the client is then the first keepalive probe.
+                            slept = 0.3;
+                            nap(Duration::from_secs_f64(slept))?;
+                            lose_next_probe(&mb)?;
+                        }
+                        nap(Duration::from_secs_f64(idle_lab - slept))?;
+                        app.push(format!(
                             "client: idle {idle_lab:.1} s (real {:.0} s) > middlebox timeout {timeout_lab} s",
                             idle_lab * scale.factor
-                        )])
+                        ));
+                        if lose_first_probe {
+                            app.push(format!(
+                                "middlebox: lost {} keepalive probe(s) from the client",
+                                nft::counted_packets(&mb.middlebox, LOSE_TABLE)?
+                            ));
+                        }
+                        Ok(app)
                     },
                     || {
                         let mut m = meter.read()?;
@@ -776,12 +861,24 @@ fn idle_middlebox(ctx: &Ctx) -> anyhow::Result<Outcome> {
             "{label} tcp_keepalive_time {ka} s -> {} s",
             scale.kernel_secs(ka)
         ));
+        if lose_first_probe {
+            let intvl = num(v, KEEPALIVE_INTVL);
+            durations.push(format!(
+                "{label} tcp_keepalive_intvl {intvl} s -> {} s",
+                scale.kernel_secs(intvl)
+            ));
+        }
     }
     Ok(Outcome::Ran(Box::new(Ran {
         host,
         fix: fixed,
         fix_description: describe_fix(&fix),
-        expected_reason: "a reset from the middlebox (nftables reject with tcp reset); the client sees ECONNRESET".into(),
+        expected_reason: if lose_first_probe {
+            "a reset from the middlebox to the keepalive retry or the next write (nftables reject with tcp reset); the client sees ECONNRESET"
+        } else {
+            "a reset from the middlebox (nftables reject with tcp reset); the client sees ECONNRESET"
+        }
+        .into(),
         scale: Some(ScaleReport {
             factor: scale.factor,
             durations,
@@ -794,6 +891,22 @@ fn idle_middlebox(ctx: &Ctx) -> anyhow::Result<Outcome> {
         .chain(fix_notes)
         .collect(),
     })))
+}
+
+/// From now on, drop the first packet of at most 60 bytes (a keepalive probe carries no data)
+/// that the client sends through the middlebox, before conntrack sees it.
+fn lose_next_probe(mb: &Middlebox) -> anyhow::Result<()> {
+    let client = match mb.client_addr {
+        std::net::IpAddr::V4(a) => a,
+        std::net::IpAddr::V6(_) => anyhow::bail!("the lab's middlebox is IPv4 only"),
+    };
+    nft::load(
+        &mb.middlebox,
+        &format!(
+            "table inet {LOSE_TABLE} {{\n  chain lose {{\n    type filter hook prerouting priority raw; policy accept;\n    \
+             ip saddr {client} meta l4proto tcp quota until 60 bytes counter drop\n  }}\n}}\n"
+        ),
+    )
 }
 
 /// Two namespaces joined by one veth pair: client 10.77.N.2, server 10.77.N.1.

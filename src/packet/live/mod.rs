@@ -30,7 +30,7 @@ use self::attribute::{
 };
 use self::correlate::{CapturedReset, Correlator, Matched};
 use self::sampler::NamespaceFacts;
-use self::summary::{CounterWindow, PacketReport, ResetEvent, TracingSummary};
+use self::summary::{PacketReport, ResetEvent, Tally, TracingSummary};
 use crate::host::netns::{self, NetnsRef};
 use crate::host::{CollectOptions, CounterSample, Source};
 use crate::packet::capture::{Capture, CaptureOptions, PacketDir, parse_rst};
@@ -57,6 +57,65 @@ pub struct LiveOptions {
     pub progress: bool,
     /// A tracefs root to use instead of finding or mounting one.
     pub tracefs: Option<PathBuf>,
+    /// `--rules DIR` for the audit behind the verdicts.
+    pub rules: Option<PathBuf>,
+    /// Keep at most this many events whole in the report (`None`: [`DEFAULT_MAX_EVENTS`]).
+    pub max_events: Option<usize>,
+    /// Also write every event, as it is seen, to this file (JSON lines).
+    pub events_file: Option<PathBuf>,
+}
+
+/// Events listed whole in a report unless `--max-events` says otherwise.
+pub const DEFAULT_MAX_EVENTS: usize = 10_000;
+
+/// `--events-file`: every event as one JSON line, written as it is seen.
+struct EventStream {
+    path: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    written: u64,
+    error: Option<String>,
+}
+
+impl EventStream {
+    fn create(path: &std::path::Path) -> anyhow::Result<Self> {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("creating the events file {}", path.display()))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            out: std::io::BufWriter::new(file),
+            written: 0,
+            error: None,
+        })
+    }
+
+    fn write(&mut self, e: &ResetEvent) {
+        if self.error.is_some() {
+            return;
+        }
+        let r = serde_json::to_writer(&mut self.out, e)
+            .map_err(std::io::Error::from)
+            .and_then(|()| self.out.write_all(b"\n"));
+        match r {
+            Ok(()) => self.written += 1,
+            Err(e) => self.error = Some(e.to_string()),
+        }
+    }
+
+    /// Flush; a note if anything could not be written.
+    fn finish(mut self) -> Option<String> {
+        if self.error.is_none()
+            && let Err(e) = self.out.flush()
+        {
+            self.error = Some(e.to_string());
+        }
+        self.error.map(|e| {
+            format!(
+                "writing the events file {} stopped after {} events: {e}",
+                self.path.display(),
+                self.written
+            )
+        })
+    }
 }
 
 const CAP_NET_RAW: u32 = 13;
@@ -70,7 +129,10 @@ fn effective_caps() -> Option<u64> {
 
 /// Fail with a message naming what is missing when the capture cannot work at all.
 /// Returns notes for what is missing but not fatal.
-pub fn check_privileges(netns: bool) -> anyhow::Result<Vec<String>> {
+pub fn check_privileges(
+    netns: bool,
+    tracefs: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<String>> {
     let Some(caps) = effective_caps() else {
         return Ok(vec![]);
     };
@@ -80,7 +142,11 @@ pub fn check_privileges(netns: bool) -> anyhow::Result<Vec<String>> {
         missing.push("CAP_NET_RAW (to open the AF_PACKET capture socket)");
     }
     let tracefs_ok = has(CAP_SYS_ADMIN)
-        || nix::unistd::access(ftrace::TRACEFS, nix::unistd::AccessFlags::W_OK).is_ok();
+        || nix::unistd::access(
+            tracefs.unwrap_or(std::path::Path::new(ftrace::TRACEFS)),
+            nix::unistd::AccessFlags::W_OK,
+        )
+        .is_ok();
     if !tracefs_ok {
         missing.push(
             "tracefs access (CAP_SYS_ADMIN or write access to /sys/kernel/tracing, for the kernel's reset reasons)",
@@ -112,6 +178,7 @@ struct Shared {
 
 fn snapshot_loop(
     netns: Option<String>,
+    rules: Option<PathBuf>,
     params: Vec<(String, String)>,
     shared: Arc<Mutex<Shared>>,
     done: Arc<AtomicBool>,
@@ -124,6 +191,7 @@ fn snapshot_loop(
         options: true,
     };
     let selection = Selection {
+        extra_dir: rules,
         params,
         ..Default::default()
     };
@@ -339,7 +407,7 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
             opts.duration
         );
     }
-    let mut notes = check_privileges(opts.netns.is_some())?;
+    let mut notes = check_privileges(opts.netns.is_some(), opts.tracefs.as_deref())?;
     let ns = opts.netns.as_deref().map(netns::resolve).transpose()?;
     let ns_name = ns
         .as_ref()
@@ -358,6 +426,11 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
         Some(ns) => Capture::open_in(ns, &cap_opts)?,
         None => Capture::open(&cap_opts)?,
     };
+    let mut stream = opts
+        .events_file
+        .as_deref()
+        .map(EventStream::create)
+        .transpose()?;
     let mut pcap = opts
         .pcap
         .as_deref()
@@ -368,10 +441,7 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
     let mut tracing = TracingSummary::default();
     let mut reason_note = String::new();
     let (session, trace_rx): (Option<TraceSession>, Option<Receiver<TraceEvent>>) = {
-        let tfs = match &opts.tracefs {
-            Some(root) => Ok(Tracefs::at(root)),
-            None => Tracefs::find_or_mount(),
-        };
+        let tfs = Tracefs::locate(opts.tracefs.as_deref());
         match tfs {
             Err(e) => {
                 reason_note = e.to_string();
@@ -420,15 +490,16 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
     let done = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Mutex::new(Shared::default()));
     let snap_thread = {
-        let (netns, params, shared, done) = (
+        let (netns, rules, params, shared, done) = (
             opts.netns.clone(),
+            opts.rules.clone(),
             opts.params.clone(),
             shared.clone(),
             done.clone(),
         );
         std::thread::Builder::new()
             .name("rstaudit-snapshot".into())
-            .spawn(move || snapshot_loop(netns, params, shared, done))
+            .spawn(move || snapshot_loop(netns, rules, params, shared, done))
             .context("starting the snapshot thread")?
     };
     let (ctx_tx, counter_rx) = std::sync::mpsc::channel::<anyhow::Result<CounterSample>>();
@@ -465,8 +536,12 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
     };
     let mut correlator = Correlator::new(GRACE_MS, send_traced, receive_traced);
     let mut matched: Vec<Matched> = Vec::new();
-    let mut events: Vec<ResetEvent> = Vec::new();
-    let mut by_cause: BTreeMap<Cause, u64> = BTreeMap::new();
+    let mut tally = Tally::new(
+        started_at_ms,
+        opts.duration,
+        opts.max_events.unwrap_or(DEFAULT_MAX_EVENTS),
+    );
+    let mut counter_notes: Vec<String> = Vec::new();
     let mut pcap_error: Option<String> = None;
     let window = Duration::from_secs_f64(opts.duration);
     let progress = opts.progress && std::io::stderr().is_terminal();
@@ -476,7 +551,9 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
 
     // The first counter sample is read before the window is announced, so that the change
     // over the window covers every reset in it (a caller may start traffic on the announcement).
-    let first_sample = counter_rx.recv_timeout(Duration::from_secs(5)).ok();
+    if let Ok(first) = counter_rx.recv_timeout(Duration::from_secs(5)) {
+        take_sample(&mut tally, &mut counter_notes, first);
+    }
     eprintln!(
         "rstaudit: watching TCP resets in namespace {ns_name} for {} s (Ctrl-C stops early)",
         opts.duration
@@ -559,9 +636,11 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
             let sh = shared.lock().unwrap_or_else(|p| p.into_inner());
             for m in matched.drain(..) {
                 let e = to_event(m, &mut ctx, &sh.index);
-                *by_cause.entry(e.cause).or_default() += 1;
-                events.push(e);
+                record(&mut tally, stream.as_mut(), &sh.findings, e);
             }
+        }
+        for s in counter_rx.try_iter() {
+            take_sample(&mut tally, &mut counter_notes, s);
         }
         if progress && last_progress.elapsed() >= Duration::from_millis(250) {
             last_progress = Instant::now();
@@ -571,7 +650,7 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
             let line = progress_line(
                 mono.elapsed().as_secs_f64().min(opts.duration),
                 opts.duration,
-                &by_cause,
+                &tally.by_cause(),
                 last_drops,
             );
             let mut err = std::io::stderr().lock();
@@ -601,7 +680,10 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
     }
     for m in matched.drain(..) {
         let e = to_event(m, &mut ctx, &shared.index);
-        events.push(e);
+        record(&mut tally, stream.as_mut(), &shared.findings, e);
+    }
+    if let Some(note) = stream.and_then(EventStream::finish) {
+        notes.push(note);
     }
     if progress {
         eprintln!();
@@ -637,26 +719,15 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
         Ok(Err(e)) => notes.push(format!("counters: {e:#}")),
         Err(_) => notes.push("the counter thread panicked".into()),
     }
-    let mut samples = Vec::new();
-    for s in first_sample.into_iter().chain(counter_rx.try_iter()) {
-        match s {
-            Ok(s) => samples.push(s),
-            Err(e) => {
-                let msg = format!("counters: {e:#}");
-                if !notes.contains(&msg) {
-                    notes.push(msg);
-                }
-            }
+    for s in counter_rx.try_iter() {
+        take_sample(&mut tally, &mut counter_notes, s);
+    }
+    for n in counter_notes {
+        if !notes.contains(&n) {
+            notes.push(n);
         }
     }
-    let counters = CounterWindow {
-        delta: match (samples.first(), samples.last()) {
-            (Some(a), Some(b)) => summary::delta(a, b),
-            _ => BTreeMap::new(),
-        },
-        start: samples.first().cloned(),
-        end: samples.last().cloned(),
-    };
+    let counters = tally.counter_window();
 
     notes.extend(shared.notes.iter().cloned());
     if let Some(e) = &shared.audit_error {
@@ -676,25 +747,22 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
             capture_stats.drops
         ));
     }
-    let findings = shared.findings;
-    for e in &mut events {
-        e.rules = findings
-            .iter()
-            .filter(|f| summary::supports(f, e))
-            .map(|f| f.rule.clone())
-            .collect();
-        e.rules.dedup();
+    if tally.omitted > 0 {
+        notes.push(format!(
+            "the report lists the first {} of {} resets (--max-events); every reset is counted in \
+             the causes, the timeline and the verdicts{}",
+            tally.resets - tally.omitted,
+            tally.resets,
+            match &opts.events_file {
+                Some(p) => format!(", and {} has them all", p.display()),
+                None => "; --events-file FILE writes them all".into(),
+            }
+        ));
     }
-    let verdicts = summary::verdicts(&findings, &events, tracing.reasons, &counters, &reason_note);
-    let sent = events
-        .iter()
-        .filter(|e| e.direction == PacketDir::Sent)
-        .count() as u64;
-    let received = events
-        .iter()
-        .filter(|e| e.direction == PacketDir::Received)
-        .count() as u64;
-    let timeline = summary::timeline(&events, &samples, started_at_ms, duration_s);
+    let findings = shared.findings;
+    let verdicts = summary::verdicts(&findings, &tally, tracing.reasons, &counters, &reason_note);
+    let timeline = tally.timeline(duration_s);
+    let events = tally.take_events(&findings);
     Ok(PacketReport {
         schema: summary::SCHEMA_VERSION,
         mode: "live",
@@ -704,17 +772,44 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
         interrupted: interrupted.load(Ordering::SeqCst),
         iface: opts.iface.clone(),
         port: opts.port,
-        resets: events.len() as u64,
-        sent,
-        received,
+        resets: tally.resets,
+        sent: tally.sent,
+        received: tally.received,
         capture: capture_stats,
         pcap: pcap_path,
         tracing,
-        causes: summary::summarize_causes(&events),
+        causes: tally.causes(),
         findings: verdicts,
         counters,
         timeline,
         events,
+        events_omitted: tally.omitted,
         notes,
     })
+}
+
+/// Count one event, and write it to the events file (listing the findings known so far).
+fn record(
+    tally: &mut Tally,
+    stream: Option<&mut EventStream>,
+    findings: &[Finding],
+    mut e: ResetEvent,
+) {
+    if let Some(stream) = stream {
+        e.rules = summary::supported_rules(findings, &e);
+        stream.write(&e);
+    }
+    tally.add(e);
+}
+
+fn take_sample(tally: &mut Tally, notes: &mut Vec<String>, s: anyhow::Result<CounterSample>) {
+    match s {
+        Ok(s) => tally.add_sample(s),
+        Err(e) => {
+            let msg = format!("counters: {e:#}");
+            if !notes.contains(&msg) {
+                notes.push(msg);
+            }
+        }
+    }
 }

@@ -67,6 +67,10 @@ pub struct CauseSummary {
     pub top_peers: Vec<PeerCount>,
     /// Local processes with the most resets.
     pub top_processes: Vec<ProcessCount>,
+    /// More distinct peers or processes than are counted exactly (see `TRACKED`): the top
+    /// lists may miss or undercount some.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub approximate: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -186,71 +190,284 @@ pub struct PacketReport {
     pub findings: Vec<FindingVerdict>,
     pub counters: CounterWindow,
     pub timeline: Vec<Second>,
+    /// The first `--max-events` resets, whole.
     pub events: Vec<ResetEvent>,
+    /// Resets counted everywhere above but not listed in `events`.
+    pub events_omitted: u64,
     /// What could not be told, and why.
     pub notes: Vec<String>,
 }
 
 const TOP: usize = 5;
 
-/// Totals by cause, most frequent first.
-pub fn summarize_causes(events: &[ResetEvent]) -> Vec<CauseSummary> {
-    struct Acc {
-        count: u64,
-        reasons: BTreeMap<String, u64>,
-        peers: HashMap<IpAddr, u64>,
-        procs: HashMap<(u32, String), u64>,
+/// Distinct peers (or processes) counted exactly per cause before the least frequent are
+/// dropped; past that, the top lists are approximate (`CauseSummary::approximate`).
+pub const TRACKED: usize = 1024;
+
+/// Counts per key, keeping at most `2 * TRACKED` keys: when full, only the `TRACKED` most
+/// frequent stay (their counts are exact unless they were themselves dropped once).
+#[derive(Debug)]
+struct TopCounter<K> {
+    counts: HashMap<K, u64>,
+    pruned: bool,
+}
+
+impl<K: std::hash::Hash + Eq + Clone + Ord> TopCounter<K> {
+    fn new() -> Self {
+        Self {
+            counts: HashMap::new(),
+            pruned: false,
+        }
     }
-    let mut by: BTreeMap<Cause, Acc> = BTreeMap::new();
-    for e in events {
-        let acc = by.entry(e.cause).or_insert_with(|| Acc {
+
+    fn add(&mut self, key: K) {
+        *self.counts.entry(key).or_default() += 1;
+        if self.counts.len() > 2 * TRACKED {
+            let mut all: Vec<(K, u64)> = self.counts.drain().collect();
+            all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            all.truncate(TRACKED);
+            self.counts.extend(all);
+            self.pruned = true;
+        }
+    }
+
+    /// The `n` most frequent, most frequent first (ties by key).
+    fn top(&self, n: usize) -> Vec<(K, u64)> {
+        let mut all: Vec<(K, u64)> = self.counts.iter().map(|(k, c)| (k.clone(), *c)).collect();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        all.truncate(n);
+        all
+    }
+}
+
+#[derive(Debug)]
+struct CauseAcc {
+    count: u64,
+    reasons: BTreeMap<String, u64>,
+    peers: TopCounter<IpAddr>,
+    procs: TopCounter<(u32, String)>,
+}
+
+/// What decides whether a reset supports a finding: its cause, kernel reason and process.
+type SupportKey = (Cause, Option<String>, Option<u32>);
+
+/// Everything the report says about the resets of a window, built as they arrive.
+///
+/// Memory grows with the length of the window (one timeline entry a second), the number of
+/// distinct causes, reasons and processes, and at most `2 * TRACKED` peers per cause; not
+/// with the number of resets. Only the first `max_events` events are kept whole.
+#[derive(Debug)]
+pub struct Tally {
+    started_at_ms: u64,
+    pub resets: u64,
+    pub sent: u64,
+    pub received: u64,
+    causes: BTreeMap<Cause, CauseAcc>,
+    support: HashMap<SupportKey, u64>,
+    seconds: Vec<Second>,
+    /// Index of the window's last second: later stamps (a clock step) count there.
+    last_second: usize,
+    events: Vec<ResetEvent>,
+    max_events: usize,
+    /// Events counted but not kept (past `max_events`).
+    pub omitted: u64,
+    first_sample: Option<CounterSample>,
+    last_sample: Option<CounterSample>,
+}
+
+impl Tally {
+    /// A window starting at `started_at_ms` (Unix ms) and meant to last `duration_s`.
+    pub fn new(started_at_ms: u64, duration_s: f64, max_events: usize) -> Self {
+        Self {
+            started_at_ms,
+            last_second: (duration_s.ceil().clamp(1.0, 1e9) as usize) - 1,
+            resets: 0,
+            sent: 0,
+            received: 0,
+            causes: BTreeMap::new(),
+            support: HashMap::new(),
+            seconds: Vec::new(),
+            events: Vec::new(),
+            max_events,
+            omitted: 0,
+            first_sample: None,
+            last_sample: None,
+        }
+    }
+
+    fn second(&mut self, i: usize) -> &mut Second {
+        let i = i.min(self.last_second);
+        while self.seconds.len() <= i {
+            let second = self.seconds.len() as u64;
+            self.seconds.push(Second {
+                second,
+                resets: 0,
+                by_cause: BTreeMap::new(),
+                counters: BTreeMap::new(),
+            });
+        }
+        &mut self.seconds[i]
+    }
+
+    /// Count one reset (and keep it, while fewer than `max_events` are kept).
+    pub fn add(&mut self, e: ResetEvent) {
+        self.resets += 1;
+        match e.direction {
+            PacketDir::Sent => self.sent += 1,
+            PacketDir::Received => self.received += 1,
+            _ => {}
+        }
+        let acc = self.causes.entry(e.cause).or_insert_with(|| CauseAcc {
             count: 0,
             reasons: BTreeMap::new(),
-            peers: HashMap::new(),
-            procs: HashMap::new(),
+            peers: TopCounter::new(),
+            procs: TopCounter::new(),
         });
         acc.count += 1;
         if let Some(r) = &e.reason {
             *acc.reasons.entry(r.clone()).or_default() += 1;
         }
-        let peer = match e.direction {
+        acc.peers.add(match e.direction {
             PacketDir::Received => e.src.ip(),
             _ => e.dst.ip(),
-        };
-        *acc.peers.entry(peer).or_default() += 1;
+        });
         if let Some(o) = &e.owner {
-            *acc.procs.entry((o.pid, o.comm.clone())).or_default() += 1;
+            acc.procs.add((o.pid, o.comm.clone()));
+        }
+        *self
+            .support
+            .entry((e.cause, e.reason.clone(), e.owner.as_ref().map(|o| o.pid)))
+            .or_default() += 1;
+        let i = e.t.max(0.0) as usize;
+        let sec = self.second(i);
+        sec.resets += 1;
+        *sec.by_cause.entry(e.cause).or_default() += 1;
+        if self.events.len() < self.max_events {
+            self.events.push(e);
+        } else {
+            self.omitted += 1;
         }
     }
-    let mut out: Vec<CauseSummary> = by
-        .into_iter()
-        .map(|(cause, acc)| {
-            let mut peers: Vec<PeerCount> = acc
-                .peers
+
+    /// Take in the next counter sample: its change from the previous one goes into the second
+    /// it ends.
+    pub fn add_sample(&mut self, s: CounterSample) {
+        if let Some(prev) = self.last_sample.take() {
+            let at = s.at_ms.saturating_sub(self.started_at_ms);
+            let i = (at.saturating_sub(1) / 1000) as usize;
+            let moved: Vec<(String, u64)> = delta(&prev, &s)
                 .into_iter()
-                .map(|(addr, count)| PeerCount { addr, count })
+                .filter(|(_, d)| *d > 0)
                 .collect();
-            peers.sort_by(|a, b| b.count.cmp(&a.count).then(a.addr.cmp(&b.addr)));
-            peers.truncate(TOP);
-            let mut procs: Vec<ProcessCount> = acc
-                .procs
-                .into_iter()
-                .map(|((pid, comm), count)| ProcessCount { pid, comm, count })
-                .collect();
-            procs.sort_by(|a, b| b.count.cmp(&a.count).then(a.pid.cmp(&b.pid)));
-            procs.truncate(TOP);
-            CauseSummary {
-                cause,
+            let sec = self.second(i);
+            for (k, d) in moved {
+                *sec.counters.entry(k).or_default() += d;
+            }
+        } else {
+            self.first_sample = Some(s.clone());
+        }
+        self.last_sample = Some(s);
+    }
+
+    /// Resets so far by cause.
+    pub fn by_cause(&self) -> BTreeMap<Cause, u64> {
+        self.causes.iter().map(|(c, a)| (*c, a.count)).collect()
+    }
+
+    /// Resets that support finding `f`.
+    pub fn supporting(&self, f: &Finding) -> u64 {
+        self.support
+            .iter()
+            .filter(|((cause, reason, pid), _)| supports_key(f, *cause, reason.as_deref(), *pid))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Totals by cause, most frequent first.
+    pub fn causes(&self) -> Vec<CauseSummary> {
+        let mut out: Vec<CauseSummary> = self
+            .causes
+            .iter()
+            .map(|(cause, acc)| CauseSummary {
+                cause: *cause,
                 title: cause.title().to_string(),
                 count: acc.count,
-                reasons: acc.reasons,
-                top_peers: peers,
-                top_processes: procs,
+                reasons: acc.reasons.clone(),
+                top_peers: acc
+                    .peers
+                    .top(TOP)
+                    .into_iter()
+                    .map(|(addr, count)| PeerCount { addr, count })
+                    .collect(),
+                top_processes: acc
+                    .procs
+                    .top(TOP)
+                    .into_iter()
+                    .map(|((pid, comm), count)| ProcessCount { pid, comm, count })
+                    .collect(),
+                approximate: acc.peers.pruned || acc.procs.pruned,
+            })
+            .collect();
+        out.sort_by(|a, b| b.count.cmp(&a.count).then(a.cause.cmp(&b.cause)));
+        out
+    }
+
+    /// The counters at the start and the end of the window, and the change.
+    pub fn counter_window(&self) -> CounterWindow {
+        CounterWindow {
+            delta: match (&self.first_sample, &self.last_sample) {
+                (Some(a), Some(b)) => delta(a, b),
+                _ => BTreeMap::new(),
+            },
+            start: self.first_sample.clone(),
+            end: self.last_sample.clone(),
+        }
+    }
+
+    /// The per-second timeline of a window `duration_s` long (a reset or sample stamped after
+    /// the end counts in the last second).
+    pub fn timeline(&self, duration_s: f64) -> Vec<Second> {
+        let n = duration_s.ceil().max(1.0) as usize;
+        let mut secs: Vec<Second> = (0..n as u64)
+            .map(|second| Second {
+                second,
+                resets: 0,
+                by_cause: BTreeMap::new(),
+                counters: BTreeMap::new(),
+            })
+            .collect();
+        for s in &self.seconds {
+            let into = &mut secs[(s.second as usize).min(n - 1)];
+            into.resets += s.resets;
+            for (c, k) in &s.by_cause {
+                *into.by_cause.entry(*c).or_default() += k;
             }
-        })
+            for (c, k) in &s.counters {
+                *into.counters.entry(c.clone()).or_default() += k;
+            }
+        }
+        secs
+    }
+
+    /// The events kept, each listing the findings (of `findings`) it supports.
+    pub fn take_events(&mut self, findings: &[Finding]) -> Vec<ResetEvent> {
+        let mut events = std::mem::take(&mut self.events);
+        for e in &mut events {
+            e.rules = supported_rules(findings, e);
+        }
+        events
+    }
+}
+
+/// The rules of `findings` that reset `e` supports.
+pub fn supported_rules(findings: &[Finding], e: &ResetEvent) -> Vec<String> {
+    let mut rules: Vec<String> = findings
+        .iter()
+        .filter(|f| supports(f, e))
+        .map(|f| f.rule.clone())
         .collect();
-    out.sort_by(|a, b| b.count.cmp(&a.count).then(a.cause.cmp(&b.cause)));
-    out
+    rules.dedup();
+    rules
 }
 
 /// Seed causes confirmed by resets received on idle connections rather than by a kernel reason.
@@ -260,10 +477,20 @@ fn is_middlebox_cause(cause: &str) -> bool {
 
 /// Does this reset support this finding?
 pub fn supports(f: &Finding, e: &ResetEvent) -> bool {
+    supports_key(
+        f,
+        e.cause,
+        e.reason.as_deref(),
+        e.owner.as_ref().map(|o| o.pid),
+    )
+}
+
+/// [`supports`] on what it looks at: the reset's cause, kernel reason and process.
+fn supports_key(f: &Finding, cause: Cause, reason: Option<&str>, pid: Option<u32>) -> bool {
     if is_middlebox_cause(&f.cause) {
-        return e.cause == Cause::MiddleboxIdle;
+        return cause == Cause::MiddleboxIdle;
     }
-    let Some(reason) = &e.reason else {
+    let Some(reason) = reason else {
         return false;
     };
     if !f.evidence.rst_reasons.iter().any(|r| r == reason) {
@@ -271,8 +498,8 @@ pub fn supports(f: &Finding, e: &ResetEvent) -> bool {
     }
     // A finding about one process is supported by that process's resets (or resets whose
     // process is unknown).
-    match (&f.process, &e.owner) {
-        (Some(p), Some(o)) => p.pid == o.pid,
+    match (&f.process, pid) {
+        (Some(p), Some(pid)) => p.pid == pid,
         _ => true,
     }
 }
@@ -280,7 +507,7 @@ pub fn supports(f: &Finding, e: &ResetEvent) -> bool {
 /// Verdicts for each finding. `reasons_available`: the kernel reported reasons in this window.
 pub fn verdicts(
     findings: &[Finding],
-    events: &[ResetEvent],
+    tally: &Tally,
     reasons_available: bool,
     counters: &CounterWindow,
     reason_note: &str,
@@ -288,7 +515,7 @@ pub fn verdicts(
     findings
         .iter()
         .map(|f| {
-            let resets = events.iter().filter(|e| supports(f, e)).count() as u64;
+            let resets = tally.supporting(f);
             let counter_moves: BTreeMap<String, u64> = f
                 .evidence
                 .counters
@@ -379,39 +606,6 @@ pub fn delta(a: &CounterSample, b: &CounterSample) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// The per-second timeline from events and the counter samples.
-pub fn timeline(
-    events: &[ResetEvent],
-    samples: &[CounterSample],
-    started_at_ms: u64,
-    duration_s: f64,
-) -> Vec<Second> {
-    let n = duration_s.ceil().max(1.0) as u64;
-    let mut secs: Vec<Second> = (0..n)
-        .map(|second| Second {
-            second,
-            resets: 0,
-            by_cause: BTreeMap::new(),
-            counters: BTreeMap::new(),
-        })
-        .collect();
-    for e in events {
-        let i = (e.t.max(0.0) as u64).min(n - 1) as usize;
-        secs[i].resets += 1;
-        *secs[i].by_cause.entry(e.cause).or_default() += 1;
-    }
-    for pair in samples.windows(2) {
-        let at = pair[1].at_ms.saturating_sub(started_at_ms);
-        let i = (at.saturating_sub(1) / 1000).min(n - 1) as usize;
-        for (k, d) in delta(&pair[0], &pair[1]) {
-            if d > 0 {
-                *secs[i].counters.entry(k).or_default() += d;
-            }
-        }
-    }
-    secs
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,6 +648,14 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
+    fn tally(events: &[ResetEvent], max_events: usize) -> Tally {
+        let mut t = Tally::new(1000, 2.0, max_events);
+        for e in events {
+            t.add(e.clone());
+        }
+        t
+    }
+
     #[test]
     fn verdicts_follow_reasons_and_processes() {
         let events = vec![
@@ -467,25 +669,30 @@ mod tests {
             finding("keepalive-above-idle-timeout", &["NO_SOCKET"], None, "4"),
             finding("somaxconn-low", &[], None, "2"),
         ];
-        let v = verdicts(&fs, &events, true, &CounterWindow::default(), "");
-        assert_eq!(v[0].verdict, Verdict::Confirmed);
-        assert_eq!(v[0].resets, 1, "only pid 10's resets");
-        assert_eq!(v[1].verdict, Verdict::NotSeen);
-        assert_eq!(
-            v[2].verdict,
-            Verdict::NotSeen,
-            "NO_SOCKET alone is not a middlebox"
+        // Kept or not, every event counts.
+        for max_events in [10, 1, 0] {
+            let t = tally(&events, max_events);
+            let v = verdicts(&fs, &t, true, &CounterWindow::default(), "");
+            assert_eq!(v[0].verdict, Verdict::Confirmed);
+            assert_eq!(v[0].resets, 1, "only pid 10's resets");
+            assert_eq!(v[1].verdict, Verdict::NotSeen);
+            assert_eq!(
+                v[2].verdict,
+                Verdict::NotSeen,
+                "NO_SOCKET alone is not a middlebox"
+            );
+            assert_eq!(v[3].verdict, Verdict::CannotCheck);
+            let v = verdicts(&fs, &t, false, &CounterWindow::default(), "no reason field");
+            assert_eq!(v[0].verdict, Verdict::CannotCheck);
+            assert!(v[0].detail.contains("no reason field"));
+        }
+        let mut t = tally(&events, 10);
+        let kept = t.take_events(&fs);
+        assert_eq!(kept[0].rules, vec!["linger-zero".to_string()]);
+        assert!(
+            kept[1].rules.is_empty(),
+            "pid 11 is not the finding's process"
         );
-        assert_eq!(v[3].verdict, Verdict::CannotCheck);
-        let v = verdicts(
-            &fs,
-            &events,
-            false,
-            &CounterWindow::default(),
-            "no reason field",
-        );
-        assert_eq!(v[0].verdict, Verdict::CannotCheck);
-        assert!(v[0].detail.contains("no reason field"));
     }
 
     #[test]
@@ -494,20 +701,64 @@ mod tests {
             event(Cause::NoSocket, Some("NO_SOCKET"), Some(1), 0.1),
             event(Cause::NoSocket, Some("NO_SOCKET"), Some(1), 1.1),
             event(Cause::UnreadClose, Some("TCP_ABORT_ON_CLOSE"), Some(2), 1.2),
+            // A clock step: stamped long after the window, counted in its last second.
+            event(Cause::NoSocket, Some("NO_SOCKET"), Some(1), 86_400.0),
         ];
-        let c = summarize_causes(&events);
+        let mut t = tally(&events, 2);
+        assert_eq!((t.resets, t.sent, t.received, t.omitted), (4, 4, 0, 2));
+        let c = t.causes();
         assert_eq!(c[0].cause, Cause::NoSocket);
-        assert_eq!(c[0].count, 2);
+        assert_eq!(c[0].count, 3);
+        assert_eq!(c[0].reasons.get("NO_SOCKET"), Some(&3));
         assert_eq!(c[0].top_processes[0].pid, 1);
+        assert!(!c[0].approximate);
         let s = |at_ms: u64, v: u64| CounterSample {
             at_ms,
             values: [("Tcp.OutRsts".to_string(), v)].into(),
         };
-        let t = timeline(&events, &[s(1000, 5), s(2000, 6), s(3000, 8)], 1000, 2.0);
-        assert_eq!(t.len(), 2);
-        assert_eq!(t[0].resets, 1);
-        assert_eq!(t[1].resets, 2);
-        assert_eq!(t[0].counters.get("Tcp.OutRsts"), Some(&1));
-        assert_eq!(t[1].counters.get("Tcp.OutRsts"), Some(&2));
+        for (at, v) in [(1000, 5), (2000, 6), (3000, 8)] {
+            t.add_sample(s(at, v));
+        }
+        let tl = t.timeline(2.0);
+        assert_eq!(tl.len(), 2);
+        assert_eq!(tl[0].resets, 1);
+        assert_eq!(tl[1].resets, 3);
+        assert_eq!(tl[0].counters.get("Tcp.OutRsts"), Some(&1));
+        assert_eq!(tl[1].counters.get("Tcp.OutRsts"), Some(&2));
+        let w = t.counter_window();
+        assert_eq!(w.delta.get("Tcp.OutRsts"), Some(&3));
+        assert_eq!(w.start.unwrap().at_ms, 1000);
+        // A window cut short: what came later folds into its last second.
+        let short = t.timeline(1.0);
+        assert_eq!(short.len(), 1);
+        assert_eq!(short[0].resets, 4);
+        assert_eq!(t.take_events(&[]).len(), 2);
+    }
+
+    #[test]
+    fn many_peers_keep_the_heavy_ones_and_say_the_list_is_approximate() {
+        let mut t = Tally::new(0, 10.0, 0);
+        let heavy: SocketAddr = "10.9.9.9:443".parse().unwrap();
+        for i in 0..(5 * TRACKED as u32) {
+            let mut e = event(Cause::Received, None, None, 1.0);
+            e.direction = PacketDir::Received;
+            e.src = SocketAddr::new(
+                IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000u32 + i)),
+                443,
+            );
+            t.add(e);
+            if i % 4 == 0 {
+                let mut e = event(Cause::Received, None, None, 1.0);
+                e.direction = PacketDir::Received;
+                e.src = heavy;
+                t.add(e);
+            }
+        }
+        let c = t.causes();
+        assert_eq!(c[0].count, 5 * TRACKED as u64 + 5 * TRACKED as u64 / 4);
+        assert!(c[0].approximate);
+        assert_eq!(c[0].top_peers[0].addr, heavy.ip());
+        assert_eq!(c[0].top_peers[0].count, 5 * TRACKED as u64 / 4);
+        assert!(t.causes.get(&Cause::Received).unwrap().peers.counts.len() <= 2 * TRACKED);
     }
 }
