@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::fixture::{host, listener, sock};
+use common::fixture::{host, listener, nginx_linger0, peer};
 use rstaudit::host::{Snapshot, TcpState};
 use rstaudit::report::{self, AuditReport};
 use rstaudit::rules::{self, Selection, Severity};
@@ -17,23 +17,11 @@ fn fixture() -> Snapshot {
         .counter2("TcpExt.ListenOverflows", 100, 112)
         .counter2("TcpExt.TCPAbortOnData", 5000, 5230)
         .socket(listener("0.0.0.0:443", 64, 64).owner(812, "nginx"))
-        .sockets(1204, |i| {
-            sock(
-                TcpState::Established,
-                "10.0.0.5:443",
-                &format!("10.0.0.9:{}", 10000 + i),
-            )
-            .owner(812, "nginx")
-            .linger0()
-        })
+        .sockets(1204, nginx_linger0)
         .sockets(12, |i| {
-            sock(
-                TcpState::CloseWait,
-                "10.0.0.5:8080",
-                &format!("10.0.0.7:{}", 30000 + i),
-            )
-            .owner(4242, "java")
-            .keepalive(true, 60)
+            peer(TcpState::CloseWait, "10.0.0.5:8080", "10.0.0.7", 30000 + i)
+                .owner(4242, "java")
+                .keepalive(true, 60)
         })
         .note(
             "owners",

@@ -8,16 +8,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{Netns, rstaudit};
-
-fn text(out: &Output) -> String {
-    format!(
-        "--- status {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::{Netns, rstaudit, text};
 
 /// Exit 2 with `needle` in the error, no panic.
 fn fails_with(out: &Output, needle: &str) {
@@ -288,23 +279,9 @@ fn snapshot_files_hostile_input_is_refused() {
     fails_with(&audit(&p), "empty.json");
 }
 
+/// A copied tree from the captured kernel text under src/host/testdata.
 fn copied_tree(dir: &Path) {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/host/testdata");
-    let net = dir.join("proc/net");
-    std::fs::create_dir_all(&net).unwrap();
-    for (from, to) in [
-        ("netstat-6.18.txt", "netstat"),
-        ("snmp-6.18.txt", "snmp"),
-        ("tcp-6.18.txt", "tcp"),
-    ] {
-        std::fs::copy(data.join(from), net.join(to)).unwrap();
-    }
-    let ipv4 = dir.join("proc/sys/net/ipv4");
-    std::fs::create_dir_all(&ipv4).unwrap();
-    std::fs::write(ipv4.join("tcp_fin_timeout"), "60\n").unwrap();
-    let kernel = dir.join("proc/sys/kernel");
-    std::fs::create_dir_all(&kernel).unwrap();
-    std::fs::write(kernel.join("osrelease"), "6.18.44\n").unwrap();
+    common::copied_proc_tree(dir, &["netstat", "snmp", "tcp"], "6.18.44");
 }
 
 fn snapshot_root(dir: &Path) -> Output {

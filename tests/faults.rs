@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Instant;
 
-use common::{Netns, rstaudit};
+use common::{ApplySetup, Netns, rstaudit, text};
 
 /// Every key of the baseline profile, set so that each one must be written.
 const PRE: &[(&str, &str)] = &[
@@ -21,32 +21,22 @@ const PRE: &[(&str, &str)] = &[
     ("net.core.somaxconn", "128"),
 ];
 
-fn prepared(prefix: &str) -> Netns {
-    let ns = Netns::new(prefix);
-    for (k, v) in PRE {
-        ns.sysctl(k, v);
-    }
-    ns
-}
-
 fn values(ns: &Netns) -> Vec<String> {
     PRE.iter().map(|(k, _)| ns.read_sysctl(k)).collect()
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "--- status {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+/// Assert the exit code (showing the output otherwise).
+#[track_caller]
+fn exits(out: &Output, code: i32) {
+    assert_eq!(out.status.code(), Some(code), "{}", text(out));
 }
 
 fn run(args: &[&str]) -> Output {
     rstaudit().args(args).output().expect("running rstaudit")
 }
 
-fn apply_args<'a>(ns: &'a Netns, state: &'a Path, persist: &'a Path) -> Vec<&'a str> {
+/// `apply` of `profile` in the namespace.
+fn apply_profile_args<'a>(ns: &'a Netns, state: &'a Path, profile: &'a str) -> Vec<&'a str> {
     vec![
         "apply",
         "--netns",
@@ -54,10 +44,24 @@ fn apply_args<'a>(ns: &'a Netns, state: &'a Path, persist: &'a Path) -> Vec<&'a 
         "--state-dir",
         state.to_str().unwrap(),
         "--profile",
-        "baseline",
-        "--persist",
-        persist.to_str().unwrap(),
+        profile,
     ]
+}
+
+/// `apply` of the baseline profile, persisted to `persist`.
+fn apply_args<'a>(ns: &'a Netns, state: &'a Path, persist: &'a Path) -> Vec<&'a str> {
+    let mut args = apply_profile_args(ns, state, "baseline");
+    args.extend(["--persist", persist.to_str().unwrap()]);
+    args
+}
+
+/// `rollback`, with an injected failure at `fault` if given.
+fn rollback(state: &Path, fault: Option<&str>) -> Output {
+    let mut args = vec!["rollback", "--state-dir", state.to_str().unwrap()];
+    if let Some(step) = fault {
+        args.extend(["--inject-fault", step]);
+    }
+    run(&args)
 }
 
 /// Rollback files still in effect (not `.done` / `.aborted`).
@@ -86,9 +90,7 @@ fn steps() -> Vec<String> {
 
 #[test]
 fn apply_fails_at_every_step_and_leaves_every_value_as_it_was() {
-    let ns = prepared("fapply");
-    let state = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let ApplySetup { ns, state, dir } = ApplySetup::new("fapply", PRE);
     let persist = dir.path().join("90-rstaudit.conf");
     let before = values(&ns);
     for step in steps() {
@@ -111,10 +113,10 @@ fn apply_fails_at_every_step_and_leaves_every_value_as_it_was() {
     }
     // After all that, a clean apply and rollback still work.
     let out = run(&apply_args(&ns, state.path(), &persist));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    exits(&out, 0);
     assert_ne!(values(&ns), before);
-    let out = run(&["rollback", "--state-dir", state.path().to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = rollback(state.path(), None);
+    exits(&out, 0);
     assert_eq!(values(&ns), before);
     assert!(
         !persist.exists(),
@@ -124,41 +126,29 @@ fn apply_fails_at_every_step_and_leaves_every_value_as_it_was() {
 
 #[test]
 fn a_failed_apply_keeps_the_previous_rollback_file_usable() {
-    let ns = prepared("fkeep");
-    let state = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let ApplySetup { ns, state, dir } = ApplySetup::new("fkeep", PRE);
     let persist = dir.path().join("90-rstaudit.conf");
     let before = values(&ns);
     let out = run(&apply_args(&ns, state.path(), &persist));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    exits(&out, 0);
     let applied = values(&ns);
     let first = in_effect(state.path());
     assert_eq!(first.len(), 1);
     // A second apply (another profile) that fails half-way.
-    let out = run(&[
-        "apply",
-        "--netns",
-        &ns.name,
-        "--state-dir",
-        state.path().to_str().unwrap(),
-        "--profile",
-        "high-connection-server",
-        "--inject-fault",
-        "read-back:net.ipv4.tcp_tw_reuse",
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let mut args = apply_profile_args(&ns, state.path(), "high-connection-server");
+    args.extend(["--inject-fault", "read-back:net.ipv4.tcp_tw_reuse"]);
+    let out = run(&args);
+    exits(&out, 2);
     assert_eq!(values(&ns), applied);
     assert_eq!(in_effect(state.path()), first);
-    let out = run(&["rollback", "--state-dir", state.path().to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = rollback(state.path(), None);
+    exits(&out, 0);
     assert_eq!(values(&ns), before);
 }
 
 #[test]
 fn rollback_fails_at_every_step_and_can_be_retried() {
-    let ns = prepared("frollback");
-    let state = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let ApplySetup { ns, state, dir } = ApplySetup::new("frollback", PRE);
     let persist = dir.path().join("90-rstaudit.conf");
     // A first apply creates the persist file, so that rolling back the second one rewrites it
     // (temp file, rename) rather than removing it.
@@ -168,22 +158,14 @@ fn rollback_fails_at_every_step_and_can_be_retried() {
         "description: first\nsysctls:\n  net.ipv4.tcp_keepalive_time:\n    value: 600\n    reason: t\n",
     )
     .unwrap();
-    let out = run(&[
-        "apply",
-        "--netns",
-        &ns.name,
-        "--state-dir",
-        state.path().to_str().unwrap(),
-        "--profile",
-        first.to_str().unwrap(),
-        "--persist",
-        persist.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mut args = apply_profile_args(&ns, state.path(), first.to_str().unwrap());
+    args.extend(["--persist", persist.to_str().unwrap()]);
+    let out = run(&args);
+    exits(&out, 0);
     let first_persisted = std::fs::read_to_string(&persist).unwrap();
     let before = values(&ns);
     let out = run(&apply_args(&ns, state.path(), &persist));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    exits(&out, 0);
     let applied = values(&ns);
     let persisted = std::fs::read_to_string(&persist).unwrap();
     let file = in_effect(state.path());
@@ -192,13 +174,7 @@ fn rollback_fails_at_every_step_and_can_be_retried() {
         if step == "rollback-file" {
             continue; // a rollback writes no rollback file of its own
         }
-        let out = run(&[
-            "rollback",
-            "--state-dir",
-            state.path().to_str().unwrap(),
-            "--inject-fault",
-            &step,
-        ]);
+        let out = rollback(state.path(), Some(step.as_str()));
         let all = text(&out);
         assert_eq!(out.status.code(), Some(2), "{step}: {all}");
         assert!(!all.contains("panicked"), "{step}: {all}");
@@ -210,41 +186,33 @@ fn rollback_fails_at_every_step_and_can_be_retried() {
         );
         assert_eq!(in_effect(state.path()), file, "{step}: rollback file");
     }
-    let out = run(&["rollback", "--state-dir", state.path().to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = rollback(state.path(), None);
+    exits(&out, 0);
     assert_eq!(values(&ns), before);
     assert_eq!(std::fs::read_to_string(&persist).unwrap(), first_persisted);
     assert_eq!(in_effect(state.path()).len(), 1);
     // Removing a persist file the apply created: the removal is the persist-write step.
-    let out = run(&[
-        "rollback",
-        "--state-dir",
-        state.path().to_str().unwrap(),
-        "--inject-fault",
-        "persist-write",
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = rollback(state.path(), Some("persist-write"));
+    exits(&out, 2);
     assert_eq!(std::fs::read_to_string(&persist).unwrap(), first_persisted);
-    let out = run(&["rollback", "--state-dir", state.path().to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = rollback(state.path(), None);
+    exits(&out, 0);
     assert!(!persist.exists());
     assert!(in_effect(state.path()).is_empty());
 }
 
 #[test]
 fn sigkill_during_apply_leaves_a_state_that_rollback_repairs() {
-    let ns = prepared("fkill");
-    let state = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let ApplySetup { ns, state, dir } = ApplySetup::new("fkill", PRE);
     let persist = dir.path().join("90-rstaudit.conf");
     let before = values(&ns);
     // How long a whole apply takes here, to spread the kills over it.
     let started = Instant::now();
     let out = run(&apply_args(&ns, state.path(), &persist));
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    exits(&out, 0);
     let whole = started.elapsed();
-    let out = run(&["rollback", "--state-dir", state.path().to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = rollback(state.path(), None);
+    exits(&out, 0);
     assert_eq!(values(&ns), before);
 
     let rounds = 24u32;
@@ -269,7 +237,7 @@ fn sigkill_during_apply_leaves_a_state_that_rollback_repairs() {
             );
         }
         if !in_effect(state.path()).is_empty() {
-            let out = run(&["rollback", "--state-dir", state.path().to_str().unwrap()]);
+            let out = rollback(state.path(), None);
             assert_eq!(out.status.code(), Some(0), "round {i}: {}", text(&out));
         }
         assert_eq!(values(&ns), before, "round {i} ({delay:?}) not repaired");

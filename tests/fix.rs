@@ -15,11 +15,7 @@ const BAD: &[(&str, &str)] = &[
 ];
 
 fn bad_namespace(prefix: &str) -> Netns {
-    let ns = Netns::new(prefix);
-    for (k, v) in BAD {
-        ns.sysctl(k, v);
-    }
-    ns
+    Netns::with_sysctls(prefix, BAD)
 }
 
 fn text(out: &Output) -> String {

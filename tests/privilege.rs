@@ -7,7 +7,7 @@ mod common;
 use std::os::unix::process::CommandExt;
 use std::process::Output;
 
-use common::{Netns, require_root, rstaudit};
+use common::{Netns, require_root, rstaudit, text};
 
 fn nobody(args: &[&str]) -> Output {
     require_root();
@@ -17,15 +17,6 @@ fn nobody(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("running rstaudit")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "--- status {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn refused(out: &Output, needles: &[&str]) {

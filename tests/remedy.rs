@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{Netns, rstaudit};
+use common::{ApplySetup, Netns, rstaudit};
 
 /// Keys the tests set to reset-prone values first, so the profiles have work to do.
 const PRE: &[(&str, &str)] = &[
@@ -32,11 +32,7 @@ const WATCHED: &[&str] = &[
 ];
 
 fn prepared(prefix: &str) -> Netns {
-    let ns = Netns::new(prefix);
-    for (k, v) in PRE {
-        ns.sysctl(k, v);
-    }
-    ns
+    Netns::with_sysctls(prefix, PRE)
 }
 
 fn values(ns: &Netns) -> Vec<(String, String)> {
@@ -58,6 +54,20 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// Assert the exit code (showing the output otherwise) and return the output's text.
+#[track_caller]
+fn exits(out: &Output, code: i32) -> String {
+    let t = text(out);
+    assert_eq!(out.status.code(), Some(code), "{t}");
+    t
+}
+
+fn write_profile(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
 fn apply(ns: &Netns, state: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "apply",
@@ -66,6 +76,17 @@ fn apply(ns: &Netns, state: &Path, extra: &[&str]) -> Output {
         "--state-dir",
         state.to_str().unwrap(),
     ];
+    args.extend_from_slice(extra);
+    rsta(&args)
+}
+
+/// `apply --profile FILE`.
+fn apply_file(ns: &Netns, state: &Path, profile: &Path) -> Output {
+    apply(ns, state, &["--profile", profile.to_str().unwrap()])
+}
+
+fn rollback(state: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["rollback", "--state-dir", state.to_str().unwrap()];
     args.extend_from_slice(extra);
     rsta(&args)
 }
@@ -83,11 +104,9 @@ fn rollback_files(state: &Path) -> Vec<String> {
 
 #[test]
 fn apply_then_verify_passes_and_a_hand_change_is_drift() {
-    let ns = prepared("apply-verify");
-    let state = tempfile::tempdir().unwrap();
+    let ApplySetup { ns, state, .. } = ApplySetup::new("apply-verify", PRE);
     let out = apply(&ns, state.path(), &["--profile", "behind-load-balancer"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let t = text(&out);
+    let t = exits(&out, 0);
     assert!(
         t.contains("net.ipv4.tcp_keepalive_time") && t.contains("7200"),
         "{t}"
@@ -109,21 +128,20 @@ fn apply_then_verify_passes_and_a_hand_change_is_drift() {
         ])
     };
     let out = verify("table");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("OK: 9 key(s) match"), "{}", text(&out));
+    let t = exits(&out, 0);
+    assert!(t.contains("OK: 9 key(s) match"), "{t}");
 
     ns.sysctl("net.ipv4.tcp_keepalive_time", "600");
     let out = verify("table");
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = exits(&out, 1);
     assert!(
-        text(&out).contains(
+        t.contains(
             "DRIFT: net.ipv4.tcp_keepalive_time is 600, profile behind-load-balancer wants <= 300"
         ),
-        "{}",
-        text(&out)
+        "{t}"
     );
     let out = verify("json");
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    exits(&out, 1);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["ok"], false);
     assert_eq!(
@@ -134,18 +152,17 @@ fn apply_then_verify_passes_and_a_hand_change_is_drift() {
 
 #[test]
 fn apply_twice_is_idempotent_and_dry_run_changes_nothing() {
-    let ns = prepared("idem");
-    let state = tempfile::tempdir().unwrap();
+    let ApplySetup { ns, state, .. } = ApplySetup::new("idem", PRE);
     let before = values(&ns);
     let out = apply(&ns, state.path(), &["--profile", "baseline", "--dry-run"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    exits(&out, 0);
     assert!(text(&out).contains("Dry run: nothing was written."));
     assert!(text(&out).contains("net.ipv4.tcp_abort_on_overflow"));
     assert_eq!(values(&ns), before, "--dry-run changed a value");
     assert!(rollback_files(state.path()).is_empty());
 
     let out = apply(&ns, state.path(), &["--profile", "baseline"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    exits(&out, 0);
     assert_eq!(rollback_files(state.path()).len(), 1);
     let after_first = values(&ns);
     let out = apply(
@@ -153,7 +170,7 @@ fn apply_twice_is_idempotent_and_dry_run_changes_nothing() {
         state.path(),
         &["--profile", "baseline", "--format", "json"],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    exits(&out, 0);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["result"]["written"], serde_json::json!([]));
     assert!(
@@ -175,41 +192,34 @@ fn apply_twice_is_idempotent_and_dry_run_changes_nothing() {
 
 #[test]
 fn rollback_restores_exactly_in_the_recorded_namespace() {
-    let ns = prepared("rollback");
-    let state = tempfile::tempdir().unwrap();
+    let ApplySetup { ns, state, .. } = ApplySetup::new("rollback", PRE);
     let before = values(&ns);
     let out = apply(&ns, state.path(), &["--profile", "high-connection-server"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    exits(&out, 0);
     assert_ne!(values(&ns), before);
     assert_eq!(ns.read_sysctl("net.ipv4.tcp_tw_reuse"), "1");
     // No --netns: the rollback file says which namespace it belongs to.
-    let out = rsta(&["rollback", "--state-dir", state.path().to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = rollback(state.path(), &[]);
+    exits(&out, 0);
     assert_eq!(values(&ns), before);
     assert_eq!(ns.read_sysctl("net.ipv4.tcp_tw_reuse"), "2");
-    let out = rsta(&["rollback", "--state-dir", state.path().to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("no rollback file"), "{}", text(&out));
+    let out = rollback(state.path(), &[]);
+    let t = exits(&out, 2);
+    assert!(t.contains("no rollback file"), "{t}");
 }
 
 #[test]
 fn a_failure_mid_transaction_leaves_every_key_as_it_was() {
-    let ns = prepared("midfail");
-    let state = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let ApplySetup { ns, state, dir } = ApplySetup::new("midfail", PRE);
     let before = values(&ns);
-
     // The kernel itself refuses the third key (no such congestion control);
     // the two keys before it were already written and must be restored.
-    let profile = dir.path().join("bad-cc.yaml");
-    std::fs::write(
-        &profile,
+    let profile = write_profile(
+        dir.path(),
+        "bad-cc.yaml",
         "description: test\nsysctls:\n  net.core.somaxconn:\n    value: 1024\n    reason: t\n  net.ipv4.tcp_abort_on_overflow:\n    value: 0\n    reason: t\n  net.ipv4.tcp_congestion_control:\n    value: no-such-cc\n    reason: t\n  net.ipv4.tcp_syncookies:\n    value: 1\n    reason: t\n",
-    )
-    .unwrap();
-    let out = apply(&ns, state.path(), &["--profile", profile.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let t = text(&out);
+    );
+    let t = exits(&apply_file(&ns, state.path(), &profile), 2);
     assert!(
         t.contains("write of net.ipv4.tcp_congestion_control failed"),
         "{t}"
@@ -241,23 +251,12 @@ fn a_failure_mid_transaction_leaves_every_key_as_it_was() {
                 fault,
             ],
         );
-        assert_eq!(out.status.code(), Some(2), "{fault}: {}", text(&out));
-        assert!(
-            text(&out).contains("injected failure"),
-            "{fault}: {}",
-            text(&out)
-        );
-        assert!(
-            text(&out).contains("nothing was changed"),
-            "{fault}: {}",
-            text(&out)
-        );
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{fault}: {t}");
+        assert!(t.contains("injected failure"), "{fault}: {t}");
+        assert!(t.contains("nothing was changed"), "{fault}: {t}");
         if let Some(key) = fault.split(':').nth(1) {
-            assert!(
-                text(&out).contains(&format!("of {key} failed")),
-                "{}",
-                text(&out)
-            );
+            assert!(t.contains(&format!("of {key} failed")), "{t}");
         }
         assert_eq!(values(&ns), before, "{fault} left a key changed");
         assert!(!persist.exists(), "{fault} left the persist file");
@@ -273,19 +272,14 @@ fn a_failure_mid_transaction_leaves_every_key_as_it_was() {
 
 #[test]
 fn global_keys_in_a_namespace_are_reported_not_half_applied() {
-    let ns = prepared("global");
-    let state = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let ApplySetup { ns, state, dir } = ApplySetup::new("global", PRE);
     let before = values(&ns);
-    let profile = dir.path().join("global.yaml");
-    std::fs::write(
-        &profile,
+    let profile = write_profile(
+        dir.path(),
+        "global.yaml",
         "description: test\nsysctls:\n  net.ipv4.tcp_syncookies:\n    value: 1\n    reason: t\n  net.core.netdev_max_backlog:\n    value: 5000\n    reason: t\n  net.netfilter.nf_conntrack_max:\n    value: 5000\n    reason: t\n",
-    )
-    .unwrap();
-    let out = apply(&ns, state.path(), &["--profile", profile.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let t = text(&out);
+    );
+    let t = exits(&apply_file(&ns, state.path(), &profile), 2);
     assert!(t.contains("nothing was written"), "{t}");
     assert!(t.contains("net.core.netdev_max_backlog: is global"), "{t}");
     assert!(
@@ -298,9 +292,7 @@ fn global_keys_in_a_namespace_are_reported_not_half_applied() {
 
 #[test]
 fn hostile_keys_and_out_of_range_values_are_refused_before_anything_is_written() {
-    let ns = prepared("hostile");
-    let state = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let ApplySetup { ns, state, dir } = ApplySetup::new("hostile", PRE);
     let before = values(&ns);
     for (key, value, expect) in [
         ("\"net.ipv4/../../../etc/passwd\"", "1", "is not valid"),
@@ -314,15 +306,14 @@ fn hostile_keys_and_out_of_range_values_are_refused_before_anything_is_written()
         ),
         ("net.ipv4.tcp_fin_timeout", "\"1\\n2\"", "newline"),
     ] {
-        let profile = dir.path().join("hostile.yaml");
-        std::fs::write(
-            &profile,
-            format!(
+        let profile = write_profile(
+            dir.path(),
+            "hostile.yaml",
+            &format!(
                 "description: test\nsysctls:\n  net.ipv4.tcp_abort_on_overflow:\n    value: 0\n    reason: t\n  {key}:\n    value: {value}\n    reason: t\n"
             ),
-        )
-        .unwrap();
-        let out = apply(&ns, state.path(), &["--profile", profile.to_str().unwrap()]);
+        );
+        let out = apply_file(&ns, state.path(), &profile);
         assert_eq!(out.status.code(), Some(2), "{key}: {}", text(&out));
         let t = text(&out);
         assert!(t.contains(expect), "{key}: {t}");
@@ -334,10 +325,8 @@ fn hostile_keys_and_out_of_range_values_are_refused_before_anything_is_written()
 
 #[test]
 fn persisted_file_loads_with_sysctl_p_and_gives_the_same_values() {
-    let ns = prepared("persist-a");
+    let ApplySetup { ns, state, dir } = ApplySetup::new("persist-a", PRE);
     let other = prepared("persist-b");
-    let state = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("90-rstaudit.conf");
     let out = apply(
         &ns,
@@ -349,7 +338,7 @@ fn persisted_file_loads_with_sysctl_p_and_gives_the_same_values() {
             file.to_str().unwrap(),
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    exits(&out, 0);
     let content = std::fs::read_to_string(&file).unwrap();
     assert!(content.starts_with("# Managed by rstaudit"), "{content}");
     common::run(
@@ -360,35 +349,24 @@ fn persisted_file_loads_with_sysctl_p_and_gives_the_same_values() {
     assert_eq!(values(&other), values(&ns));
 
     // verify --persist: the file holds every key.
-    let out = rsta(&[
-        "verify",
-        "--profile",
-        "mobile-gateway",
-        "--netns",
-        &ns.name,
-        "--persist",
-        file.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let verify_persisted = |persist: &Path| {
+        rsta(&[
+            "verify",
+            "--profile",
+            "mobile-gateway",
+            "--netns",
+            &ns.name,
+            "--persist",
+            persist.to_str().unwrap(),
+        ])
+    };
+    exits(&verify_persisted(&file), 0);
     // A file that lacks the keys: the runtime is right but nothing persists it.
     let empty = dir.path().join("80-other.conf");
     std::fs::write(&empty, "net.ipv4.tcp_syncookies = 1\n").unwrap();
-    let out = rsta(&[
-        "verify",
-        "--profile",
-        "mobile-gateway",
-        "--netns",
-        &ns.name,
-        "--persist",
-        empty.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("NOT PERSISTED"), "{}", text(&out));
-    assert!(
-        text(&out).contains("a reboot would undo it"),
-        "{}",
-        text(&out)
-    );
+    let t = exits(&verify_persisted(&empty), 1);
+    assert!(t.contains("NOT PERSISTED"), "{t}");
+    assert!(t.contains("a reboot would undo it"), "{t}");
 
     // A file rstaudit did not create is never overwritten.
     let before = values(&other);
@@ -402,12 +380,8 @@ fn persisted_file_loads_with_sysctl_p_and_gives_the_same_values() {
             empty.to_str().unwrap(),
         ],
     );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        text(&out).contains("was not created by rstaudit"),
-        "{}",
-        text(&out)
-    );
+    let t = exits(&out, 2);
+    assert!(t.contains("was not created by rstaudit"), "{t}");
     assert_eq!(
         std::fs::read_to_string(&empty).unwrap(),
         "net.ipv4.tcp_syncookies = 1\n"
@@ -415,8 +389,8 @@ fn persisted_file_loads_with_sysctl_p_and_gives_the_same_values() {
     assert_eq!(values(&other), before);
 
     // Rollback of the first apply also removes the file it created.
-    let out = rsta(&["rollback", "--state-dir", state.path().to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = rollback(state.path(), &[]);
+    exits(&out, 0);
     assert!(!file.exists());
 }
 
@@ -448,33 +422,27 @@ fn profiles_list_and_show() {
 
 #[test]
 fn a_failed_rollback_leaves_the_applied_values_and_keeps_its_file() {
-    let ns = prepared("rb-fail");
-    let state = tempfile::tempdir().unwrap();
+    let ApplySetup { ns, state, .. } = ApplySetup::new("rb-fail", PRE);
     let out = apply(&ns, state.path(), &["--profile", "baseline"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    exits(&out, 0);
     let applied = values(&ns);
-    let out = rsta(&[
-        "rollback",
-        "--state-dir",
-        state.path().to_str().unwrap(),
-        "--inject-fault",
-        "write:net.ipv4.tcp_syncookies",
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = rollback(
+        state.path(),
+        &["--inject-fault", "write:net.ipv4.tcp_syncookies"],
+    );
+    let t = exits(&out, 2);
     assert!(
-        text(&out).contains("write of net.ipv4.tcp_syncookies failed: injected failure"),
-        "{}",
-        text(&out)
+        t.contains("write of net.ipv4.tcp_syncookies failed: injected failure"),
+        "{t}"
     );
     assert_eq!(values(&ns), applied);
     // The file is still the latest: a clean rollback then works.
     ns.sysctl("net.core.somaxconn", "2048");
-    let out = rsta(&["rollback", "--state-dir", state.path().to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = rollback(state.path(), &[]);
+    let t = exits(&out, 0);
     assert!(
-        text(&out).contains("net.core.somaxconn was changed after the apply"),
-        "{}",
-        text(&out)
+        t.contains("net.core.somaxconn was changed after the apply"),
+        "{t}"
     );
     assert_eq!(ns.read_sysctl("net.ipv4.tcp_syncookies"), "0");
     assert_eq!(ns.read_sysctl("net.core.somaxconn"), "128");
@@ -486,17 +454,16 @@ fn rollback_refuses_when_its_namespace_is_gone() {
     {
         let ns = prepared("rb-gone");
         let out = apply(&ns, state.path(), &["--profile", "baseline"]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        exits(&out, 0);
     }
-    let out = rsta(&["rollback", "--state-dir", state.path().to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("is gone"), "{}", text(&out));
+    let out = rollback(state.path(), &[]);
+    let t = exits(&out, 2);
+    assert!(t.contains("is gone"), "{t}");
 }
 
 #[test]
 fn apply_without_root_is_refused_at_validation() {
-    let ns = prepared("noroot");
-    let state = tempfile::tempdir().unwrap();
+    let ApplySetup { ns, state, .. } = ApplySetup::new("noroot", PRE);
     let before = values(&ns);
     // nobody, inside the namespace (ip netns exec does the setns as root first).
     let out = ns
@@ -513,9 +480,9 @@ fn apply_without_root_is_refused_at_validation() {
         .arg(state.path().join("x"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("permission denied"), "{}", text(&out));
-    assert!(text(&out).contains("nothing was written"), "{}", text(&out));
+    let t = exits(&out, 2);
+    assert!(t.contains("permission denied"), "{t}");
+    assert!(t.contains("nothing was written"), "{t}");
     assert_eq!(values(&ns), before);
 }
 
@@ -523,12 +490,11 @@ fn apply_without_root_is_refused_at_validation() {
 fn audit_takes_rule_parameters_from_a_profile_name_or_file() {
     let ns = prepared("audit-profile");
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("lb1000.yaml");
-    std::fs::write(
-        &file,
+    let file = write_profile(
+        dir.path(),
+        "lb1000.yaml",
         "description: a balancer with a 1000 s idle timeout\nextends: behind-load-balancer\nparams:\n  idle_timeout: 1000\n",
-    )
-    .unwrap();
+    );
     let audit = |profile: &str| {
         rsta(&[
             "audit",
@@ -543,26 +509,14 @@ fn audit_takes_rule_parameters_from_a_profile_name_or_file() {
         ])
     };
     let out = audit(file.to_str().unwrap());
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(
-        text(&out).contains("idle timeout of 1000 s"),
-        "{}",
-        text(&out)
-    );
+    let t = exits(&out, 0);
+    assert!(t.contains("idle timeout of 1000 s"), "{t}");
     let out = audit("mobile-gateway");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(
-        text(&out).contains("idle timeout of 300 s"),
-        "{}",
-        text(&out)
-    );
+    let t = exits(&out, 0);
+    assert!(t.contains("idle timeout of 300 s"), "{t}");
 
     std::fs::write(&file, "description: x\nparams:\n  idle_timeout: [1]\n").unwrap();
     let out = audit(file.to_str().unwrap());
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        text(&out).contains("lb1000.yaml:3:3: parameter idle_timeout"),
-        "{}",
-        text(&out)
-    );
+    let t = exits(&out, 2);
+    assert!(t.contains("lb1000.yaml:3:3: parameter idle_timeout"), "{t}");
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::fixture::{Snap, host, listener, sock};
+use common::fixture::{Snap, Sock, host, listener, nginx_linger0, peer, sock};
 use rstaudit::host::{Snapshot, TcpState};
 use rstaudit::rules::{self, AuditOutcome, Selection};
 
@@ -147,47 +147,19 @@ fn cases() -> Vec<Case> {
             "time-wait-near-max",
             host()
                 .sysctl("net.ipv4.tcp_max_tw_buckets", "10")
-                .sockets(9, |i| {
-                    sock(
-                        TcpState::TimeWait,
-                        "10.0.0.5:443",
-                        &format!("10.0.0.9:{}", 1000 + i),
-                    )
-                    .orphan()
-                }),
+                .sockets(9, |i| client(TcpState::TimeWait, i).orphan()),
             host()
                 .sysctl("net.ipv4.tcp_max_tw_buckets", "10")
-                .sockets(2, |i| {
-                    sock(
-                        TcpState::TimeWait,
-                        "10.0.0.5:443",
-                        &format!("10.0.0.9:{}", 1000 + i),
-                    )
-                    .orphan()
-                }),
+                .sockets(2, |i| client(TcpState::TimeWait, i).orphan()),
         ),
         case(
             "orphans-near-max",
             host()
                 .sysctl("net.ipv4.tcp_max_orphans", "10")
-                .sockets(9, |i| {
-                    sock(
-                        TcpState::FinWait2,
-                        "10.0.0.5:443",
-                        &format!("10.0.0.9:{}", 1000 + i),
-                    )
-                    .orphan()
-                }),
+                .sockets(9, |i| client(TcpState::FinWait2, i).orphan()),
             host()
                 .sysctl("net.ipv4.tcp_max_orphans", "10")
-                .sockets(1, |i| {
-                    sock(
-                        TcpState::FinWait2,
-                        "10.0.0.5:443",
-                        &format!("10.0.0.9:{}", 1000 + i),
-                    )
-                    .orphan()
-                }),
+                .sockets(1, |i| client(TcpState::FinWait2, i).orphan()),
         ),
         case(
             "fin-timeout-long",
@@ -223,22 +195,8 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "close-wait-pile",
-            host().sockets(12, |i| {
-                sock(
-                    TcpState::CloseWait,
-                    "10.0.0.5:443",
-                    &format!("10.0.0.9:{}", 1000 + i),
-                )
-                .owner(9, "leaky")
-            }),
-            host().sockets(5, |i| {
-                sock(
-                    TcpState::CloseWait,
-                    "10.0.0.5:443",
-                    &format!("10.0.0.9:{}", 1000 + i),
-                )
-                .owner(9, "leaky")
-            }),
+            host().sockets(12, |i| client(TcpState::CloseWait, i).owner(9, "leaky")),
+            host().sockets(5, |i| client(TcpState::CloseWait, i).owner(9, "leaky")),
         ),
         case(
             "unread-close",
@@ -287,11 +245,17 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-fn est(i: u16) -> common::fixture::Sock {
-    sock(
+/// Socket `i` of the server on 10.0.0.5:443: to 10.0.0.9, port 1000 + `i`.
+fn client(state: TcpState, i: usize) -> Sock {
+    peer(state, "10.0.0.5:443", "10.0.0.9", 1000 + i)
+}
+
+fn est(i: u16) -> Sock {
+    peer(
         TcpState::Established,
         "10.0.0.5:443",
-        &format!("10.0.0.9:{}", 40000 + i),
+        "10.0.0.9",
+        40000 + usize::from(i),
     )
 }
 
@@ -339,20 +303,13 @@ fn the_healthy_fixture_has_no_findings() {
 #[test]
 fn socket_findings_are_grouped_per_process() {
     let snap = host()
-        .sockets(1204, |i| {
-            sock(
-                TcpState::Established,
-                "10.0.0.5:443",
-                &format!("10.0.0.9:{}", 10000 + i),
-            )
-            .owner(812, "nginx")
-            .linger0()
-        })
+        .sockets(1204, nginx_linger0)
         .sockets(3, |i| {
-            sock(
+            peer(
                 TcpState::Established,
                 "10.0.0.5:8080",
-                &format!("10.0.0.7:{}", 20000 + i),
+                "10.0.0.7",
+                20000 + i,
             )
             .owner(99, "java")
             .linger0()

@@ -3,13 +3,15 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::{Netns, require_root, rstaudit};
 use rstaudit::host::{Linger, Snapshot, SocketsSource, TcpState};
 
+#[track_caller]
 fn run_ok(out: &Output) -> String {
     assert!(
         out.status.success(),
@@ -21,6 +23,7 @@ fn run_ok(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
 }
 
+#[track_caller]
 fn stderr_of_failure(out: &Output) -> String {
     assert_eq!(
         out.status.code(),
@@ -32,6 +35,27 @@ fn stderr_of_failure(out: &Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!stderr.contains("panicked"), "{stderr}");
     stderr
+}
+
+/// `rstaudit snapshot ARGS`.
+fn snapshot(args: &[impl AsRef<OsStr>]) -> Output {
+    rstaudit().arg("snapshot").args(args).output().unwrap()
+}
+
+/// `rstaudit snapshot --snapshot FILE`: read back a saved snapshot.
+fn snapshot_of_file(file: &Path) -> Output {
+    snapshot(&[OsStr::new("--snapshot"), file.as_os_str()])
+}
+
+/// `rstaudit snapshot --root DIR`: read a copied tree.
+fn snapshot_of_root(dir: &Path) -> Output {
+    snapshot(&[OsStr::new("--root"), dir.as_os_str()])
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p
 }
 
 #[test]
@@ -48,10 +72,7 @@ fn namespace_snapshot_reports_the_helpers_sockets_and_options() {
         "linger2:8002:-1",
         "sleep:100",
     ]);
-    let out = rstaudit()
-        .args(["snapshot", "--netns", &ns.name, "--format", "json"])
-        .output()
-        .unwrap();
+    let out = snapshot(&["--netns", &ns.name, "--format", "json"]);
     let snap: Snapshot = serde_json::from_str(&run_ok(&out)).expect("a snapshot");
     assert_eq!(snap.netns.name, ns.name);
     assert!(snap.netns.inode.is_some());
@@ -128,10 +149,7 @@ fn a_namespace_is_found_by_process_path() {
     let ns = Netns::new("path");
     let helper = ns.helper(&["listen:8003:3"]);
     let path = format!("/proc/{}/ns/net", helper.pid);
-    let out = rstaudit()
-        .args(["snapshot", "--netns", &path])
-        .output()
-        .unwrap();
+    let out = snapshot(&["--netns", &path]);
     let snap: Snapshot = serde_json::from_str(&run_ok(&out)).unwrap();
     assert_eq!(snap.netns.name, path);
     let listener = snap
@@ -184,10 +202,7 @@ fn unprivileged_snapshot_of_a_namespace_exits_2() {
 #[test]
 fn all_namespaces_are_listed_with_names() {
     let ns = Netns::new("all");
-    let out = rstaudit()
-        .args(["snapshot", "--netns", "all"])
-        .output()
-        .unwrap();
+    let out = snapshot(&["--netns", "all"]);
     let snaps: Vec<Snapshot> = serde_json::from_str(&run_ok(&out)).expect("a list");
     assert_eq!(snaps[0].netns.name, "host");
     let ours = snaps
@@ -199,11 +214,7 @@ fn all_namespaces_are_listed_with_names() {
     let dir = tempfile::tempdir().unwrap();
     let saved = dir.path().join("all.json");
     std::fs::write(&saved, &out.stdout).unwrap();
-    let again = rstaudit()
-        .args(["snapshot", "--format", "yaml", "--snapshot"])
-        .arg(&saved)
-        .output()
-        .unwrap();
+    let again = snapshot(&["--format", "yaml", "--snapshot", saved.to_str().unwrap()]);
     let again: Vec<Snapshot> = serde_yaml::from_str(&run_ok(&again)).expect("a list");
     assert_eq!(again, snaps);
     let mut inodes: Vec<_> = snaps.iter().map(|s| s.netns.inode).collect();
@@ -214,10 +225,7 @@ fn all_namespaces_are_listed_with_names() {
 
 #[test]
 fn interval_takes_two_samples() {
-    let out = rstaudit()
-        .args(["snapshot", "--interval", "0.3"])
-        .output()
-        .unwrap();
+    let out = snapshot(&["--interval", "0.3"]);
     let snap: Snapshot = serde_json::from_str(&run_ok(&out)).unwrap();
     let (a, b) = (
         snap.counters.first.as_ref().unwrap(),
@@ -225,10 +233,7 @@ fn interval_takes_two_samples() {
     );
     assert!(b.at_ms >= a.at_ms + 300, "{} -> {}", a.at_ms, b.at_ms);
     assert!(snap.counter_delta("Tcp.InSegs").is_some());
-    let out = rstaudit()
-        .args(["snapshot", "--interval=0"])
-        .output()
-        .unwrap();
+    let out = snapshot(&["--interval=0"]);
     assert!(stderr_of_failure(&out).contains("--interval"));
 }
 
@@ -236,22 +241,13 @@ fn interval_takes_two_samples() {
 fn saved_snapshots_round_trip_through_yaml() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = dir.path().join("host.yaml");
-    run_ok(
-        &rstaudit()
-            .args(["snapshot", "--format", "yaml", "-o"])
-            .arg(&yaml)
-            .output()
-            .unwrap(),
-    );
-    let from_yaml: Snapshot = serde_json::from_str(&run_ok(
-        &rstaudit()
-            .arg("snapshot")
-            .arg("--snapshot")
-            .arg(&yaml)
-            .output()
-            .unwrap(),
-    ))
-    .unwrap();
+    run_ok(&snapshot(&[
+        "--format",
+        "yaml",
+        "-o",
+        yaml.to_str().unwrap(),
+    ]));
+    let from_yaml: Snapshot = serde_json::from_str(&run_ok(&snapshot_of_file(&yaml))).unwrap();
     let direct: Snapshot = serde_yaml::from_str(&std::fs::read_to_string(&yaml).unwrap()).unwrap();
     assert_eq!(from_yaml, direct);
 }
@@ -259,76 +255,36 @@ fn saved_snapshots_round_trip_through_yaml() {
 #[test]
 fn a_file_that_is_not_a_snapshot_exits_2_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    let text = dir.path().join("notes.txt");
-    std::fs::write(&text, "just some words\n").unwrap();
-    let out = rstaudit()
-        .arg("snapshot")
-        .arg("--snapshot")
-        .arg(&text)
-        .output()
-        .unwrap();
-    let stderr = stderr_of_failure(&out);
+    let text = write(dir.path(), "notes.txt", "just some words\n");
+    let stderr = stderr_of_failure(&snapshot_of_file(&text));
     assert!(stderr.contains(&text.display().to_string()), "{stderr}");
 
-    let json = dir.path().join("other.json");
-    std::fs::write(&json, "{\n  \"schema\": 1,\n  \"hosts\": []\n}\n").unwrap();
-    let out = rstaudit()
-        .arg("snapshot")
-        .arg("--snapshot")
-        .arg(&json)
-        .output()
-        .unwrap();
-    let stderr = stderr_of_failure(&out);
+    let json = write(
+        dir.path(),
+        "other.json",
+        "{\n  \"schema\": 1,\n  \"hosts\": []\n}\n",
+    );
+    let stderr = stderr_of_failure(&snapshot_of_file(&json));
     assert!(
         stderr.contains(&format!("{}:3:", json.display())),
         "{stderr}"
     );
     assert!(stderr.contains("hosts"), "{stderr}");
 
-    let yaml = dir.path().join("other.yaml");
-    std::fs::write(&yaml, "schema: 1\nkernel: [1, 2]\n").unwrap();
-    let out = rstaudit()
-        .arg("snapshot")
-        .arg("--snapshot")
-        .arg(&yaml)
-        .output()
-        .unwrap();
-    let stderr = stderr_of_failure(&out);
+    let yaml = write(dir.path(), "other.yaml", "schema: 1\nkernel: [1, 2]\n");
+    let stderr = stderr_of_failure(&snapshot_of_file(&yaml));
     assert!(
         stderr.contains(&format!("{}:2:", yaml.display())),
         "{stderr}"
     );
 
-    let newer = dir.path().join("newer.json");
-    std::fs::write(&newer, "{\"schema\": 7}").unwrap();
-    let out = rstaudit()
-        .arg("snapshot")
-        .arg("--snapshot")
-        .arg(&newer)
-        .output()
-        .unwrap();
-    assert!(stderr_of_failure(&out).contains("schema 7"));
+    let newer = write(dir.path(), "newer.json", "{\"schema\": 7}");
+    assert!(stderr_of_failure(&snapshot_of_file(&newer)).contains("schema 7"));
 }
 
 /// A copied tree from the captured kernel text under src/host/testdata.
 fn copied_tree(dir: &Path) {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/host/testdata");
-    let net = dir.join("proc/net");
-    std::fs::create_dir_all(&net).unwrap();
-    for (from, to) in [
-        ("netstat-6.18.txt", "netstat"),
-        ("snmp-6.18.txt", "snmp"),
-        ("snmp6-6.18.txt", "snmp6"),
-        ("tcp-6.18.txt", "tcp"),
-    ] {
-        std::fs::copy(data.join(from), net.join(to)).unwrap();
-    }
-    let ipv4 = dir.join("proc/sys/net/ipv4");
-    std::fs::create_dir_all(&ipv4).unwrap();
-    std::fs::write(ipv4.join("tcp_fin_timeout"), "60\n").unwrap();
-    let kernel = dir.join("proc/sys/kernel");
-    std::fs::create_dir_all(&kernel).unwrap();
-    std::fs::write(kernel.join("osrelease"), "6.18.44-fc-v445\n").unwrap();
+    common::copied_proc_tree(dir, &["netstat", "snmp", "snmp6", "tcp"], "6.18.44-fc-v445");
 }
 
 #[test]
@@ -338,12 +294,7 @@ fn a_copied_tree_is_read_without_following_links() {
     // Links pointing out of the tree are refused, not followed.
     std::os::unix::fs::symlink("/proc/net/tcp6", dir.path().join("proc/net/tcp6")).unwrap();
     std::os::unix::fs::symlink("/proc/sys/net/core", dir.path().join("proc/sys/net/core")).unwrap();
-    let out = rstaudit()
-        .arg("snapshot")
-        .arg("--root")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = snapshot_of_root(dir.path());
     let snap: Snapshot = serde_json::from_str(&run_ok(&out)).unwrap();
     assert_eq!(snap.kernel.release, "6.18.44-fc-v445");
     assert_eq!(snap.sockets_source, SocketsSource::ProcNet);
@@ -374,12 +325,7 @@ fn a_copied_tree_with_a_garbled_netstat_exits_2_naming_file_and_line() {
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
     lines[3] = lines[3].replacen(" 0", " 0x1f", 1);
     std::fs::write(&netstat, lines.join("\n")).unwrap();
-    let out = rstaudit()
-        .arg("snapshot")
-        .arg("--root")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = snapshot_of_root(dir.path());
     let stderr = stderr_of_failure(&out);
     assert!(
         stderr.contains(&format!("{}:4:", netstat.display())),
@@ -388,12 +334,7 @@ fn a_copied_tree_with_a_garbled_netstat_exits_2_naming_file_and_line() {
 
     // Cut short: names without values.
     std::fs::write(&netstat, text.lines().next().unwrap()).unwrap();
-    let out = rstaudit()
-        .arg("snapshot")
-        .arg("--root")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = snapshot_of_root(dir.path());
     let stderr = stderr_of_failure(&out);
     assert!(
         stderr.contains(&format!("{}:1:", netstat.display())),

@@ -187,6 +187,19 @@ pub fn sock(state: TcpState, local: &str, remote: &str) -> Sock {
     })
 }
 
+/// A socket from `local` to `remote_ip:port`: one of a fleet built with [`Snap::sockets`].
+pub fn peer(state: TcpState, local: &str, remote_ip: &str, port: usize) -> Sock {
+    sock(state, local, &format!("{remote_ip}:{port}"))
+}
+
+/// Client `i` of the nginx (pid 812) server on 10.0.0.5:443 that closes with
+/// SO_LINGER {1, 0}: an established socket to 10.0.0.9, port 10000 + `i`.
+pub fn nginx_linger0(i: usize) -> Sock {
+    peer(TcpState::Established, "10.0.0.5:443", "10.0.0.9", 10000 + i)
+        .owner(812, "nginx")
+        .linger0()
+}
+
 /// A listener on `local` with this accept queue and backlog.
 pub fn listener(local: &str, accept: u32, backlog: u32) -> Sock {
     let mut s = sock(TcpState::Listen, local, "0.0.0.0:0");

@@ -8,8 +8,8 @@
 pub mod fixture;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Fail the test loudly unless it runs as root.
@@ -38,6 +38,15 @@ impl Netns {
         run(Command::new("ip").args(["netns", "add", &name]));
         let ns = Self { name };
         run(Command::new("ip").args(["-n", &ns.name, "link", "set", "lo", "up"]));
+        ns
+    }
+
+    /// Create `rsta-PREFIX-PID-N` (as [`Netns::new`]) and set these sysctls in it.
+    pub fn with_sysctls(prefix: &str, sysctls: &[(&str, &str)]) -> Self {
+        let ns = Self::new(prefix);
+        for (k, v) in sysctls {
+            ns.sysctl(k, v);
+        }
         ns
     }
 
@@ -84,6 +93,34 @@ impl Drop for Netns {
     }
 }
 
+/// What an apply / rollback test starts from: a namespace with these sysctls set, an empty
+/// `--state-dir`, and a scratch directory for profiles and persist files.
+pub struct ApplySetup {
+    pub ns: Netns,
+    pub state: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
+}
+
+impl ApplySetup {
+    pub fn new(prefix: &str, sysctls: &[(&str, &str)]) -> Self {
+        Self {
+            ns: Netns::with_sysctls(prefix, sysctls),
+            state: tempfile::tempdir().unwrap(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+}
+
+/// The exit status, stdout and stderr of a finished command, for failure messages and searches.
+pub fn text(out: &Output) -> String {
+    format!(
+        "--- status {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Run a command and panic with its output when it fails.
 pub fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -108,6 +145,24 @@ pub fn sockhelper_path() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// A copied `/proc` tree under `dir` from the captured kernel text in src/host/testdata:
+/// `proc/net/NAME` from `NAME-6.18.txt` for each of `net_files`, `tcp_fin_timeout` = 60, and
+/// `osrelease` as the kernel release. Copying again over an existing tree restores it.
+pub fn copied_proc_tree(dir: &Path, net_files: &[&str], osrelease: &str) {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/host/testdata");
+    let net = dir.join("proc/net");
+    std::fs::create_dir_all(&net).unwrap();
+    for name in net_files {
+        std::fs::copy(data.join(format!("{name}-6.18.txt")), net.join(name)).unwrap();
+    }
+    let ipv4 = dir.join("proc/sys/net/ipv4");
+    std::fs::create_dir_all(&ipv4).unwrap();
+    std::fs::write(ipv4.join("tcp_fin_timeout"), "60\n").unwrap();
+    let kernel = dir.join("proc/sys/kernel");
+    std::fs::create_dir_all(&kernel).unwrap();
+    std::fs::write(kernel.join("osrelease"), format!("{osrelease}\n")).unwrap();
 }
 
 /// The rstaudit binary under test.
