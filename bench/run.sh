@@ -196,9 +196,9 @@ fmt_mb() { awk -v m="$1" 'BEGIN { if (m == "-") print "-"; else printf "%.0f MB"
             echo "| \`$(label_of "$tool")\` | $(fmt_s "$wm" "$wl" "$wh") | $(fmt_s "$cm" "$cl" "$ch") | $(fmt_mb "$rm") |"
         done
         med=""
-        read -r _ _ load _ med lo hi findings nsock _ rl _ _ _ ev evlo evhi <<<"$(awk -v s="$size" '$1 == s' "$tmp/engine")"
+        read -r _ _ load _ med lo hi findings nsock _ rl _ _ _ ev evlo evhi _ cpu _ <<<"$(awk -v s="$size" '$1 == s' "$tmp/engine")"
         [ -n "$med" ] && echo "| engine alone: \`rules::run\` ($findings findings) | $med ms ($lo–$hi) | | |" &&
-            echo "| … of which loading the built-in rules / evaluating them | $rl ms / $ev ms ($evlo–$evhi) | | |" &&
+            echo "| … of which loading the built-in rules / evaluating them | $rl ms / $ev ms ($evlo–$evhi; CPU $cpu ms) | | |" &&
             echo "| (loading the $nsock-socket JSON snapshot, not in the two lines above) | $load ms | | |"
         read -r a _ _ <<<"$(stat_of "$size" audit 1)"
         read -r s _ _ <<<"$(stat_of "$size" ss-tanpoie 1)"

@@ -372,9 +372,7 @@ fn closed_port(_ctx: &Ctx) -> anyhow::Result<Outcome> {
             }
             Ok((app, meter.read()?))
         })?;
-        report.app = app;
-        measured.apply(&mut report);
-        Ok(report)
+        Ok(finish_run(report, app, measured))
     };
     let (host, fix) = both(|| run(1, false), || run(2, true))?;
     Ok(Outcome::Ran(Box::new(Ran {
@@ -397,7 +395,7 @@ fn close_scenario(
 ) -> anyhow::Result<RunReport> {
     let ns = LabNs::new("lab")?;
     let addr = lo_addr(slot);
-    let mut report = RunReport {
+    let report = RunReport {
         change: change.map(str::to_string),
         ..RunReport::default()
     };
@@ -425,9 +423,7 @@ fn close_scenario(
         ));
         Ok((app, meter.read()?))
     })?;
-    report.app = app;
-    measured.apply(&mut report);
-    Ok(report)
+    Ok(finish_run(report, app, measured))
 }
 
 fn unread_close(_ctx: &Ctx) -> anyhow::Result<Outcome> {
@@ -503,7 +499,7 @@ fn accept_overflow(ctx: &Ctx) -> anyhow::Result<Outcome> {
         |slot: u8, values: Vec<(String, String, Option<String>)>| -> anyhow::Result<RunReport> {
             let ns = LabNs::new("lab")?;
             let addr = lo_addr(slot);
-            let mut report = RunReport {
+            let report = RunReport {
                 settings: settings(&ns, &values)?,
                 ..RunReport::default()
             };
@@ -530,9 +526,7 @@ fn accept_overflow(ctx: &Ctx) -> anyhow::Result<Outcome> {
                 }
                 Ok((app, meter.read()?))
             })?;
-            report.app = app;
-            measured.apply(&mut report);
-            Ok(report)
+            Ok(finish_run(report, app, measured))
         };
     let host_values = vec![plain(ABORT_ON_OVERFLOW, &host_value)];
     let mut fix_values = host_values.clone();
@@ -651,6 +645,40 @@ fn build_middlebox(slot: u8, timeout_secs: u64) -> anyhow::Result<Middlebox> {
         server_addr: SocketAddrV4::new(net(b, 2), lab_port()),
         client_addr: net(a, 2).into(),
         addrs: vec![SocketAddrV4::new(net(b, 2), lab_port()).into()],
+    })
+}
+
+/// A finished run: what the application saw and what was measured.
+fn finish_run(mut report: RunReport, app: Vec<String>, measured: Measured) -> RunReport {
+    report.app = app;
+    measured.apply(&mut report);
+    report
+}
+
+/// Run `client_work` in `client` while an echo server listens on `addr` in `server`; the
+/// server stops when the client is done.
+fn with_echo_server<T: Send>(
+    server: &LabNs,
+    client: &LabNs,
+    addr: SocketAddrV4,
+    client_work: impl FnOnce() -> anyhow::Result<T> + Send,
+) -> anyhow::Result<T> {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let srv = spawn_in(scope, server, || {
+            let l = sock::listener(addr, 16, None)?;
+            echo_server(l, &stop)
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        let cli = spawn_in(scope, client, || {
+            let r = client_work();
+            stop.store(true, Ordering::SeqCst);
+            r
+        });
+        let out = join(cli);
+        stop.store(true, Ordering::SeqCst);
+        join(srv)?;
+        out
     })
 }
 
@@ -791,61 +819,45 @@ fn middlebox_scenario(
     let idle_lab = timeout_lab as f64 * 1.5;
     let run = |slot: u8, values: &BTreeMap<String, String>| -> anyhow::Result<RunReport> {
         let mb = build_middlebox(slot, timeout_lab)?;
-        let mut report = RunReport {
+        let report = RunReport {
             settings: settings(&mb.client, &keepalive_settings(scale, values))?,
             ..RunReport::default()
         };
         let meter = Meter::start(&[&mb.client, &mb.middlebox, &mb.server], mb.addrs.clone())?;
-        let stop = AtomicBool::new(false);
-        let (app, measured) = std::thread::scope(|scope| {
-            let srv = spawn_in(scope, &mb.server, || {
-                let l = sock::listener(mb.server_addr, 16, None)?;
-                echo_server(l, &stop)
-            });
-            std::thread::sleep(Duration::from_millis(50));
-            let cli = spawn_in(scope, &mb.client, || {
-                let r = idle_client(
-                    mb.server_addr,
-                    || {
-                        let mut app = Vec::new();
-                        let mut slept = 0.0;
-                        if lose_first_probe {
-                            // Let the client's delayed ACK of the echo pass first: the next
-                            // packet from the client is then the first keepalive probe.
-                            slept = 0.3;
-                            nap(Duration::from_secs_f64(slept))?;
-                            lose_next_probe(&mb)?;
-                        }
-                        nap(Duration::from_secs_f64(idle_lab - slept))?;
-                        app.push(format!(
+        let (app, measured) = with_echo_server(&mb.server, &mb.client, mb.server_addr, || {
+            idle_client(
+                mb.server_addr,
+                || {
+                    let mut app = Vec::new();
+                    let mut slept = 0.0;
+                    if lose_first_probe {
+                        // Let the client's delayed ACK of the echo pass first: the next
+                        // packet from the client is then the first keepalive probe.
+                        slept = 0.3;
+                        nap(Duration::from_secs_f64(slept))?;
+                        lose_next_probe(&mb)?;
+                    }
+                    nap(Duration::from_secs_f64(idle_lab - slept))?;
+                    app.push(format!(
                             "client: idle {idle_lab:.1} s (real {:.0} s) > middlebox timeout {timeout_lab} s",
                             idle_lab * scale.factor
                         ));
-                        if lose_first_probe {
-                            app.push(format!(
-                                "middlebox: lost {} keepalive probe(s) from the client",
-                                nft::counted_packets(&mb.middlebox, LOSE_TABLE)?
-                            ));
-                        }
-                        Ok(app)
-                    },
-                    || {
-                        let mut m = meter.read()?;
-                        m.add_middlebox_rejects(nft::counted_packets(&mb.middlebox, LAB_TABLE)?);
-                        Ok(m)
-                    },
-                );
-                stop.store(true, Ordering::SeqCst);
-                r
-            });
-            let app = join(cli);
-            stop.store(true, Ordering::SeqCst);
-            join(srv)?;
-            app
+                    if lose_first_probe {
+                        app.push(format!(
+                            "middlebox: lost {} keepalive probe(s) from the client",
+                            nft::counted_packets(&mb.middlebox, LOSE_TABLE)?
+                        ));
+                    }
+                    Ok(app)
+                },
+                || {
+                    let mut m = meter.read()?;
+                    m.add_middlebox_rejects(nft::counted_packets(&mb.middlebox, LAB_TABLE)?);
+                    Ok(m)
+                },
+            )
         })?;
-        report.app = app;
-        measured.apply(&mut report);
-        Ok(report)
+        Ok(finish_run(report, app, measured))
     };
     let (host, fixed) = both(|| run(1, &host_values), || run(2, &fix_values))?;
     let mut durations = vec![
@@ -960,48 +972,32 @@ fn keepalive_timeout(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let outage_lab = scale.kernel_secs(outage);
     let run = |slot: u8, values: &BTreeMap<String, String>| -> anyhow::Result<RunReport> {
         let (client, server, addr) = build_pair(slot)?;
-        let mut report = RunReport {
+        let report = RunReport {
             settings: settings(&client, &keepalive_settings(scale, values))?,
             ..RunReport::default()
         };
         let meter = Meter::start(&[&client, &server], vec![addr.into()])?;
-        let stop = AtomicBool::new(false);
-        let (app, measured) = std::thread::scope(|scope| {
-            let srv = spawn_in(scope, &server, || {
-                let l = sock::listener(addr, 16, None)?;
-                echo_server(l, &stop)
-            });
-            std::thread::sleep(Duration::from_millis(50));
-            let cli = spawn_in(scope, &client, || {
-                let r = idle_client(
-                    addr,
-                    || {
-                        nft::load(
-                            &server,
-                            &format!(
-                                "table inet {CUT_TABLE} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    meta l4proto tcp drop\n  }}\n}}\n"
-                            ),
-                        )?;
-                        nap(Duration::from_secs(outage_lab))?;
-                        nft::run(&server, &["delete", "table", "inet", CUT_TABLE], "")?;
-                        std::thread::sleep(Duration::from_millis(200));
-                        Ok(vec![format!(
-                            "path dead for {outage_lab} s (real {outage} s), then restored"
-                        )])
-                    },
-                    || meter.read(),
-                );
-                stop.store(true, Ordering::SeqCst);
-                r
-            });
-            let app = join(cli);
-            stop.store(true, Ordering::SeqCst);
-            join(srv)?;
-            app
+        let (app, measured) = with_echo_server(&server, &client, addr, || {
+            idle_client(
+                addr,
+                || {
+                    nft::load(
+                        &server,
+                        &format!(
+                            "table inet {CUT_TABLE} {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    meta l4proto tcp drop\n  }}\n}}\n"
+                        ),
+                    )?;
+                    nap(Duration::from_secs(outage_lab))?;
+                    nft::run(&server, &["delete", "table", "inet", CUT_TABLE], "")?;
+                    std::thread::sleep(Duration::from_millis(200));
+                    Ok(vec![format!(
+                        "path dead for {outage_lab} s (real {outage} s), then restored"
+                    )])
+                },
+                || meter.read(),
+            )
         })?;
-        report.app = app;
-        measured.apply(&mut report);
-        Ok(report)
+        Ok(finish_run(report, app, measured))
     };
     let (host, fixed) = both(|| run(1, &host_values), || run(2, &fix_values))?;
     let mut durations = vec![format!("path outage {outage} s -> {outage_lab} s")];
@@ -1054,7 +1050,7 @@ fn write_after_close(ctx: &Ctx) -> anyhow::Result<Outcome> {
     let run = |slot: u8, graceful: bool, fin: &str| -> anyhow::Result<RunReport> {
         let ns = LabNs::new("lab")?;
         let addr = lo_addr(slot);
-        let mut report = RunReport {
+        let report = RunReport {
             settings: settings(&ns, &[plain(FIN_TIMEOUT, fin)])?,
             change: graceful.then(|| {
                 "the server half-closes (shutdown(SHUT_WR)) and reads until the client's EOF before close()".to_string()
@@ -1096,9 +1092,7 @@ fn write_after_close(ctx: &Ctx) -> anyhow::Result<Outcome> {
             std::thread::sleep(Duration::from_millis(50));
             Ok((app, meter.read()?))
         })?;
-        report.app = app;
-        measured.apply(&mut report);
-        Ok(report)
+        Ok(finish_run(report, app, measured))
     };
     let (host, fix) = match &fix_value {
         Some(v) => both(|| run(1, false, &fin_timeout), || run(2, false, v))?,
