@@ -123,3 +123,53 @@ fn a_broken_rules_dir_stops_the_audit_with_exit_2() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn snapshot_into_a_closed_pipe_ends_quietly_in_every_format() {
+    // A snapshot far larger than a pipe's buffer, read 10 bytes at a time by a reader that
+    // then goes away (as `rstaudit snapshot | head` does): exit 0, nothing on stderr.
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let big = host()
+        .sockets(5000, |i| {
+            common::fixture::sock(
+                rstaudit::host::TcpState::Established,
+                "10.0.0.5:443",
+                &format!("10.1.{}.{}:{}", i / 250, i % 250, 1024 + i),
+            )
+        })
+        .build();
+    let path = dir.path().join("big.json");
+    std::fs::write(&path, serde_json::to_vec(&big).unwrap()).unwrap();
+    for format in ["json", "yaml"] {
+        let mut child = common::rstaudit()
+            .args(["snapshot", "--format", format, "--snapshot"])
+            .arg(&path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 10];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{format}");
+        assert!(
+            out.stderr.is_empty(),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Written whole to a file, the same snapshot reads back.
+    let copy = dir.path().join("copy.yaml");
+    let out = common::rstaudit()
+        .args(["snapshot", "--format", "yaml", "--snapshot"])
+        .arg(&path)
+        .arg("-o")
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let back: rstaudit::host::Snapshot =
+        serde_yaml::from_str(&std::fs::read_to_string(&copy).unwrap()).unwrap();
+    assert_eq!(back.sockets.len(), 5000);
+}

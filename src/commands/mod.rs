@@ -45,10 +45,20 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Write a rendered report to FILE (atomically: temp file + rename) or to standard output.
 pub fn write_output(path: Option<&Path>, bytes: &[u8]) -> anyhow::Result<()> {
+    write_output_with(path, |w| w.write_all(bytes))
+}
+
+/// Like [`write_output`], with the text produced by `write` straight into the destination
+/// (buffered), so a large report is never held whole in memory. A file is still written
+/// to a temporary name and renamed only when `write` succeeded.
+pub fn write_output_with(
+    path: Option<&Path>,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
     match path {
         None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(bytes).context("writing to standard output")?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            write(&mut out).context("writing to standard output")?;
             out.flush().context("writing to standard output")?;
         }
         Some(path) => {
@@ -65,8 +75,10 @@ pub fn write_output(path: Option<&Path>, bytes: &[u8]) -> anyhow::Result<()> {
                 std::process::id()
             ));
             let result = (|| -> std::io::Result<()> {
-                let mut f = std::fs::File::create(&tmp)?;
-                f.write_all(bytes)?;
+                let mut f =
+                    std::io::BufWriter::with_capacity(1 << 16, std::fs::File::create(&tmp)?);
+                write(&mut f)?;
+                let f = f.into_inner().map_err(|e| e.into_error())?;
                 f.sync_all()?;
                 std::fs::rename(&tmp, path)
             })();

@@ -2,9 +2,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
-use serde::ser::Error as _;
-
 use crate::cli::{DataFormat, SnapshotArgs};
 use crate::host;
 
@@ -19,30 +16,57 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<ExitCode> {
             .snapshot
             .as_deref()
             .is_some_and(host::file_holds_list);
-    let bytes = render(&snapshots, as_list, args.format)?;
-    super::write_output(args.output.as_deref(), &bytes)?;
+    super::write_output_with(args.output.as_deref(), |w| {
+        write(w, &snapshots, as_list, args.format)
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Serialise one snapshot (or, for `--netns all`, the list).
-pub fn render(
+/// Serialise one snapshot (or, for `--netns all`, the list) into `w`, ending with a newline.
+pub fn write(
+    w: &mut dyn std::io::Write,
     snapshots: &[host::Snapshot],
     as_list: bool,
     format: DataFormat,
-) -> anyhow::Result<Vec<u8>> {
-    let mut bytes = match (format, as_list, snapshots.first()) {
-        (DataFormat::Json, false, Some(one)) => serde_json::to_vec_pretty(one),
-        (DataFormat::Json, _, _) => serde_json::to_vec_pretty(snapshots),
-        (DataFormat::Yaml, false, Some(one)) => serde_yaml::to_string(one)
-            .map(String::into_bytes)
-            .map_err(serde_json::Error::custom),
-        (DataFormat::Yaml, _, _) => serde_yaml::to_string(snapshots)
-            .map(String::into_bytes)
-            .map_err(serde_json::Error::custom),
+) -> std::io::Result<()> {
+    let one = snapshots.first().filter(|_| !as_list);
+    match (format, one) {
+        (DataFormat::Json, Some(one)) => serde_json::to_writer_pretty(&mut *w, one)?,
+        (DataFormat::Json, None) => serde_json::to_writer_pretty(&mut *w, snapshots)?,
+        (DataFormat::Yaml, Some(one)) => yaml_to(w, one)?,
+        (DataFormat::Yaml, None) => yaml_to(w, snapshots)?,
     }
-    .context("serialising the snapshot")?;
-    if !bytes.ends_with(b"\n") {
-        bytes.push(b'\n');
+    if format == DataFormat::Json {
+        w.write_all(b"\n")?;
     }
-    Ok(bytes)
+    Ok(())
+}
+
+/// serde_yaml hides a failed write inside its own error: keep the write's error, so that a
+/// closed pipe (`rstaudit snapshot --format yaml | head`) is still seen as one.
+fn yaml_to<T: serde::Serialize + ?Sized>(
+    w: &mut dyn std::io::Write,
+    value: &T,
+) -> std::io::Result<()> {
+    struct Keep<'a> {
+        w: &'a mut dyn std::io::Write,
+        failed: Option<std::io::Error>,
+    }
+    impl std::io::Write for Keep<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.w.write(buf).inspect_err(|e| {
+                self.failed
+                    .get_or_insert_with(|| std::io::Error::new(e.kind(), e.to_string()));
+            })
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.w.flush()
+        }
+    }
+    let mut keep = Keep { w, failed: None };
+    serde_yaml::to_writer(&mut keep, value).map_err(|e| {
+        keep.failed
+            .take()
+            .unwrap_or_else(|| std::io::Error::other(e))
+    })
 }
