@@ -23,11 +23,17 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
 }
 
 fn peers_text(c: &crate::packet::live::summary::CauseSummary) -> String {
-    c.top_peers
+    let list = c
+        .top_peers
         .iter()
         .map(|p| format!("{} ({})", p.addr, p.count))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    if c.approximate {
+        format!("{list} (approximate: too many distinct peers to count each)")
+    } else {
+        list
+    }
 }
 
 fn procs_text(c: &crate::packet::live::summary::CauseSummary) -> String {
@@ -272,4 +278,64 @@ pub fn render_html(r: &PacketReport) -> String {
         series,
         tables,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::live::attribute::Cause;
+    use crate::packet::live::summary::{CauseSummary, PeerCount};
+
+    fn report(approximate: bool) -> PacketReport {
+        PacketReport {
+            schema: 1,
+            mode: "live",
+            netns: "host".into(),
+            started_at_ms: 0,
+            duration_s: 1.0,
+            interrupted: false,
+            iface: None,
+            port: None,
+            resets: 3,
+            sent: 0,
+            received: 3,
+            capture: Default::default(),
+            pcap: None,
+            tracing: Default::default(),
+            causes: vec![CauseSummary {
+                cause: Cause::Received,
+                title: Cause::Received.title().into(),
+                count: 3,
+                reasons: Default::default(),
+                top_peers: vec![PeerCount {
+                    addr: "10.0.0.9".parse().unwrap(),
+                    count: 3,
+                }],
+                top_processes: vec![],
+                approximate,
+            }],
+            findings: vec![],
+            counters: Default::default(),
+            timeline: vec![],
+            events: vec![],
+            events_omitted: 3,
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn approximate_top_lists_say_so_in_the_table_and_the_json() {
+        let exact = render_table(&report(false));
+        assert!(exact.contains("10.0.0.9 (3)"), "{exact}");
+        assert!(!exact.contains("approximate"), "{exact}");
+        let approx = render_table(&report(true));
+        assert!(approx.contains("approximate"), "{approx}");
+        let json: serde_json::Value =
+            serde_json::from_str(&render_json(&report(true)).unwrap()).unwrap();
+        assert_eq!(json["causes"][0]["approximate"], true);
+        assert_eq!(json["events_omitted"], 3);
+        let json: serde_json::Value =
+            serde_json::from_str(&render_json(&report(false)).unwrap()).unwrap();
+        assert_eq!(json["causes"][0].get("approximate"), None);
+    }
 }
