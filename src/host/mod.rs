@@ -522,13 +522,36 @@ fn without_location(e: &dyn std::fmt::Display) -> String {
 /// Whether a saved snapshot file holds a list (as `--netns all` writes) rather than one
 /// snapshot, so that converting it keeps its shape. False when it cannot be read.
 pub fn file_holds_list(path: &std::path::Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(path) else {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Only the start of the file decides; opened without blocking (a FIFO put in its place
+    // since it was read must not hang), read at most 64 KiB.
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    else {
         return false;
     };
-    if text.trim_start().starts_with('[') {
-        return true;
+    let mut head = Vec::new();
+    if file.take(64 * 1024).read_to_end(&mut head).is_err() {
+        return false;
     }
-    serde_yaml::from_str::<serde_yaml::Value>(&text).is_ok_and(|v| v.is_sequence())
+    text_holds_list(&String::from_utf8_lossy(&head))
+}
+
+/// Whether snapshot text (JSON, or YAML as `rstaudit snapshot` writes it) starts a list: its
+/// first line that is not blank, a comment, a directive or `---` opens a JSON array, a YAML
+/// flow sequence (`[`) or a block sequence (`-` in the first column).
+fn text_holds_list(text: &str) -> bool {
+    let first = text.lines().find(|l| {
+        let t = l.trim();
+        !(t.is_empty() || t.starts_with('#') || t.starts_with('%') || t == "---")
+    });
+    first.is_some_and(|l| {
+        let t = l.trim_start();
+        t.starts_with('[') || l == "-" || l.starts_with("- ") || l.starts_with("-\t")
+    })
 }
 
 fn check_schema(path: &std::path::Path, schemas: Vec<Option<u64>>) -> anyhow::Result<()> {
@@ -787,6 +810,34 @@ fn collect_live(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_or_single_is_told_from_the_start_of_the_text() {
+        let one = minimal();
+        let list = vec![minimal(), minimal()];
+        let cases = [
+            (serde_json::to_string_pretty(&one).unwrap(), false),
+            (serde_json::to_string_pretty(&list).unwrap(), true),
+            (serde_json::to_string(&list).unwrap(), true),
+            (serde_yaml::to_string(&one).unwrap(), false),
+            (serde_yaml::to_string(&list).unwrap(), true),
+            (
+                format!("# saved\n---\n{}", serde_yaml::to_string(&list).unwrap()),
+                true,
+            ),
+            ("\n\n  [ {\"schema\": 1} ]".to_string(), true),
+            ("schema: 1\nsockets:\n- a\n".to_string(), false),
+            ("-1".to_string(), false),
+            (String::new(), false),
+        ];
+        for (text, is_list) in cases {
+            assert_eq!(text_holds_list(&text), is_list, "{text:.80}");
+            // And agrees with what the parser takes the text for.
+            if let Ok(parsed) = parse_saved(&text, std::path::Path::new("t")) {
+                assert_eq!(parsed.len() > 1, is_list, "{text:.80}");
+            }
+        }
+    }
 
     fn minimal() -> Snapshot {
         Snapshot {
