@@ -4,6 +4,7 @@
 # loopback, RATE per second), and sample the checker's resident memory every STEP seconds.
 # Needs root. Touches nothing outside the namespace it creates (and removes on exit).
 #   bench/soak.sh [RSTAUDIT] [DURATION=600] [RATE=200] [STEP=10] > rss.csv
+# SOAK_ARGS="--events-file /tmp/resets.jsonl" adds arguments to the packet-check command line.
 set -eu
 BIN=${1:-target/release/rstaudit}
 DURATION=${2:-600}
@@ -34,7 +35,8 @@ while True:
     time.sleep(max(0, 0.1 - (time.monotonic() - t)))
 " &
 LOAD=$!
-"$BIN" packet-check --netns "$NS" --duration "$DURATION" --format json -o "$OUT/report.json" \
+# shellcheck disable=SC2086
+"$BIN" packet-check --netns "$NS" --duration "$DURATION" --format json -o "$OUT/report.json" ${SOAK_ARGS:-} \
     > "$OUT/stdout" 2> "$OUT/stderr" &
 CHECK=$!
 START=$(date +%s)

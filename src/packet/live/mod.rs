@@ -141,16 +141,15 @@ pub fn check_privileges(
     if !has(CAP_NET_RAW) {
         missing.push("CAP_NET_RAW (to open the AF_PACKET capture socket)");
     }
-    let tracefs_ok = has(CAP_SYS_ADMIN)
-        || nix::unistd::access(
-            tracefs.unwrap_or(std::path::Path::new(ftrace::TRACEFS)),
-            nix::unistd::AccessFlags::W_OK,
-        )
-        .is_ok();
+    let tracefs = tracefs.unwrap_or(std::path::Path::new(ftrace::TRACEFS));
+    let tracefs_ok =
+        has(CAP_SYS_ADMIN) || nix::unistd::access(tracefs, nix::unistd::AccessFlags::W_OK).is_ok();
+    let tracefs_missing = format!(
+        "tracefs access (CAP_SYS_ADMIN or write access to {}, for the kernel's reset reasons)",
+        tracefs.display()
+    );
     if !tracefs_ok {
-        missing.push(
-            "tracefs access (CAP_SYS_ADMIN or write access to /sys/kernel/tracing, for the kernel's reset reasons)",
-        );
+        missing.push(&tracefs_missing);
     }
     if netns && !has(CAP_SYS_ADMIN) {
         missing.push("CAP_SYS_ADMIN (to enter the network namespace given with --netns)");
