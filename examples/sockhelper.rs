@@ -16,6 +16,7 @@
 //!
 //! Reset scenarios (each makes the kernel send resets, then moves on):
 //!   refused:PORT                     connect to a port with no listener (NO_SOCKET)
+//!   refused6:PORT                    the same on [::1]
 //!   unread-close                     close an accepted socket with unread data (TCP_ABORT_ON_CLOSE)
 //!   linger0-close:HOLD_MS            hold a connection with SO_LINGER {1, 0} HOLD_MS, then close it (TCP_STATE)
 //!   overflow:PORT:CLIENTS            listen(1) with TCP_DEFER_ACCEPT on PORT, never accept; CLIENTS
@@ -195,8 +196,13 @@ fn main() {
                 );
                 streams.push(s);
             }
-            "refused" => {
-                let err = TcpStream::connect(("127.0.0.1", num(1) as u16))
+            "refused" | "refused6" => {
+                let host = if parts[0] == "refused6" {
+                    "::1"
+                } else {
+                    "127.0.0.1"
+                };
+                let err = TcpStream::connect((host, num(1) as u16))
                     .expect_err("connect to a closed port must fail");
                 assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
             }

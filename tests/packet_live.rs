@@ -254,12 +254,16 @@ fn old_kernel_tracefs() -> tempfile::TempDir {
 /// Run the live check in a namespace through the binary with `extra` arguments while a helper
 /// makes `refused` connections to a closed port; the JSON report.
 fn watch_refused(prefix: &str, refused: usize, extra: &[&str]) -> Value {
+    watch_refused_with(prefix, &vec!["refused:9"; refused], extra)
+}
+
+/// The same with the helper's specs given (`refused:PORT`, `refused6:PORT`, ...).
+fn watch_refused_with(prefix: &str, specs: &[&str], extra: &[&str]) -> Value {
     let ns = common::Netns::new(prefix);
     let mut args = vec!["--netns", &ns.name, "--duration", "2", "--format", "json"];
     args.extend_from_slice(extra);
     let (child, err) = start(&args);
-    let specs = vec!["refused:9"; refused];
-    let helper = ns.helper(&specs);
+    let helper = ns.helper(specs);
     let report = finish(child, err);
     drop(helper);
     report
@@ -402,4 +406,25 @@ fn past_max_events_resets_are_counted_not_listed_and_the_events_file_has_them_al
         v
     };
     assert_eq!(strip(&lines[0]), strip(&report["events"][0]));
+}
+
+#[test]
+fn ipv6_resets_are_caught_and_the_port_filter_keeps_only_its_port() {
+    common::require_root();
+    let report = watch_refused_with(
+        "v6port",
+        &["refused6:9", "refused:9", "refused6:10", "refused:10"],
+        &["--port", "9"],
+    );
+    assert_eq!(report["resets"], 2, "{report:#}");
+    let events = report["events"].as_array().unwrap();
+    let mut sources: Vec<&str> = events.iter().map(|e| e["src"].as_str().unwrap()).collect();
+    sources.sort();
+    assert_eq!(sources, ["127.0.0.1:9", "[::1]:9"], "{report:#}");
+    for e in events {
+        assert_eq!(e["reason"], "NO_SOCKET", "{e:#}");
+        assert_eq!(e["cause"], "no-socket", "{e:#}");
+        assert!(e["owner"]["pid"].is_u64(), "{e:#}");
+    }
+    assert_eq!(report["port"], 9);
 }
