@@ -108,7 +108,8 @@ pub enum CompletionShell {
 /// Where the host picture comes from: the live host (default), a copied tree or a saved snapshot.
 #[derive(Debug, Clone, Default, Args)]
 pub struct SourceArgs {
-    /// Network namespace: a name under /run/netns, a path such as /proc/PID/ns/net, or `all`.
+    /// Network namespace: a name under /run/netns, a path such as /proc/PID/ns/net, or `all`
+    /// (the host's, every /run/netns name, every bind-mounted one and every process's).
     #[arg(long, value_name = "NAME|PATH|all")]
     pub netns: Option<String>,
     /// Audit a saved snapshot (from `rstaudit snapshot`) instead of the live host.

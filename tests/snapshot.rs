@@ -341,3 +341,51 @@ fn a_copied_tree_with_a_garbled_netstat_exits_2_naming_file_and_line() {
         "{stderr}"
     );
 }
+
+/// A network namespace kept alive only by a bind mount outside /run/netns (as container
+/// runtimes keep theirs), unmounted on drop; the directory holding the mount point goes after.
+struct MountedNetns {
+    file: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl MountedNetns {
+    fn new() -> Self {
+        common::require_root();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("held ns");
+        std::fs::write(&file, "").unwrap();
+        let out = std::process::Command::new("unshare")
+            .arg(format!("--net={}", file.display()))
+            .arg("true")
+            .output()
+            .expect("unshare (util-linux)");
+        assert!(out.status.success(), "{}", common::text(&out));
+        Self { file, _dir: dir }
+    }
+}
+
+impl Drop for MountedNetns {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.file, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn a_namespace_held_only_by_a_bind_mount_is_found_by_all() {
+    let held = MountedNetns::new();
+    let name = held.file.display().to_string();
+    let out = snapshot(&["--netns", "all"]);
+    let snaps: Vec<Snapshot> = serde_json::from_str(&run_ok(&out)).expect("a list");
+    let found = snaps
+        .iter()
+        .find(|s| s.netns.name == name)
+        .unwrap_or_else(|| {
+            let names: Vec<_> = snaps.iter().map(|s| &s.netns.name).collect();
+            panic!("{name:?} not among {names:?}")
+        });
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&held.file).unwrap());
+    assert_eq!(found.netns.inode, Some(inode));
+    // Its own (empty) socket table, not the host's.
+    assert!(found.sockets.is_empty(), "{:?}", found.sockets.first());
+}

@@ -95,8 +95,46 @@ where
     })
 }
 
+/// The mount points of network namespaces (nsfs mounts whose root is `net:[INODE]`) in a
+/// mountinfo text, in order. Parsed by procfs; the kernel's octal escapes in paths (`\040` for
+/// a space, ...) are undone here.
+pub fn net_namespace_mounts(text: impl std::io::BufRead) -> anyhow::Result<Vec<PathBuf>> {
+    use procfs::FromBufRead;
+    let mounts = procfs::process::MountInfos::from_buf_read(text)?;
+    Ok(mounts
+        .into_iter()
+        .filter(|m| m.fs_type == "nsfs" && m.root.starts_with("net:["))
+        .map(|m| PathBuf::from(unescape_mount_path(&m.mount_point.to_string_lossy())))
+        .collect())
+}
+
+/// Undo the kernel's escaping of ` `, tab, newline and `\` in mount paths (`\040` ...).
+fn unescape_mount_path(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let code = (b[i] == b'\\')
+            .then(|| b.get(i + 1..i + 4))
+            .flatten()
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)))
+            .and_then(|d| {
+                u8::try_from(d.iter().fold(0u32, |n, c| n * 8 + u32::from(c - b'0'))).ok()
+            });
+        if let Some(code) = code {
+            out.push(code);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Every distinct network namespace on the host: the caller's own (named `host`), those
-/// named in /run/netns, and those of processes (/proc/PID/ns/net), deduplicated by inode.
+/// named in /run/netns, those bind-mounted elsewhere (named by their path), and those of
+/// processes (/proc/PID/ns/net), deduplicated by inode.
 /// Processes whose namespace cannot be inspected are counted in a note.
 pub fn list_all(notes: &mut Vec<Note>) -> Vec<NetnsRef> {
     let mut seen = HashSet::new();
@@ -146,6 +184,35 @@ pub fn list_all(notes: &mut Vec<Note>) -> Vec<NetnsRef> {
             format!("not read: {e}"),
         )),
     }
+    // Namespaces kept alive by a bind mount elsewhere (container runtimes keep them under
+    // /var/run/docker/netns, /run/user/UID/netns, ...), found in this process's mount table.
+    match std::fs::File::open("/proc/self/mountinfo") {
+        Ok(f) => match net_namespace_mounts(std::io::BufReader::new(f)) {
+            Ok(paths) => {
+                for path in paths {
+                    if let Ok(meta) = std::fs::metadata(&path)
+                        && seen.insert(meta.ino())
+                    {
+                        out.push(NetnsRef {
+                            name: path.display().to_string(),
+                            path,
+                            inode: meta.ino(),
+                        });
+                    }
+                }
+            }
+            Err(e) => notes.push(Note::new(
+                "netns",
+                Some("/proc/self/mountinfo".to_string()),
+                format!("not read: {e}; namespaces held only by a bind mount may be missing"),
+            )),
+        },
+        Err(e) => notes.push(Note::new(
+            "netns",
+            Some("/proc/self/mountinfo".to_string()),
+            format!("not read: {e}; namespaces held only by a bind mount may be missing"),
+        )),
+    }
     let mut pids: Vec<u32> = match std::fs::read_dir("/proc") {
         Ok(entries) => entries
             .filter_map(Result::ok)
@@ -191,4 +258,38 @@ pub fn list_all(notes: &mut Vec<Note>) -> Vec<NetnsRef> {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn net_namespace_mounts_are_found_in_mountinfo() {
+        // Lines as a 6.18 kernel writes them: a /run/netns entry, a runtime's namespace with a
+        // space in its path, another kind of namespace, and an ordinary mount.
+        let text = "\
+36 25 0:4 net:[4026532581] /run/netns/web rw shared:5 - nsfs nsfs rw
+37 25 0:4 net:[4026532650] /var/run/docker/netns/a\\040b rw - nsfs nsfs rw
+38 25 0:4 mnt:[4026532700] /run/mntns/x rw - nsfs nsfs rw
+22 1 0:21 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
+";
+        let found = net_namespace_mounts(text.as_bytes()).unwrap();
+        assert_eq!(
+            found,
+            [
+                PathBuf::from("/run/netns/web"),
+                PathBuf::from("/var/run/docker/netns/a b")
+            ]
+        );
+        assert!(net_namespace_mounts("garbage\n".as_bytes()).is_err());
+    }
+
+    #[test]
+    fn mount_paths_are_unescaped_without_panicking() {
+        assert_eq!(unescape_mount_path("a\\040b\\011c\\134d"), "a b\tc\\d");
+        assert_eq!(unescape_mount_path("end\\04"), "end\\04");
+        assert_eq!(unescape_mount_path("big\\777"), "big\\777");
+        assert_eq!(unescape_mount_path("\\"), "\\");
+    }
 }
