@@ -24,6 +24,14 @@
 //!                                    tcp_abort_on_overflow=1); the listener is held
 //!   write-after-close                the peer closes, then we write twice (TCP_TIMEWAIT_SOCKET)
 //!
+//! Descriptor churn (for scans that race with the process):
+//!   fd-churn:PORT_A:PORT_B:MS:HOLD  for MS milliseconds, keep replacing descriptor 200 (dup2),
+//!                                    every HOLD ms, with a new listener: on PORT_A with SO_LINGER {1, 0}, then
+//!                                    on PORT_B with SO_KEEPALIVE and TCP_KEEPIDLE 77, and so on;
+//!                                    the same descriptor number names a different socket each
+//!                                    time, and each old socket is closed by the replacement;
+//!                                    then prints `churned ROUNDS`
+//!
 //! Sequencing:
 //!   announce                         print `ready PID` now (the test gets the pid early)
 //!   wait-line                        wait for one line on standard input
@@ -56,11 +64,19 @@ fn int(v: i32) -> [u8; 4] {
 }
 
 fn listen(port: u16, backlog: i32) -> TcpListener {
+    try_listen(port, backlog).unwrap_or_else(|e| panic!("listen on 127.0.0.1:{port}: {e}"))
+}
+
+fn try_listen(port: u16, backlog: i32) -> std::io::Result<TcpListener> {
+    use std::os::fd::{FromRawFd, OwnedFd};
     // std's TcpListener::bind uses a fixed backlog; build the socket by hand to choose it.
-    // SAFETY: plain socket syscalls on a descriptor we own.
+    // SAFETY: plain socket syscalls on a descriptor we own (closed by OwnedFd on error).
     unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let owned = OwnedFd::from_raw_fd(fd);
         setopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &int(1));
         let addr = libc::sockaddr_in {
             sin_family: libc::AF_INET as libc::sa_family_t,
@@ -75,18 +91,10 @@ fn listen(port: u16, backlog: i32) -> TcpListener {
             (&addr as *const libc::sockaddr_in).cast(),
             std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
         );
-        assert!(
-            rc == 0,
-            "bind 127.0.0.1:{port}: {}",
-            std::io::Error::last_os_error()
-        );
-        assert!(
-            libc::listen(fd, backlog) == 0,
-            "listen: {}",
-            std::io::Error::last_os_error()
-        );
-        use std::os::fd::FromRawFd;
-        TcpListener::from_raw_fd(fd)
+        if rc != 0 || libc::listen(fd, backlog) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(TcpListener::from(owned))
     }
 }
 
@@ -95,7 +103,7 @@ fn connect(port: u16) -> TcpStream {
         .unwrap_or_else(|e| panic!("connect 127.0.0.1:{port}: {e}"))
 }
 
-fn linger_zero(s: &TcpStream) {
+fn linger_zero(fd: i32) {
     let l = libc::linger {
         l_onoff: 1,
         l_linger: 0,
@@ -107,7 +115,7 @@ fn linger_zero(s: &TcpStream) {
             std::mem::size_of::<libc::linger>(),
         )
     };
-    setopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, bytes);
+    setopt(fd, libc::SOL_SOCKET, libc::SO_LINGER, bytes);
 }
 
 /// A connected pair on 127.0.0.1 through an ephemeral listener: (client, accepted).
@@ -138,18 +146,7 @@ fn main() {
             "connect" => streams.push(connect(num(1) as u16)),
             "linger0" => {
                 let s = connect(num(1) as u16);
-                let l = libc::linger {
-                    l_onoff: 1,
-                    l_linger: 0,
-                };
-                // SAFETY: libc::linger is plain old data; viewing it as bytes is sound.
-                let bytes = unsafe {
-                    std::slice::from_raw_parts(
-                        (&l as *const libc::linger).cast::<u8>(),
-                        std::mem::size_of::<libc::linger>(),
-                    )
-                };
-                setopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, bytes);
+                linger_zero(s.as_raw_fd());
                 streams.push(s);
             }
             "keepalive" => {
@@ -215,7 +212,7 @@ fn main() {
             }
             "linger0-close" => {
                 let (c, a) = pair();
-                linger_zero(&c);
+                linger_zero(c.as_raw_fd());
                 pause(num(1) as u64);
                 drop(c);
                 pause(50);
@@ -257,6 +254,51 @@ fn main() {
                 pause(50);
                 let _ = c.write_all(b"later");
                 pause(20);
+            }
+            "fd-churn" => {
+                const FD: i32 = 200;
+                let (a, b) = (num(1) as u16, num(2) as u16);
+                let until =
+                    std::time::Instant::now() + std::time::Duration::from_millis(num(3) as u64);
+                // A scan holding a duplicate of the old listener (pidfd_getfd) keeps its port
+                // bound a moment longer: wait for it rather than fail.
+                let listen_again = |port: u16| loop {
+                    match try_listen(port, 8) {
+                        Ok(l) => break l,
+                        Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => pause(1),
+                        Err(e) => panic!("listen on 127.0.0.1:{port}: {e}"),
+                    }
+                };
+                let mut round = 0u64;
+                while std::time::Instant::now() < until {
+                    let l = if round.is_multiple_of(2) {
+                        let l = listen_again(a);
+                        linger_zero(l.as_raw_fd());
+                        l
+                    } else {
+                        let l = listen_again(b);
+                        setopt(l.as_raw_fd(), libc::SOL_SOCKET, libc::SO_KEEPALIVE, &int(1));
+                        setopt(
+                            l.as_raw_fd(),
+                            libc::IPPROTO_TCP,
+                            libc::TCP_KEEPIDLE,
+                            &int(77),
+                        );
+                        l
+                    };
+                    // SAFETY: dup2 onto a descriptor number nothing else in this process uses;
+                    // it closes the socket that was there (the previous round's listener).
+                    let rc = unsafe { libc::dup2(l.as_raw_fd(), FD) };
+                    assert!(rc == FD, "dup2: {}", std::io::Error::last_os_error());
+                    drop(l);
+                    round += 1;
+                    pause(num(4) as u64);
+                }
+                // SAFETY: FD was made by dup2 above and is owned by nothing else.
+                unsafe { libc::close(FD) };
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "churned {round}").unwrap();
+                out.flush().unwrap();
             }
             "announce" => {
                 let mut out = std::io::stdout().lock();

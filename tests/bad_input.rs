@@ -397,6 +397,74 @@ fn processes_exiting_during_the_owner_scan_are_skipped() {
     let _ = churn.wait();
 }
 
+/// A process that keeps closing a socket and opening another on the same descriptor number
+/// while the owner scan and the option reader run: /proc/PID/fd named one socket, pidfd_getfd
+/// may fetch the next. Options must only ever be reported for the socket they were read from.
+#[test]
+fn a_descriptor_reused_for_another_socket_mid_scan_never_lends_its_options() {
+    let ns = Netns::new("fdchurn");
+    // The helper announces itself, then churns for 4 s, a new socket every 2 ms.
+    let helper = ns.helper(&["announce", "fd-churn:9201:9202:4000:30"]);
+    let (mut owned, mut with_options, mut changed) = (0, 0, 0);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(3500) {
+        let out = rstaudit()
+            .args(["snapshot", "--netns", &ns.name])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let snap: rstaudit::host::Snapshot = serde_json::from_slice(&out.stdout).unwrap();
+        changed += snap
+            .notes
+            .iter()
+            .filter(|n| n.area == "options" && n.message.contains("while the scan ran"))
+            .count();
+        for s in &snap.sockets {
+            if s.owner.as_ref().map(|o| o.pid) == Some(helper.pid) {
+                owned += 1;
+            }
+            let Some(opts) = &s.options else { continue };
+            with_options += 1;
+            let linger0 = opts.linger.is_some_and(|l| l.on && l.seconds == 0);
+            match s.local_port {
+                9201 => assert!(
+                    linger0 && opts.keepalive == Some(false) && opts.keepidle != Some(77),
+                    "port 9201 has SO_LINGER {{1, 0}} and no keepalive: {opts:?}"
+                ),
+                9202 => assert!(
+                    !linger0 && opts.keepalive == Some(true) && opts.keepidle == Some(77),
+                    "port 9202 has keepalive with idle 77 and no linger: {opts:?}"
+                ),
+                other => panic!("unexpected socket on port {other}: {s:?}"),
+            }
+        }
+    }
+    // The race was really run: the helper churned to the end (it says how many sockets it
+    // made), and the scans saw its sockets and read the options of some.
+    let mut helper = helper;
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(helper.child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let rounds: u64 = line
+        .trim()
+        .strip_prefix("churned ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the helper stopped churning: {line:?}"));
+    assert!(rounds > 20, "only {rounds} sockets made");
+    eprintln!(
+        "{rounds} sockets made; {owned} seen owned, {with_options} with options; {changed} scans said they missed some"
+    );
+    assert!(
+        owned > 0 && with_options > 0,
+        "owned {owned}, with options {with_options}"
+    );
+    // And the sockets that changed under the scan were said to be unread, not passed over.
+    assert!(changed > 0, "no scan said it missed a socket");
+}
+
 #[test]
 fn namespaces_deleted_during_an_audit_of_all_do_not_crash_it() {
     for round in 0..4 {
