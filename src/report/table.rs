@@ -131,14 +131,7 @@ pub fn table(report: &AuditReport, color: bool) -> Vec<u8> {
         }
         if !ns.notes.is_empty() {
             let _ = writeln!(out, "Not read ({}):", ns.notes.len());
-            for n in &ns.notes {
-                let subject = n
-                    .subject
-                    .as_deref()
-                    .map(|s| format!(" {s}"))
-                    .unwrap_or_default();
-                let _ = writeln!(out, "  {}{}: {}", n.area, subject, n.message);
-            }
+            notes_text(&mut out, &ns.notes);
             out.push('\n');
         }
         if many {
@@ -213,9 +206,74 @@ fn wrap(text: &str, width: usize) -> String {
     out
 }
 
+/// The notes, one line each, except that notes with the same area and message (every key
+/// readable by root only, say) share one line that lists their subjects.
+fn notes_text(out: &mut String, notes: &[crate::host::Note]) {
+    let mut groups: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    for n in notes {
+        let subject = n.subject.as_deref();
+        let group = subject.and(groups.iter_mut().find(|(area, message, subjects)| {
+            *area == n.area && *message == n.message && !subjects.is_empty()
+        }));
+        match group {
+            Some((_, _, subjects)) => subjects.extend(subject),
+            None => groups.push((&n.area, &n.message, subject.into_iter().collect())),
+        }
+    }
+    for (area, message, subjects) in groups {
+        match subjects.as_slice() {
+            [] => {
+                let _ = writeln!(out, "  {area}: {message}");
+            }
+            [one] => {
+                let _ = writeln!(out, "  {area} {one}: {message}");
+            }
+            many => {
+                let _ = writeln!(out, "  {area} ({}): {message}:", many.len());
+                let _ = writeln!(out, "{}", indent(&wrap(&many.join(", "), 96), "    "));
+            }
+        }
+    }
+}
+
+fn indent(text: &str, by: &str) -> String {
+    text.lines()
+        .map(|l| format!("{by}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::wrap;
+    use super::{notes_text, wrap};
+    use crate::host::Note;
+
+    #[test]
+    fn notes_sharing_a_message_share_a_line() {
+        let denied = "not read: permission denied (readable by root only)";
+        let notes = [
+            Note::new("sysctls", Some("net.core.bpf_jit_harden".into()), denied),
+            Note::new("owners", Some("3 processes".into()), "permission denied"),
+            Note::new("sysctls", Some("net.ipv4.tcp_fastopen_key".into()), denied),
+            Note::new("sockets", None, "read from /proc/net/tcp"),
+            Note::new("sockets", None, "read from /proc/net/tcp"),
+            Note::new(
+                "sysctls",
+                Some("net.ipv6.conf.lo.stable_secret".into()),
+                denied,
+            ),
+        ];
+        let mut out = String::new();
+        notes_text(&mut out, &notes);
+        assert_eq!(
+            out,
+            "  sysctls (3): not read: permission denied (readable by root only):\n    \
+             net.core.bpf_jit_harden, net.ipv4.tcp_fastopen_key, net.ipv6.conf.lo.stable_secret\n  \
+             owners 3 processes: permission denied\n  \
+             sockets: read from /proc/net/tcp\n  \
+             sockets: read from /proc/net/tcp\n"
+        );
+    }
 
     #[test]
     fn wraps_at_words_and_keeps_line_breaks() {
