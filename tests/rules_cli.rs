@@ -156,6 +156,38 @@ fn rules_dir_overrides_builtin_rules_by_id_and_adds_new_ones() {
     assert_eq!(text.matches("syncookies-off").count(), 1, "{text}");
 }
 
+/// A mistyped or wrong directory (no rule file in it) is an error, not a silent run of the
+/// built-in rules alone.
+#[test]
+fn a_rules_dir_without_rule_files_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // Files that are not rule files by name: they are not read.
+    write(dir.path(), "README.md", "# my rules\n");
+    write(dir.path(), "mine.yaml.bak", GOOD);
+    for args in [
+        &["rules", "lint"][..],
+        &[
+            "audit",
+            "--snapshot",
+            "tests/fixtures/ecosystem-host.json",
+            "--rules",
+        ][..],
+        &["packet-check", "--duration", "1", "--rules"][..],
+    ] {
+        let out = common::rstaudit()
+            .args(args)
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let text = common::text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
+        assert!(
+            text.contains("holds no rule files (*.yaml, *.yml)"),
+            "{args:?}: {text}"
+        );
+    }
+}
+
 #[test]
 fn builtin_rules_lint_clean_and_explain() {
     let out = common::rstaudit().args(["rules", "lint"]).output().unwrap();

@@ -157,7 +157,8 @@ fn parse_all(files: &[(String, String)]) -> Result<Vec<Rule>, Vec<Diagnostic>> {
     }
 }
 
-/// Read every `*.yaml` / `*.yml` file of a directory, sorted by name.
+/// Read every `*.yaml` / `*.yml` file of a directory, sorted by name. A directory without one
+/// is an error: it is a wrong path, and running only the built-in rules would hide that.
 pub fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, LoadError> {
     let fail = |message: String| LoadError {
         diagnostics: vec![Diagnostic {
@@ -176,6 +177,11 @@ pub fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, LoadError> {
         .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
         .collect();
     paths.sort();
+    if paths.is_empty() {
+        return Err(fail(
+            "the directory holds no rule files (*.yaml, *.yml)".to_string(),
+        ));
+    }
     let mut files = Vec::new();
     let mut diags = Vec::new();
     for p in paths {
