@@ -126,9 +126,148 @@ pub fn check_flow_depth(text: &str) -> Result<(), (usize, usize)> {
     Ok(())
 }
 
+/// Longest quoted value a parser error repeats; the rest is cut (`...`).
+const MAX_QUOTED: usize = 60;
+
+/// A serde_yaml or serde_json error as a message for a user, without its position (the
+/// caller puts `file:line:col` in front): a value quoted in it is cut to [`MAX_QUOTED`]
+/// characters (a whole file given where a rule was expected would otherwise be repeated in
+/// full), and the names of internal types become what the user wrote.
+pub fn parser_message(e: &dyn std::fmt::Display) -> String {
+    let text = e.to_string();
+    let text = match text.rfind(" at line ") {
+        Some(i) => text[..i].trim_end_matches(',').to_string(),
+        None => text,
+    };
+    let text = text
+        .replace(
+            "struct RawRule",
+            "a rule (a mapping with id, title, severity, ...)",
+        )
+        .replace(
+            "struct RawProfile",
+            "a profile (a mapping with description, sysctls, ...)",
+        )
+        .replace(
+            "struct Snapshot",
+            "a snapshot (a mapping with schema, kernel, ...)",
+        );
+    shorten_quoted(&other_structs_as_mappings(&text))
+}
+
+/// `struct Kernel` (any other type name serde mentions) -> `a mapping`.
+fn other_structs_as_mappings(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("struct ") {
+        out.push_str(&rest[..at]);
+        let name = &rest[at + 7..];
+        let len = name
+            .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .unwrap_or(name.len());
+        if len == 0 {
+            out.push_str("struct ");
+        } else {
+            out.push_str("a mapping");
+        }
+        rest = &name[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Cut every `"..."` (with `\"` escapes) longer than [`MAX_QUOTED`] characters.
+fn shorten_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(512));
+    let mut rest = text;
+    while let Some(open) = rest.find('"') {
+        out.push_str(&rest[..=open]);
+        rest = &rest[open + 1..];
+        let mut escaped = false;
+        let close = rest.char_indices().find_map(|(i, c)| {
+            let end = c == '"' && !escaped;
+            escaped = c == '\\' && !escaped;
+            end.then_some(i)
+        });
+        let Some(close) = close else {
+            // No closing quote: the tail as it is, cut all the same.
+            rest = cut(rest, &mut out);
+            out.push_str(rest);
+            return out;
+        };
+        let inner = &rest[..close];
+        let _ = cut(inner, &mut out);
+        out.push('"');
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Push `s` to `out`, cut to [`MAX_QUOTED`] characters with `...` when longer; returns "".
+fn cut<'a>(s: &'a str, out: &mut String) -> &'a str {
+    match s.char_indices().nth(MAX_QUOTED) {
+        Some((i, _)) => {
+            out.push_str(&s[..i]);
+            out.push_str("...");
+        }
+        None => out.push_str(s),
+    }
+    ""
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parser_messages_are_short_and_speak_of_the_users_file() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin bin:x:2:2";
+        let e = serde_yaml::from_str::<std::collections::BTreeMap<String, u32>>(&format!(
+            "\"{passwd}\""
+        ))
+        .unwrap_err();
+        let m = parser_message(&e);
+        assert!(!m.contains("at line"), "{m}");
+        assert!(
+            m.contains(
+                "string \"root:x:0:0:root:/root:/bin/bash daemon:x:1:1:daemon:/usr/sbi...\""
+            ),
+            "{m}"
+        );
+        assert!(m.contains(", expected a map"), "{m}");
+        assert_eq!(
+            parser_message(
+                &"invalid type: string \"vm\", expected struct RawProfile at line 1 column 1"
+            ),
+            "invalid type: string \"vm\", expected a profile (a mapping with description, sysctls, ...)"
+        );
+        // Escaped quotes, several quoted values, multi-byte text, an unclosed quote.
+        let long = "é".repeat(70);
+        assert_eq!(
+            shorten_quoted(&format!("a \"x\\\"y\" b \"{long}\" c \"{long}")),
+            format!(
+                "a \"x\\\"y\" b \"{}...\" c \"{}...",
+                "é".repeat(60),
+                "é".repeat(60)
+            )
+        );
+        assert_eq!(
+            parser_message(&"kernel: invalid type: string \"x\", expected struct Kernel"),
+            "kernel: invalid type: string \"x\", expected a mapping"
+        );
+        assert_eq!(
+            other_structs_as_mappings("a struct , struct"),
+            "a struct , struct"
+        );
+        assert_eq!(
+            other_structs_as_mappings("struct A_1 struct B"),
+            "a mapping a mapping"
+        );
+        assert_eq!(shorten_quoted("no quotes"), "no quotes");
+        assert_eq!(shorten_quoted("\""), "\"");
+        assert_eq!(shorten_quoted("\"\\"), "\"\\");
+    }
 
     #[test]
     fn flow_depth_counts_only_real_brackets() {

@@ -100,6 +100,39 @@ fn profile_with_a_very_long_string_is_refused_by_size() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
+/// Some other file given where a profile, rule or snapshot belongs (one long line of text):
+/// the message says what was expected and quotes only the start of the file.
+#[test]
+fn a_file_of_another_kind_is_named_without_repeating_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!("secret-start {}", "secret ".repeat(2000));
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    write(&rules, "r.yaml", &body);
+    let profile = write(dir.path(), "p.yaml", &body);
+    let snap = write(
+        dir.path(),
+        "s.yaml",
+        &format!("schema: 1\nkernel: \"{body}\"\n"),
+    );
+    for (out, expected) in [
+        (profile_show(&profile), "expected a profile (a mapping with"),
+        (
+            run_quickly(&["rules".as_ref(), "lint".as_ref(), rules.as_os_str()]),
+            "expected a rule (a mapping with",
+        ),
+        (
+            run_quickly(&["audit".as_ref(), "--snapshot".as_ref(), snap.as_os_str()]),
+            "invalid type: string \"secret-start secret",
+        ),
+    ] {
+        fails_with(&out, expected);
+        let all = text(&out);
+        assert!(all.contains("...\""), "{all}");
+        assert!(all.len() < 600, "{} bytes: {all}", all.len());
+    }
+}
+
 #[test]
 fn profile_from_a_device_or_fifo_is_refused_without_hanging() {
     fails_with(&profile_show(Path::new("/dev/zero")), "not a regular file");

@@ -426,7 +426,7 @@ pub fn parse_saved(text: &str, path: &std::path::Path) -> anyhow::Result<Vec<Sna
                 "{shown}:{}:{}: {what}: {}",
                 e.line(),
                 e.column(),
-                without_location(&e)
+                crate::input::parser_message(&e)
             )
         };
         // The common case first: a well-formed file parses straight into the typed
@@ -476,7 +476,7 @@ pub fn parse_saved(text: &str, path: &std::path::Path) -> anyhow::Result<Vec<Sna
                 "{shown}:{}:{}: {what}: {}",
                 l.line(),
                 l.column(),
-                without_location(&e)
+                crate::input::parser_message(&e)
             ),
             None => anyhow::anyhow!("{shown}: {what}: {e}"),
         };
@@ -508,15 +508,6 @@ fn non_empty(snapshots: Vec<Snapshot>, path: &std::path::Path) -> anyhow::Result
         anyhow::bail!("{}: holds an empty list, not a snapshot", path.display());
     }
     Ok(snapshots)
-}
-
-/// A serde error message without its trailing "at line L column C" (we print FILE:L:C).
-fn without_location(e: &dyn std::fmt::Display) -> String {
-    let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(i) => text[..i].trim_end_matches(',').to_string(),
-        None => text,
-    }
 }
 
 /// Whether a saved snapshot file holds a list (as `--netns all` writes) rather than one

@@ -433,7 +433,7 @@ impl Loader {
                     .location()
                     .map(|l| (l.line(), l.column()))
                     .unwrap_or((1, 1));
-                let message = strip_location(&e.to_string());
+                let message = crate::input::parser_message(&e);
                 self.problem(
                     &Loc {
                         file: src.display.clone(),
@@ -664,13 +664,6 @@ fn scalar(v: &serde_yaml::Value) -> Result<String, String> {
 }
 
 /// serde_yaml appends " at line L column C"; the location is printed in front instead.
-fn strip_location(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
-    }
-}
-
 /// The line and column where `needle:` is written as a mapping key (1-based); 1:1 if not found.
 fn locate(file: &str, text: &str, needle: &str) -> Loc {
     locate_nth(file, text, needle, 0)

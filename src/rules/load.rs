@@ -95,17 +95,13 @@ pub fn parse_file(file: &str, text: &str) -> Result<Rule, Vec<Diagnostic>> {
 
 fn serde_diagnostic(file: &str, e: &serde_yaml::Error) -> Diagnostic {
     let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-    let full = e.to_string();
-    // serde_yaml appends " at line L column C"; the position is already in front.
-    let message = match full.find(" at line ") {
-        Some(at) => full[..at].to_string(),
-        None => full,
-    }
-    // An enum given a list or a mapping: serde_yaml speaks of tags.
-    .replace(
-        "expected a YAML tag starting with '!'",
-        "expected a single name",
-    );
+    // The position is already in front.
+    let message = crate::input::parser_message(e)
+        // An enum given a list or a mapping: serde_yaml speaks of tags.
+        .replace(
+            "expected a YAML tag starting with '!'",
+            "expected a single name",
+        );
     let hint = if message.contains("unknown field") {
         "remove the key or fix its spelling (the allowed keys are listed above)"
     } else if message.contains("unknown variant") {
