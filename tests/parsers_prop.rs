@@ -175,6 +175,22 @@ proptest! {
         let _ = serde_json::from_slice::<Snapshot>(&bytes);
         let _ = serde_yaml::from_slice::<Snapshot>(&bytes);
     }
+
+    /// Error messages quote the user's file: cutting them never panics (multi-byte text,
+    /// stray quotes and backslashes) and never leaves a quoted value longer than 60 characters.
+    #[test]
+    fn parser_messages_never_panic_and_stay_short(
+        text in r#"([a-z ]{0,5}("|\\|\\"|é|struct |at line )){0,40}"#,
+        long in "[a-zé]{61,200}",
+    ) {
+        let _ = rstaudit::input::parser_message(&text);
+        let m = rstaudit::input::parser_message(&format!("invalid type: string \"{long}\", expected struct RawRule"));
+        let start: String = long.chars().take(60).collect();
+        prop_assert_eq!(
+            m,
+            format!("invalid type: string \"{start}...\", expected a rule (a mapping with id, title, severity, ...)")
+        );
+    }
 }
 
 /// A sock_diag reply with two sockets and an NLMSG_DONE (fuzz/corpus/sock_diag; the first 4
