@@ -361,7 +361,7 @@ pub struct PacketCheckArgs {
     /// With --lab: use this value inside the lab instead of the host's (KEY=VALUE).
     #[arg(long = "with", value_name = "KEY=VALUE", requires = "lab")]
     pub with: Vec<String>,
-    /// How long to watch, in seconds.
+    /// How long to watch, in seconds (above 0, at most 604800: a week).
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     pub duration: f64,
     /// Capture on this interface only (default: all).

@@ -359,6 +359,25 @@ fn a_tracefs_that_is_not_a_directory_is_refused_before_anything_starts() {
 }
 
 #[test]
+fn a_duration_out_of_range_is_refused_before_anything_starts() {
+    common::require_root();
+    for bad in ["0", "-1", "nan", "inf", "1e20", "604801"] {
+        let out = common::rstaudit()
+            .args(["packet-check", &format!("--duration={bad}")])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert!(
+            err.contains("give a number of seconds above 0 and at most 604800 (a week)"),
+            "{bad}: {err}"
+        );
+        assert!(!err.contains("panicked") && !err.contains("watching"), "{err}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
 fn past_max_events_resets_are_counted_not_listed_and_the_events_file_has_them_all() {
     common::require_root();
     let dir = tempfile::tempdir().unwrap();

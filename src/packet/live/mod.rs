@@ -398,11 +398,15 @@ fn progress_line(elapsed: f64, total: f64, by_cause: &BTreeMap<Cause, u64>, drop
     )
 }
 
+/// Longest `--duration` accepted, in seconds.
+pub const MAX_DURATION: f64 = 604_800.0;
+
 /// Watch for `opts.duration` seconds (or until SIGINT/SIGTERM) and report.
 pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
-    if !(opts.duration > 0.0 && opts.duration.is_finite()) {
+    if !(opts.duration > 0.0 && opts.duration <= MAX_DURATION) {
         anyhow::bail!(
-            "--duration {}: give a number of seconds above 0",
+            "--duration {}: give a number of seconds above 0 and at most {MAX_DURATION} (a week); \
+             the timeline keeps one entry a second",
             opts.duration
         );
     }
