@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod host;
 pub mod input;
+pub mod output;
 pub mod packet;
 pub mod remedy;
 pub mod report;

@@ -103,6 +103,56 @@ fn every_format_renders_and_o_writes_a_file() {
     assert!(!out.stdout.contains(&0x1b));
 }
 
+/// `-o FILE` in a directory everyone may write to (/tmp): a link someone else left there
+/// under that name is not written through, whatever fs.protected_symlinks says.
+#[test]
+fn o_does_not_write_through_a_link_someone_else_left_in_a_shared_directory() {
+    common::require_root();
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let snap = saved(dir.path());
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let precious = dir.path().join("precious");
+    std::fs::write(&precious, "keep").unwrap();
+    let link = shared.join("report.json");
+    std::os::unix::fs::symlink(&precious, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+    let out = audit(&[
+        "--snapshot",
+        snap.to_str().unwrap(),
+        "--format",
+        "json",
+        "-o",
+        link.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("is a symbolic link of uid 65534"), "{err}");
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep");
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    // Our own file in the same directory is written (atomically, no temp file left).
+    let mine = shared.join("mine.json");
+    let out = audit(&[
+        "--snapshot",
+        snap.to_str().unwrap(),
+        "--format",
+        "json",
+        "--fail-on",
+        "never",
+        "-o",
+        mine.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+    serde_json::from_slice::<serde_json::Value>(&std::fs::read(&mine).unwrap()).unwrap();
+    let left: Vec<_> = std::fs::read_dir(&shared)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+}
+
 #[test]
 fn a_broken_rules_dir_stops_the_audit_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();

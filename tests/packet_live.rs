@@ -372,7 +372,10 @@ fn a_duration_out_of_range_is_refused_before_anything_starts() {
             err.contains("give a number of seconds above 0 and at most 604800 (a week)"),
             "{bad}: {err}"
         );
-        assert!(!err.contains("panicked") && !err.contains("watching"), "{err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("watching"),
+            "{err}"
+        );
         assert!(out.stdout.is_empty());
     }
 }

@@ -62,21 +62,10 @@ pub fn write_output_with(
             out.flush().context("writing to standard output")?;
         }
         Some(path) => {
-            let dir = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => Path::new("."),
-            };
-            let file_name = path
-                .file_name()
-                .with_context(|| format!("{}: not a file name", path.display()))?;
-            let tmp = dir.join(format!(
-                ".{}.tmp.{}",
-                file_name.to_string_lossy(),
-                std::process::id()
-            ));
+            let (file, tmp) = crate::output::create_temp_beside(path)
+                .with_context(|| format!("writing {}", path.display()))?;
             let result = (|| -> std::io::Result<()> {
-                let mut f =
-                    std::io::BufWriter::with_capacity(1 << 16, std::fs::File::create(&tmp)?);
+                let mut f = std::io::BufWriter::with_capacity(1 << 16, file);
                 write(&mut f)?;
                 let f = f.into_inner().map_err(|e| e.into_error())?;
                 f.sync_all()?;

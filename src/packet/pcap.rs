@@ -28,7 +28,8 @@ pub struct PcapSink {
 impl PcapSink {
     /// Create (truncate) FILE and write the pcap header.
     pub fn create(path: &Path, snaplen: u32) -> anyhow::Result<Self> {
-        let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let file =
+            crate::output::create(path).with_context(|| format!("creating {}", path.display()))?;
         let header = PcapHeader {
             datalink: DataLink::LINUX_SLL,
             snaplen: snaplen + 16,

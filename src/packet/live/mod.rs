@@ -78,7 +78,7 @@ struct EventStream {
 
 impl EventStream {
     fn create(path: &std::path::Path) -> anyhow::Result<Self> {
-        let file = std::fs::File::create(path)
+        let file = crate::output::create(path)
             .with_context(|| format!("creating the events file {}", path.display()))?;
         Ok(Self {
             path: path.to_path_buf(),
