@@ -4,7 +4,7 @@
 mod common;
 
 use common::fixture::{Snap, Sock, host, listener, nginx_linger0, peer, sock};
-use rstaudit::host::{Snapshot, TcpState};
+use rstaudit::host::{Linger, SockOptions, Snapshot, TcpState};
 use rstaudit::rules::{self, AuditOutcome, Selection};
 
 fn audit_with(rule: &str, snap: &Snapshot, params: &[(&str, &str)]) -> AuditOutcome {
@@ -419,6 +419,50 @@ fn option_rules_are_not_checked_when_owners_could_not_be_read() {
     assert!(
         out.not_checked[0].reason.contains("permission denied"),
         "{out:#?}"
+    );
+}
+
+/// A host rule that names the likely processes (resets-abort-on-data: sockets with SO_LINGER
+/// 0) must not claim "no process holds such sockets" when it could not look at them.
+#[test]
+fn a_host_finding_does_not_clear_processes_it_could_not_look_at() {
+    let denied = host()
+        .counter("TcpExt.TCPAbortOnData", 3)
+        .socket(sock(TcpState::Established, "10.0.0.5:443", "10.0.0.9:5000"))
+        .socket(sock(TcpState::Established, "10.0.0.5:443", "10.0.0.9:5001"))
+        .note(
+            "owners",
+            Some("66 processes"),
+            "permission denied reading /proc/PID/fd of 66 processes",
+        )
+        .build();
+    let f = &audit_with("resets-abort-on-data", &denied, &[]).findings[0];
+    assert!(
+        !f.notes.iter().any(|n| n.contains("no process holds")),
+        "{f:#?}"
+    );
+    assert!(
+        f.notes
+            .iter()
+            .any(|n| n.contains("could not be looked for: 2 sockets could not be judged")),
+        "{f:#?}"
+    );
+    // With the options read and none of the kind, it may say so.
+    let mut read = denied.clone();
+    read.notes.clear();
+    for s in &mut read.sockets {
+        s.options = Some(SockOptions {
+            linger: Some(Linger {
+                on: false,
+                seconds: 0,
+            }),
+            ..SockOptions::default()
+        });
+    }
+    let f = &audit_with("resets-abort-on-data", &read, &[]).findings[0];
+    assert!(
+        f.notes.iter().any(|n| n.contains("no process holds")),
+        "{f:#?}"
     );
 }
 

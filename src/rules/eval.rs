@@ -835,11 +835,23 @@ pub fn evaluate(
                     comm: g.comm.as_deref().unwrap_or("?").to_string(),
                 });
             }
-            if groups.is_empty() {
+            if groups.is_empty() && job.unknown > 0 {
+                finding.notes.push(format!(
+                    "the processes behind this could not be looked for: {} sockets could not \
+                     be judged (socket options or tcp_info not read; run as root)",
+                    group_digits(job.unknown)
+                ));
+            } else if groups.is_empty() {
                 finding.notes.push(
                     "no process holds sockets of the kind that would cause this now".to_string(),
                 );
             } else {
+                if job.unknown > 0 {
+                    finding.notes.push(format!(
+                        "{} more sockets could not be judged (socket options or tcp_info not read)",
+                        group_digits(job.unknown)
+                    ));
+                }
                 let names: Vec<String> =
                     groups.iter().take(5).map(|(pid, g)| who(*pid, g)).collect();
                 let _ = write!(finding.message, "; likely: {}", names.join(", "));
