@@ -4,7 +4,7 @@
 mod common;
 
 use common::fixture::{Snap, Sock, host, listener, nginx_linger0, peer, sock};
-use rstaudit::host::{Linger, SockOptions, Snapshot, TcpState};
+use rstaudit::host::{Linger, Snapshot, SockOptions, TcpState};
 use rstaudit::rules::{self, AuditOutcome, Selection};
 
 fn audit_with(rule: &str, snap: &Snapshot, params: &[(&str, &str)]) -> AuditOutcome {
@@ -463,6 +463,38 @@ fn a_host_finding_does_not_clear_processes_it_could_not_look_at() {
     assert!(
         f.notes.iter().any(|n| n.contains("no process holds")),
         "{f:#?}"
+    );
+}
+
+/// Sockets no process holds (TIME_WAIT) have no options: with every owner read they are not
+/// "could not be judged"; with owners denied they may belong to a hidden process and are.
+#[test]
+fn sockets_no_process_holds_are_not_unjudged_when_every_owner_was_read() {
+    let build = |denied: bool| {
+        let mut b = host().sockets(3, nginx_linger0).sockets(5, |i| {
+            peer(TcpState::TimeWait, "10.0.0.5:443", "10.0.0.8", 20000 + i)
+        });
+        if denied {
+            b = b.note("owners", Some("pid 1"), "EPERM reading /proc/1/fd");
+        }
+        b.build()
+    };
+    let notes = |snap: &Snapshot| {
+        audit_with("linger-zero", snap, &[]).findings[0]
+            .notes
+            .clone()
+    };
+    let all_read = notes(&build(false));
+    assert!(
+        !all_read.iter().any(|n| n.contains("could not be judged")),
+        "{all_read:?}"
+    );
+    let denied = notes(&build(true));
+    assert!(
+        denied
+            .iter()
+            .any(|n| n.contains("5 sockets on this host could not be judged")),
+        "{denied:?}"
     );
 }
 
