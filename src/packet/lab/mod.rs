@@ -160,6 +160,9 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
     let params = parse_params(&args.set)?;
     let jobs = select(&args, &params, &with)?;
     check_with_is_used(&with, &jobs)?;
+    if !jobs.is_empty() {
+        crate::packet::live::check_lab_privileges()?;
+    }
     // SIGINT/SIGTERM set a flag: the scenarios stop waiting, their namespaces go with their
     // threads, and the ftrace instance is removed before the process exits.
     evidence::set_interrupt_flag(crate::packet::ftrace::install_signal_flag()?);

@@ -5,28 +5,55 @@
 //! Tables die with the namespace; the lab never names the host's ruleset.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::Context;
 
 use super::netns::LabNs;
 
-/// Where `nft` is, or a message saying how to install it.
+/// Where `nft` is, or a message saying how to install it. Only the system's own directories
+/// are searched, and only a program that root owns and no one else may change is run: the lab
+/// runs as root, so a `nft` planted in a directory of PATH (an empty entry is the current
+/// directory) must never be started.
 pub fn find() -> anyhow::Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs = std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from));
-    for dir in dirs {
-        let candidate = dir.join("nft");
-        if candidate.is_file() {
+    for dir in TRUSTED_DIRS {
+        let candidate = Path::new(dir).join("nft");
+        if trusted(&candidate) {
             return Ok(candidate);
         }
     }
     anyhow::bail!(
-        "the lab needs the `nft` program (nftables) for its middlebox and path-cut scenarios; \
-         install it with `apt-get install nftables` (Debian/Ubuntu) or `dnf install nftables`"
+        "the lab needs the `nft` program (nftables) in {} for its middlebox and path-cut \
+         scenarios; install it with `apt-get install nftables` (Debian/Ubuntu) or `dnf install \
+         nftables`",
+        TRUSTED_DIRS.join(", ")
     )
+}
+
+/// Where distributions install nft.
+const TRUSTED_DIRS: [&str; 6] = [
+    "/usr/sbin",
+    "/sbin",
+    "/usr/bin",
+    "/bin",
+    "/usr/local/sbin",
+    "/usr/local/bin",
+];
+
+/// A regular file (after links) owned by root and not writable by group or others, in a
+/// directory of which the same holds.
+fn trusted(path: &Path) -> bool {
+    let safe = |p: &Path, file: bool| {
+        std::fs::metadata(p).is_ok_and(|m| {
+            m.uid() == 0 && m.mode() & 0o022 == 0 && if file { m.is_file() } else { m.is_dir() }
+        })
+    };
+    let Ok(real) = std::fs::canonicalize(path) else {
+        return false;
+    };
+    safe(&real, true) && real.parent().is_some_and(|d| safe(d, false))
 }
 
 /// Run `nft` with `args` inside `ns`, feeding `stdin`; returns standard output.
@@ -91,6 +118,9 @@ fn sum_counters(v: &serde_json::Value) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
     #[test]
     fn sums_rule_counters() {
         // Shape of `nft -j list table inet t` (nftables 1.0).
@@ -100,6 +130,32 @@ mod tests {
             {"counter":{"packets":2,"bytes":104}},{"reject":{"type":"tcp reset"}}]}}]}"#,
         )
         .unwrap();
-        assert_eq!(super::sum_counters(&v), 2);
+        assert_eq!(sum_counters(&v), 2);
+    }
+
+    #[test]
+    fn only_root_owned_programs_no_one_else_may_change_are_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let nft = dir.path().join("nft");
+        std::fs::write(&nft, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&nft, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let root = nix::unistd::geteuid().is_root();
+        // A 0700 temporary directory of root's, a 0755 file: trusted only when we are root.
+        assert_eq!(trusted(&nft), root);
+        std::fs::set_permissions(&nft, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(!trusted(&nft), "a program anyone may change");
+        std::fs::set_permissions(&nft, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(!trusted(&nft), "in a directory anyone may change");
+        assert!(!trusted(&dir.path().join("missing")));
+        // PATH is not consulted: a planted nft there is never found.
+        let found = find().ok();
+        assert!(found.as_deref() != Some(nft.as_path()));
+        if let Some(found) = found {
+            assert!(
+                TRUSTED_DIRS.iter().any(|d| found.starts_with(d)),
+                "{found:?}"
+            );
+        }
     }
 }

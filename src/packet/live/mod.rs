@@ -118,9 +118,11 @@ impl EventStream {
     }
 }
 
+const CAP_NET_ADMIN: u32 = 12;
 const CAP_NET_RAW: u32 = 13;
 const CAP_SYS_ADMIN: u32 = 21;
 
+/// The effective capability set (CapEff of /proc/self/status); None when it cannot be read.
 fn effective_caps() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
@@ -164,6 +166,36 @@ pub fn check_privileges(
         .into_iter()
         .map(|m| format!("missing {m}: working from packets and counters only"))
         .collect())
+}
+
+/// `packet-check --lab` builds namespaces, veth pairs and nftables rules: fail up front, before
+/// any trace instance or namespace, when CAP_SYS_ADMIN or CAP_NET_ADMIN is missing.
+pub fn check_lab_privileges() -> anyhow::Result<()> {
+    let Some(caps) = effective_caps() else {
+        return Ok(());
+    };
+    let missing: Vec<&str> = [
+        (
+            CAP_SYS_ADMIN,
+            "CAP_SYS_ADMIN (to create network namespaces)",
+        ),
+        (
+            CAP_NET_ADMIN,
+            "CAP_NET_ADMIN (for veth pairs, addresses and nftables inside them)",
+        ),
+    ]
+    .into_iter()
+    .filter(|(c, _)| caps & (1u64 << c) == 0)
+    .map(|(_, what)| what)
+    .collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "packet-check --lab cannot build its namespaces: missing {}. Run it as root \
+             (sudo rstaudit packet-check --lab ...); nothing was started",
+            missing.join("; ")
+        );
+    }
+    Ok(())
 }
 
 /// Shared with the snapshot thread.
