@@ -5,9 +5,9 @@ use libfuzzer_sys::fuzz_target;
 use rstaudit::rules::load::parse_file;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Err(diags) = parse_file("fuzz.yaml", text) {
-            assert!(!diags.is_empty());
-        }
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Err(diags) = parse_file("fuzz.yaml", text)
+    {
+        assert!(!diags.is_empty());
     }
 });
