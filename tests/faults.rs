@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Instant;
@@ -23,6 +24,26 @@ const PRE: &[(&str, &str)] = &[
 
 fn values(ns: &Netns) -> Vec<String> {
     PRE.iter().map(|(k, _)| ns.read_sysctl(k)).collect()
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn chown(path: &Path, uid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(uid)).unwrap();
+}
+
+/// Exit 2 with `needle` in stderr, no panic.
+#[track_caller]
+fn refused(out: &Output, needle: &str) {
+    let all = text(out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(!all.contains("panicked"), "{all}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(needle),
+        "expected {needle:?} in stderr: {all}"
+    );
 }
 
 /// Assert the exit code (showing the output otherwise).
@@ -245,4 +266,199 @@ fn sigkill_during_apply_leaves_a_state_that_rollback_repairs() {
         assert!(in_effect(state.path()).is_empty());
     }
     eprintln!("{partial} of {rounds} kills landed mid-write (whole apply {whole:?})");
+}
+
+/// The inode of the namespace's file under /run/netns.
+fn netns_inode(ns: &Netns) -> u64 {
+    std::fs::metadata(format!("/run/netns/{}", ns.name))
+        .unwrap()
+        .ino()
+}
+
+/// A rollback file as an attacker would write it: a key outside net.* and a persist file
+/// that does not exist yet, with content of their choosing.
+fn crafted_rollback(ns: &Netns, key: &str, old: &str, persist: &Path) -> String {
+    serde_json::json!({
+        "schema": 1,
+        "created_at": "2030-01-01T00:00:00.000Z",
+        "what": "profile baseline",
+        "netns": {
+            "name": ns.name,
+            "inode": netns_inode(ns),
+            "path": format!("/run/netns/{}", ns.name),
+        },
+        "keys": [{"key": key, "old": old, "new": "1", "outside_net": key != "net.core.somaxconn"}],
+        "persist": {"path": persist, "previous": "* * * * * root echo planted\n"},
+    })
+    .to_string()
+}
+
+#[test]
+fn rollback_files_someone_else_could_write_are_refused_and_change_nothing() {
+    let ApplySetup {
+        ns,
+        state: state_tmp,
+        dir,
+    } = ApplySetup::new("fhostile", PRE);
+    // A state directory the apply creates (0700).
+    let state = state_tmp.path().join("rstaudit");
+    let persist = dir.path().join("90-rstaudit.conf");
+    let before = values(&ns);
+    exits(&run(&apply_args(&ns, &state, &persist)), 0);
+    let applied = values(&ns);
+    let persisted = std::fs::read_to_string(&persist).unwrap();
+    let effect = in_effect(&state);
+    assert_eq!(effect.len(), 1);
+    let file = state.join(&effect[0]);
+    assert_eq!(std::fs::metadata(&state).unwrap().mode() & 0o777, 0o700);
+    assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
+    let unchanged = |case: &str| {
+        assert_eq!(values(&ns), applied, "{case}: a value changed");
+        assert_eq!(
+            std::fs::read_to_string(&persist).unwrap(),
+            persisted,
+            "{case}: persist file"
+        );
+        assert_eq!(in_effect(&state), effect, "{case}: rollback file");
+    };
+    let state_arg = state.to_str().unwrap();
+    let file_arg = file.to_str().unwrap();
+
+    // The rollback file owned by another user (nobody).
+    chown(&file, 65534);
+    for args in [
+        vec!["rollback", "--state-dir", state_arg],
+        vec!["rollback", file_arg],
+    ] {
+        let out = run(&args);
+        refused(
+            &out,
+            &format!("rollback file {file_arg} is owned by uid 65534, not by uid 0"),
+        );
+        refused(&out, "nothing was changed");
+        unchanged("owner");
+    }
+    chown(&file, 0);
+
+    // The rollback file writable by others.
+    chmod(&file, 0o666);
+    refused(
+        &rollback(&state, None),
+        &format!("rollback file {file_arg} is writable by group or others (mode 0666)"),
+    );
+    unchanged("mode 0666");
+    chmod(&file, 0o600);
+
+    // A symbolic link (to a good file): refused, not followed.
+    let link = state.join("rollback-99991231T235959.999Z-1-0000.json");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    refused(
+        &rollback(&state, None),
+        &format!("rollback file {} is a symbolic link", link.display()),
+    );
+    refused(
+        &run(&["rollback", link.to_str().unwrap()]),
+        "is a symbolic link",
+    );
+    std::fs::remove_file(&link).unwrap();
+    unchanged("symlink");
+
+    // A state directory anyone can write (or another user owns): nothing in it is used.
+    chmod(&state, 0o777);
+    refused(
+        &rollback(&state, None),
+        &format!("state directory {state_arg} is writable by group or others (mode 0777)"),
+    );
+    unchanged("state dir 0777");
+    // ... nor written: an apply refuses it before the first change.
+    let other = dir.path().join("first.yaml");
+    std::fs::write(
+        &other,
+        "description: t\nsysctls:\n  net.ipv4.tcp_keepalive_time:\n    value: 600\n    reason: t\n",
+    )
+    .unwrap();
+    let keepalive = ns.read_sysctl("net.ipv4.tcp_keepalive_time");
+    refused(
+        &run(&apply_profile_args(&ns, &state, other.to_str().unwrap())),
+        "(mode 0777)",
+    );
+    assert_eq!(ns.read_sysctl("net.ipv4.tcp_keepalive_time"), keepalive);
+    unchanged("apply into a state dir 0777");
+    chmod(&state, 0o700);
+    chown(&state, 65534);
+    refused(
+        &rollback(&state, None),
+        &format!("state directory {state_arg} is owned by uid 65534, not by uid 0"),
+    );
+    unchanged("state dir owner");
+    chown(&state, 0);
+
+    // A planted file (another user's) asking for a key outside net.* and a new file elsewhere.
+    let open = tempfile::tempdir().unwrap();
+    chmod(open.path(), 0o777);
+    let planted_target = open.path().join("planted");
+    let planted = state.join("rollback-99991231T235959.999Z-2-0000.json");
+    std::fs::write(
+        &planted,
+        crafted_rollback(&ns, "kernel.core_pattern", "core", &planted_target),
+    )
+    .unwrap();
+    chown(&planted, 65534);
+    refused(
+        &rollback(&state, None),
+        &format!("rollback file {} is owned by uid 65534", planted.display()),
+    );
+    assert!(!planted_target.exists());
+    std::fs::remove_file(&planted).unwrap();
+    unchanged("planted file");
+
+    // Root's own rollback file whose persist path is in a directory anyone can write.
+    let good = std::fs::read_to_string(&file).unwrap();
+    let mut record: serde_json::Value = serde_json::from_str(&good).unwrap();
+    record["persist"] = serde_json::json!({
+        "path": planted_target,
+        "previous": "* * * * * root echo planted\n",
+    });
+    std::fs::write(&file, record.to_string()).unwrap();
+    assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
+    refused(
+        &rollback(&state, None),
+        &format!(
+            "the persist file it records, {}: directory {} is writable by group or others (mode 0777)",
+            planted_target.display(),
+            open.path().display()
+        ),
+    );
+    assert!(!planted_target.exists());
+    assert_eq!(std::fs::read_dir(open.path()).unwrap().count(), 0);
+    unchanged("persist path in a 0777 directory");
+    // ... and a relative one.
+    record["persist"]["path"] = "planted".into();
+    std::fs::write(&file, record.to_string()).unwrap();
+    refused(
+        &rollback(&state, None),
+        "the persist file it records, planted: is not an absolute path",
+    );
+    unchanged("relative persist path");
+    // An apply refuses such a --persist too, before the first change.
+    let other_state = tempfile::tempdir().unwrap();
+    let mut args = apply_profile_args(&ns, other_state.path(), other.to_str().unwrap());
+    let target = planted_target.to_str().unwrap();
+    args.extend(["--persist", target]);
+    refused(
+        &run(&args),
+        &format!(
+            "directory {} is writable by group or others",
+            open.path().display()
+        ),
+    );
+    assert_eq!(ns.read_sysctl("net.ipv4.tcp_keepalive_time"), keepalive);
+    assert!(in_effect(other_state.path()).is_empty());
+    assert_eq!(std::fs::read_dir(open.path()).unwrap().count(), 0);
+
+    // With everything put back, the rollback works.
+    std::fs::write(&file, good).unwrap();
+    exits(&rollback(&state, None), 0);
+    assert_eq!(values(&ns), before);
+    assert!(!persist.exists());
 }
