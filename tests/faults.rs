@@ -8,7 +8,7 @@ mod common;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Output, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::{ApplySetup, Netns, rstaudit, text};
 
@@ -24,6 +24,24 @@ const PRE: &[(&str, &str)] = &[
 
 fn values(ns: &Netns) -> Vec<String> {
     PRE.iter().map(|(k, _)| ns.read_sysctl(k)).collect()
+}
+
+/// Each of `keys` with its value in the namespace.
+fn values_of(ns: &Netns, keys: &[&str]) -> Vec<(String, String)> {
+    keys.iter()
+        .map(|k| (k.to_string(), ns.read_sysctl(k)))
+        .collect()
+}
+
+/// Names in `dir` that look like a temporary file of an atomic write.
+fn temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains("rstaudit-tmp"))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn chmod(path: &Path, mode: u32) {
@@ -168,6 +186,52 @@ fn a_failed_apply_keeps_the_previous_rollback_file_usable() {
 }
 
 #[test]
+fn a_key_that_cannot_be_restored_is_named_and_rollback_repairs_it() {
+    let ApplySetup { ns, state, dir } = ApplySetup::new("frestore", PRE);
+    let persist = dir.path().join("90-rstaudit.conf");
+    let before = values(&ns);
+    // The keys are written in name order, net.ipv4.tcp_timestamps last: every key is written,
+    // its read-back fails, and restoring net.core.somaxconn fails too.
+    let mut args = apply_args(&ns, state.path(), &persist);
+    args.extend([
+        "--inject-fault",
+        "read-back:net.ipv4.tcp_timestamps",
+        "--inject-fault",
+        "restore:net.core.somaxconn",
+    ]);
+    let out = run(&args);
+    refused(
+        &out,
+        "COULD NOT RESTORE: net.core.somaxconn: injected failure (restore:net.core.somaxconn)",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        stderr.contains("read-back of net.ipv4.tcp_timestamps failed"),
+        "{stderr}"
+    );
+    // Every other key is back; somaxconn holds the profile's value.
+    let now = values(&ns);
+    for (i, (k, _)) in PRE.iter().enumerate() {
+        if *k == "net.core.somaxconn" {
+            assert_eq!(now[i], "4096", "{stderr}");
+        } else {
+            assert_eq!(now[i], before[i], "{k}: {stderr}");
+        }
+    }
+    assert!(!persist.exists(), "the persist step never ran");
+    // The rollback file stays in effect, and the message says how to use it.
+    let files = in_effect(state.path());
+    assert_eq!(files.len(), 1, "{stderr}");
+    assert!(stderr.contains("run `rstaudit rollback "), "{stderr}");
+    assert!(stderr.contains(&files[0]), "{stderr}");
+    let out = rollback(state.path(), None);
+    exits(&out, 0);
+    assert_eq!(values(&ns), before);
+    assert!(!persist.exists());
+    assert!(in_effect(state.path()).is_empty());
+}
+
+#[test]
 fn rollback_fails_at_every_step_and_can_be_retried() {
     let ApplySetup { ns, state, dir } = ApplySetup::new("frollback", PRE);
     let persist = dir.path().join("90-rstaudit.conf");
@@ -266,6 +330,106 @@ fn sigkill_during_apply_leaves_a_state_that_rollback_repairs() {
         assert!(in_effect(state.path()).is_empty());
     }
     eprintln!("{partial} of {rounds} kills landed mid-write (whole apply {whole:?})");
+}
+
+/// Start an apply that holds for 2 s after writing `key`, wait until the namespace shows the
+/// write, and SIGKILL it there.
+fn kill_after_writing(ns: &Netns, args: &[&str], key: &str, old: &str) {
+    let mut args = args.to_vec();
+    let pause = format!("pause-after-write:{key}");
+    args.extend(["--inject-fault", pause.as_str()]);
+    let mut child = rstaudit()
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while ns.read_sysctl(key) == old {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("apply ended ({status}) before writing {key}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{key} never written"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL, while the apply is held after writing `key`
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        None,
+        "the apply ended on its own ({status}), not by the kill"
+    );
+}
+
+#[test]
+fn sigkill_at_a_known_point_mid_write_is_repaired_by_rollback() {
+    let ApplySetup { ns, state, dir } = ApplySetup::new("fkillat", PRE);
+    let persist = dir.path().join("90-rstaudit.conf");
+    let mut keys: Vec<&str> = PRE.iter().map(|(k, _)| *k).collect();
+    keys.push("net.ipv4.tcp_keepalive_time");
+    // Keys are written in name order: somaxconn, tcp_abort_on_overflow, tcp_fin_timeout, ...
+    let fin = "net.ipv4.tcp_fin_timeout";
+
+    // 1. No persist file before: the kill leaves three keys written, a rollback file in
+    //    effect, no persist file and no temporary file.
+    let before = values_of(&ns, &keys);
+    kill_after_writing(&ns, &apply_args(&ns, state.path(), &persist), fin, "120");
+    let killed = values_of(&ns, &keys);
+    let changed: Vec<&str> = before
+        .iter()
+        .zip(&killed)
+        .filter(|(a, b)| a != b)
+        .map(|(a, _)| a.0.as_str())
+        .collect();
+    // Written before the kill (in the order of PRE): the first three keys, no others.
+    assert_eq!(
+        changed,
+        [
+            "net.ipv4.tcp_abort_on_overflow",
+            "net.ipv4.tcp_fin_timeout",
+            "net.core.somaxconn"
+        ]
+    );
+    assert_eq!(in_effect(state.path()).len(), 1);
+    assert!(!persist.exists());
+    assert_eq!(temp_files(dir.path()), Vec::<String>::new());
+    assert_eq!(temp_files(state.path()), Vec::<String>::new());
+    let out = rollback(state.path(), None);
+    exits(&out, 0);
+    assert_eq!(values_of(&ns, &keys), before);
+    assert!(!persist.exists());
+    assert!(in_effect(state.path()).is_empty());
+
+    // 2. A persist file from an earlier apply: the kill leaves it as it was, and the rollback
+    //    keeps (restores) that content.
+    let first = dir.path().join("first.yaml");
+    std::fs::write(
+        &first,
+        "description: first\nsysctls:\n  net.ipv4.tcp_keepalive_time:\n    value: 600\n    reason: t\n",
+    )
+    .unwrap();
+    let mut args = apply_profile_args(&ns, state.path(), first.to_str().unwrap());
+    args.extend(["--persist", persist.to_str().unwrap()]);
+    exits(&run(&args), 0);
+    let first_persisted = std::fs::read_to_string(&persist).unwrap();
+    let before = values_of(&ns, &keys);
+    let effect = in_effect(state.path());
+    assert_eq!(effect.len(), 1);
+    kill_after_writing(&ns, &apply_args(&ns, state.path(), &persist), fin, "120");
+    assert_ne!(values_of(&ns, &keys), before);
+    assert_eq!(in_effect(state.path()).len(), 2);
+    assert_eq!(std::fs::read_to_string(&persist).unwrap(), first_persisted);
+    assert_eq!(temp_files(dir.path()), Vec::<String>::new());
+    assert_eq!(temp_files(state.path()), Vec::<String>::new());
+    let out = rollback(state.path(), None);
+    exits(&out, 0);
+    assert_eq!(values_of(&ns, &keys), before);
+    assert_eq!(std::fs::read_to_string(&persist).unwrap(), first_persisted);
+    assert_eq!(in_effect(state.path()), effect);
+    assert_eq!(temp_files(dir.path()), Vec::<String>::new());
 }
 
 /// The inode of the namespace's file under /run/netns.
