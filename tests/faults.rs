@@ -22,6 +22,13 @@ const PRE: &[(&str, &str)] = &[
     ("net.core.somaxconn", "128"),
 ];
 
+/// The keys high-connection-server sets besides baseline's, set so that each must be written.
+const HCS_EXTRA: &[(&str, &str)] = &[
+    ("net.ipv4.tcp_max_syn_backlog", "128"),
+    ("net.ipv4.tcp_max_tw_buckets", "1024"),
+    ("net.ipv4.tcp_tw_reuse", "0"),
+];
+
 fn values(ns: &Netns) -> Vec<String> {
     PRE.iter().map(|(k, _)| ns.read_sysctl(k)).collect()
 }
@@ -163,26 +170,63 @@ fn apply_fails_at_every_step_and_leaves_every_value_as_it_was() {
     );
 }
 
+/// The keys `profiles show NAME` lists.
+fn profile_keys(name: &str) -> Vec<String> {
+    let out = run(&["profiles", "show", name]);
+    exits(&out, 0);
+    let shown: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    let keys: Vec<String> = shown["sysctls"]
+        .as_mapping()
+        .unwrap_or_else(|| panic!("no sysctls in `profiles show {name}`"))
+        .keys()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    assert!(!keys.is_empty(), "no keys in `profiles show {name}`");
+    keys
+}
+
 #[test]
 fn a_failed_apply_keeps_the_previous_rollback_file_usable() {
-    let ApplySetup { ns, state, dir } = ApplySetup::new("fkeep", PRE);
+    let pre: Vec<(&str, &str)> = PRE.iter().chain(HCS_EXTRA).copied().collect();
+    let ApplySetup { ns, state, dir } = ApplySetup::new("fkeep", &pre);
+    // Every key of both profiles is watched (and set above so that it must be written).
+    let mut keys = profile_keys("baseline");
+    keys.extend(profile_keys("high-connection-server"));
+    keys.sort();
+    keys.dedup();
+    let watched: Vec<&str> = pre.iter().map(|(k, _)| *k).collect();
+    for k in &keys {
+        assert!(watched.contains(&k.as_str()), "{k} is not watched");
+    }
     let persist = dir.path().join("90-rstaudit.conf");
-    let before = values(&ns);
+    let before = values_of(&ns, &watched);
     let out = run(&apply_args(&ns, state.path(), &persist));
     exits(&out, 0);
-    let applied = values(&ns);
+    let applied = values_of(&ns, &watched);
     let first = in_effect(state.path());
     assert_eq!(first.len(), 1);
-    // A second apply (another profile) that fails half-way.
+    // A second apply (another profile) that fails at its last key, after writing the others.
     let mut args = apply_profile_args(&ns, state.path(), "high-connection-server");
     args.extend(["--inject-fault", "read-back:net.ipv4.tcp_tw_reuse"]);
     let out = run(&args);
     exits(&out, 2);
-    assert_eq!(values(&ns), applied);
+    let all = text(&out);
+    for k in [
+        "net.core.somaxconn",
+        "net.ipv4.tcp_max_syn_backlog",
+        "net.ipv4.tcp_max_tw_buckets",
+        "net.ipv4.tcp_tw_reuse",
+    ] {
+        assert!(
+            all.contains(k) && all.contains("restored every key already written"),
+            "{k} was not written and restored: {all}"
+        );
+    }
+    assert_eq!(values_of(&ns, &watched), applied);
     assert_eq!(in_effect(state.path()), first);
     let out = rollback(state.path(), None);
     exits(&out, 0);
-    assert_eq!(values(&ns), before);
+    assert_eq!(values_of(&ns, &watched), before);
 }
 
 #[test]
