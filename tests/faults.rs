@@ -1,7 +1,9 @@
 //! The fault-injection matrix of docs/reliability.md: a failure at every step of apply and of
-//! rollback (the hidden `--inject-fault STEP` flag), and SIGKILL at random moments of an apply.
-//! Each leaves the namespace's values exactly as before and the rollback file usable. All in
-//! network namespaces the tests create.
+//! rollback (the hidden `--inject-fault STEP` flag), a key that cannot be restored, and SIGKILL
+//! at random moments of an apply and at a known one. Each leaves the namespace's values exactly
+//! as before, or a rollback file in effect that restores them. Also hostile input to apply and
+//! rollback: hostile profiles, and rollback files, state directories and persist paths someone
+//! else could have written. All in network namespaces the tests create.
 
 mod common;
 
@@ -669,4 +671,100 @@ fn rollback_files_someone_else_could_write_are_refused_and_change_nothing() {
     exits(&rollback(&state, None), 0);
     assert_eq!(values(&ns), before);
     assert!(!persist.exists());
+}
+
+const LAUGHS: &str = "  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]
+  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+  c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+  d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+  e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+  f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+  g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+  h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+  i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+";
+
+/// A valid key that would change (tcp_fin_timeout is 120 in PRE), for profiles whose other
+/// problem is later in the file.
+const VALID: &str = "  net.ipv4.tcp_fin_timeout:\n    value: 30\n    reason: t\n";
+
+#[test]
+fn hostile_profiles_given_to_apply_change_nothing() {
+    let ApplySetup { ns, state, dir } = ApplySetup::new("fprofile", PRE);
+    let before = values(&ns);
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "deep.yaml",
+            format!(
+                "description: x\nsysctls: {}{}\n",
+                "[".repeat(100_000),
+                "]".repeat(100_000)
+            ),
+            "nested more than 64 levels deep",
+        ),
+        (
+            "laughs.yaml",
+            format!("description: x\nsysctls:\n{VALID}params:\n{LAUGHS}"),
+            "repetition limit exceeded",
+        ),
+        (
+            "long.yaml",
+            format!("description: {}\nsysctls:\n{VALID}", "x".repeat(4 << 20)),
+            "larger than 1048576 bytes",
+        ),
+        (
+            "field.yaml",
+            format!("description: x\nsysctls:\n{VALID}    colour: red\n"),
+            "unknown field `colour`",
+        ),
+        (
+            "nokey.yaml",
+            format!(
+                "description: x\nsysctls:\n{VALID}  net.ipv4.tcp_no_such_key:\n    value: 1\n    reason: t\n"
+            ),
+            "net.ipv4.tcp_no_such_key: does not exist on this kernel",
+        ),
+        (
+            "range.yaml",
+            format!(
+                "description: x\nsysctls:\n{VALID}  net.ipv4.tcp_syncookies:\n    value: 5\n    reason: t\n"
+            ),
+            "net.ipv4.tcp_syncookies: 5 is out of range 0..=2",
+        ),
+    ];
+    for (name, body, needle) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        let started = Instant::now();
+        let out = run(&apply_profile_args(
+            &ns,
+            state.path(),
+            path.to_str().unwrap(),
+        ));
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{name} took {:?}",
+            started.elapsed()
+        );
+        refused(&out, needle);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // The file, or the profile (named after the file) when the keys are checked.
+        let stem = name.trim_end_matches(".yaml");
+        assert!(
+            stderr.contains(stem),
+            "{name}: the file is not named: {stderr}"
+        );
+        assert!(
+            stderr.len() < 4096,
+            "{name}: {} bytes of error",
+            stderr.len()
+        );
+        eprintln!("{name}: {}", stderr.trim());
+        assert_eq!(values(&ns), before, "{name} changed a value");
+        assert_eq!(
+            std::fs::read_dir(state.path()).unwrap().count(),
+            0,
+            "{name} left something in the state directory"
+        );
+    }
 }
