@@ -249,7 +249,8 @@ pub struct ApplyArgs {
     #[arg(long, value_enum, default_value_t = DiffFormat::Table)]
     pub format: DiffFormat,
     /// Make one step of the transaction fail on purpose (tests of the rollback path):
-    /// validate, rollback-file, write:KEY, read-back:KEY, persist-write, persist-rename.
+    /// validate, rollback-file, write:KEY, read-back:KEY, persist-write, persist-rename,
+    /// restore:KEY; pause-after-write:KEY holds the run 2 s after KEY is written.
     #[arg(long, value_name = "STEP", hide = true)]
     pub inject_fault: Vec<String>,
 }
@@ -286,7 +287,8 @@ pub struct RollbackArgs {
     /// Show what would be restored, change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Make one step fail on purpose (tests): write:KEY, read-back:KEY.
+    /// Make one step fail on purpose (tests): validate, write:KEY, read-back:KEY,
+    /// persist-write, persist-rename, restore:KEY; pause-after-write:KEY holds the run 2 s.
     #[arg(long, value_name = "STEP", hide = true)]
     pub inject_fault: Vec<String>,
 }

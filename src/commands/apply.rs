@@ -90,6 +90,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         if !plan.problems.is_empty() || args.dry_run {
             return Ok(outcome);
         }
+        let persist_path = persist_path.as_deref().map(persist::absolute).transpose()?;
         let persist = persist_path.map(|path| PersistRequest {
             path,
             text: Some(persist::render(

@@ -1,12 +1,14 @@
 //! The `rollback` command: restore the values recorded before an apply, as
 //! one transaction, in the namespace the rollback file names.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use crate::cli::RollbackArgs;
 use crate::host::netns;
 use crate::host::sysctl::{Scope, SysctlKey};
 use crate::remedy::faults::Faults;
+use crate::remedy::persist;
 use crate::remedy::profiles::Target;
 use crate::remedy::state::{self, RollbackRecord};
 use crate::remedy::transaction::{self, Desired, LiveIo, PersistRequest, TxOptions};
@@ -25,6 +27,18 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
         })?,
     };
     let record = RollbackRecord::load(&file)?;
+    // The persist file is written or removed as root: only where the apply could have
+    // written it, in a directory no one else can write.
+    if let Some(p) = &record.persist {
+        persist::check_location(Path::new(&p.path)).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: the persist file it records, {}: {e}; refusing to write or remove it, nothing \
+                 was changed",
+                file.display(),
+                p.path
+            )
+        })?;
+    }
     let ns = match &record.netns.path {
         Some(path) => {
             let ns = netns::resolve(path).map_err(|e| {

@@ -5,9 +5,16 @@
 //! the hidden `--inject-fault STEP` flag of `apply` and `rollback` (it can
 //! only make a run fail, never make one succeed):
 //! `validate`, `rollback-file`, `write:KEY`, `read-back:KEY`,
-//! `persist-write`, `persist-rename`.
+//! `persist-write`, `persist-rename`, and `restore:KEY` (restoring KEY after
+//! another step failed). `pause-after-write:KEY` fails nothing: it holds the
+//! run for [`PAUSE`] after KEY is written and read back, so a test can kill
+//! the process at a known point of the transaction.
 
 use std::fmt;
+use std::time::Duration;
+
+/// How long `pause-after-write:KEY` holds the run.
+pub const PAUSE: Duration = Duration::from_secs(2);
 
 /// One step to fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +25,8 @@ pub enum Fault {
     ReadBack(String),
     PersistWrite,
     PersistRename,
+    Restore(String),
+    PauseAfterWrite(String),
 }
 
 impl std::str::FromStr for Fault {
@@ -30,9 +39,13 @@ impl std::str::FromStr for Fault {
             None if s == "persist-rename" => Self::PersistRename,
             Some(("write", key)) if !key.is_empty() => Self::Write(key.to_string()),
             Some(("read-back", key)) if !key.is_empty() => Self::ReadBack(key.to_string()),
+            Some(("restore", key)) if !key.is_empty() => Self::Restore(key.to_string()),
+            Some(("pause-after-write", key)) if !key.is_empty() => {
+                Self::PauseAfterWrite(key.to_string())
+            }
             _ => {
                 return Err(format!(
-                    "--inject-fault {s:?}: expected validate, rollback-file, write:KEY, read-back:KEY, persist-write or persist-rename"
+                    "--inject-fault {s:?}: expected validate, rollback-file, write:KEY, read-back:KEY, persist-write, persist-rename, restore:KEY or pause-after-write:KEY"
                 ));
             }
         })
@@ -48,6 +61,8 @@ impl fmt::Display for Fault {
             Self::ReadBack(k) => write!(f, "read-back:{k}"),
             Self::PersistWrite => f.write_str("persist-write"),
             Self::PersistRename => f.write_str("persist-rename"),
+            Self::Restore(k) => write!(f, "restore:{k}"),
+            Self::PauseAfterWrite(k) => write!(f, "pause-after-write:{k}"),
         }
     }
 }
@@ -84,5 +99,37 @@ impl Faults {
 impl From<Vec<Fault>> for Faults {
     fn from(v: Vec<Fault>) -> Self {
         Self(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_step_parses_and_prints_back() {
+        for s in [
+            "validate",
+            "rollback-file",
+            "write:net.core.somaxconn",
+            "read-back:net.core.somaxconn",
+            "persist-write",
+            "persist-rename",
+            "restore:net.core.somaxconn",
+            "pause-after-write:net.core.somaxconn",
+        ] {
+            let f: Fault = s.parse().unwrap();
+            assert_eq!(f.to_string(), s);
+        }
+        for bad in [
+            "restore:",
+            "restore",
+            "pause-after-write:",
+            "pause",
+            "write",
+        ] {
+            let err = bad.parse::<Fault>().unwrap_err();
+            assert!(err.contains("restore:KEY"), "{err}");
+        }
     }
 }

@@ -58,20 +58,81 @@ pub fn render(source: &str, entries: &[PersistEntry]) -> String {
     out
 }
 
-/// What is at `path` now: `Ok(None)` when nothing, `Ok(Some(text))` when a managed file,
-/// an error when a file rstaudit did not create (or cannot read).
-pub fn existing_managed(path: &Path) -> anyhow::Result<Option<String>> {
+/// `--persist FILE` as an absolute path: its directory resolved (links, `..`), its name kept.
+/// This is what the rollback file records, so a rollback writes exactly this path.
+pub fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow::anyhow!("--persist {}: does not name a file", path.display()))?;
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    if !parent.is_dir() {
-        anyhow::bail!(
+    let dir = std::fs::canonicalize(parent).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => anyhow::anyhow!(
             "--persist {}: directory {} does not exist",
             path.display(),
             parent.display()
-        );
+        ),
+        _ => anyhow::anyhow!(
+            "--persist {}: directory {}: {e}",
+            path.display(),
+            parent.display()
+        ),
+    })?;
+    Ok(dir.join(name))
+}
+
+/// Refuse a persist path that someone other than the effective uid (or root) could swap:
+/// it must be absolute, without `..`, and its directory must be owned by the effective uid or
+/// root and not writable by group or others. Apply and rollback write or remove a file there
+/// as root, so a directory anyone can write (`/tmp`, a 0777 directory) is refused.
+pub fn check_location(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    if !path.is_absolute() {
+        return Err("is not an absolute path".into());
     }
+    if path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+        || path.file_name().is_none()
+    {
+        return Err("is not a plain file path (it has `..` or no file name)".into());
+    }
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    let meta = match std::fs::metadata(parent) {
+        Ok(m) if m.is_dir() => m,
+        Ok(_) => return Err(format!("{} is not a directory", parent.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("directory {} does not exist", parent.display()));
+        }
+        Err(e) => return Err(format!("directory {}: {e}", parent.display())),
+    };
+    let euid = nix::unistd::geteuid().as_raw();
+    if meta.uid() != euid && meta.uid() != 0 {
+        return Err(format!(
+            "directory {} is owned by uid {}, not by root or uid {euid} (the user running \
+             rstaudit): someone else could put a file there or replace it",
+            parent.display(),
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "directory {} is writable by group or others (mode {:04o}): someone else could put \
+             a file there or replace it",
+            parent.display(),
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+/// What is at `path` now: `Ok(None)` when nothing, `Ok(Some(text))` when a managed file,
+/// an error when a file rstaudit did not create (or cannot read), or when the path is not
+/// one rstaudit writes to (see [`check_location`]).
+pub fn existing_managed(path: &Path) -> anyhow::Result<Option<String>> {
+    check_location(path).map_err(|e| anyhow::anyhow!("--persist {}: {e}", path.display()))?;
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => anyhow::bail!("--persist {}: {e}", path.display()),
@@ -262,6 +323,37 @@ mod tests {
         assert_eq!(values["net.core.somaxconn"].value, "64");
         assert_eq!(values["net.ipv4.tcp_fin_timeout"].value, "40");
         assert_eq!(notes.len(), 1, "{notes:?}");
+    }
+
+    #[test]
+    fn persist_paths_only_in_directories_no_one_else_can_write() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(check_location(&dir.path().join("90-x.conf")), Ok(()));
+        let err = check_location(Path::new("90-x.conf")).unwrap_err();
+        assert!(err.contains("not an absolute path"), "{err}");
+        let err = check_location(&dir.path().join("a/../90-x.conf")).unwrap_err();
+        assert!(err.contains("`..`"), "{err}");
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        for m in [0o777, 0o1777, 0o770, 0o702] {
+            std::fs::set_permissions(&open, std::fs::Permissions::from_mode(m)).unwrap();
+            let err = check_location(&open.join("90-x.conf")).unwrap_err();
+            assert!(err.contains("writable by group or others"), "{m:o}: {err}");
+            let err = existing_managed(&open.join("90-x.conf"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("writable by group or others"), "{m:o}: {err}");
+        }
+        // `absolute` resolves the directory and keeps the name.
+        let abs = absolute(&open.join("../90-y.conf")).unwrap();
+        assert_eq!(abs, dir.path().canonicalize().unwrap().join("90-y.conf"));
+        assert!(
+            absolute(&dir.path().join("nodir/x.conf"))
+                .unwrap_err()
+                .to_string()
+                .contains("does not exist")
+        );
     }
 
     #[test]

@@ -7,7 +7,17 @@
 //! content. When a rollback has restored it, or an apply failed and restored
 //! everything itself, the file is renamed with a `.done` / `.aborted` suffix
 //! so "the latest" is always the last apply still in effect.
+//!
+//! A rollback file says which sysctls (possibly outside net.*) and which
+//! file root writes, so it is trusted only when no one else could have
+//! written it: the file must be a regular file (not reached through a
+//! symbolic link) owned by the effective uid and not writable by group or
+//! others, and the state directory must be owned by the effective uid and
+//! not writable by group or others. Anything else is refused before
+//! anything is changed.
 
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -92,6 +102,7 @@ impl RollbackRecord {
             .mode(0o700)
             .create(dir)
             .map_err(|e| format!("creating state directory {}: {e}", dir.display()))?;
+        check_dir(dir)?;
         let json = serde_json::to_string_pretty(self).map_err(|e| e.to_string())? + "\n";
         let stamp = utc_now().1;
         let pid = std::process::id();
@@ -108,10 +119,9 @@ impl RollbackRecord {
         Ok(path)
     }
 
-    /// Read and check a rollback file.
+    /// Read and check a rollback file: see the module's notes on whom it is trusted from.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = crate::input::read_data(path)
-            .map_err(|e| anyhow::anyhow!("reading rollback file {}: {e}", path.display()))?;
+        let text = read_trusted(path)?;
         let record: Self = serde_json::from_str(&text).map_err(|e| {
             anyhow::anyhow!(
                 "{}:{}:{}: not a rollback file: {e}",
@@ -133,11 +143,12 @@ impl RollbackRecord {
 
 /// The latest rollback file still in effect in `dir`, if any.
 pub fn latest(dir: &Path) -> anyhow::Result<Option<PathBuf>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
+    match std::fs::metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => anyhow::bail!("reading state directory {}: {e}", dir.display()),
-    };
+        _ => check_dir(dir).map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?,
+    }
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| anyhow::anyhow!("reading state directory {}: {e}", dir.display()))?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
@@ -148,6 +159,94 @@ pub fn latest(dir: &Path) -> anyhow::Result<Option<PathBuf>> {
         .collect();
     files.sort();
     Ok(files.pop())
+}
+
+/// The effective uid of this process.
+fn euid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+/// What is wrong with an owner and mode for a file or directory that only the effective uid
+/// may have written (`None`: nothing).
+fn untrusted(meta: &std::fs::Metadata) -> Option<String> {
+    let euid = euid();
+    if meta.uid() != euid {
+        Some(format!(
+            "is owned by uid {}, not by uid {euid} (the user running rstaudit)",
+            meta.uid()
+        ))
+    } else if meta.mode() & 0o022 != 0 {
+        Some(format!(
+            "is writable by group or others (mode {:04o})",
+            meta.mode() & 0o7777
+        ))
+    } else {
+        None
+    }
+}
+
+/// Refuse a state directory that someone other than the effective uid could put files in.
+pub fn check_dir(dir: &Path) -> Result<(), String> {
+    let meta =
+        std::fs::metadata(dir).map_err(|e| format!("state directory {}: {e}", dir.display()))?;
+    let what = if !meta.is_dir() {
+        Some("is not a directory".to_string())
+    } else {
+        untrusted(&meta)
+    };
+    match what {
+        None => Ok(()),
+        Some(what) => Err(format!(
+            "state directory {} {what}; rollback files say which values and files root writes, so \
+             they are kept only in a directory no one else can write: fix its owner and mode \
+             (chown, chmod 0700) or give another --state-dir",
+            dir.display()
+        )),
+    }
+}
+
+/// Read a rollback file without following a symbolic link, and only if the effective uid
+/// owns it and no one else can write it.
+fn read_trusted(path: &Path) -> anyhow::Result<String> {
+    let refuse = |what: &str| {
+        anyhow::anyhow!(
+            "rollback file {} {what}; refusing to use it (a rollback file says which values and \
+             files root writes), nothing was changed",
+            path.display()
+        )
+    };
+    // O_NOFOLLOW: a link is refused, not followed; O_NONBLOCK: a FIFO cannot hang the open.
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(refuse("is a symbolic link"));
+        }
+        Err(e) => anyhow::bail!("reading rollback file {}: {e}", path.display()),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| anyhow::anyhow!("reading rollback file {}: {e}", path.display()))?;
+    if !meta.file_type().is_file() {
+        return Err(refuse(
+            "is not a regular file (a directory, device, FIFO or socket)",
+        ));
+    }
+    if let Some(what) = untrusted(&meta) {
+        return Err(refuse(&what));
+    }
+    let limit = crate::input::MAX_DATA_BYTES;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("reading rollback file {}: {e}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        return Err(refuse(&format!("is larger than {limit} bytes")));
+    }
+    String::from_utf8(bytes).map_err(|_| refuse("is not UTF-8 text"))
 }
 
 /// Mark a rollback file as no longer in effect (`.done`, `.aborted`).
@@ -234,5 +333,64 @@ mod tests {
         std::fs::write(state.join("rollback-bad.json"), "{\"schema\": 1, \"x\": 2}").unwrap();
         let err = RollbackRecord::load(&state.join("rollback-bad.json")).unwrap_err();
         assert!(err.to_string().contains("rollback-bad.json:1:"), "{err}");
+    }
+
+    #[test]
+    fn only_files_and_directories_no_one_else_can_write_are_trusted() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("a/state");
+        let rec = RollbackRecord::new(
+            "profile x",
+            RecordedNetns {
+                name: "host".into(),
+                inode: 1,
+                path: None,
+            },
+            vec![],
+            None,
+        );
+        let file = rec.save(&state).unwrap();
+        assert_eq!(
+            std::fs::metadata(&state).unwrap().permissions().mode() & 0o777,
+            0o700,
+            "a new state directory is 0700"
+        );
+        // Writable by others: refused, naming the file and the mode.
+        mode(&file, 0o666);
+        let err = RollbackRecord::load(&file).unwrap_err().to_string();
+        assert!(err.contains(&file.display().to_string()), "{err}");
+        assert!(
+            err.contains("writable by group or others (mode 0666)"),
+            "{err}"
+        );
+        mode(&file, 0o620);
+        assert!(RollbackRecord::load(&file).is_err());
+        mode(&file, 0o600);
+        assert_eq!(RollbackRecord::load(&file).unwrap(), rec);
+        // A link is refused, not followed.
+        let link = state.join("rollback-99999999T000000.000Z-1-0000.json");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let err = RollbackRecord::load(&link).unwrap_err().to_string();
+        assert!(err.contains("is a symbolic link"), "{err}");
+        std::fs::remove_file(&link).unwrap();
+        // A directory others can write: neither read from nor written to.
+        mode(&state, 0o777);
+        let err = latest(&state).unwrap_err().to_string();
+        assert!(
+            err.contains("state directory") && err.contains("(mode 0777)"),
+            "{err}"
+        );
+        let err = rec.save(&state).unwrap_err();
+        assert!(err.contains("(mode 0777)"), "{err}");
+        mode(&state, 0o1777);
+        assert!(latest(&state).is_err());
+        mode(&state, 0o750);
+        assert_eq!(latest(&state).unwrap(), Some(file));
+        // A missing directory is no rollback file, not an error.
+        assert_eq!(latest(&dir.path().join("none")).unwrap(), None);
     }
 }

@@ -365,7 +365,11 @@ fn execute_inner(io: &dyn SysctlIo, plan: &Plan, opts: &TxOptions) -> Result<App
                 .map(|_| v)
         });
         match back {
-            Ok(v) if values_equal(&v, &change.new) => {}
+            Ok(v) if values_equal(&v, &change.new) => {
+                if opts.faults.hits(&Fault::PauseAfterWrite(key.to_string())) {
+                    std::thread::sleep(super::faults::PAUSE);
+                }
+            }
             Ok(v) => {
                 failure = Some(fail(
                     "read-back",
@@ -409,9 +413,13 @@ fn execute_inner(io: &dyn SysctlIo, plan: &Plan, opts: &TxOptions) -> Result<App
         }
         Some(mut failure) => {
             for change in written.iter().rev() {
-                let restored = io
-                    .write(&change.key, &change.old)
-                    .map_err(|e| e.to_string())
+                let restored = opts
+                    .faults
+                    .check(Fault::Restore(change.key.to_string()))
+                    .and_then(|_| {
+                        io.write(&change.key, &change.old)
+                            .map_err(|e| e.to_string())
+                    })
                     .and_then(|_| io.read(&change.key).map_err(|e| e.to_string()))
                     .and_then(|v| {
                         if values_equal(&v, &change.old) {
@@ -648,6 +656,48 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("validation: injected failure"), "{text}");
+    }
+
+    #[test]
+    fn a_key_that_cannot_be_restored_is_named_and_keeps_the_rollback_file() {
+        let io = fake();
+        let dir = tempfile::tempdir().unwrap();
+        let faults = Faults::from(vec![
+            Fault::ReadBack("net.ipv4.tcp_syncookies".into()),
+            Fault::Restore("net.ipv4.tcp_fin_timeout".into()),
+        ]);
+        let p = plan(&io, &desired(), &ns(), &faults);
+        let keys: Vec<_> = p.changes.iter().map(|c| c.key.to_string()).collect();
+        assert_eq!(
+            keys,
+            [
+                "net.ipv4.tcp_syncookies",
+                "net.ipv4.tcp_fin_timeout",
+                "net.core.somaxconn"
+            ]
+        );
+        // Reorder so that fin_timeout and somaxconn are written before syncookies fails.
+        let mut p = p;
+        p.changes.rotate_left(1);
+        let err = execute(&io, &p, &opts(dir.path(), &faults, None)).unwrap_err();
+        assert_eq!(err.step, "read-back");
+        assert_eq!(
+            err.restored,
+            ["net.core.somaxconn", "net.ipv4.tcp_syncookies"]
+        );
+        assert_eq!(err.restore_failures.len(), 1, "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(
+                "COULD NOT RESTORE: net.ipv4.tcp_fin_timeout: injected failure (restore:net.ipv4.tcp_fin_timeout)"
+            ),
+            "{text}"
+        );
+        let rb = err.rollback_file.clone().unwrap();
+        assert!(text.contains(&format!("run `rstaudit rollback {}`", rb.display())));
+        assert_eq!(super::super::state::latest(dir.path()).unwrap(), Some(rb));
+        assert_eq!(io.values.borrow()["net.ipv4.tcp_fin_timeout"], "60");
+        assert_eq!(io.values.borrow()["net.core.somaxconn"], "128");
     }
 
     #[test]
