@@ -145,6 +145,50 @@ fn unprivileged_apply_changes_nothing_and_says_run_as_root() {
 }
 
 #[test]
+fn unprivileged_rollback_changes_nothing_and_says_run_as_root() {
+    let ns = Netns::new("privrb");
+    ns.sysctl("net.ipv4.tcp_fin_timeout", "61");
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let state_arg = state.to_str().unwrap();
+    let out = rstaudit()
+        .args([
+            "apply",
+            "--profile",
+            "baseline",
+            "--netns",
+            &ns.name,
+            "--state-dir",
+            state_arg,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let applied = ns.read_sysctl("net.ipv4.tcp_fin_timeout");
+    assert_ne!(applied, "61");
+    let file = std::fs::read_dir(&state)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for args in [
+        vec!["rollback", "--state-dir", state_arg],
+        vec!["rollback", file.to_str().unwrap()],
+    ] {
+        refused(&nobody(&args), &["run as root", "nothing was changed"]);
+        assert_eq!(ns.read_sysctl("net.ipv4.tcp_fin_timeout"), applied);
+    }
+    // Root still can, afterwards.
+    let out = rstaudit()
+        .args(["rollback", "--state-dir", state_arg])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(ns.read_sysctl("net.ipv4.tcp_fin_timeout"), "61");
+}
+
+#[test]
 fn unprivileged_packet_check_names_the_missing_capabilities() {
     let out = nobody(&["packet-check", "--duration", "1"]);
     refused(&out, &["CAP_NET_RAW", "tracefs"]);

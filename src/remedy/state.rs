@@ -187,8 +187,14 @@ fn untrusted(meta: &std::fs::Metadata) -> Option<String> {
 
 /// Refuse a state directory that someone other than the effective uid could put files in.
 pub fn check_dir(dir: &Path) -> Result<(), String> {
-    let meta =
-        std::fs::metadata(dir).map_err(|e| format!("state directory {}: {e}", dir.display()))?;
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| format!("state directory {}: {e}{}", dir.display(), as_root(&e)))?;
+    if meta.uid() == 0 && euid() != 0 {
+        return Err(format!(
+            "state directory {} belongs to root (rollback files are root's: run as root)",
+            dir.display()
+        ));
+    }
     let what = if !meta.is_dir() {
         Some("is not a directory".to_string())
     } else {
@@ -202,6 +208,15 @@ pub fn check_dir(dir: &Path) -> Result<(), String> {
              (chown, chmod 0700) or give another --state-dir",
             dir.display()
         )),
+    }
+}
+
+/// The hint for a state directory or rollback file this user may not read.
+fn as_root(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        " (rollback files are root's: run as root)"
+    } else {
+        ""
     }
 }
 
@@ -225,7 +240,11 @@ fn read_trusted(path: &Path) -> anyhow::Result<String> {
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             return Err(refuse("is a symbolic link"));
         }
-        Err(e) => anyhow::bail!("reading rollback file {}: {e}", path.display()),
+        Err(e) => anyhow::bail!(
+            "reading rollback file {}: {e}{}; nothing was changed",
+            path.display(),
+            as_root(&e)
+        ),
     };
     let meta = file
         .metadata()
@@ -234,6 +253,13 @@ fn read_trusted(path: &Path) -> anyhow::Result<String> {
         return Err(refuse(
             "is not a regular file (a directory, device, FIFO or socket)",
         ));
+    }
+    if meta.uid() == 0 && euid() != 0 {
+        anyhow::bail!(
+            "rollback file {} belongs to root (rollback files are root's: run as root); nothing \
+             was changed",
+            path.display()
+        );
     }
     if let Some(what) = untrusted(&meta) {
         return Err(refuse(&what));
