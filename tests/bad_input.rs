@@ -23,11 +23,20 @@ fn fails_with(out: &Output, needle: &str) {
 
 /// Run with a deadline: a hostile file must be refused quickly, not parsed for minutes.
 fn run_quickly(args: &[&std::ffi::OsStr]) -> Output {
+    run_within(args, Duration::from_secs(20))
+}
+
+/// Run with a tight deadline, for what the docs say is refused at once.
+fn run_at_once(args: &[&std::ffi::OsStr]) -> Output {
+    run_within(args, Duration::from_secs(5))
+}
+
+fn run_within(args: &[&std::ffi::OsStr], limit: Duration) -> Output {
     let started = Instant::now();
     let out = rstaudit().args(args).output().expect("running rstaudit");
     assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "took {:?}: {}",
+        started.elapsed() < limit,
+        "took {:?} (limit {limit:?}): {}",
         started.elapsed(),
         text(&out)
     );
@@ -67,7 +76,38 @@ fn profile_nested_100000_deep_is_refused_at_once() {
         "deep.yaml",
         &format!("description: x\nsysctls: {}\n", deep_flow(100_000)),
     );
-    fails_with(&profile_show(&p), "nested more than 64 levels deep");
+    let out = run_at_once(&["profiles".as_ref(), "show".as_ref(), p.as_os_str()]);
+    fails_with(
+        &out,
+        "line 2 column 74: [ ] or { } nested more than 64 levels deep",
+    );
+}
+
+/// A quote inside a plain scalar (`don't`) is text, not the start of a quoted string: the
+/// brackets after it are real and the nesting guard sees them, in every kind of file.
+#[test]
+fn an_apostrophe_does_not_hide_deep_nesting() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = format!("description: don't\nx: {}", "[".repeat(100_000));
+    let profile = write(dir.path(), "p.yaml", &body);
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    write(&rules, "r.yaml", &body);
+    let snap = write(dir.path(), "s.yaml", &format!("schema: 1\n{body}"));
+    for args in [
+        ["profiles".as_ref(), "show".as_ref(), profile.as_os_str()],
+        ["rules".as_ref(), "lint".as_ref(), rules.as_os_str()],
+        ["audit".as_ref(), "--snapshot".as_ref(), snap.as_os_str()],
+    ] {
+        let out = run_at_once(&args);
+        fails_with(&out, "nested more than 64 levels deep");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let line = if args[0] == "audit" { 3 } else { 2 };
+        assert!(
+            stderr.contains(&format!("line {line} column 68")),
+            "{args:?}: {stderr}"
+        );
+    }
 }
 
 #[test]
@@ -78,7 +118,8 @@ fn profile_billion_laughs_is_refused() {
         "laughs.yaml",
         &format!("description: x\nparams:\n{LAUGHS}"),
     );
-    fails_with(&profile_show(&p), "repetition limit exceeded");
+    let out = run_at_once(&["profiles".as_ref(), "show".as_ref(), p.as_os_str()]);
+    fails_with(&out, "repetition limit exceeded");
 }
 
 #[test]

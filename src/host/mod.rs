@@ -420,7 +420,8 @@ pub fn parse_saved(text: &str, path: &std::path::Path) -> anyhow::Result<Vec<Sna
     let shown = path.display();
     let trimmed = text.trim_start();
     let what = "is not an rstaudit snapshot";
-    let snapshots: Vec<Snapshot> = if trimmed.starts_with('{') || trimmed.starts_with('[') {
+    // The nesting guard of `input::read_data` decides the syntax the same way.
+    let snapshots: Vec<Snapshot> = if crate::input::looks_like_json(text) {
         let json_err = |e: serde_json::Error| {
             anyhow::anyhow!(
                 "{shown}:{}:{}: {what}: {}",
