@@ -583,7 +583,16 @@ fn collect_root(dir: &std::path::Path, opts: &CollectOptions) -> anyhow::Result<
     let mut notes = Vec::new();
     let taken_at_ms = files::now_ms();
     let osrelease = dir.join("proc/sys/kernel/osrelease");
-    let release = match files::open_in_tree(dir, &osrelease).and_then(std::io::read_to_string) {
+    let read = files::open_in_tree(dir, &osrelease).and_then(|f| {
+        let bytes = files::read_small(f, 256)?.ok_or_else(|| {
+            std::io::Error::other("longer than 256 bytes, more than any kernel release")
+        })?;
+        String::from_utf8(bytes)
+            .ok()
+            .filter(|t| !t.contains('\0'))
+            .ok_or_else(|| std::io::Error::other("not text (not UTF-8, or a NUL byte)"))
+    });
+    let release = match read {
         Ok(text) => text.trim().to_string(),
         Err(e) => {
             notes.push(Note::new(
