@@ -389,3 +389,64 @@ fn a_namespace_held_only_by_a_bind_mount_is_found_by_all() {
     // Its own (empty) socket table, not the host's.
     assert!(found.sockets.is_empty(), "{:?}", found.sockets.first());
 }
+
+/// Run with a deadline, killing the process if it hangs (a FIFO given as a namespace used
+/// to block the open forever).
+fn output_within(cmd: &mut std::process::Command, limit: std::time::Duration) -> Output {
+    let started = std::time::Instant::now();
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// `--netns PATH` naming something other than a network namespace: a FIFO, an ordinary file,
+/// a namespace of another kind. Exit 2 at once, saying so, for `snapshot` and `audit`.
+#[test]
+fn a_netns_path_that_is_not_a_network_namespace_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let plain = write(dir.path(), "hostname", "host\n");
+    let mut cases = vec![
+        (fifo.clone(), "a FIFO, device or socket, not a namespace"),
+        (plain, "an ordinary file, not a namespace"),
+        (
+            PathBuf::from("/proc/self/ns/mnt"),
+            "a namespace of another kind",
+        ),
+    ];
+    if Path::new("/etc/hostname").is_file() {
+        cases.push((
+            PathBuf::from("/etc/hostname"),
+            "an ordinary file, not a namespace",
+        ));
+    }
+    for (path, what) in cases {
+        for command in ["snapshot", "audit"] {
+            let out = output_within(
+                rstaudit().args([command, "--netns"]).arg(&path),
+                std::time::Duration::from_secs(5),
+            );
+            let stderr = stderr_of_failure(&out);
+            let expected = format!(
+                "--netns {}: not a network namespace file ({what}",
+                path.display()
+            );
+            assert!(stderr.contains(&expected), "{command}: {stderr}");
+        }
+    }
+}
