@@ -165,57 +165,58 @@ fn json_flow_depth(text: &str) -> Result<(), (usize, usize)> {
 
 fn yaml_flow_depth(text: &str) -> Result<(), (usize, usize)> {
     use std::mem::MaybeUninit;
-    use unsafe_libyaml as sys;
+    use unsafe_libyaml as unsafe_sys;
 
     /// The parser, deleted (its buffers and queued tokens freed) however the scan ends.
-    struct Scanner(Box<MaybeUninit<sys::yaml_parser_t>>);
+    struct Scanner(Box<MaybeUninit<unsafe_sys::yaml_parser_t>>);
     impl Drop for Scanner {
         fn drop(&mut self) {
             // SAFETY: initialised by `yaml_parser_initialize` before the value is built.
-            unsafe { sys::yaml_parser_delete(self.0.as_mut_ptr()) }
+            unsafe { unsafe_sys::yaml_parser_delete(self.0.as_mut_ptr()) }
         }
     }
 
-    let mut scanner = Box::new(MaybeUninit::<sys::yaml_parser_t>::uninit());
+    let mut scanner = Box::new(MaybeUninit::<unsafe_sys::yaml_parser_t>::uninit());
     let parser = scanner.as_mut_ptr();
     // SAFETY: `parser` points to memory for a yaml_parser_t that initialize fills in (it
     // cannot fail: the crate's allocator aborts instead); the input pointer stays valid while
     // the scanner lives, since `text` outlives this function. The settings are serde_yaml's
     // (libyaml::parser::Parser::new).
     let _scanner = unsafe {
-        let _ = sys::yaml_parser_initialize(parser);
+        let _ = unsafe_sys::yaml_parser_initialize(parser);
         let scanner = Scanner(scanner);
-        sys::yaml_parser_set_encoding(parser, sys::YAML_UTF8_ENCODING);
-        sys::yaml_parser_set_input_string(parser, text.as_ptr(), text.len() as u64);
+        unsafe_sys::yaml_parser_set_encoding(parser, unsafe_sys::YAML_UTF8_ENCODING);
+        unsafe_sys::yaml_parser_set_input_string(parser, text.as_ptr(), text.len() as u64);
         scanner
     };
     let mut depth = 0usize;
-    let mut token = MaybeUninit::<sys::yaml_token_t>::uninit();
+    let mut token = MaybeUninit::<unsafe_sys::yaml_token_t>::uninit();
     loop {
         // SAFETY: `yaml_parser_scan` fills the token in (zeroed when it fails or the stream
         // has ended); the token is read, then deleted once.
         let (scanned, kind, mark) = unsafe {
-            let scanned = sys::yaml_parser_scan(parser, token.as_mut_ptr()).ok;
+            let scanned = unsafe_sys::yaml_parser_scan(parser, token.as_mut_ptr()).ok;
             let t = token.as_mut_ptr();
             let kind = (*t).type_;
             let mark = (*t).start_mark;
-            sys::yaml_token_delete(t);
+            unsafe_sys::yaml_token_delete(t);
             (scanned, kind, mark)
         };
         if !scanned {
             break;
         }
         match kind {
-            sys::YAML_FLOW_SEQUENCE_START_TOKEN | sys::YAML_FLOW_MAPPING_START_TOKEN => {
+            unsafe_sys::YAML_FLOW_SEQUENCE_START_TOKEN
+            | unsafe_sys::YAML_FLOW_MAPPING_START_TOKEN => {
                 depth += 1;
                 if depth > MAX_FLOW_DEPTH {
                     return Err((mark.line as usize + 1, mark.column as usize + 1));
                 }
             }
-            sys::YAML_FLOW_SEQUENCE_END_TOKEN | sys::YAML_FLOW_MAPPING_END_TOKEN => {
+            unsafe_sys::YAML_FLOW_SEQUENCE_END_TOKEN | unsafe_sys::YAML_FLOW_MAPPING_END_TOKEN => {
                 depth = depth.saturating_sub(1);
             }
-            sys::YAML_STREAM_END_TOKEN | sys::YAML_NO_TOKEN => break,
+            unsafe_sys::YAML_STREAM_END_TOKEN | unsafe_sys::YAML_NO_TOKEN => break,
             _ => {}
         }
     }

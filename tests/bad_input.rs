@@ -526,7 +526,7 @@ fn root_tree_with_huge_or_binary_values_is_read_in_little_memory() {
     sparse(&dir.path().join("proc/sys/kernel/osrelease"));
     std::fs::write(
         dir.path().join("proc/sys/net/ipv4/tcp_rmem"),
-        "4096\0131072 6291456\n",
+        "4096\x00\t131072 6291456\n",
     )
     .unwrap();
     let out = snapshot_root_in_little_memory(dir.path());
