@@ -450,3 +450,42 @@ fn a_netns_path_that_is_not_a_network_namespace_is_refused_at_once() {
         }
     }
 }
+
+/// Process names and sysctl values are not the tool's to choose: a saved snapshot whose
+/// strings are full of brackets and quotes (a process named `[[[[`, 15 bytes like the kernel
+/// allows, on 100 sockets) loads back in JSON and in YAML; the nesting guard counts only
+/// real brackets.
+#[test]
+fn brackets_and_quotes_in_saved_strings_do_not_make_a_snapshot_unreadable() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ecosystem-host.json");
+    let mut snap: Snapshot =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    let names = [
+        "[[[[[[[[[[[[[[[",
+        "{{{{'{{{{\"{{{{",
+        "it's [[[\"[[[",
+        "\\[[[[\\\\[[[[",
+    ];
+    let socket = snap.sockets[0].clone();
+    snap.sockets = (0..100u32)
+        .map(|i| {
+            let mut s = socket.clone();
+            s.local_port = 1000 + i as u16;
+            s.owner.as_mut().unwrap().comm = names[i as usize % names.len()].into();
+            s
+        })
+        .collect();
+    snap.sysctls.insert(
+        "net.ipv4.tcp_congestion_control".to_string(),
+        "[".repeat(100),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in [
+        ("s.json", serde_json::to_string_pretty(&snap).unwrap()),
+        ("s.yaml", serde_yaml::to_string(&snap).unwrap()),
+    ] {
+        let path = write(dir.path(), name, &body);
+        let back: Snapshot = serde_json::from_str(&run_ok(&snapshot_of_file(&path))).unwrap();
+        assert_eq!(back, snap, "{name}");
+    }
+}
