@@ -4,8 +4,10 @@
 //! Three things a parser cannot defend against by itself are refused here, before parsing:
 //! a path that is not a regular file (`/dev/zero`, a FIFO that never ends or never opens), a
 //! file far larger than any real one, and YAML flow collections nested so deep that the YAML
-//! scanner (libyaml, quadratic in the nesting depth) would spin for minutes. Anchors and
-//! aliases ("billion laughs") are already bounded by serde_yaml's repetition limit.
+//! scanner (libyaml, quadratic in the nesting depth) would spin for minutes; the depth is
+//! measured by libyaml's own scanner, so quotes and comments are read exactly as the parser
+//! will read them. Anchors and aliases ("billion laughs") are already bounded by serde_yaml's
+//! repetition limit.
 //! Nothing here knows what the file holds.
 
 use std::fs::File;
@@ -27,15 +29,23 @@ pub const MAX_FLOW_DEPTH: usize = 64;
 /// Read a rule or profile file: a regular file, at most [`MAX_CONFIG_BYTES`], UTF-8, flow
 /// nesting at most [`MAX_FLOW_DEPTH`]. Errors say which limit was hit.
 pub fn read_config(path: &Path) -> io::Result<String> {
-    read_checked(path, MAX_CONFIG_BYTES)
+    read_checked(path, MAX_CONFIG_BYTES, |_| Syntax::Yaml)
 }
 
-/// Read a saved snapshot or rollback file: like [`read_config`] with [`MAX_DATA_BYTES`].
+/// Read a saved snapshot or rollback file: like [`read_config`] with [`MAX_DATA_BYTES`];
+/// nesting is measured as JSON when the text looks like JSON ([`looks_like_json`]), as YAML
+/// otherwise.
 pub fn read_data(path: &Path) -> io::Result<String> {
-    read_checked(path, MAX_DATA_BYTES)
+    read_checked(path, MAX_DATA_BYTES, |text| {
+        if looks_like_json(text) {
+            Syntax::Json
+        } else {
+            Syntax::Yaml
+        }
+    })
 }
 
-fn read_checked(path: &Path, limit: u64) -> io::Result<String> {
+fn read_checked(path: &Path, limit: u64, syntax: impl Fn(&str) -> Syntax) -> io::Result<String> {
     // O_NONBLOCK: opening a FIFO with no writer must not hang; it is refused just below.
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -49,7 +59,7 @@ fn read_checked(path: &Path, limit: u64) -> io::Result<String> {
         ));
     }
     let text = read_at_most(file, limit)?;
-    check_flow_depth(&text).map_err(|(line, column)| {
+    check_flow_depth(&text, syntax(&text)).map_err(|(line, column)| {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
@@ -80,48 +90,135 @@ fn read_at_most(file: File, limit: u64) -> io::Result<String> {
     })
 }
 
-/// Check that `[` / `{` outside quotes and comments never nest deeper than [`MAX_FLOW_DEPTH`].
-/// Returns the 1-based line and column of the first bracket too deep. Conservative: brackets in
-/// plain text count too, so a text with 65 unclosed `[` in a row is refused.
-pub fn check_flow_depth(text: &str) -> Result<(), (usize, usize)> {
+/// How a file will be parsed, which decides how its nesting is measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syntax {
+    /// Parsed by serde_yaml (libyaml's scanner): rule and profile files, YAML snapshots.
+    Yaml,
+    /// Parsed by serde_json: saved snapshots that start with `{` or `[`, rollback files.
+    Json,
+}
+
+/// Whether a saved file is read as JSON: it starts (after white space) with `{` or `[`.
+/// `host::parse_saved` decides the same way.
+pub fn looks_like_json(text: &str) -> bool {
+    let t = text.trim_start();
+    t.starts_with('{') || t.starts_with('[')
+}
+
+/// Check that flow collections (`[` `{`) never nest deeper than [`MAX_FLOW_DEPTH`], measured
+/// the way the parser that will read the text sees them. Returns the 1-based line and column
+/// of the first collection too deep.
+///
+/// YAML: the text goes through libyaml's own scanner (the one serde_yaml runs), counting its
+/// flow-collection tokens, and stops at the first one too deep. A hand-written approximation
+/// cannot be trusted here: whether a `'` or `"` opens a quoted scalar, and so whether the
+/// brackets after it are text, depends on the whole YAML grammar (`description: don't` is a
+/// plain scalar, `'tis` inside a block scalar is text, a multi-line plain scalar swallows the
+/// quotes of its continuation lines), and every place where an approximation disagrees with
+/// libyaml is a way around the guard. With the depth bounded the scan is linear; a scanner
+/// error ends it early, and serde_yaml stops at the same error.
+///
+/// JSON: quotes always delimit strings (with `\` escapes), so counting brackets outside
+/// strings is exact.
+pub fn check_flow_depth(text: &str, syntax: Syntax) -> Result<(), (usize, usize)> {
+    match syntax {
+        Syntax::Yaml => yaml_flow_depth(text),
+        Syntax::Json => json_flow_depth(text),
+    }
+}
+
+fn json_flow_depth(text: &str) -> Result<(), (usize, usize)> {
     let mut depth = 0usize;
     let (mut line, mut column) = (1usize, 0usize);
-    let mut quote: Option<char> = None;
-    let mut comment = false;
-    let mut prev = '\n';
+    let (mut in_string, mut escaped) = (false, false);
     for c in text.chars() {
         column += 1;
         if c == '\n' {
             line += 1;
             column = 0;
-            comment = false;
-            prev = c;
+        }
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
             continue;
         }
-        if comment {
-            continue;
-        }
-        match quote {
-            Some(q) => {
-                if c == q && !(q == '"' && prev == '\\') {
-                    quote = None;
+        match c {
+            '"' => in_string = true,
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Err((line, column));
                 }
             }
-            None => match c {
-                '"' | '\'' => quote = Some(c),
-                '#' if prev.is_whitespace() => comment = true,
-                '[' | '{' => {
-                    depth += 1;
-                    if depth > MAX_FLOW_DEPTH {
-                        return Err((line, column));
-                    }
-                }
-                ']' | '}' => depth = depth.saturating_sub(1),
-                _ => {}
-            },
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
         }
-        // An escaped backslash does not escape the next quote.
-        prev = if prev == '\\' && c == '\\' { ' ' } else { c };
+    }
+    Ok(())
+}
+
+fn yaml_flow_depth(text: &str) -> Result<(), (usize, usize)> {
+    use std::mem::MaybeUninit;
+    use unsafe_libyaml as unsafe_sys;
+
+    /// The parser, deleted (its buffers and queued tokens freed) however the scan ends.
+    struct Scanner(Box<MaybeUninit<unsafe_sys::yaml_parser_t>>);
+    impl Drop for Scanner {
+        fn drop(&mut self) {
+            // SAFETY: initialised by `yaml_parser_initialize` before the value is built.
+            unsafe { unsafe_sys::yaml_parser_delete(self.0.as_mut_ptr()) }
+        }
+    }
+
+    let mut scanner = Box::new(MaybeUninit::<unsafe_sys::yaml_parser_t>::uninit());
+    let parser = scanner.as_mut_ptr();
+    // SAFETY: `parser` points to memory for a yaml_parser_t that initialize fills in (it
+    // cannot fail: the crate's allocator aborts instead); the input pointer stays valid while
+    // the scanner lives, since `text` outlives this function. The settings are serde_yaml's
+    // (libyaml::parser::Parser::new).
+    let _scanner = unsafe {
+        let _ = unsafe_sys::yaml_parser_initialize(parser);
+        let scanner = Scanner(scanner);
+        unsafe_sys::yaml_parser_set_encoding(parser, unsafe_sys::YAML_UTF8_ENCODING);
+        unsafe_sys::yaml_parser_set_input_string(parser, text.as_ptr(), text.len() as u64);
+        scanner
+    };
+    let mut depth = 0usize;
+    let mut token = MaybeUninit::<unsafe_sys::yaml_token_t>::uninit();
+    loop {
+        // SAFETY: `yaml_parser_scan` fills the token in (zeroed when it fails or the stream
+        // has ended); the token is read, then deleted once.
+        let (scanned, kind, mark) = unsafe {
+            let scanned = unsafe_sys::yaml_parser_scan(parser, token.as_mut_ptr()).ok;
+            let t = token.as_mut_ptr();
+            let kind = (*t).type_;
+            let mark = (*t).start_mark;
+            unsafe_sys::yaml_token_delete(t);
+            (scanned, kind, mark)
+        };
+        if !scanned {
+            break;
+        }
+        match kind {
+            unsafe_sys::YAML_FLOW_SEQUENCE_START_TOKEN
+            | unsafe_sys::YAML_FLOW_MAPPING_START_TOKEN => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Err((mark.line as usize + 1, mark.column as usize + 1));
+                }
+            }
+            unsafe_sys::YAML_FLOW_SEQUENCE_END_TOKEN | unsafe_sys::YAML_FLOW_MAPPING_END_TOKEN => {
+                depth = depth.saturating_sub(1);
+            }
+            unsafe_sys::YAML_STREAM_END_TOKEN | unsafe_sys::YAML_NO_TOKEN => break,
+            _ => {}
+        }
     }
     Ok(())
 }
@@ -269,23 +366,95 @@ mod tests {
         assert_eq!(shorten_quoted("\"\\"), "\"\\");
     }
 
+    fn yaml(text: &str) -> Result<(), (usize, usize)> {
+        check_flow_depth(text, Syntax::Yaml)
+    }
+
+    fn json(text: &str) -> Result<(), (usize, usize)> {
+        check_flow_depth(text, Syntax::Json)
+    }
+
     #[test]
     fn flow_depth_counts_only_real_brackets() {
         let deep = format!("a: {}{}", "[".repeat(65), "]".repeat(65));
-        assert_eq!(check_flow_depth(&deep), Err((1, 68)));
+        assert_eq!(yaml(&deep), Err((1, 68)));
         let ok = format!("a: {}{}", "[".repeat(64), "]".repeat(64));
-        assert_eq!(check_flow_depth(&ok), Ok(()));
+        assert_eq!(yaml(&ok), Ok(()));
         let quoted = format!(
             "a: \"{}\"\nb: '{}'\n# {}",
             "[".repeat(99),
             "{".repeat(99),
             "[".repeat(99)
         );
-        assert_eq!(check_flow_depth(&quoted), Ok(()));
+        assert_eq!(yaml(&quoted), Ok(()));
         let escaped = format!("a: \"\\\\\" {}", "[".repeat(65));
-        assert!(check_flow_depth(&escaped).is_err());
+        assert!(yaml(&escaped).is_err());
         // Sequential collections do not add up.
-        assert_eq!(check_flow_depth(&"[1] {a: 2}\n".repeat(1000)), Ok(()));
+        assert_eq!(yaml(&"- [1] {a: 2}\n".repeat(1000)), Ok(()));
+        assert_eq!(
+            json(&format!("[{}1]", "[1], {\"a\": 2}, ".repeat(1000))),
+            Ok(())
+        );
+    }
+
+    /// A quote opens a quoted scalar only where a scalar starts; anywhere else it is text, and
+    /// the brackets after it are real. Each of these used to hide the brackets that follow.
+    #[test]
+    fn quotes_inside_plain_and_block_scalars_do_not_hide_brackets() {
+        let deep = "[".repeat(100_000);
+        for (prefix, line) in [
+            ("description: don't\nx: ", 2),
+            ("description: say \"hi\nx: ", 2),
+            ("a: it's\n  still it's\nb: ", 3),
+            ("- rock 'n' roll'\n- ", 2),
+            ("a: |\n  'tis the season\n  \"open\nb: ", 4),
+            ("a: >-\n  'folded\nb: ", 3),
+            ("a: plain\n  'continued\nb: ", 3),
+            ("a: x # a 'comment\nb: ", 2),
+            ("? don't\n: ", 2),
+        ] {
+            let text = format!("{prefix}{deep}");
+            let started = std::time::Instant::now();
+            let got = yaml(&text);
+            assert!(
+                matches!(got, Err((l, _)) if l == line),
+                "{prefix:?}: {got:?}"
+            );
+            assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        }
+        // Real quoted scalars still hide what they hold, also over several lines.
+        for text in [
+            "a: '[[[['\n".repeat(100),
+            "a: \"[{[{\\\"[[\"\n".repeat(100),
+            "- 'it''s [[[['\n".repeat(100),
+            "a: '[[[[\n  [[[['\n".repeat(100),
+            "a: \"[[[[\n  \\\n  [[[[\"\n".repeat(100),
+            "a: |\n  [[[[ {{{{\n".repeat(100),
+            "a: x[[[[\n".repeat(100),
+            "[ '[[[[', \"{{{{\", '}}}}' ]\n".repeat(100),
+        ] {
+            assert_eq!(yaml(&text), Ok(()), "{text:.40?}");
+        }
+    }
+
+    /// Saved snapshots hold strings the tool does not choose (process names, sysctl values):
+    /// brackets in them never make the file unreadable, in either syntax.
+    #[test]
+    fn brackets_in_saved_strings_are_text() {
+        let names: Vec<String> = (0..200)
+            .map(|i| ["[[[[", "{{{{", "'[[", "\"[{", "\\[", "]]]]"][i % 6].to_string())
+            .collect();
+        let json_text = serde_json::to_string_pretty(&names).unwrap();
+        assert!(looks_like_json(&json_text));
+        assert_eq!(json(&json_text), Ok(()));
+        assert_eq!(yaml(&json_text), Ok(()));
+        let yaml_text = serde_yaml::to_string(&names).unwrap();
+        assert!(!looks_like_json(&yaml_text));
+        assert_eq!(yaml(&yaml_text), Ok(()));
+        // JSON: an escaped quote does not end a string; an escaped backslash does not escape.
+        assert_eq!(json(&format!("[\"\\\"{}\"]", "[".repeat(99))), Ok(()));
+        assert!(json(&format!("[\"\\\\\" {}", "[".repeat(65))).is_err());
+        assert_eq!(json(&format!("{{\"a\":\n{}", "[".repeat(64))), Err((2, 64)));
     }
 
     #[test]

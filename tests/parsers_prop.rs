@@ -14,6 +14,7 @@ use rstaudit::host::{
     CounterSample, Counters, Family, Kernel, KernelVersion, Linger, NetnsInfo, Note, Owner,
     Snapshot, SockOptions, Socket, SocketsSource, TcpInfo, TcpState, Timer,
 };
+use rstaudit::input::{MAX_FLOW_DEPTH, Syntax, check_flow_depth};
 use rstaudit::packet::capture::{parse_rst, walk_block_bytes};
 use rstaudit::packet::ftrace::{TraceEvent, parse_all, parse_line, parse_reason_names};
 
@@ -325,6 +326,114 @@ proptest! {
         prop_assert_eq!(&serde_json::from_slice::<Snapshot>(&json).unwrap(), &snap);
         let yaml = serde_yaml::to_string(&snap).unwrap();
         prop_assert_eq!(&serde_yaml::from_str::<Snapshot>(&yaml).unwrap(), &snap);
+    }
+}
+
+/// YAML lines that put a quote where it is text (a plain or block scalar, a comment), open a
+/// quoted scalar over several lines, or leave a flow collection open: what a nesting guard
+/// that tracks quotes by itself gets wrong.
+fn yaml_prefix() -> impl Strategy<Value = String> {
+    let line = prop_oneof![
+        Just("description: don't".to_string()),
+        Just("a: say \"hi".to_string()),
+        Just("a: |".to_string()),
+        Just("a: >-".to_string()),
+        Just("  'tis the season".to_string()),
+        Just("  \"open".to_string()),
+        Just("- rock 'n' roll'".to_string()),
+        Just("a: 'closed [['".to_string()),
+        Just("a: 'open [[".to_string()),
+        Just("  still open'".to_string()),
+        Just("# comment 'x [[".to_string()),
+        Just("b: x # 'y".to_string()),
+        Just("? key's".to_string()),
+        Just(": value".to_string()),
+        Just("a: \"esc \\\" q [[\"".to_string()),
+        Just("a: [1, '2".to_string()),
+        Just("a: {k: \"v".to_string()),
+        Just("a: plain".to_string()),
+        Just("  continued 'x".to_string()),
+        r#"[ a-z'"\[\]{}#:|>\-\\]{0,12}"#,
+    ];
+    proptest::collection::vec(line, 0..8).prop_map(|lines| lines.join("\n"))
+}
+
+fn yaml_depth(v: &serde_yaml::Value) -> usize {
+    use serde_yaml::Value;
+    match v {
+        Value::Sequence(s) => 1 + s.iter().map(yaml_depth).max().unwrap_or(0),
+        Value::Mapping(m) => {
+            1 + m
+                .iter()
+                .map(|(k, v)| yaml_depth(k).max(yaml_depth(v)))
+                .max()
+                .unwrap_or(0)
+        }
+        Value::Tagged(t) => yaml_depth(&t.value),
+        _ => 0,
+    }
+}
+
+/// Text a nesting guard must read right: brackets, both quotes, backslashes, `#`, `:`.
+fn tricky_text() -> impl Strategy<Value = String> {
+    r#"[\[\]{}'"\\a-z :#,é-]{0,8}"#
+}
+
+/// A JSON value nested exactly `depth` deep, with tricky strings at every level.
+fn nested_json() -> impl Strategy<Value = (usize, serde_json::Value)> {
+    (
+        0usize..80,
+        proptest::collection::vec((any::<bool>(), tricky_text(), tricky_text()), 80),
+    )
+        .prop_map(|(depth, layers)| {
+            let mut v = serde_json::Value::String(layers[0].2.clone());
+            for (object, a, b) in layers.into_iter().take(depth) {
+                v = if object {
+                    let mut m = serde_json::Map::new();
+                    m.insert(format!("k{a}"), v);
+                    m.insert("z".to_string(), serde_json::Value::String(b));
+                    serde_json::Value::Object(m)
+                } else {
+                    serde_json::Value::Array(vec![
+                        serde_json::Value::String(a),
+                        v,
+                        serde_json::Value::String(b),
+                    ])
+                };
+            }
+            (depth, v)
+        })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Whatever comes before it, 100 nested brackets either reach the guard or never reach
+    /// the parser as brackets: what the guard lets through, serde_yaml never parses deeper
+    /// than the limit.
+    #[test]
+    fn nesting_guard_lets_nothing_deep_through(prefix in yaml_prefix()) {
+        let text = format!("{prefix}\nx: {}1{}\n", "[".repeat(100), "]".repeat(100));
+        if check_flow_depth(&text, Syntax::Yaml).is_ok()
+            && let Ok(v) = serde_yaml::from_str::<serde_yaml::Value>(&text)
+        {
+            prop_assert!(yaml_depth(&v) <= MAX_FLOW_DEPTH, "{text:.200?}");
+        }
+    }
+
+    /// Against a reference: JSON text (compact and pretty) of a value nested N deep is
+    /// accepted exactly when N <= 64, read as JSON and read as YAML (libyaml reads JSON too);
+    /// brackets and quotes inside strings never count.
+    #[test]
+    fn nesting_guard_measures_the_real_depth((depth, value) in nested_json()) {
+        for text in [serde_json::to_string(&value).unwrap(), serde_json::to_string_pretty(&value).unwrap()] {
+            prop_assert_eq!(check_flow_depth(&text, Syntax::Json).is_ok(), depth <= MAX_FLOW_DEPTH, "{}", text);
+            prop_assert_eq!(check_flow_depth(&text, Syntax::Yaml).is_ok(), depth <= MAX_FLOW_DEPTH, "{}", text);
+            if depth <= MAX_FLOW_DEPTH {
+                let back: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+                prop_assert_eq!(&back, &value);
+            }
+        }
     }
 }
 

@@ -389,3 +389,103 @@ fn a_namespace_held_only_by_a_bind_mount_is_found_by_all() {
     // Its own (empty) socket table, not the host's.
     assert!(found.sockets.is_empty(), "{:?}", found.sockets.first());
 }
+
+/// Run with a deadline, killing the process if it hangs (a FIFO given as a namespace used
+/// to block the open forever).
+fn output_within(cmd: &mut std::process::Command, limit: std::time::Duration) -> Output {
+    let started = std::time::Instant::now();
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// `--netns PATH` naming something other than a network namespace: a FIFO, an ordinary file,
+/// a namespace of another kind. Exit 2 at once, saying so, for `snapshot` and `audit`.
+#[test]
+fn a_netns_path_that_is_not_a_network_namespace_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let plain = write(dir.path(), "hostname", "host\n");
+    let mut cases = vec![
+        (fifo.clone(), "a FIFO, device or socket, not a namespace"),
+        (plain, "an ordinary file, not a namespace"),
+        (
+            PathBuf::from("/proc/self/ns/mnt"),
+            "a namespace of another kind",
+        ),
+    ];
+    if Path::new("/etc/hostname").is_file() {
+        cases.push((
+            PathBuf::from("/etc/hostname"),
+            "an ordinary file, not a namespace",
+        ));
+    }
+    for (path, what) in cases {
+        for command in ["snapshot", "audit"] {
+            let out = output_within(
+                rstaudit().args([command, "--netns"]).arg(&path),
+                std::time::Duration::from_secs(5),
+            );
+            let stderr = stderr_of_failure(&out);
+            let expected = format!(
+                "--netns {}: not a network namespace file ({what}",
+                path.display()
+            );
+            assert!(stderr.contains(&expected), "{command}: {stderr}");
+        }
+    }
+}
+
+/// Process names and sysctl values are not the tool's to choose: a saved snapshot whose
+/// strings are full of brackets and quotes (a process named `[[[[`, 15 bytes like the kernel
+/// allows, on 100 sockets) loads back in JSON and in YAML; the nesting guard counts only
+/// real brackets.
+#[test]
+fn brackets_and_quotes_in_saved_strings_do_not_make_a_snapshot_unreadable() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ecosystem-host.json");
+    let mut snap: Snapshot =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    let names = [
+        "[[[[[[[[[[[[[[[",
+        "{{{{'{{{{\"{{{{",
+        "it's [[[\"[[[",
+        "\\[[[[\\\\[[[[",
+    ];
+    let socket = snap.sockets[0].clone();
+    snap.sockets = (0..100u32)
+        .map(|i| {
+            let mut s = socket.clone();
+            s.local_port = 1000 + i as u16;
+            s.owner.as_mut().unwrap().comm = names[i as usize % names.len()].into();
+            s
+        })
+        .collect();
+    snap.sysctls.insert(
+        "net.ipv4.tcp_congestion_control".to_string(),
+        "[".repeat(100),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in [
+        ("s.json", serde_json::to_string_pretty(&snap).unwrap()),
+        ("s.yaml", serde_yaml::to_string(&snap).unwrap()),
+    ] {
+        let path = write(dir.path(), name, &body);
+        let back: Snapshot = serde_json::from_str(&run_ok(&snapshot_of_file(&path))).unwrap();
+        assert_eq!(back, snap, "{name}");
+    }
+}

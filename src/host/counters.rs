@@ -26,6 +26,9 @@ fn value(file: &str, line: usize, name: &str, text: &str) -> Result<Option<u64>,
     ))
 }
 
+/// Largest counter file accepted (netstat, snmp, snmp6 are a few KiB on 6.x kernels).
+pub const MAX_COUNTER_FILE_BYTES: u64 = 1024 * 1024;
+
 /// Parse the header/value line pairs of /proc/net/netstat or /proc/net/snmp
 /// (`TcpExt: SyncookiesSent ...` then `TcpExt: 0 ...`) into `out`.
 ///
@@ -36,9 +39,8 @@ pub fn parse_pairs(
     out: &mut BTreeMap<String, u64>,
 ) -> Result<(), ParseError> {
     let mut header: Option<(usize, String, Vec<String>)> = None;
-    for (index, line) in reader.lines().enumerate() {
-        let lineno = index + 1;
-        let line = line.map_err(|e| error(file, lineno, e.to_string()))?;
+    for line in super::files::lines(reader, file, Some(MAX_COUNTER_FILE_BYTES)) {
+        let (lineno, line) = line?;
         if line.trim().is_empty() {
             continue;
         }
@@ -112,9 +114,8 @@ pub fn parse_snmp6(
     file: &str,
     out: &mut BTreeMap<String, u64>,
 ) -> Result<(), ParseError> {
-    for (index, line) in reader.lines().enumerate() {
-        let lineno = index + 1;
-        let line = line.map_err(|e| error(file, lineno, e.to_string()))?;
+    for line in super::files::lines(reader, file, Some(MAX_COUNTER_FILE_BYTES)) {
+        let (lineno, line) = line?;
         let mut fields = line.split_whitespace();
         let Some(name) = fields.next() else { continue };
         let (Some(text), None) = (fields.next(), fields.next()) else {
@@ -167,7 +168,15 @@ pub fn read_sample(
                 continue;
             }
         };
-        let reader = BufReader::new(file);
+        let mut reader = BufReader::new(file);
+        if super::files::is_empty(&mut reader) {
+            notes.push(Note::new(
+                "counters",
+                Some(shown),
+                "not read: empty (absent on the copied host, or the copy is truncated)",
+            ));
+            continue;
+        }
         if name == "snmp6" {
             parse_snmp6(reader, &shown, &mut values)?;
         } else {

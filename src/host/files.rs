@@ -6,7 +6,7 @@
 //! network namespace with setns(2) reads that namespace.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, BufRead, Read};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
@@ -113,8 +113,105 @@ pub fn symlink_refused(path: &Path) -> io::Error {
     ))
 }
 
+/// Longest line accepted in a /proc/net text file. The longest real ones (the names of
+/// `TcpExt` in /proc/net/netstat) are a few KiB, a /proc/net/tcp6 line is 178 bytes.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// The lines of a /proc text file, numbered from 1, without their line ends (`\n`, `\r\n`),
+/// for parsers that must not trust the file: a line longer than [`MAX_LINE_BYTES`], a file
+/// longer than `max_total` bytes (when given), a line that is not UTF-8 or a read error is
+/// a [`ParseError`] naming the file and the line, and ends the iteration. Memory stays within
+/// one line, however large the file (a sparse file of a GiB of zeros included).
+pub fn lines<R: BufRead>(reader: R, file: &str, max_total: Option<u64>) -> Lines<'_, R> {
+    Lines {
+        reader,
+        file,
+        line: 0,
+        total: 0,
+        max_total,
+        done: false,
+    }
+}
+
+/// See [`lines`].
+pub struct Lines<'a, R> {
+    reader: R,
+    file: &'a str,
+    line: usize,
+    total: u64,
+    max_total: Option<u64>,
+    done: bool,
+}
+
+impl<R> Lines<'_, R> {
+    fn fail(&mut self, message: String) -> Option<Result<(usize, String), ParseError>> {
+        self.done = true;
+        Some(Err(parse_error(self.file, self.line, message)))
+    }
+}
+
+impl<R: BufRead> Iterator for Lines<'_, R> {
+    type Item = Result<(usize, String), ParseError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        self.line += 1;
+        let mut buf = Vec::new();
+        let read = (&mut self.reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut buf);
+        let n = match read {
+            Ok(0) => {
+                self.done = true;
+                return None;
+            }
+            Ok(n) => n,
+            Err(e) => return self.fail(format!("read failed: {e}")),
+        };
+        self.total += n as u64;
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+        } else if buf.len() > MAX_LINE_BYTES {
+            return self.fail(format!(
+                "line longer than {MAX_LINE_BYTES} bytes; no /proc/net file has one (the file is damaged)"
+            ));
+        }
+        if let Some(max) = self.max_total.filter(|&max| self.total > max) {
+            return self.fail(format!(
+                "the file is larger than {max} bytes, far more than this file ever holds (the file is damaged)"
+            ));
+        }
+        match String::from_utf8(buf) {
+            Ok(text) => Some(Ok((self.line, text))),
+            Err(e) => self.fail(format!(
+                "not UTF-8 text (byte {} of the line)",
+                e.utf8_error().valid_up_to() + 1
+            )),
+        }
+    }
+}
+
+/// Whether a file holds nothing at all (a /proc file never does; a copy of one that was
+/// absent, `cat /proc/net/tcp6 > T/proc/net/tcp6` with IPv6 off, does). A read error is left
+/// to the parser, which reports it with the file and line.
+pub fn is_empty(reader: &mut impl BufRead) -> bool {
+    reader.fill_buf().is_ok_and(<[u8]>::is_empty)
+}
+
+/// Read at most `limit` bytes of a small file; `Ok(None)` when it holds more.
+pub fn read_small(file: impl Read, limit: usize) -> io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    file.take(limit as u64 + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() <= limit).then_some(bytes))
+}
+
 /// A /proc text file that could not be parsed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("{file}:{line}: {message}")]
 pub struct ParseError {
     /// The file as given to the parser (a path, or a label in tests).
@@ -168,5 +265,50 @@ mod tests {
         assert!(err.to_string().contains("symbolic link"), "{err}");
         let err = place.open(&place.proc_net("tcp")).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn lines_are_capped_and_numbered() {
+        let all = |text: &[u8], max: Option<u64>| -> Vec<Result<(usize, String), ParseError>> {
+            lines(text, "f", max).collect()
+        };
+        assert_eq!(
+            all(b"a\r\nb\n\nc", None),
+            vec![
+                Ok((1, "a".to_string())),
+                Ok((2, "b".to_string())),
+                Ok((3, String::new())),
+                Ok((4, "c".to_string()))
+            ]
+        );
+        let exact = format!("{}\nnext", "x".repeat(MAX_LINE_BYTES));
+        assert_eq!(all(exact.as_bytes(), None).len(), 2);
+        let long = format!("ok\n{}\nnever", "x".repeat(MAX_LINE_BYTES + 1));
+        let got = all(long.as_bytes(), None);
+        assert_eq!(got.len(), 2, "stops at the first error");
+        let err = got[1].clone().unwrap_err();
+        assert_eq!((err.file.as_str(), err.line), ("f", 2));
+        assert!(
+            err.message.contains("line longer than 65536 bytes"),
+            "{err}"
+        );
+        let got = all(b"12345\n12345\n12345\n", Some(12));
+        assert_eq!(got.len(), 3);
+        let err = got[2].clone().unwrap_err();
+        assert_eq!(err.line, 3);
+        assert!(err.message.contains("larger than 12 bytes"), "{err}");
+        let err = all(b"a\n\xff\n", None)[1].clone().unwrap_err();
+        assert_eq!(err.to_string(), "f:2: not UTF-8 text (byte 1 of the line)");
+        // A GiB of zeros (a sparse file) costs one line of memory.
+        let zeros = std::io::BufReader::new(std::io::repeat(0).take(1 << 30));
+        let err = lines(zeros, "z", None).next().unwrap().unwrap_err();
+        assert_eq!(err.line, 1);
+    }
+
+    #[test]
+    fn small_files_are_read_up_to_the_limit() {
+        assert_eq!(read_small(&b"abcd"[..], 4).unwrap(), Some(b"abcd".to_vec()));
+        assert_eq!(read_small(&b"abcde"[..], 4).unwrap(), None);
+        assert_eq!(read_small(std::io::repeat(1), 4096).unwrap(), None);
     }
 }

@@ -420,7 +420,8 @@ pub fn parse_saved(text: &str, path: &std::path::Path) -> anyhow::Result<Vec<Sna
     let shown = path.display();
     let trimmed = text.trim_start();
     let what = "is not an rstaudit snapshot";
-    let snapshots: Vec<Snapshot> = if trimmed.starts_with('{') || trimmed.starts_with('[') {
+    // The nesting guard of `input::read_data` decides the syntax the same way.
+    let snapshots: Vec<Snapshot> = if crate::input::looks_like_json(text) {
         let json_err = |e: serde_json::Error| {
             anyhow::anyhow!(
                 "{shown}:{}:{}: {what}: {}",
@@ -582,7 +583,16 @@ fn collect_root(dir: &std::path::Path, opts: &CollectOptions) -> anyhow::Result<
     let mut notes = Vec::new();
     let taken_at_ms = files::now_ms();
     let osrelease = dir.join("proc/sys/kernel/osrelease");
-    let release = match files::open_in_tree(dir, &osrelease).and_then(std::io::read_to_string) {
+    let read = files::open_in_tree(dir, &osrelease).and_then(|f| {
+        let bytes = files::read_small(f, 256)?.ok_or_else(|| {
+            std::io::Error::other("longer than 256 bytes, more than any kernel release")
+        })?;
+        String::from_utf8(bytes)
+            .ok()
+            .filter(|t| !t.contains('\0'))
+            .ok_or_else(|| std::io::Error::other("not text (not UTF-8, or a NUL byte)"))
+    });
+    let release = match read {
         Ok(text) => text.trim().to_string(),
         Err(e) => {
             notes.push(Note::new(
@@ -648,18 +658,34 @@ fn in_target<T: Send>(
     let Some(path) = &target.path else {
         return Ok(Some(work()));
     };
-    let file = match std::fs::File::open(path) {
+    // Opened without blocking, and checked to be a network namespace: a path can have been
+    // replaced by anything (a FIFO included) since it was listed or resolved.
+    let file = match netns::open(path) {
         Ok(file) => file,
         Err(_) if target.optional => return Ok(None),
         Err(e) => {
             return Err(e).with_context(|| format!("opening network namespace {}", path.display()));
         }
     };
-    if target.optional && file.metadata().map(|m| m.ino()).ok() != target.inode {
+    if target.optional
+        && (file.metadata().map(|m| m.ino()).ok() != target.inode
+            || netns::check_net_ns(&file).is_err())
+    {
         return Ok(None);
     }
+    netns::check_net_ns(&file).map_err(|why| {
+        anyhow::anyhow!(
+            "network namespace {}: {} is not a network namespace file ({why})",
+            target.name,
+            path.display()
+        )
+    })?;
     netns::run_in_file(&file, &target.name, work).map(Some)
 }
+
+/// The note for a namespace found by `--netns all` that was gone before it could be read.
+pub const GONE_NETNS: &str =
+    "went away while rstaudit ran (its last process exited, or its name was deleted): not read";
 
 fn targets(spec: Option<&str>, notes: &mut Vec<Note>) -> anyhow::Result<Vec<Target>> {
     match spec {
@@ -746,9 +772,15 @@ fn collect_live(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
         let mut taken = Vec::with_capacity(targets.len());
         for target in &targets {
             let start = std::time::Instant::now();
-            if let Some(snapshot) = in_target(target, || collect_here(&kernel, target))? {
-                snapshots.push(snapshot?);
-                taken.push((target, start));
+            match in_target(target, || collect_here(&kernel, target))? {
+                Some(snapshot) => {
+                    snapshots.push(snapshot?);
+                    taken.push((target, start));
+                }
+                // Found by `--netns all`, gone before its turn: said, not silently dropped.
+                None => {
+                    listing_notes.push(Note::new("netns", Some(target.name.clone()), GONE_NETNS))
+                }
             }
         }
         if let Some(interval) = interval {

@@ -39,17 +39,67 @@ pub fn resolve(spec: &str) -> anyhow::Result<NetnsRef> {
         }
         (Path::new(RUN_NETNS).join(spec), spec.to_string())
     };
-    let meta = std::fs::metadata(&path).with_context(|| {
+    let cannot_open = || {
         format!(
             "--netns {spec}: cannot open {} (list names with `ip netns list`, or give /proc/PID/ns/net)",
             path.display()
         )
-    })?;
+    };
+    let meta = std::fs::metadata(&path).with_context(cannot_open)?;
+    match open(&path) {
+        Ok(file) => {
+            check_net_ns(&file).map_err(|why| {
+                anyhow::anyhow!(
+                    "--netns {spec}: not a network namespace file ({why}); give a name from \
+                     `ip netns list`, /run/netns/NAME or /proc/PID/ns/net"
+                )
+            })?;
+        }
+        // Left to the caller, whose message says which privilege is missing.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
+        Err(e) => return Err(e).with_context(cannot_open),
+    }
     Ok(NetnsRef {
         path,
         name,
         inode: meta.ino(),
     })
+}
+
+/// Open a namespace file for setns(2): read-only, close-on-exec, and without blocking, so a
+/// FIFO given as `--netns PATH` is refused by [`check_net_ns`] instead of hanging the open.
+pub fn open(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Check that an open file refers to a network namespace: a file of nsfs (the namespace
+/// filesystem behind /proc/PID/ns/* and /run/netns/*) of type CLONE_NEWNET. Anything else
+/// would make setns(2) fail with a bare EINVAL. `Err` says what the file is instead.
+pub fn check_net_ns(file: &File) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let fs = nix::sys::statfs::fstatfs(file).map_err(|e| format!("fstatfs failed: {e}"))?;
+    if fs.filesystem_type() != nix::sys::statfs::NSFS_MAGIC {
+        let kind = match file.metadata() {
+            Ok(m) if m.file_type().is_dir() => "a directory",
+            Ok(m) if m.file_type().is_file() => "an ordinary file",
+            Ok(_) => "a FIFO, device or socket",
+            Err(_) => "not a namespace",
+        };
+        return Err(format!("{kind}, not a namespace"));
+    }
+    // NS_GET_NSTYPE (Linux 4.11): which kind of namespace. Older kernels answer ENOTTY, and
+    // then setns(2) itself checks the kind.
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    // SAFETY: an ioctl without an argument on a descriptor we own.
+    let kind = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE as _) };
+    if kind >= 0 && kind != libc::CLONE_NEWNET {
+        return Err("a namespace of another kind (mount, pid, user, ...)".to_string());
+    }
+    Ok(())
 }
 
 /// The inode of the calling thread's network namespace.
@@ -65,8 +115,15 @@ where
     T: Send,
     F: FnOnce() -> T + Send,
 {
-    let file = File::open(&ns.path)
+    let file = open(&ns.path)
         .with_context(|| format!("opening network namespace {}", ns.path.display()))?;
+    check_net_ns(&file).map_err(|why| {
+        anyhow::anyhow!(
+            "network namespace {}: {} is not a network namespace file ({why})",
+            ns.name,
+            ns.path.display()
+        )
+    })?;
     run_in_file(&file, &ns.name, work)
 }
 
@@ -291,5 +348,40 @@ mod tests {
         assert_eq!(unescape_mount_path("end\\04"), "end\\04");
         assert_eq!(unescape_mount_path("big\\777"), "big\\777");
         assert_eq!(unescape_mount_path("\\"), "\\");
+    }
+
+    #[test]
+    fn only_network_namespace_files_pass() {
+        let own = open(Path::new("/proc/self/ns/net")).unwrap();
+        assert_eq!(check_net_ns(&own), Ok(()));
+        let mnt = open(Path::new("/proc/self/ns/mnt")).unwrap();
+        assert_eq!(
+            check_net_ns(&mnt),
+            Err("a namespace of another kind (mount, pid, user, ...)".to_string())
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // Opening a FIFO with no writer returns at once (O_NONBLOCK), then it is refused.
+        let f = open(&fifo).unwrap();
+        assert_eq!(
+            check_net_ns(&f),
+            Err("a FIFO, device or socket, not a namespace".to_string())
+        );
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "x").unwrap();
+        assert_eq!(
+            check_net_ns(&open(&plain).unwrap()),
+            Err("an ordinary file, not a namespace".to_string())
+        );
+        let err = resolve(fifo.to_str().unwrap()).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "--netns {}: not a network namespace file (a FIFO",
+                fifo.display()
+            )),
+            "{err}"
+        );
+        assert!(resolve("/proc/self/ns/net").is_ok());
     }
 }

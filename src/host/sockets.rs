@@ -46,7 +46,19 @@ pub fn read(
         let shown = path.display().to_string();
         match place.open(&path) {
             Ok(file) => {
-                sockets.extend(parse_proc_net_tcp(BufReader::new(file), &shown)?);
+                let mut reader = BufReader::new(file);
+                if super::files::is_empty(&mut reader) {
+                    notes.push(Note::new(
+                        "sockets",
+                        Some(shown),
+                        format!(
+                            "not read: empty, without the header line /proc/net/{name} always has \
+                             (absent on the copied host, or the copy is truncated)"
+                        ),
+                    ));
+                    continue;
+                }
+                sockets.extend(parse_proc_net_tcp(reader, &shown)?);
                 read_any = true;
             }
             Err(e) => notes.push(Note::new("sockets", Some(shown), format!("not read: {e}"))),
@@ -71,9 +83,9 @@ const USER_HZ: u64 = 100;
 /// Parse /proc/net/tcp or /proc/net/tcp6 (the family follows from the address length).
 pub fn parse_proc_net_tcp(reader: impl BufRead, file: &str) -> Result<Vec<Socket>, ParseError> {
     let mut out = Vec::new();
-    for (index, line) in reader.lines().enumerate() {
-        let lineno = index + 1;
-        let line = line.map_err(|e| parse_error(file, lineno, e.to_string()))?;
+    // Lines are capped, the file is not: a busy host's table runs to hundreds of MB.
+    for line in super::files::lines(reader, file, None) {
+        let (lineno, line) = line?;
         let trimmed = line.trim_start();
         if trimmed.is_empty() || (lineno == 1 && trimmed.starts_with("sl")) {
             continue;

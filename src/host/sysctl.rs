@@ -255,8 +255,13 @@ pub fn validate_value(
     Ok(normalized)
 }
 
+/// Longest sysctl value read. The longest under /proc/sys/net is a few hundred bytes
+/// (`net.core.netdev_rss_key`: 156); a longer file in a copied tree is a note, not a value.
+pub const MAX_VALUE_BYTES: usize = 4096;
+
 /// Read every key below `proc/sys/net` (live: the calling thread's namespace) into
-/// dotted key -> trimmed raw value. Write-only files (no read bit, such as
+/// dotted key -> trimmed raw value. A value longer than [`MAX_VALUE_BYTES`] or holding a NUL
+/// byte is a note. Write-only files (no read bit, such as
 /// `net.ipv4.route.flush`) are skipped; keys that cannot be read become notes.
 pub fn walk_net(place: Place<'_>, notes: &mut Vec<Note>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -334,7 +339,6 @@ fn read_key(
     out: &mut BTreeMap<String, String>,
     notes: &mut Vec<Note>,
 ) {
-    use std::io::Read;
     use std::os::unix::fs::PermissionsExt;
     if entry
         .metadata()
@@ -342,17 +346,24 @@ fn read_key(
     {
         return;
     }
-    let mut bytes = Vec::new();
-    let result = place.open(path).and_then(|mut f| f.read_to_end(&mut bytes));
+    let result = place
+        .open(path)
+        .and_then(|f| super::files::read_small(f, MAX_VALUE_BYTES));
+    let not_read = |why: String| Note::new("sysctls", Some(key.to_string()), why);
     match result {
-        Ok(_) => match String::from_utf8(bytes) {
+        Ok(None) => notes.push(not_read(format!(
+            "not read: longer than {MAX_VALUE_BYTES} bytes, more than any sysctl value (a damaged copy?)"
+        ))),
+        Ok(Some(bytes)) if bytes.contains(&0) => notes.push(not_read(
+            "not read: the value holds a NUL byte, which no sysctl value does (a damaged copy?)"
+                .to_string(),
+        )),
+        Ok(Some(bytes)) => match String::from_utf8(bytes) {
             Ok(text) => {
                 out.insert(key.to_string(), normalize(&text));
             }
-            Err(_) => notes.push(Note::new(
-                "sysctls",
-                Some(key.to_string()),
-                "not read: the value is not UTF-8 text",
+            Err(_) => notes.push(not_read(
+                "not read: the value is not UTF-8 text".to_string(),
             )),
         },
         // stable_secret reads EIO until a secret is set: that is a value ("unset"), not a failure.

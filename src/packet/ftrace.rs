@@ -132,12 +132,15 @@ impl Tracefs {
 
     /// What this kernel offers for resets (from the events' format files).
     pub fn reset_support(&self) -> ResetSupport {
-        let read = |event: &str| fs::read_to_string(self.event_dir(event).join("format")).ok();
+        let read = |event: &str| read_format(&self.event_dir(event).join("format"));
         let send = read("tcp_send_reset");
         let receive = read("tcp_receive_reset");
         let mut notes = Vec::new();
+        let unreadable =
+            |path: &Path, why: &str, what: &str| format!("{}: {why}; {what}", path.display());
+        let send_path = self.event_dir("tcp_send_reset").join("format");
         let reasons = match &send {
-            None => {
+            Err(FormatError::Missing) => {
                 notes.push(format!(
                     "{} is missing: the kernel has no tcp:tcp_send_reset tracepoint (before 4.15, or \
                      tracing disabled) or this is not a tracefs; the reason for resets sent here \
@@ -146,7 +149,15 @@ impl Tracefs {
                 ));
                 None
             }
-            Some(text) => match parse_reason_names(text) {
+            Err(FormatError::Unreadable(why)) => {
+                notes.push(unreadable(
+                    &send_path,
+                    why,
+                    "tcp:tcp_send_reset is not used: the reason for resets sent here cannot be told",
+                ));
+                None
+            }
+            Ok(text) => match parse_reason_names(text) {
                 Ok(Some(names)) => Some(names),
                 Ok(None) => {
                     notes.push(
@@ -159,26 +170,86 @@ impl Tracefs {
                 Err(e) => {
                     notes.push(format!(
                         "{}: {e}; reasons are not used",
-                        self.event_dir("tcp_send_reset").join("format").display()
+                        send_path.display()
                     ));
                     None
                 }
             },
         };
-        if receive.is_none() {
-            notes.push(format!(
+        match &receive {
+            Ok(_) => {}
+            Err(FormatError::Missing) => notes.push(format!(
                 "{} is missing: the kernel has no tcp:tcp_receive_reset tracepoint; whether a local \
                  socket accepted a received reset cannot be told",
                 self.event_dir("tcp_receive_reset").display()
-            ));
+            )),
+            Err(FormatError::Unreadable(why)) => notes.push(unreadable(
+                &self.event_dir("tcp_receive_reset").join("format"),
+                why,
+                "tcp:tcp_receive_reset is not used: whether a local socket accepted a received \
+                 reset cannot be told",
+            )),
         }
         ResetSupport {
-            send_reset: send.is_some(),
-            receive_reset: receive.is_some(),
+            send_reset: send.is_ok(),
+            receive_reset: receive.is_ok(),
             reasons,
             notes,
         }
     }
+}
+
+/// Largest tracefs `format` file read (a real one is 1 to 4 KiB; `tcp_send_reset`'s reason
+/// table makes it the largest).
+pub const MAX_FORMAT_BYTES: usize = 64 * 1024;
+
+/// Why an event's `format` file gave no text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormatError {
+    /// There is no such file: the kernel has no such event (or this is not a tracefs).
+    Missing,
+    /// The file is there but was not read; says what happened.
+    Unreadable(String),
+}
+
+/// Read an event's `format` file without trusting the `--tracefs` directory: the last
+/// component is not followed if it is a symbolic link, a FIFO or device is refused without
+/// blocking (O_NONBLOCK), and at most [`MAX_FORMAT_BYTES`] are read.
+pub fn read_format(path: &Path) -> Result<String, FormatError> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => FormatError::Missing,
+            _ if e.raw_os_error() == Some(libc::ELOOP) => {
+                FormatError::Unreadable("is a symbolic link; links are not followed".to_string())
+            }
+            _ => FormatError::Unreadable(format!("could not be opened: {e}")),
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| FormatError::Unreadable(format!("could not be inspected: {e}")))?;
+    if !meta.file_type().is_file() {
+        return Err(FormatError::Unreadable(
+            "is not a regular file (a directory, FIFO, device or socket)".to_string(),
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FORMAT_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| FormatError::Unreadable(format!("could not be read: {e}")))?;
+    if bytes.len() > MAX_FORMAT_BYTES {
+        return Err(FormatError::Unreadable(format!(
+            "is larger than {MAX_FORMAT_BYTES} bytes, far more than an event format (a few KiB)"
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        FormatError::Unreadable(format!(
+            "is not UTF-8 text (byte {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
 }
 
 /// Which reset tracepoints and reason names this kernel has.
@@ -876,5 +947,101 @@ print fmt: "skbaddr=%p skaddr=%p src=%pISpc dest=%pISpc state=%s", REC->skbaddr,
         assert!(inst.join("rstaudit-22").exists());
         assert!(inst.join("other-33").exists());
         assert!(inst.join("rstaudit-x").exists());
+    }
+
+    /// A `--tracefs` directory is not trusted: its format files may be FIFOs, links, huge,
+    /// unreadable or missing, and each case is told apart, without blocking.
+    #[test]
+    fn format_files_are_read_without_trusting_the_tree() {
+        let dir = fake_tracefs(Some(FORMAT_6_18));
+        let tfs = Tracefs::at(dir.path());
+        let send = dir.path().join("events/tcp/tcp_send_reset/format");
+        let receive_dir = dir.path().join("events/tcp/tcp_receive_reset");
+        fs::create_dir_all(&receive_dir).unwrap();
+        let receive = receive_dir.join("format");
+        assert!(read_format(&send).unwrap().contains("reason"));
+        assert_eq!(read_format(&receive), Err(FormatError::Missing));
+
+        // A FIFO with no writer: refused at once, not waited on.
+        nix::unistd::mkfifo(&receive, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let started = std::time::Instant::now();
+        let s = tfs.reset_support();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(s.send_reset && !s.receive_reset, "{s:?}");
+        let note = s
+            .notes
+            .iter()
+            .find(|n| n.contains("tcp_receive_reset/format"))
+            .unwrap();
+        assert!(note.contains("is not a regular file"), "{note}");
+        assert!(!note.contains("is missing"), "{note}");
+        fs::remove_file(&receive).unwrap();
+
+        // A symbolic link, even to a real format file: not followed.
+        std::os::unix::fs::symlink(&send, &receive).unwrap();
+        assert_eq!(
+            read_format(&receive),
+            Err(FormatError::Unreadable(
+                "is a symbolic link; links are not followed".to_string()
+            ))
+        );
+        fs::remove_file(&receive).unwrap();
+
+        // A huge (sparse) file: refused after 64 KiB.
+        fs::File::create(&send).unwrap().set_len(1 << 30).unwrap();
+        let s = tfs.reset_support();
+        assert!(!s.send_reset && s.reasons.is_none());
+        let note = s
+            .notes
+            .iter()
+            .find(|n| n.contains("tcp_send_reset/format"))
+            .unwrap();
+        assert!(note.contains("larger than 65536 bytes"), "{note}");
+        assert!(!note.contains("is missing"), "{note}");
+
+        // Not text.
+        fs::write(&send, b"name: tcp_send_reset\n\xff\xfe").unwrap();
+        assert_eq!(
+            read_format(&send),
+            Err(FormatError::Unreadable(
+                "is not UTF-8 text (byte 21)".to_string()
+            ))
+        );
+
+        // A directory where the file should be.
+        fs::remove_file(&send).unwrap();
+        fs::create_dir(&send).unwrap();
+        assert!(
+            matches!(read_format(&send), Err(FormatError::Unreadable(m)) if m.contains("not a regular file"))
+        );
+
+        // Missing: the kernel has no such event, said as before.
+        fs::remove_dir(&send).unwrap();
+        let s = tfs.reset_support();
+        assert!(
+            s.notes
+                .iter()
+                .any(|n| n.contains("tcp_send_reset is missing")),
+            "{:?}",
+            s.notes
+        );
+    }
+
+    #[test]
+    fn unreadable_format_files_say_what_happened() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = fake_tracefs(Some(FORMAT_6_18));
+        let send = dir.path().join("events/tcp/tcp_send_reset/format");
+        fs::set_permissions(&send, fs::Permissions::from_mode(0o000)).unwrap();
+        // Root reads it anyway; anyone else is refused, and the note says so.
+        match read_format(&send) {
+            Ok(_) => assert!(nix::unistd::geteuid().is_root()),
+            Err(e) => assert_eq!(
+                e,
+                FormatError::Unreadable(
+                    "could not be opened: Permission denied (os error 13)".to_string()
+                )
+            ),
+        }
     }
 }
