@@ -23,7 +23,9 @@ ip -n "$NS" link set lo up
 ip netns exec "$NS" python3 -c "
 import socket, time, sys
 rate = $RATE
-while True:
+# Bounded: the load stops by itself shortly after the window, even if this script is killed.
+end = time.monotonic() + $DURATION + 30
+while time.monotonic() < end:
     t = time.monotonic()
     for _ in range(rate // 10):
         s = socket.socket()
