@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{Netns, rstaudit, text};
+use common::{LAUGHS, Netns, deep_flow, rstaudit, text};
 
 /// Exit 2 with `needle` in the error, no panic.
 fn fails_with(out: &Output, needle: &str) {
@@ -52,21 +52,6 @@ fn write(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
     std::fs::write(&p, body).unwrap();
     p
 }
-
-fn deep_flow(levels: usize) -> String {
-    format!("{}{}", "[".repeat(levels), "]".repeat(levels))
-}
-
-const LAUGHS: &str = "  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]
-  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
-  c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
-  d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
-  e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
-  f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
-  g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
-  h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
-  i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
-";
 
 #[test]
 fn profile_nested_100000_deep_is_refused_at_once() {

@@ -125,6 +125,21 @@ fn in_effect(state: &Path) -> Vec<String> {
     v
 }
 
+/// A first apply (tcp_keepalive_time 600, a profile written in `dir`) that creates the persist
+/// file; returns what it wrote there.
+fn apply_first_with_persist(ns: &Netns, state: &Path, dir: &Path, persist: &Path) -> String {
+    let first = dir.join("first.yaml");
+    std::fs::write(
+        &first,
+        "description: first\nsysctls:\n  net.ipv4.tcp_keepalive_time:\n    value: 600\n    reason: t\n",
+    )
+    .unwrap();
+    let mut args = apply_profile_args(ns, state, first.to_str().unwrap());
+    args.extend(["--persist", persist.to_str().unwrap()]);
+    exits(&run(&args), 0);
+    std::fs::read_to_string(persist).unwrap()
+}
+
 fn steps() -> Vec<String> {
     let mut steps = vec!["validate".to_string(), "rollback-file".to_string()];
     for (k, _) in PRE {
@@ -283,17 +298,7 @@ fn rollback_fails_at_every_step_and_can_be_retried() {
     let persist = dir.path().join("90-rstaudit.conf");
     // A first apply creates the persist file, so that rolling back the second one rewrites it
     // (temp file, rename) rather than removing it.
-    let first = dir.path().join("first.yaml");
-    std::fs::write(
-        &first,
-        "description: first\nsysctls:\n  net.ipv4.tcp_keepalive_time:\n    value: 600\n    reason: t\n",
-    )
-    .unwrap();
-    let mut args = apply_profile_args(&ns, state.path(), first.to_str().unwrap());
-    args.extend(["--persist", persist.to_str().unwrap()]);
-    let out = run(&args);
-    exits(&out, 0);
-    let first_persisted = std::fs::read_to_string(&persist).unwrap();
+    let first_persisted = apply_first_with_persist(&ns, state.path(), dir.path(), &persist);
     let before = values(&ns);
     let out = run(&apply_args(&ns, state.path(), &persist));
     exits(&out, 0);
@@ -451,16 +456,7 @@ fn sigkill_at_a_known_point_mid_write_is_repaired_by_rollback() {
 
     // 2. A persist file from an earlier apply: the kill leaves it as it was, and the rollback
     //    keeps (restores) that content.
-    let first = dir.path().join("first.yaml");
-    std::fs::write(
-        &first,
-        "description: first\nsysctls:\n  net.ipv4.tcp_keepalive_time:\n    value: 600\n    reason: t\n",
-    )
-    .unwrap();
-    let mut args = apply_profile_args(&ns, state.path(), first.to_str().unwrap());
-    args.extend(["--persist", persist.to_str().unwrap()]);
-    exits(&run(&args), 0);
-    let first_persisted = std::fs::read_to_string(&persist).unwrap();
+    let first_persisted = apply_first_with_persist(&ns, state.path(), dir.path(), &persist);
     let before = values_of(&ns, &keys);
     let effect = in_effect(state.path());
     assert_eq!(effect.len(), 1);
@@ -673,17 +669,6 @@ fn rollback_files_someone_else_could_write_are_refused_and_change_nothing() {
     assert!(!persist.exists());
 }
 
-const LAUGHS: &str = "  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]
-  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
-  c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
-  d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
-  e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
-  f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
-  g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
-  h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
-  i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
-";
-
 /// A valid key that would change (tcp_fin_timeout is 120 in PRE), for profiles whose other
 /// problem is later in the file.
 const VALID: &str = "  net.ipv4.tcp_fin_timeout:\n    value: 30\n    reason: t\n";
@@ -695,16 +680,15 @@ fn hostile_profiles_given_to_apply_change_nothing() {
     let cases: Vec<(&str, String, &str)> = vec![
         (
             "deep.yaml",
-            format!(
-                "description: x\nsysctls: {}{}\n",
-                "[".repeat(100_000),
-                "]".repeat(100_000)
-            ),
+            format!("description: x\nsysctls: {}\n", common::deep_flow(100_000)),
             "nested more than 64 levels deep",
         ),
         (
             "laughs.yaml",
-            format!("description: x\nsysctls:\n{VALID}params:\n{LAUGHS}"),
+            format!(
+                "description: x\nsysctls:\n{VALID}params:\n{}",
+                common::LAUGHS
+            ),
             "repetition limit exceeded",
         ),
         (
