@@ -11,14 +11,9 @@ use std::time::{Duration, Instant};
 use common::{LAUGHS, Netns, deep_flow, rstaudit, text};
 
 /// Exit 2 with `needle` in the error, no panic.
+#[track_caller]
 fn fails_with(out: &Output, needle: &str) {
-    let all = text(out);
-    assert_eq!(out.status.code(), Some(2), "{all}");
-    assert!(!all.contains("panicked"), "{all}");
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains(needle),
-        "expected {needle:?} in stderr: {all}"
-    );
+    common::refused(out, &[needle]);
 }
 
 /// Run with a deadline: a hostile file must be refused quickly, not parsed for minutes.

@@ -7,7 +7,7 @@ mod common;
 use std::os::unix::process::CommandExt;
 use std::process::Output;
 
-use common::{Netns, require_root, rstaudit, text};
+use common::{Netns, refused, require_root, rstaudit, text};
 
 fn nobody(args: &[&str]) -> Output {
     require_root();
@@ -17,16 +17,6 @@ fn nobody(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("running rstaudit")
-}
-
-fn refused(out: &Output, needles: &[&str]) {
-    let all = text(out);
-    assert_eq!(out.status.code(), Some(2), "{all}");
-    assert!(!all.contains("panicked"), "{all}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    for n in needles {
-        assert!(stderr.contains(n), "expected {n:?}: {all}");
-    }
 }
 
 #[test]

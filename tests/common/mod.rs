@@ -221,3 +221,15 @@ pub const LAUGHS: &str = "  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]
   h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
   i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
 ";
+
+/// The run could not go on: exit 2, no panic, and every one of `needles` in standard error.
+#[track_caller]
+pub fn refused(out: &Output, needles: &[&str]) {
+    let all = text(out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(!all.contains("panicked"), "{all}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for n in needles {
+        assert!(stderr.contains(n), "expected {n:?} in stderr: {all}");
+    }
+}
