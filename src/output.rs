@@ -21,6 +21,24 @@ fn parent_of(path: &Path) -> PathBuf {
     }
 }
 
+/// The owner of `path`'s directory when that directory is sticky and writable by everyone
+/// (/tmp); None elsewhere.
+fn shared_dir_owner(path: &Path) -> io::Result<Option<u32>> {
+    let dir = std::fs::metadata(parent_of(path))?;
+    Ok((dir.mode() & 0o1002 == 0o1002).then(|| dir.uid()))
+}
+
+fn refuse(path: &Path, what: &str, uid: u32) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "{} is {what} of uid {uid} in a directory everyone may write to: not written \
+             through; remove it or choose another path",
+            path.display()
+        ),
+    )
+}
+
 /// Refuse `path` when it already exists in a sticky, world-writable directory and belongs to
 /// neither us nor the directory's owner (as `fs.protected_symlinks` and
 /// `fs.protected_regular` would).
@@ -28,24 +46,16 @@ fn check_shared_dir(path: &Path) -> io::Result<()> {
     let Ok(existing) = std::fs::symlink_metadata(path) else {
         return Ok(());
     };
-    let dir = std::fs::metadata(parent_of(path))?;
-    let shared = dir.mode() & 0o1002 == 0o1002;
-    let me = nix::unistd::geteuid().as_raw();
-    if shared && existing.uid() != me && existing.uid() != dir.uid() {
-        let what = if existing.file_type().is_symlink() {
-            "a symbolic link"
-        } else {
-            "a file"
-        };
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "{} is {what} of uid {} in a directory everyone may write to: not written \
-                 through; remove it or choose another path",
-                path.display(),
-                existing.uid()
-            ),
-        ));
+    if let Some(owner) = shared_dir_owner(path)? {
+        let me = nix::unistd::geteuid().as_raw();
+        if existing.uid() != me && existing.uid() != owner {
+            let what = if existing.file_type().is_symlink() {
+                "a symbolic link"
+            } else {
+                "a file"
+            };
+            return Err(refuse(path, what, existing.uid()));
+        }
     }
     Ok(())
 }
@@ -53,12 +63,48 @@ fn check_shared_dir(path: &Path) -> io::Result<()> {
 /// Create (or truncate) a file to stream output into.
 pub fn create(path: &Path) -> io::Result<File> {
     check_shared_dir(path)?;
-    std::fs::OpenOptions::new()
+    let Some(owner) = shared_dir_owner(path)? else {
+        return std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(path);
+    };
+    // In a shared directory a name can change between the check and the open: a link that is
+    // (still) ours was checked above and no one else may replace it (sticky bit); otherwise
+    // open without following a link that appeared since, look at what was opened, and only
+    // then truncate it.
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(path);
+    }
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
-        .truncate(true)
         .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} became a symbolic link while it was opened, in a directory everyone may \
+                     write to: not written through",
+                    path.display()
+                ),
+            ),
+            _ => e,
+        })?;
+    let meta = file.metadata()?;
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != owner {
+        return Err(refuse(path, "a file", meta.uid()));
+    }
+    file.set_len(0)?;
+    Ok(file)
 }
 
 /// Create a new temporary file beside `path` for an atomic replace: a name no one else holds
@@ -134,7 +180,18 @@ mod tests {
             assert!(create_temp_beside(p).is_err());
         }
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
-        // Our own new file there is fine, and so is a link elsewhere.
+        std::fs::write(&planted, "theirs").unwrap();
+        assert!(create(&planted).is_err());
+        assert_eq!(
+            std::fs::read_to_string(&planted).unwrap(),
+            "theirs",
+            "not truncated"
+        );
+        // Our own file there is truncated and written; a link elsewhere is followed.
+        let old = dir.path().join("old.json");
+        std::fs::write(&old, "old contents").unwrap();
+        drop(create(&old).unwrap());
+        assert_eq!(std::fs::read_to_string(&old).unwrap(), "");
         let mine = dir.path().join("mine.json");
         drop(create(&mine).unwrap());
         let (f, tmp) = create_temp_beside(&mine).unwrap();
