@@ -39,30 +39,61 @@ fn refuse(path: &Path, what: &str, uid: u32) -> io::Error {
     )
 }
 
+/// Whether a link or file with this owner may be used in a shared directory owned by `owner`.
+fn owned_by_us_or(uid: u32, owner: u32) -> bool {
+    uid == nix::unistd::geteuid().as_raw() || uid == owner
+}
+
+/// The rule for shared directories, applied to every directory on the way to `path`: a
+/// symbolic link met there (`/tmp/link/report.json`) that belongs to neither us nor the owner
+/// of the sticky, world-writable directory holding it is refused, as `fs.protected_symlinks`
+/// would.
+fn check_links_on_the_way(path: &Path) -> io::Result<()> {
+    let Some(parent) = path.parent() else {
+        return Ok(());
+    };
+    let mut prefix = PathBuf::new();
+    for part in parent.components() {
+        prefix.push(part);
+        let Ok(meta) = std::fs::symlink_metadata(&prefix) else {
+            continue;
+        };
+        if !meta.file_type().is_symlink() {
+            continue;
+        }
+        if let Some(owner) = shared_dir_owner(&prefix)?
+            && !owned_by_us_or(meta.uid(), owner)
+        {
+            return Err(refuse(&prefix, "a symbolic link", meta.uid()));
+        }
+    }
+    Ok(())
+}
+
 /// Refuse `path` when it already exists in a sticky, world-writable directory and belongs to
 /// neither us nor the directory's owner (as `fs.protected_symlinks` and
-/// `fs.protected_regular` would).
+/// `fs.protected_regular` would), or when a link on the way to it is such a one.
 fn check_shared_dir(path: &Path) -> io::Result<()> {
+    check_links_on_the_way(path)?;
     let Ok(existing) = std::fs::symlink_metadata(path) else {
         return Ok(());
     };
-    if let Some(owner) = shared_dir_owner(path)? {
-        let me = nix::unistd::geteuid().as_raw();
-        if existing.uid() != me && existing.uid() != owner {
-            let what = if existing.file_type().is_symlink() {
-                "a symbolic link"
-            } else {
-                "a file"
-            };
-            return Err(refuse(path, what, existing.uid()));
-        }
+    if let Some(owner) = shared_dir_owner(path)?
+        && !owned_by_us_or(existing.uid(), owner)
+    {
+        let what = if existing.file_type().is_symlink() {
+            "a symbolic link"
+        } else {
+            "a file"
+        };
+        return Err(refuse(path, what, existing.uid()));
     }
     Ok(())
 }
 
 /// Create (or truncate) a file to stream output into.
 pub fn create(path: &Path) -> io::Result<File> {
-    check_shared_dir(path)?;
+    check_links_on_the_way(path)?;
     let Some(owner) = shared_dir_owner(path)? else {
         return std::fs::OpenOptions::new()
             .write(true)
@@ -71,37 +102,57 @@ pub fn create(path: &Path) -> io::Result<File> {
             .mode(0o644)
             .open(path);
     };
-    // In a shared directory a name can change between the check and the open: a link that is
-    // (still) ours was checked above and no one else may replace it (sticky bit); otherwise
-    // open without following a link that appeared since, look at what was opened, and only
-    // then truncate it.
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        return std::fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(path);
+    // In a shared directory the name is looked at once, and that one look decides. A link of
+    // ours (or of the directory's owner) is followed: the sticky bit keeps anyone else from
+    // replacing it. Anything else is opened without following a link (one made since the look
+    // is refused) and without blocking (a FIFO made since cannot hang us), and only a plain
+    // file of ours with no other name (through a hard link another file would be emptied) is
+    // truncated and written.
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            if !owned_by_us_or(m.uid(), owner) {
+                return Err(refuse(path, "a symbolic link", m.uid()));
+            }
+            return std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(path);
+        }
+        Ok(m) if !owned_by_us_or(m.uid(), owner) => {
+            return Err(refuse(path, "a file", m.uid()));
+        }
+        _ => {}
     }
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => io::Error::new(
+            Some(libc::ELOOP | libc::ENXIO) => io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 format!(
-                    "{} became a symbolic link while it was opened, in a directory everyone may \
-                     write to: not written through",
+                    "{} turned into a symbolic link or FIFO while it was opened, in a directory \
+                     everyone may write to: not written through",
                     path.display()
                 ),
             ),
             _ => e,
         })?;
     let meta = file.metadata()?;
-    let me = nix::unistd::geteuid().as_raw();
-    if meta.uid() != me && meta.uid() != owner {
+    if !owned_by_us_or(meta.uid(), owner) {
         return Err(refuse(path, "a file", meta.uid()));
+    }
+    if !meta.file_type().is_file() || meta.nlink() != 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is not a plain file with one name (a FIFO, a device, or a hard link to \
+                 another file), in a directory everyone may write to: not written through",
+                path.display()
+            ),
+        ));
     }
     file.set_len(0)?;
     Ok(file)
@@ -187,6 +238,25 @@ mod tests {
             "theirs",
             "not truncated"
         );
+        // A hard link of ours to a file of root's elsewhere: not truncated through.
+        let hard = dir.path().join("hard.json");
+        std::fs::hard_link(&target, &hard).unwrap();
+        let err = create(&hard).unwrap_err();
+        assert!(err.to_string().contains("hard link"), "{err}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        // Another user's link on the way to the file: /shared/dirlink/out.json.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let dirlink = dir.path().join("dirlink");
+        std::os::unix::fs::symlink(elsewhere.path(), &dirlink).unwrap();
+        std::os::unix::fs::lchown(&dirlink, Some(65534), Some(65534)).unwrap();
+        let err = create(&dirlink.join("out.json")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("dirlink is a symbolic link of uid 65534"),
+            "{err}"
+        );
+        assert!(create_temp_beside(&dirlink.join("out.json")).is_err());
+        assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
         // Our own file there is truncated and written; a link elsewhere is followed.
         let old = dir.path().join("old.json");
         std::fs::write(&old, "old contents").unwrap();
