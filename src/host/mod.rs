@@ -303,7 +303,7 @@ pub struct Linger {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Note {
-    /// What part of the picture is affected: `sysctls`, `counters`, `sockets`, `owners`, `options`, `netns`, `kernel`.
+    /// What part of the picture is affected: `sysctls`, `counters`, `sockets`, `owners`, `options`, `changed`, `netns`, `kernel`.
     pub area: String,
     /// The key, file, process or socket concerned, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

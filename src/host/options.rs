@@ -258,8 +258,10 @@ fn notes_of(outcome: Outcome) -> Vec<Note> {
         ));
     }
     if outcome.changed > 0 {
+        // Its own area: every owner was read, these sockets just went away or changed, so the
+        // rules must not take this for owners or options that could not be read.
         notes.push(Note::new(
-            "options",
+            "changed",
             Some(format!("{} sockets", outcome.changed)),
             format!(
                 "socket options of {} sockets not read: their process exited, or closed or \
