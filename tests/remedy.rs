@@ -520,3 +520,34 @@ fn audit_takes_rule_parameters_from_a_profile_name_or_file() {
     let t = exits(&out, 2);
     assert!(t.contains("lb1000.yaml:3:3: parameter idle_timeout"), "{t}");
 }
+
+/// List sysctls (ip_local_reserved_ports) answer only the first read of their file: a value
+/// longer than a small first read must be read whole by snapshot, apply's read-back and
+/// rollback.
+#[test]
+fn long_list_values_are_read_whole_applied_and_rolled_back() {
+    let before = "8080,8443,9000-9100,10250,10255,30000-32767";
+    let ns = Netns::with_sysctls("longval", &[("net.ipv4.ip_local_reserved_ports", before)]);
+    let out = rsta(&["snapshot", "--netns", &ns.name]);
+    let snap: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a snapshot");
+    assert_eq!(
+        snap["sysctls"]["net.ipv4.ip_local_reserved_ports"],
+        before,
+        "{}",
+        text(&out)
+    );
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wanted = "8080,8443,9000-9100,10250,10255,20000-20100,30000-32000";
+    let profile = write_profile(
+        dir.path(),
+        "ports.yaml",
+        &format!(
+            "description: t\nsysctls:\n  net.ipv4.ip_local_reserved_ports:\n    value: \"{wanted}\"\n    reason: t\n"
+        ),
+    );
+    exits(&apply_file(&ns, state.path(), &profile), 0);
+    assert_eq!(ns.read_sysctl("net.ipv4.ip_local_reserved_ports"), wanted);
+    exits(&rollback(state.path(), &[]), 0);
+    assert_eq!(ns.read_sysctl("net.ipv4.ip_local_reserved_ports"), before);
+}

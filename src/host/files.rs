@@ -204,10 +204,23 @@ pub fn is_empty(reader: &mut impl BufRead) -> bool {
 }
 
 /// Read at most `limit` bytes of a small file; `Ok(None)` when it holds more.
-pub fn read_small(file: impl Read, limit: usize) -> io::Result<Option<Vec<u8>>> {
-    let mut bytes = Vec::new();
-    file.take(limit as u64 + 1).read_to_end(&mut bytes)?;
-    Ok((bytes.len() <= limit).then_some(bytes))
+pub fn read_small(mut file: impl Read, limit: usize) -> io::Result<Option<Vec<u8>>> {
+    // One buffer big enough for the whole value, offered to the first read: the kernel's
+    // list and bitmap sysctls (ip_local_reserved_ports, ...) answer only the first read of a
+    // file and then report its end, so reading in small steps (read_to_end starts with 32
+    // bytes) would cut them short.
+    let mut bytes = vec![0u8; limit + 1];
+    let mut len = 0;
+    while len < bytes.len() {
+        match file.read(&mut bytes[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    bytes.truncate(len);
+    Ok((len <= limit).then_some(bytes))
 }
 
 /// A /proc text file that could not be parsed.

@@ -194,7 +194,22 @@ fn check_no_symlink(root: &Path, key: &SysctlKey) -> Result<PathBuf, SysctlError
 /// Read a key's current value (trimmed; multi-value keys keep their inner whitespace).
 pub fn read(root: &Path, key: &SysctlKey) -> Result<String, SysctlError> {
     let path = check_no_symlink(root, key)?;
-    let text = std::fs::read_to_string(&path).map_err(|e| io_error(key, &path, &e))?;
+    let file = std::fs::File::open(&path).map_err(|e| io_error(key, &path, &e))?;
+    // In one read with room for the whole value (see files::read_small): list and bitmap
+    // values would otherwise come back cut short.
+    let bytes = super::files::read_small(file, MAX_VALUE_BYTES)
+        .map_err(|e| io_error(key, &path, &e))?
+        .ok_or_else(|| {
+            let e = std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("longer than {MAX_VALUE_BYTES} bytes, more than any sysctl value"),
+            );
+            io_error(key, &path, &e)
+        })?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        let e = std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text");
+        io_error(key, &path, &e)
+    })?;
     Ok(normalize(&text))
 }
 
