@@ -153,8 +153,7 @@ fn parse_all(files: &[(String, String)]) -> Result<Vec<Rule>, Vec<Diagnostic>> {
     }
 }
 
-/// Read every `*.yaml` / `*.yml` file of a directory, sorted by name. A directory without one
-/// is an error: it is a wrong path, and running only the built-in rules would hide that.
+/// Read every `*.yaml` / `*.yml` file of a directory, sorted by name.
 pub fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, LoadError> {
     let fail = |message: String| LoadError {
         diagnostics: vec![Diagnostic {
@@ -173,11 +172,6 @@ pub fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, LoadError> {
         .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
         .collect();
     paths.sort();
-    if paths.is_empty() {
-        return Err(fail(
-            "the directory holds no rule files (*.yaml, *.yml)".to_string(),
-        ));
-    }
     let mut files = Vec::new();
     let mut diags = Vec::new();
     for p in paths {
@@ -210,9 +204,21 @@ pub fn builtin() -> Result<RuleSet, LoadError> {
     Ok(RuleSet { rules })
 }
 
-/// Check the rules of one directory on their own (`rules lint DIR`).
+/// Check the rules of one directory on their own (`rules lint DIR`). A directory without a
+/// rule file is an error here: linting nothing is most likely a wrong path.
 pub fn lint_dir(dir: &Path) -> Result<Vec<Rule>, LoadError> {
     let files = read_dir(dir)?;
+    if files.is_empty() {
+        return Err(LoadError {
+            diagnostics: vec![Diagnostic {
+                file: dir.display().to_string(),
+                line: 1,
+                col: 1,
+                message: "the directory holds no rule files (*.yaml, *.yml)".to_string(),
+                hint: "give a directory of rule files (*.yaml)".to_string(),
+            }],
+        });
+    }
     parse_all(&files).map_err(|diagnostics| LoadError { diagnostics })
 }
 
@@ -220,7 +226,18 @@ pub fn lint_dir(dir: &Path) -> Result<Vec<Rule>, LoadError> {
 pub fn load(extra: Option<&Path>) -> Result<RuleSet, LoadError> {
     let mut set = builtin()?;
     if let Some(dir) = extra {
-        for rule in lint_dir(dir)? {
+        let files = read_dir(dir)?;
+        if files.is_empty() {
+            // An empty drop-in directory is a normal state; a wrong path looks the same, so
+            // say so where the user sees it.
+            eprintln!(
+                "rstaudit: warning: --rules {}: the directory holds no rule files (*.yaml, \
+                 *.yml); only the built-in rules run",
+                dir.display()
+            );
+        }
+        let rules = parse_all(&files).map_err(|diagnostics| LoadError { diagnostics })?;
+        for rule in rules {
             match set.rules.iter_mut().find(|r| r.id == rule.id) {
                 Some(slot) => *slot = rule,
                 None => set.rules.push(rule),
