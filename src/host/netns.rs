@@ -153,16 +153,26 @@ where
 }
 
 /// The mount points of network namespaces (nsfs mounts whose root is `net:[INODE]`) in a
-/// mountinfo text, in order. Parsed by procfs; the kernel's octal escapes in paths (`\040` for
-/// a space, ...) are undone here.
-pub fn net_namespace_mounts(text: impl std::io::BufRead) -> anyhow::Result<Vec<PathBuf>> {
-    use procfs::FromBufRead;
-    let mounts = procfs::process::MountInfos::from_buf_read(text)?;
-    Ok(mounts
-        .into_iter()
-        .filter(|m| m.fs_type == "nsfs" && m.root.starts_with("net:["))
-        .map(|m| PathBuf::from(unescape_mount_path(&m.mount_point.to_string_lossy())))
-        .collect())
+/// mountinfo text, in order, and the number of lines that could not be parsed (skipped, so one
+/// odd mount elsewhere does not hide the namespaces). Each line is parsed by procfs; the
+/// kernel's octal escapes in paths (`\040` for a space, ...) are undone here.
+pub fn net_namespace_mounts(text: impl std::io::BufRead) -> std::io::Result<(Vec<PathBuf>, usize)> {
+    let mut found = Vec::new();
+    let mut skipped = 0;
+    for line in text.split(b'\n') {
+        let line = line?;
+        if line.is_empty() {
+            continue;
+        }
+        match procfs::process::MountInfo::from_line(&String::from_utf8_lossy(&line)) {
+            Ok(m) if m.fs_type == "nsfs" && m.root.starts_with("net:[") => found.push(
+                PathBuf::from(unescape_mount_path(&m.mount_point.to_string_lossy())),
+            ),
+            Ok(_) => {}
+            Err(_) => skipped += 1,
+        }
+    }
+    Ok((found, skipped))
 }
 
 /// Undo the kernel's escaping of ` `, tab, newline and `\` in mount paths (`\040` ...).
@@ -245,7 +255,17 @@ pub fn list_all(notes: &mut Vec<Note>) -> Vec<NetnsRef> {
     // /var/run/docker/netns, /run/user/UID/netns, ...), found in this process's mount table.
     match std::fs::File::open("/proc/self/mountinfo") {
         Ok(f) => match net_namespace_mounts(std::io::BufReader::new(f)) {
-            Ok(paths) => {
+            Ok((paths, skipped)) => {
+                if skipped > 0 {
+                    notes.push(Note::new(
+                        "netns",
+                        Some("/proc/self/mountinfo".to_string()),
+                        format!(
+                            "{skipped} lines could not be parsed and were skipped; a namespace \
+                             held only by such a mount may be missing"
+                        ),
+                    ));
+                }
                 for path in paths {
                     if let Ok(meta) = std::fs::metadata(&path)
                         && seen.insert(meta.ino())
@@ -331,7 +351,8 @@ mod tests {
 38 25 0:4 mnt:[4026532700] /run/mntns/x rw - nsfs nsfs rw
 22 1 0:21 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
 ";
-        let found = net_namespace_mounts(text.as_bytes()).unwrap();
+        let (found, skipped) = net_namespace_mounts(text.as_bytes()).unwrap();
+        assert_eq!(skipped, 0);
         assert_eq!(
             found,
             [
@@ -339,7 +360,13 @@ mod tests {
                 PathBuf::from("/var/run/docker/netns/a b")
             ]
         );
-        assert!(net_namespace_mounts("garbage\n".as_bytes()).is_err());
+        // An odd line (here garbage, or a path that is not UTF-8) is skipped, not fatal.
+        let mut odd = b"garbage\n".to_vec();
+        odd.extend_from_slice(text.as_bytes());
+        odd.extend_from_slice(b"39 25 0:4 net:[4026532999] /run/\xff rw - nsfs nsfs rw\n");
+        let (found, skipped) = net_namespace_mounts(&odd[..]).unwrap();
+        assert_eq!(skipped, 1);
+        assert_eq!(found.len(), 3, "{found:?}");
     }
 
     #[test]
