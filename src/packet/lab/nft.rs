@@ -32,14 +32,15 @@ pub fn find() -> anyhow::Result<PathBuf> {
     )
 }
 
-/// Where distributions install nft.
-const TRUSTED_DIRS: [&str; 6] = [
+/// Where distributions install nft (the last one is NixOS's system profile).
+const TRUSTED_DIRS: [&str; 7] = [
     "/usr/sbin",
     "/sbin",
     "/usr/bin",
     "/bin",
     "/usr/local/sbin",
     "/usr/local/bin",
+    "/run/current-system/sw/bin",
 ];
 
 /// A regular file (after links) owned by root and not writable by group or others, in a
