@@ -56,7 +56,7 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Restore the values recorded before an apply.
     #[command(
-        after_help = "Examples:\n  sudo rstaudit rollback\n  sudo rstaudit rollback /var/lib/rstaudit/rollback-20261123T192800Z.json"
+        after_help = "Examples:\n  sudo rstaudit rollback\n  sudo rstaudit rollback /var/lib/rstaudit/rollback-20261123T192800Z.json\n  sudo rstaudit rollback --skip-persist"
     )]
     Rollback(RollbackArgs),
     /// List or show the sysctl profiles.
@@ -287,6 +287,11 @@ pub struct RollbackArgs {
     /// Show what would be restored, change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Restore the values only; leave the persist file the rollback file records as it
+    /// is (not written, not removed). For rollback files whose persist path is refused,
+    /// such as a relative path recorded by an earlier version.
+    #[arg(long)]
+    pub skip_persist: bool,
     /// Make one step fail on purpose (tests): validate, write:KEY, read-back:KEY,
     /// persist-write, persist-rename, restore:KEY; pause-after-write:KEY holds the run 2 s.
     #[arg(long, value_name = "STEP", hide = true)]

@@ -221,18 +221,26 @@ fn a_failed_apply_keeps_the_previous_rollback_file_usable() {
     args.extend(["--inject-fault", "read-back:net.ipv4.tcp_tw_reuse"]);
     let out = run(&args);
     exits(&out, 2);
-    let all = text(&out);
-    for k in [
-        "net.core.somaxconn",
-        "net.ipv4.tcp_max_syn_backlog",
-        "net.ipv4.tcp_max_tw_buckets",
-        "net.ipv4.tcp_tw_reuse",
-    ] {
-        assert!(
-            all.contains(k) && all.contains("restored every key already written"),
-            "{k} was not written and restored: {all}"
-        );
-    }
+    // The restored keys as the error lists them (stdout's diff table lists every key).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let restored: Vec<&str> = stderr
+        .split_once("restored every key already written (")
+        .and_then(|(_, rest)| rest.split_once("), nothing was changed"))
+        .unwrap_or_else(|| panic!("no list of restored keys: {}", text(&out)))
+        .0
+        .split(", ")
+        .collect();
+    assert_eq!(
+        restored,
+        [
+            "net.core.somaxconn",
+            "net.ipv4.tcp_max_syn_backlog",
+            "net.ipv4.tcp_max_tw_buckets",
+            "net.ipv4.tcp_tw_reuse",
+        ],
+        "{}",
+        text(&out)
+    );
     assert_eq!(values_of(&ns, &watched), applied);
     assert_eq!(in_effect(state.path()), first);
     let out = rollback(state.path(), None);
@@ -661,6 +669,88 @@ fn rollback_files_someone_else_could_write_are_refused_and_change_nothing() {
     exits(&rollback(&state, None), 0);
     assert_eq!(values(&ns), before);
     assert!(!persist.exists());
+}
+
+/// Names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_refused_persist_path_is_left_alone_with_skip_persist() {
+    let ApplySetup { ns, state, dir } = ApplySetup::new("fskip", PRE);
+    let persist = dir.path().join("90-rstaudit.conf");
+    let before = values(&ns);
+    exits(&run(&apply_args(&ns, state.path(), &persist)), 0);
+    let applied = values(&ns);
+    assert_ne!(applied, before);
+    let persisted = std::fs::read_to_string(&persist).unwrap();
+    let effect = in_effect(state.path());
+    assert_eq!(effect.len(), 1);
+    let file = state.path().join(&effect[0]);
+    // As an earlier version recorded `--persist 90-x.conf`: a relative path.
+    let mut record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    record["persist"]["path"] = "90-x.conf".into();
+    std::fs::write(&file, record.to_string()).unwrap();
+    assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(&file).unwrap().uid(), 0);
+    // Run where the relative path points, with a managed file there that a rollback of an
+    // apply that created it would remove.
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::write(cwd.path().join("90-x.conf"), &persisted).unwrap();
+    let rollback_in_cwd = |extra: &[&str]| {
+        rstaudit()
+            .args(["rollback", "--state-dir", state.path().to_str().unwrap()])
+            .args(extra)
+            .current_dir(cwd.path())
+            .output()
+            .unwrap()
+    };
+    let dir_names = names(dir.path());
+
+    let out = rollback_in_cwd(&[]);
+    common::refused(
+        &out,
+        &[
+            "the persist file it records, 90-x.conf: is not an absolute path",
+            &format!(
+                "nothing was changed; to restore the values and leave the persist file to you, \
+                 run `rstaudit rollback --skip-persist {}`",
+                file.display()
+            ),
+        ],
+    );
+    assert_eq!(values(&ns), applied);
+    assert_eq!(std::fs::read_to_string(&persist).unwrap(), persisted);
+    assert_eq!(in_effect(state.path()), effect);
+    assert_eq!(names(cwd.path()), ["90-x.conf"]);
+    assert_eq!(names(dir.path()), dir_names);
+
+    let out = rollback_in_cwd(&["--skip-persist"]);
+    exits(&out, 0);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("persist file 90-x.conf left as it is (--skip-persist)\n"),
+        "{}",
+        text(&out)
+    );
+    assert!(!stdout.contains("removed"), "{}", text(&out));
+    assert_eq!(values(&ns), before);
+    // The apply created the persist file; a full rollback would remove it.
+    assert_eq!(std::fs::read_to_string(&persist).unwrap(), persisted);
+    assert_eq!(names(dir.path()), dir_names);
+    assert_eq!(names(cwd.path()), ["90-x.conf"]);
+    assert_eq!(
+        std::fs::read_to_string(cwd.path().join("90-x.conf")).unwrap(),
+        persisted
+    );
+    assert!(in_effect(state.path()).is_empty());
 }
 
 /// A valid key that would change (tcp_fin_timeout is 120 in PRE), for profiles whose other

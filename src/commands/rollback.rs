@@ -28,14 +28,22 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
     };
     let record = RollbackRecord::load(&file)?;
     // The persist file is written or removed as root: only where the apply could have
-    // written it, in a directory no one else can write.
-    if let Some(p) = &record.persist {
+    // written it, in a directory no one else can write. With --skip-persist it is not
+    // touched, so its path is not checked.
+    let persist = if args.skip_persist {
+        None
+    } else {
+        record.persist.as_ref()
+    };
+    if let Some(p) = persist {
         persist::check_location(Path::new(&p.path)).map_err(|e| {
             anyhow::anyhow!(
                 "{}: the persist file it records, {}: {e}; refusing to write or remove it, nothing \
-                 was changed",
+                 was changed; to restore the values and leave the persist file to you, run \
+                 `rstaudit rollback --skip-persist {}`",
                 file.display(),
-                p.path
+                p.path,
+                file.display()
             )
         })?;
     }
@@ -107,7 +115,7 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
             state_dir: None,
             what: format!("rollback {}", file.display()),
             netns: recorded,
-            persist: record.persist.as_ref().map(|p| PersistRequest {
+            persist: persist.map(|p| PersistRequest {
                 path: p.path.clone().into(),
                 text: p.previous.clone(),
             }),
@@ -129,7 +137,7 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
                 applied.written.len(),
                 record.netns.name
             );
-            if let Some(p) = &record.persist {
+            if let Some(p) = persist {
                 msg.push_str(&match &p.previous {
                     Some(_) => format!(" and the previous {}", p.path),
                     None => format!(" and removed {}", p.path),
@@ -139,6 +147,14 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
                 ". Rollback file marked done: {}\n",
                 done.display()
             ));
+            if args.skip_persist
+                && let Some(p) = &record.persist
+            {
+                msg.push_str(&format!(
+                    "persist file {} left as it is (--skip-persist)\n",
+                    p.path
+                ));
+            }
             super::write_output(None, msg.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
