@@ -71,7 +71,8 @@ fn read_checked(path: &Path, limit: u64, syntax: impl Fn(&str) -> Syntax) -> io:
     Ok(text)
 }
 
-fn read_at_most(file: File, limit: u64) -> io::Result<String> {
+/// Read at most `limit` bytes of UTF-8 text; a larger file or other bytes are an error.
+pub(crate) fn read_at_most(file: File, limit: u64) -> io::Result<String> {
     let mut bytes = Vec::new();
     file.take(limit + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
@@ -287,13 +288,11 @@ fn shorten_quoted(text: &str) -> String {
             end.then_some(i)
         });
         let Some(close) = close else {
-            // No closing quote: the tail as it is, cut all the same.
-            rest = cut(rest, &mut out);
-            out.push_str(rest);
+            // No closing quote: the tail, cut all the same.
+            cut(rest, &mut out);
             return out;
         };
-        let inner = &rest[..close];
-        let _ = cut(inner, &mut out);
+        cut(&rest[..close], &mut out);
         out.push('"');
         rest = &rest[close + 1..];
     }
@@ -301,8 +300,8 @@ fn shorten_quoted(text: &str) -> String {
     out
 }
 
-/// Push `s` to `out`, cut to [`MAX_QUOTED`] characters with `...` when longer; returns "".
-fn cut<'a>(s: &'a str, out: &mut String) -> &'a str {
+/// Push `s` to `out`, cut to [`MAX_QUOTED`] characters with `...` when longer.
+fn cut(s: &str, out: &mut String) {
     match s.char_indices().nth(MAX_QUOTED) {
         Some((i, _)) => {
             out.push_str(&s[..i]);
@@ -310,7 +309,6 @@ fn cut<'a>(s: &'a str, out: &mut String) -> &'a str {
         }
         None => out.push_str(s),
     }
-    ""
 }
 
 #[cfg(test)]

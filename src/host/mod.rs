@@ -667,13 +667,11 @@ fn in_target<T: Send>(
             return Err(e).with_context(|| format!("opening network namespace {}", path.display()));
         }
     };
-    if target.optional
-        && (file.metadata().map(|m| m.ino()).ok() != target.inode
-            || netns::check_net_ns(&file).is_err())
-    {
+    let kind = netns::check_net_ns(&file);
+    if target.optional && (file.metadata().map(|m| m.ino()).ok() != target.inode || kind.is_err()) {
         return Ok(None);
     }
-    netns::check_net_ns(&file).map_err(|why| {
+    kind.map_err(|why| {
         anyhow::anyhow!(
             "network namespace {}: {} is not a network namespace file ({why})",
             target.name,

@@ -235,15 +235,13 @@ pub fn read_format(path: &Path) -> Result<String, FormatError> {
             "is not a regular file (a directory, FIFO, device or socket)".to_string(),
         ));
     }
-    let mut bytes = Vec::new();
-    file.take(MAX_FORMAT_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| FormatError::Unreadable(format!("could not be read: {e}")))?;
-    if bytes.len() > MAX_FORMAT_BYTES {
-        return Err(FormatError::Unreadable(format!(
-            "is larger than {MAX_FORMAT_BYTES} bytes, far more than an event format (a few KiB)"
-        )));
-    }
+    let bytes = crate::host::files::read_small(file, MAX_FORMAT_BYTES)
+        .map_err(|e| FormatError::Unreadable(format!("could not be read: {e}")))?
+        .ok_or_else(|| {
+            FormatError::Unreadable(format!(
+                "is larger than {MAX_FORMAT_BYTES} bytes, far more than an event format (a few KiB)"
+            ))
+        })?;
     String::from_utf8(bytes).map_err(|e| {
         FormatError::Unreadable(format!(
             "is not UTF-8 text (byte {})",

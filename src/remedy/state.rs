@@ -16,7 +16,6 @@
 //! not writable by group or others. Anything else is refused before
 //! anything is changed.
 
-use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -264,15 +263,12 @@ fn read_trusted(path: &Path) -> anyhow::Result<String> {
     if let Some(what) = untrusted(&meta) {
         return Err(refuse(&what));
     }
-    let limit = crate::input::MAX_DATA_BYTES;
-    let mut bytes = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| anyhow::anyhow!("reading rollback file {}: {e}", path.display()))?;
-    if bytes.len() as u64 > limit {
-        return Err(refuse(&format!("is larger than {limit} bytes")));
-    }
-    String::from_utf8(bytes).map_err(|_| refuse("is not UTF-8 text"))
+    crate::input::read_at_most(file, crate::input::MAX_DATA_BYTES).map_err(|e| {
+        anyhow::anyhow!(
+            "reading rollback file {}: {e}; nothing was changed",
+            path.display()
+        )
+    })
 }
 
 /// Mark a rollback file as no longer in effect (`.done`, `.aborted`).
