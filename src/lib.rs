@@ -5,9 +5,11 @@
 //! (fixes, profiles, apply). `packet` confirms findings with real or
 //! reproduced resets. Nothing in `rules` or `report` touches /proc; nothing
 //! in `host` knows about rules.
+//!
+//! The command layer (flags, dispatch, exit codes) belongs to the binary
+//! (src/main.rs, src/cli.rs, src/commands/), not to this library: no module
+//! here can import it. docs/architecture.md lists what each layer may use.
 
-pub mod cli;
-pub mod commands;
 pub mod host;
 pub mod input;
 pub mod output;

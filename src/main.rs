@@ -7,8 +7,15 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use rstaudit::cli::Cli;
-use rstaudit::commands;
+
+mod cli;
+mod commands;
+
+// The library's layers, named at the root of the binary so the command layer reaches them
+// as `crate::rules`, `crate::host`, ...; the library cannot reach back into the commands.
+use rstaudit::{host, output, packet, remedy, report, rules};
+
+use cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

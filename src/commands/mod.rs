@@ -15,6 +15,7 @@ use crate::host::{CollectOptions, Source};
 pub mod apply;
 pub mod audit;
 pub mod fix;
+pub mod lab;
 pub mod packet_check;
 pub mod profiles;
 pub mod rollback;

@@ -19,7 +19,7 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
     // A broken rule directory stops here, with every problem named, not as a note at the end.
     crate::rules::load::load(args.rules.as_deref())?;
     if args.lab {
-        return crate::packet::lab::run(args);
+        return super::lab::run(args);
     }
     let opts = LiveOptions {
         netns: args.netns.clone(),

@@ -5,7 +5,7 @@
 //! applies a set of sysctl targets (through [`transaction::SysctlIo`]);
 //! `state` keeps rollback files; `persist` writes and reads sysctl.d files;
 //! `render` turns diffs and fixes into tables, sysctl.d, shell and Ansible.
-//! Commands in `crate::commands` glue these to the command line.
+//! The binary's command layer glues these to the command line.
 
 pub mod faults;
 pub mod persist;

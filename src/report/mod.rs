@@ -14,6 +14,7 @@ use crate::rules::{AuditOutcome, Finding, Severity, Skipped};
 
 pub mod html;
 pub mod junit;
+pub mod lab;
 pub mod packet_check;
 pub mod prometheus;
 pub mod table;

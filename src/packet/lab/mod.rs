@@ -9,13 +9,11 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::cli::{PacketCheckArgs, PacketFormat};
 use crate::host::sysctl::{self, Scope, SysctlError, SysctlKey};
 
 pub mod evidence;
@@ -145,45 +143,37 @@ fn start_trace(
 }
 
 /// One scenario to run, and for which findings.
-struct Job {
-    scenario: &'static Scenario,
-    rules: Vec<String>,
-    fix_sysctls: Vec<(String, String)>,
+pub struct Job {
+    pub scenario: &'static Scenario,
+    /// The rules (findings) it runs for; empty for `--all` or a scenario named directly.
+    pub rules: Vec<String>,
+    /// The fix to apply inside the lab for the second run, as the audit gives it.
+    pub fix_sysctls: Vec<(String, String)>,
 }
 
-/// `rstaudit packet-check --lab`.
-pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
-    if !matches!(args.format, PacketFormat::Table | PacketFormat::Json) {
-        anyhow::bail!("--lab writes --format table or json");
-    }
-    let with = parse_with(&args.with)?;
-    let params = parse_params(&args.set)?;
-    let jobs = select(&args, &params, &with)?;
-    check_with_is_used(&with, &jobs)?;
-    if !jobs.is_empty() {
-        crate::packet::live::check_lab_privileges()?;
-    }
-    // SIGINT/SIGTERM set a flag: the scenarios stop waiting, their namespaces go with their
-    // threads, and the ftrace instance is removed before the process exits.
+/// Run the jobs one after another and report on each. The private ftrace instance (for the
+/// kernel's reasons) lives for the whole run; SIGINT/SIGTERM stop the scenarios, their
+/// namespaces go with their threads, and the instance is removed before this returns an error.
+pub fn run_jobs(
+    jobs: &[Job],
+    with: &[(String, String)],
+    params: &BTreeMap<String, f64>,
+    tracefs: Option<&Path>,
+) -> anyhow::Result<LabReport> {
     evidence::set_interrupt_flag(crate::packet::ftrace::install_signal_flag()?);
     let mut notes = Vec::new();
-    if jobs.is_empty() {
-        notes.push(
-            "no finding of today's audit has a lab scenario (run `rstaudit audit`; `--all` runs every scenario)".into(),
-        );
-    }
     let trace = if jobs.is_empty() {
         None
     } else {
-        start_trace(args.tracefs.as_deref(), &mut notes)
+        start_trace(tracefs, &mut notes)
     };
     let started = Instant::now();
     let mut reports = Vec::new();
-    for job in &jobs {
+    for job in jobs {
         if evidence::interrupted() {
             break;
         }
-        reports.push(run_job(job, &with, &params));
+        reports.push(run_job(job, with, params));
     }
     if let Some(trace) = trace {
         evidence::set_tracing(false);
@@ -194,234 +184,16 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
     if evidence::interrupted() {
         anyhow::bail!("interrupted; the lab's namespaces and trace instance are gone");
     }
-    let report = LabReport {
+    Ok(LabReport {
         schema: SCHEMA_VERSION,
         kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|e| format!("unknown ({e})")),
-        with: with.into_iter().collect(),
+        with: with.iter().cloned().collect(),
         scenarios: reports,
         notes,
         seconds: started.elapsed().as_secs_f64(),
-    };
-    let bytes = match args.format {
-        PacketFormat::Json => {
-            let mut b = serde_json::to_vec_pretty(&report).context("rendering JSON")?;
-            b.push(b'\n');
-            b
-        }
-        _ => render_table(&report).into_bytes(),
-    };
-    crate::commands::write_output(args.output.as_deref(), &bytes)?;
-    Ok(exit_code(&report))
-}
-
-/// 2 when a scenario could not run, 1 when a fix did not help, else 0.
-pub fn exit_code(report: &LabReport) -> ExitCode {
-    let has = |v: Verdict| report.scenarios.iter().any(|s| s.verdict == v);
-    if has(Verdict::Error) {
-        ExitCode::from(2)
-    } else if has(Verdict::ReproducedButFixDidNotHelp) {
-        ExitCode::from(crate::commands::EXIT_FINDINGS)
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-fn parse_with(items: &[String]) -> anyhow::Result<Vec<(String, String)>> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for (k, v) in crate::commands::parse_assignments(items, "--with")? {
-        let key =
-            SysctlKey::parse(&k, Scope::NetOnly).with_context(|| format!("--with {k}={v}"))?;
-        let current = sysctl::read(Path::new("/"), &key).ok();
-        let value = sysctl::validate_value(&key, &v, current.as_deref())
-            .with_context(|| format!("--with {k}={v}"))?;
-        out.retain(|(existing, _)| existing != key.as_str());
-        out.push((key.to_string(), value));
-    }
-    Ok(out)
-}
-
-fn parse_params(items: &[String]) -> anyhow::Result<BTreeMap<String, f64>> {
-    crate::commands::parse_assignments(items, "--set")?
-        .into_iter()
-        .map(|(k, v)| {
-            let n = v
-                .parse::<f64>()
-                .ok()
-                .filter(|n| n.is_finite() && *n > 0.0)
-                .with_context(|| {
-                    format!("--set {k}={v}: the lab's parameters are positive numbers of seconds")
-                })?;
-            Ok((k, n))
-        })
-        .collect()
-}
-
-fn check_with_is_used(with: &[(String, String)], jobs: &[Job]) -> anyhow::Result<()> {
-    for (key, _) in with {
-        let used = jobs.iter().any(|j| j.scenario.keys.contains(&key.as_str()));
-        if !used {
-            let mut keys: Vec<&str> = jobs
-                .iter()
-                .flat_map(|j| j.scenario.keys.iter().copied())
-                .collect();
-            keys.sort_unstable();
-            keys.dedup();
-            anyhow::bail!(
-                "--with {key}: no selected scenario uses this key (they use: {})",
-                if keys.is_empty() {
-                    "none".to_string()
-                } else {
-                    keys.join(", ")
-                }
-            );
-        }
-    }
-    Ok(())
-}
-
-fn scenario_names() -> String {
-    scenarios::CATALOGUE
-        .iter()
-        .map(|s| s.name)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Parameters only the lab knows (the rules would refuse them).
-const LAB_PARAMS: &[&str] = &["outage"];
-
-fn select(
-    args: &PacketCheckArgs,
-    params: &BTreeMap<String, f64>,
-    with: &[(String, String)],
-) -> anyhow::Result<Vec<Job>> {
-    let job = |scenario: &'static Scenario| Job {
-        scenario,
-        rules: Vec::new(),
-        fix_sysctls: Vec::new(),
-    };
-    if args.all {
-        return Ok(scenarios::CATALOGUE.iter().map(job).collect());
-    }
-    if args.rule.is_empty() {
-        return audit_jobs(args.rules.as_deref(), &[], params, with, true);
-    }
-    let mut jobs: Vec<Job> = Vec::new();
-    let mut rule_ids = Vec::new();
-    for id in &args.rule {
-        if let Some(scenario) = scenarios::find(id) {
-            if !jobs.iter().any(|j| j.scenario.name == scenario.name) {
-                jobs.push(job(scenario));
-            }
-            continue;
-        }
-        let set = crate::rules::load::load(args.rules.as_deref()).context("loading the rules")?;
-        let Some(rule) = set.get(id) else {
-            anyhow::bail!(
-                "--rule {id}: no such lab scenario or rule (scenarios: {}; rules: `rstaudit rules list`)",
-                scenario_names()
-            );
-        };
-        let Some(lab) = rule.lab.as_deref() else {
-            anyhow::bail!("--rule {id}: this rule has no lab scenario");
-        };
-        let Some(scenario) = scenarios::find(lab) else {
-            anyhow::bail!(
-                "--rule {id}: its lab scenario {lab:?} is not in the catalogue ({})",
-                scenario_names()
-            );
-        };
-        rule_ids.push(id.clone());
-        if !jobs.iter().any(|j| j.scenario.name == scenario.name) {
-            jobs.push(Job {
-                scenario,
-                rules: vec![id.clone()],
-                fix_sysctls: Vec::new(),
-            });
-        } else if let Some(j) = jobs.iter_mut().find(|j| j.scenario.name == scenario.name) {
-            j.rules.push(id.clone());
-        }
-    }
-    if !rule_ids.is_empty() {
-        // The fix of a named rule, as the audit of this host (with the --with values) gives it.
-        for found in audit_jobs(args.rules.as_deref(), &rule_ids, params, with, false)? {
-            if let Some(j) = jobs
-                .iter_mut()
-                .find(|j| j.scenario.name == found.scenario.name)
-            {
-                j.fix_sysctls = found.fix_sysctls;
-            }
-        }
-    }
-    Ok(jobs)
-}
-
-/// Audit this host, with the `--with` values in place of the host's (what if it had them?),
-/// and turn the findings that have a lab scenario into jobs carrying the finding's fix.
-fn audit_jobs(
-    rules: Option<&std::path::Path>,
-    only: &[String],
-    params: &BTreeMap<String, f64>,
-    with: &[(String, String)],
-    sockets: bool,
-) -> anyhow::Result<Vec<Job>> {
-    let context = "auditing this host to find today's findings (or give --all or --rule NAME)";
-    let opts = crate::host::CollectOptions {
-        source: crate::host::Source::Live,
-        netns: None,
-        interval: None,
-        owners: sockets,
-        options: sockets,
-    };
-    let selection = crate::rules::Selection {
-        extra_dir: rules.map(std::path::Path::to_path_buf),
-        only: only.to_vec(),
-        params: params
-            .iter()
-            .filter(|(k, _)| !LAB_PARAMS.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.to_string()))
-            .collect(),
-        ..Default::default()
-    };
-    let mut snapshots = crate::host::collect(&opts).context(context)?;
-    let mut jobs: Vec<Job> = Vec::new();
-    for snapshot in &mut snapshots {
-        for (k, v) in with {
-            snapshot.sysctls.insert(k.clone(), v.clone());
-        }
-        let outcome = crate::rules::run(&selection, snapshot).context(context)?;
-        for finding in outcome.findings {
-            let Some(scenario) = finding.lab.as_deref().and_then(scenarios::find) else {
-                continue;
-            };
-            let fix: Vec<(String, String)> = finding
-                .fix
-                .sysctls
-                .iter()
-                .map(|f| (f.key.clone(), f.value.clone()))
-                .collect();
-            match jobs.iter_mut().find(|j| j.scenario.name == scenario.name) {
-                Some(j) => {
-                    if !j.rules.contains(&finding.rule) {
-                        j.rules.push(finding.rule.clone());
-                    }
-                    for f in fix {
-                        if !j.fix_sysctls.iter().any(|(k, _)| *k == f.0) {
-                            j.fix_sysctls.push(f);
-                        }
-                    }
-                }
-                None => jobs.push(Job {
-                    scenario,
-                    rules: vec![finding.rule.clone()],
-                    fix_sysctls: fix,
-                }),
-            }
-        }
-    }
-    Ok(jobs)
+    })
 }
 
 fn run_job(job: &Job, with: &[(String, String)], params: &BTreeMap<String, f64>) -> ScenarioReport {
@@ -544,133 +316,6 @@ fn host_values(
     Ok(out)
 }
 
-/// The table: one row per scenario, then details.
-pub fn render_table(report: &LabReport) -> String {
-    use tabled::builder::Builder;
-    use tabled::settings::Style;
-    let mut b = Builder::default();
-    b.push_record(["SCENARIO", "VERDICT", "RESETS host -> fix", "FIX"]);
-    for s in &report.scenarios {
-        let resets = match (&s.host_run, &s.fix_run) {
-            (Some(h), Some(f)) => format!("{} -> {}", h.resets, f.resets),
-            _ => "-".to_string(),
-        };
-        b.push_record([
-            s.scenario.clone(),
-            s.verdict.as_str().to_string(),
-            resets,
-            s.fix.clone().unwrap_or_else(|| "-".into()),
-        ]);
-    }
-    let mut out = b.build().with(Style::sharp()).to_string();
-    out.push('\n');
-    for s in &report.scenarios {
-        out.push_str(&format!(
-            "\n{} ({}): {}\n",
-            s.scenario,
-            s.title,
-            s.verdict.as_str()
-        ));
-        if !s.rules.is_empty() {
-            out.push_str(&format!("  findings: {}\n", s.rules.join(", ")));
-        }
-        out.push_str(&format!("  {}\n", s.summary));
-        if let Some(r) = &s.expected_reason {
-            out.push_str(&format!("  expected reason: {r}\n"));
-        }
-        if let Some(scale) = &s.scale {
-            out.push_str(&format!(
-                "  time scaled by {:.0} (real seconds per lab second): {}\n",
-                scale.factor,
-                scale.durations.join("; ")
-            ));
-        }
-        for (label, run) in [("host values", &s.host_run), ("with the fix", &s.fix_run)] {
-            let Some(run) = run else { continue };
-            out.push_str(&format!("  {label}: {} reset(s)", run.resets));
-            let settings: Vec<String> = run
-                .settings
-                .iter()
-                .map(|st| match &st.lab_value {
-                    Some(lab) => format!("{}={} (lab {lab})", st.key, st.value),
-                    None => format!("{}={}", st.key, st.value),
-                })
-                .collect();
-            if !settings.is_empty() {
-                out.push_str(&format!(" [{}]", settings.join(", ")));
-            }
-            out.push('\n');
-            if let Some(change) = &run.change {
-                out.push_str(&format!("    change: {change}\n"));
-            }
-            if !run.reasons.is_empty() {
-                let r: Vec<String> = run
-                    .reasons
-                    .iter()
-                    .map(|(k, v)| format!("{k} x{v}"))
-                    .collect();
-                out.push_str(&format!("    reasons: {}\n", r.join(", ")));
-            }
-            if let Some(c) = run.captured_resets {
-                out.push_str(&format!(
-                    "    captured: {c}, counted by the kernel: {}\n",
-                    run.counted_resets
-                ));
-            }
-            for n in &run.notes {
-                out.push_str(&format!("    note: {n}\n"));
-            }
-            if !run.counters.is_empty() {
-                let c: Vec<String> = run
-                    .counters
-                    .iter()
-                    .map(|(k, v)| format!("{k} +{v}"))
-                    .collect();
-                out.push_str(&format!("    counters: {}\n", c.join(", ")));
-            }
-            for line in &run.app {
-                out.push_str(&format!("    {line}\n"));
-            }
-        }
-        for n in &s.notes {
-            out.push_str(&format!("  note: {n}\n"));
-        }
-    }
-    let loud: Vec<&str> = report
-        .scenarios
-        .iter()
-        .filter(|s| s.verdict == Verdict::ReproducedButFixDidNotHelp)
-        .map(|s| s.scenario.as_str())
-        .collect();
-    if !loud.is_empty() {
-        out.push_str(&format!(
-            "\nWARNING: the recommended fix did not remove the resets in: {}. The rule's fix is wrong or incomplete.\n",
-            loud.join(", ")
-        ));
-    }
-    if !report.with.is_empty() {
-        let w: Vec<String> = report
-            .with
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        out.push_str(&format!(
-            "\nvalues replaced inside the lab (--with): {}\n",
-            w.join(", ")
-        ));
-    }
-    for n in &report.notes {
-        out.push_str(&format!("note: {n}\n"));
-    }
-    out.push_str(&format!(
-        "\n{} scenario(s) in {:.1} s on kernel {}\n",
-        report.scenarios.len(),
-        report.seconds,
-        report.kernel
-    ));
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -725,36 +370,5 @@ mod tests {
                 "\"error\""
             ]
         );
-    }
-
-    #[test]
-    fn a_fix_that_does_not_help_exits_1_and_is_loud() {
-        let report = LabReport {
-            schema: SCHEMA_VERSION,
-            kernel: "6.18".into(),
-            with: BTreeMap::new(),
-            notes: vec![],
-            seconds: 1.0,
-            scenarios: vec![ScenarioReport {
-                scenario: "accept-overflow".into(),
-                title: "t".into(),
-                rules: vec!["abort-on-overflow".into()],
-                verdict: Verdict::ReproducedButFixDidNotHelp,
-                summary: "s".into(),
-                expected_reason: None,
-                fix: Some("net.ipv4.tcp_abort_on_overflow=1".into()),
-                scale: None,
-                host_run: Some(RunReport::default()),
-                fix_run: Some(RunReport::default()),
-                notes: vec![],
-                seconds: 1.0,
-            }],
-        };
-        assert_eq!(exit_code(&report), ExitCode::from(1));
-        let table = render_table(&report);
-        assert!(table.contains("REPRODUCED BUT THE FIX DID NOT HELP"));
-        assert!(table.contains(
-            "WARNING: the recommended fix did not remove the resets in: accept-overflow"
-        ));
     }
 }
