@@ -7,14 +7,26 @@ use std::path::Path;
 fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
     println!("cargo:rerun-if-changed={}", dir.display());
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-                .collect()
+    // An unreadable rules/ (or entry) fails the build: a binary with no rules would audit nothing.
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+        panic!(
+            "reading {}: {e}: the rule library is embedded",
+            dir.display()
+        )
+    });
+    let mut files: Vec<_> = entries
+        .map(|entry| {
+            entry
+                .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+                .path()
         })
-        .unwrap_or_default();
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    assert!(
+        !files.is_empty(),
+        "{} holds no rule (*.yaml): the rule library is embedded",
+        dir.display()
+    );
     files.sort();
     let mut out = String::from("&[\n");
     for path in &files {

@@ -255,8 +255,8 @@ fn audit_jobs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packet::lab::RunReport;
     use crate::packet::lab::ScenarioReport;
-    use crate::packet::lab::scenarios::RunReport;
 
     #[test]
     fn a_fix_that_does_not_help_exits_1_and_is_loud() {

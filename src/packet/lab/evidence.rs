@@ -16,7 +16,7 @@ use crate::packet::capture::{Capture, CaptureOptions, PacketDir, parse_rst};
 use crate::packet::ftrace::{SendReset, TraceEvent};
 
 use super::netns::LabNs;
-use super::scenarios::RunReport;
+use super::report::RunReport;
 
 static INTERRUPTED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 

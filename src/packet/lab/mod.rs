@@ -12,97 +12,22 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
-use serde::Serialize;
 
 use crate::host::sysctl::{self, Scope, SysctlError, SysctlKey};
 
 pub mod evidence;
 pub mod netns;
 pub mod nft;
+pub mod report;
 pub mod rtnl;
 pub mod scale;
 pub mod scenarios;
 pub mod sock;
 
-use scenarios::{Ctx, Outcome, RunReport, ScaleReport, Scenario};
-
-/// The version of the lab JSON report.
-pub const SCHEMA_VERSION: u32 = 1;
-
-/// The verdict for one scenario.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    /// Resets with the host's values, none with the fix.
-    Confirmed,
-    /// Resets with the host's values and still with the fix: the rule's fix is wrong.
-    ReproducedButFixDidNotHelp,
-    /// No resets with the host's values: the host is safe here.
-    NotReproduced,
-    /// The kernel cannot show this (a removed key).
-    NotReproducibleOnThisKernel,
-    /// The scenario could not run.
-    Error,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Confirmed => "confirmed",
-            Self::ReproducedButFixDidNotHelp => "REPRODUCED BUT THE FIX DID NOT HELP",
-            Self::NotReproduced => "not reproduced",
-            Self::NotReproducibleOnThisKernel => "not reproducible on this kernel",
-            Self::Error => "error",
-        }
-    }
-
-    fn from_resets(host: u64, fix: u64) -> Self {
-        match (host, fix) {
-            (0, _) => Self::NotReproduced,
-            (_, 0) => Self::Confirmed,
-            _ => Self::ReproducedButFixDidNotHelp,
-        }
-    }
-}
-
-/// The result of one scenario.
-#[derive(Debug, Clone, Serialize)]
-pub struct ScenarioReport {
-    pub scenario: String,
-    pub title: String,
-    /// The rules (findings) this scenario ran for; empty with `--all` or a scenario name.
-    pub rules: Vec<String>,
-    pub verdict: Verdict,
-    /// One line: why this verdict.
-    pub summary: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expected_reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scale: Option<ScaleReport>,
-    /// The run with the host's values (and `--with` overrides).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub host_run: Option<RunReport>,
-    /// The run with the fix.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix_run: Option<RunReport>,
-    pub notes: Vec<String>,
-    pub seconds: f64,
-}
-
-/// The whole lab report.
-#[derive(Debug, Clone, Serialize)]
-pub struct LabReport {
-    pub schema: u32,
-    pub kernel: String,
-    /// `--with` overrides in force.
-    pub with: BTreeMap<String, String>,
-    pub scenarios: Vec<ScenarioReport>,
-    /// What the whole lab could not do (no reasons on this kernel, ...).
-    pub notes: Vec<String>,
-    pub seconds: f64,
-}
+pub use report::{
+    LabReport, LabSetting, RunReport, SCHEMA_VERSION, ScaleReport, ScenarioReport, Verdict,
+};
+use scenarios::{Ctx, Outcome, Scenario};
 
 /// Start the packet check's private ftrace instance to learn the kernel's reason for each
 /// reset; on kernels (or hosts) without it, say so and go on with capture and counters.

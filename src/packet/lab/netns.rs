@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::BufRead;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
@@ -116,63 +115,7 @@ pub fn read_counters() -> anyhow::Result<BTreeMap<String, u64>> {
         "/proc/thread-self/net/netstat",
     ] {
         let f = File::open(file).with_context(|| format!("reading {file}"))?;
-        parse_mib(std::io::BufReader::new(f), &mut out)
-            .with_context(|| format!("reading {file}"))?;
+        crate::host::counters::parse_pairs(std::io::BufReader::new(f), file, &mut out)?;
     }
     Ok(out)
-}
-
-/// Parse the paired `Group: names` / `Group: values` lines of /proc/net/snmp and /proc/net/netstat.
-pub fn parse_mib(input: impl BufRead, out: &mut BTreeMap<String, u64>) -> anyhow::Result<()> {
-    let mut lines = input.lines();
-    while let Some(header) = lines.next() {
-        let header = header?;
-        let Some(values) = lines.next() else {
-            anyhow::bail!("a header line without its values line: {header:?}");
-        };
-        let values = values?;
-        let (group, names) = header
-            .split_once(':')
-            .with_context(|| format!("no `Group:` prefix in {header:?}"))?;
-        let (group2, nums) = values
-            .split_once(':')
-            .with_context(|| format!("no `Group:` prefix in {values:?}"))?;
-        if group != group2 {
-            anyhow::bail!("header {group:?} is followed by values of {group2:?}");
-        }
-        for (name, num) in names.split_whitespace().zip(nums.split_whitespace()) {
-            // Tcp.MaxConn is -1; only non-negative counters matter here.
-            if let Ok(v) = num.parse::<u64>() {
-                out.insert(format!("{group}.{name}"), v);
-            }
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_snmp_pairs() {
-        // Captured from /proc/net/snmp on 6.18 (shortened).
-        let text = "Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails EstabResets CurrEstab InSegs OutSegs RetransSegs InErrs OutRsts InCsumErrors\n\
-Tcp: 1 200 120000 -1 5 3 1 2 0 40 41 0 0 4 0\n\
-Udp: InDatagrams NoPorts\n\
-Udp: 0 0\n";
-        let mut out = BTreeMap::new();
-        parse_mib(text.as_bytes(), &mut out).unwrap();
-        assert_eq!(out["Tcp.OutRsts"], 4);
-        assert_eq!(out["Tcp.EstabResets"], 2);
-        assert!(!out.contains_key("Tcp.MaxConn"));
-        assert_eq!(out["Udp.NoPorts"], 0);
-    }
-
-    #[test]
-    fn refuses_mismatched_groups() {
-        let mut out = BTreeMap::new();
-        assert!(parse_mib("Tcp: A\nUdp: 1\n".as_bytes(), &mut out).is_err());
-        assert!(parse_mib("Tcp: A\n".as_bytes(), &mut out).is_err());
-    }
 }

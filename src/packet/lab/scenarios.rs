@@ -13,10 +13,10 @@ use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use serde::Serialize;
 
 use super::evidence::{Measured, Meter, nap};
 use super::netns::LabNs;
+use super::report::{LabSetting, RunReport, ScaleReport};
 use super::scale::{self, Scale};
 use super::{nft, rtnl, sock};
 
@@ -89,59 +89,6 @@ impl Ctx {
             .cloned()
             .collect()
     }
-}
-
-/// A sysctl as set inside the lab.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LabSetting {
-    pub key: String,
-    /// The value being reproduced (host, `--with` or fix), real scale.
-    pub value: String,
-    /// What was written in the lab when it differs (scaled durations).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lab_value: Option<String>,
-}
-
-/// One run of a scenario.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RunReport {
-    /// Sysctls set inside the lab for this run.
-    pub settings: Vec<LabSetting>,
-    /// The application change made for this run, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub change: Option<String>,
-    /// Resets sent inside the lab: captured (every lab namespace's sent resets) when the
-    /// capture works, else [`RunReport::counted_resets`].
-    pub resets: u64,
-    /// Resets by the namespaces' counters (Tcp.OutRsts) plus a middlebox's rejects.
-    pub counted_resets: u64,
-    /// Resets captured, when the capture works.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub captured_resets: Option<u64>,
-    /// The captured resets, `role: src -> dst`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub segments: Vec<String>,
-    /// The kernel's reasons (tcp:tcp_send_reset), where the kernel reports them.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub reasons: BTreeMap<String, u64>,
-    /// What could not be measured, and why.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
-    /// Counters that moved, by namespace role (`client Tcp.EstabResets`).
-    pub counters: BTreeMap<String, u64>,
-    /// What the application saw, step by step.
-    pub app: Vec<String>,
-}
-
-/// How a scenario's durations were scaled.
-#[derive(Debug, Clone, Serialize)]
-pub struct ScaleReport {
-    /// Real seconds per lab second.
-    pub factor: f64,
-    /// The scaled durations, e.g. `idle timeout 300 s -> 3 s`.
-    pub durations: Vec<String>,
-    /// False when rounding to whole seconds could not keep the real-scale outcome.
-    pub outcome_preserved: bool,
 }
 
 /// What a scenario produced when it ran.
