@@ -159,8 +159,9 @@ pub fn create(path: &Path) -> io::Result<File> {
 }
 
 /// Create a new temporary file beside `path` for an atomic replace: a name no one else holds
-/// (O_EXCL, never through a link), retried on a clash. Returns the file and its path.
-pub fn create_temp_beside(path: &Path) -> io::Result<(File, PathBuf)> {
+/// (O_EXCL, never through a link), retried on a clash; `.NAME.rstaudit-tmp.PID.N`, which
+/// `sysctl --system` ignores (it does not end in `.conf`). Returns the file and its path.
+fn create_temp_beside(path: &Path, mode: u32) -> io::Result<(File, PathBuf)> {
     check_shared_dir(path)?;
     let name = path.file_name().ok_or_else(|| {
         io::Error::new(
@@ -175,14 +176,14 @@ pub fn create_temp_beside(path: &Path) -> io::Result<(File, PathBuf)> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let tmp = dir.join(format!(
-            ".{}.tmp.{pid}.{:x}",
+            ".{}.rstaudit-tmp.{pid}.{:x}",
             name.to_string_lossy(),
             nanos ^ attempt.wrapping_mul(0x9e37_79b9)
         ));
         match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o644)
+            .mode(mode)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)
         {
@@ -195,6 +196,34 @@ pub fn create_temp_beside(path: &Path) -> io::Result<(File, PathBuf)> {
         io::ErrorKind::AlreadyExists,
         format!("no free temporary name beside {}", path.display()),
     ))
+}
+
+/// Replace `path` with what `write` puts in a new file: the file is made beside `path`
+/// (created with `mode`, see [`create_temp_beside`]), written, fsynced and renamed over
+/// `path`, then the directory is fsynced, so a crash leaves the old file or the new one,
+/// never half of one. On any error the temporary file is removed and `path` is as it was.
+/// The one atomic writer of the project: reports (`-o`), rollback files, sysctl.d files.
+pub fn replace(
+    path: &Path,
+    mode: u32,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
+    let (mut file, tmp) = create_temp_beside(path, mode)?;
+    let result = (|| {
+        write(&mut file)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)?;
+        if let Ok(dir) = File::open(parent_of(path)) {
+            // The rename is durable once the directory is; a failure here loses nothing written.
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 #[cfg(test)]
@@ -228,7 +257,7 @@ mod tests {
             let err = create(p).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
             assert!(err.to_string().contains("of uid 65534"), "{err}");
-            assert!(create_temp_beside(p).is_err());
+            assert!(create_temp_beside(p, 0o644).is_err());
         }
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
         std::fs::write(&planted, "theirs").unwrap();
@@ -255,7 +284,7 @@ mod tests {
                 .contains("dirlink is a symbolic link of uid 65534"),
             "{err}"
         );
-        assert!(create_temp_beside(&dirlink.join("out.json")).is_err());
+        assert!(create_temp_beside(&dirlink.join("out.json"), 0o644).is_err());
         assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
         // Our own file there is truncated and written; a link elsewhere is followed.
         let old = dir.path().join("old.json");
@@ -264,7 +293,7 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&old).unwrap(), "");
         let mine = dir.path().join("mine.json");
         drop(create(&mine).unwrap());
-        let (f, tmp) = create_temp_beside(&mine).unwrap();
+        let (f, tmp) = create_temp_beside(&mine, 0o644).unwrap();
         drop(f);
         assert!(tmp.starts_with(dir.path()));
         let private = tempfile::tempdir().unwrap();
@@ -279,8 +308,8 @@ mod tests {
     fn temporary_names_never_reuse_an_existing_path() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("report.json");
-        let (_a, first) = create_temp_beside(&out).unwrap();
-        let (_b, second) = create_temp_beside(&out).unwrap();
+        let (_a, first) = create_temp_beside(&out, 0o644).unwrap();
+        let (_b, second) = create_temp_beside(&out, 0o644).unwrap();
         assert_ne!(first, second);
     }
 }

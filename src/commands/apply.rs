@@ -90,7 +90,10 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         if !plan.problems.is_empty() || args.dry_run {
             return Ok(outcome);
         }
-        let persist_path = persist_path.as_deref().map(persist::absolute).transpose()?;
+        let persist_path = persist_path
+            .as_deref()
+            .map(|p| persist::absolute(p).with_context(|| format!("--persist {}", p.display())))
+            .transpose()?;
         let persist = persist_path.map(|path| PersistRequest {
             path,
             text: Some(persist::render(

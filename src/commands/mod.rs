@@ -62,21 +62,12 @@ pub fn write_output_with(
             write(&mut out).context("writing to standard output")?;
             out.flush().context("writing to standard output")?;
         }
-        Some(path) => {
-            let (file, tmp) = crate::output::create_temp_beside(path)
-                .with_context(|| format!("writing {}", path.display()))?;
-            let result = (|| -> std::io::Result<()> {
-                let mut f = std::io::BufWriter::with_capacity(1 << 16, file);
-                write(&mut f)?;
-                let f = f.into_inner().map_err(|e| e.into_error())?;
-                f.sync_all()?;
-                std::fs::rename(&tmp, path)
-            })();
-            if let Err(e) = result {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e).with_context(|| format!("writing {}", path.display()));
-            }
-        }
+        Some(path) => crate::output::replace(path, 0o644, |file| {
+            let mut f = std::io::BufWriter::with_capacity(1 << 16, file);
+            write(&mut f)?;
+            f.flush()
+        })
+        .with_context(|| format!("writing {}", path.display()))?,
     }
     Ok(())
 }

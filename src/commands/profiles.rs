@@ -12,7 +12,7 @@ pub fn run(args: ProfilesArgs) -> anyhow::Result<ExitCode> {
     match args.action {
         ProfilesAction::List => {
             let mut out = String::new();
-            for (name, description, extends) in profiles::list() {
+            for (name, description, extends) in profiles::list()? {
                 // The part before the first colon is the profile's one-line summary.
                 let first = description.split(": ").next().unwrap_or(&description);
                 let first = first.trim_end_matches('.');

@@ -48,10 +48,14 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             }
             vec![p.clone()]
         }
-        None => persist::system_files(
-            &SYSTEM_DIRS.iter().map(Into::into).collect::<Vec<_>>(),
-            Some(SYSTEM_CONF.as_ref()),
-        ),
+        None => {
+            let (files, dir_notes) = persist::system_files(
+                &SYSTEM_DIRS.iter().map(Into::into).collect::<Vec<_>>(),
+                Some(SYSTEM_CONF.as_ref()),
+            );
+            notes.extend(dir_notes);
+            files
+        }
     };
     let (persisted, file_notes) = persist::effective_values(&files);
     notes.extend(file_notes);

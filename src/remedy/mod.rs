@@ -56,10 +56,14 @@ pub fn in_namespace<T: Send>(
 pub fn describe_current(ns: Option<&NetnsRef>) -> anyhow::Result<(NsContext, RecordedNetns)> {
     let inode = netns::current_inode()
         .map_err(|e| anyhow::anyhow!("reading /proc/thread-self/ns/net: {e}"))?;
-    // The initial namespace is the one of PID 1 (of this PID namespace).
-    let initial = std::fs::metadata("/proc/1/ns/net")
-        .map(|m| m.ino() == inode)
-        .unwrap_or(false);
+    // The initial namespace is the one of PID 1 (of this PID namespace). Without the right to
+    // look at PID 1 (not root) it is taken as another one: it is then named by its inode, which
+    // is true either way, and global keys are refused, which is the safe side.
+    let initial = match std::fs::metadata("/proc/1/ns/net") {
+        Ok(m) => m.ino() == inode,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => false,
+        Err(e) => anyhow::bail!("reading /proc/1/ns/net (to tell the initial namespace): {e}"),
+    };
     let name = match ns {
         Some(ns) => ns.name.clone(),
         None if initial => "host".to_string(),

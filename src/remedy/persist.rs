@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::faults::{Fault, Faults};
@@ -58,27 +57,55 @@ pub fn render(source: &str, entries: &[PersistEntry]) -> String {
     out
 }
 
-/// `--persist FILE` as an absolute path: its directory resolved (links, `..`), its name kept.
+/// Why a persist path is refused or could not be read or written. The messages name the path
+/// and say what to do; the command layer adds the flag that named it.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    #[error("{}: does not name a file", path.display())]
+    NotAFile { path: PathBuf },
+    #[error("directory {} does not exist", dir.display())]
+    NoDirectory { dir: PathBuf },
+    #[error("directory {}: {source}", dir.display())]
+    Directory {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    /// The path is not one rstaudit writes to (see [`check_location`]).
+    #[error("{}", why)]
+    Location { why: String },
+    #[error("{}: not a regular file; refusing to replace it", path.display())]
+    NotRegular { path: PathBuf },
+    #[error(
+        "{}: the file exists and was not created by rstaudit (its first line is not {MARKER:?}); \
+         refusing to overwrite it. Choose another file name",
+        path.display()
+    )]
+    NotOurs { path: PathBuf },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A persist file's path made absolute: its directory resolved (links, `..`), its name kept.
 /// This is what the rollback file records, so a rollback writes exactly this path.
-pub fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| anyhow::anyhow!("--persist {}: does not name a file", path.display()))?;
+pub fn absolute(path: &Path) -> Result<PathBuf, PersistError> {
+    let name = path.file_name().ok_or_else(|| PersistError::NotAFile {
+        path: path.to_path_buf(),
+    })?;
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     let dir = std::fs::canonicalize(parent).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => anyhow::anyhow!(
-            "--persist {}: directory {} does not exist",
-            path.display(),
-            parent.display()
-        ),
-        _ => anyhow::anyhow!(
-            "--persist {}: directory {}: {e}",
-            path.display(),
-            parent.display()
-        ),
+        std::io::ErrorKind::NotFound => PersistError::NoDirectory {
+            dir: parent.to_path_buf(),
+        },
+        _ => PersistError::Directory {
+            dir: parent.to_path_buf(),
+            source: e,
+        },
     })?;
     Ok(dir.join(name))
 }
@@ -87,30 +114,38 @@ pub fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 /// it must be absolute, without `..`, and its directory must be owned by the effective uid or
 /// root and not writable by group or others. Apply and rollback write or remove a file there
 /// as root, so a directory anyone can write (`/tmp`, a 0777 directory) is refused.
-pub fn check_location(path: &Path) -> Result<(), String> {
+pub fn check_location(path: &Path) -> Result<(), PersistError> {
     use std::os::unix::fs::MetadataExt;
+    let refuse = |why: String| Err(PersistError::Location { why });
     if !path.is_absolute() {
-        return Err("is not an absolute path".into());
+        return refuse("is not an absolute path".into());
     }
     if path
         .components()
         .any(|c| matches!(c, std::path::Component::ParentDir))
         || path.file_name().is_none()
     {
-        return Err("is not a plain file path (it has `..` or no file name)".into());
+        return refuse("is not a plain file path (it has `..` or no file name)".into());
     }
     let parent = path.parent().unwrap_or(Path::new("/"));
     let meta = match std::fs::metadata(parent) {
         Ok(m) if m.is_dir() => m,
-        Ok(_) => return Err(format!("{} is not a directory", parent.display())),
+        Ok(_) => return refuse(format!("{} is not a directory", parent.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format!("directory {} does not exist", parent.display()));
+            return Err(PersistError::NoDirectory {
+                dir: parent.to_path_buf(),
+            });
         }
-        Err(e) => return Err(format!("directory {}: {e}", parent.display())),
+        Err(e) => {
+            return Err(PersistError::Directory {
+                dir: parent.to_path_buf(),
+                source: e,
+            });
+        }
     };
     let euid = nix::unistd::geteuid().as_raw();
     if meta.uid() != euid && meta.uid() != 0 {
-        return Err(format!(
+        return refuse(format!(
             "directory {} is owned by uid {}, not by root or uid {euid} (the user running \
              rstaudit): someone else could put a file there or replace it",
             parent.display(),
@@ -118,7 +153,7 @@ pub fn check_location(path: &Path) -> Result<(), String> {
         ));
     }
     if meta.mode() & 0o022 != 0 {
-        return Err(format!(
+        return refuse(format!(
             "directory {} is writable by group or others (mode {:04o}): someone else could put \
              a file there or replace it",
             parent.display(),
@@ -131,65 +166,49 @@ pub fn check_location(path: &Path) -> Result<(), String> {
 /// What is at `path` now: `Ok(None)` when nothing, `Ok(Some(text))` when a managed file,
 /// an error when a file rstaudit did not create (or cannot read), or when the path is not
 /// one rstaudit writes to (see [`check_location`]).
-pub fn existing_managed(path: &Path) -> anyhow::Result<Option<String>> {
-    check_location(path).map_err(|e| anyhow::anyhow!("--persist {}: {e}", path.display()))?;
+pub fn existing_managed(path: &Path) -> Result<Option<String>, PersistError> {
+    let io = |source| PersistError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    check_location(path)?;
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => anyhow::bail!("--persist {}: {e}", path.display()),
-        Ok(m) if !m.file_type().is_file() => anyhow::bail!(
-            "--persist {}: not a regular file; refusing to replace it",
-            path.display()
-        ),
+        Err(e) => return Err(io(e)),
+        Ok(m) if !m.file_type().is_file() => {
+            return Err(PersistError::NotRegular {
+                path: path.to_path_buf(),
+            });
+        }
         Ok(_) => {}
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("--persist {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(io)?;
     if !text.starts_with(MARKER) {
-        anyhow::bail!(
-            "--persist {}: the file exists and was not created by rstaudit (its first line is not {MARKER:?}); refusing to overwrite it. Choose another file name",
-            path.display()
-        );
+        return Err(PersistError::NotOurs {
+            path: path.to_path_buf(),
+        });
     }
     Ok(Some(text))
 }
 
-/// Write `text` to `path` atomically: temp file, fsync, rename, fsync the directory.
-pub fn write_atomic(path: &Path, text: &str, mode: u32, faults: &Faults) -> Result<(), String> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| format!("{}: not a file name", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.rstaudit-tmp.{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| -> Result<(), String> {
-        let io = |e: std::io::Error| format!("{}: {e}", tmp.display());
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(io)?;
-        faults.check(Fault::PersistWrite)?;
-        f.write_all(text.as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        drop(f);
-        faults.check(Fault::PersistRename)?;
-        std::fs::rename(&tmp, path).map_err(|e| format!("renaming to {}: {e}", path.display()))?;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+/// Write `text` to `path` atomically ([`crate::output::replace`]: temp file, fsync, rename,
+/// fsync the directory), with the fault-injection points of the persist step.
+pub fn write_atomic(
+    path: &Path,
+    text: &str,
+    mode: u32,
+    faults: &Faults,
+) -> Result<(), PersistError> {
+    let injected = |fault| faults.check(fault).map_err(std::io::Error::other);
+    crate::output::replace(path, mode, |f| {
+        injected(Fault::PersistWrite)?;
+        f.write_all(text.as_bytes())?;
+        injected(Fault::PersistRename)
+    })
+    .map_err(|source| PersistError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// A value found in a sysctl configuration file.
@@ -200,17 +219,28 @@ pub struct PersistedValue {
     pub line: usize,
 }
 
-/// The files `sysctl --system` would read, in the order it applies them.
-pub fn system_files(dirs: &[PathBuf], conf: Option<&Path>) -> Vec<PathBuf> {
+/// The files `sysctl --system` would read, in the order it applies them, and a note for each
+/// directory that exists but could not be read (its files would be missing from the answer).
+pub fn system_files(dirs: &[PathBuf], conf: Option<&Path>) -> (Vec<PathBuf>, Vec<String>) {
     let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut notes = Vec::new();
     for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            continue;
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                notes.push(format!("{}: not read: {e}", dir.display()));
+                continue;
+            }
         };
-        let mut names: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "conf"))
-            .collect();
+        let mut names = Vec::new();
+        for entry in entries {
+            match entry {
+                Ok(e) if e.path().extension().is_some_and(|x| x == "conf") => names.push(e.path()),
+                Ok(_) => {}
+                Err(e) => notes.push(format!("{}: not read whole: {e}", dir.display())),
+            }
+        }
         names.sort();
         for p in names {
             let name = p
@@ -227,7 +257,7 @@ pub fn system_files(dirs: &[PathBuf], conf: Option<&Path>) -> Vec<PathBuf> {
     {
         files.push(conf.to_path_buf());
     }
-    files
+    (files, notes)
 }
 
 /// Parse sysctl.conf syntax (`key = value`, `-key = value`, `#`/`;` comments) into the
@@ -302,7 +332,15 @@ mod tests {
         std::fs::write(usr.join("05-z.conf"), "net.core.somaxconn = 64\n").unwrap();
         let conf = root.path().join("sysctl.conf");
         std::fs::write(&conf, "net.ipv4.tcp_fin_timeout = 40\n").unwrap();
-        let files = system_files(&[etc.clone(), run, usr], Some(&conf));
+        // A directory that is not there is normal; one that cannot be read is a note.
+        let (files, dir_notes) = system_files(
+            &[etc.clone(), root.path().join("absent"), run, usr],
+            Some(&conf),
+        );
+        assert!(dir_notes.is_empty(), "{dir_notes:?}");
+        let (_, dir_notes) = system_files(std::slice::from_ref(&conf), None);
+        assert_eq!(dir_notes.len(), 1, "{dir_notes:?}");
+        assert!(dir_notes[0].contains("not read"), "{dir_notes:?}");
         let names: Vec<_> = files
             .iter()
             .map(|f| f.strip_prefix(root.path()).unwrap().to_path_buf())
@@ -329,16 +367,22 @@ mod tests {
     fn persist_paths_only_in_directories_no_one_else_can_write() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(check_location(&dir.path().join("90-x.conf")), Ok(()));
-        let err = check_location(Path::new("90-x.conf")).unwrap_err();
+        assert!(check_location(&dir.path().join("90-x.conf")).is_ok());
+        let err = check_location(Path::new("90-x.conf"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not an absolute path"), "{err}");
-        let err = check_location(&dir.path().join("a/../90-x.conf")).unwrap_err();
+        let err = check_location(&dir.path().join("a/../90-x.conf"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`..`"), "{err}");
         let open = dir.path().join("open");
         std::fs::create_dir(&open).unwrap();
         for m in [0o777, 0o1777, 0o770, 0o702] {
             std::fs::set_permissions(&open, std::fs::Permissions::from_mode(m)).unwrap();
-            let err = check_location(&open.join("90-x.conf")).unwrap_err();
+            let err = check_location(&open.join("90-x.conf"))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("writable by group or others"), "{m:o}: {err}");
             let err = existing_managed(&open.join("90-x.conf"))
                 .unwrap_err()
@@ -389,8 +433,9 @@ mod tests {
             Some(text.as_str())
         );
         for fault in [Fault::PersistWrite, Fault::PersistRename] {
-            let err =
-                write_atomic(&ours, "changed", 0o644, &Faults::from(vec![fault])).unwrap_err();
+            let err = write_atomic(&ours, "changed", 0o644, &Faults::from(vec![fault]))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("injected"), "{err}");
             assert_eq!(std::fs::read_to_string(&ours).unwrap(), text);
         }

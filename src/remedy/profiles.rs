@@ -702,11 +702,11 @@ fn locate_nth(file: &str, text: &str, needle: &str, mut nth: usize) -> Loc {
     }
 }
 
-/// A one-line summary per built-in profile: `(name, description, extends)`.
-pub fn list() -> Vec<(String, String, Vec<String>)> {
+/// A one-line summary per built-in profile: `(name, description, extends)`. A built-in
+/// profile that does not load is an error naming it, never a profile missing from the list.
+pub fn list() -> Result<Vec<(String, String, Vec<String>)>, ProfileError> {
     builtin_names()
-        .filter_map(|n| load(n).ok())
-        .map(|p| (p.name, p.description, p.extends))
+        .map(|n| load(n).map(|p| (p.name, p.description, p.extends)))
         .collect()
 }
 
@@ -716,6 +716,8 @@ mod tests {
 
     #[test]
     fn every_builtin_profile_loads() {
+        // `list` holds every built-in profile: one that fails to load is an error, not a gap.
+        assert_eq!(list().unwrap().len(), builtin_names().count());
         for name in builtin_names() {
             let p = load(name).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(!p.sysctls.is_empty(), "{name} sets nothing");

@@ -390,7 +390,9 @@ fn execute_inner(io: &dyn SysctlIo, plan: &Plan, opts: &TxOptions) -> Result<App
         && let Some(p) = &opts.persist
     {
         let done = match &p.text {
-            Some(text) => persist::write_atomic(&p.path, text, 0o644, opts.faults),
+            Some(text) => {
+                persist::write_atomic(&p.path, text, 0o644, opts.faults).map_err(|e| e.to_string())
+            }
             None => opts.faults.check(Fault::PersistWrite).and_then(|_| {
                 std::fs::remove_file(&p.path)
                     .map_err(|e| format!("removing {}: {e}", p.path.display()))

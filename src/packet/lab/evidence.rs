@@ -235,13 +235,16 @@ impl<'a> Meter<'a> {
                         break;
                     }
                 }
-                if let Ok(stats) = cap.stats()
-                    && stats.drops > 0
-                {
-                    m.notes.push(format!(
+                match cap.stats() {
+                    Ok(stats) if stats.drops > 0 => m.notes.push(format!(
                         "the {} capture dropped {} frame(s)",
                         ns.role, stats.drops
-                    ));
+                    )),
+                    Ok(_) => {}
+                    Err(e) => m.notes.push(format!(
+                        "the {} capture's drop count could not be read ({e}): frames may have been lost unseen",
+                        ns.role
+                    )),
                 }
             }
             m.captured = Some(captured);
