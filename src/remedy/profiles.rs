@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::ranges;
+use crate::diag::{Code, Diagnostic, Locator, Pos};
 use crate::host::sysctl::{Scope, SysctlError, SysctlKey, normalize, validate_value};
 
 /// The built-in profiles, embedded at build time: `(name, YAML text)`.
@@ -205,29 +206,10 @@ struct Loc {
     column: usize,
 }
 
-/// One problem in a profile file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub file: String,
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.column, self.message
-        )
-    }
-}
-
 /// Every problem found while loading a profile (and the profiles it extends).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ProfileError {
-    pub problems: Vec<Problem>,
+    pub problems: Vec<Diagnostic>,
 }
 
 impl fmt::Display for ProfileError {
@@ -300,23 +282,28 @@ struct Source {
 
 #[derive(Default)]
 struct Loader {
-    problems: Vec<Problem>,
+    problems: Vec<Diagnostic>,
 }
 
 impl Loader {
-    fn problem(&mut self, loc: &Loc, message: impl Into<String>) {
-        self.problems.push(Problem {
+    fn problem(&mut self, code: Code, loc: &Loc, message: impl Into<String>) {
+        self.problems.push(Diagnostic {
+            code,
             file: loc.file.clone(),
             line: loc.line,
-            column: loc.column,
+            col: loc.column,
             message: message.into(),
+            hint: String::new(),
         });
     }
 
     fn source(&mut self, spec: &str, relative_to: Option<&Path>, referrer: &Loc) -> Option<Source> {
         if looks_like_path(spec) {
             let path = match relative_to {
-                Some(dir) if Path::new(spec).is_relative() => dir.join(spec),
+                // Relative to the file that names it; `./a.yaml` beside `./b.yaml` stays `./a.yaml`.
+                Some(dir) if Path::new(spec).is_relative() && dir != Path::new(".") => {
+                    dir.join(spec)
+                }
                 _ => PathBuf::from(spec),
             };
             match crate::input::read_config(&path) {
@@ -339,6 +326,7 @@ impl Loader {
                 }
                 Err(e) => {
                     self.problem(
+                        Code::Unreadable,
                         referrer,
                         format!("cannot read profile file {}: {e}", path.display()),
                     );
@@ -355,7 +343,7 @@ impl Loader {
                 builtin: true,
             })
         } else {
-            self.problem(
+            self.problem(Code::UnknownProfile,
                 referrer,
                 format!(
                     "unknown profile {spec:?}: built-in profiles are {}; give a path (./my.yaml) for a file",
@@ -376,6 +364,7 @@ impl Loader {
         let src = self.source(spec, relative_to, referrer)?;
         if stack.contains(&src.id) {
             self.problem(
+                Code::ExtendsCycle,
                 referrer,
                 format!(
                     "`extends: {spec}` makes a cycle ({} -> {})",
@@ -429,27 +418,17 @@ impl Loader {
         let raw: RawProfile = match serde_yaml::from_str(&src.text) {
             Ok(raw) => raw,
             Err(e) => {
-                let (line, column) = e
-                    .location()
-                    .map(|l| (l.line(), l.column()))
-                    .unwrap_or((1, 1));
-                let message = crate::input::parser_message(&e);
-                self.problem(
-                    &Loc {
-                        file: src.display.clone(),
-                        line,
-                        column,
-                    },
-                    message,
-                );
+                self.problems.push(Diagnostic::from_yaml(&src.display, &e));
                 return None;
             }
         };
-        let at = |needle: &str| locate(&src.display, &src.text, needle);
+        let locator = Locator::new(&src.text);
+        let at = |needle: &str| locate_nth(&src.display, &locator, needle, 0);
         let before = self.problems.len();
 
         if raw.description.trim().is_empty() {
             self.problem(
+                Code::EmptyText,
                 &at("description"),
                 "description is empty: say what the profile is for",
             );
@@ -461,7 +440,11 @@ impl Loader {
         if let Some((e, loc)) = &extends
             && e.is_empty()
         {
-            self.problem(loc, "extends is empty: name a profile or remove the line");
+            self.problem(
+                Code::EmptyText,
+                loc,
+                "extends is empty: name a profile or remove the line",
+            );
         }
 
         let mut allowed = BTreeSet::new();
@@ -470,13 +453,14 @@ impl Loader {
                 Ok(k) => {
                     if !raw.sysctls.0.iter().any(|(k, _)| k.trim() == key.trim()) {
                         self.problem(
+                            Code::BadSysctlKey,
                             &at("allow_outside_net"),
                             format!("allow_outside_net lists {k} but the profile does not set it"),
                         );
                     }
                     allowed.insert(k.as_str().to_string());
                 }
-                Err(e) => self.problem(&at("allow_outside_net"), e.to_string()),
+                Err(e) => self.problem(Code::BadSysctlKey, &at("allow_outside_net"), e.to_string()),
             }
         }
 
@@ -484,7 +468,11 @@ impl Loader {
         for (name, value) in &raw.params.0 {
             let loc = at(name);
             if params.contains_key(name) {
-                self.problem(&loc, format!("parameter {name} is set twice"));
+                self.problem(
+                    Code::SetTwice,
+                    &loc,
+                    format!("parameter {name} is set twice"),
+                );
                 continue;
             }
             let valid_name = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
@@ -493,6 +481,7 @@ impl Loader {
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
             if !valid_name {
                 self.problem(
+                    Code::BadParam,
                     &loc,
                     format!("parameter name {name:?}: use lower_case letters, digits and _"),
                 );
@@ -501,7 +490,7 @@ impl Loader {
                 Ok(v) => {
                     params.insert(name.clone(), v);
                 }
-                Err(why) => self.problem(&loc, format!("parameter {name}: {why}")),
+                Err(why) => self.problem(Code::BadValue, &loc, format!("parameter {name}: {why}")),
             }
         }
 
@@ -509,7 +498,7 @@ impl Loader {
         let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
         for (raw_key, setting) in &raw.sysctls.0 {
             let nth = seen.entry(raw_key.as_str()).or_default();
-            let loc = locate_nth(&src.display, &src.text, raw_key, *nth);
+            let loc = locate_nth(&src.display, &locator, raw_key, *nth);
             *nth += 1;
             let scope = if allowed.contains(raw_key.trim()) {
                 Scope::AnyKey
@@ -519,7 +508,7 @@ impl Loader {
             let key = match SysctlKey::parse(raw_key, scope) {
                 Ok(k) => k,
                 Err(SysctlError::NotNet { key }) => {
-                    self.problem(
+                    self.problem(Code::BadSysctlKey,
                         &loc,
                         format!(
                             "{key} is outside net.*: a profile may set it only if it also lists it under allow_outside_net"
@@ -528,24 +517,30 @@ impl Loader {
                     continue;
                 }
                 Err(e) => {
-                    self.problem(&loc, e.to_string());
+                    self.problem(Code::BadSysctlKey, &loc, e.to_string());
                     continue;
                 }
             };
             if sysctls.contains_key(key.as_str()) {
                 self.problem(
+                    Code::SetTwice,
                     &loc,
                     format!("{key} is set twice in this profile; keep one"),
                 );
                 continue;
             }
             if let Some((_, why)) = FORBIDDEN.iter().find(|(k, _)| *k == key.as_str()) {
-                self.problem(&loc, format!("{key} may not be set: {why}"));
+                self.problem(
+                    Code::BadSysctlKey,
+                    &loc,
+                    format!("{key} may not be set: {why}"),
+                );
                 continue;
             }
             let reason = setting.reason.as_deref().map(str::trim).unwrap_or("");
             if reason.is_empty() {
                 self.problem(
+                    Code::MissingReason,
                     &loc,
                     format!("{key}: `reason:` is missing; say why this value avoids resets"),
                 );
@@ -555,12 +550,12 @@ impl Loader {
                     Ok(v) => match validate_value(&key, &v, None) {
                         Ok(v) => Target::Value(v),
                         Err(e) => {
-                            self.problem(&loc, e.to_string());
+                            self.problem(Code::BadValue, &loc, e.to_string());
                             continue;
                         }
                     },
                     Err(why) => {
-                        self.problem(&loc, format!("{key}: value: {why}"));
+                        self.problem(Code::BadValue, &loc, format!("{key}: value: {why}"));
                         continue;
                     }
                 },
@@ -568,6 +563,7 @@ impl Loader {
                 (None, None, Some(n)) => Target::AtMost(n),
                 _ => {
                     self.problem(
+                        Code::BadTarget,
                         &loc,
                         format!("{key}: give exactly one of `value:`, `at_least:` or `at_most:`"),
                     );
@@ -579,7 +575,7 @@ impl Loader {
                 Target::AtLeast(n) | Target::AtMost(n) => n.to_string(),
             };
             if let Err(why) = ranges::check(key.as_str(), &bound) {
-                self.problem(&loc, format!("{key}: {why}"));
+                self.problem(Code::BadValue, &loc, format!("{key}: {why}"));
                 continue;
             }
             sysctls.insert(
@@ -615,7 +611,7 @@ impl Loader {
                 .get("net.ipv4.tcp_timestamps")
                 .is_some_and(|t| matches!(&t.target, Target::Value(v) if v == "1" || v == "2"));
             if !ts_on {
-                self.problem(
+                self.problem(Code::UnsafeCombination,
                     &reuse.loc,
                     "net.ipv4.tcp_tw_reuse=1 is safe only with timestamps: the profile must also set net.ipv4.tcp_timestamps to 1",
                 );
@@ -631,7 +627,7 @@ impl Loader {
                 Target::AtLeast(_) => None,
             };
             if first_probe.is_none_or(|t| t >= idle) {
-                self.problem(
+                self.problem(Code::UnsafeCombination,
                     &ka.loc,
                     format!(
                         "net.ipv4.tcp_keepalive_time ({}) must stay below the idle_timeout parameter ({idle} s): the first probe has to leave before the middlebox forgets the flow",
@@ -663,42 +659,15 @@ fn scalar(v: &serde_yaml::Value) -> Result<String, String> {
     }
 }
 
-/// serde_yaml appends " at line L column C"; the location is printed in front instead.
-/// The line and column where `needle:` is written as a mapping key (1-based); 1:1 if not found.
-fn locate(file: &str, text: &str, needle: &str) -> Loc {
-    locate_nth(file, text, needle, 0)
-}
-
-/// Like [`locate`], for the `nth` (0-based) place where `needle:` is written.
-fn locate_nth(file: &str, text: &str, needle: &str, mut nth: usize) -> Loc {
-    for (i, line) in text.lines().enumerate() {
-        let indent = line.len() - line.trim_start().len();
-        let rest = line.trim_start();
-        let rest = rest.strip_prefix("- ").unwrap_or(rest);
-        for quoted in [
-            needle.to_string(),
-            format!("\"{needle}\""),
-            format!("'{needle}'"),
-        ] {
-            if let Some(after) = rest.strip_prefix(&quoted)
-                && after.trim_start().starts_with(':')
-            {
-                if nth > 0 {
-                    nth -= 1;
-                    break;
-                }
-                return Loc {
-                    file: file.to_string(),
-                    line: i + 1,
-                    column: indent + 1,
-                };
-            }
-        }
-    }
+/// Where `needle:` is written as a mapping key for the `nth` time (0-based); 1:1 if not found.
+fn locate_nth(file: &str, locator: &Locator<'_>, needle: &str, nth: usize) -> Loc {
+    let pos = locator
+        .key_nth(needle, nth)
+        .unwrap_or(Pos { line: 1, col: 1 });
     Loc {
         file: file.to_string(),
-        line: 1,
-        column: 1,
+        line: pos.line,
+        column: pos.col,
     }
 }
 

@@ -13,33 +13,11 @@ use std::path::Path;
 
 use super::raw::RawRule;
 use super::rule::Rule;
+use crate::diag::Code;
+pub use crate::diag::Diagnostic;
 
 /// The rule files compiled into the binary: (file name, text).
 pub const EMBEDDED: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/embedded_rules.rs"));
-
-/// One problem in a rule file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    pub file: String,
-    pub line: usize,
-    pub col: usize,
-    pub message: String,
-    pub hint: String,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.col, self.message
-        )?;
-        if !self.hint.is_empty() {
-            write!(f, "\n  hint: {}", self.hint)?;
-        }
-        Ok(())
-    }
-}
 
 /// Every problem found while loading rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,47 +57,25 @@ impl RuleSet {
 /// Parse and check one file.
 pub fn parse_file(file: &str, text: &str) -> Result<Rule, Vec<Diagnostic>> {
     let raw: RawRule = serde_yaml::from_str(text).map_err(|e| vec![serde_diagnostic(file, &e)])?;
-    Rule::from_raw(&raw, text, file).map_err(|problems| {
-        problems
-            .into_iter()
-            .map(|p| Diagnostic {
-                file: file.to_string(),
-                line: p.pos.line,
-                col: p.pos.col,
-                message: p.message,
-                hint: p.hint,
-            })
-            .collect()
-    })
+    Rule::from_raw(&raw, text, file)
 }
 
+/// serde_yaml's error, with a hint for rule files.
 fn serde_diagnostic(file: &str, e: &serde_yaml::Error) -> Diagnostic {
-    let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-    // The position is already in front.
-    let message = crate::input::parser_message(e)
-        // An enum given a list or a mapping: serde_yaml speaks of tags.
-        .replace(
-            "expected a YAML tag starting with '!'",
-            "expected a single name",
-        );
-    let hint = if message.contains("unknown field") {
-        "remove the key or fix its spelling (the allowed keys are listed above)"
-    } else if message.contains("unknown variant") {
-        "use one of the listed values"
-    } else if message.contains("invalid type") || message.contains("did not match any variant") {
-        "check the value's type against docs/rule-format.md (numbers unquoted, lists in [ ])"
-    } else if message.contains("missing field") {
-        "add the key; see docs/rule-format.md for what a rule needs"
-    } else {
-        "check the YAML syntax (indentation, colons, quotes)"
-    };
-    Diagnostic {
-        file: file.to_string(),
-        line,
-        col,
-        message,
-        hint: hint.to_string(),
+    let mut d = Diagnostic::from_yaml(file, e);
+    d.hint = match d.code {
+        Code::UnknownKey => {
+            "remove the key or fix its spelling (the allowed keys are listed above)"
+        }
+        Code::UnknownName => "use one of the listed values",
+        Code::WrongType => {
+            "check the value's type against docs/rule-format.md (numbers unquoted, lists in [ ])"
+        }
+        Code::MissingKey => "add the key; see docs/rule-format.md for what a rule needs",
+        _ => "check the YAML syntax (indentation, colons, quotes)",
     }
+    .to_string();
+    d
 }
 
 /// Parse a set of files; ids must be unique within the set.
@@ -131,13 +87,12 @@ fn parse_all(files: &[(String, String)]) -> Result<Vec<Rule>, Vec<Diagnostic>> {
         match parse_file(file, text) {
             Ok(rule) => {
                 if let Some(first) = seen.get(&rule.id) {
-                    diags.push(Diagnostic {
-                        file: file.clone(),
-                        line: 1,
-                        col: 1,
-                        message: format!("rule id {:?} is already used by {first}", rule.id),
-                        hint: "rule ids must be unique; rename one".to_string(),
-                    });
+                    diags.push(Diagnostic::whole_file(
+                        Code::DuplicateId,
+                        file.clone(),
+                        format!("rule id {:?} is already used by {first}", rule.id),
+                        "rule ids must be unique; rename one",
+                    ));
                 } else {
                     seen.insert(rule.id.clone(), file.clone());
                     rules.push(rule);
@@ -156,13 +111,12 @@ fn parse_all(files: &[(String, String)]) -> Result<Vec<Rule>, Vec<Diagnostic>> {
 /// Read every `*.yaml` / `*.yml` file of a directory, sorted by name.
 pub fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, LoadError> {
     let fail = |message: String| LoadError {
-        diagnostics: vec![Diagnostic {
-            file: dir.display().to_string(),
-            line: 1,
-            col: 1,
+        diagnostics: vec![Diagnostic::whole_file(
+            Code::Unreadable,
+            dir.display().to_string(),
             message,
-            hint: "give a directory of rule files (*.yaml)".to_string(),
-        }],
+            "give a directory of rule files (*.yaml)",
+        )],
     };
     let entries =
         std::fs::read_dir(dir).map_err(|e| fail(format!("cannot read the directory: {e}")))?;
@@ -177,13 +131,12 @@ pub fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, LoadError> {
     for p in paths {
         match crate::input::read_config(&p) {
             Ok(text) => files.push((p.display().to_string(), text)),
-            Err(e) => diags.push(Diagnostic {
-                file: p.display().to_string(),
-                line: 1,
-                col: 1,
-                message: format!("cannot read the file: {e}"),
-                hint: "check permissions and that it is UTF-8 text".to_string(),
-            }),
+            Err(e) => diags.push(Diagnostic::whole_file(
+                Code::Unreadable,
+                p.display().to_string(),
+                format!("cannot read the file: {e}"),
+                "check permissions and that it is UTF-8 text",
+            )),
         }
     }
     if diags.is_empty() {
@@ -210,13 +163,12 @@ pub fn lint_dir(dir: &Path) -> Result<Vec<Rule>, LoadError> {
     let files = read_dir(dir)?;
     if files.is_empty() {
         return Err(LoadError {
-            diagnostics: vec![Diagnostic {
-                file: dir.display().to_string(),
-                line: 1,
-                col: 1,
-                message: "the directory holds no rule files (*.yaml, *.yml)".to_string(),
-                hint: "give a directory of rule files (*.yaml)".to_string(),
-            }],
+            diagnostics: vec![Diagnostic::whole_file(
+                Code::NoFiles,
+                dir.display().to_string(),
+                "the directory holds no rule files (*.yaml, *.yml)",
+                "give a directory of rule files (*.yaml)",
+            )],
         });
     }
     parse_all(&files).map_err(|diagnostics| LoadError { diagnostics })

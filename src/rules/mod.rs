@@ -12,7 +12,6 @@ pub mod eval;
 pub mod finding;
 pub mod known;
 pub mod load;
-pub mod locate;
 pub mod raw;
 pub mod rule;
 

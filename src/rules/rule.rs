@@ -13,8 +13,8 @@ use crate::host::{KernelVersion, TcpState, Timer};
 
 use super::finding::Severity;
 use super::known;
-use super::locate::{Locator, Pos, Step};
 use super::raw::{Field, Measure, RawCond, RawExpr, RawOperand, RawRule, SockOpt, Stat, Subject};
+use crate::diag::{Code, Diagnostic, Locator, Step};
 
 /// A checked rule.
 #[derive(Debug, Clone)]
@@ -329,18 +329,11 @@ pub enum Piece {
     Value(Expr),
 }
 
-/// One problem in a rule file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub pos: Pos,
-    pub message: String,
-    pub hint: String,
-}
-
 struct Checker<'a> {
+    file: &'a str,
     loc: Locator<'a>,
     params: BTreeSet<String>,
-    problems: Vec<Problem>,
+    problems: Vec<Diagnostic>,
 }
 
 /// What kind of value the left side of a comparison is, so constants can be checked.
@@ -362,10 +355,19 @@ enum Level {
 }
 
 impl Checker<'_> {
-    fn problem(&mut self, path: &[Step<'_>], message: impl Into<String>, hint: impl Into<String>) {
+    fn problem(
+        &mut self,
+        code: Code,
+        path: &[Step<'_>],
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
         let pos = self.loc.find(path);
-        self.problems.push(Problem {
-            pos,
+        self.problems.push(Diagnostic {
+            code,
+            file: self.file.to_string(),
+            line: pos.line,
+            col: pos.col,
             message: message.into(),
             hint: hint.into(),
         });
@@ -375,6 +377,7 @@ impl Checker<'_> {
         match SysctlKey::parse(key, Scope::NetOnly) {
             Err(e) => {
                 self.problem(
+                    Code::BadSysctlKey,
                     &[Step::Key(section), Step::Text(key)],
                     e.to_string(),
                     "write a net.* key such as net.ipv4.tcp_fin_timeout",
@@ -384,6 +387,7 @@ impl Checker<'_> {
             Ok(k) if !known::is_known_sysctl(k.as_str()) => {
                 let hint = suggest(k.as_str(), known::SYSCTLS);
                 self.problem(
+                    Code::UnknownSysctl,
                     &[Step::Key(section), Step::Text(key)],
                     format!("unknown sysctl {key:?}"),
                     hint,
@@ -400,6 +404,7 @@ impl Checker<'_> {
         } else {
             let hint = suggest(name, known::COUNTERS);
             self.problem(
+                Code::UnknownCounter,
                 &[Step::Key(section), Step::Text(name)],
                 format!("unknown counter {name:?}"),
                 hint,
@@ -414,6 +419,7 @@ impl Checker<'_> {
         } else {
             let declared: Vec<&str> = self.params.iter().map(String::as_str).collect();
             self.problem(
+                Code::UnknownParam,
                 &[Step::Key(section), Step::Text(name)],
                 format!("unknown parameter {name:?}"),
                 if declared.is_empty() {
@@ -471,6 +477,7 @@ impl Checker<'_> {
                 let name = op.as_str();
                 if args.len() < 2 || (matches!(op, Arith::Sub | Arith::Div) && args.len() != 2) {
                     self.problem(
+                        Code::BadOperands,
                         &[Step::Key(section), Step::Key(name)],
                         format!(
                             "`{name}` needs {} operands",
@@ -499,7 +506,7 @@ impl Checker<'_> {
             return None;
         }
         if found.len() != 1 {
-            self.problem(
+            self.problem(Code::BadOperands,
                 &[Step::Key(section)],
                 format!("a value must have exactly one key, found {}", found.len()),
                 "write one of param, sysctl, counter, stat, field, option, add, sub, mul, div, min, max",
@@ -509,6 +516,7 @@ impl Checker<'_> {
         let x = found.pop()?;
         if level == Level::Host && x.is_socket_level() {
             self.problem(
+                Code::MisplacedSocketField,
                 &[Step::Key(section), Step::Key("field"), Step::Key("option")],
                 "socket fields and options can only be used in `match` or `suspects`",
                 "move the comparison into `match:` (listener, socket or process rules)",
@@ -527,6 +535,7 @@ impl Checker<'_> {
                 Some(c) => Some(Expr::Const(c)),
                 None => {
                     self.problem(
+                        Code::UnknownState,
                         &[Step::Key(section), Step::Text(t)],
                         format!("{t:?} is not a TCP state"),
                         "use a name such as ESTABLISHED, CLOSE_WAIT, TIME_WAIT, LISTEN, FIN_WAIT2",
@@ -538,6 +547,7 @@ impl Checker<'_> {
                 Some(c) => Some(Expr::Const(c)),
                 None => {
                     self.problem(
+                        Code::UnknownTimer,
                         &[Step::Key(section), Step::Text(t)],
                         format!("{t:?} is not a timer name"),
                         "use none, retransmit, keepalive, time_wait or zero_window_probe",
@@ -567,6 +577,7 @@ impl Checker<'_> {
                     Kind::Timer => "a timer name such as keepalive",
                 };
                 self.problem(
+                    Code::TypeMismatch,
                     &[Step::Key(section), Step::Text(&needle)],
                     format!("wrong type: {what} cannot be compared here"),
                     format!("expected {expected}"),
@@ -605,7 +616,7 @@ impl Checker<'_> {
         .collect();
         let n_cmp = cmps.len() + usize::from(c.one_of.is_some());
         if groups + lefts != 1 || (groups == 1 && n_cmp > 0) || (lefts == 1 && n_cmp != 1) {
-            self.problem(
+            self.problem(Code::BadCondition,
                 &[Step::Key(section)],
                 "a condition must be one of all / any / not, or one left side (sysctl, counter, stat, field, option, value) with one comparison (eq, ne, lt, le, gt, ge, in)",
                 "e.g. `{ sysctl: net.ipv4.tcp_syncookies, eq: 0 }`",
@@ -614,6 +625,7 @@ impl Checker<'_> {
         }
         if c.measure.is_some() && c.counter.is_none() {
             self.problem(
+                Code::BadCondition,
                 &[Step::Key(section), Step::Key("measure")],
                 "`measure` only applies to `counter`",
                 "remove it, or compare a counter",
@@ -657,6 +669,7 @@ impl Checker<'_> {
             };
             if level == Level::Host {
                 self.problem(
+                    Code::MisplacedSocketField,
                     &[Step::Key(section), Step::Key("field")],
                     "socket fields can only be used in `match` or `suspects`",
                     "move the comparison into `match:` (listener, socket or process rules)",
@@ -667,6 +680,7 @@ impl Checker<'_> {
         } else if let Some(o) = c.option {
             if level == Level::Host {
                 self.problem(
+                    Code::MisplacedSocketField,
                     &[Step::Key(section), Step::Key("option")],
                     "socket options can only be used in `match` or `suspects`",
                     "move the comparison into `match:` (listener, socket or process rules)",
@@ -692,6 +706,7 @@ impl Checker<'_> {
                 .collect();
             if list.is_empty() {
                 self.problem(
+                    Code::BadCondition,
                     &[Step::Key(section), Step::Key("in")],
                     "`in` needs at least one value",
                     "e.g. `in: [CLOSE_WAIT, LAST_ACK]`",
@@ -705,6 +720,7 @@ impl Checker<'_> {
                 && !matches!(op, Op::Eq | Op::Ne)
             {
                 self.problem(
+                    Code::TypeMismatch,
                     &[Step::Key(section), Step::Key(op_key(op))],
                     format!(
                         "names and booleans can only be compared with eq, ne or in, not {}",
@@ -731,7 +747,7 @@ impl Checker<'_> {
                 pieces.push(Piece::Text(rest[..open].to_string()));
             }
             let Some(close) = rest[open..].find('}') else {
-                self.problem(&[Step::Key("message")], "unclosed `{` in the message", "placeholders look like {sysctl:KEY}, {param:NAME}, {counter:NAME}, {stat:NAME}");
+                self.problem(Code::BadMessage, &[Step::Key("message")], "unclosed `{` in the message", "placeholders look like {sysctl:KEY}, {param:NAME}, {counter:NAME}, {stat:NAME}");
                 pieces.push(Piece::Text(rest[open..].to_string()));
                 rest = "";
                 break;
@@ -756,6 +772,7 @@ impl Checker<'_> {
                     Some(s) => Some(Expr::Stat(*s)),
                     None => {
                         self.problem(
+                            Code::UnknownStatistic,
                             &[Step::Key("message"), Step::Text(inner)],
                             format!("unknown statistic {s:?}"),
                             format!("use one of {}", Stat::ALL.map(Stat::as_str).join(", ")),
@@ -764,7 +781,7 @@ impl Checker<'_> {
                     }
                 },
                 _ => {
-                    self.problem(&[Step::Key("message"), Step::Text(inner)], format!("unknown placeholder {{{inner}}}"), "placeholders look like {sysctl:KEY}, {param:NAME}, {counter:NAME}, {stat:NAME}");
+                    self.problem(Code::BadMessage, &[Step::Key("message"), Step::Text(inner)], format!("unknown placeholder {{{inner}}}"), "placeholders look like {sysctl:KEY}, {param:NAME}, {counter:NAME}, {stat:NAME}");
                     None
                 }
             };
@@ -858,14 +875,16 @@ fn valid_id(id: &str) -> bool {
 
 impl Rule {
     /// Check a parsed rule file. `text` is the file's text (for positions).
-    pub fn from_raw(raw: &RawRule, text: &str, origin: &str) -> Result<Rule, Vec<Problem>> {
+    pub fn from_raw(raw: &RawRule, text: &str, origin: &str) -> Result<Rule, Vec<Diagnostic>> {
         let mut ck = Checker {
+            file: origin,
             loc: Locator::new(text),
             params: raw.params.keys().cloned().collect(),
             problems: Vec::new(),
         };
         if !valid_id(&raw.id) {
             ck.problem(
+                Code::BadId,
                 &[Step::Key("id")],
                 format!("rule id {:?} is not valid", raw.id),
                 "use lowercase letters, digits and -, e.g. linger-zero",
@@ -873,6 +892,7 @@ impl Rule {
         }
         if raw.title.trim().is_empty() {
             ck.problem(
+                Code::EmptyText,
                 &[Step::Key("title")],
                 "the title is empty",
                 "say in a few words what is wrong",
@@ -880,6 +900,7 @@ impl Rule {
         }
         if !known::CAUSES.contains(&raw.cause.as_str()) {
             ck.problem(
+                Code::UnknownCause,
                 &[Step::Key("cause")],
                 format!("unknown cause {:?}", raw.cause),
                 format!(
@@ -894,6 +915,7 @@ impl Rule {
                 Ok(r) => Some(r),
                 Err(why) => {
                     ck.problem(
+                        Code::BadKernelRange,
                         &[Step::Key("applies"), Step::Key("kernel")],
                         format!("bad kernel version range {text:?}: {why}"),
                         "write bounds such as \">=4.12, <6.0\"",
@@ -916,6 +938,7 @@ impl Rule {
                 || name.is_empty()
             {
                 ck.problem(
+                    Code::BadParam,
                     &[Step::Key("params"), Step::Key(name)],
                     format!("parameter name {name:?} is not valid"),
                     "use lowercase letters, digits and _",
@@ -923,6 +946,7 @@ impl Rule {
             }
             if !p.default.is_finite() {
                 ck.problem(
+                    Code::BadParam,
                     &[Step::Key("params"), Step::Key(name)],
                     "the default must be a finite number",
                     "e.g. `default: 300`",
@@ -957,6 +981,7 @@ impl Rule {
             Subject::Host => {
                 if raw.when.is_none() {
                     ck.problem(
+                        Code::MissingSection,
                         &[Step::Key("subject")],
                         "a host rule needs `when:`",
                         "add a condition on sysctls, counters or statistics",
@@ -964,6 +989,7 @@ impl Rule {
                 }
                 if raw.matches.is_some() {
                     ck.problem(
+                        Code::MisplacedSection,
                         &[Step::Key("match")],
                         "`match` is for listener, socket and process rules",
                         "use `when:` (and `suspects:` to name likely processes)",
@@ -973,6 +999,7 @@ impl Rule {
             _ => {
                 if raw.matches.is_none() {
                     ck.problem(
+                        Code::MissingSection,
                         &[Step::Key("subject")],
                         format!("a {} rule needs `match:`", raw.subject.as_str()),
                         "add a condition on socket fields or options",
@@ -980,6 +1007,7 @@ impl Rule {
                 }
                 if raw.suspects.is_some() {
                     ck.problem(
+                        Code::MisplacedSection,
                         &[Step::Key("suspects")],
                         "`suspects` is for host rules",
                         "remove it; the matching sockets already name their processes",
@@ -989,6 +1017,7 @@ impl Rule {
         }
         if raw.min_count.is_some() && raw.subject != Subject::Process {
             ck.problem(
+                Code::MisplacedSection,
                 &[Step::Key("min_count")],
                 "`min_count` is for process rules",
                 "remove it or use `subject: process`",
@@ -1004,6 +1033,7 @@ impl Rule {
         for r in &raw.evidence.rst_reasons {
             if !known::RST_REASONS.contains(&r.as_str()) {
                 ck.problem(
+                    Code::UnknownReason,
                     &[Step::Key("evidence"), Step::Text(r)],
                     format!("unknown RST reason {r:?}"),
                     format!(
@@ -1026,7 +1056,7 @@ impl Rule {
                 let mut uses_counter = false;
                 visit_expr(&v, &mut |e| uses_counter |= matches!(e, Expr::Counter(..)));
                 if uses_counter {
-                    ck.problem(&[Step::Key("fix"), Step::Key(key)], "a fix value may use numbers, parameters, sysctls and statistics, not counters", "compute it from parameters and sysctls");
+                    ck.problem(Code::BadFix, &[Step::Key("fix"), Step::Key(key)], "a fix value may use numbers, parameters, sysctls and statistics, not counters", "compute it from parameters and sysctls");
                 } else {
                     fix_sysctls.push((k, v));
                 }
@@ -1040,6 +1070,7 @@ impl Rule {
                 .is_none_or(|a| a.trim().is_empty())
         {
             ck.problem(
+                Code::BadFix,
                 &[Step::Key("fix")],
                 "the fix says nothing",
                 "give `sysctls:` values or `advice:`",
@@ -1049,6 +1080,7 @@ impl Rule {
             && !known::LAB_SCENARIOS.contains(&lab.as_str())
         {
             ck.problem(
+                Code::UnknownScenario,
                 &[Step::Key("lab")],
                 format!("unknown lab scenario {lab:?}"),
                 format!("use one of {}", known::LAB_SCENARIOS.join(", ")),
@@ -1056,6 +1088,7 @@ impl Rule {
         }
         if raw.explanation.trim().is_empty() {
             ck.problem(
+                Code::EmptyText,
                 &[Step::Key("explanation")],
                 "the explanation is empty",
                 "say why this makes resets likely",

@@ -1,4 +1,4 @@
-//! A small location index over a rule file's text, for semantic errors.
+//! A small location index over an input file's text (rules, profiles), for semantic errors.
 //!
 //! serde_yaml reports where a syntax or type error is, but a value that is
 //! well formed and still wrong (an unknown sysctl in a fix, a bad version
@@ -51,6 +51,23 @@ impl<'t> Locator<'t> {
             }
         }
         pos
+    }
+
+    /// Where `key:` is written as a mapping key for the `nth` time (0-based), if it is. A
+    /// quoted key (`"net.ipv4/..":`) is placed at its opening quote.
+    pub fn key_nth(&self, key: &str, nth: usize) -> Option<Pos> {
+        let (mut from_line, mut from_col) = (0, 0);
+        let mut found = None;
+        for _ in 0..=nth {
+            let (line, col) = self.search(Step::Key(key), from_line, from_col)?;
+            let quoted = col > 0 && matches!(self.lines[line].as_bytes()[col - 1], b'"' | b'\'');
+            found = Some(Pos {
+                line: line + 1,
+                col: if quoted { col } else { col + 1 },
+            });
+            (from_line, from_col) = (line, col + 1);
+        }
+        found
     }
 
     fn search(&self, step: Step<'_>, from_line: usize, from_col: usize) -> Option<(usize, usize)> {
@@ -121,5 +138,13 @@ mod tests {
             Pos { line: 8, col: 15 }
         );
         assert_eq!(l.find(&[Step::Key("absent")]), Pos { line: 1, col: 1 });
+    }
+
+    #[test]
+    fn finds_the_nth_writing_of_a_key() {
+        let l = Locator::new("a: 1\nsysctls:\n  k: 1\n  # k: 9\n  \"k\": 2\n");
+        assert_eq!(l.key_nth("k", 0), Some(Pos { line: 3, col: 3 }));
+        assert_eq!(l.key_nth("k", 1), Some(Pos { line: 5, col: 3 }));
+        assert_eq!(l.key_nth("k", 2), None);
     }
 }

@@ -1,0 +1,195 @@
+//! Diagnostics of the files users write: rules, profiles (and every later input file).
+//!
+//! One type for all of them: [`Diagnostic`] carries a stable [`Code`], the file, the line
+//! and column (1-based), the message and a hint saying how to fix it. Loaders collect every
+//! problem of every file and return them together; they never print. The codes are listed in
+//! docs/diagnostics.md (a test keeps that list whole), so scripts and people can look them up.
+
+use std::fmt;
+
+pub mod locate;
+
+pub use locate::{Locator, Pos, Step};
+
+macro_rules! codes {
+    ($($variant:ident = $name:literal: $doc:literal,)*) => {
+        /// A stable identifier of one kind of problem.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Code {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl Code {
+            /// Every code, in the order docs/diagnostics.md lists them.
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            /// The code as shown and documented (`unknown-sysctl`).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $name,)*
+                }
+            }
+
+            /// What the code means, in one line.
+            pub fn meaning(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $doc,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    // Any file: reading it, and its YAML shape (step one of the loaders).
+    Unreadable = "unreadable": "the file or directory cannot be read (missing, permissions, not UTF-8, too large)",
+    NoFiles = "no-files": "a directory given for rule files holds none",
+    Syntax = "syntax": "not valid YAML, or not the shape of the file (a mapping where a list is expected, ...)",
+    UnknownKey = "unknown-key": "a key the file format does not have (misspelt or misplaced)",
+    MissingKey = "missing-key": "a key the file format requires is missing",
+    WrongType = "wrong-type": "a value of the wrong type (text where a number is expected, ...)",
+    UnknownName = "unknown-name": "a value that must be one of a fixed list of names is not one of them",
+    // Sysctl keys and values, in rules and profiles.
+    BadSysctlKey = "bad-sysctl-key": "not a valid sysctl key, or one outside what the file may name",
+    UnknownSysctl = "unknown-sysctl": "a sysctl key rstaudit does not know",
+    BadValue = "bad-value": "a sysctl value or parameter value that is out of range or malformed",
+    SetTwice = "set-twice": "the same sysctl or parameter is set twice",
+    // Rule files.
+    BadId = "bad-id": "a rule id that is not lowercase letters, digits and -",
+    DuplicateId = "duplicate-id": "two rule files use the same id",
+    EmptyText = "empty-text": "a title, explanation or description that says nothing",
+    UnknownCause = "unknown-cause": "a seed cause number that does not exist",
+    BadKernelRange = "bad-kernel-range": "a kernel version range that cannot be parsed",
+    BadParam = "bad-param": "a rule parameter with a bad name or default",
+    UnknownParam = "unknown-param": "a parameter a rule or profile uses but does not declare",
+    UnknownCounter = "unknown-counter": "a counter (Group.Name) rstaudit does not know",
+    UnknownStatistic = "unknown-statistic": "a statistic of the socket table that does not exist",
+    UnknownState = "unknown-state": "a TCP state name that does not exist",
+    UnknownTimer = "unknown-timer": "a socket timer name that does not exist",
+    UnknownReason = "unknown-reason": "an RST reason name the kernel does not have",
+    UnknownScenario = "unknown-scenario": "a lab scenario that is not in the catalogue",
+    BadCondition = "bad-condition": "a condition that is not all/any/not or one comparison",
+    BadOperands = "bad-operands": "an arithmetic value with the wrong number of operands, or not exactly one kind",
+    TypeMismatch = "type-mismatch": "a comparison of a value with a constant of another type or an operator it does not allow",
+    MisplacedSocketField = "misplaced-socket-field": "socket fields or options used where there is no socket (when:, fixes)",
+    MisplacedSection = "misplaced-section": "a section the rule's subject does not use (match: on a host rule, ...)",
+    MissingSection = "missing-section": "a section the rule's subject needs (when: or match:)",
+    BadMessage = "bad-message": "a message placeholder that is unclosed or unknown",
+    BadFix = "bad-fix": "a fix that says nothing, or computes from counters",
+    // Profile files.
+    UnknownProfile = "unknown-profile": "extends: or --profile names a profile that does not exist",
+    ExtendsCycle = "extends-cycle": "profiles that extend each other in a cycle",
+    MissingReason = "missing-reason": "a profile setting without a reason",
+    BadTarget = "bad-target": "a profile setting without exactly one of value, at_least, at_most",
+    UnsafeCombination = "unsafe-combination": "profile values that make resets likely together (tw_reuse without timestamps, keepalive above the idle timeout)",
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One problem in one input file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub code: Code,
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+    /// How to fix it; empty when the message says it already.
+    pub hint: String,
+}
+
+impl Diagnostic {
+    /// A diagnostic about a whole file (line 1, column 1).
+    pub fn whole_file(
+        code: Code,
+        file: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
+        Self {
+            code,
+            file: file.into(),
+            line: 1,
+            col: 1,
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// A diagnostic from serde_yaml's error: its position, its message without the position
+    /// (already in front) and the code of its kind.
+    pub fn from_yaml(file: &str, e: &serde_yaml::Error) -> Self {
+        let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        let message = crate::input::parser_message(e)
+            // An enum given a list or a mapping: serde_yaml speaks of tags.
+            .replace(
+                "expected a YAML tag starting with '!'",
+                "expected a single name",
+            );
+        let code = if message.contains("unknown field") {
+            Code::UnknownKey
+        } else if message.contains("unknown variant") {
+            Code::UnknownName
+        } else if message.contains("invalid type") || message.contains("did not match any variant")
+        {
+            Code::WrongType
+        } else if message.contains("missing field") {
+            Code::MissingKey
+        } else {
+            Code::Syntax
+        };
+        Self {
+            code,
+            file: file.to_string(),
+            line,
+            col,
+            message,
+            hint: String::new(),
+        }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {} [{}]",
+            self.file, self.line, self.col, self.message, self.code
+        )?;
+        if !self.hint.is_empty() {
+            write!(f, "\n  hint: {}", self.hint)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_documented() {
+        let mut seen = std::collections::BTreeSet::new();
+        for code in Code::ALL {
+            assert!(seen.insert(code.as_str()), "{code} is used twice");
+            assert!(
+                code.as_str()
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '-'),
+                "{code}: codes are lowercase words joined by -"
+            );
+        }
+        let doc = include_str!("../../docs/diagnostics.md");
+        for code in Code::ALL {
+            let row = format!("| `{code}` | {} |", code.meaning());
+            assert!(
+                doc.contains(&row),
+                "docs/diagnostics.md lacks the row {row:?}"
+            );
+        }
+    }
+}
