@@ -118,8 +118,9 @@ pub struct SourceArgs {
     /// Read a copied tree (DIR/proc/sys/net, DIR/proc/net, ...) instead of the live /proc.
     #[arg(long, value_name = "DIR", conflicts_with = "netns")]
     pub root: Option<PathBuf>,
-    /// Sample the counters twice, SECONDS apart, and judge the change.
-    #[arg(long, value_name = "SECONDS")]
+    /// Sample the counters twice, SECONDS apart, and judge the change (live host only: a
+    /// saved snapshot holds the samples it was taken with).
+    #[arg(long, value_name = "SECONDS", conflicts_with_all = ["snapshot", "root"])]
     pub interval: Option<f64>,
 }
 

@@ -766,3 +766,23 @@ fn namespaces_deleted_during_an_audit_of_all_do_not_crash_it() {
     // when they start, so the later ones are gone before it reaches them).
     assert!(gone_notes > 0, "no deletion raced the audit in 4 rounds");
 }
+
+#[test]
+fn interval_with_a_saved_or_copied_source_is_refused_by_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = write(dir.path(), "s.json", "[]");
+    for (flag, path) in [
+        ("--snapshot", snap.as_os_str()),
+        ("--root", dir.path().as_os_str()),
+    ] {
+        let out = run_at_once(&[
+            "audit".as_ref(),
+            flag.as_ref(),
+            path,
+            "--interval".as_ref(),
+            "1".as_ref(),
+        ]);
+        fails_with(&out, &format!("'{flag} "));
+        fails_with(&out, "cannot be used with '--interval <SECONDS>'");
+    }
+}

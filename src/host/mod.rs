@@ -385,20 +385,20 @@ pub struct CollectOptions {
 /// collected (unreadable or malformed input, a namespace that cannot be entered).
 pub fn collect(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
     match &opts.source {
+        // The command line refuses these combinations before they get here.
         Source::File(path) => {
             if opts.interval.is_some() {
                 anyhow::bail!(
-                    "--interval needs the live host; a saved snapshot holds the samples it was taken with"
+                    "a sampling interval needs the live host; a saved snapshot holds the samples it was taken with"
                 );
             }
             load(path)
         }
         Source::Root(dir) => {
-            if opts.interval.is_some() {
-                anyhow::bail!("--interval needs the live host, not a copied tree (--root)");
-            }
-            if opts.netns.is_some() {
-                anyhow::bail!("--netns cannot be combined with --root");
+            if opts.interval.is_some() || opts.netns.is_some() {
+                anyhow::bail!(
+                    "a sampling interval or a namespace needs the live host, not a copied tree"
+                );
             }
             Ok(vec![collect_root(dir, opts)?])
         }
