@@ -1,0 +1,447 @@
+//! Step two of loading: resolve `extends:` (built-in names or paths, cycles refused), check
+//! every setting and parameter of every file, and collect every problem as a diagnostic.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use super::raw::RawProfile;
+use super::types::{Loc, Profile, Setting, Target};
+use super::{BUILTIN, ProfileError, builtin_names, looks_like_path};
+use crate::diag::{Code, Diagnostic, Locator, Pos};
+use crate::host::sysctl::{Scope, SysctlError, SysctlKey, validate_value};
+use crate::remedy::ranges;
+
+/// Load a profile by built-in name or by file path, `extends:` resolved.
+pub fn load(name_or_path: &str) -> Result<Profile, ProfileError> {
+    let mut loader = Loader::default();
+    let referrer = Loc {
+        file: "--profile".to_string(),
+        line: 1,
+        column: 1,
+    };
+    let profile = loader.resolve(name_or_path, None, &referrer, &mut Vec::new());
+    match profile {
+        Some(p) if loader.problems.is_empty() => {
+            let mut checker = Loader::default();
+            checker.check_whole(&p);
+            if checker.problems.is_empty() {
+                Ok(p)
+            } else {
+                Err(ProfileError {
+                    problems: checker.problems,
+                })
+            }
+        }
+        _ => Err(ProfileError {
+            problems: loader.problems,
+        }),
+    }
+}
+
+/// Keys no profile may set, and why.
+const FORBIDDEN: &[(&str, &str)] = &[(
+    "net.ipv4.tcp_tw_recycle",
+    "tcp_tw_recycle was removed in Linux 4.12; with NAT'd clients its per-host timestamp check drops SYNs and causes resets. Use tcp_tw_reuse=1 with tcp_timestamps=1 instead",
+)];
+
+struct Source {
+    /// Where it came from, for messages (`profiles/baseline.yaml`, or the path).
+    display: String,
+    /// Identity for cycle detection.
+    id: String,
+    name: String,
+    text: String,
+    dir: Option<PathBuf>,
+    builtin: bool,
+}
+
+#[derive(Default)]
+struct Loader {
+    problems: Vec<Diagnostic>,
+}
+
+impl Loader {
+    fn problem(&mut self, code: Code, loc: &Loc, message: impl Into<String>) {
+        self.problems.push(Diagnostic {
+            code,
+            file: loc.file.clone(),
+            line: loc.line,
+            col: loc.column,
+            message: message.into(),
+            hint: String::new(),
+        });
+    }
+
+    fn source(&mut self, spec: &str, relative_to: Option<&Path>, referrer: &Loc) -> Option<Source> {
+        if looks_like_path(spec) {
+            let path = match relative_to {
+                // Relative to the file that names it; `./a.yaml` beside `./b.yaml` stays `./a.yaml`.
+                Some(dir) if Path::new(spec).is_relative() && dir != Path::new(".") => {
+                    dir.join(spec)
+                }
+                _ => PathBuf::from(spec),
+            };
+            match crate::input::read_config(&path) {
+                Ok(text) => {
+                    let id = std::fs::canonicalize(&path)
+                        .unwrap_or_else(|_| path.clone())
+                        .display()
+                        .to_string();
+                    Some(Source {
+                        display: path.display().to_string(),
+                        id,
+                        name: path
+                            .file_stem()
+                            .map(|s| s.to_string_lossy().into_owned())
+                            .unwrap_or_else(|| spec.to_string()),
+                        text,
+                        dir: path.parent().map(Path::to_path_buf),
+                        builtin: false,
+                    })
+                }
+                Err(e) => {
+                    self.problem(
+                        Code::Unreadable,
+                        referrer,
+                        format!("cannot read profile file {}: {e}", path.display()),
+                    );
+                    None
+                }
+            }
+        } else if let Some((name, text)) = BUILTIN.iter().find(|(n, _)| *n == spec) {
+            Some(Source {
+                display: format!("profiles/{name}.yaml"),
+                id: format!("builtin:{name}"),
+                name: name.to_string(),
+                text: text.to_string(),
+                dir: None,
+                builtin: true,
+            })
+        } else {
+            self.problem(Code::UnknownProfile,
+                referrer,
+                format!(
+                    "unknown profile {spec:?}: built-in profiles are {}; give a path (./my.yaml) for a file",
+                    builtin_names().collect::<Vec<_>>().join(", ")
+                ),
+            );
+            None
+        }
+    }
+
+    fn resolve(
+        &mut self,
+        spec: &str,
+        relative_to: Option<&Path>,
+        referrer: &Loc,
+        stack: &mut Vec<String>,
+    ) -> Option<Profile> {
+        let src = self.source(spec, relative_to, referrer)?;
+        if stack.contains(&src.id) {
+            self.problem(
+                Code::ExtendsCycle,
+                referrer,
+                format!(
+                    "`extends: {spec}` makes a cycle ({} -> {})",
+                    stack.join(" -> "),
+                    src.id
+                ),
+            );
+            return None;
+        }
+        let own = self.parse_one(&src)?;
+        let parent = match &own.extends {
+            Some((parent_spec, loc)) => {
+                stack.push(src.id.clone());
+                // A built-in profile may only extend built-in profiles.
+                let rel = if src.builtin {
+                    None
+                } else {
+                    src.dir.as_deref()
+                };
+                let parent = self.resolve(parent_spec, rel, loc, stack);
+                stack.pop();
+                Some(parent?)
+            }
+            None => None,
+        };
+        let mut profile = Profile {
+            name: src.name.clone(),
+            source: if src.builtin {
+                "built-in".to_string()
+            } else {
+                src.display.clone()
+            },
+            description: own.description,
+            extends: Vec::new(),
+            params: BTreeMap::new(),
+            sysctls: BTreeMap::new(),
+        };
+        if let Some(parent) = parent {
+            profile.extends.push(parent.name.clone());
+            profile.extends.extend(parent.extends);
+            profile.params = parent.params;
+            profile.sysctls = parent.sysctls;
+        }
+        profile.params.extend(own.params);
+        profile.sysctls.extend(own.sysctls);
+        Some(profile)
+    }
+
+    /// Step one and the per-file part of step two.
+    fn parse_one(&mut self, src: &Source) -> Option<OwnProfile> {
+        let raw: RawProfile = match serde_yaml::from_str(&src.text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                self.problems.push(Diagnostic::from_yaml(&src.display, &e));
+                return None;
+            }
+        };
+        let locator = Locator::new(&src.text);
+        let at = |needle: &str| locate_nth(&src.display, &locator, needle, 0);
+        let before = self.problems.len();
+
+        if raw.description.trim().is_empty() {
+            self.problem(
+                Code::EmptyText,
+                &at("description"),
+                "description is empty: say what the profile is for",
+            );
+        }
+        let extends = raw
+            .extends
+            .as_ref()
+            .map(|e| (e.trim().to_string(), at("extends")));
+        if let Some((e, loc)) = &extends
+            && e.is_empty()
+        {
+            self.problem(
+                Code::EmptyText,
+                loc,
+                "extends is empty: name a profile or remove the line",
+            );
+        }
+
+        let mut allowed = BTreeSet::new();
+        for key in &raw.allow_outside_net {
+            match SysctlKey::parse(key, Scope::AnyKey) {
+                Ok(k) => {
+                    if !raw.sysctls.0.iter().any(|(k, _)| k.trim() == key.trim()) {
+                        self.problem(
+                            Code::BadSysctlKey,
+                            &at("allow_outside_net"),
+                            format!("allow_outside_net lists {k} but the profile does not set it"),
+                        );
+                    }
+                    allowed.insert(k.as_str().to_string());
+                }
+                Err(e) => self.problem(Code::BadSysctlKey, &at("allow_outside_net"), e.to_string()),
+            }
+        }
+
+        let mut params = BTreeMap::new();
+        for (name, value) in &raw.params.0 {
+            let loc = at(name);
+            if params.contains_key(name) {
+                self.problem(
+                    Code::SetTwice,
+                    &loc,
+                    format!("parameter {name} is set twice"),
+                );
+                continue;
+            }
+            let valid_name = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !valid_name {
+                self.problem(
+                    Code::BadParam,
+                    &loc,
+                    format!("parameter name {name:?}: use lower_case letters, digits and _"),
+                );
+            }
+            match scalar(value) {
+                Ok(v) => {
+                    params.insert(name.clone(), v);
+                }
+                Err(why) => self.problem(Code::BadValue, &loc, format!("parameter {name}: {why}")),
+            }
+        }
+
+        let mut sysctls = BTreeMap::new();
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for (raw_key, setting) in &raw.sysctls.0 {
+            let nth = seen.entry(raw_key.as_str()).or_default();
+            let loc = locate_nth(&src.display, &locator, raw_key, *nth);
+            *nth += 1;
+            let scope = if allowed.contains(raw_key.trim()) {
+                Scope::AnyKey
+            } else {
+                Scope::NetOnly
+            };
+            let key = match SysctlKey::parse(raw_key, scope) {
+                Ok(k) => k,
+                Err(SysctlError::NotNet { key }) => {
+                    self.problem(Code::BadSysctlKey,
+                        &loc,
+                        format!(
+                            "{key} is outside net.*: a profile may set it only if it also lists it under allow_outside_net"
+                        ),
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    self.problem(Code::BadSysctlKey, &loc, e.to_string());
+                    continue;
+                }
+            };
+            if sysctls.contains_key(key.as_str()) {
+                self.problem(
+                    Code::SetTwice,
+                    &loc,
+                    format!("{key} is set twice in this profile; keep one"),
+                );
+                continue;
+            }
+            if let Some((_, why)) = FORBIDDEN.iter().find(|(k, _)| *k == key.as_str()) {
+                self.problem(
+                    Code::BadSysctlKey,
+                    &loc,
+                    format!("{key} may not be set: {why}"),
+                );
+                continue;
+            }
+            let reason = setting.reason.as_deref().map(str::trim).unwrap_or("");
+            if reason.is_empty() {
+                self.problem(
+                    Code::MissingReason,
+                    &loc,
+                    format!("{key}: `reason:` is missing; say why this value avoids resets"),
+                );
+            }
+            let target = match (&setting.value, setting.at_least, setting.at_most) {
+                (Some(v), None, None) => match scalar(v) {
+                    Ok(v) => match validate_value(&key, &v, None) {
+                        Ok(v) => Target::Value(v),
+                        Err(e) => {
+                            self.problem(Code::BadValue, &loc, e.to_string());
+                            continue;
+                        }
+                    },
+                    Err(why) => {
+                        self.problem(Code::BadValue, &loc, format!("{key}: value: {why}"));
+                        continue;
+                    }
+                },
+                (None, Some(n), None) => Target::AtLeast(n),
+                (None, None, Some(n)) => Target::AtMost(n),
+                _ => {
+                    self.problem(
+                        Code::BadTarget,
+                        &loc,
+                        format!("{key}: give exactly one of `value:`, `at_least:` or `at_most:`"),
+                    );
+                    continue;
+                }
+            };
+            let bound = match &target {
+                Target::Value(v) => v.clone(),
+                Target::AtLeast(n) | Target::AtMost(n) => n.to_string(),
+            };
+            if let Err(why) = ranges::check(key.as_str(), &bound) {
+                self.problem(Code::BadValue, &loc, format!("{key}: {why}"));
+                continue;
+            }
+            sysctls.insert(
+                key.as_str().to_string(),
+                Setting {
+                    target,
+                    reason: reason.to_string(),
+                    from: src.name.clone(),
+                    key,
+                    loc,
+                },
+            );
+        }
+
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(OwnProfile {
+            description: raw.description.trim().to_string(),
+            extends,
+            params,
+            sysctls,
+        })
+    }
+
+    /// Checks across keys, on the resolved profile.
+    fn check_whole(&mut self, p: &Profile) {
+        if let Some(reuse) = p.sysctls.get("net.ipv4.tcp_tw_reuse")
+            && reuse.target == Target::Value("1".into())
+        {
+            let ts_on = p
+                .sysctls
+                .get("net.ipv4.tcp_timestamps")
+                .is_some_and(|t| matches!(&t.target, Target::Value(v) if v == "1" || v == "2"));
+            if !ts_on {
+                self.problem(Code::UnsafeCombination,
+                    &reuse.loc,
+                    "net.ipv4.tcp_tw_reuse=1 is safe only with timestamps: the profile must also set net.ipv4.tcp_timestamps to 1",
+                );
+            }
+        }
+        if let Some(idle) = p.params.get("idle_timeout")
+            && let Ok(idle) = idle.parse::<i64>()
+            && let Some(ka) = p.sysctls.get("net.ipv4.tcp_keepalive_time")
+        {
+            let first_probe = match &ka.target {
+                Target::Value(v) => v.parse::<i64>().ok(),
+                Target::AtMost(n) => Some(*n),
+                Target::AtLeast(_) => None,
+            };
+            if first_probe.is_none_or(|t| t >= idle) {
+                self.problem(Code::UnsafeCombination,
+                    &ka.loc,
+                    format!(
+                        "net.ipv4.tcp_keepalive_time ({}) must stay below the idle_timeout parameter ({idle} s): the first probe has to leave before the middlebox forgets the flow",
+                        ka.target
+                    ),
+                );
+            }
+        }
+    }
+}
+
+struct OwnProfile {
+    description: String,
+    extends: Option<(String, Loc)>,
+    params: BTreeMap<String, String>,
+    sysctls: BTreeMap<String, Setting>,
+}
+
+fn scalar(v: &serde_yaml::Value) -> Result<String, String> {
+    match v {
+        serde_yaml::Value::Number(n) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
+        serde_yaml::Value::Number(n) => Err(format!("{n} is not a whole number")),
+        serde_yaml::Value::String(s) => Ok(s.trim().to_string()),
+        serde_yaml::Value::Bool(b) => Err(format!(
+            "write {} instead of {b}: sysctls take numbers",
+            u8::from(*b)
+        )),
+        _ => Err("expected a number or a string".to_string()),
+    }
+}
+
+/// Where `needle:` is written as a mapping key for the `nth` time (0-based); 1:1 if not found.
+fn locate_nth(file: &str, locator: &Locator<'_>, needle: &str, nth: usize) -> Loc {
+    let pos = locator
+        .key_nth(needle, nth)
+        .unwrap_or(Pos { line: 1, col: 1 });
+    Loc {
+        file: file.to_string(),
+        line: pos.line,
+        column: pos.col,
+    }
+}
