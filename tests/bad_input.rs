@@ -42,16 +42,10 @@ fn profile_show(path: &Path) -> Output {
     run_quickly(&["profiles".as_ref(), "show".as_ref(), path.as_os_str()])
 }
 
-fn write(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, body).unwrap();
-    p
-}
-
 #[test]
 fn profile_nested_100000_deep_is_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(
+    let p = common::write_file(
         dir.path(),
         "deep.yaml",
         &format!("description: x\nsysctls: {}\n", deep_flow(100_000)),
@@ -69,11 +63,11 @@ fn profile_nested_100000_deep_is_refused_at_once() {
 fn an_apostrophe_does_not_hide_deep_nesting() {
     let dir = tempfile::tempdir().unwrap();
     let body = format!("description: don't\nx: {}", "[".repeat(100_000));
-    let profile = write(dir.path(), "p.yaml", &body);
+    let profile = common::write_file(dir.path(), "p.yaml", &body);
     let rules = dir.path().join("rules");
     std::fs::create_dir(&rules).unwrap();
-    write(&rules, "r.yaml", &body);
-    let snap = write(dir.path(), "s.yaml", &format!("schema: 1\n{body}"));
+    common::write_file(&rules, "r.yaml", &body);
+    let snap = common::write_file(dir.path(), "s.yaml", &format!("schema: 1\n{body}"));
     for args in [
         ["profiles".as_ref(), "show".as_ref(), profile.as_os_str()],
         ["rules".as_ref(), "lint".as_ref(), rules.as_os_str()],
@@ -93,7 +87,7 @@ fn an_apostrophe_does_not_hide_deep_nesting() {
 #[test]
 fn profile_billion_laughs_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(
+    let p = common::write_file(
         dir.path(),
         "laughs.yaml",
         &format!("description: x\nparams:\n{LAUGHS}"),
@@ -105,14 +99,14 @@ fn profile_billion_laughs_is_refused() {
 #[test]
 fn profile_with_a_very_long_string_is_refused_by_size() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(
+    let p = common::write_file(
         dir.path(),
         "long.yaml",
         &format!("description: {}\n", "x".repeat(4 << 20)),
     );
     fails_with(&profile_show(&p), "larger than 1048576 bytes");
     // A long string below the limit is only a long description.
-    let p = write(
+    let p = common::write_file(
         dir.path(),
         "long-ok.yaml",
         &format!("description: {}\n", "x".repeat(512 << 10)),
@@ -129,9 +123,9 @@ fn a_file_of_another_kind_is_named_without_repeating_it() {
     let body = format!("secret-start {}", "secret ".repeat(2000));
     let rules = dir.path().join("rules");
     std::fs::create_dir(&rules).unwrap();
-    write(&rules, "r.yaml", &body);
-    let profile = write(dir.path(), "p.yaml", &body);
-    let snap = write(
+    common::write_file(&rules, "r.yaml", &body);
+    let profile = common::write_file(dir.path(), "p.yaml", &body);
+    let snap = common::write_file(
         dir.path(),
         "s.yaml",
         &format!("schema: 1\nkernel: \"{body}\"\n"),
@@ -166,7 +160,7 @@ fn profile_from_a_device_or_fifo_is_refused_without_hanging() {
 #[test]
 fn profile_unknown_keys_and_wrong_types_are_all_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(
+    let p = common::write_file(
         dir.path(),
         "bad.yaml",
         "description: x\nsysctls:\n  net.ipv4.tcp_fin_timeout:\n    value: 30\n    colour: red\n",
@@ -174,13 +168,13 @@ fn profile_unknown_keys_and_wrong_types_are_all_reported() {
     let out = profile_show(&p);
     fails_with(&out, "unknown field `colour`");
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.yaml:"));
-    let p = write(
+    let p = common::write_file(
         dir.path(),
         "types.yaml",
         "description: x\nsysctls: [1, 2]\n",
     );
     fails_with(&profile_show(&p), "invalid type: sequence");
-    let p = write(
+    let p = common::write_file(
         dir.path(),
         "types2.yaml",
         "description: x\nsysctls:\n  net.ipv4.tcp_fin_timeout:\n    at_most: many\n",
@@ -191,7 +185,7 @@ fn profile_unknown_keys_and_wrong_types_are_all_reported() {
 #[test]
 fn profile_out_of_range_values_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(
+    let p = common::write_file(
         dir.path(),
         "range.yaml",
         "description: x\nsysctls:\n  net.ipv4.tcp_syncookies:\n    value: 5\n  net.ipv4.tcp_keepalive_time:\n    value: \"99999999999999999999\"\n",
@@ -204,7 +198,7 @@ fn profile_out_of_range_values_are_refused() {
         text(&out)
     );
     // Beyond any integer type: a YAML type error, with the position.
-    let p = write(
+    let p = common::write_file(
         dir.path(),
         "huge.yaml",
         "description: x\nsysctls:\n  net.ipv4.tcp_fin_timeout:\n    value: 99999999999999999999\n",
@@ -229,7 +223,7 @@ fn profile_hostile_sysctl_keys_are_refused() {
         } else {
             body
         };
-        let p = write(dir.path(), "keys.yaml", &body);
+        let p = common::write_file(dir.path(), "keys.yaml", &body);
         let out = profile_show(&p);
         fails_with(&out, needle);
     }
@@ -241,7 +235,7 @@ fn apply_with_a_hostile_profile_changes_nothing() {
     ns.sysctl("net.ipv4.tcp_fin_timeout", "61");
     let state = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let p = write(
+    let p = common::write_file(
         dir.path(),
         "evil.yaml",
         "description: x\nsysctls:\n  net.ipv4.tcp_fin_timeout:\n    value: 30\n  net.ipv4/../../../kernel/panic:\n    value: 1\n",
@@ -298,7 +292,7 @@ fn set_with_hostile_keys_is_refused() {
 #[test]
 fn rule_files_hostile_yaml_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    write(
+    common::write_file(
         dir.path(),
         "deep.yaml",
         &format!("id: deep\nwhen: {}\n", deep_flow(100_000)),
@@ -307,14 +301,14 @@ fn rule_files_hostile_yaml_is_refused() {
     fails_with(&out, "nested more than 64 levels deep");
 
     let dir = tempfile::tempdir().unwrap();
-    write(
+    common::write_file(
         dir.path(),
         "laughs.yaml",
         &format!("id: x\nrefs:\n{LAUGHS}"),
     );
-    write(dir.path(), "unknown.yaml", "id: y\ncolour: red\n");
-    write(dir.path(), "types.yaml", "id: [1, 2]\n");
-    write(
+    common::write_file(dir.path(), "unknown.yaml", "id: y\ncolour: red\n");
+    common::write_file(dir.path(), "types.yaml", "id: [1, 2]\n");
+    common::write_file(
         dir.path(),
         "long.yaml",
         &format!("id: z\nexplain: {}\n", "x".repeat(2 << 20)),
@@ -336,25 +330,25 @@ fn snapshot_files_hostile_input_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let audit = |p: &Path| run_quickly(&["audit".as_ref(), "--snapshot".as_ref(), p.as_os_str()]);
     fails_with(&audit(Path::new("/dev/zero")), "not a regular file");
-    let p = write(dir.path(), "deep.json", &deep_flow(100_000));
+    let p = common::write_file(dir.path(), "deep.json", &deep_flow(100_000));
     fails_with(&audit(&p), "nested more than 64 levels deep");
-    let p = write(
+    let p = common::write_file(
         dir.path(),
         "deep.yaml",
         &format!("schema: 1\nsysctls: {}", deep_flow(100_000)),
     );
     fails_with(&audit(&p), "nested more than 64 levels deep");
-    let p = write(
+    let p = common::write_file(
         dir.path(),
         "laughs.yaml",
         &format!("schema: 1\nsysctls:\n{LAUGHS}"),
     );
     fails_with(&audit(&p), "laughs.yaml");
-    let p = write(dir.path(), "schema.json", "{\"schema\": 99}");
+    let p = common::write_file(dir.path(), "schema.json", "{\"schema\": 99}");
     fails_with(&audit(&p), "schema 99 is not supported");
-    let p = write(dir.path(), "binary.json", "\u{0}\u{1}{");
+    let p = common::write_file(dir.path(), "binary.json", "\u{0}\u{1}{");
     fails_with(&audit(&p), "binary.json");
-    let p = write(dir.path(), "empty.json", "");
+    let p = common::write_file(dir.path(), "empty.json", "");
     fails_with(&audit(&p), "empty.json");
 }
 
@@ -770,7 +764,7 @@ fn namespaces_deleted_during_an_audit_of_all_do_not_crash_it() {
 #[test]
 fn interval_with_a_saved_or_copied_source_is_refused_by_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
-    let snap = write(dir.path(), "s.json", "[]");
+    let snap = common::write_file(dir.path(), "s.json", "[]");
     for (flag, path) in [
         ("--snapshot", snap.as_os_str()),
         ("--root", dir.path().as_os_str()),

@@ -3,20 +3,23 @@
 mod common;
 
 #[test]
+fn the_command_list_of_the_tests_is_the_binarys() {
+    let out = common::rstaudit().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let listed: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert_eq!(listed, common::COMMANDS, "{help}");
+}
+
+#[test]
 fn every_command_help_has_an_example() {
-    for cmd in [
-        "audit",
-        "snapshot",
-        "fix",
-        "apply",
-        "verify",
-        "rollback",
-        "profiles",
-        "rules",
-        "packet-check",
-        "completions",
-        "man",
-    ] {
+    for &cmd in common::COMMANDS {
         let out = common::rstaudit().args([cmd, "--help"]).output().unwrap();
         assert!(out.status.success(), "{cmd} --help failed");
         let text = String::from_utf8_lossy(&out.stdout);

@@ -22,13 +22,6 @@ fix:
 explanation: Because.
 "#;
 
-fn write(dir: &Path, name: &str, text: &str) {
-    if let Some(parent) = Path::new(name).parent() {
-        std::fs::create_dir_all(dir.join(parent)).unwrap();
-    }
-    std::fs::write(dir.join(name), text).unwrap();
-}
-
 /// Run rstaudit in `dir`; it must refuse (exit 2). Its standard error.
 fn refused_in(dir: &Path, args: &[&str]) -> String {
     let out = common::rstaudit()
@@ -49,13 +42,13 @@ fn refused_in(dir: &Path, args: &[&str]) -> String {
 fn rules_lint_diagnostics() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write(d, "r/a-syntax.yaml", "id: a\ntitle: 'unclosed\n");
-    write(
+    common::write_file(d, "r/a-syntax.yaml", "id: a\ntitle: 'unclosed\n");
+    common::write_file(
         d,
         "r/b-unknown-key.yaml",
         &GOOD_RULE.replace("id: my-rule", "id: b\ncolour: red"),
     );
-    write(
+    common::write_file(
         d,
         "r/c-semantic.yaml",
         &GOOD_RULE
@@ -67,8 +60,8 @@ fn rules_lint_diagnostics() {
             )
             .replace("explanation: Because.", "explanation: \" \"\nlab: nowhere"),
     );
-    write(d, "r/d-good.yaml", GOOD_RULE);
-    write(d, "r/e-duplicate.yaml", GOOD_RULE);
+    common::write_file(d, "r/d-good.yaml", GOOD_RULE);
+    common::write_file(d, "r/e-duplicate.yaml", GOOD_RULE);
     insta::assert_snapshot!(refused_in(d, &["rules", "lint", "r"]));
 }
 
@@ -76,18 +69,18 @@ fn rules_lint_diagnostics() {
 fn profiles_show_diagnostics() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write(
+    common::write_file(
         d,
         "p.yaml",
         "description: \" \"\nextends: baseline\nparams:\n  idle_timeout: 60\nsysctls:\n  net.ipv4.tcp_syncookies:\n    value: 7\n    reason: x\n  kernel.panic:\n    value: 1\n    reason: x\n  net.ipv4.tcp_fin_timeout:\n    value: 30\n  net.ipv4.tcp_keepalive_time:\n    value: 600\n    reason: x\n  net.ipv4.tcp_tw_reuse:\n    value: 1\n    reason: x\n  net.ipv4.tcp_timestamps:\n    value: 0\n    reason: x\n",
     );
-    write(d, "shape.yaml", "description: x\nsysctls: [1, 2]\n");
-    write(
+    common::write_file(d, "shape.yaml", "description: x\nsysctls: [1, 2]\n");
+    common::write_file(
         d,
         "loop-a.yaml",
         "description: a\nextends: ./loop-b.yaml\nsysctls: {}\n",
     );
-    write(
+    common::write_file(
         d,
         "loop-b.yaml",
         "description: b\nextends: ./loop-a.yaml\nsysctls: {}\n",

@@ -67,12 +67,6 @@ fn refused(out: &Output, needle: &str) {
     common::refused(out, &[needle]);
 }
 
-/// Assert the exit code (showing the output otherwise).
-#[track_caller]
-fn exits(out: &Output, code: i32) {
-    assert_eq!(out.status.code(), Some(code), "{}", text(out));
-}
-
 fn run(args: &[&str]) -> Output {
     rstaudit().args(args).output().expect("running rstaudit")
 }
@@ -130,7 +124,7 @@ fn apply_first_with_persist(ns: &Netns, state: &Path, dir: &Path, persist: &Path
     .unwrap();
     let mut args = apply_profile_args(ns, state, first.to_str().unwrap());
     args.extend(["--persist", persist.to_str().unwrap()]);
-    exits(&run(&args), 0);
+    common::exits(&run(&args), 0);
     std::fs::read_to_string(persist).unwrap()
 }
 
@@ -170,10 +164,10 @@ fn apply_fails_at_every_step_and_leaves_every_value_as_it_was() {
     }
     // After all that, a clean apply and rollback still work.
     let out = run(&apply_args(&ns, state.path(), &persist));
-    exits(&out, 0);
+    common::exits(&out, 0);
     assert_ne!(values(&ns), before);
     let out = rollback(state.path(), None);
-    exits(&out, 0);
+    common::exits(&out, 0);
     assert_eq!(values(&ns), before);
     assert!(
         !persist.exists(),
@@ -184,7 +178,7 @@ fn apply_fails_at_every_step_and_leaves_every_value_as_it_was() {
 /// The keys `profiles show NAME` lists.
 fn profile_keys(name: &str) -> Vec<String> {
     let out = run(&["profiles", "show", name]);
-    exits(&out, 0);
+    common::exits(&out, 0);
     let shown: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
     let keys: Vec<String> = shown["sysctls"]
         .as_mapping()
@@ -212,7 +206,7 @@ fn a_failed_apply_keeps_the_previous_rollback_file_usable() {
     let persist = dir.path().join("90-rstaudit.conf");
     let before = values_of(&ns, &watched);
     let out = run(&apply_args(&ns, state.path(), &persist));
-    exits(&out, 0);
+    common::exits(&out, 0);
     let applied = values_of(&ns, &watched);
     let first = in_effect(state.path());
     assert_eq!(first.len(), 1);
@@ -220,7 +214,7 @@ fn a_failed_apply_keeps_the_previous_rollback_file_usable() {
     let mut args = apply_profile_args(&ns, state.path(), "high-connection-server");
     args.extend(["--inject-fault", "read-back:net.ipv4.tcp_tw_reuse"]);
     let out = run(&args);
-    exits(&out, 2);
+    common::exits(&out, 2);
     // The restored keys as the error lists them (stdout's diff table lists every key).
     let stderr = String::from_utf8_lossy(&out.stderr);
     let restored: Vec<&str> = stderr
@@ -244,7 +238,7 @@ fn a_failed_apply_keeps_the_previous_rollback_file_usable() {
     assert_eq!(values_of(&ns, &watched), applied);
     assert_eq!(in_effect(state.path()), first);
     let out = rollback(state.path(), None);
-    exits(&out, 0);
+    common::exits(&out, 0);
     assert_eq!(values_of(&ns, &watched), before);
 }
 
@@ -288,7 +282,7 @@ fn a_key_that_cannot_be_restored_is_named_and_rollback_repairs_it() {
     assert!(stderr.contains("run `rstaudit rollback "), "{stderr}");
     assert!(stderr.contains(&files[0]), "{stderr}");
     let out = rollback(state.path(), None);
-    exits(&out, 0);
+    common::exits(&out, 0);
     assert_eq!(values(&ns), before);
     assert!(!persist.exists());
     assert!(in_effect(state.path()).is_empty());
@@ -303,7 +297,7 @@ fn rollback_fails_at_every_step_and_can_be_retried() {
     let first_persisted = apply_first_with_persist(&ns, state.path(), dir.path(), &persist);
     let before = values(&ns);
     let out = run(&apply_args(&ns, state.path(), &persist));
-    exits(&out, 0);
+    common::exits(&out, 0);
     let applied = values(&ns);
     let persisted = std::fs::read_to_string(&persist).unwrap();
     let file = in_effect(state.path());
@@ -325,16 +319,16 @@ fn rollback_fails_at_every_step_and_can_be_retried() {
         assert_eq!(in_effect(state.path()), file, "{step}: rollback file");
     }
     let out = rollback(state.path(), None);
-    exits(&out, 0);
+    common::exits(&out, 0);
     assert_eq!(values(&ns), before);
     assert_eq!(std::fs::read_to_string(&persist).unwrap(), first_persisted);
     assert_eq!(in_effect(state.path()).len(), 1);
     // Removing a persist file the apply created: the removal is the persist-write step.
     let out = rollback(state.path(), Some("persist-write"));
-    exits(&out, 2);
+    common::exits(&out, 2);
     assert_eq!(std::fs::read_to_string(&persist).unwrap(), first_persisted);
     let out = rollback(state.path(), None);
-    exits(&out, 0);
+    common::exits(&out, 0);
     assert!(!persist.exists());
     assert!(in_effect(state.path()).is_empty());
 }
@@ -347,10 +341,10 @@ fn sigkill_during_apply_leaves_a_state_that_rollback_repairs() {
     // How long a whole apply takes here, to spread the kills over it.
     let started = Instant::now();
     let out = run(&apply_args(&ns, state.path(), &persist));
-    exits(&out, 0);
+    common::exits(&out, 0);
     let whole = started.elapsed();
     let out = rollback(state.path(), None);
-    exits(&out, 0);
+    common::exits(&out, 0);
     assert_eq!(values(&ns), before);
 
     let rounds = 24u32;
@@ -451,7 +445,7 @@ fn sigkill_at_a_known_point_mid_write_is_repaired_by_rollback() {
     assert_eq!(temp_files(dir.path()), Vec::<String>::new());
     assert_eq!(temp_files(state.path()), Vec::<String>::new());
     let out = rollback(state.path(), None);
-    exits(&out, 0);
+    common::exits(&out, 0);
     assert_eq!(values_of(&ns, &keys), before);
     assert!(!persist.exists());
     assert!(in_effect(state.path()).is_empty());
@@ -469,7 +463,7 @@ fn sigkill_at_a_known_point_mid_write_is_repaired_by_rollback() {
     assert_eq!(temp_files(dir.path()), Vec::<String>::new());
     assert_eq!(temp_files(state.path()), Vec::<String>::new());
     let out = rollback(state.path(), None);
-    exits(&out, 0);
+    common::exits(&out, 0);
     assert_eq!(values_of(&ns, &keys), before);
     assert_eq!(std::fs::read_to_string(&persist).unwrap(), first_persisted);
     assert_eq!(in_effect(state.path()), effect);
@@ -512,7 +506,7 @@ fn rollback_files_someone_else_could_write_are_refused_and_change_nothing() {
     let state = state_tmp.path().join("rstaudit");
     let persist = dir.path().join("90-rstaudit.conf");
     let before = values(&ns);
-    exits(&run(&apply_args(&ns, &state, &persist)), 0);
+    common::exits(&run(&apply_args(&ns, &state, &persist)), 0);
     let applied = values(&ns);
     let persisted = std::fs::read_to_string(&persist).unwrap();
     let effect = in_effect(&state);
@@ -666,7 +660,7 @@ fn rollback_files_someone_else_could_write_are_refused_and_change_nothing() {
 
     // With everything put back, the rollback works.
     std::fs::write(&file, good).unwrap();
-    exits(&rollback(&state, None), 0);
+    common::exits(&rollback(&state, None), 0);
     assert_eq!(values(&ns), before);
     assert!(!persist.exists());
 }
@@ -686,7 +680,7 @@ fn a_refused_persist_path_is_left_alone_with_skip_persist() {
     let ApplySetup { ns, state, dir } = ApplySetup::new("fskip", PRE);
     let persist = dir.path().join("90-rstaudit.conf");
     let before = values(&ns);
-    exits(&run(&apply_args(&ns, state.path(), &persist)), 0);
+    common::exits(&run(&apply_args(&ns, state.path(), &persist)), 0);
     let applied = values(&ns);
     assert_ne!(applied, before);
     let persisted = std::fs::read_to_string(&persist).unwrap();
@@ -733,7 +727,7 @@ fn a_refused_persist_path_is_left_alone_with_skip_persist() {
     assert_eq!(names(dir.path()), dir_names);
 
     let out = rollback_in_cwd(&["--skip-persist"]);
-    exits(&out, 0);
+    common::exits(&out, 0);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("persist file 90-x.conf left as it is (--skip-persist)\n"),

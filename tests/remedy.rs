@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
-use common::{ApplySetup, Netns, rstaudit};
+use common::{ApplySetup, Netns, rstaudit, write_file};
 
 /// Keys the tests set to reset-prone values first, so the profiles have work to do.
 const PRE: &[(&str, &str)] = &[
@@ -44,28 +44,6 @@ fn values(ns: &Netns) -> Vec<(String, String)> {
 
 fn rsta(args: &[&str]) -> Output {
     rstaudit().args(args).output().expect("running rstaudit")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "--- stdout\n{}--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Assert the exit code (showing the output otherwise) and return the output's text.
-#[track_caller]
-fn exits(out: &Output, code: i32) -> String {
-    let t = text(out);
-    assert_eq!(out.status.code(), Some(code), "{t}");
-    t
-}
-
-fn write_profile(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, body).unwrap();
-    p
 }
 
 fn apply(ns: &Netns, state: &Path, extra: &[&str]) -> Output {
@@ -106,7 +84,7 @@ fn rollback_files(state: &Path) -> Vec<String> {
 fn apply_then_verify_passes_and_a_hand_change_is_drift() {
     let ApplySetup { ns, state, .. } = ApplySetup::new("apply-verify", PRE);
     let out = apply(&ns, state.path(), &["--profile", "behind-load-balancer"]);
-    let t = exits(&out, 0);
+    let t = common::exits(&out, 0);
     assert!(
         t.contains("net.ipv4.tcp_keepalive_time") && t.contains("7200"),
         "{t}"
@@ -128,12 +106,12 @@ fn apply_then_verify_passes_and_a_hand_change_is_drift() {
         ])
     };
     let out = verify("table");
-    let t = exits(&out, 0);
+    let t = common::exits(&out, 0);
     assert!(t.contains("OK: 9 key(s) match"), "{t}");
 
     ns.sysctl("net.ipv4.tcp_keepalive_time", "600");
     let out = verify("table");
-    let t = exits(&out, 1);
+    let t = common::exits(&out, 1);
     assert!(
         t.contains(
             "DRIFT: net.ipv4.tcp_keepalive_time is 600, profile behind-load-balancer wants <= 300"
@@ -141,7 +119,7 @@ fn apply_then_verify_passes_and_a_hand_change_is_drift() {
         "{t}"
     );
     let out = verify("json");
-    exits(&out, 1);
+    common::exits(&out, 1);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["ok"], false);
     assert_eq!(
@@ -155,14 +133,14 @@ fn apply_twice_is_idempotent_and_dry_run_changes_nothing() {
     let ApplySetup { ns, state, .. } = ApplySetup::new("idem", PRE);
     let before = values(&ns);
     let out = apply(&ns, state.path(), &["--profile", "baseline", "--dry-run"]);
-    exits(&out, 0);
-    assert!(text(&out).contains("Dry run: nothing was written."));
-    assert!(text(&out).contains("net.ipv4.tcp_abort_on_overflow"));
+    common::exits(&out, 0);
+    assert!(common::text(&out).contains("Dry run: nothing was written."));
+    assert!(common::text(&out).contains("net.ipv4.tcp_abort_on_overflow"));
     assert_eq!(values(&ns), before, "--dry-run changed a value");
     assert!(rollback_files(state.path()).is_empty());
 
     let out = apply(&ns, state.path(), &["--profile", "baseline"]);
-    exits(&out, 0);
+    common::exits(&out, 0);
     assert_eq!(rollback_files(state.path()).len(), 1);
     let after_first = values(&ns);
     let out = apply(
@@ -170,7 +148,7 @@ fn apply_twice_is_idempotent_and_dry_run_changes_nothing() {
         state.path(),
         &["--profile", "baseline", "--format", "json"],
     );
-    exits(&out, 0);
+    common::exits(&out, 0);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["result"]["written"], serde_json::json!([]));
     assert!(
@@ -187,7 +165,11 @@ fn apply_twice_is_idempotent_and_dry_run_changes_nothing() {
         "a no-op apply wrote a rollback file"
     );
     let out = apply(&ns, state.path(), &["--profile", "baseline"]);
-    assert!(text(&out).contains("Nothing to change"), "{}", text(&out));
+    assert!(
+        common::text(&out).contains("Nothing to change"),
+        "{}",
+        common::text(&out)
+    );
 }
 
 #[test]
@@ -195,16 +177,16 @@ fn rollback_restores_exactly_in_the_recorded_namespace() {
     let ApplySetup { ns, state, .. } = ApplySetup::new("rollback", PRE);
     let before = values(&ns);
     let out = apply(&ns, state.path(), &["--profile", "high-connection-server"]);
-    exits(&out, 0);
+    common::exits(&out, 0);
     assert_ne!(values(&ns), before);
     assert_eq!(ns.read_sysctl("net.ipv4.tcp_tw_reuse"), "1");
     // No --netns: the rollback file says which namespace it belongs to.
     let out = rollback(state.path(), &[]);
-    exits(&out, 0);
+    common::exits(&out, 0);
     assert_eq!(values(&ns), before);
     assert_eq!(ns.read_sysctl("net.ipv4.tcp_tw_reuse"), "2");
     let out = rollback(state.path(), &[]);
-    let t = exits(&out, 2);
+    let t = common::exits(&out, 2);
     assert!(t.contains("no rollback file"), "{t}");
 }
 
@@ -214,12 +196,12 @@ fn a_failure_mid_transaction_leaves_every_key_as_it_was() {
     let before = values(&ns);
     // The kernel itself refuses the third key (no such congestion control);
     // the two keys before it were already written and must be restored.
-    let profile = write_profile(
+    let profile = write_file(
         dir.path(),
         "bad-cc.yaml",
         "description: test\nsysctls:\n  net.core.somaxconn:\n    value: 1024\n    reason: t\n  net.ipv4.tcp_abort_on_overflow:\n    value: 0\n    reason: t\n  net.ipv4.tcp_congestion_control:\n    value: no-such-cc\n    reason: t\n  net.ipv4.tcp_syncookies:\n    value: 1\n    reason: t\n",
     );
-    let t = exits(&apply_file(&ns, state.path(), &profile), 2);
+    let t = common::exits(&apply_file(&ns, state.path(), &profile), 2);
     assert!(
         t.contains("write of net.ipv4.tcp_congestion_control failed"),
         "{t}"
@@ -251,7 +233,7 @@ fn a_failure_mid_transaction_leaves_every_key_as_it_was() {
                 fault,
             ],
         );
-        let t = text(&out);
+        let t = common::text(&out);
         assert_eq!(out.status.code(), Some(2), "{fault}: {t}");
         assert!(t.contains("injected failure"), "{fault}: {t}");
         assert!(t.contains("nothing was changed"), "{fault}: {t}");
@@ -274,12 +256,12 @@ fn a_failure_mid_transaction_leaves_every_key_as_it_was() {
 fn global_keys_in_a_namespace_are_reported_not_half_applied() {
     let ApplySetup { ns, state, dir } = ApplySetup::new("global", PRE);
     let before = values(&ns);
-    let profile = write_profile(
+    let profile = write_file(
         dir.path(),
         "global.yaml",
         "description: test\nsysctls:\n  net.ipv4.tcp_syncookies:\n    value: 1\n    reason: t\n  net.core.netdev_max_backlog:\n    value: 5000\n    reason: t\n  net.netfilter.nf_conntrack_max:\n    value: 5000\n    reason: t\n",
     );
-    let t = exits(&apply_file(&ns, state.path(), &profile), 2);
+    let t = common::exits(&apply_file(&ns, state.path(), &profile), 2);
     assert!(t.contains("nothing was written"), "{t}");
     assert!(t.contains("net.core.netdev_max_backlog: is global"), "{t}");
     assert!(
@@ -306,7 +288,7 @@ fn hostile_keys_and_out_of_range_values_are_refused_before_anything_is_written()
         ),
         ("net.ipv4.tcp_fin_timeout", "\"1\\n2\"", "newline"),
     ] {
-        let profile = write_profile(
+        let profile = write_file(
             dir.path(),
             "hostile.yaml",
             &format!(
@@ -314,8 +296,8 @@ fn hostile_keys_and_out_of_range_values_are_refused_before_anything_is_written()
             ),
         );
         let out = apply_file(&ns, state.path(), &profile);
-        assert_eq!(out.status.code(), Some(2), "{key}: {}", text(&out));
-        let t = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{key}: {}", common::text(&out));
+        let t = common::text(&out);
         assert!(t.contains(expect), "{key}: {t}");
         assert!(t.contains("hostile.yaml:6:3: "), "{key}: {t}");
         assert_eq!(values(&ns), before, "{key}");
@@ -338,7 +320,7 @@ fn persisted_file_loads_with_sysctl_p_and_gives_the_same_values() {
             file.to_str().unwrap(),
         ],
     );
-    exits(&out, 0);
+    common::exits(&out, 0);
     let content = std::fs::read_to_string(&file).unwrap();
     assert!(content.starts_with("# Managed by rstaudit"), "{content}");
     common::run(
@@ -360,11 +342,11 @@ fn persisted_file_loads_with_sysctl_p_and_gives_the_same_values() {
             persist.to_str().unwrap(),
         ])
     };
-    exits(&verify_persisted(&file), 0);
+    common::exits(&verify_persisted(&file), 0);
     // A file that lacks the keys: the runtime is right but nothing persists it.
     let empty = dir.path().join("80-other.conf");
     std::fs::write(&empty, "net.ipv4.tcp_syncookies = 1\n").unwrap();
-    let t = exits(&verify_persisted(&empty), 1);
+    let t = common::exits(&verify_persisted(&empty), 1);
     assert!(t.contains("NOT PERSISTED"), "{t}");
     assert!(t.contains("a reboot would undo it"), "{t}");
 
@@ -380,7 +362,7 @@ fn persisted_file_loads_with_sysctl_p_and_gives_the_same_values() {
             empty.to_str().unwrap(),
         ],
     );
-    let t = exits(&out, 2);
+    let t = common::exits(&out, 2);
     assert!(t.contains("was not created by rstaudit"), "{t}");
     assert_eq!(
         std::fs::read_to_string(&empty).unwrap(),
@@ -390,7 +372,7 @@ fn persisted_file_loads_with_sysctl_p_and_gives_the_same_values() {
 
     // Rollback of the first apply also removes the file it created.
     let out = rollback(state.path(), &[]);
-    exits(&out, 0);
+    common::exits(&out, 0);
     assert!(!file.exists());
 }
 
@@ -424,13 +406,13 @@ fn profiles_list_and_show() {
 fn a_failed_rollback_leaves_the_applied_values_and_keeps_its_file() {
     let ApplySetup { ns, state, .. } = ApplySetup::new("rb-fail", PRE);
     let out = apply(&ns, state.path(), &["--profile", "baseline"]);
-    exits(&out, 0);
+    common::exits(&out, 0);
     let applied = values(&ns);
     let out = rollback(
         state.path(),
         &["--inject-fault", "write:net.ipv4.tcp_syncookies"],
     );
-    let t = exits(&out, 2);
+    let t = common::exits(&out, 2);
     assert!(
         t.contains("write of net.ipv4.tcp_syncookies failed: injected failure"),
         "{t}"
@@ -439,7 +421,7 @@ fn a_failed_rollback_leaves_the_applied_values_and_keeps_its_file() {
     // The file is still the latest: a clean rollback then works.
     ns.sysctl("net.core.somaxconn", "2048");
     let out = rollback(state.path(), &[]);
-    let t = exits(&out, 0);
+    let t = common::exits(&out, 0);
     assert!(
         t.contains("net.core.somaxconn was changed after the apply"),
         "{t}"
@@ -454,10 +436,10 @@ fn rollback_refuses_when_its_namespace_is_gone() {
     {
         let ns = prepared("rb-gone");
         let out = apply(&ns, state.path(), &["--profile", "baseline"]);
-        exits(&out, 0);
+        common::exits(&out, 0);
     }
     let out = rollback(state.path(), &[]);
-    let t = exits(&out, 2);
+    let t = common::exits(&out, 2);
     assert!(t.contains("is gone"), "{t}");
 }
 
@@ -480,7 +462,7 @@ fn apply_without_root_is_refused_at_validation() {
         .arg(state.path().join("x"))
         .output()
         .unwrap();
-    let t = exits(&out, 2);
+    let t = common::exits(&out, 2);
     assert!(t.contains("permission denied"), "{t}");
     assert!(t.contains("nothing was written"), "{t}");
     assert_eq!(values(&ns), before);
@@ -490,7 +472,7 @@ fn apply_without_root_is_refused_at_validation() {
 fn audit_takes_rule_parameters_from_a_profile_name_or_file() {
     let ns = prepared("audit-profile");
     let dir = tempfile::tempdir().unwrap();
-    let file = write_profile(
+    let file = write_file(
         dir.path(),
         "lb1000.yaml",
         "description: a balancer with a 1000 s idle timeout\nextends: behind-load-balancer\nparams:\n  idle_timeout: 1000\n",
@@ -509,15 +491,15 @@ fn audit_takes_rule_parameters_from_a_profile_name_or_file() {
         ])
     };
     let out = audit(file.to_str().unwrap());
-    let t = exits(&out, 0);
+    let t = common::exits(&out, 0);
     assert!(t.contains("idle timeout of 1000 s"), "{t}");
     let out = audit("mobile-gateway");
-    let t = exits(&out, 0);
+    let t = common::exits(&out, 0);
     assert!(t.contains("idle timeout of 300 s"), "{t}");
 
     std::fs::write(&file, "description: x\nparams:\n  idle_timeout: [1]\n").unwrap();
     let out = audit(file.to_str().unwrap());
-    let t = exits(&out, 2);
+    let t = common::exits(&out, 2);
     assert!(t.contains("lb1000.yaml:3:3: parameter idle_timeout"), "{t}");
 }
 
@@ -534,20 +516,20 @@ fn long_list_values_are_read_whole_applied_and_rolled_back() {
         snap["sysctls"]["net.ipv4.ip_local_reserved_ports"],
         before,
         "{}",
-        text(&out)
+        common::text(&out)
     );
     let state = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let wanted = "8080,8443,9000-9100,10250,10255,20000-20100,30000-32000";
-    let profile = write_profile(
+    let profile = write_file(
         dir.path(),
         "ports.yaml",
         &format!(
             "description: t\nsysctls:\n  net.ipv4.ip_local_reserved_ports:\n    value: \"{wanted}\"\n    reason: t\n"
         ),
     );
-    exits(&apply_file(&ns, state.path(), &profile), 0);
+    common::exits(&apply_file(&ns, state.path(), &profile), 0);
     assert_eq!(ns.read_sysctl("net.ipv4.ip_local_reserved_ports"), wanted);
-    exits(&rollback(state.path(), &[]), 0);
+    common::exits(&rollback(state.path(), &[]), 0);
     assert_eq!(ns.read_sysctl("net.ipv4.ip_local_reserved_ports"), before);
 }

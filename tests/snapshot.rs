@@ -52,12 +52,6 @@ fn snapshot_of_root(dir: &Path) -> Output {
     snapshot(&[OsStr::new("--root"), dir.as_os_str()])
 }
 
-fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, body).unwrap();
-    p
-}
-
 #[test]
 fn namespace_snapshot_reports_the_helpers_sockets_and_options() {
     let ns = Netns::new("snap");
@@ -255,11 +249,11 @@ fn saved_snapshots_round_trip_through_yaml() {
 #[test]
 fn a_file_that_is_not_a_snapshot_exits_2_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    let text = write(dir.path(), "notes.txt", "just some words\n");
+    let text = common::write_file(dir.path(), "notes.txt", "just some words\n");
     let stderr = stderr_of_failure(&snapshot_of_file(&text));
     assert!(stderr.contains(&text.display().to_string()), "{stderr}");
 
-    let json = write(
+    let json = common::write_file(
         dir.path(),
         "other.json",
         "{\n  \"schema\": 1,\n  \"hosts\": []\n}\n",
@@ -271,14 +265,14 @@ fn a_file_that_is_not_a_snapshot_exits_2_naming_file_and_line() {
     );
     assert!(stderr.contains("hosts"), "{stderr}");
 
-    let yaml = write(dir.path(), "other.yaml", "schema: 1\nkernel: [1, 2]\n");
+    let yaml = common::write_file(dir.path(), "other.yaml", "schema: 1\nkernel: [1, 2]\n");
     let stderr = stderr_of_failure(&snapshot_of_file(&yaml));
     assert!(
         stderr.contains(&format!("{}:2:", yaml.display())),
         "{stderr}"
     );
 
-    let newer = write(dir.path(), "newer.json", "{\"schema\": 7}");
+    let newer = common::write_file(dir.path(), "newer.json", "{\"schema\": 7}");
     assert!(stderr_of_failure(&snapshot_of_file(&newer)).contains("schema 7"));
 }
 
@@ -420,7 +414,7 @@ fn a_netns_path_that_is_not_a_network_namespace_is_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
-    let plain = write(dir.path(), "hostname", "host\n");
+    let plain = common::write_file(dir.path(), "hostname", "host\n");
     let mut cases = vec![
         (fifo.clone(), "a FIFO, device or socket, not a namespace"),
         (plain, "an ordinary file, not a namespace"),
@@ -484,7 +478,7 @@ fn brackets_and_quotes_in_saved_strings_do_not_make_a_snapshot_unreadable() {
         ("s.json", serde_json::to_string_pretty(&snap).unwrap()),
         ("s.yaml", serde_yaml::to_string(&snap).unwrap()),
     ] {
-        let path = write(dir.path(), name, &body);
+        let path = common::write_file(dir.path(), name, &body);
         let back: Snapshot = serde_json::from_str(&run_ok(&snapshot_of_file(&path))).unwrap();
         assert_eq!(back, snap, "{name}");
     }

@@ -9,21 +9,6 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-/// The top-level commands (kept in step with src/cli.rs by `cli_help.rs`).
-const COMMANDS: [&str; 11] = [
-    "audit",
-    "snapshot",
-    "fix",
-    "apply",
-    "verify",
-    "rollback",
-    "profiles",
-    "rules",
-    "packet-check",
-    "completions",
-    "man",
-];
-
 fn generate(args: &[&str]) -> String {
     let out = common::rstaudit().args(args).output().unwrap();
     assert!(
@@ -35,9 +20,9 @@ fn generate(args: &[&str]) -> String {
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.to_string_lossy().into_owned()
+    common::write_file(dir, name, text)
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Run a tool and return stdout; fail loudly when it is missing or fails.
@@ -69,7 +54,7 @@ COMP_WORDS=(rstaudit audit --format ""); COMP_CWORD=3; _rstaudit rstaudit "" --f
     );
     let out = tool("bash", &["-c", &probe]);
     let cmds = out.lines().find(|l| l.starts_with("cmds:")).unwrap();
-    for cmd in COMMANDS {
+    for &cmd in common::COMMANDS {
         assert!(
             cmds.split_whitespace().any(|w| w == cmd),
             "bash does not complete {cmd}: {cmds}"
@@ -91,7 +76,7 @@ fn zsh_completion_parses_and_names_every_command() {
     assert!(text.starts_with("#compdef rstaudit"), "{}", &text[..40]);
     let script = write(dir.path(), "_rstaudit", &text);
     tool("zsh", &["-n", &script]);
-    for cmd in COMMANDS {
+    for &cmd in common::COMMANDS {
         assert!(text.contains(&format!("'{cmd}:")), "zsh script lacks {cmd}");
     }
 }
@@ -116,7 +101,7 @@ fn fish_completion_parses_and_completes_commands_and_values() {
         ],
     );
     let (cmds, fmts) = out.split_once("---").unwrap();
-    for cmd in COMMANDS {
+    for &cmd in common::COMMANDS {
         assert!(
             cmds.lines().any(|l| l.split('\t').next() == Some(cmd)),
             "fish does not complete {cmd}:\n{cmds}"
@@ -148,7 +133,7 @@ fn man_page_renders_and_names_every_command() {
     let dir = tempfile::tempdir().unwrap();
     let page = write(dir.path(), "rstaudit.1", &generate(&["man"]));
     let text = groff_renders(&page);
-    for cmd in COMMANDS {
+    for &cmd in common::COMMANDS {
         assert!(
             text.contains(&format!("rstaudit-{cmd}(1)")),
             "man page lacks {cmd}"
@@ -164,7 +149,7 @@ fn man_page_renders_and_names_every_command() {
 fn man_dir_writes_a_page_per_command_that_renders() {
     let dir = tempfile::tempdir().unwrap();
     generate(&["man", "--dir", &dir.path().to_string_lossy()]);
-    for cmd in COMMANDS {
+    for &cmd in common::COMMANDS {
         let page = dir.path().join(format!("rstaudit-{cmd}.1"));
         assert!(page.exists(), "{} missing", page.display());
         let text = groff_renders(&page.to_string_lossy());

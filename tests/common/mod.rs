@@ -121,6 +121,39 @@ pub fn text(out: &Output) -> String {
     )
 }
 
+/// Assert the exit code (showing the whole output otherwise) and return the output's text.
+#[track_caller]
+pub fn exits(out: &Output, code: i32) -> String {
+    let t = text(out);
+    assert_eq!(out.status.code(), Some(code), "{t}");
+    t
+}
+
+/// Write `body` to DIR/NAME, making the directories on the way, and return the path.
+pub fn write_file(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+/// The top-level commands; cli_help.rs checks that `rstaudit --help` lists exactly these.
+pub const COMMANDS: &[&str] = &[
+    "audit",
+    "snapshot",
+    "fix",
+    "apply",
+    "verify",
+    "rollback",
+    "profiles",
+    "rules",
+    "packet-check",
+    "completions",
+    "man",
+];
+
 /// Run a command and panic with its output when it fails.
 pub fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
