@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -127,8 +128,23 @@ where
     run_in_file(&file, &ns.name, work)
 }
 
-/// Like [`run_in`], with the namespace already open (`name` is for messages).
-pub fn run_in_file<T, F>(file: &File, name: &str, work: F) -> anyhow::Result<T>
+/// Run `work` in the namespace `ns`, or in the calling thread's own one when `ns` is None.
+pub fn in_namespace<T, F>(ns: Option<&NetnsRef>, work: F) -> anyhow::Result<T>
+where
+    T: Send,
+    F: FnOnce() -> T + Send,
+{
+    match ns {
+        Some(ns) => run_in(ns, work),
+        None => Ok(work()),
+    }
+}
+
+/// Like [`run_in`], with the namespace already open (`name` is for messages): a file from
+/// /run/netns or /proc/PID/ns/net, or the descriptor of a namespace made with unshare.
+/// The one place that enters a namespace: a new thread that calls setns(2), runs `work`
+/// and ends, so no other thread ever changes namespace.
+pub fn run_in_file<T, F>(file: impl AsFd + Send, name: &str, work: F) -> anyhow::Result<T>
 where
     T: Send,
     F: FnOnce() -> T + Send,

@@ -41,16 +41,7 @@ pub fn desired_from_profile(profile: &profiles::Profile) -> Vec<Desired> {
         .collect()
 }
 
-/// Run `work` in the namespace `ns` (a setns thread), or in the current one.
-pub fn in_namespace<T: Send>(
-    ns: Option<&NetnsRef>,
-    work: impl FnOnce() -> T + Send,
-) -> anyhow::Result<T> {
-    match ns {
-        Some(ns) => netns::run_in(ns, work),
-        None => Ok(work()),
-    }
-}
+pub use crate::host::netns::in_namespace;
 
 /// Describe the namespace the calling thread is in (call it inside [`in_namespace`]).
 pub fn describe_current(ns: Option<&NetnsRef>) -> anyhow::Result<(NsContext, RecordedNetns)> {

@@ -72,17 +72,7 @@ impl LabNs {
         T: Send,
         F: FnOnce() -> anyhow::Result<T> + Send,
     {
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    self.enter()?;
-                    work()
-                })
-                .join()
-                .map_err(|_| {
-                    anyhow::anyhow!("a lab thread in the {} namespace panicked", self.role)
-                })?
-        })
+        crate::host::netns::run_in_file(self.fd.as_fd(), &format!("the lab's {}", self.role), work)?
     }
 
     /// Set a sysctl inside this namespace.
