@@ -956,6 +956,7 @@ pub fn evaluate(
             });
         }
     }
+    super::converge::converge(rules, overrides, snap, &mut out.findings);
     out.findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)

@@ -226,7 +226,8 @@ pub struct Fix {
 #[serde(deny_unknown_fields)]
 pub struct SysctlFix {
     pub key: String,
-    /// The recommended value (parameters already substituted).
+    /// The recommended value (parameters already substituted; keys that interact are
+    /// chosen together across findings: docs/remediation.md).
     pub value: String,
     /// The value it replaces, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
