@@ -409,3 +409,67 @@ fn fresh_namespace_exits_0_and_lists_its_latent_findings() {
         "{pretty}"
     );
 }
+
+/// On the kernel: a socket with SO_KEEPALIVE and no TCP_KEEPIDLE of its own reads back the
+/// namespace's tcp_keepalive_time (and follows it when it changes), so the audit counts it as
+/// taking the default: keepalive-above-idle-timeout is exposed and names the process.
+#[test]
+fn keepalive_socket_taking_the_default_exposes_the_finding_on_the_kernel() {
+    common::require_root();
+    let ns = common::Netns::new("exposure-ka");
+    let ip = |args: &[&str]| {
+        common::run(
+            std::process::Command::new("ip")
+                .args(["-n", &ns.name])
+                .args(args),
+        )
+    };
+    // An address outside 127/8 (on lo: the peer is not a loopback address).
+    ip(&["addr", "add", "10.201.0.1/32", "dev", "lo"]);
+    let helper = ns.helper(&["keepalive-default:10.201.0.1", "sleep:100"]);
+
+    let snapshot = |ns: &common::Netns| -> serde_json::Value {
+        let out = run(&["snapshot", "--netns", &ns.name]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json(&out)
+    };
+    let keepidle = |snap: &serde_json::Value| -> Vec<u64> {
+        snap["sockets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["options"]["keepalive"] == true)
+            .map(|s| s["options"]["keepidle"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(ns.read_sysctl("net.ipv4.tcp_keepalive_time"), "7200");
+    assert_eq!(keepidle(&snapshot(&ns)), [7200]);
+    ns.sysctl("net.ipv4.tcp_keepalive_time", "1234");
+    assert_eq!(keepidle(&snapshot(&ns)), [1234], "follows the sysctl");
+    ns.sysctl("net.ipv4.tcp_keepalive_time", "7200");
+
+    let out = run(&["audit", "--netns", &ns.name, "--format", "json"]);
+    let report = json(&out);
+    let pretty = serde_json::to_string_pretty(&report).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{pretty}");
+    let f = report["namespaces"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "keepalive-above-idle-timeout")
+        .unwrap_or_else(|| panic!("{pretty}"))
+        .clone();
+    assert_eq!(f["exposure"], "exposed", "{pretty}");
+    assert_eq!(f["process"]["pid"], helper.pid, "{pretty}");
+    assert!(
+        f["exposure_reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("sockhelper (pid {}) 1", helper.pid)),
+        "{pretty}"
+    );
+}
