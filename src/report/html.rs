@@ -659,6 +659,25 @@ mod tests {
     }
 
     #[test]
+    fn exposure_is_shown_per_finding_and_in_the_summary() {
+        let mut latent = finding("latent-one", Severity::Medium);
+        latent.exposure = crate::rules::Exposure::Latent;
+        latent.exposure_reason = "no listener now".into();
+        let mut r = report(vec![finding("exposed-one", Severity::High), latent]);
+        r.fail_on = "exposed:medium".into();
+        let html = audit(&r);
+        assert!(html.contains("<span class=\"badge exp-exposed\">exposed</span>"));
+        assert!(html.contains("<span class=\"badge exp-latent\">latent</span>"));
+        assert!(html.contains("exposed: 1 listener(s) depend on it: app (pid 1) 1"));
+        assert!(html.contains("latent: no listener now"));
+        assert!(html.contains("<th>observed</th><th>exposed</th><th>latent</th>"));
+        assert!(
+            html.contains("Exposed or observed findings at or above medium (<code>--fail-on exposed:medium</code>)"),
+            "{html}"
+        );
+    }
+
+    #[test]
     fn findings_are_grouped_worst_first() {
         let html = audit(&report(vec![
             finding("low-one", Severity::Low),

@@ -281,21 +281,31 @@ fn non_loopback(s: &Socket) -> bool {
     !s.remote_addr.is_loopback() && !s.remote_addr.is_unspecified()
 }
 
-/// The keepalive option a keepalive sysctl provides the default of.
-fn takes_default(s: &Socket, key: &str, snap: &Snapshot) -> Option<bool> {
-    let opts = s.options.as_ref()?;
-    let v = snap.sysctl(key)?.trim().parse::<u32>().ok()?;
-    let own = match key {
-        "net.ipv4.tcp_keepalive_time" => opts.keepidle?,
-        "net.ipv4.tcp_keepalive_intvl" => opts.keepintvl?,
-        "net.ipv4.tcp_keepalive_probes" => opts.keepcnt?,
-        _ => return Some(true),
-    };
-    Some(own == v)
+/// The sysctl values the socket checks compare with, read once per finding.
+struct Defaults {
+    /// (value of the keepalive sysctl, whether the condition reads it) for time, intvl, probes.
+    keepalive: [(Option<u32>, bool); 3],
+    somaxconn: Option<u32>,
+}
+
+impl Defaults {
+    fn new(keys: &[String], snap: &Snapshot) -> Self {
+        let read = |k: &str| snap.sysctl(k).and_then(|v| v.trim().parse::<u32>().ok());
+        let used = |k: &str| keys.iter().any(|x| x == k);
+        let ka = |k: &str| (read(k), used(k));
+        Self {
+            keepalive: [
+                ka("net.ipv4.tcp_keepalive_time"),
+                ka("net.ipv4.tcp_keepalive_intvl"),
+                ka("net.ipv4.tcp_keepalive_probes"),
+            ],
+            somaxconn: read("net.core.somaxconn"),
+        }
+    }
 }
 
 /// Whether `s` is at risk for `kind`; `None` when that cannot be told (options not read).
-fn matches(kind: AtRisk, keys: &[String], s: &Socket, snap: &Snapshot) -> Option<bool> {
+fn matches(kind: AtRisk, d: &Defaults, s: &Socket) -> Option<bool> {
     Some(match kind {
         AtRisk::KeepaliveDefault => {
             if s.state != TcpState::Established || !non_loopback(s) {
@@ -305,18 +315,20 @@ fn matches(kind: AtRisk, keys: &[String], s: &Socket, snap: &Snapshot) -> Option
             if !opts.keepalive? {
                 return Some(false);
             }
+            // Takes the default of every keepalive sysctl the condition reads.
+            let own = [opts.keepidle, opts.keepintvl, opts.keepcnt];
             let mut all = true;
-            for k in keys.iter().filter(|k| at_risk(k) == Some(kind)) {
-                all &= takes_default(s, k, snap)?;
+            for ((sysctl, used), own) in d.keepalive.iter().zip(own) {
+                if *used {
+                    all &= own? == (*sysctl)?;
+                }
             }
             all
         }
         AtRisk::Listeners => s.state == TcpState::Listen,
         AtRisk::ClampedListeners => {
-            let max = snap
-                .sysctl("net.core.somaxconn")
-                .and_then(|v| v.trim().parse::<u32>().ok());
-            s.state == TcpState::Listen && matches!((s.backlog, max), (Some(b), Some(m)) if b >= m)
+            s.state == TcpState::Listen
+                && matches!((s.backlog, d.somaxconn), (Some(b), Some(m)) if b >= m)
         }
         AtRisk::Established => s.state == TcpState::Established && non_loopback(s),
         AtRisk::Connecting => s.state == TcpState::SynSent && non_loopback(s),
@@ -373,11 +385,12 @@ fn sockets_at_risk(kinds: &[AtRisk], keys: &[String], snap: &Snapshot) -> Grade 
     let mut groups: BTreeMap<Option<u32>, (Option<FindingProcess>, u64, String)> = BTreeMap::new();
     let mut unknown = 0u64;
     let mut total = 0u64;
+    let defaults = Defaults::new(keys, snap);
     for s in &snap.sockets {
         let mut hit = false;
         let mut unsure = false;
         for k in &kinds {
-            match matches(*k, keys, s, snap) {
+            match matches(*k, &defaults, s) {
                 Some(true) => hit = true,
                 None => unsure = true,
                 Some(false) => {}
