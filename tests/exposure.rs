@@ -91,6 +91,16 @@ fn keepalive_default_is_exposed_by_the_sockets_that_take_it_named_by_process() {
                 .owner(902, "worker")
                 .keepalive(true, 7200),
         )
+        .socket(
+            peer(
+                TcpState::Established,
+                "[::ffff:127.0.0.1]:6379",
+                "::ffff:127.0.0.1",
+                50005,
+            )
+            .owner(903, "worker6")
+            .keepalive(true, 7200),
+        )
         .build();
     let findings = audit(&snap);
     let f = find(&findings, "keepalive-above-idle-timeout");
@@ -102,6 +112,7 @@ fn keepalive_default_is_exposed_by_the_sockets_that_take_it_named_by_process() {
             && f.exposure_reason.contains("redis-server (pid 900) 1")
             && !f.exposure_reason.contains("pgbouncer")
             && !f.exposure_reason.contains("worker"),
+        // (worker6 talks to ::ffff:127.0.0.1, loopback too)
         "{}",
         f.exposure_reason
     );

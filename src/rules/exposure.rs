@@ -277,8 +277,10 @@ fn grade_branch(c: &Cond, snap: &Snapshot) -> Grade {
     sockets_at_risk(&kinds, &keys, snap)
 }
 
+/// A peer outside this host's loopback (`::ffff:127.0.0.1` on a dual-stack socket is loopback).
 fn non_loopback(s: &Socket) -> bool {
-    !s.remote_addr.is_loopback() && !s.remote_addr.is_unspecified()
+    let peer = s.remote_addr.to_canonical();
+    !peer.is_loopback() && !peer.is_unspecified()
 }
 
 /// The sysctl values the socket checks compare with, read once per finding.
