@@ -467,3 +467,27 @@ fn every_profile_names_what_it_satisfies_and_a_host_at_its_values_is_clean_for_i
         assert!(dirty.is_empty(), "{name}: {dirty:#?}");
     }
 }
+
+/// conntrack-timeout-below-keepalive asks for what outlasts the keepalive the fixes leave, at
+/// least RFC 5382's 7440 s (what nat-gateway requires), not 432000 s.
+#[test]
+fn conntrack_fix_outlasts_the_keepalive_left_and_agrees_with_nat_gateway() {
+    let set = library();
+    let ct = "net.netfilter.nf_conntrack_tcp_timeout_established";
+    let snap = host().sysctl(KA_TIME, "7200").sysctl(ct, "3600").build();
+    let value = |idle: &str| {
+        let params = vec![("idle_timeout".to_string(), idle.to_string())];
+        let findings = audit(set, &params, &snap);
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.rule == "conntrack-timeout-below-keepalive")
+        );
+        converges(set, &params, &snap).unwrap();
+        fixes(&findings).unwrap()[ct].clone()
+    };
+    // Keepalive left at 7200 + 75 x 9: just past its last probe.
+    assert_eq!(value("10000"), "7876");
+    // Keepalive fixed to 240 + 30 x 9 in the same run: the RFC 5382 floor.
+    assert_eq!(value("300"), "7440");
+}
