@@ -137,8 +137,9 @@ struct Case {
     conntrack: bool,
     params: Vec<(&'static str, u64)>,
     listeners: Vec<u32>,
-    /// (keepalive on, own TCP_KEEPIDLE or the default, idle seconds)
-    keepalive: Vec<(bool, Option<u32>, u32)>,
+    /// (keepalive on, own TCP_KEEPIDLE or the default, own TCP_KEEPINTVL or the default,
+    /// idle seconds)
+    keepalive: Vec<(bool, Option<u32>, Option<u32>, u32)>,
     orphans: u32,
     time_wait: u32,
 }
@@ -179,7 +180,12 @@ fn case() -> impl Strategy<Value = Case> {
     let sockets = (
         prop::collection::vec(1u32..=70_000, 0..4),
         prop::collection::vec(
-            (any::<bool>(), prop::option::of(1u32..=20_000), 0u32..=5000),
+            (
+                any::<bool>(),
+                prop::option::of(1u32..=20_000),
+                prop::option::of(1u32..=600),
+                0u32..=5000,
+            ),
             0..6,
         ),
         0u32..=200,
@@ -268,7 +274,7 @@ fn build(c: &Case) -> (Snapshot, Vec<(String, String)>) {
     for (i, b) in c.listeners.iter().enumerate() {
         s = s.socket(listener(&format!("0.0.0.0:{}", 8000 + i), 0, *b).owner(100, "server"));
     }
-    for (i, (on, own, idle)) in c.keepalive.iter().enumerate() {
+    for (i, (on, own, own_intvl, idle)) in c.keepalive.iter().enumerate() {
         s = s.socket(
             peer(
                 TcpState::Established,
@@ -281,7 +287,7 @@ fn build(c: &Case) -> (Snapshot, Vec<(String, String)>) {
             .opts(|o| {
                 o.keepalive = Some(*on);
                 o.keepidle = Some(own.unwrap_or(time));
-                o.keepintvl = Some(intvl);
+                o.keepintvl = Some(own_intvl.unwrap_or(intvl));
                 o.keepcnt = Some(probes);
                 o.linger = None;
                 o.user_timeout = Some(0);
