@@ -3,13 +3,17 @@
 //! Used by the integration tests (run inside a network namespace the test
 //! creates). Each argument is one spec; sockets are made in order, then the
 //! helper prints `ready PID` and holds them until its standard input closes
-//! or it is killed. Only loopback addresses are used.
+//! or it is killed. Only loopback addresses are used (and, for keepalive-default, an address the test gave
+//! the namespace).
 //!
 //! Specs (PORT on 127.0.0.1):
 //!   listen:PORT:BACKLOG              a listener that never accepts
 //!   connect:PORT                     a plain connection, held open
 //!   linger0:PORT                     a connection with SO_LINGER {1, 0}
 //!   keepalive:PORT:IDLE:INTVL:CNT    SO_KEEPALIVE with TCP_KEEPIDLE/INTVL/CNT
+//!   keepalive-default:ADDR           a connected pair on ADDR (an address of the namespace,
+//!                                    e.g. on a dummy interface: not loopback), the client with
+//!                                    SO_KEEPALIVE and the keepalive sysctls' defaults
 //!   user-timeout:PORT:MS             TCP_USER_TIMEOUT
 //!   linger2:PORT:SECS                TCP_LINGER2
 //!   sleep:MS                         pause (lets handshakes finish)
@@ -172,6 +176,15 @@ fn main() {
                     &int(num(4) as i32),
                 );
                 streams.push(s);
+            }
+            "keepalive-default" => {
+                let l = TcpListener::bind((parts[1], 0))
+                    .unwrap_or_else(|e| panic!("bind {}:0: {e}", parts[1]));
+                let c = TcpStream::connect(l.local_addr().unwrap()).expect("connect");
+                setopt(c.as_raw_fd(), libc::SOL_SOCKET, libc::SO_KEEPALIVE, &int(1));
+                let (a, _) = l.accept().expect("accept");
+                streams.push(c);
+                streams.push(a);
             }
             "user-timeout" => {
                 let s = connect(num(1) as u16);

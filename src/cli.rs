@@ -154,16 +154,23 @@ pub enum AuditFormat {
     Html,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Default)]
-pub enum FailOn {
-    Info,
-    Low,
-    #[default]
-    Medium,
-    High,
-    Critical,
-    /// Never fail on findings.
-    Never,
+/// `--fail-on`: `never`, `SEVERITY` (exposed and observed findings) or `EXPOSURE:SEVERITY`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailOn(pub Option<crate::rules::Threshold>);
+
+impl Default for FailOn {
+    fn default() -> Self {
+        Self(Some(crate::rules::Threshold::default()))
+    }
+}
+
+fn parse_fail_on(s: &str) -> Result<FailOn, String> {
+    if s == "never" {
+        return Ok(FailOn(None));
+    }
+    crate::rules::Threshold::parse(s)
+        .map(|t| FailOn(Some(t)))
+        .map_err(|e| format!("{e}; expected SEVERITY, EXPOSURE:SEVERITY or never, e.g. medium, latent:medium, observed:low"))
 }
 
 #[derive(Debug, Args)]
@@ -171,8 +178,16 @@ pub struct AuditArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = AuditFormat::Table)]
     pub format: AuditFormat,
-    /// Exit 1 when a finding is at or above this severity.
-    #[arg(long, value_enum, default_value_t = FailOn::Medium)]
+    /// Exit 1 on findings at or above this threshold. SEVERITY (info, low, medium, high,
+    /// critical) counts exposed and observed findings only; EXPOSURE:SEVERITY sets the
+    /// least exposure too (latent:medium also fails on settings nothing depends on now,
+    /// observed:low only on what counters show happening); never disables it.
+    #[arg(
+        long,
+        value_name = "[EXPOSURE:]SEVERITY",
+        default_value = "medium",
+        value_parser = parse_fail_on
+    )]
     pub fail_on: FailOn,
     /// Write the report to FILE instead of standard output.
     #[arg(short = 'o', long, value_name = "FILE")]

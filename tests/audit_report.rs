@@ -6,7 +6,7 @@ mod common;
 use common::fixture::{host, listener, nginx_linger0, peer};
 use rstaudit::host::{Snapshot, TcpState};
 use rstaudit::report::{self, AuditReport};
-use rstaudit::rules::{self, Selection, Severity};
+use rstaudit::rules::{self, Exposure, Selection, Threshold};
 
 fn fixture() -> Snapshot {
     host()
@@ -34,7 +34,7 @@ fn fixture() -> Snapshot {
 fn report() -> AuditReport {
     let snap = fixture();
     let out = rules::run(&Selection::default(), &snap).unwrap();
-    AuditReport::new(vec![(&snap, out)], Some(Severity::Medium))
+    AuditReport::new(vec![(&snap, out)], Some(Threshold::default()))
 }
 
 #[test]
@@ -48,7 +48,7 @@ fn table_snapshot() {
 fn json_snapshot() {
     let text = String::from_utf8(report::json(&report())).unwrap();
     let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(parsed["schema"], 1);
+    assert_eq!(parsed["schema"], 2);
     insta::assert_snapshot!("audit_json", text);
 }
 
@@ -70,17 +70,35 @@ fn junit_is_well_formed_and_counts_failures() {
     let r = report();
     let xml = String::from_utf8(report::junit::junit(&r)).unwrap();
     assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites"));
-    let fired = {
+    let rules_with = |keep: &dyn Fn(&rstaudit::rules::Finding) -> bool| {
         let mut ids: Vec<&str> = r.namespaces[0]
             .findings
             .iter()
+            .filter(|f| keep(f))
             .map(|f| f.rule.as_str())
             .collect();
         ids.sort_unstable();
         ids.dedup();
         ids.len()
     };
-    assert_eq!(xml.matches("<failure ").count(), fired);
+    let fired = rules_with(&|_| true);
+    // A rule fails when a finding is at or above the exposure of --fail-on (exposed);
+    // a rule with only latent findings passes and shows them in <system-out>.
+    let failing = rules_with(&|f| f.exposure >= Exposure::Exposed);
+    let latent_only = fired - failing;
+    assert!(failing > 0 && latent_only > 0, "{xml}");
+    assert_eq!(xml.matches("<failure ").count(), failing);
+    assert_eq!(xml.matches("<system-out>").count(), latent_only);
+    assert!(xml.contains(&format!("failures=\"{failing}\"")), "{xml}");
+    let strict = AuditReport::new(
+        vec![(
+            &fixture(),
+            rules::run(&Selection::default(), &fixture()).unwrap(),
+        )],
+        Some(Threshold::parse("latent:medium").unwrap()),
+    );
+    let strict_xml = String::from_utf8(report::junit::junit(&strict)).unwrap();
+    assert_eq!(strict_xml.matches("<failure ").count(), fired);
     assert_eq!(
         xml.matches("<testcase ").count(),
         fired
@@ -93,6 +111,10 @@ fn junit_is_well_formed_and_counts_failures() {
         xml.matches("<testcase ").count(),
         xml.matches("</testcase>").count() + xml.matches("\"/>\n").count()
             - xml.matches("<skipped ").count()
+    );
+    assert_eq!(
+        xml.matches("<system-out>").count(),
+        xml.matches("</system-out>").count()
     );
     assert!(!xml.contains("{1, 0}<") && xml.contains("SO_LINGER {1, 0}"));
     assert_eq!(
@@ -125,7 +147,7 @@ fn prometheus_fits_the_textfile_collector() {
     }
     assert!(
         text.contains(
-            "rstaudit_findings{netns=\"host\",rule=\"linger-zero\",severity=\"medium\"} 1"
+            "rstaudit_findings{netns=\"host\",rule=\"linger-zero\",severity=\"medium\",exposure=\"observed\"} 1"
         ),
         "{text}"
     );
@@ -134,7 +156,11 @@ fn prometheus_fits_the_textfile_collector() {
         "{text}"
     );
     assert!(
-        text.contains("rstaudit_audit_failed{fail_on=\"medium\"} 1"),
+        text.contains("rstaudit_findings_by_exposure{netns=\"host\",exposure=\"latent\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rstaudit_audit_failed{fail_on=\"exposed:medium\"} 1"),
         "{text}"
     );
 }

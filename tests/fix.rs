@@ -163,3 +163,64 @@ fn apply_fixes_applies_the_same_fixes_and_rolls_back() {
     assert_eq!(ns.read_sysctl("net.ipv4.tcp_abort_on_overflow"), "1");
     assert_eq!(ns.read_sysctl("net.ipv4.tcp_syncookies"), "0");
 }
+
+/// On a stock namespace (tcp_keepalive_time 7200 against the 300 s default idle timeout) and
+/// one with time 299, `apply --fixes` once leaves no finding with a sysctl fix: the keepalive
+/// keys are chosen together (no keepalive-retry-above-idle-timeout after the time fix, and
+/// never an interval of 1 s).
+#[test]
+fn apply_fixes_once_clears_every_fixed_finding_on_the_kernel() {
+    for (prefix, time) in [("converge-stock", "7200"), ("converge-299", "299")] {
+        let ns = Netns::with_sysctls(
+            prefix,
+            &[
+                ("net.ipv4.tcp_keepalive_time", time),
+                ("net.ipv4.tcp_keepalive_intvl", "75"),
+                ("net.ipv4.tcp_syncookies", "0"),
+            ],
+        );
+        let state = tempfile::tempdir().unwrap();
+        let out = rstaudit()
+            .args(["apply", "--fixes", "--netns", &ns.name, "--state-dir"])
+            .arg(state.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let time: u64 = ns
+            .read_sysctl("net.ipv4.tcp_keepalive_time")
+            .parse()
+            .unwrap();
+        let intvl: u64 = ns
+            .read_sysctl("net.ipv4.tcp_keepalive_intvl")
+            .parse()
+            .unwrap();
+        assert!(
+            time + intvl < 300 && intvl >= 10,
+            "{prefix}: {time} + {intvl}"
+        );
+        let out = rstaudit()
+            .args([
+                "audit",
+                "--netns",
+                &ns.name,
+                "--format",
+                "json",
+                "--fail-on",
+                "never",
+            ])
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let left: Vec<&serde_json::Value> = report["namespaces"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| {
+                f["fix"]["sysctls"]
+                    .as_array()
+                    .is_some_and(|s| !s.is_empty())
+            })
+            .collect();
+        assert!(left.is_empty(), "{prefix}: {left:#?}");
+    }
+}

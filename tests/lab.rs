@@ -244,12 +244,13 @@ fn a_lost_first_probe_confirms_the_keepalive_retry_rule() {
     let s = scenario(&report, "lost-keepalive-probe");
     assert_eq!(s["verdict"], "confirmed", "{s:#}");
     assert_eq!(s["rules"][0], "keepalive-retry-above-idle-timeout", "{s:#}");
-    // The rule's own fix: intvl = max((300 - 250) / 3, 1).
+    // The joint keepalive fix (docs/remediation.md): intvl at most a tenth of the idle
+    // timeout, time 250 kept since 250 + 30 < 300.
     assert!(
         s["fix"]
             .as_str()
             .unwrap()
-            .starts_with("net.ipv4.tcp_keepalive_intvl=16"),
+            .starts_with("net.ipv4.tcp_keepalive_intvl=30"),
         "{s:#}"
     );
     let host = app_lines(s, "host_run");

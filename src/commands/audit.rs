@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use crate::cli::{AuditArgs, AuditFormat, FailOn, RuleSelectArgs};
 use crate::report::{self, AuditReport};
-use crate::rules::{self, Selection, Severity};
+use crate::rules::{self, Selection, Threshold};
 
 /// Run the command.
 pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
@@ -54,16 +54,9 @@ pub fn selection(args: &RuleSelectArgs) -> anyhow::Result<Selection> {
     })
 }
 
-/// `--fail-on` as a severity (`never` = no threshold).
-pub fn threshold(fail_on: FailOn) -> Option<Severity> {
-    match fail_on {
-        FailOn::Info => Some(Severity::Info),
-        FailOn::Low => Some(Severity::Low),
-        FailOn::Medium => Some(Severity::Medium),
-        FailOn::High => Some(Severity::High),
-        FailOn::Critical => Some(Severity::Critical),
-        FailOn::Never => None,
-    }
+/// `--fail-on` as a threshold (`never` = none).
+pub fn threshold(fail_on: FailOn) -> Option<Threshold> {
+    fail_on.0
 }
 
 /// Colour only on a terminal, and never with NO_COLOR set (https://no-color.org).

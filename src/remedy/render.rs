@@ -330,6 +330,8 @@ mod tests {
             rule: rule.into(),
             title: format!("title of {rule}"),
             severity: Severity::High,
+            exposure: crate::rules::Exposure::Exposed,
+            exposure_reason: String::new(),
             cause: "2".into(),
             subject: if process.is_some() { "process" } else { "host" }.into(),
             netns: "host".into(),

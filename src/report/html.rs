@@ -12,7 +12,7 @@
 use std::fmt::Write as _;
 
 use super::{AuditReport, NamespaceReport, SEVERITIES};
-use crate::rules::{Finding, Skipped};
+use crate::rules::{Exposure, Finding, Skipped};
 
 /// Escape text for HTML element content and double-quoted attribute values.
 pub fn escape(text: &str) -> String {
@@ -52,6 +52,8 @@ pre{background:#f3f4f6;padding:6px 10px;overflow-x:auto;margin:4px 0}
 .sev-medium{border-left-color:#ef6c00}.badge.sev-medium{background:#ef6c00}
 .sev-low{border-left-color:#1565c0}.badge.sev-low{background:#1565c0}
 .sev-info{border-left-color:#607d8b}.badge.sev-info{background:#607d8b}
+.badge.exp-observed{background:#b71c1c}.badge.exp-exposed{background:#6d4c41}.badge.exp-latent{background:#fff;color:#555;border:1px solid #999}
+.exposure{color:#444}
 .ok{color:#2e7d32;font-weight:600}
 .verdict{padding:8px 12px;border-radius:4px}.verdict.failed{background:#fdecea;color:#b71c1c}.verdict.ok{background:#e8f5e9}
 .note{color:#5a6272;font-size:.92em}
@@ -81,14 +83,16 @@ pub fn audit(report: &AuditReport) -> String {
 
     let verdict = if report.summary.failed {
         format!(
-            "<p class=\"verdict failed\">Findings at or above <strong>{}</strong>: the audit fails (exit 1).</p>\n",
+            "<p class=\"verdict failed\">{} (<code>--fail-on {}</code>): the audit fails (exit 1).</p>\n",
+            capitalise(&escape(&super::describe_threshold(&report.fail_on))),
             escape(&report.fail_on)
         )
     } else if report.fail_on == "never" {
         String::new()
     } else {
         format!(
-            "<p class=\"verdict ok\">Nothing at or above <strong>{}</strong>.</p>\n",
+            "<p class=\"verdict ok\">No {} (<code>--fail-on {}</code>).</p>\n",
+            escape(&super::describe_threshold(&report.fail_on)),
             escape(&report.fail_on)
         )
     };
@@ -97,6 +101,9 @@ pub fn audit(report: &AuditReport) -> String {
     body.push_str("<h2>Summary</h2>\n<table class=\"summary\">\n<tr><th>namespace</th><th>kernel</th><th>source</th><th>counters</th>");
     for sev in SEVERITIES {
         let _ = write!(body, "<th>{}</th>", sev.as_str());
+    }
+    for e in Exposure::ALL {
+        let _ = write!(body, "<th>{}</th>", e.as_str());
     }
     body.push_str("<th>passed</th><th>not checked</th><th>not applicable</th></tr>\n");
     for ns in namespaces {
@@ -113,6 +120,10 @@ pub fn audit(report: &AuditReport) -> String {
         );
         for sev in SEVERITIES {
             let n = ns.findings.iter().filter(|f| f.severity == sev).count();
+            let _ = write!(body, "<td class=\"num\">{n}</td>");
+        }
+        for e in Exposure::ALL {
+            let n = ns.findings.iter().filter(|f| f.exposure == e).count();
             let _ = write!(body, "<td class=\"num\">{n}</td>");
         }
         let _ = writeln!(
@@ -224,9 +235,12 @@ fn finding_card(body: &mut String, f: &Finding) {
     let _ = writeln!(
         body,
         "<article class=\"finding sev-{sev}\" data-rule=\"{rule}\">\n\
-         <h3><span class=\"badge sev-{sev}\">{sev}</span>{title}</h3>\n\
+         <h3><span class=\"badge sev-{sev}\">{sev}</span><span class=\"badge exp-{exp}\">{exp}</span>{title}</h3>\n\
          <div class=\"id\">rule <code>{rule}</code> · cause {cause} · {subject} · namespace {netns}</div>\n\
-         <p>{message}</p>",
+         <p>{message}</p>\n\
+         <p class=\"exposure\">{exp}: {why}</p>",
+        exp = f.exposure.as_str(),
+        why = escape(&f.exposure_reason),
         rule = escape(&f.rule),
         title = escape(&f.title),
         cause = escape(&f.cause),
@@ -579,6 +593,8 @@ mod tests {
             rule: rule.into(),
             title: format!("{rule} <title>"),
             severity,
+            exposure: crate::rules::Exposure::Exposed,
+            exposure_reason: "1 listener(s) depend on it: app (pid 1) 1".into(),
             cause: "6".into(),
             subject: "host".into(),
             netns: "host".into(),
@@ -608,6 +624,7 @@ mod tests {
             summary: super::super::Summary {
                 findings: findings.len() as u64,
                 by_severity: Default::default(),
+                by_exposure: Default::default(),
                 not_applicable: 0,
                 not_checked: 1,
                 passed: 0,
@@ -639,6 +656,25 @@ mod tests {
         assert!(html.contains("a &amp; b"));
         assert!(html.contains("sysctl -w net.ipv4.tcp_rmem=&#39;4096 131072 6291456&#39;"));
         assert!(!html.contains("<title>r1"));
+    }
+
+    #[test]
+    fn exposure_is_shown_per_finding_and_in_the_summary() {
+        let mut latent = finding("latent-one", Severity::Medium);
+        latent.exposure = crate::rules::Exposure::Latent;
+        latent.exposure_reason = "no listener now".into();
+        let mut r = report(vec![finding("exposed-one", Severity::High), latent]);
+        r.fail_on = "exposed:medium".into();
+        let html = audit(&r);
+        assert!(html.contains("<span class=\"badge exp-exposed\">exposed</span>"));
+        assert!(html.contains("<span class=\"badge exp-latent\">latent</span>"));
+        assert!(html.contains("exposed: 1 listener(s) depend on it: app (pid 1) 1"));
+        assert!(html.contains("latent: no listener now"));
+        assert!(html.contains("<th>observed</th><th>exposed</th><th>latent</th>"));
+        assert!(
+            html.contains("Exposed or observed findings at or above medium (<code>--fail-on exposed:medium</code>)"),
+            "{html}"
+        );
     }
 
     #[test]

@@ -1,9 +1,13 @@
 //! The audit as JUnit XML: one test suite per namespace, one test case per
-//! rule (failed = finding, skipped = not applicable or not checked).
+//! rule (failed = a finding at or above the exposure of `--fail-on`, skipped =
+//! not applicable or not checked). A rule whose findings are all below that
+//! exposure (latent, by default) passes, with its findings in `<system-out>`,
+//! so a dashboard turns red for what is at risk and still shows the rest.
 
 use std::fmt::Write;
 
-use super::AuditReport;
+use super::{AuditReport, NamespaceReport};
+use crate::rules::{Exposure, Finding, Threshold};
 
 /// Escape text for XML attributes and content.
 pub fn escape(s: &str) -> String {
@@ -23,9 +27,16 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// The least exposure that makes a finding a failure: that of `--fail-on` (`exposed` when
+/// it is `never`).
+fn failing_exposure(report: &AuditReport) -> Exposure {
+    Threshold::parse(&report.fail_on).map_or(Exposure::Exposed, |t| t.exposure)
+}
+
 /// Render JUnit XML.
 pub fn junit(report: &AuditReport) -> Vec<u8> {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let least = failing_exposure(report);
     let total: usize = report
         .namespaces
         .iter()
@@ -34,12 +45,16 @@ pub fn junit(report: &AuditReport) -> Vec<u8> {
     let _ = writeln!(
         out,
         "<testsuites name=\"rstaudit\" tests=\"{total}\" failures=\"{}\">",
-        report.namespaces.iter().map(distinct_rules).sum::<usize>()
+        report
+            .namespaces
+            .iter()
+            .map(|n| failing_rules(n, least))
+            .sum::<usize>()
     );
     for ns in &report.namespaces {
-        let failures = distinct_rules(ns);
+        let failures = failing_rules(ns, least);
         let skipped = ns.not_applicable.len() + ns.not_checked.len();
-        let tests = ns.passed.len() + skipped + failures;
+        let tests = ns.passed.len() + skipped + distinct_rules(ns);
         let _ = writeln!(
             out,
             "  <testsuite name=\"rstaudit audit {}\" tests=\"{tests}\" failures=\"{failures}\" skipped=\"{skipped}\" errors=\"0\">",
@@ -59,6 +74,7 @@ pub fn junit(report: &AuditReport) -> Vec<u8> {
                 .iter()
                 .map(|f| {
                     let mut t = f.message.clone();
+                    let _ = write!(t, "\n{}: {}", f.exposure.as_str(), f.exposure_reason);
                     for s in &f.fix.sysctls {
                         let _ = write!(t, "\nfix: {} = {}", s.key, s.value);
                     }
@@ -68,13 +84,23 @@ pub fn junit(report: &AuditReport) -> Vec<u8> {
                     t
                 })
                 .collect();
-            let _ = writeln!(
-                out,
-                "      <failure type=\"{}\" message=\"{}\">{}</failure>",
-                group[0].severity.as_str(),
-                escape(&group[0].title),
-                escape(&body.join("\n\n"))
-            );
+            if group.iter().any(|f| f.exposure >= least) {
+                let _ = writeln!(
+                    out,
+                    "      <failure type=\"{}\" message=\"{}\">{}</failure>",
+                    group[0].severity.as_str(),
+                    escape(&group[0].title),
+                    escape(&body.join("\n\n"))
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "      <system-out>{} ({}): {}</system-out>",
+                    escape(&group[0].title),
+                    group[0].severity.as_str(),
+                    escape(&body.join("\n\n"))
+                );
+            }
             let _ = writeln!(out, "    </testcase>");
         }
         for s in ns.not_applicable.iter().chain(&ns.not_checked) {
@@ -101,8 +127,17 @@ pub fn junit(report: &AuditReport) -> Vec<u8> {
     out.into_bytes()
 }
 
-fn distinct_rules(ns: &super::NamespaceReport) -> usize {
-    let mut ids: Vec<&str> = ns.findings.iter().map(|f| f.rule.as_str()).collect();
+fn distinct_rules(ns: &NamespaceReport) -> usize {
+    rules_of(ns.findings.iter())
+}
+
+/// Rules with a finding at or above `least`.
+fn failing_rules(ns: &NamespaceReport, least: Exposure) -> usize {
+    rules_of(ns.findings.iter().filter(|f| f.exposure >= least))
+}
+
+fn rules_of<'a>(findings: impl Iterator<Item = &'a Finding>) -> usize {
+    let mut ids: Vec<&str> = findings.map(|f| f.rule.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
     ids.len()

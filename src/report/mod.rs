@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::host::{Note, Snapshot};
-use crate::rules::{AuditOutcome, Finding, Severity, Skipped};
+use crate::rules::{AuditOutcome, Exposure, Finding, Severity, Skipped, Threshold};
 
 pub mod html;
 pub mod junit;
@@ -20,7 +20,8 @@ pub mod prometheus;
 pub mod table;
 
 /// The version of the audit JSON. Bump on incompatible changes.
-pub const AUDIT_SCHEMA: u32 = 1;
+/// 2: findings carry `exposure` and `exposure_reason`; `fail_on` is `EXPOSURE:SEVERITY`.
+pub const AUDIT_SCHEMA: u32 = 2;
 
 /// Everything an audit found, for every namespace audited.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,7 +31,8 @@ pub struct AuditReport {
     pub schema: u32,
     /// `rstaudit 0.1.0`.
     pub tool: String,
-    /// The --fail-on threshold (`never` when disabled).
+    /// The --fail-on threshold, `EXPOSURE:SEVERITY` (`exposed:medium` by default), or
+    /// `never` when disabled.
     pub fail_on: String,
     pub namespaces: Vec<NamespaceReport>,
     pub summary: Summary,
@@ -64,10 +66,13 @@ pub struct Summary {
     pub findings: u64,
     /// Every severity, also those with no finding.
     pub by_severity: BTreeMap<String, u64>,
+    /// Every exposure (`latent`, `exposed`, `observed`), also those with no finding.
+    pub by_exposure: BTreeMap<String, u64>,
     pub not_applicable: u64,
     pub not_checked: u64,
     pub passed: u64,
-    /// Whether a finding is at or above the threshold (exit code 1).
+    /// Whether a finding is at or above the threshold, in both severity and exposure
+    /// (exit code 1).
     pub failed: bool,
 }
 
@@ -81,7 +86,7 @@ pub const SEVERITIES: [Severity; 5] = [
 
 impl AuditReport {
     /// Build the report. `fail_on` = None means never fail.
-    pub fn new(audits: Vec<(&Snapshot, AuditOutcome)>, fail_on: Option<Severity>) -> Self {
+    pub fn new(audits: Vec<(&Snapshot, AuditOutcome)>, fail_on: Option<Threshold>) -> Self {
         let namespaces: Vec<NamespaceReport> = audits
             .into_iter()
             .map(|(snap, out)| {
@@ -109,18 +114,26 @@ impl AuditReport {
             .iter()
             .map(|s| (s.as_str().to_string(), 0))
             .collect();
+        let mut by_exposure: BTreeMap<String, u64> = Exposure::ALL
+            .iter()
+            .map(|e| (e.as_str().to_string(), 0))
+            .collect();
         let mut failed = false;
         for f in namespaces.iter().flat_map(|n| &n.findings) {
             *by_severity
                 .entry(f.severity.as_str().to_string())
                 .or_default() += 1;
-            failed |= fail_on.is_some_and(|t| f.severity >= t);
+            *by_exposure
+                .entry(f.exposure.as_str().to_string())
+                .or_default() += 1;
+            failed |= fail_on.is_some_and(|t| t.fails(f));
         }
         let count =
             |f: fn(&NamespaceReport) -> usize| namespaces.iter().map(f).sum::<usize>() as u64;
         let summary = Summary {
             findings: count(|n| n.findings.len()),
             by_severity,
+            by_exposure,
             not_applicable: count(|n| n.not_applicable.len()),
             not_checked: count(|n| n.not_checked.len()),
             passed: count(|n| n.passed.len()),
@@ -129,10 +142,25 @@ impl AuditReport {
         Self {
             schema: AUDIT_SCHEMA,
             tool: format!("rstaudit {}", env!("CARGO_PKG_VERSION")),
-            fail_on: fail_on.map_or("never", Severity::as_str).to_string(),
+            fail_on: fail_on.map_or_else(|| "never".to_string(), |t| t.as_text()),
             namespaces,
             summary,
         }
+    }
+}
+
+/// `exposed:medium` -> `exposed or observed findings at or above medium`.
+pub fn describe_threshold(fail_on: &str) -> String {
+    match Threshold::parse(fail_on) {
+        Ok(t) => {
+            let which = match t.exposure {
+                Exposure::Latent => "findings of any exposure",
+                Exposure::Exposed => "exposed or observed findings",
+                Exposure::Observed => "observed findings",
+            };
+            format!("{which} at or above {}", t.severity.as_str())
+        }
+        Err(_) => format!("findings at or above {fail_on}"),
     }
 }
 

@@ -6,6 +6,7 @@
 use std::fmt::Write;
 
 use super::{AuditReport, SEVERITIES};
+use crate::rules::Exposure;
 
 /// Escape a label value (backslash, double quote, newline).
 fn label(s: &str) -> String {
@@ -19,21 +20,22 @@ pub fn prometheus(report: &AuditReport) -> Vec<u8> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "# HELP rstaudit_findings Findings of the last audit, by namespace, rule and severity (socket findings count processes)."
+        "# HELP rstaudit_findings Findings of the last audit, by namespace, rule, severity and exposure (latent, exposed, observed; socket findings count processes)."
     );
     let _ = writeln!(out, "# TYPE rstaudit_findings gauge");
     for ns in &report.namespaces {
-        let mut rows: Vec<(&str, &str, u64)> = Vec::new();
+        let mut rows: Vec<(&str, &str, &str, u64)> = Vec::new();
         for f in &ns.findings {
-            match rows.iter_mut().find(|r| r.0 == f.rule) {
-                Some(r) => r.2 += 1,
-                None => rows.push((&f.rule, f.severity.as_str(), 1)),
+            let exposure = f.exposure.as_str();
+            match rows.iter_mut().find(|r| r.0 == f.rule && r.2 == exposure) {
+                Some(r) => r.3 += 1,
+                None => rows.push((&f.rule, f.severity.as_str(), exposure, 1)),
             }
         }
-        for (rule, sev, n) in rows {
+        for (rule, sev, exposure, n) in rows {
             let _ = writeln!(
                 out,
-                "rstaudit_findings{{netns=\"{}\",rule=\"{}\",severity=\"{sev}\"}} {n}",
+                "rstaudit_findings{{netns=\"{}\",rule=\"{}\",severity=\"{sev}\",exposure=\"{exposure}\"}} {n}",
                 label(&ns.netns),
                 label(rule)
             );
@@ -80,6 +82,26 @@ pub fn prometheus(report: &AuditReport) -> Vec<u8> {
     }
     let _ = writeln!(
         out,
+        "# HELP rstaudit_findings_by_exposure Findings of the last audit by exposure (latent, exposed, observed)."
+    );
+    let _ = writeln!(out, "# TYPE rstaudit_findings_by_exposure gauge");
+    for ns in &report.namespaces {
+        for exposure in Exposure::ALL {
+            let n = ns
+                .findings
+                .iter()
+                .filter(|f| f.exposure == exposure)
+                .count();
+            let _ = writeln!(
+                out,
+                "rstaudit_findings_by_exposure{{netns=\"{}\",exposure=\"{}\"}} {n}",
+                label(&ns.netns),
+                exposure.as_str()
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
         "# HELP rstaudit_rules Rules of the last audit by outcome (fired, passed, not_applicable, not_checked)."
     );
     let _ = writeln!(out, "# TYPE rstaudit_rules gauge");
@@ -102,7 +124,7 @@ pub fn prometheus(report: &AuditReport) -> Vec<u8> {
     }
     let _ = writeln!(
         out,
-        "# HELP rstaudit_audit_failed 1 when a finding is at or above --fail-on."
+        "# HELP rstaudit_audit_failed 1 when a finding is at or above --fail-on (EXPOSURE:SEVERITY)."
     );
     let _ = writeln!(out, "# TYPE rstaudit_audit_failed gauge");
     let _ = writeln!(

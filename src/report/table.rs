@@ -7,7 +7,7 @@ use tabled::builder::Builder;
 use tabled::settings::Style;
 
 use super::{AuditReport, SEVERITIES};
-use crate::rules::{Finding, Severity};
+use crate::rules::{Exposure, Finding, Severity};
 
 fn paint(color: bool, code: &str, text: &str) -> String {
     if color {
@@ -42,8 +42,19 @@ fn fix_text(f: &Finding) -> String {
     out.trim_end().to_string()
 }
 
+fn exposure_color(e: Exposure) -> &'static str {
+    match e {
+        Exposure::Observed => "1;31",
+        Exposure::Exposed => "33",
+        Exposure::Latent => "2",
+    }
+}
+
 fn finding_text(f: &Finding) -> String {
     let mut out = format!("{}\n{}", f.title, f.message);
+    if !f.exposure_reason.is_empty() {
+        let _ = write!(out, "\n{}: {}", f.exposure.as_str(), f.exposure_reason);
+    }
     // The header already says when counters are totals since boot.
     for n in f
         .notes
@@ -102,11 +113,12 @@ pub fn table(report: &AuditReport, color: bool) -> Vec<u8> {
                 )
             );
             let mut b = Builder::default();
-            b.push_record(["rule", "finding", "fix"]);
+            b.push_record(["rule", "exposure", "finding", "fix"]);
             for f in group {
                 b.push_record([
                     // Never break an id: it is what users paste into --only / --skip.
                     f.rule.clone(),
+                    paint(color, exposure_color(f.exposure), f.exposure.as_str()),
                     wrap(&finding_text(f), 64),
                     wrap(&fix_text(f), 44),
                 ]);
@@ -149,12 +161,23 @@ pub fn table(report: &AuditReport, color: bool) -> Vec<u8> {
             )
         })
         .collect();
+    let exposures: Vec<String> = Exposure::ALL
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                s.by_exposure.get(e.as_str()).copied().unwrap_or(0),
+                e.as_str()
+            )
+        })
+        .collect();
     let _ = writeln!(
         out,
-        "Summary: {} finding{} ({}); {} passed, {} not applicable, {} not checked.",
+        "Summary: {} finding{} ({}; {}); {} passed, {} not applicable, {} not checked.",
         s.findings,
         if s.findings == 1 { "" } else { "s" },
         parts.join(", "),
+        exposures.join(", "),
         s.passed,
         s.not_applicable,
         s.not_checked
@@ -162,9 +185,17 @@ pub fn table(report: &AuditReport, color: bool) -> Vec<u8> {
     let verdict = if report.fail_on == "never" {
         "--fail-on never: exit 0".to_string()
     } else if s.failed {
-        format!("findings at or above {}: exit 1", report.fail_on)
+        format!(
+            "{} (--fail-on {}): exit 1",
+            super::describe_threshold(&report.fail_on),
+            report.fail_on
+        )
     } else {
-        format!("nothing at or above {}: exit 0", report.fail_on)
+        format!(
+            "no {} (--fail-on {}): exit 0",
+            super::describe_threshold(&report.fail_on),
+            report.fail_on
+        )
     };
     let _ = writeln!(out, "{verdict}");
     out.into_bytes()

@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use crate::host::{Snapshot, Socket, SocketsSource, TcpState};
 
-use super::finding::{CounterEvidence, Evidence, Finding, FindingProcess, Fix, SysctlFix};
+use super::finding::{
+    CounterEvidence, Evidence, Exposure, Finding, FindingProcess, Fix, SysctlFix,
+};
 use super::raw::{Field, Measure, SockOpt, Stat, Subject};
 use super::rule::{Arith, Cond, Expr, Op, Piece, Rule, fmt_num, timer_num};
 use super::{AuditOutcome, Skipped};
@@ -908,6 +910,8 @@ pub fn evaluate(
                 rule: rule.id.clone(),
                 title: rule.title.clone(),
                 severity: rule.severity,
+                exposure: Exposure::Latent,
+                exposure_reason: String::new(),
                 cause: rule.cause.clone(),
                 subject: rule.subject.as_str().to_string(),
                 netns: netns.clone(),
@@ -934,6 +938,25 @@ pub fn evaluate(
             out.passed.push(rule.id.clone());
         }
     }
+    for f in &mut out.findings {
+        if let Some(rule) = rules.iter().find(|r| r.id == f.rule) {
+            let mut params: Params = rule
+                .params
+                .iter()
+                .map(|(k, p)| (k.clone(), p.default))
+                .collect();
+            params.extend(
+                overrides
+                    .iter()
+                    .filter(|(k, _)| rule.params.contains_key(*k))
+                    .map(|(k, v)| (k.clone(), *v)),
+            );
+            super::exposure::grade(rule, snap, f, &|c| {
+                eval_host(&compile(&ctx, &params, c)).ok()
+            });
+        }
+    }
+    super::converge::converge(rules, overrides, snap, &mut out.findings);
     out.findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
@@ -999,6 +1022,8 @@ fn host_finding(ctx: &HostCtx<'_>, params: &Params, rule: &Rule, netns: &str) ->
         rule: rule.id.clone(),
         title: rule.title.clone(),
         severity: rule.severity,
+        exposure: Exposure::Latent,
+        exposure_reason: String::new(),
         cause: rule.cause.clone(),
         subject: rule.subject.as_str().to_string(),
         netns: netns.to_string(),

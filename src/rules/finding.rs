@@ -29,6 +29,106 @@ impl Severity {
     }
 }
 
+/// What is at risk, in increasing order: `Latent < Exposed < Observed`.
+///
+/// - `latent`: a setting that would matter, but nothing in the snapshot
+///   depends on it now (or it could not be told: the reason says so);
+/// - `exposed`: sockets, listeners, processes or tracked flows are at risk
+///   now (named in the finding);
+/// - `observed`: a counter in the rule's own condition rose in the
+///   `--interval` window: it is happening.
+///
+/// How each finding is graded: docs/audit-json.md.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Exposure {
+    #[default]
+    Latent,
+    Exposed,
+    Observed,
+}
+
+impl Exposure {
+    pub const ALL: [Exposure; 3] = [Self::Observed, Self::Exposed, Self::Latent];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Latent => "latent",
+            Self::Exposed => "exposed",
+            Self::Observed => "observed",
+        }
+    }
+
+    /// `latent`, `exposed` or `observed`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+}
+
+impl Severity {
+    pub const ALL: [Severity; 5] = [
+        Self::Critical,
+        Self::High,
+        Self::Medium,
+        Self::Low,
+        Self::Info,
+    ];
+
+    /// `info` ... `critical`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+/// When an audit fails: findings at or above both a severity and an exposure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Threshold {
+    pub severity: Severity,
+    pub exposure: Exposure,
+}
+
+impl Default for Threshold {
+    /// Exposed or observed findings of medium or more; latent ones never fail.
+    fn default() -> Self {
+        Self {
+            severity: Severity::Medium,
+            exposure: Exposure::Exposed,
+        }
+    }
+}
+
+impl Threshold {
+    /// Whether `f` is at or above the threshold.
+    pub fn fails(&self, f: &Finding) -> bool {
+        f.severity >= self.severity && f.exposure >= self.exposure
+    }
+
+    /// `SEVERITY` (exposed and observed findings) or `EXPOSURE:SEVERITY`, e.g.
+    /// `medium`, `latent:medium`, `observed:low`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (exposure, severity) = match s.split_once(':') {
+            Some((e, sev)) => (
+                Exposure::parse(e).ok_or_else(|| {
+                    format!("{e:?} is not an exposure (latent, exposed, observed)")
+                })?,
+                sev,
+            ),
+            None => (Exposure::Exposed, s),
+        };
+        let severity = Severity::parse(severity).ok_or_else(|| {
+            format!("{severity:?} is not a severity (info, low, medium, high, critical)")
+        })?;
+        Ok(Self { severity, exposure })
+    }
+
+    /// The canonical text: `exposed:medium`.
+    pub fn as_text(&self) -> String {
+        format!("{}:{}", self.exposure.as_str(), self.severity.as_str())
+    }
+}
+
 /// One thing the audit found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +137,13 @@ pub struct Finding {
     pub rule: String,
     pub title: String,
     pub severity: Severity,
+    /// What is at risk: `latent`, `exposed` or `observed` ([`Exposure`]).
+    #[serde(default)]
+    pub exposure: Exposure,
+    /// Why this exposure, naming what is at risk (`3 sockets with SO_KEEPALIVE use
+    /// this default: sshd (pid 812) 2, ...`) or what could not be told.
+    #[serde(default)]
+    pub exposure_reason: String,
     /// The seed cause it belongs to (rst-causes.md section 6), e.g. `6`.
     pub cause: String,
     /// `host`, `listener`, `socket` or `process`.
@@ -119,7 +226,8 @@ pub struct Fix {
 #[serde(deny_unknown_fields)]
 pub struct SysctlFix {
     pub key: String,
-    /// The recommended value (parameters already substituted).
+    /// The recommended value (parameters already substituted; keys that interact are
+    /// chosen together across findings: docs/remediation.md).
     pub value: String,
     /// The value it replaces, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,8 +7,10 @@
 //! checks it and builds the runtime type; [`load`] reports every problem of
 //! every file at once.
 
+pub mod converge;
 pub mod doc;
 pub mod eval;
+pub mod exposure;
 pub mod finding;
 pub mod known;
 pub mod load;
@@ -17,7 +19,9 @@ pub mod rule;
 
 use std::collections::BTreeMap;
 
-pub use finding::{Evidence, Finding, FindingProcess, Fix, Severity, SysctlFix};
+pub use finding::{
+    Evidence, Exposure, Finding, FindingProcess, Fix, Severity, SysctlFix, Threshold,
+};
 pub use load::{Diagnostic, LoadError, RuleSet};
 pub use rule::Rule;
 
