@@ -2,7 +2,7 @@
 # The README test command: installs everything the test suite needs on a fresh Debian
 # machine, then runs the whole suite with `cargo test`. Run it as root from the source tree:
 #
-#     ./test.sh                 # install what is missing, then `cargo test`
+#     ./test.sh                 # install what is missing, then `cargo test --no-fail-fast`
 #     ./test.sh --test lab      # arguments after the script go to `cargo test`
 #
 # Idempotent: packages already present are not reinstalled, the package lists are refreshed
@@ -68,4 +68,5 @@ if [ "$(python3 -c 'import ansible.release as r; print(r.__version__)' 2>/dev/nu
         --break-system-packages "ansible-core==$ansible_version" </dev/null
 fi
 
-exec cargo test "$@"
+# --no-fail-fast: one failing test binary does not hide the results of the others.
+exec cargo test --no-fail-fast "$@"
