@@ -603,6 +603,12 @@ fn collect_root(dir: &std::path::Path, opts: &CollectOptions) -> anyhow::Result<
             String::new()
         }
     };
+    // Optional: the distribution's patch level when the release hides it (Debian).
+    let proc_version = files::open_in_tree(dir, &dir.join("proc/version"))
+        .and_then(|f| files::read_small(f, 1024))
+        .ok()
+        .flatten()
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
     let sysctls = sysctl::walk_net(place, &mut notes);
     let first = counters::read_sample(place, &mut notes)?;
     let (sockets_source, sockets) = sockets::read(place, &mut notes)?;
@@ -617,10 +623,7 @@ fn collect_root(dir: &std::path::Path, opts: &CollectOptions) -> anyhow::Result<
         schema: SCHEMA_VERSION,
         taken_at_ms,
         source: format!("root:{}", dir.display()),
-        kernel: Kernel {
-            version: kernel::parse_release(&release),
-            release,
-        },
+        kernel: kernel::from_texts(&release, proc_version.as_deref()),
         netns: NetnsInfo {
             inode: None,
             name: format!("root:{}", dir.display()),
@@ -688,7 +691,7 @@ pub const GONE_NETNS: &str =
 fn targets(spec: Option<&str>, notes: &mut Vec<Note>) -> anyhow::Result<Vec<Target>> {
     match spec {
         None => Ok(vec![Target {
-            name: "host".to_string(),
+            name: netns::own_name(netns::current_inode().ok()),
             inode: netns::current_inode().ok(),
             path: None,
             optional: false,
@@ -749,10 +752,12 @@ fn live_kernel() -> Kernel {
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
-    Kernel {
-        version: kernel::parse_release(&release),
-        release,
-    }
+    let proc_version = std::fs::File::open("/proc/version")
+        .and_then(|f| files::read_small(f, 1024))
+        .ok()
+        .flatten()
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    kernel::from_texts(&release, proc_version.as_deref())
 }
 
 fn collect_live(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {

@@ -108,6 +108,45 @@ pub fn current_inode() -> std::io::Result<u64> {
     std::fs::metadata("/proc/thread-self/ns/net").map(|m| m.ino())
 }
 
+/// The inode of the initial network namespace: that of PID 1 (/proc/1/ns/net), or, where
+/// PID 1 cannot be inspected (an init that is not dumpable refuses even root), that of the
+/// kernel's thread `kthreadd` (PID 2), which always runs in the initial namespace.
+pub fn initial_inode() -> Option<u64> {
+    if let Ok(meta) = std::fs::metadata("/proc/1/ns/net") {
+        return Some(meta.ino());
+    }
+    let kthreadd = std::fs::read_to_string("/proc/2/comm").is_ok_and(|c| c.trim() == "kthreadd");
+    kthreadd
+        .then(|| std::fs::metadata("/proc/2/ns/net").ok())
+        .flatten()
+        .map(|m| m.ino())
+}
+
+/// The friendly name of the namespace with this inode, when it is the caller's own:
+/// `host` only for the initial namespace ([`initial_inode`]), else its name in /run/netns
+/// (as under `ip netns exec NAME`), else `net:[INODE]` as the kernel writes it. When the
+/// initial namespace cannot be identified (without root) or the inode is unknown, it stays
+/// `host`: an unprivileged caller cannot tell.
+pub fn own_name(inode: Option<u64>) -> String {
+    let Some(inode) = inode else {
+        return "host".to_string();
+    };
+    match initial_inode() {
+        Some(initial) if initial != inode => {}
+        _ => return "host".to_string(),
+    }
+    let named = std::fs::read_dir(RUN_NETNS).ok().and_then(|entries| {
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.ino() == inode))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names.into_iter().next()
+    });
+    named.unwrap_or_else(|| format!("net:[{inode}]"))
+}
+
 /// Run `work` in a new thread that has entered the namespace `ns`.
 ///
 /// Entering a namespace needs CAP_SYS_ADMIN; without it this returns an error saying so.
@@ -215,7 +254,7 @@ fn unescape_mount_path(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Every distinct network namespace on the host: the caller's own (named `host`), those
+/// Every distinct network namespace on the host: the caller's own (named by [`own_name`]), those
 /// named in /run/netns, those bind-mounted elsewhere (named by their path), and those of
 /// processes (/proc/PID/ns/net), deduplicated by inode.
 /// Processes whose namespace cannot be inspected are counted in a note.
@@ -227,7 +266,7 @@ pub fn list_all(notes: &mut Vec<Note>) -> Vec<NetnsRef> {
             seen.insert(inode);
             out.push(NetnsRef {
                 path: PathBuf::from("/proc/thread-self/ns/net"),
-                name: "host".to_string(),
+                name: own_name(Some(inode)),
                 inode,
             });
         }

@@ -346,6 +346,18 @@ fn walk_dir(
     }
 }
 
+/// Keys the kernel keeps only for old programs, each with a `_ms` twin that holds the same
+/// setting: `net.ipv{4,6}.neigh.DEV.base_reachable_time` and `.retrans_time`. Reading the IPv6
+/// ones writes "process ... is using deprecated sysctl" to the kernel log, so they are never
+/// read (neither family, to keep one rule).
+pub fn is_deprecated(key: &str) -> bool {
+    (key.starts_with("net.ipv4.neigh.") || key.starts_with("net.ipv6.neigh."))
+        && key
+            .rsplit('.')
+            .next()
+            .is_some_and(|last| last == "base_reachable_time" || last == "retrans_time")
+}
+
 fn read_key(
     place: Place<'_>,
     entry: &std::fs::DirEntry,
@@ -355,9 +367,10 @@ fn read_key(
     notes: &mut Vec<Note>,
 ) {
     use std::os::unix::fs::PermissionsExt;
-    if entry
-        .metadata()
-        .is_ok_and(|m| m.permissions().mode() & 0o444 == 0)
+    if is_deprecated(key)
+        || entry
+            .metadata()
+            .is_ok_and(|m| m.permissions().mode() & 0o444 == 0)
     {
         return;
     }
@@ -431,6 +444,35 @@ mod tests {
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert_eq!(notes[0].subject.as_deref(), Some("net.core"));
         assert!(notes[0].message.contains("symbolic link"));
+    }
+
+    #[test]
+    fn deprecated_neigh_keys_are_not_read_and_their_ms_twins_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let neigh = dir.path().join("proc/sys/net/ipv6/neigh/eth0.7");
+        std::fs::create_dir_all(&neigh).unwrap();
+        for (name, value) in [
+            ("base_reachable_time", "30"),
+            ("base_reachable_time_ms", "30000"),
+            ("retrans_time", "100"),
+            ("retrans_time_ms", "1000"),
+        ] {
+            std::fs::write(neigh.join(name), value).unwrap();
+        }
+        let mut notes = Vec::new();
+        let keys = walk_net(Place::Root(dir.path()), &mut notes);
+        let names: Vec<&str> = keys.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "net.ipv6.neigh.eth0/7.base_reachable_time_ms",
+                "net.ipv6.neigh.eth0/7.retrans_time_ms"
+            ]
+        );
+        assert!(notes.is_empty(), "{notes:?}");
+        assert!(is_deprecated("net.ipv4.neigh.default.retrans_time"));
+        assert!(!is_deprecated("net.ipv4.tcp_retrans_time"));
+        assert!(!is_deprecated("net.ipv6.neigh.lo.retrans_time_ms"));
     }
 
     #[test]

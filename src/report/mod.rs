@@ -43,7 +43,8 @@ pub struct AuditReport {
 #[serde(deny_unknown_fields)]
 pub struct NamespaceReport {
     pub netns: String,
-    /// The kernel release.
+    /// The kernel release, and its real version when the release hides it
+    /// (`6.1.0-57-cloud-amd64 (6.1.192)`).
     pub kernel: String,
     /// Where the facts came from: `live`, `root:DIR`, `file:PATH`.
     pub source: String,
@@ -93,7 +94,7 @@ impl AuditReport {
                 let window = snap.counter_window();
                 NamespaceReport {
                     netns: out.netns,
-                    kernel: snap.kernel.release.clone(),
+                    kernel: snap.kernel.describe(),
                     source: snap.source.clone(),
                     counters: if window.is_some() {
                         "window"

@@ -694,7 +694,11 @@ pub fn evaluate(
                 Some(v) if !range.contains(v) => {
                     out.not_applicable.push(skip(
                         rule,
-                        format!("kernel {} is outside {}", snap.kernel.release, range.text),
+                        format!(
+                            "kernel {} is outside {}",
+                            snap.kernel.describe(),
+                            range.text
+                        ),
                     ));
                     continue;
                 }

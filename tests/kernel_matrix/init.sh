@@ -1,0 +1,122 @@
+#!/bin/sh
+# /init of the kernel matrix's throwaway initramfs (tests/kernel_matrix.rs). Runs every step
+# with a timeout, writes what each printed to the second serial port (/dev/ttyS1) and powers
+# off. Protocol, one step after another:
+#   @@step NAME / its standard output / @@stderr NAME / its standard error / @@rc NAME CODE
+# Busybox's shell runs its own applets before PATH: ip and nft are called by full path.
+export PATH=/usr/sbin:/usr/bin:/bin:/sbin
+
+step() {
+    name=$1
+    limit=$2
+    shift 2
+    echo "@@step $name"
+    timeout "$limit" "$@" >/tmp/step.out 2>/tmp/step.err
+    rc=$?
+    cat /tmp/step.out
+    echo "@@stderr $name"
+    cat /tmp/step.err
+    echo "@@rc $name $rc"
+}
+
+modules() {
+    for m in veth nf_tables nf_conntrack inet_diag tcp_diag; do
+        modprobe "$m" || echo "modprobe $m failed"
+    done
+    /usr/sbin/ip link set lo up
+}
+
+# What a run may leave behind: namespaces (other than ours), links, nftables rules, ftrace
+# instances, processes.
+leftovers() {
+    own=$(stat -L -c %i /proc/self/ns/net)
+    for p in /proc/[0-9]*; do
+        i=$(stat -L -c %i "$p/ns/net" 2>/dev/null) || continue
+        [ "$i" = "$own" ] || echo "namespace $i of $(cat "$p/comm" 2>/dev/null) (${p#/proc/})"
+    done
+    ls /run/netns 2>/dev/null | sed 's/^/named namespace /'
+    /usr/sbin/ip -o link show | grep -v ': lo:' | sed 's/^/link /'
+    /usr/sbin/nft list ruleset | sed 's/^/nft /'
+    ls /sys/kernel/tracing/instances 2>/dev/null | sed 's/^/ftrace instance /'
+    for p in /proc/[0-9]*; do
+        c=$(cat "$p/comm" 2>/dev/null)
+        case "$c" in rstaudit | sockhelper) echo "process $c (${p#/proc/})" ;; esac
+    done
+}
+
+in_netns() {
+    /usr/sbin/ip netns add matrix || return 1
+    /usr/sbin/ip netns exec matrix rstaudit snapshot --format json
+    rc=$?
+    /usr/sbin/ip netns del matrix
+    return $rc
+}
+
+# A short live packet check while a helper makes resets of known kinds: the check must name
+# the helper as the process behind them.
+live() {
+    mkfifo /tmp/go
+    exec 3<>/tmp/go
+    sockhelper announce listen:7200:8 linger0:7200 wait-line refused:9 unread-close \
+        linger0-close:300 write-after-close <&3 >/tmp/helper.out 2>&1 &
+    hpid=$!
+    rstaudit packet-check --duration 8 --format json >/tmp/live.json 2>/tmp/live.err &
+    rpid=$!
+    n=0
+    until grep -q "watching TCP resets" /tmp/live.err; do
+        n=$((n + 1))
+        if [ $n -gt 120 ] || ! kill -0 $rpid 2>/dev/null; then
+            echo "packet-check did not start watching" >&2
+            cat /tmp/live.err >&2
+            kill $hpid
+            return 1
+        fi
+        sleep 0.5
+    done
+    echo go >&3
+    wait $rpid
+    rc=$?
+    sleep 1
+    kill $hpid 2>/dev/null
+    wait $hpid 2>/dev/null
+    exec 3>&-
+    echo "helper: $(cat /tmp/helper.out)"
+    cat /tmp/live.json
+    cat /tmp/live.err >&2
+    return $rc
+}
+
+# `sh /init @run FUNCTION`: one function, so that a step can run it under timeout.
+if [ "$1" = "@run" ]; then
+    shift
+    "$@"
+    exit $?
+fi
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+# The kernel loads what nft and the lab ask for (nft_*, nf_reject_*) through busybox modprobe.
+echo /sbin/modprobe >/proc/sys/kernel/modprobe
+stty -F /dev/ttyS1 raw -echo 2>/dev/null
+exec >/dev/ttyS1 2>&1
+
+
+step modules 60 sh /init @run modules
+step kernel 10 sh -c 'uname -r; cat /proc/version'
+step dmesg-before 10 dmesg
+step audit-json 90 rstaudit audit --format json
+step audit-table 90 rstaudit audit
+step snapshot 90 rstaudit snapshot --format json
+step netns 90 sh /init @run in_netns
+step lab 240 rstaudit packet-check --lab --all --format json
+step lab-left 20 sh /init @run leftovers
+step live 90 sh /init @run live
+step live-left 20 sh /init @run leftovers
+step dmesg-after 10 dmesg
+echo "@@done"
+poweroff -f
