@@ -16,8 +16,6 @@ pub mod state;
 pub mod transaction;
 pub mod verify;
 
-use std::os::unix::fs::MetadataExt;
-
 use crate::host::netns::{self, NetnsRef};
 use state::RecordedNetns;
 use transaction::{Desired, NsContext};
@@ -47,18 +45,14 @@ pub use crate::host::netns::in_namespace;
 pub fn describe_current(ns: Option<&NetnsRef>) -> anyhow::Result<(NsContext, RecordedNetns)> {
     let inode = netns::current_inode()
         .map_err(|e| anyhow::anyhow!("reading /proc/thread-self/ns/net: {e}"))?;
-    // The initial namespace is the one of PID 1 (of this PID namespace). Without the right to
-    // look at PID 1 (not root) it is taken as another one: it is then named by its inode, which
-    // is true either way, and global keys are refused, which is the safe side.
-    let initial = match std::fs::metadata("/proc/1/ns/net") {
-        Ok(m) => m.ino() == inode,
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => false,
-        Err(e) => anyhow::bail!("reading /proc/1/ns/net (to tell the initial namespace): {e}"),
-    };
+    // The initial namespace as the audit tells it (PID 1's, or kthreadd's where PID 1 cannot be
+    // inspected). When it cannot be told (not root), this one is taken as another: global keys
+    // are then refused, which is the safe side.
+    let initial = netns::initial_inode() == Some(inode);
     let name = match ns {
         Some(ns) => ns.name.clone(),
         None if initial => "host".to_string(),
-        None => format!("net:[{inode}]"),
+        None => netns::own_name(Some(inode)),
     };
     Ok((
         NsContext {
@@ -75,6 +69,20 @@ pub fn describe_current(ns: Option<&NetnsRef>) -> anyhow::Result<(NsContext, Rec
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn apply_tells_the_initial_namespace_as_the_audit_does() {
+        // Regression: apply read only /proc/1/ns/net, which even root cannot inspect when PID 1
+        // is not dumpable; the host's namespace was then "not initial" and global keys refused.
+        let inode = crate::host::netns::current_inode().unwrap();
+        let (ctx, recorded) = super::describe_current(None).unwrap();
+        let initial = crate::host::netns::initial_inode() == Some(inode);
+        assert_eq!(ctx.initial, initial);
+        if initial {
+            assert_eq!(ctx.name, "host");
+        }
+        assert_eq!(recorded.inode, inode);
+    }
+
     #[test]
     fn profile_params_resolve_extends_and_accept_paths() {
         assert_eq!(
