@@ -6,26 +6,9 @@
 
 use std::fmt::Write;
 
+pub use super::escape::xml as escape;
 use super::{AuditReport, NamespaceReport};
 use crate::rules::{Exposure, Finding, Threshold};
-
-/// Escape text for XML attributes and content.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Characters XML 1.0 cannot carry at all.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// The least exposure that makes a finding a failure: that of `--fail-on` (`exposed` when
 /// it is `never`).

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::host::{Note, Snapshot};
 use crate::rules::{AuditOutcome, Exposure, Finding, Severity, Skipped, Threshold};
 
+pub mod escape;
 pub mod html;
 pub mod junit;
 pub mod lab;

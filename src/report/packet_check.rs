@@ -9,6 +9,7 @@ use tabled::settings::Style;
 
 use crate::packet::live::summary::{PacketReport, Verdict};
 
+use super::escape::prometheus_label as label_value;
 use super::html;
 
 fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
@@ -171,12 +172,6 @@ pub fn render_json(r: &PacketReport) -> anyhow::Result<String> {
     let mut s = serde_json::to_string_pretty(r)?;
     s.push('\n');
     Ok(s)
-}
-
-fn label_value(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// Prometheus text exposition (node_exporter textfile collector).

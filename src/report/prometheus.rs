@@ -5,15 +5,9 @@
 
 use std::fmt::Write;
 
+use super::escape::prometheus_label as label;
 use super::{AuditReport, SEVERITIES};
 use crate::rules::Exposure;
-
-/// Escape a label value (backslash, double quote, newline).
-fn label(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
 
 /// Render the metrics.
 pub fn prometheus(report: &AuditReport) -> Vec<u8> {
