@@ -203,11 +203,19 @@ fn create_temp_beside(path: &Path, mode: u32) -> io::Result<(File, PathBuf)> {
 /// `path`, then the directory is fsynced, so a crash leaves the old file or the new one,
 /// never half of one. On any error the temporary file is removed and `path` is as it was.
 /// The one atomic writer of the project: reports (`-o`), rollback files, sysctl.d files.
+///
+/// A path that is not a regular file (`-o /dev/null`, `/dev/stdout`, a FIFO) has nothing to
+/// replace: it is written into, never renamed over (which would put a plain file in place of
+/// the device).
 pub fn replace(
     path: &Path,
     mode: u32,
     write: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> io::Result<()> {
+    if std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file() && !m.is_dir()) {
+        let mut file = create(path)?;
+        return write(&mut file);
+    }
     let (mut file, tmp) = create_temp_beside(path, mode)?;
     let result = (|| {
         write(&mut file)?;
@@ -229,6 +237,7 @@ pub fn replace(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
 
     /// A sticky, world-writable directory with a link and a file of uid 65534 in it.
@@ -302,6 +311,39 @@ mod tests {
         std::os::unix::fs::lchown(&own_link, Some(65534), Some(65534)).unwrap();
         drop(create(&own_link).unwrap());
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "");
+    }
+
+    #[test]
+    fn writing_to_a_device_or_fifo_writes_into_it_and_never_replaces_it() {
+        // Regression: `rstaudit snapshot -o /dev/null` renamed a plain file over /dev/null.
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let null = dir.path().join("null");
+        nix::sys::stat::mknod(
+            &null,
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(1, 3),
+        )
+        .expect("mknod needs root: run the README test command as root");
+        replace(&null, 0o644, |f| f.write_all(b"report")).unwrap();
+        assert!(
+            std::fs::metadata(&null)
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // A FIFO with a reader gets the bytes, and stays a FIFO.
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+        };
+        replace(&fifo, 0o644, |f| f.write_all(b"through")).unwrap();
+        assert_eq!(reader.join().unwrap(), "through");
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
     }
 
     #[test]
