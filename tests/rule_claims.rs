@@ -1,0 +1,61 @@
+//! Each rule says only what holds on a real kernel: one regression test per
+//! claim that was wrong or overstated (rst-causes.md sections 1 to 4 and 7).
+
+mod common;
+
+use common::fixture::{Snap, host, sock};
+use rstaudit::host::{Snapshot, TcpState};
+use rstaudit::rules::{self, AuditOutcome, Finding, Selection};
+
+fn audit(rule: &str, snap: &Snapshot) -> AuditOutcome {
+    let sel = Selection {
+        only: vec![rule.to_string()],
+        ..Selection::default()
+    };
+    rules::run(&sel, snap).expect("audit runs")
+}
+
+fn findings(rule: &str, snap: Snap) -> Vec<Finding> {
+    audit(rule, &snap.build()).findings
+}
+
+/// The peer's FIN counts as one byte of rx_queue in CLOSE_WAIT and LAST_ACK: a socket whose
+/// only unread thing is the FIN closes with a FIN, not a reset (a redis `timeout 2` client).
+#[test]
+fn a_fin_only_close_wait_is_not_unread_data() {
+    let fin_only = |state| {
+        host().socket(
+            sock(state, "10.0.0.5:6379", "10.0.0.9:1000")
+                .owner(9, "redis-cli")
+                .rx(1),
+        )
+    };
+    for state in [TcpState::CloseWait, TcpState::LastAck] {
+        let f = findings("unread-close", fin_only(state));
+        assert!(f.is_empty(), "{state:?} with rx_queue 1: {f:#?}");
+    }
+    let data = host().socket(
+        sock(TcpState::CloseWait, "10.0.0.5:6379", "10.0.0.9:1000")
+            .owner(9, "app")
+            .rx(2),
+    );
+    assert_eq!(findings("unread-close", data).len(), 1);
+    // The suspects of resets-abort-on-close: the FIN-only socket is not one of them.
+    let f = findings(
+        "resets-abort-on-close",
+        fin_only(TcpState::CloseWait).counter("TcpExt.TCPAbortOnClose", 3),
+    );
+    assert_eq!(f.len(), 1);
+    assert!(f[0].process.is_none(), "{f:#?}");
+    assert!(!f[0].message.contains("redis-cli"), "{}", f[0].message);
+    // Unread data in ESTABLISHED (rx_queue 1 is a byte there) is.
+    let f = findings(
+        "resets-abort-on-close",
+        host().counter("TcpExt.TCPAbortOnClose", 3).socket(
+            sock(TcpState::Established, "10.0.0.5:80", "10.0.0.9:1001")
+                .owner(55, "worker")
+                .rx(1),
+        ),
+    );
+    assert_eq!(f[0].process.as_ref().map(|p| p.pid), Some(55), "{f:#?}");
+}
