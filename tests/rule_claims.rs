@@ -59,3 +59,51 @@ fn a_fin_only_close_wait_is_not_unread_data() {
     );
     assert_eq!(f[0].process.as_ref().map(|p| p.pid), Some(55), "{f:#?}");
 }
+
+/// tcp_tw_recycle drops SYNs silently in tcp_conn_request (TcpExt.PAWSPassive): no reset is
+/// sent, the clients' connect() times out.
+#[test]
+fn tw_recycle_says_syns_are_dropped_silently_and_counts_paws_passive() {
+    let f = findings(
+        "tw-recycle",
+        host()
+            .kernel("4.9.0")
+            .sysctl("net.ipv4.tcp_tw_recycle", "1")
+            .counter("TcpExt.PAWSPassive", 17),
+    );
+    assert_eq!(f.len(), 1, "{f:#?}");
+    let f = &f[0];
+    assert!(f.message.contains("PAWSPassive 17"), "{}", f.message);
+    assert!(f.message.contains("silently"), "{}", f.message);
+    assert!(f.message.contains("connect"), "{}", f.message);
+    assert!(!f.message.contains("reset by"), "{}", f.message);
+    assert!(!f.message.contains("or reset"), "{}", f.message);
+    let names: Vec<&str> = f
+        .evidence
+        .counters
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, ["TcpExt.PAWSPassive"], "{f:#?}");
+    assert!(
+        f.evidence.rst_reasons.is_empty(),
+        "no reset is sent: {f:#?}"
+    );
+    let rule = rules::load::builtin().unwrap();
+    let rule = rule.get("tw-recycle").unwrap();
+    assert!(
+        rule.explanation.contains("PAWSPassive"),
+        "{}",
+        rule.explanation
+    );
+    assert!(
+        rule.explanation.contains("no reset"),
+        "{}",
+        rule.explanation
+    );
+    assert!(
+        !rule.explanation.contains("or are reset"),
+        "{}",
+        rule.explanation
+    );
+}

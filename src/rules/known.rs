@@ -64,6 +64,7 @@ pub const COUNTERS: &[&str] = &[
     "TcpExt.ListenOverflows",
     "TcpExt.PAWSActive",
     "TcpExt.PAWSEstab",
+    "TcpExt.PAWSPassive",
     "TcpExt.SyncookiesFailed",
     "TcpExt.SyncookiesRecv",
     "TcpExt.SyncookiesSent",

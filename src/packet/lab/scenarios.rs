@@ -1126,7 +1126,7 @@ fn tw_recycle(ctx: &Ctx) -> anyhow::Result<Outcome> {
                 "{TW_RECYCLE}={v} exists here, but the lab cannot build NAT'd clients with different timestamp clocks yet"
             ),
             _ => format!(
-                "{TW_RECYCLE} does not exist on this kernel (removed in 4.12): the resets it caused cannot happen here"
+                "{TW_RECYCLE} does not exist on this kernel (removed in 4.12): the SYN drops it caused cannot happen here"
             ),
         },
     ))
