@@ -107,3 +107,26 @@ fn tw_recycle_says_syns_are_dropped_silently_and_counts_paws_passive() {
         rule.explanation
     );
 }
+
+/// tcp_max_syn_backlog is consulted only with tcp_syncookies=0 (tcp_conn_request); with
+/// cookies on, a listener's own backlog bounds its SYN queue and overflow sends cookies.
+#[test]
+fn syn_backlog_small_needs_syncookies_off() {
+    let small = |cookies: &str| {
+        host()
+            .sysctl("net.ipv4.tcp_syncookies", cookies)
+            .sysctl("net.ipv4.tcp_max_syn_backlog", "128")
+            .socket(common::fixture::listener("0.0.0.0:80", 0, 4096).owner(80, "nginx"))
+    };
+    for cookies in ["1", "2"] {
+        let out = audit("syn-backlog-small", &small(cookies).build());
+        assert!(out.findings.is_empty(), "syncookies={cookies}: {out:#?}");
+    }
+    let f = findings("syn-backlog-small", small("0"));
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(
+        f[0].message.contains("tcp_syncookies is 0"),
+        "{}",
+        f[0].message
+    );
+}

@@ -72,9 +72,11 @@ fn cases() -> Vec<Case> {
         case(
             "syn-backlog-small",
             host()
+                .sysctl("net.ipv4.tcp_syncookies", "0")
                 .sysctl("net.ipv4.tcp_max_syn_backlog", "128")
                 .socket(listener("0.0.0.0:80", 0, 4096)),
             host()
+                .sysctl("net.ipv4.tcp_syncookies", "0")
                 .sysctl("net.ipv4.tcp_max_syn_backlog", "128")
                 .socket(listener("0.0.0.0:80", 0, 100)),
         ),
