@@ -130,3 +130,23 @@ fn syn_backlog_small_needs_syncookies_off() {
         f[0].message
     );
 }
+
+/// idiag_retrans counts probes too: with the keepalive timer (2) or the zero-window probe
+/// timer (4) pending they are probes (an idle peer, a slow reader), not lost segments.
+#[test]
+fn retransmitting_sockets_counts_only_the_retransmit_timer() {
+    use rstaudit::host::Timer;
+    let with_timer = |timer: Timer| {
+        let mut s = sock(TcpState::Established, "10.0.0.5:443", "10.0.0.9:4000")
+            .owner(7, "app")
+            .retransmits(5);
+        s.0.timer = timer;
+        host().socket(s)
+    };
+    for timer in [Timer::Keepalive, Timer::ZeroWindowProbe] {
+        let f = findings("retransmitting-sockets", with_timer(timer));
+        assert!(f.is_empty(), "{timer:?}: {f:#?}");
+    }
+    let f = findings("retransmitting-sockets", with_timer(Timer::Retransmit));
+    assert_eq!(f.len(), 1, "{f:#?}");
+}
