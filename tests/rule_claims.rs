@@ -150,3 +150,25 @@ fn retransmitting_sockets_counts_only_the_retransmit_timer() {
     let f = findings("retransmitting-sockets", with_timer(Timer::Retransmit));
     assert_eq!(f.len(), 1, "{f:#?}");
 }
+
+/// Accepted sockets inherit a listener's SO_LINGER {1, 0} (haproxy `option nolinger`): the
+/// listener is reported with its process although no accepted socket exists yet.
+#[test]
+fn a_listener_with_linger_zero_is_reported_with_its_process() {
+    let snap = host().socket(
+        common::fixture::listener("0.0.0.0:8080", 0, 128)
+            .owner(77, "haproxy")
+            .linger0(),
+    );
+    let f = findings("listener-linger-zero", snap);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].process.as_ref().map(|p| p.pid), Some(77), "{f:#?}");
+    assert!(
+        f[0].message
+            .starts_with("haproxy (pid 77): 1 listener with SO_LINGER {1, 0}"),
+        "{}",
+        f[0].message
+    );
+    assert!(f[0].message.contains("0.0.0.0:8080"), "{}", f[0].message);
+    assert!(f[0].message.contains("inherits"), "{}", f[0].message);
+}

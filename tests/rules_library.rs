@@ -111,6 +111,24 @@ fn cases() -> Vec<Case> {
                 .socket(listener("0.0.0.0:80", 0, 64)),
         ),
         case(
+            "listener-linger-zero",
+            host().socket(
+                listener("0.0.0.0:80", 0, 128)
+                    .owner(77, "haproxy")
+                    .linger0(),
+            ),
+            host().socket(
+                listener("0.0.0.0:80", 0, 128)
+                    .owner(77, "haproxy")
+                    .opts(|o| {
+                        o.linger = Some(Linger {
+                            on: false,
+                            seconds: 0,
+                        })
+                    }),
+            ),
+        ),
+        case(
             "listener-queue-full",
             host().socket(listener("0.0.0.0:80", 129, 128).owner(812, "nginx")),
             host().socket(listener("0.0.0.0:80", 3, 128).owner(812, "nginx")),
