@@ -172,3 +172,39 @@ fn a_listener_with_linger_zero_is_reported_with_its_process() {
     assert!(f[0].message.contains("0.0.0.0:8080"), "{}", f[0].message);
     assert!(f[0].message.contains("inherits"), "{}", f[0].message);
 }
+
+/// Half-open connections after a peer restarts (seed cause 14): idle ESTABLISHED sockets
+/// without keepalive; keepalive finds the dead peer sooner, it does not prevent the reset.
+#[test]
+fn half_open_names_idle_connections_without_keepalive_and_says_what_keepalive_does() {
+    let idle = |ms: u32, keepalive: bool| {
+        host().socket(
+            sock(TcpState::Established, "10.0.0.5:40000", "10.0.0.9:5432")
+                .owner(31, "worker")
+                .idle_ms(ms)
+                .keepalive(keepalive, 60),
+        )
+    };
+    let f = findings("half-open", idle(700_000, false));
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].process.as_ref().map(|p| p.pid), Some(31));
+    assert_eq!(f[0].rule, "half-open");
+    assert_eq!(f[0].cause, "14");
+    assert!(findings("half-open", idle(700_000, true)).is_empty());
+    assert!(findings("half-open", idle(10_000, false)).is_empty());
+    let advice = f[0].fix.advice.as_deref().unwrap_or_default();
+    assert!(advice.contains("does not prevent the reset"), "{advice}");
+    assert!(advice.contains("reconnect"), "{advice}");
+    let set = rules::load::builtin().unwrap();
+    let rule = set.get("half-open").unwrap();
+    assert!(
+        rule.explanation.contains("detects the dead peer sooner"),
+        "{}",
+        rule.explanation
+    );
+    assert!(
+        rule.explanation.contains("does not prevent the reset"),
+        "{}",
+        rule.explanation
+    );
+}

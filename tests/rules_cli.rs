@@ -283,3 +283,16 @@ fn explain_prints_states_timers_and_booleans_by_name() {
     );
     assert!(!text.contains("[8, 9]"), "{text}");
 }
+
+#[test]
+fn explain_half_open() {
+    let out = common::rstaudit()
+        .args(["rules", "explain", "half-open"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::text(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("seed cause: 14"), "{text}");
+    assert!(text.contains("socket state == ESTABLISHED"), "{text}");
+    assert!(text.contains("does not prevent the reset"), "{text}");
+}

@@ -149,6 +149,16 @@ fn cases() -> Vec<Case> {
             host().socket(est(1).owner(7, "app").idle_ms(400_000).keepalive(true, 60)),
         ),
         case(
+            "half-open",
+            host().socket(
+                est(1)
+                    .owner(7, "app")
+                    .idle_ms(700_000)
+                    .keepalive(false, 7200),
+            ),
+            host().socket(est(1).owner(7, "app").idle_ms(700_000).keepalive(true, 600)),
+        ),
+        case(
             "keepidle-above-idle-timeout",
             host().socket(
                 est(1)
