@@ -33,7 +33,8 @@ struct Server {
 
 impl Server {
     /// Write `config` (with `{dir}` replaced by the temporary directory) to `dir/NAME` and
-    /// start `binary` in `ns` with `args` (`{config}` replaced by that file's path).
+    /// start `binary` in `ns` with `args` (`{config}` replaced by that file's path, `{dir}` by
+    /// the directory).
     fn start(
         ns: &Netns,
         (binary, package): (&str, &str),
@@ -54,7 +55,10 @@ impl Server {
         let out = std::fs::File::create(&log).unwrap();
         let args: Vec<String> = args
             .iter()
-            .map(|a| a.replace("{config}", config_path.to_str().unwrap()))
+            .map(|a| {
+                a.replace("{config}", config_path.to_str().unwrap())
+                    .replace("{dir}", &d)
+            })
             .collect();
         let child = ns
             .command(binary)
@@ -413,4 +417,83 @@ fn redis_without_tcp_keepalive_is_named_for_its_idle_pool() {
             pretty(&report)
         );
     }
+}
+
+const NGINX: (&str, &str) = ("/usr/sbin/nginx", "nginx-light");
+
+const NGINX_CONF: &str = "daemon off;
+master_process off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    server {
+        listen 127.0.0.1:8081 backlog=2;
+        return 200 \"ok\\n\";
+    }
+}
+";
+
+/// nginx `listen ... backlog=2`: the backlog is reported by itself with nginx named, also
+/// while the queue is empty, and abort-on-overflow names nginx as the listener at risk. The
+/// kernel: with nginx stopped, a burst of six clients overflows the queue.
+#[test]
+fn nginx_tiny_backlog_is_found_while_its_queue_is_empty() {
+    require_root();
+    let ns = Netns::with_sysctls("nginx", &[("net.ipv4.tcp_abort_on_overflow", "1")]);
+    let base = fired(&audit(&ns, &[]));
+    let mut server = Server::start(
+        &ns,
+        NGINX,
+        "nginx.conf",
+        NGINX_CONF,
+        &["-p", "{dir}", "-e", "{dir}/error.log", "-c", "{config}"],
+    );
+    server.wait_listening(&ns, 8081);
+    let report = audit(&ns, &[]);
+    assert_eq!(
+        added(&report, &base),
+        [
+            named("abort-on-overflow", "nginx", server.pid),
+            named("listener-backlog-small", "nginx", server.pid),
+        ]
+        .into(),
+        "{}",
+        pretty(&report)
+    );
+    let listen = tcp_table(&ns);
+    assert!(
+        listen
+            .iter()
+            .any(|s| s.local_port == 8081 && s.state == LISTEN && s.rx_queue == 0),
+        "the accept queue is empty while audited"
+    );
+
+    // The kernel: stop nginx, six clients at once; the queue of 2 (+1) overflows.
+    let before = counter(&ns, "TcpExt.ListenOverflows");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.pid as i32),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    in_ns(&ns, || {
+        let addr = "127.0.0.1:8081".parse().unwrap();
+        let clients: Vec<_> = (0..6)
+            .map(|_| TcpStream::connect_timeout(&addr, Duration::from_millis(300)))
+            .collect();
+        drop(clients);
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.pid as i32),
+        nix::sys::signal::Signal::SIGCONT,
+    )
+    .unwrap();
+    assert!(
+        counter(&ns, "TcpExt.ListenOverflows") > before,
+        "six clients did not overflow a backlog of 2: {}",
+        server.output()
+    );
 }

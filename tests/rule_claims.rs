@@ -208,3 +208,51 @@ fn half_open_names_idle_connections_without_keepalive_and_says_what_keepalive_do
         rule.explanation
     );
 }
+
+/// A tiny listen() backlog (nginx `backlog=2`) is a finding by itself, not only while its
+/// queue is full: below a floor always, and below the connection rate the counters show over
+/// the --interval window.
+#[test]
+fn a_tiny_backlog_is_judged_by_itself_and_against_the_connection_rate() {
+    use common::fixture::listener;
+    let nginx = |backlog| listener("127.0.0.1:8081", 0, backlog).owner(80, "nginx");
+    let f = findings("listener-backlog-small", host().socket(nginx(2)));
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].process.as_ref().map(|p| p.pid), Some(80));
+    assert!(
+        f[0].notes
+            .iter()
+            .any(|n| n.contains("rates of counters were not judged")),
+        "{f:#?}"
+    );
+    assert!(findings("listener-backlog-small", host().socket(nginx(64))).is_empty());
+    // 1,000 new connections in 10 s: 100 per second; a backlog of 64 cannot hold one second.
+    let busy = |backlog| {
+        host()
+            .counter2("Tcp.PassiveOpens", 5000, 6000)
+            .socket(nginx(backlog))
+    };
+    let f = findings("listener-backlog-small", busy(64));
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(f[0].message.contains("1,000 (in 10 s)"), "{}", f[0].message);
+    assert!(findings("listener-backlog-small", busy(128)).is_empty());
+}
+
+/// abort-on-overflow names the processes whose listeners are at risk.
+#[test]
+fn abort_on_overflow_names_the_listeners_at_risk() {
+    use common::fixture::listener;
+    let snap = host()
+        .sysctl("net.ipv4.tcp_abort_on_overflow", "1")
+        .socket(listener("127.0.0.1:8081", 0, 2).owner(80, "nginx"))
+        .socket(listener("0.0.0.0:22", 0, 128).owner(1, "sshd"));
+    let f = findings("abort-on-overflow", snap);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].process.as_ref().map(|p| p.pid), Some(80), "{f:#?}");
+    assert!(
+        f[0].message.contains("likely: nginx (pid 80)"),
+        "{}",
+        f[0].message
+    );
+    assert!(!f[0].message.contains("sshd"), "{}", f[0].message);
+}

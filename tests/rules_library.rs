@@ -129,6 +129,11 @@ fn cases() -> Vec<Case> {
             ),
         ),
         case(
+            "listener-backlog-small",
+            host().socket(listener("127.0.0.1:8081", 0, 2).owner(80, "nginx")),
+            host().socket(listener("127.0.0.1:8081", 0, 511).owner(80, "nginx")),
+        ),
+        case(
             "listener-queue-full",
             host().socket(listener("0.0.0.0:80", 129, 128).owner(812, "nginx")),
             host().socket(listener("0.0.0.0:80", 3, 128).owner(812, "nginx")),

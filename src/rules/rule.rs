@@ -183,6 +183,7 @@ impl fmt::Display for Expr {
                 Measure::Auto => write!(f, "{c}"),
                 Measure::Change => write!(f, "change of {c}"),
                 Measure::Total => write!(f, "total {c}"),
+                Measure::Rate => write!(f, "{c} per second"),
             },
             Self::Stat(s) => write!(f, "{} sockets", s.as_str()),
             Self::Field(x) => write!(f, "socket {}", x.as_str()),
@@ -472,6 +473,12 @@ impl Checker<'_> {
                 None => bad = true,
             }
         }
+        if let Some(c) = &e.rate {
+            match self.counter(section, c) {
+                Some(c) => found.push(Expr::Counter(c, Measure::Rate)),
+                None => bad = true,
+            }
+        }
         if let Some(s) = e.stat {
             found.push(Expr::Stat(s));
         }
@@ -524,7 +531,7 @@ impl Checker<'_> {
             self.problem(
                 &[Step::Key(section)],
                 format!("a value must have exactly one key, found {}", found.len()),
-                "write one of param, sysctl, counter, stat, field, option, add, sub, mul, div, min, max",
+                "write one of param, sysctl, counter, rate, stat, field, option, add, sub, mul, div, min, max",
             );
             return None;
         }
