@@ -256,3 +256,63 @@ fn abort_on_overflow_names_the_listeners_at_risk() {
     );
     assert!(!f[0].message.contains("sshd"), "{}", f[0].message);
 }
+
+/// A full conntrack table makes new flows fail; conntrack early-drops only unassured entries,
+/// so established flows are not evicted.
+#[test]
+fn conntrack_table_full_says_new_flows_fail_not_that_established_ones_are_evicted() {
+    let f = findings(
+        "conntrack-table-full",
+        host().sysctl("net.netfilter.nf_conntrack_count", "262000"),
+    );
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(f[0].message.contains("new flows"), "{}", f[0].message);
+    let set = rules::load::builtin().unwrap();
+    let text = &set.get("conntrack-table-full").unwrap().explanation;
+    assert!(!text.contains("were evicted"), "{text}");
+    assert!(text.contains("unassured"), "{text}");
+    assert!(text.contains("never evicted"), "{text}");
+}
+
+/// The flows a NAT or firewall tracks belong to other hosts: the established timeout is
+/// compared with the clients' keepalive (a parameter, Linux's 7200 s by default), not only
+/// this host's; a host at the nat-gateway profile's value is clean.
+#[test]
+fn conntrack_timeout_is_compared_with_the_clients_keepalive() {
+    let rule = "conntrack-timeout-below-keepalive";
+    let timeout = |v: &str| {
+        host()
+            .sysctl("net.ipv4.tcp_keepalive_time", "200")
+            .sysctl("net.netfilter.nf_conntrack_tcp_timeout_established", v)
+    };
+    // This host's keepalive is 200 s, but the clients behind it keep Linux's 7200 s.
+    let f = findings(rule, timeout("7200"));
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(f[0].message.contains("7200"), "{}", f[0].message);
+    assert!(f[0].message.contains("other hosts"), "{}", f[0].message);
+    // The nat-gateway profile's floor clears it.
+    let profile: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/nat-gateway.yaml"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let floor =
+        profile["sysctls"]["net.netfilter.nf_conntrack_tcp_timeout_established"]["at_least"]
+            .as_u64()
+            .expect("nat-gateway sets a floor for the established timeout");
+    let f = findings(rule, timeout(&floor.to_string()));
+    assert!(f.is_empty(), "at the nat-gateway value {floor}: {f:#?}");
+    // The clients' keepalive is a parameter.
+    let sel = Selection {
+        only: vec![rule.to_string()],
+        params: vec![("client_keepalive_time".into(), "600".into())],
+        ..Selection::default()
+    };
+    let out = rules::run(&sel, &timeout("7200").build()).unwrap();
+    assert!(out.findings.is_empty(), "{out:#?}");
+    // This host's own keepalive still counts when it is the longer one.
+    let own = timeout("7300").sysctl("net.ipv4.tcp_keepalive_time", "7300");
+    assert_eq!(findings(rule, own).len(), 1);
+}
