@@ -122,6 +122,9 @@ pub const LAB_SCENARIOS: &[&str] = &[
     "lost-keepalive-probe",
     "keepalive-timeout",
     "write-after-close",
+    "idle-no-keepalive",
+    "linger2-abort",
+    "user-timeout",
     "tw-recycle",
 ];
 
