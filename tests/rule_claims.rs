@@ -316,3 +316,73 @@ fn conntrack_timeout_is_compared_with_the_clients_keepalive() {
     let own = timeout("7300").sysctl("net.ipv4.tcp_keepalive_time", "7300");
     assert_eq!(findings(rule, own).len(), 1);
 }
+
+/// The kernel: a listener with backlog 1024 in a namespace with tcp_max_syn_backlog 8, and
+/// 100 clients whose handshakes never complete (their ACKs are dropped). With SYN cookies on
+/// all 100 wait in the SYN queue (the sysctl is not consulted); with cookies off the queue
+/// stops near three quarters of 8 and the rest count in TcpExt.ListenDrops.
+#[test]
+fn kernel_consults_tcp_max_syn_backlog_only_with_syncookies_off() {
+    use std::os::fd::AsRawFd;
+    let half_open = |cookies: &str| -> (usize, u64) {
+        let ns = common::Netns::with_sysctls(
+            "synq",
+            &[
+                ("net.ipv4.tcp_syncookies", cookies),
+                ("net.ipv4.tcp_max_syn_backlog", "8"),
+            ],
+        );
+        common::run(ns.command("nft").arg(
+            "add table inet synq; add chain inet synq out { type filter hook output priority 0; policy accept; }; \
+             add rule inet synq out tcp dport 7100 tcp flags & syn == 0 drop",
+        ));
+        let file = std::fs::File::open(format!("/run/netns/{}", ns.name)).unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                let listener = std::net::TcpListener::bind("127.0.0.1:7100").unwrap();
+                // SAFETY: listen(2) on a socket this thread owns.
+                assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 1024) }, 0);
+                let addr = nix::sys::socket::SockaddrIn::new(127, 0, 0, 1, 7100);
+                let clients: Vec<_> = (0..100)
+                    .map(|_| {
+                        let fd = nix::sys::socket::socket(
+                            nix::sys::socket::AddressFamily::Inet,
+                            nix::sys::socket::SockType::Stream,
+                            nix::sys::socket::SockFlag::SOCK_NONBLOCK,
+                            None,
+                        )
+                        .unwrap();
+                        let _ = nix::sys::socket::connect(fd.as_raw_fd(), &addr);
+                        fd
+                    })
+                    .collect();
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                let tcp = std::fs::read_to_string("/proc/thread-self/net/tcp").unwrap();
+                let syn_recv = tcp
+                    .lines()
+                    .skip(1)
+                    .filter(|l| l.split_whitespace().nth(3) == Some("03"))
+                    .count();
+                let netstat = std::fs::read_to_string("/proc/thread-self/net/netstat").unwrap();
+                let lines: Vec<&str> = netstat.lines().collect();
+                let names: Vec<&str> = lines[0].split(' ').collect();
+                let values: Vec<&str> = lines[1].split(' ').collect();
+                let drops = names
+                    .iter()
+                    .position(|n| *n == "ListenDrops")
+                    .map(|i| values[i].parse().unwrap())
+                    .unwrap();
+                drop(clients);
+                (syn_recv, drops)
+            })
+            .join()
+            .unwrap()
+        })
+    };
+    let (queued, drops) = half_open("1");
+    assert_eq!((queued, drops), (100, 0), "syncookies=1");
+    let (queued, drops) = half_open("0");
+    assert!(queued <= 8, "syncookies=0: {queued} in SYN_RECV");
+    assert!(drops >= 90, "syncookies=0: ListenDrops {drops}");
+}
