@@ -129,6 +129,8 @@ fn syn_backlog_small_needs_syncookies_off() {
         "{}",
         f[0].message
     );
+    // The drops count in ListenDrops (kernel_consults_tcp_max_syn_backlog_only_with_syncookies_off).
+    assert!(f[0].message.contains("ListenDrops"), "{}", f[0].message);
 }
 
 /// idiag_retrans counts probes too: with the keepalive timer (2) or the zero-window probe
