@@ -388,3 +388,55 @@ fn kernel_consults_tcp_max_syn_backlog_only_with_syncookies_off() {
     assert!(queued <= 8, "syncookies=0: {queued} in SYN_RECV");
     assert!(drops >= 90, "syncookies=0: ListenDrops {drops}");
 }
+
+/// The kernel: keepalive probes a peer does not answer are counted in the socket's retransmits
+/// (idiag_retrans) with the keepalive timer pending. retransmitting-sockets must not call that
+/// packet loss.
+#[test]
+fn kernel_counts_unanswered_keepalive_probes_as_retransmits_of_the_keepalive_timer() {
+    use std::os::fd::AsFd;
+    let ns = common::Netns::new("kaprobe");
+    let file = std::fs::File::open(format!("/run/netns/{}", ns.name)).unwrap();
+    let (client, _server, _listener) = std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let listener = std::net::TcpListener::bind("127.0.0.1:7200").unwrap();
+            let client = std::net::TcpStream::connect("127.0.0.1:7200").unwrap();
+            let (server, _) = listener.accept().unwrap();
+            (client, server, listener)
+        })
+        .join()
+        .unwrap()
+    });
+    use nix::sys::socket::{setsockopt, sockopt};
+    setsockopt(&client.as_fd(), sockopt::KeepAlive, &true).unwrap();
+    setsockopt(&client.as_fd(), sockopt::TcpKeepIdle, &1).unwrap();
+    setsockopt(&client.as_fd(), sockopt::TcpKeepInterval, &1).unwrap();
+    setsockopt(&client.as_fd(), sockopt::TcpKeepCount, &30).unwrap();
+    // The peer no longer answers: the client's probes to port 7200 are dropped.
+    common::run(ns.command("nft").arg(
+        "add table inet ka; add chain inet ka in { type filter hook input priority 0; policy accept; }; \
+         add rule inet ka in tcp dport 7200 drop",
+    ));
+    std::thread::sleep(std::time::Duration::from_millis(4500));
+    let out = common::rstaudit()
+        .args(["snapshot", "--netns", &ns.name, "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::text(&out));
+    let snap: Snapshot = serde_json::from_slice(&out.stdout).unwrap();
+    let probing = snap
+        .sockets
+        .iter()
+        .find(|s| s.state == TcpState::Established && s.remote_port == 7200)
+        .expect("the client socket");
+    assert_eq!(
+        probing.timer,
+        rstaudit::host::Timer::Keepalive,
+        "{probing:#?}"
+    );
+    assert!(probing.retransmits >= 3, "{probing:#?}");
+    let out = audit("retransmitting-sockets", &snap);
+    assert!(out.findings.is_empty(), "{out:#?}");
+    drop(client);
+}
