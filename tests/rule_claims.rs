@@ -1,5 +1,7 @@
 //! Each rule says only what holds on a real kernel: one regression test per
 //! claim that was wrong or overstated (rst-causes.md sections 1 to 4 and 7).
+//! The `kernel_*` tests check the claim itself on the running kernel, in a
+//! network namespace they create (as root; loopback only).
 
 mod common;
 
@@ -439,4 +441,76 @@ fn kernel_counts_unanswered_keepalive_probes_as_retransmits_of_the_keepalive_tim
     let out = audit("retransmitting-sockets", &snap);
     assert!(out.findings.is_empty(), "{out:#?}");
     drop(client);
+}
+
+/// The kernel, for half-open: the peer forgets the connection without telling (its reset is
+/// lost). Without keepalive this side stays ESTABLISHED and its next request is reset; with
+/// keepalive the dead connection is found while idle, and the application still gets the
+/// reset: keepalive detects the dead peer sooner, it does not prevent the reset.
+#[test]
+fn kernel_half_open_is_reset_with_or_without_keepalive() {
+    use nix::sys::socket::{setsockopt, sockopt};
+    use std::io::{ErrorKind, Read, Write};
+    use std::os::fd::AsFd;
+    let run = |keepalive: bool| -> (bool, ErrorKind) {
+        let ns = common::Netns::new("halfopen");
+        let file = std::fs::File::open(format!("/run/netns/{}", ns.name)).unwrap();
+        let nft = |script: &str| common::run(ns.command("nft").arg(script));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                let listener = std::net::TcpListener::bind("127.0.0.1:7300").unwrap();
+                let mut client = std::net::TcpStream::connect("127.0.0.1:7300").unwrap();
+                let (server, _) = listener.accept().unwrap();
+                drop(listener);
+                if keepalive {
+                    setsockopt(&client.as_fd(), sockopt::KeepAlive, &true).unwrap();
+                    setsockopt(&client.as_fd(), sockopt::TcpKeepIdle, &1).unwrap();
+                    setsockopt(&client.as_fd(), sockopt::TcpKeepInterval, &1).unwrap();
+                }
+                // The peer "restarts": its socket is gone, the reset it sent is lost.
+                nft("add table inet ho; add chain inet ho out { type filter hook output priority 0; policy accept; }; \
+                     add rule inet ho out tcp sport 7300 tcp flags & rst == rst drop");
+                setsockopt(
+                    &server.as_fd(),
+                    sockopt::Linger,
+                    &libc::linger { l_onoff: 1, l_linger: 0 },
+                )
+                .unwrap();
+                drop(server);
+                nft("delete table inet ho");
+                std::thread::sleep(std::time::Duration::from_millis(3000));
+                let port = format!(":{:04X} ", client.local_addr().unwrap().port());
+                let tcp = std::fs::read_to_string("/proc/thread-self/net/tcp").unwrap();
+                let established = tcp.lines().any(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    f.len() > 3 && format!("{} ", f[1]).ends_with(&port) && f[3] == "01"
+                });
+                client.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+                let err = client
+                    .write_all(b"request")
+                    .and_then(|()| {
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                        client.read(&mut [0u8; 16]).map(|_| ())
+                    })
+                    .expect_err("the request on a half-open connection must fail");
+                (established, err.kind())
+            })
+            .join()
+            .unwrap()
+        })
+    };
+    let (established, err) = run(false);
+    assert!(
+        established,
+        "without keepalive the half-open socket stays ESTABLISHED"
+    );
+    assert_eq!(err, ErrorKind::ConnectionReset);
+    let (established, err) = run(true);
+    assert!(!established, "keepalive found the dead peer while idle");
+    assert_eq!(
+        err,
+        ErrorKind::ConnectionReset,
+        "keepalive does not prevent the reset"
+    );
 }
