@@ -311,7 +311,7 @@ fn conntrack_timeout_is_compared_with_the_clients_keepalive() {
     // The clients' keepalive is a parameter.
     let sel = Selection {
         only: vec![rule.to_string()],
-        params: vec![("client_keepalive_time".into(), "600".into())],
+        params: vec![("peer_keepalive_time".into(), "600".into())],
         ..Selection::default()
     };
     let out = rules::run(&sel, &timeout("7200").build()).unwrap();
@@ -513,4 +513,35 @@ fn kernel_half_open_is_reset_with_or_without_keepalive() {
         ErrorKind::ConnectionReset,
         "keepalive does not prevent the reset"
     );
+}
+
+/// With tcp_abort_on_overflow=0 an overflowing accept queue drops handshakes; the listener
+/// rules must not read as if it reset them at 0.
+#[test]
+fn listener_messages_do_not_say_reset_with_abort_on_overflow_off() {
+    use common::fixture::listener;
+    for (rule, snap) in [
+        (
+            "listener-queue-full",
+            host().socket(listener("0.0.0.0:80", 129, 128).owner(812, "nginx")),
+        ),
+        (
+            "listener-backlog-small",
+            host().socket(listener("0.0.0.0:80", 0, 2).owner(812, "nginx")),
+        ),
+    ] {
+        let f = findings(rule, snap);
+        assert_eq!(f.len(), 1, "{rule}: {f:#?}");
+        assert!(
+            !f[0].message.contains("reset with tcp_abort_on_overflow=0"),
+            "{}",
+            f[0].message
+        );
+        assert!(
+            f[0].message
+                .contains("when tcp_abort_on_overflow is 1, here 0"),
+            "{}",
+            f[0].message
+        );
+    }
 }
