@@ -690,3 +690,129 @@ fn tw_recycle_is_judged_by_the_kernel_not_by_a_with_value() {
         "{s:#}"
     );
 }
+
+/// The socket options a rule's `match` (or `suspects`) reads.
+fn options_read(rule: &rstaudit::rules::rule::Rule) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for cond in [&rule.matches, &rule.suspects].into_iter().flatten() {
+        cond.visit(&mut |e| {
+            if let rstaudit::rules::rule::Expr::Opt(o) = e {
+                out.insert(o.as_str().to_string());
+            }
+        });
+    }
+    out
+}
+
+/// Each rule's lab scenario sets what the rule reads: the socket options its `match` looks at
+/// are set by the scenario's application. Rules whose option is modelled another way are
+/// listed with the reason.
+#[test]
+fn every_rule_s_scenario_sets_the_options_the_rule_reads() {
+    use rstaudit::packet::lab::scenarios;
+    let set = rstaudit::rules::load::builtin().unwrap();
+    // TCP_KEEPIDLE overrides tcp_keepalive_time per socket: idle-middlebox sets the sysctl.
+    let modelled_by_sysctl = [("keepidle-above-idle-timeout", "keepidle")];
+    let mut checked = 0;
+    for rule in &set.rules {
+        let Some(lab) = rule.lab.as_deref() else {
+            continue;
+        };
+        let scenario = scenarios::find(lab).unwrap_or_else(|| panic!("{}: {lab}", rule.id));
+        let sets: BTreeSet<String> = scenario
+            .options
+            .iter()
+            .map(|o| o.as_str().to_string())
+            .collect();
+        for option in options_read(rule) {
+            if modelled_by_sysctl.contains(&(rule.id.as_str(), option.as_str())) {
+                continue;
+            }
+            assert!(
+                sets.contains(&option),
+                "{} reads option {option} but its scenario {lab} sets only {sets:?}",
+                rule.id
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "only {checked} options checked");
+    // The three rules whose scenario used to set something else.
+    for (rule, lab, option) in [
+        ("idle-without-keepalive", "idle-no-keepalive", "keepalive"),
+        ("linger2-negative", "linger2-abort", "linger2"),
+        ("resets-abort-on-linger", "linger2-abort", "linger2"),
+        ("user-timeout-short", "user-timeout", "user_timeout"),
+    ] {
+        let r = set.get(rule).unwrap();
+        assert_eq!(r.lab.as_deref(), Some(lab), "{rule}");
+        assert!(options_read(r).contains(option), "{rule} reads {option}");
+        assert!(
+            scenarios::find(lab)
+                .unwrap()
+                .options
+                .iter()
+                .any(|o| o.as_str() == option),
+            "{lab} sets {option}"
+        );
+    }
+}
+
+#[test]
+fn idle_without_keepalive_runs_without_so_keepalive_whatever_the_sysctls() {
+    // The host's tcp_keepalive_* do not apply to sockets without SO_KEEPALIVE: the scenario
+    // copies none of them (a --with for them is refused) and is confirmed whatever they are.
+    let (report, code, _) = lab(&["--rule", "idle-without-keepalive"]);
+    let s = scenario(&report, "idle-no-keepalive");
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(s["verdict"], "confirmed", "{s:#}");
+    assert_eq!(s["host_run"]["settings"], serde_json::json!([]), "{s:#}");
+    let out = common::rstaudit()
+        .args(["packet-check", "--lab", "--rule", "idle-without-keepalive"])
+        .args(["--with", "net.ipv4.tcp_keepalive_time=30"])
+        .output()
+        .unwrap();
+    common::refused(&out, &["no selected scenario uses this key"]);
+    let host = app_lines(s, "host_run");
+    assert!(host.contains("without SO_KEEPALIVE"), "{s:#}");
+    assert!(host.contains("ECONNRESET"), "{s:#}");
+    assert!(
+        app_lines(s, "fix_run").contains("client read: 5 bytes"),
+        "{s:#}"
+    );
+}
+
+#[test]
+fn linger2_rules_run_a_close_in_fin_wait2_with_tcp_linger2() {
+    for rule in ["linger2-negative", "resets-abort-on-linger"] {
+        let (report, code, _) = lab(&["--rule", rule]);
+        assert_eq!(code, 0, "{report:#}");
+        let s = scenario(&report, "linger2-abort");
+        assert_eq!(s["verdict"], "confirmed", "{s:#}");
+        assert!(
+            s["host_run"]["counters"]["TcpExt.TCPAbortOnLinger"]
+                .as_u64()
+                .unwrap_or(0)
+                > 0,
+            "{s:#}"
+        );
+        assert_captured_with_reason(s, "TCP_ABORT_ON_LINGER");
+    }
+}
+
+#[test]
+fn user_timeout_short_runs_a_stall_longer_than_tcp_user_timeout() {
+    let (report, code, _) = lab(&["--rule", "user-timeout-short"]);
+    assert_eq!(code, 0, "{report:#}");
+    let s = scenario(&report, "user-timeout");
+    assert_eq!(s["verdict"], "confirmed", "{s:#}");
+    assert!(
+        s["host_run"]["counters"]["client TcpExt.TCPAbortOnTimeout"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{s:#}"
+    );
+    assert!(app_lines(s, "host_run").contains("ETIMEDOUT"), "{s:#}");
+    assert_captured_with_reason(s, "NO_SOCKET");
+}

@@ -256,3 +256,43 @@ fn packet_check_refuses_a_broken_rule_dir_before_watching() {
         assert!(out.stdout.is_empty());
     }
 }
+
+/// Conditions are printed as written: TCP states, timers and booleans by name, not number.
+#[test]
+fn explain_prints_states_timers_and_booleans_by_name() {
+    let explain = |id: &str| {
+        let out = common::rstaudit()
+            .args(["rules", "explain", id])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", common::text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = explain("retransmitting-sockets");
+    assert!(
+        text.contains("socket state in [ESTABLISHED, SYN_SENT, FIN_WAIT1, CLOSE_WAIT, LAST_ACK]"),
+        "{text}"
+    );
+    assert!(text.contains("socket timer == retransmit"), "{text}");
+    let text = explain("linger-zero");
+    assert!(text.contains("option linger_on == true"), "{text}");
+    let text = explain("unread-close");
+    assert!(
+        text.contains("socket state in [CLOSE_WAIT, LAST_ACK]"),
+        "{text}"
+    );
+    assert!(!text.contains("[8, 9]"), "{text}");
+}
+
+#[test]
+fn explain_half_open() {
+    let out = common::rstaudit()
+        .args(["rules", "explain", "half-open"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::text(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("seed cause: 14"), "{text}");
+    assert!(text.contains("socket state == ESTABLISHED"), "{text}");
+    assert!(text.contains("does not prevent the reset"), "{text}");
+}

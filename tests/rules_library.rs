@@ -72,9 +72,11 @@ fn cases() -> Vec<Case> {
         case(
             "syn-backlog-small",
             host()
+                .sysctl("net.ipv4.tcp_syncookies", "0")
                 .sysctl("net.ipv4.tcp_max_syn_backlog", "128")
                 .socket(listener("0.0.0.0:80", 0, 4096)),
             host()
+                .sysctl("net.ipv4.tcp_syncookies", "0")
                 .sysctl("net.ipv4.tcp_max_syn_backlog", "128")
                 .socket(listener("0.0.0.0:80", 0, 100)),
         ),
@@ -109,6 +111,29 @@ fn cases() -> Vec<Case> {
                 .socket(listener("0.0.0.0:80", 0, 64)),
         ),
         case(
+            "listener-linger-zero",
+            host().socket(
+                listener("0.0.0.0:80", 0, 128)
+                    .owner(77, "haproxy")
+                    .linger0(),
+            ),
+            host().socket(
+                listener("0.0.0.0:80", 0, 128)
+                    .owner(77, "haproxy")
+                    .opts(|o| {
+                        o.linger = Some(Linger {
+                            on: false,
+                            seconds: 0,
+                        })
+                    }),
+            ),
+        ),
+        case(
+            "listener-backlog-small",
+            host().socket(listener("127.0.0.1:8081", 0, 2).owner(80, "nginx")),
+            host().socket(listener("127.0.0.1:8081", 0, 511).owner(80, "nginx")),
+        ),
+        case(
             "listener-queue-full",
             host().socket(listener("0.0.0.0:80", 129, 128).owner(812, "nginx")),
             host().socket(listener("0.0.0.0:80", 3, 128).owner(812, "nginx")),
@@ -127,6 +152,16 @@ fn cases() -> Vec<Case> {
                     .keepalive(false, 7200),
             ),
             host().socket(est(1).owner(7, "app").idle_ms(400_000).keepalive(true, 60)),
+        ),
+        case(
+            "half-open",
+            host().socket(
+                est(1)
+                    .owner(7, "app")
+                    .idle_ms(700_000)
+                    .keepalive(false, 7200),
+            ),
+            host().socket(est(1).owner(7, "app").idle_ms(700_000).keepalive(true, 600)),
         ),
         case(
             "keepidle-above-idle-timeout",

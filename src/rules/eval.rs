@@ -83,6 +83,16 @@ impl<'a> HostCtx<'a> {
                 true
             }
             Measure::Total => false,
+            Measure::Rate => {
+                return match (self.two_samples, self.window) {
+                    (true, Some(w)) if w > 0.0 => self
+                        .snap
+                        .counter_delta(name)
+                        .map(|(d, _)| d as f64 / w)
+                        .ok_or_else(missing),
+                    _ => Ok(0.0),
+                };
+            }
         };
         if use_delta {
             self.snap
@@ -582,7 +592,7 @@ fn render(ctx: &HostCtx<'_>, params: &Params, rule: &Rule) -> String {
                     let delta = match m {
                         Measure::Auto => ctx.two_samples,
                         Measure::Change => true,
-                        Measure::Total => false,
+                        Measure::Total | Measure::Rate => false,
                     };
                     let _ = if delta {
                         write!(
@@ -649,6 +659,17 @@ fn fix(ctx: &HostCtx<'_>, params: &Params, rule: &Rule, notes: &mut Vec<String>)
 fn counter_notes(ctx: &HostCtx<'_>, rule: &Rule, notes: &mut Vec<String>) {
     let uses_counters = !rule.evidence_counters.is_empty()
         || uses(rule.when.as_ref(), &|e| matches!(e, Expr::Counter(..)));
+    let uses_rate = [&rule.when, &rule.matches, &rule.suspects].iter().any(|c| {
+        uses(c.as_ref(), &|e| {
+            matches!(e, Expr::Counter(_, Measure::Rate))
+        })
+    });
+    if uses_rate && !ctx.two_samples {
+        notes.push(
+            "no --interval window: rates of counters were not judged (taken as 0 per second); run with --interval SECONDS"
+                .to_string(),
+        );
+    }
     if uses_counters && !ctx.two_samples {
         notes.push(
             "counters are totals since boot (or namespace creation); run with --interval SECONDS to judge their change"

@@ -64,6 +64,7 @@ pub const COUNTERS: &[&str] = &[
     "TcpExt.ListenOverflows",
     "TcpExt.PAWSActive",
     "TcpExt.PAWSEstab",
+    "TcpExt.PAWSPassive",
     "TcpExt.SyncookiesFailed",
     "TcpExt.SyncookiesRecv",
     "TcpExt.SyncookiesSent",
@@ -121,6 +122,9 @@ pub const LAB_SCENARIOS: &[&str] = &[
     "lost-keepalive-probe",
     "keepalive-timeout",
     "write-after-close",
+    "idle-no-keepalive",
+    "linger2-abort",
+    "user-timeout",
     "tw-recycle",
 ];
 

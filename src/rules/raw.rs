@@ -131,6 +131,8 @@ pub struct RawExpr {
     pub param: Option<String>,
     pub sysctl: Option<String>,
     pub counter: Option<String>,
+    /// A counter's change per second over the `--interval` window (0 with one sample).
+    pub rate: Option<String>,
     pub stat: Option<Stat>,
     pub field: Option<Field>,
     pub option: Option<SockOpt>,
@@ -153,6 +155,9 @@ pub enum Measure {
     Change,
     /// The total since boot (or namespace creation).
     Total,
+    /// The change per second between two samples; 0 with one sample, and the finding
+    /// says the rate was not judged.
+    Rate,
 }
 
 /// Host-level statistics computed in one pass over the socket table.

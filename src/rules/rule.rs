@@ -183,6 +183,7 @@ impl fmt::Display for Expr {
                 Measure::Auto => write!(f, "{c}"),
                 Measure::Change => write!(f, "change of {c}"),
                 Measure::Total => write!(f, "total {c}"),
+                Measure::Rate => write!(f, "{c} per second"),
             },
             Self::Stat(s) => write!(f, "{} sockets", s.as_str()),
             Self::Field(x) => write!(f, "socket {}", x.as_str()),
@@ -218,7 +219,7 @@ impl fmt::Display for Cond {
             }
             Self::Not(c) => write!(f, "not {c}"),
             Self::Cmp { left, op, right } => {
-                let r: Vec<String> = right.iter().map(ToString::to_string).collect();
+                let r: Vec<String> = right.iter().map(|e| named(left, e)).collect();
                 if *op == Op::In {
                     write!(f, "{left} in [{}]", r.join(", "))
                 } else {
@@ -227,6 +228,28 @@ impl fmt::Display for Cond {
             }
         }
     }
+}
+
+/// A constant compared with `left`, by the name the rule file uses for it: TCP states,
+/// timers and booleans are compiled to numbers but printed as names.
+fn named(left: &Expr, e: &Expr) -> String {
+    let Expr::Const(v) = e else {
+        return e.to_string();
+    };
+    let name = match left {
+        Expr::Field(Field::State) => (1u8..=12)
+            .find(|n| f64::from(*n) == *v)
+            .and_then(TcpState::from_kernel)
+            .map(TcpState::as_str),
+        Expr::Field(Field::Timer) => TIMER_NAMES
+            .iter()
+            .find(|(_, t)| timer_num(*t) == *v)
+            .map(|(n, _)| *n),
+        Expr::Field(Field::Owned) => Some(if *v == 0.0 { "false" } else { "true" }),
+        Expr::Opt(o) if o.is_bool() => Some(if *v == 0.0 { "false" } else { "true" }),
+        _ => None,
+    };
+    name.map_or_else(|| e.to_string(), str::to_string)
 }
 
 /// A number as people write it: `300`, `0.8`.
@@ -456,6 +479,12 @@ impl Checker<'_> {
                 None => bad = true,
             }
         }
+        if let Some(c) = &e.rate {
+            match self.counter(section, c) {
+                Some(c) => found.push(Expr::Counter(c, Measure::Rate)),
+                None => bad = true,
+            }
+        }
         if let Some(s) = e.stat {
             found.push(Expr::Stat(s));
         }
@@ -509,7 +538,7 @@ impl Checker<'_> {
             self.problem(Code::BadOperands,
                 &[Step::Key(section)],
                 format!("a value must have exactly one key, found {}", found.len()),
-                "write one of param, sysctl, counter, stat, field, option, add, sub, mul, div, min, max",
+                "write one of param, sysctl, counter, rate, stat, field, option, add, sub, mul, div, min, max",
             );
             return None;
         }
@@ -816,17 +845,21 @@ pub fn state_code(name: &str) -> Option<f64> {
         .map(f64::from)
 }
 
+/// Timer names as rules write them.
+const TIMER_NAMES: [(&str, Timer); 5] = [
+    ("none", Timer::None),
+    ("retransmit", Timer::Retransmit),
+    ("keepalive", Timer::Keepalive),
+    ("time_wait", Timer::TimeWait),
+    ("zero_window_probe", Timer::ZeroWindowProbe),
+];
+
 /// The numeric code of a timer name.
 pub fn timer_code(name: &str) -> Option<f64> {
-    let t = match name {
-        "none" => Timer::None,
-        "retransmit" => Timer::Retransmit,
-        "keepalive" => Timer::Keepalive,
-        "time_wait" => Timer::TimeWait,
-        "zero_window_probe" => Timer::ZeroWindowProbe,
-        _ => return None,
-    };
-    Some(timer_num(t))
+    TIMER_NAMES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| timer_num(*t))
 }
 
 /// A timer as a number.

@@ -19,6 +19,10 @@ use super::netns::LabNs;
 use super::report::{LabSetting, RunReport, ScaleReport};
 use super::scale::{self, Scale};
 use super::{nft, rtnl, sock};
+use crate::rules::raw::SockOpt;
+
+#[path = "option_scenarios.rs"]
+mod options;
 
 /// What a scenario gets: the values to reproduce with, parameters, the fix.
 #[derive(Debug, Clone, Default)]
@@ -118,6 +122,8 @@ pub struct Scenario {
     pub title: &'static str,
     /// The sysctls whose host values the scenario copies into the lab.
     pub keys: &'static [&'static str],
+    /// The socket options its application sets in the host run (what option rules flag).
+    pub options: &'static [SockOpt],
     pub run: fn(&Ctx) -> anyhow::Result<Outcome>,
 }
 
@@ -135,54 +141,84 @@ pub const CATALOGUE: &[Scenario] = &[
         name: "closed-port",
         title: "connect to a port with no listener (NO_SOCKET)",
         keys: &[],
+        options: &[],
         run: closed_port,
     },
     Scenario {
         name: "unread-close",
         title: "server closes with unread data (TCP_ABORT_ON_CLOSE)",
         keys: &[],
+        options: &[],
         run: unread_close,
     },
     Scenario {
         name: "linger-zero",
         title: "close with SO_LINGER {1,0}",
         keys: &[],
+        options: &[SockOpt::LingerOn, SockOpt::LingerSeconds],
         run: linger_zero,
     },
     Scenario {
         name: "accept-overflow",
         title: "accept queue overflows with tcp_abort_on_overflow (INVALID_SYN)",
         keys: &[ABORT_ON_OVERFLOW],
+        options: &[],
         run: accept_overflow,
     },
     Scenario {
         name: "idle-middlebox",
         title: "a middlebox forgets an idle flow and resets it",
         keys: &[KEEPALIVE_TIME, KEEPALIVE_INTVL, KEEPALIVE_PROBES],
+        options: &[SockOpt::Keepalive],
         run: idle_middlebox,
     },
     Scenario {
         name: "lost-keepalive-probe",
         title: "the first keepalive probe is lost; the retry comes after the middlebox forgot the flow",
         keys: &[KEEPALIVE_TIME, KEEPALIVE_INTVL, KEEPALIVE_PROBES],
+        options: &[SockOpt::Keepalive],
         run: lost_keepalive_probe,
     },
     Scenario {
         name: "keepalive-timeout",
         title: "keepalive gives up during a path outage (TCP_KEEPALIVE_TIMEOUT)",
         keys: &[KEEPALIVE_TIME, KEEPALIVE_INTVL, KEEPALIVE_PROBES],
+        options: &[SockOpt::Keepalive],
         run: keepalive_timeout,
     },
     Scenario {
         name: "write-after-close",
         title: "the peer writes after a close (TCP_TIMEWAIT_SOCKET / TCP_ABORT_ON_DATA)",
         keys: &[FIN_TIMEOUT],
+        options: &[],
         run: write_after_close,
+    },
+    Scenario {
+        name: "idle-no-keepalive",
+        title: "an idle connection without SO_KEEPALIVE is forgotten by a middlebox and reset",
+        keys: &[],
+        options: &[SockOpt::Keepalive],
+        run: options::idle_no_keepalive,
+    },
+    Scenario {
+        name: "linger2-abort",
+        title: "close() in FIN_WAIT2 with TCP_LINGER2 -1 (TCP_ABORT_ON_LINGER)",
+        keys: &[],
+        options: &[SockOpt::Linger2],
+        run: options::linger2_abort,
+    },
+    Scenario {
+        name: "user-timeout",
+        title: "a short TCP_USER_TIMEOUT drops the connection during a stall; the peer's next write is reset",
+        keys: &[],
+        options: &[SockOpt::UserTimeout],
+        run: options::user_timeout,
     },
     Scenario {
         name: "tw-recycle",
         title: "tcp_tw_recycle with NAT'd clients (PAWS)",
         keys: &[TW_RECYCLE],
+        options: &[],
         run: tw_recycle,
     },
 ];
@@ -1073,7 +1109,7 @@ fn tw_recycle(ctx: &Ctx) -> anyhow::Result<Outcome> {
                 "{TW_RECYCLE}={v} exists here, but the lab cannot build NAT'd clients with different timestamp clocks yet"
             ),
             _ => format!(
-                "{TW_RECYCLE} does not exist on this kernel (removed in 4.12): the resets it caused cannot happen here"
+                "{TW_RECYCLE} does not exist on this kernel (removed in 4.12): the SYN drops it caused cannot happen here"
             ),
         },
     ))

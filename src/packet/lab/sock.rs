@@ -91,3 +91,21 @@ pub fn errno_name(err: &std::io::Error) -> Option<String> {
     err.raw_os_error()
         .map(|code| format!("{:?}", nix::errno::Errno::from_raw(code)))
 }
+
+/// TCP_LINGER2 (seconds; -1: close() in FIN_WAIT2 resets at once).
+pub fn set_linger2(s: &TcpStream, secs: i32) -> anyhow::Result<()> {
+    set_int(s, libc::IPPROTO_TCP, libc::TCP_LINGER2, secs).context("TCP_LINGER2")
+}
+
+/// TCP_USER_TIMEOUT (milliseconds; 0: the kernel's retransmission limits).
+pub fn set_user_timeout(s: &TcpStream, ms: u32) -> anyhow::Result<()> {
+    let ms = i32::try_from(ms).context("TCP_USER_TIMEOUT out of range")?;
+    set_int(s, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, ms).context("TCP_USER_TIMEOUT")
+}
+
+/// SO_KEEPALIVE with this socket's own TCP_KEEPIDLE and TCP_KEEPINTVL (seconds).
+pub fn set_keepalive_idle(s: &TcpStream, idle: i32, intvl: i32) -> anyhow::Result<()> {
+    set_keepalive(s)?;
+    set_int(s, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, idle).context("TCP_KEEPIDLE")?;
+    set_int(s, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, intvl).context("TCP_KEEPINTVL")
+}

@@ -1,0 +1,547 @@
+//! Each rule says only what holds on a real kernel: one regression test per
+//! claim that was wrong or overstated (rst-causes.md sections 1 to 4 and 7).
+//! The `kernel_*` tests check the claim itself on the running kernel, in a
+//! network namespace they create (as root; loopback only).
+
+mod common;
+
+use common::fixture::{Snap, host, sock};
+use rstaudit::host::{Snapshot, TcpState};
+use rstaudit::rules::{self, AuditOutcome, Finding, Selection};
+
+fn audit(rule: &str, snap: &Snapshot) -> AuditOutcome {
+    let sel = Selection {
+        only: vec![rule.to_string()],
+        ..Selection::default()
+    };
+    rules::run(&sel, snap).expect("audit runs")
+}
+
+fn findings(rule: &str, snap: Snap) -> Vec<Finding> {
+    audit(rule, &snap.build()).findings
+}
+
+/// The peer's FIN counts as one byte of rx_queue in CLOSE_WAIT and LAST_ACK: a socket whose
+/// only unread thing is the FIN closes with a FIN, not a reset (a redis `timeout 2` client).
+#[test]
+fn a_fin_only_close_wait_is_not_unread_data() {
+    let fin_only = |state| {
+        host().socket(
+            sock(state, "10.0.0.5:6379", "10.0.0.9:1000")
+                .owner(9, "redis-cli")
+                .rx(1),
+        )
+    };
+    for state in [TcpState::CloseWait, TcpState::LastAck] {
+        let f = findings("unread-close", fin_only(state));
+        assert!(f.is_empty(), "{state:?} with rx_queue 1: {f:#?}");
+    }
+    let data = host().socket(
+        sock(TcpState::CloseWait, "10.0.0.5:6379", "10.0.0.9:1000")
+            .owner(9, "app")
+            .rx(2),
+    );
+    assert_eq!(findings("unread-close", data).len(), 1);
+    // The suspects of resets-abort-on-close: the FIN-only socket is not one of them.
+    let f = findings(
+        "resets-abort-on-close",
+        fin_only(TcpState::CloseWait).counter("TcpExt.TCPAbortOnClose", 3),
+    );
+    assert_eq!(f.len(), 1);
+    assert!(f[0].process.is_none(), "{f:#?}");
+    assert!(!f[0].message.contains("redis-cli"), "{}", f[0].message);
+    // Unread data in ESTABLISHED (rx_queue 1 is a byte there) is.
+    let f = findings(
+        "resets-abort-on-close",
+        host().counter("TcpExt.TCPAbortOnClose", 3).socket(
+            sock(TcpState::Established, "10.0.0.5:80", "10.0.0.9:1001")
+                .owner(55, "worker")
+                .rx(1),
+        ),
+    );
+    assert_eq!(f[0].process.as_ref().map(|p| p.pid), Some(55), "{f:#?}");
+}
+
+/// tcp_tw_recycle drops SYNs silently in tcp_conn_request (TcpExt.PAWSPassive): no reset is
+/// sent, the clients' connect() times out.
+#[test]
+fn tw_recycle_says_syns_are_dropped_silently_and_counts_paws_passive() {
+    let f = findings(
+        "tw-recycle",
+        host()
+            .kernel("4.9.0")
+            .sysctl("net.ipv4.tcp_tw_recycle", "1")
+            .counter("TcpExt.PAWSPassive", 17),
+    );
+    assert_eq!(f.len(), 1, "{f:#?}");
+    let f = &f[0];
+    assert!(f.message.contains("PAWSPassive 17"), "{}", f.message);
+    assert!(f.message.contains("silently"), "{}", f.message);
+    assert!(f.message.contains("connect"), "{}", f.message);
+    assert!(!f.message.contains("reset by"), "{}", f.message);
+    assert!(!f.message.contains("or reset"), "{}", f.message);
+    let names: Vec<&str> = f
+        .evidence
+        .counters
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, ["TcpExt.PAWSPassive"], "{f:#?}");
+    assert!(
+        f.evidence.rst_reasons.is_empty(),
+        "no reset is sent: {f:#?}"
+    );
+    let rule = rules::load::builtin().unwrap();
+    let rule = rule.get("tw-recycle").unwrap();
+    assert!(
+        rule.explanation.contains("PAWSPassive"),
+        "{}",
+        rule.explanation
+    );
+    assert!(
+        rule.explanation.contains("no reset"),
+        "{}",
+        rule.explanation
+    );
+    assert!(
+        !rule.explanation.contains("or are reset"),
+        "{}",
+        rule.explanation
+    );
+}
+
+/// tcp_max_syn_backlog is consulted only with tcp_syncookies=0 (tcp_conn_request); with
+/// cookies on, a listener's own backlog bounds its SYN queue and overflow sends cookies.
+#[test]
+fn syn_backlog_small_needs_syncookies_off() {
+    let small = |cookies: &str| {
+        host()
+            .sysctl("net.ipv4.tcp_syncookies", cookies)
+            .sysctl("net.ipv4.tcp_max_syn_backlog", "128")
+            .socket(common::fixture::listener("0.0.0.0:80", 0, 4096).owner(80, "nginx"))
+    };
+    for cookies in ["1", "2"] {
+        let out = audit("syn-backlog-small", &small(cookies).build());
+        assert!(out.findings.is_empty(), "syncookies={cookies}: {out:#?}");
+    }
+    let f = findings("syn-backlog-small", small("0"));
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(
+        f[0].message.contains("tcp_syncookies is 0"),
+        "{}",
+        f[0].message
+    );
+    // The drops count in ListenDrops (kernel_consults_tcp_max_syn_backlog_only_with_syncookies_off).
+    assert!(f[0].message.contains("ListenDrops"), "{}", f[0].message);
+}
+
+/// idiag_retrans counts probes too: with the keepalive timer (2) or the zero-window probe
+/// timer (4) pending they are probes (an idle peer, a slow reader), not lost segments.
+#[test]
+fn retransmitting_sockets_counts_only_the_retransmit_timer() {
+    use rstaudit::host::Timer;
+    let with_timer = |timer: Timer| {
+        let mut s = sock(TcpState::Established, "10.0.0.5:443", "10.0.0.9:4000")
+            .owner(7, "app")
+            .retransmits(5);
+        s.0.timer = timer;
+        host().socket(s)
+    };
+    for timer in [Timer::Keepalive, Timer::ZeroWindowProbe] {
+        let f = findings("retransmitting-sockets", with_timer(timer));
+        assert!(f.is_empty(), "{timer:?}: {f:#?}");
+    }
+    let f = findings("retransmitting-sockets", with_timer(Timer::Retransmit));
+    assert_eq!(f.len(), 1, "{f:#?}");
+}
+
+/// Accepted sockets inherit a listener's SO_LINGER {1, 0} (haproxy `option nolinger`): the
+/// listener is reported with its process although no accepted socket exists yet.
+#[test]
+fn a_listener_with_linger_zero_is_reported_with_its_process() {
+    let snap = host().socket(
+        common::fixture::listener("0.0.0.0:8080", 0, 128)
+            .owner(77, "haproxy")
+            .linger0(),
+    );
+    let f = findings("listener-linger-zero", snap);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].process.as_ref().map(|p| p.pid), Some(77), "{f:#?}");
+    assert!(
+        f[0].message
+            .starts_with("haproxy (pid 77): 1 listener with SO_LINGER {1, 0}"),
+        "{}",
+        f[0].message
+    );
+    assert!(f[0].message.contains("0.0.0.0:8080"), "{}", f[0].message);
+    assert!(f[0].message.contains("inherits"), "{}", f[0].message);
+}
+
+/// Half-open connections after a peer restarts (seed cause 14): idle ESTABLISHED sockets
+/// without keepalive; keepalive finds the dead peer sooner, it does not prevent the reset.
+#[test]
+fn half_open_names_idle_connections_without_keepalive_and_says_what_keepalive_does() {
+    let idle = |ms: u32, keepalive: bool| {
+        host().socket(
+            sock(TcpState::Established, "10.0.0.5:40000", "10.0.0.9:5432")
+                .owner(31, "worker")
+                .idle_ms(ms)
+                .keepalive(keepalive, 60),
+        )
+    };
+    let f = findings("half-open", idle(700_000, false));
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].process.as_ref().map(|p| p.pid), Some(31));
+    assert_eq!(f[0].rule, "half-open");
+    assert_eq!(f[0].cause, "14");
+    assert!(findings("half-open", idle(700_000, true)).is_empty());
+    assert!(findings("half-open", idle(10_000, false)).is_empty());
+    let advice = f[0].fix.advice.as_deref().unwrap_or_default();
+    assert!(advice.contains("does not prevent the reset"), "{advice}");
+    assert!(advice.contains("reconnect"), "{advice}");
+    let set = rules::load::builtin().unwrap();
+    let rule = set.get("half-open").unwrap();
+    assert!(
+        rule.explanation.contains("detects the dead peer sooner"),
+        "{}",
+        rule.explanation
+    );
+    assert!(
+        rule.explanation.contains("does not prevent the reset"),
+        "{}",
+        rule.explanation
+    );
+}
+
+/// A tiny listen() backlog (nginx `backlog=2`) is a finding by itself, not only while its
+/// queue is full: below a floor always, and below the connection rate the counters show over
+/// the --interval window.
+#[test]
+fn a_tiny_backlog_is_judged_by_itself_and_against_the_connection_rate() {
+    use common::fixture::listener;
+    let nginx = |backlog| listener("127.0.0.1:8081", 0, backlog).owner(80, "nginx");
+    let f = findings("listener-backlog-small", host().socket(nginx(2)));
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].process.as_ref().map(|p| p.pid), Some(80));
+    assert!(
+        f[0].notes
+            .iter()
+            .any(|n| n.contains("rates of counters were not judged")),
+        "{f:#?}"
+    );
+    assert!(findings("listener-backlog-small", host().socket(nginx(64))).is_empty());
+    // 1,000 new connections in 10 s: 100 per second; a backlog of 64 cannot hold one second.
+    let busy = |backlog| {
+        host()
+            .counter2("Tcp.PassiveOpens", 5000, 6000)
+            .socket(nginx(backlog))
+    };
+    let f = findings("listener-backlog-small", busy(64));
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(f[0].message.contains("1,000 (in 10 s)"), "{}", f[0].message);
+    assert!(findings("listener-backlog-small", busy(128)).is_empty());
+}
+
+/// abort-on-overflow names the processes whose listeners are at risk.
+#[test]
+fn abort_on_overflow_names_the_listeners_at_risk() {
+    use common::fixture::listener;
+    let snap = host()
+        .sysctl("net.ipv4.tcp_abort_on_overflow", "1")
+        .socket(listener("127.0.0.1:8081", 0, 2).owner(80, "nginx"))
+        .socket(listener("0.0.0.0:22", 0, 128).owner(1, "sshd"));
+    let f = findings("abort-on-overflow", snap);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].process.as_ref().map(|p| p.pid), Some(80), "{f:#?}");
+    assert!(
+        f[0].message.contains("likely: nginx (pid 80)"),
+        "{}",
+        f[0].message
+    );
+    assert!(!f[0].message.contains("sshd"), "{}", f[0].message);
+}
+
+/// A full conntrack table makes new flows fail; conntrack early-drops only unassured entries,
+/// so established flows are not evicted.
+#[test]
+fn conntrack_table_full_says_new_flows_fail_not_that_established_ones_are_evicted() {
+    let f = findings(
+        "conntrack-table-full",
+        host().sysctl("net.netfilter.nf_conntrack_count", "262000"),
+    );
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(f[0].message.contains("new flows"), "{}", f[0].message);
+    let set = rules::load::builtin().unwrap();
+    let text = &set.get("conntrack-table-full").unwrap().explanation;
+    assert!(!text.contains("were evicted"), "{text}");
+    assert!(text.contains("unassured"), "{text}");
+    assert!(text.contains("never evicted"), "{text}");
+}
+
+/// The flows a NAT or firewall tracks belong to other hosts: the established timeout is
+/// compared with the clients' keepalive (a parameter, Linux's 7200 s by default), not only
+/// this host's; a host at the nat-gateway profile's value is clean.
+#[test]
+fn conntrack_timeout_is_compared_with_the_clients_keepalive() {
+    let rule = "conntrack-timeout-below-keepalive";
+    let timeout = |v: &str| {
+        host()
+            .sysctl("net.ipv4.tcp_keepalive_time", "200")
+            .sysctl("net.netfilter.nf_conntrack_tcp_timeout_established", v)
+    };
+    // This host's keepalive is 200 s, but the clients behind it keep Linux's 7200 s.
+    let f = findings(rule, timeout("7200"));
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(f[0].message.contains("7200"), "{}", f[0].message);
+    assert!(f[0].message.contains("other hosts"), "{}", f[0].message);
+    // The nat-gateway profile's floor clears it.
+    let profile: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/nat-gateway.yaml"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let floor =
+        profile["sysctls"]["net.netfilter.nf_conntrack_tcp_timeout_established"]["at_least"]
+            .as_u64()
+            .expect("nat-gateway sets a floor for the established timeout");
+    let f = findings(rule, timeout(&floor.to_string()));
+    assert!(f.is_empty(), "at the nat-gateway value {floor}: {f:#?}");
+    // The clients' keepalive is a parameter.
+    let sel = Selection {
+        only: vec![rule.to_string()],
+        params: vec![("peer_keepalive_time".into(), "600".into())],
+        ..Selection::default()
+    };
+    let out = rules::run(&sel, &timeout("7200").build()).unwrap();
+    assert!(out.findings.is_empty(), "{out:#?}");
+    // This host's own keepalive still counts when it is the longer one.
+    let own = timeout("7300").sysctl("net.ipv4.tcp_keepalive_time", "7300");
+    assert_eq!(findings(rule, own).len(), 1);
+}
+
+/// The kernel: a listener with backlog 1024 in a namespace with tcp_max_syn_backlog 8, and
+/// 100 clients whose handshakes never complete (their ACKs are dropped). With SYN cookies on
+/// all 100 wait in the SYN queue (the sysctl is not consulted); with cookies off the queue
+/// stops near three quarters of 8 and the rest count in TcpExt.ListenDrops.
+#[test]
+fn kernel_consults_tcp_max_syn_backlog_only_with_syncookies_off() {
+    use std::os::fd::AsRawFd;
+    let half_open = |cookies: &str| -> (usize, u64) {
+        let ns = common::Netns::with_sysctls(
+            "synq",
+            &[
+                ("net.ipv4.tcp_syncookies", cookies),
+                ("net.ipv4.tcp_max_syn_backlog", "8"),
+            ],
+        );
+        common::run(ns.command("nft").arg(
+            "add table inet synq; add chain inet synq out { type filter hook output priority 0; policy accept; }; \
+             add rule inet synq out tcp dport 7100 tcp flags & syn == 0 drop",
+        ));
+        let file = std::fs::File::open(format!("/run/netns/{}", ns.name)).unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                let listener = std::net::TcpListener::bind("127.0.0.1:7100").unwrap();
+                // SAFETY: listen(2) on a socket this thread owns.
+                assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 1024) }, 0);
+                let addr = nix::sys::socket::SockaddrIn::new(127, 0, 0, 1, 7100);
+                let clients: Vec<_> = (0..100)
+                    .map(|_| {
+                        let fd = nix::sys::socket::socket(
+                            nix::sys::socket::AddressFamily::Inet,
+                            nix::sys::socket::SockType::Stream,
+                            nix::sys::socket::SockFlag::SOCK_NONBLOCK,
+                            None,
+                        )
+                        .unwrap();
+                        let _ = nix::sys::socket::connect(fd.as_raw_fd(), &addr);
+                        fd
+                    })
+                    .collect();
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                let tcp = std::fs::read_to_string("/proc/thread-self/net/tcp").unwrap();
+                let syn_recv = tcp
+                    .lines()
+                    .skip(1)
+                    .filter(|l| l.split_whitespace().nth(3) == Some("03"))
+                    .count();
+                let netstat = std::fs::read_to_string("/proc/thread-self/net/netstat").unwrap();
+                let lines: Vec<&str> = netstat.lines().collect();
+                let names: Vec<&str> = lines[0].split(' ').collect();
+                let values: Vec<&str> = lines[1].split(' ').collect();
+                let drops = names
+                    .iter()
+                    .position(|n| *n == "ListenDrops")
+                    .map(|i| values[i].parse().unwrap())
+                    .unwrap();
+                drop(clients);
+                (syn_recv, drops)
+            })
+            .join()
+            .unwrap()
+        })
+    };
+    let (queued, drops) = half_open("1");
+    assert_eq!((queued, drops), (100, 0), "syncookies=1");
+    let (queued, drops) = half_open("0");
+    assert!(queued <= 8, "syncookies=0: {queued} in SYN_RECV");
+    assert!(drops >= 90, "syncookies=0: ListenDrops {drops}");
+}
+
+/// The kernel: keepalive probes a peer does not answer are counted in the socket's retransmits
+/// (idiag_retrans) with the keepalive timer pending. retransmitting-sockets must not call that
+/// packet loss.
+#[test]
+fn kernel_counts_unanswered_keepalive_probes_as_retransmits_of_the_keepalive_timer() {
+    use std::os::fd::AsFd;
+    let ns = common::Netns::new("kaprobe");
+    let file = std::fs::File::open(format!("/run/netns/{}", ns.name)).unwrap();
+    let (client, _server, _listener) = std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let listener = std::net::TcpListener::bind("127.0.0.1:7200").unwrap();
+            let client = std::net::TcpStream::connect("127.0.0.1:7200").unwrap();
+            let (server, _) = listener.accept().unwrap();
+            (client, server, listener)
+        })
+        .join()
+        .unwrap()
+    });
+    use nix::sys::socket::{setsockopt, sockopt};
+    setsockopt(&client.as_fd(), sockopt::KeepAlive, &true).unwrap();
+    setsockopt(&client.as_fd(), sockopt::TcpKeepIdle, &1).unwrap();
+    setsockopt(&client.as_fd(), sockopt::TcpKeepInterval, &1).unwrap();
+    setsockopt(&client.as_fd(), sockopt::TcpKeepCount, &30).unwrap();
+    // The peer no longer answers: the client's probes to port 7200 are dropped.
+    common::run(ns.command("nft").arg(
+        "add table inet ka; add chain inet ka in { type filter hook input priority 0; policy accept; }; \
+         add rule inet ka in tcp dport 7200 drop",
+    ));
+    std::thread::sleep(std::time::Duration::from_millis(4500));
+    let out = common::rstaudit()
+        .args(["snapshot", "--netns", &ns.name, "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::text(&out));
+    let snap: Snapshot = serde_json::from_slice(&out.stdout).unwrap();
+    let probing = snap
+        .sockets
+        .iter()
+        .find(|s| s.state == TcpState::Established && s.remote_port == 7200)
+        .expect("the client socket");
+    assert_eq!(
+        probing.timer,
+        rstaudit::host::Timer::Keepalive,
+        "{probing:#?}"
+    );
+    assert!(probing.retransmits >= 3, "{probing:#?}");
+    let out = audit("retransmitting-sockets", &snap);
+    assert!(out.findings.is_empty(), "{out:#?}");
+    drop(client);
+}
+
+/// The kernel, for half-open: the peer forgets the connection without telling (its reset is
+/// lost). Without keepalive this side stays ESTABLISHED and its next request is reset; with
+/// keepalive the dead connection is found while idle, and the application still gets the
+/// reset: keepalive detects the dead peer sooner, it does not prevent the reset.
+#[test]
+fn kernel_half_open_is_reset_with_or_without_keepalive() {
+    use nix::sys::socket::{setsockopt, sockopt};
+    use std::io::{ErrorKind, Read, Write};
+    use std::os::fd::AsFd;
+    let run = |keepalive: bool| -> (bool, ErrorKind) {
+        let ns = common::Netns::new("halfopen");
+        let file = std::fs::File::open(format!("/run/netns/{}", ns.name)).unwrap();
+        let nft = |script: &str| common::run(ns.command("nft").arg(script));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                let listener = std::net::TcpListener::bind("127.0.0.1:7300").unwrap();
+                let mut client = std::net::TcpStream::connect("127.0.0.1:7300").unwrap();
+                let (server, _) = listener.accept().unwrap();
+                drop(listener);
+                if keepalive {
+                    setsockopt(&client.as_fd(), sockopt::KeepAlive, &true).unwrap();
+                    setsockopt(&client.as_fd(), sockopt::TcpKeepIdle, &1).unwrap();
+                    setsockopt(&client.as_fd(), sockopt::TcpKeepInterval, &1).unwrap();
+                }
+                // The peer "restarts": its socket is gone, the reset it sent is lost.
+                nft("add table inet ho; add chain inet ho out { type filter hook output priority 0; policy accept; }; \
+                     add rule inet ho out tcp sport 7300 tcp flags & rst == rst drop");
+                setsockopt(
+                    &server.as_fd(),
+                    sockopt::Linger,
+                    &libc::linger { l_onoff: 1, l_linger: 0 },
+                )
+                .unwrap();
+                drop(server);
+                nft("delete table inet ho");
+                std::thread::sleep(std::time::Duration::from_millis(3000));
+                let port = format!(":{:04X} ", client.local_addr().unwrap().port());
+                let tcp = std::fs::read_to_string("/proc/thread-self/net/tcp").unwrap();
+                let established = tcp.lines().any(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    f.len() > 3 && format!("{} ", f[1]).ends_with(&port) && f[3] == "01"
+                });
+                client.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+                let err = client
+                    .write_all(b"request")
+                    .and_then(|()| {
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                        client.read(&mut [0u8; 16]).map(|_| ())
+                    })
+                    .expect_err("the request on a half-open connection must fail");
+                (established, err.kind())
+            })
+            .join()
+            .unwrap()
+        })
+    };
+    let (established, err) = run(false);
+    assert!(
+        established,
+        "without keepalive the half-open socket stays ESTABLISHED"
+    );
+    assert_eq!(err, ErrorKind::ConnectionReset);
+    let (established, err) = run(true);
+    assert!(!established, "keepalive found the dead peer while idle");
+    assert_eq!(
+        err,
+        ErrorKind::ConnectionReset,
+        "keepalive does not prevent the reset"
+    );
+}
+
+/// With tcp_abort_on_overflow=0 an overflowing accept queue drops handshakes; the listener
+/// rules must not read as if it reset them at 0.
+#[test]
+fn listener_messages_do_not_say_reset_with_abort_on_overflow_off() {
+    use common::fixture::listener;
+    for (rule, snap) in [
+        (
+            "listener-queue-full",
+            host().socket(listener("0.0.0.0:80", 129, 128).owner(812, "nginx")),
+        ),
+        (
+            "listener-backlog-small",
+            host().socket(listener("0.0.0.0:80", 0, 2).owner(812, "nginx")),
+        ),
+    ] {
+        let f = findings(rule, snap);
+        assert_eq!(f.len(), 1, "{rule}: {f:#?}");
+        assert!(
+            !f[0].message.contains("reset with tcp_abort_on_overflow=0"),
+            "{}",
+            f[0].message
+        );
+        assert!(
+            f[0].message
+                .contains("when tcp_abort_on_overflow is 1, here 0"),
+            "{}",
+            f[0].message
+        );
+    }
+}
