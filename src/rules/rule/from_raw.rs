@@ -1,0 +1,256 @@
+//! Step two of loading a rule: [`Rule::from_raw`] builds the checked rule from the file's
+//! serde type, with every problem collected by the checker.
+
+use super::check::{Checker, Kind, Level, valid_id};
+use super::*;
+
+impl Rule {
+    /// Check a parsed rule file. `text` is the file's text (for positions).
+    pub fn from_raw(raw: &RawRule, text: &str, origin: &str) -> Result<Rule, Vec<Diagnostic>> {
+        let mut ck = Checker {
+            file: origin,
+            loc: Locator::new(text),
+            params: raw.params.keys().cloned().collect(),
+            problems: Vec::new(),
+        };
+        if !valid_id(&raw.id) {
+            ck.problem(
+                Code::BadId,
+                &[Step::Key("id")],
+                format!("rule id {:?} is not valid", raw.id),
+                "use lowercase letters, digits and -, e.g. linger-zero",
+            );
+        }
+        if raw.title.trim().is_empty() {
+            ck.problem(
+                Code::EmptyText,
+                &[Step::Key("title")],
+                "the title is empty",
+                "say in a few words what is wrong",
+            );
+        }
+        if !known::CAUSES.contains(&raw.cause.as_str()) {
+            ck.problem(
+                Code::UnknownCause,
+                &[Step::Key("cause")],
+                format!("unknown cause {:?}", raw.cause),
+                format!(
+                    "use a seed cause from rst-causes.md section 6: {}",
+                    known::CAUSES.join(", ")
+                ),
+            );
+        }
+        let kernel = match &raw.applies.kernel {
+            None => None,
+            Some(text) => match VersionRange::parse(text) {
+                Ok(r) => Some(r),
+                Err(why) => {
+                    ck.problem(
+                        Code::BadKernelRange,
+                        &[Step::Key("applies"), Step::Key("kernel")],
+                        format!("bad kernel version range {text:?}: {why}"),
+                        "write bounds such as \">=4.12, <6.0\"",
+                    );
+                    None
+                }
+            },
+        };
+        let requires: Vec<String> = raw
+            .applies
+            .requires
+            .iter()
+            .filter_map(|k| ck.sysctl("requires", k))
+            .collect();
+        let mut params = BTreeMap::new();
+        for (name, p) in &raw.params {
+            if !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                || name.is_empty()
+            {
+                ck.problem(
+                    Code::BadParam,
+                    &[Step::Key("params"), Step::Key(name)],
+                    format!("parameter name {name:?} is not valid"),
+                    "use lowercase letters, digits and _",
+                );
+            }
+            if !p.default.is_finite() {
+                ck.problem(
+                    Code::BadParam,
+                    &[Step::Key("params"), Step::Key(name)],
+                    "the default must be a finite number",
+                    "e.g. `default: 300`",
+                );
+            }
+            params.insert(
+                name.clone(),
+                Param {
+                    default: p.default,
+                    description: p.description.clone(),
+                    unit: p.unit.clone(),
+                },
+            );
+        }
+        let when = raw
+            .when
+            .as_ref()
+            .and_then(|c| ck.cond("when", c, Level::Host));
+        let matches = raw
+            .matches
+            .as_ref()
+            .and_then(|c| ck.cond("match", c, Level::Socket));
+        let suspects = raw
+            .suspects
+            .as_ref()
+            .and_then(|c| ck.cond("suspects", c, Level::Socket));
+        let min_count = raw
+            .min_count
+            .as_ref()
+            .and_then(|o| ck.operand("min_count", o, Kind::Number, Level::Host));
+        match raw.subject {
+            Subject::Host => {
+                if raw.when.is_none() {
+                    ck.problem(
+                        Code::MissingSection,
+                        &[Step::Key("subject")],
+                        "a host rule needs `when:`",
+                        "add a condition on sysctls, counters or statistics",
+                    );
+                }
+                if raw.matches.is_some() {
+                    ck.problem(
+                        Code::MisplacedSection,
+                        &[Step::Key("match")],
+                        "`match` is for listener, socket and process rules",
+                        "use `when:` (and `suspects:` to name likely processes)",
+                    );
+                }
+            }
+            _ => {
+                if raw.matches.is_none() {
+                    ck.problem(
+                        Code::MissingSection,
+                        &[Step::Key("subject")],
+                        format!("a {} rule needs `match:`", raw.subject.as_str()),
+                        "add a condition on socket fields or options",
+                    );
+                }
+                if raw.suspects.is_some() {
+                    ck.problem(
+                        Code::MisplacedSection,
+                        &[Step::Key("suspects")],
+                        "`suspects` is for host rules",
+                        "remove it; the matching sockets already name their processes",
+                    );
+                }
+            }
+        }
+        if raw.min_count.is_some() && raw.subject != Subject::Process {
+            ck.problem(
+                Code::MisplacedSection,
+                &[Step::Key("min_count")],
+                "`min_count` is for process rules",
+                "remove it or use `subject: process`",
+            );
+        }
+        let message = ck.template(&raw.message);
+        let evidence_counters: Vec<String> = raw
+            .evidence
+            .counters
+            .iter()
+            .filter_map(|c| ck.counter("evidence", c))
+            .collect();
+        for r in &raw.evidence.rst_reasons {
+            if !known::RST_REASONS.contains(&r.as_str()) {
+                ck.problem(
+                    Code::UnknownReason,
+                    &[Step::Key("evidence"), Step::Text(r)],
+                    format!("unknown RST reason {r:?}"),
+                    format!(
+                        "use an sk_rst_reason name: {}",
+                        known::RST_REASONS.join(", ")
+                    ),
+                );
+            }
+        }
+        let mut fix_sysctls = Vec::new();
+        for (key, value) in &raw.fix.sysctls {
+            let Some(k) = ck.sysctl("fix", key) else {
+                continue;
+            };
+            let v = match value {
+                RawOperand::Text(t) => Some(Expr::Text(t.clone())),
+                other => ck.operand("fix", other, Kind::Number, Level::Host),
+            };
+            if let Some(v) = v {
+                let mut uses_counter = false;
+                visit_expr(&v, &mut |e| uses_counter |= matches!(e, Expr::Counter(..)));
+                if uses_counter {
+                    ck.problem(Code::BadFix, &[Step::Key("fix"), Step::Key(key)], "a fix value may use numbers, parameters, sysctls and statistics, not counters", "compute it from parameters and sysctls");
+                } else {
+                    fix_sysctls.push((k, v));
+                }
+            }
+        }
+        if raw.fix.sysctls.is_empty()
+            && raw
+                .fix
+                .advice
+                .as_deref()
+                .is_none_or(|a| a.trim().is_empty())
+        {
+            ck.problem(
+                Code::BadFix,
+                &[Step::Key("fix")],
+                "the fix says nothing",
+                "give `sysctls:` values or `advice:`",
+            );
+        }
+        if let Some(lab) = &raw.lab
+            && !known::LAB_SCENARIOS.contains(&lab.as_str())
+        {
+            ck.problem(
+                Code::UnknownScenario,
+                &[Step::Key("lab")],
+                format!("unknown lab scenario {lab:?}"),
+                format!("use one of {}", known::LAB_SCENARIOS.join(", ")),
+            );
+        }
+        if raw.explanation.trim().is_empty() {
+            ck.problem(
+                Code::EmptyText,
+                &[Step::Key("explanation")],
+                "the explanation is empty",
+                "say why this makes resets likely",
+            );
+        }
+        if !ck.problems.is_empty() {
+            return Err(ck.problems);
+        }
+        Ok(Rule {
+            id: raw.id.clone(),
+            title: raw.title.trim().to_string(),
+            severity: raw.severity,
+            cause: raw.cause.clone(),
+            subject: raw.subject,
+            kernel,
+            requires,
+            absent_reason: raw.applies.absent_reason.clone(),
+            params,
+            when,
+            matches,
+            min_count,
+            suspects,
+            message,
+            evidence_counters,
+            rst_reasons: raw.evidence.rst_reasons.clone(),
+            fix_sysctls,
+            advice: raw.fix.advice.as_ref().map(|a| a.trim().to_string()),
+            lab: raw.lab.clone(),
+            explanation: raw.explanation.trim().to_string(),
+            references: raw.references.clone(),
+            origin: origin.to_string(),
+        })
+    }
+}

@@ -1,0 +1,83 @@
+//! Kernel version ranges of `applies: kernel:` (`">=4.12, <6.0"`).
+
+use super::Op;
+use crate::host::KernelVersion;
+
+/// A kernel version range: every bound must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRange {
+    pub text: String,
+    pub bounds: Vec<(Op, KernelVersion)>,
+}
+
+impl VersionRange {
+    /// Parse `">=4.12, <6.0"`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut bounds = Vec::new();
+        for part in text.split(',') {
+            let part = part.trim();
+            if part.is_empty() {
+                return Err("an empty bound".into());
+            }
+            let (op, rest) = [
+                (">=", Op::Ge),
+                ("<=", Op::Le),
+                (">", Op::Gt),
+                ("<", Op::Lt),
+                ("=", Op::Eq),
+            ]
+            .iter()
+            .find_map(|(p, op)| part.strip_prefix(p).map(|r| (*op, r.trim())))
+            .ok_or_else(|| format!("bound {part:?} must start with >=, >, <=, < or ="))?;
+            let nums: Vec<&str> = rest.split('.').collect();
+            if !(2..=3).contains(&nums.len()) {
+                return Err(format!("version {rest:?} must look like 4.12 or 5.10.3"));
+            }
+            let mut parsed = [0u32; 3];
+            for (i, n) in nums.iter().enumerate() {
+                parsed[i] = n
+                    .parse()
+                    .map_err(|_| format!("version {rest:?} must look like 4.12 or 5.10.3"))?;
+            }
+            bounds.push((
+                op,
+                KernelVersion {
+                    major: parsed[0],
+                    minor: parsed[1],
+                    patch: parsed[2],
+                },
+            ));
+        }
+        // An empty range (">=6.0, <5.0") is a mistake, not a rule that never applies.
+        let lower = bounds
+            .iter()
+            .filter(|(op, _)| matches!(op, Op::Ge | Op::Gt | Op::Eq))
+            .map(|(_, v)| *v)
+            .max();
+        let upper = bounds
+            .iter()
+            .filter(|(op, _)| matches!(op, Op::Le | Op::Lt | Op::Eq))
+            .map(|(_, v)| *v)
+            .min();
+        if let (Some(lo), Some(hi)) = (lower, upper)
+            && lo > hi
+        {
+            return Err(format!("{text:?} contains no kernel version"));
+        }
+        Ok(Self {
+            text: text.to_string(),
+            bounds,
+        })
+    }
+
+    pub fn contains(&self, v: KernelVersion) -> bool {
+        self.bounds.iter().all(|(op, b)| match op {
+            Op::Ge => v >= *b,
+            Op::Gt => v > *b,
+            Op::Le => v <= *b,
+            Op::Lt => v < *b,
+            Op::Eq => v == *b,
+            Op::Ne | Op::In => true,
+        })
+    }
+}
