@@ -1,0 +1,463 @@
+//! The engine: evaluate rules against one snapshot.
+//!
+//! Host-level values (sysctls, counters, statistics, parameters) are
+//! resolved once per rule; what is left is a small tree over socket fields
+//! and options. All socket-level rules are then evaluated in a single pass
+//! over the socket table, borrowing each socket (no copies, no regexes),
+//! and matches are grouped per process as they are counted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::host::{Snapshot, Socket, SocketsSource, TcpState};
+
+use super::finding::{
+    CounterEvidence, Evidence, Exposure, Finding, FindingProcess, Fix, SysctlFix,
+};
+use super::raw::{Field, Measure, SockOpt, Stat, Subject};
+use super::rule::{Arith, Cond, Expr, Op, Piece, Rule, fmt_num, timer_num};
+use super::{AuditOutcome, Skipped};
+
+mod compile;
+mod context;
+mod text;
+
+use compile::*;
+use context::*;
+use text::{counter_notes, evidence, fix, render, uses};
+pub use text::{describe_socket, group_digits};
+
+/// How many example sockets a finding shows.
+const EXAMPLES: usize = 3;
+
+/// Matches of one rule, per process.
+#[derive(Default)]
+struct Group {
+    comm: Option<Arc<str>>,
+    count: u64,
+    examples: Vec<String>,
+}
+
+/// A rule that needs the socket pass.
+struct Job<'r> {
+    rule: &'r Rule,
+    params: Params,
+    cond: CCond,
+    /// Listener rules look at LISTEN sockets; socket and process rules at the others;
+    /// suspects of host rules at all sockets.
+    on_listeners: bool,
+    on_others: bool,
+    groups: PidMap<Group>,
+    unknown: u64,
+}
+
+/// Matches are grouped by pid on the hot path: a multiplicative hash is
+/// enough for small integer keys and far cheaper than SipHash.
+#[derive(Default)]
+struct PidHasher(u64);
+
+impl std::hash::Hasher for PidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type PidMap<V> = HashMap<u32, V, std::hash::BuildHasherDefault<PidHasher>>;
+
+/// Key for sockets without a known owner.
+const NO_OWNER: u32 = u32::MAX;
+
+/// Evaluate `rules` (already selected) with parameter overrides against `snap`.
+pub fn evaluate(
+    rules: &[&Rule],
+    overrides: &BTreeMap<String, f64>,
+    snap: &Snapshot,
+) -> AuditOutcome {
+    let ctx = HostCtx::new(snap);
+    let netns = snap.netns.name.clone();
+    let mut out = AuditOutcome {
+        netns: netns.clone(),
+        findings: Vec::new(),
+        not_applicable: Vec::new(),
+        not_checked: Vec::new(),
+        passed: Vec::new(),
+    };
+    let mut host_findings: Vec<(Finding, Option<usize>)> = Vec::new();
+    let mut jobs: Vec<Job<'_>> = Vec::new();
+    // Options can only be read from sockets a process holds: with no such socket
+    // there is nothing to judge, with some and no options at all they were not read.
+    // When owners could not be read (not root), unowned sockets may be held by the
+    // processes that were denied: their options are unread, not absent.
+    let options_unread = !snap.sockets.iter().any(|s| s.options.is_some())
+        && (snap.sockets.iter().any(|s| s.owner.is_some())
+            || ctx.area_note("options").is_some()
+            || ctx.area_note("owners").is_some());
+    let have_info = snap.sockets.iter().any(|s| s.tcp_info.is_some());
+    let skip = |rule: &Rule, reason: String| Skipped {
+        rule: rule.id.clone(),
+        reason,
+    };
+
+    for rule in rules {
+        if let Some(range) = &rule.kernel {
+            match snap.kernel.version {
+                Some(v) if !range.contains(v) => {
+                    out.not_applicable.push(skip(
+                        rule,
+                        format!(
+                            "kernel {} is outside {}",
+                            snap.kernel.describe(),
+                            range.text
+                        ),
+                    ));
+                    continue;
+                }
+                None => {
+                    out.not_checked.push(skip(
+                        rule,
+                        format!(
+                            "kernel version of {:?} unknown; the rule applies to {}",
+                            snap.kernel.release, range.text
+                        ),
+                    ));
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        if let Some(key) = rule.requires.iter().find(|k| snap.sysctl(k).is_none()) {
+            match ctx.note_for(key) {
+                Some(note) if !note.contains("does not exist") && !note.contains("absent") => {
+                    out.not_checked
+                        .push(skip(rule, format!("sysctl {key} was not read: {note}")));
+                }
+                _ => out.not_applicable.push(skip(
+                    rule,
+                    rule.absent_reason.clone().unwrap_or_else(|| {
+                        format!("{key} does not exist on this kernel or in this namespace")
+                    }),
+                )),
+            }
+            continue;
+        }
+        let mut params: Params = rule
+            .params
+            .iter()
+            .map(|(k, p)| (k.clone(), p.default))
+            .collect();
+        for (k, v) in overrides {
+            if let Some(slot) = params.get_mut(k) {
+                *slot = *v;
+            }
+        }
+        if let Some(when) = &rule.when {
+            match eval_host(&compile(&ctx, &params, when)) {
+                Err(why) => {
+                    out.not_checked.push(skip(rule, why));
+                    continue;
+                }
+                Ok(false) => continue,
+                Ok(true) => {}
+            }
+        }
+        let socket_cond = if rule.subject == Subject::Host {
+            rule.suspects.as_ref()
+        } else {
+            rule.matches.as_ref()
+        };
+        if let Some(cond) = socket_cond {
+            let needs_sockets = rule.subject != Subject::Host;
+            if snap.sockets_source == SocketsSource::None && needs_sockets {
+                out.not_checked.push(skip(rule, ctx.sockets_missing()));
+                continue;
+            }
+            if needs_sockets && uses(Some(cond), &|e| matches!(e, Expr::Opt(_))) && options_unread {
+                let why = match ctx.area_note("options").or(ctx.area_note("owners")) {
+                    Some(n) => format!("socket options were not read: {n}"),
+                    None => "socket options were not read (needs root or CAP_SYS_PTRACE and kernel 5.6+)".to_string(),
+                };
+                out.not_checked.push(skip(rule, why));
+                continue;
+            }
+            if needs_sockets
+                && uses(
+                    Some(cond),
+                    &|e| matches!(e, Expr::Field(f) if f.needs_tcp_info()),
+                )
+                && !have_info
+                && !snap.sockets.is_empty()
+            {
+                out.not_checked.push(skip(rule, "tcp_info was not read (the socket table came from /proc/net/tcp or was not read)".to_string()));
+                continue;
+            }
+            let compiled = compile(&ctx, &params, cond);
+            if let Some(why) = missing(&compiled) {
+                out.not_checked.push(skip(rule, why.to_string()));
+                continue;
+            }
+            if rule.subject == Subject::Host {
+                host_findings.push((host_finding(&ctx, &params, rule, &netns), Some(jobs.len())));
+            }
+            jobs.push(Job {
+                rule,
+                on_listeners: matches!(rule.subject, Subject::Listener | Subject::Host),
+                on_others: rule.subject != Subject::Listener,
+                params,
+                cond: compiled,
+                groups: PidMap::default(),
+                unknown: 0,
+            });
+        } else {
+            host_findings.push((host_finding(&ctx, &params, rule, &netns), None));
+        }
+    }
+
+    // The one pass over the socket table.
+    // A socket no process holds (TIME_WAIT, an orphan) has no options to read: when every
+    // owner could be read, not knowing its options is not a gap in the audit.
+    let owners_partial = ctx.area_note("owners").is_some() || ctx.area_note("options").is_some();
+    if !jobs.is_empty() {
+        for s in &snap.sockets {
+            let listening = s.state == TcpState::Listen;
+            for job in jobs.iter_mut() {
+                if (listening && !job.on_listeners) || (!listening && !job.on_others) {
+                    continue;
+                }
+                match eval(&job.cond, s) {
+                    Some(true) => {
+                        let pid = s.owner.as_ref().map_or(NO_OWNER, |o| o.pid);
+                        let g = job.groups.entry(pid).or_default();
+                        if g.comm.is_none() {
+                            g.comm = s.owner.as_ref().map(|o| o.comm.clone());
+                        }
+                        g.count += 1;
+                        if g.examples.len() < EXAMPLES {
+                            g.examples.push(describe_socket(s));
+                        }
+                    }
+                    None if s.owner.is_some() || owners_partial => job.unknown += 1,
+                    None => {}
+                    Some(false) => {}
+                }
+            }
+        }
+    }
+
+    let mut jobs: Vec<Option<Job<'_>>> = jobs.into_iter().map(Some).collect();
+    for (mut finding, job_index) in host_findings {
+        if let Some(job) = job_index.and_then(|i| jobs[i].take()) {
+            let mut groups = sorted_groups(job.groups);
+            if let Some((pid, g)) = groups.first()
+                && *pid != NO_OWNER
+            {
+                finding.process = Some(FindingProcess {
+                    pid: *pid,
+                    comm: g.comm.as_deref().unwrap_or("?").to_string(),
+                });
+            }
+            if groups.is_empty() && job.unknown > 0 {
+                finding.notes.push(format!(
+                    "the processes behind this could not be looked for: {} sockets could not \
+                     be judged (socket options or tcp_info not read; run as root)",
+                    group_digits(job.unknown)
+                ));
+            } else if groups.is_empty() {
+                finding.notes.push(
+                    "no process holds sockets of the kind that would cause this now".to_string(),
+                );
+            } else {
+                if job.unknown > 0 {
+                    finding.notes.push(format!(
+                        "{} more sockets could not be judged (socket options or tcp_info not read)",
+                        group_digits(job.unknown)
+                    ));
+                }
+                let names: Vec<String> =
+                    groups.iter().take(5).map(|(pid, g)| who(*pid, g)).collect();
+                let _ = write!(finding.message, "; likely: {}", names.join(", "));
+                finding.count = Some(groups.iter().map(|(_, g)| g.count).sum());
+                for (pid, g) in groups.iter_mut().take(EXAMPLES) {
+                    if let Some(e) = g.examples.first() {
+                        finding.examples.push(format!("{}: {e}", who(*pid, g)));
+                    }
+                }
+            }
+            out.findings.push(finding);
+        } else {
+            out.findings.push(finding);
+        }
+    }
+    for job in jobs.into_iter().flatten() {
+        let rule = job.rule;
+        let min = match &rule.min_count {
+            Some(e) => host_value(&ctx, &job.params, e).unwrap_or(1.0),
+            None => 1.0,
+        };
+        let noun = if rule.subject == Subject::Listener {
+            "listener"
+        } else {
+            "socket"
+        };
+        let unknown = job.unknown;
+        for (pid, g) in sorted_groups(job.groups) {
+            if (g.count as f64) < min {
+                continue;
+            }
+            let mut notes = Vec::new();
+            counter_notes(&ctx, rule, &mut notes);
+            if unknown > 0 {
+                notes.push(format!(
+                    "{} sockets on this host could not be judged (socket options or tcp_info not read)",
+                    group_digits(unknown)
+                ));
+            }
+            let message = format!(
+                "{}: {} {}{} {}, e.g. {}",
+                who(pid, &g),
+                group_digits(g.count),
+                noun,
+                if g.count == 1 { "" } else { "s" },
+                render(&ctx, &job.params, rule),
+                g.examples.first().map_or("", String::as_str)
+            );
+            out.findings.push(Finding {
+                rule: rule.id.clone(),
+                title: rule.title.clone(),
+                severity: rule.severity,
+                exposure: Exposure::Latent,
+                exposure_reason: String::new(),
+                cause: rule.cause.clone(),
+                subject: rule.subject.as_str().to_string(),
+                netns: netns.clone(),
+                message,
+                process: (pid != NO_OWNER).then(|| FindingProcess {
+                    pid,
+                    comm: g.comm.as_deref().unwrap_or("?").to_string(),
+                }),
+                count: Some(g.count),
+                examples: g.examples,
+                evidence: evidence(&ctx, rule),
+                fix: fix(&ctx, &job.params, rule, &mut notes),
+                lab: rule.lab.clone(),
+                notes,
+            });
+        }
+    }
+    for rule in rules {
+        let id = rule.id.as_str();
+        let decided = out.findings.iter().any(|f| f.rule == id)
+            || out.not_applicable.iter().any(|s| s.rule == id)
+            || out.not_checked.iter().any(|s| s.rule == id);
+        if !decided {
+            out.passed.push(rule.id.clone());
+        }
+    }
+    for f in &mut out.findings {
+        if let Some(rule) = rules.iter().find(|r| r.id == f.rule) {
+            let mut params: Params = rule
+                .params
+                .iter()
+                .map(|(k, p)| (k.clone(), p.default))
+                .collect();
+            params.extend(
+                overrides
+                    .iter()
+                    .filter(|(k, _)| rule.params.contains_key(*k))
+                    .map(|(k, v)| (k.clone(), *v)),
+            );
+            super::exposure::grade(rule, snap, f, &|c| {
+                eval_host(&compile(&ctx, &params, c)).ok()
+            });
+        }
+    }
+    super::converge::converge(rules, overrides, snap, &mut out.findings);
+    out.findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.rule.cmp(&b.rule))
+            .then_with(|| b.count.cmp(&a.count))
+            .then_with(|| {
+                a.process
+                    .as_ref()
+                    .map(|p| p.pid)
+                    .cmp(&b.process.as_ref().map(|p| p.pid))
+            })
+    });
+    out
+}
+
+/// The verdict of a host-level condition (after [`compile`] folded what it could).
+fn eval_host(c: &CCond) -> Result<bool, String> {
+    match c {
+        CCond::Known(b) => Ok(*b),
+        CCond::Missing(why) => Err(why.clone()),
+        CCond::All(v) => {
+            let r: Vec<_> = v.iter().map(eval_host).collect();
+            if r.iter().any(|x| matches!(x, Ok(false))) {
+                Ok(false)
+            } else {
+                r.into_iter().find(Result::is_err).unwrap_or(Ok(true))
+            }
+        }
+        CCond::Any(v) => {
+            let r: Vec<_> = v.iter().map(eval_host).collect();
+            if r.iter().any(|x| matches!(x, Ok(true))) {
+                Ok(true)
+            } else {
+                r.into_iter().find(Result::is_err).unwrap_or(Ok(false))
+            }
+        }
+        CCond::Not(c) => eval_host(c).map(|b| !b),
+        CCond::Cmp { .. } | CCond::Leaf { .. } => {
+            Err("a socket condition outside `match`".to_string())
+        }
+    }
+}
+
+fn who(pid: u32, g: &Group) -> String {
+    if pid == NO_OWNER {
+        "(no process found)".to_string()
+    } else {
+        format!("{} (pid {pid})", g.comm.as_deref().unwrap_or("?"))
+    }
+}
+
+fn sorted_groups(groups: PidMap<Group>) -> Vec<(u32, Group)> {
+    let mut v: Vec<(u32, Group)> = groups.into_iter().collect();
+    v.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(&b.0)));
+    v
+}
+
+fn host_finding(ctx: &HostCtx<'_>, params: &Params, rule: &Rule, netns: &str) -> Finding {
+    let mut notes = Vec::new();
+    counter_notes(ctx, rule, &mut notes);
+    let fix = fix(ctx, params, rule, &mut notes);
+    Finding {
+        rule: rule.id.clone(),
+        title: rule.title.clone(),
+        severity: rule.severity,
+        exposure: Exposure::Latent,
+        exposure_reason: String::new(),
+        cause: rule.cause.clone(),
+        subject: rule.subject.as_str().to_string(),
+        netns: netns.to_string(),
+        message: render(ctx, params, rule),
+        process: None,
+        count: None,
+        examples: Vec::new(),
+        evidence: evidence(ctx, rule),
+        fix,
+        lab: rule.lab.clone(),
+        notes,
+    }
+}
