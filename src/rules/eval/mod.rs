@@ -77,7 +77,9 @@ type PidMap<V> = HashMap<u32, V, std::hash::BuildHasherDefault<PidHasher>>;
 /// Key for sockets without a known owner.
 const NO_OWNER: u32 = u32::MAX;
 
-/// Evaluate `rules` (already selected) with parameter overrides against `snap`.
+/// Evaluate `rules` (already selected) with parameter overrides against `snap`: decide what
+/// each rule needs (applicability, host condition), make one pass over the socket table for
+/// every rule that looks at sockets, build the findings, grade them and solve their fixes.
 pub fn evaluate(
     rules: &[&Rule],
     overrides: &BTreeMap<String, f64>,
@@ -92,266 +94,44 @@ pub fn evaluate(
         not_checked: Vec::new(),
         passed: Vec::new(),
     };
+    let gaps = Gaps::of(&ctx);
     let mut host_findings: Vec<(Finding, Option<usize>)> = Vec::new();
     let mut jobs: Vec<Job<'_>> = Vec::new();
-    // Options can only be read from sockets a process holds: with no such socket
-    // there is nothing to judge, with some and no options at all they were not read.
-    // When owners could not be read (not root), unowned sockets may be held by the
-    // processes that were denied: their options are unread, not absent.
-    let options_unread = !snap.sockets.iter().any(|s| s.options.is_some())
-        && (snap.sockets.iter().any(|s| s.owner.is_some())
-            || ctx.area_note("options").is_some()
-            || ctx.area_note("owners").is_some());
-    let have_info = snap.sockets.iter().any(|s| s.tcp_info.is_some());
-    let skip = |rule: &Rule, reason: String| Skipped {
-        rule: rule.id.clone(),
-        reason,
-    };
-
     for rule in rules {
-        if let Some(range) = &rule.kernel {
-            match snap.kernel.version {
-                Some(v) if !range.contains(v) => {
-                    out.not_applicable.push(skip(
-                        rule,
-                        format!(
-                            "kernel {} is outside {}",
-                            snap.kernel.describe(),
-                            range.text
-                        ),
-                    ));
-                    continue;
-                }
-                None => {
-                    out.not_checked.push(skip(
-                        rule,
-                        format!(
-                            "kernel version of {:?} unknown; the rule applies to {}",
-                            snap.kernel.release, range.text
-                        ),
-                    ));
-                    continue;
-                }
-                _ => {}
-            }
-        }
-        if let Some(key) = rule.requires.iter().find(|k| snap.sysctl(k).is_none()) {
-            match ctx.note_for(key) {
-                Some(note) if !note.contains("does not exist") && !note.contains("absent") => {
-                    out.not_checked
-                        .push(skip(rule, format!("sysctl {key} was not read: {note}")));
-                }
-                _ => out.not_applicable.push(skip(
-                    rule,
-                    rule.absent_reason.clone().unwrap_or_else(|| {
-                        format!("{key} does not exist on this kernel or in this namespace")
-                    }),
-                )),
-            }
-            continue;
-        }
-        let mut params: Params = rule
-            .params
-            .iter()
-            .map(|(k, p)| (k.clone(), p.default))
-            .collect();
-        for (k, v) in overrides {
-            if let Some(slot) = params.get_mut(k) {
-                *slot = *v;
-            }
-        }
-        if let Some(when) = &rule.when {
-            match eval_host(&compile(&ctx, &params, when)) {
-                Err(why) => {
-                    out.not_checked.push(skip(rule, why));
-                    continue;
-                }
-                Ok(false) => continue,
-                Ok(true) => {}
-            }
-        }
-        let socket_cond = if rule.subject == Subject::Host {
-            rule.suspects.as_ref()
-        } else {
-            rule.matches.as_ref()
+        let skip = |reason: String| Skipped {
+            rule: rule.id.clone(),
+            reason,
         };
-        if let Some(cond) = socket_cond {
-            let needs_sockets = rule.subject != Subject::Host;
-            if snap.sockets_source == SocketsSource::None && needs_sockets {
-                out.not_checked.push(skip(rule, ctx.sockets_missing()));
-                continue;
+        match plan(&ctx, &gaps, rule, rule_params(rule, overrides)) {
+            Planned::NotApplicable(why) => out.not_applicable.push(skip(why)),
+            Planned::NotChecked(why) => out.not_checked.push(skip(why)),
+            Planned::Passed => {}
+            Planned::Host(params) => {
+                host_findings.push((host_finding(&ctx, &params, rule, &netns), None));
             }
-            if needs_sockets && uses(Some(cond), &|e| matches!(e, Expr::Opt(_))) && options_unread {
-                let why = match ctx.area_note("options").or(ctx.area_note("owners")) {
-                    Some(n) => format!("socket options were not read: {n}"),
-                    None => "socket options were not read (needs root or CAP_SYS_PTRACE and kernel 5.6+)".to_string(),
-                };
-                out.not_checked.push(skip(rule, why));
-                continue;
-            }
-            if needs_sockets
-                && uses(
-                    Some(cond),
-                    &|e| matches!(e, Expr::Field(f) if f.needs_tcp_info()),
-                )
-                && !have_info
-                && !snap.sockets.is_empty()
-            {
-                out.not_checked.push(skip(rule, "tcp_info was not read (the socket table came from /proc/net/tcp or was not read)".to_string()));
-                continue;
-            }
-            let compiled = compile(&ctx, &params, cond);
-            if let Some(why) = missing(&compiled) {
-                out.not_checked.push(skip(rule, why.to_string()));
-                continue;
-            }
-            if rule.subject == Subject::Host {
-                host_findings.push((host_finding(&ctx, &params, rule, &netns), Some(jobs.len())));
-            }
-            jobs.push(Job {
-                rule,
-                on_listeners: matches!(rule.subject, Subject::Listener | Subject::Host),
-                on_others: rule.subject != Subject::Listener,
-                params,
-                cond: compiled,
-                groups: PidMap::default(),
-                unknown: 0,
-            });
-        } else {
-            host_findings.push((host_finding(&ctx, &params, rule, &netns), None));
-        }
-    }
-
-    // The one pass over the socket table.
-    // A socket no process holds (TIME_WAIT, an orphan) has no options to read: when every
-    // owner could be read, not knowing its options is not a gap in the audit.
-    let owners_partial = ctx.area_note("owners").is_some() || ctx.area_note("options").is_some();
-    if !jobs.is_empty() {
-        for s in &snap.sockets {
-            let listening = s.state == TcpState::Listen;
-            for job in jobs.iter_mut() {
-                if (listening && !job.on_listeners) || (!listening && !job.on_others) {
-                    continue;
+            Planned::Sockets(job) => {
+                if rule.subject == Subject::Host {
+                    host_findings.push((
+                        host_finding(&ctx, &job.params, rule, &netns),
+                        Some(jobs.len()),
+                    ));
                 }
-                match eval(&job.cond, s) {
-                    Some(true) => {
-                        let pid = s.owner.as_ref().map_or(NO_OWNER, |o| o.pid);
-                        let g = job.groups.entry(pid).or_default();
-                        if g.comm.is_none() {
-                            g.comm = s.owner.as_ref().map(|o| o.comm.clone());
-                        }
-                        g.count += 1;
-                        if g.examples.len() < EXAMPLES {
-                            g.examples.push(describe_socket(s));
-                        }
-                    }
-                    None if s.owner.is_some() || owners_partial => job.unknown += 1,
-                    None => {}
-                    Some(false) => {}
-                }
+                jobs.push(*job);
             }
         }
     }
+    socket_pass(snap, &mut jobs, gaps.owners_partial);
 
     let mut jobs: Vec<Option<Job<'_>>> = jobs.into_iter().map(Some).collect();
-    for (mut finding, job_index) in host_findings {
-        if let Some(job) = job_index.and_then(|i| jobs[i].take()) {
-            let mut groups = sorted_groups(job.groups);
-            if let Some((pid, g)) = groups.first()
-                && *pid != NO_OWNER
-            {
-                finding.process = Some(FindingProcess {
-                    pid: *pid,
-                    comm: g.comm.as_deref().unwrap_or("?").to_string(),
-                });
-            }
-            if groups.is_empty() && job.unknown > 0 {
-                finding.notes.push(format!(
-                    "the processes behind this could not be looked for: {} sockets could not \
-                     be judged (socket options or tcp_info not read; run as root)",
-                    group_digits(job.unknown)
-                ));
-            } else if groups.is_empty() {
-                finding.notes.push(
-                    "no process holds sockets of the kind that would cause this now".to_string(),
-                );
-            } else {
-                if job.unknown > 0 {
-                    finding.notes.push(format!(
-                        "{} more sockets could not be judged (socket options or tcp_info not read)",
-                        group_digits(job.unknown)
-                    ));
-                }
-                let names: Vec<String> =
-                    groups.iter().take(5).map(|(pid, g)| who(*pid, g)).collect();
-                let _ = write!(finding.message, "; likely: {}", names.join(", "));
-                finding.count = Some(groups.iter().map(|(_, g)| g.count).sum());
-                for (pid, g) in groups.iter_mut().take(EXAMPLES) {
-                    if let Some(e) = g.examples.first() {
-                        finding.examples.push(format!("{}: {e}", who(*pid, g)));
-                    }
-                }
-            }
-            out.findings.push(finding);
-        } else {
-            out.findings.push(finding);
-        }
+    for (finding, job_index) in host_findings {
+        out.findings
+            .push(match job_index.and_then(|i| jobs[i].take()) {
+                Some(job) => with_suspects(finding, job),
+                None => finding,
+            });
     }
     for job in jobs.into_iter().flatten() {
-        let rule = job.rule;
-        let min = match &rule.min_count {
-            Some(e) => host_value(&ctx, &job.params, e).unwrap_or(1.0),
-            None => 1.0,
-        };
-        let noun = if rule.subject == Subject::Listener {
-            "listener"
-        } else {
-            "socket"
-        };
-        let unknown = job.unknown;
-        for (pid, g) in sorted_groups(job.groups) {
-            if (g.count as f64) < min {
-                continue;
-            }
-            let mut notes = Vec::new();
-            counter_notes(&ctx, rule, &mut notes);
-            if unknown > 0 {
-                notes.push(format!(
-                    "{} sockets on this host could not be judged (socket options or tcp_info not read)",
-                    group_digits(unknown)
-                ));
-            }
-            let message = format!(
-                "{}: {} {}{} {}, e.g. {}",
-                who(pid, &g),
-                group_digits(g.count),
-                noun,
-                if g.count == 1 { "" } else { "s" },
-                render(&ctx, &job.params, rule),
-                g.examples.first().map_or("", String::as_str)
-            );
-            out.findings.push(Finding {
-                rule: rule.id.clone(),
-                title: rule.title.clone(),
-                severity: rule.severity,
-                exposure: Exposure::Latent,
-                exposure_reason: String::new(),
-                cause: rule.cause.clone(),
-                subject: rule.subject.as_str().to_string(),
-                netns: netns.clone(),
-                message,
-                process: (pid != NO_OWNER).then(|| FindingProcess {
-                    pid,
-                    comm: g.comm.as_deref().unwrap_or("?").to_string(),
-                }),
-                count: Some(g.count),
-                examples: g.examples,
-                evidence: evidence(&ctx, rule),
-                fix: fix(&ctx, &job.params, rule, &mut notes),
-                lab: rule.lab.clone(),
-                notes,
-            });
-        }
+        out.findings.extend(socket_findings(&ctx, job, &netns));
     }
     for rule in rules {
         let id = rule.id.as_str();
@@ -364,17 +144,7 @@ pub fn evaluate(
     }
     for f in &mut out.findings {
         if let Some(rule) = rules.iter().find(|r| r.id == f.rule) {
-            let mut params: Params = rule
-                .params
-                .iter()
-                .map(|(k, p)| (k.clone(), p.default))
-                .collect();
-            params.extend(
-                overrides
-                    .iter()
-                    .filter(|(k, _)| rule.params.contains_key(*k))
-                    .map(|(k, v)| (k.clone(), *v)),
-            );
+            let params = rule_params(rule, overrides);
             super::exposure::grade(rule, snap, f, &|c| {
                 eval_host(&compile(&ctx, &params, c)).ok()
             });
@@ -394,6 +164,280 @@ pub fn evaluate(
             })
     });
     out
+}
+
+/// A rule's parameters: its defaults, with the overrides it declares.
+fn rule_params(rule: &Rule, overrides: &BTreeMap<String, f64>) -> Params {
+    let mut params: Params = rule
+        .params
+        .iter()
+        .map(|(k, p)| (k.clone(), p.default))
+        .collect();
+    for (k, v) in overrides {
+        if let Some(slot) = params.get_mut(k) {
+            *slot = *v;
+        }
+    }
+    params
+}
+
+/// What the snapshot could not show, which decides whether a socket rule can be judged.
+struct Gaps {
+    /// Options can only be read from sockets a process holds: with no such socket there is
+    /// nothing to judge, with some and no options at all they were not read. When owners
+    /// could not be read (not root), unowned sockets may be held by the processes that were
+    /// denied: their options are unread, not absent.
+    options_unread: bool,
+    have_info: bool,
+    /// A socket no process holds (TIME_WAIT, an orphan) has no options to read: when every
+    /// owner could be read, not knowing its options is not a gap in the audit.
+    owners_partial: bool,
+}
+
+impl Gaps {
+    fn of(ctx: &HostCtx<'_>) -> Self {
+        let snap = ctx.snap;
+        Self {
+            options_unread: !snap.sockets.iter().any(|s| s.options.is_some())
+                && (snap.sockets.iter().any(|s| s.owner.is_some())
+                    || ctx.area_note("options").is_some()
+                    || ctx.area_note("owners").is_some()),
+            have_info: snap.sockets.iter().any(|s| s.tcp_info.is_some()),
+            owners_partial: ctx.area_note("owners").is_some() || ctx.area_note("options").is_some(),
+        }
+    }
+}
+
+/// What one rule needs, once the host-level facts are known.
+enum Planned<'r> {
+    NotApplicable(String),
+    NotChecked(String),
+    /// Its host condition does not hold.
+    Passed,
+    /// A host finding without suspects.
+    Host(Params),
+    /// A rule for the socket pass: a listener, socket or process rule, or a host finding
+    /// whose suspects are looked for.
+    Sockets(Box<Job<'r>>),
+}
+
+/// Decide what `rule` needs: whether it applies to this kernel and namespace, whether its
+/// host condition holds, and whether the socket facts it reads were collected.
+fn plan<'r>(ctx: &HostCtx<'_>, gaps: &Gaps, rule: &'r Rule, params: Params) -> Planned<'r> {
+    let snap = ctx.snap;
+    if let Some(range) = &rule.kernel {
+        match snap.kernel.version {
+            Some(v) if !range.contains(v) => {
+                return Planned::NotApplicable(format!(
+                    "kernel {} is outside {}",
+                    snap.kernel.describe(),
+                    range.text
+                ));
+            }
+            None => {
+                return Planned::NotChecked(format!(
+                    "kernel version of {:?} unknown; the rule applies to {}",
+                    snap.kernel.release, range.text
+                ));
+            }
+            _ => {}
+        }
+    }
+    if let Some(key) = rule.requires.iter().find(|k| snap.sysctl(k).is_none()) {
+        return match ctx.note_for(key) {
+            Some(note) if !note.contains("does not exist") && !note.contains("absent") => {
+                Planned::NotChecked(format!("sysctl {key} was not read: {note}"))
+            }
+            _ => Planned::NotApplicable(rule.absent_reason.clone().unwrap_or_else(|| {
+                format!("{key} does not exist on this kernel or in this namespace")
+            })),
+        };
+    }
+    if let Some(when) = &rule.when {
+        match eval_host(&compile(ctx, &params, when)) {
+            Err(why) => return Planned::NotChecked(why),
+            Ok(false) => return Planned::Passed,
+            Ok(true) => {}
+        }
+    }
+    let socket_cond = if rule.subject == Subject::Host {
+        rule.suspects.as_ref()
+    } else {
+        rule.matches.as_ref()
+    };
+    let Some(cond) = socket_cond else {
+        return Planned::Host(params);
+    };
+    let needs_sockets = rule.subject != Subject::Host;
+    if snap.sockets_source == SocketsSource::None && needs_sockets {
+        return Planned::NotChecked(ctx.sockets_missing());
+    }
+    if needs_sockets && uses(Some(cond), &|e| matches!(e, Expr::Opt(_))) && gaps.options_unread {
+        return Planned::NotChecked(match ctx.area_note("options").or(ctx.area_note("owners")) {
+            Some(n) => format!("socket options were not read: {n}"),
+            None => "socket options were not read (needs root or CAP_SYS_PTRACE and kernel 5.6+)"
+                .to_string(),
+        });
+    }
+    if needs_sockets
+        && uses(
+            Some(cond),
+            &|e| matches!(e, Expr::Field(f) if f.needs_tcp_info()),
+        )
+        && !gaps.have_info
+        && !snap.sockets.is_empty()
+    {
+        return Planned::NotChecked(
+            "tcp_info was not read (the socket table came from /proc/net/tcp or was not read)"
+                .to_string(),
+        );
+    }
+    let compiled = compile(ctx, &params, cond);
+    if let Some(why) = missing(&compiled) {
+        return Planned::NotChecked(why.to_string());
+    }
+    Planned::Sockets(Box::new(Job {
+        rule,
+        on_listeners: matches!(rule.subject, Subject::Listener | Subject::Host),
+        on_others: rule.subject != Subject::Listener,
+        params,
+        cond: compiled,
+        groups: PidMap::default(),
+        unknown: 0,
+    }))
+}
+
+/// The one pass over the socket table: each socket is judged by every job that looks at its
+/// kind, and matches are grouped per process.
+fn socket_pass(snap: &Snapshot, jobs: &mut [Job<'_>], owners_partial: bool) {
+    if jobs.is_empty() {
+        return;
+    }
+    for s in &snap.sockets {
+        let listening = s.state == TcpState::Listen;
+        for job in jobs.iter_mut() {
+            if (listening && !job.on_listeners) || (!listening && !job.on_others) {
+                continue;
+            }
+            match eval(&job.cond, s) {
+                Some(true) => {
+                    let pid = s.owner.as_ref().map_or(NO_OWNER, |o| o.pid);
+                    let g = job.groups.entry(pid).or_default();
+                    if g.comm.is_none() {
+                        g.comm = s.owner.as_ref().map(|o| o.comm.clone());
+                    }
+                    g.count += 1;
+                    if g.examples.len() < EXAMPLES {
+                        g.examples.push(describe_socket(s));
+                    }
+                }
+                None if s.owner.is_some() || owners_partial => job.unknown += 1,
+                None => {}
+                Some(false) => {}
+            }
+        }
+    }
+}
+
+/// A host finding with the processes its suspects found (or a note on why none are named).
+fn with_suspects(mut finding: Finding, job: Job<'_>) -> Finding {
+    let mut groups = sorted_groups(job.groups);
+    if let Some((pid, g)) = groups.first()
+        && *pid != NO_OWNER
+    {
+        finding.process = Some(FindingProcess {
+            pid: *pid,
+            comm: g.comm.as_deref().unwrap_or("?").to_string(),
+        });
+    }
+    if groups.is_empty() && job.unknown > 0 {
+        finding.notes.push(format!(
+            "the processes behind this could not be looked for: {} sockets could not \
+             be judged (socket options or tcp_info not read; run as root)",
+            group_digits(job.unknown)
+        ));
+    } else if groups.is_empty() {
+        finding
+            .notes
+            .push("no process holds sockets of the kind that would cause this now".to_string());
+    } else {
+        if job.unknown > 0 {
+            finding.notes.push(format!(
+                "{} more sockets could not be judged (socket options or tcp_info not read)",
+                group_digits(job.unknown)
+            ));
+        }
+        let names: Vec<String> = groups.iter().take(5).map(|(pid, g)| who(*pid, g)).collect();
+        let _ = write!(finding.message, "; likely: {}", names.join(", "));
+        finding.count = Some(groups.iter().map(|(_, g)| g.count).sum());
+        for (pid, g) in groups.iter_mut().take(EXAMPLES) {
+            if let Some(e) = g.examples.first() {
+                finding.examples.push(format!("{}: {e}", who(*pid, g)));
+            }
+        }
+    }
+    finding
+}
+
+/// The findings of a listener, socket or process rule: one per process (with at least
+/// `min_count` matches for process rules).
+fn socket_findings(ctx: &HostCtx<'_>, job: Job<'_>, netns: &str) -> Vec<Finding> {
+    let rule = job.rule;
+    let min = match &rule.min_count {
+        Some(e) => host_value(ctx, &job.params, e).unwrap_or(1.0),
+        None => 1.0,
+    };
+    let noun = if rule.subject == Subject::Listener {
+        "listener"
+    } else {
+        "socket"
+    };
+    let unknown = job.unknown;
+    let mut findings = Vec::new();
+    for (pid, g) in sorted_groups(job.groups) {
+        if (g.count as f64) < min {
+            continue;
+        }
+        let mut notes = Vec::new();
+        counter_notes(ctx, rule, &mut notes);
+        if unknown > 0 {
+            notes.push(format!(
+                "{} sockets on this host could not be judged (socket options or tcp_info not read)",
+                group_digits(unknown)
+            ));
+        }
+        let message = format!(
+            "{}: {} {}{} {}, e.g. {}",
+            who(pid, &g),
+            group_digits(g.count),
+            noun,
+            if g.count == 1 { "" } else { "s" },
+            render(ctx, &job.params, rule),
+            g.examples.first().map_or("", String::as_str)
+        );
+        findings.push(Finding {
+            rule: rule.id.clone(),
+            title: rule.title.clone(),
+            severity: rule.severity,
+            exposure: Exposure::Latent,
+            exposure_reason: String::new(),
+            cause: rule.cause.clone(),
+            subject: rule.subject.as_str().to_string(),
+            netns: netns.to_string(),
+            message,
+            process: (pid != NO_OWNER).then(|| FindingProcess {
+                pid,
+                comm: g.comm.as_deref().unwrap_or("?").to_string(),
+            }),
+            count: Some(g.count),
+            examples: g.examples,
+            evidence: evidence(ctx, rule),
+            fix: fix(ctx, &job.params, rule, &mut notes),
+            lab: rule.lab.clone(),
+            notes,
+        });
+    }
+    findings
 }
 
 /// The verdict of a host-level condition (after [`compile`] folded what it could).
