@@ -246,6 +246,14 @@ pub struct ApplyArgs {
     /// Set a rule parameter, e.g. idle_timeout=350 (with --fixes).
     #[arg(long = "set", value_name = "PARAM=VALUE")]
     pub set: Vec<String>,
+    /// Change these keys even though a sysctl.d / sysctl.conf file rstaudit does not manage
+    /// sets them (without it, such a key is refused and nothing is changed).
+    #[arg(long, value_name = "KEY,...", value_delimiter = ',')]
+    pub override_owned: Vec<String>,
+    /// Tests: read the sysctl configuration under DIR (DIR/etc/sysctl.d, ...,
+    /// DIR/etc/sysctl.conf) instead of the system's.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub sysctl_root: Option<PathBuf>,
     /// Output format of the diff.
     #[arg(long, value_enum, default_value_t = DiffFormat::Table)]
     pub format: DiffFormat,
@@ -273,6 +281,10 @@ pub struct VerifyArgs {
     /// Check persistence in this sysctl.d file (default: every file sysctl --system reads).
     #[arg(long, value_name = "FILE")]
     pub persist: Option<PathBuf>,
+    /// Tests: read the sysctl configuration under DIR (DIR/etc/sysctl.d, ...,
+    /// DIR/etc/sysctl.conf) instead of the system's.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub sysctl_root: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = DiffFormat::Table)]
     pub format: DiffFormat,

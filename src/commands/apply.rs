@@ -1,6 +1,8 @@
 //! The `apply` command: show the diff, then apply a profile or today's fixes
 //! as one transaction (see `remedy::transaction`).
 
+mod owners;
+
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -25,6 +27,8 @@ struct Report<'a> {
     problems: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<JsonResult<'a>>,
+    #[serde(flatten)]
+    ownership: &'a owners::OwnersJson,
 }
 
 #[derive(Serialize)]
@@ -44,6 +48,7 @@ struct Outcome {
     rows: Vec<Row>,
     problems: Vec<String>,
     result: Option<Result<Applied, Box<TxFailure>>>,
+    ownership: owners::OwnersJson,
 }
 
 /// Run the command.
@@ -74,18 +79,23 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     let table = args.format == DiffFormat::Table;
     let state_dir = args.state_dir.clone();
     let persist_path = args.persist.clone();
+    let owner_check = owners::OwnerCheck::load(args.sysctl_root.as_deref(), &args.override_owned)?;
 
     let outcome = remedy::in_namespace(ns.as_ref(), || -> anyhow::Result<Outcome> {
         let (ctx, recorded) = remedy::describe_current(ns.as_ref())?;
-        let plan = transaction::plan(&LiveIo, &desired, &ctx, &faults);
+        let mut plan = transaction::plan(&LiveIo, &desired, &ctx, &faults);
+        owner_check.refuse(&mut plan);
+        let ownership = owner_check.report(&plan, persist_path.as_deref());
         if table {
-            super::write_output(None, render::diff_table(&plan.rows).as_bytes())?;
+            let text = render::diff_table(&plan.rows) + &ownership.text(plan.rows.len());
+            super::write_output(None, text.as_bytes())?;
         }
         let mut outcome = Outcome {
             ns_name: ctx.name.clone(),
             rows: plan.rows.clone(),
             problems: plan.problems.clone(),
             result: None,
+            ownership,
         };
         if !plan.problems.is_empty() || args.dry_run {
             return Ok(outcome);
@@ -127,6 +137,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
             dry_run: args.dry_run,
             rows: &outcome.rows,
             problems: &outcome.problems,
+            ownership: &outcome.ownership,
             result: outcome.result.as_ref().map(|r| match r {
                 Ok(a) => JsonResult {
                     ok: true,

@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use crate::cli::{DiffFormat, VerifyArgs};
 use crate::host::netns;
-use crate::remedy::persist::{self, SYSTEM_CONF, SYSTEM_DIRS};
+use crate::remedy::owners::Sources;
+use crate::remedy::persist;
 use crate::remedy::transaction::LiveIo;
 use crate::remedy::verify::{self, LiveStatus, PersistStatus, VerifyRow};
 use crate::remedy::{self, profiles, render};
@@ -49,10 +50,11 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             vec![p.clone()]
         }
         None => {
-            let (files, dir_notes) = persist::system_files(
-                &SYSTEM_DIRS.iter().map(Into::into).collect::<Vec<_>>(),
-                Some(SYSTEM_CONF.as_ref()),
-            );
+            let sources = match &args.sysctl_root {
+                Some(root) => Sources::under(root),
+                None => Sources::system(),
+            };
+            let (files, dir_notes) = sources.files();
             notes.extend(dir_notes);
             files
         }
