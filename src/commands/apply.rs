@@ -1,7 +1,9 @@
 //! The `apply` command: show the diff, then apply a profile or today's fixes
 //! as one transaction (see `remedy::transaction`).
 
+mod multi;
 mod owners;
+pub(crate) mod targets;
 
 use std::process::ExitCode;
 
@@ -29,6 +31,9 @@ struct Report<'a> {
     result: Option<JsonResult<'a>>,
     #[serde(flatten)]
     ownership: &'a owners::OwnersJson,
+    /// After an apply in the caller's own namespace: the other namespaces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    other_namespaces: Option<&'a multi::Others>,
 }
 
 #[derive(Serialize)]
@@ -54,10 +59,17 @@ struct Outcome {
 /// Run the command.
 pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     let faults = Faults::parse(&args.inject_fault)?;
-    if args.netns.as_deref() == Some("all") {
-        anyhow::bail!("apply --netns all is not supported: apply to one namespace at a time");
+    let several = targets::several(args.netns.as_deref(), args.netns_scope.as_deref())?;
+    if several.is_some() && args.profile.is_none() {
+        anyhow::bail!(
+            "--fixes applies the fixes of one namespace's findings: give one --netns NAME, or \
+             --profile NAME for several namespaces"
+        );
     }
-    let ns = args.netns.as_deref().map(netns::resolve).transpose()?;
+    let ns = match several {
+        Some(_) => None,
+        None => args.netns.as_deref().map(netns::resolve).transpose()?,
+    };
     let (what, desired) = match &args.profile {
         Some(spec) => {
             if !args.set.is_empty() {
@@ -80,6 +92,16 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     let state_dir = args.state_dir.clone();
     let persist_path = args.persist.clone();
     let owner_check = owners::OwnerCheck::load(args.sysctl_root.as_deref(), &args.override_owned)?;
+    if let Some((targets, notes)) = &several {
+        let req = multi::Request {
+            args: &args,
+            what: &what,
+            desired: &desired,
+            owners: &owner_check,
+            faults: &faults,
+        };
+        return multi::run(&req, targets, notes);
+    }
 
     let outcome = remedy::in_namespace(ns.as_ref(), || -> anyhow::Result<Outcome> {
         let (ctx, recorded) = remedy::describe_current(ns.as_ref())?;
@@ -125,11 +147,14 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
             netns: recorded,
             persist,
             faults: &faults,
+            group: None,
         };
         outcome.result = Some(transaction::execute(&LiveIo, &plan, &opts));
         Ok(outcome)
     })??;
 
+    let others = (ns.is_none() && matches!(outcome.result, Some(Ok(_))))
+        .then(|| multi::others(&outcome.rows, args.netns_scope.as_deref()));
     if !table {
         let report = Report {
             what: &what,
@@ -138,6 +163,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
             rows: &outcome.rows,
             problems: &outcome.problems,
             ownership: &outcome.ownership,
+            other_namespaces: others.as_ref(),
             result: outcome.result.as_ref().map(|r| match r {
                 Ok(a) => JsonResult {
                     ok: true,
@@ -199,6 +225,9 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
                     } else {
                         msg.push_str(&format!("Persisted to {}.\n", p.display()));
                     }
+                }
+                if let Some(o) = &others {
+                    msg.push_str(&o.text(&outcome.ns_name));
                 }
                 super::write_output(None, msg.as_bytes())?;
             }

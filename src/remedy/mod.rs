@@ -8,6 +8,7 @@
 //! The binary's command layer glues these to the command line.
 
 pub mod faults;
+pub mod netns_tx;
 pub mod owners;
 pub mod persist;
 pub mod profiles;
