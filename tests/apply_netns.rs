@@ -149,6 +149,32 @@ fn apply_in_one_namespace_names_the_per_namespace_keys_and_the_namespaces_that_d
 #[test]
 fn apply_netns_all_is_one_transaction_and_rollback_restores_every_namespace() {
     let w = world("nsall", 3);
+    // The JSON of a dry run has every namespace's rows, each with its namespace.
+    let out = w.inside(
+        0,
+        "apply",
+        &[
+            "--profile",
+            "baseline",
+            "--netns",
+            "all",
+            "--dry-run",
+            "--format",
+            "json",
+        ],
+    );
+    common::exits(&out, 0);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let changing = json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["change"] == true)
+        .count();
+    assert_eq!(changing, 12, "{json}");
+    assert_eq!(json["namespaces"].as_array().unwrap().len(), 3, "{json}");
+    assert!(w.values(0, PRE) && w.values(1, PRE) && w.values(2, PRE));
+
     let out = w.inside(0, "apply", &["--profile", "baseline", "--netns", "all"]);
     let t = common::exits(&out, 0);
     for i in 0..3 {

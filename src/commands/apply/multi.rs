@@ -15,7 +15,7 @@ use crate::remedy::faults::Faults;
 use crate::remedy::netns_tx::{self, EachOptions, NsApplied, NsValues};
 use crate::remedy::persist::{self, PersistEntry};
 use crate::remedy::render;
-use crate::remedy::transaction::{Desired, PersistRequest, Row};
+use crate::remedy::transaction::{Change, Desired, PersistRequest, Row};
 
 #[derive(Serialize)]
 struct NsJson<'a> {
@@ -27,10 +27,20 @@ struct NsJson<'a> {
     problems: &'a [String],
 }
 
+/// A row or a change, with the namespace it belongs to.
+#[derive(Serialize)]
+struct InNs<'a, T> {
+    netns: &'a str,
+    #[serde(flatten)]
+    item: &'a T,
+}
+
 #[derive(Serialize)]
 struct Report<'a> {
     what: &'a str,
     dry_run: bool,
+    /// Every namespace's rows, as the single-namespace report has them (with `netns`).
+    rows: Vec<InNs<'a, Row>>,
     namespaces: Vec<NsJson<'a>>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     notes: &'a [String],
@@ -43,6 +53,8 @@ struct Report<'a> {
 #[derive(Serialize)]
 struct ResultJson<'a> {
     ok: bool,
+    /// Every change made, in every namespace (empty when the apply failed: all restored).
+    written: Vec<InNs<'a, Change>>,
     applied: &'a [NsApplied],
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -156,6 +168,15 @@ pub(super) fn run(
         let report = Report {
             what: req.what,
             dry_run: args.dry_run,
+            rows: plans
+                .iter()
+                .flat_map(|p| {
+                    p.plan.rows.iter().map(|item| InNs {
+                        netns: &p.ctx.name,
+                        item,
+                    })
+                })
+                .collect(),
             namespaces: plans
                 .iter()
                 .map(|p| NsJson {
@@ -168,6 +189,15 @@ pub(super) fn run(
             notes,
             result: result.as_ref().map(|r| ResultJson {
                 ok: r.is_ok(),
+                written: applied
+                    .iter()
+                    .flat_map(|a| {
+                        a.applied.written.iter().map(|item| InNs {
+                            netns: &a.netns,
+                            item,
+                        })
+                    })
+                    .collect(),
                 applied,
                 error: r.as_ref().err().map(|e| e.to_string()),
             }),
