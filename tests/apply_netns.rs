@@ -313,3 +313,29 @@ fn a_failure_in_a_later_namespace_restores_the_namespaces_already_done() {
     assert_eq!(w.ns[0].read_sysctl("net.ipv4.conf.va.accept_local"), "0");
     assert_eq!(w.in_effect(), 0, "{}", common::text(&out));
 }
+
+#[test]
+fn rollback_of_several_namespaces_skips_one_that_is_gone_and_says_so() {
+    let mut w = world("nsgone", 2);
+    let list = format!("{},{}", w.ns[0].name, w.ns[1].name);
+    let out = w.apply(&["--profile", "baseline", "--netns", &list]);
+    common::exits(&out, 0);
+    assert!(w.values(0, AFTER) && w.values(1, AFTER));
+    let gone = w.ns.remove(1);
+    let gone_name = gone.name.clone();
+    drop(gone);
+    let out = rstaudit()
+        .args(["rollback", "--state-dir", w.state.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let t = common::exits(&out, 0);
+    assert!(w.values(0, PRE), "{t}");
+    assert!(
+        t.contains(&format!(
+            "the network namespace it belongs to ({gone_name}) is gone"
+        )) && t.contains("nothing to restore there"),
+        "{t}"
+    );
+    assert!(t.contains("Rollback file marked gone: "), "{t}");
+    assert_eq!(w.in_effect(), 0, "{t}");
+}

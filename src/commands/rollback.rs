@@ -18,6 +18,18 @@ use crate::remedy::transaction::{
 };
 use crate::remedy::{self, render};
 
+/// The namespace a rollback file records is gone, or its path now names another one.
+#[derive(Debug)]
+struct Gone(String);
+
+impl std::fmt::Display for Gone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Gone {}
+
 /// One rollback file, checked and ready to plan.
 struct Prepared {
     file: PathBuf,
@@ -58,16 +70,39 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
+    // In a group (an apply over several namespaces), a namespace that is gone since (a
+    // container that ended) took its values with it: it is skipped, said, and its file
+    // marked `.gone` once the others are restored. A single file is refused as before.
+    let several = files.len() > 1;
+    let mut gone: Vec<(PathBuf, String)> = Vec::new();
+    let mut skip_gone = |file: &Path, e: anyhow::Error| -> anyhow::Result<()> {
+        match e.downcast_ref::<Gone>() {
+            Some(g) if several => {
+                gone.push((file.to_path_buf(), g.0.clone()));
+                Ok(())
+            }
+            _ => Err(e),
+        }
+    };
     let mut prepared = Vec::new();
     for (file, record) in files {
-        prepared.push(prepare(file, record, &args)?);
+        match prepare(file.clone(), record, &args) {
+            Ok(p) => prepared.push(p),
+            Err(e) => skip_gone(&file, e)?,
+        }
     }
     // Validate every namespace before anything is written.
     let mut planned = Vec::new();
     let mut out = String::new();
-    let several = prepared.len() > 1;
     for prep in prepared {
-        let (p, text) = plan_in(prep, &faults)?;
+        let file = prep.file.clone();
+        let (p, text) = match plan_in(prep, &faults) {
+            Ok(x) => x,
+            Err(e) => {
+                skip_gone(&file, e)?;
+                continue;
+            }
+        };
         if several {
             out.push_str(&format!(
                 "== network namespace {} ==\n",
@@ -76,6 +111,12 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
         }
         out.push_str(&text);
         planned.push(p);
+    }
+    for (file, why) in &gone {
+        out.push_str(&format!(
+            "note: {why}; nothing to restore there ({} will be marked .gone)\n",
+            file.display()
+        ));
     }
     super::write_output(None, out.as_bytes())?;
     let problems: Vec<String> = planned
@@ -120,6 +161,14 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
         super::write_output(None, msg.0.as_bytes())?;
         restored.push(msg.1);
     }
+    for (file, _) in &gone {
+        let to = state::retire(file, "gone")
+            .map_err(|e| anyhow::anyhow!("restored, but renaming {}: {e}", file.display()))?;
+        super::write_output(
+            None,
+            format!("Rollback file marked gone: {}\n", to.display()).as_bytes(),
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -147,11 +196,11 @@ fn prepare(file: PathBuf, record: RollbackRecord, args: &RollbackArgs) -> anyhow
     }
     let ns = match &record.netns.path {
         Some(path) => Some(netns::resolve(path).map_err(|e| {
-            anyhow::anyhow!(
+            anyhow::Error::new(Gone(format!(
                 "{}: the network namespace it belongs to ({}) is gone: {e:#}",
                 file.display(),
                 record.netns.name
-            )
+            )))
         })?),
         None => None,
     };
@@ -187,14 +236,14 @@ fn plan_in(prep: Prepared, faults: &Faults) -> anyhow::Result<(Planned, String)>
             let (ctx, recorded): (NsContext, RecordedNetns) =
                 remedy::describe_current(prep.ns.as_ref())?;
             if recorded.inode != prep.record.netns.inode {
-                anyhow::bail!(
+                return Err(anyhow::Error::new(Gone(format!(
                     "{} belongs to network namespace {} (inode {}), but this is {} (inode {}); nothing was changed",
                     prep.file.display(),
                     prep.record.netns.name,
                     prep.record.netns.inode,
                     ctx.name,
                     recorded.inode
-                );
+                ))));
             }
             let plan = transaction::plan(&LiveIo, &prep.desired, &ctx, faults);
             let mut out = render::diff_table(&plan.rows);
