@@ -252,15 +252,29 @@ pub struct ApplyArgs {
     /// Also write the values to this sysctl.d file (atomically; only a file rstaudit created).
     #[arg(long, value_name = "FILE")]
     pub persist: Option<PathBuf>,
-    /// Network namespace to apply in (name under /run/netns or a path).
-    #[arg(long, value_name = "NAME|PATH")]
+    /// Network namespace(s) to apply in: a name under /run/netns or a path, several
+    /// (`A,B`), or `all` (this one and every other one found); several are one transaction,
+    /// with one rollback file per namespace (`rollback` restores them all).
+    #[arg(long, value_name = "NAME|PATH|A,B|all")]
     pub netns: Option<String>,
+    /// Tests: `all` (and the comparison after an apply) means only this namespace and the
+    /// names under /run/netns that start with PREFIX.
+    #[arg(long, value_name = "PREFIX", hide = true)]
+    pub netns_scope: Option<String>,
     /// Where rollback files are kept.
     #[arg(long, value_name = "DIR", default_value = "/var/lib/rstaudit")]
     pub state_dir: PathBuf,
     /// Set a rule parameter, e.g. idle_timeout=350 (with --fixes).
     #[arg(long = "set", value_name = "PARAM=VALUE")]
     pub set: Vec<String>,
+    /// Change these keys even though a sysctl.d / sysctl.conf file rstaudit does not manage
+    /// sets them (without it, such a key is refused and nothing is changed).
+    #[arg(long, value_name = "KEY,...", value_delimiter = ',')]
+    pub override_owned: Vec<String>,
+    /// Tests: read the sysctl configuration under DIR (DIR/etc/sysctl.d, ...,
+    /// DIR/etc/sysctl.conf) instead of the system's.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub sysctl_root: Option<PathBuf>,
     /// Output format of the diff.
     #[arg(long, value_enum, default_value_t = DiffFormat::Table)]
     pub format: DiffFormat,
@@ -282,12 +296,21 @@ pub struct VerifyArgs {
     /// The profile to compare with: a name from `profiles list`, or a file.
     #[arg(long, value_name = "NAME|FILE")]
     pub profile: String,
-    /// Network namespace to check (name under /run/netns or a path).
-    #[arg(long, value_name = "NAME|PATH")]
+    /// Network namespace(s) to check: a name under /run/netns or a path, several (`A,B`), or
+    /// `all` (this one and every other one found).
+    #[arg(long, value_name = "NAME|PATH|A,B|all")]
     pub netns: Option<String>,
+    /// Tests: `all` means only this namespace and the names under /run/netns that start
+    /// with PREFIX.
+    #[arg(long, value_name = "PREFIX", hide = true)]
+    pub netns_scope: Option<String>,
     /// Check persistence in this sysctl.d file (default: every file sysctl --system reads).
     #[arg(long, value_name = "FILE")]
     pub persist: Option<PathBuf>,
+    /// Tests: read the sysctl configuration under DIR (DIR/etc/sysctl.d, ...,
+    /// DIR/etc/sysctl.conf) instead of the system's.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub sysctl_root: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = DiffFormat::Table)]
     pub format: DiffFormat,

@@ -1,6 +1,10 @@
 //! The `apply` command: show the diff, then apply a profile or today's fixes
 //! as one transaction (see `remedy::transaction`).
 
+mod multi;
+mod owners;
+pub(crate) mod targets;
+
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -25,6 +29,11 @@ struct Report<'a> {
     problems: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<JsonResult<'a>>,
+    #[serde(flatten)]
+    ownership: &'a owners::OwnersJson,
+    /// After an apply in the caller's own namespace: the other namespaces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    other_namespaces: Option<&'a multi::Others>,
 }
 
 #[derive(Serialize)]
@@ -44,15 +53,23 @@ struct Outcome {
     rows: Vec<Row>,
     problems: Vec<String>,
     result: Option<Result<Applied, Box<TxFailure>>>,
+    ownership: owners::OwnersJson,
 }
 
 /// Run the command.
 pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     let faults = Faults::parse(&args.inject_fault)?;
-    if args.netns.as_deref() == Some("all") {
-        anyhow::bail!("apply --netns all is not supported: apply to one namespace at a time");
+    let several = targets::several(args.netns.as_deref(), args.netns_scope.as_deref())?;
+    if several.is_some() && args.profile.is_none() {
+        anyhow::bail!(
+            "--fixes applies the fixes of one namespace's findings: give one --netns NAME, or \
+             --profile NAME for several namespaces"
+        );
     }
-    let ns = args.netns.as_deref().map(netns::resolve).transpose()?;
+    let ns = match several {
+        Some(_) => None,
+        None => args.netns.as_deref().map(netns::resolve).transpose()?,
+    };
     let (what, desired) = match &args.profile {
         Some(spec) => {
             if !args.set.is_empty() {
@@ -74,18 +91,33 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     let table = args.format == DiffFormat::Table;
     let state_dir = args.state_dir.clone();
     let persist_path = args.persist.clone();
+    let owner_check = owners::OwnerCheck::load(args.sysctl_root.as_deref(), &args.override_owned)?;
+    if let Some((targets, notes)) = &several {
+        let req = multi::Request {
+            args: &args,
+            what: &what,
+            desired: &desired,
+            owners: &owner_check,
+            faults: &faults,
+        };
+        return multi::run(&req, targets, notes);
+    }
 
     let outcome = remedy::in_namespace(ns.as_ref(), || -> anyhow::Result<Outcome> {
         let (ctx, recorded) = remedy::describe_current(ns.as_ref())?;
-        let plan = transaction::plan(&LiveIo, &desired, &ctx, &faults);
+        let mut plan = transaction::plan(&LiveIo, &desired, &ctx, &faults);
+        owner_check.refuse(&mut plan);
+        let ownership = owner_check.report(&plan, persist_path.as_deref());
         if table {
-            super::write_output(None, render::diff_table(&plan.rows).as_bytes())?;
+            let text = render::diff_table(&plan.rows) + &ownership.text(plan.rows.len());
+            super::write_output(None, text.as_bytes())?;
         }
         let mut outcome = Outcome {
             ns_name: ctx.name.clone(),
             rows: plan.rows.clone(),
             problems: plan.problems.clone(),
             result: None,
+            ownership,
         };
         if !plan.problems.is_empty() || args.dry_run {
             return Ok(outcome);
@@ -115,11 +147,14 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
             netns: recorded,
             persist,
             faults: &faults,
+            group: None,
         };
         outcome.result = Some(transaction::execute(&LiveIo, &plan, &opts));
         Ok(outcome)
     })??;
 
+    let others = (ns.is_none() && matches!(outcome.result, Some(Ok(_))))
+        .then(|| multi::others(&outcome.rows, args.netns_scope.as_deref()));
     if !table {
         let report = Report {
             what: &what,
@@ -127,6 +162,8 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
             dry_run: args.dry_run,
             rows: &outcome.rows,
             problems: &outcome.problems,
+            ownership: &outcome.ownership,
+            other_namespaces: others.as_ref(),
             result: outcome.result.as_ref().map(|r| match r {
                 Ok(a) => JsonResult {
                     ok: true,
@@ -188,6 +225,9 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
                     } else {
                         msg.push_str(&format!("Persisted to {}.\n", p.display()));
                     }
+                }
+                if let Some(o) = &others {
+                    msg.push_str(&o.text(&outcome.ns_name));
                 }
                 super::write_output(None, msg.as_bytes())?;
             }

@@ -8,6 +8,8 @@
 //! The binary's command layer glues these to the command line.
 
 pub mod faults;
+pub mod netns_tx;
+pub mod owners;
 pub mod persist;
 pub mod profiles;
 pub mod ranges;

@@ -222,6 +222,16 @@ pub struct PersistedValue {
 /// The files `sysctl --system` would read, in the order it applies them, and a note for each
 /// directory that exists but could not be read (its files would be missing from the answer).
 pub fn system_files(dirs: &[PathBuf], conf: Option<&Path>) -> (Vec<PathBuf>, Vec<String>) {
+    system_files_with(dirs, conf, None)
+}
+
+/// Like [`system_files`], as if `extra` (a file that may not exist yet, in one of `dirs`)
+/// were there too: where a file about to be written would sit in the order.
+pub fn system_files_with(
+    dirs: &[PathBuf],
+    conf: Option<&Path>,
+    extra: Option<&Path>,
+) -> (Vec<PathBuf>, Vec<String>) {
     let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut notes = Vec::new();
     for dir in dirs {
@@ -240,6 +250,12 @@ pub fn system_files(dirs: &[PathBuf], conf: Option<&Path>) -> (Vec<PathBuf>, Vec
                 Ok(_) => {}
                 Err(e) => notes.push(format!("{}: not read whole: {e}", dir.display())),
             }
+        }
+        if let Some(extra) = extra
+            && extra.parent() == Some(dir.as_path())
+            && !names.iter().any(|n| n == extra)
+        {
+            names.push(extra.to_path_buf());
         }
         names.sort();
         for p in names {

@@ -39,6 +39,10 @@ pub struct RollbackRecord {
     pub keys: Vec<RecordedKey>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persist: Option<RecordedPersist>,
+    /// The apply this file is one namespace of (an apply over several namespaces writes one
+    /// file per namespace, all with the same group); `rollback` restores the whole group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// The network namespace an apply ran in.
@@ -90,7 +94,14 @@ impl RollbackRecord {
             netns,
             keys,
             persist,
+            group: None,
         }
+    }
+
+    /// The same record, as one namespace of the apply `group`.
+    pub fn in_group(mut self, group: Option<&str>) -> Self {
+        self.group = group.map(str::to_string);
+        self
     }
 
     /// Write the record into `dir` (created 0700), atomically, mode 0600. Returns its path.
@@ -158,6 +169,36 @@ pub fn latest(dir: &Path) -> anyhow::Result<Option<PathBuf>> {
         .collect();
     files.sort();
     Ok(files.pop())
+}
+
+/// A new group name for the rollback files of one apply over several namespaces.
+pub fn new_group() -> String {
+    format!("{}-{}", utc_now().1, std::process::id())
+}
+
+/// The rollback files still in effect in `dir` that belong to `group`, in name (time) order.
+/// Each is checked and read as [`RollbackRecord::load`] does.
+pub fn group_files(dir: &Path, group: &str) -> anyhow::Result<Vec<(PathBuf, RollbackRecord)>> {
+    check_dir(dir).map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| anyhow::anyhow!("reading state directory {}: {e}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("rollback-") && n.ends_with(".json"))
+        })
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let record = RollbackRecord::load(&f)?;
+        if record.group.as_deref() == Some(group) {
+            out.push((f, record));
+        }
+    }
+    Ok(out)
 }
 
 /// The effective uid of this process.
@@ -355,6 +396,39 @@ mod tests {
         std::fs::write(state.join("rollback-bad.json"), "{\"schema\": 1, \"x\": 2}").unwrap();
         let err = RollbackRecord::load(&state.join("rollback-bad.json")).unwrap_err();
         assert!(err.to_string().contains("rollback-bad.json:1:"), "{err}");
+    }
+
+    #[test]
+    fn group_files_are_the_files_of_one_apply_still_in_effect() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = |g: Option<&str>| {
+            RollbackRecord::new(
+                "profile x",
+                RecordedNetns {
+                    name: "a".into(),
+                    inode: 1,
+                    path: None,
+                },
+                vec![],
+                None,
+            )
+            .in_group(g)
+        };
+        let a = rec(Some("g1")).save(dir.path()).unwrap();
+        let _other = rec(Some("g2")).save(dir.path()).unwrap();
+        let _none = rec(None).save(dir.path()).unwrap();
+        let b = rec(Some("g1")).save(dir.path()).unwrap();
+        let c = rec(Some("g1")).save(dir.path()).unwrap();
+        retire(&c, "done").unwrap();
+        let found: Vec<PathBuf> = group_files(dir.path(), "g1")
+            .unwrap()
+            .into_iter()
+            .map(|(p, r)| {
+                assert_eq!(r.group.as_deref(), Some("g1"));
+                p
+            })
+            .collect();
+        assert_eq!(found, [a, b]);
     }
 
     #[test]

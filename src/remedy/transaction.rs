@@ -215,6 +215,8 @@ pub struct TxOptions<'a> {
     pub netns: RecordedNetns,
     pub persist: Option<PersistRequest>,
     pub faults: &'a Faults,
+    /// The group of an apply over several namespaces (see [`RollbackRecord::group`]).
+    pub group: Option<String>,
 }
 
 /// A transaction that went through.
@@ -337,7 +339,8 @@ fn execute_inner(io: &dyn SysctlIo, plan: &Plan, opts: &TxOptions) -> Result<App
                     path: p.path.display().to_string(),
                     previous: persist_previous.clone().flatten(),
                 }),
-        );
+        )
+        .in_group(opts.group.as_deref());
         let path = opts
             .faults
             .check(Fault::RollbackFile)
@@ -545,6 +548,7 @@ mod tests {
             },
             persist,
             faults,
+            group: None,
         }
     }
 

@@ -1,0 +1,256 @@
+//! One apply over several network namespaces, and what other namespaces hold.
+//!
+//! Most net.* keys are per network namespace: an apply in one namespace leaves
+//! every other one (every container's) at its own values. [`plan_each`]
+//! validates in every namespace before anything is written; [`execute_each`]
+//! then runs the transaction of [`super::transaction`] in each, the initial
+//! namespace last, with one rollback file per namespace (all of one group, so
+//! `rollback` restores them together). When one namespace fails, its own
+//! transaction restores what it wrote, and the namespaces already done are
+//! restored too, so the apply as a whole changes nothing. [`differing`] reads
+//! keys in other namespaces to say which of them hold other values.
+
+use std::fmt;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::faults::Faults;
+use super::profiles::values_equal;
+use super::state::{self, RecordedNetns};
+use super::transaction::{
+    self, Applied, Change, Desired, LiveIo, NsContext, PersistRequest, Plan, SysctlIo, TxOptions,
+};
+use crate::host::netns::{self, NetnsRef};
+use crate::host::sysctl::SysctlKey;
+
+/// One namespace's validated plan.
+#[derive(Debug, Clone)]
+pub struct NsPlan {
+    /// `None`: the namespace the caller runs in.
+    pub ns: Option<NetnsRef>,
+    pub ctx: NsContext,
+    pub recorded: RecordedNetns,
+    pub plan: Plan,
+    /// Global keys left out here: shared by every namespace, they are set in the initial one.
+    pub skipped_global: Vec<String>,
+}
+
+/// Step 1 in every namespace of `targets` (none written). When the initial namespace is one
+/// of them, global keys are validated and written only there.
+pub fn plan_each(
+    targets: &[Option<NetnsRef>],
+    desired: &[Desired],
+    faults: &Faults,
+) -> anyhow::Result<Vec<NsPlan>> {
+    let mut out = Vec::new();
+    for ns in targets {
+        let (ctx, recorded) =
+            netns::in_namespace(ns.as_ref(), || super::describe_current(ns.as_ref()))??;
+        out.push((ns.clone(), ctx, recorded));
+    }
+    let with_initial = out.iter().any(|(_, ctx, _)| ctx.initial);
+    let mut plans = Vec::new();
+    for (ns, ctx, recorded) in out {
+        let (mine, skipped): (Vec<Desired>, Vec<Desired>) = desired
+            .iter()
+            .cloned()
+            .partition(|d| ctx.initial || !with_initial || !d.key.is_global());
+        let plan = netns::in_namespace(ns.as_ref(), || {
+            transaction::plan(&LiveIo, &mine, &ctx, faults)
+        })?;
+        plans.push(NsPlan {
+            ns,
+            ctx,
+            recorded,
+            plan,
+            skipped_global: skipped.iter().map(|d| d.key.to_string()).collect(),
+        });
+    }
+    Ok(plans)
+}
+
+/// What the transactions over several namespaces need besides the plans.
+pub struct EachOptions<'a> {
+    pub state_dir: &'a Path,
+    pub what: String,
+    /// Written with the initial namespace's transaction (the one `sysctl --system` loads into).
+    pub persist: Option<PersistRequest>,
+    pub faults: &'a Faults,
+}
+
+/// One namespace done.
+#[derive(Debug, Clone, Serialize)]
+pub struct NsApplied {
+    pub netns: String,
+    #[serde(flatten)]
+    pub applied: Applied,
+}
+
+/// A namespace failed; what was done about the others.
+#[derive(Debug)]
+pub struct EachFailure {
+    pub netns: String,
+    pub error: anyhow::Error,
+    /// Namespaces done before it and restored since.
+    pub restored: Vec<String>,
+    /// Namespaces done before it that could not be restored (and why): their rollback files
+    /// stay in effect.
+    pub not_restored: Vec<String>,
+}
+
+impl fmt::Display for EachFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "in network namespace {}: {:#}", self.netns, self.error)?;
+        if !self.restored.is_empty() {
+            write!(
+                f,
+                "; the namespaces already done were restored ({})",
+                self.restored.join(", ")
+            )?;
+        }
+        if !self.not_restored.is_empty() {
+            write!(
+                f,
+                "; COULD NOT RESTORE namespace(s): {}; run `rstaudit rollback`",
+                self.not_restored.join("; ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for EachFailure {}
+
+/// Steps 2 to 4 in every namespace, the initial one last; a failure restores the namespaces
+/// already done. The plans must be free of problems.
+pub fn execute_each(plans: &[NsPlan], opts: &EachOptions) -> Result<Vec<NsApplied>, EachFailure> {
+    let group = state::new_group();
+    let mut order: Vec<&NsPlan> = plans.iter().filter(|p| !p.ctx.initial).collect();
+    order.extend(plans.iter().filter(|p| p.ctx.initial));
+    let mut done: Vec<(&NsPlan, Applied)> = Vec::new();
+    for p in order {
+        let tx = TxOptions {
+            state_dir: Some(opts.state_dir),
+            what: opts.what.clone(),
+            netns: p.recorded.clone(),
+            persist: if p.ctx.initial {
+                opts.persist.clone()
+            } else {
+                None
+            },
+            faults: opts.faults,
+            group: Some(group.clone()),
+        };
+        let result = netns::in_namespace(p.ns.as_ref(), || {
+            transaction::execute(&LiveIo, &p.plan, &tx)
+        });
+        let error = match result {
+            Ok(Ok(applied)) => {
+                done.push((p, applied));
+                continue;
+            }
+            Ok(Err(failure)) => anyhow::Error::new(*failure),
+            Err(e) => e,
+        };
+        let mut failure = EachFailure {
+            netns: p.ctx.name.clone(),
+            error,
+            restored: Vec::new(),
+            not_restored: Vec::new(),
+        };
+        for (p, applied) in done.iter().rev() {
+            match undo(p, applied) {
+                Ok(()) => failure.restored.push(p.ctx.name.clone()),
+                Err(why) => failure.not_restored.push(format!("{}: {why}", p.ctx.name)),
+            }
+        }
+        failure.restored.reverse();
+        return Err(failure);
+    }
+    Ok(done
+        .into_iter()
+        .map(|(p, applied)| NsApplied {
+            netns: p.ctx.name.clone(),
+            applied,
+        })
+        .collect())
+}
+
+/// Restore one namespace's applied values (as a transaction of its own) and retire its
+/// rollback file.
+fn undo(p: &NsPlan, applied: &Applied) -> Result<(), String> {
+    let plan = Plan {
+        changes: applied
+            .written
+            .iter()
+            .rev()
+            .map(|c| Change {
+                key: c.key.clone(),
+                old: c.new.clone(),
+                new: c.old.clone(),
+            })
+            .collect(),
+        ..Plan::default()
+    };
+    let faults = Faults::default();
+    let tx = TxOptions {
+        state_dir: None,
+        what: "undo".into(),
+        netns: p.recorded.clone(),
+        persist: None,
+        faults: &faults,
+        group: None,
+    };
+    netns::in_namespace(p.ns.as_ref(), || transaction::execute(&LiveIo, &plan, &tx))
+        .map_err(|e| format!("{e:#}"))?
+        .map_err(|e| e.to_string())?;
+    if let Some(rb) = &applied.rollback_file {
+        state::retire(rb, "aborted").map_err(|e| format!("renaming {}: {e}", rb.display()))?;
+    }
+    Ok(())
+}
+
+/// Another namespace's values of some keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NsValues {
+    pub netns: String,
+    /// (key, value there) for each key whose value there is not the one wanted.
+    pub differ: Vec<(String, String)>,
+    /// Why the namespace (or a key in it) could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Read `keys` (key, wanted value) in each of `others` and say where they differ.
+pub fn differing(keys: &[(SysctlKey, String)], others: &[NetnsRef]) -> Vec<NsValues> {
+    others
+        .iter()
+        .map(|ns| {
+            let read = netns::run_in(ns, || {
+                let mut differ = Vec::new();
+                let mut errors = Vec::new();
+                for (k, want) in keys {
+                    match LiveIo.read(k) {
+                        Ok(v) if values_equal(&v, want) => {}
+                        Ok(v) => differ.push((k.to_string(), v)),
+                        Err(e) => errors.push(e.to_string()),
+                    }
+                }
+                (differ, errors)
+            });
+            match read {
+                Ok((differ, errors)) => NsValues {
+                    netns: ns.name.clone(),
+                    differ,
+                    error: (!errors.is_empty()).then(|| errors.join("; ")),
+                },
+                Err(e) => NsValues {
+                    netns: ns.name.clone(),
+                    differ: Vec::new(),
+                    error: Some(format!("{e:#}")),
+                },
+            }
+        })
+        .collect()
+}
