@@ -117,8 +117,12 @@ fn apply_in_one_namespace_names_the_per_namespace_keys_and_the_namespaces_that_d
     assert!(w.values(0, AFTER), "{t}");
     assert!(w.values(1, PRE), "the other namespace was changed: {t}");
     assert!(
-        t.contains("Per network namespace (set in namespace net:[")
-            && t.contains("net.core.somaxconn"),
+        // Under `ip netns exec NAME` the namespace is called by its name (not "host", not
+        // its inode), as the audit calls it.
+        t.contains(&format!(
+            "Per network namespace (set in namespace {} only)",
+            w.ns[0].name
+        )) && t.contains("net.core.somaxconn"),
         "{t}"
     );
     assert!(
