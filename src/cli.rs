@@ -335,9 +335,10 @@ pub enum RulesAction {
         #[arg(long, value_name = "DIR")]
         rules: Option<PathBuf>,
     },
-    /// Explain one rule: why it matters, what it checks, the fix.
+    /// Explain one rule: why it matters, what it checks, the fix (or, for a text that is no
+    /// rule id, look it up as a symptom, as `rstaudit explain`).
     Explain {
-        /// Rule id.
+        /// Rule id (or a symptom: an error message, an errno, a seed cause number).
         id: String,
         /// Extra rule directory.
         #[arg(long, value_name = "DIR")]

@@ -480,6 +480,34 @@ fn the_proposed_commands_run() {
 }
 
 #[test]
+fn rules_explain_takes_a_symptom_too() {
+    let out = common::rstaudit()
+        .args(["rules", "explain", "Connection refused"])
+        .output()
+        .unwrap();
+    let t = common::exits(&out, 0);
+    assert!(t.contains("Seed cause 2:"), "{t}");
+    // A rule id is still a rule.
+    let out = common::rstaudit()
+        .args(["rules", "explain", "linger-zero"])
+        .output()
+        .unwrap();
+    let t = common::exits(&out, 0);
+    assert!(
+        t.starts_with("--- status Some(0)\n--- stdout\nlinger-zero:"),
+        "{t}"
+    );
+    let t = common::exits(
+        &common::rstaudit()
+            .args(["rules", "explain", "nope"])
+            .output()
+            .unwrap(),
+        2,
+    );
+    assert!(t.contains("rstaudit explain TEXT"), "{t}");
+}
+
+#[test]
 fn rules_from_a_directory_join_their_cause() {
     let dir = tempfile::tempdir().unwrap();
     common::write_file(
