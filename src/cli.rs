@@ -71,7 +71,7 @@ pub enum Command {
     Rules(RulesArgs),
     /// Look up a symptom: the causes of an error message, the rules, how to confirm, what to change.
     #[command(
-        after_help = "Examples:\n  rstaudit explain 'java.net.SocketException: Connection reset'\n  rstaudit explain 'connection reset after 60 s idle behind a load balancer'\n  rstaudit explain ECONNREFUSED\n  rstaudit explain 4 --format json\n\nExit codes: 0 = a cause matched; 1 = nothing matched (examples are shown); 2 = could not run."
+        after_help = "Examples:\n  rstaudit explain 'java.net.SocketException: Connection reset'\n  rstaudit explain 'connection reset after 60 s idle behind a load balancer'\n  rstaudit explain ECONNREFUSED\n  rstaudit explain 4 --format json\n  journalctl -u app -n 20 | rstaudit explain -\n\nExit codes: 0 = a cause matched; 1 = nothing matched (examples are shown); 2 = could not run."
     )]
     Explain(ExplainArgs),
     /// Watch real resets (live) or reproduce findings in throwaway namespaces (--lab).
@@ -356,7 +356,7 @@ pub enum RulesAction {
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
     /// The symptom: an error message as printed, an errno name or number, or a seed cause
-    /// number (several words are joined with spaces).
+    /// number (several words are joined with spaces); `-` reads it from standard input.
     #[arg(required = true, value_name = "TEXT")]
     pub text: Vec<String>,
     /// Output format.

@@ -606,3 +606,36 @@ fn errno_claims_hold_on_the_kernel() {
     );
     assert!(summary("2").contains("ECONNREFUSED"));
 }
+
+#[test]
+fn the_idle_time_is_the_time_near_idle_and_milliseconds_are_no_idle_time() {
+    let v = answer("tcp_keepalive_time is 7200 s and the load balancer's idle timeout is 350 s");
+    assert_eq!(v["seconds"], 350, "{v:#}");
+    assert_eq!(causes(&v)[0], "5");
+    let v = answer("resets after 2 minutes idle");
+    assert_eq!(v["seconds"], 120);
+    let v = answer("java.net.SocketTimeoutException: connect timed out after 500 ms");
+    assert_eq!(v["seconds"], Value::Null, "{v:#}");
+    assert_eq!(causes(&v)[0], "9");
+}
+
+#[test]
+fn a_log_is_read_from_standard_input() {
+    let mut child = common::rstaudit()
+        .args(["explain", "--format", "json", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Traceback (most recent call last):\n  File \"x.py\", line 3\nConnectionResetError: [Errno 104] Connection reset by peer\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    common::exits(&out, 0);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(errors(&v), ["ECONNRESET"]);
+    assert_eq!(causes(&v)[0], "13");
+}

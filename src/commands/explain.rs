@@ -13,7 +13,11 @@ use crate::rules::symptoms::{self, Catalogue, Explanation};
 
 /// Run the command.
 pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
-    let text = args.text.join(" ");
+    let text = if args.text == ["-"] {
+        read_stdin()?
+    } else {
+        args.text.join(" ")
+    };
     let answer = look_up(&text, args.rules.as_deref(), args.limit)?;
     let bytes = match args.format {
         DiffFormat::Json => {
@@ -25,6 +29,27 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     };
     super::write_output(None, &bytes)?;
     Ok(exit_code(&answer))
+}
+
+/// Largest text read from standard input (a log excerpt, a stack trace).
+const MAX_STDIN: u64 = 1024 * 1024;
+
+/// The text of `explain -`: standard input, at most [`MAX_STDIN`] bytes, invalid UTF-8
+/// replaced.
+fn read_stdin() -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(MAX_STDIN + 1)
+        .read_to_end(&mut bytes)
+        .context("reading the symptom from standard input")?;
+    if bytes.len() as u64 > MAX_STDIN {
+        anyhow::bail!(
+            "standard input holds more than {MAX_STDIN} bytes: give the lines around the error"
+        );
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Load the rules and causes and look `text` up; an empty text is refused.

@@ -187,42 +187,43 @@ fn names(hay: &Haystack, e: &Errno) -> bool {
 }
 
 /// Units of time: (word, seconds it is worth, whether it may run into the next words, as in
-/// Chinese where no space follows).
-const UNITS: &[(&str, f64, bool)] = &[
-    ("ms", 0.001, false),
-    ("msec", 0.001, false),
-    ("millisecond", 0.001, false),
-    ("milliseconds", 0.001, false),
-    ("s", 1.0, false),
-    ("sec", 1.0, false),
-    ("secs", 1.0, false),
-    ("second", 1.0, false),
-    ("seconds", 1.0, false),
-    ("m", 60.0, false),
-    ("min", 60.0, false),
-    ("mins", 60.0, false),
-    ("minute", 60.0, false),
-    ("minutes", 60.0, false),
-    ("h", 3600.0, false),
-    ("hr", 3600.0, false),
-    ("hrs", 3600.0, false),
-    ("hour", 3600.0, false),
-    ("hours", 3600.0, false),
-    ("秒", 1.0, true),
-    ("分钟", 60.0, true),
-    ("小时", 3600.0, true),
+/// Chinese where no space follows). Milliseconds are left out: a time that short is a
+/// latency or a connect timeout, not how long a connection stayed idle.
+const UNITS: &[(&str, u64, bool)] = &[
+    ("s", 1, false),
+    ("sec", 1, false),
+    ("secs", 1, false),
+    ("second", 1, false),
+    ("seconds", 1, false),
+    ("m", 60, false),
+    ("min", 60, false),
+    ("mins", 60, false),
+    ("minute", 60, false),
+    ("minutes", 60, false),
+    ("h", 3600, false),
+    ("hr", 3600, false),
+    ("hrs", 3600, false),
+    ("hour", 3600, false),
+    ("hours", 3600, false),
+    ("秒", 1, true),
+    ("分钟", 60, true),
+    ("小时", 3600, true),
 ];
 
-fn unit(word: &str) -> Option<f64> {
+fn unit(word: &str) -> Option<u64> {
     UNITS
         .iter()
         .find(|(u, _, runs_on)| word == *u || *runs_on && word.starts_with(u))
         .map(|(_, s, _)| *s)
 }
 
-/// The first time in the text (`60 s`, `60s`, `5 minutes`, `5分钟`), in whole seconds
-/// (rounded up), when above zero.
+/// How many words from a time the word "idle" may be to make it the idle time.
+const NEAR: usize = 4;
+
+/// The time in the text (`60 s`, `60s`, `5 minutes`, `5分钟`) in seconds: the first one near
+/// the word "idle" (or 空闲), else the first one.
 fn duration(hay: &Haystack) -> Option<u64> {
+    let mut times: Vec<(usize, u64)> = Vec::new();
     for (i, w) in hay.list.iter().enumerate() {
         let digits = w.chars().take_while(char::is_ascii_digit).count();
         if digits == 0 || digits > 9 {
@@ -234,15 +235,23 @@ fn duration(hay: &Haystack) -> Option<u64> {
         } else {
             unit(rest)
         };
-        if let Some(per) = per {
-            let n: f64 = number.parse().ok()?;
-            let seconds = (n * per).ceil();
-            if seconds >= 1.0 {
-                return Some(seconds as u64);
-            }
+        if let (Some(per), Ok(n)) = (per, number.parse::<u64>())
+            && n > 0
+        {
+            times.push((i, n * per));
         }
     }
-    None
+    let idle = |w: &String| w == "idle" || w.contains("空闲");
+    times
+        .iter()
+        .find(|(i, _)| {
+            let from = i.saturating_sub(NEAR);
+            hay.list[from..(i + NEAR + 1).min(hay.list.len())]
+                .iter()
+                .any(idle)
+        })
+        .or(times.first())
+        .map(|(_, s)| *s)
 }
 
 fn score(
