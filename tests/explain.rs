@@ -465,7 +465,18 @@ fn the_proposed_commands_run() {
                             .output()
                             .unwrap();
                         let t = common::exits(&out, 0);
-                        assert!(t.contains("lab scenario:"), "{cmd}: {t}");
+                        if String::from_utf8_lossy(&out.stdout).starts_with(&format!("{rule}:")) {
+                            assert!(t.contains("lab scenario:"), "{cmd}: {t}");
+                        } else {
+                            // A scenario named by the cause itself: run it (under a second).
+                            common::require_root();
+                            let out = common::rstaudit().args(&words[2..]).output().unwrap();
+                            let t = common::exits(&out, 0);
+                            assert!(
+                                t.contains(&format!("{rule} (")) && t.contains("confirmed"),
+                                "{t}"
+                            );
+                        }
                     }
                     "live" => assert_eq!(words[2..5], ["packet-check", "--duration", "60"]),
                     other => panic!("kind {other}"),
@@ -638,4 +649,23 @@ fn a_log_is_read_from_standard_input() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(errors(&v), ["ECONNRESET"]);
     assert_eq!(causes(&v)[0], "13");
+}
+
+#[test]
+fn a_refused_connect_is_confirmed_by_the_closed_port_scenario() {
+    let v = answer("ECONNREFUSED");
+    let confirm = v["causes"][0]["confirm"].as_array().unwrap();
+    let commands: Vec<&str> = confirm
+        .iter()
+        .map(|x| x["command"].as_str().unwrap())
+        .collect();
+    assert!(
+        commands.contains(&"sudo rstaudit packet-check --lab --rule closed-port"),
+        "{commands:?}"
+    );
+    let live = confirm.iter().find(|x| x["kind"] == "live").unwrap();
+    assert!(
+        live["shows"].as_str().unwrap().contains("NO_SOCKET"),
+        "{live}"
+    );
 }

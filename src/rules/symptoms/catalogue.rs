@@ -38,6 +38,8 @@ pub struct Cause {
     pub duration: Option<u32>,
     pub duration_param: Option<String>,
     pub related_rules: Vec<String>,
+    pub lab_scenarios: Vec<String>,
+    pub rst_reasons: Vec<String>,
     pub advice: Vec<String>,
     /// The file it came from (`rules/causes/05-middlebox-idle.yaml`).
     pub file: String,
@@ -276,6 +278,33 @@ impl Check<'_> {
                 );
             }
         }
+        for (key, what, names, known, code) in [
+            (
+                "lab_scenarios",
+                "lab scenario",
+                &raw.lab_scenarios,
+                known::LAB_SCENARIOS,
+                Code::UnknownScenario,
+            ),
+            (
+                "rst_reasons",
+                "RST reason",
+                &raw.rst_reasons,
+                known::RST_REASONS,
+                Code::UnknownReason,
+            ),
+        ] {
+            for name in names {
+                if !known.contains(&name.as_str()) {
+                    self.push(
+                        code,
+                        &[Step::Key(key), Step::Text(name.as_str())],
+                        format!("unknown {what} {name:?}"),
+                        &format!("use one of: {}", known.join(", ")),
+                    );
+                }
+            }
+        }
         if let Some(param) = &raw.matching.duration_param {
             let declared = own
                 .iter()
@@ -312,6 +341,8 @@ impl Check<'_> {
             duration: raw.matching.duration,
             duration_param: raw.matching.duration_param,
             related_rules: raw.related_rules,
+            lab_scenarios: raw.lab_scenarios,
+            rst_reasons: raw.rst_reasons,
             advice: raw.advice.iter().map(|a| a.trim().to_string()).collect(),
             file: self.file.to_string(),
         })
@@ -396,6 +427,19 @@ mod tests {
         let err = Catalogue::parse(&twice, &rules).unwrap_err();
         assert_eq!(err.diagnostics[0].code, Code::DuplicateCause);
         assert!(err.diagnostics[0].message.contains("a.yaml"), "{err}");
+    }
+
+    #[test]
+    fn unknown_scenarios_and_reasons_are_refused() {
+        let got = codes(&GOOD.replace(
+            "advice:",
+            "lab_scenarios: [closed-port, nope]\nrst_reasons: [NO_SOCKET, NOPE]\nadvice:",
+        ));
+        assert_eq!(
+            got.iter().map(|g| (g.0, g.1)).collect::<Vec<_>>(),
+            [(Code::UnknownScenario, 12), (Code::UnknownReason, 13)],
+            "{got:?}"
+        );
     }
 
     #[test]

@@ -336,7 +336,7 @@ fn confirm(cause: &Cause, rules: &[&crate::rules::Rule], seconds: Option<u64>) -
         command: format!("sudo rstaudit audit --only {}{set}", ids.join(",")),
         shows: "whether this host's settings, sockets and counters have the cause (root sees every process's sockets)".into(),
     }];
-    let mut reasons: Vec<&str> = Vec::new();
+    let mut reasons: Vec<&str> = cause.rst_reasons.iter().map(String::as_str).collect();
     let mut counters: Vec<&str> = Vec::new();
     for r in rules {
         for x in &r.rst_reasons {
@@ -351,24 +351,34 @@ fn confirm(cause: &Cause, rules: &[&crate::rules::Rule], seconds: Option<u64>) -
         }
     }
     let mut shows = String::from(
-        "real resets while they happen, each with its kernel reason, socket and process",
+        "real resets as they happen, with socket and process, and the kernel's reason for \
+         those this host sends",
     );
     if !reasons.is_empty() {
-        shows.push_str(&format!(
-            "; this cause shows as reason {}",
-            reasons.join(" or ")
-        ));
+        shows.push_str(&format!("; look for the reason {}", reasons.join(" or ")));
     }
     if !counters.is_empty() {
-        shows.push_str(&format!("; counters {}", counters.join(", ")));
+        shows.push_str(&format!("; counters to watch: {}", counters.join(", ")));
     }
     out.push(Confirm {
         kind: ConfirmKind::Live,
         command: format!("sudo rstaudit packet-check --duration 60{set}"),
         shows,
     });
-    // Each scenario once, through a rule that takes the time as its parameter if one does.
+    // The cause's own scenarios (named as such), then each scenario of its rules once,
+    // through a rule that takes the time as its parameter if one does.
     let mut scenarios: Vec<&str> = Vec::new();
+    for lab in &cause.lab_scenarios {
+        scenarios.push(lab);
+        out.push(Confirm {
+            kind: ConfirmKind::Lab,
+            command: format!("sudo rstaudit packet-check --lab --rule {lab}"),
+            shows: format!(
+                "the resets reproduced in throwaway namespaces with this host's values (scenario \
+                 {lab})"
+            ),
+        });
+    }
     for lab in rules.iter().filter_map(|r| r.lab.as_deref()) {
         if scenarios.contains(&lab) {
             continue;

@@ -19,6 +19,12 @@ pub struct RawCause {
     /// Rules that check for this cause besides those whose `cause:` is this one.
     #[serde(default)]
     pub related_rules: Vec<String>,
+    /// Lab scenarios that reproduce the cause besides those of its rules.
+    #[serde(default)]
+    pub lab_scenarios: Vec<String>,
+    /// RST reasons the cause's resets carry besides those its rules name.
+    #[serde(default)]
+    pub rst_reasons: Vec<String>,
     /// What the application can do (the seed's advice).
     pub advice: Vec<String>,
 }
