@@ -669,3 +669,78 @@ fn a_refused_connect_is_confirmed_by_the_closed_port_scenario() {
         "{live}"
     );
 }
+
+/// The seed's "second write" (causes 5 and 14): the peer, or a middlebox, forgot the
+/// connection and told nobody. The first write after that succeeds (the data leaves and
+/// the reset comes back later); the second fails with ECONNRESET. Reproduced by dropping
+/// the reset of a SO_LINGER 0 close with nftables, so the client never hears of it.
+#[test]
+fn the_second_write_after_the_peer_forgot_fails_with_econnreset() {
+    let ns = common::Netns::new("explain-2nd");
+    let nft = |args: &[&str]| common::run(ns.command("nft").args(args));
+    let path = format!("/run/netns/{}", ns.name);
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let client = std::thread::spawn(move || {
+        let f = std::fs::File::open(&path).unwrap();
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let l = TcpListener::bind("127.0.0.1:7103").unwrap();
+        let mut c = TcpStream::connect("127.0.0.1:7103").unwrap();
+        let (a, _) = l.accept().unwrap();
+        // Wait until resets are dropped, then abort the server side silently.
+        rx.recv().unwrap();
+        nix::sys::socket::setsockopt(
+            &a,
+            nix::sys::socket::sockopt::Linger,
+            &libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            },
+        )
+        .unwrap();
+        drop(a);
+        drop(l);
+        done_tx.send(()).unwrap();
+        rx.recv().unwrap();
+        let errno = |r: std::io::Result<usize>| match r {
+            Ok(_) => 0,
+            Err(e) => e.raw_os_error().unwrap(),
+        };
+        let first = errno(c.write(b"after the pause"));
+        std::thread::sleep(Duration::from_millis(200));
+        let second = errno(c.write(b"again"));
+        (first, second)
+    });
+    nft(&["add", "table", "inet", "rsta"]);
+    nft(&[
+        "add",
+        "chain",
+        "inet",
+        "rsta",
+        "out",
+        "{ type filter hook output priority 0; policy accept; }",
+    ]);
+    nft(&[
+        "add", "rule", "inet", "rsta", "out", "tcp", "flags", "&", "rst", "==", "rst", "drop",
+    ]);
+    tx.send(()).unwrap();
+    done_rx.recv().unwrap();
+    nft(&["delete", "table", "inet", "rsta"]);
+    tx.send(()).unwrap();
+    assert_eq!(client.join().unwrap(), (0, libc::ECONNRESET));
+    let s5 = answer("5")["causes"][0]["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        s5.contains(
+            "the first write after the pause seems to succeed and only the second one fails"
+        ),
+        "{s5}"
+    );
+    let s14 = answer("14")["causes"][0]["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(s14.contains("fails with ECONNRESET"), "{s14}");
+}
