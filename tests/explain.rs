@@ -498,6 +498,11 @@ fn rules_explain_takes_a_symptom_too() {
         .unwrap();
     let t = common::exits(&out, 0);
     assert!(t.contains("Seed cause 2:"), "{t}");
+    // It says it is not a rule id, so a mistyped id is not mistaken for an answer.
+    assert!(
+        t.contains("no rule with id \"Connection refused\"; as a symptom (rstaudit explain):"),
+        "{t}"
+    );
     // A rule id is still a rule.
     let out = common::rstaudit()
         .args(["rules", "explain", "linger-zero"])

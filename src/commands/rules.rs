@@ -44,7 +44,10 @@ pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
                              `rstaudit rules list`, or `rstaudit explain TEXT` for error messages"
                         );
                     }
-                    crate::rules::symptoms::text::render(&answer)
+                    format!(
+                        "no rule with id {id:?}; as a symptom (rstaudit explain):\n\n{}",
+                        crate::rules::symptoms::text::render(&answer)
+                    )
                 }
             }
         }
