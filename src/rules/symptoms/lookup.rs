@@ -220,13 +220,22 @@ fn unit(word: &str) -> Option<u64> {
 /// How many words from a time the word "idle" may be to make it the idle time.
 const NEAR: usize = 4;
 
-/// The time in the text (`60 s`, `60s`, `5 minutes`, `5分钟`) in seconds: the first one near
-/// the word "idle" (or 空闲), else the first one.
+/// The time in the text (`60 s`, `60s`, `5 minutes`, `5分钟`) in seconds: the one nearest the
+/// word "idle" (or 空闲) if one is within [`NEAR`] words of it, else the first one.
 fn duration(hay: &Haystack) -> Option<u64> {
     let mut times: Vec<(usize, u64)> = Vec::new();
     for (i, w) in hay.list.iter().enumerate() {
+        // A number starts the word, or follows Chinese text in it (`移动网络下5分钟`).
+        let start = w
+            .char_indices()
+            .find(|(at, c)| {
+                c.is_ascii_digit() && (*at == 0 || !w[..*at].ends_with(|p: char| p.is_ascii()))
+            })
+            .map(|(at, _)| at);
+        let Some(start) = start else { continue };
+        let w = &w[start..];
         let digits = w.chars().take_while(char::is_ascii_digit).count();
-        if digits == 0 || digits > 9 {
+        if digits > 9 {
             continue;
         }
         let (number, rest) = w.split_at(digits);
@@ -235,23 +244,34 @@ fn duration(hay: &Haystack) -> Option<u64> {
         } else {
             unit(rest)
         };
-        if let (Some(per), Ok(n)) = (per, number.parse::<u64>())
-            && n > 0
-        {
-            times.push((i, n * per));
+        // `1.5 minutes`: the words split at the point; join them back.
+        let whole = match i.checked_sub(1).map(|p| &hay.list[p]) {
+            Some(prev)
+                if start == 0
+                    && prev.bytes().all(|b| b.is_ascii_digit())
+                    && hay.lower.contains(&format!("{prev}.{number}")) =>
+            {
+                format!("{prev}.{number}")
+            }
+            _ => number.to_string(),
+        };
+        if let (Some(per), Ok(n)) = (per, whole.parse::<f64>()) {
+            let seconds = (n * per as f64).ceil();
+            if seconds >= 1.0 {
+                times.push((i, seconds as u64));
+            }
         }
     }
-    let idle = |w: &String| w == "idle" || w.contains("空闲");
+    let idle: Vec<usize> = (0..hay.list.len())
+        .filter(|&j| hay.list[j] == "idle" || hay.list[j].contains("空闲"))
+        .collect();
+    let distance = |i: usize| idle.iter().map(|&j| i.abs_diff(j)).min();
     times
         .iter()
-        .find(|(i, _)| {
-            let from = i.saturating_sub(NEAR);
-            hay.list[from..(i + NEAR + 1).min(hay.list.len())]
-                .iter()
-                .any(idle)
-        })
-        .or(times.first())
-        .map(|(_, s)| *s)
+        .filter_map(|&(i, s)| distance(i).filter(|&d| d <= NEAR).map(|d| (d, i, s)))
+        .min()
+        .map(|(_, _, s)| s)
+        .or(times.first().map(|&(_, s)| s))
 }
 
 fn score(
@@ -407,4 +427,33 @@ fn confirm(cause: &Cause, rules: &[&crate::rules::Rule], seconds: Option<u64>) -
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(text: &str) -> Option<u64> {
+        duration(&Haystack::new(text))
+    }
+
+    #[test]
+    fn times_are_read_in_their_common_spellings() {
+        assert_eq!(secs("reset after 60 s idle"), Some(60));
+        assert_eq!(secs("60s"), Some(60));
+        assert_eq!(secs("a 60-second idle timeout"), Some(60));
+        assert_eq!(secs("350 seconds"), Some(350));
+        assert_eq!(secs("5 min"), Some(300));
+        assert_eq!(secs("1.5 minutes idle"), Some(90));
+        assert_eq!(secs("2 hours"), Some(7200));
+        assert_eq!(secs("移动网络下5分钟后"), Some(300));
+        assert_eq!(secs("500 ms"), None);
+        assert_eq!(secs("0 s"), None);
+        assert_eq!(secs("10.0.0.1:5432 (56) Recv failure"), None);
+        assert_eq!(
+            secs("keepalive starts after 7200 s but the LB's idle timeout is 350 s"),
+            Some(350)
+        );
+        assert_eq!(secs("idle 10 minutes, then 2 h later"), Some(600));
+    }
 }
