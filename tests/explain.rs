@@ -352,6 +352,10 @@ fn keys(v: &Value) -> BTreeSet<&str> {
 #[test]
 fn json_has_the_documented_shape() {
     let v = answer("connection reset after 60 s idle behind a load balancer");
+    // The JSON is the library's serde type, field for field.
+    let typed: rstaudit::rules::symptoms::Explanation =
+        serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v:#}"));
+    assert_eq!(typed.seconds, Some(60));
     assert_eq!(
         keys(&v),
         BTreeSet::from([

@@ -2,7 +2,7 @@
 //! rule id. The seed's causes live as data in rules/causes/*.yaml (one file per cause: what
 //! happens, the words and errno values of its symptoms, the rules that check for it beyond
 //! those whose `cause:` it is, the application-side advice); [`catalogue`] loads and checks
-//! them, [`lookup`] scores a text against them, [`text`] renders the answer.
+//! them, [`lookup()`] scores a text against them, [`text`] renders the answer.
 //!
 //! Nothing here reads the host or prints.
 
