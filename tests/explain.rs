@@ -753,3 +753,85 @@ fn the_second_write_after_the_peer_forgot_fails_with_econnreset() {
         .to_string();
     assert!(s14.contains("fails with ECONNRESET"), "{s14}");
 }
+
+/// `Tcp.OutRsts` of the calling thread's network namespace.
+fn out_rsts() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/thread-self/net/snmp").unwrap();
+    let tcp: Vec<&str> = snmp.lines().filter(|l| l.starts_with("Tcp:")).collect();
+    let names: Vec<&str> = tcp[0].split_whitespace().collect();
+    let values: Vec<&str> = tcp[1].split_whitespace().collect();
+    let at = names.iter().position(|n| *n == "OutRsts").unwrap();
+    values[at].parse().unwrap()
+}
+
+/// Cause 9 on the kernel: an application whose connect timeout fires before the handshake
+/// completes closes a SYN_SENT socket; the SYN-ACK that arrives later finds no socket and
+/// is answered with a reset. The first SYN-ACK is held back by nftables in the test's
+/// namespace, so the server's retransmission (after about 1 s) is the late one.
+#[test]
+fn a_syn_ack_after_the_connect_timeout_is_answered_with_a_reset() {
+    let ns = common::Netns::new("explain-syn");
+    let nft = |args: &[&str]| common::run(ns.command("nft").args(args));
+    nft(&["add", "table", "inet", "rsta"]);
+    nft(&[
+        "add",
+        "chain",
+        "inet",
+        "rsta",
+        "out",
+        "{ type filter hook output priority 0; policy accept; }",
+    ]);
+    nft(&[
+        "add",
+        "rule",
+        "inet",
+        "rsta",
+        "out",
+        "tcp",
+        "flags",
+        "&",
+        "(syn|ack)",
+        "==",
+        "syn|ack",
+        "drop",
+    ]);
+    let path = format!("/run/netns/{}", ns.name);
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (back_tx, back_rx) = std::sync::mpsc::channel::<()>();
+    let seen = std::thread::spawn(move || {
+        let f = std::fs::File::open(&path).unwrap();
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let l = TcpListener::bind("127.0.0.1:7104").unwrap();
+        let before = out_rsts();
+        let addr = "127.0.0.1:7104".parse().unwrap();
+        let gave_up = TcpStream::connect_timeout(&addr, Duration::from_millis(300))
+            .unwrap_err()
+            .kind();
+        tx.send(()).unwrap();
+        back_rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(2500));
+        l.set_nonblocking(true).unwrap();
+        let accepted = l.accept().is_ok();
+        (gave_up, out_rsts() - before, accepted)
+    });
+    rx.recv().unwrap();
+    nft(&["delete", "table", "inet", "rsta"]);
+    back_tx.send(()).unwrap();
+    let (gave_up, resets, accepted) = seen.join().unwrap();
+    assert_eq!(gave_up, std::io::ErrorKind::TimedOut);
+    assert!(resets >= 1, "no reset after the late SYN-ACK");
+    assert!(
+        !accepted,
+        "the server queued a connection the client gave up"
+    );
+    let s9 = answer("9")["causes"][0]["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        s9.contains(
+            "a SYN-ACK that arrives after that finds no socket and is answered with a reset"
+        ),
+        "{s9}"
+    );
+}
