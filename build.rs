@@ -1,19 +1,28 @@
-//! Embeds rules/*.yaml into the binary, so an installed binary works alone.
-//! Writes `$OUT_DIR/embedded_rules.rs`: a sorted list of (file name, text).
+//! Embeds rules/*.yaml (the rules) and rules/causes/*.yaml (the seed's causes, for
+//! `rstaudit explain`) into the binary, so an installed binary works alone.
+//! Writes `$OUT_DIR/embedded_rules.rs` and `$OUT_DIR/embedded_causes.rs`: each a sorted list
+//! of (file name, text).
 
 use std::fmt::Write;
 use std::path::Path;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    embed(&root, "embedded_rules.rs", "the rule library");
+    embed(
+        &root.join("causes"),
+        "embedded_causes.rs",
+        "the seed's causes (rstaudit explain)",
+    );
+}
+
+/// Write the `*.yaml` files directly in `dir` (not in its subdirectories) as a list.
+fn embed(dir: &Path, dest: &str, what: &str) {
     println!("cargo:rerun-if-changed={}", dir.display());
-    // An unreadable rules/ (or entry) fails the build: a binary with no rules would audit nothing.
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
-        panic!(
-            "reading {}: {e}: the rule library is embedded",
-            dir.display()
-        )
-    });
+    // An unreadable directory (or entry) fails the build: a binary with no rules would audit
+    // nothing.
+    let entries = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}: {what} is embedded", dir.display()));
     let mut files: Vec<_> = entries
         .map(|entry| {
             entry
@@ -24,7 +33,7 @@ fn main() {
         .collect();
     assert!(
         !files.is_empty(),
-        "{} holds no rule (*.yaml): the rule library is embedded",
+        "{} holds no *.yaml: {what} is embedded",
         dir.display()
     );
     files.sort();
@@ -40,6 +49,6 @@ fn main() {
         .unwrap();
     }
     out.push(']');
-    let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("embedded_rules.rs");
+    let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join(dest);
     std::fs::write(dest, out).unwrap();
 }

@@ -69,6 +69,11 @@ pub enum Command {
         after_help = "Examples:\n  rstaudit rules list\n  rstaudit rules explain linger-zero\n  rstaudit rules lint ./my-rules"
     )]
     Rules(RulesArgs),
+    /// Look up a symptom: the causes of an error message, the rules, how to confirm, what to change.
+    #[command(
+        after_help = "Examples:\n  rstaudit explain 'java.net.SocketException: Connection reset'\n  rstaudit explain 'connection reset after 60 s idle behind a load balancer'\n  rstaudit explain ECONNREFUSED\n  rstaudit explain 4 --format json\n  journalctl -u app -n 20 | rstaudit explain -\n\nExit codes: 0 = a cause matched; 1 = nothing matched (examples are shown); 2 = could not run."
+    )]
+    Explain(ExplainArgs),
     /// Watch real resets (live) or reproduce findings in throwaway namespaces (--lab).
     #[command(name = "packet-check")]
     #[command(
@@ -368,9 +373,10 @@ pub enum RulesAction {
         #[arg(long, value_name = "DIR")]
         rules: Option<PathBuf>,
     },
-    /// Explain one rule: why it matters, what it checks, the fix.
+    /// Explain one rule: why it matters, what it checks, the fix (or, for a text that is no
+    /// rule id, look it up as a symptom, as `rstaudit explain`).
     Explain {
-        /// Rule id.
+        /// Rule id (or a symptom: an error message, an errno, a seed cause number).
         id: String,
         /// Extra rule directory.
         #[arg(long, value_name = "DIR")]
@@ -383,6 +389,23 @@ pub enum RulesAction {
     },
     /// Print docs/rules.md (the rule reference) generated from the rules.
     Doc,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The symptom: an error message as printed, an errno name or number, or a seed cause
+    /// number (several words are joined with spaces); `-` reads it from standard input.
+    #[arg(required = true, value_name = "TEXT")]
+    pub text: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Table)]
+    pub format: DiffFormat,
+    /// Show at most N causes, best first (0: every cause that matches).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub limit: usize,
+    /// Extra rule directory: its rules add to and override the built-in ones by id.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -14,6 +14,7 @@ use crate::host::{CollectOptions, Source};
 
 pub mod apply;
 pub mod audit;
+pub mod explain;
 pub mod fix;
 pub mod lab;
 pub mod packet_check;
@@ -38,6 +39,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rollback(args) => rollback::run(args),
         Command::Profiles(args) => profiles::run(args),
         Command::Rules(args) => rules::run(args),
+        Command::Explain(args) => explain::run(args),
         Command::PacketCheck(args) => packet_check::run(args),
         Command::Completions { shell, dir } => tooling::completions(shell, dir.as_deref()),
         Command::Man { dir } => tooling::man(dir.as_deref()),

@@ -33,10 +33,23 @@ pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
         }
         RulesAction::Explain { id, rules } => {
             let set = load::load(rules.as_deref())?;
-            let rule = set.get(&id).ok_or_else(|| {
-                anyhow::anyhow!("no rule with id {id:?}; see `rstaudit rules list`")
-            })?;
-            doc::explain(rule)
+            match set.get(&id) {
+                Some(rule) => doc::explain(rule),
+                None => {
+                    // Not a rule id: a symptom, as `rstaudit explain` takes it.
+                    let answer = super::explain::look_up(&id, rules.as_deref(), 5)?;
+                    if answer.causes.is_empty() {
+                        anyhow::bail!(
+                            "no rule with id {id:?}, and no cause matches it as a symptom; see \
+                             `rstaudit rules list`, or `rstaudit explain TEXT` for error messages"
+                        );
+                    }
+                    format!(
+                        "no rule with id {id:?}; as a symptom (rstaudit explain):\n\n{}",
+                        crate::rules::symptoms::text::render(&answer)
+                    )
+                }
+            }
         }
         RulesAction::Lint { dir } => match dir {
             Some(dir) => {

@@ -82,6 +82,11 @@ codes! {
     MissingReason = "missing-reason": "a profile setting without a reason",
     BadTarget = "bad-target": "a profile setting without exactly one of value, at_least, at_most",
     UnsafeCombination = "unsafe-combination": "profile values that make resets likely together (tw_reuse without timestamps, keepalive above the idle timeout)",
+    // Cause files (rules/causes/, rstaudit explain).
+    DuplicateCause = "duplicate-cause": "two cause files describe the same seed cause",
+    DuplicateEntry = "duplicate-entry": "a term (compared as lowercase words) or a rule listed twice in a cause file",
+    UnknownErrno = "unknown-errno": "an errno name rstaudit does not know",
+    UnknownRule = "unknown-rule": "a rule id that no loaded rule has",
 }
 
 impl fmt::Display for Code {

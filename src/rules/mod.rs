@@ -16,6 +16,7 @@ pub mod known;
 pub mod load;
 pub mod raw;
 pub mod rule;
+pub mod symptoms;
 
 use std::collections::BTreeMap;
 

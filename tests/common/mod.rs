@@ -149,6 +149,7 @@ pub const COMMANDS: &[&str] = &[
     "rollback",
     "profiles",
     "rules",
+    "explain",
     "packet-check",
     "completions",
     "man",
