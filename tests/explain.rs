@@ -387,7 +387,9 @@ fn json_has_the_documented_shape() {
             x["kind"].as_str().unwrap()
         })
         .collect();
-    assert_eq!(kinds, ["audit", "live", "lab"]);
+    // One lab command per lab scenario of the cause's rules (idle-middlebox and
+    // idle-no-keepalive for cause 5).
+    assert_eq!(kinds, ["audit", "live", "lab", "lab"]);
     // The 60 s of the text is the idle timeout the audit, the live check and the lab judge by.
     for x in c["confirm"].as_array().unwrap() {
         let cmd = x["command"].as_str().unwrap();
