@@ -128,3 +128,94 @@ pub fn render_table(report: &LabReport) -> String {
     ));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::packet::lab::{LabSetting, RunReport, SCHEMA_VERSION, ScaleReport, ScenarioReport};
+
+    fn run(resets: u64, settings: &[(&str, &str, Option<&str>)]) -> RunReport {
+        RunReport {
+            settings: settings
+                .iter()
+                .map(|(k, v, lab)| LabSetting {
+                    key: k.to_string(),
+                    value: v.to_string(),
+                    lab_value: lab.map(str::to_string),
+                })
+                .collect(),
+            resets,
+            counted_resets: resets,
+            captured_resets: Some(resets),
+            reasons: BTreeMap::from([("TCP_ABORT_ON_CLOSE".to_string(), resets)])
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            counters: BTreeMap::from([("server TcpExt.TCPAbortOnClose".to_string(), resets)]),
+            app: vec!["client: read -> ECONNRESET".to_string()],
+            ..RunReport::default()
+        }
+    }
+
+    #[test]
+    fn lab_table() {
+        let report = LabReport {
+            schema: SCHEMA_VERSION,
+            kernel: "6.18.0".into(),
+            with: BTreeMap::from([("net.ipv4.tcp_keepalive_time".to_string(), "600".to_string())]),
+            notes: vec!["a note of the whole lab".into()],
+            seconds: 12.5,
+            scenarios: vec![
+                ScenarioReport {
+                    scenario: "unread-close".into(),
+                    title: "close() with unread data".into(),
+                    rules: vec!["unread-close".into()],
+                    verdict: Verdict::Confirmed,
+                    summary: "1 reset(s) with the host's values, none with the fix".into(),
+                    expected_reason: Some("TCP_ABORT_ON_CLOSE".into()),
+                    fix: Some("read to EOF before close()".into()),
+                    scale: None,
+                    host_run: Some(run(1, &[])),
+                    fix_run: Some(run(0, &[])),
+                    notes: vec![],
+                    seconds: 1.0,
+                },
+                ScenarioReport {
+                    scenario: "idle-middlebox".into(),
+                    title: "idle flow through a middlebox".into(),
+                    rules: vec!["keepalive-above-idle-timeout".into()],
+                    verdict: Verdict::ReproducedButFixDidNotHelp,
+                    summary: "1 reset(s) with the host's values and still 1 with the fix".into(),
+                    expected_reason: Some("middlebox reject".into()),
+                    fix: Some("net.ipv4.tcp_keepalive_time=240".into()),
+                    scale: Some(ScaleReport {
+                        factor: 100.0,
+                        durations: vec!["idle timeout 300 s -> 3 s".into()],
+                        outcome_preserved: false,
+                    }),
+                    host_run: Some(run(1, &[("net.ipv4.tcp_keepalive_time", "600", Some("6"))])),
+                    fix_run: Some(run(1, &[("net.ipv4.tcp_keepalive_time", "240", Some("2"))])),
+                    notes: vec!["a note of the scenario".into()],
+                    seconds: 9.0,
+                },
+                ScenarioReport {
+                    scenario: "tw-recycle".into(),
+                    title: "tcp_tw_recycle".into(),
+                    rules: vec![],
+                    verdict: Verdict::NotReproducibleOnThisKernel,
+                    summary: "net.ipv4.tcp_tw_recycle was removed in 4.12".into(),
+                    expected_reason: None,
+                    fix: None,
+                    scale: None,
+                    host_run: None,
+                    fix_run: None,
+                    notes: vec![],
+                    seconds: 0.0,
+                },
+            ],
+        };
+        insta::assert_snapshot!(render_table(&report));
+    }
+}
