@@ -3,6 +3,19 @@
 use super::Op;
 use crate::host::KernelVersion;
 
+/// Why a version range cannot be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RangeError {
+    #[error("an empty bound")]
+    EmptyBound,
+    #[error("bound {0:?} must start with >=, >, <=, < or =")]
+    NoOperator(String),
+    #[error("version {0:?} must look like 4.12 or 5.10.3")]
+    BadVersion(String),
+    #[error("{0:?} contains no kernel version")]
+    Empty(String),
+}
+
 /// A kernel version range: every bound must hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionRange {
@@ -12,12 +25,12 @@ pub struct VersionRange {
 
 impl VersionRange {
     /// Parse `">=4.12, <6.0"`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, RangeError> {
         let mut bounds = Vec::new();
         for part in text.split(',') {
             let part = part.trim();
             if part.is_empty() {
-                return Err("an empty bound".into());
+                return Err(RangeError::EmptyBound);
             }
             let (op, rest) = [
                 (">=", Op::Ge),
@@ -28,16 +41,16 @@ impl VersionRange {
             ]
             .iter()
             .find_map(|(p, op)| part.strip_prefix(p).map(|r| (*op, r.trim())))
-            .ok_or_else(|| format!("bound {part:?} must start with >=, >, <=, < or ="))?;
+            .ok_or_else(|| RangeError::NoOperator(part.to_string()))?;
             let nums: Vec<&str> = rest.split('.').collect();
             if !(2..=3).contains(&nums.len()) {
-                return Err(format!("version {rest:?} must look like 4.12 or 5.10.3"));
+                return Err(RangeError::BadVersion(rest.to_string()));
             }
             let mut parsed = [0u32; 3];
             for (i, n) in nums.iter().enumerate() {
                 parsed[i] = n
                     .parse()
-                    .map_err(|_| format!("version {rest:?} must look like 4.12 or 5.10.3"))?;
+                    .map_err(|_| RangeError::BadVersion(rest.to_string()))?;
             }
             bounds.push((
                 op,
@@ -62,7 +75,7 @@ impl VersionRange {
         if let (Some(lo), Some(hi)) = (lower, upper)
             && lo > hi
         {
-            return Err(format!("{text:?} contains no kernel version"));
+            return Err(RangeError::Empty(text.to_string()));
         }
         Ok(Self {
             text: text.to_string(),
