@@ -6,6 +6,7 @@
 mod common;
 mod peer;
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
@@ -240,4 +241,97 @@ fn linger_zero_a_closed_listener_and_ss_k_are_told_apart() {
         assert!(e["basis"].as_str().unwrap().contains("ss -K"), "{e:#}");
     }
     drop(clients);
+}
+
+fn notes(report: &serde_json::Value) -> Vec<&str> {
+    report["notes"]
+        .as_array()
+        .expect("notes")
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect()
+}
+
+/// A kernel before 6.10 (tcp_send_reset without a reason, printing the socket's fields, and no
+/// event for a closed port): resets keep their addresses, state and owner from the events,
+/// the notes say the kernel does not report reasons, and missing events are not called lost.
+#[test]
+fn before_6_10_resets_keep_their_owner_and_missing_events_are_not_called_lost() {
+    common::require_root();
+    let ns = common::Netns::new("old61");
+    let mut old = peer::old_kernel::OldKernel::new();
+    let root = old.root.path().to_str().unwrap().to_string();
+    let w = Watch::start_with(
+        &[
+            "--netns",
+            &ns.name,
+            "--duration",
+            "4",
+            "--format",
+            "json",
+            "--tracefs",
+            &root,
+        ],
+        |cmd| old.prepare(cmd),
+    );
+    old.relay();
+    std::thread::sleep(Duration::from_millis(300));
+    // For each family: a close with unread data (an active reset, which 6.1 traces) and a
+    // connect to a closed port (NO_SOCKET, which 6.1 does not trace).
+    let closes: Vec<(SocketAddr, SocketAddr)> = in_netns(&ns.name, || {
+        Family::BOTH
+            .iter()
+            .map(|f| {
+                let l = TcpListener::bind((f.loopback(), 0)).unwrap();
+                let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+                let (s, _) = l.accept().unwrap();
+                c.write_all(b"unread").unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+                let pair = (s.local_addr().unwrap(), s.peer_addr().unwrap());
+                drop(s);
+                let refused = TcpStream::connect((f.loopback(), 9)).unwrap_err();
+                assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+                pair
+            })
+            .collect()
+    });
+    let report = w.finish();
+    let me = u64::from(std::process::id());
+    assert_eq!(report["tracing"]["reasons"], false, "{report:#}");
+    for (src, dst) in closes {
+        let e = event(&report, src, dst);
+        let kernel = old.real_reset(src, dst);
+        assert_eq!(kernel.reason.as_deref(), Some("TCP_ABORT_ON_CLOSE"));
+        assert_eq!(e.get("reason"), None, "{e:#}");
+        assert_eq!(e["cause"], "sent-reason-unknown", "{e:#}");
+        assert_eq!(e["state"].as_str(), kernel.state.as_deref(), "{e:#}");
+        assert_eq!(e["owner"]["pid"], me, "{e:#}");
+        assert_eq!(e["owner"]["source"], "task", "{e:#}");
+    }
+    let refused: Vec<&serde_json::Value> = report["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["src"].as_str().unwrap().ends_with(":9"))
+        .collect();
+    assert_eq!(refused.len(), 2, "{report:#}");
+    let notes = notes(&report);
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("this kernel does not report reasons (before 6.10)")),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("2 resets sent here have no trace event")
+                && n.contains("before 6.10")
+                && n.contains("none were lost")),
+        "{notes:?}"
+    );
+    assert!(
+        !notes.iter().any(|n| n.contains("were lost (")),
+        "no loss is claimed: {notes:?}"
+    );
 }

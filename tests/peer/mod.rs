@@ -11,6 +11,8 @@
 //!   the kernel itself says about each reset, to compare with rstaudit's answer.
 #![allow(dead_code)]
 
+pub mod old_kernel;
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -429,20 +431,24 @@ impl KernelTrace {
     /// The kernel's tcp_send_reset for a reset from `src` to `dst` (a listener's event may
     /// print a wildcard address); fails when there is none.
     pub fn reset(&self, src: SocketAddr, dst: SocketAddr) -> SendReset {
-        let canon = |a: SocketAddr| rstaudit::packet::live::correlate::canon(a);
-        let all = self.send_resets();
-        all.iter()
-            .find(|s| s.src.map(canon) == Some(canon(src)) && s.dst.map(canon) == Some(canon(dst)))
-            .or_else(|| {
-                all.iter().find(|s| {
-                    s.src.map(canon).is_some_and(|a| {
-                        a.port() == src.port() && (a.ip() == src.ip() || a.ip().is_unspecified())
-                    })
+        find_reset(&self.send_resets(), src, dst)
+    }
+}
+
+/// The event of `all` for a reset from `src` to `dst`; fails when there is none.
+pub fn find_reset(all: &[SendReset], src: SocketAddr, dst: SocketAddr) -> SendReset {
+    let canon = |a: SocketAddr| rstaudit::packet::live::correlate::canon(a);
+    all.iter()
+        .find(|s| s.src.map(canon) == Some(canon(src)) && s.dst.map(canon) == Some(canon(dst)))
+        .or_else(|| {
+            all.iter().find(|s| {
+                s.src.map(canon).is_some_and(|a| {
+                    a.port() == src.port() && (a.ip() == src.ip() || a.ip().is_unspecified())
                 })
             })
-            .cloned()
-            .unwrap_or_else(|| panic!("the kernel traced no reset {src} -> {dst}: {all:#?}"))
-    }
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("the kernel traced no reset {src} -> {dst}: {all:#?}"))
 }
 
 impl Drop for KernelTrace {
@@ -462,10 +468,16 @@ pub struct Watch {
 impl Watch {
     /// Start packet-check with `args` and wait until it says it is watching.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_with(args, |_| {})
+    }
+
+    /// The same, with `prep` applied to the command first.
+    pub fn start_with(args: &[&str], prep: impl FnOnce(&mut std::process::Command)) -> Self {
         use std::io::BufRead;
-        let mut child = super::common::rstaudit()
-            .arg("packet-check")
-            .args(args)
+        let mut cmd = super::common::rstaudit();
+        cmd.arg("packet-check").args(args);
+        prep(&mut cmd);
+        let mut child = cmd
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
