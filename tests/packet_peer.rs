@@ -335,3 +335,52 @@ fn before_6_10_resets_keep_their_owner_and_missing_events_are_not_called_lost() 
         "no loss is claimed: {notes:?}"
     );
 }
+
+/// Resets made all through the start of the window: every one captured has its kernel reason
+/// (tracing is armed before the capture opens), and the resets captured are exactly the change
+/// of Tcp.OutRsts (the baseline is read once the capture is open; earlier frames are left out).
+#[test]
+fn resets_made_while_the_check_starts_have_reasons_and_match_the_counters() {
+    common::require_root();
+    let ns = common::Netns::new("startup");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let report = std::thread::scope(|s| {
+        let name = ns.name.clone();
+        let stop = &stop;
+        s.spawn(move || {
+            in_netns(&name, || {
+                let mut i = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let f = Family::BOTH[i % 2];
+                    let _ = TcpStream::connect((f.loopback(), 9)).unwrap_err();
+                    i += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        });
+        // The flood runs before, while and after rstaudit arms tracing and opens its capture.
+        std::thread::sleep(Duration::from_millis(300));
+        let w = watch(&ns, "3");
+        std::thread::sleep(Duration::from_millis(1500));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        w.finish()
+    });
+    let resets = report["resets"].as_u64().unwrap();
+    assert!(resets >= 40, "{report:#}");
+    assert_eq!(
+        Some(resets),
+        report["counters"]["delta"]["Tcp.OutRsts"].as_u64(),
+        "captured resets = change of Tcp.OutRsts: {report:#}"
+    );
+    for e in report["events"].as_array().unwrap() {
+        assert_eq!(e["reason"], "NO_SOCKET", "{e:#}");
+    }
+    assert_eq!(report["tracing"]["matching"]["sent_without_event"], 0);
+    let notes = notes(&report);
+    assert!(
+        !notes
+            .iter()
+            .any(|n| n.contains("no trace event") || n.contains("no kernel reason")),
+        "{notes:?}"
+    );
+}

@@ -180,12 +180,22 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
         None => Capture::open(&cap_opts)?,
     };
     // The counter baseline is read once the capture is open, and a frame stamped before the
-    // read began is left out (its reset is in the baseline), so that the resets captured and
+    // read ended is left out (its reset is in the baseline), so that the resets captured and
     // the change of Tcp.OutRsts cover the same window.
-    let baseline_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let baseline = in_ns(ns.as_ref(), sampler::read_counters)?;
+    // Tcp.OutRsts is read last and alone (one read of snmp), and the cut is the time right
+    // after that read.
+    let (mut baseline, fast) = in_ns(ns.as_ref(), || {
+        (sampler::read_counters(), sampler::read_out_rsts())
+    })?;
+    let baseline_at = match (&mut baseline, fast) {
+        (Ok(b), Some((out_rsts, at))) => {
+            b.values.insert("Tcp.OutRsts".to_string(), out_rsts);
+            at
+        }
+        _ => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default(),
+    };
     let mut before_baseline = 0u64;
     let mut stream = opts
         .events_file

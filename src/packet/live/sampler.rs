@@ -111,6 +111,21 @@ pub fn read_counters() -> anyhow::Result<CounterSample> {
     }
 }
 
+/// Tcp.OutRsts alone, read from the calling thread's /proc/thread-self/net/snmp with one
+/// read, and the wall-clock time right after it: the baseline that the captured frames are
+/// cut against (a full counter read takes long enough for resets to fall between its files).
+pub fn read_out_rsts() -> Option<(u64, std::time::Duration)> {
+    let text = std::fs::read_to_string("/proc/thread-self/net/snmp").ok()?;
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next()?, tcp.next()?);
+    let i = names.split_whitespace().position(|n| n == "OutRsts")?;
+    let v = values.split_whitespace().nth(i)?.parse().ok()?;
+    Some((v, at))
+}
+
 pub use crate::host::files::now_ms;
 
 /// Sample the counters now, then every `period` until `stop`, then once more; send each sample.
