@@ -384,3 +384,55 @@ fn resets_made_while_the_check_starts_have_reasons_and_match_the_counters() {
         "{notes:?}"
     );
 }
+
+/// A server that closes first (redis `timeout N`) and a client that writes after that: the
+/// TIME_WAIT-like socket answers with TCP_TIMEWAIT_SOCKET. Both sides are named: the server's
+/// process (through its listener) as the owner, the writer as the peer.
+#[test]
+fn a_time_wait_answer_names_who_closed_and_who_wrote() {
+    common::require_root();
+    let ns = common::Netns::new("twans");
+    let trace = KernelTrace::start();
+    let servers: Vec<(Family, Forked)> = Family::BOTH
+        .iter()
+        .map(|f| {
+            let addr = SocketAddr::new(f.loopback(), 7600);
+            (*f, Forked::accept_and_close(&ns.name, addr))
+        })
+        .collect();
+    let w = watch(&ns, "4");
+    let_a_snapshot_pass();
+    let cases: Vec<(SocketAddr, SocketAddr, u32)> = in_netns(&ns.name, || {
+        servers
+            .iter()
+            .map(|(f, server)| {
+                let mut c = TcpStream::connect((f.loopback(), 7600)).unwrap();
+                let ends = (c.peer_addr().unwrap(), c.local_addr().unwrap());
+                c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                let mut buf = [0u8; 8];
+                let n = std::io::Read::read(&mut c, &mut buf).unwrap();
+                assert_eq!(n, 0, "the server closes first");
+                // Our ACK of its FIN moves the server's orphan on to a TIME_WAIT-like socket.
+                std::thread::sleep(Duration::from_millis(300));
+                let _ = c.write_all(b"late");
+                std::thread::sleep(Duration::from_millis(50));
+                (ends.0, ends.1, server.pid)
+            })
+            .collect()
+    });
+    let report = w.finish();
+    let me = u64::from(std::process::id());
+    for (server, client, pid) in cases {
+        let e = event(&report, server, client);
+        same_as_kernel(e, &trace, server, client);
+        assert_eq!(e["reason"], "TCP_TIMEWAIT_SOCKET", "{e:#}");
+        assert_eq!(e["cause"], "data-after-close", "{e:#}");
+        assert_eq!(e["owner"]["pid"], u64::from(pid), "who closed: {e:#}");
+        assert_eq!(e["peer"]["pid"], me, "who wrote: {e:#}");
+        let basis = e["basis"].as_str().unwrap();
+        assert!(
+            basis.contains(&format!("(pid {pid}) closed first")) && basis.contains("wrote after"),
+            "{e:#}"
+        );
+    }
+}

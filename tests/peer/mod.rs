@@ -273,6 +273,16 @@ pub struct Forked {
 impl Forked {
     /// Listen on `addr` with `backlog`, never accepting.
     pub fn listener(ns: &str, addr: SocketAddr, backlog: i32) -> Self {
+        Self::spawn(ns, addr, backlog, false)
+    }
+
+    /// Listen on `addr`, accept one connection and close it at once (the server that closes
+    /// first), keeping the listener.
+    pub fn accept_and_close(ns: &str, addr: SocketAddr) -> Self {
+        Self::spawn(ns, addr, 16, true)
+    }
+
+    fn spawn(ns: &str, addr: SocketAddr, backlog: i32, accept_one: bool) -> Self {
         let (storage, len) = sockaddr(addr);
         let family = if addr.is_ipv4() {
             libc::AF_INET
@@ -316,6 +326,10 @@ impl Forked {
                         && libc::listen(fd, backlog) == 0;
                     let byte: u8 = if ok { b'1' } else { b'0' };
                     libc::write(pipe[1], (&byte as *const u8).cast(), 1);
+                    if ok && accept_one {
+                        let conn = libc::accept(fd, std::ptr::null_mut(), std::ptr::null_mut());
+                        libc::close(conn);
+                    }
                     loop {
                         libc::pause();
                     }

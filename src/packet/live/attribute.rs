@@ -79,13 +79,18 @@ impl SocketIndex {
         self.snapshots += 1;
     }
 
-    /// The connection with this local and remote end.
+    /// The connection with this local and remote end. When the latest table lists it without
+    /// an owner (TIME_WAIT, an orphan) and the one before had its process, that one: the
+    /// socket seen before names who held it.
     pub fn conn(&self, local: SocketAddr, remote: SocketAddr) -> Option<&SockInfo> {
         let key = (canon(local), canon(remote));
-        self.current
-            .conns
-            .get(&key)
-            .or_else(|| self.previous.conns.get(&key))
+        let now = self.current.conns.get(&key);
+        let before = self.previous.conns.get(&key);
+        match (now, before) {
+            (Some(n), Some(b)) if n.pid.is_none() && b.pid.is_some() => Some(b),
+            (Some(n), _) => Some(n),
+            (None, b) => b,
+        }
     }
 
     /// The name of process `pid` when it owned a socket in one of the latest two snapshots

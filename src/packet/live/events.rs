@@ -158,6 +158,25 @@ pub(super) fn to_event(m: Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetE
             source: OwnerSource::SoftirqTask,
         });
     }
+    // On loopback both ends are here: the process the reset was sent to, when it is not the
+    // owner itself.
+    // A reset answering a packet on loopback runs on the time of the process whose segment it
+    // answers.
+    let peer = if sent && p.loopback {
+        from_sock(receiver, OwnerSource::PeerSocket)
+            .or_else(|| {
+                let s = send.filter(|s| s.has_skb)?;
+                let (pid, comm) = task_process(&mut ctx.resolver, s.task.tid, &s.task.comm, known)?;
+                Some(EventOwner {
+                    pid,
+                    comm,
+                    source: OwnerSource::SoftirqTask,
+                })
+            })
+            .filter(|peer| owner.as_ref().is_none_or(|o| o.pid != peer.pid))
+    } else {
+        None
+    };
     let idle_ms = if sent {
         None
     } else {
@@ -178,6 +197,13 @@ pub(super) fn to_event(m: Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetE
         idle_ms,
         idle_timeout_s: ctx.idle_timeout_s,
     });
+    let basis = match (send.and_then(|s| s.reason.as_deref()), &owner, &peer) {
+        (Some("TCP_TIMEWAIT_SOCKET"), Some(o), Some(w)) => format!(
+            "{basis}: {} (pid {}) closed first, {} (pid {}) wrote after that",
+            o.comm, o.pid, w.comm, w.pid
+        ),
+        _ => basis,
+    };
     ResetEvent {
         t: p.ts_ms.saturating_sub(ctx.started_at_ms) as f64 / 1000.0,
         ts_ms: p.ts_ms,
@@ -198,6 +224,7 @@ pub(super) fn to_event(m: Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetE
         taken_by_socket: (ctx.receive_traced && (!sent || p.loopback))
             .then_some(m.receive.is_some()),
         owner,
+        peer,
         cause,
         basis,
         rules: Vec::new(),

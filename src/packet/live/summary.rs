@@ -47,6 +47,10 @@ pub struct ResetEvent {
     /// The local process it is attributed to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<EventOwner>,
+    /// On loopback, the local process at the other end: the one the reset was sent to (for a
+    /// TIME_WAIT answer, the process that wrote late; `owner` is the one that closed first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<EventOwner>,
     pub cause: Cause,
     /// What the cause rests on.
     pub basis: String,
@@ -624,6 +628,7 @@ mod tests {
             reason: reason.map(str::to_string),
             state: None,
             taken_by_socket: None,
+            peer: None,
             owner: pid.map(|pid| EventOwner {
                 pid,
                 comm: "app".into(),
