@@ -138,6 +138,9 @@ pub struct FindingVerdict {
     /// Changes of the finding's evidence counters over the window.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub counters: BTreeMap<String, u64>,
+    /// For a finding about no one process: the processes whose resets confirm it, most first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<ProcessCount>,
 }
 
 /// How tracing went.
@@ -277,6 +280,8 @@ pub struct Tally {
     pub omitted: u64,
     first_sample: Option<CounterSample>,
     last_sample: Option<CounterSample>,
+    /// Names of the owners seen (pid -> comm), at most `2 * TRACKED`.
+    comms: HashMap<u32, String>,
 }
 
 impl Tally {
@@ -296,6 +301,7 @@ impl Tally {
             omitted: 0,
             first_sample: None,
             last_sample: None,
+            comms: HashMap::new(),
         }
     }
 
@@ -337,6 +343,9 @@ impl Tally {
         });
         if let Some(o) = &e.owner {
             acc.procs.add((o.pid, o.comm.clone()));
+            if self.comms.len() < 2 * TRACKED || self.comms.contains_key(&o.pid) {
+                self.comms.insert(o.pid, o.comm.clone());
+            }
         }
         *self
             .support
@@ -385,6 +394,32 @@ impl Tally {
             .filter(|((cause, reason, pid), _)| supports_key(f, *cause, reason.as_deref(), *pid))
             .map(|(_, n)| n)
             .sum()
+    }
+
+    /// The processes whose resets support finding `f` (most first), and how many supporting
+    /// resets have no known process.
+    pub fn supporting_processes(&self, f: &Finding) -> (Vec<ProcessCount>, u64) {
+        let mut by_pid: HashMap<u32, u64> = HashMap::new();
+        let mut unknown = 0;
+        for ((cause, reason, pid), n) in &self.support {
+            if !supports_key(f, *cause, reason.as_deref(), *pid) {
+                continue;
+            }
+            match pid {
+                Some(p) => *by_pid.entry(*p).or_default() += n,
+                None => unknown += n,
+            }
+        }
+        let mut list: Vec<ProcessCount> = by_pid
+            .into_iter()
+            .map(|(pid, count)| ProcessCount {
+                pid,
+                comm: self.comms.get(&pid).cloned().unwrap_or_else(|| "?".into()),
+                count,
+            })
+            .collect();
+        list.sort_by(|a, b| b.count.cmp(&a.count).then(a.pid.cmp(&b.pid)));
+        (list, unknown)
     }
 
     /// Totals by cause, most frequent first.
@@ -562,11 +597,28 @@ pub fn verdicts(
                     ),
                 )
             } else if resets > 0 {
-                let who = f
-                    .process
-                    .as_ref()
-                    .map(|p| format!(" from {} (pid {})", p.comm, p.pid))
-                    .unwrap_or_default();
+                let who = match &f.process {
+                    Some(p) => format!(" from {} (pid {})", p.comm, p.pid),
+                    None => {
+                        let (procs, unknown) = tally.supporting_processes(f);
+                        let mut parts: Vec<String> = procs
+                            .iter()
+                            .take(TOP)
+                            .map(|p| format!("{} (pid {}) {}", p.comm, p.pid, p.count))
+                            .collect();
+                        if procs.len() > TOP {
+                            parts.push(format!("{} more processes", procs.len() - TOP));
+                        }
+                        if unknown > 0 && !parts.is_empty() {
+                            parts.push(format!("{unknown} of unknown process"));
+                        }
+                        if parts.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" from {}", parts.join(", "))
+                        }
+                    }
+                };
                 (
                     Verdict::Confirmed,
                     format!(
@@ -583,7 +635,13 @@ pub fn verdicts(
                     ),
                 )
             };
+            let processes = if f.process.is_none() && verdict == Verdict::Confirmed {
+                tally.supporting_processes(f).0
+            } else {
+                Vec::new()
+            };
             FindingVerdict {
+                processes,
                 rule: f.rule.clone(),
                 title: f.title.clone(),
                 severity: f.severity,
@@ -697,6 +755,49 @@ mod tests {
         assert!(
             kept[1].rules.is_empty(),
             "pid 11 is not the finding's process"
+        );
+    }
+
+    #[test]
+    fn a_confirmed_host_finding_names_the_processes_of_its_resets() {
+        let events = vec![
+            event(
+                Cause::UnreadClose,
+                Some("TCP_ABORT_ON_CLOSE"),
+                Some(10),
+                0.5,
+            ),
+            event(
+                Cause::UnreadClose,
+                Some("TCP_ABORT_ON_CLOSE"),
+                Some(10),
+                0.6,
+            ),
+            event(
+                Cause::UnreadClose,
+                Some("TCP_ABORT_ON_CLOSE"),
+                Some(11),
+                0.7,
+            ),
+            event(Cause::UnreadClose, Some("TCP_ABORT_ON_CLOSE"), None, 0.8),
+        ];
+        let fs = vec![finding(
+            "resets-abort-on-close",
+            &["TCP_ABORT_ON_CLOSE"],
+            None,
+            "3",
+        )];
+        let t = tally(&events, 10);
+        let v = verdicts(&fs, &t, true, &CounterWindow::default(), "");
+        assert_eq!(v[0].verdict, Verdict::Confirmed);
+        assert_eq!(v[0].resets, 4);
+        let named: Vec<(u32, u64)> = v[0].processes.iter().map(|p| (p.pid, p.count)).collect();
+        assert_eq!(named, [(10, 2), (11, 1)]);
+        assert!(
+            v[0].detail
+                .contains("from app (pid 10) 2, app (pid 11) 1, 1 of unknown process"),
+            "{}",
+            v[0].detail
         );
     }
 
