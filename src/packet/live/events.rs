@@ -223,6 +223,7 @@ pub(super) fn to_event(m: Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetE
         state: send.and_then(|s| s.state.clone()),
         taken_by_socket: (ctx.receive_traced && (!sent || p.loopback))
             .then_some(m.receive.is_some()),
+        connection_seen: sent && sender.is_some(),
         owner,
         peer,
         cause,

@@ -44,6 +44,10 @@ pub struct ResetEvent {
     /// Whether a local socket took the reset (tcp_receive_reset), when that can be told.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub taken_by_socket: Option<bool>,
+    /// The socket table had seen the sending connection (for a NO_SOCKET reset: a connection
+    /// that existed and is gone, rather than a closed port or a stray segment).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub connection_seen: bool,
     /// The local process it is attributed to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<EventOwner>,
@@ -255,8 +259,9 @@ struct CauseAcc {
     procs: TopCounter<(u32, String)>,
 }
 
-/// What decides whether a reset supports a finding: its cause, kernel reason and process.
-type SupportKey = (Cause, Option<String>, Option<u32>);
+/// What decides whether a reset supports a finding: its cause, kernel reason, process, and
+/// whether its connection had been seen.
+type SupportKey = (Cause, Option<String>, Option<u32>, bool);
 
 /// Everything the report says about the resets of a window, built as they arrive.
 ///
@@ -349,7 +354,12 @@ impl Tally {
         }
         *self
             .support
-            .entry((e.cause, e.reason.clone(), e.owner.as_ref().map(|o| o.pid)))
+            .entry((
+                e.cause,
+                e.reason.clone(),
+                e.owner.as_ref().map(|o| o.pid),
+                e.connection_seen,
+            ))
             .or_default() += 1;
         let i = e.t.max(0.0) as usize;
         let sec = self.second(i);
@@ -391,7 +401,9 @@ impl Tally {
     pub fn supporting(&self, f: &Finding) -> u64 {
         self.support
             .iter()
-            .filter(|((cause, reason, pid), _)| supports_key(f, *cause, reason.as_deref(), *pid))
+            .filter(|((cause, reason, pid, seen), _)| {
+                supports_key(f, *cause, reason.as_deref(), *pid, *seen)
+            })
             .map(|(_, n)| n)
             .sum()
     }
@@ -401,8 +413,8 @@ impl Tally {
     pub fn supporting_processes(&self, f: &Finding) -> (Vec<ProcessCount>, u64) {
         let mut by_pid: HashMap<u32, u64> = HashMap::new();
         let mut unknown = 0;
-        for ((cause, reason, pid), n) in &self.support {
-            if !supports_key(f, *cause, reason.as_deref(), *pid) {
+        for ((cause, reason, pid, seen), n) in &self.support {
+            if !supports_key(f, *cause, reason.as_deref(), *pid, *seen) {
                 continue;
             }
             match pid {
@@ -420,6 +432,22 @@ impl Tally {
             .collect();
         list.sort_by(|a, b| b.count.cmp(&a.count).then(a.pid.cmp(&b.pid)));
         (list, unknown)
+    }
+
+    /// Resets with kernel reason `reason` (whatever their mechanism), and how many of them
+    /// support `f`.
+    fn with_reason(&self, f: &Finding, reason: &str) -> (u64, u64) {
+        let mut all = 0;
+        let mut supporting = 0;
+        for ((cause, r, pid, seen), n) in &self.support {
+            if r.as_deref() == Some(reason) {
+                all += n;
+                if supports_key(f, *cause, r.as_deref(), *pid, *seen) {
+                    supporting += n;
+                }
+            }
+        }
+        (all, supporting)
     }
 
     /// Totals by cause, most frequent first.
@@ -521,11 +549,36 @@ pub fn supports(f: &Finding, e: &ResetEvent) -> bool {
         e.cause,
         e.reason.as_deref(),
         e.owner.as_ref().map(|o| o.pid),
+        e.connection_seen,
     )
 }
 
-/// [`supports`] on what it looks at: the reset's cause, kernel reason and process.
-fn supports_key(f: &Finding, cause: Cause, reason: Option<&str>, pid: Option<u32>) -> bool {
+/// For findings whose NO_SOCKET resets are the late answers to connections the kernel already
+/// destroyed (seed causes 7 and 11: a retransmission or keepalive timeout; 8: TIME_WAIT
+/// overflow): the counter that moves when that happens. A NO_SOCKET reset alone does not show
+/// it: a closed port, a port scan or a late SYN-ACK give the same reset.
+fn no_socket_mechanism(cause: &str) -> Option<&'static str> {
+    match cause.trim() {
+        "7" | "11" => Some("TcpExt.TCPAbortOnTimeout"),
+        "8" => Some("TcpExt.TCPTimeWaitOverflow"),
+        _ => None,
+    }
+}
+
+/// Seed cause 5: conntrack forgetting flows this host forwards for others.
+fn is_forwarding_cause(cause: &str) -> bool {
+    cause.trim() == "5"
+}
+
+/// [`supports`] on what it looks at: the reset's cause, kernel reason, process and whether its
+/// connection had been seen.
+fn supports_key(
+    f: &Finding,
+    cause: Cause,
+    reason: Option<&str>,
+    pid: Option<u32>,
+    seen: bool,
+) -> bool {
     if is_middlebox_cause(&f.cause) {
         return cause == Cause::MiddleboxIdle;
     }
@@ -533,6 +586,9 @@ fn supports_key(f: &Finding, cause: Cause, reason: Option<&str>, pid: Option<u32
         return false;
     };
     if !f.evidence.rst_reasons.iter().any(|r| r == reason) {
+        return false;
+    }
+    if reason == "NO_SOCKET" && no_socket_mechanism(&f.cause).is_some() && !seen {
         return false;
     }
     // A finding about one process is supported by that process's resets (or resets whose
@@ -571,7 +627,23 @@ pub fn verdicts(
             } else {
                 format!("; counters: {}", moved.join(", "))
             };
-            let (verdict, detail) = if is_middlebox_cause(&f.cause) {
+            let (verdict, detail) = if is_forwarding_cause(&f.cause) {
+                if resets > 0 {
+                    (
+                        Verdict::CannotCheck,
+                        format!(
+                            "cannot tell: {resets} resets received on idle local connections, but the \
+                             rule is about flows this host forwards for others, which they do not \
+                             show{counters_text}"
+                        ),
+                    )
+                } else {
+                    (
+                        Verdict::NotSeen,
+                        format!("no reset received on a connection idle longer than the idle timeout{counters_text}"),
+                    )
+                }
+            } else if is_middlebox_cause(&f.cause) {
                 if resets > 0 {
                     (
                         Verdict::Confirmed,
@@ -594,6 +666,26 @@ pub fn verdicts(
                     format!(
                         "needs the kernel's reset reasons ({}), not available here: {reason_note}{counters_text}",
                         f.evidence.rst_reasons.join(", ")
+                    ),
+                )
+            } else if let Some(counter) = no_socket_mechanism(&f.cause)
+                && let (all, seen) = tally.with_reason(f, "NO_SOCKET")
+                && all > 0
+                && resets == seen
+                && (seen == 0 || counters.delta.get(counter).copied().unwrap_or(0) == 0)
+            {
+                // Only NO_SOCKET resets, and not with this rule's mechanism.
+                let why = if seen == 0 {
+                    "none answered a connection the socket table had seen: a closed port, a \
+                     port scan or a late SYN-ACK give the same reset"
+                        .to_string()
+                } else {
+                    format!("{seen} answered connections seen before, but {counter} did not move")
+                };
+                (
+                    Verdict::CannotCheck,
+                    format!(
+                        "cannot tell: {all} NO_SOCKET resets sent here; {why}{counters_text}"
                     ),
                 )
             } else if resets > 0 {
@@ -686,6 +778,7 @@ mod tests {
             reason: reason.map(str::to_string),
             state: None,
             taken_by_socket: None,
+            connection_seen: false,
             peer: None,
             owner: pid.map(|pid| EventOwner {
                 pid,
@@ -756,6 +849,57 @@ mod tests {
             kept[1].rules.is_empty(),
             "pid 11 is not the finding's process"
         );
+    }
+
+    #[test]
+    fn a_no_socket_reset_confirms_only_the_rules_whose_mechanism_it_shows() {
+        // Regression: any NO_SOCKET reset (a port scan) confirmed retries2-low and
+        // time-wait-near-max, and any reset received on an idle connection confirmed
+        // conntrack-timeout-below-keepalive.
+        let scan = event(Cause::NoSocket, Some("NO_SOCKET"), None, 0.5);
+        let fs = vec![
+            finding("retries2-low", &["NO_SOCKET"], None, "7"),
+            finding("time-wait-near-max", &["NO_SOCKET"], None, "8"),
+            finding(
+                "resets-timeouts",
+                &["TCP_KEEPALIVE_TIMEOUT", "NO_SOCKET"],
+                None,
+                "11",
+            ),
+            finding(
+                "conntrack-timeout-below-keepalive",
+                &["NO_SOCKET"],
+                None,
+                "5",
+            ),
+        ];
+        let mut idle = event(Cause::MiddleboxIdle, None, None, 0.7);
+        idle.direction = PacketDir::Received;
+        let t = tally(&[scan.clone(), idle], 10);
+        let v = verdicts(&fs, &t, true, &CounterWindow::default(), "");
+        for f in &v {
+            assert_eq!(f.verdict, Verdict::CannotCheck, "{f:?}");
+            assert!(f.detail.starts_with("cannot tell"), "{f:?}");
+        }
+        assert!(v[0].detail.contains("port scan"), "{}", v[0].detail);
+        assert!(v[3].detail.contains("forwards"), "{}", v[3].detail);
+        // The answer to a connection that was there, with the rule's counter moving: confirmed.
+        let mut late = scan;
+        late.connection_seen = true;
+        let t = tally(&[late], 10);
+        let moved = CounterWindow {
+            delta: [("TcpExt.TCPAbortOnTimeout".to_string(), 1)].into(),
+            ..Default::default()
+        };
+        let v = verdicts(&fs, &t, true, &moved, "");
+        assert_eq!(v[0].verdict, Verdict::Confirmed, "{:?}", v[0]);
+        assert_eq!(v[1].verdict, Verdict::CannotCheck, "{:?}", v[1]);
+        assert!(v[1].detail.contains("TCPTimeWaitOverflow did not move"));
+        // Without resets of its kind: not seen.
+        let t = tally(&[], 10);
+        let v = verdicts(&fs, &t, true, &moved, "");
+        assert_eq!(v[0].verdict, Verdict::NotSeen);
+        assert_eq!(v[3].verdict, Verdict::NotSeen);
     }
 
     #[test]
