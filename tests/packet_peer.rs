@@ -436,3 +436,57 @@ fn a_time_wait_answer_names_who_closed_and_who_wrote() {
         );
     }
 }
+
+/// Closed with TCP_LINGER2 -1: the orphan in FIN_WAIT1 is destroyed when the peer ACKs its
+/// FIN, and the kernel says TCP_ABORT_ON_DATA although no data came (pinned here against the
+/// kernel's own trace). The socket table showed TCP_LINGER2 -1: the cause is linger2-negative.
+#[test]
+fn a_close_with_linger2_negative_is_not_called_data_after_close() {
+    common::require_root();
+    let ns = common::Netns::new("linger2");
+    let trace = KernelTrace::start();
+    let held: Vec<(TcpListener, TcpStream, TcpStream)> = in_netns(&ns.name, || {
+        Family::BOTH
+            .iter()
+            .map(|f| {
+                let l = TcpListener::bind((f.loopback(), 7700)).unwrap();
+                let c = TcpStream::connect((f.loopback(), 7700)).unwrap();
+                let (s, _) = l.accept().unwrap();
+                let minus_one: libc::c_int = -1;
+                // SAFETY: a valid socket and an int option.
+                let rc = unsafe {
+                    libc::setsockopt(
+                        s.as_raw_fd(),
+                        libc::IPPROTO_TCP,
+                        libc::TCP_LINGER2,
+                        (&minus_one as *const libc::c_int).cast(),
+                        4,
+                    )
+                };
+                assert_eq!(rc, 0);
+                (l, c, s)
+            })
+            .collect()
+    });
+    let w = watch(&ns, "4");
+    let_a_snapshot_pass();
+    let mut cases = Vec::new();
+    let mut keep = Vec::new();
+    for (l, c, s) in held {
+        cases.push((s.local_addr().unwrap(), s.peer_addr().unwrap()));
+        drop(s);
+        keep.push((l, c));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let report = w.finish();
+    for (src, dst) in cases {
+        let e = event(&report, src, dst);
+        same_as_kernel(e, &trace, src, dst);
+        assert_eq!(
+            e["reason"], "TCP_ABORT_ON_DATA",
+            "the kernel's reason: {e:#}"
+        );
+        assert_eq!(e["cause"], "linger2-negative", "{e:#}");
+    }
+    drop(keep);
+}

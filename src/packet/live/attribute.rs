@@ -21,6 +21,8 @@ pub struct SockInfo {
     pub pid: Option<u32>,
     pub comm: Option<Arc<str>>,
     pub linger: Option<Linger>,
+    /// TCP_LINGER2, when the socket table had it.
+    pub linger2: Option<i32>,
     pub state: TcpState,
     /// Milliseconds without data in either direction, when tcp_info was read.
     pub idle_ms: Option<u64>,
@@ -54,6 +56,7 @@ impl SocketIndex {
                 pid: s.owner.as_ref().map(|o| o.pid),
                 comm: s.owner.as_ref().map(|o| o.comm.clone()),
                 linger: s.options.as_ref().and_then(|o| o.linger),
+                linger2: s.options.as_ref().and_then(|o| o.linger2),
                 state: s.state,
                 idle_ms: s
                     .tcp_info
@@ -345,6 +348,8 @@ pub struct ClassifyInput<'a> {
     pub bh_flag_known: bool,
     /// SO_LINGER of the sending socket, when the socket table had it.
     pub sender_linger: Option<Linger>,
+    /// TCP_LINGER2 of the sending socket, when the socket table had it.
+    pub sender_linger2: Option<i32>,
     /// The sending socket was in the socket table without an owning process (an un-accepted
     /// connection in a listener's queue, or an orphan).
     pub sender_unowned: bool,
@@ -448,6 +453,14 @@ pub fn classify(i: &ClassifyInput<'_>) -> (Cause, String) {
                 by_reason(Cause::InvalidSyn)
             }
         }
+        // An orphan in FIN_WAIT1 with TCP_LINGER2 < 0 is destroyed when the peer ACKs its FIN,
+        // and the kernel gives the reason TCP_ABORT_ON_DATA although no data came.
+        "TCP_ABORT_ON_DATA" if i.sender_linger2.is_some_and(|l| l < 0) => (
+            Cause::Linger2Negative,
+            "kernel reason TCP_ABORT_ON_DATA on a socket with TCP_LINGER2 < 0 (socket table): \
+             closed in FIN_WAIT1, destroyed when the peer acknowledged the FIN"
+                .into(),
+        ),
         "TCP_TIMEWAIT_SOCKET" | "TCP_ABORT_ON_DATA" => by_reason(Cause::DataAfterClose),
         "TCP_ABORT_ON_LINGER" => by_reason(Cause::Linger2Negative),
         "TCP_ABORT_ON_MEMORY" => by_reason(Cause::OrphansMemory),
@@ -625,6 +638,17 @@ mod tests {
             ..close
         };
         assert_eq!(classify(&answer).0, Cause::Abort);
+    }
+
+    #[test]
+    fn abort_on_data_with_linger2_negative_is_linger2() {
+        let mut i = sent("TCP_ABORT_ON_DATA");
+        assert_eq!(classify(&i).0, Cause::DataAfterClose);
+        i.sender_linger2 = Some(-1);
+        let (c, basis) = classify(&i);
+        assert_eq!(c, Cause::Linger2Negative, "{basis}");
+        i.sender_linger2 = Some(60);
+        assert_eq!(classify(&i).0, Cause::DataAfterClose);
     }
 
     #[test]

@@ -191,6 +191,7 @@ pub(super) fn to_event(m: Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetE
         answers_packet: send.is_some_and(|s| s.has_skb),
         bh_flag_known: ctx.bh_flag_known,
         sender_linger: sender.and_then(|s| s.linger),
+        sender_linger2: sender.and_then(|s| s.linger2),
         sender_unowned: sender.is_some_and(|s| s.pid.is_none()),
         source_port_listens: sent && index.listener(seg.src).is_some(),
         abort_on_overflow: ctx.facts.abort_on_overflow,
