@@ -84,13 +84,13 @@ fn a_tun_writer_is_not_the_owner_of_the_reset_a_listener_sends() {
     }
 }
 
-/// INVALID_SYN of a full accept queue (tcp_abort_on_overflow=1) while the socket table holds
-/// the connection's SYN-RECV entry without an owner: the listener's process is the owner.
+/// INVALID_SYN of a full accept queue (tcp_abort_on_overflow=1, set after the window began)
+/// while the socket table holds the connection's SYN-RECV entry without an owner: the
+/// listener's process is the owner, and the cause follows the sysctl's value of the moment.
 #[test]
 fn an_accept_queue_overflow_reset_belongs_to_the_listener_holding_the_syn_recv_entry() {
     common::require_root();
     let ns = common::Netns::new("synrecv");
-    ns.sysctl("net.ipv4.tcp_abort_on_overflow", "1");
     let tun = Tun::new(&ns.name);
     let trace = KernelTrace::start();
     let port = 7400;
@@ -104,6 +104,8 @@ fn an_accept_queue_overflow_reset_belongs_to_the_listener_holding_the_syn_recv_e
         })
         .collect();
     let w = watch(&ns, "6");
+    // Set during the window: the classification follows the sysctl as it is now.
+    ns.sysctl("net.ipv4.tcp_abort_on_overflow", "1");
     let mut pending = Vec::new();
     for (fam, l) in &listeners {
         let local = SocketAddr::new(fam.local(), port);
@@ -489,4 +491,37 @@ fn a_close_with_linger2_negative_is_not_called_data_after_close() {
         assert_eq!(e["cause"], "linger2-negative", "{e:#}");
     }
     drop(keep);
+}
+
+/// An interface and an address that come up during the window (a network plugin adding a
+/// pod's address after the watch began, a VPN tunnel): their resets keep the kernel's reason,
+/// and the interface is shown by its name.
+#[test]
+fn an_address_that_comes_up_during_the_window_keeps_its_reasons_and_interface_name() {
+    common::require_root();
+    let ns = common::Netns::new("lateaddr");
+    let trace = KernelTrace::start();
+    let w = watch(&ns, "4");
+    std::thread::sleep(Duration::from_millis(300));
+    let tun = Tun::new(&ns.name);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut cases = Vec::new();
+    for fam in Family::BOTH {
+        let local = SocketAddr::new(fam.local(), 9);
+        let peer = SocketAddr::new(fam.peer(), 43000);
+        tun.send(peer, local, 9000, None, true);
+        let rst = tun
+            .recv_rst_to(peer, Duration::from_secs(2))
+            .unwrap_or_else(|| panic!("no reset from the closed port {local}"));
+        assert_eq!(rst.ack, 9001, "{rst:?}");
+        cases.push((local, peer));
+    }
+    let report = w.finish();
+    for (local, peer) in cases {
+        let e = event(&report, local, peer);
+        same_as_kernel(e, &trace, local, peer);
+        assert_eq!(e["reason"], "NO_SOCKET", "{e:#}");
+        assert_eq!(e["cause"], "no-socket", "{e:#}");
+        assert_eq!(e["interface"], Tun::NAME, "{e:#}");
+    }
 }

@@ -302,6 +302,12 @@ impl Forked {
             if pid == 0 {
                 // SAFETY: raw system calls on values prepared before the fork.
                 unsafe {
+                    // The fork copied every descriptor of the test process, among them the
+                    // sockets of tests running beside this one: holding them would keep their
+                    // close() from closing anything. Keep only the pipe's write end.
+                    let w = pipe[1] as libc::c_uint;
+                    libc::syscall(libc::SYS_close_range, 3u32, w - 1, 0u32);
+                    libc::syscall(libc::SYS_close_range, w + 1, u32::MAX, 0u32);
                     let one: libc::c_int = 1;
                     let fd = libc::socket(family, libc::SOCK_STREAM, 0);
                     libc::setsockopt(

@@ -236,6 +236,18 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
             .context("starting the counter thread")?
     };
 
+    let (facts_tx, facts_rx) = std::sync::mpsc::channel::<sampler::NamespaceFacts>();
+    let facts_thread = {
+        let (ns, done) = (ns.clone(), done.clone());
+        std::thread::Builder::new()
+            .name("rstaudit-links".into())
+            .spawn(move || {
+                let work = move || sampler::follow_facts(Duration::from_secs(1), done, facts_tx);
+                in_ns(ns.as_ref(), work)
+            })
+            .context("starting the link and address thread")?
+    };
+
     let idle_timeout_s = opts
         .params
         .iter()
@@ -328,6 +340,14 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
                 },
             )
             .context("reading the capture ring")?;
+        for later in facts_rx.try_iter() {
+            for n in &later.notes {
+                if !notes.contains(n) {
+                    notes.push(n.clone());
+                }
+            }
+            ctx.facts.update(later);
+        }
         if let Some(rx) = &trace_rx {
             for ev in rx.try_iter() {
                 tracing.events += 1;
@@ -337,21 +357,22 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
                             let a = correlate::canon(a);
                             a.ip().is_unspecified() || ctx.facts.addresses.contains(&a.ip())
                         });
-                        if ours {
-                            correlator.send_event(s, now_ms, &mut matched);
-                        } else {
+                        // Every event goes to the matcher (a captured frame is the proof that
+                        // a reset is this namespace's); `foreign` counts those whose address
+                        // is not configured here, as far as known when they arrive.
+                        if !ours {
                             tracing.foreign += 1;
                         }
+                        correlator.send_event(s, now_ms, &mut matched);
                     }
                     TraceEvent::ReceiveReset(r) => {
                         let ours = r.local.is_none_or(|a| {
                             ctx.facts.addresses.contains(&correlate::canon(a).ip())
                         });
-                        if ours {
-                            correlator.receive_event(r, now_ms, &mut matched);
-                        } else {
+                        if !ours {
                             tracing.foreign += 1;
                         }
+                        correlator.receive_event(r, now_ms, &mut matched);
                     }
                 }
             }
@@ -444,6 +465,11 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
     }
     if let Some(e) = pcap_error {
         notes.push(format!("writing the pcap file stopped: {e}"));
+    }
+    match facts_thread.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => notes.push(format!("following links and addresses: {e:#}")),
+        Err(_) => notes.push("the link and address thread panicked".into()),
     }
     match sampler_thread.join() {
         Ok(Ok(())) => {}
