@@ -525,3 +525,47 @@ fn an_address_that_comes_up_during_the_window_keeps_its_reasons_and_interface_na
         assert_eq!(e["interface"], Tun::NAME, "{e:#}");
     }
 }
+
+/// A short-lived client (curl, a cron job, a health check) that closes with unread data and
+/// exits at once, gone from /proc before rstaudit looks it up: the reset keeps its pid and the
+/// name the kernel's trace gave it.
+#[test]
+fn a_process_that_exits_right_after_its_reset_keeps_its_pid_and_name() {
+    common::require_root();
+    let ns = common::Netns::new("exited");
+    let trace = KernelTrace::start();
+    let listeners: Vec<(Family, TcpListener)> = in_netns(&ns.name, || {
+        Family::BOTH
+            .iter()
+            .map(|f| (*f, TcpListener::bind((f.loopback(), 7800)).unwrap()))
+            .collect()
+    });
+    let w = watch(&ns, "3");
+    let mut cases = Vec::new();
+    for (_, l) in &listeners {
+        let addr = l.local_addr().unwrap();
+        let server = std::sync::Mutex::new(None);
+        let pid = peer::close_unread_and_exit(&ns.name, addr, || {
+            let (mut s, client) = l.accept().unwrap();
+            s.write_all(b"unread").unwrap();
+            *server.lock().unwrap() = Some((client, s));
+        });
+        let (client, s) = server.into_inner().unwrap().unwrap();
+        cases.push((client, addr, pid, s));
+    }
+    let report = w.finish();
+    for (client, server, pid, _s) in cases {
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+        let e = event(&report, client, server);
+        let k = trace.reset(client, server);
+        same_as_kernel(e, &trace, client, server);
+        assert_eq!(e["reason"], "TCP_ABORT_ON_CLOSE", "{e:#}");
+        assert_eq!(e["owner"]["pid"], u64::from(pid), "{e:#}");
+        assert_eq!(
+            e["owner"]["comm"].as_str(),
+            Some(k.task.comm.as_str()),
+            "{e:#}"
+        );
+        assert_eq!(e["owner"]["source"], "task", "{e:#}");
+    }
+}

@@ -362,6 +362,49 @@ impl Forked {
     }
 }
 
+/// A process of the test's own that connects to `addr`, waits until data arrives, closes the
+/// connection without reading it (an active reset, TCP_ABORT_ON_CLOSE) and exits at once.
+/// Returns its pid once it has exited and been reaped (it is gone from /proc).
+pub fn close_unread_and_exit(ns: &str, addr: SocketAddr, serve: impl FnOnce() + Send) -> u32 {
+    let (storage, len) = sockaddr(addr);
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    in_netns(ns, move || {
+        // SAFETY: the child makes raw system calls only and ends with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+        if pid == 0 {
+            // SAFETY: raw system calls on values prepared before the fork.
+            unsafe {
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                let fd = libc::socket(family, libc::SOCK_STREAM, 0);
+                if fd < 0
+                    || libc::connect(fd, (&storage as *const libc::sockaddr_storage).cast(), len)
+                        != 0
+                {
+                    libc::_exit(1);
+                }
+                let mut b = 0u8;
+                libc::recv(fd, (&mut b as *mut u8).cast(), 1, libc::MSG_PEEK);
+                libc::close(fd);
+                libc::_exit(0);
+            }
+        }
+        serve();
+        let mut status = 0;
+        // SAFETY: our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "the short-lived client failed: {status}"
+        );
+        pid as u32
+    })
+}
+
 impl Drop for Forked {
     fn drop(&mut self) {
         // SAFETY: our own child.
