@@ -16,6 +16,7 @@ mod events;
 pub mod sampler;
 mod snapshots;
 pub mod summary;
+mod verdicts;
 
 pub use caps::{check_lab_privileges, check_privileges};
 
