@@ -569,3 +569,55 @@ fn a_process_that_exits_right_after_its_reset_keeps_its_pid_and_name() {
         assert_eq!(e["owner"]["source"], "task", "{e:#}");
     }
 }
+
+fn verdict<'a>(report: &'a serde_json::Value, rule: &str) -> Vec<&'a serde_json::Value> {
+    report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["rule"] == rule)
+        .collect()
+}
+
+/// Verdicts say no more than the resets show: a closed-port reset (a port scan) does not
+/// confirm `retries2-low`; `resets-abort-on-close`, confirmed by the test's own closes, names
+/// the process; each finding is one row.
+#[test]
+fn verdicts_are_confirmed_by_their_own_mechanism_and_name_the_process() {
+    common::require_root();
+    let ns = common::Netns::with_sysctls("verdicts", &[("net.ipv4.tcp_retries2", "3")]);
+    let w = watch(&ns, "4");
+    in_netns(&ns.name, || {
+        for f in Family::BOTH {
+            let l = TcpListener::bind((f.loopback(), 0)).unwrap();
+            let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (s, _) = l.accept().unwrap();
+            c.write_all(b"unread").unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            drop(s);
+            let _ = TcpStream::connect((f.loopback(), 9)).unwrap_err();
+        }
+    });
+    let report = w.finish();
+    let me = u64::from(std::process::id());
+    let retries = verdict(&report, "retries2-low");
+    assert_eq!(retries.len(), 1, "{report:#}");
+    assert_eq!(retries[0]["verdict"], "cannot_check", "{:#}", retries[0]);
+    assert!(
+        retries[0]["detail"].as_str().unwrap().contains("port scan"),
+        "{:#}",
+        retries[0]
+    );
+    let close = verdict(&report, "resets-abort-on-close");
+    assert_eq!(close.len(), 1, "one row: {report:#}");
+    assert_eq!(close[0]["verdict"], "confirmed", "{:#}", close[0]);
+    assert_eq!(close[0]["processes"][0]["pid"], me, "{:#}", close[0]);
+    assert!(
+        close[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("(pid {me}) 2")),
+        "{:#}",
+        close[0]
+    );
+}
