@@ -437,6 +437,14 @@ fn a_time_wait_answer_names_who_closed_and_who_wrote() {
             "{e:#}"
         );
     }
+    // The cause's summary names both sides too.
+    let cause = report["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cause"] == "data-after-close")
+        .expect("data-after-close in the causes");
+    assert_eq!(cause["top_peer_processes"][0]["pid"], me, "{cause:#}");
 }
 
 /// Closed with TCP_LINGER2 -1: the orphan in FIN_WAIT1 is destroyed when the peer ACKs its

@@ -77,6 +77,10 @@ pub struct CauseSummary {
     pub top_peers: Vec<PeerCount>,
     /// Local processes with the most resets.
     pub top_processes: Vec<ProcessCount>,
+    /// On loopback, the local processes the resets were sent to (for a TIME_WAIT answer: the
+    /// ones that wrote late), most first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub top_peer_processes: Vec<ProcessCount>,
     /// More distinct peers or processes than are counted exactly (see `TRACKED`): the top
     /// lists may miss or undercount some.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -218,6 +222,7 @@ struct CauseAcc {
     reasons: BTreeMap<String, u64>,
     peers: TopCounter<IpAddr>,
     procs: TopCounter<(u32, String)>,
+    peer_procs: TopCounter<(u32, String)>,
 }
 
 /// What decides whether a reset supports a finding: its cause, kernel reason, process, and
@@ -298,6 +303,7 @@ impl Tally {
             reasons: BTreeMap::new(),
             peers: TopCounter::new(),
             procs: TopCounter::new(),
+            peer_procs: TopCounter::new(),
         });
         acc.count += 1;
         if let Some(r) = &e.reason {
@@ -307,6 +313,9 @@ impl Tally {
             PacketDir::Received => e.src.ip(),
             _ => e.dst.ip(),
         });
+        if let Some(p) = &e.peer {
+            acc.peer_procs.add((p.pid, p.comm.clone()));
+        }
         if let Some(o) = &e.owner {
             acc.procs.add((o.pid, o.comm.clone()));
             if self.comms.len() < 2 * TRACKED || self.comms.contains_key(&o.pid) {
@@ -433,7 +442,13 @@ impl Tally {
                     .into_iter()
                     .map(|((pid, comm), count)| ProcessCount { pid, comm, count })
                     .collect(),
-                approximate: acc.peers.pruned || acc.procs.pruned,
+                top_peer_processes: acc
+                    .peer_procs
+                    .top(TOP)
+                    .into_iter()
+                    .map(|((pid, comm), count)| ProcessCount { pid, comm, count })
+                    .collect(),
+                approximate: acc.peers.pruned || acc.procs.pruned || acc.peer_procs.pruned,
             })
             .collect();
         out.sort_by(|a, b| b.count.cmp(&a.count).then(a.cause.cmp(&b.cause)));
