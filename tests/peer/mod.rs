@@ -518,7 +518,17 @@ impl Drop for KernelTrace {
     fn drop(&mut self) {
         let _ = std::fs::write(self.dir.join("tracing_on"), "0");
         let _ = std::fs::write(self.dir.join("events/enable"), "0");
-        let _ = std::fs::remove_dir(&self.dir);
+        // The kernel refuses (EBUSY) while a reader of the instance is still closing.
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!(
+            "could not remove the test's ftrace instance {}",
+            self.dir.display()
+        );
     }
 }
 
