@@ -76,6 +76,10 @@ fn ftrace_session_reports_reasons_and_removes_its_instance() {
     let instance = session.instance().to_path_buf();
     assert!(instance.is_dir());
     assert!(
+        session.bh_flag,
+        "this kernel's trace header names irqs-off/BH-disabled"
+    );
+    assert!(
         session
             .support
             .reasons

@@ -161,8 +161,9 @@ impl Tracefs {
                 Ok(Some(names)) => Some(names),
                 Ok(None) => {
                     notes.push(
-                        "tcp:tcp_send_reset has no reason field (kernel before 6.10): the reason for resets \
-                         sent here cannot be told"
+                        "this kernel does not report reasons (before 6.10): tcp:tcp_send_reset has no reason \
+                         field, so why a reset was sent here cannot be told; its addresses, socket state \
+                         and sending task are still used"
                             .to_string(),
                     );
                     None
@@ -325,6 +326,11 @@ pub struct TaskContext {
     /// True when the event fired in hard or soft interrupt context: the task is then whoever
     /// happened to run, not necessarily the socket's owner.
     pub in_interrupt: bool,
+    /// True when bottom halves were disabled in process context (first flag `b`, or `D` with
+    /// interrupts off too, on kernels that print it): the kernel was not running the task's own
+    /// system call on its own socket but a section like a listener's close or `ss -K`, or receive
+    /// processing run in the task's context (a write into a tun device).
+    pub bh_disabled: bool,
     /// Trace timestamp, seconds (trace clock of the instance).
     pub ts: f64,
 }
@@ -399,12 +405,14 @@ pub fn parse_line(line: &str) -> Result<Option<TraceEvent>, String> {
         .chars()
         .nth(2)
         .is_some_and(|c| matches!(c, 'h' | 'H' | 's' | 'z' | 'Z'));
+    let bh_disabled = !in_interrupt && flags.chars().next().is_some_and(|c| matches!(c, 'b' | 'D'));
     let (event, fields) = body.split_once(": ").unwrap_or((body, ""));
     let task = TaskContext {
         comm: comm.trim().to_string(),
         tid,
         cpu,
         in_interrupt,
+        bh_disabled,
         ts,
     };
     let kv = |key: &str| -> Option<&str> {
@@ -413,15 +421,23 @@ pub fn parse_line(line: &str) -> Result<Option<TraceEvent>, String> {
             .find_map(|f| f.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
     };
     match event.trim() {
-        "tcp_send_reset" => Ok(Some(TraceEvent::SendReset(SendReset {
-            task,
-            has_skb: kv("skbaddr").is_some_and(|p| !is_null_ptr(p)),
-            has_sock: kv("skaddr").is_some_and(|p| !is_null_ptr(p)),
-            src: kv("src").and_then(parse_sockaddr),
-            dst: kv("dest").and_then(parse_sockaddr),
-            state: kv("state").map(str::to_string),
-            reason: kv("reason").map(str::to_string),
-        }))),
+        "tcp_send_reset" => {
+            // Since 6.10: `src=ADDR:PORT dest=ADDR:PORT ... reason=...`. Before: the fields of
+            // the socket (`family= sport= dport= saddr= daddr= saddrv6= daddrv6=`), no reason.
+            let (src, dst) = match (kv("src"), kv("dest")) {
+                (Some(s), Some(d)) => (parse_sockaddr(s), parse_sockaddr(d)),
+                _ => socket_fields(&kv),
+            };
+            Ok(Some(TraceEvent::SendReset(SendReset {
+                task,
+                has_skb: kv("skbaddr").is_some_and(|p| !is_null_ptr(p)),
+                has_sock: kv("skaddr").is_some_and(|p| !is_null_ptr(p)),
+                src,
+                dst,
+                state: kv("state").map(str::to_string),
+                reason: kv("reason").map(str::to_string),
+            })))
+        }
         "tcp_receive_reset" => {
             let v6 = kv("family") == Some("AF_INET6");
             let (sa, da) = if v6 {
@@ -442,6 +458,25 @@ pub fn parse_line(line: &str) -> Result<Option<TraceEvent>, String> {
         }
         _ => Ok(None),
     }
+}
+
+/// Local and remote end from the socket fields printed before 6.10 (`family=AF_INET sport=80
+/// dport=5000 saddr=... daddr=... saddrv6=... daddrv6=...`): the IPv6 pair for AF_INET6 (an
+/// IPv4-mapped one is kept as printed and made plain by the matcher), the IPv4 pair otherwise.
+fn socket_fields<'a>(
+    kv: &impl Fn(&str) -> Option<&'a str>,
+) -> (Option<SocketAddr>, Option<SocketAddr>) {
+    let port = |k: &str| kv(k).and_then(|p| p.parse::<u16>().ok());
+    let v6 = kv("family") == Some("AF_INET6") || (kv("family").is_none() && kv("saddr").is_none());
+    let (sa, da) = if v6 {
+        (kv("saddrv6"), kv("daddrv6"))
+    } else {
+        (kv("saddr"), kv("daddr"))
+    };
+    let addr = |a: Option<&str>, p: Option<u16>| -> Option<SocketAddr> {
+        Some(SocketAddr::new(a?.parse::<IpAddr>().ok()?, p?))
+    };
+    (addr(sa, port("sport")), addr(da, port("dport")))
 }
 
 fn is_null_ptr(p: &str) -> bool {
@@ -490,6 +525,9 @@ pub struct TraceSession {
     pub support: ResetSupport,
     /// Reader counts.
     pub counts: Arc<ReaderCounts>,
+    /// The kernel marks bottom-half-disabled sections in its trace lines (the header names the
+    /// first flag column `irqs-off/BH-disabled`), so a `.` there means they were enabled.
+    pub bh_flag: bool,
     removed: bool,
 }
 
@@ -548,6 +586,7 @@ impl TraceSession {
             reader: None,
             support,
             counts: Arc::new(ReaderCounts::default()),
+            bh_flag: false,
             removed: false,
         };
         // From here on, dropping `session` removes the instance.
@@ -555,6 +594,9 @@ impl TraceSession {
             &instance.join("buffer_size_kb"),
             &opts.buffer_kb.to_string(),
         );
+        // Read while the instance's buffer is still empty: only the header.
+        session.bh_flag =
+            read_format(&instance.join("trace")).is_ok_and(|header| header.contains("BH-disabled"));
         for (event, wanted) in [
             ("tcp_send_reset", session.support.send_reset),
             ("tcp_receive_reset", session.support.receive_reset),
@@ -873,6 +915,41 @@ print fmt: "skbaddr=%p skaddr=%p src=%pISpc dest=%pISpc state=%s", REC->skbaddr,
         assert!(!close.has_skb && close.has_sock);
         assert_eq!(close.reason.as_deref(), Some("TCP_ABORT_ON_CLOSE"));
         assert_eq!(close.state.as_deref(), Some("TCP_CLOSE"));
+    }
+
+    /// tcp_send_reset as kernels before 6.10 print it (the `tcp_event_sk_skb` class: the
+    /// socket's own fields, no reason), and the bottom-half flag of 6.18 (`b`: a listener closed
+    /// with a child in its queue, `ss -K`).
+    #[test]
+    fn parses_send_resets_without_reasons_and_the_bottom_half_flag() {
+        let v4 = "         python3-1234    [000] .....   100.000001: tcp_send_reset: skbaddr=0000000000000000 skaddr=00000000abcd1234 family=AF_INET sport=5000 dport=37052 saddr=127.0.0.1 daddr=127.0.0.1 saddrv6=::ffff:127.0.0.1 daddrv6=::ffff:127.0.0.1 state=TCP_CLOSE";
+        let Some(TraceEvent::SendReset(ev)) = parse_line(v4).unwrap() else {
+            panic!()
+        };
+        assert_eq!(ev.src, Some("127.0.0.1:5000".parse().unwrap()));
+        assert_eq!(ev.dst, Some("127.0.0.1:37052".parse().unwrap()));
+        assert_eq!(ev.reason, None);
+        assert_eq!(ev.state.as_deref(), Some("TCP_CLOSE"));
+        assert!(!ev.has_skb && ev.has_sock && !ev.task.bh_disabled);
+        let v6 = "   nginx-77  [001] b..1.  5.5: tcp_send_reset: skbaddr=0000000000000000 skaddr=00000000abcd1234 family=AF_INET6 sport=443 dport=40000 saddr=0.0.0.0 daddr=0.0.0.0 saddrv6=fd00::1 daddrv6=fd00::2 state=TCP_CLOSE";
+        let Some(TraceEvent::SendReset(ev)) = parse_line(v6).unwrap() else {
+            panic!()
+        };
+        assert_eq!(ev.src, Some("[fd00::1]:443".parse().unwrap()));
+        assert_eq!(ev.dst, Some("[fd00::2]:40000".parse().unwrap()));
+        assert!(ev.task.bh_disabled && !ev.task.in_interrupt);
+        // Captured on 6.18: a listener closed with a child queued, then `ss -K`.
+        let closed = "         python3-17023   [001] b..1.   674.932727: tcp_send_reset: skbaddr=0000000000000000 skaddr=0000000063801d4e src=127.0.0.1:7001 dest=127.0.0.1:47054 state=TCP_CLOSE reason=TCP_STATE";
+        let Some(TraceEvent::SendReset(ev)) = parse_line(closed).unwrap() else {
+            panic!()
+        };
+        assert!(ev.task.bh_disabled);
+        let (events, _) = parse_all(REAL_6_18.as_bytes());
+        for e in events {
+            let (TraceEvent::SendReset(SendReset { task, .. })
+            | TraceEvent::ReceiveReset(ReceiveReset { task, .. })) = e;
+            assert!(!task.bh_disabled, "{task:?}");
+        }
     }
 
     #[test]

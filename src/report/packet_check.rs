@@ -38,14 +38,22 @@ fn peers_text(c: &crate::packet::live::summary::CauseSummary) -> String {
 }
 
 fn procs_text(c: &crate::packet::live::summary::CauseSummary) -> String {
-    if c.top_processes.is_empty() {
-        return "-".into();
+    let list = |procs: &[crate::packet::live::summary::ProcessCount]| {
+        procs
+            .iter()
+            .map(|p| format!("{} pid {} ({})", p.comm, p.pid, p.count))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut text = if c.top_processes.is_empty() {
+        "-".to_string()
+    } else {
+        list(&c.top_processes)
+    };
+    if !c.top_peer_processes.is_empty() {
+        text.push_str(&format!("; sent to {}", list(&c.top_peer_processes)));
     }
-    c.top_processes
-        .iter()
-        .map(|p| format!("{} pid {} ({})", p.comm, p.pid, p.count))
-        .collect::<Vec<_>>()
-        .join(", ")
+    text
 }
 
 fn reasons_text(c: &crate::packet::live::summary::CauseSummary) -> String {
@@ -307,6 +315,7 @@ mod tests {
                     count: 3,
                 }],
                 top_processes: vec![],
+                top_peer_processes: vec![],
                 approximate,
             }],
             findings: vec![],

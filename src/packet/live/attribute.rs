@@ -21,6 +21,8 @@ pub struct SockInfo {
     pub pid: Option<u32>,
     pub comm: Option<Arc<str>>,
     pub linger: Option<Linger>,
+    /// TCP_LINGER2, when the socket table had it.
+    pub linger2: Option<i32>,
     pub state: TcpState,
     /// Milliseconds without data in either direction, when tcp_info was read.
     pub idle_ms: Option<u64>,
@@ -32,6 +34,8 @@ pub struct SockInfo {
 struct Index {
     conns: HashMap<(SocketAddr, SocketAddr), SockInfo>,
     listeners: HashMap<u16, Vec<(IpAddr, SockInfo)>>,
+    /// Process names of the socket owners.
+    comms: HashMap<u32, Arc<str>>,
 }
 
 /// The sockets of the latest two snapshots (a connection that closed just after a snapshot
@@ -52,6 +56,7 @@ impl SocketIndex {
                 pid: s.owner.as_ref().map(|o| o.pid),
                 comm: s.owner.as_ref().map(|o| o.comm.clone()),
                 linger: s.options.as_ref().and_then(|o| o.linger),
+                linger2: s.options.as_ref().and_then(|o| o.linger2),
                 state: s.state,
                 idle_ms: s
                     .tcp_info
@@ -59,6 +64,9 @@ impl SocketIndex {
                     .map(|t| u64::from(t.last_data_recv_ms.min(t.last_data_sent_ms))),
                 seen_at_ms: snap.taken_at_ms,
             };
+            if let Some(o) = &s.owner {
+                idx.comms.insert(o.pid, o.comm.clone());
+            }
             let local = SocketAddr::new(s.local_addr, s.local_port);
             if s.state == TcpState::Listen {
                 idx.listeners
@@ -74,13 +82,28 @@ impl SocketIndex {
         self.snapshots += 1;
     }
 
-    /// The connection with this local and remote end.
+    /// The connection with this local and remote end. When the latest table lists it without
+    /// an owner (TIME_WAIT, an orphan) and the one before had its process, that one: the
+    /// socket seen before names who held it.
     pub fn conn(&self, local: SocketAddr, remote: SocketAddr) -> Option<&SockInfo> {
         let key = (canon(local), canon(remote));
+        let now = self.current.conns.get(&key);
+        let before = self.previous.conns.get(&key);
+        match (now, before) {
+            (Some(n), Some(b)) if n.pid.is_none() && b.pid.is_some() => Some(b),
+            (Some(n), _) => Some(n),
+            (None, b) => b,
+        }
+    }
+
+    /// The name of process `pid` when it owned a socket in one of the latest two snapshots
+    /// (it may have exited since).
+    pub fn comm_of(&self, pid: u32) -> Option<&str> {
         self.current
-            .conns
-            .get(&key)
-            .or_else(|| self.previous.conns.get(&key))
+            .comms
+            .get(&pid)
+            .or_else(|| self.previous.comms.get(&pid))
+            .map(|c| &**c)
     }
 
     /// A listener that accepts on `local` (bound to its address or to the wildcard).
@@ -92,9 +115,18 @@ impl SocketIndex {
 
 fn listener_in(idx: &Index, local: SocketAddr) -> Option<&SockInfo> {
     let list = idx.listeners.get(&local.port())?;
+    // Bound to the address, else bound to the wildcard of the same family (0.0.0.0 does not
+    // take IPv6), else an IPv6 wildcard for an IPv4 address (a dual-stack listener).
     list.iter()
         .find(|(ip, _)| canon(SocketAddr::new(*ip, 0)).ip() == local.ip())
-        .or_else(|| list.iter().find(|(ip, _)| ip.is_unspecified()))
+        .or_else(|| {
+            list.iter()
+                .find(|(ip, _)| ip.is_unspecified() && ip.is_ipv4() == local.is_ipv4())
+        })
+        .or_else(|| {
+            list.iter()
+                .find(|(ip, _)| ip.is_unspecified() && ip.is_ipv6())
+        })
         .map(|(_, i)| i)
 }
 
@@ -166,16 +198,22 @@ impl TaskResolver {
 ///
 /// A traced name of `<...>` only means ftrace had no name cached for that pid (a process that
 /// started before tracing and has not been scheduled out since): the pid is still right, so
-/// the decision is made on the name /proc gives for it.
+/// the decision is made on the name /proc gives for it. When the task has exited too, the name
+/// comes from `known` (the socket owners seen while it lived) or stays unknown (`?`): a process
+/// that exits right after its reset keeps its pid.
 pub fn task_process(
     resolver: &mut TaskResolver,
     tid: u32,
     traced_comm: &str,
+    known: impl Fn(u32) -> Option<String>,
 ) -> Option<(u32, String)> {
     if traced_comm != "<...>" && is_kernel_task(traced_comm) {
         return None;
     }
     let (pid, comm) = resolver.resolve(tid, traced_comm);
+    if comm == "<...>" {
+        return Some((pid, known(pid).unwrap_or_else(|| "?".to_string())));
+    }
     (!is_kernel_task(&comm)).then_some((pid, comm))
 }
 
@@ -300,8 +338,18 @@ pub struct ClassifyInput<'a> {
     pub state: Option<&'a str>,
     /// The send event fired in process context (a system call).
     pub process_context: bool,
+    /// ... with bottom halves disabled (a listener's close resetting its queued children,
+    /// SOCK_DESTROY from `ss -K`), on kernels that print that flag.
+    pub bh_disabled: bool,
+    /// The reset answers a packet (the event's skbaddr is not 0).
+    pub answers_packet: bool,
+    /// The kernel prints the bottom-half flag in its trace lines (since 5.x; seen as `b`/`D`
+    /// in the first flag column), so its absence means bottom halves were enabled.
+    pub bh_flag_known: bool,
     /// SO_LINGER of the sending socket, when the socket table had it.
     pub sender_linger: Option<Linger>,
+    /// TCP_LINGER2 of the sending socket, when the socket table had it.
+    pub sender_linger2: Option<i32>,
     /// The sending socket was in the socket table without an owning process (an un-accepted
     /// connection in a listener's queue, or an orphan).
     pub sender_unowned: bool,
@@ -340,6 +388,35 @@ pub fn classify(i: &ClassifyInput<'_>) -> (Cause, String) {
     match reason {
         "TCP_ABORT_ON_CLOSE" => by_reason(Cause::UnreadClose),
         "TCP_STATE" => {
+            let own_close = i.process_context && !i.answers_packet && i.state == Some("TCP_CLOSE");
+            // The trace tells the three apart, and wins over a socket table read earlier (an
+            // application may set SO_LINGER just before close()).
+            if own_close && i.bh_disabled {
+                return (
+                    Cause::Abort,
+                    "kernel reason TCP_STATE in TCP_CLOSE with bottom halves disabled: a listener \
+                     closed with this connection still in its accept queue"
+                        .into(),
+                );
+            }
+            if i.process_context && !i.answers_packet && i.bh_disabled {
+                return (
+                    Cause::Abort,
+                    format!(
+                        "kernel reason TCP_STATE in {} with bottom halves disabled: the socket was \
+                         destroyed from outside (SOCK_DESTROY, `ss -K`)",
+                        i.state.unwrap_or("an open state")
+                    ),
+                );
+            }
+            if own_close && i.bh_flag_known {
+                return (
+                    Cause::LingerZero,
+                    "kernel reason TCP_STATE in TCP_CLOSE from the process's own close(), no packet \
+                     answered: SO_LINGER {1, 0}"
+                        .into(),
+                );
+            }
             let linger0 = i.sender_linger.map(|l| l.on && l.seconds == 0);
             match linger0 {
                 Some(true) => (
@@ -356,7 +433,7 @@ pub fn classify(i: &ClassifyInput<'_>) -> (Cause, String) {
                      (a listener closed with connections still in its accept queue)"
                         .into(),
                 ),
-                None if i.process_context && i.state == Some("TCP_CLOSE") => (
+                None if own_close => (
                     Cause::LingerZero,
                     "kernel reason TCP_STATE from close() in state TCP_CLOSE (SO_LINGER 0 likely; \
                      the socket was not in a snapshot)"
@@ -376,6 +453,14 @@ pub fn classify(i: &ClassifyInput<'_>) -> (Cause, String) {
                 by_reason(Cause::InvalidSyn)
             }
         }
+        // An orphan in FIN_WAIT1 with TCP_LINGER2 < 0 is destroyed when the peer ACKs its FIN,
+        // and the kernel gives the reason TCP_ABORT_ON_DATA although no data came.
+        "TCP_ABORT_ON_DATA" if i.sender_linger2.is_some_and(|l| l < 0) => (
+            Cause::Linger2Negative,
+            "kernel reason TCP_ABORT_ON_DATA on a socket with TCP_LINGER2 < 0 (socket table): \
+             closed in FIN_WAIT1, destroyed when the peer acknowledged the FIN"
+                .into(),
+        ),
         "TCP_TIMEWAIT_SOCKET" | "TCP_ABORT_ON_DATA" => by_reason(Cause::DataAfterClose),
         "TCP_ABORT_ON_LINGER" => by_reason(Cause::Linger2Negative),
         "TCP_ABORT_ON_MEMORY" => by_reason(Cause::OrphansMemory),
@@ -422,11 +507,38 @@ mod tests {
         // thread, and a loopback NO_SOCKET reset lost its owner.
         let me = std::process::id();
         let mut r = TaskResolver::default();
-        let (pid, comm) = task_process(&mut r, me, "<...>").expect("our own process");
+        let none = |_| None;
+        let (pid, comm) = task_process(&mut r, me, "<...>", none).expect("our own process");
         assert_eq!(pid, me);
         assert_ne!(comm, "<...>");
-        assert_eq!(task_process(&mut r, me, "ksoftirqd/0"), None);
-        assert_eq!(task_process(&mut r, 0, "<idle>"), None);
+        assert_eq!(task_process(&mut r, me, "ksoftirqd/0", none), None);
+        assert_eq!(task_process(&mut r, 0, "<idle>", none), None);
+    }
+
+    #[test]
+    fn a_task_that_exited_keeps_its_pid_and_the_name_it_had() {
+        // Regression: a process that exited before the lookup, traced as `<...>`, was taken for
+        // a kernel thread and its reset lost its owner.
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let gone = c.id();
+        c.wait().unwrap();
+        let mut r = TaskResolver::default();
+        assert_eq!(
+            task_process(&mut r, gone, "<...>", |_| None),
+            Some((gone, "?".to_string()))
+        );
+        let mut r = TaskResolver::default();
+        let known = |pid| (pid == gone).then(|| "curl".to_string());
+        assert_eq!(
+            task_process(&mut r, gone, "<...>", known),
+            Some((gone, "curl".to_string()))
+        );
+        let mut r = TaskResolver::default();
+        assert_eq!(
+            task_process(&mut r, gone, "curl", |_| None),
+            Some((gone, "curl".to_string())),
+            "the traced name is kept"
+        );
     }
 
     fn sent(reason: &str) -> ClassifyInput<'_> {
@@ -481,6 +593,62 @@ mod tests {
         // Regression: closing a listener resets its queued children with TCP_STATE from close().
         i.source_port_listens = true;
         assert_eq!(classify(&i).0, Cause::Abort);
+    }
+
+    #[test]
+    fn the_trace_tells_linger_zero_from_a_closed_listener_and_ss_k() {
+        // What 6.18 prints for each (flags column, state, skbaddr): the process's own close()
+        // with SO_LINGER {1, 0}; a listener closed with a child queued; `ss -K`.
+        let close = ClassifyInput {
+            process_context: true,
+            state: Some("TCP_CLOSE"),
+            bh_flag_known: true,
+            ..sent("TCP_STATE")
+        };
+        // A table read before SO_LINGER was set, a long-lived listener on the port: the event wins.
+        let linger0 = ClassifyInput {
+            sender_linger: Some(Linger {
+                on: false,
+                seconds: 0,
+            }),
+            source_port_listens: true,
+            ..close.clone()
+        };
+        let (c, basis) = classify(&linger0);
+        assert_eq!(c, Cause::LingerZero, "{basis}");
+        assert!(!basis.contains("likely"), "{basis}");
+        let listener_closed = ClassifyInput {
+            bh_disabled: true,
+            ..close.clone()
+        };
+        let (c, basis) = classify(&listener_closed);
+        assert_eq!(c, Cause::Abort);
+        assert!(basis.contains("listener closed"), "{basis}");
+        let killed = ClassifyInput {
+            bh_disabled: true,
+            state: Some("TCP_ESTABLISHED"),
+            ..close.clone()
+        };
+        let (c, basis) = classify(&killed);
+        assert_eq!(c, Cause::Abort);
+        assert!(basis.contains("ss -K"), "{basis}");
+        // A reset answering a packet is not a close.
+        let answer = ClassifyInput {
+            answers_packet: true,
+            ..close
+        };
+        assert_eq!(classify(&answer).0, Cause::Abort);
+    }
+
+    #[test]
+    fn abort_on_data_with_linger2_negative_is_linger2() {
+        let mut i = sent("TCP_ABORT_ON_DATA");
+        assert_eq!(classify(&i).0, Cause::DataAfterClose);
+        i.sender_linger2 = Some(-1);
+        let (c, basis) = classify(&i);
+        assert_eq!(c, Cause::Linger2Negative, "{basis}");
+        i.sender_linger2 = Some(60);
+        assert_eq!(classify(&i).0, Cause::DataAfterClose);
     }
 
     #[test]

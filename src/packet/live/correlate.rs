@@ -452,6 +452,7 @@ mod tests {
             tid: 7,
             cpu: 0,
             in_interrupt: false,
+            bh_disabled: false,
             ts: 0.0,
         }
     }

@@ -1,7 +1,8 @@
 //! Facts read inside the watched namespace during the window: the
-//! reset-related MIB counters every second, and once at the start the
-//! interface names, the namespace's own addresses and the one sysctl the
-//! classification needs.
+//! reset-related MIB counters every second, and the interface names, the
+//! namespace's own addresses and the one sysctl the classification needs, at
+//! the start and again on every link or address change (netlink) and every
+//! second.
 //!
 //! Runs in a thread that entered the namespace (`host::netns::run_in`), so
 //! /proc/thread-self/net and /proc/sys/net are the namespace's.
@@ -90,6 +91,104 @@ pub fn namespace_facts() -> NamespaceFacts {
     facts
 }
 
+impl NamespaceFacts {
+    /// Take in a later reading: names of new interfaces, new addresses (addresses seen once
+    /// stay: a reset may still be in flight after its address went away), the sysctl's latest
+    /// value.
+    pub fn update(&mut self, later: NamespaceFacts) {
+        self.interfaces.extend(later.interfaces);
+        self.addresses.extend(later.addresses);
+        if later.abort_on_overflow.is_some() {
+            self.abort_on_overflow = later.abort_on_overflow;
+        }
+    }
+}
+
+/// Netlink groups whose messages mean the namespace's links or addresses changed.
+const GROUPS: u32 =
+    (libc::RTMGRP_LINK | libc::RTMGRP_IPV4_IFADDR | libc::RTMGRP_IPV6_IFADDR) as u32;
+
+/// Follow the calling thread's namespace until `stop`: read its facts again as soon as a link
+/// or address changes (RTM_NEWLINK/DELLINK, RTM_NEWADDR/DELADDR, from a netlink socket bound
+/// to those groups) and at least every `period` (for the sysctl, which has no event), and send
+/// each reading. Without the netlink socket it reads every `period` and says so once.
+pub fn follow_facts(period: Duration, stop: Arc<AtomicBool>, tx: Sender<NamespaceFacts>) {
+    // SAFETY: plain socket(2) and bind(2) with a zeroed, filled sockaddr_nl.
+    let fd = unsafe {
+        let fd = libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            libc::NETLINK_ROUTE,
+        );
+        let mut sa: libc::sockaddr_nl = std::mem::zeroed();
+        sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        sa.nl_groups = GROUPS;
+        if fd >= 0
+            && libc::bind(
+                fd,
+                (&sa as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            ) != 0
+        {
+            libc::close(fd);
+            -1
+        } else {
+            fd
+        }
+    };
+    // SAFETY: a descriptor we own from here on (or none).
+    let sock = (fd >= 0)
+        .then(|| unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    if sock.is_none() {
+        let mut f = NamespaceFacts::default();
+        f.notes.push(format!(
+            "address and link changes are read once a second only: no netlink socket ({})",
+            std::io::Error::last_os_error()
+        ));
+        if tx.send(f).is_err() {
+            return;
+        }
+    }
+    let mut last = Instant::now();
+    let mut buf = vec![0u8; 64 * 1024];
+    while !stop.load(Ordering::SeqCst) {
+        let mut changed = false;
+        if let Some(sock) = &sock {
+            use std::os::fd::AsRawFd;
+            let mut pfd = libc::pollfd {
+                fd: sock.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut pfd, 1, 50) };
+            loop {
+                // SAFETY: reading into our buffer.
+                let n =
+                    unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+                if n > 0 {
+                    changed = true;
+                    continue;
+                }
+                if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOBUFS) {
+                    // Messages were lost: read everything again.
+                    changed = true;
+                    continue;
+                }
+                break;
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if changed || last.elapsed() >= period {
+            last = Instant::now();
+            if tx.send(namespace_facts()).is_err() {
+                return;
+            }
+        }
+    }
+}
+
 /// Read the MIB counters of the calling thread's namespace (all of them; the report keeps
 /// [`RESET_COUNTERS`]).
 pub fn read_counters() -> anyhow::Result<CounterSample> {
@@ -109,6 +208,21 @@ pub fn read_counters() -> anyhow::Result<CounterSample> {
                 .join("; ")
         ),
     }
+}
+
+/// Tcp.OutRsts alone, read from the calling thread's /proc/thread-self/net/snmp with one
+/// read, and the wall-clock time right after it: the baseline that the captured frames are
+/// cut against (a full counter read takes long enough for resets to fall between its files).
+pub fn read_out_rsts() -> Option<(u64, std::time::Duration)> {
+    let text = std::fs::read_to_string("/proc/thread-self/net/snmp").ok()?;
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next()?, tcp.next()?);
+    let i = names.split_whitespace().position(|n| n == "OutRsts")?;
+    let v = values.split_whitespace().nth(i)?.parse().ok()?;
+    Some((v, at))
 }
 
 pub use crate::host::files::now_ms;

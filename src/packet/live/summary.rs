@@ -10,10 +10,12 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Serialize;
 
 use super::attribute::{Cause, EventOwner};
+use super::verdicts::supports_key;
+pub use super::verdicts::{FindingVerdict, Verdict, supported_rules, supports, verdicts};
 use crate::host::CounterSample;
 use crate::packet::capture::{CaptureStats, PacketDir};
 use crate::packet::live::correlate::MatchStats;
-use crate::rules::{Finding, FindingProcess, Severity};
+use crate::rules::Finding;
 
 /// Version of the packet-check JSON.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -44,9 +46,17 @@ pub struct ResetEvent {
     /// Whether a local socket took the reset (tcp_receive_reset), when that can be told.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub taken_by_socket: Option<bool>,
+    /// The socket table had seen the sending connection (for a NO_SOCKET reset: a connection
+    /// that existed and is gone, rather than a closed port or a stray segment).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub connection_seen: bool,
     /// The local process it is attributed to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<EventOwner>,
+    /// On loopback, the local process at the other end: the one the reset was sent to (for a
+    /// TIME_WAIT answer, the process that wrote late; `owner` is the one that closed first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<EventOwner>,
     pub cause: Cause,
     /// What the cause rests on.
     pub basis: String,
@@ -67,6 +77,10 @@ pub struct CauseSummary {
     pub top_peers: Vec<PeerCount>,
     /// Local processes with the most resets.
     pub top_processes: Vec<ProcessCount>,
+    /// On loopback, the local processes the resets were sent to (for a TIME_WAIT answer: the
+    /// ones that wrote late), most first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub top_peer_processes: Vec<ProcessCount>,
     /// More distinct peers or processes than are counted exactly (see `TRACKED`): the top
     /// lists may miss or undercount some.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -94,44 +108,6 @@ pub struct Second {
     pub resets: u64,
     pub by_cause: BTreeMap<Cause, u64>,
     /// Counter changes during this second (from the samples taken each second).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub counters: BTreeMap<String, u64>,
-}
-
-/// The verdict on one finding of the audit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// Resets of its kind were seen.
-    Confirmed,
-    /// None seen in the window.
-    NotSeen,
-    /// This window cannot tell (why is in `detail`).
-    CannotCheck,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Confirmed => "confirmed",
-            Self::NotSeen => "not seen",
-            Self::CannotCheck => "cannot check",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FindingVerdict {
-    pub rule: String,
-    pub title: String,
-    pub severity: Severity,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub process: Option<FindingProcess>,
-    pub verdict: Verdict,
-    /// Resets that confirm it.
-    pub resets: u64,
-    pub detail: String,
-    /// Changes of the finding's evidence counters over the window.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub counters: BTreeMap<String, u64>,
 }
@@ -198,7 +174,7 @@ pub struct PacketReport {
     pub notes: Vec<String>,
 }
 
-const TOP: usize = 5;
+pub(super) const TOP: usize = 5;
 
 /// Distinct peers (or processes) counted exactly per cause before the least frequent are
 /// dropped; past that, the top lists are approximate (`CauseSummary::approximate`).
@@ -246,10 +222,12 @@ struct CauseAcc {
     reasons: BTreeMap<String, u64>,
     peers: TopCounter<IpAddr>,
     procs: TopCounter<(u32, String)>,
+    peer_procs: TopCounter<(u32, String)>,
 }
 
-/// What decides whether a reset supports a finding: its cause, kernel reason and process.
-type SupportKey = (Cause, Option<String>, Option<u32>);
+/// What decides whether a reset supports a finding: its cause, kernel reason, process, and
+/// whether its connection had been seen.
+type SupportKey = (Cause, Option<String>, Option<u32>, bool);
 
 /// Everything the report says about the resets of a window, built as they arrive.
 ///
@@ -273,6 +251,8 @@ pub struct Tally {
     pub omitted: u64,
     first_sample: Option<CounterSample>,
     last_sample: Option<CounterSample>,
+    /// Names of the owners seen (pid -> comm), at most `2 * TRACKED`.
+    comms: HashMap<u32, String>,
 }
 
 impl Tally {
@@ -292,6 +272,7 @@ impl Tally {
             omitted: 0,
             first_sample: None,
             last_sample: None,
+            comms: HashMap::new(),
         }
     }
 
@@ -322,6 +303,7 @@ impl Tally {
             reasons: BTreeMap::new(),
             peers: TopCounter::new(),
             procs: TopCounter::new(),
+            peer_procs: TopCounter::new(),
         });
         acc.count += 1;
         if let Some(r) = &e.reason {
@@ -331,12 +313,23 @@ impl Tally {
             PacketDir::Received => e.src.ip(),
             _ => e.dst.ip(),
         });
+        if let Some(p) = &e.peer {
+            acc.peer_procs.add((p.pid, p.comm.clone()));
+        }
         if let Some(o) = &e.owner {
             acc.procs.add((o.pid, o.comm.clone()));
+            if self.comms.len() < 2 * TRACKED || self.comms.contains_key(&o.pid) {
+                self.comms.insert(o.pid, o.comm.clone());
+            }
         }
         *self
             .support
-            .entry((e.cause, e.reason.clone(), e.owner.as_ref().map(|o| o.pid)))
+            .entry((
+                e.cause,
+                e.reason.clone(),
+                e.owner.as_ref().map(|o| o.pid),
+                e.connection_seen,
+            ))
             .or_default() += 1;
         let i = e.t.max(0.0) as usize;
         let sec = self.second(i);
@@ -378,9 +371,53 @@ impl Tally {
     pub fn supporting(&self, f: &Finding) -> u64 {
         self.support
             .iter()
-            .filter(|((cause, reason, pid), _)| supports_key(f, *cause, reason.as_deref(), *pid))
+            .filter(|((cause, reason, pid, seen), _)| {
+                supports_key(f, *cause, reason.as_deref(), *pid, *seen)
+            })
             .map(|(_, n)| n)
             .sum()
+    }
+
+    /// The processes whose resets support finding `f` (most first), and how many supporting
+    /// resets have no known process.
+    pub fn supporting_processes(&self, f: &Finding) -> (Vec<ProcessCount>, u64) {
+        let mut by_pid: HashMap<u32, u64> = HashMap::new();
+        let mut unknown = 0;
+        for ((cause, reason, pid, seen), n) in &self.support {
+            if !supports_key(f, *cause, reason.as_deref(), *pid, *seen) {
+                continue;
+            }
+            match pid {
+                Some(p) => *by_pid.entry(*p).or_default() += n,
+                None => unknown += n,
+            }
+        }
+        let mut list: Vec<ProcessCount> = by_pid
+            .into_iter()
+            .map(|(pid, count)| ProcessCount {
+                pid,
+                comm: self.comms.get(&pid).cloned().unwrap_or_else(|| "?".into()),
+                count,
+            })
+            .collect();
+        list.sort_by(|a, b| b.count.cmp(&a.count).then(a.pid.cmp(&b.pid)));
+        (list, unknown)
+    }
+
+    /// Resets with kernel reason `reason` (whatever their mechanism), and how many of them
+    /// support `f`.
+    pub(super) fn with_reason(&self, f: &Finding, reason: &str) -> (u64, u64) {
+        let mut all = 0;
+        let mut supporting = 0;
+        for ((cause, r, pid, seen), n) in &self.support {
+            if r.as_deref() == Some(reason) {
+                all += n;
+                if supports_key(f, *cause, r.as_deref(), *pid, *seen) {
+                    supporting += n;
+                }
+            }
+        }
+        (all, supporting)
     }
 
     /// Totals by cause, most frequent first.
@@ -405,7 +442,13 @@ impl Tally {
                     .into_iter()
                     .map(|((pid, comm), count)| ProcessCount { pid, comm, count })
                     .collect(),
-                approximate: acc.peers.pruned || acc.procs.pruned,
+                top_peer_processes: acc
+                    .peer_procs
+                    .top(TOP)
+                    .into_iter()
+                    .map(|((pid, comm), count)| ProcessCount { pid, comm, count })
+                    .collect(),
+                approximate: acc.peers.pruned || acc.procs.pruned || acc.peer_procs.pruned,
             })
             .collect();
         out.sort_by(|a, b| b.count.cmp(&a.count).then(a.cause.cmp(&b.cause)));
@@ -459,140 +502,6 @@ impl Tally {
     }
 }
 
-/// The rules of `findings` that reset `e` supports.
-pub fn supported_rules(findings: &[Finding], e: &ResetEvent) -> Vec<String> {
-    let mut rules: Vec<String> = findings
-        .iter()
-        .filter(|f| supports(f, e))
-        .map(|f| f.rule.clone())
-        .collect();
-    rules.dedup();
-    rules
-}
-
-/// Seed causes confirmed by resets received on idle connections rather than by a kernel reason.
-fn is_middlebox_cause(cause: &str) -> bool {
-    matches!(cause.trim(), "4" | "5" | "14")
-}
-
-/// Does this reset support this finding?
-pub fn supports(f: &Finding, e: &ResetEvent) -> bool {
-    supports_key(
-        f,
-        e.cause,
-        e.reason.as_deref(),
-        e.owner.as_ref().map(|o| o.pid),
-    )
-}
-
-/// [`supports`] on what it looks at: the reset's cause, kernel reason and process.
-fn supports_key(f: &Finding, cause: Cause, reason: Option<&str>, pid: Option<u32>) -> bool {
-    if is_middlebox_cause(&f.cause) {
-        return cause == Cause::MiddleboxIdle;
-    }
-    let Some(reason) = reason else {
-        return false;
-    };
-    if !f.evidence.rst_reasons.iter().any(|r| r == reason) {
-        return false;
-    }
-    // A finding about one process is supported by that process's resets (or resets whose
-    // process is unknown).
-    match (&f.process, pid) {
-        (Some(p), Some(pid)) => p.pid == pid,
-        _ => true,
-    }
-}
-
-/// Verdicts for each finding. `reasons_available`: the kernel reported reasons in this window.
-pub fn verdicts(
-    findings: &[Finding],
-    tally: &Tally,
-    reasons_available: bool,
-    counters: &CounterWindow,
-    reason_note: &str,
-) -> Vec<FindingVerdict> {
-    findings
-        .iter()
-        .map(|f| {
-            let resets = tally.supporting(f);
-            let counter_moves: BTreeMap<String, u64> = f
-                .evidence
-                .counters
-                .iter()
-                .filter_map(|c| counters.delta.get(&c.name).map(|d| (c.name.clone(), *d)))
-                .collect();
-            let moved: Vec<String> = counter_moves
-                .iter()
-                .filter(|(_, d)| **d > 0)
-                .map(|(n, d)| format!("{n} +{d}"))
-                .collect();
-            let counters_text = if moved.is_empty() {
-                String::new()
-            } else {
-                format!("; counters: {}", moved.join(", "))
-            };
-            let (verdict, detail) = if is_middlebox_cause(&f.cause) {
-                if resets > 0 {
-                    (
-                        Verdict::Confirmed,
-                        format!("{resets} resets received on connections idle longer than the idle timeout{counters_text}"),
-                    )
-                } else {
-                    (
-                        Verdict::NotSeen,
-                        format!("no reset received on a connection idle longer than the idle timeout{counters_text}"),
-                    )
-                }
-            } else if f.evidence.rst_reasons.is_empty() {
-                (
-                    Verdict::CannotCheck,
-                    format!("the rule names no kernel reset reason to look for{counters_text}"),
-                )
-            } else if !reasons_available {
-                (
-                    Verdict::CannotCheck,
-                    format!(
-                        "needs the kernel's reset reasons ({}), not available here: {reason_note}{counters_text}",
-                        f.evidence.rst_reasons.join(", ")
-                    ),
-                )
-            } else if resets > 0 {
-                let who = f
-                    .process
-                    .as_ref()
-                    .map(|p| format!(" from {} (pid {})", p.comm, p.pid))
-                    .unwrap_or_default();
-                (
-                    Verdict::Confirmed,
-                    format!(
-                        "{resets} resets with reason {}{who}{counters_text}",
-                        f.evidence.rst_reasons.join(" or ")
-                    ),
-                )
-            } else {
-                (
-                    Verdict::NotSeen,
-                    format!(
-                        "no reset with reason {} in the window{counters_text}",
-                        f.evidence.rst_reasons.join(" or ")
-                    ),
-                )
-            };
-            FindingVerdict {
-                rule: f.rule.clone(),
-                title: f.title.clone(),
-                severity: f.severity,
-                process: f.process.clone(),
-                verdict,
-                resets,
-                detail,
-                counters: counter_moves,
-            }
-        })
-        .collect()
-}
-
 /// Changes between two samples (counters present in both; a counter that went down, after a
 /// namespace was recreated, counts as 0).
 pub fn delta(a: &CounterSample, b: &CounterSample) -> BTreeMap<String, u64> {
@@ -607,10 +516,15 @@ pub fn delta(a: &CounterSample, b: &CounterSample) -> BTreeMap<String, u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn event(cause: Cause, reason: Option<&str>, pid: Option<u32>, t: f64) -> ResetEvent {
+    pub(in crate::packet::live) fn event(
+        cause: Cause,
+        reason: Option<&str>,
+        pid: Option<u32>,
+        t: f64,
+    ) -> ResetEvent {
         ResetEvent {
             t,
             ts_ms: 0,
@@ -624,6 +538,8 @@ mod tests {
             reason: reason.map(str::to_string),
             state: None,
             taken_by_socket: None,
+            connection_seen: false,
+            peer: None,
             owner: pid.map(|pid| EventOwner {
                 pid,
                 comm: "app".into(),
@@ -635,7 +551,12 @@ mod tests {
         }
     }
 
-    fn finding(rule: &str, reasons: &[&str], pid: Option<u32>, cause: &str) -> Finding {
+    pub(in crate::packet::live) fn finding(
+        rule: &str,
+        reasons: &[&str],
+        pid: Option<u32>,
+        cause: &str,
+    ) -> Finding {
         // Through serde so fields added to Finding later (with defaults) need no change here.
         let mut v = serde_json::json!({
             "rule": rule, "title": rule, "severity": "medium", "cause": cause,
@@ -648,51 +569,12 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
-    fn tally(events: &[ResetEvent], max_events: usize) -> Tally {
+    pub(in crate::packet::live) fn tally(events: &[ResetEvent], max_events: usize) -> Tally {
         let mut t = Tally::new(1000, 2.0, max_events);
         for e in events {
             t.add(e.clone());
         }
         t
-    }
-
-    #[test]
-    fn verdicts_follow_reasons_and_processes() {
-        let events = vec![
-            event(Cause::LingerZero, Some("TCP_STATE"), Some(10), 0.5),
-            event(Cause::LingerZero, Some("TCP_STATE"), Some(11), 1.5),
-            event(Cause::NoSocket, Some("NO_SOCKET"), None, 1.7),
-        ];
-        let fs = vec![
-            finding("linger-zero", &["TCP_STATE"], Some(10), "6"),
-            finding("abort-on-overflow", &["INVALID_SYN"], None, "2b"),
-            finding("keepalive-above-idle-timeout", &["NO_SOCKET"], None, "4"),
-            finding("somaxconn-low", &[], None, "2"),
-        ];
-        // Kept or not, every event counts.
-        for max_events in [10, 1, 0] {
-            let t = tally(&events, max_events);
-            let v = verdicts(&fs, &t, true, &CounterWindow::default(), "");
-            assert_eq!(v[0].verdict, Verdict::Confirmed);
-            assert_eq!(v[0].resets, 1, "only pid 10's resets");
-            assert_eq!(v[1].verdict, Verdict::NotSeen);
-            assert_eq!(
-                v[2].verdict,
-                Verdict::NotSeen,
-                "NO_SOCKET alone is not a middlebox"
-            );
-            assert_eq!(v[3].verdict, Verdict::CannotCheck);
-            let v = verdicts(&fs, &t, false, &CounterWindow::default(), "no reason field");
-            assert_eq!(v[0].verdict, Verdict::CannotCheck);
-            assert!(v[0].detail.contains("no reason field"));
-        }
-        let mut t = tally(&events, 10);
-        let kept = t.take_events(&fs);
-        assert_eq!(kept[0].rules, vec!["linger-zero".to_string()]);
-        assert!(
-            kept[1].rules.is_empty(),
-            "pid 11 is not the finding's process"
-        );
     }
 
     #[test]

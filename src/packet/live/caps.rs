@@ -1,0 +1,83 @@
+//! What the live check needs from the process's capabilities, checked before anything starts.
+
+use crate::packet::ftrace;
+
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_NET_RAW: u32 = 13;
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// The effective capability set (CapEff of /proc/self/status); None when it cannot be read.
+fn effective_caps() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
+/// Fail with a message naming what is missing when the capture cannot work at all.
+/// Returns notes for what is missing but not fatal.
+pub fn check_privileges(
+    netns: bool,
+    tracefs: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<String>> {
+    let Some(caps) = effective_caps() else {
+        return Ok(vec![]);
+    };
+    let has = |c: u32| caps & (1u64 << c) != 0;
+    let mut missing = Vec::new();
+    if !has(CAP_NET_RAW) {
+        missing.push("CAP_NET_RAW (to open the AF_PACKET capture socket)");
+    }
+    let tracefs = tracefs.unwrap_or(std::path::Path::new(ftrace::TRACEFS));
+    let tracefs_ok =
+        has(CAP_SYS_ADMIN) || nix::unistd::access(tracefs, nix::unistd::AccessFlags::W_OK).is_ok();
+    let tracefs_missing = format!(
+        "tracefs access (CAP_SYS_ADMIN or write access to {}, for the kernel's reset reasons)",
+        tracefs.display()
+    );
+    if !tracefs_ok {
+        missing.push(&tracefs_missing);
+    }
+    if netns && !has(CAP_SYS_ADMIN) {
+        missing.push("CAP_SYS_ADMIN (to enter the network namespace given with --netns)");
+    }
+    if !has(CAP_NET_RAW) || (netns && !has(CAP_SYS_ADMIN)) {
+        anyhow::bail!(
+            "packet-check cannot capture: missing {}. Run it as root (sudo rstaudit packet-check ...)",
+            missing.join("; ")
+        );
+    }
+    Ok(missing
+        .into_iter()
+        .map(|m| format!("missing {m}: working from packets and counters only"))
+        .collect())
+}
+
+/// `packet-check --lab` builds namespaces, veth pairs and nftables rules: fail up front, before
+/// any trace instance or namespace, when CAP_SYS_ADMIN or CAP_NET_ADMIN is missing.
+pub fn check_lab_privileges() -> anyhow::Result<()> {
+    let Some(caps) = effective_caps() else {
+        return Ok(());
+    };
+    let missing: Vec<&str> = [
+        (
+            CAP_SYS_ADMIN,
+            "CAP_SYS_ADMIN (to create network namespaces)",
+        ),
+        (
+            CAP_NET_ADMIN,
+            "CAP_NET_ADMIN (for veth pairs, addresses and nftables inside them)",
+        ),
+    ]
+    .into_iter()
+    .filter(|(c, _)| caps & (1u64 << c) == 0)
+    .map(|(_, what)| what)
+    .collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "packet-check --lab cannot build its namespaces: missing {}. Run it as root \
+             (sudo rstaudit packet-check --lab ...); nothing was started",
+            missing.join("; ")
+        );
+    }
+    Ok(())
+}

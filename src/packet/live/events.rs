@@ -1,0 +1,248 @@
+//! One captured reset and its trace events made into a [`ResetEvent`]: owner, cause, interface;
+//! and the `--events-file` stream.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::attribute::{
+    self, ClassifyInput, EventOwner, OwnerSource, SocketIndex, TaskResolver, classify, task_process,
+};
+use super::correlate::Matched;
+use super::sampler::{self, NamespaceFacts};
+use super::summary::{self, ResetEvent, Tally};
+use crate::packet::capture::PacketDir;
+use crate::rules::Finding;
+
+/// `--events-file`: every event as one JSON line, written as it is seen.
+pub(super) struct EventStream {
+    path: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    written: u64,
+    error: Option<String>,
+}
+
+impl EventStream {
+    pub(super) fn create(path: &std::path::Path) -> anyhow::Result<Self> {
+        let file = crate::output::create(path)
+            .with_context(|| format!("creating the events file {}", path.display()))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            out: std::io::BufWriter::new(file),
+            written: 0,
+            error: None,
+        })
+    }
+
+    pub(super) fn write(&mut self, e: &ResetEvent) {
+        if self.error.is_some() {
+            return;
+        }
+        let r = serde_json::to_writer(&mut self.out, e)
+            .map_err(std::io::Error::from)
+            .and_then(|()| self.out.write_all(b"\n"));
+        match r {
+            Ok(()) => self.written += 1,
+            Err(e) => self.error = Some(e.to_string()),
+        }
+    }
+
+    /// Flush; a note if anything could not be written.
+    pub(super) fn finish(mut self) -> Option<String> {
+        if self.error.is_none()
+            && let Err(e) = self.out.flush()
+        {
+            self.error = Some(e.to_string());
+        }
+        self.error.map(|e| {
+            format!(
+                "writing the events file {} stopped after {} events: {e}",
+                self.path.display(),
+                self.written
+            )
+        })
+    }
+}
+
+pub(super) struct Ctx {
+    pub started_at_ms: u64,
+    pub facts: NamespaceFacts,
+    pub resolver: TaskResolver,
+    pub receive_traced: bool,
+    pub idle_timeout_s: Option<f64>,
+    /// The trace marks bottom-half-disabled sections (see `TraceSession::bh_flag`).
+    pub bh_flag_known: bool,
+}
+
+pub(super) fn to_event(m: Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetEvent {
+    let p = &m.packet;
+    let seg = p.seg;
+    let sent = p.dir == PacketDir::Sent;
+    let send = m.send.as_ref();
+    let sender = if sent {
+        index.conn(seg.src, seg.dst)
+    } else {
+        None
+    };
+    // A listener is the owner of what its queue holds: an un-accepted connection or a SYN-RECV
+    // entry has no process of its own in the table.
+    let listener = if sent && sender.is_none_or(|s| s.pid.is_none()) {
+        index.listener(seg.src)
+    } else {
+        None
+    };
+    let receiver = if !sent || p.loopback {
+        index.conn(seg.dst, seg.src)
+    } else {
+        None
+    };
+    let known = |pid| index.comm_of(pid).map(str::to_string);
+    let mut owner = None;
+    // The running task is the sender only for a reset it made from a system call on its own
+    // socket: an active reset (close(), shutdown(), no packet answered), or one answering a
+    // packet on a socket the task holds. A reset answering a packet in process context is
+    // receive processing run on the task's time (a write into a tun device, a userspace VPN,
+    // slirp4netns/pasta): the socket says whose it is.
+    if let Some(s) = send
+        && !s.task.in_interrupt
+        && let Some((pid, comm)) = task_process(&mut ctx.resolver, s.task.tid, &s.task.comm, known)
+    {
+        let holds = |i: Option<&attribute::SockInfo>| i.is_some_and(|i| i.pid == Some(pid));
+        if !s.has_skb || holds(sender) || holds(listener) {
+            owner = Some(EventOwner {
+                pid,
+                comm,
+                source: OwnerSource::Task,
+            });
+        }
+    }
+    let from_sock = |info: Option<&attribute::SockInfo>, source| {
+        info.and_then(|i| {
+            Some(EventOwner {
+                pid: i.pid?,
+                comm: i.comm.as_deref().unwrap_or("?").to_string(),
+                source,
+            })
+        })
+    };
+    if owner.is_none() {
+        owner = from_sock(
+            sender,
+            if sent {
+                OwnerSource::Socket
+            } else {
+                OwnerSource::PeerSocket
+            },
+        )
+        .or_else(|| from_sock(listener, OwnerSource::Listener))
+        .or_else(|| {
+            from_sock(
+                receiver,
+                if sent {
+                    OwnerSource::PeerSocket
+                } else {
+                    OwnerSource::Socket
+                },
+            )
+        });
+    }
+    if owner.is_none()
+        && p.loopback
+        && let Some(s) = send
+        && let Some((pid, comm)) = task_process(&mut ctx.resolver, s.task.tid, &s.task.comm, known)
+    {
+        owner = Some(EventOwner {
+            pid,
+            comm,
+            source: OwnerSource::SoftirqTask,
+        });
+    }
+    // On loopback both ends are here: the process the reset was sent to, when it is not the
+    // owner itself.
+    // A reset answering a packet on loopback runs on the time of the process whose segment it
+    // answers.
+    let peer = if sent && p.loopback {
+        from_sock(receiver, OwnerSource::PeerSocket)
+            .or_else(|| {
+                let s = send.filter(|s| s.has_skb)?;
+                let (pid, comm) = task_process(&mut ctx.resolver, s.task.tid, &s.task.comm, known)?;
+                Some(EventOwner {
+                    pid,
+                    comm,
+                    source: OwnerSource::SoftirqTask,
+                })
+            })
+            .filter(|peer| owner.as_ref().is_none_or(|o| o.pid != peer.pid))
+    } else {
+        None
+    };
+    let idle_ms = if sent {
+        None
+    } else {
+        receiver.and_then(|r| Some(r.idle_ms? + sampler::now_ms().saturating_sub(r.seen_at_ms)))
+    };
+    let (cause, basis) = classify(&ClassifyInput {
+        sent,
+        reason: send.and_then(|s| s.reason.as_deref()),
+        state: send.and_then(|s| s.state.as_deref()),
+        process_context: send.is_some_and(|s| !s.task.in_interrupt),
+        bh_disabled: send.is_some_and(|s| s.task.bh_disabled),
+        answers_packet: send.is_some_and(|s| s.has_skb),
+        bh_flag_known: ctx.bh_flag_known,
+        sender_linger: sender.and_then(|s| s.linger),
+        sender_linger2: sender.and_then(|s| s.linger2),
+        sender_unowned: sender.is_some_and(|s| s.pid.is_none()),
+        source_port_listens: sent && index.listener(seg.src).is_some(),
+        abort_on_overflow: ctx.facts.abort_on_overflow,
+        idle_ms,
+        idle_timeout_s: ctx.idle_timeout_s,
+    });
+    let basis = match (send.and_then(|s| s.reason.as_deref()), &owner, &peer) {
+        (Some("TCP_TIMEWAIT_SOCKET"), Some(o), Some(w)) => format!(
+            "{basis}: {} (pid {}) closed first, {} (pid {}) wrote after that",
+            o.comm, o.pid, w.comm, w.pid
+        ),
+        _ => basis,
+    };
+    ResetEvent {
+        t: p.ts_ms.saturating_sub(ctx.started_at_ms) as f64 / 1000.0,
+        ts_ms: p.ts_ms,
+        direction: p.dir,
+        interface: ctx
+            .facts
+            .interfaces
+            .get(&p.ifindex)
+            .cloned()
+            .unwrap_or_else(|| format!("if{}", p.ifindex)),
+        loopback: p.loopback,
+        src: seg.src,
+        dst: seg.dst,
+        seq: seg.seq,
+        ack: seg.ack,
+        reason: send.and_then(|s| s.reason.clone()),
+        state: send.and_then(|s| s.state.clone()),
+        taken_by_socket: (ctx.receive_traced && (!sent || p.loopback))
+            .then_some(m.receive.is_some()),
+        connection_seen: sent && sender.is_some(),
+        owner,
+        peer,
+        cause,
+        basis,
+        rules: Vec::new(),
+    }
+}
+
+/// Count one event, and write it to the events file (listing the findings known so far).
+pub(super) fn record(
+    tally: &mut Tally,
+    stream: Option<&mut EventStream>,
+    findings: &[Finding],
+    mut e: ResetEvent,
+) {
+    if let Some(stream) = stream {
+        e.rules = summary::supported_rules(findings, &e);
+        stream.write(&e);
+    }
+    tally.add(e);
+}
