@@ -379,10 +379,13 @@ pub fn classify(i: &ClassifyInput<'_>) -> (Cause, String) {
         return (Cause::Received, "received from the peer".into());
     }
     let Some(reason) = i.reason else {
-        return (
-            Cause::SentUnknown,
-            "no kernel reason (no tracepoint event matched)".into(),
-        );
+        // An event that matched without a reason is one of a kernel before 6.10.
+        let why = if i.state.is_some() {
+            "no kernel reason (this kernel's trace event has none: before 6.10)"
+        } else {
+            "no kernel reason (no tracepoint event matched)"
+        };
+        return (Cause::SentUnknown, why.into());
     };
     let by_reason = |c: Cause| (c, format!("kernel reason {reason}"));
     match reason {
@@ -568,6 +571,22 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(classify(&none).0, Cause::SentUnknown);
+        assert!(classify(&none).1.contains("no tracepoint event matched"));
+    }
+
+    #[test]
+    fn an_event_without_a_reason_is_not_called_unmatched() {
+        // Regression (seen on Debian's 6.1 in the kernel matrix): a reset whose trace event
+        // matched, on a kernel whose events have no reason, said "no tracepoint event matched".
+        let old_kernel = ClassifyInput {
+            sent: true,
+            state: Some("TCP_CLOSE"),
+            ..Default::default()
+        };
+        let (cause, basis) = classify(&old_kernel);
+        assert_eq!(cause, Cause::SentUnknown);
+        assert!(basis.contains("before 6.10"), "{basis}");
+        assert!(!basis.contains("no tracepoint event matched"), "{basis}");
     }
 
     #[test]
