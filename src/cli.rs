@@ -194,6 +194,12 @@ pub struct AuditArgs {
         value_parser = parse_fail_on
     )]
     pub fail_on: FailOn,
+    /// Accept file (YAML): waivers naming findings that are accepted, each with a reason
+    /// and an expiry date. Accepted findings are still shown and do not count against
+    /// --fail-on; an expired or unused waiver is reported and fails the audit unless
+    /// --fail-on is never (docs/accept.md).
+    #[arg(long, value_name = "FILE")]
+    pub accept: Option<PathBuf>,
     /// Write the report to FILE instead of standard output.
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,

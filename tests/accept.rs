@@ -1,0 +1,288 @@
+//! `rstaudit audit --accept FILE`: waivers accept findings (still shown, not counted against
+//! --fail-on), expired and unused waivers are reported and fail the audit, and the accept
+//! file's problems are diagnostics (pinned as insta snapshots).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::fixture::{host, listener};
+
+/// tcp_abort_on_overflow=1 (high, exposed: nginx listens) and tcp_rfc1337=0 (info).
+fn saved(dir: &Path) -> PathBuf {
+    let snap = host()
+        .sysctl("net.ipv4.tcp_abort_on_overflow", "1")
+        .sysctl("net.ipv4.tcp_rfc1337", "0")
+        .socket(listener("0.0.0.0:443", 0, 511).owner(812, "nginx"))
+        .build();
+    let path = dir.join("host.json");
+    std::fs::write(&path, serde_json::to_vec(&snap).unwrap()).unwrap();
+    path
+}
+
+fn audit(dir: &Path, args: &[&str]) -> std::process::Output {
+    let snap = saved(dir);
+    common::rstaudit()
+        .current_dir(dir)
+        .arg("audit")
+        .arg("--snapshot")
+        .arg(&snap)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn accept_file(dir: &Path, body: &str) -> String {
+    common::write_file(dir, "accept.yaml", body);
+    "accept.yaml".to_string()
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", common::text(out)))
+}
+
+fn finding<'a>(report: &'a serde_json::Value, rule: &str) -> &'a serde_json::Value {
+    report["namespaces"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == rule)
+        .unwrap_or_else(|| panic!("no {rule} finding in {report}"))
+}
+
+const NGINX_WAIVER: &str = "accept:\n  - rule: abort-on-overflow\n    process: nginx\n    reason: the LB retries; tracked in OPS-42\n    expires: 2099-12-31\n";
+
+#[test]
+fn accepted_findings_stay_in_every_output_and_do_not_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Without the waiver the high, exposed finding fails the default --fail-on.
+    common::exits(&audit(d, &[]), 1);
+    let accept = accept_file(d, NGINX_WAIVER);
+    let out = audit(d, &["--accept", &accept, "--format", "json"]);
+    common::exits(&out, 0);
+    let report = json(&out);
+    assert_eq!(report["schema"], 3);
+    let f = finding(&report, "abort-on-overflow");
+    assert_eq!(
+        f["accepted"]["reason"], "the LB retries; tracked in OPS-42",
+        "{f}"
+    );
+    assert_eq!(f["accepted"]["expires"], "2099-12-31");
+    assert_eq!(f["accepted"]["waiver"], "accept.yaml:2");
+    assert!(finding(&report, "rfc1337-off").get("accepted").is_none());
+    assert_eq!(report["waivers"][0]["state"], "active", "{report}");
+    assert_eq!(report["waivers"][0]["matched"], 1);
+    assert_eq!(report["summary"]["failed"], false);
+    assert_eq!(
+        report["summary"]["findings"], 2,
+        "accepted findings still count as findings"
+    );
+
+    let table = common::exits(&audit(d, &["--accept", &accept]), 0);
+    assert!(
+        table.contains("ACCEPTED until 2099-12-31: the LB"),
+        "{table}"
+    );
+    assert!(
+        table.contains("Waivers: 1 finding accepted by 1 waiver; 0 expired or unused."),
+        "{table}"
+    );
+
+    let junit = common::exits(&audit(d, &["--accept", &accept, "--format", "junit"]), 0);
+    assert!(!junit.contains("<failure"), "{junit}");
+    assert!(
+        junit.contains("accepted until 2099-12-31: the LB retries"),
+        "{junit}"
+    );
+    assert!(
+        junit.contains("<testsuite name=\"rstaudit waivers\" tests=\"1\" failures=\"0\""),
+        "{junit}"
+    );
+
+    let prom = common::exits(
+        &audit(d, &["--accept", &accept, "--format", "prometheus"]),
+        0,
+    );
+    assert!(
+        prom.contains("rstaudit_findings_accepted{netns=\"host\",rule=\"abort-on-overflow\"} 1"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("rstaudit_waivers{state=\"active\"} 1"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("rstaudit_audit_failed{fail_on=\"exposed:medium\"} 0"),
+        "{prom}"
+    );
+
+    let html = common::exits(&audit(d, &["--accept", &accept, "--format", "html"]), 0);
+    assert!(
+        html.contains("<strong>Accepted</strong> until 2099-12-31: the LB retries"),
+        "{html}"
+    );
+    assert!(html.contains("id=\"waivers\""), "{html}");
+}
+
+#[test]
+fn a_waiver_accepts_only_what_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (scope, accepted) in [
+        ("    sysctl: net.ipv4.tcp_abort_on_overflow\n", true),
+        ("    netns: host\n", true),
+        ("    process: java\n", false),
+        ("    netns: blue\n", false),
+        ("    sysctl: net.ipv4.tcp_rfc1337\n", false),
+    ] {
+        let accept = accept_file(
+            d,
+            &format!(
+                "accept:\n  - rule: abort-on-overflow\n{scope}    reason: r\n    expires: 2099-12-31\n"
+            ),
+        );
+        let out = audit(
+            d,
+            &[
+                "--accept",
+                &accept,
+                "--format",
+                "json",
+                "--fail-on",
+                "never",
+            ],
+        );
+        common::exits(&out, 0);
+        let report = json(&out);
+        let f = finding(&report, "abort-on-overflow");
+        assert_eq!(f.get("accepted").is_some(), accepted, "{scope}: {f}");
+        let state = if accepted { "active" } else { "unused" };
+        assert_eq!(report["waivers"][0]["state"], state, "{scope}");
+    }
+}
+
+#[test]
+fn an_expired_waiver_accepts_nothing_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let accept = accept_file(d, &NGINX_WAIVER.replace("2099-12-31", "2020-01-01"));
+    let out = audit(d, &["--accept", &accept, "--format", "json"]);
+    common::exits(&out, 1);
+    let report = json(&out);
+    assert!(
+        finding(&report, "abort-on-overflow")
+            .get("accepted")
+            .is_none()
+    );
+    assert_eq!(report["waivers"][0]["state"], "expired");
+    assert_eq!(report["waivers"][0]["matched"], 1);
+    // The finding alone would pass --fail-on critical; the expired waiver still fails it.
+    common::exits(&audit(d, &["--fail-on", "critical"]), 0);
+    let table = common::exits(
+        &audit(d, &["--accept", &accept, "--fail-on", "critical"]),
+        1,
+    );
+    assert!(
+        table.contains("accept.yaml:2 abort-on-overflow (process nginx): EXPIRED on 2020-01-01"),
+        "{table}"
+    );
+    assert!(
+        table.contains("1 expired or unused waiver (--fail-on exposed:critical): exit 1"),
+        "{table}"
+    );
+    let junit = common::exits(
+        &audit(
+            d,
+            &[
+                "--accept",
+                &accept,
+                "--fail-on",
+                "critical",
+                "--format",
+                "junit",
+            ],
+        ),
+        1,
+    );
+    assert!(junit.contains("<failure type=\"expired\""), "{junit}");
+    // --fail-on never: reported, exit 0.
+    let table = common::exits(&audit(d, &["--accept", &accept, "--fail-on", "never"]), 0);
+    assert!(table.contains("EXPIRED on 2020-01-01"), "{table}");
+}
+
+#[test]
+fn an_unused_waiver_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // tw-recycle passes on this host: its waiver matches nothing.
+    let accept = accept_file(
+        d,
+        &format!(
+            "{NGINX_WAIVER}  - rule: tw-recycle\n    reason: old kernel\n    expires: 2099-01-01\n"
+        ),
+    );
+    let out = audit(d, &["--accept", &accept, "--format", "json"]);
+    common::exits(&out, 1);
+    let report = json(&out);
+    assert_eq!(report["waivers"][1]["state"], "unused", "{report}");
+    assert_eq!(report["waivers"][1]["waiver"], "accept.yaml:6");
+    assert_eq!(report["summary"]["failed"], true);
+    let prom = common::exits(
+        &audit(d, &["--accept", &accept, "--format", "prometheus"]),
+        1,
+    );
+    assert!(
+        prom.contains("rstaudit_waivers{state=\"unused\"} 1"),
+        "{prom}"
+    );
+    let table = common::exits(&audit(d, &["--accept", &accept]), 1);
+    assert!(
+        table.contains("accept.yaml:6 tw-recycle: UNUSED"),
+        "{table}"
+    );
+}
+
+/// Run the audit with an accept file; it must refuse (exit 2, nothing on stdout).
+fn refused(dir: &Path, name: &str, body: Option<&str>) -> String {
+    if let Some(body) = body {
+        common::write_file(dir, name, body);
+    }
+    let out = audit(dir, &["--accept", name]);
+    assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
+    assert!(out.stdout.is_empty(), "{}", common::text(&out));
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn accept_file_diagnostics() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut all = String::new();
+    all += &refused(
+        d,
+        "unknown-key.yaml",
+        Some("accept:\n  - rule: abort-on-overflow\n    reasn: typo\n    expires: 2099-01-01\n"),
+    );
+    all += &refused(
+        d,
+        "wrong-type.yaml",
+        Some(
+            "accept:\n  - rule: abort-on-overflow\n    reason: [one, two]\n    expires: 2099-01-01\n",
+        ),
+    );
+    all += &refused(
+        d,
+        "not-a-list.yaml",
+        Some("accept:\n  rule: abort-on-overflow\n"),
+    );
+    all += &refused(
+        d,
+        "semantic.yaml",
+        Some(
+            "accept:\n  - rule: abort-on-overflw\n    reason: typo in the id\n    expires: 2099-01-01\n  - rule: abort-on-overflow\n    expires: 2099-01-01\n  - rule: rfc1337-off\n    reason: \" \"\n    expires: 2027-02-30\n  - rule: half-open\n    reason: no expiry\n  - reason: no rule\n    sysctl: net/ipv4/../x\n    expires: 31.12.2099\n",
+        ),
+    );
+    all += &refused(d, "missing.yaml", None);
+    insta::assert_snapshot!(all.replace(&*d.to_string_lossy(), "[DIR]"));
+}
