@@ -10,9 +10,14 @@ use crate::report::{self, AuditReport};
 use crate::rules::{self, Selection, Threshold};
 
 /// Run the command.
-pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
-    let selection = selection(&args.select)?;
+pub fn run(mut args: AuditArgs) -> anyhow::Result<ExitCode> {
+    let config = super::config::merge(&mut args)?;
+    let mut selection = selection(&args.select)?;
     let set = selection.load()?;
+    if let Some((config, before_profile)) = config {
+        super::config::check_names(&config, &set)?;
+        selection.params.splice(0..0, before_profile);
+    }
     let plan = selection.plan(&set)?;
     let accept = match &args.accept {
         Some(path) => {
@@ -30,7 +35,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         let findings = audits.iter_mut().flat_map(|(_, out)| &mut out.findings);
         rules::accept::apply(&file, findings, today())
     });
-    let mut report = AuditReport::new(audits, threshold(args.fail_on));
+    let mut report = AuditReport::new(audits, threshold(args.fail_on.unwrap_or_default()));
     if let Some(waivers) = waivers {
         report = report.with_waivers(waivers);
     }
