@@ -286,3 +286,88 @@ fn accept_file_diagnostics() {
     all += &refused(d, "missing.yaml", None);
     insta::assert_snapshot!(all.replace(&*d.to_string_lossy(), "[DIR]"));
 }
+
+/// `ansible-playbook docs/ansible/site.yml` against localhost, aimed at namespace `ns`, with
+/// the accept file `accept` (ansible-core is needed, as for tests/ecosystem_ansible.rs).
+fn play(dir: &Path, ns: &str, accept: &Path) -> std::process::Output {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let inventory = common::write_file(
+        dir,
+        "inventory.ini",
+        "localhost ansible_connection=local ansible_python_interpreter=\"{{ ansible_playbook_python }}\"\n",
+    );
+    let vars = serde_json::json!({
+        "rstaudit_bin": env!("CARGO_BIN_EXE_rstaudit"),
+        "rstaudit_netns": ns,
+        "rstaudit_profile": "baseline",
+        "rstaudit_state_dir": dir.join("state"),
+        "rstaudit_results_dir": dir.join("results"),
+        "rstaudit_become": false,
+        "rstaudit_accept": accept,
+    });
+    let out = std::process::Command::new("python3")
+        .args(["-m", "ansible.cli.playbook", "-i"])
+        .arg(&inventory)
+        .arg(root.join("docs/ansible/site.yml"))
+        .arg("-e")
+        .arg(vars.to_string())
+        .env("ANSIBLE_HOME", dir.join("ansible-home"))
+        .env("ANSIBLE_LOCAL_TEMP", dir.join("ansible-tmp"))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
+        .env("ANSIBLE_CONFIG", dir.join("none.cfg"))
+        .output()
+        .expect("python3 is needed for this test");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No module named ansible"),
+        "ansible-core is needed for this test (pip install ansible-core, see .ci/run): {stderr}"
+    );
+    out
+}
+
+#[test]
+fn the_ansible_role_passes_the_accept_file_and_fails_on_a_stale_waiver() {
+    common::require_root();
+    let ns = common::Netns::new("accept");
+    ns.sysctl("net.ipv4.tcp_abort_on_overflow", "1");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    // An expired waiver fails the host before anything is applied.
+    let accept = common::write_file(
+        d,
+        "accept.yaml",
+        &NGINX_WAIVER
+            .replace("    process: nginx\n", "")
+            .replace("2099-12-31", "2020-01-01"),
+    );
+    let out = play(d, &ns.name, &accept);
+    let log = common::text(&out);
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    assert!(log.contains("stale waivers in"), "{log}");
+    assert!(
+        log.contains("abort-on-overflow: expired (expires 2020-01-01)"),
+        "{log}"
+    );
+    assert_eq!(ns.read_sysctl("net.ipv4.tcp_abort_on_overflow"), "1");
+
+    // A waiver in force: the collected result marks the finding accepted, the play goes on.
+    common::write_file(
+        d,
+        "accept.yaml",
+        &NGINX_WAIVER.replace("    process: nginx\n", ""),
+    );
+    let out = play(d, &ns.name, &accept);
+    let log = common::text(&out);
+    assert!(out.status.success(), "{log}");
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("results/localhost.json")).unwrap())
+            .unwrap();
+    let f = finding(&result, "abort-on-overflow");
+    assert_eq!(
+        f["accepted"]["reason"], "the LB retries; tracked in OPS-42",
+        "{f}"
+    );
+    assert_eq!(result["waivers"][0]["state"], "active", "{result}");
+}
