@@ -371,3 +371,62 @@ fn the_ansible_role_passes_the_accept_file_and_fails_on_a_stale_waiver() {
     );
     assert_eq!(result["waivers"][0]["state"], "active", "{result}");
 }
+
+#[test]
+fn junit_and_prometheus_with_waivers_pass_their_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // One waiver in force, one expired, one unused.
+    let accept = accept_file(
+        d,
+        &format!(
+            "{NGINX_WAIVER}  - rule: rfc1337-off\n    reason: <old & \"quoted\">\n    expires: 2020-01-01\n  - rule: tw-recycle\n    reason: r\n    expires: 2099-01-01\n"
+        ),
+    );
+    let out = audit(
+        d,
+        &["--accept", &accept, "--format", "junit", "-o", "r.xml"],
+    );
+    common::exits(&out, 1);
+    let xsd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/junit.xsd");
+    let lint = std::process::Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(&xsd)
+        .arg(d.join("r.xml"))
+        .output()
+        .expect("xmllint is needed for this test (Debian libxml2-utils, see .ci/run)");
+    assert!(lint.status.success(), "{}", common::text(&lint));
+    let xml = std::fs::read_to_string(d.join("r.xml")).unwrap();
+    assert!(
+        xml.contains("<testsuite name=\"rstaudit waivers\" tests=\"3\" failures=\"2\""),
+        "{xml}"
+    );
+
+    let out = audit(d, &["--accept", &accept, "--format", "prometheus"]);
+    common::exits(&out, 1);
+    let prom = String::from_utf8(out.stdout).unwrap();
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is needed for this test (Debian package `prometheus`, see .ci/run)");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), prom.as_bytes()).unwrap();
+    let checked = child.wait_with_output().unwrap();
+    assert!(checked.status.success(), "{}", common::text(&checked));
+    let remarks = format!(
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(remarks.trim().is_empty(), "promtool remarks: {remarks}");
+    for line in [
+        "rstaudit_waivers{state=\"active\"} 1",
+        "rstaudit_waivers{state=\"expired\"} 1",
+        "rstaudit_waivers{state=\"unused\"} 1",
+        "rstaudit_audit_failed{fail_on=\"exposed:medium\"} 1",
+    ] {
+        assert!(prom.contains(line), "{line}: {prom}");
+    }
+}
