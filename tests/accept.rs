@@ -177,6 +177,11 @@ fn an_expired_waiver_accepts_nothing_and_fails() {
     );
     assert_eq!(report["waivers"][0]["state"], "expired");
     assert_eq!(report["waivers"][0]["matched"], 1);
+    let table = common::exits(&audit(d, &["--accept", &accept]), 1);
+    assert!(
+        table.contains("exposed or observed findings at or above medium and 1 expired or unused waiver (--fail-on exposed:medium): exit 1"),
+        "{table}"
+    );
     // The finding alone would pass --fail-on critical; the expired waiver still fails it.
     common::exits(&audit(d, &["--fail-on", "critical"]), 0);
     let table = common::exits(

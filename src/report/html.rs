@@ -66,16 +66,10 @@ pub fn audit(report: &AuditReport) -> String {
     let mut body = String::new();
     let total = report.summary.findings;
 
-    let stale = report.stale_waivers().count();
-    let verdict = if report.summary.failed && stale > 0 {
-        format!(
-            "<p class=\"verdict failed\">{stale} expired or unused waiver(s) of the accept file (<code>--fail-on {}</code>): the audit fails (exit 1).</p>\n",
-            escape(&report.fail_on)
-        )
-    } else if report.summary.failed {
+    let verdict = if report.summary.failed {
         format!(
             "<p class=\"verdict failed\">{} (<code>--fail-on {}</code>): the audit fails (exit 1).</p>\n",
-            capitalise(&escape(&super::describe_threshold(&report.fail_on))),
+            capitalise(&escape(&report.failure_reasons())),
             escape(&report.fail_on)
         )
     } else if report.fail_on == "never" {

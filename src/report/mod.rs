@@ -172,6 +172,37 @@ impl AuditReport {
         self.waivers.iter().filter(|w| w.state.is_stale())
     }
 
+    /// Whether a finding that is not accepted is at or above `fail_on`.
+    pub fn findings_fail(&self) -> bool {
+        Threshold::parse(&self.fail_on).is_ok_and(|t| {
+            self.namespaces
+                .iter()
+                .flat_map(|n| &n.findings)
+                .any(|f| f.accepted.is_none() && t.fails(f))
+        })
+    }
+
+    /// Why the audit fails, in words (`exposed or observed findings at or above medium and
+    /// 1 expired or unused waiver`); empty when it does not.
+    pub fn failure_reasons(&self) -> String {
+        let mut why = Vec::new();
+        if self.findings_fail() {
+            why.push(describe_threshold(&self.fail_on));
+        }
+        let stale = self.stale_waivers().count();
+        if self.fail_on != "never" && stale > 0 {
+            why.push(format!(
+                "{stale} expired or unused waiver{}",
+                if stale == 1 { "" } else { "s" }
+            ));
+        }
+        if why.is_empty() {
+            // Failed on what this report does not hold (built by hand): the threshold.
+            return describe_threshold(&self.fail_on);
+        }
+        why.join(" and ")
+    }
+
     /// How many findings a waiver accepts.
     pub fn accepted(&self) -> usize {
         self.namespaces

@@ -187,19 +187,12 @@ pub fn table(report: &AuditReport, color: bool) -> Vec<u8> {
         s.not_applicable,
         s.not_checked
     );
-    let stale = report.stale_waivers().count();
     let verdict = if report.fail_on == "never" {
         "--fail-on never: exit 0".to_string()
-    } else if s.failed && stale > 0 {
-        format!(
-            "{stale} expired or unused waiver{} (--fail-on {}): exit 1",
-            if stale == 1 { "" } else { "s" },
-            report.fail_on
-        )
     } else if s.failed {
         format!(
             "{} (--fail-on {}): exit 1",
-            super::describe_threshold(&report.fail_on),
+            report.failure_reasons(),
             report.fail_on
         )
     } else {
