@@ -187,13 +187,21 @@ pub struct AuditArgs {
     /// critical) counts exposed and observed findings only; EXPOSURE:SEVERITY sets the
     /// least exposure too (latent:medium also fails on settings nothing depends on now,
     /// observed:low only on what counters show happening); never disables it.
-    #[arg(
-        long,
-        value_name = "[EXPOSURE:]SEVERITY",
-        default_value = "medium",
-        value_parser = parse_fail_on
-    )]
-    pub fail_on: FailOn,
+    /// [default: medium, or fail_on of the config file]
+    #[arg(long, value_name = "[EXPOSURE:]SEVERITY", value_parser = parse_fail_on)]
+    pub fail_on: Option<FailOn>,
+    /// Config file (YAML) with the audit's settings for this host: profile, fail_on, rules,
+    /// accept, only, skip, params; flags given here override it (docs/config.md). Default:
+    /// /etc/rstaudit/config.yaml if it exists (RSTAUDIT_CONFIG names another default; empty:
+    /// none); a file named here must exist.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Accept file (YAML): waivers naming findings that are accepted, each with a reason
+    /// and an expiry date. Accepted findings are still shown and do not count against
+    /// --fail-on; an expired or unused waiver is reported and fails the audit unless
+    /// --fail-on is never (docs/accept.md).
+    #[arg(long, value_name = "FILE")]
+    pub accept: Option<PathBuf>,
     /// Write the report to FILE instead of standard output.
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,

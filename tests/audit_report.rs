@@ -48,7 +48,7 @@ fn table_snapshot() {
 fn json_snapshot() {
     let text = String::from_utf8(report::json(&report())).unwrap();
     let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(parsed["schema"], 2);
+    assert_eq!(parsed["schema"], 3);
     insta::assert_snapshot!("audit_json", text);
 }
 

@@ -10,16 +10,35 @@ use crate::report::{self, AuditReport};
 use crate::rules::{self, Selection, Threshold};
 
 /// Run the command.
-pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
-    let selection = selection(&args.select)?;
+pub fn run(mut args: AuditArgs) -> anyhow::Result<ExitCode> {
+    let config = super::config::merge(&mut args)?;
+    let mut selection = selection(&args.select)?;
     let set = selection.load()?;
+    if let Some((config, before_profile)) = config {
+        super::config::check_names(&config, &set)?;
+        selection.params.splice(0..0, before_profile);
+    }
     let plan = selection.plan(&set)?;
+    let accept = match &args.accept {
+        Some(path) => {
+            let ids = set.rules.iter().map(|r| r.id.clone()).collect();
+            Some(rules::accept::load(path, &ids)?)
+        }
+        None => None,
+    };
     let snapshots = crate::host::collect(&super::collect_options(&args.source))?;
-    let audits: Vec<_> = snapshots
+    let mut audits: Vec<_> = snapshots
         .iter()
         .map(|s| (s, rules::eval::evaluate(&plan.rules, &plan.params, s)))
         .collect();
-    let report = AuditReport::new(audits, threshold(args.fail_on));
+    let waivers = accept.map(|file| {
+        let findings = audits.iter_mut().flat_map(|(_, out)| &mut out.findings);
+        rules::accept::apply(&file, findings, today())
+    });
+    let mut report = AuditReport::new(audits, threshold(args.fail_on.unwrap_or_default()));
+    if let Some(waivers) = waivers {
+        report = report.with_waivers(waivers);
+    }
     let bytes = match args.format {
         AuditFormat::Table => report::table::table(&report, use_color(args.output.is_some())),
         AuditFormat::Json => report::json(&report),
@@ -57,6 +76,14 @@ pub fn selection(args: &RuleSelectArgs) -> anyhow::Result<Selection> {
 /// `--fail-on` as a threshold (`never` = none).
 pub fn threshold(fail_on: FailOn) -> Option<Threshold> {
     fail_on.0
+}
+
+/// Today (UTC), for the expiry of waivers.
+fn today() -> rules::accept::Date {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    rules::accept::Date::from_unix(secs)
 }
 
 /// Colour only on a terminal, and never with NO_COLOR set (https://no-color.org).

@@ -14,6 +14,7 @@ use crate::host::{CollectOptions, Source};
 
 pub mod apply;
 pub mod audit;
+pub mod config;
 pub mod explain;
 pub mod fix;
 pub mod lab;

@@ -79,7 +79,7 @@ codes! {
     // Profile files.
     UnknownProfile = "unknown-profile": "extends: or --profile names a profile that does not exist",
     ExtendsCycle = "extends-cycle": "profiles that extend each other in a cycle",
-    MissingReason = "missing-reason": "a profile setting without a reason",
+    MissingReason = "missing-reason": "a profile setting or a waiver without a reason",
     BadTarget = "bad-target": "a profile setting without exactly one of value, at_least, at_most",
     UnsafeCombination = "unsafe-combination": "profile values that make resets likely together (tw_reuse without timestamps, keepalive above the idle timeout)",
     // Cause files (rules/causes/, rstaudit explain).
@@ -87,6 +87,8 @@ codes! {
     DuplicateEntry = "duplicate-entry": "a term (compared as lowercase words) or a rule listed twice in a cause file",
     UnknownErrno = "unknown-errno": "an errno name rstaudit does not know",
     UnknownRule = "unknown-rule": "a rule id that no loaded rule has",
+    // Accept files (audit --accept) and the config file.
+    BadDate = "bad-date": "a date that is not written YYYY-MM-DD or is no real day",
 }
 
 impl fmt::Display for Code {

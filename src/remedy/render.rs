@@ -343,6 +343,7 @@ mod tests {
             fix,
             lab: None,
             notes: vec![],
+            accepted: None,
         }
     }
 

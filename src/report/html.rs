@@ -69,7 +69,7 @@ pub fn audit(report: &AuditReport) -> String {
     let verdict = if report.summary.failed {
         format!(
             "<p class=\"verdict failed\">{} (<code>--fail-on {}</code>): the audit fails (exit 1).</p>\n",
-            capitalise(&escape(&super::describe_threshold(&report.fail_on))),
+            capitalise(&escape(&report.failure_reasons())),
             escape(&report.fail_on)
         )
     } else if report.fail_on == "never" {
@@ -156,6 +156,39 @@ pub fn audit(report: &AuditReport) -> String {
             })
             .collect()
     };
+    let waivers: Vec<[String; 3]> = report
+        .waivers
+        .iter()
+        .map(|w| {
+            let what = match w.state {
+                crate::rules::accept::WaiverState::Active => {
+                    format!(
+                        "active until {}: accepts {} finding(s)",
+                        w.expires, w.matched
+                    )
+                }
+                crate::rules::accept::WaiverState::Expired => format!(
+                    "EXPIRED on {}: its {} finding(s) count again",
+                    w.expires, w.matched
+                ),
+                crate::rules::accept::WaiverState::Unused => {
+                    "UNUSED: matches no finding".to_string()
+                }
+            };
+            [
+                w.rule.clone(),
+                w.waiver.clone(),
+                format!("{what}. Reason: {}", w.reason),
+            ]
+        })
+        .collect();
+    list_section(
+        &mut body,
+        "Waivers",
+        "waivers",
+        ["rule", "waiver", "state"],
+        &waivers,
+    );
     list_section(
         &mut body,
         "Not checked",
@@ -233,6 +266,15 @@ fn finding_card(body: &mut String, f: &Finding) {
         netns = escape(&f.netns),
         message = escape(&f.message),
     );
+    if let Some(a) = &f.accepted {
+        let _ = writeln!(
+            body,
+            "<p class=\"accepted\"><strong>Accepted</strong> until {}: {} (waiver <code>{}</code>); it does not count against <code>--fail-on</code>.</p>",
+            escape(&a.expires),
+            escape(&a.reason),
+            escape(&a.waiver)
+        );
+    }
     if let Some(p) = &f.process {
         let _ = writeln!(
             body,
@@ -598,6 +640,7 @@ mod tests {
             },
             lab: None,
             notes: vec![],
+            accepted: None,
         }
     }
 
@@ -630,6 +673,7 @@ mod tests {
                 passed: vec![],
                 notes: vec![],
             }],
+            waivers: vec![],
         }
     }
 

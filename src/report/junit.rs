@@ -24,7 +24,8 @@ pub fn junit(report: &AuditReport) -> Vec<u8> {
         .namespaces
         .iter()
         .map(|n| n.passed.len() + n.not_applicable.len() + n.not_checked.len() + distinct_rules(n))
-        .sum();
+        .sum::<usize>()
+        + report.waivers.len();
     let _ = writeln!(
         out,
         "<testsuites name=\"rstaudit\" tests=\"{total}\" failures=\"{}\">",
@@ -33,6 +34,7 @@ pub fn junit(report: &AuditReport) -> Vec<u8> {
             .iter()
             .map(|n| failing_rules(n, least))
             .sum::<usize>()
+            + report.stale_waivers().count()
     );
     for ns in &report.namespaces {
         let failures = failing_rules(ns, least);
@@ -56,7 +58,11 @@ pub fn junit(report: &AuditReport) -> Vec<u8> {
             let body: Vec<String> = group
                 .iter()
                 .map(|f| {
-                    let mut t = f.message.clone();
+                    let mut t = match &f.accepted {
+                        Some(a) => format!("accepted until {}: {}\n", a.expires, a.reason),
+                        None => String::new(),
+                    };
+                    t.push_str(&f.message);
                     let _ = write!(t, "\n{}: {}", f.exposure.as_str(), f.exposure_reason);
                     for s in &f.fix.sysctls {
                         let _ = write!(t, "\nfix: {} = {}", s.key, s.value);
@@ -67,7 +73,7 @@ pub fn junit(report: &AuditReport) -> Vec<u8> {
                     t
                 })
                 .collect();
-            if group.iter().any(|f| f.exposure >= least) {
+            if group.iter().any(|f| fails(f, least)) {
                 let _ = writeln!(
                     out,
                     "      <failure type=\"{}\" message=\"{}\">{}</failure>",
@@ -106,8 +112,59 @@ pub fn junit(report: &AuditReport) -> Vec<u8> {
         }
         let _ = writeln!(out, "  </testsuite>");
     }
+    waivers_suite(&mut out, report);
     out.push_str("</testsuites>\n");
     out.into_bytes()
+}
+
+/// A finding that fails its rule's test case: at or above `least` and not accepted.
+fn fails(f: &Finding, least: Exposure) -> bool {
+    f.exposure >= least && f.accepted.is_none()
+}
+
+/// One test case per waiver of `--accept`: an expired or unused one fails.
+fn waivers_suite(out: &mut String, report: &AuditReport) {
+    if report.waivers.is_empty() {
+        return;
+    }
+    let failures = report.stale_waivers().count();
+    let _ = writeln!(
+        out,
+        "  <testsuite name=\"rstaudit waivers\" tests=\"{}\" failures=\"{failures}\" skipped=\"0\" errors=\"0\">",
+        report.waivers.len()
+    );
+    for w in &report.waivers {
+        let _ = write!(
+            out,
+            "    <testcase classname=\"rstaudit.waivers\" name=\"{}\">",
+            escape(&format!("{} {}", w.waiver, w.rule))
+        );
+        if w.state.is_stale() {
+            let _ = write!(
+                out,
+                "<failure type=\"{}\" message=\"{}\">{}</failure>",
+                w.state.as_str(),
+                escape(&format!(
+                    "waiver {} (expires {}) is {}",
+                    w.rule,
+                    w.expires,
+                    w.state.as_str()
+                )),
+                escape(&w.reason)
+            );
+        } else {
+            let _ = write!(
+                out,
+                "<system-out>{}</system-out>",
+                escape(&format!(
+                    "accepts {} finding(s) until {}: {}",
+                    w.matched, w.expires, w.reason
+                ))
+            );
+        }
+        let _ = writeln!(out, "</testcase>");
+    }
+    let _ = writeln!(out, "  </testsuite>");
 }
 
 fn distinct_rules(ns: &NamespaceReport) -> usize {
@@ -116,7 +173,7 @@ fn distinct_rules(ns: &NamespaceReport) -> usize {
 
 /// Rules with a finding at or above `least`.
 fn failing_rules(ns: &NamespaceReport, least: Exposure) -> usize {
-    rules_of(ns.findings.iter().filter(|f| f.exposure >= least))
+    rules_of(ns.findings.iter().filter(|f| fails(f, least)))
 }
 
 fn rules_of<'a>(findings: impl Iterator<Item = &'a Finding>) -> usize {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::host::{Note, Snapshot};
+use crate::rules::accept::WaiverStatus;
 use crate::rules::{AuditOutcome, Exposure, Finding, Severity, Skipped, Threshold};
 
 pub mod escape;
@@ -22,7 +23,8 @@ pub mod table;
 
 /// The version of the audit JSON. Bump on incompatible changes.
 /// 2: findings carry `exposure` and `exposure_reason`; `fail_on` is `EXPOSURE:SEVERITY`.
-pub const AUDIT_SCHEMA: u32 = 2;
+/// 3: findings may carry `accepted`; the report has `waivers` (`audit --accept`).
+pub const AUDIT_SCHEMA: u32 = 3;
 
 /// Everything an audit found, for every namespace audited.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,6 +38,10 @@ pub struct AuditReport {
     /// `never` when disabled.
     pub fail_on: String,
     pub namespaces: Vec<NamespaceReport>,
+    /// Every waiver of the accept file and what became of it (empty without `--accept`);
+    /// an expired or unused one fails the audit unless `fail_on` is `never`.
+    #[serde(default)]
+    pub waivers: Vec<WaiverStatus>,
     pub summary: Summary,
 }
 
@@ -128,7 +134,7 @@ impl AuditReport {
             *by_exposure
                 .entry(f.exposure.as_str().to_string())
                 .or_default() += 1;
-            failed |= fail_on.is_some_and(|t| t.fails(f));
+            failed |= f.accepted.is_none() && fail_on.is_some_and(|t| t.fails(f));
         }
         let count =
             |f: fn(&NamespaceReport) -> usize| namespaces.iter().map(f).sum::<usize>() as u64;
@@ -146,8 +152,64 @@ impl AuditReport {
             tool: format!("rstaudit {}", env!("CARGO_PKG_VERSION")),
             fail_on: fail_on.map_or_else(|| "never".to_string(), |t| t.as_text()),
             namespaces,
+            waivers: Vec::new(),
             summary,
         }
+    }
+
+    /// Add what became of the accept file's waivers (`rules::accept::apply`, run on the
+    /// findings before [`AuditReport::new`]): an expired or unused waiver fails the audit
+    /// when there is a threshold at all.
+    pub fn with_waivers(mut self, waivers: Vec<WaiverStatus>) -> Self {
+        self.summary.failed |=
+            self.fail_on != "never" && waivers.iter().any(|w| w.state.is_stale());
+        self.waivers = waivers;
+        self
+    }
+
+    /// The expired and unused waivers.
+    pub fn stale_waivers(&self) -> impl Iterator<Item = &WaiverStatus> {
+        self.waivers.iter().filter(|w| w.state.is_stale())
+    }
+
+    /// Whether a finding that is not accepted is at or above `fail_on`.
+    pub fn findings_fail(&self) -> bool {
+        Threshold::parse(&self.fail_on).is_ok_and(|t| {
+            self.namespaces
+                .iter()
+                .flat_map(|n| &n.findings)
+                .any(|f| f.accepted.is_none() && t.fails(f))
+        })
+    }
+
+    /// Why the audit fails, in words (`exposed or observed findings at or above medium and
+    /// 1 expired or unused waiver`); empty when it does not.
+    pub fn failure_reasons(&self) -> String {
+        let mut why = Vec::new();
+        if self.findings_fail() {
+            why.push(describe_threshold(&self.fail_on));
+        }
+        let stale = self.stale_waivers().count();
+        if self.fail_on != "never" && stale > 0 {
+            why.push(format!(
+                "{stale} expired or unused waiver{}",
+                if stale == 1 { "" } else { "s" }
+            ));
+        }
+        if why.is_empty() {
+            // Failed on what this report does not hold (built by hand): the threshold.
+            return describe_threshold(&self.fail_on);
+        }
+        why.join(" and ")
+    }
+
+    /// How many findings a waiver accepts.
+    pub fn accepted(&self) -> usize {
+        self.namespaces
+            .iter()
+            .flat_map(|n| &n.findings)
+            .filter(|f| f.accepted.is_some())
+            .count()
     }
 }
 

@@ -8,6 +8,7 @@ use std::fmt::Write;
 use super::escape::prometheus_label as label;
 use super::{AuditReport, SEVERITIES};
 use crate::rules::Exposure;
+use crate::rules::accept::WaiverState;
 
 /// Render the metrics.
 pub fn prometheus(report: &AuditReport) -> Vec<u8> {
@@ -116,6 +117,7 @@ pub fn prometheus(report: &AuditReport) -> Vec<u8> {
             );
         }
     }
+    waivers(&mut out, report);
     let _ = writeln!(
         out,
         "# HELP rstaudit_audit_failed 1 when a finding is at or above --fail-on (EXPOSURE:SEVERITY)."
@@ -128,4 +130,46 @@ pub fn prometheus(report: &AuditReport) -> Vec<u8> {
         u8::from(report.summary.failed)
     );
     out.into_bytes()
+}
+
+/// With `--accept`: findings accepted by a waiver, and the waivers by state.
+fn waivers(out: &mut String, report: &AuditReport) {
+    if report.waivers.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "# HELP rstaudit_findings_accepted Findings of the last audit a waiver of the accept file accepts (also counted in rstaudit_findings)."
+    );
+    let _ = writeln!(out, "# TYPE rstaudit_findings_accepted gauge");
+    for ns in &report.namespaces {
+        let mut rows: Vec<(&str, u64)> = Vec::new();
+        for f in ns.findings.iter().filter(|f| f.accepted.is_some()) {
+            match rows.iter_mut().find(|r| r.0 == f.rule) {
+                Some(r) => r.1 += 1,
+                None => rows.push((&f.rule, 1)),
+            }
+        }
+        for (rule, n) in rows {
+            let _ = writeln!(
+                out,
+                "rstaudit_findings_accepted{{netns=\"{}\",rule=\"{}\"}} {n}",
+                label(&ns.netns),
+                label(rule)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP rstaudit_waivers Waivers of the accept file by state (active, expired, unused)."
+    );
+    let _ = writeln!(out, "# TYPE rstaudit_waivers gauge");
+    for state in [
+        WaiverState::Active,
+        WaiverState::Expired,
+        WaiverState::Unused,
+    ] {
+        let n = report.waivers.iter().filter(|w| w.state == state).count();
+        let _ = writeln!(out, "rstaudit_waivers{{state=\"{}\"}} {n}", state.as_str());
+    }
 }

@@ -51,7 +51,11 @@ fn exposure_color(e: Exposure) -> &'static str {
 }
 
 fn finding_text(f: &Finding) -> String {
-    let mut out = format!("{}\n{}", f.title, f.message);
+    let mut out = match &f.accepted {
+        Some(a) => format!("ACCEPTED until {}: {}\n", a.expires, a.reason),
+        None => String::new(),
+    };
+    let _ = write!(out, "{}\n{}", f.title, f.message);
     if !f.exposure_reason.is_empty() {
         let _ = write!(out, "\n{}: {}", f.exposure.as_str(), f.exposure_reason);
     }
@@ -150,6 +154,7 @@ pub fn table(report: &AuditReport, color: bool) -> Vec<u8> {
             out.push('\n');
         }
     }
+    waivers_text(&mut out, report);
     let s = &report.summary;
     let parts: Vec<String> = SEVERITIES
         .iter()
@@ -187,7 +192,7 @@ pub fn table(report: &AuditReport, color: bool) -> Vec<u8> {
     } else if s.failed {
         format!(
             "{} (--fail-on {}): exit 1",
-            super::describe_threshold(&report.fail_on),
+            report.failure_reasons(),
             report.fail_on
         )
     } else {
@@ -199,6 +204,61 @@ pub fn table(report: &AuditReport, color: bool) -> Vec<u8> {
     };
     let _ = writeln!(out, "{verdict}");
     out.into_bytes()
+}
+
+/// The waivers of `--accept`: how many findings they accept, and every expired or unused one.
+fn waivers_text(out: &mut String, report: &AuditReport) {
+    if report.waivers.is_empty() {
+        return;
+    }
+    let stale: Vec<_> = report.stale_waivers().collect();
+    let _ = writeln!(
+        out,
+        "Waivers: {} finding{} accepted by {} waiver{}; {} expired or unused.",
+        report.accepted(),
+        if report.accepted() == 1 { "" } else { "s" },
+        report.waivers.len() - stale.len(),
+        if report.waivers.len() - stale.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
+        stale.len()
+    );
+    for w in stale {
+        let mut scope = Vec::new();
+        for (k, v) in [
+            ("netns", &w.netns),
+            ("process", &w.process),
+            ("sysctl", &w.sysctl),
+        ] {
+            if let Some(v) = v {
+                scope.push(format!("{k} {v}"));
+            }
+        }
+        let what = match w.state {
+            crate::rules::accept::WaiverState::Expired => format!(
+                "EXPIRED on {}; its {} finding{} count again",
+                w.expires,
+                w.matched,
+                if w.matched == 1 { "" } else { "s" }
+            ),
+            _ => "UNUSED: matches no finding; remove it or fix what it names".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "  {} {}{}: {what} ({})",
+            w.waiver,
+            w.rule,
+            if scope.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", scope.join(", "))
+            },
+            w.reason
+        );
+    }
+    out.push('\n');
 }
 
 /// Wrap text at spaces to `width` columns, keeping its own line breaks; a

@@ -170,6 +170,10 @@ pub struct Finding {
     /// could not be judged, a fix value that could not be computed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Set when a waiver of the accept file (`audit --accept`) covers the finding: it is
+    /// still shown, and does not count against `--fail-on` (docs/accept.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<super::accept::Acceptance>,
 }
 
 /// A process a finding points at.

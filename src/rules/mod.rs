@@ -7,6 +7,7 @@
 //! checks it and builds the runtime type; [`load`] reports every problem of
 //! every file at once.
 
+pub mod accept;
 pub mod converge;
 pub mod doc;
 pub mod eval;

@@ -200,8 +200,11 @@ pub fn copied_proc_tree(dir: &Path, net_files: &[&str], osrelease: &str) {
 }
 
 /// The rstaudit binary under test.
+/// RSTAUDIT_CONFIG is empty, so no test reads the host's /etc/rstaudit/config.yaml.
 pub fn rstaudit() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_rstaudit"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rstaudit"));
+    cmd.env("RSTAUDIT_CONFIG", "");
+    cmd
 }
 
 /// A running helper process; killed on drop.

@@ -435,6 +435,7 @@ fn socket_findings(ctx: &HostCtx<'_>, job: Job<'_>, netns: &str) -> Vec<Finding>
             fix: fix(ctx, &job.params, rule, &mut notes),
             lab: rule.lab.clone(),
             notes,
+            accepted: None,
         });
     }
     findings
@@ -503,5 +504,6 @@ fn host_finding(ctx: &HostCtx<'_>, params: &Params, rule: &Rule, netns: &str) ->
         fix,
         lab: rule.lab.clone(),
         notes,
+        accepted: None,
     }
 }

@@ -1,0 +1,290 @@
+//! The config file (`/etc/rstaudit/config.yaml`, `audit --config FILE`, docs/config.md): the
+//! audit flags a fleet sets on every host, in one file. Flags given on the command line
+//! override it; the command layer does the merge.
+//!
+//! Loaded in two steps like rules, profiles and accept files: a serde type mirrors the file
+//! (unknown keys rejected), then every value is checked and every problem reported at once
+//! as a [`Diagnostic`]. Paths in the file are relative to the file's directory. Rule ids and
+//! parameter names can only be checked once the rules are loaded (the file may name a rule
+//! directory): [`Config::check_names`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::diag::{Code, Diagnostic, Locator, Pos};
+use crate::rules::Threshold;
+
+/// The default config file.
+pub const DEFAULT_PATH: &str = "/etc/rstaudit/config.yaml";
+
+/// The environment variable that replaces [`DEFAULT_PATH`] (empty: no default file).
+pub const ENV_VAR: &str = "RSTAUDIT_CONFIG";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    profile: Option<String>,
+    fail_on: Option<String>,
+    rules: Option<String>,
+    accept: Option<String>,
+    #[serde(default)]
+    only: Vec<String>,
+    #[serde(default)]
+    skip: Vec<String>,
+    #[serde(default)]
+    params: BTreeMap<String, serde_yaml::Value>,
+}
+
+/// A checked config file. `None` / empty: the file does not set it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Config {
+    /// The file, as named.
+    pub file: String,
+    /// A profile name, or a path (resolved against the file's directory).
+    pub profile: Option<String>,
+    /// `Some(None)`: `fail_on: never`.
+    pub fail_on: Option<Option<Threshold>>,
+    pub rules: Option<PathBuf>,
+    pub accept: Option<PathBuf>,
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+    /// Rule parameters, in name order.
+    pub params: Vec<(String, String)>,
+    /// Where each key, rule id and parameter name is written, for [`Config::check_names`].
+    positions: BTreeMap<String, Pos>,
+}
+
+/// Every problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<Diagnostic>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "{n} problem{} in the config file:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            write!(f, "\n{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Read and check the config file at `path`. A missing file is an error here; the caller
+/// decides whether a missing default file is fine.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let display = path.display().to_string();
+    let text = crate::input::read_config(path).map_err(|e| ConfigError {
+        problems: vec![Diagnostic::whole_file(
+            Code::Unreadable,
+            &display,
+            format!("cannot read the config file: {e}"),
+            "",
+        )],
+    })?;
+    parse(&display, &text, path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Check the text of a config file named `file`, whose relative paths are relative to `dir`.
+pub fn parse(file: &str, text: &str, dir: &Path) -> Result<Config, ConfigError> {
+    let raw: RawConfig = match serde_yaml::from_str::<Option<RawConfig>>(text) {
+        Ok(Some(raw)) => raw,
+        Ok(None) => {
+            return Ok(Config {
+                file: file.to_string(),
+                ..Config::default()
+            });
+        }
+        Err(e) => {
+            return Err(ConfigError {
+                problems: vec![Diagnostic::from_yaml(file, &e)],
+            });
+        }
+    };
+    let locator = Locator::new(text);
+    let at = |key: &str| locator.key_nth(key, 0).unwrap_or(Pos { line: 1, col: 1 });
+    let mut problems = Vec::new();
+    let problem =
+        |problems: &mut Vec<Diagnostic>, code: Code, pos: Pos, message: String, hint: &str| {
+            problems.push(Diagnostic {
+                code,
+                file: file.to_string(),
+                line: pos.line,
+                col: pos.col,
+                message,
+                hint: hint.to_string(),
+            });
+        };
+    let mut positions = BTreeMap::new();
+
+    let text_value =
+        |problems: &mut Vec<Diagnostic>, key: &str, v: &Option<String>| -> Option<String> {
+            let v = v.as_deref()?.trim();
+            if v.is_empty() {
+                problem(
+                    problems,
+                    Code::EmptyText,
+                    at(key),
+                    format!("`{key}:` is empty"),
+                    "give a value or remove the line",
+                );
+                return None;
+            }
+            Some(v.to_string())
+        };
+    let resolve = |p: &str| -> PathBuf {
+        let p = Path::new(p);
+        if p.is_relative() && dir != Path::new("") && dir != Path::new(".") {
+            dir.join(p)
+        } else {
+            p.to_path_buf()
+        }
+    };
+    let profile = text_value(&mut problems, "profile", &raw.profile).map(|p| {
+        let path_like = p.contains('/') || p.ends_with(".yaml") || p.ends_with(".yml");
+        if path_like {
+            resolve(&p).display().to_string()
+        } else {
+            p
+        }
+    });
+    let rules = text_value(&mut problems, "rules", &raw.rules).map(|p| resolve(&p));
+    let accept = text_value(&mut problems, "accept", &raw.accept).map(|p| resolve(&p));
+    let fail_on = match text_value(&mut problems, "fail_on", &raw.fail_on) {
+        None => None,
+        Some(v) if v == "never" => Some(None),
+        Some(v) => match Threshold::parse(&v) {
+            Ok(t) => Some(Some(t)),
+            Err(why) => {
+                problem(
+                    &mut problems,
+                    Code::BadValue,
+                    at("fail_on"),
+                    format!("fail_on {v:?}: {why}"),
+                    "SEVERITY, EXPOSURE:SEVERITY or never, e.g. high, latent:medium",
+                );
+                None
+            }
+        },
+    };
+
+    for (key, ids) in [("only", &raw.only), ("skip", &raw.skip)] {
+        let base = at(key);
+        for id in ids {
+            let pos = Locator::new(text)
+                .find(&[
+                    crate::diag::Step::Key(key),
+                    crate::diag::Step::Text(id.as_str()),
+                ])
+                .max(base);
+            positions.insert(format!("{key}:{id}"), pos);
+        }
+    }
+
+    let mut params = Vec::new();
+    let params_at = at("params");
+    for (name, value) in &raw.params {
+        let pos = Locator::new(text)
+            .find(&[
+                crate::diag::Step::Key("params"),
+                crate::diag::Step::Key(name),
+            ])
+            .max(params_at);
+        positions.insert(format!("param:{name}"), pos);
+        let number = match value {
+            serde_yaml::Value::Number(n) => n.as_f64().filter(|v| v.is_finite()),
+            _ => None,
+        };
+        match number {
+            Some(_) => params.push((name.clone(), number_text(value))),
+            None => problem(
+                &mut problems,
+                Code::BadValue,
+                pos,
+                format!("parameter {name}: expected a number"),
+                "e.g. idle_timeout: 350",
+            ),
+        }
+    }
+
+    if problems.is_empty() {
+        Ok(Config {
+            file: file.to_string(),
+            profile,
+            fail_on,
+            rules,
+            accept,
+            only: raw.only,
+            skip: raw.skip,
+            params,
+            positions,
+        })
+    } else {
+        Err(ConfigError { problems })
+    }
+}
+
+fn number_text(v: &serde_yaml::Value) -> String {
+    match v {
+        serde_yaml::Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+impl Config {
+    /// Check the rule ids of `only`/`skip` and the parameter names against the loaded
+    /// rules: every problem at once, at the place the file names them.
+    pub fn check_names(
+        &self,
+        rule_ids: &BTreeSet<String>,
+        param_names: &BTreeSet<String>,
+    ) -> Result<(), ConfigError> {
+        let pos = |k: &str| {
+            self.positions
+                .get(k)
+                .copied()
+                .unwrap_or(Pos { line: 1, col: 1 })
+        };
+        let mut problems = Vec::new();
+        for (key, ids) in [("only", &self.only), ("skip", &self.skip)] {
+            for id in ids.iter().filter(|id| !rule_ids.contains(*id)) {
+                let p = pos(&format!("{key}:{id}"));
+                problems.push(Diagnostic {
+                    code: Code::UnknownRule,
+                    file: self.file.clone(),
+                    line: p.line,
+                    col: p.col,
+                    message: format!("{key}: no rule has the id {id:?}"),
+                    hint: "use an id from `rstaudit rules list`".to_string(),
+                });
+            }
+        }
+        for (name, _) in self.params.iter().filter(|(n, _)| !param_names.contains(n)) {
+            let p = pos(&format!("param:{name}"));
+            problems.push(Diagnostic {
+                code: Code::UnknownParam,
+                file: self.file.clone(),
+                line: p.line,
+                col: p.col,
+                message: format!("no rule has a parameter named {name:?}"),
+                hint: format!(
+                    "known parameters: {}",
+                    param_names.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+}
