@@ -23,7 +23,7 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
     let jobs = select(&args, &params, &with)?;
     check_with_is_used(&with, &jobs)?;
     if !jobs.is_empty() {
-        crate::packet::live::check_lab_privileges()?;
+        crate::packet::caps::check_lab_privileges()?;
     }
     let mut report = lab::run_jobs(&jobs, &with, &params, args.tracefs.as_deref())?;
     if jobs.is_empty() {

@@ -31,7 +31,7 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
         progress: true,
         tracefs: args.tracefs.clone(),
         rules: args.rules.clone(),
-        max_events: Some(args.max_events),
+        max_events: args.max_events,
         events_file: args.events_file.clone(),
     };
     let report = live::run(&opts)?;

@@ -8,8 +8,9 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 
-use super::files::{ParseError, Place, now_ms, parse_error as error};
+use super::files::{ParseError, Place, parse_error as error};
 use super::{CounterSample, Note};
+use crate::clock::now_ms;
 
 /// Parse a value; `Ok(None)` for a negative number (constants such as `Tcp.MaxConn -1`).
 fn value(file: &str, line: usize, name: &str, text: &str) -> Result<Option<u64>, ParseError> {

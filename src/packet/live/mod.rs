@@ -10,7 +10,6 @@
 //! This module does not render: it returns a [`summary::PacketReport`].
 
 pub mod attribute;
-mod caps;
 pub mod correlate;
 mod events;
 pub mod sampler;
@@ -18,7 +17,7 @@ mod snapshots;
 pub mod summary;
 mod verdicts;
 
-pub use caps::{check_lab_privileges, check_privileges};
+use crate::packet::caps::check_privileges;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -62,14 +61,11 @@ pub struct LiveOptions {
     pub tracefs: Option<PathBuf>,
     /// `--rules DIR` for the audit behind the verdicts.
     pub rules: Option<PathBuf>,
-    /// Keep at most this many events whole in the report (`None`: [`DEFAULT_MAX_EVENTS`]).
-    pub max_events: Option<usize>,
+    /// Keep at most this many events whole in the report (every reset is still counted).
+    pub max_events: usize,
     /// Also write every event, as it is seen, to this file (JSON lines).
     pub events_file: Option<PathBuf>,
 }
-
-/// Events listed whole in a report unless `--max-events` says otherwise.
-pub const DEFAULT_MAX_EVENTS: usize = 10_000;
 
 fn in_ns<T: Send>(ns: Option<&NetnsRef>, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
     match ns {
@@ -272,11 +268,7 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
     };
     let mut correlator = Correlator::new(GRACE_MS, send_traced, receive_traced);
     let mut matched: Vec<Matched> = Vec::new();
-    let mut tally = Tally::new(
-        started_at_ms,
-        opts.duration,
-        opts.max_events.unwrap_or(DEFAULT_MAX_EVENTS),
-    );
+    let mut tally = Tally::new(started_at_ms, opts.duration, opts.max_events);
     let mut counter_notes: Vec<String> = Vec::new();
     let mut pcap_error: Option<String> = None;
     let window = Duration::from_secs_f64(opts.duration);

@@ -225,7 +225,7 @@ pub fn read_out_rsts() -> Option<(u64, std::time::Duration)> {
     Some((v, at))
 }
 
-pub use crate::host::files::now_ms;
+pub use crate::clock::now_ms;
 
 /// Sample the counters now, then every `period` until `stop`, then once more; send each sample.
 pub fn sample_loop(
