@@ -32,6 +32,7 @@ use anyhow::Context;
 use self::attribute::{Cause, TaskResolver};
 use self::correlate::{CapturedReset, Correlator, Matched};
 use self::events::{Ctx, EventStream, record, to_event};
+pub use self::snapshots::Refresh;
 use self::snapshots::{Shared, snapshot_loop};
 use self::summary::{PacketReport, Tally, TracingSummary};
 use crate::host::CounterSample;
@@ -59,8 +60,6 @@ pub struct LiveOptions {
     pub progress: bool,
     /// A tracefs root to use instead of finding or mounting one.
     pub tracefs: Option<PathBuf>,
-    /// `--rules DIR` for the audit behind the verdicts.
-    pub rules: Option<PathBuf>,
     /// Keep at most this many events whole in the report (every reset is still counted).
     pub max_events: usize,
     /// Also write every event, as it is seen, to this file (JSON lines).
@@ -97,8 +96,9 @@ fn progress_line(elapsed: f64, total: f64, by_cause: &BTreeMap<Cause, u64>, drop
 /// Longest `--duration` accepted, in seconds.
 pub const MAX_DURATION: f64 = 604_800.0;
 
-/// Watch for `opts.duration` seconds (or until SIGINT/SIGTERM) and report.
-pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
+/// Watch for `opts.duration` seconds (or until SIGINT/SIGTERM) and report. `refresh` re-reads
+/// the watched namespace and audits it, once a second on a thread of its own.
+pub fn run(opts: &LiveOptions, refresh: Refresh) -> anyhow::Result<PacketReport> {
     if !(opts.duration > 0.0 && opts.duration <= MAX_DURATION) {
         anyhow::bail!(
             "--duration {}: give a number of seconds above 0 and at most {MAX_DURATION} (a week); \
@@ -209,16 +209,10 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
     let done = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Mutex::new(Shared::default()));
     let snap_thread = {
-        let (netns, rules, params, shared, done) = (
-            opts.netns.clone(),
-            opts.rules.clone(),
-            opts.params.clone(),
-            shared.clone(),
-            done.clone(),
-        );
+        let (shared, done) = (shared.clone(), done.clone());
         std::thread::Builder::new()
             .name("rstaudit-snapshot".into())
-            .spawn(move || snapshot_loop(netns, rules, params, shared, done))
+            .spawn(move || snapshot_loop(refresh, shared, done))
             .context("starting the snapshot thread")?
     };
     let (ctx_tx, counter_rx) = std::sync::mpsc::channel::<anyhow::Result<CounterSample>>();
