@@ -27,6 +27,57 @@ fn value(file: &str, line: usize, name: &str, text: &str) -> Result<Option<u64>,
     ))
 }
 
+/// The counters of rst-causes.md section 2 that say how resets happen: the packet check
+/// follows them, the lab shows those that moved.
+pub const RESET_COUNTERS: &[&str] = &[
+    "Tcp.OutRsts",
+    "Tcp.EstabResets",
+    "Tcp.AttemptFails",
+    "TcpExt.TCPAbortOnClose",
+    "TcpExt.TCPAbortOnData",
+    "TcpExt.TCPAbortOnLinger",
+    "TcpExt.TCPAbortOnMemory",
+    "TcpExt.TCPAbortOnTimeout",
+    "TcpExt.TCPAbortFailed",
+    "TcpExt.ListenOverflows",
+    "TcpExt.ListenDrops",
+    "TcpExt.TCPReqQFullDoCookies",
+    "TcpExt.TCPReqQFullDrop",
+    "TcpExt.SyncookiesSent",
+    "TcpExt.SyncookiesRecv",
+    "TcpExt.SyncookiesFailed",
+    "TcpExt.EmbryonicRsts",
+    "TcpExt.TCPTimeWaitOverflow",
+    "TcpExt.TW",
+    "TcpExt.TWKilled",
+    "TcpExt.TWRecycled",
+    "TcpExt.PAWSActive",
+    "TcpExt.PAWSEstab",
+    "TcpExt.TCPBacklogDrop",
+    "TcpExt.TCPKeepAlive",
+];
+
+/// The change of `name` from one sample to a later one, when both have it. A counter that
+/// went down (the namespace was recreated between the samples) counts as 0.
+pub fn change(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+    name: &str,
+) -> Option<u64> {
+    Some(after.get(name)?.saturating_sub(*before.get(name)?))
+}
+
+/// The change of every counter present in both samples (see [`change`]).
+pub fn delta(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
+    after
+        .keys()
+        .filter_map(|k| Some((k.clone(), change(before, after, k)?)))
+        .collect()
+}
+
 /// Largest counter file accepted (netstat, snmp, snmp6 are a few KiB on 6.x kernels).
 pub const MAX_COUNTER_FILE_BYTES: u64 = 1024 * 1024;
 

@@ -16,33 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::host::CounterSample;
 
-/// The counters of rst-causes.md section 2 that the packet check follows.
-pub const RESET_COUNTERS: &[&str] = &[
-    "Tcp.OutRsts",
-    "Tcp.EstabResets",
-    "Tcp.AttemptFails",
-    "TcpExt.TCPAbortOnClose",
-    "TcpExt.TCPAbortOnData",
-    "TcpExt.TCPAbortOnLinger",
-    "TcpExt.TCPAbortOnMemory",
-    "TcpExt.TCPAbortOnTimeout",
-    "TcpExt.TCPAbortFailed",
-    "TcpExt.ListenOverflows",
-    "TcpExt.ListenDrops",
-    "TcpExt.TCPReqQFullDoCookies",
-    "TcpExt.TCPReqQFullDrop",
-    "TcpExt.SyncookiesSent",
-    "TcpExt.SyncookiesRecv",
-    "TcpExt.SyncookiesFailed",
-    "TcpExt.EmbryonicRsts",
-    "TcpExt.TCPTimeWaitOverflow",
-    "TcpExt.TW",
-    "TcpExt.TWKilled",
-    "TcpExt.TWRecycled",
-    "TcpExt.PAWSActive",
-    "TcpExt.PAWSEstab",
-    "TcpExt.TCPBacklogDrop",
-];
+pub use crate::host::counters::RESET_COUNTERS;
 
 /// What the namespace looks like at the start.
 #[derive(Debug, Clone, Default)]
