@@ -8,6 +8,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// Resets listed whole in a packet-check report unless `--max-events` says otherwise.
+const DEFAULT_MAX_EVENTS: usize = 10_000;
+
 /// Find why Linux connections get reset, and fix it.
 ///
 /// rstaudit reads the kernel's network settings, the socket tables and the
@@ -455,7 +458,7 @@ pub struct PacketCheckArgs {
     pub pcap: Option<PathBuf>,
     /// List at most N resets whole in the report; every reset is still counted in the causes,
     /// the timeline and the verdicts.
-    #[arg(long, value_name = "N", default_value_t = crate::packet::live::DEFAULT_MAX_EVENTS, conflicts_with = "lab")]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_EVENTS, conflicts_with = "lab")]
     pub max_events: usize,
     /// Also write every reset to FILE as it is seen, one JSON object a line.
     #[arg(long, value_name = "FILE", conflicts_with = "lab")]

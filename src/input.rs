@@ -311,6 +311,26 @@ fn cut(s: &str, out: &mut String) {
     }
 }
 
+/// Read at most `limit` bytes of a small file; `Ok(None)` when it holds more.
+pub fn read_small(mut file: impl Read, limit: usize) -> io::Result<Option<Vec<u8>>> {
+    // One buffer big enough for the whole value, offered to the first read: the kernel's
+    // list and bitmap sysctls (ip_local_reserved_ports, ...) answer only the first read of a
+    // file and then report its end, so reading in small steps (read_to_end starts with 32
+    // bytes) would cut them short.
+    let mut bytes = vec![0u8; limit + 1];
+    let mut len = 0;
+    while len < bytes.len() {
+        match file.read(&mut bytes[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    bytes.truncate(len);
+    Ok((len <= limit).then_some(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,5 +494,12 @@ mod tests {
         );
         std::fs::write(&big, b"\xff\xfe").unwrap();
         assert!(read_config(&big).unwrap_err().to_string().contains("UTF-8"));
+    }
+
+    #[test]
+    fn small_files_are_read_up_to_the_limit() {
+        assert_eq!(read_small(&b"abcd"[..], 4).unwrap(), Some(b"abcd".to_vec()));
+        assert_eq!(read_small(&b"abcde"[..], 4).unwrap(), None);
+        assert_eq!(read_small(std::io::repeat(1), 4096).unwrap(), None);
     }
 }

@@ -10,6 +10,7 @@
 //! (src/main.rs, src/cli.rs, src/commands/), not to this library: no module
 //! here can import it. docs/architecture.md lists what each layer may use.
 
+pub mod clock;
 pub mod config;
 pub mod diag;
 pub mod host;

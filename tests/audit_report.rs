@@ -33,7 +33,12 @@ fn fixture() -> Snapshot {
 
 fn report() -> AuditReport {
     let snap = fixture();
-    let out = rules::run(&Selection::default(), &snap).unwrap();
+    let out = rules::run(
+        &rules::load::builtin().unwrap(),
+        &Selection::default(),
+        &snap,
+    )
+    .unwrap();
     AuditReport::new(vec![(&snap, out)], Some(Threshold::default()))
 }
 
@@ -93,7 +98,12 @@ fn junit_is_well_formed_and_counts_failures() {
     let strict = AuditReport::new(
         vec![(
             &fixture(),
-            rules::run(&Selection::default(), &fixture()).unwrap(),
+            rules::run(
+                &rules::load::builtin().unwrap(),
+                &Selection::default(),
+                &fixture(),
+            )
+            .unwrap(),
         )],
         Some(Threshold::parse("latent:medium").unwrap()),
     );

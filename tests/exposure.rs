@@ -39,7 +39,13 @@ fn stock() -> common::fixture::Snap {
 }
 
 fn audit(snap: &Snapshot) -> Vec<Finding> {
-    rules::run(&Selection::default(), snap).unwrap().findings
+    rules::run(
+        &rules::load::builtin().unwrap(),
+        &Selection::default(),
+        snap,
+    )
+    .unwrap()
+    .findings
 }
 
 fn find<'a>(findings: &'a [Finding], rule: &str) -> &'a Finding {

@@ -29,11 +29,7 @@ fn config() -> ProptestConfig {
 
 fn library() -> &'static RuleSet {
     static SET: std::sync::OnceLock<RuleSet> = std::sync::OnceLock::new();
-    SET.get_or_init(|| {
-        Selection::default()
-            .load()
-            .expect("the built-in rules load")
-    })
+    SET.get_or_init(|| rstaudit::rules::load::builtin().expect("the built-in rules load"))
 }
 
 fn audit(set: &RuleSet, params: &[(String, String)], snap: &Snapshot) -> Vec<Finding> {

@@ -14,7 +14,7 @@ fn audit(rule: &str, snap: &Snapshot) -> AuditOutcome {
         only: vec![rule.to_string()],
         ..Selection::default()
     };
-    rules::run(&sel, snap).expect("audit runs")
+    rules::run(&rules::load::builtin().unwrap(), &sel, snap).expect("audit runs")
 }
 
 fn findings(rule: &str, snap: Snap) -> Vec<Finding> {
@@ -314,7 +314,12 @@ fn conntrack_timeout_is_compared_with_the_clients_keepalive() {
         params: vec![("peer_keepalive_time".into(), "600".into())],
         ..Selection::default()
     };
-    let out = rules::run(&sel, &timeout("7200").build()).unwrap();
+    let out = rules::run(
+        &rules::load::builtin().unwrap(),
+        &sel,
+        &timeout("7200").build(),
+    )
+    .unwrap();
     assert!(out.findings.is_empty(), "{out:#?}");
     // This host's own keepalive still counts when it is the longer one.
     let own = timeout("7300").sysctl("net.ipv4.tcp_keepalive_time", "7300");

@@ -16,7 +16,7 @@ fn audit_with(rule: &str, snap: &Snapshot, params: &[(&str, &str)]) -> AuditOutc
             .collect(),
         ..Selection::default()
     };
-    rules::run(&sel, snap).expect("audit runs")
+    rules::run(&rules::load::builtin().unwrap(), &sel, snap).expect("audit runs")
 }
 
 struct Case {
@@ -330,7 +330,12 @@ fn every_builtin_rule_has_a_case() {
 
 #[test]
 fn the_healthy_fixture_has_no_findings() {
-    let out = rules::run(&Selection::default(), &host().build()).unwrap();
+    let out = rules::run(
+        &rules::load::builtin().unwrap(),
+        &Selection::default(),
+        &host().build(),
+    )
+    .unwrap();
     assert!(out.findings.is_empty(), "{out:#?}");
     assert!(out.not_checked.is_empty(), "{out:#?}");
 }
@@ -394,7 +399,9 @@ fn parameters_change_the_verdict_and_unknown_ones_are_refused() {
         params: vec![("idle_timout".into(), "60".into())],
         ..Selection::default()
     };
-    let err = rules::run(&sel, &snap).unwrap_err().to_string();
+    let err = rules::run(&rules::load::builtin().unwrap(), &sel, &snap)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("idle_timout") && err.contains("idle_timeout"),
         "{err}"
@@ -403,12 +410,12 @@ fn parameters_change_the_verdict_and_unknown_ones_are_refused() {
         params: vec![("idle_timeout".into(), "soon".into())],
         ..Selection::default()
     };
-    assert!(rules::run(&sel, &snap).is_err());
+    assert!(rules::run(&rules::load::builtin().unwrap(), &sel, &snap).is_err());
     let sel = Selection {
         only: vec!["no-such-rule".into()],
         ..Selection::default()
     };
-    assert!(rules::run(&sel, &snap).is_err());
+    assert!(rules::run(&rules::load::builtin().unwrap(), &sel, &snap).is_err());
 }
 
 #[test]

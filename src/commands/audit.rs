@@ -13,7 +13,7 @@ use crate::rules::{self, Selection, Threshold};
 pub fn run(mut args: AuditArgs) -> anyhow::Result<ExitCode> {
     let config = super::config::merge(&mut args)?;
     let mut selection = selection(&args.select)?;
-    let set = selection.load()?;
+    let set = super::load_rules(selection.extra_dir.as_deref())?;
     if let Some((config, before_profile)) = config {
         super::config::check_names(&config, &set)?;
         selection.params.splice(0..0, before_profile);

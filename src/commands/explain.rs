@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::cli::{DiffFormat, ExplainArgs};
-use crate::rules::load;
 use crate::rules::symptoms::{self, Catalogue, Explanation};
 
 /// Run the command.
@@ -63,7 +62,7 @@ pub fn look_up(
             "the symptom is empty: give the error message, e.g. rstaudit explain 'Connection reset by peer'"
         );
     }
-    let set = load::load(rules)?;
+    let set = super::load_rules(rules)?;
     let catalogue = Catalogue::builtin(&set)?;
     Ok(symptoms::lookup(&catalogue, &set, text, limit))
 }

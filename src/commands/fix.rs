@@ -17,10 +17,11 @@ pub fn todays_findings(
     source: &SourceArgs,
 ) -> anyhow::Result<Vec<Finding>> {
     let selection = super::audit::selection(select)?;
+    let set = super::load_rules(selection.extra_dir.as_deref())?;
     let snapshots = crate::host::collect(&super::collect_options(source))?;
     let mut findings = Vec::new();
     for snap in &snapshots {
-        findings.extend(rules::run(&selection, snap)?.findings);
+        findings.extend(rules::run(&set, &selection, snap)?.findings);
     }
     Ok(findings)
 }

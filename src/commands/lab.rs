@@ -12,18 +12,19 @@ use crate::cli::{PacketCheckArgs, PacketFormat};
 use crate::host::sysctl::{self, Scope, SysctlKey};
 use crate::packet::lab::scenarios::{self, Scenario};
 use crate::packet::lab::{self, Job, LabReport, Verdict};
+use crate::rules::RuleSet;
 
 /// `rstaudit packet-check --lab`.
-pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: PacketCheckArgs, set: &RuleSet) -> anyhow::Result<ExitCode> {
     if !matches!(args.format, PacketFormat::Table | PacketFormat::Json) {
         anyhow::bail!("--lab writes --format table or json");
     }
     let with = parse_with(&args.with)?;
     let params = parse_params(&args.set)?;
-    let jobs = select(&args, &params, &with)?;
+    let jobs = select(&args, set, &params, &with)?;
     check_with_is_used(&with, &jobs)?;
     if !jobs.is_empty() {
-        crate::packet::live::check_lab_privileges()?;
+        crate::packet::caps::check_lab_privileges()?;
     }
     let mut report = lab::run_jobs(&jobs, &with, &params, args.tracefs.as_deref())?;
     if jobs.is_empty() {
@@ -122,6 +123,7 @@ const LAB_PARAMS: &[&str] = &["outage"];
 
 fn select(
     args: &PacketCheckArgs,
+    set: &RuleSet,
     params: &BTreeMap<String, f64>,
     with: &[(String, String)],
 ) -> anyhow::Result<Vec<Job>> {
@@ -134,7 +136,7 @@ fn select(
         return Ok(scenarios::CATALOGUE.iter().map(job).collect());
     }
     if args.rule.is_empty() {
-        return audit_jobs(args.rules.as_deref(), &[], params, with, true);
+        return audit_jobs(set, &[], params, with, true);
     }
     let mut jobs: Vec<Job> = Vec::new();
     let mut rule_ids = Vec::new();
@@ -145,7 +147,6 @@ fn select(
             }
             continue;
         }
-        let set = crate::rules::load::load(args.rules.as_deref()).context("loading the rules")?;
         let Some(rule) = set.get(id) else {
             anyhow::bail!(
                 "--rule {id}: no such lab scenario or rule (scenarios: {}; rules: `rstaudit rules list`)",
@@ -174,7 +175,7 @@ fn select(
     }
     if !rule_ids.is_empty() {
         // The fix of a named rule, as the audit of this host (with the --with values) gives it.
-        for found in audit_jobs(args.rules.as_deref(), &rule_ids, params, with, false)? {
+        for found in audit_jobs(set, &rule_ids, params, with, false)? {
             if let Some(j) = jobs
                 .iter_mut()
                 .find(|j| j.scenario.name == found.scenario.name)
@@ -189,7 +190,7 @@ fn select(
 /// Audit this host, with the `--with` values in place of the host's (what if it had them?),
 /// and turn the findings that have a lab scenario into jobs carrying the finding's fix.
 fn audit_jobs(
-    rules: Option<&std::path::Path>,
+    set: &RuleSet,
     only: &[String],
     params: &BTreeMap<String, f64>,
     with: &[(String, String)],
@@ -204,7 +205,6 @@ fn audit_jobs(
         options: sockets,
     };
     let selection = crate::rules::Selection {
-        extra_dir: rules.map(std::path::Path::to_path_buf),
         only: only.to_vec(),
         params: params
             .iter()
@@ -219,7 +219,7 @@ fn audit_jobs(
         for (k, v) in with {
             snapshot.sysctls.insert(k.clone(), v.clone());
         }
-        let outcome = crate::rules::run(&selection, snapshot).context(context)?;
+        let outcome = crate::rules::run(set, &selection, snapshot).context(context)?;
         for finding in outcome.findings {
             let Some(scenario) = finding.lab.as_deref().and_then(scenarios::find) else {
                 continue;

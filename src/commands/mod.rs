@@ -47,6 +47,16 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Load the rules once for the command: the built-in ones and those of `--rules DIR`. What
+/// the loader warns about (an empty directory) is shown on standard error.
+pub fn load_rules(dir: Option<&Path>) -> anyhow::Result<crate::rules::RuleSet> {
+    let set = crate::rules::load::load(dir)?;
+    for warning in &set.warnings {
+        eprintln!("rstaudit: warning: --rules {warning}");
+    }
+    Ok(set)
+}
+
 /// Write a rendered report to FILE (atomically: temp file + rename) or to standard output.
 pub fn write_output(path: Option<&Path>, bytes: &[u8]) -> anyhow::Result<()> {
     write_output_with(path, |w| w.write_all(bytes))

@@ -10,7 +10,7 @@ use crate::rules::{doc, load};
 pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
     let text = match args.action {
         RulesAction::List { rules } => {
-            let set = load::load(rules.as_deref())?;
+            let set = super::load_rules(rules.as_deref())?;
             let mut out = String::new();
             let w = set.rules.iter().map(|r| r.id.len()).max().unwrap_or(2);
             let _ = writeln!(
@@ -32,7 +32,7 @@ pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
             out
         }
         RulesAction::Explain { id, rules } => {
-            let set = load::load(rules.as_deref())?;
+            let set = super::load_rules(rules.as_deref())?;
             match set.get(&id) {
                 Some(rule) => doc::explain(rule),
                 None => {

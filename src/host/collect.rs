@@ -78,10 +78,10 @@ fn collect_root(dir: &std::path::Path, opts: &CollectOptions) -> anyhow::Result<
     }
     let place = Place::Root(dir);
     let mut notes = Vec::new();
-    let taken_at_ms = files::now_ms();
+    let taken_at_ms = crate::clock::now_ms();
     let osrelease = dir.join("proc/sys/kernel/osrelease");
     let read = files::open_in_tree(dir, &osrelease).and_then(|f| {
-        let bytes = files::read_small(f, 256)?.ok_or_else(|| {
+        let bytes = crate::input::read_small(f, 256)?.ok_or_else(|| {
             std::io::Error::other("longer than 256 bytes, more than any kernel release")
         })?;
         String::from_utf8(bytes)
@@ -102,7 +102,7 @@ fn collect_root(dir: &std::path::Path, opts: &CollectOptions) -> anyhow::Result<
     };
     // Optional: the distribution's patch level when the release hides it (Debian).
     let proc_version = files::open_in_tree(dir, &dir.join("proc/version"))
-        .and_then(|f| files::read_small(f, 1024))
+        .and_then(|f| crate::input::read_small(f, 1024))
         .ok()
         .flatten()
         .map(|b| String::from_utf8_lossy(&b).into_owned());
@@ -221,7 +221,7 @@ fn targets(spec: Option<&str>, notes: &mut Vec<Note>) -> anyhow::Result<Vec<Targ
 fn collect_here(kernel: &Kernel, target: &Target) -> anyhow::Result<Snapshot> {
     use files::Place;
     let mut notes = Vec::new();
-    let taken_at_ms = files::now_ms();
+    let taken_at_ms = crate::clock::now_ms();
     let first = counters::read_sample(Place::Live, &mut notes)?;
     let (sockets_source, sockets) = sockets::read(Place::Live, &mut notes)?;
     let sysctls = sysctl::walk_net(Place::Live, &mut notes);
@@ -250,7 +250,7 @@ fn live_kernel() -> Kernel {
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
     let proc_version = std::fs::File::open("/proc/version")
-        .and_then(|f| files::read_small(f, 1024))
+        .and_then(|f| crate::input::read_small(f, 1024))
         .ok()
         .flatten()
         .map(|b| String::from_utf8_lossy(&b).into_owned());

@@ -8,8 +8,9 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 
-use super::files::{ParseError, Place, now_ms, parse_error as error};
+use super::files::{ParseError, Place, parse_error as error};
 use super::{CounterSample, Note};
+use crate::clock::now_ms;
 
 /// Parse a value; `Ok(None)` for a negative number (constants such as `Tcp.MaxConn -1`).
 fn value(file: &str, line: usize, name: &str, text: &str) -> Result<Option<u64>, ParseError> {
@@ -24,6 +25,57 @@ fn value(file: &str, line: usize, name: &str, text: &str) -> Result<Option<u64>,
         line,
         format!("value {text:?} of {name} is not a number"),
     ))
+}
+
+/// The counters of rst-causes.md section 2 that say how resets happen: the packet check
+/// follows them, the lab shows those that moved.
+pub const RESET_COUNTERS: &[&str] = &[
+    "Tcp.OutRsts",
+    "Tcp.EstabResets",
+    "Tcp.AttemptFails",
+    "TcpExt.TCPAbortOnClose",
+    "TcpExt.TCPAbortOnData",
+    "TcpExt.TCPAbortOnLinger",
+    "TcpExt.TCPAbortOnMemory",
+    "TcpExt.TCPAbortOnTimeout",
+    "TcpExt.TCPAbortFailed",
+    "TcpExt.ListenOverflows",
+    "TcpExt.ListenDrops",
+    "TcpExt.TCPReqQFullDoCookies",
+    "TcpExt.TCPReqQFullDrop",
+    "TcpExt.SyncookiesSent",
+    "TcpExt.SyncookiesRecv",
+    "TcpExt.SyncookiesFailed",
+    "TcpExt.EmbryonicRsts",
+    "TcpExt.TCPTimeWaitOverflow",
+    "TcpExt.TW",
+    "TcpExt.TWKilled",
+    "TcpExt.TWRecycled",
+    "TcpExt.PAWSActive",
+    "TcpExt.PAWSEstab",
+    "TcpExt.TCPBacklogDrop",
+    "TcpExt.TCPKeepAlive",
+];
+
+/// The change of `name` from one sample to a later one, when both have it. A counter that
+/// went down (the namespace was recreated between the samples) counts as 0.
+pub fn change(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+    name: &str,
+) -> Option<u64> {
+    Some(after.get(name)?.saturating_sub(*before.get(name)?))
+}
+
+/// The change of every counter present in both samples (see [`change`]).
+pub fn delta(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
+    after
+        .keys()
+        .filter_map(|k| Some((k.clone(), change(before, after, k)?)))
+        .collect()
 }
 
 /// Largest counter file accepted (netstat, snmp, snmp6 are a few KiB on 6.x kernels).

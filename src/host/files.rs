@@ -203,26 +203,6 @@ pub fn is_empty(reader: &mut impl BufRead) -> bool {
     reader.fill_buf().is_ok_and(<[u8]>::is_empty)
 }
 
-/// Read at most `limit` bytes of a small file; `Ok(None)` when it holds more.
-pub fn read_small(mut file: impl Read, limit: usize) -> io::Result<Option<Vec<u8>>> {
-    // One buffer big enough for the whole value, offered to the first read: the kernel's
-    // list and bitmap sysctls (ip_local_reserved_ports, ...) answer only the first read of a
-    // file and then report its end, so reading in small steps (read_to_end starts with 32
-    // bytes) would cut them short.
-    let mut bytes = vec![0u8; limit + 1];
-    let mut len = 0;
-    while len < bytes.len() {
-        match file.read(&mut bytes[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    bytes.truncate(len);
-    Ok((len <= limit).then_some(bytes))
-}
-
 /// A /proc text file that could not be parsed.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("{file}:{line}: {message}")]
@@ -241,14 +221,6 @@ pub fn parse_error(file: &str, line: usize, message: impl Into<String>) -> Parse
         line,
         message: message.into(),
     }
-}
-
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -316,12 +288,5 @@ mod tests {
         let zeros = std::io::BufReader::new(std::io::repeat(0).take(1 << 30));
         let err = lines(zeros, "z", None).next().unwrap().unwrap_err();
         assert_eq!(err.line, 1);
-    }
-
-    #[test]
-    fn small_files_are_read_up_to_the_limit() {
-        assert_eq!(read_small(&b"abcd"[..], 4).unwrap(), Some(b"abcd".to_vec()));
-        assert_eq!(read_small(&b"abcde"[..], 4).unwrap(), None);
-        assert_eq!(read_small(std::io::repeat(1), 4096).unwrap(), None);
     }
 }

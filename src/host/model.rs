@@ -337,7 +337,7 @@ impl Snapshot {
     pub fn counter_delta(&self, name: &str) -> Option<(u64, f64)> {
         let a = self.counters.first.as_ref()?;
         let b = self.counters.second.as_ref()?;
-        let delta = b.values.get(name)?.saturating_sub(*a.values.get(name)?);
+        let delta = super::counters::change(&a.values, &b.values, name)?;
         Some((delta, self.counter_window()?))
     }
 }

@@ -195,9 +195,9 @@ fn check_no_symlink(root: &Path, key: &SysctlKey) -> Result<PathBuf, SysctlError
 pub fn read(root: &Path, key: &SysctlKey) -> Result<String, SysctlError> {
     let path = check_no_symlink(root, key)?;
     let file = std::fs::File::open(&path).map_err(|e| io_error(key, &path, &e))?;
-    // In one read with room for the whole value (see files::read_small): list and bitmap
+    // In one read with room for the whole value (see crate::input::read_small): list and bitmap
     // values would otherwise come back cut short.
-    let bytes = super::files::read_small(file, MAX_VALUE_BYTES)
+    let bytes = crate::input::read_small(file, MAX_VALUE_BYTES)
         .map_err(|e| io_error(key, &path, &e))?
         .ok_or_else(|| {
             let e = std::io::Error::new(
@@ -376,7 +376,7 @@ fn read_key(
     }
     let result = place
         .open(path)
-        .and_then(|f| super::files::read_small(f, MAX_VALUE_BYTES));
+        .and_then(|f| crate::input::read_small(f, MAX_VALUE_BYTES));
     let not_read = |why: String| Note::new("sysctls", Some(key.to_string()), why);
     match result {
         Ok(None) => notes.push(not_read(format!(

@@ -236,7 +236,7 @@ pub fn read_format(path: &Path) -> Result<String, FormatError> {
             "is not a regular file (a directory, FIFO, device or socket)".to_string(),
         ));
     }
-    let bytes = crate::host::files::read_small(file, MAX_FORMAT_BYTES)
+    let bytes = crate::input::read_small(file, MAX_FORMAT_BYTES)
         .map_err(|e| FormatError::Unreadable(format!("could not be read: {e}")))?
         .ok_or_else(|| {
             FormatError::Unreadable(format!(

@@ -152,4 +152,14 @@ mod tests {
         }
         assert!(COUNTERS.iter().all(|c| c.split_once('.').is_some()));
     }
+
+    #[test]
+    fn the_counters_the_packet_check_follows_are_counters_rules_may_name() {
+        for c in crate::host::counters::RESET_COUNTERS {
+            assert!(
+                COUNTERS.contains(c),
+                "{c} is followed but unknown to the rules"
+            );
+        }
+    }
 }

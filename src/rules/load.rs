@@ -46,6 +46,9 @@ impl std::error::Error for LoadError {}
 #[derive(Debug, Clone)]
 pub struct RuleSet {
     pub rules: Vec<Rule>,
+    /// What the caller should show but that does not stop the audit (an empty drop-in
+    /// directory: only the built-in rules run). The library never prints them.
+    pub warnings: Vec<String>,
 }
 
 impl RuleSet {
@@ -154,7 +157,10 @@ pub fn builtin() -> Result<RuleSet, LoadError> {
         .collect();
     let mut rules = parse_all(&files).map_err(|diagnostics| LoadError { diagnostics })?;
     rules.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(RuleSet { rules })
+    Ok(RuleSet {
+        rules,
+        warnings: Vec::new(),
+    })
 }
 
 /// Check the rules of one directory on their own (`rules lint DIR`). A directory without a
@@ -181,12 +187,12 @@ pub fn load(extra: Option<&Path>) -> Result<RuleSet, LoadError> {
         let files = read_dir(dir)?;
         if files.is_empty() {
             // An empty drop-in directory is a normal state; a wrong path looks the same, so
-            // say so where the user sees it.
-            eprintln!(
-                "rstaudit: warning: --rules {}: the directory holds no rule files (*.yaml, \
-                 *.yml); only the built-in rules run",
+            // the caller says so where the user sees it.
+            set.warnings.push(format!(
+                "{}: the directory holds no rule files (*.yaml, *.yml); only the built-in \
+                 rules run",
                 dir.display()
-            );
+            ));
         }
         let rules = parse_all(&files).map_err(|diagnostics| LoadError { diagnostics })?;
         for rule in rules {

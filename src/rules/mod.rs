@@ -73,11 +73,6 @@ pub struct Plan<'r> {
 }
 
 impl Selection {
-    /// Load the rules this selection names (built-in plus `extra_dir`).
-    pub fn load(&self) -> Result<RuleSet, LoadError> {
-        load::load(self.extra_dir.as_deref())
-    }
-
     /// Check ids and parameters against `set`: an unknown id or parameter, or a
     /// parameter that is not a number, is an error naming the known ones.
     pub fn plan<'r>(&self, set: &'r RuleSet) -> anyhow::Result<Plan<'r>> {
@@ -129,9 +124,12 @@ impl Selection {
     }
 }
 
-/// Evaluate the selected rules against one snapshot.
-pub fn run(selection: &Selection, snapshot: &Snapshot) -> anyhow::Result<AuditOutcome> {
-    let set = selection.load()?;
-    let plan = selection.plan(&set)?;
+/// Evaluate the selected rules of `set` (loaded once by the caller) against one snapshot.
+pub fn run(
+    set: &RuleSet,
+    selection: &Selection,
+    snapshot: &Snapshot,
+) -> anyhow::Result<AuditOutcome> {
+    let plan = selection.plan(set)?;
     Ok(eval::evaluate(&plan.rules, &plan.params, snapshot))
 }

@@ -17,6 +17,7 @@ use crate::packet::ftrace::{SendReset, TraceEvent};
 
 use super::netns::LabNs;
 use super::report::RunReport;
+use crate::host::counters::{RESET_COUNTERS, change};
 
 static INTERRUPTED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
@@ -68,23 +69,6 @@ static TRACING: AtomicBool = AtomicBool::new(false);
 pub fn set_tracing(on: bool) {
     TRACING.store(on, Ordering::SeqCst);
 }
-
-/// Counters worth showing when they move (rst-causes.md section 2).
-const SHOWN: &[&str] = &[
-    "Tcp.OutRsts",
-    "Tcp.EstabResets",
-    "Tcp.AttemptFails",
-    "TcpExt.TCPAbortOnClose",
-    "TcpExt.TCPAbortOnData",
-    "TcpExt.TCPAbortOnLinger",
-    "TcpExt.TCPAbortOnTimeout",
-    "TcpExt.TCPAbortOnMemory",
-    "TcpExt.ListenOverflows",
-    "TcpExt.ListenDrops",
-    "TcpExt.EmbryonicRsts",
-    "TcpExt.TW",
-    "TcpExt.TCPKeepAlive",
-];
 
 /// Watches the namespaces of one run: counters, captures, reasons.
 pub struct Meter<'a> {
@@ -189,11 +173,8 @@ impl<'a> Meter<'a> {
         let mut m = Measured::default();
         for (ns, before) in self.nss.iter().zip(&self.before) {
             let after = ns.counters()?;
-            for name in SHOWN {
-                let delta = after
-                    .get(*name)
-                    .unwrap_or(&0)
-                    .saturating_sub(*before.get(*name).unwrap_or(&0));
+            for name in RESET_COUNTERS {
+                let delta = change(before, &after, name).unwrap_or(0);
                 if *name == "Tcp.OutRsts" {
                     m.counted += delta;
                 }

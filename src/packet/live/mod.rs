@@ -10,7 +10,6 @@
 //! This module does not render: it returns a [`summary::PacketReport`].
 
 pub mod attribute;
-mod caps;
 pub mod correlate;
 mod events;
 pub mod sampler;
@@ -18,7 +17,7 @@ mod snapshots;
 pub mod summary;
 mod verdicts;
 
-pub use caps::{check_lab_privileges, check_privileges};
+use crate::packet::caps::check_privileges;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -33,6 +32,7 @@ use anyhow::Context;
 use self::attribute::{Cause, TaskResolver};
 use self::correlate::{CapturedReset, Correlator, Matched};
 use self::events::{Ctx, EventStream, record, to_event};
+pub use self::snapshots::Refresh;
 use self::snapshots::{Shared, snapshot_loop};
 use self::summary::{PacketReport, Tally, TracingSummary};
 use crate::host::CounterSample;
@@ -60,16 +60,11 @@ pub struct LiveOptions {
     pub progress: bool,
     /// A tracefs root to use instead of finding or mounting one.
     pub tracefs: Option<PathBuf>,
-    /// `--rules DIR` for the audit behind the verdicts.
-    pub rules: Option<PathBuf>,
-    /// Keep at most this many events whole in the report (`None`: [`DEFAULT_MAX_EVENTS`]).
-    pub max_events: Option<usize>,
+    /// Keep at most this many events whole in the report (every reset is still counted).
+    pub max_events: usize,
     /// Also write every event, as it is seen, to this file (JSON lines).
     pub events_file: Option<PathBuf>,
 }
-
-/// Events listed whole in a report unless `--max-events` says otherwise.
-pub const DEFAULT_MAX_EVENTS: usize = 10_000;
 
 fn in_ns<T: Send>(ns: Option<&NetnsRef>, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
     match ns {
@@ -101,8 +96,9 @@ fn progress_line(elapsed: f64, total: f64, by_cause: &BTreeMap<Cause, u64>, drop
 /// Longest `--duration` accepted, in seconds.
 pub const MAX_DURATION: f64 = 604_800.0;
 
-/// Watch for `opts.duration` seconds (or until SIGINT/SIGTERM) and report.
-pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
+/// Watch for `opts.duration` seconds (or until SIGINT/SIGTERM) and report. `refresh` re-reads
+/// the watched namespace and audits it, once a second on a thread of its own.
+pub fn run(opts: &LiveOptions, refresh: Refresh) -> anyhow::Result<PacketReport> {
     if !(opts.duration > 0.0 && opts.duration <= MAX_DURATION) {
         anyhow::bail!(
             "--duration {}: give a number of seconds above 0 and at most {MAX_DURATION} (a week); \
@@ -213,16 +209,10 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
     let done = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Mutex::new(Shared::default()));
     let snap_thread = {
-        let (netns, rules, params, shared, done) = (
-            opts.netns.clone(),
-            opts.rules.clone(),
-            opts.params.clone(),
-            shared.clone(),
-            done.clone(),
-        );
+        let (shared, done) = (shared.clone(), done.clone());
         std::thread::Builder::new()
             .name("rstaudit-snapshot".into())
-            .spawn(move || snapshot_loop(netns, rules, params, shared, done))
+            .spawn(move || snapshot_loop(refresh, shared, done))
             .context("starting the snapshot thread")?
     };
     let (ctx_tx, counter_rx) = std::sync::mpsc::channel::<anyhow::Result<CounterSample>>();
@@ -272,11 +262,7 @@ pub fn run(opts: &LiveOptions) -> anyhow::Result<PacketReport> {
     };
     let mut correlator = Correlator::new(GRACE_MS, send_traced, receive_traced);
     let mut matched: Vec<Matched> = Vec::new();
-    let mut tally = Tally::new(
-        started_at_ms,
-        opts.duration,
-        opts.max_events.unwrap_or(DEFAULT_MAX_EVENTS),
-    );
+    let mut tally = Tally::new(started_at_ms, opts.duration, opts.max_events);
     let mut counter_notes: Vec<String> = Vec::new();
     let mut pcap_error: Option<String> = None;
     let window = Duration::from_secs_f64(opts.duration);

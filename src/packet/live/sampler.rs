@@ -16,33 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::host::CounterSample;
 
-/// The counters of rst-causes.md section 2 that the packet check follows.
-pub const RESET_COUNTERS: &[&str] = &[
-    "Tcp.OutRsts",
-    "Tcp.EstabResets",
-    "Tcp.AttemptFails",
-    "TcpExt.TCPAbortOnClose",
-    "TcpExt.TCPAbortOnData",
-    "TcpExt.TCPAbortOnLinger",
-    "TcpExt.TCPAbortOnMemory",
-    "TcpExt.TCPAbortOnTimeout",
-    "TcpExt.TCPAbortFailed",
-    "TcpExt.ListenOverflows",
-    "TcpExt.ListenDrops",
-    "TcpExt.TCPReqQFullDoCookies",
-    "TcpExt.TCPReqQFullDrop",
-    "TcpExt.SyncookiesSent",
-    "TcpExt.SyncookiesRecv",
-    "TcpExt.SyncookiesFailed",
-    "TcpExt.EmbryonicRsts",
-    "TcpExt.TCPTimeWaitOverflow",
-    "TcpExt.TW",
-    "TcpExt.TWKilled",
-    "TcpExt.TWRecycled",
-    "TcpExt.PAWSActive",
-    "TcpExt.PAWSEstab",
-    "TcpExt.TCPBacklogDrop",
-];
+pub use crate::host::counters::RESET_COUNTERS;
 
 /// What the namespace looks like at the start.
 #[derive(Debug, Clone, Default)]
@@ -225,7 +199,7 @@ pub fn read_out_rsts() -> Option<(u64, std::time::Duration)> {
     Some((v, at))
 }
 
-pub use crate::host::files::now_ms;
+pub use crate::clock::now_ms;
 
 /// Sample the counters now, then every `period` until `stop`, then once more; send each sample.
 pub fn sample_loop(

@@ -1,14 +1,20 @@
 //! The socket-table refresh thread: the host snapshot (sockets, owners, options) and the audit
 //! findings behind the verdicts, once a second.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::attribute::SocketIndex;
-use crate::host::{CollectOptions, Source};
-use crate::rules::{Finding, Selection};
+use crate::host::Snapshot;
+use crate::rules::Finding;
+
+/// What the command gives the live check to re-read the watched namespace once a second: its
+/// snapshot (sockets, owners, options) and the audit of it, with rules the command loaded
+/// once. The outer error means the socket table could not be read; the inner one that the
+/// audit could not run.
+pub type Refresh =
+    Box<dyn FnMut() -> anyhow::Result<(Snapshot, anyhow::Result<Vec<Finding>>)> + Send>;
 
 /// Shared with the snapshot thread.
 #[derive(Default)]
@@ -20,33 +26,15 @@ pub(super) struct Shared {
 }
 
 pub(super) fn snapshot_loop(
-    netns: Option<String>,
-    rules: Option<PathBuf>,
-    params: Vec<(String, String)>,
+    mut refresh: Refresh,
     shared: Arc<Mutex<Shared>>,
     done: Arc<AtomicBool>,
 ) {
-    let opts = CollectOptions {
-        source: Source::Live,
-        netns,
-        interval: None,
-        owners: true,
-        options: true,
-    };
-    let selection = Selection {
-        extra_dir: rules,
-        params,
-        ..Default::default()
-    };
     let mut first = true;
     while !done.load(Ordering::SeqCst) {
         let began = Instant::now();
-        match crate::host::collect(&opts) {
-            Ok(snaps) => {
-                let Some(snap) = snaps.into_iter().next() else {
-                    break;
-                };
-                let audit = crate::rules::run(&selection, &snap);
+        match refresh() {
+            Ok((snap, audit)) => {
                 let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
                 sh.index.update(&snap);
                 if first {
@@ -59,7 +47,7 @@ pub(super) fn snapshot_loop(
                     }
                 }
                 match audit {
-                    Ok(outcome) => merge_findings(&mut sh.findings, outcome.findings),
+                    Ok(findings) => merge_findings(&mut sh.findings, findings),
                     Err(e) => {
                         if sh.audit_error.is_none() {
                             sh.audit_error = Some(format!("{e:#}"));

@@ -502,17 +502,9 @@ impl Tally {
     }
 }
 
-/// Changes between two samples (counters present in both; a counter that went down, after a
-/// namespace was recreated, counts as 0).
+/// Changes between two samples (counters present in both; see [`crate::host::counters::delta`]).
 pub fn delta(a: &CounterSample, b: &CounterSample) -> BTreeMap<String, u64> {
-    b.values
-        .iter()
-        .filter_map(|(k, v)| {
-            a.values
-                .get(k)
-                .map(|old| (k.clone(), v.saturating_sub(*old)))
-        })
-        .collect()
+    crate::host::counters::delta(&a.values, &b.values)
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! What the live check needs from the process's capabilities, checked before anything starts.
+//! What the packet check needs from the process's capabilities (the live capture and the
+//! lab's namespaces), checked before anything starts. One place for both modes.
 
 use crate::packet::ftrace;
 
