@@ -126,6 +126,13 @@ fn ansible_role_audits_collects_applies_and_fails_on_drift() {
         "the audit saw the namespace's bad value: {audit}"
     );
 
+    // The fleet report step ran on the controller over the collected audits.
+    let page = std::fs::read_to_string(play.results().join("fleet.html"))
+        .expect("the role wrote the fleet report");
+    assert!(page.contains("data-host=\"localhost\""), "{page}");
+    assert!(log.contains("rstaudit fleet report"), "{log}");
+    assert!(log.contains("1 host(s) audited, 0 failed"), "{log}");
+
     // A real run applies the profile inside the namespace and verifies it.
     let out = play.run(&[]);
     let log = text(&out);
