@@ -144,7 +144,7 @@ fn fleet() -> tempfile::TempDir {
     )
     .unwrap();
     std::fs::write(d.join("empty.json"), "").unwrap();
-    std::fs::write(d.join("future.json"), r#"{"schema": 3, "hosts": []}"#).unwrap();
+    std::fs::write(d.join("future.json"), r#"{"schema": 99, "hosts": []}"#).unwrap();
     std::fs::write(d.join("nothing.json"), r#"{"schema": 2, "namespaces": []}"#).unwrap();
     std::fs::write(d.join("notes.txt"), "not read: not *.json").unwrap();
     dir
@@ -300,7 +300,7 @@ fn failed_and_stale_hosts_are_listed_not_fatal() {
         reason("garbage").contains("not an audit report"),
         "{failed:?}"
     );
-    assert!(reason("future").contains("schema 3"), "{failed:?}");
+    assert!(reason("future").contains("schema 99"), "{failed:?}");
     assert!(
         reason("nothing").contains("no network namespace"),
         "{failed:?}"
@@ -399,7 +399,7 @@ fn prometheus_has_fleet_gauges() {
         "rstaudit_fleet_hosts{state=\"stale\"} 2",
         "rstaudit_fleet_failing{fail_on=\"exposed:medium\"} 1",
         "rstaudit_fleet_rule_hosts{rule=\"abort-on-overflow\",severity=\"high\",exposure=\"observed\"} 1",
-        "rstaudit_fleet_host_findings{host=\"charlie\",rule=\"abort-on-overflow\",severity=\"high\",exposure=\"observed\"} 1",
+        "rstaudit_fleet_host_findings{host=\"charlie\",rule=\"abort-on-overflow\",severity=\"high\",exposure=\"observed\",accepted=\"false\"} 1",
         "rstaudit_fleet_host_stale{host=\"ancient\"} 1",
     ] {
         assert!(text.lines().any(|l| l == line), "{line:?} missing:\n{text}");
@@ -534,4 +534,74 @@ fn names_in_files_are_escaped_in_html_and_prometheus() {
     let out = report(&["--format", "prometheus"], &[dir.path()]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("host=\"web<1>\\\"x\""), "{text}");
+}
+
+#[test]
+fn accepted_findings_do_not_fail_and_rotting_waivers_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let golf = host(d, "golf", |v| {
+        keep_only(v, "abort-on-overflow");
+        for f in findings(v) {
+            f["accepted"] = json!({"reason": "drained by the LB", "expires": "2099-01-01", "waiver": "accept.yaml:3"});
+        }
+    });
+    let hotel = host(d, "hotel", |v| {
+        all_latent(v);
+        v["waivers"] = json!([
+            {"rule": "linger-zero", "reason": "x", "expires": "2020-01-01", "waiver": "accept.yaml:7", "state": "expired", "matched": 1},
+            {"rule": "rfc1337-off", "reason": "y", "expires": "2099-01-01", "waiver": "accept.yaml:9", "state": "active", "matched": 1}
+        ]);
+    });
+    host(d, "india", |v| keep_only(v, "abort-on-overflow"));
+
+    let r = json_report(d, &[]);
+    assert_eq!(hosts(&r), ["india", "hotel", "golf"]);
+    let cell = &host_row(&r, "golf")["cells"]["abort-on-overflow"];
+    assert_eq!(cell["accepted"], true);
+    assert_eq!(cell["exposure"], "exposed");
+    assert_eq!(host_row(&r, "golf")["failing"], false);
+    assert_eq!(host_row(&r, "golf")["accepted"], 1);
+    assert_eq!(host_row(&r, "india")["failing"], true);
+    assert_eq!(host_row(&r, "hotel")["failing"], true);
+    assert_eq!(
+        host_row(&r, "hotel")["waiver_problems"],
+        json!(["expired: linger-zero (accept.yaml:7)"])
+    );
+    assert_eq!(r["summary"]["accepted"], 1);
+    assert_eq!(r["summary"]["waiver_problems"], 1);
+    let rule = r["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["rule"] == "abort-on-overflow")
+        .unwrap();
+    assert_eq!(rule["hosts_accepted"], 1);
+    assert_eq!(rule["hosts_failing"], 1, "india only");
+
+    common::exits(&report(&[], &[&golf]), 0);
+    common::exits(&report(&[], &[&hotel]), 1);
+    common::exits(&report(&["--fail-on", "never"], &[&hotel]), 0);
+    let out = report(&[], &[d]);
+    common::exits(&out, 1);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("E:high*"), "{text}");
+    assert!(
+        text.contains("Waivers that expired or match nothing (1)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn two_files_of_one_name_stay_two_hosts() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    host(a.path(), "web", |_| {});
+    let second = host(b.path(), "web", all_latent);
+    let r = json_report(a.path(), &["--max-age", "1d"]);
+    assert_eq!(hosts(&r), ["web"]);
+    let out = report(&["--format", "json"], &[a.path(), b.path()]);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["summary"]["audited"], 2);
+    assert_eq!(hosts(&r), ["web", second.to_str().unwrap()]);
 }

@@ -50,6 +50,7 @@ struct RuleAcc {
     hosts: u64,
     by_exposure: BTreeMap<String, u64>,
     hosts_failing: u64,
+    hosts_accepted: u64,
     fixes: BTreeMap<(String, String), u64>,
     advice: Option<String>,
 }
@@ -70,6 +71,7 @@ pub fn build(files: Vec<Parsed>, opts: &FleetOptions) -> FleetReport {
         .collect();
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut findings_total = 0u64;
+    let mut accepted_total = 0u64;
 
     for p in files {
         // Two files of the same name (in different directories) stay two hosts.
@@ -104,6 +106,7 @@ pub fn build(files: Vec<Parsed>, opts: &FleetOptions) -> FleetReport {
         let mut kernels: Vec<String> = Vec::new();
         let mut namespaces: Vec<String> = Vec::new();
         let mut count = 0u64;
+        let mut accepted = 0u64;
         for ns in &audit.namespaces {
             if !ns.kernel.is_empty() && !kernels.contains(&ns.kernel) {
                 kernels.push(ns.kernel.clone());
@@ -111,6 +114,7 @@ pub fn build(files: Vec<Parsed>, opts: &FleetOptions) -> FleetReport {
             namespaces.push(ns.netns.clone());
             for f in &ns.findings {
                 count += 1;
+                accepted += u64::from(f.accepted.is_some());
                 *by_severity
                     .entry(f.severity.as_str().to_string())
                     .or_default() += 1;
@@ -121,6 +125,7 @@ pub fn build(files: Vec<Parsed>, opts: &FleetOptions) -> FleetReport {
                     severity: f.severity,
                     exposure: f.exposure,
                     findings: 1,
+                    accepted: f.accepted.is_some(),
                     reason: f.exposure_reason.clone(),
                 };
                 match cells.get_mut(&f.rule) {
@@ -150,7 +155,14 @@ pub fn build(files: Vec<Parsed>, opts: &FleetOptions) -> FleetReport {
             }
         }
         findings_total += count;
-        let mut failing = false;
+        accepted_total += accepted;
+        let waiver_problems: Vec<String> = audit
+            .waivers
+            .iter()
+            .filter(|w| w.state == "expired" || w.state == "unused")
+            .map(|w| format!("{}: {} ({})", w.state, w.rule, w.waiver))
+            .collect();
+        let mut failing = opts.fail_on.is_some() && !waiver_problems.is_empty();
         for (rule, cell) in &cells {
             let acc = rules.get_mut(rule).expect("every cell's rule was counted");
             acc.hosts += 1;
@@ -161,6 +173,7 @@ pub fn build(files: Vec<Parsed>, opts: &FleetOptions) -> FleetReport {
                 acc.hosts_failing += 1;
                 failing = true;
             }
+            acc.hosts_accepted += u64::from(cell.accepted);
         }
         let mut host_all: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
         for (rule, set) in host_fixes {
@@ -187,6 +200,8 @@ pub fn build(files: Vec<Parsed>, opts: &FleetOptions) -> FleetReport {
             kernels,
             namespaces,
             findings: count,
+            accepted,
+            waiver_problems,
             failing,
             worst,
             cells,
@@ -211,6 +226,7 @@ pub fn build(files: Vec<Parsed>, opts: &FleetOptions) -> FleetReport {
                 hosts: acc.hosts,
                 by_exposure: acc.by_exposure,
                 hosts_failing: acc.hosts_failing,
+                hosts_accepted: acc.hosts_accepted,
                 fixes,
                 advice: acc.advice,
             }
@@ -243,6 +259,8 @@ pub fn build(files: Vec<Parsed>, opts: &FleetOptions) -> FleetReport {
         hosts_with_findings: hosts.iter().filter(|h| h.findings > 0).count() as u64,
         hosts_failing: hosts.iter().filter(|h| h.failing).count() as u64,
         findings: findings_total,
+        accepted: accepted_total,
+        waiver_problems: hosts.iter().map(|h| h.waiver_problems.len() as u64).sum(),
         by_severity,
         by_exposure,
         failing: hosts.iter().any(|h| h.failing),
@@ -264,10 +282,11 @@ pub fn build(files: Vec<Parsed>, opts: &FleetOptions) -> FleetReport {
 }
 
 /// What is at risk on a host, compared worst first: the number of its rules at each
-/// (exposure, severity), from observed/critical down to latent/info.
+/// (exposure, severity), from observed/critical down to latent/info. Rules a waiver
+/// accepts on the host are not at risk.
 fn risk(h: &HostRow) -> [u64; 15] {
     let mut key = [0u64; 15];
-    for c in h.cells.values() {
+    for c in h.cells.values().filter(|c| !c.accepted) {
         let e = 2 - c.exposure as usize;
         let s = SEVERITIES
             .iter()

@@ -14,7 +14,7 @@ table{border-collapse:collapse;margin:.5em 0 1.5em}\
 th,td{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}\
 th{background:#f2f2f2}td.cell{text-align:center;font-family:monospace}\
 td.observed{background:#f4b6b6}td.exposed{background:#fde2b3}td.latent{background:#eef}\
-td.none{color:#aaa}tr.stale td.host::after{content:' (stale)';color:#a60}\
+td.none{color:#aaa}td.accepted{background:#e4f2e4;font-style:italic}tr.stale td.host::after{content:' (stale)';color:#a60}\
 .fail{color:#b00;font-weight:bold}th.rule{writing-mode:vertical-rl;white-space:nowrap}";
 
 /// Render the page.
@@ -144,10 +144,16 @@ pub fn html(r: &FleetReport) -> String {
                     Some(c) => {
                         let _ = write!(
                             o,
-                            "<td class=\"cell {} {}\" data-rule=\"{}\" title=\"{}\">{}</td>",
+                            "<td class=\"cell {} {}{}\" data-rule=\"{}\" title=\"{}{}\">{}</td>",
                             c.exposure.as_str(),
                             c.severity.as_str(),
+                            if c.accepted { " accepted" } else { "" },
                             esc(&rule.rule),
+                            if c.accepted {
+                                "accepted by a waiver: "
+                            } else {
+                                ""
+                            },
                             esc(&c.reason),
                             short_cell(c)
                         );
@@ -173,6 +179,23 @@ pub fn html(r: &FleetReport) -> String {
                 esc(&f.reason),
                 h = esc(&f.host),
             );
+        }
+        o.push_str("</table>\n");
+    }
+    if r.summary.waiver_problems > 0 {
+        o.push_str(
+            "<h2 id=\"waivers\">Waivers that expired or match nothing</h2>\n<table class=\"waivers\">\
+             <tr><th>host</th><th>waiver</th></tr>\n",
+        );
+        for h in &r.hosts {
+            for w in &h.waiver_problems {
+                let _ = writeln!(
+                    o,
+                    "<tr data-host=\"{h}\"><td>{h}</td><td>{}</td></tr>",
+                    esc(w),
+                    h = esc(&h.host),
+                );
+            }
         }
         o.push_str("</table>\n");
     }

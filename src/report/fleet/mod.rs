@@ -65,10 +65,15 @@ pub struct FleetSummary {
     pub stale: u64,
     /// Audited hosts with at least one finding.
     pub hosts_with_findings: u64,
-    /// Audited hosts with a finding at or above `fail_on`.
+    /// Audited hosts with a finding at or above `fail_on` (not accepted), or a waiver
+    /// that expired or matches nothing.
     pub hosts_failing: u64,
     /// Findings over the fleet.
     pub findings: u64,
+    /// Of those, accepted by a waiver (`audit --accept`).
+    pub accepted: u64,
+    /// Waivers that expired or match nothing, over the fleet.
+    pub waiver_problems: u64,
     /// Every severity, also those with no finding.
     pub by_severity: BTreeMap<String, u64>,
     /// Every exposure, also those with no finding.
@@ -89,8 +94,10 @@ pub struct RuleRow {
     pub hosts: u64,
     /// Hosts by the worst exposure it had there.
     pub by_exposure: BTreeMap<String, u64>,
-    /// Hosts where it is at or above `fail_on`.
+    /// Hosts where it is at or above `fail_on` (and not accepted).
     pub hosts_failing: u64,
+    /// Hosts where a waiver accepts every finding of it.
+    pub hosts_accepted: u64,
     /// The sysctl changes that clear it, with the hosts that carry each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fixes: Vec<FixCount>,
@@ -146,7 +153,13 @@ pub struct HostRow {
     /// Namespaces audited.
     pub namespaces: Vec<String>,
     pub findings: u64,
-    /// A finding is at or above `fail_on`.
+    /// Findings accepted by a waiver.
+    pub accepted: u64,
+    /// Waivers that expired or match nothing: `expired: RULE (FILE:LINE)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiver_problems: Vec<String>,
+    /// A finding not accepted is at or above `fail_on`, or a waiver expired or matches
+    /// nothing (unless `fail_on` is `never`), as `audit` fails.
     pub failing: bool,
     /// The worst finding: exposure first, then severity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,20 +176,24 @@ pub struct Cell {
     pub exposure: Exposure,
     /// Findings of this rule on the host (one per namespace and process).
     pub findings: u64,
+    /// A waiver accepts every finding of this rule on the host (else the cell is the
+    /// worst finding not accepted).
+    pub accepted: bool,
     /// What is at risk, from the worst finding's `exposure_reason`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
 }
 
 impl Cell {
-    /// Ordering key: exposure first, then severity.
-    pub fn rank(&self) -> (Exposure, Severity) {
-        (self.exposure, self.severity)
+    /// Ordering key: not accepted first, then exposure, then severity.
+    pub fn rank(&self) -> (bool, Exposure, Severity) {
+        (!self.accepted, self.exposure, self.severity)
     }
 
-    /// At or above the threshold.
+    /// Not accepted, and at or above the threshold.
     pub fn fails(&self, t: Option<Threshold>) -> bool {
-        t.is_some_and(|t| self.severity >= t.severity && self.exposure >= t.exposure)
+        !self.accepted
+            && t.is_some_and(|t| self.severity >= t.severity && self.exposure >= t.exposure)
     }
 
     /// `exposed/high`.

@@ -58,17 +58,18 @@ pub fn prometheus(r: &FleetReport) -> Vec<u8> {
     head(
         &mut out,
         "rstaudit_fleet_host_findings",
-        "Findings of a rule on a host (its worst severity and exposure there).",
+        "Findings of a rule on a host (its worst severity and exposure there; accepted=\"true\" when a waiver accepts all of them).",
     );
     for h in &r.hosts {
         for (rule, c) in &h.cells {
             let _ = writeln!(
                 out,
-                "rstaudit_fleet_host_findings{{host=\"{}\",rule=\"{}\",severity=\"{}\",exposure=\"{}\"}} {}",
+                "rstaudit_fleet_host_findings{{host=\"{}\",rule=\"{}\",severity=\"{}\",exposure=\"{}\",accepted=\"{}\"}} {}",
                 label(&h.host),
                 label(rule),
                 c.severity.as_str(),
                 c.exposure.as_str(),
+                c.accepted,
                 c.findings
             );
         }
@@ -98,6 +99,19 @@ pub fn prometheus(r: &FleetReport) -> Vec<u8> {
             "rstaudit_fleet_host_stale{{host=\"{}\"}} {}",
             label(&h.host),
             u8::from(h.stale)
+        );
+    }
+    head(
+        &mut out,
+        "rstaudit_fleet_host_waiver_problems",
+        "Waivers of a host's audit that expired or match nothing (hosts with none are left out).",
+    );
+    for h in r.hosts.iter().filter(|h| !h.waiver_problems.is_empty()) {
+        let _ = writeln!(
+            out,
+            "rstaudit_fleet_host_waiver_problems{{host=\"{}\"}} {}",
+            label(&h.host),
+            h.waiver_problems.len()
         );
     }
     head(

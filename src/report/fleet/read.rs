@@ -32,11 +32,15 @@ pub enum AuditFileError {
     Empty,
     #[error("not an audit report: {0}")]
     Invalid(String),
-    #[error("audit schema {found}: this rstaudit reads schema {AUDIT_SCHEMA}")]
+    #[error("audit schema {found}: this rstaudit reads schemas {FIRST_SCHEMA} to {AUDIT_SCHEMA}")]
     Schema { found: u64 },
     #[error("the audit covers no network namespace")]
     NoNamespace,
 }
+
+/// The oldest audit schema the fleet view reads (2: findings have an exposure). Every
+/// schema up to the one this rstaudit writes ([`AUDIT_SCHEMA`]) is read.
+pub const FIRST_SCHEMA: u64 = 2;
 
 /// The parts of an audit report (docs/audit-json.md) the fleet view uses.
 #[derive(Debug, Clone, Deserialize)]
@@ -47,6 +51,29 @@ pub struct HostAudit {
     #[serde(default)]
     pub taken_at_ms: Option<u64>,
     pub namespaces: Vec<AuditNamespace>,
+    /// The waivers of `audit --accept` (docs/accept.md), with their state.
+    #[serde(default)]
+    pub waivers: Vec<AuditWaiver>,
+}
+
+/// A waiver as the audit reports it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuditWaiver {
+    #[serde(default)]
+    pub rule: String,
+    /// `active`, `expired` or `unused`.
+    #[serde(default)]
+    pub state: String,
+    /// Where it is written, `FILE:LINE`.
+    #[serde(default)]
+    pub waiver: String,
+}
+
+/// A finding's waiver (`accepted`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AuditAccepted {
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// One namespace of an audit.
@@ -71,6 +98,9 @@ pub struct AuditFinding {
     pub exposure_reason: String,
     #[serde(default)]
     pub fix: AuditFix,
+    /// A waiver covers it: it does not count against `--fail-on`.
+    #[serde(default)]
+    pub accepted: Option<AuditAccepted>,
 }
 
 /// A finding's fix.
@@ -95,6 +125,10 @@ struct SchemaOnly {
     schema: u64,
 }
 
+fn readable(schema: u64) -> bool {
+    (FIRST_SCHEMA..=u64::from(AUDIT_SCHEMA)).contains(&schema)
+}
+
 /// Parse one audit file.
 pub fn parse(bytes: &[u8]) -> Result<HostAudit, AuditFileError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -104,14 +138,12 @@ pub fn parse(bytes: &[u8]) -> Result<HostAudit, AuditFileError> {
         Ok(a) => a,
         Err(e) => {
             return Err(match serde_json::from_slice::<SchemaOnly>(bytes) {
-                Ok(s) if s.schema != u64::from(AUDIT_SCHEMA) => {
-                    AuditFileError::Schema { found: s.schema }
-                }
+                Ok(s) if !readable(s.schema) => AuditFileError::Schema { found: s.schema },
                 _ => AuditFileError::Invalid(e.to_string()),
             });
         }
     };
-    if audit.schema != u64::from(AUDIT_SCHEMA) {
+    if !readable(audit.schema) {
         return Err(AuditFileError::Schema {
             found: audit.schema,
         });
@@ -138,8 +170,12 @@ mod tests {
             AuditFileError::Invalid(_)
         ));
         assert_eq!(
-            parse(b"{\"schema\": 3, \"other\": true}").unwrap_err(),
-            AuditFileError::Schema { found: 3 }
+            parse(b"{\"schema\": 99, \"other\": true}").unwrap_err(),
+            AuditFileError::Schema { found: 99 }
+        );
+        assert_eq!(
+            parse(b"{\"schema\": 1, \"namespaces\": []}").unwrap_err(),
+            AuditFileError::Schema { found: 1 }
         );
         assert_eq!(
             parse(b"{\"schema\": 2, \"namespaces\": []}").unwrap_err(),

@@ -7,7 +7,8 @@ use super::{Cell, FleetReport, age, utc};
 use crate::report::describe_threshold;
 use crate::rules::Severity;
 
-/// `E:high`, `O:crit`, `L:med`: exposure initial, then the severity.
+/// `E:high`, `O:crit`, `L:med`: exposure initial, then the severity; `*` when a waiver
+/// accepts it.
 pub fn short_cell(c: &Cell) -> String {
     let e = match c.exposure {
         crate::rules::Exposure::Latent => 'L',
@@ -21,7 +22,8 @@ pub fn short_cell(c: &Cell) -> String {
         Severity::Low => "low",
         Severity::Info => "info",
     };
-    format!("{e}:{s}")
+    let star = if c.accepted { "*" } else { "" };
+    format!("{e}:{s}{star}")
 }
 
 /// Rows of cells as left-aligned columns two spaces apart (the last not padded).
@@ -63,9 +65,10 @@ pub fn table(r: &FleetReport) -> Vec<u8> {
     );
     let _ = writeln!(
         out,
-        "{} finding(s) on {} host(s); {}",
+        "{} finding(s) on {} host(s), {} accepted by a waiver; {}",
         s.findings,
         s.hosts_with_findings,
+        s.accepted,
         if r.fail_on == "never" {
             "--fail-on never".to_string()
         } else {
@@ -128,7 +131,7 @@ pub fn table(r: &FleetReport) -> Vec<u8> {
     }
 
     out.push_str(
-        "\nHosts, most at risk first (cells: O observed, E exposed, L latent; severity)\n",
+        "\nHosts, most at risk first (cells: O observed, E exposed, L latent; severity; * accepted)\n",
     );
     if r.hosts.is_empty() {
         out.push_str("No host audit could be read.\n");
@@ -164,6 +167,25 @@ pub fn table(r: &FleetReport) -> Vec<u8> {
         let mut rows = vec![["host", "file", "reason"].map(String::from).to_vec()];
         for f in &r.failed {
             rows.push(vec![f.host.clone(), f.file.clone(), f.reason.clone()]);
+        }
+        columns(&mut out, &rows);
+    }
+    let waivers: Vec<_> = r
+        .hosts
+        .iter()
+        .filter(|h| !h.waiver_problems.is_empty())
+        .collect();
+    if !waivers.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nWaivers that expired or match nothing ({})",
+            r.summary.waiver_problems
+        );
+        let mut rows = vec![["host", "waiver"].map(String::from).to_vec()];
+        for h in waivers {
+            for w in &h.waiver_problems {
+                rows.push(vec![h.host.clone(), w.clone()]);
+            }
         }
         columns(&mut out, &rows);
     }
