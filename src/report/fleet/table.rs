@@ -26,6 +26,17 @@ pub fn short_cell(c: &Cell) -> String {
     format!("{e}:{s}{star}")
 }
 
+/// The first sentence of an advice (the JSON and HTML keep it whole).
+fn first_sentence(text: &str) -> String {
+    let text = text
+        .strip_prefix("No sysctl can fix this. ")
+        .unwrap_or(text);
+    match text.find(". ") {
+        Some(i) => text[..=i].to_string(),
+        None => text.to_string(),
+    }
+}
+
 /// Rows of cells as left-aligned columns two spaces apart (the last not padded).
 fn columns(out: &mut String, rows: &[Vec<String>]) {
     let n = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -95,7 +106,9 @@ pub fn table(r: &FleetReport) -> Vec<u8> {
         for (i, rule) in r.rules.iter().enumerate() {
             let n = |e: &str| rule.by_exposure.get(e).copied().unwrap_or(0).to_string();
             let fix = if rule.fixes.is_empty() {
-                rule.advice.clone().unwrap_or_else(|| "-".to_string())
+                rule.advice
+                    .as_deref()
+                    .map_or_else(|| "-".to_string(), first_sentence)
             } else {
                 rule.fixes
                     .iter()
