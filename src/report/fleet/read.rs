@@ -36,6 +36,8 @@ pub enum AuditFileError {
     Schema { found: u64 },
     #[error("the audit covers no network namespace")]
     NoNamespace,
+    #[error("the audit could not run: {0}")]
+    AuditError(String),
 }
 
 /// The oldest audit schema the fleet view reads (2: findings have an exposure). Every
@@ -119,10 +121,14 @@ pub struct AuditSysctl {
     pub value: String,
 }
 
-/// Only the schema, to tell "another schema" from "not an audit".
+/// Only the schema, to tell "another schema" from "not an audit"; or the record of an
+/// audit that could not run (`{"audit_error": "..."}`, as the Ansible role writes it).
 #[derive(Deserialize)]
 struct SchemaOnly {
-    schema: u64,
+    #[serde(default)]
+    schema: Option<u64>,
+    #[serde(default)]
+    audit_error: Option<String>,
 }
 
 fn readable(schema: u64) -> bool {
@@ -138,7 +144,14 @@ pub fn parse(bytes: &[u8]) -> Result<HostAudit, AuditFileError> {
         Ok(a) => a,
         Err(e) => {
             return Err(match serde_json::from_slice::<SchemaOnly>(bytes) {
-                Ok(s) if !readable(s.schema) => AuditFileError::Schema { found: s.schema },
+                Ok(SchemaOnly {
+                    audit_error: Some(text),
+                    ..
+                }) => AuditFileError::AuditError(text.trim().to_string()),
+                Ok(SchemaOnly {
+                    schema: Some(found),
+                    ..
+                }) if !readable(found) => AuditFileError::Schema { found },
                 _ => AuditFileError::Invalid(e.to_string()),
             });
         }
@@ -180,6 +193,10 @@ mod tests {
         assert_eq!(
             parse(b"{\"schema\": 2, \"namespaces\": []}").unwrap_err(),
             AuditFileError::NoNamespace
+        );
+        assert_eq!(
+            parse(b"{\"audit_error\": \"rstaudit: error: no namespace x\\n\"}").unwrap_err(),
+            AuditFileError::AuditError("rstaudit: error: no namespace x".into())
         );
     }
 
