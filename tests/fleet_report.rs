@@ -605,3 +605,18 @@ fn two_files_of_one_name_stay_two_hosts() {
     assert_eq!(r["summary"]["audited"], 2);
     assert_eq!(hosts(&r), ["web", second.to_str().unwrap()]);
 }
+
+#[test]
+fn a_fleet_report_written_among_the_audits_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    host(dir.path(), "web", all_latent);
+    let own = dir.path().join("fleet.json");
+    common::exits(&report(&["--format", "json", "-o"], &[&own, dir.path()]), 0);
+    let r = json_report(dir.path(), &[]);
+    assert_eq!(hosts(&r), ["web"]);
+    assert_eq!(r["failed"][0]["host"], "fleet");
+    assert_eq!(
+        r["failed"][0]["reason"],
+        "a fleet report (rstaudit report --format json), not a host's audit"
+    );
+}

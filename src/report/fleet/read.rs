@@ -38,6 +38,8 @@ pub enum AuditFileError {
     NoNamespace,
     #[error("the audit could not run: {0}")]
     AuditError(String),
+    #[error("a fleet report (rstaudit report --format json), not a host's audit")]
+    FleetReport,
 }
 
 /// The oldest audit schema the fleet view reads (2: findings have an exposure). Every
@@ -129,6 +131,8 @@ struct SchemaOnly {
     schema: Option<u64>,
     #[serde(default)]
     audit_error: Option<String>,
+    #[serde(default)]
+    generated_at_ms: Option<u64>,
 }
 
 fn readable(schema: u64) -> bool {
@@ -148,6 +152,10 @@ pub fn parse(bytes: &[u8]) -> Result<HostAudit, AuditFileError> {
                     audit_error: Some(text),
                     ..
                 }) => AuditFileError::AuditError(text.trim().to_string()),
+                Ok(SchemaOnly {
+                    generated_at_ms: Some(_),
+                    ..
+                }) => AuditFileError::FleetReport,
                 Ok(SchemaOnly {
                     schema: Some(found),
                     ..
@@ -197,6 +205,10 @@ mod tests {
         assert_eq!(
             parse(b"{\"audit_error\": \"rstaudit: error: no namespace x\\n\"}").unwrap_err(),
             AuditFileError::AuditError("rstaudit: error: no namespace x".into())
+        );
+        assert_eq!(
+            parse(b"{\"schema\": 1, \"generated_at_ms\": 5, \"hosts\": []}").unwrap_err(),
+            AuditFileError::FleetReport
         );
     }
 
