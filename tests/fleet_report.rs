@@ -411,6 +411,23 @@ fn prometheus_has_fleet_gauges() {
         assert!(l.starts_with("rstaudit_fleet_"), "{l}");
     }
     assert!(text.contains("rstaudit_fleet_host_failed{host=\"empty\""));
+    // promtool (Debian package `prometheus`, as tests/ecosystem_prometheus.rs) accepts it
+    // without a single lint remark.
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is needed for this test (Debian package `prometheus`, see .ci/run)");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let remarks = common::text(&out);
+    assert!(out.status.success(), "{remarks}");
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool remarks: {remarks}"
+    );
 }
 
 /// Appended to the page: reads back what the browser built into the title.
