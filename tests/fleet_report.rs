@@ -607,6 +607,13 @@ fn accepted_findings_do_not_fail_and_rotting_waivers_do() {
         text.contains("Waivers that expired or match nothing (1)"),
         "{text}"
     );
+    let out = report(&["--format", "html"], &[d]);
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        page.contains("class=\"cell exposed high accepted\" data-rule=\"abort-on-overflow\" title=\"accepted by a waiver: "),
+        "{page}"
+    );
+    assert!(page.contains("<h2 id=\"waivers\">"), "{page}");
 }
 
 #[test]
