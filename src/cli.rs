@@ -77,6 +77,11 @@ pub enum Command {
         after_help = "Examples:\n  rstaudit explain 'java.net.SocketException: Connection reset'\n  rstaudit explain 'connection reset after 60 s idle behind a load balancer'\n  rstaudit explain ECONNREFUSED\n  rstaudit explain 4 --format json\n  journalctl -u app -n 20 | rstaudit explain -\n\nExit codes: 0 = a cause matched; 1 = nothing matched (examples are shown); 2 = could not run."
     )]
     Explain(ExplainArgs),
+    /// Render one view of many hosts' JSON audits: rules x hosts, common findings and fixes.
+    #[command(
+        after_help = "Examples:\n  rstaudit report rstaudit-results/\n  rstaudit report rstaudit-results/ --format html -o fleet.html\n  rstaudit report web-*.json --max-age 12h --fail-on high --format json\n\nExit codes: 0 = nothing at or above --fail-on across the fleet; 1 = findings at or above it; 2 = could not run (no usable audit among the files)."
+    )]
+    Report(crate::commands::report::ReportArgs),
     /// Watch real resets (live) or reproduce findings in throwaway namespaces (--lab).
     #[command(name = "packet-check")]
     #[command(
@@ -172,7 +177,7 @@ impl Default for FailOn {
     }
 }
 
-fn parse_fail_on(s: &str) -> Result<FailOn, String> {
+pub(crate) fn parse_fail_on(s: &str) -> Result<FailOn, String> {
     if s == "never" {
         return Ok(FailOn(None));
     }

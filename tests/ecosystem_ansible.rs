@@ -126,6 +126,13 @@ fn ansible_role_audits_collects_applies_and_fails_on_drift() {
         "the audit saw the namespace's bad value: {audit}"
     );
 
+    // The fleet report step ran on the controller over the collected audits.
+    let page = std::fs::read_to_string(play.results().join("fleet.html"))
+        .expect("the role wrote the fleet report");
+    assert!(page.contains("data-host=\"localhost\""), "{page}");
+    assert!(log.contains("rstaudit fleet report"), "{log}");
+    assert!(log.contains("1 host(s) audited, 0 failed"), "{log}");
+
     // A real run applies the profile inside the namespace and verifies it.
     let out = play.run(&[]);
     let log = text(&out);
@@ -151,4 +158,43 @@ fn ansible_role_audits_collects_applies_and_fails_on_drift() {
 
     let host_after: Vec<String> = BAD.iter().map(|(k, _)| host_sysctl(k)).collect();
     assert_eq!(host_before, host_after, "the host's own values changed");
+}
+
+#[test]
+fn ansible_role_records_an_audit_that_could_not_run_for_the_fleet_report() {
+    let play = Play {
+        dir: tempfile::tempdir().unwrap(),
+        ns: "rsta-no-such-namespace".to_string(),
+    };
+    let out = play.run(&["--check"]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(2), "the host must fail:\n{log}");
+    assert!(
+        log.contains("rstaudit audit could not run on localhost"),
+        "{log}"
+    );
+    let record = std::fs::read_to_string(play.results().join("localhost.json"))
+        .expect("the role records the failed audit on the controller");
+    let v: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert!(
+        v["audit_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("rsta-no-such-namespace")),
+        "{record}"
+    );
+    let out = common::rstaudit()
+        .args(["report", "--format", "json"])
+        .arg(play.results())
+        .output()
+        .unwrap();
+    let t = common::exits(&out, 2);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["failed"][0]["host"], "localhost", "{t}");
+    assert!(
+        r["failed"][0]["reason"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("the audit could not run: ")
+                && e.contains("rsta-no-such-namespace")),
+        "{t}"
+    );
 }

@@ -20,6 +20,7 @@ pub mod fix;
 pub mod lab;
 pub mod packet_check;
 pub mod profiles;
+pub mod report;
 pub mod rollback;
 pub mod rules;
 pub mod snapshot;
@@ -41,6 +42,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Profiles(args) => profiles::run(args),
         Command::Rules(args) => rules::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Report(args) => report::run(args),
         Command::PacketCheck(args) => packet_check::run(args),
         Command::Completions { shell, dir } => tooling::completions(shell, dir.as_deref()),
         Command::Man { dir } => tooling::man(dir.as_deref()),

@@ -648,6 +648,7 @@ mod tests {
         AuditReport {
             schema: super::super::AUDIT_SCHEMA,
             tool: "rstaudit test".into(),
+            taken_at_ms: None,
             fail_on: "medium".into(),
             summary: super::super::Summary {
                 findings: findings.len() as u64,

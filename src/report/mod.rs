@@ -14,6 +14,7 @@ use crate::rules::accept::WaiverStatus;
 use crate::rules::{AuditOutcome, Exposure, Finding, Severity, Skipped, Threshold};
 
 pub mod escape;
+pub mod fleet;
 pub mod html;
 pub mod junit;
 pub mod lab;
@@ -34,6 +35,11 @@ pub struct AuditReport {
     pub schema: u32,
     /// `rstaudit 0.1.0`.
     pub tool: String,
+    /// When the facts were collected (the earliest namespace's snapshot), milliseconds
+    /// since the Unix epoch. Absent in audits written before it existed; `report` uses
+    /// it to tell stale audits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_at_ms: Option<u64>,
     /// The --fail-on threshold, `EXPOSURE:SEVERITY` (`exposed:medium` by default), or
     /// `never` when disabled.
     pub fail_on: String,
@@ -95,6 +101,11 @@ pub const SEVERITIES: [Severity; 5] = [
 impl AuditReport {
     /// Build the report. `fail_on` = None means never fail.
     pub fn new(audits: Vec<(&Snapshot, AuditOutcome)>, fail_on: Option<Threshold>) -> Self {
+        let taken_at_ms = audits
+            .iter()
+            .map(|(snap, _)| snap.taken_at_ms)
+            .filter(|&ms| ms > 0)
+            .min();
         let namespaces: Vec<NamespaceReport> = audits
             .into_iter()
             .map(|(snap, out)| {
@@ -150,6 +161,7 @@ impl AuditReport {
         Self {
             schema: AUDIT_SCHEMA,
             tool: format!("rstaudit {}", env!("CARGO_PKG_VERSION")),
+            taken_at_ms,
             fail_on: fail_on.map_or_else(|| "never".to_string(), |t| t.as_text()),
             namespaces,
             waivers: Vec::new(),

@@ -150,6 +150,7 @@ pub const COMMANDS: &[&str] = &[
     "profiles",
     "rules",
     "explain",
+    "report",
     "packet-check",
     "completions",
     "man",

@@ -1,0 +1,206 @@
+//! `rstaudit report FILE... | DIR`: read many hosts' JSON audits and render one view of
+//! the fleet (docs/fleet.md). Exit 0 when nothing across the fleet is at or above
+//! `--fail-on`, 1 when something is, 2 when it could not run (no usable audit).
+//!
+//! The files are read and parsed on a few threads (each keeps only the fields the fleet
+//! view needs, never the whole file); building and rendering is `report::fleet`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use crate::cli::{FailOn, parse_fail_on};
+use crate::report::fleet::{self, FleetOptions, HostInput, ReadError, build::Parsed};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Html,
+    Prometheus,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Audit files (`rstaudit audit --format json` output), or directories: every *.json in
+    /// a directory is read (not its subdirectories). The host is the file name without .json.
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+    /// Exit 1 when a finding on any host is at or above this threshold (the same syntax as
+    /// `audit --fail-on`: SEVERITY, EXPOSURE:SEVERITY or never).
+    #[arg(
+        long,
+        value_name = "[EXPOSURE:]SEVERITY",
+        default_value = "medium",
+        value_parser = parse_fail_on
+    )]
+    pub fail_on: FailOn,
+    /// An audit older than this is stale: SECONDS, or a number with s, m, h or d (`12h`, `2d`).
+    /// Its age is taken from the audit's `taken_at_ms`, or the file's modification time.
+    #[arg(long, value_name = "AGE", default_value = "2d", value_parser = parse_age)]
+    pub max_age: u64,
+    /// Write the report to FILE instead of standard output.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `90`, `90s`, `30m`, `12h`, `2d` -> seconds.
+fn parse_age(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not an age; expected e.g. 3600, 90m, 12h, 2d"))?;
+    let mult = match unit.trim() {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => return Err(format!("{other:?} is not a unit of age (s, m, h, d)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// Largest audit file read (an audit of every namespace of a busy host stays far below).
+const MAX_AUDIT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Run the command.
+pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let files = list_files(&args.paths)?;
+    if files.is_empty() {
+        anyhow::bail!(
+            "no audit file: the directories given hold no *.json (write them with `rstaudit audit --format json -o HOST.json`)"
+        );
+    }
+    let parsed = read_all(files);
+    let opts = FleetOptions {
+        now_ms: crate::host::files::now_ms(),
+        max_age_seconds: args.max_age,
+        fail_on: args.fail_on.0,
+    };
+    let report = fleet::build(parsed, &opts);
+    let bytes = match args.format {
+        ReportFormat::Table => fleet::table::table(&report),
+        ReportFormat::Json => fleet::json(&report),
+        ReportFormat::Html => fleet::html::html(&report).into_bytes(),
+        ReportFormat::Prometheus => fleet::prometheus::prometheus(&report),
+    };
+    super::write_output(args.output.as_deref(), &bytes)?;
+    if report.summary.audited == 0 {
+        eprintln!(
+            "rstaudit: error: none of the {} file(s) holds a usable audit (listed under Failed)",
+            report.summary.failed
+        );
+        return Ok(ExitCode::from(2));
+    }
+    Ok(if report.summary.failing {
+        ExitCode::from(super::EXIT_FINDINGS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The files named, and every *.json of the directories named (sorted by name). A path that
+/// does not exist stays in the list: reading it fails and makes it a row of `failed`.
+fn list_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("listing {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "json") && !f.is_dir())
+                .collect();
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Read and parse every file on up to 4 threads, keeping the order given.
+fn read_all(files: Vec<PathBuf>) -> Vec<Parsed> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    let chunk = files.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|f| fleet::build::parse_input(read_one(f)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a reader thread panicked"))
+            .collect()
+    })
+}
+
+fn read_one(path: &Path) -> HostInput {
+    let host = path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |s| s.to_string_lossy().into(),
+    );
+    let mut modified_ms = None;
+    let content = std::fs::File::open(path)
+        .and_then(|f| {
+            let meta = f.metadata()?;
+            if meta.is_dir() {
+                return Err(std::io::Error::other("is a directory"));
+            }
+            modified_ms = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as u64);
+            let mut bytes = Vec::with_capacity(meta.len().min(MAX_AUDIT_BYTES) as usize);
+            f.take(MAX_AUDIT_BYTES + 1).read_to_end(&mut bytes)?;
+            if bytes.len() as u64 > MAX_AUDIT_BYTES {
+                return Err(std::io::Error::other(format!(
+                    "larger than {} MiB",
+                    MAX_AUDIT_BYTES >> 20
+                )));
+            }
+            Ok(bytes)
+        })
+        .map_err(|e| ReadError(e.to_string()));
+    HostInput {
+        host,
+        file: path.display().to_string(),
+        modified_ms,
+        content,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_age;
+
+    #[test]
+    fn ages_parse() {
+        assert_eq!(parse_age("90"), Ok(90));
+        assert_eq!(parse_age("30m"), Ok(1800));
+        assert_eq!(parse_age("12h"), Ok(43_200));
+        assert_eq!(parse_age("2d"), Ok(172_800));
+        assert!(parse_age("2 weeks").is_err());
+        assert!(parse_age("h").is_err());
+    }
+}

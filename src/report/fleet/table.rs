@@ -1,0 +1,235 @@
+//! The fleet report as text: summary, most common findings, fixes, the host x rule
+//! matrix (most at risk first), failed and stale hosts.
+
+use std::fmt::Write;
+
+use super::{Cell, FleetReport, age, utc};
+use crate::report::describe_threshold;
+use crate::rules::Severity;
+
+/// `E:high`, `O:crit`, `L:med`: exposure initial, then the severity; `*` when a waiver
+/// accepts it.
+pub fn short_cell(c: &Cell) -> String {
+    let e = match c.exposure {
+        crate::rules::Exposure::Latent => 'L',
+        crate::rules::Exposure::Exposed => 'E',
+        crate::rules::Exposure::Observed => 'O',
+    };
+    let s = match c.severity {
+        Severity::Critical => "crit",
+        Severity::High => "high",
+        Severity::Medium => "med",
+        Severity::Low => "low",
+        Severity::Info => "info",
+    };
+    let star = if c.accepted { "*" } else { "" };
+    format!("{e}:{s}{star}")
+}
+
+/// The first sentence of an advice (the JSON and HTML keep it whole).
+fn first_sentence(text: &str) -> String {
+    let text = text
+        .strip_prefix("No sysctl can fix this. ")
+        .unwrap_or(text);
+    match text.find(". ") {
+        Some(i) => text[..=i].to_string(),
+        None => text.to_string(),
+    }
+}
+
+/// Rows of cells as left-aligned columns two spaces apart (the last not padded).
+fn columns(out: &mut String, rows: &[Vec<String>]) {
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut width = vec![0usize; n];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            width[i] = width[i].max(c.chars().count());
+        }
+    }
+    for r in rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 == r.len() {
+                line.push_str(c);
+            } else {
+                let _ = write!(line, "{c:<w$}  ", w = width[i]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+}
+
+/// Render the report as text.
+pub fn table(r: &FleetReport) -> Vec<u8> {
+    let mut out = String::new();
+    let s = &r.summary;
+    let _ = writeln!(
+        out,
+        "rstaudit fleet report, {}: {} file(s), {} host(s) audited, {} failed, {} stale (older than {})",
+        utc(r.generated_at_ms),
+        s.files,
+        s.audited,
+        s.failed,
+        s.stale,
+        age(Some(r.max_age_seconds as i64))
+    );
+    let _ = writeln!(
+        out,
+        "{} finding(s) on {} host(s), {} accepted by a waiver; {}",
+        s.findings,
+        s.hosts_with_findings,
+        s.accepted,
+        if r.fail_on == "never" {
+            "--fail-on never".to_string()
+        } else {
+            format!(
+                "{} host(s) with {} ({})",
+                s.hosts_failing,
+                describe_threshold(&r.fail_on),
+                r.fail_on
+            )
+        }
+    );
+
+    out.push_str("\nMost common findings (# is the column of the host matrix)\n");
+    if r.rules.is_empty() {
+        out.push_str("No findings.\n");
+    } else {
+        let mut rows = vec![
+            [
+                "#", "rule", "severity", "hosts", "observed", "exposed", "latent", "fix",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ];
+        for (i, rule) in r.rules.iter().enumerate() {
+            let n = |e: &str| rule.by_exposure.get(e).copied().unwrap_or(0).to_string();
+            let fix = if rule.fixes.is_empty() {
+                rule.advice
+                    .as_deref()
+                    .map_or_else(|| "-".to_string(), first_sentence)
+            } else {
+                rule.fixes
+                    .iter()
+                    .map(|f| format!("{}={} ({})", f.key, f.value, f.hosts))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            rows.push(vec![
+                (i + 1).to_string(),
+                rule.rule.clone(),
+                rule.severity.as_str().to_string(),
+                rule.hosts.to_string(),
+                n("observed"),
+                n("exposed"),
+                n("latent"),
+                fix,
+            ]);
+        }
+        columns(&mut out, &rows);
+    }
+
+    if !r.fixes.is_empty() {
+        out.push_str("\nFixes that would clear them (hosts asking for each value)\n");
+        let mut rows = vec![["sysctl", "hosts", "clears"].map(String::from).to_vec()];
+        for f in &r.fixes {
+            rows.push(vec![
+                format!("{} = {}", f.key, f.value),
+                f.hosts.to_string(),
+                f.rules.join(", "),
+            ]);
+        }
+        columns(&mut out, &rows);
+    }
+
+    out.push_str(
+        "\nHosts, most at risk first (cells: O observed, E exposed, L latent; severity; * accepted)\n",
+    );
+    if r.hosts.is_empty() {
+        out.push_str("No host audit could be read.\n");
+    } else {
+        let mut head: Vec<String> = ["host", "age", "fail", "findings"]
+            .map(String::from)
+            .to_vec();
+        head.extend((1..=r.rules.len()).map(|i| i.to_string()));
+        let mut rows = vec![head];
+        for h in &r.hosts {
+            let mut row = vec![
+                h.host.clone(),
+                format!(
+                    "{}{}",
+                    age(h.age_seconds),
+                    if h.stale { " STALE" } else { "" }
+                ),
+                if h.failing { "FAIL" } else { "ok" }.to_string(),
+                h.findings.to_string(),
+            ];
+            row.extend(r.rules.iter().map(|rule| {
+                h.cells
+                    .get(&rule.rule)
+                    .map_or_else(|| "-".to_string(), short_cell)
+            }));
+            rows.push(row);
+        }
+        columns(&mut out, &rows);
+    }
+
+    if !r.failed.is_empty() {
+        let _ = writeln!(out, "\nFailed ({}): no usable audit", r.failed.len());
+        let mut rows = vec![["host", "file", "reason"].map(String::from).to_vec()];
+        for f in &r.failed {
+            rows.push(vec![f.host.clone(), f.file.clone(), f.reason.clone()]);
+        }
+        columns(&mut out, &rows);
+    }
+    let waivers: Vec<_> = r
+        .hosts
+        .iter()
+        .filter(|h| !h.waiver_problems.is_empty())
+        .collect();
+    if !waivers.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nWaivers that expired or match nothing ({})",
+            r.summary.waiver_problems
+        );
+        let mut rows = vec![["host", "waiver"].map(String::from).to_vec()];
+        for h in waivers {
+            for w in &h.waiver_problems {
+                rows.push(vec![h.host.clone(), w.clone()]);
+            }
+        }
+        columns(&mut out, &rows);
+    }
+    let stale: Vec<_> = r.hosts.iter().filter(|h| h.stale).collect();
+    if !stale.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nStale ({}): audit older than {} (its findings are still shown above)",
+            stale.len(),
+            age(Some(r.max_age_seconds as i64))
+        );
+        let mut rows = vec![
+            ["host", "audited", "age", "time from"]
+                .map(String::from)
+                .to_vec(),
+        ];
+        for h in stale {
+            rows.push(vec![
+                h.host.clone(),
+                h.taken_at_ms.map_or_else(|| "unknown".to_string(), utc),
+                age(h.age_seconds),
+                match h.time_source.as_str() {
+                    "audit" => "the audit".to_string(),
+                    "file" => {
+                        "the file's modification time (the audit has no time stamp)".to_string()
+                    }
+                    _ => "nowhere: no time stamp".to_string(),
+                },
+            ]);
+        }
+        columns(&mut out, &rows);
+    }
+    out.into_bytes()
+}
