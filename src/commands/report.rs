@@ -84,7 +84,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     }
     let parsed = read_all(files);
     let opts = FleetOptions {
-        now_ms: crate::host::files::now_ms(),
+        now_ms: crate::clock::now_ms(),
         max_age_seconds: args.max_age,
         fail_on: args.fail_on.0,
     };
