@@ -342,4 +342,73 @@ mod tests {
             serde_json::from_str(&render_json(&report(false)).unwrap()).unwrap();
         assert_eq!(json["causes"][0].get("approximate"), None);
     }
+
+    #[test]
+    fn packet_check_table() {
+        use crate::packet::live::summary::ProcessCount;
+        use crate::packet::live::summary::FindingVerdict;
+        use crate::rules::{FindingProcess, Severity};
+        let mut r = report(false);
+        r.duration_s = 10.0;
+        r.resets = 5;
+        r.sent = 2;
+        r.causes.insert(
+            0,
+            CauseSummary {
+                cause: Cause::LingerZero,
+                title: Cause::LingerZero.title().into(),
+                count: 2,
+                reasons: [("TCP_STATE".to_string(), 2)].into(),
+                top_peers: vec![PeerCount {
+                    addr: "127.0.0.1".parse().unwrap(),
+                    count: 2,
+                }],
+                top_processes: vec![ProcessCount {
+                    pid: 812,
+                    comm: "haproxy".into(),
+                    count: 2,
+                }],
+                top_peer_processes: vec![ProcessCount {
+                    pid: 4242,
+                    comm: "curl".into(),
+                    count: 2,
+                }],
+                approximate: false,
+            },
+        );
+        r.findings = vec![
+            FindingVerdict {
+                rule: "listener-linger-zero".into(),
+                title: "Listeners set to reset every connection they accept (SO_LINGER 0)".into(),
+                severity: Severity::Medium,
+                process: Some(FindingProcess {
+                    pid: 812,
+                    comm: "haproxy".into(),
+                }),
+                verdict: Verdict::Confirmed,
+                resets: 2,
+                detail: "2 resets with reason TCP_STATE from haproxy's close()".into(),
+                counters: [("TcpExt.TCPAbortOnData".to_string(), 2)].into(),
+                processes: vec![ProcessCount {
+                    pid: 812,
+                    comm: "haproxy".into(),
+                    count: 2,
+                }],
+            },
+            FindingVerdict {
+                rule: "keepalive-above-idle-timeout".into(),
+                title: "Keepalive starts after middleboxes forget idle flows".into(),
+                severity: Severity::Medium,
+                process: None,
+                verdict: Verdict::NotSeen,
+                resets: 0,
+                detail: "no reset received on a connection idle longer than the idle timeout"
+                    .into(),
+                counters: Default::default(),
+                processes: vec![],
+            },
+        ];
+        r.notes = vec!["a note of the window".into()];
+        insta::assert_snapshot!(render_table(&r));
+    }
 }

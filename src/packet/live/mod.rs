@@ -36,7 +36,7 @@ pub use self::snapshots::Refresh;
 use self::snapshots::{Shared, snapshot_loop};
 use self::summary::{PacketReport, Tally, TracingSummary};
 use crate::host::CounterSample;
-use crate::host::netns::{self, NetnsRef};
+use crate::host::netns;
 use crate::packet::capture::{Capture, CaptureOptions, parse_rst};
 use crate::packet::ftrace::{self, TraceEvent, TraceOptions, TraceSession, Tracefs};
 use crate::packet::pcap::PcapSink;
@@ -64,13 +64,6 @@ pub struct LiveOptions {
     pub max_events: usize,
     /// Also write every event, as it is seen, to this file (JSON lines).
     pub events_file: Option<PathBuf>,
-}
-
-fn in_ns<T: Send>(ns: Option<&NetnsRef>, f: impl FnOnce() -> T + Send) -> anyhow::Result<T> {
-    match ns {
-        Some(ns) => netns::run_in(ns, f),
-        None => Ok(f()),
-    }
 }
 
 fn progress_line(elapsed: f64, total: f64, by_cause: &BTreeMap<Cause, u64>, drops: u64) -> String {
@@ -113,7 +106,7 @@ pub fn run(opts: &LiveOptions, refresh: Refresh) -> anyhow::Result<PacketReport>
         .map(|n| n.name.clone())
         .unwrap_or_else(|| "host".into());
     let interrupted = ftrace::install_signal_flag()?;
-    let facts = in_ns(ns.as_ref(), sampler::namespace_facts)?;
+    let facts = netns::in_namespace(ns.as_ref(), sampler::namespace_facts)?;
     notes.extend(facts.notes.iter().cloned());
 
     // The kernel's reasons.
@@ -181,7 +174,7 @@ pub fn run(opts: &LiveOptions, refresh: Refresh) -> anyhow::Result<PacketReport>
     // the change of Tcp.OutRsts cover the same window.
     // Tcp.OutRsts is read last and alone (one read of snmp), and the cut is the time right
     // after that read.
-    let (mut baseline, fast) = in_ns(ns.as_ref(), || {
+    let (mut baseline, fast) = netns::in_namespace(ns.as_ref(), || {
         (sampler::read_counters(), sampler::read_out_rsts())
     })?;
     let baseline_at = match (&mut baseline, fast) {
@@ -222,7 +215,7 @@ pub fn run(opts: &LiveOptions, refresh: Refresh) -> anyhow::Result<PacketReport>
             .name("rstaudit-counters".into())
             .spawn(move || {
                 let work = move || sampler::sample_loop(Duration::from_secs(1), done, ctx_tx);
-                in_ns(ns.as_ref(), work)
+                netns::in_namespace(ns.as_ref(), work)
             })
             .context("starting the counter thread")?
     };
@@ -234,7 +227,7 @@ pub fn run(opts: &LiveOptions, refresh: Refresh) -> anyhow::Result<PacketReport>
             .name("rstaudit-links".into())
             .spawn(move || {
                 let work = move || sampler::follow_facts(Duration::from_secs(1), done, facts_tx);
-                in_ns(ns.as_ref(), work)
+                netns::in_namespace(ns.as_ref(), work)
             })
             .context("starting the link and address thread")?
     };

@@ -1,0 +1,197 @@
+//! The trace text: one line of `trace_pipe` into a [`TraceEvent`] (with or without a reason,
+//! as kernels before and since 6.10 print it). Pure parsing, no I/O.
+
+use std::io::BufRead;
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Serialize;
+
+/// Who was running when the event fired.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskContext {
+    /// The task name as ftrace printed it (`<...>` when not cached).
+    pub comm: String,
+    /// Thread id (global pid namespace).
+    pub tid: u32,
+    pub cpu: u32,
+    /// True when the event fired in hard or soft interrupt context: the task is then whoever
+    /// happened to run, not necessarily the socket's owner.
+    pub in_interrupt: bool,
+    /// True when bottom halves were disabled in process context (first flag `b`, or `D` with
+    /// interrupts off too, on kernels that print it): the kernel was not running the task's own
+    /// system call on its own socket but a section like a listener's close or `ss -K`, or receive
+    /// processing run in the task's context (a write into a tun device).
+    pub bh_disabled: bool,
+    /// Trace timestamp, seconds (trace clock of the instance).
+    pub ts: f64,
+}
+
+/// `tcp:tcp_send_reset`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SendReset {
+    pub task: TaskContext,
+    /// The reset answers a packet (skbaddr != 0); false for active resets (close, abort).
+    pub has_skb: bool,
+    /// A socket was involved (skaddr != 0); false for NO_SOCKET.
+    pub has_sock: bool,
+    /// Source of the reset (the local end). `0.0.0.0:0`-style addresses are kept as printed.
+    pub src: Option<SocketAddr>,
+    pub dst: Option<SocketAddr>,
+    /// `TCP_CLOSE`, ... or `UNKNOWN`.
+    pub state: Option<String>,
+    /// `NO_SOCKET`, ... when the kernel reports reasons.
+    pub reason: Option<String>,
+}
+
+/// `tcp:tcp_receive_reset`: a local socket accepted a reset.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReceiveReset {
+    pub task: TaskContext,
+    /// Local end of the socket that was reset.
+    pub local: Option<SocketAddr>,
+    /// Remote end (the sender of the reset).
+    pub remote: Option<SocketAddr>,
+    pub sock_cookie: Option<u64>,
+}
+
+/// One parsed trace line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum TraceEvent {
+    SendReset(SendReset),
+    ReceiveReset(ReceiveReset),
+}
+
+/// Parse one `trace_pipe` line. `Ok(None)` for lines of other events and comments.
+pub fn parse_line(line: &str) -> Result<Option<TraceEvent>, String> {
+    let line = line.trim_end();
+    if line.trim_start().starts_with('#') || line.trim().is_empty() {
+        return Ok(None);
+    }
+    // "<comm>-<tid> [cpu] flags ts: event: fields". The comm may contain spaces and dashes:
+    // find the "[NNN]" cpu field and split around it.
+    let cpu_open = line.find(" [").ok_or("no [cpu] field")?;
+    let cpu_close = line[cpu_open..].find(']').ok_or("no [cpu] field")? + cpu_open;
+    let task = line[..cpu_open].trim();
+    let (comm, tid) = task.rsplit_once('-').ok_or("no comm-pid field")?;
+    let tid: u32 = tid
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad pid in {task:?}"))?;
+    let cpu: u32 = line[cpu_open + 2..cpu_close]
+        .trim()
+        .parse()
+        .map_err(|_| "bad cpu field")?;
+    let rest = line[cpu_close + 1..].trim_start();
+    let (head, body) = rest.split_once(": ").ok_or("no timestamp")?;
+    let mut head_parts = head.split_whitespace();
+    let first = head_parts.next().ok_or("no timestamp")?;
+    let (flags, ts) = match head_parts.next() {
+        Some(ts) => (first, ts),
+        None => ("", first),
+    };
+    let ts: f64 = ts.parse().map_err(|_| format!("bad timestamp {ts:?}"))?;
+    // irq-info flags: irqs-off, need-resched, hardirq/softirq, preempt, migrate.
+    let in_interrupt = flags
+        .chars()
+        .nth(2)
+        .is_some_and(|c| matches!(c, 'h' | 'H' | 's' | 'z' | 'Z'));
+    let bh_disabled = !in_interrupt && flags.chars().next().is_some_and(|c| matches!(c, 'b' | 'D'));
+    let (event, fields) = body.split_once(": ").unwrap_or((body, ""));
+    let task = TaskContext {
+        comm: comm.trim().to_string(),
+        tid,
+        cpu,
+        in_interrupt,
+        bh_disabled,
+        ts,
+    };
+    let kv = |key: &str| -> Option<&str> {
+        fields
+            .split(' ')
+            .find_map(|f| f.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+    };
+    match event.trim() {
+        "tcp_send_reset" => {
+            // Since 6.10: `src=ADDR:PORT dest=ADDR:PORT ... reason=...`. Before: the fields of
+            // the socket (`family= sport= dport= saddr= daddr= saddrv6= daddrv6=`), no reason.
+            let (src, dst) = match (kv("src"), kv("dest")) {
+                (Some(s), Some(d)) => (parse_sockaddr(s), parse_sockaddr(d)),
+                _ => socket_fields(&kv),
+            };
+            Ok(Some(TraceEvent::SendReset(SendReset {
+                task,
+                has_skb: kv("skbaddr").is_some_and(|p| !is_null_ptr(p)),
+                has_sock: kv("skaddr").is_some_and(|p| !is_null_ptr(p)),
+                src,
+                dst,
+                state: kv("state").map(str::to_string),
+                reason: kv("reason").map(str::to_string),
+            })))
+        }
+        "tcp_receive_reset" => {
+            let v6 = kv("family") == Some("AF_INET6");
+            let (sa, da) = if v6 {
+                (kv("saddrv6"), kv("daddrv6"))
+            } else {
+                (kv("saddr"), kv("daddr"))
+            };
+            let port = |k: &str| kv(k).and_then(|p| p.parse::<u16>().ok());
+            let addr = |a: Option<&str>, p: Option<u16>| -> Option<SocketAddr> {
+                Some(SocketAddr::new(a?.parse::<IpAddr>().ok()?, p?))
+            };
+            Ok(Some(TraceEvent::ReceiveReset(ReceiveReset {
+                task,
+                local: addr(sa, port("sport")),
+                remote: addr(da, port("dport")),
+                sock_cookie: kv("sock_cookie").and_then(|c| u64::from_str_radix(c, 16).ok()),
+            })))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Local and remote end from the socket fields printed before 6.10 (`family=AF_INET sport=80
+/// dport=5000 saddr=... daddr=... saddrv6=... daddrv6=...`): the IPv6 pair for AF_INET6 (an
+/// IPv4-mapped one is kept as printed and made plain by the matcher), the IPv4 pair otherwise.
+pub(super) fn socket_fields<'a>(
+    kv: &impl Fn(&str) -> Option<&'a str>,
+) -> (Option<SocketAddr>, Option<SocketAddr>) {
+    let port = |k: &str| kv(k).and_then(|p| p.parse::<u16>().ok());
+    let v6 = kv("family") == Some("AF_INET6") || (kv("family").is_none() && kv("saddr").is_none());
+    let (sa, da) = if v6 {
+        (kv("saddrv6"), kv("daddrv6"))
+    } else {
+        (kv("saddr"), kv("daddr"))
+    };
+    let addr = |a: Option<&str>, p: Option<u16>| -> Option<SocketAddr> {
+        Some(SocketAddr::new(a?.parse::<IpAddr>().ok()?, p?))
+    };
+    (addr(sa, port("sport")), addr(da, port("dport")))
+}
+
+pub(super) fn is_null_ptr(p: &str) -> bool {
+    p.trim_start_matches("0x").chars().all(|c| c == '0') || p == "(nil)"
+}
+
+/// `127.0.0.1:9`, `[::1]:443` as printed by `%pISpc`.
+pub(super) fn parse_sockaddr(s: &str) -> Option<SocketAddr> {
+    s.parse().ok()
+}
+
+/// Parse every event in a trace text (for tests and offline use). Bad lines are returned as
+/// `(line number, message)`.
+pub fn parse_all(reader: impl BufRead) -> (Vec<TraceEvent>, Vec<(usize, String)>) {
+    let mut events = Vec::new();
+    let mut errors = Vec::new();
+    for (i, line) in reader.split(b'\n').enumerate() {
+        let Ok(line) = line else { break };
+        let line = String::from_utf8_lossy(&line);
+        match parse_line(&line) {
+            Ok(Some(ev)) => events.push(ev),
+            Ok(None) => {}
+            Err(e) => errors.push((i + 1, e)),
+        }
+    }
+    (events, errors)
+}

@@ -1,0 +1,311 @@
+//! The private instance: create it, enable the events, read `trace_pipe` in a thread, count
+//! what was lost, and remove it (also instances left by a process that is gone).
+
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::*;
+
+/// Counts kept by the reader thread.
+#[derive(Debug, Default)]
+pub struct ReaderCounts {
+    pub lines: AtomicU64,
+    pub events: AtomicU64,
+    pub bad_lines: AtomicU64,
+    /// Events dropped because the consumer did not keep up.
+    pub dropped: AtomicU64,
+}
+
+/// A running private ftrace instance with the reset events enabled, and its reader thread.
+/// Dropping it stops the reader and removes the instance.
+pub struct TraceSession {
+    instance: PathBuf,
+    stop: Arc<AtomicBool>,
+    reader: Option<JoinHandle<()>>,
+    /// What the kernel offers.
+    pub support: ResetSupport,
+    /// Reader counts.
+    pub counts: Arc<ReaderCounts>,
+    /// The kernel marks bottom-half-disabled sections in its trace lines (the header names the
+    /// first flag column `irqs-off/BH-disabled`), so a `.` there means they were enabled.
+    pub bh_flag: bool,
+    removed: bool,
+}
+
+/// Options for a trace session.
+#[derive(Debug, Clone)]
+pub struct TraceOptions {
+    /// Instance name; default `rstaudit-PID`.
+    pub name: String,
+    /// Per-CPU buffer of the instance, KiB.
+    pub buffer_kb: u32,
+    /// Capacity of the channel to the consumer (events beyond it are counted as dropped).
+    pub channel_capacity: usize,
+}
+
+impl Default for TraceOptions {
+    fn default() -> Self {
+        Self {
+            name: format!("{INSTANCE_PREFIX}{}", std::process::id()),
+            buffer_kb: 4096,
+            channel_capacity: 1 << 16,
+        }
+    }
+}
+
+/// Write a tracefs control file. Never creates a file: tracefs has them all.
+pub(super) fn write_file(path: &Path, value: &str) -> Result<(), TraceError> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_at(path))?;
+    std::io::Write::write_all(&mut f, value.as_bytes()).map_err(io_at(path))
+}
+
+impl TraceSession {
+    /// Create the instance, enable the reset events this kernel has, start reading.
+    ///
+    /// Fails when neither event exists (see [`Tracefs::reset_support`] for the reason).
+    pub fn start(
+        tracefs: &Tracefs,
+        opts: &TraceOptions,
+    ) -> Result<(Self, Receiver<TraceEvent>), TraceError> {
+        let support = tracefs.reset_support();
+        if !support.send_reset && !support.receive_reset {
+            return Err(TraceError::Unavailable(support.notes.join("; ")));
+        }
+        let instance = tracefs.root.join("instances").join(&opts.name);
+        match fs::create_dir(&instance) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_at(&instance)(e)),
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(opts.channel_capacity);
+        let mut session = Self {
+            instance: instance.clone(),
+            stop: Arc::new(AtomicBool::new(false)),
+            reader: None,
+            support,
+            counts: Arc::new(ReaderCounts::default()),
+            bh_flag: false,
+            removed: false,
+        };
+        // From here on, dropping `session` removes the instance.
+        let _ = write_file(
+            &instance.join("buffer_size_kb"),
+            &opts.buffer_kb.to_string(),
+        );
+        // Read while the instance's buffer is still empty: only the header.
+        session.bh_flag =
+            read_format(&instance.join("trace")).is_ok_and(|header| header.contains("BH-disabled"));
+        for (event, wanted) in [
+            ("tcp_send_reset", session.support.send_reset),
+            ("tcp_receive_reset", session.support.receive_reset),
+        ] {
+            if wanted {
+                write_file(&instance.join("events/tcp").join(event).join("enable"), "1")?;
+            }
+        }
+        write_file(&instance.join("tracing_on"), "1")?;
+        let pipe_path = instance.join("trace_pipe");
+        let pipe = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&pipe_path)
+            .map_err(io_at(&pipe_path))?;
+        let stop = session.stop.clone();
+        let counts = session.counts.clone();
+        session.reader = Some(
+            std::thread::Builder::new()
+                .name("rstaudit-trace".into())
+                .spawn(move || read_pipe(pipe, tx, stop, counts))
+                .map_err(|err| TraceError::Io {
+                    path: pipe_path,
+                    err,
+                })?,
+        );
+        Ok((session, rx))
+    }
+
+    /// Events the kernel overwrote in the instance's ring buffer before they were read
+    /// (`overrun` summed over `per_cpu/cpu*/stats`).
+    pub fn overruns(&self) -> u64 {
+        let Ok(cpus) = fs::read_dir(self.instance.join("per_cpu")) else {
+            return 0;
+        };
+        cpus.flatten()
+            .filter_map(|cpu| fs::read_to_string(cpu.path().join("stats")).ok())
+            .map(|text| parse_overrun(&text))
+            .sum()
+    }
+
+    /// The instance directory.
+    pub fn instance(&self) -> &Path {
+        &self.instance
+    }
+
+    /// Stop reading and remove the instance now (also done on drop). Reports what failed.
+    pub fn finish(mut self) -> anyhow::Result<()> {
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> anyhow::Result<()> {
+        if self.removed {
+            return Ok(());
+        }
+        self.removed = true;
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self.reader.take() {
+            let _ = h.join();
+        }
+        remove_instance(&self.instance)
+    }
+}
+
+impl Drop for TraceSession {
+    fn drop(&mut self) {
+        if let Err(e) = self.teardown() {
+            eprintln!("rstaudit: warning: {e:#}");
+        }
+    }
+}
+
+/// The `overrun:` line of a per-CPU `stats` file (0 when absent).
+pub fn parse_overrun(stats: &str) -> u64 {
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix("overrun:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Disable events in an instance and remove it. The kernel refuses (EBUSY) while a
+/// `trace_pipe` of it is open, so readers must be closed first.
+pub fn remove_instance(instance: &Path) -> anyhow::Result<()> {
+    for file in ["tracing_on", "events/enable"] {
+        // Only existing control files: never create files in the directory being removed.
+        if let Ok(mut f) = fs::OpenOptions::new().write(true).open(instance.join(file)) {
+            let _ = std::io::Write::write_all(&mut f, b"0");
+        }
+    }
+    let mut last = None;
+    for _ in 0..50 {
+        match fs::remove_dir(instance) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                last = Some(e);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    Err(last.expect("at least one attempt"))
+        .with_context(|| format!("removing ftrace instance {}", instance.display()))
+}
+
+/// Remove `rstaudit-PID` instances whose process no longer exists (left by a crash or
+/// SIGKILL). Returns the names removed.
+pub fn clean_stale(tracefs: &Tracefs) -> anyhow::Result<Vec<String>> {
+    clean_stale_with(tracefs, |pid| {
+        Path::new("/proc").join(pid.to_string()).exists()
+    })
+}
+
+/// [`clean_stale`] with an injectable liveness check.
+pub fn clean_stale_with(
+    tracefs: &Tracefs,
+    alive: impl Fn(u32) -> bool,
+) -> anyhow::Result<Vec<String>> {
+    let dir = tracefs.root.join("instances");
+    let mut removed = Vec::new();
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(INSTANCE_PREFIX)
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !alive(pid) {
+            remove_instance(&entry.path())?;
+            removed.push(name);
+        }
+    }
+    Ok(removed)
+}
+
+pub(super) fn read_pipe(
+    mut pipe: fs::File,
+    tx: SyncSender<TraceEvent>,
+    stop: Arc<AtomicBool>,
+    counts: Arc<ReaderCounts>,
+) {
+    use std::os::fd::AsRawFd;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut pending: Vec<u8> = Vec::new();
+    let mut draining_after_stop = 0;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            // One last non-blocking drain, then leave.
+            draining_after_stop += 1;
+            if draining_after_stop > 2 {
+                break;
+            }
+        }
+        let mut pfd = libc::pollfd {
+            fd: pipe.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, 50) };
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    pending.extend_from_slice(&buf[..n]);
+                    let mut start = 0;
+                    while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
+                        let line = String::from_utf8_lossy(&pending[start..start + nl]);
+                        counts.lines.fetch_add(1, Ordering::Relaxed);
+                        match parse_line(&line) {
+                            Ok(Some(ev)) => {
+                                counts.events.fetch_add(1, Ordering::Relaxed);
+                                match tx.try_send(ev) {
+                                    Ok(()) => {}
+                                    Err(TrySendError::Full(_)) => {
+                                        counts.dropped.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    Err(TrySendError::Disconnected(_)) => return,
+                                }
+                            }
+                            Ok(None) => {}
+                            Err(_) => {
+                                counts.bad_lines.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        start += nl + 1;
+                    }
+                    pending.drain(..start);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            }
+        }
+    }
+}
