@@ -10,6 +10,8 @@
 # Reports resets seen by each against the kernel's count (Tcp.OutRsts delta).
 #
 # Usage (root): bench/packet-check-flood.sh [SECONDS]
+# FLOODERS=N (default 2) flooding processes; RATE=R segments a second for each (default: as fast
+# as they can, which depends on the machine and its load; set it to compare builds at one rate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

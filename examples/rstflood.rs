@@ -1,7 +1,8 @@
 //! Benchmark load for `packet-check` (bench/packet-check-flood.sh), loopback only.
 //!
 //!   rstflood rst SECONDS [PORT]   send bare ACKs from 127.0.0.1 to 127.0.0.1:PORT (default 9,
-//!                                 nothing listens) as fast as possible: the kernel answers each
+//!                                 nothing listens) as fast as possible, or at RATE segments a
+//!                                 second when the environment sets RATE: the kernel answers each
 //!                                 with a reset (NO_SOCKET). Prints how many were sent.
 //!   rstflood bulk SECONDS         stream data over one loopback TCP connection (no resets).
 //!
@@ -35,6 +36,11 @@ fn rst_flood(seconds: f64, port: u16) {
         out
     };
     let packets: Vec<Vec<u8>> = (0..16384u16).map(|i| build(20000 + i, 1)).collect();
+    // RATE: segments a second (paced every 256 segments); unset or 0: as fast as possible.
+    let rate: f64 = std::env::var("RATE")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0.0);
     let start = Instant::now();
     let limit = Duration::from_secs_f64(seconds);
     let mut sent = 0u64;
@@ -53,6 +59,12 @@ fn rst_flood(seconds: f64, port: u16) {
             };
             if rc > 0 {
                 sent += 1;
+            }
+            if sent.is_multiple_of(256) && rate > 0.0 {
+                let due = Duration::from_secs_f64(sent as f64 / rate);
+                if let Some(wait) = due.checked_sub(start.elapsed()) {
+                    std::thread::sleep(wait);
+                }
             }
             if sent.is_multiple_of(1024) && start.elapsed() >= limit {
                 break 'outer;

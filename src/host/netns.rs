@@ -322,14 +322,20 @@ pub fn list_all(notes: &mut Vec<Note>) -> Vec<NetnsRef> {
                     ));
                 }
                 for path in paths {
-                    if let Ok(meta) = std::fs::metadata(&path)
-                        && seen.insert(meta.ino())
-                    {
-                        out.push(NetnsRef {
+                    match std::fs::metadata(&path) {
+                        Ok(meta) if seen.insert(meta.ino()) => out.push(NetnsRef {
                             name: path.display().to_string(),
                             path,
                             inode: meta.ino(),
-                        });
+                        }),
+                        Ok(_) => {}
+                        // Unmounted since the mount table was read: gone, not hidden.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => notes.push(Note::new(
+                            "netns",
+                            Some(path.display().to_string()),
+                            format!("a bind-mounted namespace that could not be looked at: {e}"),
+                        )),
                     }
                 }
             }

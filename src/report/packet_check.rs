@@ -345,8 +345,8 @@ mod tests {
 
     #[test]
     fn packet_check_table() {
-        use crate::packet::live::summary::ProcessCount;
         use crate::packet::live::summary::FindingVerdict;
+        use crate::packet::live::summary::ProcessCount;
         use crate::rules::{FindingProcess, Severity};
         let mut r = report(false);
         r.duration_s = 10.0;
