@@ -457,48 +457,6 @@ const PROBE: &str = r#"<script>
 })();
 </script>"#;
 
-fn browse(page: &str) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("fleet.html");
-    let probed = page.replacen("</body>", &format!("{PROBE}</body>"), 1);
-    assert_ne!(probed, page, "page has no </body>");
-    std::fs::write(&file, probed).unwrap();
-    let out = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            dir.path().join("profile").display()
-        ))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", file.display()))
-        .output()
-        .expect("chromium is needed for this test (Debian package `chromium`, see .ci/run)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dom = String::from_utf8_lossy(&out.stdout);
-    let title = dom
-        .split_once("<title>")
-        .and_then(|(_, rest)| rest.split_once("</title>"))
-        .map(|(t, _)| {
-            t.replace("&amp;", "&")
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-        })
-        .unwrap_or_else(|| panic!("no title in the DOM:\n{dom}"));
-    serde_json::from_str(&title).unwrap_or_else(|e| panic!("the probe did not run ({e}): {title}"))
-}
-
 #[test]
 fn html_is_self_contained_and_shows_the_fleet_in_chromium() {
     let dir = fleet();
@@ -508,7 +466,7 @@ fn html_is_self_contained_and_shows_the_fleet_in_chromium() {
     common::exits(&out, 1);
     let page = std::fs::read_to_string(&page_file).unwrap();
     let json = json_report(dir.path(), &[]);
-    let seen = browse(&page);
+    let seen = common::browse(&page, PROBE);
     let expected: Vec<Value> = hosts(&json).into_iter().map(|h| json!(h)).collect();
     assert_eq!(seen["hosts"], Value::Array(expected), "{seen:#}");
     assert_eq!(

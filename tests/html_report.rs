@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use rstaudit::report::html;
 use serde_json::Value;
@@ -46,48 +45,6 @@ const PROBE: &str = r#"<script>
 })();
 </script>"#;
 
-/// Load `page` in headless Chromium with the probe and return the probe's answer.
-fn browse(page: &str) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("report.html");
-    let probed = page.replacen("</body>", &format!("{PROBE}</body>"), 1);
-    assert_ne!(probed, page, "page has no </body>");
-    std::fs::write(&file, probed).unwrap();
-    let profile = dir.path().join("profile");
-    let out = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", file.display()))
-        .output()
-        .expect("chromium is needed for this test (Debian package `chromium`, see .ci/run)");
-    assert!(
-        out.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dom = String::from_utf8_lossy(&out.stdout);
-    let title = dom
-        .split_once("<title>")
-        .and_then(|(_, rest)| rest.split_once("</title>"))
-        .map(|(t, _)| {
-            t.replace("&amp;", "&")
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-        })
-        .unwrap_or_else(|| panic!("no title in the DOM chromium dumped:\n{dom}"));
-    serde_json::from_str(&title)
-        .unwrap_or_else(|e| panic!("the probe did not run ({e}); title: {title}"))
-}
-
 fn no_network_resources(page: &str, seen: &Value) {
     assert_eq!(
         seen["resources"],
@@ -122,7 +79,7 @@ fn audit_html_renders_findings_by_severity_with_fixes() {
         String::from_utf8_lossy(&out.stderr)
     );
     let page = std::fs::read_to_string(&report).unwrap();
-    let seen = browse(&page);
+    let seen = common::browse(&page, PROBE);
 
     // What the page must show, from the JSON audit of the same snapshot.
     let json = common::rstaudit()
@@ -194,7 +151,7 @@ fn packet_check_html_chart_has_one_drawn_series_per_cause() {
             rows: vec![vec!["linger-zero".into(), "19".into()]],
         }],
     });
-    let seen = browse(&page);
+    let seen = common::browse(&page, PROBE);
     assert_eq!(seen["chart"], true);
     assert!(seen["chartWidth"].as_f64().unwrap() > 100.0, "{seen}");
     assert_eq!(seen["series"], 3, "{seen}");
@@ -242,7 +199,7 @@ fn packet_check_html_of_a_real_window_charts_each_cause() {
     let file = dir.path().join("resets.html");
     real_packet_check_html(&file);
     let page = std::fs::read_to_string(&file).unwrap();
-    let seen = browse(&page);
+    let seen = common::browse(&page, PROBE);
     let labels: Vec<&str> = seen["labels"]
         .as_array()
         .unwrap()

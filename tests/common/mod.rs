@@ -271,3 +271,48 @@ pub fn refused(out: &Output, needles: &[&str]) {
         assert!(stderr.contains(n), "expected {n:?} in stderr: {all}");
     }
 }
+
+/// Load `page` in headless Chromium with `probe` (a `<script>` that writes its answer as JSON
+/// into the document's title) before `</body>`, and return the probe's answer.
+pub fn browse(page: &str, probe: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("page.html");
+    let probed = page.replacen("</body>", &format!("{probe}</body>"), 1);
+    assert_ne!(probed, page, "page has no </body>");
+    std::fs::write(&file, probed).unwrap();
+    let profile = dir.path().join("profile");
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", file.display()))
+        .output()
+        .expect(
+            "chromium is needed for this test (Debian package `chromium`, installed by ./test.sh)",
+        );
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let title = dom
+        .split_once("<title>")
+        .and_then(|(_, rest)| rest.split_once("</title>"))
+        .map(|(t, _)| {
+            t.replace("&amp;", "&")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+        })
+        .unwrap_or_else(|| panic!("no title in the DOM chromium dumped:\n{dom}"));
+    serde_json::from_str(&title)
+        .unwrap_or_else(|e| panic!("the probe did not run ({e}); title: {title}"))
+}
