@@ -7,20 +7,7 @@ mod common;
 
 use std::path::Path;
 
-const GOOD_RULE: &str = r#"id: my-rule
-title: A rule
-severity: low
-cause: "2"
-subject: host
-when:
-  sysctl: net.ipv4.tcp_syncookies
-  eq: 0
-message: syncookies off
-fix:
-  sysctls:
-    net.ipv4.tcp_syncookies: 1
-explanation: Because.
-"#;
+use common::GOOD_RULE;
 
 /// Run rstaudit in `dir`; it must refuse (exit 2). Its standard error.
 fn refused_in(dir: &Path, args: &[&str]) -> String {

@@ -5,20 +5,7 @@ mod common;
 
 use std::path::Path;
 
-const GOOD: &str = r#"id: my-rule
-title: A rule
-severity: low
-cause: "2"
-subject: host
-when:
-  sysctl: net.ipv4.tcp_syncookies
-  eq: 0
-message: syncookies off
-fix:
-  sysctls:
-    net.ipv4.tcp_syncookies: 1
-explanation: Because.
-"#;
+use common::GOOD_RULE as GOOD;
 
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();

@@ -316,3 +316,19 @@ pub fn browse(page: &str, probe: &str) -> serde_json::Value {
     serde_json::from_str(&title)
         .unwrap_or_else(|e| panic!("the probe did not run ({e}); title: {title}"))
 }
+
+/// A valid rule file, for tests that break it one way at a time.
+pub const GOOD_RULE: &str = r#"id: my-rule
+title: A rule
+severity: low
+cause: "2"
+subject: host
+when:
+  sysctl: net.ipv4.tcp_syncookies
+  eq: 0
+message: syncookies off
+fix:
+  sysctls:
+    net.ipv4.tcp_syncookies: 1
+explanation: Because.
+"#;
