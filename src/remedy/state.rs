@@ -157,6 +157,11 @@ pub fn latest(dir: &Path) -> anyhow::Result<Option<PathBuf>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         _ => check_dir(dir).map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?,
     }
+    Ok(rollback_files(dir)?.pop())
+}
+
+/// The rollback files in effect in `dir` (`rollback-*.json`), in name (time) order.
+fn rollback_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| anyhow::anyhow!("reading state directory {}: {e}", dir.display()))?;
     let mut files: Vec<PathBuf> = entries
@@ -168,7 +173,7 @@ pub fn latest(dir: &Path) -> anyhow::Result<Option<PathBuf>> {
         })
         .collect();
     files.sort();
-    Ok(files.pop())
+    Ok(files)
 }
 
 /// A new group name for the rollback files of one apply over several namespaces.
@@ -180,19 +185,8 @@ pub fn new_group() -> String {
 /// Each is checked and read as [`RollbackRecord::load`] does.
 pub fn group_files(dir: &Path, group: &str) -> anyhow::Result<Vec<(PathBuf, RollbackRecord)>> {
     check_dir(dir).map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| anyhow::anyhow!("reading state directory {}: {e}", dir.display()))?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("rollback-") && n.ends_with(".json"))
-        })
-        .collect();
-    files.sort();
     let mut out = Vec::new();
-    for f in files {
+    for f in rollback_files(dir)? {
         let record = RollbackRecord::load(&f)?;
         if record.group.as_deref() == Some(group) {
             out.push((f, record));
