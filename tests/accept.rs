@@ -253,10 +253,7 @@ fn refused(dir: &Path, name: &str, body: Option<&str>) -> String {
     if let Some(body) = body {
         common::write_file(dir, name, body);
     }
-    let out = audit(dir, &["--accept", name]);
-    assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
-    assert!(out.stdout.is_empty(), "{}", common::text(&out));
-    String::from_utf8(out.stderr).unwrap()
+    common::refused_stderr(&audit(dir, &["--accept", name]))
 }
 
 #[test]

@@ -206,10 +206,7 @@ fn the_accept_file_named_in_the_config_is_used() {
 /// The audit with `--config NAME` must refuse (exit 2, nothing on stdout).
 fn refused(dir: &Path, name: &str, body: &str) -> String {
     common::write_file(dir, name, body);
-    let out = audit(dir, None, &["--config", name]);
-    assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
-    assert!(out.stdout.is_empty(), "{}", common::text(&out));
-    String::from_utf8(out.stderr).unwrap()
+    common::refused_stderr(&audit(dir, None, &["--config", name]))
 }
 
 #[test]

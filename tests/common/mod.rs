@@ -272,6 +272,14 @@ pub fn refused(out: &Output, needles: &[&str]) {
     }
 }
 
+/// The standard error of a command that must refuse to run: exit 2 and nothing on standard
+/// output (the diagnostics of a broken input file).
+pub fn refused_stderr(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(2), "{}", text(out));
+    assert!(out.stdout.is_empty(), "{}", text(out));
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
 /// Load `page` in headless Chromium with `probe` (a `<script>` that writes its answer as JSON
 /// into the document's title) before `</body>`, and return the probe's answer.
 pub fn browse(page: &str, probe: &str) -> serde_json::Value {
