@@ -76,14 +76,6 @@ impl Play {
     }
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[test]
 fn ansible_role_audits_collects_applies_and_fails_on_drift() {
     common::require_root();
@@ -99,7 +91,7 @@ fn ansible_role_audits_collects_applies_and_fails_on_drift() {
 
     // Check mode: audit and dry run only; verify finds the drift and fails the play.
     let out = play.run(&["--check"]);
-    let log = text(&out);
+    let log = common::text(&out);
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -135,7 +127,7 @@ fn ansible_role_audits_collects_applies_and_fails_on_drift() {
 
     // A real run applies the profile inside the namespace and verifies it.
     let out = play.run(&[]);
-    let log = text(&out);
+    let log = common::text(&out);
     assert!(out.status.success(), "real run failed:\n{log}");
     assert!(
         log.contains("changed=1") || log.contains("changed=2"),
@@ -146,7 +138,7 @@ fn ansible_role_audits_collects_applies_and_fails_on_drift() {
 
     // Check mode again: no drift, nothing would change.
     let out = play.run(&["--check"]);
-    let log = text(&out);
+    let log = common::text(&out);
     assert!(out.status.success(), "no drift expected:\n{log}");
     assert!(log.contains("changed=0"), "{log}");
     assert!(log.contains("failed=0"), "{log}");
@@ -154,7 +146,7 @@ fn ansible_role_audits_collects_applies_and_fails_on_drift() {
     // Drift introduced behind the role's back fails the next check.
     ns.sysctl("net.ipv4.tcp_abort_on_overflow", "1");
     let out = play.run(&["--check"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
 
     let host_after: Vec<String> = BAD.iter().map(|(k, _)| host_sysctl(k)).collect();
     assert_eq!(host_before, host_after, "the host's own values changed");
@@ -167,7 +159,7 @@ fn ansible_role_records_an_audit_that_could_not_run_for_the_fleet_report() {
         ns: "rsta-no-such-namespace".to_string(),
     };
     let out = play.run(&["--check"]);
-    let log = text(&out);
+    let log = common::text(&out);
     assert_eq!(out.status.code(), Some(2), "the host must fail:\n{log}");
     assert!(
         log.contains("rstaudit audit could not run on localhost"),

@@ -224,25 +224,15 @@ fn resets_rising_alert_fires_on_a_rise_of_one_cause_only() {
 /// Real packet-check output: a window over a namespace this test creates, in which a helper
 /// makes two kinds of reset (a connect to a closed port; a close with unread data).
 fn real_packet_check(format: &str) -> String {
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::Read;
     common::require_root();
     let ns = common::Netns::new("ecopkt");
-    let mut child = common::rstaudit()
-        .args(["packet-check", "--netns", &ns.name, "--duration", "3"])
-        .args(["--format", format])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("watching TCP resets") {
-        line.clear();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "packet-check exited before watching"
-        );
-    }
+    let (mut child, mut err) = common::start_watching(
+        common::rstaudit()
+            .args(["packet-check", "--netns", &ns.name, "--duration", "3"])
+            .args(["--format", format])
+            .stdout(Stdio::piped()),
+    );
     let helper = ns.helper(&["refused:9", "refused:9", "unread-close"]);
     let mut out = String::new();
     child

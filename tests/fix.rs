@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Output;
-
 use common::{Netns, rstaudit};
 
 /// Reset-prone values the rules flag and fix with sysctls.
@@ -18,21 +16,13 @@ fn bad_namespace(prefix: &str) -> Netns {
     Netns::with_sysctls(prefix, BAD)
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "--- stdout\n{}--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn fix(ns: &Netns, emit: &str, file: &std::path::Path) {
     let out = rstaudit()
         .args(["fix", "--netns", &ns.name, "--emit", emit, "-o"])
         .arg(file)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
 }
 
 #[test]
@@ -150,8 +140,12 @@ fn apply_fixes_applies_the_same_fixes_and_rolls_back() {
         .arg(state.path())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("abort-on-overflow"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+    assert!(
+        common::text(&out).contains("abort-on-overflow"),
+        "{}",
+        common::text(&out)
+    );
     assert_eq!(ns.read_sysctl("net.ipv4.tcp_abort_on_overflow"), "0");
     assert_eq!(ns.read_sysctl("net.ipv4.tcp_syncookies"), "1");
     let out = rstaudit()
@@ -159,7 +153,7 @@ fn apply_fixes_applies_the_same_fixes_and_rolls_back() {
         .arg(state.path())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
     assert_eq!(ns.read_sysctl("net.ipv4.tcp_abort_on_overflow"), "1");
     assert_eq!(ns.read_sysctl("net.ipv4.tcp_syncookies"), "0");
 }
@@ -185,7 +179,7 @@ fn apply_fixes_once_clears_every_fixed_finding_on_the_kernel() {
             .arg(state.path())
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
         let time: u64 = ns
             .read_sysctl("net.ipv4.tcp_keepalive_time")
             .parse()

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -12,24 +12,12 @@ use serde_json::Value;
 
 /// Start packet-check and wait until it says it is watching.
 fn start(args: &[&str]) -> (Child, BufReader<std::process::ChildStderr>) {
-    let mut child = common::rstaudit()
-        .arg("packet-check")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting rstaudit");
-    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = err.read_line(&mut line).expect("reading stderr");
-        assert!(n > 0, "rstaudit exited before watching");
-        if line.contains("watching TCP resets") {
-            break;
-        }
-    }
-    (child, err)
+    common::start_watching(
+        common::rstaudit()
+            .arg("packet-check")
+            .args(args)
+            .stdout(Stdio::piped()),
+    )
 }
 
 /// Wait for the end and parse the JSON report.

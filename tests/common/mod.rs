@@ -272,6 +272,31 @@ pub fn refused(out: &Output, needles: &[&str]) {
     }
 }
 
+/// Spawn `cmd` (an `rstaudit packet-check ...`) with standard error piped and wait until it
+/// says it is watching; its standard error is handed back for the rest of the run.
+// The child is handed to the caller, who waits for it; on the way out before that it is
+// killed and waited for here. The lint cannot follow a child that is returned.
+#[allow(clippy::zombie_processes)]
+pub fn start_watching(cmd: &mut Command) -> (Child, BufReader<std::process::ChildStderr>) {
+    let mut child = cmd
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting rstaudit");
+    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if err.read_line(&mut line).unwrap_or(0) == 0 {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("rstaudit exited before watching ({status:?})");
+        }
+        if line.contains("watching TCP resets") {
+            return (child, err);
+        }
+    }
+}
+
 /// The standard error of a command that must refuse to run: exit 2 and nothing on standard
 /// output (the diagnostics of a broken input file).
 pub fn refused_stderr(out: &Output) -> String {

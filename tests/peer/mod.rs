@@ -546,25 +546,10 @@ impl Watch {
 
     /// The same, with `prep` applied to the command first.
     pub fn start_with(args: &[&str], prep: impl FnOnce(&mut std::process::Command)) -> Self {
-        use std::io::BufRead;
         let mut cmd = super::common::rstaudit();
         cmd.arg("packet-check").args(args);
         prep(&mut cmd);
-        let mut child = cmd
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("starting rstaudit");
-        let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = err.read_line(&mut line).expect("reading stderr");
-            assert!(n > 0, "rstaudit exited before watching");
-            if line.contains("watching TCP resets") {
-                break;
-            }
-        }
+        let (child, err) = super::common::start_watching(cmd.stdout(std::process::Stdio::piped()));
         Self { child, err }
     }
 
