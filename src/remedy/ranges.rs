@@ -68,17 +68,28 @@ pub fn range_of(key: &str) -> Option<(i64, i64)> {
         .map(|&(_, lo, hi)| (lo, hi))
 }
 
+/// A value outside the key's known range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutOfRange {
+    #[error("{value:?} is not an integer (expected {lo}..={hi})")]
+    NotAnInteger { value: String, lo: i64, hi: i64 },
+    #[error("{n} is out of range {lo}..={hi}")]
+    Outside { n: i64, lo: i64, hi: i64 },
+}
+
 /// Check a value against the key's known range. Keys without a known range pass.
-pub fn check(key: &str, value: &str) -> Result<(), String> {
+pub fn check(key: &str, value: &str) -> Result<(), OutOfRange> {
     let Some((lo, hi)) = range_of(key) else {
         return Ok(());
     };
     let trimmed = value.trim();
-    let n: i64 = trimmed
-        .parse()
-        .map_err(|_| format!("{trimmed:?} is not an integer (expected {lo}..={hi})"))?;
+    let n: i64 = trimmed.parse().map_err(|_| OutOfRange::NotAnInteger {
+        value: trimmed.to_string(),
+        lo,
+        hi,
+    })?;
     if n < lo || n > hi {
-        return Err(format!("{n} is out of range {lo}..={hi}"));
+        return Err(OutOfRange::Outside { n, lo, hi });
     }
     Ok(())
 }

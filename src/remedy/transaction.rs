@@ -168,8 +168,11 @@ pub fn plan(io: &dyn SysctlIo, desired: &[Desired], ns: &NsContext, faults: &Fau
             .and_then(|t| {
                 sysctl::validate_value(key, &t, Some(&current)).map_err(|e| e.to_string())
             })
-            .and_then(|t| ranges::check(key.as_str(), &t).map(|_| t))
-        {
+            .and_then(|t| {
+                ranges::check(key.as_str(), &t)
+                    .map(|_| t)
+                    .map_err(|e| e.to_string())
+            }) {
             Ok(t) => t,
             Err(why) => {
                 problem(why);

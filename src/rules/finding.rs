@@ -82,6 +82,15 @@ impl Severity {
     }
 }
 
+/// Why a threshold (`--fail-on`, `fail_on:`) cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ThresholdError {
+    #[error("{0:?} is not an exposure (latent, exposed, observed)")]
+    Exposure(String),
+    #[error("{0:?} is not a severity (info, low, medium, high, critical)")]
+    Severity(String),
+}
+
 /// When an audit fails: findings at or above both a severity and an exposure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Threshold {
@@ -107,19 +116,16 @@ impl Threshold {
 
     /// `SEVERITY` (exposed and observed findings) or `EXPOSURE:SEVERITY`, e.g.
     /// `medium`, `latent:medium`, `observed:low`.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, ThresholdError> {
         let (exposure, severity) = match s.split_once(':') {
             Some((e, sev)) => (
-                Exposure::parse(e).ok_or_else(|| {
-                    format!("{e:?} is not an exposure (latent, exposed, observed)")
-                })?,
+                Exposure::parse(e).ok_or_else(|| ThresholdError::Exposure(e.to_string()))?,
                 sev,
             ),
             None => (Exposure::Exposed, s),
         };
-        let severity = Severity::parse(severity).ok_or_else(|| {
-            format!("{severity:?} is not a severity (info, low, medium, high, critical)")
-        })?;
+        let severity = Severity::parse(severity)
+            .ok_or_else(|| ThresholdError::Severity(severity.to_string()))?;
         Ok(Self { severity, exposure })
     }
 

@@ -50,14 +50,19 @@ pub enum Target {
     AtMost(i64),
 }
 
+/// A bound (`at_least`, `at_most`) needs a current value that is one integer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("current value {0:?} is not a single integer")]
+pub struct NotAnInteger(pub String);
+
 impl Target {
     /// The value to write given the current one.
-    pub fn resolve(&self, current: &str) -> Result<String, String> {
+    pub fn resolve(&self, current: &str) -> Result<String, NotAnInteger> {
         let cur = || {
             current
                 .trim()
                 .parse::<i64>()
-                .map_err(|_| format!("current value {current:?} is not a single integer"))
+                .map_err(|_| NotAnInteger(current.to_string()))
         };
         Ok(match self {
             Self::Value(v) => v.clone(),
