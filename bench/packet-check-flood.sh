@@ -43,7 +43,8 @@ run_phase() {
     local rpid=$!
     /usr/bin/time -f "%U %S" -o "$OUT/$name.tcpdump.time" \
         ip netns exec "$NS" timeout -s INT "$window" \
-        tcpdump -n -i lo -w /dev/null 'tcp[tcpflags] & tcp-rst != 0' 2>"$OUT/$name.tcpdump.err" &
+        # -Z root: tcpdump otherwise hands its output file to the tcpdump user, /dev/null included.
+        tcpdump -Z root -n -i lo -w /dev/null 'tcp[tcpflags] & tcp-rst != 0' 2>"$OUT/$name.tcpdump.err" &
     local tpid=$!
     # Let both start.
     until grep -q "watching TCP resets" "$OUT/$name.rstaudit.err" 2>/dev/null; do sleep 0.1; done
