@@ -41,9 +41,9 @@ run_phase() {
         "$BIN" packet-check --netns "$NS" --duration "$window" --format json -o "$OUT/$name.json" \
         2>"$OUT/$name.rstaudit.err" &
     local rpid=$!
+    # -Z root: tcpdump otherwise hands its output file to the tcpdump user, /dev/null included.
     /usr/bin/time -f "%U %S" -o "$OUT/$name.tcpdump.time" \
         ip netns exec "$NS" timeout -s INT "$window" \
-        # -Z root: tcpdump otherwise hands its output file to the tcpdump user, /dev/null included.
         tcpdump -Z root -n -i lo -w /dev/null 'tcp[tcpflags] & tcp-rst != 0' 2>"$OUT/$name.tcpdump.err" &
     local tpid=$!
     # Let both start.
