@@ -398,14 +398,12 @@ fn socket_findings(ctx: &HostCtx<'_>, job: Job<'_>, netns: &str) -> Vec<Finding>
         if (g.count as f64) < min {
             continue;
         }
-        let mut notes = Vec::new();
-        counter_notes(ctx, rule, &mut notes);
-        if unknown > 0 {
-            notes.push(format!(
+        let unjudged = (unknown > 0).then(|| {
+            format!(
                 "{} sockets on this host could not be judged (socket options or tcp_info not read)",
                 group_digits(unknown)
-            ));
-        }
+            )
+        });
         let message = format!(
             "{}: {} {}{} {}, e.g. {}",
             who(pid, &g),
@@ -415,28 +413,14 @@ fn socket_findings(ctx: &HostCtx<'_>, job: Job<'_>, netns: &str) -> Vec<Finding>
             render(ctx, &job.params, rule),
             g.examples.first().map_or("", String::as_str)
         );
-        findings.push(Finding {
-            rule: rule.id.clone(),
-            title: rule.title.clone(),
-            severity: rule.severity,
-            exposure: Exposure::Latent,
-            exposure_reason: String::new(),
-            cause: rule.cause.clone(),
-            subject: rule.subject.as_str().to_string(),
-            netns: netns.to_string(),
-            message,
-            process: (pid != NO_OWNER).then(|| FindingProcess {
-                pid,
-                comm: g.comm.as_deref().unwrap_or("?").to_string(),
-            }),
-            count: Some(g.count),
-            examples: g.examples,
-            evidence: evidence(ctx, rule),
-            fix: fix(ctx, &job.params, rule, &mut notes),
-            lab: rule.lab.clone(),
-            notes,
-            accepted: None,
+        let mut finding = rule_finding(ctx, &job.params, rule, netns, message, unjudged);
+        finding.process = (pid != NO_OWNER).then(|| FindingProcess {
+            pid,
+            comm: g.comm.as_deref().unwrap_or("?").to_string(),
         });
+        finding.count = Some(g.count);
+        finding.examples = g.examples;
+        findings.push(finding);
     }
     findings
 }
@@ -484,8 +468,22 @@ fn sorted_groups(groups: PidMap<Group>) -> Vec<(u32, Group)> {
 }
 
 fn host_finding(ctx: &HostCtx<'_>, params: &Params, rule: &Rule, netns: &str) -> Finding {
+    rule_finding(ctx, params, rule, netns, render(ctx, params, rule), None)
+}
+
+/// A finding of `rule` with `message`: its evidence, its fix and the notes on both (`note`
+/// after the counter notes); no process, count or examples yet.
+fn rule_finding(
+    ctx: &HostCtx<'_>,
+    params: &Params,
+    rule: &Rule,
+    netns: &str,
+    message: String,
+    note: Option<String>,
+) -> Finding {
     let mut notes = Vec::new();
     counter_notes(ctx, rule, &mut notes);
+    notes.extend(note);
     let fix = fix(ctx, params, rule, &mut notes);
     Finding {
         rule: rule.id.clone(),
@@ -496,7 +494,7 @@ fn host_finding(ctx: &HostCtx<'_>, params: &Params, rule: &Rule, netns: &str) ->
         cause: rule.cause.clone(),
         subject: rule.subject.as_str().to_string(),
         netns: netns.to_string(),
-        message: render(ctx, params, rule),
+        message,
         process: None,
         count: None,
         examples: Vec::new(),
