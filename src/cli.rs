@@ -476,6 +476,10 @@ pub struct PacketCheckArgs {
     /// then /sys/kernel/debug/tracing, mounting tracefs if neither is there).
     #[arg(long, value_name = "DIR")]
     pub tracefs: Option<PathBuf>,
+    /// How to read the kernel's trace: binary records (per-CPU trace_pipe_raw, the cheapest),
+    /// text (trace_pipe), or auto (binary where the kernel's layouts can be read, else text).
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = TraceReaderArg::Auto)]
+    pub trace_reader: TraceReaderArg,
     /// Output format.
     #[arg(long, value_enum, default_value_t = PacketFormat::Table)]
     pub format: PacketFormat,
@@ -485,4 +489,12 @@ pub struct PacketCheckArgs {
     /// Set a rule parameter, e.g. idle_timeout=350.
     #[arg(long = "set", value_name = "PARAM=VALUE")]
     pub set: Vec<String>,
+}
+
+/// `--trace-reader`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TraceReaderArg {
+    Auto,
+    Binary,
+    Text,
 }

@@ -629,3 +629,57 @@ fn verdicts_are_confirmed_by_their_own_mechanism_and_name_the_process() {
         close[0]
     );
 }
+
+/// A thread that resets a connection and is gone before rstaudit looks it up is credited to
+/// its process: the kernel's own task events say whose thread it was. rstaudit is stopped
+/// (SIGSTOP) from before the thread starts until after it has exited, so nothing of the thread
+/// is left in /proc when the reset is attributed; both ways of reading the trace.
+#[test]
+fn a_thread_gone_before_it_is_looked_up_is_credited_to_its_process() {
+    common::require_root();
+    let me = std::process::id();
+    let my_name = std::fs::read_to_string("/proc/self/comm").unwrap();
+    for reader in ["binary", "text"] {
+        let ns = common::Netns::new("thrd");
+        let w = Watch::start(&[
+            "--netns",
+            &ns.name,
+            "--duration",
+            "3",
+            "--format",
+            "json",
+            "--trace-reader",
+            reader,
+        ]);
+        let rstaudit = nix::unistd::Pid::from_raw(w.pid() as i32);
+        nix::sys::signal::kill(rstaudit, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        let (pair, tid) = in_netns(&ns.name, || {
+            let l = TcpListener::bind((Family::V4.loopback(), 0)).unwrap();
+            let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (s, _) = l.accept().unwrap();
+            c.write_all(b"unread").unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            let pair = (s.local_addr().unwrap(), s.peer_addr().unwrap());
+            drop(s);
+            (pair, nix::unistd::gettid().as_raw())
+        });
+        assert_ne!(tid as u32, me);
+        let gone = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            !std::path::Path::new(&format!("/proc/{tid}")).exists()
+        });
+        assert!(gone, "thread {tid} is still in /proc");
+        nix::sys::signal::kill(rstaudit, nix::sys::signal::Signal::SIGCONT).unwrap();
+        let report = w.finish();
+        assert_eq!(
+            report["tracing"]["reader"], reader,
+            "{:#}",
+            report["tracing"]
+        );
+        let e = event(&report, pair.0, pair.1);
+        assert_eq!(e["reason"], "TCP_ABORT_ON_CLOSE", "{e:#}");
+        assert_eq!(e["owner"]["pid"], u64::from(me), "{reader}: {e:#}");
+        assert_eq!(e["owner"]["comm"], my_name.trim(), "{reader}: {e:#}");
+        assert_eq!(e["owner"]["source"], "task", "{e:#}");
+    }
+}

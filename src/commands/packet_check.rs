@@ -2,8 +2,9 @@
 
 use std::process::ExitCode;
 
-use crate::cli::{PacketCheckArgs, PacketFormat};
+use crate::cli::{PacketCheckArgs, PacketFormat, TraceReaderArg};
 use crate::host::{CollectOptions, Source};
+use crate::packet::ftrace::TraceReader;
 use crate::packet::live::{self, LiveOptions};
 use crate::report::packet_check as render;
 use crate::rules::{RuleSet, Selection};
@@ -36,6 +37,11 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
         tracefs: args.tracefs.clone(),
         max_events: args.max_events,
         events_file: args.events_file.clone(),
+        trace_reader: match args.trace_reader {
+            TraceReaderArg::Auto => TraceReader::Auto,
+            TraceReaderArg::Binary => TraceReader::Binary,
+            TraceReaderArg::Text => TraceReader::Text,
+        },
     };
     let report = live::run(&opts, refresh(args.netns.clone(), set, params))?;
     let text = match args.format {

@@ -486,7 +486,7 @@ impl KernelTrace {
             .into_iter()
             .filter_map(|e| match e {
                 TraceEvent::SendReset(s) => Some(s),
-                TraceEvent::ReceiveReset(_) => None,
+                _ => None,
             })
             .collect()
     }

@@ -38,6 +38,28 @@ format:
 print fmt: \"skbaddr=%p skaddr=%p family=%s sport=%hu dport=%hu saddr=%pI4 daddr=%pI4 saddrv6=%pI6c daddrv6=%pI6c state=%s\", REC->skbaddr, REC->skaddr, __print_symbolic(REC->family, { 2, \"AF_INET\" }, { 10, \"AF_INET6\" }), REC->sport, REC->dport, REC->saddr, REC->daddr, REC->saddr_v6, REC->daddr_v6, __print_symbolic(REC->state, { TCP_ESTABLISHED, \"TCP_ESTABLISHED\" }, { TCP_CLOSE, \"TCP_CLOSE\" }, { TCP_LISTEN, \"TCP_LISTEN\" })
 ";
 
+/// `events/task/task_newtask/format` (the same on 6.1 and since).
+const NEWTASK_FORMAT: &str = "name: task_newtask
+ID: 205
+format:
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+\tfield:pid_t pid;\toffset:8;\tsize:4;\tsigned:1;
+\tfield:char comm[16];\toffset:12;\tsize:16;\tsigned:0;
+\tfield:unsigned long clone_flags;\toffset:32;\tsize:8;\tsigned:0;
+";
+
+/// `events/task/task_rename/format`.
+const RENAME_FORMAT: &str = "name: task_rename
+ID: 204
+format:
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+\tfield:pid_t pid;\toffset:8;\tsize:4;\tsigned:1;
+\tfield:char oldcomm[16];\toffset:12;\tsize:16;\tsigned:0;
+\tfield:char newcomm[16];\toffset:28;\tsize:16;\tsigned:0;
+";
+
 /// The header of an instance's `trace` file on 6.1 (which marks bottom-half-disabled sections).
 const TRACE_HEADER: &str = "# tracer: nop
 #
@@ -63,10 +85,24 @@ impl OldKernel {
         std::fs::create_dir_all(&ev).unwrap();
         std::fs::write(ev.join("format"), FORMAT_6_1).unwrap();
         std::fs::create_dir_all(root.path().join("instances")).unwrap();
+        // The task events, as every kernel since 3.x has them (their text is relayed as is).
+        for (event, format) in [
+            ("task_newtask", NEWTASK_FORMAT),
+            ("task_rename", RENAME_FORMAT),
+        ] {
+            let dir = root.path().join("events/task").join(event);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("format"), format).unwrap();
+        }
         // What rstaudit's instance will look like: control files, and a FIFO as trace_pipe.
         let template = root.path().join("instance-template");
         std::fs::create_dir_all(template.join("events/tcp/tcp_send_reset")).unwrap();
+        for dir in ["events/task/task_newtask", "events/task/task_rename"] {
+            std::fs::create_dir_all(template.join(dir)).unwrap();
+        }
         for f in [
+            "events/task/task_newtask/enable",
+            "events/task/task_rename/enable",
             "events/tcp/tcp_send_reset/enable",
             "tracing_on",
             "buffer_size_kb",
@@ -128,6 +164,9 @@ impl OldKernel {
     /// into the instance's trace_pipe (rstaudit must have opened it: call after it announced).
     pub fn relay(&mut self) {
         let real = super::KernelTrace::start();
+        for event in ["task_newtask", "task_rename"] {
+            std::fs::write(real.dir.join("events/task").join(event).join("enable"), "1").unwrap();
+        }
         let pipe = real.dir.join("trace_pipe");
         self.real = Some(real);
         let fifo = self.template.join("trace_pipe");
@@ -174,7 +213,14 @@ fn relay(real_pipe: &Path, fifo: &Path, stop: &AtomicBool, seen: &Mutex<Vec<Send
                 if let Ok(Some(TraceEvent::SendReset(ev))) = ftrace::parse_line(&line) {
                     seen.lock().unwrap().push(ev);
                 }
-                if let Some(old) = as_6_1(&line) {
+                let task = matches!(
+                    ftrace::parse_line(&line),
+                    Ok(Some(TraceEvent::NewTask(_) | TraceEvent::Rename(_)))
+                );
+                if task {
+                    let _ = out.write_all(line.as_bytes());
+                    let _ = out.flush();
+                } else if let Some(old) = as_6_1(&line) {
                     let _ = out.write_all(old.as_bytes());
                     let _ = out.flush();
                 }

@@ -54,12 +54,32 @@ pub struct ReceiveReset {
     pub sock_cookie: Option<u64>,
 }
 
+/// `task:task_newtask`: a task was created (by `parent_tid`, the task the event ran in).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewTask {
+    pub parent_tid: u32,
+    pub tid: u32,
+    /// The name it starts with (its creator's).
+    pub comm: String,
+    /// CLONE_THREAD: a thread of its creator's process, not a process of its own.
+    pub thread: bool,
+}
+
+/// `task:task_rename`: a task took a new name (exec, prctl(PR_SET_NAME)).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskRename {
+    pub tid: u32,
+    pub comm: String,
+}
+
 /// One parsed trace line.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum TraceEvent {
     SendReset(SendReset),
     ReceiveReset(ReceiveReset),
+    NewTask(NewTask),
+    Rename(TaskRename),
 }
 
 /// Parse one `trace_pipe` line. `Ok(None)` for lines of other events and comments.
@@ -147,8 +167,35 @@ pub fn parse_line(line: &str) -> Result<Option<TraceEvent>, String> {
                 sock_cookie: kv("sock_cookie").and_then(|c| u64::from_str_radix(c, 16).ok()),
             })))
         }
+        "task_newtask" => {
+            // `pid=N comm=NAME clone_flags=HEX oom_score_adj=N`: the name may hold spaces.
+            let comm = between(fields, "comm=", " clone_flags=");
+            Ok(Some(TraceEvent::NewTask(NewTask {
+                parent_tid: tid,
+                tid: kv("pid").and_then(|p| p.parse().ok()).ok_or("no pid")?,
+                comm: comm.ok_or("no comm")?.to_string(),
+                thread: kv("clone_flags")
+                    .and_then(|f| u64::from_str_radix(f, 16).ok())
+                    .ok_or("no clone_flags")?
+                    & 0x0001_0000
+                    != 0,
+            })))
+        }
+        "task_rename" => Ok(Some(TraceEvent::Rename(TaskRename {
+            tid: kv("pid").and_then(|p| p.parse().ok()).ok_or("no pid")?,
+            comm: between(fields, "newcomm=", " oom_score_adj=")
+                .ok_or("no newcomm")?
+                .to_string(),
+        }))),
         _ => Ok(None),
     }
+}
+
+/// The text between `from` and the last `to` (a task name that may hold spaces).
+fn between<'a>(fields: &'a str, from: &str, to: &str) -> Option<&'a str> {
+    let start = fields.find(from)? + from.len();
+    let end = fields.rfind(to).filter(|&e| e >= start)?;
+    Some(&fields[start..end])
 }
 
 /// Local and remote end from the socket fields printed before 6.10 (`family=AF_INET sport=80

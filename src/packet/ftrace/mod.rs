@@ -23,13 +23,17 @@
 //! or addresses. Nothing here interprets reasons.
 
 mod format;
+mod layout;
 mod line;
+mod raw;
 mod session;
 mod signal;
 mod tracefs;
 
 pub use format::*;
+pub use layout::*;
 pub use line::*;
+pub use raw::*;
 pub use session::*;
 pub use signal::*;
 pub use tracefs::*;
@@ -170,7 +174,10 @@ print fmt: "skbaddr=%p skaddr=%p src=%pISpc dest=%pISpc state=%s", REC->skbaddr,
         let (events, _) = parse_all(REAL_6_18.as_bytes());
         for e in events {
             let (TraceEvent::SendReset(SendReset { task, .. })
-            | TraceEvent::ReceiveReset(ReceiveReset { task, .. })) = e;
+            | TraceEvent::ReceiveReset(ReceiveReset { task, .. })) = e
+            else {
+                panic!("{e:?}")
+            };
             assert!(!task.bh_disabled, "{task:?}");
         }
     }

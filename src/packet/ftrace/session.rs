@@ -1,5 +1,7 @@
-//! The private instance: create it, enable the events, read `trace_pipe` in a thread, count
-//! what was lost, and remove it (also instances left by a process that is gone).
+//! The private instance: create it, enable the events, read them in a thread (the per-CPU
+//! binary pages of `trace_pipe_raw`, or the text of `trace_pipe` where the binary layout
+//! cannot be read), count what was lost, and remove it (also instances left by a process that
+//! is gone).
 
 use std::fs;
 use std::io::{self, Read};
@@ -12,6 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
+use serde::Serialize;
 
 use super::*;
 
@@ -23,6 +26,21 @@ pub struct ReaderCounts {
     pub bad_lines: AtomicU64,
     /// Events dropped because the consumer did not keep up.
     pub dropped: AtomicU64,
+    /// Binary records of the enabled events too short to decode.
+    pub bad_records: AtomicU64,
+}
+
+/// How the trace is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TraceReader {
+    /// Binary when the kernel's page and event layouts can be read, else text.
+    #[default]
+    Auto,
+    /// The per-CPU `trace_pipe_raw` pages, decoded with the events' format files.
+    Binary,
+    /// `trace_pipe`, the kernel's text.
+    Text,
 }
 
 /// A running private ftrace instance with the reset events enabled, and its reader thread.
@@ -30,7 +48,7 @@ pub struct ReaderCounts {
 pub struct TraceSession {
     instance: PathBuf,
     stop: Arc<AtomicBool>,
-    reader: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle<()>>,
     /// What the kernel offers.
     pub support: ResetSupport,
     /// Reader counts.
@@ -38,6 +56,12 @@ pub struct TraceSession {
     /// The kernel marks bottom-half-disabled sections in its trace lines (the header names the
     /// first flag column `irqs-off/BH-disabled`), so a `.` there means they were enabled.
     pub bh_flag: bool,
+    /// How the trace is read: [`TraceReader::Binary`] or [`TraceReader::Text`].
+    pub reader: TraceReader,
+    /// Why the text was read although the binary pages were asked for (auto).
+    pub reader_note: Option<String>,
+    /// Task creation and renaming are traced too (`task:task_newtask`, `task:task_rename`).
+    pub tasks: bool,
     removed: bool,
 }
 
@@ -50,6 +74,11 @@ pub struct TraceOptions {
     pub buffer_kb: u32,
     /// Capacity of the channel to the consumer (events beyond it are counted as dropped).
     pub channel_capacity: usize,
+    /// Binary pages or text.
+    pub reader: TraceReader,
+    /// Also trace task creation and renaming, so that a thread or a process that exits before
+    /// it is looked up keeps its process and its name.
+    pub tasks: bool,
 }
 
 impl Default for TraceOptions {
@@ -58,9 +87,14 @@ impl Default for TraceOptions {
             name: format!("{INSTANCE_PREFIX}{}", std::process::id()),
             buffer_kb: 4096,
             channel_capacity: 1 << 16,
+            reader: TraceReader::Auto,
+            tasks: false,
         }
     }
 }
+
+/// The task events, where this kernel has them.
+const TASK_EVENTS: [&str; 2] = ["task_newtask", "task_rename"];
 
 /// Write a tracefs control file. Never creates a file: tracefs has them all.
 pub(super) fn write_file(path: &Path, value: &str) -> Result<(), TraceError> {
@@ -93,10 +127,13 @@ impl TraceSession {
         let mut session = Self {
             instance: instance.clone(),
             stop: Arc::new(AtomicBool::new(false)),
-            reader: None,
+            thread: None,
             support,
             counts: Arc::new(ReaderCounts::default()),
             bh_flag: false,
+            reader: TraceReader::Text,
+            reader_note: None,
+            tasks: false,
             removed: false,
         };
         // From here on, dropping `session` removes the instance.
@@ -115,24 +152,60 @@ impl TraceSession {
                 write_file(&instance.join("events/tcp").join(event).join("enable"), "1")?;
             }
         }
+        if opts.tasks {
+            session.tasks = TASK_EVENTS.iter().all(|e| {
+                write_file(&instance.join("events/task").join(e).join("enable"), "1").is_ok()
+            });
+        }
+        let raw = match opts.reader {
+            TraceReader::Text => None,
+            TraceReader::Auto | TraceReader::Binary => {
+                match open_raw(tracefs, &instance, &session.support, session.tasks) {
+                    Ok(raw) => Some(raw),
+                    Err(why) if opts.reader == TraceReader::Binary => {
+                        return Err(TraceError::Unavailable(format!(
+                            "the binary trace cannot be read: {why}"
+                        )));
+                    }
+                    Err(why) => {
+                        session.reader_note = Some(why);
+                        None
+                    }
+                }
+            }
+        };
         write_file(&instance.join("tracing_on"), "1")?;
-        let pipe_path = instance.join("trace_pipe");
-        let pipe = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&pipe_path)
-            .map_err(io_at(&pipe_path))?;
         let stop = session.stop.clone();
         let counts = session.counts.clone();
-        session.reader = Some(
+        let spawn = |name: &str, path: PathBuf, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
-                .name("rstaudit-trace".into())
-                .spawn(move || read_pipe(pipe, tx, stop, counts))
-                .map_err(|err| TraceError::Io {
-                    path: pipe_path,
-                    err,
-                })?,
-        );
+                .name(name.into())
+                .spawn(f)
+                .map_err(|err| TraceError::Io { path, err })
+        };
+        session.thread = Some(match raw {
+            Some((decoder, cpus)) => {
+                session.reader = TraceReader::Binary;
+                spawn(
+                    "rstaudit-trace",
+                    instance.join("per_cpu"),
+                    Box::new(move || read_raw(cpus, decoder, tx, stop, counts)),
+                )?
+            }
+            None => {
+                let pipe_path = instance.join("trace_pipe");
+                let pipe = fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(&pipe_path)
+                    .map_err(io_at(&pipe_path))?;
+                spawn(
+                    "rstaudit-trace",
+                    pipe_path,
+                    Box::new(move || read_pipe(pipe, tx, stop, counts)),
+                )?
+            }
+        });
         Ok((session, rx))
     }
 
@@ -164,7 +237,7 @@ impl TraceSession {
         }
         self.removed = true;
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(h) = self.reader.take() {
+        if let Some(h) = self.thread.take() {
             let _ = h.join();
         }
         remove_instance(&self.instance)
@@ -305,6 +378,132 @@ pub(super) fn read_pipe(
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return,
+            }
+        }
+    }
+}
+
+/// The decoder and the per-CPU `trace_pipe_raw` files of the instance, or why the binary trace
+/// cannot be read here.
+fn open_raw(
+    tracefs: &Tracefs,
+    instance: &Path,
+    support: &ResetSupport,
+    tasks: bool,
+) -> Result<(RawDecoder, Vec<(u32, fs::File)>), String> {
+    let events = tracefs.root.join("events");
+    let read = |rel: &str| {
+        let path = events.join(rel);
+        read_format(&path).map_err(|e| match e {
+            FormatError::Missing => format!("{} is missing", path.display()),
+            FormatError::Unreadable(why) => format!("{}: {why}", path.display()),
+        })
+    };
+    let header_page = read("header_page")?;
+    let send = support
+        .send_reset
+        .then(|| read("tcp/tcp_send_reset/format"))
+        .transpose()?;
+    let receive = support
+        .receive_reset
+        .then(|| read("tcp/tcp_receive_reset/format"))
+        .transpose()?;
+    let newtask = tasks
+        .then(|| read("task/task_newtask/format"))
+        .transpose()?;
+    let rename = tasks.then(|| read("task/task_rename/format")).transpose()?;
+    let decoder = RawDecoder::new(&RawFormats {
+        header_page: &header_page,
+        send_reset: send.as_deref(),
+        receive_reset: receive.as_deref(),
+        task_newtask: newtask.as_deref(),
+        task_rename: rename.as_deref(),
+    })
+    .map_err(|e| format!("the layout of {e}"))?;
+    let per_cpu = instance.join("per_cpu");
+    let mut cpus = Vec::new();
+    let entries = fs::read_dir(&per_cpu).map_err(|e| format!("{}: {e}", per_cpu.display()))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(cpu) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("cpu"))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let path = entry.path().join("trace_pipe_raw");
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        cpus.push((cpu, file));
+    }
+    if cpus.is_empty() {
+        return Err(format!("{} has no cpuN/trace_pipe_raw", per_cpu.display()));
+    }
+    cpus.sort_by_key(|(cpu, _)| *cpu);
+    Ok((decoder, cpus))
+}
+
+/// Read every CPU's pages until stopped (then drain once more).
+fn read_raw(
+    mut cpus: Vec<(u32, fs::File)>,
+    decoder: RawDecoder,
+    tx: SyncSender<TraceEvent>,
+    stop: Arc<AtomicBool>,
+    counts: Arc<ReaderCounts>,
+) {
+    use std::os::fd::AsRawFd;
+    // One read returns at most one page (a sub-buffer): a larger buffer is never filled more.
+    let mut buf = vec![0u8; decoder.page_size().max(4096)];
+    let mut pfds: Vec<libc::pollfd> = cpus
+        .iter()
+        .map(|(_, f)| libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let mut draining_after_stop = 0;
+    let mut gone = false;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            draining_after_stop += 1;
+            if draining_after_stop > 2 {
+                break;
+            }
+        }
+        // SAFETY: valid pollfds for files this thread owns. Only a timeout matters: the kernel
+        // wakes pollers of trace_pipe_raw by its buffer_percent, so every CPU is read anyway.
+        unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 50) };
+        for (cpu, file) in cpus.iter_mut() {
+            loop {
+                match file.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        let bad = decoder.page(&buf[..n], *cpu, &mut |ev| {
+                            counts.events.fetch_add(1, Ordering::Relaxed);
+                            match tx.try_send(ev) {
+                                Ok(()) => {}
+                                Err(TrySendError::Full(_)) => {
+                                    counts.dropped.fetch_add(1, Ordering::Relaxed);
+                                }
+                                Err(TrySendError::Disconnected(_)) => gone = true,
+                            }
+                        });
+                        if bad > 0 {
+                            counts.bad_records.fetch_add(bad, Ordering::Relaxed);
+                        }
+                        if gone {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                }
             }
         }
     }

@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::packet::ftrace::{NewTask, TaskRename};
+
 use crate::host::{Linger, Snapshot, TcpState};
 
 /// What the socket table said about one socket.
@@ -159,38 +161,82 @@ pub struct EventOwner {
     pub source: OwnerSource,
 }
 
-/// Thread id -> (process id, name), from /proc, cached.
+/// Thread id -> (process id, name): from the task events of the trace (a task made or renamed
+/// while watching, told by the kernel itself), else from /proc at first sight, cached.
 #[derive(Default)]
 pub struct TaskResolver {
-    cache: HashMap<u32, (u32, String)>,
+    /// Thread id -> process id.
+    threads: HashMap<u32, u32>,
+    /// Process id -> name.
+    names: HashMap<u32, String>,
 }
+
+/// Entries kept before the caches start again (a host making tasks for a week).
+const MAX_TASKS: usize = 200_000;
 
 impl TaskResolver {
     /// The process of thread `tid` (falls back to the tid and the traced name when the thread is
-    /// gone).
+    /// gone and was not seen being made).
     pub fn resolve(&mut self, tid: u32, traced_comm: &str) -> (u32, String) {
-        if let Some(hit) = self.cache.get(&tid) {
-            return hit.clone();
+        let pid = match self.threads.get(&tid) {
+            Some(&pid) => pid,
+            None => {
+                let pid = std::fs::read_to_string(format!("/proc/{tid}/status"))
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find_map(|l| l.strip_prefix("Tgid:"))
+                            .and_then(|v| v.trim().parse().ok())
+                    })
+                    .unwrap_or(tid);
+                self.remember(tid, pid);
+                pid
+            }
+        };
+        if let Some(name) = self.names.get(&pid) {
+            return (pid, name.clone());
         }
-        let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok();
-        let pid = status
-            .as_deref()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("Tgid:"))
-                    .and_then(|v| v.trim().parse().ok())
-            })
-            .unwrap_or(tid);
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
             .ok()
             .map(|c| c.trim().to_string())
-            .filter(|c| !c.is_empty())
-            .unwrap_or_else(|| traced_comm.to_string());
-        if self.cache.len() > 100_000 {
-            self.cache.clear();
+            .filter(|c| !c.is_empty());
+        match name {
+            Some(name) => {
+                self.names.insert(pid, name.clone());
+                (pid, name)
+            }
+            None => (pid, traced_comm.to_string()),
         }
-        self.cache.insert(tid, (pid, comm.clone()));
-        (pid, comm)
+    }
+
+    fn remember(&mut self, tid: u32, pid: u32) {
+        if self.threads.len() > MAX_TASKS || self.names.len() > MAX_TASKS {
+            self.threads.clear();
+            self.names.clear();
+        }
+        self.threads.insert(tid, pid);
+    }
+
+    /// `task:task_newtask`: a thread belongs to its creator's process; any other new task is a
+    /// process of its own, named as its creator until it execs. A tid the kernel hands out
+    /// again replaces what was known under it.
+    pub fn new_task(&mut self, t: &NewTask) {
+        if t.thread {
+            let (pid, _) = self.resolve(t.parent_tid, &t.comm);
+            self.remember(t.tid, pid);
+        } else {
+            self.remember(t.tid, t.tid);
+            self.names.insert(t.tid, t.comm.clone());
+        }
+    }
+
+    /// `task:task_rename`: the name of a process is its main thread's (exec renames the main
+    /// thread; a thread naming itself does not rename its process).
+    pub fn rename(&mut self, r: &TaskRename) {
+        let (pid, _) = self.resolve(r.tid, &r.comm);
+        if pid == r.tid {
+            self.names.insert(pid, r.comm.clone());
+        }
     }
 }
 
@@ -207,7 +253,7 @@ pub fn task_process(
     traced_comm: &str,
     known: impl Fn(u32) -> Option<String>,
 ) -> Option<(u32, String)> {
-    if traced_comm != "<...>" && is_kernel_task(traced_comm) {
+    if tid == 0 || (traced_comm != "<...>" && is_kernel_task(traced_comm)) {
         return None;
     }
     let (pid, comm) = resolver.resolve(tid, traced_comm);

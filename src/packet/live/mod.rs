@@ -38,7 +38,7 @@ use self::summary::{PacketReport, Tally, TracingSummary};
 use crate::host::CounterSample;
 use crate::host::netns;
 use crate::packet::capture::{Capture, CaptureOptions, parse_rst};
-use crate::packet::ftrace::{self, TraceEvent, TraceOptions, TraceSession, Tracefs};
+use crate::packet::ftrace::{self, TraceEvent, TraceOptions, TraceReader, TraceSession, Tracefs};
 use crate::packet::pcap::PcapSink;
 
 /// How long a frame waits for its trace event and the other way round.
@@ -64,6 +64,8 @@ pub struct LiveOptions {
     pub max_events: usize,
     /// Also write every event, as it is seen, to this file (JSON lines).
     pub events_file: Option<PathBuf>,
+    /// Binary records or text.
+    pub trace_reader: TraceReader,
 }
 
 fn progress_line(elapsed: f64, total: f64, by_cause: &BTreeMap<Cause, u64>, drops: u64) -> String {
@@ -137,9 +139,16 @@ pub fn run(opts: &LiveOptions, refresh: Refresh) -> anyhow::Result<PacketReport>
                 if !support.send_reset && !support.receive_reset {
                     (None, None)
                 } else {
-                    match TraceSession::start(&tfs, &TraceOptions::default()) {
+                    let trace_opts = TraceOptions {
+                        reader: opts.trace_reader,
+                        tasks: true,
+                        ..TraceOptions::default()
+                    };
+                    match TraceSession::start(&tfs, &trace_opts) {
                         Ok((s, rx)) => {
                             tracing.instance = Some(s.instance().display().to_string());
+                            tracing.reader = Some(s.reader);
+                            notes.push(reader_note(&s));
                             (Some(s), Some(rx))
                         }
                         Err(e) => {
@@ -330,7 +339,17 @@ pub fn run(opts: &LiveOptions, refresh: Refresh) -> anyhow::Result<PacketReport>
         }
         if let Some(rx) = &trace_rx {
             for ev in rx.try_iter() {
-                tracing.events += 1;
+                match ev {
+                    TraceEvent::NewTask(t) => {
+                        ctx.resolver.new_task(&t);
+                        continue;
+                    }
+                    TraceEvent::Rename(r) => {
+                        ctx.resolver.rename(&r);
+                        continue;
+                    }
+                    _ => tracing.events += 1,
+                }
                 match ev {
                     TraceEvent::SendReset(s) => {
                         let ours = s.src.is_none_or(|a| {
@@ -354,6 +373,7 @@ pub fn run(opts: &LiveOptions, refresh: Refresh) -> anyhow::Result<PacketReport>
                         }
                         correlator.receive_event(r, now_ms, &mut matched);
                     }
+                    TraceEvent::NewTask(_) | TraceEvent::Rename(_) => {}
                 }
             }
         }
@@ -540,6 +560,25 @@ fn take_sample(tally: &mut Tally, notes: &mut Vec<String>, s: anyhow::Result<Cou
 /// Why resets sent here have no trace event, as far as the counts tell. Before 6.10 the kernel
 /// traces a reset only when it has a full socket for it (none for a closed port, a TIME_WAIT or
 /// SYN-RECV entry): missing events are expected there and not a loss.
+/// Which way the kernel's trace was read, and why when it is the costlier one.
+fn reader_note(s: &TraceSession) -> String {
+    let tasks = if s.tasks {
+        ""
+    } else {
+        "; task creation is not traced (no task:task_newtask / task:task_rename here), so a thread \
+         that exits before it is looked up is named by its own id"
+    };
+    match (s.reader, &s.reader_note) {
+        (TraceReader::Binary, _) => {
+            format!("kernel trace read as binary records (per-CPU trace_pipe_raw){tasks}")
+        }
+        (_, Some(why)) => format!(
+            "kernel trace read as text (trace_pipe), which costs more CPU per reset: {why}{tasks}"
+        ),
+        _ => format!("kernel trace read as text (trace_pipe), as asked{tasks}"),
+    }
+}
+
 fn missing_events_note(missing: u64, overrun: u64, dropped: u64, pre_6_10: bool) -> Option<String> {
     if missing == 0 && overrun + dropped == 0 {
         return None;

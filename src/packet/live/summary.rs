@@ -120,6 +120,9 @@ pub struct TracingSummary {
     /// The private instance used (removed at exit).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// How the trace was read: `binary` (trace_pipe_raw) or `text` (trace_pipe).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reader: Option<crate::packet::ftrace::TraceReader>,
     pub events: u64,
     /// Events dropped because the reader fell behind.
     pub dropped: u64,
