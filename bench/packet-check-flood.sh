@@ -26,7 +26,7 @@ cleanup() {
 trap cleanup EXIT
 
 cargo build --release -q --bin rstaudit --example rstflood
-BIN=target/release/rstaudit
+BIN=${BIN:-target/release/rstaudit}
 FLOOD=target/release/examples/rstflood
 
 ip netns add "$NS"

@@ -244,11 +244,23 @@ fn check_lab(boot: &Boot, c: &mut Checks) {
     }
 }
 
-/// The live check names the helper as the process behind its resets. On kernels before 6.10
-/// tcp_send_reset has no reason field: the check must say that reasons are unavailable
-/// (without claiming events were lost).
+/// The live check names the helper as the process behind its resets, reading the trace both
+/// ways (binary records and text). On kernels before 6.10 tcp_send_reset has no reason field:
+/// the check must say that reasons are unavailable (without claiming events were lost).
 fn check_live(boot: &Boot, c: &mut Checks, reasons: bool) {
-    let Some(s) = step(boot, c, "live", &[0]) else {
+    for reader in ["binary", "text"] {
+        check_live_with(boot, c, reasons, reader);
+    }
+    if let Some(s) = step(boot, c, "live-left", &[0]) {
+        c.check(s.stdout.trim().is_empty(), || {
+            format!("the live check left this behind:\n{}", s.stdout)
+        });
+    }
+}
+
+fn check_live_with(boot: &Boot, c: &mut Checks, reasons: bool, reader: &str) {
+    let name = format!("live-{reader}");
+    let Some(s) = step(boot, c, &name, &[0]) else {
         return;
     };
     let helper: Option<u64> = s
@@ -259,9 +271,16 @@ fn check_live(boot: &Boot, c: &mut Checks, reasons: bool) {
     c.check(helper.is_some(), || {
         format!("the helper did not start: {}", s.stdout)
     });
-    let Some(report) = parse_json(c, "live", &s.stdout) else {
+    let Some(report) = parse_json(c, &name, &s.stdout) else {
         return;
     };
+    c.check(report["tracing"]["reader"] == reader, || {
+        format!(
+            "{name}: the trace was not read as {reader}: {}",
+            report["tracing"]
+        )
+    });
+    let tag = format!("{name}: ");
     let events = report["events"].as_array().cloned().unwrap_or_default();
     let sent: Vec<&Value> = events.iter().filter(|e| e["direction"] == "sent").collect();
     c.check(sent.len() >= 3, || {
@@ -273,14 +292,9 @@ fn check_live(boot: &Boot, c: &mut Checks, reasons: bool) {
         .count();
     // Before 6.10, attributing a sent reset to its process depends on live mode matching
     // tcp_send_reset events that have no reason field.
-    let tag = if reasons {
-        ""
-    } else {
-        "[needs live pre-6.10 mode] "
-    };
     if reasons {
         c.check(by_helper >= 3, || {
-            format!("{by_helper} resets attributed to the helper (pid {helper:?}): {report:#}")
+            format!("{tag}{by_helper} resets attributed to the helper (pid {helper:?}): {report:#}")
         });
     } else {
         // Before 6.10 the kernel traces a reset only when it is sent for a full socket: the
@@ -339,7 +353,7 @@ fn check_live(boot: &Boot, c: &mut Checks, reasons: bool) {
             let found = sent.iter().find(|e| e["reason"] == reason);
             c.check(
                 found.is_some_and(|e| e["cause"] == cause && e["owner"]["pid"].as_u64() == helper),
-                || format!("no {reason} ({cause}) reset by the helper: {report:#}"),
+                || format!("{tag}no {reason} ({cause}) reset by the helper: {report:#}"),
             );
         }
     } else {
@@ -352,11 +366,7 @@ fn check_live(boot: &Boot, c: &mut Checks, reasons: bool) {
             notes
                 .iter()
                 .any(|n| n.contains("this kernel does not report reasons (before 6.10)")),
-            || {
-                format!(
-                    "[needs live pre-6.10 mode] no note that reasons are unavailable: {notes:?}"
-                )
-            },
+            || format!("{tag}no note that reasons are unavailable: {notes:?}"),
         );
     }
     // The claim of loss reads "trace events were lost (N overwritten, N dropped) ..."; a note
@@ -379,11 +389,6 @@ fn check_live(boot: &Boot, c: &mut Checks, reasons: bool) {
                 }),
             || format!("{tag}the resets without an event are not explained: {notes:?}"),
         );
-    }
-    if let Some(s) = step(boot, c, "live-left", &[0]) {
-        c.check(s.stdout.trim().is_empty(), || {
-            format!("the live check left this behind:\n{}", s.stdout)
-        });
     }
 }
 

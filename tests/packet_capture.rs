@@ -72,7 +72,7 @@ fn ftrace_session_reports_reasons_and_removes_its_instance() {
         name: format!("rstaudit-{}", std::process::id()),
         ..Default::default()
     };
-    let (session, rx) = TraceSession::start(&tracefs, &opts).unwrap();
+    let (session, mut rx) = TraceSession::start(&tracefs, &opts).unwrap();
     let instance = session.instance().to_path_buf();
     assert!(instance.is_dir());
     assert!(

@@ -53,14 +53,14 @@ in_netns() {
 }
 
 # A short live packet check while a helper makes resets of known kinds: the check must name
-# the helper as the process behind them.
+# the helper as the process behind them. $1: how the trace is read (binary or text).
 live() {
     mkfifo /tmp/go
     exec 3<>/tmp/go
     sockhelper announce listen:7200:8 linger0:7200 wait-line refused:9 unread-close \
         linger0-close:300 write-after-close <&3 >/tmp/helper.out 2>&1 &
     hpid=$!
-    rstaudit packet-check --duration 8 --format json >/tmp/live.json 2>/tmp/live.err &
+    rstaudit packet-check --duration 8 --trace-reader "$1" --format json >/tmp/live.json 2>/tmp/live.err &
     rpid=$!
     n=0
     until grep -q "watching TCP resets" /tmp/live.err; do
@@ -115,7 +115,8 @@ step snapshot 90 rstaudit snapshot --format json
 step netns 90 sh /init @run in_netns
 step lab 240 rstaudit packet-check --lab --all --format json
 step lab-left 20 sh /init @run leftovers
-step live 90 sh /init @run live
+step live-binary 90 sh /init @run live binary
+step live-text 90 sh /init @run live text
 step live-left 20 sh /init @run leftovers
 step dmesg-after 10 dmesg
 echo "@@done"

@@ -9,7 +9,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -72,7 +72,8 @@ pub struct TraceOptions {
     pub name: String,
     /// Per-CPU buffer of the instance, KiB.
     pub buffer_kb: u32,
-    /// Capacity of the channel to the consumer (events beyond it are counted as dropped).
+    /// Capacity of the channel to the consumer, in batches (one batch per read of the trace;
+    /// events of a batch that does not fit are counted as dropped).
     pub channel_capacity: usize,
     /// Binary pages or text.
     pub reader: TraceReader,
@@ -86,10 +87,77 @@ impl Default for TraceOptions {
         Self {
             name: format!("{INSTANCE_PREFIX}{}", std::process::id()),
             buffer_kb: 4096,
-            channel_capacity: 1 << 16,
+            channel_capacity: 1 << 10,
             reader: TraceReader::Auto,
             tasks: false,
         }
+    }
+}
+
+/// The consumer's end: events in the order the reader read them, handed over in batches (one
+/// channel operation per read of the trace, not one per event).
+pub struct TraceReceiver {
+    rx: Receiver<Vec<TraceEvent>>,
+    current: std::vec::IntoIter<TraceEvent>,
+}
+
+impl TraceReceiver {
+    /// The events available now, without waiting.
+    pub fn try_iter(&mut self) -> impl Iterator<Item = TraceEvent> + '_ {
+        std::iter::from_fn(move || {
+            loop {
+                if let Some(e) = self.current.next() {
+                    return Some(e);
+                }
+                self.current = self.rx.try_recv().ok()?.into_iter();
+            }
+        })
+    }
+
+    /// The next event, waiting at most `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<TraceEvent, RecvTimeoutError> {
+        let until = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(e) = self.current.next() {
+                return Ok(e);
+            }
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            self.current = self.rx.recv_timeout(left)?.into_iter();
+        }
+    }
+}
+
+impl Iterator for TraceReceiver {
+    type Item = TraceEvent;
+
+    /// The next event, waiting for it; `None` once the session has ended.
+    fn next(&mut self) -> Option<TraceEvent> {
+        loop {
+            if let Some(e) = self.current.next() {
+                return Some(e);
+            }
+            self.current = self.rx.recv().ok()?.into_iter();
+        }
+    }
+}
+
+/// Hand a batch to the consumer; false when the consumer is gone.
+fn send_batch(
+    tx: &SyncSender<Vec<TraceEvent>>,
+    batch: &mut Vec<TraceEvent>,
+    counts: &ReaderCounts,
+) -> bool {
+    if batch.is_empty() {
+        return true;
+    }
+    let n = batch.len() as u64;
+    match tx.try_send(std::mem::take(batch)) {
+        Ok(()) => true,
+        Err(TrySendError::Full(_)) => {
+            counts.dropped.fetch_add(n, Ordering::Relaxed);
+            true
+        }
+        Err(TrySendError::Disconnected(_)) => false,
     }
 }
 
@@ -112,7 +180,7 @@ impl TraceSession {
     pub fn start(
         tracefs: &Tracefs,
         opts: &TraceOptions,
-    ) -> Result<(Self, Receiver<TraceEvent>), TraceError> {
+    ) -> Result<(Self, TraceReceiver), TraceError> {
         let support = tracefs.reset_support();
         if !support.send_reset && !support.receive_reset {
             return Err(TraceError::Unavailable(support.notes.join("; ")));
@@ -206,7 +274,13 @@ impl TraceSession {
                 )?
             }
         });
-        Ok((session, rx))
+        Ok((
+            session,
+            TraceReceiver {
+                rx,
+                current: Vec::new().into_iter(),
+            },
+        ))
     }
 
     /// Events the kernel overwrote in the instance's ring buffer before they were read
@@ -323,7 +397,7 @@ pub fn clean_stale_with(
 
 pub(super) fn read_pipe(
     mut pipe: fs::File,
-    tx: SyncSender<TraceEvent>,
+    tx: SyncSender<Vec<TraceEvent>>,
     stop: Arc<AtomicBool>,
     counts: Arc<ReaderCounts>,
 ) {
@@ -352,19 +426,14 @@ pub(super) fn read_pipe(
                 Ok(n) => {
                     pending.extend_from_slice(&buf[..n]);
                     let mut start = 0;
+                    let mut batch = Vec::new();
                     while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
                         let line = String::from_utf8_lossy(&pending[start..start + nl]);
                         counts.lines.fetch_add(1, Ordering::Relaxed);
                         match parse_line(&line) {
                             Ok(Some(ev)) => {
                                 counts.events.fetch_add(1, Ordering::Relaxed);
-                                match tx.try_send(ev) {
-                                    Ok(()) => {}
-                                    Err(TrySendError::Full(_)) => {
-                                        counts.dropped.fetch_add(1, Ordering::Relaxed);
-                                    }
-                                    Err(TrySendError::Disconnected(_)) => return,
-                                }
+                                batch.push(ev);
                             }
                             Ok(None) => {}
                             Err(_) => {
@@ -372,6 +441,9 @@ pub(super) fn read_pipe(
                             }
                         }
                         start += nl + 1;
+                    }
+                    if !send_batch(&tx, &mut batch, &counts) {
+                        return;
                     }
                     pending.drain(..start);
                 }
@@ -451,7 +523,7 @@ fn open_raw(
 fn read_raw(
     mut cpus: Vec<(u32, fs::File)>,
     decoder: RawDecoder,
-    tx: SyncSender<TraceEvent>,
+    tx: SyncSender<Vec<TraceEvent>>,
     stop: Arc<AtomicBool>,
     counts: Arc<ReaderCounts>,
 ) {
@@ -467,7 +539,7 @@ fn read_raw(
         })
         .collect();
     let mut draining_after_stop = 0;
-    let mut gone = false;
+    let mut batch = Vec::new();
     loop {
         if stop.load(Ordering::SeqCst) {
             draining_after_stop += 1;
@@ -483,21 +555,13 @@ fn read_raw(
                 match file.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => {
-                        let bad = decoder.page(&buf[..n], *cpu, &mut |ev| {
-                            counts.events.fetch_add(1, Ordering::Relaxed);
-                            match tx.try_send(ev) {
-                                Ok(()) => {}
-                                Err(TrySendError::Full(_)) => {
-                                    counts.dropped.fetch_add(1, Ordering::Relaxed);
-                                }
-                                Err(TrySendError::Disconnected(_)) => gone = true,
-                            }
-                        });
+                        let before = batch.len();
+                        let bad = decoder.page(&buf[..n], *cpu, &mut |ev| batch.push(ev));
+                        counts
+                            .events
+                            .fetch_add((batch.len() - before) as u64, Ordering::Relaxed);
                         if bad > 0 {
                             counts.bad_records.fetch_add(bad, Ordering::Relaxed);
-                        }
-                        if gone {
-                            return;
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -505,6 +569,9 @@ fn read_raw(
                     Err(_) => break,
                 }
             }
+        }
+        if !send_batch(&tx, &mut batch, &counts) {
+            return;
         }
     }
 }

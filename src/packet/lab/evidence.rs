@@ -50,7 +50,7 @@ pub fn nap(d: Duration) -> anyhow::Result<()> {
 static EVENTS: Mutex<Vec<(Instant, SendReset)>> = Mutex::new(Vec::new());
 
 /// Keep the trace session's events for attribution (runs until the session ends).
-pub fn collect_events(rx: std::sync::mpsc::Receiver<TraceEvent>) {
+pub fn collect_events(rx: crate::packet::ftrace::TraceReceiver) {
     std::thread::spawn(move || {
         for event in rx {
             if let TraceEvent::SendReset(s) = event

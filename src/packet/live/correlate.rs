@@ -10,7 +10,9 @@
 //!
 //! Pure: time is passed in (milliseconds on any monotonic clock).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::net::SocketAddr;
 
 use super::super::capture::{PacketDir, RstSegment};
@@ -54,7 +56,6 @@ struct PendingPacket {
     need_send: bool,
     need_receive: bool,
     deadline: u64,
-    done: bool,
 }
 
 enum PendingTrace {
@@ -65,7 +66,6 @@ enum PendingTrace {
 struct PendingEvent {
     ev: PendingTrace,
     deadline: u64,
-    used: bool,
 }
 
 /// The matcher.
@@ -117,14 +117,14 @@ impl Correlator {
             expect_send,
             expect_receive,
             next_id: 0,
-            packets: HashMap::new(),
+            packets: HashMap::default(),
             packet_order: VecDeque::new(),
-            packets_by_key: HashMap::new(),
-            events: HashMap::new(),
+            packets_by_key: HashMap::default(),
+            events: HashMap::default(),
             event_order: VecDeque::new(),
-            sends_by_key: HashMap::new(),
+            sends_by_key: HashMap::default(),
             sends_wild: VecDeque::new(),
-            receives_by_key: HashMap::new(),
+            receives_by_key: HashMap::default(),
             stats: MatchStats::default(),
         }
     }
@@ -148,7 +148,6 @@ impl Correlator {
                 receive: None,
             },
             deadline: now + self.grace_ms,
-            done: false,
         };
         if pending.need_send
             && let Some(ev) = self.take_send(key)
@@ -178,82 +177,90 @@ impl Correlator {
         let events = &mut self.events;
         let mut take_from = |q: &mut VecDeque<u64>, exact: bool| -> Option<SendReset> {
             while let Some(pos) = q.iter().position(|id| {
-                events.get(id).is_some_and(|e| {
-                    !e.used
-                        && match &e.ev {
-                            PendingTrace::Send(s) => {
-                                exact
-                                    || (s.src.is_some_and(|a| addr_matches(a, key.0))
-                                        && s.dst.is_some_and(|a| addr_matches(a, key.1)))
-                            }
-                            PendingTrace::Receive(_) => false,
-                        }
+                events.get(id).is_some_and(|e| match &e.ev {
+                    PendingTrace::Send(s) => {
+                        exact
+                            || (s.src.is_some_and(|a| addr_matches(a, key.0))
+                                && s.dst.is_some_and(|a| addr_matches(a, key.1)))
+                    }
+                    PendingTrace::Receive(_) => false,
                 })
             }) {
                 let id = q.remove(pos).expect("position is in range");
-                if let Some(e) = events.get_mut(&id) {
-                    e.used = true;
-                    if let PendingTrace::Send(s) = &e.ev {
-                        return Some(s.clone());
-                    }
+                if let Some(PendingEvent {
+                    ev: PendingTrace::Send(s),
+                    ..
+                }) = events.remove(&id)
+                {
+                    return Some(s);
                 }
             }
             None
         };
-        if let Some(q) = self.sends_by_key.get_mut(&key)
-            && let Some(s) = take_from(q, true)
-        {
-            return Some(s);
+        if let Some(q) = self.sends_by_key.get_mut(&key) {
+            let found = take_from(q, true);
+            if q.is_empty() {
+                self.sends_by_key.remove(&key);
+            }
+            if found.is_some() {
+                return found;
+            }
         }
         take_from(&mut self.sends_wild, false)
     }
 
     fn take_receive(&mut self, key: (SocketAddr, SocketAddr)) -> Option<ReceiveReset> {
         let q = self.receives_by_key.get_mut(&key)?;
+        let mut found = None;
         while let Some(id) = q.pop_front() {
-            if let Some(e) = self.events.get_mut(&id)
-                && !e.used
+            if let Some(PendingEvent {
+                ev: PendingTrace::Receive(r),
+                ..
+            }) = self.events.remove(&id)
             {
-                e.used = true;
-                if let PendingTrace::Receive(r) = &e.ev {
-                    return Some(r.clone());
-                }
+                found = Some(r);
+                break;
             }
         }
-        None
+        if q.is_empty() {
+            self.receives_by_key.remove(&key);
+        }
+        found
     }
 
     fn pending_packet_for(
-        &mut self,
+        &self,
         key_matches: impl Fn(&PendingPacket) -> bool,
         key: Option<(SocketAddr, SocketAddr)>,
     ) -> Option<u64> {
-        let candidates: Vec<u64> = match key {
-            Some(k) => self
-                .packets_by_key
-                .get(&k)
-                .into_iter()
-                .flatten()
-                .copied()
-                .collect(),
-            None => self.packet_order.iter().copied().collect(),
-        };
-        candidates.into_iter().find(|id| {
-            self.packets
-                .get(id)
-                .is_some_and(|p| !p.done && key_matches(p))
-        })
+        let usable = |id: &&u64| self.packets.get(id).is_some_and(&key_matches);
+        match key {
+            Some(k) => self.packets_by_key.get(&k)?.iter().find(usable).copied(),
+            None => self.packet_order.iter().find(usable).copied(),
+        }
     }
 
+    /// Hand a packet that has all it waited for to `out`; what is left of it in the queues is
+    /// skipped when they are next walked.
     fn finish_if_complete(&mut self, id: u64, out: &mut Vec<Matched>) {
         let complete = self
             .packets
             .get(&id)
             .is_some_and(|p| !p.need_send && !p.need_receive);
-        if complete && let Some(p) = self.packets.get_mut(&id) {
-            p.done = true;
-            out.push(p.m.clone());
+        if !complete {
+            return;
         }
+        let Some(p) = self.packets.remove(&id) else {
+            return;
+        };
+        let key = (p.m.packet.seg.src, p.m.packet.seg.dst);
+        if let Some(q) = self.packets_by_key.get_mut(&key) {
+            q.retain(|x| *x != id);
+            if q.is_empty() {
+                self.packets_by_key.remove(&key);
+            }
+        }
+        out.push(p.m);
     }
 
     /// A `tcp_send_reset` event arrived.
@@ -303,7 +310,6 @@ impl Correlator {
             PendingEvent {
                 ev,
                 deadline: now + self.grace_ms,
-                used: false,
             },
         );
     }
@@ -350,7 +356,7 @@ impl Correlator {
                 self.packet_order.pop_front();
                 continue;
             };
-            if !p.done && p.deadline > now {
+            if p.deadline > now {
                 break;
             }
             self.packet_order.pop_front();
@@ -362,26 +368,22 @@ impl Correlator {
                     self.packets_by_key.remove(&key);
                 }
             }
-            if !p.done {
-                if p.need_send {
-                    self.stats.sent_without_event += 1;
-                }
-                out.push(p.m);
+            if p.need_send {
+                self.stats.sent_without_event += 1;
             }
+            out.push(p.m);
         }
         while let Some(&id) = self.event_order.front() {
             let Some(e) = self.events.get(&id) else {
                 self.event_order.pop_front();
                 continue;
             };
-            if !e.used && e.deadline > now {
+            if e.deadline > now {
                 break;
             }
             self.event_order.pop_front();
             let e = self.events.remove(&id).expect("present");
-            if !e.used {
-                self.stats.unmatched_events += 1;
-            }
+            self.stats.unmatched_events += 1;
             match &e.ev {
                 PendingTrace::Send(s) => {
                     if let (Some(src), Some(dst)) = (s.src, s.dst) {

@@ -23,7 +23,6 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -114,7 +113,7 @@ pub fn run(opts: &LiveOptions, refresh: Refresh) -> anyhow::Result<PacketReport>
     // The kernel's reasons.
     let mut tracing = TracingSummary::default();
     let mut reason_note = String::new();
-    let (session, trace_rx): (Option<TraceSession>, Option<Receiver<TraceEvent>>) = {
+    let (session, mut trace_rx): (Option<TraceSession>, Option<ftrace::TraceReceiver>) = {
         let tfs = Tracefs::locate(opts.tracefs.as_deref());
         match tfs {
             Err(e) => {
@@ -337,7 +336,7 @@ pub fn run(opts: &LiveOptions, refresh: Refresh) -> anyhow::Result<PacketReport>
             }
             ctx.facts.update(later);
         }
-        if let Some(rx) = &trace_rx {
+        if let Some(rx) = trace_rx.as_mut() {
             for ev in rx.try_iter() {
                 match ev {
                     TraceEvent::NewTask(t) => {

@@ -64,11 +64,18 @@ pub(super) fn snapshot_loop(
             }
         }
         first = false;
-        // One refresh a second at most; a slow host refreshes as fast as it can.
-        while began.elapsed() < Duration::from_secs(1) && !done.load(Ordering::SeqCst) {
+        // One refresh a second at most, and on a host whose refresh is slow (a socket table of
+        // 100,000 entries and their owners) no more than a tenth of the time spent refreshing.
+        let pause = refresh_pause(began.elapsed());
+        while began.elapsed() < pause && !done.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// How long a refresh that took `took` waits before the next one starts (counted from its start).
+pub(super) fn refresh_pause(took: Duration) -> Duration {
+    (took * 10).max(Duration::from_secs(1))
 }
 
 /// Take in the findings of one more audit, keeping one row per finding over the window.
@@ -99,6 +106,18 @@ pub(super) fn merge_findings(rows: &mut Vec<Finding>, audit: Vec<Finding>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slow_refreshes_take_a_tenth_of_the_time_at_most() {
+        assert_eq!(
+            refresh_pause(Duration::from_millis(20)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            refresh_pause(Duration::from_millis(400)),
+            Duration::from_secs(4)
+        );
+    }
 
     fn finding(rule: &str, pid: Option<u32>) -> Finding {
         let mut v = serde_json::json!({

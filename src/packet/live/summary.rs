@@ -4,7 +4,9 @@
 //! Pure: built from events, counter samples and findings; rendered by
 //! `report::packet_check`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
@@ -194,7 +196,7 @@ struct TopCounter<K> {
 impl<K: std::hash::Hash + Eq + Clone + Ord> TopCounter<K> {
     fn new() -> Self {
         Self {
-            counts: HashMap::new(),
+            counts: HashMap::default(),
             pruned: false,
         }
     }
@@ -268,14 +270,14 @@ impl Tally {
             sent: 0,
             received: 0,
             causes: BTreeMap::new(),
-            support: HashMap::new(),
+            support: HashMap::default(),
             seconds: Vec::new(),
             events: Vec::new(),
             max_events,
             omitted: 0,
             first_sample: None,
             last_sample: None,
-            comms: HashMap::new(),
+            comms: HashMap::default(),
         }
     }
 
@@ -384,7 +386,7 @@ impl Tally {
     /// The processes whose resets support finding `f` (most first), and how many supporting
     /// resets have no known process.
     pub fn supporting_processes(&self, f: &Finding) -> (Vec<ProcessCount>, u64) {
-        let mut by_pid: HashMap<u32, u64> = HashMap::new();
+        let mut by_pid: HashMap<u32, u64> = HashMap::default();
         let mut unknown = 0;
         for ((cause, reason, pid, seen), n) in &self.support {
             if !supports_key(f, *cause, reason.as_deref(), *pid, *seen) {
