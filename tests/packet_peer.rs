@@ -571,7 +571,7 @@ fn a_process_that_exits_right_after_its_reset_keeps_its_pid_and_name() {
         assert_eq!(e["owner"]["pid"], u64::from(pid), "{e:#}");
         assert_eq!(
             e["owner"]["comm"].as_str(),
-            Some(k.task.comm.as_str()),
+            Some(&*k.task.comm),
             "{e:#}"
         );
         assert_eq!(e["owner"]["source"], "task", "{e:#}");

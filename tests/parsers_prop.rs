@@ -147,7 +147,7 @@ proptest! {
         let Some(TraceEvent::SendReset(ev)) = parse_line(&line).unwrap() else {
             panic!("not a send reset: {line}");
         };
-        prop_assert_eq!(ev.task.comm, comm.trim());
+        prop_assert_eq!(&*ev.task.comm, comm.trim());
         prop_assert_eq!(ev.task.tid, tid);
         prop_assert_eq!(ev.task.cpu, cpu);
         prop_assert!(ev.task.in_interrupt);

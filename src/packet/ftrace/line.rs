@@ -4,13 +4,15 @@
 use std::io::BufRead;
 use std::net::{IpAddr, SocketAddr};
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 /// Who was running when the event fired.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaskContext {
     /// The task name as ftrace printed it (`<...>` when not cached).
-    pub comm: String,
+    pub comm: Arc<str>,
     /// Thread id (global pid namespace).
     pub tid: u32,
     pub cpu: u32,
@@ -38,9 +40,9 @@ pub struct SendReset {
     pub src: Option<SocketAddr>,
     pub dst: Option<SocketAddr>,
     /// `TCP_CLOSE`, ... or `UNKNOWN`.
-    pub state: Option<String>,
+    pub state: Option<Arc<str>>,
     /// `NO_SOCKET`, ... when the kernel reports reasons.
-    pub reason: Option<String>,
+    pub reason: Option<Arc<str>>,
 }
 
 /// `tcp:tcp_receive_reset`: a local socket accepted a reset.
@@ -119,7 +121,7 @@ pub fn parse_line(line: &str) -> Result<Option<TraceEvent>, String> {
     let bh_disabled = !in_interrupt && flags.chars().next().is_some_and(|c| matches!(c, 'b' | 'D'));
     let (event, fields) = body.split_once(": ").unwrap_or((body, ""));
     let task = TaskContext {
-        comm: comm.trim().to_string(),
+        comm: comm.trim().into(),
         tid,
         cpu,
         in_interrupt,
@@ -145,8 +147,8 @@ pub fn parse_line(line: &str) -> Result<Option<TraceEvent>, String> {
                 has_sock: kv("skaddr").is_some_and(|p| !is_null_ptr(p)),
                 src,
                 dst,
-                state: kv("state").map(str::to_string),
-                reason: kv("reason").map(str::to_string),
+                state: kv("state").map(Arc::from),
+                reason: kv("reason").map(Arc::from),
             })))
         }
         "tcp_receive_reset" => {

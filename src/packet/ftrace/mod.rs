@@ -116,7 +116,7 @@ print fmt: "skbaddr=%p skaddr=%p src=%pISpc dest=%pISpc state=%s", REC->skbaddr,
         let TraceEvent::SendReset(first) = &events[0] else {
             panic!("{:?}", events[0])
         };
-        assert_eq!(first.task.comm, "python3");
+        assert_eq!(&*first.task.comm, "python3");
         assert_eq!(first.task.tid, 13783);
         assert_eq!(first.task.cpu, 1);
         assert!(first.task.in_interrupt);
@@ -188,7 +188,7 @@ print fmt: "skbaddr=%p skaddr=%p src=%pISpc dest=%pISpc state=%s", REC->skbaddr,
         let Some(TraceEvent::SendReset(ev)) = parse_line(line).unwrap() else {
             panic!()
         };
-        assert_eq!(ev.task.comm, "my-app worker");
+        assert_eq!(&*ev.task.comm, "my-app worker");
         assert_eq!(ev.task.tid, 4242);
         assert!(!ev.has_skb);
         assert!(parse_line("garbage").is_err());

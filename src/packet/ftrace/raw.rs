@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 
 use super::layout::{Field, Layout, LayoutError, symbol_table};
 use super::{NewTask, ReceiveReset, SendReset, TaskContext, TaskRename, TraceEvent};
@@ -138,7 +139,7 @@ struct SendLayout {
     skbaddr: Field,
     skaddr: Field,
     state: Field,
-    reason: Option<(Field, HashMap<u64, String>)>,
+    reason: Option<(Field, HashMap<u64, Arc<str>>)>,
     addrs: Addrs,
 }
 
@@ -174,6 +175,9 @@ pub struct RawDecoder {
     receive: Option<ReceiveLayout>,
     newtask: Option<NewTaskLayout>,
     rename: Option<RenameLayout>,
+    /// Shared names: events carry a reference, not a copy.
+    states: Vec<Arc<str>>,
+    unknown_comm: Arc<str>,
 }
 
 /// The `format` files of the events to decode (`None` for an event not enabled).
@@ -208,7 +212,10 @@ impl RawDecoder {
             let e = at("tcp_send_reset");
             let reason = l
                 .get("reason")
-                .map(|field| (field, symbol_table(text, "reason").unwrap_or_default()));
+                .map(|field| {
+                    let table = symbol_table(text, "reason").unwrap_or_default();
+                    (field, table.into_iter().map(|(n, s)| (n, s.into())).collect())
+                });
             send = Some(SendLayout {
                 id: l.id,
                 skbaddr: l.need("skbaddr", &[8, 4], "a pointer").map_err(&e)?,
@@ -263,6 +270,8 @@ impl RawDecoder {
             receive,
             newtask,
             rename,
+            states: TCP_STATES.iter().map(|&s| s.into()).collect(),
+            unknown_comm: UNKNOWN_COMM.into(),
         })
     }
 
@@ -343,7 +352,7 @@ impl RawDecoder {
             let flags = uint(rec, self.flags)?;
             let in_interrupt = flags & (FLAG_HARDIRQ | FLAG_SOFTIRQ | FLAG_NMI) != 0;
             Some(TaskContext {
-                comm: UNKNOWN_COMM.to_string(),
+                comm: self.unknown_comm.clone(),
                 tid: uint(rec, self.pid)? as u32,
                 cpu,
                 in_interrupt,
@@ -362,16 +371,16 @@ impl RawDecoder {
                     src,
                     dst,
                     state: Some(
-                        TCP_STATES
+                        self.states
                             .get(state)
-                            .map(|n| n.to_string())
-                            .unwrap_or_else(|| format!("0x{state:x}")),
+                            .cloned()
+                            .unwrap_or_else(|| format!("0x{state:x}").into()),
                     ),
                     reason: match &s.reason {
                         None => None,
                         Some((f, table)) => {
                             let n = uint(rec, *f)?;
-                            Some(table.get(&n).cloned().unwrap_or_else(|| format!("0x{n:x}")))
+                            Some(table.get(&n).cloned().unwrap_or_else(|| format!("0x{n:x}").into()))
                         }
                     },
                 })

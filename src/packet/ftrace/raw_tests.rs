@@ -209,7 +209,7 @@ fn decodes_resets_tasks_and_timestamps_as_6_18_writes_them() {
         panic!("{:?}", events[0])
     };
     assert_eq!(s.task.tid, 4242);
-    assert_eq!(s.task.comm, UNKNOWN_COMM);
+    assert_eq!(&*s.task.comm, UNKNOWN_COMM);
     assert_eq!(s.task.cpu, 1);
     assert!(!s.task.in_interrupt && !s.task.bh_disabled);
     assert!((s.task.ts - 1.0000001).abs() < 1e-9, "{}", s.task.ts);

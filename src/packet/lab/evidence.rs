@@ -248,7 +248,7 @@ impl<'a> Meter<'a> {
                         .reason
                         .clone()
                         .unwrap_or_else(|| "NOT_REPORTED_BY_THIS_KERNEL".into());
-                    *m.reasons.entry(reason).or_default() += 1;
+                    *m.reasons.entry(reason.to_string()).or_default() += 1;
                 }
             }
         }

@@ -100,12 +100,11 @@ impl SocketIndex {
 
     /// The name of process `pid` when it owned a socket in one of the latest two snapshots
     /// (it may have exited since).
-    pub fn comm_of(&self, pid: u32) -> Option<&str> {
+    pub fn comm_of(&self, pid: u32) -> Option<&Arc<str>> {
         self.current
             .comms
             .get(&pid)
             .or_else(|| self.previous.comms.get(&pid))
-            .map(|c| &**c)
     }
 
     /// A listener that accepts on `local` (bound to its address or to the wildcard).
@@ -157,7 +156,7 @@ pub enum OwnerSource {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct EventOwner {
     pub pid: u32,
-    pub comm: String,
+    pub comm: Arc<str>,
     pub source: OwnerSource,
 }
 
@@ -168,7 +167,7 @@ pub struct TaskResolver {
     /// Thread id -> process id.
     threads: HashMap<u32, u32>,
     /// Process id -> name.
-    names: HashMap<u32, String>,
+    names: HashMap<u32, Arc<str>>,
 }
 
 /// Entries kept before the caches start again (a host making tasks for a week).
@@ -177,7 +176,7 @@ const MAX_TASKS: usize = 200_000;
 impl TaskResolver {
     /// The process of thread `tid` (falls back to the tid and the traced name when the thread is
     /// gone and was not seen being made).
-    pub fn resolve(&mut self, tid: u32, traced_comm: &str) -> (u32, String) {
+    pub fn resolve(&mut self, tid: u32, traced_comm: &str) -> (u32, Arc<str>) {
         let pid = match self.threads.get(&tid) {
             Some(&pid) => pid,
             None => {
@@ -198,14 +197,14 @@ impl TaskResolver {
         }
         let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
             .ok()
-            .map(|c| c.trim().to_string())
+            .map(|c| Arc::<str>::from(c.trim()))
             .filter(|c| !c.is_empty());
         match name {
             Some(name) => {
                 self.names.insert(pid, name.clone());
                 (pid, name)
             }
-            None => (pid, traced_comm.to_string()),
+            None => (pid, traced_comm.into()),
         }
     }
 
@@ -226,7 +225,7 @@ impl TaskResolver {
             self.remember(t.tid, pid);
         } else {
             self.remember(t.tid, t.tid);
-            self.names.insert(t.tid, t.comm.clone());
+            self.names.insert(t.tid, t.comm.as_str().into());
         }
     }
 
@@ -235,7 +234,7 @@ impl TaskResolver {
     pub fn rename(&mut self, r: &TaskRename) {
         let (pid, _) = self.resolve(r.tid, &r.comm);
         if pid == r.tid {
-            self.names.insert(pid, r.comm.clone());
+            self.names.insert(pid, r.comm.as_str().into());
         }
     }
 }
@@ -251,14 +250,14 @@ pub fn task_process(
     resolver: &mut TaskResolver,
     tid: u32,
     traced_comm: &str,
-    known: impl Fn(u32) -> Option<String>,
-) -> Option<(u32, String)> {
+    known: impl Fn(u32) -> Option<Arc<str>>,
+) -> Option<(u32, Arc<str>)> {
     if tid == 0 || (traced_comm != "<...>" && is_kernel_task(traced_comm)) {
         return None;
     }
     let (pid, comm) = resolver.resolve(tid, traced_comm);
-    if comm == "<...>" {
-        return Some((pid, known(pid).unwrap_or_else(|| "?".to_string())));
+    if &*comm == "<...>" {
+        return Some((pid, known(pid).unwrap_or_else(|| "?".into())));
     }
     (!is_kernel_task(&comm)).then_some((pid, comm))
 }
@@ -559,7 +558,7 @@ mod tests {
         let none = |_| None;
         let (pid, comm) = task_process(&mut r, me, "<...>", none).expect("our own process");
         assert_eq!(pid, me);
-        assert_ne!(comm, "<...>");
+        assert_ne!(&*comm, "<...>");
         assert_eq!(task_process(&mut r, me, "ksoftirqd/0", none), None);
         assert_eq!(task_process(&mut r, 0, "<idle>", none), None);
     }
@@ -574,18 +573,18 @@ mod tests {
         let mut r = TaskResolver::default();
         assert_eq!(
             task_process(&mut r, gone, "<...>", |_| None),
-            Some((gone, "?".to_string()))
+            Some((gone, "?".into()))
         );
         let mut r = TaskResolver::default();
-        let known = |pid| (pid == gone).then(|| "curl".to_string());
+        let known = |pid| (pid == gone).then(|| "curl".into());
         assert_eq!(
             task_process(&mut r, gone, "<...>", known),
-            Some((gone, "curl".to_string()))
+            Some((gone, "curl".into()))
         );
         let mut r = TaskResolver::default();
         assert_eq!(
             task_process(&mut r, gone, "curl", |_| None),
-            Some((gone, "curl".to_string())),
+            Some((gone, "curl".into())),
             "the traced name is kept"
         );
     }

@@ -13,6 +13,10 @@
 use std::collections::VecDeque;
 
 use rustc_hash::FxHashMap as HashMap;
+use smallvec::SmallVec;
+
+/// Ids waiting under one address pair, oldest first (almost always one).
+type Ids = SmallVec<[u64; 2]>;
 use std::net::SocketAddr;
 
 use super::super::capture::{PacketDir, RstSegment};
@@ -77,13 +81,13 @@ pub struct Correlator {
     packets: HashMap<u64, PendingPacket>,
     packet_order: VecDeque<u64>,
     /// (src, dst) of the reset -> pending packets, oldest first.
-    packets_by_key: HashMap<(SocketAddr, SocketAddr), VecDeque<u64>>,
+    packets_by_key: HashMap<(SocketAddr, SocketAddr), Ids>,
     events: HashMap<u64, PendingEvent>,
     event_order: VecDeque<u64>,
-    sends_by_key: HashMap<(SocketAddr, SocketAddr), VecDeque<u64>>,
+    sends_by_key: HashMap<(SocketAddr, SocketAddr), Ids>,
     /// Send events with an unspecified address (listeners print dest 0.0.0.0:0).
-    sends_wild: VecDeque<u64>,
-    receives_by_key: HashMap<(SocketAddr, SocketAddr), VecDeque<u64>>,
+    sends_wild: Ids,
+    receives_by_key: HashMap<(SocketAddr, SocketAddr), Ids>,
     pub stats: MatchStats,
 }
 
@@ -123,7 +127,7 @@ impl Correlator {
             events: HashMap::default(),
             event_order: VecDeque::new(),
             sends_by_key: HashMap::default(),
-            sends_wild: VecDeque::new(),
+            sends_wild: Ids::new(),
             receives_by_key: HashMap::default(),
             stats: MatchStats::default(),
         }
@@ -168,14 +172,14 @@ impl Correlator {
             return;
         }
         let id = self.id();
-        self.packets_by_key.entry(key).or_default().push_back(id);
+        self.packets_by_key.entry(key).or_default().push(id);
         self.packet_order.push_back(id);
         self.packets.insert(id, pending);
     }
 
     fn take_send(&mut self, key: (SocketAddr, SocketAddr)) -> Option<SendReset> {
         let events = &mut self.events;
-        let mut take_from = |q: &mut VecDeque<u64>, exact: bool| -> Option<SendReset> {
+        let mut take_from = |q: &mut Ids, exact: bool| -> Option<SendReset> {
             while let Some(pos) = q.iter().position(|id| {
                 events.get(id).is_some_and(|e| match &e.ev {
                     PendingTrace::Send(s) => {
@@ -186,7 +190,7 @@ impl Correlator {
                     PendingTrace::Receive(_) => false,
                 })
             }) {
-                let id = q.remove(pos).expect("position is in range");
+                let id = q.remove(pos);
                 if let Some(PendingEvent {
                     ev: PendingTrace::Send(s),
                     ..
@@ -212,7 +216,8 @@ impl Correlator {
     fn take_receive(&mut self, key: (SocketAddr, SocketAddr)) -> Option<ReceiveReset> {
         let q = self.receives_by_key.get_mut(&key)?;
         let mut found = None;
-        while let Some(id) = q.pop_front() {
+        while !q.is_empty() {
+            let id = q.remove(0);
             if let Some(PendingEvent {
                 ev: PendingTrace::Receive(r),
                 ..
@@ -292,12 +297,12 @@ impl Correlator {
         }
         let id = self.id();
         if wild {
-            self.sends_wild.push_back(id);
+            self.sends_wild.push(id);
         } else {
             self.sends_by_key
                 .entry((src, dst))
                 .or_default()
-                .push_back(id);
+                .push(id);
         }
         self.park_event(id, PendingTrace::Send(ev), now);
     }
@@ -344,7 +349,7 @@ impl Correlator {
         self.receives_by_key
             .entry((local, remote))
             .or_default()
-            .push_back(id);
+            .push(id);
         self.park_event(id, PendingTrace::Receive(ev), now);
     }
 

@@ -97,7 +97,7 @@ pub(super) fn to_event(m: Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetE
     } else {
         None
     };
-    let known = |pid| index.comm_of(pid).map(str::to_string);
+    let known = |pid| index.comm_of(pid).cloned();
     let mut owner = None;
     // The running task is the sender only for a reset it made from a system call on its own
     // socket: an active reset (close(), shutdown(), no packet answered), or one answering a
@@ -121,7 +121,7 @@ pub(super) fn to_event(m: Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetE
         info.and_then(|i| {
             Some(EventOwner {
                 pid: i.pid?,
-                comm: i.comm.as_deref().unwrap_or("?").to_string(),
+                comm: i.comm.clone().unwrap_or_else(|| "?".into()),
                 source,
             })
         })
@@ -214,7 +214,7 @@ pub(super) fn to_event(m: Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetE
             .interfaces
             .get(&p.ifindex)
             .cloned()
-            .unwrap_or_else(|| format!("if{}", p.ifindex)),
+            .unwrap_or_else(|| format!("if{}", p.ifindex).into()),
         loopback: p.loopback,
         src: seg.src,
         dst: seg.dst,

@@ -22,7 +22,7 @@ pub use crate::host::counters::RESET_COUNTERS;
 #[derive(Debug, Clone, Default)]
 pub struct NamespaceFacts {
     /// ifindex -> name.
-    pub interfaces: HashMap<i32, String>,
+    pub interfaces: HashMap<i32, std::sync::Arc<str>>,
     /// Addresses configured on the namespace's interfaces.
     pub addresses: HashSet<IpAddr>,
     /// net.ipv4.tcp_abort_on_overflow, when readable.
@@ -39,7 +39,7 @@ pub fn namespace_facts() -> NamespaceFacts {
             for i in list.iter() {
                 facts
                     .interfaces
-                    .insert(i.index() as i32, i.name().to_string_lossy().into_owned());
+                    .insert(i.index() as i32, i.name().to_string_lossy().into());
             }
         }
         Err(e) => facts.notes.push(format!("listing interfaces: {e}")),

@@ -5,6 +5,7 @@
 //! `report::packet_check`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -31,7 +32,7 @@ pub struct ResetEvent {
     pub ts_ms: u64,
     /// `sent` (by this namespace; on `lo` also received here) or `received`.
     pub direction: PacketDir,
-    pub interface: String,
+    pub interface: std::sync::Arc<str>,
     /// Both ends are in this namespace (captured on `lo`).
     pub loopback: bool,
     pub src: SocketAddr,
@@ -41,10 +42,10 @@ pub struct ResetEvent {
     pub ack: Option<u32>,
     /// The kernel's reason (`sk_rst_reason` name), for resets sent here.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<std::sync::Arc<str>>,
     /// The sending socket's state as the kernel printed it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
+    pub state: Option<std::sync::Arc<str>>,
     /// Whether a local socket took the reset (tcp_receive_reset), when that can be told.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub taken_by_socket: Option<bool>,
@@ -224,15 +225,15 @@ impl<K: std::hash::Hash + Eq + Clone + Ord> TopCounter<K> {
 #[derive(Debug)]
 struct CauseAcc {
     count: u64,
-    reasons: BTreeMap<String, u64>,
+    reasons: BTreeMap<Arc<str>, u64>,
     peers: TopCounter<IpAddr>,
-    procs: TopCounter<(u32, String)>,
-    peer_procs: TopCounter<(u32, String)>,
+    procs: TopCounter<(u32, Arc<str>)>,
+    peer_procs: TopCounter<(u32, Arc<str>)>,
 }
 
 /// What decides whether a reset supports a finding: its cause, kernel reason, process, and
 /// whether its connection had been seen.
-type SupportKey = (Cause, Option<String>, Option<u32>, bool);
+type SupportKey = (Cause, Option<Arc<str>>, Option<u32>, bool);
 
 /// Everything the report says about the resets of a window, built as they arrive.
 ///
@@ -257,7 +258,7 @@ pub struct Tally {
     first_sample: Option<CounterSample>,
     last_sample: Option<CounterSample>,
     /// Names of the owners seen (pid -> comm), at most `2 * TRACKED`.
-    comms: HashMap<u32, String>,
+    comms: HashMap<u32, Arc<str>>,
 }
 
 impl Tally {
@@ -401,7 +402,7 @@ impl Tally {
             .into_iter()
             .map(|(pid, count)| ProcessCount {
                 pid,
-                comm: self.comms.get(&pid).cloned().unwrap_or_else(|| "?".into()),
+                comm: self.comms.get(&pid).map_or_else(|| "?".into(), |c| c.to_string()),
                 count,
             })
             .collect();
@@ -434,7 +435,11 @@ impl Tally {
                 cause: *cause,
                 title: cause.title().to_string(),
                 count: acc.count,
-                reasons: acc.reasons.clone(),
+                reasons: acc
+                    .reasons
+                    .iter()
+                    .map(|(r, n)| (r.to_string(), *n))
+                    .collect(),
                 top_peers: acc
                     .peers
                     .top(TOP)
@@ -445,13 +450,21 @@ impl Tally {
                     .procs
                     .top(TOP)
                     .into_iter()
-                    .map(|((pid, comm), count)| ProcessCount { pid, comm, count })
+                    .map(|((pid, comm), count)| ProcessCount {
+                        pid,
+                        comm: comm.to_string(),
+                        count,
+                    })
                     .collect(),
                 top_peer_processes: acc
                     .peer_procs
                     .top(TOP)
                     .into_iter()
-                    .map(|((pid, comm), count)| ProcessCount { pid, comm, count })
+                    .map(|((pid, comm), count)| ProcessCount {
+                        pid,
+                        comm: comm.to_string(),
+                        count,
+                    })
                     .collect(),
                 approximate: acc.peers.pruned || acc.procs.pruned || acc.peer_procs.pruned,
             })
@@ -532,7 +545,7 @@ pub(super) mod tests {
             dst: "127.0.0.1:5000".parse().unwrap(),
             seq: 0,
             ack: None,
-            reason: reason.map(str::to_string),
+            reason: reason.map(Into::into),
             state: None,
             taken_by_socket: None,
             connection_seen: false,
