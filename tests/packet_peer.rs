@@ -300,6 +300,16 @@ fn before_6_10_resets_keep_their_owner_and_missing_events_are_not_called_lost() 
     let report = w.finish();
     let me = u64::from(std::process::id());
     assert_eq!(report["tracing"]["reasons"], false, "{report:#}");
+    // This tree has no binary layout (no events/header_page, no per_cpu/): the text is read,
+    // and the note says so and why.
+    assert_eq!(report["tracing"]["reader"], "text", "{report:#}");
+    assert!(
+        notes(&report).iter().any(|n| n.starts_with(
+            "kernel trace read as text (trace_pipe), which costs more CPU per reset: "
+        ) && n.contains("header_page is missing")),
+        "{:?}",
+        notes(&report)
+    );
     for (src, dst) in closes {
         let e = event(&report, src, dst);
         let kernel = old.real_reset(src, dst);
@@ -569,11 +579,7 @@ fn a_process_that_exits_right_after_its_reset_keeps_its_pid_and_name() {
         same_as_kernel(e, &trace, client, server);
         assert_eq!(e["reason"], "TCP_ABORT_ON_CLOSE", "{e:#}");
         assert_eq!(e["owner"]["pid"], u64::from(pid), "{e:#}");
-        assert_eq!(
-            e["owner"]["comm"].as_str(),
-            Some(&*k.task.comm),
-            "{e:#}"
-        );
+        assert_eq!(e["owner"]["comm"].as_str(), Some(&*k.task.comm), "{e:#}");
         assert_eq!(e["owner"]["source"], "task", "{e:#}");
     }
 }
@@ -682,4 +688,42 @@ fn a_thread_gone_before_it_is_looked_up_is_credited_to_its_process() {
         assert_eq!(e["owner"]["comm"], my_name.trim(), "{reader}: {e:#}");
         assert_eq!(e["owner"]["source"], "task", "{e:#}");
     }
+}
+
+/// `--trace-reader binary` is not silently replaced by the text where the binary layout cannot
+/// be read: the command stops with the reason, exit code 2, and leaves nothing behind.
+#[test]
+fn the_binary_reader_asked_for_by_name_is_not_replaced_by_the_text() {
+    common::require_root();
+    let ns = common::Netns::new("rawonly");
+    let old = peer::old_kernel::OldKernel::new();
+    let root = old.root.path().to_str().unwrap().to_string();
+    let mut cmd = common::rstaudit();
+    cmd.args([
+        "packet-check",
+        "--netns",
+        &ns.name,
+        "--duration",
+        "1",
+        "--trace-reader",
+        "binary",
+        "--tracefs",
+        &root,
+    ]);
+    old.prepare(&mut cmd);
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--trace-reader binary: the kernel trace cannot be read as binary records")
+            && err.contains("header_page is missing"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    let left: Vec<_> = std::fs::read_dir(old.root.path().join("instances"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir() && !e.path().is_symlink())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -210,12 +210,13 @@ impl RawDecoder {
         if let Some(text) = f.send_reset {
             let l = Layout::parse(text).map_err(at("tcp_send_reset"))?;
             let e = at("tcp_send_reset");
-            let reason = l
-                .get("reason")
-                .map(|field| {
-                    let table = symbol_table(text, "reason").unwrap_or_default();
-                    (field, table.into_iter().map(|(n, s)| (n, s.into())).collect())
-                });
+            let reason = l.get("reason").map(|field| {
+                let table = symbol_table(text, "reason").unwrap_or_default();
+                (
+                    field,
+                    table.into_iter().map(|(n, s)| (n, s.into())).collect(),
+                )
+            });
             send = Some(SendLayout {
                 id: l.id,
                 skbaddr: l.need("skbaddr", &[8, 4], "a pointer").map_err(&e)?,
@@ -380,7 +381,12 @@ impl RawDecoder {
                         None => None,
                         Some((f, table)) => {
                             let n = uint(rec, *f)?;
-                            Some(table.get(&n).cloned().unwrap_or_else(|| format!("0x{n:x}").into()))
+                            Some(
+                                table
+                                    .get(&n)
+                                    .cloned()
+                                    .unwrap_or_else(|| format!("0x{n:x}").into()),
+                            )
                         }
                     },
                 })

@@ -299,10 +299,7 @@ impl Correlator {
         if wild {
             self.sends_wild.push(id);
         } else {
-            self.sends_by_key
-                .entry((src, dst))
-                .or_default()
-                .push(id);
+            self.sends_by_key.entry((src, dst)).or_default().push(id);
         }
         self.park_event(id, PendingTrace::Send(ev), now);
     }

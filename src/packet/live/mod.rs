@@ -150,6 +150,11 @@ pub fn run(opts: &LiveOptions, refresh: Refresh) -> anyhow::Result<PacketReport>
                             notes.push(reader_note(&s));
                             (Some(s), Some(rx))
                         }
+                        // Asked for by name: not silently replaced by the text.
+                        Err(e) if opts.trace_reader == TraceReader::Binary => {
+                            return Err(anyhow::Error::new(e)
+                                .context("--trace-reader binary: the kernel trace cannot be read as binary records"));
+                        }
                         Err(e) => {
                             reason_note = e.to_string();
                             notes.push(format!("no kernel reset reasons: {e}"));

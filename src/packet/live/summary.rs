@@ -402,7 +402,10 @@ impl Tally {
             .into_iter()
             .map(|(pid, count)| ProcessCount {
                 pid,
-                comm: self.comms.get(&pid).map_or_else(|| "?".into(), |c| c.to_string()),
+                comm: self
+                    .comms
+                    .get(&pid)
+                    .map_or_else(|| "?".into(), |c| c.to_string()),
                 count,
             })
             .collect();
