@@ -1,5 +1,6 @@
 //! The `packet-check` command: live capture (here) or the lab (`--lab`).
 
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use crate::cli::{PacketCheckArgs, PacketFormat, TraceReaderArg};
@@ -33,7 +34,6 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
         port: args.port,
         pcap: args.pcap.clone(),
         params: params.clone(),
-        progress: true,
         tracefs: args.tracefs.clone(),
         max_events: args.max_events,
         events_file: args.events_file.clone(),
@@ -43,7 +43,15 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
             TraceReaderArg::Text => TraceReader::Text,
         },
     };
-    let report = live::run(&opts, refresh(args.netns.clone(), set, params))?;
+    let mut terminal = Terminal {
+        progress: std::io::stderr().is_terminal(),
+        drawn: false,
+    };
+    let report = live::run(
+        &opts,
+        refresh(args.netns.clone(), set, params),
+        &mut terminal,
+    )?;
     let text = match args.format {
         PacketFormat::Table => render::render_table(&report),
         PacketFormat::Json => render::render_json(&report)?,
@@ -75,4 +83,57 @@ fn refresh(netns: Option<String>, set: RuleSet, params: Vec<(String, String)>) -
         let audit = crate::rules::run(&set, &selection, &snap).map(|o| o.findings);
         Ok((snap, audit))
     })
+}
+
+/// The live check on standard error: the announcement (which scripts and tests wait for) and,
+/// on a terminal, a progress line redrawn in place.
+struct Terminal {
+    progress: bool,
+    drawn: bool,
+}
+
+impl live::Observer for Terminal {
+    fn watching(&mut self, netns: &str, seconds: f64) {
+        eprintln!(
+            "rstaudit: watching TCP resets in namespace {netns} for {seconds} s (Ctrl-C stops early)"
+        );
+    }
+
+    fn progress(&mut self, p: &live::Progress) {
+        if !self.progress {
+            return;
+        }
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(progress_line(p).as_bytes());
+        let _ = err.flush();
+        self.drawn = true;
+    }
+
+    fn finished(&mut self) {
+        if self.drawn {
+            eprintln!();
+        }
+    }
+}
+
+fn progress_line(p: &live::Progress) -> String {
+    let n: u64 = p.by_cause.values().sum();
+    let mut causes: Vec<_> = p.by_cause.iter().collect();
+    causes.sort_by(|a, b| b.1.cmp(a.1));
+    let list: Vec<String> = causes
+        .iter()
+        .take(4)
+        .map(|(c, n)| format!("{} {n}", c.id()))
+        .collect();
+    format!(
+        "\r\x1b[K{:5.1}s/{:.0}s  {n} resets  {}{}",
+        p.elapsed,
+        p.total,
+        list.join(", "),
+        if p.drops > 0 {
+            format!("  (kernel dropped {})", p.drops)
+        } else {
+            String::new()
+        }
+    )
 }

@@ -20,7 +20,6 @@ mod verdicts;
 use crate::packet::caps::check_privileges;
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,8 +54,6 @@ pub struct LiveOptions {
     pub pcap: Option<PathBuf>,
     /// Rule parameters (`--set`), e.g. idle_timeout.
     pub params: Vec<(String, String)>,
-    /// Draw a progress line on standard error.
-    pub progress: bool,
     /// A tracefs root to use instead of finding or mounting one.
     pub tracefs: Option<PathBuf>,
     /// Keep at most this many events whole in the report (every reset is still counted).
@@ -67,24 +64,26 @@ pub struct LiveOptions {
     pub trace_reader: TraceReader,
 }
 
-fn progress_line(elapsed: f64, total: f64, by_cause: &BTreeMap<Cause, u64>, drops: u64) -> String {
-    let n: u64 = by_cause.values().sum();
-    let mut causes: Vec<(&Cause, &u64)> = by_cause.iter().collect();
-    causes.sort_by(|a, b| b.1.cmp(a.1));
-    let list: Vec<String> = causes
-        .iter()
-        .take(4)
-        .map(|(c, n)| format!("{} {n}", c.id()))
-        .collect();
-    format!(
-        "\r\x1b[K{elapsed:5.1}s/{total:.0}s  {n} resets  {}{}",
-        list.join(", "),
-        if drops > 0 {
-            format!("  (kernel dropped {drops})")
-        } else {
-            String::new()
-        }
-    )
+/// How far the window is, for a caller that shows progress.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// Seconds watched so far, and in all.
+    pub elapsed: f64,
+    pub total: f64,
+    /// Resets so far by cause.
+    pub by_cause: BTreeMap<Cause, u64>,
+    /// Frames the kernel dropped from the capture ring so far.
+    pub drops: u64,
+}
+
+/// What the caller is told while the window runs: the library prints nothing itself.
+pub trait Observer {
+    /// Everything is armed and the window starts (a caller may start traffic now).
+    fn watching(&mut self, netns: &str, seconds: f64);
+    /// About four times a second while watching.
+    fn progress(&mut self, _p: &Progress) {}
+    /// The window is over; the report is being put together.
+    fn finished(&mut self) {}
 }
 
 /// Longest `--duration` accepted, in seconds.
@@ -92,7 +91,11 @@ pub const MAX_DURATION: f64 = 604_800.0;
 
 /// Watch for `opts.duration` seconds (or until SIGINT/SIGTERM) and report. `refresh` re-reads
 /// the watched namespace and audits it, once a second on a thread of its own.
-pub fn run(opts: &LiveOptions, refresh: Refresh) -> anyhow::Result<PacketReport> {
+pub fn run(
+    opts: &LiveOptions,
+    refresh: Refresh,
+    observer: &mut dyn Observer,
+) -> anyhow::Result<PacketReport> {
     if !(opts.duration > 0.0 && opts.duration <= MAX_DURATION) {
         anyhow::bail!(
             "--duration {}: give a number of seconds above 0 and at most {MAX_DURATION} (a week); \
@@ -272,7 +275,6 @@ pub fn run(opts: &LiveOptions, refresh: Refresh) -> anyhow::Result<PacketReport>
     let mut counter_notes: Vec<String> = Vec::new();
     let mut pcap_error: Option<String> = None;
     let window = Duration::from_secs_f64(opts.duration);
-    let progress = opts.progress && std::io::stderr().is_terminal();
     let mut last_progress = Instant::now() - Duration::from_secs(1);
     let mut last_drops = 0u64;
     let lo = capture.loopback_ifindex;
@@ -280,10 +282,7 @@ pub fn run(opts: &LiveOptions, refresh: Refresh) -> anyhow::Result<PacketReport>
     // The baseline is taken before the window is announced, so that the change over the
     // window covers every reset in it (a caller may start traffic on the announcement).
     take_sample(&mut tally, &mut counter_notes, baseline);
-    eprintln!(
-        "rstaudit: watching TCP resets in namespace {ns_name} for {} s (Ctrl-C stops early)",
-        opts.duration
-    );
+    observer.watching(&ns_name, opts.duration);
     let mut draining_until: Option<Instant> = None;
     let mut watched = 0.0;
     loop {
@@ -392,20 +391,17 @@ pub fn run(opts: &LiveOptions, refresh: Refresh) -> anyhow::Result<PacketReport>
         for s in counter_rx.try_iter() {
             take_sample(&mut tally, &mut counter_notes, s);
         }
-        if progress && last_progress.elapsed() >= Duration::from_millis(250) {
+        if last_progress.elapsed() >= Duration::from_millis(250) {
             last_progress = Instant::now();
             if let Ok(st) = capture.stats() {
                 last_drops = st.drops;
             }
-            let line = progress_line(
-                mono.elapsed().as_secs_f64().min(opts.duration),
-                opts.duration,
-                &tally.by_cause(),
-                last_drops,
-            );
-            let mut err = std::io::stderr().lock();
-            let _ = err.write_all(line.as_bytes());
-            let _ = err.flush();
+            observer.progress(&Progress {
+                elapsed: mono.elapsed().as_secs_f64().min(opts.duration),
+                total: opts.duration,
+                by_cause: tally.by_cause(),
+                drops: last_drops,
+            });
         }
     }
     let duration_s = watched;
@@ -435,9 +431,7 @@ pub fn run(opts: &LiveOptions, refresh: Refresh) -> anyhow::Result<PacketReport>
     if let Some(note) = stream.and_then(EventStream::finish) {
         notes.push(note);
     }
-    if progress {
-        eprintln!();
-    }
+    observer.finished();
     if let Some(s) = &session {
         tracing.dropped = s.counts.dropped.load(Ordering::Relaxed);
         tracing.overrun = s.overruns();
