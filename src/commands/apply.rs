@@ -11,7 +11,6 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::cli::{ApplyArgs, DiffFormat};
-use crate::host::netns;
 use crate::remedy::faults::Faults;
 use crate::remedy::persist::{self, PersistEntry};
 use crate::remedy::transaction::{
@@ -68,7 +67,11 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     }
     let ns = match several {
         Some(_) => None,
-        None => args.netns.as_deref().map(netns::resolve).transpose()?,
+        None => args
+            .netns
+            .as_deref()
+            .map(super::resolve_netns)
+            .transpose()?,
     };
     let (what, desired) = match &args.profile {
         Some(spec) => {

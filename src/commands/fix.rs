@@ -18,7 +18,8 @@ pub fn todays_findings(
 ) -> anyhow::Result<Vec<Finding>> {
     let selection = super::audit::selection(select)?;
     let set = super::load_rules(selection.extra_dir.as_deref())?;
-    let snapshots = crate::host::collect(&super::collect_options(source))?;
+    let snapshots =
+        crate::host::collect(&super::collect_options(source)).map_err(super::netns_flag)?;
     let mut findings = Vec::new();
     for snap in &snapshots {
         findings.extend(rules::run(&set, &selection, snap)?.findings);

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::cli::{Cli, Command, SourceArgs};
+use crate::host::netns::{self, NetnsRef};
 use crate::host::{CollectOptions, Source};
 
 pub mod apply;
@@ -85,6 +86,23 @@ pub fn write_output_with(
         .with_context(|| format!("writing {}", path.display()))?,
     }
     Ok(())
+}
+
+/// `--netns NAME|PATH` (not `all`): the namespace, or an error that names the flag.
+pub fn resolve_netns(spec: &str) -> anyhow::Result<NetnsRef> {
+    netns::resolve(spec).map_err(|e| netns_flag(e.into()))
+}
+
+/// Name `--netns` in an error about the namespace it gave: the library says what is wrong
+/// with the name or path, the flag that gave it is the command's to say.
+pub fn netns_flag(err: anyhow::Error) -> anyhow::Error {
+    match err.downcast_ref::<netns::NetnsError>() {
+        Some(ns) => {
+            let flag = format!("--netns {}", ns.spec_shown());
+            err.context(flag)
+        }
+        None => err,
+    }
 }
 
 /// What to collect for the source flags shared by `audit`, `snapshot`, `fix`, ...:

@@ -37,7 +37,8 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
         max_events: args.max_events,
         events_file: args.events_file.clone(),
     };
-    let report = live::run(&opts, refresh(args.netns.clone(), set, params))?;
+    let report =
+        live::run(&opts, refresh(args.netns.clone(), set, params)).map_err(super::netns_flag)?;
     let text = match args.format {
         PacketFormat::Table => render::render_table(&report),
         PacketFormat::Json => render::render_json(&report)?,

@@ -196,6 +196,8 @@ fn prepare(file: PathBuf, record: RollbackRecord, args: &RollbackArgs) -> anyhow
     }
     let ns = match &record.netns.path {
         Some(path) => Some(netns::resolve(path).map_err(|e| {
+            // The path comes from the file, not from a flag: the error names it, not --netns.
+            let e = anyhow::Error::new(e).context(path.clone());
             anyhow::Error::new(Gone(format!(
                 "{}: the network namespace it belongs to ({}) is gone: {e:#}",
                 file.display(),

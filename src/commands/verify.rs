@@ -10,7 +10,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::cli::{DiffFormat, VerifyArgs};
-use crate::host::netns::{self, NetnsRef};
+use crate::host::netns::NetnsRef;
 use crate::remedy::owners::Sources;
 use crate::remedy::persist;
 use crate::remedy::transaction::LiveIo;
@@ -51,7 +51,12 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 notes.extend(ns_notes);
                 targets
             }
-            None => vec![args.netns.as_deref().map(netns::resolve).transpose()?],
+            None => vec![
+                args.netns
+                    .as_deref()
+                    .map(super::resolve_netns)
+                    .transpose()?,
+            ],
         };
 
     let files = match &args.persist {
