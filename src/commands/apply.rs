@@ -80,7 +80,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
                     "--set works with --fixes; with --profile the parameters come from the profile file"
                 );
             }
-            let profile = profiles::load(spec)?;
+            let profile = profiles::load_named(spec, "--profile")?;
             (
                 format!("profile {}", profile.name),
                 remedy::desired_from_profile(&profile),

@@ -61,7 +61,7 @@ pub fn selection(args: &RuleSelectArgs) -> anyhow::Result<Selection> {
     let mut params = Vec::new();
     if let Some(profile) = &args.profile {
         params.extend(
-            crate::remedy::profile_params(profile)
+            crate::remedy::profile_params(profile, "--profile")
                 .with_context(|| format!("reading the parameters of profile {profile:?}"))?,
         );
     }

@@ -42,7 +42,7 @@ struct ManyReport<'a> {
 
 /// Run the command.
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let profile = profiles::load(&args.profile)?;
+    let profile = profiles::load_named(&args.profile, "--profile")?;
     let desired = remedy::desired_from_profile(&profile);
     let mut notes = Vec::new();
     let targets: Vec<Option<NetnsRef>> =
