@@ -110,3 +110,22 @@ fn a_rollback_whose_namespace_is_gone_names_no_flag() {
     );
     assert!(!t.contains("--netns"), "names a flag it was not given: {t}");
 }
+
+#[test]
+fn an_unknown_fault_step_is_named_with_its_flag() {
+    for mut args in [
+        vec!["apply", "--profile", "baseline", "--dry-run"],
+        vec!["rollback"],
+    ] {
+        args.extend(["--inject-fault", "bogus"]);
+        let t = exits(&run(&args), 2);
+        assert!(
+            t.contains(
+                "rstaudit: error: --inject-fault \"bogus\": expected validate, rollback-file, \
+                 write:KEY, read-back:KEY, persist-write, persist-rename, restore:KEY or \
+                 pause-after-write:KEY"
+            ),
+            "{args:?}: {t}"
+        );
+    }
+}

@@ -11,7 +11,6 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::cli::{ApplyArgs, DiffFormat};
-use crate::remedy::faults::Faults;
 use crate::remedy::persist::{self, PersistEntry};
 use crate::remedy::transaction::{
     self, Applied, Change, LiveIo, PersistRequest, Row, TxFailure, TxOptions,
@@ -57,7 +56,7 @@ struct Outcome {
 
 /// Run the command.
 pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
-    let faults = Faults::parse(&args.inject_fault)?;
+    let faults = super::inject_faults(&args.inject_fault)?;
     let several = targets::several(args.netns.as_deref(), args.netns_scope.as_deref())?;
     if several.is_some() && args.profile.is_none() {
         anyhow::bail!(

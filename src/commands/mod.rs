@@ -12,6 +12,7 @@ use anyhow::Context;
 use crate::cli::{Cli, Command, SourceArgs};
 use crate::host::netns::{self, NetnsRef};
 use crate::host::{CollectOptions, Source};
+use crate::remedy::faults::Faults;
 
 pub mod apply;
 pub mod audit;
@@ -86,6 +87,14 @@ pub fn write_output_with(
         .with_context(|| format!("writing {}", path.display()))?,
     }
     Ok(())
+}
+
+/// The steps `--inject-fault` makes fail; an unknown step is named with the flag.
+pub fn inject_faults(items: &[String]) -> anyhow::Result<Faults> {
+    Faults::parse(items).map_err(|e| {
+        let flag = format!("--inject-fault {:?}", e.0);
+        anyhow::Error::new(e).context(flag)
+    })
 }
 
 /// `--netns NAME|PATH` (not `all`): the namespace, or an error that names the flag.

@@ -48,7 +48,7 @@ struct Planned {
 
 /// Run the command.
 pub fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
-    let faults = Faults::parse(&args.inject_fault)?;
+    let faults = super::inject_faults(&args.inject_fault)?;
     let files: Vec<(PathBuf, RollbackRecord)> = match &args.file {
         Some(f) => vec![(f.clone(), RollbackRecord::load(f)?)],
         None => {
