@@ -129,3 +129,78 @@ fn an_unknown_fault_step_is_named_with_its_flag() {
         );
     }
 }
+
+/// `--interval` and `--root` values the collector refuses: the message names the flag and
+/// the value, from every command that collects.
+#[test]
+fn a_refused_interval_or_root_is_named_with_its_flag() {
+    let empty = tempfile::tempdir().unwrap();
+    let file = common::write_file(empty.path(), "file", "x\n");
+    let dir = empty.path().join("copy");
+    std::fs::create_dir(&dir).unwrap();
+    let (file, dir) = (file.to_str().unwrap(), dir.to_str().unwrap());
+    for command in ["audit", "snapshot", "fix"] {
+        for (args, expected) in [
+            (
+                vec!["--interval", "0.01"],
+                "rstaudit: error: --interval 0.01: expected a number of seconds from 0.1 to 3600"
+                    .to_string(),
+            ),
+            (
+                vec!["--root", file],
+                format!("rstaudit: error: --root {file}: not a directory"),
+            ),
+            (
+                vec!["--root", dir],
+                format!(
+                    "rstaudit: error: --root {dir}: holds neither proc/sys/net nor proc/net; \
+                     give the directory that contains the copied proc/"
+                ),
+            ),
+        ] {
+            let mut all = vec![command];
+            all.extend(&args);
+            let t = exits(&run(&all), 2);
+            assert!(t.contains(&expected), "{all:?}: {t}");
+        }
+    }
+}
+
+/// The library's own errors name no flag: a caller that is not the command line (a test, a
+/// tool built on the library) gets what is wrong with the value, and adds its own words.
+#[test]
+fn library_errors_name_no_flag() {
+    use rstaudit::host::{self, CollectOptions, Source, SourceError};
+    let dir = tempfile::tempdir().unwrap();
+    let file = common::write_file(dir.path(), "file", "x\n");
+    let opts = |source, interval| CollectOptions {
+        source,
+        netns: None,
+        interval,
+        owners: false,
+        options: false,
+    };
+    let err = host::collect(&opts(Source::Root(file.clone()), None)).unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<SourceError>(),
+        Some(&SourceError::RootNotADirectory(file))
+    );
+    assert_eq!(format!("{err:#}"), "not a directory");
+    let err = host::collect(&opts(Source::Live, Some(0.01))).unwrap_err();
+    assert_eq!(
+        format!("{err:#}"),
+        "expected a number of seconds from 0.1 to 3600"
+    );
+
+    let err = host::netns::resolve("..").unwrap_err();
+    assert_eq!(
+        (err.spec(), err.to_string().as_str()),
+        ("..", "not a namespace name")
+    );
+
+    let err = rstaudit::remedy::profiles::load("no-such-profile").unwrap_err();
+    assert!(
+        err.problems.iter().all(|p| !p.file.starts_with("--")),
+        "{err}"
+    );
+}

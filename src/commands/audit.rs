@@ -27,7 +27,7 @@ pub fn run(mut args: AuditArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let snapshots =
-        crate::host::collect(&super::collect_options(&args.source)).map_err(super::netns_flag)?;
+        crate::host::collect(&super::collect_options(&args.source)).map_err(super::name_flag)?;
     let mut audits: Vec<_> = snapshots
         .iter()
         .map(|s| (s, rules::eval::evaluate(&plan.rules, &plan.params, s)))

@@ -19,7 +19,7 @@ pub fn todays_findings(
     let selection = super::audit::selection(select)?;
     let set = super::load_rules(selection.extra_dir.as_deref())?;
     let snapshots =
-        crate::host::collect(&super::collect_options(source)).map_err(super::netns_flag)?;
+        crate::host::collect(&super::collect_options(source)).map_err(super::name_flag)?;
     let mut findings = Vec::new();
     for snap in &snapshots {
         findings.extend(rules::run(&set, &selection, snap)?.findings);

@@ -11,7 +11,7 @@ use anyhow::Context;
 
 use crate::cli::{Cli, Command, SourceArgs};
 use crate::host::netns::{self, NetnsRef};
-use crate::host::{CollectOptions, Source};
+use crate::host::{CollectOptions, Source, SourceError};
 use crate::remedy::faults::Faults;
 
 pub mod apply;
@@ -99,19 +99,25 @@ pub fn inject_faults(items: &[String]) -> anyhow::Result<Faults> {
 
 /// `--netns NAME|PATH` (not `all`): the namespace, or an error that names the flag.
 pub fn resolve_netns(spec: &str) -> anyhow::Result<NetnsRef> {
-    netns::resolve(spec).map_err(|e| netns_flag(e.into()))
+    netns::resolve(spec).map_err(|e| name_flag(e.into()))
 }
 
-/// Name `--netns` in an error about the namespace it gave: the library says what is wrong
-/// with the name or path, the flag that gave it is the command's to say.
-pub fn netns_flag(err: anyhow::Error) -> anyhow::Error {
-    match err.downcast_ref::<netns::NetnsError>() {
-        Some(ns) => {
-            let flag = format!("--netns {}", ns.spec_shown());
-            err.context(flag)
+/// Name the flag in an error about a value it gave (`--netns`, `--interval`, `--root`): the
+/// library says what is wrong with the value, the flag that gave it is the command's to say.
+pub fn name_flag(err: anyhow::Error) -> anyhow::Error {
+    let flag = if let Some(ns) = err.downcast_ref::<netns::NetnsError>() {
+        format!("--netns {}", ns.spec_shown())
+    } else if let Some(e) = err.downcast_ref::<SourceError>() {
+        match e {
+            SourceError::Interval(s) => format!("--interval {s}"),
+            SourceError::RootNotADirectory(dir) | SourceError::RootWithoutProc(dir) => {
+                format!("--root {}", dir.display())
+            }
         }
-        None => err,
-    }
+    } else {
+        return err;
+    };
+    err.context(flag)
 }
 
 /// What to collect for the source flags shared by `audit`, `snapshot`, `fix`, ...:

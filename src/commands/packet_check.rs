@@ -38,7 +38,7 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
         events_file: args.events_file.clone(),
     };
     let report =
-        live::run(&opts, refresh(args.netns.clone(), set, params)).map_err(super::netns_flag)?;
+        live::run(&opts, refresh(args.netns.clone(), set, params)).map_err(super::name_flag)?;
     let text = match args.format {
         PacketFormat::Table => render::render_table(&report),
         PacketFormat::Json => render::render_json(&report)?,
