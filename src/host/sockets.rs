@@ -620,59 +620,35 @@ mod tests {
     /// Every reason a line is refused, word for word as users read it after `FILE:LINE: `.
     #[test]
     fn line_errors_read_as_documented() {
-        let rest = "0A 00000000:00000003 00:00000000 00000000 0 0 1";
-        let at = |line: &str| {
-            parse_proc_net_tcp(format!("{line}\n").as_bytes(), "t")
-                .unwrap_err()
-                .message
-        };
-        for (line, message) in [
-            (
-                "1: 0100007F:1F40".to_string(),
-                "expected at least 10 fields (sl local remote st queues timer retrnsmt uid timeout inode), found 2",
-            ),
-            (
-                format!("1 0100007F:1F40 00000000:0000 {rest}"),
-                "expected a slot number such as `0:`, found \"1\"",
-            ),
-            (
-                format!("1: 0100007F 00000000:0000 {rest}"),
-                "expected ADDRESS:PORT, found \"0100007F\"",
-            ),
-            (
-                format!("1: 0100007F:XY 00000000:0000 {rest}"),
-                "port \"XY\" is not a 16-bit hexadecimal number",
-            ),
-            (
-                format!("1: 0100007Z:1F40 00000000:0000 {rest}"),
-                "address \"0100007Z\" is not hexadecimal",
-            ),
-            (
-                format!("1: 0100007:1F40 00000000:0000 {rest}"),
-                "address \"0100007\" has 7 hex digits (expected 8 or 32)",
-            ),
-            (
-                "1: 0100007F:1F40 00000000:0000 0Z 0:3 0:0 0 0 0 1".to_string(),
-                "st \"0Z\" is not hexadecimal",
-            ),
-            (
-                "1: 0100007F:1F40 00000000:0000 0A 03 0:0 0 0 0 1".to_string(),
-                "expected tx_queue:rx_queue, found \"03\"",
-            ),
-            (
-                "1: 0100007F:1F40 00000000:0000 0A 0:3 0:0 0 x 0 1".to_string(),
-                "uid \"x\" is not a number",
-            ),
-            (
-                "1: 0100007F:1F40 00000000:0000 0A 0:3 0:0 0 0 - 1".to_string(),
-                "timeout \"-\" is not a number",
-            ),
-            (
-                "1: 0100007F:1F40 00000000:0000 0A 0:3 0:0 0 0 0 -1".to_string(),
-                "inode \"-1\" is not a number",
-            ),
-        ] {
-            assert_eq!(at(&line), message, "{line}");
+        let lines = [
+            "1: 0100007F:1F40",
+            "1 0100007F:1F40 00000000:0000 0A 0:3 0:0 0 0 0 1",
+            "1: 0100007F 00000000:0000 0A 0:3 0:0 0 0 0 1",
+            "1: 0100007F:XY 00000000:0000 0A 0:3 0:0 0 0 0 1",
+            "1: 0100007Z:1F40 00000000:0000 0A 0:3 0:0 0 0 0 1",
+            "1: 0100007:1F40 00000000:0000 0A 0:3 0:0 0 0 0 1",
+            "1: 0100007F:1F40 00000000:0000 0Z 0:3 0:0 0 0 0 1",
+            "1: 0100007F:1F40 00000000:0000 0A 03 0:0 0 0 0 1",
+            "1: 0100007F:1F40 00000000:0000 0A 0:3 0:0 0 x 0 1",
+            "1: 0100007F:1F40 00000000:0000 0A 0:3 0:0 0 0 - 1",
+            "1: 0100007F:1F40 00000000:0000 0A 0:3 0:0 0 0 0 -1",
+        ];
+        let messages = [
+            "expected at least 10 fields (sl local remote st queues timer retrnsmt uid timeout inode), found 2",
+            "expected a slot number such as `0:`, found \"1\"",
+            "expected ADDRESS:PORT, found \"0100007F\"",
+            "port \"XY\" is not a 16-bit hexadecimal number",
+            "address \"0100007Z\" is not hexadecimal",
+            "address \"0100007\" has 7 hex digits (expected 8 or 32)",
+            "st \"0Z\" is not hexadecimal",
+            "expected tx_queue:rx_queue, found \"03\"",
+            "uid \"x\" is not a number",
+            "timeout \"-\" is not a number",
+            "inode \"-1\" is not a number",
+        ];
+        for (line, message) in lines.into_iter().zip(messages) {
+            let err = parse_proc_net_tcp(format!("{line}\n").as_bytes(), "t").unwrap_err();
+            assert_eq!(err.message, message, "{line}");
         }
     }
 
