@@ -158,9 +158,18 @@ fn string_error_lines(code: &str) -> Vec<usize> {
     lines
 }
 
-/// The lines (1-based) of `code` that call a print macro.
+/// The lines (1-based) of `code` that call a print macro or take the process's stdout or
+/// stderr.
 fn print_lines(code: &str) -> Vec<usize> {
-    let macros = ["print!", "println!", "eprint!", "eprintln!", "dbg!"];
+    let macros = [
+        "print!",
+        "println!",
+        "eprint!",
+        "eprintln!",
+        "dbg!",
+        "stdout()",
+        "stderr()",
+    ];
     code.lines()
         .enumerate()
         .filter(|(_, line)| {
@@ -246,7 +255,8 @@ fn the_scanners_find_string_errors_and_prints() {
         "fn f() { let c = '\"'; println!(\"{c}\"); }\n",
         "impl FromStr for X { type Err = String; }\n",
         "/* print!(\"block\") */ fn g() {}\n",
+        "fn h() { let _ = writeln!(std::io::stderr().lock(), \"z\"); }\n",
     ));
     assert_eq!(string_error_lines(&code), vec![2, 3, 11], "{code}");
-    assert_eq!(print_lines(&code), vec![9, 10], "{code}");
+    assert_eq!(print_lines(&code), vec![9, 10, 13], "{code}");
 }
