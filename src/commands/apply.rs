@@ -11,8 +11,6 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::cli::{ApplyArgs, DiffFormat};
-use crate::host::netns;
-use crate::remedy::faults::Faults;
 use crate::remedy::persist::{self, PersistEntry};
 use crate::remedy::transaction::{
     self, Applied, Change, LiveIo, PersistRequest, Row, TxFailure, TxOptions,
@@ -58,7 +56,7 @@ struct Outcome {
 
 /// Run the command.
 pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
-    let faults = Faults::parse(&args.inject_fault)?;
+    let faults = super::inject_faults(&args.inject_fault)?;
     let several = targets::several(args.netns.as_deref(), args.netns_scope.as_deref())?;
     if several.is_some() && args.profile.is_none() {
         anyhow::bail!(
@@ -68,7 +66,11 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     }
     let ns = match several {
         Some(_) => None,
-        None => args.netns.as_deref().map(netns::resolve).transpose()?,
+        None => args
+            .netns
+            .as_deref()
+            .map(super::resolve_netns)
+            .transpose()?,
     };
     let (what, desired) = match &args.profile {
         Some(spec) => {
@@ -77,7 +79,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
                     "--set works with --fixes; with --profile the parameters come from the profile file"
                 );
             }
-            let profile = profiles::load(spec)?;
+            let profile = profiles::load_named(spec, "--profile")?;
             (
                 format!("profile {}", profile.name),
                 remedy::desired_from_profile(&profile),

@@ -26,7 +26,8 @@ pub fn run(mut args: AuditArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let snapshots = crate::host::collect(&super::collect_options(&args.source))?;
+    let snapshots =
+        crate::host::collect(&super::collect_options(&args.source)).map_err(super::name_flag)?;
     let mut audits: Vec<_> = snapshots
         .iter()
         .map(|s| (s, rules::eval::evaluate(&plan.rules, &plan.params, s)))
@@ -60,7 +61,7 @@ pub fn selection(args: &RuleSelectArgs) -> anyhow::Result<Selection> {
     let mut params = Vec::new();
     if let Some(profile) = &args.profile {
         params.extend(
-            crate::remedy::profile_params(profile)
+            crate::remedy::profile_params(profile, "--profile")
                 .with_context(|| format!("reading the parameters of profile {profile:?}"))?,
         );
     }

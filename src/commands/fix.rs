@@ -18,7 +18,8 @@ pub fn todays_findings(
 ) -> anyhow::Result<Vec<Finding>> {
     let selection = super::audit::selection(select)?;
     let set = super::load_rules(selection.extra_dir.as_deref())?;
-    let snapshots = crate::host::collect(&super::collect_options(source))?;
+    let snapshots =
+        crate::host::collect(&super::collect_options(source)).map_err(super::name_flag)?;
     let mut findings = Vec::new();
     for snap in &snapshots {
         findings.extend(rules::run(&set, &selection, snap)?.findings);
@@ -37,7 +38,7 @@ pub fn desired_from_fixes(set: &[String], netns: Option<&str>) -> anyhow::Result
         ..SourceArgs::default()
     };
     let findings = todays_findings(&select, &source)?;
-    let fixes = FixSet::from_findings(&findings).map_err(anyhow::Error::msg)?;
+    let fixes = FixSet::from_findings(&findings)?;
     fixes
         .sysctls
         .iter()
@@ -54,7 +55,7 @@ pub fn desired_from_fixes(set: &[String], netns: Option<&str>) -> anyhow::Result
 /// Run the command.
 pub fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
     let findings = todays_findings(&args.select, &args.source)?;
-    let fixes = FixSet::from_findings(&findings).map_err(anyhow::Error::msg)?;
+    let fixes = FixSet::from_findings(&findings)?;
     for l in &fixes.sysctls {
         let key = SysctlKey::parse(&l.key, Scope::NetOnly)?;
         crate::host::sysctl::validate_value(&key, &l.value, None)?;

@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::cli::{Cli, Command, SourceArgs};
-use crate::host::{CollectOptions, Source};
+use crate::host::netns::{self, NetnsRef};
+use crate::host::{CollectOptions, Source, SourceError};
+use crate::remedy::faults::Faults;
 
 pub mod apply;
 pub mod audit;
@@ -85,6 +87,37 @@ pub fn write_output_with(
         .with_context(|| format!("writing {}", path.display()))?,
     }
     Ok(())
+}
+
+/// The steps `--inject-fault` makes fail; an unknown step is named with the flag.
+pub fn inject_faults(items: &[String]) -> anyhow::Result<Faults> {
+    Faults::parse(items).map_err(|e| {
+        let flag = format!("--inject-fault {:?}", e.0);
+        anyhow::Error::new(e).context(flag)
+    })
+}
+
+/// `--netns NAME|PATH` (not `all`): the namespace, or an error that names the flag.
+pub fn resolve_netns(spec: &str) -> anyhow::Result<NetnsRef> {
+    netns::resolve(spec).map_err(|e| name_flag(e.into()))
+}
+
+/// Name the flag in an error about a value it gave (`--netns`, `--interval`, `--root`): the
+/// library says what is wrong with the value, the flag that gave it is the command's to say.
+pub fn name_flag(err: anyhow::Error) -> anyhow::Error {
+    let flag = if let Some(ns) = err.downcast_ref::<netns::NetnsError>() {
+        format!("--netns {}", ns.spec_shown())
+    } else if let Some(e) = err.downcast_ref::<SourceError>() {
+        match e {
+            SourceError::Interval(s) => format!("--interval {s}"),
+            SourceError::RootNotADirectory(dir) | SourceError::RootWithoutProc(dir) => {
+                format!("--root {}", dir.display())
+            }
+        }
+    } else {
+        return err;
+    };
+    err.context(flag)
 }
 
 /// What to collect for the source flags shared by `audit`, `snapshot`, `fix`, ...:

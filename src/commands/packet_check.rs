@@ -51,7 +51,8 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
         &opts,
         refresh(args.netns.clone(), set, params),
         &mut terminal,
-    )?;
+    )
+    .map_err(super::name_flag)?;
     let text = match args.format {
         PacketFormat::Table => render::render_table(&report),
         PacketFormat::Json => render::render_json(&report)?,

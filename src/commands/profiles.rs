@@ -28,7 +28,7 @@ pub fn run(args: ProfilesArgs) -> anyhow::Result<ExitCode> {
             super::write_output(None, out.as_bytes())?;
         }
         ProfilesAction::Show { name } => {
-            let profile = profiles::load(&name)?;
+            let profile = profiles::load_named(&name, "--profile")?;
             let yaml = serde_yaml::to_string(&profile).context("serialising the profile")?;
             super::write_output(None, yaml.as_bytes())?;
         }

@@ -48,7 +48,7 @@ struct Planned {
 
 /// Run the command.
 pub fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
-    let faults = Faults::parse(&args.inject_fault)?;
+    let faults = super::inject_faults(&args.inject_fault)?;
     let files: Vec<(PathBuf, RollbackRecord)> = match &args.file {
         Some(f) => vec![(f.clone(), RollbackRecord::load(f)?)],
         None => {
@@ -196,6 +196,8 @@ fn prepare(file: PathBuf, record: RollbackRecord, args: &RollbackArgs) -> anyhow
     }
     let ns = match &record.netns.path {
         Some(path) => Some(netns::resolve(path).map_err(|e| {
+            // The path comes from the file, not from a flag: the error names it, not --netns.
+            let e = anyhow::Error::new(e).context(path.clone());
             anyhow::Error::new(Gone(format!(
                 "{}: the network namespace it belongs to ({}) is gone: {e:#}",
                 file.display(),

@@ -8,7 +8,7 @@ use crate::host;
 /// Run the command.
 pub fn run(args: SnapshotArgs) -> anyhow::Result<ExitCode> {
     let opts = super::collect_options(&args.source);
-    let snapshots = host::collect(&opts)?;
+    let snapshots = host::collect(&opts).map_err(super::name_flag)?;
     let as_list = args.source.netns.as_deref() == Some("all")
         || snapshots.len() != 1
         || args

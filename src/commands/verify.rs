@@ -10,7 +10,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::cli::{DiffFormat, VerifyArgs};
-use crate::host::netns::{self, NetnsRef};
+use crate::host::netns::NetnsRef;
 use crate::remedy::owners::Sources;
 use crate::remedy::persist;
 use crate::remedy::transaction::LiveIo;
@@ -42,7 +42,7 @@ struct ManyReport<'a> {
 
 /// Run the command.
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let profile = profiles::load(&args.profile)?;
+    let profile = profiles::load_named(&args.profile, "--profile")?;
     let desired = remedy::desired_from_profile(&profile);
     let mut notes = Vec::new();
     let targets: Vec<Option<NetnsRef>> =
@@ -51,7 +51,12 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 notes.extend(ns_notes);
                 targets
             }
-            None => vec![args.netns.as_deref().map(netns::resolve).transpose()?],
+            None => vec![
+                args.netns
+                    .as_deref()
+                    .map(super::resolve_netns)
+                    .transpose()?,
+            ],
         };
 
     let files = match &args.persist {

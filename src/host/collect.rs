@@ -55,26 +55,37 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
     }
 }
 
-fn check_interval(interval: Option<f64>) -> anyhow::Result<Option<std::time::Duration>> {
+/// An interval or a copied tree the collector refuses before reading anything. The message
+/// says what is wrong with the value; the command layer adds the flag that gave it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SourceError {
+    #[error("expected a number of seconds from 0.1 to 3600")]
+    Interval(f64),
+    #[error("not a directory")]
+    RootNotADirectory(std::path::PathBuf),
+    #[error(
+        "holds neither proc/sys/net nor proc/net; give the directory that contains the copied proc/"
+    )]
+    RootWithoutProc(std::path::PathBuf),
+}
+
+fn check_interval(interval: Option<f64>) -> Result<Option<std::time::Duration>, SourceError> {
     match interval {
         None => Ok(None),
         Some(s) if s.is_finite() && (0.1..=3600.0).contains(&s) => {
             Ok(Some(std::time::Duration::from_secs_f64(s)))
         }
-        Some(s) => anyhow::bail!("--interval {s}: expected a number of seconds from 0.1 to 3600"),
+        Some(s) => Err(SourceError::Interval(s)),
     }
 }
 
 fn collect_root(dir: &std::path::Path, opts: &CollectOptions) -> anyhow::Result<Snapshot> {
     use files::Place;
     if !dir.is_dir() {
-        anyhow::bail!("--root {}: not a directory", dir.display());
+        return Err(SourceError::RootNotADirectory(dir.to_path_buf()).into());
     }
     if !dir.join("proc/sys/net").exists() && !dir.join("proc/net").exists() {
-        anyhow::bail!(
-            "--root {}: holds neither proc/sys/net nor proc/net; give the directory that contains the copied proc/",
-            dir.display()
-        );
+        return Err(SourceError::RootWithoutProc(dir.to_path_buf()).into());
     }
     let place = Place::Root(dir);
     let mut notes = Vec::new();

@@ -17,6 +17,6 @@ pub mod owners;
 pub mod sockets;
 pub mod sysctl;
 
-pub use collect::{CollectOptions, GONE_NETNS, Source, collect};
+pub use collect::{CollectOptions, GONE_NETNS, Source, SourceError, collect};
 pub use model::*;
 pub use saved::{file_holds_list, load, parse_saved};

@@ -30,35 +30,78 @@ pub struct NetnsRef {
 /// The directory where `ip netns` keeps named namespaces.
 pub const RUN_NETNS: &str = "/run/netns";
 
-/// Resolve `--netns NAME|PATH` (not `all`) to a namespace file.
-pub fn resolve(spec: &str) -> anyhow::Result<NetnsRef> {
+/// Why a namespace name or path cannot be used. The message says what is wrong with it; the
+/// command layer adds the flag that gave it (see [`NetnsError::spec_shown`]).
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsError {
+    /// Empty, `.` or `..`.
+    #[error("not a namespace name")]
+    NotAName { spec: String },
+    #[error(
+        "cannot open {} (list names with `ip netns list`, or give /proc/PID/ns/net)",
+        path.display()
+    )]
+    CannotOpen {
+        spec: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "not a network namespace file ({why}); give a name from `ip netns list`, \
+         /run/netns/NAME or /proc/PID/ns/net"
+    )]
+    NotNetns { spec: String, why: NotNetns },
+}
+
+impl NetnsError {
+    /// The name or path as given.
+    pub fn spec(&self) -> &str {
+        match self {
+            Self::NotAName { spec }
+            | Self::CannotOpen { spec, .. }
+            | Self::NotNetns { spec, .. } => spec,
+        }
+    }
+
+    /// The name or path as a message shows it before the error: quoted when it is not a name
+    /// (an empty one would not show at all).
+    pub fn spec_shown(&self) -> String {
+        match self {
+            Self::NotAName { spec } => format!("{spec:?}"),
+            _ => self.spec().to_string(),
+        }
+    }
+}
+
+/// Resolve a namespace name (in /run/netns) or a path to a namespace file (`all` is the
+/// caller's to expand).
+pub fn resolve(spec: &str) -> Result<NetnsRef, NetnsError> {
     let (path, name) = if spec.contains('/') {
         (PathBuf::from(spec), spec.to_string())
     } else {
         if spec.is_empty() || spec == "." || spec == ".." {
-            anyhow::bail!("--netns {spec:?}: not a namespace name");
+            return Err(NetnsError::NotAName {
+                spec: spec.to_string(),
+            });
         }
         (Path::new(RUN_NETNS).join(spec), spec.to_string())
     };
-    let cannot_open = || {
-        format!(
-            "--netns {spec}: cannot open {} (list names with `ip netns list`, or give /proc/PID/ns/net)",
-            path.display()
-        )
+    let cannot_open = |source| NetnsError::CannotOpen {
+        spec: spec.to_string(),
+        path: path.clone(),
+        source,
     };
-    let meta = std::fs::metadata(&path).with_context(cannot_open)?;
+    let meta = std::fs::metadata(&path).map_err(cannot_open)?;
     match open(&path) {
         Ok(file) => {
-            check_net_ns(&file).map_err(|why| {
-                anyhow::anyhow!(
-                    "--netns {spec}: not a network namespace file ({why}); give a name from \
-                     `ip netns list`, /run/netns/NAME or /proc/PID/ns/net"
-                )
+            check_net_ns(&file).map_err(|why| NetnsError::NotNetns {
+                spec: spec.to_string(),
+                why,
             })?;
         }
         // Left to the caller, whose message says which privilege is missing.
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
-        Err(e) => return Err(e).with_context(cannot_open),
+        Err(e) => return Err(cannot_open(e)),
     }
     Ok(NetnsRef {
         path,
@@ -68,7 +111,7 @@ pub fn resolve(spec: &str) -> anyhow::Result<NetnsRef> {
 }
 
 /// Open a namespace file for setns(2): read-only, close-on-exec, and without blocking, so a
-/// FIFO given as `--netns PATH` is refused by [`check_net_ns`] instead of hanging the open.
+/// FIFO given as the namespace's path is refused by [`check_net_ns`] instead of hanging the open.
 pub fn open(path: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
@@ -77,20 +120,37 @@ pub fn open(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
+/// What a file that should refer to a network namespace is instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotNetns {
+    #[error("fstatfs failed: {0}")]
+    Statfs(nix::errno::Errno),
+    #[error("a directory, not a namespace")]
+    Directory,
+    #[error("an ordinary file, not a namespace")]
+    OrdinaryFile,
+    #[error("a FIFO, device or socket, not a namespace")]
+    Special,
+    /// Not of nsfs, and its kind could not be read.
+    #[error("not a namespace, not a namespace")]
+    Unknown,
+    #[error("a namespace of another kind (mount, pid, user, ...)")]
+    OtherKind,
+}
+
 /// Check that an open file refers to a network namespace: a file of nsfs (the namespace
 /// filesystem behind /proc/PID/ns/* and /run/netns/*) of type CLONE_NEWNET. Anything else
 /// would make setns(2) fail with a bare EINVAL. `Err` says what the file is instead.
-pub fn check_net_ns(file: &File) -> Result<(), String> {
+pub fn check_net_ns(file: &File) -> Result<(), NotNetns> {
     use std::os::fd::AsRawFd;
-    let fs = nix::sys::statfs::fstatfs(file).map_err(|e| format!("fstatfs failed: {e}"))?;
+    let fs = nix::sys::statfs::fstatfs(file).map_err(NotNetns::Statfs)?;
     if fs.filesystem_type() != nix::sys::statfs::NSFS_MAGIC {
-        let kind = match file.metadata() {
-            Ok(m) if m.file_type().is_dir() => "a directory",
-            Ok(m) if m.file_type().is_file() => "an ordinary file",
-            Ok(_) => "a FIFO, device or socket",
-            Err(_) => "not a namespace",
-        };
-        return Err(format!("{kind}, not a namespace"));
+        return Err(match file.metadata() {
+            Ok(m) if m.file_type().is_dir() => NotNetns::Directory,
+            Ok(m) if m.file_type().is_file() => NotNetns::OrdinaryFile,
+            Ok(_) => NotNetns::Special,
+            Err(_) => NotNetns::Unknown,
+        });
     }
     // NS_GET_NSTYPE (Linux 4.11): which kind of namespace. Older kernels answer ENOTTY, and
     // then setns(2) itself checks the kind.
@@ -98,7 +158,7 @@ pub fn check_net_ns(file: &File) -> Result<(), String> {
     // SAFETY: an ioctl without an argument on a descriptor we own.
     let kind = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE as _) };
     if kind >= 0 && kind != libc::CLONE_NEWNET {
-        return Err("a namespace of another kind (mount, pid, user, ...)".to_string());
+        return Err(NotNetns::OtherKind);
     }
     Ok(())
 }
@@ -444,8 +504,8 @@ mod tests {
         assert_eq!(check_net_ns(&own), Ok(()));
         let mnt = open(Path::new("/proc/self/ns/mnt")).unwrap();
         assert_eq!(
-            check_net_ns(&mnt),
-            Err("a namespace of another kind (mount, pid, user, ...)".to_string())
+            check_net_ns(&mnt).unwrap_err().to_string(),
+            "a namespace of another kind (mount, pid, user, ...)"
         );
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
@@ -453,21 +513,23 @@ mod tests {
         // Opening a FIFO with no writer returns at once (O_NONBLOCK), then it is refused.
         let f = open(&fifo).unwrap();
         assert_eq!(
-            check_net_ns(&f),
-            Err("a FIFO, device or socket, not a namespace".to_string())
+            check_net_ns(&f).unwrap_err().to_string(),
+            "a FIFO, device or socket, not a namespace"
         );
         let plain = dir.path().join("plain");
         std::fs::write(&plain, "x").unwrap();
         assert_eq!(
-            check_net_ns(&open(&plain).unwrap()),
-            Err("an ordinary file, not a namespace".to_string())
+            check_net_ns(&open(&plain).unwrap())
+                .unwrap_err()
+                .to_string(),
+            "an ordinary file, not a namespace"
         );
-        let err = resolve(fifo.to_str().unwrap()).unwrap_err().to_string();
+        // The library says what is wrong with the path; the command names its flag.
+        let err = resolve(fifo.to_str().unwrap()).unwrap_err();
+        assert_eq!(err.spec(), fifo.to_str().unwrap());
         assert!(
-            err.starts_with(&format!(
-                "--netns {}: not a network namespace file (a FIFO",
-                fifo.display()
-            )),
+            err.to_string()
+                .starts_with("not a network namespace file (a FIFO, device or socket"),
             "{err}"
         );
         assert!(resolve("/proc/self/ns/net").is_ok());

@@ -90,46 +90,72 @@ pub fn parse_proc_net_tcp(reader: impl BufRead, file: &str) -> Result<Vec<Socket
         if trimmed.is_empty() || (lineno == 1 && trimmed.starts_with("sl")) {
             continue;
         }
-        out.push(parse_tcp_line(trimmed).map_err(|m| parse_error(file, lineno, m))?);
+        out.push(parse_tcp_line(trimmed).map_err(|e| parse_error(file, lineno, e.to_string()))?);
     }
     Ok(out)
 }
 
-fn parse_tcp_line(line: &str) -> Result<Socket, String> {
+/// Why one line of /proc/net/tcp{,6} cannot be read (the file and line are added by
+/// [`parse_proc_net_tcp`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum TcpLineError {
+    #[error(
+        "expected at least 10 fields (sl local remote st queues timer retrnsmt uid timeout inode), found {0}"
+    )]
+    TooFewFields(usize),
+    #[error("expected a slot number such as `0:`, found {0:?}")]
+    NoSlot(String),
+    #[error("local and remote addresses are of different families")]
+    MixedFamilies,
+    #[error("unknown TCP state {0}")]
+    UnknownState(String),
+    #[error("{what} {text:?} is not hexadecimal")]
+    NotHex { what: &'static str, text: String },
+    #[error("expected {what}, found {text:?}")]
+    NotAPair { what: &'static str, text: String },
+    #[error("{what} {text:?} is not a number")]
+    NotANumber { what: &'static str, text: String },
+    #[error("expected ADDRESS:PORT, found {0:?}")]
+    NotAnEndpoint(String),
+    #[error("port {0:?} is not a 16-bit hexadecimal number")]
+    BadPort(String),
+    #[error("address {0:?} is not hexadecimal")]
+    BadAddress(String),
+    #[error("address {0:?} has {len} hex digits (expected 8 or 32)", len = .0.len())]
+    AddressLength(String),
+}
+
+fn parse_tcp_line(line: &str) -> Result<Socket, TcpLineError> {
     let f: Vec<&str> = line.split_whitespace().take(10).collect();
     if f.len() < 10 {
-        return Err(format!(
-            "expected at least 10 fields (sl local remote st queues timer retrnsmt uid timeout inode), found {}",
-            f.len()
-        ));
+        return Err(TcpLineError::TooFewFields(f.len()));
     }
     if !f[0].ends_with(':') {
-        return Err(format!(
-            "expected a slot number such as `0:`, found {:?}",
-            f[0]
-        ));
+        return Err(TcpLineError::NoSlot(f[0].to_string()));
     }
     let (local_addr, local_port) = endpoint(f[1])?;
     let (remote_addr, remote_port) = endpoint(f[2])?;
     if local_addr.is_ipv4() != remote_addr.is_ipv4() {
-        return Err("local and remote addresses are of different families".to_string());
+        return Err(TcpLineError::MixedFamilies);
     }
     let st = hex_u64(f[3], "st")?;
     let state = u8::try_from(st)
         .ok()
         .and_then(TcpState::from_kernel)
-        .ok_or_else(|| format!("unknown TCP state {}", f[3]))?;
+        .ok_or_else(|| TcpLineError::UnknownState(f[3].to_string()))?;
     let (tx, rx) = pair(f[4], "tx_queue:rx_queue")?;
     let (tr, when) = pair(f[5], "tr:tm->when")?;
     let retrnsmt = hex_u64(f[6], "retrnsmt")?;
-    let uid = f[7]
-        .parse::<u32>()
-        .map_err(|_| format!("uid {:?} is not a number", f[7]))?;
+    let not_a_number = |what: &'static str, text: &str| TcpLineError::NotANumber {
+        what,
+        text: text.to_string(),
+    };
+    let uid = f[7].parse::<u32>().map_err(|_| not_a_number("uid", f[7]))?;
     f[8].parse::<i64>()
-        .map_err(|_| format!("timeout {:?} is not a number", f[8]))?;
+        .map_err(|_| not_a_number("timeout", f[8]))?;
     let inode = f[9]
         .parse::<u64>()
-        .map_err(|_| format!("inode {:?} is not a number", f[9]))?;
+        .map_err(|_| not_a_number("inode", f[9]))?;
     let timer = Timer::from_kernel(u8::try_from(tr).unwrap_or(0));
     let listen = state == TcpState::Listen;
     Ok(Socket {
@@ -162,30 +188,34 @@ fn clamp_u32(v: u64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
 
-fn hex_u64(text: &str, what: &str) -> Result<u64, String> {
-    u64::from_str_radix(text, 16).map_err(|_| format!("{what} {text:?} is not hexadecimal"))
+fn hex_u64(text: &str, what: &'static str) -> Result<u64, TcpLineError> {
+    u64::from_str_radix(text, 16).map_err(|_| TcpLineError::NotHex {
+        what,
+        text: text.to_string(),
+    })
 }
 
-fn pair(text: &str, what: &str) -> Result<(u64, u64), String> {
-    let (a, b) = text
-        .split_once(':')
-        .ok_or_else(|| format!("expected {what}, found {text:?}"))?;
+fn pair(text: &str, what: &'static str) -> Result<(u64, u64), TcpLineError> {
+    let (a, b) = text.split_once(':').ok_or_else(|| TcpLineError::NotAPair {
+        what,
+        text: text.to_string(),
+    })?;
     Ok((hex_u64(a, what)?, hex_u64(b, what)?))
 }
 
 /// `0100007F:1F40` -> 127.0.0.1:8000. The kernel prints each 32-bit word of the
 /// (network-order) address as a host-order number, so the bytes come back with to_ne_bytes.
-fn endpoint(text: &str) -> Result<(IpAddr, u16), String> {
+fn endpoint(text: &str) -> Result<(IpAddr, u16), TcpLineError> {
     let (addr, port) = text
         .split_once(':')
-        .ok_or_else(|| format!("expected ADDRESS:PORT, found {text:?}"))?;
-    let port = u16::from_str_radix(port, 16)
-        .map_err(|_| format!("port {port:?} is not a 16-bit hexadecimal number"))?;
-    let word = |i: usize| -> Result<[u8; 4], String> {
+        .ok_or_else(|| TcpLineError::NotAnEndpoint(text.to_string()))?;
+    let port =
+        u16::from_str_radix(port, 16).map_err(|_| TcpLineError::BadPort(port.to_string()))?;
+    let word = |i: usize| -> Result<[u8; 4], TcpLineError> {
         addr.get(i * 8..i * 8 + 8)
             .and_then(|w| u32::from_str_radix(w, 16).ok())
             .map(u32::to_ne_bytes)
-            .ok_or_else(|| format!("address {addr:?} is not hexadecimal"))
+            .ok_or_else(|| TcpLineError::BadAddress(addr.to_string()))
     };
     let ip = match addr.len() {
         8 => IpAddr::V4(Ipv4Addr::from(word(0)?)),
@@ -196,12 +226,7 @@ fn endpoint(text: &str) -> Result<(IpAddr, u16), String> {
             }
             IpAddr::V6(Ipv6Addr::from(bytes))
         }
-        _ => {
-            return Err(format!(
-                "address {addr:?} has {} hex digits (expected 8 or 32)",
-                addr.len()
-            ));
-        }
+        _ => return Err(TcpLineError::AddressLength(addr.to_string())),
     };
     Ok((ip, port))
 }
@@ -590,6 +615,41 @@ mod tests {
         let cut = TCP.find("0100007F:C5E8 0100007F:1F40").unwrap() + 18;
         let err = parse_proc_net_tcp(&TCP.as_bytes()[..cut], "tcp").unwrap_err();
         assert_eq!(err.line, 16, "{err}");
+    }
+
+    /// Every reason a line is refused, word for word as users read it after `FILE:LINE: `.
+    #[test]
+    fn line_errors_read_as_documented() {
+        let lines = [
+            "1: 0100007F:1F40",
+            "1 0100007F:1F40 00000000:0000 0A 0:3 0:0 0 0 0 1",
+            "1: 0100007F 00000000:0000 0A 0:3 0:0 0 0 0 1",
+            "1: 0100007F:XY 00000000:0000 0A 0:3 0:0 0 0 0 1",
+            "1: 0100007Z:1F40 00000000:0000 0A 0:3 0:0 0 0 0 1",
+            "1: 0100007:1F40 00000000:0000 0A 0:3 0:0 0 0 0 1",
+            "1: 0100007F:1F40 00000000:0000 0Z 0:3 0:0 0 0 0 1",
+            "1: 0100007F:1F40 00000000:0000 0A 03 0:0 0 0 0 1",
+            "1: 0100007F:1F40 00000000:0000 0A 0:3 0:0 0 x 0 1",
+            "1: 0100007F:1F40 00000000:0000 0A 0:3 0:0 0 0 - 1",
+            "1: 0100007F:1F40 00000000:0000 0A 0:3 0:0 0 0 0 -1",
+        ];
+        let messages = [
+            "expected at least 10 fields (sl local remote st queues timer retrnsmt uid timeout inode), found 2",
+            "expected a slot number such as `0:`, found \"1\"",
+            "expected ADDRESS:PORT, found \"0100007F\"",
+            "port \"XY\" is not a 16-bit hexadecimal number",
+            "address \"0100007Z\" is not hexadecimal",
+            "address \"0100007\" has 7 hex digits (expected 8 or 32)",
+            "st \"0Z\" is not hexadecimal",
+            "expected tx_queue:rx_queue, found \"03\"",
+            "uid \"x\" is not a number",
+            "timeout \"-\" is not a number",
+            "inode \"-1\" is not a number",
+        ];
+        for (line, message) in lines.into_iter().zip(messages) {
+            let err = parse_proc_net_tcp(format!("{line}\n").as_bytes(), "t").unwrap_err();
+            assert_eq!(err.message, message, "{line}");
+        }
     }
 
     /// A small deterministic generator, enough to shake the parsers.

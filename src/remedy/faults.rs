@@ -29,9 +29,21 @@ pub enum Fault {
     PauseAfterWrite(String),
 }
 
+/// A step name that is not one of the steps (the command adds the flag that gave it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "expected validate, rollback-file, write:KEY, read-back:KEY, persist-write, persist-rename, restore:KEY or pause-after-write:KEY"
+)]
+pub struct UnknownStep(pub String);
+
+/// The failure a planned fault makes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("injected failure ({0})")]
+pub struct Injected(pub Fault);
+
 impl std::str::FromStr for Fault {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownStep;
+    fn from_str(s: &str) -> Result<Self, UnknownStep> {
         Ok(match s.split_once(':') {
             None if s == "validate" => Self::Validate,
             None if s == "rollback-file" => Self::RollbackFile,
@@ -43,11 +55,7 @@ impl std::str::FromStr for Fault {
             Some(("pause-after-write", key)) if !key.is_empty() => {
                 Self::PauseAfterWrite(key.to_string())
             }
-            _ => {
-                return Err(format!(
-                    "--inject-fault {s:?}: expected validate, rollback-file, write:KEY, read-back:KEY, persist-write, persist-rename, restore:KEY or pause-after-write:KEY"
-                ));
-            }
+            _ => return Err(UnknownStep(s.to_string())),
         })
     }
 }
@@ -72,12 +80,12 @@ impl fmt::Display for Fault {
 pub struct Faults(Vec<Fault>);
 
 impl Faults {
-    /// Parse the values of `--inject-fault`.
-    pub fn parse(items: &[String]) -> anyhow::Result<Self> {
+    /// Parse the steps to fail; the first that is not a step is the error.
+    pub fn parse(items: &[String]) -> Result<Self, UnknownStep> {
         items
             .iter()
-            .map(|s| s.parse::<Fault>().map_err(anyhow::Error::msg))
-            .collect::<anyhow::Result<Vec<_>>>()
+            .map(|s| s.parse::<Fault>())
+            .collect::<Result<Vec<_>, _>>()
             .map(Self)
     }
 
@@ -87,9 +95,9 @@ impl Faults {
     }
 
     /// An error to return when `fault` is planned.
-    pub fn check(&self, fault: Fault) -> Result<(), String> {
+    pub fn check(&self, fault: Fault) -> Result<(), Injected> {
         if self.hits(&fault) {
-            Err(format!("injected failure ({fault})"))
+            Err(Injected(fault))
         } else {
             Ok(())
         }
@@ -129,7 +137,8 @@ mod tests {
             "write",
         ] {
             let err = bad.parse::<Fault>().unwrap_err();
-            assert!(err.contains("restore:KEY"), "{err}");
+            assert_eq!(err.0, bad);
+            assert!(err.to_string().contains("restore:KEY"), "{err}");
         }
     }
 }

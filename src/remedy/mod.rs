@@ -22,9 +22,13 @@ use crate::host::netns::{self, NetnsRef};
 use state::RecordedNetns;
 use transaction::{Desired, NsContext};
 
-/// The rule parameters a profile sets (`audit --profile NAME|FILE`), `extends:` resolved.
-pub fn profile_params(name_or_path: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let profile = profiles::load(name_or_path)?;
+/// The rule parameters a profile sets (`audit --profile NAME|FILE`), `extends:` resolved;
+/// `named_by` as in [`profiles::load_named`].
+pub fn profile_params(
+    name_or_path: &str,
+    named_by: &str,
+) -> Result<Vec<(String, String)>, profiles::ProfileError> {
+    let profile = profiles::load_named(name_or_path, named_by)?;
     Ok(profile.params.into_iter().collect())
 }
 
@@ -88,10 +92,14 @@ mod tests {
     #[test]
     fn profile_params_resolve_extends_and_accept_paths() {
         assert_eq!(
-            super::profile_params("behind-load-balancer").unwrap(),
+            super::profile_params("behind-load-balancer", super::profiles::NAMED_BY).unwrap(),
             vec![("idle_timeout".to_string(), "350".to_string())]
         );
-        assert!(super::profile_params("baseline").unwrap().is_empty());
+        assert!(
+            super::profile_params("baseline", super::profiles::NAMED_BY)
+                .unwrap()
+                .is_empty()
+        );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lb60.yaml");
         std::fs::write(
@@ -100,13 +108,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            super::profile_params(path.to_str().unwrap()).unwrap(),
+            super::profile_params(path.to_str().unwrap(), super::profiles::NAMED_BY).unwrap(),
             vec![
                 ("extra".to_string(), "on-call".to_string()),
                 ("idle_timeout".to_string(), "280".to_string())
             ]
         );
-        let err = super::profile_params("nope").unwrap_err().to_string();
+        let err = super::profile_params("nope", super::profiles::NAMED_BY)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown profile \"nope\""), "{err}");
     }
 }

@@ -177,9 +177,24 @@ pub fn execute_each(plans: &[NsPlan], opts: &EachOptions) -> Result<Vec<NsApplie
         .collect())
 }
 
+/// Why one namespace's applied values could not be restored.
+#[derive(Debug, thiserror::Error)]
+enum UndoError {
+    /// Entering the namespace failed.
+    #[error("{0:#}")]
+    Enter(anyhow::Error),
+    #[error("{0}")]
+    Restore(Box<transaction::TxFailure>),
+    #[error("renaming {}: {source}", path.display())]
+    Retire {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
 /// Restore one namespace's applied values (as a transaction of its own) and retire its
 /// rollback file.
-fn undo(p: &NsPlan, applied: &Applied) -> Result<(), String> {
+fn undo(p: &NsPlan, applied: &Applied) -> Result<(), UndoError> {
     let plan = Plan {
         changes: applied
             .written
@@ -203,10 +218,13 @@ fn undo(p: &NsPlan, applied: &Applied) -> Result<(), String> {
         group: None,
     };
     netns::in_namespace(p.ns.as_ref(), || transaction::execute(&LiveIo, &plan, &tx))
-        .map_err(|e| format!("{e:#}"))?
-        .map_err(|e| e.to_string())?;
+        .map_err(UndoError::Enter)?
+        .map_err(UndoError::Restore)?;
     if let Some(rb) = &applied.rollback_file {
-        state::retire(rb, "aborted").map_err(|e| format!("renaming {}: {e}", rb.display()))?;
+        state::retire(rb, "aborted").map_err(|source| UndoError::Retire {
+            path: rb.clone(),
+            source,
+        })?;
     }
     Ok(())
 }

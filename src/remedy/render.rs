@@ -126,23 +126,35 @@ pub struct FixSet {
     pub advice: Vec<AdviceLine>,
 }
 
+/// Two findings ask different values of one key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rules disagree on {key}: {} wants {first}, {rule} wants {second}", earlier.join(", "))]
+pub struct Disagreement {
+    pub key: String,
+    /// The rules (`id: title`) that asked for the first value.
+    pub earlier: Vec<String>,
+    pub first: String,
+    /// The rule that asked for the second value.
+    pub rule: String,
+    pub second: String,
+}
+
 impl FixSet {
     /// Gather the fixes; two findings asking different values for one key is an error.
-    pub fn from_findings(findings: &[Finding]) -> Result<Self, String> {
+    pub fn from_findings(findings: &[Finding]) -> Result<Self, Disagreement> {
         let mut set = Self::default();
         for f in findings {
             for s in &f.fix.sysctls {
                 let tag = format!("{}: {}", f.rule, f.title);
                 match set.sysctls.iter_mut().find(|l| l.key == s.key) {
                     Some(line) if line.value != s.value => {
-                        return Err(format!(
-                            "rules disagree on {}: {} wants {}, {} wants {}",
-                            s.key,
-                            line.rules.join(", "),
-                            line.value,
-                            f.rule,
-                            s.value
-                        ));
+                        return Err(Disagreement {
+                            key: s.key.clone(),
+                            earlier: line.rules.clone(),
+                            first: line.value.clone(),
+                            rule: f.rule.clone(),
+                            second: s.value.clone(),
+                        });
                     }
                     Some(line) => {
                         if !line.rules.contains(&tag) {
@@ -459,7 +471,24 @@ mod tests {
         assert!(
             FixSet::from_findings(&f)
                 .unwrap_err()
+                .to_string()
                 .contains("rules disagree")
+        );
+    }
+
+    /// The disagreement reads as it always has: the key, who wants what.
+    #[test]
+    fn a_disagreement_names_the_key_and_both_values() {
+        let mut f = sample();
+        f[1].fix.sysctls[0].key = "net.ipv4.tcp_abort_on_overflow".into();
+        let err = FixSet::from_findings(&f).unwrap_err();
+        let first = format!("abort-on-overflow: {}", f[0].title);
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "rules disagree on net.ipv4.tcp_abort_on_overflow: {first} wants 0, \
+                 keepalive-vs-idle wants 300"
+            )
         );
     }
 

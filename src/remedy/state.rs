@@ -105,15 +105,18 @@ impl RollbackRecord {
     }
 
     /// Write the record into `dir` (created 0700), atomically, mode 0600. Returns its path.
-    pub fn save(&self, dir: &Path) -> Result<PathBuf, String> {
+    pub fn save(&self, dir: &Path) -> Result<PathBuf, StateError> {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| format!("creating state directory {}: {e}", dir.display()))?;
+            .map_err(|source| StateError::Create {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
         check_dir(dir)?;
-        let json = serde_json::to_string_pretty(self).map_err(|e| e.to_string())? + "\n";
+        let json = serde_json::to_string_pretty(self).map_err(StateError::Serialise)? + "\n";
         let stamp = utc_now().1;
         let pid = std::process::id();
         let mut n = 0;
@@ -125,7 +128,7 @@ impl RollbackRecord {
             n += 1;
         };
         super::persist::write_atomic(&path, &json, 0o600, &Faults::default())
-            .map_err(|e| format!("writing rollback file: {e}"))?;
+            .map_err(StateError::Write)?;
         Ok(path)
     }
 
@@ -219,15 +222,48 @@ fn untrusted(meta: &std::fs::Metadata) -> Option<String> {
     }
 }
 
+/// Why the state directory is refused, or a rollback file could not be written into it.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("creating state directory {}: {source}", dir.display())]
+    Create {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("state directory {}: {source}{}", dir.display(), as_root(source))]
+    Unreadable {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "state directory {} belongs to root (rollback files are root's: run as root)",
+        dir.display()
+    )]
+    Root { dir: PathBuf },
+    /// Not a directory, or one that someone else could put files in.
+    #[error(
+        "state directory {} {what}; rollback files say which values and files root writes, so \
+         they are kept only in a directory no one else can write: fix its owner and mode \
+         (chown, chmod 0700) or give another --state-dir",
+        dir.display()
+    )]
+    Untrusted { dir: PathBuf, what: String },
+    #[error("{0}")]
+    Serialise(serde_json::Error),
+    #[error("writing rollback file: {0}")]
+    Write(super::persist::PersistError),
+}
+
 /// Refuse a state directory that someone other than the effective uid could put files in.
-pub fn check_dir(dir: &Path) -> Result<(), String> {
-    let meta = std::fs::metadata(dir)
-        .map_err(|e| format!("state directory {}: {e}{}", dir.display(), as_root(&e)))?;
+pub fn check_dir(dir: &Path) -> Result<(), StateError> {
+    let meta = std::fs::metadata(dir).map_err(|source| StateError::Unreadable {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     if meta.uid() == 0 && euid() != 0 {
-        return Err(format!(
-            "state directory {} belongs to root (rollback files are root's: run as root)",
-            dir.display()
-        ));
+        return Err(StateError::Root {
+            dir: dir.to_path_buf(),
+        });
     }
     let what = if !meta.is_dir() {
         Some("is not a directory".to_string())
@@ -236,12 +272,10 @@ pub fn check_dir(dir: &Path) -> Result<(), String> {
     };
     match what {
         None => Ok(()),
-        Some(what) => Err(format!(
-            "state directory {} {what}; rollback files say which values and files root writes, so \
-             they are kept only in a directory no one else can write: fix its owner and mode \
-             (chown, chmod 0700) or give another --state-dir",
-            dir.display()
-        )),
+        Some(what) => Err(StateError::Untrusted {
+            dir: dir.to_path_buf(),
+            what,
+        }),
     }
 }
 
@@ -474,7 +508,7 @@ mod tests {
             err.contains("state directory") && err.contains("(mode 0777)"),
             "{err}"
         );
-        let err = rec.save(&state).unwrap_err();
+        let err = rec.save(&state).unwrap_err().to_string();
         assert!(err.contains("(mode 0777)"), "{err}");
         mode(&state, 0o1777);
         assert!(latest(&state).is_err());

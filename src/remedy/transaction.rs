@@ -347,7 +347,8 @@ fn execute_inner(io: &dyn SysctlIo, plan: &Plan, opts: &TxOptions) -> Result<App
         let path = opts
             .faults
             .check(Fault::RollbackFile)
-            .and_then(|_| record.save(dir))
+            .map_err(|e| e.to_string())
+            .and_then(|_| record.save(dir).map_err(|e| e.to_string()))
             .map_err(|why| fail("rollback-file", None, why))?;
         applied.rollback_file = Some(path);
     }
@@ -357,7 +358,7 @@ fn execute_inner(io: &dyn SysctlIo, plan: &Plan, opts: &TxOptions) -> Result<App
     for change in &plan.changes {
         let key = &change.key;
         if let Err(why) = opts.faults.check(Fault::Write(key.to_string())) {
-            failure = Some(fail("write", Some(key), why));
+            failure = Some(fail("write", Some(key), why.to_string()));
             break;
         }
         if let Err(e) = io.write(key, &change.new) {
@@ -369,6 +370,7 @@ fn execute_inner(io: &dyn SysctlIo, plan: &Plan, opts: &TxOptions) -> Result<App
             opts.faults
                 .check(Fault::ReadBack(key.to_string()))
                 .map(|_| v)
+                .map_err(|e| e.to_string())
         });
         match back {
             Ok(v) if values_equal(&v, &change.new) => {
@@ -399,10 +401,14 @@ fn execute_inner(io: &dyn SysctlIo, plan: &Plan, opts: &TxOptions) -> Result<App
             Some(text) => {
                 persist::write_atomic(&p.path, text, 0o644, opts.faults).map_err(|e| e.to_string())
             }
-            None => opts.faults.check(Fault::PersistWrite).and_then(|_| {
-                std::fs::remove_file(&p.path)
-                    .map_err(|e| format!("removing {}: {e}", p.path.display()))
-            }),
+            None => opts
+                .faults
+                .check(Fault::PersistWrite)
+                .map_err(|e| e.to_string())
+                .and_then(|_| {
+                    std::fs::remove_file(&p.path)
+                        .map_err(|e| format!("removing {}: {e}", p.path.display()))
+                }),
         };
         match done {
             Ok(()) => applied.persisted = Some(p.path.clone()),
@@ -424,6 +430,7 @@ fn execute_inner(io: &dyn SysctlIo, plan: &Plan, opts: &TxOptions) -> Result<App
                 let restored = opts
                     .faults
                     .check(Fault::Restore(change.key.to_string()))
+                    .map_err(|e| e.to_string())
                     .and_then(|_| {
                         io.write(&change.key, &change.old)
                             .map_err(|e| e.to_string())

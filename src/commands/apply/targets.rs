@@ -57,7 +57,7 @@ pub(crate) fn several(spec: Option<&str>, scope: Option<&str>) -> anyhow::Result
     let mut seen = std::collections::HashSet::new();
     let mut list = Vec::new();
     for one in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let ns = netns::resolve(one)?;
+        let ns = super::super::resolve_netns(one)?;
         if seen.insert(ns.inode) {
             list.push(Some(ns));
         }

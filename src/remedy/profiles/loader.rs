@@ -11,11 +11,20 @@ use crate::diag::{Code, Diagnostic, Locator, Pos};
 use crate::host::sysctl::{Scope, SysctlError, SysctlKey, validate_value};
 use crate::remedy::ranges;
 
+/// What names the profile given to [`load`] in a diagnostic about that name itself.
+pub const NAMED_BY: &str = "the profile name";
+
 /// Load a profile by built-in name or by file path, `extends:` resolved.
 pub fn load(name_or_path: &str) -> Result<Profile, ProfileError> {
+    load_named(name_or_path, NAMED_BY)
+}
+
+/// [`load`], where a diagnostic about the name itself (unknown, unreadable) is placed at
+/// `named_by` instead of a file: the command layer passes the flag that named it.
+pub fn load_named(name_or_path: &str, named_by: &str) -> Result<Profile, ProfileError> {
     let mut loader = Loader::default();
     let referrer = Loc {
-        file: "--profile".to_string(),
+        file: named_by.to_string(),
         line: 1,
         column: 1,
     };
@@ -421,16 +430,24 @@ struct OwnProfile {
     sysctls: BTreeMap<String, Setting>,
 }
 
-fn scalar(v: &serde_yaml::Value) -> Result<String, String> {
+/// Why a value in a profile is not one a sysctl or parameter can take.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+enum NotAScalar {
+    #[error("{0} is not a whole number")]
+    Fraction(serde_yaml::Number),
+    #[error("write {digit} instead of {0}: sysctls take numbers", digit = u8::from(*.0))]
+    Bool(bool),
+    #[error("expected a number or a string")]
+    Other,
+}
+
+fn scalar(v: &serde_yaml::Value) -> Result<String, NotAScalar> {
     match v {
         serde_yaml::Value::Number(n) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
-        serde_yaml::Value::Number(n) => Err(format!("{n} is not a whole number")),
+        serde_yaml::Value::Number(n) => Err(NotAScalar::Fraction(n.clone())),
         serde_yaml::Value::String(s) => Ok(s.trim().to_string()),
-        serde_yaml::Value::Bool(b) => Err(format!(
-            "write {} instead of {b}: sysctls take numbers",
-            u8::from(*b)
-        )),
-        _ => Err("expected a number or a string".to_string()),
+        serde_yaml::Value::Bool(b) => Err(NotAScalar::Bool(*b)),
+        _ => Err(NotAScalar::Other),
     }
 }
 
@@ -443,5 +460,49 @@ fn locate_nth(file: &str, locator: &Locator<'_>, needle: &str, nth: usize) -> Lo
         file: file.to_string(),
         line: pos.line,
         column: pos.col,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values no sysctl or parameter takes, word for word as the diagnostics say them.
+    #[test]
+    fn values_that_are_not_scalars_read_as_documented() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("odd.yaml");
+        std::fs::write(
+            &path,
+            "description: x\nparams:\n  idle_timeout: 1.5\n  other: [1]\nsysctls:\n  \
+             net.core.somaxconn:\n    value: true\n    reason: r\n",
+        )
+        .unwrap();
+        let err = load(path.to_str().unwrap()).unwrap_err();
+        let messages: Vec<&str> = err.problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "parameter idle_timeout: 1.5 is not a whole number",
+                "parameter other: expected a number or a string",
+                "net.core.somaxconn: value: write 1 instead of true: sysctls take numbers",
+            ],
+            "{err}"
+        );
+    }
+
+    /// The name given to `load` is no file: a problem with it is placed at what named it.
+    #[test]
+    fn an_unknown_name_is_placed_at_what_named_it() {
+        let err = load("no-such-profile").unwrap_err();
+        assert_eq!(err.problems[0].file, NAMED_BY);
+        let err = load_named("no-such-profile", "the caller").unwrap_err();
+        assert_eq!(err.problems[0].file, "the caller");
+        assert!(
+            err.problems[0]
+                .message
+                .starts_with("unknown profile \"no-such-profile\""),
+            "{err}"
+        );
     }
 }

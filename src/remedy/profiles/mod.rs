@@ -16,7 +16,7 @@ mod loader;
 mod raw;
 mod types;
 
-pub use loader::load;
+pub use loader::{NAMED_BY, load, load_named};
 pub use types::{Profile, Setting, Target, values_equal};
 
 /// The built-in profiles, embedded at build time: `(name, YAML text)`.

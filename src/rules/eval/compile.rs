@@ -10,7 +10,7 @@ pub(super) type Params = BTreeMap<String, f64>;
 #[derive(Debug)]
 pub(super) enum CCond {
     Known(bool),
-    Missing(String),
+    Missing(Unknown),
     /// The common case, kept flat for the socket loop: a field or option against constants.
     Leaf {
         left: Leaf,
@@ -41,18 +41,18 @@ pub(super) enum CExpr {
     Arith(Arith, Vec<CExpr>),
 }
 
-pub(super) fn host_value(ctx: &HostCtx<'_>, params: &Params, e: &Expr) -> Result<f64, String> {
+pub(super) fn host_value(ctx: &HostCtx<'_>, params: &Params, e: &Expr) -> Result<f64, Unknown> {
     match e {
         Expr::Const(v) => Ok(*v),
-        Expr::Text(t) => Err(format!("{t:?} is not a number")),
+        Expr::Text(t) => Err(Unknown::Text(t.clone())),
         Expr::Param(p) => params
             .get(p)
             .copied()
-            .ok_or_else(|| format!("parameter {p} has no value")),
+            .ok_or_else(|| Unknown::NoParam(p.clone())),
         Expr::Sysctl(k) => ctx.sysctl(k),
         Expr::Counter(c, m) => ctx.counter(c, *m),
         Expr::Stat(s) => ctx.stat(*s),
-        Expr::Field(_) | Expr::Opt(_) => Err("a socket value outside `match`".to_string()),
+        Expr::Field(_) | Expr::Opt(_) => Err(Unknown::SocketValue),
         Expr::Arith(op, args) => {
             let vals = args
                 .iter()
@@ -92,7 +92,7 @@ pub(super) fn compare(l: f64, op: Op, right: &[f64]) -> bool {
     }
 }
 
-pub(super) fn compile_expr(ctx: &HostCtx<'_>, params: &Params, e: &Expr) -> Result<CExpr, String> {
+pub(super) fn compile_expr(ctx: &HostCtx<'_>, params: &Params, e: &Expr) -> Result<CExpr, Unknown> {
     match e {
         Expr::Field(f) => Ok(CExpr::Field(*f)),
         Expr::Opt(o) => Ok(CExpr::Opt(*o)),
@@ -189,7 +189,7 @@ pub(super) fn compile(ctx: &HostCtx<'_>, params: &Params, c: &Cond) -> CCond {
 }
 
 /// The first reason a compiled condition cannot be evaluated, if any is left.
-pub(super) fn missing(c: &CCond) -> Option<&str> {
+pub(super) fn missing(c: &CCond) -> Option<&Unknown> {
     match c {
         CCond::Missing(why) => Some(why),
         CCond::All(v) | CCond::Any(v) => v.iter().find_map(missing),

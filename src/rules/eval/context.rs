@@ -31,34 +31,45 @@ impl<'a> HostCtx<'a> {
             .map(|n| n.message.as_str())
     }
 
-    pub(super) fn sysctl(&self, key: &str) -> Result<f64, String> {
+    pub(super) fn sysctl(&self, key: &str) -> Result<f64, Unknown> {
         match self.snap.sysctl(key) {
             Some(v) => v
                 .split_whitespace()
                 .next()
                 .and_then(|f| f.parse::<f64>().ok())
-                .ok_or_else(|| format!("sysctl {key} is not a number ({v:?})")),
+                .ok_or_else(|| Unknown::SysctlNotANumber {
+                    key: key.to_string(),
+                    value: v.to_string(),
+                }),
             None => Err(match self.note_for(key) {
-                Some(note) => format!("sysctl {key} was not read: {note}"),
-                None => format!(
-                    "sysctl {key} was not read (absent on this kernel or in this namespace)"
-                ),
+                Some(note) => Unknown::SysctlNoted {
+                    key: key.to_string(),
+                    note: note.to_string(),
+                },
+                None => Unknown::SysctlAbsent {
+                    key: key.to_string(),
+                },
             }),
         }
     }
 
-    pub(super) fn counter(&self, name: &str, measure: Measure) -> Result<f64, String> {
+    pub(super) fn counter(&self, name: &str, measure: Measure) -> Result<f64, Unknown> {
         let missing = || match self.note_for(name).or_else(|| self.area_note("counters")) {
-            Some(note) => format!("counter {name} was not read: {note}"),
-            None => format!("counter {name} was not read"),
+            Some(note) => Unknown::CounterNoted {
+                name: name.to_string(),
+                note: note.to_string(),
+            },
+            None => Unknown::CounterAbsent {
+                name: name.to_string(),
+            },
         };
         let use_delta = match measure {
             Measure::Auto => self.two_samples,
             Measure::Change => {
                 if !self.two_samples {
-                    return Err(format!(
-                        "the change of {name} needs two samples: run with --interval SECONDS"
-                    ));
+                    return Err(Unknown::OneSample {
+                        name: name.to_string(),
+                    });
                 }
                 true
             }
@@ -95,17 +106,19 @@ impl<'a> HostCtx<'a> {
             .map(|n| n.message.as_str())
     }
 
-    pub(super) fn stat(&self, s: Stat) -> Result<f64, String> {
+    pub(super) fn stat(&self, s: Stat) -> Result<f64, Unknown> {
         match &self.stats {
             Some(map) => Ok(map.get(&s).copied().unwrap_or(0.0)),
             None => Err(self.sockets_missing()),
         }
     }
 
-    pub(super) fn sockets_missing(&self) -> String {
+    pub(super) fn sockets_missing(&self) -> Unknown {
         match self.area_note("sockets") {
-            Some(note) => format!("the socket table was not read: {note}"),
-            None => "the socket table was not read".to_string(),
+            Some(note) => Unknown::SocketsNoted {
+                note: note.to_string(),
+            },
+            None => Unknown::Sockets,
         }
     }
 }

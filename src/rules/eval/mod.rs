@@ -23,11 +23,13 @@ use super::{AuditOutcome, Skipped};
 mod compile;
 mod context;
 mod text;
+mod unknown;
 
 use compile::*;
 use context::*;
 use text::{counter_notes, evidence, fix, render, uses};
 pub use text::{describe_socket, group_digits};
+use unknown::Unknown;
 
 /// How many example sockets a finding shows.
 const EXAMPLES: usize = 3;
@@ -255,7 +257,7 @@ fn plan<'r>(ctx: &HostCtx<'_>, gaps: &Gaps, rule: &'r Rule, params: Params) -> P
     }
     if let Some(when) = &rule.when {
         match eval_host(&compile(ctx, &params, when)) {
-            Err(why) => return Planned::NotChecked(why),
+            Err(why) => return Planned::NotChecked(why.to_string()),
             Ok(false) => return Planned::Passed,
             Ok(true) => {}
         }
@@ -270,7 +272,7 @@ fn plan<'r>(ctx: &HostCtx<'_>, gaps: &Gaps, rule: &'r Rule, params: Params) -> P
     };
     let needs_sockets = rule.subject != Subject::Host;
     if snap.sockets_source == SocketsSource::None && needs_sockets {
-        return Planned::NotChecked(ctx.sockets_missing());
+        return Planned::NotChecked(ctx.sockets_missing().to_string());
     }
     if needs_sockets && uses(Some(cond), &|e| matches!(e, Expr::Opt(_))) && gaps.options_unread {
         return Planned::NotChecked(match ctx.area_note("options").or(ctx.area_note("owners")) {
@@ -426,7 +428,7 @@ fn socket_findings(ctx: &HostCtx<'_>, job: Job<'_>, netns: &str) -> Vec<Finding>
 }
 
 /// The verdict of a host-level condition (after [`compile`] folded what it could).
-fn eval_host(c: &CCond) -> Result<bool, String> {
+fn eval_host(c: &CCond) -> Result<bool, Unknown> {
     match c {
         CCond::Known(b) => Ok(*b),
         CCond::Missing(why) => Err(why.clone()),
@@ -447,9 +449,7 @@ fn eval_host(c: &CCond) -> Result<bool, String> {
             }
         }
         CCond::Not(c) => eval_host(c).map(|b| !b),
-        CCond::Cmp { .. } | CCond::Leaf { .. } => {
-            Err("a socket condition outside `match`".to_string())
-        }
+        CCond::Cmp { .. } | CCond::Leaf { .. } => Err(Unknown::SocketCondition),
     }
 }
 
