@@ -52,7 +52,14 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
         refresh(args.netns.clone(), set, params),
         &mut terminal,
     )
-    .map_err(super::name_flag)?;
+    .map_err(|e| {
+        let flag = match e.downcast_ref::<live::LiveError>() {
+            Some(live::LiveError::Duration(d)) => format!("--duration {d}"),
+            Some(live::LiveError::IdleTimeout(v)) => format!("--set idle_timeout={v}"),
+            None => return super::name_flag(e),
+        };
+        e.context(flag)
+    })?;
     let text = match args.format {
         PacketFormat::Table => render::render_table(&report),
         PacketFormat::Json => render::render_json(&report)?,

@@ -39,7 +39,7 @@ pub fn check_privileges(
         missing.push(&tracefs_missing);
     }
     if netns && !has(CAP_SYS_ADMIN) {
-        missing.push("CAP_SYS_ADMIN (to enter the network namespace given with --netns)");
+        missing.push("CAP_SYS_ADMIN (to enter the network namespace to watch)");
     }
     if !has(CAP_NET_RAW) || (netns && !has(CAP_SYS_ADMIN)) {
         anyhow::bail!(

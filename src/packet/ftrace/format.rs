@@ -70,11 +70,24 @@ pub struct ResetSupport {
     pub notes: Vec<String>,
 }
 
+/// Why the reason table of a format file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReasonTableError {
+    #[error("the reason field is not printed with __print_symbolic(REC->reason, ...)")]
+    NotSymbolic,
+    #[error("unterminated string in the reason table")]
+    UnterminatedString,
+    #[error("unterminated __print_symbolic(REC->reason, ...)")]
+    Unterminated,
+    #[error("empty reason table in __print_symbolic(REC->reason, ...)")]
+    Empty,
+}
+
 /// Read the reason names from a `tcp_send_reset` format file.
 ///
 /// `Ok(None)`: the event has no `reason` field. The names come from
 /// `__print_symbolic(REC->reason, { 0, "NOT_SPECIFIED" }, ...)` in the print format.
-pub fn parse_reason_names(format: &str) -> Result<Option<BTreeSet<String>>, String> {
+pub fn parse_reason_names(format: &str) -> Result<Option<BTreeSet<String>>, ReasonTableError> {
     let has_field = format
         .lines()
         .any(|l| l.trim_start().starts_with("field:") && l.contains(" reason;"));
@@ -83,7 +96,7 @@ pub fn parse_reason_names(format: &str) -> Result<Option<BTreeSet<String>>, Stri
     }
     let start = format
         .find("__print_symbolic(REC->reason")
-        .ok_or("the reason field is not printed with __print_symbolic(REC->reason, ...)")?;
+        .ok_or(ReasonTableError::NotSymbolic)?;
     let rest = &format[start..];
     let mut names = BTreeSet::new();
     let mut depth = 0i32;
@@ -108,17 +121,17 @@ pub fn parse_reason_names(format: &str) -> Result<Option<BTreeSet<String>>, Stri
                         break;
                     }
                 }
-                let to = to.ok_or("unterminated string in the reason table")?;
+                let to = to.ok_or(ReasonTableError::UnterminatedString)?;
                 names.insert(rest[from..to].to_string());
             }
             _ => {}
         }
     }
     if end.is_none() {
-        return Err("unterminated __print_symbolic(REC->reason, ...)".into());
+        return Err(ReasonTableError::Unterminated);
     }
     if names.is_empty() {
-        return Err("empty reason table in __print_symbolic(REC->reason, ...)".into());
+        return Err(ReasonTableError::Empty);
     }
     Ok(Some(names))
 }

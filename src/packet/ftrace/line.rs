@@ -74,6 +74,26 @@ pub struct TaskRename {
     pub comm: String,
 }
 
+/// Why a trace line could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    #[error("no [cpu] field")]
+    NoCpu,
+    #[error("no comm-pid field")]
+    NoTask,
+    #[error("bad pid in {0:?}")]
+    BadPid(String),
+    #[error("bad cpu field")]
+    BadCpu,
+    #[error("no timestamp")]
+    NoTimestamp,
+    #[error("bad timestamp {0:?}")]
+    BadTimestamp(String),
+    /// A field the event always prints is not there.
+    #[error("no {0}")]
+    Missing(&'static str),
+}
+
 /// One parsed trace line.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -85,34 +105,36 @@ pub enum TraceEvent {
 }
 
 /// Parse one `trace_pipe` line. `Ok(None)` for lines of other events and comments.
-pub fn parse_line(line: &str) -> Result<Option<TraceEvent>, String> {
+pub fn parse_line(line: &str) -> Result<Option<TraceEvent>, LineError> {
     let line = line.trim_end();
     if line.trim_start().starts_with('#') || line.trim().is_empty() {
         return Ok(None);
     }
     // "<comm>-<tid> [cpu] flags ts: event: fields". The comm may contain spaces and dashes:
     // find the "[NNN]" cpu field and split around it.
-    let cpu_open = line.find(" [").ok_or("no [cpu] field")?;
-    let cpu_close = line[cpu_open..].find(']').ok_or("no [cpu] field")? + cpu_open;
+    let cpu_open = line.find(" [").ok_or(LineError::NoCpu)?;
+    let cpu_close = line[cpu_open..].find(']').ok_or(LineError::NoCpu)? + cpu_open;
     let task = line[..cpu_open].trim();
-    let (comm, tid) = task.rsplit_once('-').ok_or("no comm-pid field")?;
+    let (comm, tid) = task.rsplit_once('-').ok_or(LineError::NoTask)?;
     let tid: u32 = tid
         .trim()
         .parse()
-        .map_err(|_| format!("bad pid in {task:?}"))?;
+        .map_err(|_| LineError::BadPid(task.to_string()))?;
     let cpu: u32 = line[cpu_open + 2..cpu_close]
         .trim()
         .parse()
-        .map_err(|_| "bad cpu field")?;
+        .map_err(|_| LineError::BadCpu)?;
     let rest = line[cpu_close + 1..].trim_start();
-    let (head, body) = rest.split_once(": ").ok_or("no timestamp")?;
+    let (head, body) = rest.split_once(": ").ok_or(LineError::NoTimestamp)?;
     let mut head_parts = head.split_whitespace();
-    let first = head_parts.next().ok_or("no timestamp")?;
+    let first = head_parts.next().ok_or(LineError::NoTimestamp)?;
     let (flags, ts) = match head_parts.next() {
         Some(ts) => (first, ts),
         None => ("", first),
     };
-    let ts: f64 = ts.parse().map_err(|_| format!("bad timestamp {ts:?}"))?;
+    let ts: f64 = ts
+        .parse()
+        .map_err(|_| LineError::BadTimestamp(ts.to_string()))?;
     // irq-info flags: irqs-off, need-resched, hardirq/softirq, preempt, migrate.
     let in_interrupt = flags
         .chars()
@@ -174,19 +196,23 @@ pub fn parse_line(line: &str) -> Result<Option<TraceEvent>, String> {
             let comm = between(fields, "comm=", " clone_flags=");
             Ok(Some(TraceEvent::NewTask(NewTask {
                 parent_tid: tid,
-                tid: kv("pid").and_then(|p| p.parse().ok()).ok_or("no pid")?,
-                comm: comm.ok_or("no comm")?.to_string(),
+                tid: kv("pid")
+                    .and_then(|p| p.parse().ok())
+                    .ok_or(LineError::Missing("pid"))?,
+                comm: comm.ok_or(LineError::Missing("comm"))?.to_string(),
                 thread: kv("clone_flags")
                     .and_then(|f| u64::from_str_radix(f, 16).ok())
-                    .ok_or("no clone_flags")?
+                    .ok_or(LineError::Missing("clone_flags"))?
                     & 0x0001_0000
                     != 0,
             })))
         }
         "task_rename" => Ok(Some(TraceEvent::Rename(TaskRename {
-            tid: kv("pid").and_then(|p| p.parse().ok()).ok_or("no pid")?,
+            tid: kv("pid")
+                .and_then(|p| p.parse().ok())
+                .ok_or(LineError::Missing("pid"))?,
             comm: between(fields, "newcomm=", " oom_score_adj=")
-                .ok_or("no newcomm")?
+                .ok_or(LineError::Missing("newcomm"))?
                 .to_string(),
         }))),
         _ => Ok(None),
@@ -230,7 +256,7 @@ pub(super) fn parse_sockaddr(s: &str) -> Option<SocketAddr> {
 
 /// Parse every event in a trace text (for tests and offline use). Bad lines are returned as
 /// `(line number, message)`.
-pub fn parse_all(reader: impl BufRead) -> (Vec<TraceEvent>, Vec<(usize, String)>) {
+pub fn parse_all(reader: impl BufRead) -> (Vec<TraceEvent>, Vec<(usize, LineError)>) {
     let mut events = Vec::new();
     let mut errors = Vec::new();
     for (i, line) in reader.split(b'\n').enumerate() {

@@ -236,7 +236,7 @@ impl TraceSession {
                         )));
                     }
                     Err(why) => {
-                        session.reader_note = Some(why);
+                        session.reader_note = Some(why.to_string());
                         None
                     }
                 }
@@ -456,6 +456,22 @@ pub(super) fn read_pipe(
     }
 }
 
+/// Why the binary trace cannot be read here.
+#[derive(Debug, thiserror::Error)]
+pub enum RawUnavailable {
+    #[error("{}{}", .path.display(), match .error {
+        FormatError::Missing => " is missing".to_string(),
+        FormatError::Unreadable(why) => format!(": {why}"),
+    })]
+    Format { path: PathBuf, error: FormatError },
+    #[error("the layout of {0}")]
+    Layout(RawLayoutError),
+    #[error("{}: {err}", .path.display())]
+    Io { path: PathBuf, err: io::Error },
+    #[error("{} has no cpuN/trace_pipe_raw", .0.display())]
+    NoCpus(PathBuf),
+}
+
 /// The decoder and the per-CPU `trace_pipe_raw` files of the instance, or why the binary trace
 /// cannot be read here.
 fn open_raw(
@@ -463,14 +479,11 @@ fn open_raw(
     instance: &Path,
     support: &ResetSupport,
     tasks: bool,
-) -> Result<(RawDecoder, Vec<(u32, fs::File)>), String> {
+) -> Result<(RawDecoder, Vec<(u32, fs::File)>), RawUnavailable> {
     let events = tracefs.root.join("events");
     let read = |rel: &str| {
         let path = events.join(rel);
-        read_format(&path).map_err(|e| match e {
-            FormatError::Missing => format!("{} is missing", path.display()),
-            FormatError::Unreadable(why) => format!("{}: {why}", path.display()),
-        })
+        read_format(&path).map_err(|error| RawUnavailable::Format { path, error })
     };
     let header_page = read("header_page")?;
     let send = support
@@ -492,10 +505,13 @@ fn open_raw(
         task_newtask: newtask.as_deref(),
         task_rename: rename.as_deref(),
     })
-    .map_err(|e| format!("the layout of {e}"))?;
+    .map_err(RawUnavailable::Layout)?;
     let per_cpu = instance.join("per_cpu");
     let mut cpus = Vec::new();
-    let entries = fs::read_dir(&per_cpu).map_err(|e| format!("{}: {e}", per_cpu.display()))?;
+    let entries = fs::read_dir(&per_cpu).map_err(|err| RawUnavailable::Io {
+        path: per_cpu.clone(),
+        err,
+    })?;
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(cpu) = name
@@ -510,11 +526,14 @@ fn open_raw(
             .read(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|err| RawUnavailable::Io {
+                path: path.clone(),
+                err,
+            })?;
         cpus.push((cpu, file));
     }
     if cpus.is_empty() {
-        return Err(format!("{} has no cpuN/trace_pipe_raw", per_cpu.display()));
+        return Err(RawUnavailable::NoCpus(per_cpu));
     }
     cpus.sort_by_key(|(cpu, _)| *cpu);
     Ok((decoder, cpus))

@@ -86,6 +86,17 @@ pub trait Observer {
     fn finished(&mut self) {}
 }
 
+/// What the caller asked for that cannot be watched (the command names its flag).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LiveError {
+    #[error(
+        "give a number of seconds above 0 and at most {MAX_DURATION} (a week); the timeline keeps one entry a second"
+    )]
+    Duration(f64),
+    #[error("expected seconds")]
+    IdleTimeout(String),
+}
+
 /// Longest `--duration` accepted, in seconds.
 pub const MAX_DURATION: f64 = 604_800.0;
 
@@ -97,11 +108,7 @@ pub fn run(
     observer: &mut dyn Observer,
 ) -> anyhow::Result<PacketReport> {
     if !(opts.duration > 0.0 && opts.duration <= MAX_DURATION) {
-        anyhow::bail!(
-            "--duration {}: give a number of seconds above 0 and at most {MAX_DURATION} (a week); \
-             the timeline keeps one entry a second",
-            opts.duration
-        );
+        return Err(LiveError::Duration(opts.duration).into());
     }
     let mut notes = check_privileges(opts.netns.is_some(), opts.tracefs.as_deref())?;
     let ns = opts.netns.as_deref().map(netns::resolve).transpose()?;
@@ -248,17 +255,13 @@ pub fn run(
             .context("starting the link and address thread")?
     };
 
-    let idle_timeout_s = opts
-        .params
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "idle_timeout")
-        .map(|(_, v)| {
+    let idle_timeout_s = match opts.params.iter().rev().find(|(k, _)| k == "idle_timeout") {
+        Some((_, v)) => Some(
             v.parse::<f64>()
-                .with_context(|| format!("--set idle_timeout={v}: expected seconds"))
-        })
-        .transpose()?
-        .or(Some(300.0));
+                .map_err(|_| LiveError::IdleTimeout(v.clone()))?,
+        ),
+        None => Some(300.0),
+    };
     let started_at_ms = sampler::now_ms();
     let mono = Instant::now();
     let mut ctx = Ctx {
