@@ -323,7 +323,7 @@ impl Capture {
             tp_block_nr: opts.block_count,
             tp_frame_size: frame_size,
             tp_frame_nr: opts.block_size / frame_size * opts.block_count,
-            tp_retire_blk_tov: 50,
+            tp_retire_blk_tov: 10,
             tp_sizeof_priv: 0,
             tp_feature_req_word: 0,
         };

@@ -569,7 +569,7 @@ fn read_raw(
         }
         // SAFETY: valid pollfds for files this thread owns. Only a timeout matters: the kernel
         // wakes pollers of trace_pipe_raw by its buffer_percent, so every CPU is read anyway.
-        unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 50) };
+        unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 10) };
         for (cpu, file) in cpus.iter_mut() {
             loop {
                 match file.read(&mut buf) {

@@ -72,18 +72,86 @@ struct PendingEvent {
     deadline: u64,
 }
 
+/// Entries in arrival order under increasing ids: found by id with arithmetic (no hashing), and
+/// released from the front when their grace period ends (deadlines grow with the ids).
+struct Slab<T> {
+    /// Id of the front entry.
+    base: u64,
+    items: VecDeque<Option<T>>,
+    live: usize,
+}
+
+impl<T> Slab<T> {
+    fn new() -> Self {
+        Self {
+            base: 0,
+            items: VecDeque::new(),
+            live: 0,
+        }
+    }
+
+    fn push(&mut self, t: T) -> u64 {
+        self.items.push_back(Some(t));
+        self.live += 1;
+        self.base + self.items.len() as u64 - 1
+    }
+
+    fn slot(&self, id: u64) -> Option<usize> {
+        id.checked_sub(self.base).map(|i| i as usize)
+    }
+
+    fn get(&self, id: u64) -> Option<&T> {
+        self.items.get(self.slot(id)?)?.as_ref()
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut T> {
+        let i = self.slot(id)?;
+        self.items.get_mut(i)?.as_mut()
+    }
+
+    fn take(&mut self, id: u64) -> Option<T> {
+        let i = self.slot(id)?;
+        let t = self.items.get_mut(i)?.take();
+        if t.is_some() {
+            self.live -= 1;
+        }
+        t
+    }
+
+    /// The front entry: `Some(None)` when it was taken already.
+    fn front(&self) -> Option<Option<&T>> {
+        self.items.front().map(Option::as_ref)
+    }
+
+    fn pop_front(&mut self) -> Option<(u64, Option<T>)> {
+        let t = self.items.pop_front()?;
+        let id = self.base;
+        self.base += 1;
+        if t.is_some() {
+            self.live -= 1;
+        }
+        Some((id, t))
+    }
+
+    /// Live entries with their ids, oldest first.
+    fn iter(&self) -> impl Iterator<Item = (u64, &T)> {
+        let base = self.base;
+        self.items
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, t)| Some((base + i as u64, t.as_ref()?)))
+    }
+}
+
 /// The matcher.
 pub struct Correlator {
     grace_ms: u64,
     expect_send: bool,
     expect_receive: bool,
-    next_id: u64,
-    packets: HashMap<u64, PendingPacket>,
-    packet_order: VecDeque<u64>,
+    packets: Slab<PendingPacket>,
     /// (src, dst) of the reset -> pending packets, oldest first.
     packets_by_key: HashMap<(SocketAddr, SocketAddr), Ids>,
-    events: HashMap<u64, PendingEvent>,
-    event_order: VecDeque<u64>,
+    events: Slab<PendingEvent>,
     sends_by_key: HashMap<(SocketAddr, SocketAddr), Ids>,
     /// Send events with an unspecified address (listeners print dest 0.0.0.0:0).
     sends_wild: Ids,
@@ -120,22 +188,14 @@ impl Correlator {
             grace_ms,
             expect_send,
             expect_receive,
-            next_id: 0,
-            packets: HashMap::default(),
-            packet_order: VecDeque::new(),
+            packets: Slab::new(),
             packets_by_key: HashMap::default(),
-            events: HashMap::default(),
-            event_order: VecDeque::new(),
+            events: Slab::new(),
             sends_by_key: HashMap::default(),
             sends_wild: Ids::new(),
             receives_by_key: HashMap::default(),
             stats: MatchStats::default(),
         }
-    }
-
-    fn id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id
     }
 
     /// A captured reset arrived (at `now`). Finished matches are appended to `out`.
@@ -171,17 +231,15 @@ impl Correlator {
             out.push(pending.m);
             return;
         }
-        let id = self.id();
+        let id = self.packets.push(pending);
         self.packets_by_key.entry(key).or_default().push(id);
-        self.packet_order.push_back(id);
-        self.packets.insert(id, pending);
     }
 
     fn take_send(&mut self, key: (SocketAddr, SocketAddr)) -> Option<SendReset> {
         let events = &mut self.events;
         let mut take_from = |q: &mut Ids, exact: bool| -> Option<SendReset> {
             while let Some(pos) = q.iter().position(|id| {
-                events.get(id).is_some_and(|e| match &e.ev {
+                events.get(*id).is_some_and(|e| match &e.ev {
                     PendingTrace::Send(s) => {
                         exact
                             || (s.src.is_some_and(|a| addr_matches(a, key.0))
@@ -194,7 +252,7 @@ impl Correlator {
                 if let Some(PendingEvent {
                     ev: PendingTrace::Send(s),
                     ..
-                }) = events.remove(&id)
+                }) = events.take(id)
                 {
                     return Some(s);
                 }
@@ -221,7 +279,7 @@ impl Correlator {
             if let Some(PendingEvent {
                 ev: PendingTrace::Receive(r),
                 ..
-            }) = self.events.remove(&id)
+            }) = self.events.take(id)
             {
                 found = Some(r);
                 break;
@@ -238,10 +296,18 @@ impl Correlator {
         key_matches: impl Fn(&PendingPacket) -> bool,
         key: Option<(SocketAddr, SocketAddr)>,
     ) -> Option<u64> {
-        let usable = |id: &&u64| self.packets.get(id).is_some_and(&key_matches);
         match key {
-            Some(k) => self.packets_by_key.get(&k)?.iter().find(usable).copied(),
-            None => self.packet_order.iter().find(usable).copied(),
+            Some(k) => self
+                .packets_by_key
+                .get(&k)?
+                .iter()
+                .find(|id| self.packets.get(**id).is_some_and(&key_matches))
+                .copied(),
+            None => self
+                .packets
+                .iter()
+                .find(|(_, p)| key_matches(p))
+                .map(|(id, _)| id),
         }
     }
 
@@ -250,12 +316,12 @@ impl Correlator {
     fn finish_if_complete(&mut self, id: u64, out: &mut Vec<Matched>) {
         let complete = self
             .packets
-            .get(&id)
+            .get(id)
             .is_some_and(|p| !p.need_send && !p.need_receive);
         if !complete {
             return;
         }
-        let Some(p) = self.packets.remove(&id) else {
+        let Some(p) = self.packets.take(id) else {
             return;
         };
         let key = (p.m.packet.seg.src, p.m.packet.seg.dst);
@@ -287,7 +353,7 @@ impl Correlator {
             exact_key,
         );
         if let Some(id) = found {
-            if let Some(p) = self.packets.get_mut(&id) {
+            if let Some(p) = self.packets.get_mut(id) {
                 p.m.send = Some(ev);
                 p.need_send = false;
             }
@@ -295,25 +361,20 @@ impl Correlator {
             self.finish_if_complete(id, out);
             return;
         }
-        let id = self.id();
+        let id = self.park_event(PendingTrace::Send(ev), now);
         if wild {
             self.sends_wild.push(id);
         } else {
             self.sends_by_key.entry((src, dst)).or_default().push(id);
         }
-        self.park_event(id, PendingTrace::Send(ev), now);
     }
 
     /// Keep a trace event that matched no frame yet, until its grace period ends.
-    fn park_event(&mut self, id: u64, ev: PendingTrace, now: u64) {
-        self.event_order.push_back(id);
-        self.events.insert(
-            id,
-            PendingEvent {
-                ev,
-                deadline: now + self.grace_ms,
-            },
-        );
+    fn park_event(&mut self, ev: PendingTrace, now: u64) -> u64 {
+        self.events.push(PendingEvent {
+            ev,
+            deadline: now + self.grace_ms,
+        })
     }
 
     /// A `tcp_receive_reset` event arrived.
@@ -334,7 +395,7 @@ impl Correlator {
             Some((remote, local)),
         );
         if let Some(id) = found {
-            if let Some(p) = self.packets.get_mut(&id) {
+            if let Some(p) = self.packets.get_mut(id) {
                 p.m.receive = Some(ev);
                 p.need_receive = false;
             }
@@ -342,27 +403,23 @@ impl Correlator {
             self.finish_if_complete(id, out);
             return;
         }
-        let id = self.id();
+        let id = self.park_event(PendingTrace::Receive(ev), now);
         self.receives_by_key
             .entry((local, remote))
             .or_default()
             .push(id);
-        self.park_event(id, PendingTrace::Receive(ev), now);
     }
 
     /// Release what waited past its grace period (packets without their events are reported
     /// as they are; events without packets are counted and dropped).
     pub fn expire(&mut self, now: u64, out: &mut Vec<Matched>) {
-        while let Some(&id) = self.packet_order.front() {
-            let Some(p) = self.packets.get(&id) else {
-                self.packet_order.pop_front();
-                continue;
-            };
-            if p.deadline > now {
+        while let Some(front) = self.packets.front() {
+            if front.is_some_and(|p| p.deadline > now) {
                 break;
             }
-            self.packet_order.pop_front();
-            let p = self.packets.remove(&id).expect("present");
+            let Some((id, Some(p))) = self.packets.pop_front() else {
+                continue;
+            };
             let key = (p.m.packet.seg.src, p.m.packet.seg.dst);
             if let Some(q) = self.packets_by_key.get_mut(&key) {
                 q.retain(|x| *x != id);
@@ -375,16 +432,13 @@ impl Correlator {
             }
             out.push(p.m);
         }
-        while let Some(&id) = self.event_order.front() {
-            let Some(e) = self.events.get(&id) else {
-                self.event_order.pop_front();
-                continue;
-            };
-            if e.deadline > now {
+        while let Some(front) = self.events.front() {
+            if front.is_some_and(|e| e.deadline > now) {
                 break;
             }
-            self.event_order.pop_front();
-            let e = self.events.remove(&id).expect("present");
+            let Some((id, Some(e))) = self.events.pop_front() else {
+                continue;
+            };
             self.stats.unmatched_events += 1;
             match &e.ev {
                 PendingTrace::Send(s) => {
@@ -421,7 +475,7 @@ impl Correlator {
 
     /// Packets still waiting for their events.
     pub fn pending(&self) -> usize {
-        self.packets.len()
+        self.packets.live
     }
 }
 
