@@ -7,7 +7,7 @@
 //! options (host snapshots, refreshed during the window). Causes come from the
 //! kernel's reason plus what the snapshot says about the socket.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 

@@ -7,7 +7,7 @@
 //! Runs in a thread that entered the namespace (`host::netns::run_in`), so
 //! /proc/thread-self/net and /proc/sys/net are the namespace's.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
