@@ -20,6 +20,8 @@
 #     -o  the markdown file to update (default docs/performance.md; `-` = print only)
 #     -n  do not build; use target/release as it is
 #     -t  tools to time, space separated labels (default: all five)
+#     -c  another rstaudit binary (an older build) to time in the same rounds, as
+#         `audit-other` and `snapshot-other` (added to the tools)
 #
 # Needs: ip (iproute2), ss, netstat (net-tools).
 set -euo pipefail
@@ -30,14 +32,16 @@ reps=5
 out="$here/docs/performance.md"
 build=1
 tools="snapshot audit ss-tanpoie ss-tan netstat-tanp"
-while getopts "s:r:o:nt:" opt; do
+other=""
+while getopts "s:r:o:nt:c:" opt; do
     case $opt in
     s) sizes=$OPTARG ;;
     r) reps=$OPTARG ;;
     o) out=$OPTARG ;;
     n) build=0 ;;
     t) tools=$OPTARG ;;
-    *) sed -n '2,25p' "$0" >&2; exit 2 ;;
+    c) other=$(realpath "$OPTARG") ;;
+    *) sed -n '2,27p' "$0" >&2; exit 2 ;;
     esac
 done
 
@@ -56,6 +60,10 @@ loadgen="$here/target/release/examples/loadgen"
 engine="$here/target/release/examples/engine"
 timeit="$here/target/release/examples/timeit"
 for f in "$rst" "$loadgen" "$engine" "$timeit"; do [ -x "$f" ] || die "$f missing (build without -n)"; done
+if [ -n "$other" ]; then
+    [ -x "$other" ] || die "$other is not an executable"
+    tools="$tools audit-other snapshot-other"
+fi
 
 tmp=$(mktemp -d /tmp/rsta-bench.XXXXXX)
 ns=""
@@ -76,6 +84,8 @@ cmd_of() {
     case $1 in
     snapshot) echo "$rst snapshot -o $tmp/snap-out.json" ;;
     audit) echo "$rst audit --fail-on never" ;;
+    audit-other) echo "$other audit --fail-on never" ;;
+    snapshot-other) echo "$other snapshot -o $tmp/snap-other.json" ;;
     ss-tanpoie) echo "ss -tanpoie" ;;
     ss-tan) echo "ss -tan" ;;
     netstat-tanp) echo "netstat -tanp" ;;
@@ -86,6 +96,8 @@ label_of() {
     case $1 in
     snapshot) echo "rstaudit snapshot" ;;
     audit) echo "rstaudit audit" ;;
+    audit-other) echo "$(basename "$other") audit" ;;
+    snapshot-other) echo "$(basename "$other") snapshot" ;;
     ss-tanpoie) echo "ss -tanpoie" ;;
     ss-tan) echo "ss -tan" ;;
     netstat-tanp) echo "netstat -tanp" ;;

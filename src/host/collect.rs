@@ -264,10 +264,10 @@ fn collect_live(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
     let kernel = live_kernel();
     let want_owners = opts.owners || opts.options;
     std::thread::scope(|scope| -> anyhow::Result<Vec<Snapshot>> {
-        // The owner scan does not depend on the namespace: run it once, on the other core,
-        // while the namespaces are read.
-        let owner_scan =
-            want_owners.then(|| scope.spawn(|| owners::scan(std::path::Path::new("/proc"))));
+        // Without options, the owner scan does not depend on the socket table: run it once,
+        // on the other core, while the namespaces are read.
+        let owner_scan = (want_owners && !opts.options)
+            .then(|| scope.spawn(|| owners::scan(std::path::Path::new("/proc"))));
         let mut snapshots = Vec::with_capacity(targets.len());
         let mut taken = Vec::with_capacity(targets.len());
         for target in &targets {
@@ -283,6 +283,14 @@ fn collect_live(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
                 }
             }
         }
+        // With options, owners and options are read in one pass over /proc/*/fd that
+        // duplicates only the sockets of the tables: it needs the tables first. It runs
+        // before the second counter sample, as the owner scan above does.
+        let held = opts.options.then(|| {
+            let mut tables: Vec<&mut [Socket]> =
+                snapshots.iter_mut().map(|s| &mut s.sockets[..]).collect();
+            held::read(std::path::Path::new("/proc"), &mut tables)
+        });
         if let Some(interval) = interval {
             for (snapshot, (target, start)) in snapshots.iter_mut().zip(&taken) {
                 std::thread::sleep(
@@ -309,6 +317,12 @@ fn collect_live(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
         if let Some(first) = snapshots.first_mut() {
             first.notes.extend(listing_notes);
         }
+        if let Some(held) = held {
+            for (snapshot, options) in snapshots.iter_mut().zip(held.options) {
+                snapshot.notes.extend(held.owners.iter().cloned());
+                snapshot.notes.extend(options);
+            }
+        }
         if let Some(handle) = owner_scan {
             let map = handle
                 .join()
@@ -320,10 +334,6 @@ fn collect_live(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
                     }
                 }
                 snapshot.notes.extend(map.notes.iter().cloned());
-                if opts.options {
-                    let notes = options::read_all(&mut snapshot.sockets);
-                    snapshot.notes.extend(notes);
-                }
             }
         }
         Ok(snapshots)
