@@ -268,6 +268,12 @@ fn collect_live(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
         // on the other core, while the namespaces are read.
         let owner_scan = (want_owners && !opts.options)
             .then(|| scope.spawn(|| owners::scan(std::path::Path::new("/proc"))));
+        // With options, owners and options are read in one pass over /proc/*/fd that
+        // duplicates only the sockets of the tables: it lists the descriptors while the
+        // tables are read, and reads the options once it is given them.
+        let held_scan = opts
+            .options
+            .then(|| held::Scan::start(scope, std::path::Path::new("/proc")));
         let mut snapshots = Vec::with_capacity(targets.len());
         let mut taken = Vec::with_capacity(targets.len());
         for target in &targets {
@@ -283,13 +289,11 @@ fn collect_live(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
                 }
             }
         }
-        // With options, owners and options are read in one pass over /proc/*/fd that
-        // duplicates only the sockets of the tables: it needs the tables first. It runs
-        // before the second counter sample, as the owner scan above does.
-        let held = opts.options.then(|| {
+        // Before the second counter sample, as the owner scan above runs during it.
+        let held = held_scan.map(|scan| {
             let mut tables: Vec<&mut [Socket]> =
                 snapshots.iter_mut().map(|s| &mut s.sockets[..]).collect();
-            held::read(std::path::Path::new("/proc"), &mut tables)
+            scan.finish(&mut tables)
         });
         if let Some(interval) = interval {
             for (snapshot, (target, start)) in snapshots.iter_mut().zip(&taken) {

@@ -19,8 +19,8 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use nix::dir::Dir;
 use nix::errno::Errno;
@@ -92,48 +92,132 @@ type Positions = HashMap<u64, (u32, u32), BuildHasherDefault<InodeHasher>>;
 /// (normally `/proc`) holds. Sockets whose inode is 0 (TIME_WAIT, SYN_RECV) have no
 /// descriptor and are left alone.
 pub fn read(proc: &Path, tables: &mut [&mut [Socket]]) -> Notes {
-    let mut positions = Positions::default();
-    for (t, table) in tables.iter().enumerate() {
-        positions.reserve(table.len());
-        for (i, socket) in table.iter().enumerate() {
-            if socket.inode != 0 {
-                positions
-                    .entry(socket.inode)
-                    .or_insert((t as u32, i as u32));
+    std::thread::scope(|scope| {
+        let scan = Scan::start(scope, proc);
+        scan.finish(tables)
+    })
+}
+
+/// What the scanning threads share.
+struct Shared {
+    proc_fd: OwnedFd,
+    pids: Vec<u32>,
+    /// The next process to list (index in `pids`).
+    next: AtomicUsize,
+    /// Threads listing a process now.
+    listing: AtomicUsize,
+    /// Sockets listed, their options not read yet.
+    queue: Mutex<Vec<Chunk>>,
+    /// The sockets of the tables, once they are read.
+    wanted: OnceLock<Positions>,
+}
+
+/// A scan started before the socket tables are read, so that listing the fd directories
+/// and reading their links (a third of the work) runs while the tables are dumped.
+/// Processes reached before the tables are known are listed and their sockets kept;
+/// their options are read as soon as the tables are given to [`Scan::finish`]. Processes
+/// reached after that are read in one go.
+pub struct Scan<'scope> {
+    shared: Result<Arc<Shared>, Note>,
+    workers: Vec<std::thread::ScopedJoinHandle<'scope, Vec<Scanned>>>,
+}
+
+impl<'scope> Scan<'scope> {
+    /// List the processes of `proc` and start scanning them on up to 4 threads of `scope`.
+    pub fn start<'env>(scope: &'scope std::thread::Scope<'scope, 'env>, proc: &Path) -> Self {
+        let shared = owners::list_pids(proc).map(|(proc_fd, pids)| {
+            Arc::new(Shared {
+                proc_fd,
+                pids,
+                next: AtomicUsize::new(0),
+                listing: AtomicUsize::new(0),
+                queue: Mutex::new(Vec::new()),
+                wanted: OnceLock::new(),
+            })
+        });
+        let workers = match &shared {
+            Ok(shared) => {
+                let threads = std::thread::available_parallelism()
+                    .map_or(1, |n| n.get().min(4))
+                    .min(shared.pids.len().div_ceil(16).max(1));
+                (0..threads)
+                    .map(|_| {
+                        let shared = Arc::clone(shared);
+                        scope.spawn(move || work(&shared))
+                    })
+                    .collect()
             }
-        }
+            Err(_) => Vec::new(),
+        };
+        Scan { shared, workers }
     }
-    let mut notes = Notes::default();
-    let mut outcomes: Vec<Outcome> = tables.iter().map(|_| Outcome::default()).collect();
-    match owners::list_pids(proc) {
-        Ok((proc_fd, pids)) => {
-            let mut scanned = scan_processes(&proc_fd, &pids, &positions);
-            // Merge in /proc order, so a socket shared by several processes keeps the first.
-            scanned.sort_unstable_by_key(|(k, _)| *k);
-            let mut denied = Vec::new();
-            for (k, result) in scanned {
-                match result {
-                    Ok(found) => {
-                        for f in found {
-                            let socket = &mut tables[f.table as usize][f.index as usize];
-                            if socket.owner.is_none() {
-                                tally(&mut outcomes[f.table as usize], &f);
-                                socket.owner = Some(f.owner);
-                                socket.options = f.options.ok();
-                            }
-                        }
-                    }
-                    Err(Errno::EACCES | Errno::EPERM) => denied.push(pids[k]),
-                    // ENOENT / ESRCH: the process exited during the scan.
-                    Err(_) => {}
+
+    /// Give the scan the tables it fills, wait for it, and set the owner and options of
+    /// every socket found (the first process in /proc order wins).
+    pub fn finish(mut self, tables: &mut [&mut [Socket]]) -> Notes {
+        let mut positions = Positions::default();
+        for (t, table) in tables.iter().enumerate() {
+            positions.reserve(table.len());
+            for (i, socket) in table.iter().enumerate() {
+                if socket.inode != 0 {
+                    positions
+                        .entry(socket.inode)
+                        .or_insert((t as u32, i as u32));
                 }
             }
-            notes.owners.extend(owners::denied_note(&denied));
         }
-        Err(note) => notes.owners.push(note),
+        let mut notes = Notes::default();
+        let mut outcomes: Vec<Outcome> = tables.iter().map(|_| Outcome::default()).collect();
+        match &self.shared {
+            Ok(shared) => {
+                let _ = shared.wanted.set(positions);
+                let mut scanned: Vec<Scanned> = std::mem::take(&mut self.workers)
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect();
+                // Merge in /proc order, so a socket shared by several processes keeps the first.
+                scanned.sort_unstable_by_key(|(k, _)| *k);
+                let mut denied = Vec::new();
+                // A process read in several chunks says another error once.
+                let mut failed = std::collections::HashSet::new();
+                for (k, result) in scanned {
+                    match result {
+                        Ok(found) => {
+                            for mut f in found {
+                                let socket = &mut tables[f.table as usize][f.index as usize];
+                                if socket.owner.is_none() {
+                                    if matches!(f.options, Err(Unread::Failed(_)))
+                                        && !failed.insert((f.table, f.owner.pid))
+                                    {
+                                        f.options = Err(Unread::Skipped);
+                                    }
+                                    tally(&mut outcomes[f.table as usize], &f);
+                                    socket.owner = Some(f.owner);
+                                    socket.options = f.options.ok();
+                                }
+                            }
+                        }
+                        Err(Errno::EACCES | Errno::EPERM) => denied.push(shared.pids[k.0]),
+                        // ENOENT / ESRCH: the process exited during the scan.
+                        Err(_) => {}
+                    }
+                }
+                notes.owners.extend(owners::denied_note(&denied));
+            }
+            Err(note) => notes.owners.push(note.clone()),
+        }
+        notes.options = outcomes.into_iter().map(options::notes_of).collect();
+        notes
     }
-    notes.options = outcomes.into_iter().map(options::notes_of).collect();
-    notes
+}
+
+impl Drop for Scan<'_> {
+    /// A scan given up (the tables could not be read) releases the threads waiting for them.
+    fn drop(&mut self) {
+        if let Ok(shared) = &self.shared {
+            let _ = shared.wanted.set(Positions::default());
+        }
+    }
 }
 
 fn tally(outcome: &mut Outcome, found: &Found) {
@@ -150,47 +234,135 @@ fn tally(outcome: &mut Outcome, found: &Found) {
     }
 }
 
-/// What the scan of one process found: its index in `pids`, and its sockets or the error.
-type Scanned = (usize, Result<Vec<Found>, Errno>);
+/// What the scan of one part of a process found: (its index in `pids`, the part), and its
+/// sockets or the error.
+type Scanned = ((usize, usize), Result<Vec<Found>, Errno>);
 
-/// Scan the processes on up to 4 cores. Workers take processes one at a time from a
-/// shared counter, so a few large processes still spread over the cores.
-fn scan_processes(proc_fd: &OwnedFd, pids: &[u32], positions: &Positions) -> Vec<Scanned> {
-    let next = AtomicUsize::new(0);
-    let work = || {
-        let mut path = [0u8; 32];
-        let mut scanned = Vec::new();
-        loop {
-            let k = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&pid) = pids.get(k) else { break };
-            let mut found = Vec::new();
-            let result =
-                scan_process(proc_fd, pid, positions, &mut path, &mut found).map(|()| found);
-            scanned.push((k, result));
-        }
-        scanned
-    };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get().min(4))
-        .min(pids.len().div_ceil(16).max(1));
-    if threads == 1 {
-        return work();
-    }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
+/// The socket descriptors (fd, inode) of one process, or a part of them: the options of
+/// a large process are read on every thread.
+struct Chunk {
+    k: usize,
+    part: usize,
+    pid: u32,
+    comm: Arc<str>,
+    sockets: Vec<(u32, u64)>,
 }
 
-fn scan_process(
+/// Sockets per [`Chunk`]: small enough to spread one large process over the threads,
+/// large enough that its pidfd_open does not count.
+const CHUNK: usize = 1024;
+
+/// One scanning thread. It lists processes taken one at a time from the shared counter,
+/// and puts their sockets in the shared queue in chunks; once the tables are known it reads
+/// the options of the queued chunks first (the most recently listed first), so that every
+/// thread has work until the end. It stops when no process is left to list, no thread is
+/// listing one, and the queue is empty.
+fn work(shared: &Shared) -> Vec<Scanned> {
+    let mut path = [0u8; 32];
+    let mut scanned = Vec::new();
+    loop {
+        if let Some(positions) = shared.wanted.get() {
+            let chunk = shared
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .pop();
+            if let Some(chunk) = chunk {
+                scanned.push(((chunk.k, chunk.part), Ok(read_chunk(&chunk, positions))));
+                continue;
+            }
+        }
+        shared.listing.fetch_add(1, Ordering::SeqCst);
+        let k = shared.next.fetch_add(1, Ordering::SeqCst);
+        if let Some(&pid) = shared.pids.get(k) {
+            if let Err(e) = list(shared, k, pid, &mut path) {
+                scanned.push(((k, 0), Err(e)));
+            }
+            shared.listing.fetch_sub(1, Ordering::SeqCst);
+            continue;
+        }
+        shared.listing.fetch_sub(1, Ordering::SeqCst);
+        // Nothing left to list: wait for the tables, then for the threads still listing.
+        shared.wanted.wait();
+        let empty = shared
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_empty();
+        if empty {
+            if shared.listing.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
+    }
+    scanned
+}
+
+/// List the socket descriptors of process `k` into the shared queue, a chunk as soon as
+/// it is full, so that other threads can read their options while the listing goes on.
+fn list(shared: &Shared, k: usize, pid: u32, path: &mut [u8; 32]) -> Result<(), Errno> {
+    let mut comm: Option<Arc<str>> = None;
+    let mut part = 0;
+    let mut sockets = Vec::new();
+    let mut push = |sockets: Vec<(u32, u64)>, comm: &mut Option<Arc<str>>| {
+        let comm = comm
+            .get_or_insert_with(|| owners::read_comm(&shared.proc_fd, pid, &mut [0u8; 32]))
+            .clone();
+        shared
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Chunk {
+                k,
+                part,
+                pid,
+                comm,
+                sockets,
+            });
+        part += 1;
+    };
+    each_socket(&shared.proc_fd, pid, path, |fd, inode| {
+        sockets.push((fd, inode));
+        if sockets.len() == CHUNK {
+            push(std::mem::take(&mut sockets), &mut comm);
+        }
+    })?;
+    if !sockets.is_empty() {
+        push(sockets, &mut comm);
+    }
+    Ok(())
+}
+
+/// Read the options of the sockets of the tables in one chunk.
+fn read_chunk(chunk: &Chunk, positions: &Positions) -> Vec<Found> {
+    let mut dups = Dups::Unopened;
+    chunk
+        .sockets
+        .iter()
+        .filter_map(|&(fd, inode)| {
+            let &(table, index) = positions.get(&inode)?;
+            Some(Found {
+                table,
+                index,
+                owner: Owner {
+                    pid: chunk.pid,
+                    comm: chunk.comm.clone(),
+                    fd,
+                },
+                options: dups.read(chunk.pid, fd, inode),
+            })
+        })
+        .collect()
+}
+
+/// Call `each` with (fd, inode) for every socket descriptor of `pid`. A process that exits
+/// while it is listed ends the listing quietly.
+fn each_socket(
     proc_fd: &OwnedFd,
     pid: u32,
-    positions: &Positions,
     path: &mut [u8; 32],
-    out: &mut Vec<Found>,
+    mut each: impl FnMut(u32, u64),
 ) -> Result<(), Errno> {
     let fd_dir = openat(
         proc_fd,
@@ -200,8 +372,6 @@ fn scan_process(
     )?;
     let raw_dir = fd_dir.as_raw_fd();
     let mut dir = Dir::from_fd(fd_dir)?;
-    let mut comm: Option<Arc<str>> = None;
-    let mut dups = Dups::Unopened;
     let mut link = [0u8; 64];
     for entry in dir.iter() {
         let entry = match entry {
@@ -222,21 +392,9 @@ fn scan_process(
         if n <= 0 {
             continue;
         }
-        let Some(inode) = owners::socket_inode(&link[..n as usize]) else {
-            continue;
-        };
-        let Some(&(table, index)) = positions.get(&inode) else {
-            continue;
-        };
-        let comm = comm
-            .get_or_insert_with(|| owners::read_comm(proc_fd, pid, path))
-            .clone();
-        out.push(Found {
-            table,
-            index,
-            owner: Owner { pid, comm, fd },
-            options: dups.read(pid, fd, inode),
-        });
+        if let Some(inode) = owners::socket_inode(&link[..n as usize]) {
+            each(fd, inode);
+        }
     }
     Ok(())
 }
@@ -454,8 +612,36 @@ mod tests {
         }
     }
 
-    /// A process that exits before its turn (or while it is listed) is skipped without a
-    /// word; the processes after it are still read.
+    fn shared(pids: Vec<u32>) -> Shared {
+        let (proc_fd, _) = owners::list_pids(Path::new("/proc")).unwrap();
+        Shared {
+            proc_fd,
+            pids,
+            next: AtomicUsize::new(0),
+            listing: AtomicUsize::new(0),
+            queue: Mutex::new(Vec::new()),
+            wanted: OnceLock::new(),
+        }
+    }
+
+    /// Run one scanning thread that reaches every process before the tables are known, then
+    /// give it the tables (after `between`).
+    fn listed_first(shared: &Shared, positions: Positions, between: impl FnOnce()) -> Vec<Scanned> {
+        std::thread::scope(|scope| {
+            let worker = scope.spawn(|| work(shared));
+            while shared.next.load(Ordering::Relaxed) <= shared.pids.len() {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            between();
+            shared.wanted.set(positions).unwrap();
+            let mut scanned = worker.join().unwrap();
+            scanned.sort_unstable_by_key(|(k, _)| *k);
+            scanned
+        })
+    }
+
+    /// A process that exits before its turn is skipped without a word, and the processes
+    /// after it are still read: when the tables are known by then, and when they are not.
     #[test]
     fn a_process_gone_before_its_turn_is_skipped_and_the_rest_read() {
         use std::os::fd::AsRawFd;
@@ -466,19 +652,84 @@ mod tests {
         let inode = inode_of(listener.as_raw_fd());
         let mut positions = Positions::default();
         positions.insert(inode, (0, 0));
-        let (proc_fd, _) = owners::list_pids(Path::new("/proc")).unwrap();
-        let pids = [gone, std::process::id()];
-        let mut scanned = scan_processes(&proc_fd, &pids, &positions);
-        scanned.sort_unstable_by_key(|(k, _)| *k);
-        assert!(
-            matches!(scanned[0], (0, Err(Errno::ENOENT))),
-            "{:?}",
-            scanned[0].1.as_ref().err()
-        );
-        let found = scanned[1].1.as_ref().expect("our own process");
+        let pids = vec![gone, std::process::id()];
+
+        let known = shared(pids.clone());
+        known.wanted.set(positions.clone()).unwrap();
+        let mut in_one_go = work(&known);
+        in_one_go.sort_unstable_by_key(|(k, _)| *k);
+        let listed = listed_first(&shared(pids), positions, || {});
+
+        for scanned in [in_one_go, listed] {
+            assert!(
+                matches!(scanned[0], ((0, 0), Err(Errno::ENOENT))),
+                "{:?}",
+                scanned[0].1.as_ref().err()
+            );
+            let found = scanned[1].1.as_ref().expect("our own process");
+            assert_eq!(found.len(), 1);
+            assert_eq!(found[0].owner.fd, listener.as_raw_fd() as u32);
+            assert!(found[0].options.is_ok());
+        }
+    }
+
+    /// A process that exits after its descriptors were listed and before its options are
+    /// read keeps the owner found, and its sockets count in the note of sockets that
+    /// changed during the scan.
+    #[test]
+    fn a_process_that_exits_mid_scan_is_an_owner_whose_options_changed() {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let fd = listener.as_raw_fd();
+        let inode = inode_of(fd);
+        let mut cmd = std::process::Command::new("sleep");
+        cmd.arg("30");
+        // SAFETY: only async-signal-safe fcntl in the child, before exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().unwrap();
+        let pid = child.id();
+        for _ in 0..200 {
+            if std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "sleep")
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let mut positions = Positions::default();
+        positions.insert(inode, (0, 0));
+        let scanned = listed_first(&shared(vec![pid]), positions, || {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        });
+        let found = scanned[0].1.as_ref().expect("listed before it exited");
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].owner.fd, listener.as_raw_fd() as u32);
-        assert!(found[0].options.is_ok());
+        assert_eq!((found[0].owner.pid, found[0].owner.fd), (pid, fd as u32));
+        assert_eq!(&*found[0].owner.comm, "sleep");
+        assert_eq!(found[0].options, Err(Unread::Changed));
+        let mut outcome = Outcome::default();
+        tally(&mut outcome, &found[0]);
+        let notes = options::notes_of(outcome);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(notes[0].area, "changed");
+    }
+
+    /// A scan given up before it is given the tables (reading them failed) does not leave
+    /// its threads waiting: the scope that started it ends.
+    #[test]
+    fn a_scan_given_up_ends() {
+        std::thread::scope(|scope| {
+            let scan = Scan::start(scope, Path::new("/proc"));
+            drop(scan);
+        });
     }
 
     /// A process whose descriptors cannot be duplicated: a refusal holds for all its
