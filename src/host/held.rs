@@ -749,4 +749,48 @@ mod tests {
         assert_eq!(gone.read(1, 3, 9), Err(Unread::Changed));
         assert_eq!(gone.read(1, 4, 9), Err(Unread::Changed));
     }
+
+    /// A process with more descriptors than a chunk is read in parts by several threads;
+    /// a socket it holds twice still goes to the descriptor listed first, as when one
+    /// thread read the whole process.
+    #[test]
+    fn a_socket_held_twice_in_a_large_process_goes_to_the_first_descriptor() {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: lim is a writable rlimit.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+        if lim.rlim_cur < 8192 {
+            lim.rlim_cur = lim.rlim_max.min(8192);
+            // SAFETY: lim is a valid rlimit no higher than the hard limit.
+            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let first = listener.as_raw_fd();
+        let mut held: Vec<OwnedFd> = Vec::new();
+        for _ in 0..(2 * CHUNK + 100) {
+            // SAFETY: a plain socket(2); the descriptor is owned by `held`.
+            let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+            assert!(fd >= 0);
+            // SAFETY: fd was just returned by socket(2).
+            held.push(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        // SAFETY: duplicates `first` to the lowest free descriptor >= 4000.
+        let again = unsafe { libc::fcntl(first, libc::F_DUPFD_CLOEXEC, 4000) };
+        assert!(again >= 4000);
+        // SAFETY: again was just returned by fcntl(2).
+        let _again = unsafe { OwnedFd::from_raw_fd(again) };
+        let last = held.last().unwrap().as_raw_fd();
+        let mut table = [socket(inode_of(first)), socket(inode_of(last))];
+        let notes = read(Path::new("/proc"), &mut [&mut table[..]]);
+        assert_eq!(notes.options, vec![Vec::new()]);
+        let me = std::process::id();
+        let owner = table[0].owner.as_ref().expect("owner");
+        assert_eq!((owner.pid, owner.fd), (me, first as u32));
+        let owner = table[1].owner.as_ref().expect("owner");
+        assert_eq!((owner.pid, owner.fd), (me, last as u32));
+        assert!(table.iter().all(|s| s.options.is_some()));
+    }
 }
