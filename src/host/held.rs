@@ -171,10 +171,14 @@ impl<'scope> Scan<'scope> {
         match &self.shared {
             Ok(shared) => {
                 let _ = shared.wanted.set(positions);
-                let mut scanned: Vec<Scanned> = std::mem::take(&mut self.workers)
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect();
+                // The calling thread has nothing else to do until the scan ends: it takes
+                // chunks too (with few processes there is a single scanning thread).
+                let mut scanned = work(shared);
+                scanned.extend(
+                    std::mem::take(&mut self.workers)
+                        .into_iter()
+                        .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+                );
                 // Merge in /proc order, so a socket shared by several processes keeps the first.
                 scanned.sort_unstable_by_key(|(k, _)| *k);
                 let mut denied = Vec::new();
