@@ -229,6 +229,11 @@ fmt_mb() { awk -v m="$1" 'BEGIN { if (m == "-") print "-"; else printf "%.0f MB"
             echo
             awk -v a="$a" -v s="$s" 'BEGIN { if (a > 0) printf "`ss -tanpoie` / `rstaudit audit` (median wall): %.1fx\n", s / a }'
         fi
+        read -r t _ _ <<<"$(stat_of "$size" ss-tan 1)"
+        if [ "$a" != "-" ] && [ "$t" != "-" ]; then
+            echo
+            awk -v a="$a" -v t="$t" 'BEGIN { if (t > 0) printf "`rstaudit audit` / `ss -tan` (median wall): %.2fx\n", a / t }'
+        fi
         echo
     done
     echo "<!-- bench:end -->"
