@@ -20,6 +20,11 @@
 #     -o  the markdown file to update (default docs/performance.md; `-` = print only)
 #     -n  do not build; use target/release as it is
 #     -t  tools to time, space separated labels (default: all five)
+#     -F  run every command at SCHED_FIFO priority 10 instead of nice -10: on a shared
+#         machine other work then no longer stretches wall times (the kernel's RT
+#         throttling still leaves it 5 % of each core)
+#     -c  another rstaudit binary (an older build) to time in the same rounds, as
+#         `audit-other` and `snapshot-other` (added to the tools)
 #
 # Needs: ip (iproute2), ss, netstat (net-tools).
 set -euo pipefail
@@ -30,14 +35,18 @@ reps=5
 out="$here/docs/performance.md"
 build=1
 tools="snapshot audit ss-tanpoie ss-tan netstat-tanp"
-while getopts "s:r:o:nt:" opt; do
+other=""
+prio="nice -n -10"
+while getopts "s:r:o:nt:c:F" opt; do
     case $opt in
     s) sizes=$OPTARG ;;
     r) reps=$OPTARG ;;
     o) out=$OPTARG ;;
     n) build=0 ;;
     t) tools=$OPTARG ;;
-    *) sed -n '2,25p' "$0" >&2; exit 2 ;;
+    c) other=$(realpath "$OPTARG") ;;
+    F) prio="chrt -f 10" ;;
+    *) sed -n '2,30p' "$0" >&2; exit 2 ;;
     esac
 done
 
@@ -56,6 +65,10 @@ loadgen="$here/target/release/examples/loadgen"
 engine="$here/target/release/examples/engine"
 timeit="$here/target/release/examples/timeit"
 for f in "$rst" "$loadgen" "$engine" "$timeit"; do [ -x "$f" ] || die "$f missing (build without -n)"; done
+if [ -n "$other" ]; then
+    [ -x "$other" ] || die "$other is not an executable"
+    tools="$tools audit-other snapshot-other"
+fi
 
 tmp=$(mktemp -d /tmp/rsta-bench.XXXXXX)
 ns=""
@@ -76,6 +89,8 @@ cmd_of() {
     case $1 in
     snapshot) echo "$rst snapshot -o $tmp/snap-out.json" ;;
     audit) echo "$rst audit --fail-on never" ;;
+    audit-other) echo "$other audit --fail-on never" ;;
+    snapshot-other) echo "$other snapshot -o $tmp/snap-other.json" ;;
     ss-tanpoie) echo "ss -tanpoie" ;;
     ss-tan) echo "ss -tan" ;;
     netstat-tanp) echo "netstat -tanp" ;;
@@ -86,6 +101,8 @@ label_of() {
     case $1 in
     snapshot) echo "rstaudit snapshot" ;;
     audit) echo "rstaudit audit" ;;
+    audit-other) echo "$(basename "$other") audit" ;;
+    snapshot-other) echo "$(basename "$other") snapshot" ;;
     ss-tanpoie) echo "ss -tanpoie" ;;
     ss-tan) echo "ss -tan" ;;
     netstat-tanp) echo "netstat -tanp" ;;
@@ -124,7 +141,13 @@ for size in $sizes; do
         sleep 0.25
     done
     grep -q '^ready' "$tmp/lg.out" || die "loadgen not ready after 300 s"
-    count=$(ip netns exec "$ns" ss -Htan | wc -l)
+    # The count loadgen reports can be ahead of the table for a moment: wait for it (20 s).
+    expected=$(awk '/^ready/ { print $2; exit }' "$tmp/lg.out")
+    for _ in $(seq 80); do
+        count=$(ip netns exec "$ns" ss -Htan | wc -l)
+        [ "$count" -ge "$expected" ] && break
+        sleep 0.25
+    done
     echo "bench: $size requested, $count TCP sockets in $ns" >&2
     echo "$size $count" >>"$tmp/counts"
     for rep in warm $(seq "$reps"); do
@@ -134,17 +157,17 @@ for size in $sizes; do
             tool=${tools_arr[$(((i + off) % n))]}
             # shellcheck disable=SC2046
             time_one "$size" "$tool" "$rep" ip netns exec "$ns" \
-                nice -n -10 "$timeit" "$tmp/time" $(cmd_of "$tool")
+                $prio "$timeit" "$tmp/time" $(cmd_of "$tool")
         done
     done
     # The engine alone, on a snapshot of this size (needs the snapshot command).
     case " $tools " in *" snapshot "*) engine_too=1 ;; *) engine_too=0 ;; esac
     [ "$engine_too" = 1 ] && ip netns exec "$ns" "$rst" snapshot -o "$tmp/snap-$size.json"
     [ "$engine_too" = 1 ] && for rep in warm $(seq "$reps"); do
-        time_one "$size" engine-file "$rep" nice -n -10 "$timeit" "$tmp/time" \
+        time_one "$size" engine-file "$rep" $prio "$timeit" "$tmp/time" \
             "$rst" audit --fail-on never --snapshot "$tmp/snap-$size.json"
     done
-    [ "$engine_too" = 1 ] && echo "$size $(nice -n -10 "$engine" "$tmp/snap-$size.json" 20 | tr '\n' ' ')" >>"$tmp/engine"
+    [ "$engine_too" = 1 ] && echo "$size $($prio "$engine" "$tmp/snap-$size.json" 20 | tr '\n' ' ')" >>"$tmp/engine"
     kill "$lgpid"
     wait "$lgpid" 2>/dev/null || true
     lgpid=""
@@ -181,7 +204,7 @@ fmt_mb() { awk -v m="$1" 'BEGIN { if (m == "-") print "-"; else printf "%.0f MB"
     echo "wall time suffers from it more than CPU time)."
     echo
     echo "Each cell: median of $reps runs (min–max). CPU = user + sys. RSS = maximum resident set."
-    echo "Every command ran at nice -10, so that compilers running next to the benchmark disturb it less."
+    echo "Every command ran at \`$prio\`, so that compilers running next to the benchmark disturb it less."
     echo
     for size in $sizes; do
         count=$(awk -v s="$size" '$1 == s { print $2 }' "$tmp/counts")
@@ -205,6 +228,11 @@ fmt_mb() { awk -v m="$1" 'BEGIN { if (m == "-") print "-"; else printf "%.0f MB"
         if [ "$a" != "-" ] && [ "$s" != "-" ]; then
             echo
             awk -v a="$a" -v s="$s" 'BEGIN { if (a > 0) printf "`ss -tanpoie` / `rstaudit audit` (median wall): %.1fx\n", s / a }'
+        fi
+        read -r t _ _ <<<"$(stat_of "$size" ss-tan 1)"
+        if [ "$a" != "-" ] && [ "$t" != "-" ]; then
+            echo
+            awk -v a="$a" -v t="$t" 'BEGIN { if (t > 0) printf "`rstaudit audit` / `ss -tan` (median wall): %.2fx\n", a / t }'
         fi
         echo
     done

@@ -275,10 +275,16 @@ fn collect_live(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
     let kernel = live_kernel();
     let want_owners = opts.owners || opts.options;
     std::thread::scope(|scope| -> anyhow::Result<Vec<Snapshot>> {
-        // The owner scan does not depend on the namespace: run it once, on the other core,
-        // while the namespaces are read.
-        let owner_scan =
-            want_owners.then(|| scope.spawn(|| owners::scan(std::path::Path::new("/proc"))));
+        // Without options, the owner scan does not depend on the socket table: run it once,
+        // on the other core, while the namespaces are read.
+        let owner_scan = (want_owners && !opts.options)
+            .then(|| scope.spawn(|| owners::scan(std::path::Path::new("/proc"))));
+        // With options, owners and options are read in one pass over /proc/*/fd that
+        // duplicates only the sockets of the tables: it lists the descriptors while the
+        // tables are read, and reads the options once it is given them.
+        let held_scan = opts
+            .options
+            .then(|| held::Scan::start(scope, std::path::Path::new("/proc")));
         let mut snapshots = Vec::with_capacity(targets.len());
         let mut taken = Vec::with_capacity(targets.len());
         for target in &targets {
@@ -294,6 +300,12 @@ fn collect_live(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
                 }
             }
         }
+        // Before the second counter sample, as the owner scan above runs during it.
+        let held = held_scan.map(|scan| {
+            let mut tables: Vec<&mut [Socket]> =
+                snapshots.iter_mut().map(|s| &mut s.sockets[..]).collect();
+            scan.finish(&mut tables)
+        });
         if let Some(interval) = interval {
             for (snapshot, (target, start)) in snapshots.iter_mut().zip(&taken) {
                 std::thread::sleep(
@@ -320,6 +332,12 @@ fn collect_live(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
         if let Some(first) = snapshots.first_mut() {
             first.notes.extend(listing_notes);
         }
+        if let Some(held) = held {
+            for (snapshot, options) in snapshots.iter_mut().zip(held.options) {
+                snapshot.notes.extend(held.owners.iter().cloned());
+                snapshot.notes.extend(options);
+            }
+        }
         if let Some(handle) = owner_scan {
             let map = handle
                 .join()
@@ -331,10 +349,6 @@ fn collect_live(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
                     }
                 }
                 snapshot.notes.extend(map.notes.iter().cloned());
-                if opts.options {
-                    let notes = options::read_all(&mut snapshot.sockets);
-                    snapshot.notes.extend(notes);
-                }
             }
         }
         Ok(snapshots)

@@ -10,6 +10,7 @@ mod saved;
 
 pub mod counters;
 pub mod files;
+pub mod held;
 pub mod kernel;
 pub mod netns;
 pub mod options;

@@ -13,7 +13,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use super::{Linger, Note, SockOptions, Socket};
 
 /// Why a process could not be read.
-enum Failure {
+pub(super) enum Failure {
     /// The process or descriptor is gone (or is no longer that socket).
     Gone,
     /// EPERM / EACCES.
@@ -36,7 +36,7 @@ fn classify(err: std::io::Error, call: &'static str) -> Failure {
     }
 }
 
-fn pidfd_open(pid: u32) -> Result<OwnedFd, Failure> {
+pub(super) fn pidfd_open(pid: u32) -> Result<OwnedFd, Failure> {
     // SAFETY: pidfd_open takes (pid_t, unsigned int flags) and returns a new descriptor.
     let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0u32) };
     if rc < 0 {
@@ -46,7 +46,7 @@ fn pidfd_open(pid: u32) -> Result<OwnedFd, Failure> {
     Ok(unsafe { OwnedFd::from_raw_fd(rc as RawFd) })
 }
 
-fn pidfd_getfd(pidfd: &OwnedFd, fd: u32) -> Result<OwnedFd, Failure> {
+pub(super) fn pidfd_getfd(pidfd: &OwnedFd, fd: u32) -> Result<OwnedFd, Failure> {
     // SAFETY: pidfd_getfd takes (int pidfd, int targetfd, unsigned int flags) and returns a
     // new descriptor (with O_CLOEXEC set by the kernel).
     let rc = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd as i32, 0u32) };
@@ -74,7 +74,7 @@ fn getopt<T: Copy>(fd: &OwnedFd, level: i32, name: i32, zero: T) -> Option<T> {
     (rc == 0 && len as usize == std::mem::size_of::<T>()).then_some(value)
 }
 
-fn read_options(dup: &OwnedFd) -> SockOptions {
+pub(super) fn read_options(dup: &OwnedFd) -> SockOptions {
     let int = |level, name| getopt::<libc::c_int>(dup, level, name, 0);
     let linger = getopt(
         dup,
@@ -101,21 +101,21 @@ fn read_options(dup: &OwnedFd) -> SockOptions {
 }
 
 /// Whether a descriptor refers to the socket with this inode.
-fn same_socket(dup: &OwnedFd, inode: u64) -> bool {
+pub(super) fn same_socket(dup: &OwnedFd, inode: u64) -> bool {
     nix::sys::stat::fstat(dup)
         .is_ok_and(|st| st.st_ino == inode && st.st_mode & libc::S_IFMT == libc::S_IFSOCK)
 }
 
 /// What one pass over a slice of sockets met besides options.
 #[derive(Default)]
-struct Outcome {
+pub(super) struct Outcome {
     /// pid -> process name, for processes whose descriptors may not be duplicated.
-    denied: BTreeMap<u32, String>,
-    other: Vec<String>,
-    unsupported: Option<&'static str>,
+    pub(super) denied: BTreeMap<u32, String>,
+    pub(super) other: Vec<String>,
+    pub(super) unsupported: Option<&'static str>,
     /// Sockets whose process exited, or whose descriptor was closed or now holds another
     /// socket, between the socket dump and the read.
-    changed: usize,
+    pub(super) changed: usize,
 }
 
 impl Outcome {
@@ -229,7 +229,7 @@ fn read_part(sockets: &mut [Socket]) -> Outcome {
     outcome
 }
 
-fn notes_of(outcome: Outcome) -> Vec<Note> {
+pub(super) fn notes_of(outcome: Outcome) -> Vec<Note> {
     let mut notes = Vec::new();
     if let Some(call) = outcome.unsupported {
         notes.push(unsupported(call));

@@ -33,39 +33,13 @@ pub struct OwnerMap {
 /// Scan `proc` (normally `/proc`).
 pub fn scan(proc: &Path) -> OwnerMap {
     let mut map = OwnerMap::default();
-    let proc_dir = match Dir::open(
-        proc,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
-        Ok(d) => d,
-        Err(e) => {
-            map.notes.push(Note::new(
-                "owners",
-                Some(proc.display().to_string()),
-                format!("socket owners not read: {e}"),
-            ));
+    let (proc_fd, pids) = match list_pids(proc) {
+        Ok(listed) => listed,
+        Err(note) => {
+            map.notes.push(note);
             return map;
         }
     };
-    let mut pids: Vec<u32> = Vec::new();
-    let proc_fd = match proc_dir.as_fd().try_clone_to_owned() {
-        Ok(fd) => fd,
-        Err(e) => {
-            map.notes.push(Note::new(
-                "owners",
-                None,
-                format!("socket owners not read: {e}"),
-            ));
-            return map;
-        }
-    };
-    let mut proc_dir = proc_dir;
-    for entry in proc_dir.iter().flatten() {
-        if let Some(pid) = parse_pid(entry.file_name()) {
-            pids.push(pid);
-        }
-    }
     let mut denied: Vec<u32> = Vec::new();
     let mut found = scan_processes(&proc_fd, &pids);
     // Merge in /proc order, so a socket shared by several processes keeps the first.
@@ -89,25 +63,54 @@ pub fn scan(proc: &Path) -> OwnerMap {
             Err(_) => {}
         }
     }
-    if !denied.is_empty() {
-        let sample: Vec<String> = denied.iter().take(10).map(u32::to_string).collect();
-        map.notes.push(Note::new(
-            "owners",
-            Some(format!("{} processes", denied.len())),
-            format!(
-                "permission denied reading /proc/PID/fd of {} processes (pids {}{}): their sockets \
-                 have no owner and no options; run as root to see them",
-                denied.len(),
-                sample.join(", "),
-                if denied.len() > sample.len() {
-                    ", ..."
-                } else {
-                    ""
-                }
-            ),
-        ));
-    }
+    map.notes.extend(denied_note(&denied));
     map
+}
+
+/// `proc` opened, and the pids it lists in its order; a note when it cannot be read.
+pub(super) fn list_pids(proc: &Path) -> Result<(OwnedFd, Vec<u32>), Note> {
+    fn cannot(e: impl std::fmt::Display, subject: Option<String>) -> Note {
+        Note::new("owners", subject, format!("socket owners not read: {e}"))
+    }
+    let mut proc_dir = Dir::open(
+        proc,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| cannot(e, Some(proc.display().to_string())))?;
+    let proc_fd = proc_dir
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| cannot(e, None))?;
+    let pids = proc_dir
+        .iter()
+        .flatten()
+        .filter_map(|entry| parse_pid(entry.file_name()))
+        .collect();
+    Ok((proc_fd, pids))
+}
+
+/// The one note for the processes whose /proc/PID/fd may not be read, if any.
+pub(super) fn denied_note(denied: &[u32]) -> Option<Note> {
+    if denied.is_empty() {
+        return None;
+    }
+    let sample: Vec<String> = denied.iter().take(10).map(u32::to_string).collect();
+    Some(Note::new(
+        "owners",
+        Some(format!("{} processes", denied.len())),
+        format!(
+            "permission denied reading /proc/PID/fd of {} processes (pids {}{}): their sockets \
+             have no owner and no options; run as root to see them",
+            denied.len(),
+            sample.join(", "),
+            if denied.len() > sample.len() {
+                ", ..."
+            } else {
+                ""
+            }
+        ),
+    ))
 }
 
 /// What the scan of one process found: its index in `pids`, and its sockets or the error.
@@ -145,7 +148,7 @@ fn scan_processes(proc_fd: &OwnedFd, pids: &[u32]) -> Vec<Scanned> {
     })
 }
 
-fn parse_pid(name: &CStr) -> Option<u32> {
+pub(super) fn parse_pid(name: &CStr) -> Option<u32> {
     let bytes = name.to_bytes();
     if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
         return None;
@@ -154,7 +157,7 @@ fn parse_pid(name: &CStr) -> Option<u32> {
 }
 
 /// `PID/fd` into `buf` as a NUL-terminated C string.
-fn c_path<'a>(buf: &'a mut [u8; 32], pid: u32, leaf: &str) -> &'a CStr {
+pub(super) fn c_path<'a>(buf: &'a mut [u8; 32], pid: u32, leaf: &str) -> &'a CStr {
     use std::io::Write;
     let mut cursor = std::io::Cursor::new(&mut buf[..]);
     let _ = write!(cursor, "{pid}/{leaf}\0");
@@ -214,7 +217,7 @@ fn scan_process(
 }
 
 /// `socket:[12345]` -> 12345.
-fn socket_inode(link: &[u8]) -> Option<u64> {
+pub(super) fn socket_inode(link: &[u8]) -> Option<u64> {
     let digits = link.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
     if digits.is_empty() || digits.len() > 20 {
         return None;
@@ -226,7 +229,7 @@ fn socket_inode(link: &[u8]) -> Option<u64> {
     })
 }
 
-fn read_comm(proc_fd: &OwnedFd, pid: u32, path: &mut [u8; 32]) -> Arc<str> {
+pub(super) fn read_comm(proc_fd: &OwnedFd, pid: u32, path: &mut [u8; 32]) -> Arc<str> {
     let fd = match openat(
         proc_fd,
         c_path(path, pid, "comm"),

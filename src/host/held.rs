@@ -1,0 +1,466 @@
+//! Socket owners and their options in one pass over /proc/*/fd.
+//!
+//! Every socket of the table needs the process that holds it and seven options read from
+//! that process's own descriptor. Both come from the same place, so each process's fd
+//! directory is listed once and each entry resolved with readlinkat(2) (`socket:[INODE]`,
+//! the only way to tell a socket from a file without touching the file: closing a
+//! duplicate of a FUSE or NFS file would flush it). The listing starts before the socket
+//! tables are read and runs on up to four threads, processes handed out one at a time;
+//! their socket descriptors go, in chunks, to a queue the threads share. Once the tables
+//! are known, every thread (the caller's too) takes chunks and reads the options of the
+//! sockets of the tables from duplicates (pidfd_getfd, fstat to check that it is still
+//! that socket, getsockopt, close); sockets of no table (unix sockets, other protocols,
+//! other namespaces) are never duplicated. The results are merged in /proc order, so a
+//! socket held by several processes goes to the first, as in [`super::owners::scan`].
+//!
+//! Where a process's descriptors may not be duplicated (no right to ptrace it, or no
+//! pidfd_getfd on this kernel) its sockets still get their owner from the links, and the
+//! notes say why their options are missing, in the words of [`super::options::read_all`].
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::Mode;
+
+use super::options::{self, Failure, Outcome};
+use super::owners;
+use super::{Note, Owner, SockOptions, Socket};
+
+/// Why the options of a socket were not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Unread {
+    /// EPERM / EACCES duplicating the owner's descriptors.
+    Denied,
+    /// The kernel lacks this call.
+    Unsupported(&'static str),
+    /// Another error, said once for its process ("pid P[ fd F]: error").
+    Failed(String),
+    /// Not read after another error of the same process (said with its first socket).
+    Skipped,
+    /// The process exited, or closed or reused the descriptor, before it could be read.
+    Changed,
+}
+
+/// A socket of the table as found in one process.
+struct Found {
+    /// Index of the table, and of the socket in it.
+    table: u32,
+    index: u32,
+    owner: Owner,
+    options: Result<SockOptions, Unread>,
+}
+
+/// What [`read`] did not find.
+#[derive(Debug, Default)]
+pub struct Notes {
+    /// Processes whose descriptors could not be listed; the same for every table.
+    pub owners: Vec<Note>,
+    /// Options that could not be read, one list per table.
+    pub options: Vec<Vec<Note>>,
+}
+
+/// Socket inodes are dense numbers, and the sockets of one process were mostly created one
+/// after the other: the hash keeps the inode in its low bits (which pick the bucket, so
+/// neighbouring inodes are looked up in neighbouring memory) and mixes it into the top
+/// seven bits (which the table compares first).
+#[derive(Default)]
+struct InodeHasher(u64);
+
+impl Hasher for InodeHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n ^ (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) & 0xFE00_0000_0000_0000);
+    }
+}
+
+/// Socket inode -> (table, index in it).
+type Positions = HashMap<u64, (u32, u32), BuildHasherDefault<InodeHasher>>;
+
+/// Set the owner and options of every socket of `tables` that a process of `proc`
+/// (normally `/proc`) holds. Sockets whose inode is 0 (TIME_WAIT, SYN_RECV) have no
+/// descriptor and are left alone.
+pub fn read(proc: &Path, tables: &mut [&mut [Socket]]) -> Notes {
+    std::thread::scope(|scope| {
+        let scan = Scan::start(scope, proc);
+        scan.finish(tables)
+    })
+}
+
+/// What the scanning threads share.
+struct Shared {
+    proc_fd: OwnedFd,
+    pids: Vec<u32>,
+    /// The next process to list (index in `pids`).
+    next: AtomicUsize,
+    /// Threads listing a process now.
+    listing: AtomicUsize,
+    /// Sockets listed, their options not read yet.
+    queue: Mutex<Vec<Chunk>>,
+    /// The sockets of the tables, once they are read.
+    wanted: OnceLock<Positions>,
+}
+
+/// A scan started before the socket tables are read, so that listing the fd directories
+/// and reading their links (a third of the work) runs while the tables are dumped. The
+/// options of the sockets listed are read once the tables are given to [`Scan::finish`].
+pub struct Scan<'scope> {
+    shared: Result<Arc<Shared>, Note>,
+    workers: Vec<std::thread::ScopedJoinHandle<'scope, Vec<Scanned>>>,
+}
+
+impl<'scope> Scan<'scope> {
+    /// List the processes of `proc` and start scanning them on up to 4 threads of `scope`.
+    pub fn start<'env>(scope: &'scope std::thread::Scope<'scope, 'env>, proc: &Path) -> Self {
+        let shared = owners::list_pids(proc).map(|(proc_fd, pids)| {
+            Arc::new(Shared {
+                proc_fd,
+                pids,
+                next: AtomicUsize::new(0),
+                listing: AtomicUsize::new(0),
+                queue: Mutex::new(Vec::new()),
+                wanted: OnceLock::new(),
+            })
+        });
+        let workers = match &shared {
+            Ok(shared) => {
+                let threads = std::thread::available_parallelism()
+                    .map_or(1, |n| n.get().min(4))
+                    .min(shared.pids.len().div_ceil(16).max(1));
+                (0..threads)
+                    .map(|_| {
+                        let shared = Arc::clone(shared);
+                        scope.spawn(move || work(&shared))
+                    })
+                    .collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        Scan { shared, workers }
+    }
+
+    /// Give the scan the tables it fills, wait for it, and set the owner and options of
+    /// every socket found (the first process in /proc order wins).
+    pub fn finish(mut self, tables: &mut [&mut [Socket]]) -> Notes {
+        let mut positions = Positions::default();
+        for (t, table) in tables.iter().enumerate() {
+            positions.reserve(table.len());
+            for (i, socket) in table.iter().enumerate() {
+                if socket.inode != 0 {
+                    positions
+                        .entry(socket.inode)
+                        .or_insert((t as u32, i as u32));
+                }
+            }
+        }
+        let mut notes = Notes::default();
+        let mut outcomes: Vec<Outcome> = tables.iter().map(|_| Outcome::default()).collect();
+        match &self.shared {
+            Ok(shared) => {
+                let _ = shared.wanted.set(positions);
+                // The calling thread has nothing else to do until the scan ends: it takes
+                // chunks too (with few processes there is a single scanning thread).
+                let mut scanned = work(shared);
+                scanned.extend(
+                    std::mem::take(&mut self.workers)
+                        .into_iter()
+                        .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+                );
+                // Merge in /proc order, so a socket shared by several processes keeps the first.
+                scanned.sort_unstable_by_key(|(k, _)| *k);
+                let mut denied = Vec::new();
+                // A process read in several chunks says another error once.
+                let mut failed = std::collections::HashSet::new();
+                for (k, result) in scanned {
+                    match result {
+                        Ok(found) => {
+                            for mut f in found {
+                                let socket = &mut tables[f.table as usize][f.index as usize];
+                                if socket.owner.is_none() {
+                                    if matches!(f.options, Err(Unread::Failed(_)))
+                                        && !failed.insert((f.table, f.owner.pid))
+                                    {
+                                        f.options = Err(Unread::Skipped);
+                                    }
+                                    tally(&mut outcomes[f.table as usize], &f);
+                                    socket.owner = Some(f.owner);
+                                    socket.options = f.options.ok();
+                                }
+                            }
+                        }
+                        Err(Errno::EACCES | Errno::EPERM) => denied.push(shared.pids[k.0]),
+                        // ENOENT / ESRCH: the process exited during the scan.
+                        Err(_) => {}
+                    }
+                }
+                notes.owners.extend(owners::denied_note(&denied));
+            }
+            Err(note) => notes.owners.push(note.clone()),
+        }
+        notes.options = outcomes.into_iter().map(options::notes_of).collect();
+        notes
+    }
+}
+
+impl Drop for Scan<'_> {
+    /// A scan given up (the tables could not be read) releases the threads waiting for them.
+    fn drop(&mut self) {
+        if let Ok(shared) = &self.shared {
+            let _ = shared.wanted.set(Positions::default());
+        }
+    }
+}
+
+fn tally(outcome: &mut Outcome, found: &Found) {
+    match &found.options {
+        Ok(_) | Err(Unread::Skipped) => {}
+        Err(Unread::Denied) => {
+            outcome
+                .denied
+                .insert(found.owner.pid, found.owner.comm.to_string());
+        }
+        Err(Unread::Unsupported(call)) => outcome.unsupported = Some(call),
+        Err(Unread::Failed(why)) => outcome.other.push(why.clone()),
+        Err(Unread::Changed) => outcome.changed += 1,
+    }
+}
+
+/// What the scan of one part of a process found: (its index in `pids`, the part), and its
+/// sockets or the error.
+type Scanned = ((usize, usize), Result<Vec<Found>, Errno>);
+
+/// The socket descriptors (fd, inode) of one process, or a part of them: the options of
+/// a large process are read on every thread.
+struct Chunk {
+    k: usize,
+    part: usize,
+    pid: u32,
+    comm: Arc<str>,
+    sockets: Vec<(u32, u64)>,
+}
+
+/// Sockets per [`Chunk`]: small enough to spread one large process over the threads,
+/// large enough that its pidfd_open does not count.
+const CHUNK: usize = 1024;
+
+/// One scanning thread. It lists processes taken one at a time from the shared counter,
+/// and puts their sockets in the shared queue in chunks; once the tables are known it reads
+/// the options of the queued chunks first (the most recently listed first), so that every
+/// thread has work until the end. It stops when no process is left to list, no thread is
+/// listing one, and the queue is empty.
+fn work(shared: &Shared) -> Vec<Scanned> {
+    let mut path = [0u8; 32];
+    let mut scanned = Vec::new();
+    loop {
+        if let Some(positions) = shared.wanted.get() {
+            let chunk = shared
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .pop();
+            if let Some(chunk) = chunk {
+                scanned.push(((chunk.k, chunk.part), Ok(read_chunk(&chunk, positions))));
+                continue;
+            }
+        }
+        shared.listing.fetch_add(1, Ordering::SeqCst);
+        let k = shared.next.fetch_add(1, Ordering::SeqCst);
+        if let Some(&pid) = shared.pids.get(k) {
+            if let Err(e) = list(shared, k, pid, &mut path) {
+                scanned.push(((k, 0), Err(e)));
+            }
+            shared.listing.fetch_sub(1, Ordering::SeqCst);
+            continue;
+        }
+        shared.listing.fetch_sub(1, Ordering::SeqCst);
+        // Nothing left to list: wait for the tables, then for the threads still listing.
+        shared.wanted.wait();
+        let empty = shared
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_empty();
+        if empty {
+            if shared.listing.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
+    }
+    scanned
+}
+
+/// List the socket descriptors of process `k` into the shared queue, a chunk as soon as
+/// it is full, so that other threads can read their options while the listing goes on.
+fn list(shared: &Shared, k: usize, pid: u32, path: &mut [u8; 32]) -> Result<(), Errno> {
+    let mut comm: Option<Arc<str>> = None;
+    let mut part = 0;
+    let mut sockets = Vec::new();
+    let mut push = |sockets: Vec<(u32, u64)>, comm: &mut Option<Arc<str>>| {
+        let comm = comm
+            .get_or_insert_with(|| owners::read_comm(&shared.proc_fd, pid, &mut [0u8; 32]))
+            .clone();
+        shared
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Chunk {
+                k,
+                part,
+                pid,
+                comm,
+                sockets,
+            });
+        part += 1;
+    };
+    each_socket(&shared.proc_fd, pid, path, |fd, inode| {
+        sockets.push((fd, inode));
+        if sockets.len() == CHUNK {
+            push(std::mem::take(&mut sockets), &mut comm);
+        }
+    })?;
+    if !sockets.is_empty() {
+        push(sockets, &mut comm);
+    }
+    Ok(())
+}
+
+/// Read the options of the sockets of the tables in one chunk.
+fn read_chunk(chunk: &Chunk, positions: &Positions) -> Vec<Found> {
+    let mut dups = Dups::Unopened;
+    chunk
+        .sockets
+        .iter()
+        .filter_map(|&(fd, inode)| {
+            let &(table, index) = positions.get(&inode)?;
+            Some(Found {
+                table,
+                index,
+                owner: Owner {
+                    pid: chunk.pid,
+                    comm: chunk.comm.clone(),
+                    fd,
+                },
+                options: dups.read(chunk.pid, fd, inode),
+            })
+        })
+        .collect()
+}
+
+/// Call `each` with (fd, inode) for every socket descriptor of `pid`. A process that exits
+/// while it is listed ends the listing quietly.
+fn each_socket(
+    proc_fd: &OwnedFd,
+    pid: u32,
+    path: &mut [u8; 32],
+    mut each: impl FnMut(u32, u64),
+) -> Result<(), Errno> {
+    let fd_dir = openat(
+        proc_fd,
+        owners::c_path(path, pid, "fd"),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let raw_dir = fd_dir.as_raw_fd();
+    let mut dir = Dir::from_fd(fd_dir)?;
+    let mut link = [0u8; 64];
+    for entry in dir.iter() {
+        let entry = match entry {
+            Ok(e) => e,
+            // The process exited while we listed its descriptors.
+            Err(Errno::ENOENT | Errno::ESRCH) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let name = entry.file_name();
+        let Some(fd) = owners::parse_pid(name) else {
+            continue;
+        };
+        // SAFETY: raw_dir is the open fd directory owned by `dir`; name is NUL-terminated;
+        // link is a writable buffer of the given length.
+        let n = unsafe {
+            libc::readlinkat(raw_dir, name.as_ptr(), link.as_mut_ptr().cast(), link.len())
+        };
+        if n <= 0 {
+            continue;
+        }
+        if let Some(inode) = owners::socket_inode(&link[..n as usize]) {
+            each(fd, inode);
+        }
+    }
+    Ok(())
+}
+
+/// How the descriptors of one process are duplicated: through a pidfd opened at its first
+/// socket of the table, or not at all, and why.
+enum Dups {
+    Unopened,
+    Open(OwnedFd),
+    Refused(Unread),
+}
+
+impl Dups {
+    fn read(&mut self, pid: u32, fd: u32, inode: u64) -> Result<SockOptions, Unread> {
+        if let Dups::Unopened = self {
+            *self = match options::pidfd_open(pid) {
+                Ok(pidfd) => Dups::Open(pidfd),
+                Err(failure) => Dups::Refused(unread(failure, || format!("pid {pid}"))),
+            };
+        }
+        let Dups::Open(pidfd) = self else {
+            return Err(self.refusal());
+        };
+        match options::pidfd_getfd(pidfd, fd) {
+            Ok(dup) if options::same_socket(&dup, inode) => Ok(options::read_options(&dup)),
+            Ok(_) | Err(Failure::Gone) => Err(Unread::Changed),
+            Err(failure) => {
+                let why = unread(failure, || format!("pid {pid} fd {fd}"));
+                *self = Dups::Refused(match &why {
+                    Unread::Failed(_) => Unread::Skipped,
+                    other => other.clone(),
+                });
+                Err(why)
+            }
+        }
+    }
+}
+
+impl Dups {
+    /// Why a process's socket is not read: an error other than a refusal is said once.
+    fn refusal(&mut self) -> Unread {
+        match self {
+            Dups::Refused(why) => {
+                let now = why.clone();
+                if let Unread::Failed(_) = why {
+                    *why = Unread::Skipped;
+                }
+                now
+            }
+            Dups::Unopened | Dups::Open(_) => Unread::Skipped,
+        }
+    }
+}
+
+fn unread(failure: Failure, subject: impl FnOnce() -> String) -> Unread {
+    match failure {
+        Failure::Gone => Unread::Changed,
+        Failure::Denied => Unread::Denied,
+        Failure::Unsupported(call) => Unread::Unsupported(call),
+        Failure::Other(e) => Unread::Failed(format!("{}: {e}", subject())),
+    }
+}
+
+#[cfg(test)]
+mod tests;
