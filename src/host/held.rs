@@ -19,15 +19,12 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use nix::dir::Dir;
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, openat};
-use nix::sys::stat::Mode;
 
 use super::options::{self, Failure, Outcome};
 use super::owners;
@@ -326,7 +323,7 @@ fn list(shared: &Shared, k: usize, pid: u32, path: &mut [u8; 32]) -> Result<(), 
             });
         part += 1;
     };
-    each_socket(&shared.proc_fd, pid, path, |fd, inode| {
+    owners::each_socket(&shared.proc_fd, pid, path, |fd, inode| {
         sockets.push((fd, inode));
         if sockets.len() == CHUNK {
             push(std::mem::take(&mut sockets), &mut comm);
@@ -358,49 +355,6 @@ fn read_chunk(chunk: &Chunk, positions: &Positions) -> Vec<Found> {
             })
         })
         .collect()
-}
-
-/// Call `each` with (fd, inode) for every socket descriptor of `pid`. A process that exits
-/// while it is listed ends the listing quietly.
-fn each_socket(
-    proc_fd: &OwnedFd,
-    pid: u32,
-    path: &mut [u8; 32],
-    mut each: impl FnMut(u32, u64),
-) -> Result<(), Errno> {
-    let fd_dir = openat(
-        proc_fd,
-        owners::c_path(path, pid, "fd"),
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    let raw_dir = fd_dir.as_raw_fd();
-    let mut dir = Dir::from_fd(fd_dir)?;
-    let mut link = [0u8; 64];
-    for entry in dir.iter() {
-        let entry = match entry {
-            Ok(e) => e,
-            // The process exited while we listed its descriptors.
-            Err(Errno::ENOENT | Errno::ESRCH) => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        let name = entry.file_name();
-        let Some(fd) = owners::parse_pid(name) else {
-            continue;
-        };
-        // SAFETY: raw_dir is the open fd directory owned by `dir`; name is NUL-terminated;
-        // link is a writable buffer of the given length.
-        let n = unsafe {
-            libc::readlinkat(raw_dir, name.as_ptr(), link.as_mut_ptr().cast(), link.len())
-        };
-        if n <= 0 {
-            continue;
-        }
-        if let Some(inode) = owners::socket_inode(&link[..n as usize]) {
-            each(fd, inode);
-        }
-    }
-    Ok(())
 }
 
 /// How the descriptors of one process are duplicated: through a pidfd opened at its first

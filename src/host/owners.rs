@@ -171,6 +171,24 @@ fn scan_process(
     path: &mut [u8; 32],
     out: &mut Vec<(u64, Owner)>,
 ) -> Result<(), Errno> {
+    let mut comm: Option<Arc<str>> = None;
+    let mut comm_path = [0u8; 32];
+    each_socket(proc_fd, pid, path, |fd, inode| {
+        let comm = comm
+            .get_or_insert_with(|| read_comm(proc_fd, pid, &mut comm_path))
+            .clone();
+        out.push((inode, Owner { pid, comm, fd }));
+    })
+}
+
+/// Call `each` with (fd, inode) for every socket descriptor of `pid`. A process that exits
+/// while it is listed ends the listing quietly.
+pub(super) fn each_socket(
+    proc_fd: &OwnedFd,
+    pid: u32,
+    path: &mut [u8; 32],
+    mut each: impl FnMut(u32, u64),
+) -> Result<(), Errno> {
     let fd_dir = openat(
         proc_fd,
         c_path(path, pid, "fd"),
@@ -179,7 +197,6 @@ fn scan_process(
     )?;
     let raw_dir = fd_dir.as_raw_fd();
     let mut dir = Dir::from_fd(fd_dir)?;
-    let mut comm: Option<Arc<str>> = None;
     let mut link = [0u8; 64];
     for entry in dir.iter() {
         let entry = match entry {
@@ -189,7 +206,9 @@ fn scan_process(
             Err(e) => return Err(e),
         };
         let name = entry.file_name();
-        let Some(fd) = parse_pid(name) else { continue };
+        let Some(fd) = parse_pid(name) else {
+            continue;
+        };
         // SAFETY: raw_dir is the open fd directory owned by `dir`; name is NUL-terminated;
         // link is a writable buffer of the given length.
         let n = unsafe {
@@ -198,20 +217,9 @@ fn scan_process(
         if n <= 0 {
             continue;
         }
-        let Some(inode) = socket_inode(&link[..n as usize]) else {
-            continue;
-        };
-        let owner_comm = comm
-            .get_or_insert_with(|| read_comm(proc_fd, pid, path))
-            .clone();
-        out.push((
-            inode,
-            Owner {
-                pid,
-                comm: owner_comm,
-                fd,
-            },
-        ));
+        if let Some(inode) = socket_inode(&link[..n as usize]) {
+            each(fd, inode);
+        }
     }
     Ok(())
 }
