@@ -497,3 +497,113 @@ fn nginx_tiny_backlog_is_found_while_its_queue_is_empty() {
         server.output()
     );
 }
+
+const NGINX_WORKERS_CONF: &str = "daemon off;
+master_process on;
+worker_processes 2;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    keepalive_timeout 60;
+    server {
+        listen 127.0.0.1:8082;
+        return 200 \"ok\\n\";
+    }
+}
+";
+
+/// The processes whose parent is `pid`.
+fn children(pid: u32) -> BTreeSet<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// nginx with a master and two workers: every process holds the listening socket, but only
+/// the worker that accepted a connection holds that connection. A reset a client sends to a
+/// kept-alive connection names, as the process it was sent to, the worker that holds it (from
+/// the socket table), never the master.
+#[test]
+fn a_reset_to_an_nginx_connection_names_the_worker_that_holds_it() {
+    require_root();
+    let ns = Netns::new("ngxw");
+    let mut server = Server::start(
+        &ns,
+        NGINX,
+        "nginx.conf",
+        NGINX_WORKERS_CONF,
+        &["-p", "{dir}", "-e", "{dir}/error.log", "-c", "{config}"],
+    );
+    server.wait_listening(&ns, 8082);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while children(server.pid).len() < 2 {
+        assert!(Instant::now() < deadline, "no workers: {}", server.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let workers = children(server.pid);
+    let mut cmd = common::rstaudit();
+    cmd.args([
+        "packet-check",
+        "--netns",
+        &ns.name,
+        "--duration",
+        "4",
+        "--format",
+        "json",
+    ])
+    .stdout(Stdio::piped());
+    let (mut child, mut err) = common::start_watching(&mut cmd);
+    let conn = in_ns(&ns, || {
+        let mut c = TcpStream::connect("127.0.0.1:8082").unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut buf = [0u8; 512];
+        let n = c.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+        c
+    });
+    let client = conn.local_addr().unwrap();
+    // Let a refresh of the socket table see the kept-alive connection and its worker.
+    std::thread::sleep(Duration::from_millis(1500));
+    nix::sys::socket::setsockopt(
+        &conn,
+        nix::sys::socket::sockopt::Linger,
+        &libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        },
+    )
+    .unwrap();
+    drop(conn);
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut rest = String::new();
+    let _ = err.read_to_string(&mut rest);
+    assert!(child.wait().unwrap().success(), "{rest}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let events = report["events"].as_array().unwrap();
+    let e = events
+        .iter()
+        .find(|e| e["src"] == client.to_string())
+        .unwrap_or_else(|| panic!("no reset from {client}: {}", pretty(&report)));
+    assert_eq!(e["owner"]["pid"], u64::from(std::process::id()), "{e:#}");
+    let peer = e["peer"]["pid"].as_u64();
+    assert!(
+        peer.is_some_and(|p| workers.contains(&p)),
+        "the reset was sent to {peer:?}, not to a worker of {:?} (master {}): {e:#}",
+        workers,
+        server.pid
+    );
+    assert_eq!(e["peer"]["comm"], "nginx", "{e:#}");
+    assert_eq!(e["peer"]["source"], "peer-socket", "{e:#}");
+}
