@@ -470,6 +470,8 @@ pub enum RawUnavailable {
     Io { path: PathBuf, err: io::Error },
     #[error("{} has no cpuN/trace_pipe_raw", .0.display())]
     NoCpus(PathBuf),
+    #[error("the binary records are decoded as little-endian, and this machine is big-endian")]
+    BigEndian,
 }
 
 /// The decoder and the per-CPU `trace_pipe_raw` files of the instance, or why the binary trace
@@ -480,6 +482,9 @@ fn open_raw(
     support: &ResetSupport,
     tasks: bool,
 ) -> Result<(RawDecoder, Vec<(u32, fs::File)>), RawUnavailable> {
+    if cfg!(target_endian = "big") {
+        return Err(RawUnavailable::BigEndian);
+    }
     let events = tracefs.root.join("events");
     let read = |rel: &str| {
         let path = events.join(rel);
