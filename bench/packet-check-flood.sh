@@ -12,15 +12,21 @@
 # Usage (root): bench/packet-check-flood.sh [SECONDS]
 # FLOODERS=N (default 2) flooding processes; RATE=R segments a second for each (default: as fast
 # as they can, which depends on the machine and its load; set it to compare builds at one rate).
+# VETH=1: the flood comes from a second namespace made here, over a veth pair (10.99.0.1 ->
+# 10.99.0.2, addresses of these two namespaces only), so the resets leave through an interface
+# and their peer is not local; by default it is loopback, where both ends are in the watched
+# namespace and each reset also waits to see whether a local socket took it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECONDS_FLOOD=${1:-5}
 FLOODERS=${FLOODERS:-2}
 NS="rsta-bench-$$"
+PEER="rsta-bench-peer-$$"
 OUT=$(mktemp -d)
 cleanup() {
     ip netns del "$NS" 2>/dev/null || true
+    ip netns del "$PEER" 2>/dev/null || true
     rm -rf "$OUT"
 }
 trap cleanup EXIT
@@ -31,6 +37,21 @@ FLOOD=target/release/examples/rstflood
 
 ip netns add "$NS"
 ip -n "$NS" link set lo up
+FLOOD_NS=$NS
+FLOOD_ENV=()
+TD_IF=lo
+if [ "${VETH:-0}" = 1 ]; then
+    ip netns add "$PEER"
+    ip -n "$PEER" link set lo up
+    ip link add rstb0 netns "$NS" type veth peer name rstb1 netns "$PEER"
+    ip -n "$NS" addr add 10.99.0.2/24 dev rstb0
+    ip -n "$PEER" addr add 10.99.0.1/24 dev rstb1
+    ip -n "$NS" link set rstb0 up
+    ip -n "$PEER" link set rstb1 up
+    FLOOD_NS=$PEER
+    FLOOD_ENV=(SRC=10.99.0.1 DST=10.99.0.2)
+    TD_IF=rstb0
+fi
 
 outrsts() { ip netns exec "$NS" awk '/^Tcp:/ { if (h) print $15; h = 1 }' /proc/net/snmp; }
 
@@ -44,7 +65,7 @@ run_phase() {
     # -Z root: tcpdump otherwise hands its output file to the tcpdump user, /dev/null included.
     /usr/bin/time -f "%U %S" -o "$OUT/$name.tcpdump.time" \
         ip netns exec "$NS" timeout -s INT "$window" \
-        tcpdump -Z root -n -i lo -w /dev/null 'tcp[tcpflags] & tcp-rst != 0' 2>"$OUT/$name.tcpdump.err" &
+        tcpdump -Z root -n -i "$TD_IF" -w /dev/null 'tcp[tcpflags] & tcp-rst != 0' 2>"$OUT/$name.tcpdump.err" &
     local tpid=$!
     # Let both start.
     until grep -q "watching TCP resets" "$OUT/$name.rstaudit.err" 2>/dev/null; do sleep 0.1; done
@@ -67,7 +88,7 @@ run_phase() {
 flood() {
     local pids=()
     for i in $(seq 1 "$FLOODERS"); do
-        ip netns exec "$NS" "$FLOOD" rst "$SECONDS_FLOOD" $((9 + i)) &
+        ip netns exec "$FLOOD_NS" env "${FLOOD_ENV[@]}" "$FLOOD" rst "$SECONDS_FLOOD" $((9 + i)) &
         pids+=($!)
     done
     wait "${pids[@]}"

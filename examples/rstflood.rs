@@ -1,13 +1,15 @@
-//! Benchmark load for `packet-check` (bench/packet-check-flood.sh), loopback only.
+//! Benchmark load for `packet-check` (bench/packet-check-flood.sh), within the benchmark's own
+//! namespaces only.
 //!
 //!   rstflood rst SECONDS [PORT]   send bare ACKs from 127.0.0.1 to 127.0.0.1:PORT (default 9,
 //!                                 nothing listens) as fast as possible, or at RATE segments a
 //!                                 second when the environment sets RATE: the kernel answers each
-//!                                 with a reset (NO_SOCKET). Prints how many were sent.
+//!                                 with a reset (NO_SOCKET). Prints how many were sent. SRC and
+//!                                 DST (IPv4 addresses) replace 127.0.0.1: the benchmark's veth
+//!                                 pair between two namespaces it made.
 //!   rstflood bulk SECONDS         stream data over one loopback TCP connection (no resets).
 //!
-//! Run it inside a network namespace made for the benchmark: it sends to 127.0.0.1 only, for a
-//! bounded time.
+//! Run it inside a network namespace made for the benchmark, for a bounded time.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -17,18 +19,28 @@ fn rst_flood(seconds: f64, port: u16) {
     // SAFETY: plain socket(2); the descriptor is closed at exit.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
     assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+    let addr = |var: &str| -> [u8; 4] {
+        std::env::var(var)
+            .ok()
+            .map(|a| {
+                a.parse::<Ipv4Addr>()
+                    .unwrap_or_else(|_| panic!("{var}={a}: not an IPv4 address"))
+            })
+            .unwrap_or(Ipv4Addr::LOCALHOST)
+            .octets()
+    };
+    let (src_ip, dst_ip) = (addr("SRC"), addr("DST"));
     let dst = libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: 0,
         sin_addr: libc::in_addr {
-            s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+            s_addr: u32::from_ne_bytes(dst_ip),
         },
         sin_zero: [0; 8],
     };
     // Pre-build the packets for 16k source ports; vary the sequence number per round.
-    let lo = Ipv4Addr::LOCALHOST.octets();
     let build = |sport: u16, seq: u32| -> Vec<u8> {
-        let b = etherparse::PacketBuilder::ipv4(lo, lo, 64)
+        let b = etherparse::PacketBuilder::ipv4(src_ip, dst_ip, 64)
             .tcp(sport, port, seq, 1024)
             .ack(1);
         let mut out = Vec::with_capacity(b.size(0));
