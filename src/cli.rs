@@ -478,7 +478,13 @@ pub struct PacketCheckArgs {
     pub tracefs: Option<PathBuf>,
     /// How to read the kernel's trace: binary records (per-CPU trace_pipe_raw, the cheapest),
     /// text (trace_pipe), or auto (binary where the kernel's layouts can be read, else text).
-    #[arg(long, value_enum, value_name = "HOW", default_value_t = TraceReaderArg::Auto)]
+    #[arg(
+        long,
+        value_enum,
+        value_name = "HOW",
+        default_value_t = TraceReaderArg::Auto,
+        conflicts_with = "lab"
+    )]
     pub trace_reader: TraceReaderArg,
     /// Output format.
     #[arg(long, value_enum, default_value_t = PacketFormat::Table)]
