@@ -224,26 +224,16 @@ fn resets_rising_alert_fires_on_a_rise_of_one_cause_only() {
 /// Real packet-check output: a window over a namespace this test creates, in which a helper
 /// makes two kinds of reset (a connect to a closed port; a close with unread data).
 fn real_packet_check(format: &str) -> String {
-    use std::io::Read;
     common::require_root();
     let ns = common::Netns::new("ecopkt");
-    let (mut child, mut err) = common::start_watching(
+    let (child, err) = common::start_watching(
         common::rstaudit()
             .args(["packet-check", "--netns", &ns.name, "--duration", "3"])
             .args(["--format", format])
             .stdout(Stdio::piped()),
     );
     let helper = ns.helper(&["refused:9", "refused:9", "unread-close"]);
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let mut rest = String::new();
-    let _ = err.read_to_string(&mut rest);
-    assert!(child.wait().unwrap().success(), "packet-check: {rest}");
+    let out = common::finish_watching(child, err);
     drop(helper);
     out
 }

@@ -166,19 +166,16 @@ fn packet_check_html_chart_has_one_drawn_series_per_cause() {
 /// A real packet-check window over a namespace this test creates, in which a helper makes
 /// two kinds of reset (connects to a closed port; a close with unread data).
 fn real_packet_check_html(path: &Path) {
-    use std::io::Read;
     common::require_root();
     let ns = common::Netns::new("htmlpkt");
-    let (mut child, mut err) = common::start_watching(
+    let (child, err) = common::start_watching(
         common::rstaudit()
             .args(["packet-check", "--netns", &ns.name, "--duration", "3"])
             .args(["--format", "html", "-o"])
             .arg(path),
     );
     let helper = ns.helper(&["refused:9", "sleep:1200", "refused:9", "unread-close"]);
-    let mut rest = String::new();
-    let _ = err.read_to_string(&mut rest);
-    assert!(child.wait().unwrap().success(), "packet-check: {rest}");
+    common::finish_watching(child, err);
     drop(helper);
 }
 

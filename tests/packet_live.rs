@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::io::{BufReader, Read};
+use std::io::BufReader;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -21,21 +21,8 @@ fn start(args: &[&str]) -> (Child, BufReader<std::process::ChildStderr>) {
 }
 
 /// Wait for the end and parse the JSON report.
-fn finish(mut child: Child, mut err: BufReader<std::process::ChildStderr>) -> Value {
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut out)
-        .expect("reading stdout");
-    let mut rest = String::new();
-    let _ = err.read_to_string(&mut rest);
-    let status = child.wait().expect("waiting for rstaudit");
-    assert!(
-        status.success(),
-        "rstaudit failed: {status}; stderr: {rest}"
-    );
+fn finish(child: Child, err: BufReader<std::process::ChildStderr>) -> Value {
+    let out = common::finish_watching(child, err);
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON ({e}): {out}"))
 }
 

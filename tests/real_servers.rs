@@ -558,7 +558,7 @@ fn a_reset_to_an_nginx_connection_names_the_worker_that_holds_it() {
         "json",
     ])
     .stdout(Stdio::piped());
-    let (mut child, mut err) = common::start_watching(&mut cmd);
+    let (child, err) = common::start_watching(&mut cmd);
     let conn = in_ns(&ns, || {
         let mut c = TcpStream::connect("127.0.0.1:8082").unwrap();
         c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
@@ -580,16 +580,7 @@ fn a_reset_to_an_nginx_connection_names_the_worker_that_holds_it() {
     )
     .unwrap();
     drop(conn);
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let mut rest = String::new();
-    let _ = err.read_to_string(&mut rest);
-    assert!(child.wait().unwrap().success(), "{rest}");
+    let out = common::finish_watching(child, err);
     let report: Value = serde_json::from_str(&out).unwrap();
     let events = report["events"].as_array().unwrap();
     let e = events

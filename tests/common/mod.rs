@@ -297,6 +297,24 @@ pub fn start_watching(cmd: &mut Command) -> (Child, BufReader<std::process::Chil
     }
 }
 
+/// Wait for the end of a command started with [`start_watching`]; its standard output (empty
+/// when it was not piped). Fails, with the rest of its standard error, unless it succeeded.
+pub fn finish_watching(mut child: Child, mut err: BufReader<std::process::ChildStderr>) -> String {
+    use std::io::Read;
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        stdout.read_to_string(&mut out).expect("reading stdout");
+    }
+    let mut rest = String::new();
+    let _ = err.read_to_string(&mut rest);
+    let status = child.wait().expect("waiting for rstaudit");
+    assert!(
+        status.success(),
+        "rstaudit failed: {status}; stderr: {rest}"
+    );
+    out
+}
+
 /// The standard error of a command that must refuse to run: exit 2 and nothing on standard
 /// output (the diagnostics of a broken input file).
 pub fn refused_stderr(out: &Output) -> String {

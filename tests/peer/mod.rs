@@ -558,21 +558,8 @@ impl Watch {
     }
 
     /// Wait for the end; the JSON report.
-    pub fn finish(mut self) -> serde_json::Value {
-        let mut out = String::new();
-        self.child
-            .stdout
-            .take()
-            .expect("stdout")
-            .read_to_string(&mut out)
-            .expect("reading stdout");
-        let mut rest = String::new();
-        let _ = self.err.read_to_string(&mut rest);
-        let status = self.child.wait().expect("waiting for rstaudit");
-        assert!(
-            status.success(),
-            "rstaudit failed: {status}; stderr: {rest}"
-        );
+    pub fn finish(self) -> serde_json::Value {
+        let out = super::common::finish_watching(self.child, self.err);
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON ({e}): {out}"))
     }
 }
