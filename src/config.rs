@@ -83,12 +83,7 @@ impl fmt::Display for ConfigError {
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let display = path.display().to_string();
     let text = crate::input::read_config(path).map_err(|e| ConfigError {
-        problems: vec![Diagnostic::whole_file(
-            Code::Unreadable,
-            &display,
-            format!("cannot read the config file: {e}"),
-            "",
-        )],
+        problems: vec![Diagnostic::unreadable(&display, "config file", e)],
     })?;
     parse(&display, &text, path.parent().unwrap_or(Path::new(".")))
 }

@@ -127,6 +127,16 @@ impl Diagnostic {
         }
     }
 
+    /// A file that could not be read at all: `cannot read the WHAT: ERROR`.
+    pub fn unreadable(file: &str, what: &str, err: impl std::fmt::Display) -> Self {
+        Self::whole_file(
+            Code::Unreadable,
+            file,
+            format!("cannot read the {what}: {err}"),
+            "",
+        )
+    }
+
     /// A diagnostic from serde_yaml's error: its position, its message without the position
     /// (already in front) and the code of its kind.
     pub fn from_yaml(file: &str, e: &serde_yaml::Error) -> Self {

@@ -33,12 +33,7 @@ struct RawEntry {
 pub fn load(path: &Path, rules: &BTreeSet<String>) -> Result<AcceptFile, AcceptError> {
     let display = path.display().to_string();
     let text = crate::input::read_config(path).map_err(|e| AcceptError {
-        problems: vec![Diagnostic::whole_file(
-            Code::Unreadable,
-            &display,
-            format!("cannot read the accept file: {e}"),
-            "",
-        )],
+        problems: vec![Diagnostic::unreadable(&display, "accept file", e)],
     })?;
     parse(&display, &text, rules)
 }
