@@ -3,13 +3,14 @@
 //! cannot be read), count what was lost, and remove it (also instances left by a process that
 //! is gone).
 
+use std::collections::VecDeque;
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -95,21 +96,32 @@ impl Default for TraceOptions {
 }
 
 /// The consumer's end: events in the order the reader read them, handed over in batches (one
-/// channel operation per read of the trace, not one per event).
+/// channel operation per read of the trace, not one per event). An emptied batch goes back to
+/// the reader to be filled again: under a reset flood that is hundreds of batches a second,
+/// which would otherwise be allocated by one thread and freed by the other.
 pub struct TraceReceiver {
     rx: Receiver<Vec<TraceEvent>>,
-    current: std::vec::IntoIter<TraceEvent>,
+    current: VecDeque<TraceEvent>,
+    spare: Sender<Vec<TraceEvent>>,
 }
 
 impl TraceReceiver {
+    /// Take the next batch in (`next` from the channel), handing the emptied one back.
+    fn refill(&mut self, next: Vec<TraceEvent>) {
+        let done = std::mem::replace(&mut self.current, VecDeque::from(next));
+        // Empty, so this moves nothing; a reader that has ended just drops it.
+        let _ = self.spare.send(Vec::from(done));
+    }
+
     /// The events available now, without waiting.
     pub fn try_iter(&mut self) -> impl Iterator<Item = TraceEvent> + '_ {
         std::iter::from_fn(move || {
             loop {
-                if let Some(e) = self.current.next() {
+                if let Some(e) = self.current.pop_front() {
                     return Some(e);
                 }
-                self.current = self.rx.try_recv().ok()?.into_iter();
+                let next = self.rx.try_recv().ok()?;
+                self.refill(next);
             }
         })
     }
@@ -118,11 +130,12 @@ impl TraceReceiver {
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<TraceEvent, RecvTimeoutError> {
         let until = std::time::Instant::now() + timeout;
         loop {
-            if let Some(e) = self.current.next() {
+            if let Some(e) = self.current.pop_front() {
                 return Ok(e);
             }
             let left = until.saturating_duration_since(std::time::Instant::now());
-            self.current = self.rx.recv_timeout(left)?.into_iter();
+            let next = self.rx.recv_timeout(left)?;
+            self.refill(next);
         }
     }
 }
@@ -133,31 +146,41 @@ impl Iterator for TraceReceiver {
     /// The next event, waiting for it; `None` once the session has ended.
     fn next(&mut self) -> Option<TraceEvent> {
         loop {
-            if let Some(e) = self.current.next() {
+            if let Some(e) = self.current.pop_front() {
                 return Some(e);
             }
-            self.current = self.rx.recv().ok()?.into_iter();
+            let next = self.rx.recv().ok()?;
+            self.refill(next);
         }
     }
 }
 
-/// Hand a batch to the consumer; false when the consumer is gone.
-fn send_batch(
-    tx: &SyncSender<Vec<TraceEvent>>,
-    batch: &mut Vec<TraceEvent>,
-    counts: &ReaderCounts,
-) -> bool {
-    if batch.is_empty() {
-        return true;
-    }
-    let n = batch.len() as u64;
-    match tx.try_send(std::mem::take(batch)) {
-        Ok(()) => true,
-        Err(TrySendError::Full(_)) => {
-            counts.dropped.fetch_add(n, Ordering::Relaxed);
-            true
+/// The reader's end of the channel: full batches out, emptied ones back.
+struct Outbox {
+    tx: SyncSender<Vec<TraceEvent>>,
+    spare: Receiver<Vec<TraceEvent>>,
+}
+
+impl Outbox {
+    /// Hand a batch to the consumer (and start the next in an emptied one); false when the
+    /// consumer is gone.
+    fn send(&self, batch: &mut Vec<TraceEvent>, counts: &ReaderCounts) -> bool {
+        if batch.is_empty() {
+            return true;
         }
-        Err(TrySendError::Disconnected(_)) => false,
+        let n = batch.len() as u64;
+        let next = self.spare.try_recv().unwrap_or_default();
+        match self.tx.try_send(std::mem::replace(batch, next)) {
+            Ok(()) => true,
+            Err(TrySendError::Full(mut lost)) => {
+                counts.dropped.fetch_add(n, Ordering::Relaxed);
+                // Keep the allocation: the batch just made is empty and can go.
+                lost.clear();
+                *batch = lost;
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
     }
 }
 
@@ -192,6 +215,8 @@ impl TraceSession {
             Err(e) => return Err(io_at(&instance)(e)),
         }
         let (tx, rx) = std::sync::mpsc::sync_channel(opts.channel_capacity);
+        let (spare_tx, spare) = std::sync::mpsc::channel();
+        let out = Outbox { tx, spare };
         let mut session = Self {
             instance: instance.clone(),
             stop: Arc::new(AtomicBool::new(false)),
@@ -257,7 +282,7 @@ impl TraceSession {
                 spawn(
                     "rstaudit-trace",
                     instance.join("per_cpu"),
-                    Box::new(move || read_raw(cpus, decoder, tx, stop, counts)),
+                    Box::new(move || read_raw(cpus, decoder, out, stop, counts)),
                 )?
             }
             None => {
@@ -270,7 +295,7 @@ impl TraceSession {
                 spawn(
                     "rstaudit-trace",
                     pipe_path,
-                    Box::new(move || read_pipe(pipe, tx, stop, counts)),
+                    Box::new(move || read_pipe(pipe, out, stop, counts)),
                 )?
             }
         });
@@ -278,7 +303,8 @@ impl TraceSession {
             session,
             TraceReceiver {
                 rx,
-                current: Vec::new().into_iter(),
+                current: VecDeque::new(),
+                spare: spare_tx,
             },
         ))
     }
@@ -396,15 +422,11 @@ pub fn clean_stale_with(
     Ok(removed)
 }
 
-pub(super) fn read_pipe(
-    mut pipe: fs::File,
-    tx: SyncSender<Vec<TraceEvent>>,
-    stop: Arc<AtomicBool>,
-    counts: Arc<ReaderCounts>,
-) {
+fn read_pipe(mut pipe: fs::File, out: Outbox, stop: Arc<AtomicBool>, counts: Arc<ReaderCounts>) {
     use std::os::fd::AsRawFd;
     let mut buf = vec![0u8; 1 << 16];
     let mut pending: Vec<u8> = Vec::new();
+    let mut batch = Vec::new();
     let mut draining_after_stop = 0;
     loop {
         if stop.load(Ordering::SeqCst) {
@@ -427,7 +449,6 @@ pub(super) fn read_pipe(
                 Ok(n) => {
                     pending.extend_from_slice(&buf[..n]);
                     let mut start = 0;
-                    let mut batch = Vec::new();
                     while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
                         let line = String::from_utf8_lossy(&pending[start..start + nl]);
                         counts.lines.fetch_add(1, Ordering::Relaxed);
@@ -443,7 +464,7 @@ pub(super) fn read_pipe(
                         }
                         start += nl + 1;
                     }
-                    if !send_batch(&tx, &mut batch, &counts) {
+                    if !out.send(&mut batch, &counts) {
                         return;
                     }
                     pending.drain(..start);
@@ -548,7 +569,7 @@ fn open_raw(
 fn read_raw(
     mut cpus: Vec<(u32, fs::File)>,
     decoder: RawDecoder,
-    tx: SyncSender<Vec<TraceEvent>>,
+    out: Outbox,
     stop: Arc<AtomicBool>,
     counts: Arc<ReaderCounts>,
 ) {
@@ -600,7 +621,7 @@ fn read_raw(
             }
         }
         busy = !batch.is_empty();
-        if !send_batch(&tx, &mut batch, &counts) {
+        if !out.send(&mut batch, &counts) {
             return;
         }
     }
