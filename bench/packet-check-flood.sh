@@ -80,9 +80,9 @@ run_phase() {
     local td_drop; td_drop=$(grep -Eo '^[0-9]+ packets dropped by kernel' "$OUT/$name.tcpdump.err" | awk '{print $1}')
     printf '%s: kernel Tcp.OutRsts +%s\n' "$name" "$((after - before))"
     printf '  rstaudit: %s resets seen, %s dropped by the kernel, %s trace events dropped, %s without a reason; CPU user/sys %s s\n' \
-        "$r_seen" "$r_drops" "$t_dropped" "$no_reason" "$(cat "$OUT/$name.rstaudit.time")"
+        "$r_seen" "$r_drops" "$t_dropped" "$no_reason" "$(tail -n 1 "$OUT/$name.rstaudit.time")"
     printf '  tcpdump:  %s resets captured, %s dropped by the kernel; CPU user/sys %s s\n' \
-        "${td_seen:-?}" "${td_drop:-?}" "$(cat "$OUT/$name.tcpdump.time")"
+        "${td_seen:-?}" "${td_drop:-?}" "$(tail -n 1 "$OUT/$name.tcpdump.time")"
 }
 
 flood() {

@@ -27,6 +27,9 @@
 //!                                    clients connect and send data (INVALID_SYN with
 //!                                    tcp_abort_on_overflow=1); the listener is held
 //!   write-after-close                the peer closes, then we write twice (TCP_TIMEWAIT_SOCKET)
+//!   stray-ack:PORT                   a bare ACK from 127.0.0.1:1 (no socket there) to PORT (no
+//!                                    listener), sent on a raw socket: the kernel answers with a
+//!                                    reset (NO_SOCKET) that no local socket takes
 //!
 //! Descriptor churn (for scans that race with the process):
 //!   fd-churn:PORT_A:PORT_B:MS:HOLD  for MS milliseconds, keep replacing descriptor 200 (dup2),
@@ -216,6 +219,7 @@ fn main() {
                     .expect_err("connect to a closed port must fail");
                 assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
             }
+            "stray-ack" => stray_ack(num(1) as u16),
             "unread-close" => {
                 let (mut c, a) = pair();
                 c.write_all(b"unread").unwrap();
@@ -339,4 +343,39 @@ fn main() {
     }
     drop(streams);
     drop(listeners);
+}
+
+/// One bare ACK from 127.0.0.1:1 to 127.0.0.1:`port`, on a raw socket (root).
+fn stray_ack(port: u16) {
+    // SAFETY: plain socket(2); closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
+    assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+    let lo = [127, 0, 0, 1];
+    let b = etherparse::PacketBuilder::ipv4(lo, lo, 64)
+        .tcp(1, port, 1, 1024)
+        .ack(1);
+    let mut seg = Vec::with_capacity(b.size(0));
+    b.write(&mut seg, &[]).expect("building a segment");
+    let dst = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(lo),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: seg is a valid buffer, dst a valid sockaddr_in; fd is ours and closed once.
+    let rc = unsafe {
+        let rc = libc::sendto(
+            fd,
+            seg.as_ptr().cast(),
+            seg.len(),
+            0,
+            (&dst as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        libc::close(fd);
+        rc
+    };
+    assert!(rc > 0, "sendto: {}", std::io::Error::last_os_error());
 }

@@ -102,7 +102,7 @@ fn ftrace_session_reports_reasons_and_removes_its_instance() {
     }
     drop(helper);
     let ev = found.expect("tcp_send_reset for the refused connect");
-    assert_eq!(ev.reason.as_deref(), Some("NO_SOCKET"));
+    assert_eq!(ev.reason, Some("NO_SOCKET"));
     session.finish().unwrap();
     assert!(
         !instance.exists(),

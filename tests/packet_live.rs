@@ -63,6 +63,7 @@ fn live_check_attributes_each_reset_to_its_reason_process_and_cause() {
         "linger0-close:300",
         "overflow:7100:4",
         "write-after-close",
+        "stray-ack:9",
     ]);
     let (child, err) = start(&["--netns", &ns.name, "--duration", "6", "--format", "json"]);
     let rstaudit_pid = child.id();
@@ -93,11 +94,31 @@ fn live_check_attributes_each_reset_to_its_reason_process_and_cause() {
             assert_eq!(e["direction"], "sent");
         }
     }
+    // On loopback every reset has a receiver here: the refused connect's own socket takes its
+    // reset (tcp_receive_reset), the stray ACK's reset goes to a port where nothing listens.
+    let no_socket = events_with(&report, "NO_SOCKET");
     assert_eq!(
-        events_with(&report, "NO_SOCKET").len(),
-        1,
-        "only this namespace's refused connect: {report:#}"
+        no_socket.len(),
+        2,
+        "this namespace's refused connect and stray ACK only: {report:#}"
     );
+    assert_eq!(
+        no_socket
+            .iter()
+            .filter(|e| e["dst"] == "127.0.0.1:1")
+            .count(),
+        1,
+        "the stray ACK's reset: {report:#}"
+    );
+    for e in &no_socket {
+        let to_stray = e["dst"] == "127.0.0.1:1";
+        assert_eq!(e["taken_by_socket"], !to_stray, "{e:#}");
+    }
+    for reason in ["TCP_ABORT_ON_CLOSE", "TCP_STATE", "TCP_TIMEWAIT_SOCKET"] {
+        for e in events_with(&report, reason) {
+            assert_eq!(e["taken_by_socket"], true, "a live peer took it: {e:#}");
+        }
+    }
     assert!(
         report["tracing"]["matching"]["unmatched_events"]
             .as_u64()

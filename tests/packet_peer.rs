@@ -33,8 +33,8 @@ fn let_a_snapshot_pass() {
 #[track_caller]
 fn same_as_kernel(e: &serde_json::Value, trace: &KernelTrace, src: SocketAddr, dst: SocketAddr) {
     let k = trace.reset(src, dst);
-    assert_eq!(e["reason"].as_str(), k.reason.as_deref(), "{e:#} vs {k:#?}");
-    assert_eq!(e["state"].as_str(), k.state.as_deref(), "{e:#} vs {k:#?}");
+    assert_eq!(e["reason"].as_str(), k.reason, "{e:#} vs {k:#?}");
+    assert_eq!(e["state"].as_str(), k.state, "{e:#} vs {k:#?}");
 }
 
 /// A segment written into a tun device is processed in the writer's context with bottom halves
@@ -313,10 +313,10 @@ fn before_6_10_resets_keep_their_owner_and_missing_events_are_not_called_lost() 
     for (src, dst) in closes {
         let e = event(&report, src, dst);
         let kernel = old.real_reset(src, dst);
-        assert_eq!(kernel.reason.as_deref(), Some("TCP_ABORT_ON_CLOSE"));
+        assert_eq!(kernel.reason, Some("TCP_ABORT_ON_CLOSE"));
         assert_eq!(e.get("reason"), None, "{e:#}");
         assert_eq!(e["cause"], "sent-reason-unknown", "{e:#}");
-        assert_eq!(e["state"].as_str(), kernel.state.as_deref(), "{e:#}");
+        assert_eq!(e["state"].as_str(), kernel.state, "{e:#}");
         assert_eq!(e["owner"]["pid"], me, "{e:#}");
         assert_eq!(e["owner"]["source"], "task", "{e:#}");
     }

@@ -153,7 +153,7 @@ proptest! {
         prop_assert!(ev.task.in_interrupt);
         prop_assert_eq!(ev.src, Some(SocketAddr::from(([127, 0, 0, 1], sport))));
         prop_assert_eq!(ev.dst, Some(SocketAddr::from(([127, 0, 0, 1], dport))));
-        prop_assert_eq!(ev.reason.as_deref(), Some("NO_SOCKET"));
+        prop_assert_eq!(ev.reason, Some("NO_SOCKET"));
         prop_assert!(!ev.has_sock && ev.has_skb);
     }
 

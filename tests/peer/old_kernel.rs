@@ -240,7 +240,7 @@ pub fn as_6_1(line: &str) -> Option<String> {
     };
     let full_socket = ev.has_sock
         && !matches!(
-            ev.state.as_deref(),
+            ev.state,
             Some("TCP_TIME_WAIT" | "TCP_NEW_SYN_RECV" | "TCP_SYN_RECV")
         );
     if !full_socket {
@@ -269,6 +269,6 @@ pub fn as_6_1(line: &str) -> Option<String> {
         v4(dst.ip()),
         v6(src.ip()),
         v6(dst.ip()),
-        ev.state.as_deref().unwrap_or("UNKNOWN"),
+        ev.state.unwrap_or("UNKNOWN"),
     ))
 }

@@ -4,7 +4,9 @@
 use std::io::BufRead;
 use std::net::{IpAddr, SocketAddr};
 
-use std::sync::Arc;
+use std::borrow::Cow;
+
+use super::intern;
 
 use serde::Serialize;
 
@@ -12,7 +14,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaskContext {
     /// The task name as ftrace printed it (`<...>` when not cached).
-    pub comm: Arc<str>,
+    pub comm: Cow<'static, str>,
     /// Thread id (global pid namespace).
     pub tid: u32,
     pub cpu: u32,
@@ -40,9 +42,9 @@ pub struct SendReset {
     pub src: Option<SocketAddr>,
     pub dst: Option<SocketAddr>,
     /// `TCP_CLOSE`, ... or `UNKNOWN`.
-    pub state: Option<Arc<str>>,
+    pub state: Option<&'static str>,
     /// `NO_SOCKET`, ... when the kernel reports reasons.
-    pub reason: Option<Arc<str>>,
+    pub reason: Option<&'static str>,
 }
 
 /// `tcp:tcp_receive_reset`: a local socket accepted a reset.
@@ -143,7 +145,7 @@ pub fn parse_line(line: &str) -> Result<Option<TraceEvent>, LineError> {
     let bh_disabled = !in_interrupt && flags.chars().next().is_some_and(|c| matches!(c, 'b' | 'D'));
     let (event, fields) = body.split_once(": ").unwrap_or((body, ""));
     let task = TaskContext {
-        comm: comm.trim().into(),
+        comm: Cow::Owned(comm.trim().to_owned()),
         tid,
         cpu,
         in_interrupt,
@@ -169,8 +171,8 @@ pub fn parse_line(line: &str) -> Result<Option<TraceEvent>, LineError> {
                 has_sock: kv("skaddr").is_some_and(|p| !is_null_ptr(p)),
                 src,
                 dst,
-                state: kv("state").map(Arc::from),
-                reason: kv("reason").map(Arc::from),
+                state: kv("state").map(intern::name),
+                reason: kv("reason").map(intern::name),
             })))
         }
         "tcp_receive_reset" => {

@@ -23,6 +23,7 @@
 //! or addresses. Nothing here interprets reasons.
 
 mod format;
+pub mod intern;
 mod layout;
 mod line;
 mod raw;
@@ -123,8 +124,8 @@ print fmt: "skbaddr=%p skaddr=%p src=%pISpc dest=%pISpc state=%s", REC->skbaddr,
         assert!(first.has_skb && !first.has_sock);
         assert_eq!(first.src, Some("[::1]:9".parse().unwrap()));
         assert_eq!(first.dst, Some("[::1]:34436".parse().unwrap()));
-        assert_eq!(first.reason.as_deref(), Some("NO_SOCKET"));
-        assert_eq!(first.state.as_deref(), Some("UNKNOWN"));
+        assert_eq!(first.reason, Some("NO_SOCKET"));
+        assert_eq!(first.state, Some("UNKNOWN"));
         let TraceEvent::ReceiveReset(rcv) = &events[3] else {
             panic!()
         };
@@ -140,8 +141,8 @@ print fmt: "skbaddr=%p skaddr=%p src=%pISpc dest=%pISpc state=%s", REC->skbaddr,
         };
         assert!(!close.task.in_interrupt, "close() runs in process context");
         assert!(!close.has_skb && close.has_sock);
-        assert_eq!(close.reason.as_deref(), Some("TCP_ABORT_ON_CLOSE"));
-        assert_eq!(close.state.as_deref(), Some("TCP_CLOSE"));
+        assert_eq!(close.reason, Some("TCP_ABORT_ON_CLOSE"));
+        assert_eq!(close.state, Some("TCP_CLOSE"));
     }
 
     /// tcp_send_reset as kernels before 6.10 print it (the `tcp_event_sk_skb` class: the
@@ -156,7 +157,7 @@ print fmt: "skbaddr=%p skaddr=%p src=%pISpc dest=%pISpc state=%s", REC->skbaddr,
         assert_eq!(ev.src, Some("127.0.0.1:5000".parse().unwrap()));
         assert_eq!(ev.dst, Some("127.0.0.1:37052".parse().unwrap()));
         assert_eq!(ev.reason, None);
-        assert_eq!(ev.state.as_deref(), Some("TCP_CLOSE"));
+        assert_eq!(ev.state, Some("TCP_CLOSE"));
         assert!(!ev.has_skb && ev.has_sock && !ev.task.bh_disabled);
         let v6 = "   nginx-77  [001] b..1.  5.5: tcp_send_reset: skbaddr=0000000000000000 skaddr=00000000abcd1234 family=AF_INET6 sport=443 dport=40000 saddr=0.0.0.0 daddr=0.0.0.0 saddrv6=fd00::1 daddrv6=fd00::2 state=TCP_CLOSE";
         let Some(TraceEvent::SendReset(ev)) = parse_line(v6).unwrap() else {

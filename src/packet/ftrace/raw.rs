@@ -8,10 +8,11 @@
 //! data, and flags in the top bits), then records, each with a 32-bit header of a 5-bit type
 //! and a 27-bit time delta.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
+use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 
+use super::intern;
 use super::layout::{Field, Layout, LayoutError, symbol_table};
 use super::{NewTask, ReceiveReset, SendReset, TaskContext, TaskRename, TraceEvent};
 
@@ -139,7 +140,7 @@ struct SendLayout {
     skbaddr: Field,
     skaddr: Field,
     state: Field,
-    reason: Option<(Field, HashMap<u64, Arc<str>>)>,
+    reason: Option<(Field, HashMap<u64, &'static str>)>,
     addrs: Addrs,
 }
 
@@ -176,8 +177,7 @@ pub struct RawDecoder {
     newtask: Option<NewTaskLayout>,
     rename: Option<RenameLayout>,
     /// Shared names: events carry a reference, not a copy.
-    states: Vec<Arc<str>>,
-    unknown_comm: Arc<str>,
+    states: Vec<&'static str>,
 }
 
 /// The `format` files of the events to decode (`None` for an event not enabled).
@@ -214,7 +214,10 @@ impl RawDecoder {
                 let table = symbol_table(text, "reason").unwrap_or_default();
                 (
                     field,
-                    table.into_iter().map(|(n, s)| (n, s.into())).collect(),
+                    table
+                        .into_iter()
+                        .map(|(n, s)| (n, intern::name(&s)))
+                        .collect(),
                 )
             });
             send = Some(SendLayout {
@@ -271,8 +274,7 @@ impl RawDecoder {
             receive,
             newtask,
             rename,
-            states: TCP_STATES.iter().map(|&s| s.into()).collect(),
-            unknown_comm: UNKNOWN_COMM.into(),
+            states: TCP_STATES.to_vec(),
         })
     }
 
@@ -353,7 +355,7 @@ impl RawDecoder {
             let flags = uint(rec, self.flags)?;
             let in_interrupt = flags & (FLAG_HARDIRQ | FLAG_SOFTIRQ | FLAG_NMI) != 0;
             Some(TaskContext {
-                comm: self.unknown_comm.clone(),
+                comm: Cow::Borrowed(UNKNOWN_COMM),
                 tid: uint(rec, self.pid)? as u32,
                 cpu,
                 in_interrupt,
@@ -374,8 +376,8 @@ impl RawDecoder {
                     state: Some(
                         self.states
                             .get(state)
-                            .cloned()
-                            .unwrap_or_else(|| format!("0x{state:x}").into()),
+                            .copied()
+                            .unwrap_or_else(|| intern::name(&format!("0x{state:x}"))),
                     ),
                     reason: match &s.reason {
                         None => None,
@@ -384,8 +386,8 @@ impl RawDecoder {
                             Some(
                                 table
                                     .get(&n)
-                                    .cloned()
-                                    .unwrap_or_else(|| format!("0x{n:x}").into()),
+                                    .copied()
+                                    .unwrap_or_else(|| intern::name(&format!("0x{n:x}"))),
                             )
                         }
                     },

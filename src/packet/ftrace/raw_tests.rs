@@ -216,8 +216,8 @@ fn decodes_resets_tasks_and_timestamps_as_6_18_writes_them() {
     assert!(!s.has_skb && s.has_sock);
     assert_eq!(s.src, Some("127.0.0.1:5000".parse().unwrap()));
     assert_eq!(s.dst, Some("127.0.0.1:37052".parse().unwrap()));
-    assert_eq!(s.state.as_deref(), Some("TCP_CLOSE"));
-    assert_eq!(s.reason.as_deref(), Some("TCP_ABORT_ON_CLOSE"));
+    assert_eq!(s.state, Some("TCP_CLOSE"));
+    assert_eq!(s.reason, Some("TCP_ABORT_ON_CLOSE"));
     let TraceEvent::SendReset(s) = &events[1] else {
         panic!()
     };
@@ -225,8 +225,8 @@ fn decodes_resets_tasks_and_timestamps_as_6_18_writes_them() {
     assert!(s.has_skb && !s.has_sock);
     assert_eq!(s.src, Some("[::1]:9".parse().unwrap()));
     assert_eq!(s.dst, Some("[::1]:34436".parse().unwrap()));
-    assert_eq!(s.state.as_deref(), Some("UNKNOWN"));
-    assert_eq!(s.reason.as_deref(), Some("NO_SOCKET"));
+    assert_eq!(s.state, Some("UNKNOWN"));
+    assert_eq!(s.reason, Some("NO_SOCKET"));
     // 1 s + 100 + 5 ns, then the time extend of 2^30 ns, then 10 ns.
     let expected = (1_000_000_000u64 + 105 + (1 << 30) + 10) as f64 / 1e9;
     assert!(
@@ -237,7 +237,7 @@ fn decodes_resets_tasks_and_timestamps_as_6_18_writes_them() {
     let TraceEvent::SendReset(s) = &events[2] else {
         panic!()
     };
-    assert_eq!(s.reason.as_deref(), Some("0x63"));
+    assert_eq!(s.reason, Some("0x63"));
     assert!(s.task.bh_disabled && !s.task.in_interrupt);
     let TraceEvent::ReceiveReset(r) = &events[3] else {
         panic!()
@@ -289,7 +289,7 @@ fn decodes_the_socket_fields_of_kernels_before_6_10() {
     assert_eq!(a.src, Some("127.0.0.1:5000".parse().unwrap()));
     assert_eq!(a.dst, Some("127.0.0.2:37052".parse().unwrap()));
     assert_eq!(a.reason, None);
-    assert_eq!(a.state.as_deref(), Some("TCP_CLOSE"));
+    assert_eq!(a.state, Some("TCP_CLOSE"));
     assert_eq!(b.src, Some("[fd00::1]:5000".parse().unwrap()));
     assert_eq!(b.dst, Some("[fd00::2]:37052".parse().unwrap()));
 }

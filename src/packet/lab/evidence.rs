@@ -244,10 +244,7 @@ impl<'a> Meter<'a> {
                     .flatten()
                     .any(|a| self.addrs.contains(a));
                 if ours {
-                    let reason = ev
-                        .reason
-                        .clone()
-                        .unwrap_or_else(|| "NOT_REPORTED_BY_THIS_KERNEL".into());
+                    let reason = ev.reason.unwrap_or("NOT_REPORTED_BY_THIS_KERNEL");
                     *m.reasons.entry(reason.to_string()).or_default() += 1;
                 }
             }

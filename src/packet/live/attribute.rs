@@ -8,6 +8,7 @@
 //! kernel's reason plus what the snapshot says about the socket.
 
 use rustc_hash::FxHashMap as HashMap;
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -408,7 +409,38 @@ pub struct ClassifyInput<'a> {
 }
 
 /// The cause, and what it rests on.
-pub fn classify(i: &ClassifyInput<'_>) -> (Cause, String) {
+/// "kernel reason NAME", without formatting it again for every reset of a known reason.
+fn reason_basis(reason: &str) -> Cow<'static, str> {
+    macro_rules! known {
+        ($($name:literal),* $(,)?) => {
+            match reason {
+                $($name => Cow::Borrowed(concat!("kernel reason ", $name)),)*
+                _ => Cow::Owned(format!("kernel reason {reason}")),
+            }
+        };
+    }
+    known!(
+        "NOT_SPECIFIED",
+        "NO_SOCKET",
+        "TCP_INVALID_ACK_SEQUENCE",
+        "TCP_RFC7323_PAWS",
+        "TCP_TOO_OLD_ACK",
+        "TCP_ACK_UNSENT_DATA",
+        "TCP_FLAGS",
+        "TCP_OLD_ACK",
+        "TCP_ABORT_ON_DATA",
+        "TCP_TIMEWAIT_SOCKET",
+        "INVALID_SYN",
+        "TCP_ABORT_ON_CLOSE",
+        "TCP_ABORT_ON_LINGER",
+        "TCP_ABORT_ON_MEMORY",
+        "TCP_STATE",
+        "TCP_KEEPALIVE_TIMEOUT",
+        "TCP_DISCONNECT_WITH_DATA",
+    )
+}
+
+pub fn classify(i: &ClassifyInput<'_>) -> (Cause, Cow<'static, str>) {
     if !i.sent {
         if let (Some(idle), Some(limit)) = (i.idle_ms, i.idle_timeout_s)
             && idle as f64 / 1000.0 > limit
@@ -418,7 +450,8 @@ pub fn classify(i: &ClassifyInput<'_>) -> (Cause, String) {
                 format!(
                     "the connection had been idle {:.0} s, longer than the idle timeout {limit} s",
                     idle as f64 / 1000.0
-                ),
+                )
+                .into(),
             );
         }
         return (Cause::Received, "received from the peer".into());
@@ -432,7 +465,7 @@ pub fn classify(i: &ClassifyInput<'_>) -> (Cause, String) {
         };
         return (Cause::SentUnknown, why.into());
     };
-    let by_reason = |c: Cause| (c, format!("kernel reason {reason}"));
+    let by_reason = |c: Cause| (c, reason_basis(reason));
     match reason {
         "TCP_ABORT_ON_CLOSE" => by_reason(Cause::UnreadClose),
         "TCP_STATE" => {
@@ -454,7 +487,8 @@ pub fn classify(i: &ClassifyInput<'_>) -> (Cause, String) {
                         "kernel reason TCP_STATE in {} with bottom halves disabled: the socket was \
                          destroyed from outside (SOCK_DESTROY, `ss -K`)",
                         i.state.unwrap_or("an open state")
-                    ),
+                    )
+                    .into(),
                 );
             }
             if own_close && i.bh_flag_known {

@@ -10,8 +10,6 @@
 //!
 //! Pure: time is passed in (milliseconds on any monotonic clock).
 
-use std::collections::VecDeque;
-
 use rustc_hash::FxHashMap as HashMap;
 use smallvec::SmallVec;
 
@@ -21,6 +19,9 @@ use std::net::SocketAddr;
 
 use super::super::capture::{PacketDir, RstSegment};
 use super::super::ftrace::{ReceiveReset, SendReset};
+use super::slab::Slab;
+use super::waits::ReceiveWaits;
+pub use super::waits::Ticket;
 
 /// A captured reset, as the correlator needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +40,17 @@ pub struct CapturedReset {
 pub struct Matched {
     pub packet: CapturedReset,
     pub send: Option<SendReset>,
+    pub receive: Option<Box<ReceiveReset>>,
+    /// Handed out while its `tcp_receive_reset` may still come (everything else is known):
+    /// whether a socket took the reset is told later, by a [`ReceiveOutcome`] with this ticket.
+    pub receive_pending: Option<Ticket>,
+}
+
+/// Whether a local socket took a reset handed out earlier (see [`Matched::receive_pending`]):
+/// the receive event, or `None` when none came within the grace period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceiveOutcome {
+    pub ticket: Ticket,
     pub receive: Option<ReceiveReset>,
 }
 
@@ -55,9 +67,13 @@ pub struct MatchStats {
     pub sent_without_event: u64,
 }
 
+/// A frame waiting for its send event (and maybe its receive event). Events come within
+/// milliseconds of their frames, so few wait here, and only for a moment.
 struct PendingPacket {
-    m: Matched,
-    need_send: bool,
+    packet: CapturedReset,
+    /// Its receive event, when that came first.
+    receive: Option<Box<ReceiveReset>>,
+    key: Key,
     need_receive: bool,
     deadline: u64,
 }
@@ -67,79 +83,51 @@ enum PendingTrace {
     Receive(ReceiveReset),
 }
 
+/// Which queue a waiting trace event is listed in.
+#[derive(Clone, Copy)]
+enum Queue {
+    Sends(Key),
+    SendsWild,
+    Receives(Key),
+}
+
 struct PendingEvent {
     ev: PendingTrace,
+    queue: Queue,
     deadline: u64,
 }
 
-/// Entries in arrival order under increasing ids: found by id with arithmetic (no hashing), and
-/// released from the front when their grace period ends (deadlines grow with the ids).
-struct Slab<T> {
-    /// Id of the front entry.
-    base: u64,
-    items: VecDeque<Option<T>>,
-    live: usize,
+/// An address pair (source, destination of the reset) as a hash. Whatever is found under a key
+/// is compared in full before it is taken: two pairs may share a key.
+type Key = u64;
+
+fn key_of(src: SocketAddr, dst: SocketAddr) -> Key {
+    use std::hash::Hasher;
+    // An address and port in 64 bits (IPv6 folded): equal addresses, equal bits.
+    fn bits(a: SocketAddr) -> u64 {
+        let a = canon(a);
+        let ip = match a.ip() {
+            std::net::IpAddr::V4(v4) => u64::from(u32::from(v4)),
+            std::net::IpAddr::V6(v6) => {
+                let x = u128::from(v6);
+                (x as u64) ^ ((x >> 64) as u64).rotate_left(17)
+            }
+        };
+        (ip << 16) ^ (ip >> 48) ^ u64::from(a.port())
+    }
+    let mut h = rustc_hash::FxHasher::default();
+    h.write_u64(bits(src));
+    h.write_u64(bits(dst));
+    h.finish()
 }
 
-impl<T> Slab<T> {
-    fn new() -> Self {
-        Self {
-            base: 0,
-            items: VecDeque::new(),
-            live: 0,
+/// Take `id` out of the queue of `key`.
+fn unlist(map: &mut HashMap<Key, Ids>, key: Key, id: u64) {
+    if let std::collections::hash_map::Entry::Occupied(mut q) = map.entry(key) {
+        q.get_mut().retain(|x| *x != id);
+        if q.get().is_empty() {
+            q.remove();
         }
-    }
-
-    fn push(&mut self, t: T) -> u64 {
-        self.items.push_back(Some(t));
-        self.live += 1;
-        self.base + self.items.len() as u64 - 1
-    }
-
-    fn slot(&self, id: u64) -> Option<usize> {
-        id.checked_sub(self.base).map(|i| i as usize)
-    }
-
-    fn get(&self, id: u64) -> Option<&T> {
-        self.items.get(self.slot(id)?)?.as_ref()
-    }
-
-    fn get_mut(&mut self, id: u64) -> Option<&mut T> {
-        let i = self.slot(id)?;
-        self.items.get_mut(i)?.as_mut()
-    }
-
-    fn take(&mut self, id: u64) -> Option<T> {
-        let i = self.slot(id)?;
-        let t = self.items.get_mut(i)?.take();
-        if t.is_some() {
-            self.live -= 1;
-        }
-        t
-    }
-
-    /// The front entry: `Some(None)` when it was taken already.
-    fn front(&self) -> Option<Option<&T>> {
-        self.items.front().map(Option::as_ref)
-    }
-
-    fn pop_front(&mut self) -> Option<(u64, Option<T>)> {
-        let t = self.items.pop_front()?;
-        let id = self.base;
-        self.base += 1;
-        if t.is_some() {
-            self.live -= 1;
-        }
-        Some((id, t))
-    }
-
-    /// Live entries with their ids, oldest first.
-    fn iter(&self) -> impl Iterator<Item = (u64, &T)> {
-        let base = self.base;
-        self.items
-            .iter()
-            .enumerate()
-            .filter_map(move |(i, t)| Some((base + i as u64, t.as_ref()?)))
     }
 }
 
@@ -149,13 +137,21 @@ pub struct Correlator {
     expect_send: bool,
     expect_receive: bool,
     packets: Slab<PendingPacket>,
-    /// (src, dst) of the reset -> pending packets, oldest first.
-    packets_by_key: HashMap<(SocketAddr, SocketAddr), Ids>,
+    /// (src, dst) of the reset -> packets waiting for their send event, oldest first.
+    packets_need_send: HashMap<Key, Ids>,
+    /// The same for packets waiting for both events, listed for their receive event.
+    packets_need_receive: HashMap<Key, Ids>,
+    /// Frames handed out that wait only for their receive event. On loopback every frame
+    /// waits for one, which often never comes (nobody held the other end): they wait as a few
+    /// bytes here, not whole, and apart from what send events look through.
+    receive_waits: ReceiveWaits,
+    outcomes: Vec<ReceiveOutcome>,
     events: Slab<PendingEvent>,
-    sends_by_key: HashMap<(SocketAddr, SocketAddr), Ids>,
+    sends_by_key: HashMap<Key, Ids>,
     /// Send events with an unspecified address (listeners print dest 0.0.0.0:0).
     sends_wild: Ids,
-    receives_by_key: HashMap<(SocketAddr, SocketAddr), Ids>,
+    /// (remote, local) of the reset's receiver, that is (src, dst) of the reset.
+    receives_by_key: HashMap<Key, Ids>,
     pub stats: MatchStats,
 }
 
@@ -189,7 +185,10 @@ impl Correlator {
             expect_send,
             expect_receive,
             packets: Slab::new(),
-            packets_by_key: HashMap::default(),
+            packets_need_send: HashMap::default(),
+            packets_need_receive: HashMap::default(),
+            receive_waits: ReceiveWaits::new(),
+            outcomes: Vec::new(),
             events: Slab::new(),
             sends_by_key: HashMap::default(),
             sends_wild: Ids::new(),
@@ -202,65 +201,69 @@ impl Correlator {
     pub fn packet(&mut self, p: CapturedReset, now: u64, out: &mut Vec<Matched>) {
         let sent_here = p.dir == PacketDir::Sent;
         let taken_here = p.dir == PacketDir::Received || p.loopback;
-        let key = (p.seg.src, p.seg.dst);
-        let mut pending = PendingPacket {
-            need_send: self.expect_send && sent_here,
-            need_receive: self.expect_receive && taken_here,
-            m: Matched {
-                packet: p,
-                send: None,
-                receive: None,
-            },
-            deadline: now + self.grace_ms,
+        let (src, dst) = (p.seg.src, p.seg.dst);
+        let key = key_of(src, dst);
+        let mut need_send = self.expect_send && sent_here;
+        let mut need_receive = self.expect_receive && taken_here;
+        let mut m = Matched {
+            packet: p,
+            send: None,
+            receive: None,
+            receive_pending: None,
         };
-        if pending.need_send
-            && let Some(ev) = self.take_send(key)
-        {
-            pending.m.send = Some(ev);
-            pending.need_send = false;
+        if need_send && let Some(ev) = self.take_send(key, src, dst) {
+            m.send = Some(ev);
+            need_send = false;
             self.stats.send_matched += 1;
         }
-        if pending.need_receive
-            && let Some(ev) = self.take_receive((key.1, key.0))
-        {
-            pending.m.receive = Some(ev);
-            pending.need_receive = false;
+        if need_receive && let Some(ev) = self.take_receive(key, src, dst) {
+            m.receive = Some(Box::new(ev));
+            need_receive = false;
             self.stats.receive_matched += 1;
         }
-        if !pending.need_send && !pending.need_receive {
-            out.push(pending.m);
+        if !need_send {
+            if need_receive {
+                self.hand_out_waiting(&mut m, key, now + self.grace_ms);
+            }
+            out.push(m);
             return;
         }
-        let id = self.packets.push(pending);
-        self.packets_by_key.entry(key).or_default().push(id);
+        let id = self.packets.push(PendingPacket {
+            packet: m.packet,
+            receive: m.receive,
+            key,
+            need_receive,
+            deadline: now + self.grace_ms,
+        });
+        self.packets_need_send.entry(key).or_default().push(id);
+        if need_receive {
+            self.packets_need_receive.entry(key).or_default().push(id);
+        }
     }
 
-    fn take_send(&mut self, key: (SocketAddr, SocketAddr)) -> Option<SendReset> {
+    /// The oldest waiting send event for a reset from `src` to `dst`.
+    fn take_send(&mut self, key: Key, src: SocketAddr, dst: SocketAddr) -> Option<SendReset> {
         let events = &mut self.events;
-        let mut take_from = |q: &mut Ids, exact: bool| -> Option<SendReset> {
-            while let Some(pos) = q.iter().position(|id| {
+        let mut take_from = |q: &mut Ids| -> Option<SendReset> {
+            let pos = q.iter().position(|id| {
                 events.get(*id).is_some_and(|e| match &e.ev {
                     PendingTrace::Send(s) => {
-                        exact
-                            || (s.src.is_some_and(|a| addr_matches(a, key.0))
-                                && s.dst.is_some_and(|a| addr_matches(a, key.1)))
+                        s.src.is_some_and(|a| addr_matches(a, src))
+                            && s.dst.is_some_and(|a| addr_matches(a, dst))
                     }
                     PendingTrace::Receive(_) => false,
                 })
-            }) {
-                let id = q.remove(pos);
-                if let Some(PendingEvent {
+            })?;
+            match events.take(q.remove(pos)) {
+                Some(PendingEvent {
                     ev: PendingTrace::Send(s),
                     ..
-                }) = events.take(id)
-                {
-                    return Some(s);
-                }
+                }) => Some(s),
+                _ => None,
             }
-            None
         };
         if let Some(q) = self.sends_by_key.get_mut(&key) {
-            let found = take_from(q, true);
+            let found = take_from(q);
             if q.is_empty() {
                 self.sends_by_key.remove(&key);
             }
@@ -268,37 +271,44 @@ impl Correlator {
                 return found;
             }
         }
-        take_from(&mut self.sends_wild, false)
+        take_from(&mut self.sends_wild)
     }
 
-    fn take_receive(&mut self, key: (SocketAddr, SocketAddr)) -> Option<ReceiveReset> {
+    /// The oldest waiting receive event for a reset from `src` to `dst`.
+    fn take_receive(&mut self, key: Key, src: SocketAddr, dst: SocketAddr) -> Option<ReceiveReset> {
         let q = self.receives_by_key.get_mut(&key)?;
-        let mut found = None;
-        while !q.is_empty() {
-            let id = q.remove(0);
-            if let Some(PendingEvent {
+        let events = &mut self.events;
+        let pos = q.iter().position(|id| {
+            events.get(*id).is_some_and(|e| match &e.ev {
+                PendingTrace::Receive(r) => {
+                    r.remote.is_some_and(|a| addr_matches(a, src))
+                        && r.local.is_some_and(|a| addr_matches(a, dst))
+                }
+                PendingTrace::Send(_) => false,
+            })
+        });
+        let found = pos.and_then(|pos| match events.take(q.remove(pos)) {
+            Some(PendingEvent {
                 ev: PendingTrace::Receive(r),
                 ..
-            }) = self.events.take(id)
-            {
-                found = Some(r);
-                break;
-            }
-        }
+            }) => Some(r),
+            _ => None,
+        });
         if q.is_empty() {
             self.receives_by_key.remove(&key);
         }
         found
     }
 
+    /// The oldest packet listed under `key` (every packet, when `None`) that `key_matches`.
     fn pending_packet_for(
         &self,
+        list: &HashMap<Key, Ids>,
         key_matches: impl Fn(&PendingPacket) -> bool,
-        key: Option<(SocketAddr, SocketAddr)>,
+        key: Option<Key>,
     ) -> Option<u64> {
         match key {
-            Some(k) => self
-                .packets_by_key
+            Some(k) => list
                 .get(&k)?
                 .iter()
                 .find(|id| self.packets.get(**id).is_some_and(&key_matches))
@@ -311,27 +321,30 @@ impl Correlator {
         }
     }
 
-    /// Hand a packet that has all it waited for to `out`; what is left of it in the queues is
-    /// skipped when they are next walked.
-    fn finish_if_complete(&mut self, id: u64, out: &mut Vec<Matched>) {
-        let complete = self
-            .packets
-            .get(id)
-            .is_some_and(|p| !p.need_send && !p.need_receive);
-        if !complete {
-            return;
-        }
+    /// `m` is handed out waiting for its receive event until `deadline`.
+    fn hand_out_waiting(&mut self, m: &mut Matched, key: Key, deadline: u64) {
+        let seg = &m.packet.seg;
+        m.receive_pending = Some(self.receive_waits.push(key, seg.src, seg.dst, deadline));
+    }
+
+    /// Hand out waiting packet `id` with its send event: whole when it waits for nothing more,
+    /// with a ticket when it still waits for its receive event.
+    fn finish_with_send(&mut self, id: u64, send: SendReset, out: &mut Vec<Matched>) {
         let Some(p) = self.packets.take(id) else {
             return;
         };
-        let key = (p.m.packet.seg.src, p.m.packet.seg.dst);
-        if let Some(q) = self.packets_by_key.get_mut(&key) {
-            q.retain(|x| *x != id);
-            if q.is_empty() {
-                self.packets_by_key.remove(&key);
-            }
+        unlist(&mut self.packets_need_send, p.key, id);
+        let mut m = Matched {
+            packet: p.packet,
+            send: Some(send),
+            receive: p.receive,
+            receive_pending: None,
+        };
+        if p.need_receive {
+            unlist(&mut self.packets_need_receive, p.key, id);
+            self.hand_out_waiting(&mut m, p.key, p.deadline);
         }
-        out.push(p.m);
+        out.push(m);
     }
 
     /// A `tcp_send_reset` event arrived.
@@ -343,42 +356,38 @@ impl Correlator {
             return;
         };
         let wild = src.ip().is_unspecified() || dst.ip().is_unspecified();
-        let exact_key = (!wild).then_some((src, dst));
+        let key = key_of(src, dst);
         let found = self.pending_packet_for(
-            |p| {
-                p.need_send
-                    && addr_matches(src, p.m.packet.seg.src)
-                    && addr_matches(dst, p.m.packet.seg.dst)
-            },
-            exact_key,
+            &self.packets_need_send,
+            |p| addr_matches(src, p.packet.seg.src) && addr_matches(dst, p.packet.seg.dst),
+            (!wild).then_some(key),
         );
         if let Some(id) = found {
-            if let Some(p) = self.packets.get_mut(id) {
-                p.m.send = Some(ev);
-                p.need_send = false;
-            }
             self.stats.send_matched += 1;
-            self.finish_if_complete(id, out);
+            self.finish_with_send(id, ev, out);
             return;
         }
-        let id = self.park_event(PendingTrace::Send(ev), now);
         if wild {
+            let id = self.park_event(PendingTrace::Send(ev), Queue::SendsWild, now);
             self.sends_wild.push(id);
         } else {
-            self.sends_by_key.entry((src, dst)).or_default().push(id);
+            let id = self.park_event(PendingTrace::Send(ev), Queue::Sends(key), now);
+            self.sends_by_key.entry(key).or_default().push(id);
         }
     }
 
     /// Keep a trace event that matched no frame yet, until its grace period ends.
-    fn park_event(&mut self, ev: PendingTrace, now: u64) -> u64 {
+    fn park_event(&mut self, ev: PendingTrace, queue: Queue, now: u64) -> u64 {
         self.events.push(PendingEvent {
             ev,
+            queue,
             deadline: now + self.grace_ms,
         })
     }
 
-    /// A `tcp_receive_reset` event arrived.
-    pub fn receive_event(&mut self, mut ev: ReceiveReset, now: u64, out: &mut Vec<Matched>) {
+    /// A `tcp_receive_reset` event arrived. A frame waiting for it, whole or handed out,
+    /// is completed (the oldest, when several wait under the same addresses).
+    pub fn receive_event(&mut self, mut ev: ReceiveReset, now: u64) {
         ev.local = ev.local.map(canon);
         ev.remote = ev.remote.map(canon);
         let (Some(local), Some(remote)) = (ev.local, ev.remote) else {
@@ -386,28 +395,42 @@ impl Correlator {
             return;
         };
         // The reset travelled remote -> local.
-        let found = self.pending_packet_for(
-            |p| {
-                p.need_receive
-                    && addr_matches(remote, p.m.packet.seg.src)
-                    && addr_matches(local, p.m.packet.seg.dst)
-            },
-            Some((remote, local)),
-        );
-        if let Some(id) = found {
+        let key = key_of(remote, local);
+        let whole = self
+            .pending_packet_for(
+                &self.packets_need_receive,
+                |p| {
+                    p.need_receive
+                        && addr_matches(remote, p.packet.seg.src)
+                        && addr_matches(local, p.packet.seg.dst)
+                },
+                Some(key),
+            )
+            .and_then(|id| Some((id, self.packets.get(id)?.deadline)));
+        let handed_out = self.receive_waits.find(key, |src, dst| {
+            addr_matches(remote, src) && addr_matches(local, dst)
+        });
+        // The one that has waited longer (the earlier deadline) takes it.
+        let handed_out = handed_out.filter(|(_, dh)| whole.is_none_or(|(_, dw)| *dh <= dw));
+        if let Some((ticket, _)) = handed_out {
+            self.receive_waits.take(ticket);
+            self.outcomes.push(ReceiveOutcome {
+                ticket,
+                receive: Some(ev),
+            });
+            self.stats.receive_matched += 1;
+        } else if let Some((id, _)) = whole {
+            // It still waits for its send event.
             if let Some(p) = self.packets.get_mut(id) {
-                p.m.receive = Some(ev);
+                p.receive = Some(Box::new(ev));
                 p.need_receive = false;
+                unlist(&mut self.packets_need_receive, p.key, id);
             }
             self.stats.receive_matched += 1;
-            self.finish_if_complete(id, out);
-            return;
+        } else {
+            let id = self.park_event(PendingTrace::Receive(ev), Queue::Receives(key), now);
+            self.receives_by_key.entry(key).or_default().push(id);
         }
-        let id = self.park_event(PendingTrace::Receive(ev), now);
-        self.receives_by_key
-            .entry((local, remote))
-            .or_default()
-            .push(id);
     }
 
     /// Release what waited past its grace period (packets without their events are reported
@@ -420,17 +443,23 @@ impl Correlator {
             let Some((id, Some(p))) = self.packets.pop_front() else {
                 continue;
             };
-            let key = (p.m.packet.seg.src, p.m.packet.seg.dst);
-            if let Some(q) = self.packets_by_key.get_mut(&key) {
-                q.retain(|x| *x != id);
-                if q.is_empty() {
-                    self.packets_by_key.remove(&key);
-                }
+            unlist(&mut self.packets_need_send, p.key, id);
+            if p.need_receive {
+                unlist(&mut self.packets_need_receive, p.key, id);
             }
-            if p.need_send {
-                self.stats.sent_without_event += 1;
-            }
-            out.push(p.m);
+            self.stats.sent_without_event += 1;
+            out.push(Matched {
+                packet: p.packet,
+                send: None,
+                receive: p.receive,
+                receive_pending: None,
+            });
+        }
+        while let Some(ticket) = self.receive_waits.pop_expired(now) {
+            self.outcomes.push(ReceiveOutcome {
+                ticket,
+                receive: None,
+            });
         }
         while let Some(front) = self.events.front() {
             if front.is_some_and(|e| e.deadline > now) {
@@ -440,30 +469,10 @@ impl Correlator {
                 continue;
             };
             self.stats.unmatched_events += 1;
-            match &e.ev {
-                PendingTrace::Send(s) => {
-                    if let (Some(src), Some(dst)) = (s.src, s.dst) {
-                        let key = (src, dst);
-                        if let Some(q) = self.sends_by_key.get_mut(&key) {
-                            q.retain(|x| *x != id);
-                            if q.is_empty() {
-                                self.sends_by_key.remove(&key);
-                            }
-                        }
-                    }
-                    self.sends_wild.retain(|x| *x != id);
-                }
-                PendingTrace::Receive(r) => {
-                    if let (Some(l), Some(rm)) = (r.local, r.remote) {
-                        let key = (l, rm);
-                        if let Some(q) = self.receives_by_key.get_mut(&key) {
-                            q.retain(|x| *x != id);
-                            if q.is_empty() {
-                                self.receives_by_key.remove(&key);
-                            }
-                        }
-                    }
-                }
+            match e.queue {
+                Queue::SendsWild => self.sends_wild.retain(|x| *x != id),
+                Queue::Sends(key) => unlist(&mut self.sends_by_key, key, id),
+                Queue::Receives(key) => unlist(&mut self.receives_by_key, key, id),
             }
         }
     }
@@ -473,9 +482,15 @@ impl Correlator {
         self.expire(u64::MAX, out);
     }
 
-    /// Packets still waiting for their events.
+    /// Packets still waiting for their events (whole, or handed out with a ticket).
     pub fn pending(&self) -> usize {
-        self.packets.live
+        self.packets.live + self.receive_waits.len()
+    }
+
+    /// Move the outcomes of handed-out matches decided since the last call to `out`, in the
+    /// order they were decided (always after the match they belong to was handed out).
+    pub fn receive_outcomes(&mut self, out: &mut Vec<ReceiveOutcome>) {
+        out.append(&mut self.outcomes);
     }
 }
 
@@ -515,7 +530,7 @@ mod tests {
         }
     }
 
-    fn send(src: &str, dst: &str, reason: &str) -> SendReset {
+    fn send(src: &str, dst: &str, reason: &'static str) -> SendReset {
         SendReset {
             task: task(),
             has_skb: true,
@@ -523,7 +538,7 @@ mod tests {
             src: Some(src.parse().unwrap()),
             dst: Some(dst.parse().unwrap()),
             state: None,
-            reason: Some(reason.into()),
+            reason: Some(reason),
         }
     }
 
@@ -538,10 +553,7 @@ mod tests {
         );
         c.packet(pkt("10.0.0.1:80", "10.0.0.2:5000", false), 10, &mut out);
         assert_eq!(out.len(), 1);
-        assert_eq!(
-            out[0].send.as_ref().unwrap().reason.as_deref(),
-            Some("NO_SOCKET")
-        );
+        assert_eq!(out[0].send.as_ref().unwrap().reason, Some("NO_SOCKET"));
         c.packet(pkt("10.0.0.1:81", "10.0.0.2:5000", false), 20, &mut out);
         assert_eq!(out.len(), 1, "waits for its event");
         c.send_event(
@@ -588,10 +600,7 @@ mod tests {
             &mut out,
         );
         assert_eq!(out.len(), 1);
-        assert_eq!(
-            out[0].send.as_ref().unwrap().reason.as_deref(),
-            Some("INVALID_SYN")
-        );
+        assert_eq!(out[0].send.as_ref().unwrap().reason, Some("INVALID_SYN"));
         // And the other way round.
         c.send_event(
             send("127.0.0.1:7000", "0.0.0.0:0", "INVALID_SYN"),
@@ -602,40 +611,126 @@ mod tests {
         assert_eq!(out.len(), 2);
     }
 
+    fn receive(local: &str, remote: &str) -> ReceiveReset {
+        ReceiveReset {
+            task: task(),
+            local: Some(local.parse().unwrap()),
+            remote: Some(remote.parse().unwrap()),
+            sock_cookie: Some(4),
+        }
+    }
+
+    fn outcomes(c: &mut Correlator) -> Vec<(Ticket, bool)> {
+        let mut o = Vec::new();
+        c.receive_outcomes(&mut o);
+        o.into_iter()
+            .map(|o| (o.ticket, o.receive.is_some()))
+            .collect()
+    }
+
     #[test]
     fn loopback_packets_wait_for_the_receive_event_too() {
         let mut c = Correlator::new(300, true, true);
         let mut out = Vec::new();
+        // The frame waits for its send event whole; once it has it, it is handed out with a
+        // ticket, and the receive event that comes later is told under that ticket.
         c.packet(pkt("127.0.0.1:5000", "127.0.0.1:41000", true), 0, &mut out);
+        assert!(out.is_empty(), "waits for its send event");
         c.send_event(
             send("127.0.0.1:5000", "127.0.0.1:41000", "TCP_ABORT_ON_CLOSE"),
             1,
             &mut out,
         );
-        assert!(out.is_empty());
-        c.receive_event(
-            ReceiveReset {
-                task: task(),
-                local: Some("127.0.0.1:41000".parse().unwrap()),
-                remote: Some("127.0.0.1:5000".parse().unwrap()),
-                sock_cookie: Some(4),
-            },
-            2,
-            &mut out,
-        );
         assert_eq!(out.len(), 1);
-        assert!(out[0].receive.is_some());
-        // No socket takes a reset to a closed connection: released at the deadline.
+        assert!(out[0].send.is_some() && out[0].receive.is_none());
+        let t0 = out[0]
+            .receive_pending
+            .expect("handed out waiting for its receive");
+        assert!(outcomes(&mut c).is_empty());
+        c.receive_event(receive("127.0.0.1:41000", "127.0.0.1:5000"), 2);
+        assert_eq!(outcomes(&mut c), vec![(t0, true)]);
+        assert_eq!(c.stats.receive_matched, 1);
+        // No socket takes a reset to a closed connection: told at the deadline.
         c.packet(pkt("127.0.0.1:9", "127.0.0.1:41001", true), 10, &mut out);
         c.send_event(
             send("127.0.0.1:9", "127.0.0.1:41001", "NO_SOCKET"),
             11,
             &mut out,
         );
-        assert_eq!(out.len(), 1);
-        c.flush(&mut out);
         assert_eq!(out.len(), 2);
-        assert!(out[1].receive.is_none() && out[1].send.is_some());
+        let t1 = out[1].receive_pending.expect("handed out waiting");
+        c.expire(309, &mut out);
+        assert!(outcomes(&mut c).is_empty(), "not before the deadline");
+        c.expire(310, &mut out);
+        assert_eq!(outcomes(&mut c), vec![(t1, false)]);
         assert_eq!(c.pending(), 0);
+        assert_eq!(c.stats.unmatched_events, 0);
+    }
+
+    #[test]
+    fn a_receive_event_before_its_frame_or_before_its_send_event_completes_it_whole() {
+        let mut c = Correlator::new(300, true, true);
+        let mut out = Vec::new();
+        // Receive and send events before the frame.
+        c.receive_event(receive("127.0.0.1:41000", "127.0.0.1:5000"), 0);
+        c.send_event(
+            send("127.0.0.1:5000", "127.0.0.1:41000", "TCP_ABORT_ON_CLOSE"),
+            0,
+            &mut out,
+        );
+        c.packet(pkt("127.0.0.1:5000", "127.0.0.1:41000", true), 1, &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].receive.is_some() && out[0].receive_pending.is_none());
+        // Frame, then its receive event, then its send event.
+        c.packet(pkt("127.0.0.1:5001", "127.0.0.1:41001", true), 2, &mut out);
+        c.receive_event(receive("127.0.0.1:41001", "127.0.0.1:5001"), 3);
+        assert_eq!(out.len(), 1, "still waits for its send event");
+        c.send_event(
+            send("127.0.0.1:5001", "127.0.0.1:41001", "TCP_ABORT_ON_CLOSE"),
+            4,
+            &mut out,
+        );
+        assert_eq!(out.len(), 2);
+        assert!(out[1].receive.is_some() && out[1].receive_pending.is_none());
+        c.flush(&mut out);
+        assert!(outcomes(&mut c).is_empty());
+        assert_eq!(c.stats.receive_matched, 2);
+        assert_eq!(c.stats.unmatched_events, 0);
+    }
+
+    #[test]
+    fn a_receive_event_goes_to_the_frame_that_waited_longest() {
+        let mut c = Correlator::new(300, true, true);
+        let mut out = Vec::new();
+        // Two resets on one address pair (a reused port), both handed out waiting.
+        for now in [0, 50] {
+            c.send_event(
+                send("127.0.0.1:80", "127.0.0.1:40000", "NO_SOCKET"),
+                now,
+                &mut out,
+            );
+            c.packet(pkt("127.0.0.1:80", "127.0.0.1:40000", true), now, &mut out);
+        }
+        // A third frame, still waiting for its send event: it waited least.
+        c.packet(pkt("127.0.0.1:80", "127.0.0.1:40000", true), 60, &mut out);
+        let tickets: Vec<Ticket> = out.iter().filter_map(|m| m.receive_pending).collect();
+        assert_eq!(tickets.len(), 2);
+        c.receive_event(receive("127.0.0.1:40000", "127.0.0.1:80"), 70);
+        assert_eq!(outcomes(&mut c), vec![(tickets[0], true)]);
+        c.receive_event(receive("127.0.0.1:40000", "127.0.0.1:80"), 71);
+        assert_eq!(outcomes(&mut c), vec![(tickets[1], true)]);
+        // The third takes the next one whole, with its send event after it.
+        c.receive_event(receive("127.0.0.1:40000", "127.0.0.1:80"), 72);
+        c.send_event(
+            send("127.0.0.1:80", "127.0.0.1:40000", "NO_SOCKET"),
+            73,
+            &mut out,
+        );
+        assert_eq!(out.len(), 3);
+        assert!(out[2].receive.is_some() && out[2].receive_pending.is_none());
+        c.flush(&mut out);
+        assert!(outcomes(&mut c).is_empty());
+        assert_eq!(c.pending(), 0);
+        assert_eq!((c.stats.receive_matched, c.stats.unmatched_events), (3, 0));
     }
 }

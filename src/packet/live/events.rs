@@ -3,13 +3,14 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 
 use super::attribute::{
     self, ClassifyInput, EventOwner, OwnerSource, SocketIndex, TaskResolver, classify, task_process,
 };
-use super::correlate::Matched;
+use super::correlate::{Matched, ReceiveOutcome, Ticket};
 use super::sampler::{self, NamespaceFacts};
 use super::summary::{self, ResetEvent, Tally};
 use crate::packet::capture::PacketDir;
@@ -75,7 +76,7 @@ pub(super) struct Ctx {
     pub bh_flag_known: bool,
 }
 
-pub(super) fn to_event(m: Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetEvent {
+pub(super) fn to_event(m: &Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetEvent {
     let p = &m.packet;
     let seg = p.seg;
     let sent = p.dir == PacketDir::Sent;
@@ -98,6 +99,19 @@ pub(super) fn to_event(m: Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetE
         None
     };
     let known = |pid| index.comm_of(pid).cloned();
+    // The process of the task the send event ran in: looked up once, when first needed.
+    let mut task_cache: Option<Option<(u32, Arc<str>)>> = None;
+    macro_rules! task {
+        () => {
+            task_cache
+                .get_or_insert_with(|| {
+                    send.and_then(|s| {
+                        task_process(&mut ctx.resolver, s.task.tid, &s.task.comm, known)
+                    })
+                })
+                .clone()
+        };
+    }
     let mut owner = None;
     // The running task is the sender only for a reset it made from a system call on its own
     // socket: an active reset (close(), shutdown(), no packet answered), or one answering a
@@ -106,7 +120,7 @@ pub(super) fn to_event(m: Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetE
     // slirp4netns/pasta): the socket says whose it is.
     if let Some(s) = send
         && !s.task.in_interrupt
-        && let Some((pid, comm)) = task_process(&mut ctx.resolver, s.task.tid, &s.task.comm, known)
+        && let Some((pid, comm)) = task!()
     {
         let holds = |i: Option<&attribute::SockInfo>| i.is_some_and(|i| i.pid == Some(pid));
         if !s.has_skb || holds(sender) || holds(listener) {
@@ -149,8 +163,8 @@ pub(super) fn to_event(m: Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetE
     }
     if owner.is_none()
         && p.loopback
-        && let Some(s) = send
-        && let Some((pid, comm)) = task_process(&mut ctx.resolver, s.task.tid, &s.task.comm, known)
+        && send.is_some()
+        && let Some((pid, comm)) = task!()
     {
         owner = Some(EventOwner {
             pid,
@@ -165,8 +179,8 @@ pub(super) fn to_event(m: Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetE
     let peer = if sent && p.loopback {
         from_sock(receiver, OwnerSource::PeerSocket)
             .or_else(|| {
-                let s = send.filter(|s| s.has_skb)?;
-                let (pid, comm) = task_process(&mut ctx.resolver, s.task.tid, &s.task.comm, known)?;
+                send.filter(|s| s.has_skb)?;
+                let (pid, comm) = task!()?;
                 Some(EventOwner {
                     pid,
                     comm,
@@ -184,8 +198,8 @@ pub(super) fn to_event(m: Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetE
     };
     let (cause, basis) = classify(&ClassifyInput {
         sent,
-        reason: send.and_then(|s| s.reason.as_deref()),
-        state: send.and_then(|s| s.state.as_deref()),
+        reason: send.and_then(|s| s.reason),
+        state: send.and_then(|s| s.state),
         process_context: send.is_some_and(|s| !s.task.in_interrupt),
         bh_disabled: send.is_some_and(|s| s.task.bh_disabled),
         answers_packet: send.is_some_and(|s| s.has_skb),
@@ -198,11 +212,12 @@ pub(super) fn to_event(m: Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetE
         idle_ms,
         idle_timeout_s: ctx.idle_timeout_s,
     });
-    let basis = match (send.and_then(|s| s.reason.as_deref()), &owner, &peer) {
+    let basis = match (send.and_then(|s| s.reason), &owner, &peer) {
         (Some("TCP_TIMEWAIT_SOCKET"), Some(o), Some(w)) => format!(
             "{basis}: {} (pid {}) closed first, {} (pid {}) wrote after that",
             o.comm, o.pid, w.comm, w.pid
-        ),
+        )
+        .into(),
         _ => basis,
     };
     ResetEvent {
@@ -220,8 +235,8 @@ pub(super) fn to_event(m: Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetE
         dst: seg.dst,
         seq: seg.seq,
         ack: seg.ack,
-        reason: send.and_then(|s| s.reason.clone()),
-        state: send.and_then(|s| s.state.clone()),
+        reason: send.and_then(|s| s.reason),
+        state: send.and_then(|s| s.state),
         taken_by_socket: (ctx.receive_traced && (!sent || p.loopback))
             .then_some(m.receive.is_some()),
         connection_seen: sent && sender.is_some(),
@@ -230,6 +245,61 @@ pub(super) fn to_event(m: Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetE
         cause,
         basis,
         rules: Vec::new(),
+    }
+}
+
+/// Where finished matches go: the tally and the events file. A match handed out before its
+/// receive event could come ([`Matched::receive_pending`]) is held until the correlator tells
+/// whether a socket took the reset, but only when that will be read: the events file is
+/// written, or the report still keeps events whole. Otherwise it is counted at once (the
+/// tally's counts do not depend on it).
+#[derive(Default)]
+pub(super) struct Delivery {
+    held: rustc_hash::FxHashMap<Ticket, ResetEvent>,
+}
+
+impl Delivery {
+    pub(super) fn matched(
+        &mut self,
+        m: &Matched,
+        ctx: &mut Ctx,
+        index: &SocketIndex,
+        tally: &mut Tally,
+        stream: Option<&mut EventStream>,
+        findings: &[Finding],
+    ) {
+        let pending = m.receive_pending;
+        let e = to_event(m, ctx, index);
+        match pending {
+            Some(ticket) if stream.is_some() || tally.keeps_more(self.held.len()) => {
+                self.held.insert(ticket, e);
+            }
+            // Not written anywhere and past what the report lists (with the events held for
+            // their outcome): counted now, never listed with a `taken_by_socket` not yet known.
+            Some(_) => tally.add_unlisted(e),
+            None => record(tally, stream, findings, e),
+        }
+    }
+
+    pub(super) fn outcome(
+        &mut self,
+        o: ReceiveOutcome,
+        tally: &mut Tally,
+        stream: Option<&mut EventStream>,
+        findings: &[Finding],
+    ) {
+        if self.held.is_empty() {
+            return;
+        }
+        if let Some(mut e) = self.held.remove(&o.ticket) {
+            e.taken_by_socket = Some(o.receive.is_some());
+            record(tally, stream, findings, e);
+        }
+    }
+
+    /// Events still held (their outcome not told yet).
+    pub(super) fn held(&self) -> usize {
+        self.held.len()
     }
 }
 
@@ -245,4 +315,96 @@ pub(super) fn record(
         stream.write(&e);
     }
     tally.add(e);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::packet::capture::RstSegment;
+    use crate::packet::ftrace::{SendReset, TaskContext};
+    use crate::packet::live::correlate::CapturedReset;
+
+    fn refused(port: u16, pending: Option<Ticket>) -> Matched {
+        let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        Matched {
+            packet: CapturedReset {
+                ts_ms: 0,
+                dir: PacketDir::Sent,
+                ifindex: 1,
+                loopback: true,
+                seg: RstSegment {
+                    src: a(9),
+                    dst: a(port),
+                    seq: 0,
+                    ack: Some(1),
+                    payload_len: 0,
+                },
+            },
+            send: Some(SendReset {
+                task: TaskContext {
+                    comm: "<...>".into(),
+                    tid: 0,
+                    cpu: 0,
+                    in_interrupt: true,
+                    bh_disabled: false,
+                    ts: 0.0,
+                },
+                has_skb: true,
+                has_sock: false,
+                src: Some(a(9)),
+                dst: Some(a(port)),
+                state: Some("TCP_CLOSE"),
+                reason: Some("NO_SOCKET"),
+            }),
+            receive: None,
+            receive_pending: pending,
+        }
+    }
+
+    #[test]
+    fn an_event_waiting_for_its_receive_is_listed_only_with_its_outcome() {
+        let mut ctx = Ctx {
+            started_at_ms: 0,
+            facts: Default::default(),
+            resolver: TaskResolver::default(),
+            receive_traced: true,
+            idle_timeout_s: None,
+            bh_flag_known: true,
+        };
+        let index = SocketIndex::default();
+        let mut tally = Tally::new(0, 10.0, 2);
+        let mut d = Delivery::default();
+        let mut deliver = |m: Matched, tally: &mut Tally, d: &mut Delivery| {
+            d.matched(&m, &mut ctx, &index, tally, None, &[]);
+        };
+        // Held for its outcome (it may be listed); then one that waits for nothing takes the
+        // other place in the list; the third waits too but can no longer be listed.
+        deliver(refused(1000, Some(0)), &mut tally, &mut d);
+        assert_eq!(d.held(), 1);
+        deliver(refused(1001, None), &mut tally, &mut d);
+        deliver(refused(1002, Some(1)), &mut tally, &mut d);
+        assert_eq!(d.held(), 1, "the third is counted at once");
+        assert_eq!(tally.resets, 2);
+        let receive = crate::packet::ftrace::ReceiveReset {
+            task: refused(0, None).send.unwrap().task,
+            local: None,
+            remote: None,
+            sock_cookie: None,
+        };
+        for (ticket, r) in [(1, Some(receive.clone())), (0, Some(receive))] {
+            d.outcome(ReceiveOutcome { ticket, receive: r }, &mut tally, None, &[]);
+        }
+        assert_eq!(d.held(), 0);
+        assert_eq!((tally.resets, tally.omitted), (3, 1));
+        let listed = tally.take_events(&[]);
+        let by_port: Vec<(u16, Option<bool>)> = listed
+            .iter()
+            .map(|e| (e.dst.port(), e.taken_by_socket))
+            .collect();
+        // The one that waited for nothing says whether it was taken from the start (no receive
+        // event came with it: false); the held one says what its outcome told.
+        assert_eq!(by_port, [(1001, Some(false)), (1000, Some(true))]);
+    }
 }

@@ -13,9 +13,11 @@ pub mod attribute;
 pub mod correlate;
 mod events;
 pub mod sampler;
+mod slab;
 mod snapshots;
 pub mod summary;
 mod verdicts;
+mod waits;
 
 use crate::packet::caps::check_privileges;
 
@@ -28,8 +30,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use self::attribute::{Cause, TaskResolver};
-use self::correlate::{CapturedReset, Correlator, Matched};
-use self::events::{Ctx, EventStream, record, to_event};
+use self::correlate::{CapturedReset, Correlator, Matched, ReceiveOutcome};
+use self::events::{Ctx, Delivery, EventStream};
 pub use self::snapshots::Refresh;
 use self::snapshots::{Shared, snapshot_loop};
 use self::summary::{PacketReport, Tally, TracingSummary};
@@ -274,6 +276,8 @@ pub fn run(
     };
     let mut correlator = Correlator::new(GRACE_MS, send_traced, receive_traced);
     let mut matched: Vec<Matched> = Vec::new();
+    let mut outcomes: Vec<ReceiveOutcome> = Vec::new();
+    let mut delivery = Delivery::default();
     let mut tally = Tally::new(started_at_ms, opts.duration, opts.max_events);
     let mut counter_notes: Vec<String> = Vec::new();
     let mut pcap_error: Option<String> = None;
@@ -377,18 +381,29 @@ pub fn run(
                         if !ours {
                             tracing.foreign += 1;
                         }
-                        correlator.receive_event(r, now_ms, &mut matched);
+                        correlator.receive_event(r, now_ms);
                     }
                     TraceEvent::NewTask(_) | TraceEvent::Rename(_) => {}
                 }
             }
         }
         correlator.expire(now_ms, &mut matched);
-        if !matched.is_empty() {
+        correlator.receive_outcomes(&mut outcomes);
+        if !matched.is_empty() || !outcomes.is_empty() {
             let sh = shared.lock().unwrap_or_else(|p| p.into_inner());
-            for m in matched.drain(..) {
-                let e = to_event(m, &mut ctx, &sh.index);
-                record(&mut tally, stream.as_mut(), &sh.findings, e);
+            for m in &matched {
+                delivery.matched(
+                    m,
+                    &mut ctx,
+                    &sh.index,
+                    &mut tally,
+                    stream.as_mut(),
+                    &sh.findings,
+                );
+            }
+            matched.clear();
+            for o in outcomes.drain(..) {
+                delivery.outcome(o, &mut tally, stream.as_mut(), &sh.findings);
             }
         }
         for s in counter_rx.try_iter() {
@@ -427,10 +442,21 @@ pub fn run(
     if shared.index.snapshots == 0 && shared.audit_error.is_none() {
         notes.push("no socket table was read during the window: no owners from sockets, no verdicts per finding".into());
     }
+    correlator.receive_outcomes(&mut outcomes);
     for m in matched.drain(..) {
-        let e = to_event(m, &mut ctx, &shared.index);
-        record(&mut tally, stream.as_mut(), &shared.findings, e);
+        delivery.matched(
+            &m,
+            &mut ctx,
+            &shared.index,
+            &mut tally,
+            stream.as_mut(),
+            &shared.findings,
+        );
     }
+    for o in outcomes.drain(..) {
+        delivery.outcome(o, &mut tally, stream.as_mut(), &shared.findings);
+    }
+    debug_assert_eq!(delivery.held(), 0, "every held event has its outcome");
     if let Some(note) = stream.and_then(EventStream::finish) {
         notes.push(note);
     }

@@ -42,10 +42,10 @@ pub struct ResetEvent {
     pub ack: Option<u32>,
     /// The kernel's reason (`sk_rst_reason` name), for resets sent here.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<std::sync::Arc<str>>,
+    pub reason: Option<&'static str>,
     /// The sending socket's state as the kernel printed it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<std::sync::Arc<str>>,
+    pub state: Option<&'static str>,
     /// Whether a local socket took the reset (tcp_receive_reset), when that can be told.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub taken_by_socket: Option<bool>,
@@ -62,7 +62,7 @@ pub struct ResetEvent {
     pub peer: Option<EventOwner>,
     pub cause: Cause,
     /// What the cause rests on.
-    pub basis: String,
+    pub basis: std::borrow::Cow<'static, str>,
     /// Audit findings this reset supports.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<String>,
@@ -225,7 +225,7 @@ impl<K: std::hash::Hash + Eq + Clone + Ord> TopCounter<K> {
 #[derive(Debug)]
 struct CauseAcc {
     count: u64,
-    reasons: BTreeMap<Arc<str>, u64>,
+    reasons: BTreeMap<&'static str, u64>,
     peers: TopCounter<IpAddr>,
     procs: TopCounter<(u32, Arc<str>)>,
     peer_procs: TopCounter<(u32, Arc<str>)>,
@@ -233,7 +233,7 @@ struct CauseAcc {
 
 /// What decides whether a reset supports a finding: its cause, kernel reason, process, and
 /// whether its connection had been seen.
-type SupportKey = (Cause, Option<Arc<str>>, Option<u32>, bool);
+type SupportKey = (Cause, Option<&'static str>, Option<u32>, bool);
 
 /// Everything the report says about the resets of a window, built as they arrive.
 ///
@@ -296,8 +296,29 @@ impl Tally {
         &mut self.seconds[i]
     }
 
+    /// Whether an event counted after `waiting` more would still be kept whole.
+    pub fn keeps_more(&self, waiting: usize) -> bool {
+        self.events.len().saturating_add(waiting) < self.max_events
+    }
+
+    /// Count one reset without listing it.
+    pub fn add_unlisted(&mut self, e: ResetEvent) {
+        self.count(&e);
+        self.omitted += 1;
+    }
+
     /// Count one reset (and keep it, while fewer than `max_events` are kept).
     pub fn add(&mut self, e: ResetEvent) {
+        self.count(&e);
+        if self.events.len() < self.max_events {
+            self.events.push(e);
+        } else {
+            self.omitted += 1;
+        }
+    }
+
+    /// Count one reset in every total.
+    fn count(&mut self, e: &ResetEvent) {
         self.resets += 1;
         match e.direction {
             PacketDir::Sent => self.sent += 1,
@@ -312,8 +333,8 @@ impl Tally {
             peer_procs: TopCounter::new(),
         });
         acc.count += 1;
-        if let Some(r) = &e.reason {
-            *acc.reasons.entry(r.clone()).or_default() += 1;
+        if let Some(r) = e.reason {
+            *acc.reasons.entry(r).or_default() += 1;
         }
         acc.peers.add(match e.direction {
             PacketDir::Received => e.src.ip(),
@@ -324,15 +345,21 @@ impl Tally {
         }
         if let Some(o) = &e.owner {
             acc.procs.add((o.pid, o.comm.clone()));
-            if self.comms.len() < 2 * TRACKED || self.comms.contains_key(&o.pid) {
-                self.comms.insert(o.pid, o.comm.clone());
+            let room = self.comms.len() < 2 * TRACKED;
+            match self.comms.get_mut(&o.pid) {
+                Some(c) if *c != o.comm => *c = o.comm.clone(),
+                Some(_) => {}
+                None if room => {
+                    self.comms.insert(o.pid, o.comm.clone());
+                }
+                None => {}
             }
         }
         *self
             .support
             .entry((
                 e.cause,
-                e.reason.clone(),
+                e.reason,
                 e.owner.as_ref().map(|o| o.pid),
                 e.connection_seen,
             ))
@@ -341,11 +368,6 @@ impl Tally {
         let sec = self.second(i);
         sec.resets += 1;
         *sec.by_cause.entry(e.cause).or_default() += 1;
-        if self.events.len() < self.max_events {
-            self.events.push(e);
-        } else {
-            self.omitted += 1;
-        }
     }
 
     /// Take in the next counter sample: its change from the previous one goes into the second
@@ -534,7 +556,7 @@ pub(super) mod tests {
 
     pub(in crate::packet::live) fn event(
         cause: Cause,
-        reason: Option<&str>,
+        reason: Option<&'static str>,
         pid: Option<u32>,
         t: f64,
     ) -> ResetEvent {
@@ -548,7 +570,7 @@ pub(super) mod tests {
             dst: "127.0.0.1:5000".parse().unwrap(),
             seq: 0,
             ack: None,
-            reason: reason.map(Into::into),
+            reason,
             state: None,
             taken_by_socket: None,
             connection_seen: false,
@@ -559,7 +581,7 @@ pub(super) mod tests {
                 source: super::super::attribute::OwnerSource::Task,
             }),
             cause,
-            basis: String::new(),
+            basis: "".into(),
             rules: vec![],
         }
     }

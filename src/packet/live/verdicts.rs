@@ -71,7 +71,7 @@ pub fn supports(f: &Finding, e: &ResetEvent) -> bool {
     supports_key(
         f,
         e.cause,
-        e.reason.as_deref(),
+        e.reason,
         e.owner.as_ref().map(|o| o.pid),
         e.connection_seen,
     )
