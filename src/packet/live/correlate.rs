@@ -121,6 +121,10 @@ fn key_of(src: SocketAddr, dst: SocketAddr) -> Key {
     h.finish()
 }
 
+/// How many of the oldest waiting frames a send event looks at before it looks them up by
+/// address.
+const OLDEST_LOOKED_AT: usize = 32;
+
 /// Take `id` out of the queue of `key`.
 fn unlist(map: &mut HashMap<Key, Ids>, key: Key, id: u64) {
     if let std::collections::hash_map::Entry::Occupied(mut q) = map.entry(key) {
@@ -137,10 +141,16 @@ pub struct Correlator {
     expect_send: bool,
     expect_receive: bool,
     packets: Slab<PendingPacket>,
-    /// (src, dst) of the reset -> packets waiting for their send event, oldest first.
+    /// (src, dst) of the reset -> packets waiting for their send event, oldest first: the
+    /// packets before `send_listed`. Send events mostly come in the order of their frames and
+    /// find them among the oldest waiting, without this list; it is filled only when one does
+    /// not.
     packets_need_send: HashMap<Key, Ids>,
-    /// The same for packets waiting for both events, listed for their receive event.
+    send_listed: u64,
+    /// The same for packets waiting for both events, listed for their receive event (those
+    /// before `receive_listed`), filled when a receive event looks for one.
     packets_need_receive: HashMap<Key, Ids>,
+    receive_listed: u64,
     /// Frames handed out that wait only for their receive event. On loopback every frame
     /// waits for one, which often never comes (nobody held the other end): they wait as a few
     /// bytes here, not whole, and apart from what send events look through.
@@ -186,7 +196,9 @@ impl Correlator {
             expect_receive,
             packets: Slab::new(),
             packets_need_send: HashMap::default(),
+            send_listed: 0,
             packets_need_receive: HashMap::default(),
+            receive_listed: 0,
             receive_waits: ReceiveWaits::new(),
             outcomes: Vec::new(),
             events: Slab::new(),
@@ -228,16 +240,44 @@ impl Correlator {
             out.push(m);
             return;
         }
-        let id = self.packets.push(PendingPacket {
+        self.packets.push(PendingPacket {
             packet: m.packet,
             receive: m.receive,
             key,
             need_receive,
             deadline: now + self.grace_ms,
         });
-        self.packets_need_send.entry(key).or_default().push(id);
-        if need_receive {
-            self.packets_need_receive.entry(key).or_default().push(id);
+    }
+
+    /// List the packets that came since the last call for their send event.
+    fn list_for_send(&mut self) {
+        let end = self.packets.next_id();
+        for id in self.send_listed.max(self.packets.front_id())..end {
+            if let Some(p) = self.packets.get(id) {
+                self.packets_need_send.entry(p.key).or_default().push(id);
+            }
+        }
+        self.send_listed = end;
+    }
+
+    /// List the packets that came since the last call and wait for a receive event too.
+    fn list_for_receive(&mut self) {
+        let end = self.packets.next_id();
+        for id in self.receive_listed.max(self.packets.front_id())..end {
+            if let Some(p) = self.packets.get(id).filter(|p| p.need_receive) {
+                self.packets_need_receive.entry(p.key).or_default().push(id);
+            }
+        }
+        self.receive_listed = end;
+    }
+
+    /// Take packet `id` out of the lists it is in.
+    fn unlist_packet(&mut self, id: u64, key: Key, need_receive: bool) {
+        if id < self.send_listed {
+            unlist(&mut self.packets_need_send, key, id);
+        }
+        if need_receive && id < self.receive_listed {
+            unlist(&mut self.packets_need_receive, key, id);
         }
     }
 
@@ -333,7 +373,7 @@ impl Correlator {
         let Some(p) = self.packets.take(id) else {
             return;
         };
-        unlist(&mut self.packets_need_send, p.key, id);
+        self.unlist_packet(id, p.key, p.need_receive);
         let mut m = Matched {
             packet: p.packet,
             send: Some(send),
@@ -341,7 +381,6 @@ impl Correlator {
             receive_pending: None,
         };
         if p.need_receive {
-            unlist(&mut self.packets_need_receive, p.key, id);
             self.hand_out_waiting(&mut m, p.key, p.deadline);
         }
         out.push(m);
@@ -357,11 +396,25 @@ impl Correlator {
         };
         let wild = src.ip().is_unspecified() || dst.ip().is_unspecified();
         let key = key_of(src, dst);
-        let found = self.pending_packet_for(
-            &self.packets_need_send,
-            |p| addr_matches(src, p.packet.seg.src) && addr_matches(dst, p.packet.seg.dst),
-            (!wild).then_some(key),
-        );
+        let matches = |p: &PendingPacket| {
+            addr_matches(src, p.packet.seg.src) && addr_matches(dst, p.packet.seg.dst)
+        };
+        // Most often the oldest waiting frame of this key is among the oldest of all.
+        let mut found = None;
+        if !wild {
+            found = self
+                .packets
+                .front_slots(OLDEST_LOOKED_AT)
+                .find(|(_, p)| p.key == key && matches(p))
+                .map(|(id, _)| id);
+        }
+        if found.is_none() {
+            if !wild {
+                self.list_for_send();
+            }
+            found =
+                self.pending_packet_for(&self.packets_need_send, matches, (!wild).then_some(key));
+        }
         if let Some(id) = found {
             self.stats.send_matched += 1;
             self.finish_with_send(id, ev, out);
@@ -396,6 +449,7 @@ impl Correlator {
         };
         // The reset travelled remote -> local.
         let key = key_of(remote, local);
+        self.list_for_receive();
         let whole = self
             .pending_packet_for(
                 &self.packets_need_receive,
@@ -424,7 +478,8 @@ impl Correlator {
             if let Some(p) = self.packets.get_mut(id) {
                 p.receive = Some(Box::new(ev));
                 p.need_receive = false;
-                unlist(&mut self.packets_need_receive, p.key, id);
+                let key = p.key;
+                unlist(&mut self.packets_need_receive, key, id);
             }
             self.stats.receive_matched += 1;
         } else {
@@ -443,10 +498,7 @@ impl Correlator {
             let Some((id, Some(p))) = self.packets.pop_front() else {
                 continue;
             };
-            unlist(&mut self.packets_need_send, p.key, id);
-            if p.need_receive {
-                unlist(&mut self.packets_need_receive, p.key, id);
-            }
+            self.unlist_packet(id, p.key, p.need_receive);
             self.stats.sent_without_event += 1;
             out.push(Matched {
                 packet: p.packet,
@@ -732,5 +784,54 @@ mod tests {
         assert!(outcomes(&mut c).is_empty());
         assert_eq!(c.pending(), 0);
         assert_eq!((c.stats.receive_matched, c.stats.unmatched_events), (3, 0));
+    }
+
+    #[test]
+    fn a_send_event_finds_its_frame_among_many_waiting_in_any_order() {
+        let mut c = Correlator::new(300, true, false);
+        let mut out = Vec::new();
+        let addr = |i: u16| format!("10.0.0.1:{}", 1000 + i);
+        // More frames wait than a send event looks at first; two share an address pair.
+        for i in 0..100u16 {
+            let mut p = pkt(&addr(i % 60), "10.0.0.2:5000", false);
+            p.ts_ms = u64::from(i);
+            c.packet(p, 0, &mut out);
+        }
+        assert!(out.is_empty());
+        // The newest, the oldest, one in the middle, then the rest from the newest down.
+        let order: Vec<u16> = [99, 0, 50]
+            .into_iter()
+            .chain((1..99).rev().filter(|i| *i != 50))
+            .collect();
+        for (n, &i) in order.iter().enumerate() {
+            c.send_event(
+                send(&addr(i % 60), "10.0.0.2:5000", "NO_SOCKET"),
+                1,
+                &mut out,
+            );
+            assert_eq!(out.len(), n + 1);
+            let got = &out[n].packet;
+            assert_eq!(got.seg.src.port(), 1000 + i % 60);
+            if i >= 60 {
+                // Its pair's older frame (i - 60) was still waiting: that one takes it.
+                let older_waiting = !order[..n].contains(&(i - 60));
+                let want = if older_waiting { i - 60 } else { i };
+                assert_eq!(got.ts_ms, u64::from(want), "send {n} for frame {i}");
+            }
+        }
+        c.expire(10_000, &mut out);
+        assert_eq!(out.len(), 100);
+        let mut stamps: Vec<u64> = out.iter().map(|m| m.packet.ts_ms).collect();
+        stamps.sort_unstable();
+        assert_eq!(stamps, (0..100).collect::<Vec<u64>>(), "every frame once");
+        assert_eq!(
+            (
+                c.stats.send_matched,
+                c.stats.sent_without_event,
+                c.stats.unmatched_events
+            ),
+            (100, 0, 0)
+        );
+        assert_eq!(c.pending(), 0);
     }
 }

@@ -49,11 +49,17 @@ impl<T> Slab<T> {
         self.items.get_mut(i)?.as_mut()
     }
 
+    /// Take entry `id` out. Taken entries at the front are dropped at once, so that the
+    /// front is the oldest entry still there.
     pub(super) fn take(&mut self, id: u64) -> Option<T> {
         let i = self.slot(id)?;
         let t = self.items.get_mut(i)?.take();
         if t.is_some() {
             self.live -= 1;
+        }
+        while let Some(None) = self.items.front() {
+            self.items.pop_front();
+            self.base += 1;
         }
         t
     }
@@ -71,6 +77,16 @@ impl<T> Slab<T> {
             self.live -= 1;
         }
         Some((id, t))
+    }
+
+    /// The live entries among the first `n` slots (taken ones count), with their ids.
+    pub(super) fn front_slots(&self, n: usize) -> impl Iterator<Item = (u64, &T)> {
+        let base = self.base;
+        self.items
+            .iter()
+            .take(n)
+            .enumerate()
+            .filter_map(move |(i, t)| Some((base + i as u64, t.as_ref()?)))
     }
 
     /// Live entries with their ids, oldest first.
