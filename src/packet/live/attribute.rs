@@ -10,7 +10,7 @@
 use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use serde::Serialize;
 
@@ -409,35 +409,19 @@ pub struct ClassifyInput<'a> {
 }
 
 /// The cause, and what it rests on.
-/// "kernel reason NAME", without formatting it again for every reset of a known reason.
+/// "kernel reason NAME", made once per known reason (`rules::known::RST_REASONS`), not formatted
+/// again for every reset.
 fn reason_basis(reason: &str) -> Cow<'static, str> {
-    macro_rules! known {
-        ($($name:literal),* $(,)?) => {
-            match reason {
-                $($name => Cow::Borrowed(concat!("kernel reason ", $name)),)*
-                _ => Cow::Owned(format!("kernel reason {reason}")),
-            }
-        };
+    static KNOWN: LazyLock<HashMap<&'static str, String>> = LazyLock::new(|| {
+        crate::rules::known::RST_REASONS
+            .iter()
+            .map(|r| (*r, format!("kernel reason {r}")))
+            .collect()
+    });
+    match KNOWN.get(reason) {
+        Some(basis) => Cow::Borrowed(basis.as_str()),
+        None => Cow::Owned(format!("kernel reason {reason}")),
     }
-    known!(
-        "NOT_SPECIFIED",
-        "NO_SOCKET",
-        "TCP_INVALID_ACK_SEQUENCE",
-        "TCP_RFC7323_PAWS",
-        "TCP_TOO_OLD_ACK",
-        "TCP_ACK_UNSENT_DATA",
-        "TCP_FLAGS",
-        "TCP_OLD_ACK",
-        "TCP_ABORT_ON_DATA",
-        "TCP_TIMEWAIT_SOCKET",
-        "INVALID_SYN",
-        "TCP_ABORT_ON_CLOSE",
-        "TCP_ABORT_ON_LINGER",
-        "TCP_ABORT_ON_MEMORY",
-        "TCP_STATE",
-        "TCP_KEEPALIVE_TIMEOUT",
-        "TCP_DISCONNECT_WITH_DATA",
-    )
 }
 
 pub fn classify(i: &ClassifyInput<'_>) -> (Cause, Cow<'static, str>) {
@@ -562,6 +546,18 @@ pub fn classify(i: &ClassifyInput<'_>) -> (Cause, Cow<'static, str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_basis_of_a_known_reason_is_made_once_and_any_other_is_still_named() {
+        for r in crate::rules::known::RST_REASONS {
+            let b = reason_basis(r);
+            assert!(matches!(b, Cow::Borrowed(_)), "{r}");
+            assert_eq!(b, format!("kernel reason {r}"));
+        }
+        let other = reason_basis("TCP_SOMETHING_NEW");
+        assert!(matches!(other, Cow::Owned(_)));
+        assert_eq!(other, "kernel reason TCP_SOMETHING_NEW");
+    }
 
     #[test]
     fn causes_are_written_by_their_id_everywhere() {
