@@ -11,14 +11,15 @@
 //!
 //! Run it inside a network namespace made for the benchmark, for a bounded time.
 
+#[path = "common/raw_ack.rs"]
+mod raw_ack;
+
+use raw_ack::RawAcks;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 fn rst_flood(seconds: f64, port: u16) {
-    // SAFETY: plain socket(2); the descriptor is closed at exit.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
-    assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
     let addr = |var: &str| -> [u8; 4] {
         std::env::var(var)
             .ok()
@@ -30,24 +31,11 @@ fn rst_flood(seconds: f64, port: u16) {
             .octets()
     };
     let (src_ip, dst_ip) = (addr("SRC"), addr("DST"));
-    let dst = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: 0,
-        sin_addr: libc::in_addr {
-            s_addr: u32::from_ne_bytes(dst_ip),
-        },
-        sin_zero: [0; 8],
-    };
-    // Pre-build the packets for 16k source ports; vary the sequence number per round.
-    let build = |sport: u16, seq: u32| -> Vec<u8> {
-        let b = etherparse::PacketBuilder::ipv4(src_ip, dst_ip, 64)
-            .tcp(sport, port, seq, 1024)
-            .ack(1);
-        let mut out = Vec::with_capacity(b.size(0));
-        b.write(&mut out, &[]).expect("building a segment");
-        out
-    };
-    let packets: Vec<Vec<u8>> = (0..16384u16).map(|i| build(20000 + i, 1)).collect();
+    let raw = RawAcks::to(dst_ip);
+    // Pre-build the packets for 16k source ports.
+    let packets: Vec<Vec<u8>> = (0..16384u16)
+        .map(|i| raw_ack::ack(src_ip, 20000 + i, dst_ip, port, 1))
+        .collect();
     // RATE: segments a second (paced every 256 segments); unset or 0: as fast as possible.
     let rate: f64 = std::env::var("RATE")
         .ok()
@@ -58,18 +46,7 @@ fn rst_flood(seconds: f64, port: u16) {
     let mut sent = 0u64;
     'outer: loop {
         for p in &packets {
-            // SAFETY: p is a valid buffer; dst a valid sockaddr_in.
-            let rc = unsafe {
-                libc::sendto(
-                    fd,
-                    p.as_ptr().cast(),
-                    p.len(),
-                    0,
-                    (&dst as *const libc::sockaddr_in).cast(),
-                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                )
-            };
-            if rc > 0 {
+            if raw.send(p) {
                 sent += 1;
             }
             if sent.is_multiple_of(256) && rate > 0.0 {

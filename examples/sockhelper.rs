@@ -43,6 +43,10 @@
 //!   announce                         print `ready PID` now (the test gets the pid early)
 //!   wait-line                        wait for one line on standard input
 
+#[path = "common/raw_ack.rs"]
+mod raw_ack;
+
+use raw_ack::RawAcks;
 use std::io::{BufRead, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -347,35 +351,7 @@ fn main() {
 
 /// One bare ACK from 127.0.0.1:1 to 127.0.0.1:`port`, on a raw socket (root).
 fn stray_ack(port: u16) {
-    // SAFETY: plain socket(2); closed below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
-    assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
     let lo = [127, 0, 0, 1];
-    let b = etherparse::PacketBuilder::ipv4(lo, lo, 64)
-        .tcp(1, port, 1, 1024)
-        .ack(1);
-    let mut seg = Vec::with_capacity(b.size(0));
-    b.write(&mut seg, &[]).expect("building a segment");
-    let dst = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: 0,
-        sin_addr: libc::in_addr {
-            s_addr: u32::from_ne_bytes(lo),
-        },
-        sin_zero: [0; 8],
-    };
-    // SAFETY: seg is a valid buffer, dst a valid sockaddr_in; fd is ours and closed once.
-    let rc = unsafe {
-        let rc = libc::sendto(
-            fd,
-            seg.as_ptr().cast(),
-            seg.len(),
-            0,
-            (&dst as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        );
-        libc::close(fd);
-        rc
-    };
-    assert!(rc > 0, "sendto: {}", std::io::Error::last_os_error());
+    let sent = RawAcks::to(lo).send(&raw_ack::ack(lo, 1, lo, port, 1));
+    assert!(sent, "sendto: {}", std::io::Error::last_os_error());
 }
