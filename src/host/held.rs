@@ -111,6 +111,20 @@ struct Shared {
     wanted: OnceLock<Positions>,
 }
 
+impl Shared {
+    /// The processes `pids` of the /proc open as `proc_fd`, none listed yet.
+    fn new(proc_fd: OwnedFd, pids: Vec<u32>) -> Self {
+        Self {
+            proc_fd,
+            pids,
+            next: AtomicUsize::new(0),
+            listing: AtomicUsize::new(0),
+            queue: Mutex::new(Vec::new()),
+            wanted: OnceLock::new(),
+        }
+    }
+}
+
 /// A scan started before the socket tables are read, so that listing the fd directories
 /// and reading their links (a third of the work) runs while the tables are dumped. The
 /// options of the sockets listed are read once the tables are given to [`Scan::finish`].
@@ -122,16 +136,8 @@ pub struct Scan<'scope> {
 impl<'scope> Scan<'scope> {
     /// List the processes of `proc` and start scanning them on up to 4 threads of `scope`.
     pub fn start<'env>(scope: &'scope std::thread::Scope<'scope, 'env>, proc: &Path) -> Self {
-        let shared = owners::list_pids(proc).map(|(proc_fd, pids)| {
-            Arc::new(Shared {
-                proc_fd,
-                pids,
-                next: AtomicUsize::new(0),
-                listing: AtomicUsize::new(0),
-                queue: Mutex::new(Vec::new()),
-                wanted: OnceLock::new(),
-            })
-        });
+        let shared =
+            owners::list_pids(proc).map(|(proc_fd, pids)| Arc::new(Shared::new(proc_fd, pids)));
         let workers = match &shared {
             Ok(shared) => {
                 let threads = std::thread::available_parallelism()

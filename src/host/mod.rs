@@ -17,6 +17,8 @@ pub mod options;
 pub mod owners;
 pub mod sockets;
 pub mod sysctl;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 pub use collect::{CollectOptions, GONE_NETNS, Source, SourceError, collect};
 pub use model::*;

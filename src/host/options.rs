@@ -301,7 +301,8 @@ fn unsupported(call: &str) -> Note {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::{Family, Owner, TcpState, Timer};
+    use crate::host::Owner;
+    use crate::host::test_support::{inode_of, set_int, socket};
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
 
@@ -310,41 +311,17 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let fd = stream.as_raw_fd();
-        let set = |level, name, v: libc::c_int| {
-            // SAFETY: v is a c_int of the given size.
-            let rc =
-                unsafe { libc::setsockopt(fd, level, name, (&v as *const libc::c_int).cast(), 4) };
-            assert_eq!(rc, 0);
-        };
-        set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
-        set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 33);
-        set(libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, 5000);
-        let inode = std::fs::metadata(format!("/proc/self/fd/{fd}"))
-            .unwrap()
-            .ino();
+        set_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+        set_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 33);
+        set_int(fd, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, 5000);
+        let inode = inode_of(fd);
         let mut sockets = vec![Socket {
-            family: Family::Inet,
-            state: TcpState::Established,
-            local_addr: "127.0.0.1".parse().unwrap(),
-            local_port: 1,
-            remote_addr: "127.0.0.1".parse().unwrap(),
-            remote_port: 2,
-            rx_queue: 0,
-            tx_queue: 0,
-            accept_queue: None,
-            backlog: None,
-            timer: Timer::None,
-            timer_expires_ms: None,
-            retransmits: 0,
-            inode,
-            uid: 0,
-            tcp_info: None,
             owner: Some(Owner {
                 pid: std::process::id(),
                 comm: "test".into(),
                 fd: fd as u32,
             }),
-            options: None,
+            ..socket(inode)
         }];
         // A socket whose descriptor number now holds something else is left alone.
         let mut wrong = sockets[0].clone();

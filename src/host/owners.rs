@@ -257,6 +257,7 @@ pub(super) fn read_comm(proc_fd: &OwnedFd, pid: u32, path: &mut [u8; 32]) -> Arc
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::test_support;
 
     #[test]
     fn parses_socket_links() {
@@ -271,12 +272,9 @@ mod tests {
     #[test]
     fn finds_our_own_socket() {
         use std::os::fd::AsRawFd;
-        use std::os::unix::fs::MetadataExt;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let fd = listener.as_raw_fd();
-        let inode = std::fs::metadata(format!("/proc/self/fd/{fd}"))
-            .unwrap()
-            .ino();
+        let inode = test_support::inode_of(fd);
         let map = scan(Path::new("/proc"));
         let owner = map.by_inode.get(&inode).expect("our socket");
         assert_eq!(owner.pid, std::process::id());
@@ -287,41 +285,10 @@ mod tests {
     #[test]
     fn a_socket_held_by_two_processes_goes_to_the_first_in_proc_order() {
         use std::os::fd::AsRawFd;
-        use std::os::unix::fs::MetadataExt;
-        use std::os::unix::process::CommandExt;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let fd = listener.as_raw_fd();
-        let inode = std::fs::metadata(format!("/proc/self/fd/{fd}"))
-            .unwrap()
-            .ino();
-        let mut cmd = std::process::Command::new("sleep");
-        cmd.arg("30");
-        // SAFETY: only async-signal-safe fcntl in the child, before exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().unwrap();
-        // Wait until the child has exec'd and holds the socket.
-        let held = |pid: u32| {
-            std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|d| {
-                d.filter_map(Result::ok)
-                    .any(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.ino() == inode))
-            })
-        };
-        for _ in 0..200 {
-            if held(child.id())
-                && std::fs::read_to_string(format!("/proc/{}/comm", child.id()))
-                    .is_ok_and(|c| c.trim() == "sleep")
-            {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        let inode = test_support::inode_of(fd);
+        let mut child = test_support::sleeper_holding(fd);
         let map = scan(Path::new("/proc"));
         child.kill().ok();
         child.wait().ok();

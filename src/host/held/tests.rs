@@ -1,43 +1,8 @@
 //! Tests of the one pass over /proc/*/fd, on live sockets of the test process and its children.
 
 use super::*;
-use crate::host::{Family, TcpState, Timer};
+use crate::host::test_support::{inode_of, set_int as set, sleeper_holding, socket};
 use std::os::unix::fs::MetadataExt;
-
-fn inode_of(fd: i32) -> u64 {
-    std::fs::metadata(format!("/proc/self/fd/{fd}"))
-        .unwrap()
-        .ino()
-}
-
-fn set(fd: i32, level: i32, name: i32, v: libc::c_int) {
-    // SAFETY: v is a c_int of the given size.
-    let rc = unsafe { libc::setsockopt(fd, level, name, (&v as *const libc::c_int).cast(), 4) };
-    assert_eq!(rc, 0);
-}
-
-fn socket(inode: u64) -> Socket {
-    Socket {
-        family: Family::Inet,
-        state: TcpState::Established,
-        local_addr: "127.0.0.1".parse().unwrap(),
-        local_port: 1,
-        remote_addr: "127.0.0.1".parse().unwrap(),
-        remote_port: 2,
-        rx_queue: 0,
-        tx_queue: 0,
-        accept_queue: None,
-        backlog: None,
-        timer: Timer::None,
-        timer_expires_ms: None,
-        retransmits: 0,
-        inode,
-        uid: 0,
-        tcp_info: None,
-        owner: None,
-        options: None,
-    }
-}
 
 /// The one pass gives every socket the owner and options that the owner scan followed by
 /// the option read gave, with the same notes, in two tables (as for `--netns all`).
@@ -154,14 +119,7 @@ fn one_pass_gives_what_the_two_passes_gave() {
 
 fn shared(pids: Vec<u32>) -> Shared {
     let (proc_fd, _) = owners::list_pids(Path::new("/proc")).unwrap();
-    Shared {
-        proc_fd,
-        pids,
-        next: AtomicUsize::new(0),
-        listing: AtomicUsize::new(0),
-        queue: Mutex::new(Vec::new()),
-        wanted: OnceLock::new(),
-    }
+    Shared::new(proc_fd, pids)
 }
 
 /// Run one scanning thread that reaches every process before the tables are known, then
@@ -219,29 +177,11 @@ fn a_process_gone_before_its_turn_is_skipped_and_the_rest_read() {
 #[test]
 fn a_process_that_exits_mid_scan_is_an_owner_whose_options_changed() {
     use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let fd = listener.as_raw_fd();
     let inode = inode_of(fd);
-    let mut cmd = std::process::Command::new("sleep");
-    cmd.arg("30");
-    // SAFETY: only async-signal-safe fcntl in the child, before exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().unwrap();
+    let mut child = sleeper_holding(fd);
     let pid = child.id();
-    for _ in 0..200 {
-        if std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
     let mut positions = Positions::default();
     positions.insert(inode, (0, 0));
     let scanned = listed_first(&shared(vec![pid]), positions, || {
