@@ -135,6 +135,27 @@ pub struct SourceArgs {
     /// saved snapshot holds the samples it was taken with).
     #[arg(long, value_name = "SECONDS", conflicts_with_all = ["snapshot", "root"])]
     pub interval: Option<f64>,
+    /// How to find each socket's process and read its options: bpf (one BPF iterator over
+    /// every process's descriptors, in the kernel: root, BTF, Linux 5.11), proc (/proc/*/fd
+    /// and duplicated descriptors, several system calls a socket), or auto (bpf where the
+    /// kernel allows it, else proc with a note saying why).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "HOW",
+        default_value_t = OwnerScanArg::Auto,
+        conflicts_with_all = ["snapshot", "root"]
+    )]
+    pub owner_scan: OwnerScanArg,
+}
+
+/// `--owner-scan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum OwnerScanArg {
+    #[default]
+    Auto,
+    Bpf,
+    Proc,
 }
 
 /// Parameters for the rules: a profile's and `--set` overrides.

@@ -179,6 +179,7 @@ fn library_errors_name_no_flag() {
         interval,
         owners: false,
         options: false,
+        scan: host::OwnerScan::Auto,
     };
     let err = host::collect(&opts(Source::Root(file.clone()), None)).unwrap_err();
     assert_eq!(

@@ -181,6 +181,16 @@ fn check_audit(boot: &Boot, c: &mut Checks, release: &str, real: Option<&str>) {
         c.check(sockets == "sock_diag", || {
             format!("sockets read with {sockets} (sock_diag expected)")
         });
+        // `auto` used the kernel's socket iterator: no note says it fell back to /proc.
+        let scan: Vec<&Value> = snap["notes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| n["area"] == "scan")
+            .collect();
+        c.check(scan.is_empty(), || {
+            format!("the owner scan fell back to /proc: {scan:?}")
+        });
     }
     if let Some(s) = step(boot, c, "netns", &[0])
         && let Some(snap) = parse_json(c, "netns", &s.stdout)
@@ -189,6 +199,57 @@ fn check_audit(boot: &Boot, c: &mut Checks, release: &str, real: Option<&str>) {
             format!("under ip netns exec matrix: {}", snap["netns"])
         });
     }
+}
+
+/// The kernel's socket iterator runs on this kernel and reads what the /proc pass reads: the
+/// owner and every option of each of the helper's sockets.
+fn check_owner_scan(boot: &Boot, c: &mut Checks) {
+    let Some(s) = step(boot, c, "owner-scan", &[0]) else {
+        return;
+    };
+    let out = &s.stdout;
+    let pid: Option<u64> = out
+        .lines()
+        .find_map(|l| l.strip_prefix("ready "))
+        .and_then(|p| p.trim().parse().ok());
+    let (Some(pid), Some(bpf_at), Some(proc_at)) = (pid, out.find("== bpf"), out.find("== proc"))
+    else {
+        c.check(false, || format!("step owner-scan printed:\n{out}"));
+        return;
+    };
+    let (Some(bpf), Some(proc)) = (
+        parse_json(c, "owner-scan (bpf)", &out[bpf_at..proc_at]),
+        parse_json(c, "owner-scan (proc)", &out[proc_at..]),
+    ) else {
+        return;
+    };
+    let held = |snap: &Value| {
+        let mut held: Vec<String> = snap["sockets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["owner"]["pid"] == pid)
+            .map(|s| {
+                format!(
+                    "{} {}->{} fd {} {}",
+                    s["state"], s["local_port"], s["remote_port"], s["owner"]["fd"], s["options"]
+                )
+            })
+            .collect();
+        held.sort();
+        held
+    };
+    let (by_kernel, by_proc) = (held(&bpf), held(&proc));
+    c.check(by_kernel.len() == 7, || {
+        format!("owner-scan: {} sockets of the helper by the kernel's iterator (7 expected): {by_kernel:#?}", by_kernel.len())
+    });
+    c.check(by_kernel == by_proc, || {
+        format!("owner-scan: the iterator read {by_kernel:#?}\nthe /proc pass read {by_proc:#?}")
+    });
+    c.check(
+        by_kernel.iter().any(|h| h.contains("\"keepidle\":33")),
+        || format!("owner-scan: no socket with TCP_KEEPIDLE 33: {by_kernel:#?}"),
+    );
 }
 
 /// Scenarios whose verdict does not depend on the kernel's version from 6.1 on.
@@ -455,6 +516,7 @@ fn run_kernel(name: &str) -> Result<String, String> {
         });
     }
     check_audit(&boot, &mut c, &kernel.release, real.as_deref());
+    check_owner_scan(&boot, &mut c);
     check_lab(&boot, &mut c);
     let (major, minor) = {
         let mut n = kernel

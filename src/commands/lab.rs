@@ -203,6 +203,7 @@ fn audit_jobs(
         interval: None,
         owners: sockets,
         options: sockets,
+        scan: crate::host::OwnerScan::Auto,
     };
     let selection = crate::rules::Selection {
         only: only.to_vec(),

@@ -102,11 +102,17 @@ pub fn resolve_netns(spec: &str) -> anyhow::Result<NetnsRef> {
     netns::resolve(spec).map_err(|e| name_flag(e.into()))
 }
 
-/// Name the flag in an error about a value it gave (`--netns`, `--interval`, `--root`): the
+/// Name the flag in an error about a value it gave (`--netns`, `--interval`, `--root`,
+/// `--owner-scan bpf` where the kernel's socket iterator cannot be used): the
 /// library says what is wrong with the value, the flag that gave it is the command's to say.
 pub fn name_flag(err: anyhow::Error) -> anyhow::Error {
     let flag = if let Some(ns) = err.downcast_ref::<netns::NetnsError>() {
         format!("--netns {}", ns.spec_shown())
+    } else if err
+        .downcast_ref::<crate::host::bpf::Unavailable>()
+        .is_some()
+    {
+        "--owner-scan bpf".to_string()
     } else if let Some(e) = err.downcast_ref::<SourceError>() {
         match e {
             SourceError::Interval(s) => format!("--interval {s}"),
@@ -133,6 +139,11 @@ pub fn collect_options(source: &SourceArgs) -> CollectOptions {
         interval: source.interval,
         owners: true,
         options: true,
+        scan: match source.owner_scan {
+            crate::cli::OwnerScanArg::Auto => crate::host::OwnerScan::Auto,
+            crate::cli::OwnerScanArg::Bpf => crate::host::OwnerScan::Bpf,
+            crate::cli::OwnerScanArg::Proc => crate::host::OwnerScan::Proc,
+        },
     }
 }
 

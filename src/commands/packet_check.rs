@@ -78,6 +78,7 @@ fn refresh(netns: Option<String>, set: RuleSet, params: Vec<(String, String)>) -
         interval: None,
         owners: true,
         options: true,
+        scan: crate::host::OwnerScan::Auto,
     };
     let selection = Selection {
         params,

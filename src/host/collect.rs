@@ -26,6 +26,8 @@ pub struct CollectOptions {
     pub owners: bool,
     /// Read socket options through pidfd_getfd (implies owners).
     pub options: bool,
+    /// How owners and options are read (`--owner-scan`).
+    pub scan: held::OwnerScan,
 }
 
 /// Collect one snapshot per network namespace asked for (one, unless `--netns all`).
@@ -234,8 +236,10 @@ fn collect_here(kernel: &Kernel, target: &Target) -> anyhow::Result<Snapshot> {
     let mut notes = Vec::new();
     let taken_at_ms = crate::clock::now_ms();
     let first = counters::read_sample(Place::Live, &mut notes)?;
-    let (sockets_source, sockets) = sockets::read(Place::Live, &mut notes)?;
     let sysctls = sysctl::walk_net(Place::Live, &mut notes);
+    // The socket table last: the owner scan joins its processes' descriptors to it, and
+    // the sooner it is given the table, the fewer short-lived sockets close in between.
+    let (sockets_source, sockets) = sockets::read(Place::Live, &mut notes)?;
     Ok(Snapshot {
         schema: SCHEMA_VERSION,
         taken_at_ms,
@@ -284,7 +288,7 @@ fn collect_live(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
         // tables are read, and reads the options once it is given them.
         let held_scan = opts
             .options
-            .then(|| held::Scan::start(scope, std::path::Path::new("/proc")));
+            .then(|| held::Scan::start(scope, std::path::Path::new("/proc"), opts.scan));
         let mut snapshots = Vec::with_capacity(targets.len());
         let mut taken = Vec::with_capacity(targets.len());
         for target in &targets {
@@ -301,11 +305,16 @@ fn collect_live(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
             }
         }
         // Before the second counter sample, as the owner scan above runs during it.
-        let held = held_scan.map(|scan| {
-            let mut tables: Vec<&mut [Socket]> =
-                snapshots.iter_mut().map(|s| &mut s.sockets[..]).collect();
-            scan.finish(&mut tables)
-        });
+        let held = held_scan
+            .map(|scan| {
+                let mut tables: Vec<&mut [Socket]> =
+                    snapshots.iter_mut().map(|s| &mut s.sockets[..]).collect();
+                scan.finish(&mut tables)
+            })
+            .transpose()
+            .map_err(|why| {
+                anyhow::Error::new(why).context("the kernel's socket iterator cannot be used here")
+            })?;
         if let Some(interval) = interval {
             for (snapshot, (target, start)) in snapshots.iter_mut().zip(&taken) {
                 std::thread::sleep(

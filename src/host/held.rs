@@ -13,6 +13,11 @@
 //! other namespaces) are never duplicated. The results are merged in /proc order, so a
 //! socket held by several processes goes to the first, as in [`super::owners::scan`].
 //!
+//! Where the kernel allows it, all of this is done in the kernel instead ([`super::bpf`]):
+//! one BPF iterator over every task's files gives each TCP socket's process, descriptor,
+//! inode and options, with no system call per socket. [`OwnerScan`] chooses; in `auto` the
+//! /proc pass is the fallback, and a note says why it ran.
+//!
 //! Where a process's descriptors may not be duplicated (no right to ptrace it, or no
 //! pidfd_getfd on this kernel) its sockets still get their owner from the links, and the
 //! notes say why their options are missing, in the words of [`super::options::read_all`].
@@ -20,12 +25,13 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use nix::errno::Errno;
 
+use super::bpf;
 use super::options::{self, Failure, Outcome};
 use super::owners;
 use super::{Note, Owner, SockOptions, Socket};
@@ -87,14 +93,23 @@ impl Hasher for InodeHasher {
 /// Socket inode -> (table, index in it).
 type Positions = HashMap<u64, (u32, u32), BuildHasherDefault<InodeHasher>>;
 
+/// How owners and options are read (`--owner-scan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OwnerScan {
+    /// The kernel's iterator where it can be used, else /proc (with a note saying why).
+    #[default]
+    Auto,
+    /// The kernel's iterator only: an error where it cannot be used.
+    Bpf,
+    /// /proc/*/fd and pidfd_getfd only.
+    Proc,
+}
+
 /// Set the owner and options of every socket of `tables` that a process of `proc`
 /// (normally `/proc`) holds. Sockets whose inode is 0 (TIME_WAIT, SYN_RECV) have no
 /// descriptor and are left alone.
 pub fn read(proc: &Path, tables: &mut [&mut [Socket]]) -> Notes {
-    std::thread::scope(|scope| {
-        let scan = Scan::start(scope, proc);
-        scan.finish(tables)
-    })
+    std::thread::scope(|scope| ProcScan::start(scope, proc).finish(tables))
 }
 
 /// What the scanning threads share.
@@ -125,17 +140,212 @@ impl Shared {
     }
 }
 
-/// A scan started before the socket tables are read, so that listing the fd directories
-/// and reading their links (a third of the work) runs while the tables are dumped. The
-/// options of the sockets listed are read once the tables are given to [`Scan::finish`].
-pub struct Scan<'scope> {
+/// A scan started before the socket tables are read, so that it runs while they are dumped;
+/// [`Scan::finish`] gives it the tables and fills them.
+pub struct Scan<'scope>(How<'scope>);
+
+enum How<'scope> {
+    Proc(ProcScan<'scope>),
+    /// The kernel's iterator, running on a thread of its own; with `auto`, `proc` is read
+    /// instead if it fails.
+    Kernel {
+        scan: OwnerScan,
+        proc: PathBuf,
+        iterator: std::thread::ScopedJoinHandle<
+            'scope,
+            Result<(bpf::Iterator, bpf::TaskSockets, bool), bpf::Unavailable>,
+        >,
+        /// Set once the tables are read.
+        tables_read: Arc<std::sync::atomic::AtomicBool>,
+    },
+}
+
+impl<'scope> Scan<'scope> {
+    /// Start reading the owners and options of the processes of `proc` (the kernel's iterator
+    /// is used for `/proc` only), on threads of `scope`.
+    pub fn start<'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        proc: &Path,
+        scan: OwnerScan,
+    ) -> Self {
+        if scan == OwnerScan::Proc || (scan == OwnerScan::Auto && proc != Path::new("/proc")) {
+            return Scan(How::Proc(ProcScan::start(scope, proc)));
+        }
+        let tables_read = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let read_after = Arc::clone(&tables_read);
+        Scan(How::Kernel {
+            scan,
+            proc: proc.to_path_buf(),
+            // Loading takes a few milliseconds; the first run then goes on while the tables
+            // are read, unless they are read already (it says which).
+            iterator: scope.spawn(move || {
+                let loaded = bpf::load()?;
+                let after = read_after.load(Ordering::SeqCst);
+                let (iterator, first) = loaded.read()?;
+                Ok((iterator, first, after))
+            }),
+            tables_read,
+        })
+    }
+
+    /// Give the scan the tables it fills, wait for it, and set the owner and options of
+    /// every socket found. An error only where the kernel's iterator was asked for and
+    /// could not be used.
+    pub fn finish(self, tables: &mut [&mut [Socket]]) -> Result<Notes, bpf::Unavailable> {
+        match self.0 {
+            How::Proc(scan) => Ok(scan.finish(tables)),
+            How::Kernel {
+                scan,
+                proc,
+                iterator,
+                tables_read,
+            } => {
+                tables_read.store(true, Ordering::SeqCst);
+                let iterated = iterator
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p));
+                match iterated {
+                    Ok((again, first, after)) => {
+                        Ok(merge_kernel(&again, first, after, &proc, tables))
+                    }
+                    Err(why) if scan == OwnerScan::Bpf => Err(why),
+                    Err(why) => {
+                        let mut notes = read(&proc, tables);
+                        notes.owners.push(Note::new(
+                            "scan",
+                            None,
+                            format!(
+                                "owners and socket options read from /proc/*/fd and duplicated \
+                                 descriptors (several system calls a socket), not by the \
+                                 kernel's socket iterator: {why}"
+                            ),
+                        ));
+                        Ok(notes)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Set the owner and options of every socket of `tables` that the kernel's iterator saw. A
+/// socket held by several processes goes to the lowest pid (its lowest descriptor), as in
+/// /proc order.
+///
+/// Unless it started after the tables were read (`after`), the first run went on while they
+/// were dumped: a socket opened after it passed its process is in a table but not in that
+/// run. Then, when some socket of the tables has no owner yet, the iterator runs once more,
+/// now that the tables are complete. What no run found was closed before the scan looked at
+/// its process, or is held by the kernel itself (no process has a descriptor of it).
+fn merge_kernel(
+    iterator: &bpf::Iterator,
+    first: bpf::TaskSockets,
+    after: bool,
+    proc: &Path,
+    tables: &mut [&mut [Socket]],
+) -> Notes {
+    let positions = positions_of(tables);
+    let proc_fd = nix::fcntl::open(
+        proc,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok();
+    let mut comms: HashMap<u32, Arc<str>> = HashMap::new();
+    let mut notes = Notes {
+        owners: Vec::new(),
+        options: tables.iter().map(|_| Vec::new()).collect(),
+    };
+    let unowned = fill(&first, &positions, &proc_fd, &mut comms, tables);
+    drop(first);
+    if unowned > 0 && !after {
+        match iterator.read() {
+            Ok(again) => {
+                fill(&again, &positions, &proc_fd, &mut comms, tables);
+            }
+            Err(e) => {
+                notes.owners.push(Note::new(
+                    "owners",
+                    None,
+                    format!(
+                        "the second run of the kernel's socket iterator failed ({e}): sockets \
+                         opened while the socket tables were read may have no owner"
+                    ),
+                ));
+            }
+        }
+    }
+    notes
+}
+
+/// Set the owner and options of the sockets of `tables` that `sockets` holds and that have
+/// no owner yet, or whose owner has a higher pid; returns how many sockets that a process
+/// could hold have no owner afterwards.
+fn fill(
+    sockets: &bpf::TaskSockets,
+    positions: &Positions,
+    proc_fd: &Option<OwnedFd>,
+    comms: &mut HashMap<u32, Arc<str>>,
+    tables: &mut [&mut [Socket]],
+) -> usize {
+    let mut path = [0u8; 32];
+    for held in sockets.iter() {
+        let Some(&(t, i)) = positions.get(&held.inode()) else {
+            continue;
+        };
+        let socket = &mut tables[t as usize][i as usize];
+        let (pid, fd) = (held.pid(), held.fd());
+        if socket
+            .owner
+            .as_ref()
+            .is_some_and(|o| (o.pid, o.fd) <= (pid, fd))
+        {
+            continue;
+        }
+        let comm = comms
+            .entry(pid)
+            .or_insert_with(|| match proc_fd {
+                Some(proc_fd) => owners::read_comm(proc_fd, pid, &mut path),
+                None => Arc::from("?"),
+            })
+            .clone();
+        socket.owner = Some(Owner { pid, comm, fd });
+        socket.options = Some(held.options());
+    }
+    tables
+        .iter()
+        .flat_map(|t| t.iter())
+        .filter(|s| s.inode != 0 && s.owner.is_none())
+        .count()
+}
+
+/// Socket inode -> (table, index) of every socket of the tables that a process can hold.
+fn positions_of(tables: &[&mut [Socket]]) -> Positions {
+    let mut positions = Positions::default();
+    for (t, table) in tables.iter().enumerate() {
+        positions.reserve(table.len());
+        for (i, socket) in table.iter().enumerate() {
+            if socket.inode != 0 {
+                positions
+                    .entry(socket.inode)
+                    .or_insert((t as u32, i as u32));
+            }
+        }
+    }
+    positions
+}
+
+/// The /proc pass: listing the fd directories and reading their links (a third of the work)
+/// runs while the tables are dumped; the options of the sockets listed are read once the
+/// tables are given to [`ProcScan::finish`].
+struct ProcScan<'scope> {
     shared: Result<Arc<Shared>, Note>,
     workers: Vec<std::thread::ScopedJoinHandle<'scope, Vec<Scanned>>>,
 }
 
-impl<'scope> Scan<'scope> {
+impl<'scope> ProcScan<'scope> {
     /// List the processes of `proc` and start scanning them on up to 4 threads of `scope`.
-    pub fn start<'env>(scope: &'scope std::thread::Scope<'scope, 'env>, proc: &Path) -> Self {
+    fn start<'env>(scope: &'scope std::thread::Scope<'scope, 'env>, proc: &Path) -> Self {
         let shared =
             owners::list_pids(proc).map(|(proc_fd, pids)| Arc::new(Shared::new(proc_fd, pids)));
         let workers = match &shared {
@@ -152,23 +362,13 @@ impl<'scope> Scan<'scope> {
             }
             Err(_) => Vec::new(),
         };
-        Scan { shared, workers }
+        ProcScan { shared, workers }
     }
 
     /// Give the scan the tables it fills, wait for it, and set the owner and options of
     /// every socket found (the first process in /proc order wins).
-    pub fn finish(mut self, tables: &mut [&mut [Socket]]) -> Notes {
-        let mut positions = Positions::default();
-        for (t, table) in tables.iter().enumerate() {
-            positions.reserve(table.len());
-            for (i, socket) in table.iter().enumerate() {
-                if socket.inode != 0 {
-                    positions
-                        .entry(socket.inode)
-                        .or_insert((t as u32, i as u32));
-                }
-            }
-        }
+    fn finish(mut self, tables: &mut [&mut [Socket]]) -> Notes {
+        let positions = positions_of(tables);
         let mut notes = Notes::default();
         let mut outcomes: Vec<Outcome> = tables.iter().map(|_| Outcome::default()).collect();
         match &self.shared {
@@ -218,7 +418,7 @@ impl<'scope> Scan<'scope> {
     }
 }
 
-impl Drop for Scan<'_> {
+impl Drop for ProcScan<'_> {
     /// A scan given up (the tables could not be read) releases the threads waiting for them.
     fn drop(&mut self) {
         if let Ok(shared) = &self.shared {

@@ -8,6 +8,7 @@ mod collect;
 mod model;
 mod saved;
 
+pub mod bpf;
 pub mod counters;
 pub mod files;
 pub mod held;
@@ -21,5 +22,6 @@ pub mod sysctl;
 pub(crate) mod test_support;
 
 pub use collect::{CollectOptions, GONE_NETNS, Source, SourceError, collect};
+pub use held::OwnerScan;
 pub use model::*;
 pub use saved::{file_holds_list, load, parse_saved};

@@ -291,7 +291,7 @@ pub struct Linger {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Note {
-    /// What part of the picture is affected: `sysctls`, `counters`, `sockets`, `owners`, `options`, `changed`, `netns`, `kernel`.
+    /// What part of the picture is affected: `sysctls`, `counters`, `sockets`, `owners`, `options`, `changed`, `scan`, `netns`, `kernel`.
     pub area: String,
     /// The key, file, process or socket concerned, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

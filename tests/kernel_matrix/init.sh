@@ -86,6 +86,34 @@ live() {
     return $rc
 }
 
+# Owners and options of a helper's sockets, read by the kernel's socket iterator and by the
+# /proc pass: both snapshots are printed, after `== bpf RC` and `== proc RC`.
+owner_scan() {
+    mkfifo /tmp/hold
+    exec 4<>/tmp/hold
+    sockhelper listen:7300:16 linger0:7300 keepalive:7300:33:7:4 user-timeout:7300:2500 \
+        linger2:7300:-1 linger2:7300:20 connect:7300 sleep:100 <&4 >/tmp/owners.out 2>&1 &
+    hpid=$!
+    n=0
+    until grep -q '^ready' /tmp/owners.out || [ $n -gt 100 ]; do
+        n=$((n + 1))
+        sleep 0.1
+    done
+    rstaudit snapshot --owner-scan bpf --format json >/tmp/bpf.json
+    rb=$?
+    rstaudit snapshot --owner-scan proc --format json >/tmp/proc.json
+    rp=$?
+    kill $hpid
+    wait $hpid 2>/dev/null
+    exec 4>&-
+    cat /tmp/owners.out
+    echo "== bpf $rb"
+    cat /tmp/bpf.json
+    echo "== proc $rp"
+    cat /tmp/proc.json
+    [ $rb = 0 ] && [ $rp = 0 ]
+}
+
 # `sh /init @run FUNCTION`: one function, so that a step can run it under timeout.
 if [ "$1" = "@run" ]; then
     shift
@@ -113,6 +141,7 @@ step audit-json 90 rstaudit audit --format json
 step audit-table 90 rstaudit audit
 step snapshot 90 rstaudit snapshot --format json
 step netns 90 sh /init @run in_netns
+step owner-scan 120 sh /init @run owner_scan
 step lab 240 rstaudit packet-check --lab --all --format json
 step lab-left 20 sh /init @run leftovers
 step live-binary 90 sh /init @run live binary

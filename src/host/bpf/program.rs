@@ -1,0 +1,488 @@
+//! The iterator program: for every open file of every process that is a TCP socket, one
+//! fixed record with the process, the descriptor, the socket's inode and the raw fields
+//! getsockopt(2) reads its seven options from. The program is assembled here from the
+//! offsets the kernel's BTF gives ([`Layout`]), so no compiler or object file is needed at
+//! build time; what it reads is turned into options by [`Raw::options`], exactly as
+//! sk_getsockopt and do_tcp_getsockopt compute them.
+
+use super::btf::{Btf, BtfError, Field};
+use crate::host::{Linger, SockOptions};
+
+/// Helper ids (include/uapi/linux/bpf.h, `__BPF_FUNC_MAPPER`): fixed by the kernel's ABI.
+const SEQ_WRITE: i32 = 127;
+const SKC_TO_TCP_SOCK: i32 = 137;
+const SOCK_FROM_FILE: i32 = 162;
+
+/// Words of one record, in this order.
+pub const WORDS: usize = 14;
+/// Bytes of one record.
+pub const RECORD: usize = WORDS * 8;
+
+/// Where the program finds what it reads, from the kernel's BTF.
+pub struct Layout {
+    /// BTF id of `bpf_iter_task_file`, the iterator's attach target.
+    pub target: u32,
+    ctx_meta: Field,
+    ctx_task: Field,
+    ctx_file: Field,
+    meta_seq: Field,
+    /// Offsets of `file.f_inode` and `sock.__sk_common.skc_net.net`, the two pointers
+    /// followed to the inode and to the socket's network namespace.
+    f_inode: u32,
+    sk_net: u32,
+    /// Offset of `socket.sk`: bpf_sock_from_file gives the struct socket.
+    socket_sk: u32,
+    /// The fields read into the record's words, in order: (base register, field).
+    words: Vec<(Base, Field)>,
+    /// Bit numbers of SOCK_LINGER and SOCK_KEEPOPEN in `sk_flags`.
+    pub linger_bit: u32,
+    pub keepopen_bit: u32,
+}
+
+/// What a record word is read from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Base {
+    Task,
+    Ctx,
+    Inode,
+    Sock,
+    Tcp,
+    Net,
+}
+
+/// The types the layout needs, for [`Btf::parse`].
+pub const WANTED: &[(&str, &str)] = &[
+    ("func", "bpf_iter_task_file"),
+    ("struct", "bpf_iter__task_file"),
+    ("struct", "bpf_iter_meta"),
+    ("struct", "task_struct"),
+    ("struct", "file"),
+    ("struct", "inode"),
+    ("struct", "socket"),
+    ("struct", "sock"),
+    ("struct", "tcp_sock"),
+    ("struct", "net"),
+    ("enum", "sock_flags"),
+];
+
+impl Layout {
+    pub fn from_btf(btf: &Btf) -> Result<Self, BtfError> {
+        let ctx = |m: &str| btf.member("bpf_iter__task_file", m);
+        let words = vec![
+            (Base::Task, btf.member("task_struct", "tgid")?),
+            (Base::Ctx, ctx("fd")?),
+            (Base::Inode, btf.member("inode", "i_ino")?),
+            // sk_flags moved into sock_common (as skc_flags) in later kernels.
+            (
+                Base::Sock,
+                btf.member("sock", "sk_flags")
+                    .or_else(|_| btf.member("sock", "__sk_common.skc_flags"))?,
+            ),
+            (Base::Sock, btf.member("sock", "sk_lingertime")?),
+            (Base::Tcp, btf.member("tcp_sock", "keepalive_time")?),
+            (Base::Tcp, btf.member("tcp_sock", "keepalive_intvl")?),
+            (Base::Tcp, btf.member("tcp_sock", "keepalive_probes")?),
+            (Base::Tcp, btf.member("tcp_sock", "linger2")?),
+            (
+                Base::Tcp,
+                btf.member("tcp_sock", "inet_conn.icsk_user_timeout")?,
+            ),
+            (
+                Base::Net,
+                btf.member("net", "ipv4.sysctl_tcp_keepalive_time")?,
+            ),
+            (
+                Base::Net,
+                btf.member("net", "ipv4.sysctl_tcp_keepalive_intvl")?,
+            ),
+            (
+                Base::Net,
+                btf.member("net", "ipv4.sysctl_tcp_keepalive_probes")?,
+            ),
+            (Base::Net, btf.member("net", "ipv4.sysctl_tcp_fin_timeout")?),
+        ];
+        debug_assert_eq!(words.len(), WORDS);
+        let layout = Layout {
+            target: btf.func("bpf_iter_task_file")?,
+            ctx_meta: ctx("meta")?,
+            ctx_task: ctx("task")?,
+            ctx_file: ctx("file")?,
+            meta_seq: btf.member("bpf_iter_meta", "seq")?,
+            f_inode: pointer(btf, "file", "f_inode")?,
+            sk_net: pointer(btf, "sock", "__sk_common.skc_net.net")?,
+            socket_sk: pointer(btf, "socket", "sk")?,
+            words,
+            linger_bit: btf.enum_value("sock_flags", "SOCK_LINGER")?,
+            keepopen_bit: btf.enum_value("sock_flags", "SOCK_KEEPOPEN")?,
+        };
+        // Pointers the program follows, checked here so that `program` cannot fail.
+        for (what, f) in [
+            ("bpf_iter__task_file.meta", layout.ctx_meta),
+            ("bpf_iter__task_file.task", layout.ctx_task),
+            ("bpf_iter__task_file.file", layout.ctx_file),
+            ("bpf_iter_meta.seq", layout.meta_seq),
+        ] {
+            if f.size != 8 {
+                return Err(BtfError(format!(
+                    "{what} is not a 64-bit pointer in this kernel"
+                )));
+            }
+        }
+        for (_, f) in &layout.words {
+            width(f.size)?;
+        }
+        if layout.linger_bit >= 64 || layout.keepopen_bit >= 64 {
+            return Err(BtfError(
+                "SOCK_LINGER or SOCK_KEEPOPEN is not a bit of sk_flags".to_string(),
+            ));
+        }
+        Ok(layout)
+    }
+}
+
+/// The offset of a pointer member.
+fn pointer(btf: &Btf, name: &str, path: &str) -> Result<u32, BtfError> {
+    let f = btf.member(name, path)?;
+    if f.size != 8 {
+        return Err(BtfError(format!(
+            "{name}.{path} is not a 64-bit pointer in this kernel"
+        )));
+    }
+    Ok(f.offset)
+}
+
+/// BPF_SIZE of a load of `size` bytes.
+fn width(size: u32) -> Result<u8, BtfError> {
+    Ok(match size {
+        1 => 0x10,
+        2 => 0x08,
+        4 => 0x00,
+        8 => 0x18,
+        other => {
+            return Err(BtfError(format!(
+                "a field of {other} bytes cannot be loaded"
+            )));
+        }
+    })
+}
+
+/// One instruction (struct bpf_insn), as the kernel reads it.
+fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
+    u64::from(code)
+        | u64::from(dst & 0xf) << 8
+        | u64::from(src & 0xf) << 12
+        | u64::from(off as u16) << 16
+        | u64::from(imm as u32) << 32
+}
+
+const R0: u8 = 0;
+const R1: u8 = 1;
+const R2: u8 = 2;
+const R3: u8 = 3;
+const R6: u8 = 6;
+const R7: u8 = 7;
+const R8: u8 = 8;
+const R9: u8 = 9;
+const FP: u8 = 10;
+
+/// dst = *(size *)(src + off)
+fn load(size: u32, dst: u8, src: u8, off: u32) -> u64 {
+    // Sizes and offsets were checked by Layout::from_btf; struct offsets fit in i16 (the
+    // verifier's own limit for these loads).
+    insn(0x61 | width(size).unwrap_or(0), dst, src, off as i16, 0)
+}
+fn store64(dst: u8, off: i16, src: u8) -> u64 {
+    insn(0x7b, dst, src, off, 0)
+}
+fn mov(dst: u8, src: u8) -> u64 {
+    insn(0xbf, dst, src, 0, 0)
+}
+fn mov_imm(dst: u8, imm: i32) -> u64 {
+    insn(0xb7, dst, 0, 0, imm)
+}
+fn add_imm(dst: u8, imm: i32) -> u64 {
+    insn(0x07, dst, 0, 0, imm)
+}
+fn call(helper: i32) -> u64 {
+    insn(0x85, 0, 0, 0, helper)
+}
+/// if dst == 0 goto out (patched once the end is known).
+const JEQ_ZERO: u8 = 0x15;
+const EXIT: u8 = 0x95;
+
+/// The program's instructions.
+pub fn program(layout: &Layout) -> Vec<u64> {
+    let mut p = Vec::with_capacity(64);
+    let mut to_out = Vec::new();
+    let mut if_zero_out = |p: &mut Vec<u64>, reg: u8| {
+        to_out.push(p.len());
+        p.push(insn(JEQ_ZERO, reg, 0, 0, 0));
+    };
+    p.push(mov(R6, R1));
+    p.push(load(8, R7, R6, layout.ctx_file.offset));
+    if_zero_out(&mut p, R7);
+    p.push(load(8, R8, R6, layout.ctx_task.offset));
+    if_zero_out(&mut p, R8);
+    p.push(mov(R1, R7));
+    p.push(call(SOCK_FROM_FILE));
+    if_zero_out(&mut p, R0);
+    // R0: struct socket; its sk, the struct sock.
+    p.push(load(8, R9, R0, layout.socket_sk));
+    if_zero_out(&mut p, R9);
+    p.push(mov(R1, R9));
+    p.push(call(SKC_TO_TCP_SOCK));
+    if_zero_out(&mut p, R0);
+    // R0: tcp_sock, R9: sock, R8: task, R7: file, R6: context. R2 holds the inode, then the
+    // socket's network namespace.
+    let record = -(RECORD as i16);
+    let mut in_r2 = None;
+    for (i, &(base, field)) in layout.words.iter().enumerate() {
+        let src = match base {
+            Base::Task => R8,
+            Base::Ctx => R6,
+            Base::Sock => R9,
+            Base::Tcp => R0,
+            Base::Inode | Base::Net => {
+                if in_r2 != Some(base) {
+                    p.push(match base {
+                        Base::Inode => load(8, R2, R7, layout.f_inode),
+                        _ => load(8, R2, R9, layout.sk_net),
+                    });
+                    in_r2 = Some(base);
+                }
+                R2
+            }
+        };
+        p.push(load(field.size, R1, src, field.offset));
+        p.push(store64(FP, record + 8 * i as i16, R1));
+    }
+    p.push(load(8, R1, R6, layout.ctx_meta.offset));
+    p.push(load(8, R1, R1, layout.meta_seq.offset));
+    p.push(mov(R2, FP));
+    p.push(add_imm(R2, i32::from(record)));
+    p.push(mov_imm(R3, RECORD as i32));
+    p.push(call(SEQ_WRITE));
+    let out = p.len();
+    p.push(mov_imm(R0, 0));
+    p.push(insn(EXIT, 0, 0, 0, 0));
+    for at in to_out {
+        let off = (out - at - 1) as i16;
+        p[at] = insn(JEQ_ZERO, ((p[at] >> 8) & 0xf) as u8, 0, off, 0);
+    }
+    p
+}
+
+/// One record, kept compact (48 bytes where the program writes 112): what the options
+/// are computed from, each socket's own value or its namespace's already chosen as the
+/// kernel chooses it, still in jiffies (HZ is known only once the probes are read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record {
+    pid: u32,
+    fd: u32,
+    inode: u64,
+    /// sk_lingertime, jiffies.
+    lingertime: u64,
+    /// keepalive_time, keepalive_intvl (jiffies), the socket's or else its namespace's.
+    keepidle: u32,
+    keepintvl: u32,
+    /// linger2 (jiffies): negative as set, else the socket's or else tcp_fin_timeout.
+    linger2: i32,
+    /// icsk_user_timeout, milliseconds.
+    user_timeout: u32,
+    /// keepalive_probes, the socket's or else its namespace's.
+    keepcnt: u8,
+    linger_on: bool,
+    keepalive: bool,
+}
+
+impl Record {
+    /// Decode the program's words (`bits`: SOCK_LINGER and SOCK_KEEPOPEN).
+    pub fn from_bytes(b: &[u8], bits: (u32, u32)) -> Option<Record> {
+        let mut w = [0u64; WORDS];
+        for (i, word) in w.iter_mut().enumerate() {
+            *word = u64::from_ne_bytes(b.get(8 * i..8 * i + 8)?.try_into().ok()?);
+        }
+        let own_or = |own: u64, net: u64| if own != 0 { own } else { net };
+        let linger2 = w[8] as u32 as i32;
+        Some(Record {
+            pid: w[0] as u32,
+            fd: w[1] as u32,
+            inode: w[2],
+            lingertime: w[4],
+            keepidle: own_or(w[5], w[10]) as u32,
+            keepintvl: own_or(w[6], w[11]) as u32,
+            linger2: if linger2 < 0 {
+                linger2
+            } else {
+                own_or(linger2 as u64, w[13]) as u32 as i32
+            },
+            user_timeout: w[9] as u32,
+            keepcnt: own_or(w[7], w[12]) as u8,
+            linger_on: w[3] >> bits.0 & 1 == 1,
+            keepalive: w[3] >> bits.1 & 1 == 1,
+        })
+    }
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+    pub fn fd(&self) -> u32 {
+        self.fd
+    }
+    pub fn inode(&self) -> u64 {
+        self.inode
+    }
+    /// The raw `sk_lingertime`, in jiffies.
+    pub fn lingertime(&self) -> u64 {
+        self.lingertime
+    }
+
+    /// The options as getsockopt(2) returns them, for a kernel ticking `hz` times a second:
+    /// SO_LINGER is (SOCK_LINGER, sk_lingertime / HZ); each keepalive parameter and
+    /// TCP_LINGER2 is the socket's own value or, when that is 0, its namespace's sysctl,
+    /// in seconds; TCP_USER_TIMEOUT is kept in milliseconds; a negative TCP_LINGER2 is
+    /// returned as it is.
+    pub fn options(&self, hz: u64) -> SockOptions {
+        let seconds = |jiffies: u32| u32::try_from(u64::from(jiffies) / hz).ok();
+        SockOptions {
+            linger: Some(Linger {
+                on: self.linger_on,
+                // The kernel assigns an unsigned long quotient to an int.
+                seconds: (self.lingertime / hz) as i32,
+            }),
+            keepalive: Some(self.keepalive),
+            keepidle: seconds(self.keepidle),
+            keepintvl: seconds(self.keepintvl),
+            keepcnt: Some(u32::from(self.keepcnt)),
+            user_timeout: u32::try_from(self.user_timeout as i32).ok(),
+            linger2: Some(if self.linger2 < 0 {
+                self.linger2
+            } else {
+                (self.linger2 as u64 / hz) as i32
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(words: [u64; WORDS]) -> Record {
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        Record::from_bytes(&bytes, (13, 3)).unwrap()
+    }
+
+    /// What getsockopt computes, at HZ 250: the socket's own values where set, else its
+    /// namespace's, a negative TCP_LINGER2 as it is, SO_LINGER's flag from sk_flags.
+    #[test]
+    fn decodes_as_getsockopt_computes() {
+        let hz = 250;
+        // pid, fd, inode, flags, lingertime, keepalive time, intvl, probes, linger2,
+        // user timeout, then the namespace's keepalive time, intvl, probes, fin timeout.
+        let own = record([
+            7,
+            3,
+            99,
+            1 << 13 | 1 << 3,
+            5 * hz,
+            60 * hz,
+            10 * hz,
+            4,
+            20 * hz,
+            1500,
+            7200 * hz,
+            75 * hz,
+            9,
+            60 * hz,
+        ]);
+        assert_eq!((own.pid(), own.fd(), own.inode()), (7, 3, 99));
+        assert_eq!(
+            own.options(hz),
+            SockOptions {
+                linger: Some(Linger {
+                    on: true,
+                    seconds: 5
+                }),
+                keepalive: Some(true),
+                keepidle: Some(60),
+                keepintvl: Some(10),
+                keepcnt: Some(4),
+                user_timeout: Some(1500),
+                linger2: Some(20),
+            }
+        );
+        let defaults = record([
+            8,
+            4,
+            100,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            7200 * hz,
+            75 * hz,
+            9,
+            60 * hz,
+        ]);
+        assert_eq!(
+            defaults.options(hz),
+            SockOptions {
+                linger: Some(Linger {
+                    on: false,
+                    seconds: 0
+                }),
+                keepalive: Some(false),
+                keepidle: Some(7200),
+                keepintvl: Some(75),
+                keepcnt: Some(9),
+                user_timeout: Some(0),
+                linger2: Some(60),
+            }
+        );
+        // TCP_LINGER2 -1 (reset in FIN_WAIT2) is stored as -1 and read back as -1.
+        let negative = record([
+            8,
+            4,
+            100,
+            0,
+            0,
+            0,
+            0,
+            0,
+            u64::from(u32::MAX),
+            0,
+            0,
+            0,
+            0,
+            60 * hz,
+        ]);
+        assert_eq!(negative.options(hz).linger2, Some(-1));
+        // SO_LINGER above the kernel's cap is stored as MAX_SCHEDULE_TIMEOUT (LONG_MAX); the
+        // kernel's int assignment truncates the quotient, and so does the decoding.
+        let capped = record([
+            8,
+            4,
+            100,
+            1 << 13,
+            i64::MAX as u64,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ]);
+        assert_eq!(
+            capped.options(hz).linger.unwrap().seconds,
+            (i64::MAX as u64 / hz) as i32
+        );
+        // A short record is not a record.
+        assert_eq!(Record::from_bytes(&[0; RECORD - 1], (13, 3)), None);
+    }
+}

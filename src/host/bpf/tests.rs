@@ -1,0 +1,49 @@
+use super::*;
+use crate::host::test_support::{inode_of, set_int};
+
+#[test]
+fn reads_our_sockets_as_getsockopt_does() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    let fd = stream.as_raw_fd();
+    set_int(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+    set_int(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 33);
+    set_int(fd, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, 5000);
+    set_int(
+        accepted.as_raw_fd(),
+        libc::IPPROTO_TCP,
+        libc::TCP_LINGER2,
+        -1,
+    );
+    let (iterator, first) =
+        read().expect("the BPF socket iterator (root, BTF, Linux 5.11) is needed");
+    // A second run reads the same sockets (no probes this time, nothing else changed here).
+    let sockets = iterator.read().unwrap();
+    let me_in = |s: &TaskSockets| {
+        let mut v: Vec<(u32, u64)> = s
+            .iter()
+            .filter(|h| h.pid() == std::process::id())
+            .map(|h| (h.fd(), h.inode()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(me_in(&first), me_in(&sockets));
+    let me = std::process::id();
+    for (fd, socket) in [
+        (listener.as_raw_fd(), "listener"),
+        (fd, "client"),
+        (accepted.as_raw_fd(), "accepted"),
+    ] {
+        let inode = inode_of(fd);
+        let held: Vec<_> = sockets.iter().filter(|h| h.inode() == inode).collect();
+        assert_eq!(held.len(), 1, "{socket}");
+        assert_eq!((held[0].pid(), held[0].fd()), (me, fd as u32), "{socket}");
+        // SAFETY: fd stays open (owned by the std socket) for this borrow.
+        let borrowed = unsafe { OwnedFd::from_raw_fd(fd) };
+        let truth = crate::host::options::read_options(&borrowed);
+        std::mem::forget(borrowed);
+        assert_eq!(held[0].options(), truth, "{socket}");
+    }
+}
