@@ -265,6 +265,87 @@ proptest! {
     }
 }
 
+/// A BTF blob: the header (little-endian, as on this machine), then `types`, then `strings`.
+fn btf_blob(types: &[u32], strings: &[u8], header: Option<[u32; 4]>) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&0xEB9Fu16.to_le_bytes());
+    b.extend_from_slice(&[1, 0]);
+    let type_len = (types.len() * 4) as u32;
+    let [a, c, d, e] = header.unwrap_or([0, type_len, type_len, strings.len() as u32]);
+    for v in [24u32, a, c, d, e] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    for t in types {
+        b.extend_from_slice(&t.to_le_bytes());
+    }
+    b.extend_from_slice(strings);
+    b
+}
+
+/// Look up what the socket iterator looks up, in a parsed blob.
+fn btf_lookups(data: &[u8]) {
+    use rstaudit::host::bpf::btf::Btf;
+    let wanted = [
+        ("struct", "a"),
+        ("enum", "b"),
+        ("func", "c"),
+        ("struct", "sock"),
+    ];
+    if let Ok(btf) = Btf::parse(data, &wanted) {
+        let _ = btf.member("a", "a");
+        let _ = btf.member("a", "a.b.a");
+        let _ = btf.member("sock", "__sk_common.skc_net.net");
+        let _ = btf.enum_value("b", "a");
+        let _ = btf.func("c");
+    }
+}
+
+proptest! {
+    /// Type records of every kind (and unknown ones), names anywhere in the strings, member
+    /// types pointing anywhere: an error or an answer, never a panic.
+    #[test]
+    fn btf_never_panics(
+        types in proptest::collection::vec(
+            prop_oneof![any::<u32>(), (0u32..21, 0u32..4, any::<bool>()).prop_map(|(k, v, f)| (k << 24) | v | (u32::from(f) << 31)), 0u32..16],
+            0..96,
+        ),
+        strings in proptest::collection::vec(prop_oneof![Just(0u8), Just(b'a'), Just(b'b'), Just(b'c'), Just(b'.'), any::<u8>()], 0..48),
+        header in proptest::option::of(any::<[u32; 4]>()),
+    ) {
+        btf_lookups(&btf_blob(&types, &strings, header));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// This kernel's own BTF, one byte changed and cut anywhere: still no panic.
+    #[test]
+    fn damaged_kernel_btf_never_panics(at in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>()) {
+        static VMLINUX: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+            std::fs::read("/sys/kernel/btf/vmlinux")
+                .expect("/sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF) is needed by this test")
+        });
+        let mut data = VMLINUX.clone();
+        let at = at.index(data.len());
+        data[at] = byte;
+        data.truncate(cut.index(data.len() + 1));
+        btf_lookups(&data);
+    }
+}
+
+/// Found by the btf fuzz target: member offsets of nested anonymous members that add up past
+/// u32::MAX overflowed (a panic in debug builds). Now an error.
+#[test]
+fn btf_member_offsets_past_4_gib_are_an_error_not_a_panic() {
+    let data = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fuzz/corpus/btf/regression-offset-overflow"
+    ))
+    .unwrap();
+    btf_lookups(&data);
+}
+
 /// Found by the sock_diag fuzz target: an NLMSG_ERROR carrying i32::MIN as its code made
 /// `-code` overflow (a panic in debug builds). Now a "malformed reply" error.
 #[test]

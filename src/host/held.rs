@@ -153,7 +153,7 @@ enum How<'scope> {
         proc: PathBuf,
         iterator: std::thread::ScopedJoinHandle<
             'scope,
-            Result<(bpf::Iterator, bpf::TaskSockets, bool), bpf::Unavailable>,
+            Result<(bpf::Reader, bpf::TaskSockets, bool), bpf::Unavailable>,
         >,
         /// Set once the tables are read.
         tables_read: Arc<std::sync::atomic::AtomicBool>,
@@ -238,7 +238,7 @@ impl<'scope> Scan<'scope> {
 /// now that the tables are complete. What no run found was closed before the scan looked at
 /// its process, or is held by the kernel itself (no process has a descriptor of it).
 fn merge_kernel(
-    iterator: &bpf::Iterator,
+    iterator: &bpf::Reader,
     first: bpf::TaskSockets,
     after: bool,
     proc: &Path,

@@ -53,7 +53,7 @@ fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Unavailable {
 }
 
 /// The iterator, loaded and checked: it can be run again (each run reads every process anew).
-pub struct Iterator {
+pub struct Reader {
     link: OwnedFd,
     bits: (u32, u32),
     hz: u64,
@@ -89,7 +89,7 @@ impl Held<'_> {
 
 impl TaskSockets {
     /// Every socket, in the iterator's order (processes by pid, descriptors ascending).
-    pub fn iter(&self) -> impl std::iter::Iterator<Item = Held<'_>> {
+    pub fn iter(&self) -> impl Iterator<Item = Held<'_>> {
         self.raws.iter().map(|raw| Held { raw, hz: self.hz })
     }
     pub fn len(&self) -> usize {
@@ -100,7 +100,7 @@ impl TaskSockets {
     }
 }
 
-impl Iterator {
+impl Reader {
     /// Run the iterator again.
     pub fn read(&self) -> Result<TaskSockets, Unavailable> {
         Ok(TaskSockets {
@@ -124,7 +124,7 @@ pub struct Loaded {
 
 /// Load the iterator and run it once: every TCP socket of every process, or why it cannot
 /// be done here.
-pub fn read() -> Result<(Iterator, TaskSockets), Unavailable> {
+pub fn read() -> Result<(Reader, TaskSockets), Unavailable> {
     load()?.read()
 }
 
@@ -144,12 +144,18 @@ pub fn load() -> Result<Loaded, Unavailable> {
     let btf = btf::Btf::parse(&data, program::WANTED)?;
     let layout = Layout::from_btf(&btf)?;
     drop(data);
-    let prog = sys::load_iter_program(&program::program(&layout), layout.target).map_err(|e| {
-        match e.raw_os_error() {
-            Some(libc::EPERM) => Unavailable::NotPermitted,
-            _ => io("the kernel refused the socket iterator program")(e),
-        }
-    })?;
+    load_layout(&layout)
+}
+
+/// Load and attach the program for `layout`, and open the probe sockets.
+fn load_layout(layout: &Layout) -> Result<Loaded, Unavailable> {
+    let prog =
+        sys::load_iter_program(&program::program(layout), layout.target).map_err(|e| {
+            match e.raw_os_error() {
+                Some(libc::EPERM) => Unavailable::NotPermitted,
+                _ => io("the kernel refused the socket iterator program")(e),
+            }
+        })?;
     let link =
         sys::attach_iter(&prog).map_err(io("the kernel refused to attach the socket iterator"))?;
     let probes = Probes::new().map_err(io("creating the probe sockets"))?;
@@ -163,7 +169,7 @@ pub fn load() -> Result<Loaded, Unavailable> {
 impl Loaded {
     /// Run the iterator the first time; its records are used only if the probe sockets
     /// read back as getsockopt reads them.
-    pub fn read(self) -> Result<(Iterator, TaskSockets), Unavailable> {
+    pub fn read(self) -> Result<(Reader, TaskSockets), Unavailable> {
         let Loaded { link, bits, probes } = self;
         let raws = read_records(&link, bits)?;
         let hz = probes.check(&raws)?;
@@ -172,7 +178,7 @@ impl Loaded {
             .into_iter()
             .filter(|r| !(r.pid() == me && probes.holds(r.fd())))
             .collect();
-        Ok((Iterator { link, bits, hz }, TaskSockets { raws, hz }))
+        Ok((Reader { link, bits, hz }, TaskSockets { raws, hz }))
     }
 }
 
@@ -231,7 +237,8 @@ fn read_records(link: &OwnedFd, bits: (u32, u32)) -> Result<Vec<Record>, Unavail
 
 /// Two TCP sockets of our own whose options are known: one with every option set, one with
 /// none. They exist while the iterator runs, so their records show whether the layout and
-/// the decoding agree with getsockopt on this kernel.
+/// the decoding agree with getsockopt (and their inodes with fstat) on this kernel; the pid
+/// and descriptor are checked by finding them.
 struct Probes {
     set: OwnedFd,
     plain: OwnedFd,
@@ -288,6 +295,13 @@ impl Probes {
             )));
         }
         for (what, raw, fd) in [("with", set, &self.set), ("without", plain, &self.plain)] {
+            let inode = nix::sys::stat::fstat(fd).map(|st| st.st_ino).ok();
+            if inode != Some(raw.inode()) {
+                return Err(Unavailable::Probe(format!(
+                    "the probe socket {what} options read back with inode {}, fstat says {inode:?}",
+                    raw.inode()
+                )));
+            }
             let seen = raw.options(hz);
             let truth = super::options::read_options(fd);
             if seen != truth {

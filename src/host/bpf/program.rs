@@ -151,6 +151,15 @@ fn pointer(btf: &Btf, name: &str, path: &str) -> Result<u32, BtfError> {
     Ok(f.offset)
 }
 
+#[cfg(test)]
+impl Layout {
+    /// Read word `i` of the record `by` bytes further on: a layout that is wrong for this
+    /// kernel, as one built from a mismatched BTF would be.
+    pub fn shift_word(&mut self, i: usize, by: u32) {
+        self.words[i].1.offset += by;
+    }
+}
+
 /// BPF_SIZE of a load of `size` bytes.
 fn width(size: u32) -> Result<u8, BtfError> {
     Ok(match size {

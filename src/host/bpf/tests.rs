@@ -47,3 +47,28 @@ fn reads_our_sockets_as_getsockopt_does() {
         assert_eq!(held[0].options(), truth, "{socket}");
     }
 }
+
+/// A program reading the wrong field (as one built from the wrong offsets would) is caught
+/// by the probe sockets before anything it read is used.
+#[test]
+fn a_wrong_layout_is_caught_by_the_probes() {
+    let data = std::fs::read("/sys/kernel/btf/vmlinux").expect("the kernel's BTF is needed");
+    let btf = btf::Btf::parse(&data, program::WANTED).unwrap();
+    // Word 5 is keepalive_time, word 4 sk_lingertime, word 2 the inode number.
+    for (word, by) in [(5, 4), (4, 8), (2, 8)] {
+        let mut layout = Layout::from_btf(&btf).unwrap();
+        layout.shift_word(word, by);
+        match load_layout(&layout).and_then(Loaded::read) {
+            Err(Unavailable::Probe(why)) => assert!(why.contains("probe socket"), "{why}"),
+            // Past the end of a member the verifier refuses the program itself.
+            Err(Unavailable::Io { what, .. }) if word == 2 => {
+                assert!(
+                    what.contains("refused the socket iterator program"),
+                    "{what}"
+                )
+            }
+            Err(other) => panic!("word {word}: not a probe error: {other}"),
+            Ok(_) => panic!("word {word} read {by} bytes off was not caught"),
+        }
+    }
+}

@@ -273,3 +273,49 @@ fn a_socket_held_twice_in_a_large_process_goes_to_the_first_descriptor() {
     assert_eq!((owner.pid, owner.fd), (me, last as u32));
     assert!(table.iter().all(|s| s.options.is_some()));
 }
+
+/// The kernel's iterator gives a socket held by several processes, and twice by one, to the
+/// lowest pid and its lowest descriptor, as the /proc pass does; both give the same owners
+/// and options, to sockets of two tables.
+#[test]
+fn the_kernel_iterator_gives_a_shared_socket_to_the_lowest_pid_and_descriptor() {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    set(stream.as_raw_fd(), libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+    let first = listener.as_raw_fd();
+    // SAFETY: duplicates `first` to the lowest free descriptor >= 500.
+    let again = unsafe { libc::fcntl(first, libc::F_DUPFD_CLOEXEC, 500) };
+    assert!(again >= 500);
+    // SAFETY: again was just returned by fcntl(2).
+    let _again = unsafe { OwnedFd::from_raw_fd(again) };
+    // A child (a higher pid) holds the listener too.
+    let mut child = sleeper_holding(first);
+    let tables = || {
+        (
+            [socket(inode_of(first))],
+            [socket(inode_of(stream.as_raw_fd()))],
+        )
+    };
+    let (mut a, mut b) = tables();
+    let kernel = std::thread::scope(|scope| {
+        Scan::start(scope, Path::new("/proc"), OwnerScan::Bpf).finish(&mut [&mut a[..], &mut b[..]])
+    })
+    .expect("the kernel's socket iterator (root, BTF, Linux 5.11) is needed by this test");
+    let (mut pa, mut pb) = tables();
+    let proc = std::thread::scope(|scope| {
+        Scan::start(scope, Path::new("/proc"), OwnerScan::Proc)
+            .finish(&mut [&mut pa[..], &mut pb[..]])
+    })
+    .unwrap();
+    child.kill().ok();
+    child.wait().ok();
+    let me = std::process::id();
+    let owner = a[0].owner.as_ref().expect("owner");
+    assert_eq!((owner.pid, owner.fd), (me, first as u32));
+    assert_eq!(b[0].owner.as_ref().map(|o| o.pid), Some(me));
+    assert_eq!(b[0].options.as_ref().and_then(|o| o.keepalive), Some(true));
+    assert_eq!((&a, &b), (&pa, &pb));
+    assert_eq!(kernel.owners, proc.owners);
+    assert_eq!(kernel.options, vec![Vec::new(), Vec::new()]);
+}
