@@ -5,7 +5,9 @@
 # starts bench/loadgen.rs inside it (N sockets, both ends of each connection
 # counted, spread over 6 processes, some with SO_LINGER 0, keepalive, user
 # timeout or TCP_LINGER2), and times, alternating the order every round:
-#   rstaudit snapshot, rstaudit audit, ss -tanpoie, ss -tan, netstat -tanp
+#   rstaudit snapshot, rstaudit audit (owners and options by the kernel's socket
+#   iterator where it loads), rstaudit audit --owner-scan proc (the /proc pass),
+#   ss -tanpoie, ss -tan, netstat -tanp
 # each run inside the namespace with `ip netns exec NS nice -n -10 timeit`
 # (bench/timeit.rs: wait4 rusage, microsecond wall/user/sys and max RSS). It saves
 # a snapshot per size and times the engine alone on it (`rstaudit audit
@@ -19,7 +21,7 @@
 #     -r  timed rounds per size (default 5; one untimed warm-up round comes first)
 #     -o  the markdown file to update (default docs/performance.md; `-` = print only)
 #     -n  do not build; use target/release as it is
-#     -t  tools to time, space separated labels (default: all five)
+#     -t  tools to time, space separated labels (default: all six)
 #     -F  run every command at SCHED_FIFO priority 10 instead of nice -10: on a shared
 #         machine other work then no longer stretches wall times (the kernel's RT
 #         throttling still leaves it 5 % of each core)
@@ -34,7 +36,7 @@ sizes="300 1000 10000 100000"
 reps=5
 out="$here/docs/performance.md"
 build=1
-tools="snapshot audit ss-tanpoie ss-tan netstat-tanp"
+tools="snapshot audit audit-proc ss-tanpoie ss-tan netstat-tanp"
 other=""
 prio="nice -n -10"
 while getopts "s:r:o:nt:c:F" opt; do
@@ -89,6 +91,7 @@ cmd_of() {
     case $1 in
     snapshot) echo "$rst snapshot -o $tmp/snap-out.json" ;;
     audit) echo "$rst audit --fail-on never" ;;
+    audit-proc) echo "$rst audit --fail-on never --owner-scan proc" ;;
     audit-other) echo "$other audit --fail-on never" ;;
     snapshot-other) echo "$other snapshot -o $tmp/snap-other.json" ;;
     ss-tanpoie) echo "ss -tanpoie" ;;
@@ -101,6 +104,7 @@ label_of() {
     case $1 in
     snapshot) echo "rstaudit snapshot" ;;
     audit) echo "rstaudit audit" ;;
+    audit-proc) echo "rstaudit audit --owner-scan proc" ;;
     audit-other) echo "$(basename "$other") audit" ;;
     snapshot-other) echo "$(basename "$other") snapshot" ;;
     ss-tanpoie) echo "ss -tanpoie" ;;
@@ -191,6 +195,12 @@ fmt_s() { awk -v m="$1" -v lo="$2" -v hi="$3" 'BEGIN {
     if (m < 0.1) printf "%.1f ms (%.1f–%.1f)", m * 1000, lo * 1000, hi * 1000
     else if (m < 1) printf "%.0f ms (%.0f–%.0f)", m * 1000, lo * 1000, hi * 1000
     else printf "%.2f s (%.2f–%.2f)", m, lo, hi }'; }
+# rounds SIZE A B DIGITS: the wall-time ratio A / B of every timed round, lowest first.
+rounds() {
+    awk -v s="$1" -v a="$2" -v b="$3" '$1 == s && $2 == a { x[$3] = $4 } $1 == s && $2 == b { y[$3] = $4 }
+        END { for (r in x) if (r in y && y[r] > 0) print x[r] / y[r] }' "$tmp/results" |
+        sort -g | awk -v d="$4" '{ printf "%s%." d "fx", (NR > 1 ? ", " : ""), $1 }'
+}
 fmt_mb() { awk -v m="$1" 'BEGIN { if (m == "-") print "-"; else printf "%.0f MB", m / 1024 }'; }
 
 {
@@ -227,12 +237,14 @@ fmt_mb() { awk -v m="$1" 'BEGIN { if (m == "-") print "-"; else printf "%.0f MB"
         read -r s _ _ <<<"$(stat_of "$size" ss-tanpoie 1)"
         if [ "$a" != "-" ] && [ "$s" != "-" ]; then
             echo
-            awk -v a="$a" -v s="$s" 'BEGIN { if (a > 0) printf "`ss -tanpoie` / `rstaudit audit` (median wall): %.1fx\n", s / a }'
+            awk -v a="$a" -v s="$s" 'BEGIN { if (a > 0) printf "`ss -tanpoie` / `rstaudit audit` (median wall): %.1fx", s / a }'
+            echo "; in each round (the two timed in the same round): $(rounds "$size" ss-tanpoie audit 1)"
         fi
         read -r t _ _ <<<"$(stat_of "$size" ss-tan 1)"
         if [ "$a" != "-" ] && [ "$t" != "-" ]; then
             echo
-            awk -v a="$a" -v t="$t" 'BEGIN { if (t > 0) printf "`rstaudit audit` / `ss -tan` (median wall): %.2fx\n", a / t }'
+            awk -v a="$a" -v t="$t" 'BEGIN { if (t > 0) printf "`rstaudit audit` / `ss -tan` (median wall): %.2fx", a / t }'
+            echo "; in each round: $(rounds "$size" audit ss-tan 2)"
         fi
         echo
     done
