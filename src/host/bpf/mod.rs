@@ -92,12 +92,6 @@ impl TaskSockets {
     pub fn iter(&self) -> impl Iterator<Item = Held<'_>> {
         self.raws.iter().map(|raw| Held { raw, hz: self.hz })
     }
-    pub fn len(&self) -> usize {
-        self.raws.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.raws.is_empty()
-    }
 }
 
 impl Reader {
@@ -295,10 +289,10 @@ impl Probes {
             )));
         }
         for (what, raw, fd) in [("with", set, &self.set), ("without", plain, &self.plain)] {
-            let inode = nix::sys::stat::fstat(fd).map(|st| st.st_ino).ok();
-            if inode != Some(raw.inode()) {
+            if !super::options::same_socket(fd, raw.inode()) {
                 return Err(Unavailable::Probe(format!(
-                    "the probe socket {what} options read back with inode {}, fstat says {inode:?}",
+                    "the probe socket {what} options read back with inode {}, which fstat does \
+                     not give it",
                     raw.inode()
                 )));
             }
