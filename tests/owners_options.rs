@@ -260,3 +260,70 @@ fn without_the_kernel_iterator_the_scan_falls_back_and_says_why() {
     }
     drop(helper);
 }
+
+/// The audit judges each socket as the table is dumped, joined on the way to what the kernel's
+/// iterator read, and never holds the table. It must say exactly what it says of the same
+/// table read whole: saved by `snapshot` and audited from the file, or read with the /proc
+/// pass (which needs the whole table). Sockets with SO_LINGER 0, a negative TCP_LINGER2 and
+/// a short TCP_USER_TIMEOUT make socket findings that name the helper.
+#[test]
+fn the_audit_of_sockets_as_they_are_read_is_the_audit_of_the_table() {
+    common::require_root();
+    let ns = Netns::new("stream");
+    let helper = ns.helper(&[
+        "listen:5000:16",
+        "linger0:5000",
+        "linger0:5000",
+        "keepalive:5000:33:7:4",
+        "user-timeout:5000:2500",
+        "linger2:5000:-1",
+        "connect:5000",
+        "sleep:100",
+    ]);
+    let audit = |args: &[&str]| {
+        let out = ns
+            .command(env!("CARGO_BIN_EXE_rstaudit"))
+            .args(["audit", "--format", "json", "--fail-on", "never"])
+            .args(args)
+            .env("RSTAUDIT_CONFIG", "")
+            .output()
+            .unwrap();
+        let all = common::text(&out);
+        assert!(out.status.success(), "{all}");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let ns = &report["namespaces"][0];
+        (
+            serde_json::json!({
+                "findings": ns["findings"],
+                "not_applicable": ns["not_applicable"],
+                "not_checked": ns["not_checked"],
+                "passed": ns["passed"],
+            }),
+            all,
+        )
+    };
+    let (streamed, streamed_all) = audit(&["--owner-scan", "bpf"]);
+    let (snap, snap_all) = snapshot_with(&ns, &[], "bpf");
+    assert!(snap.status.success(), "{snap_all}");
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("snapshot.json");
+    std::fs::write(&saved, &snap.stdout).unwrap();
+    let (from_file, from_file_all) = audit(&["--snapshot", saved.to_str().unwrap()]);
+    let (by_proc, by_proc_all) = audit(&["--owner-scan", "proc"]);
+    assert_eq!(streamed, from_file, "{streamed_all}\n{from_file_all}");
+    assert_eq!(streamed, by_proc, "{streamed_all}\n{by_proc_all}");
+    // The owners were joined on the way: the socket findings name the helper.
+    let findings = streamed["findings"].as_array().unwrap();
+    for rule in ["linger-zero", "linger2-negative"] {
+        let f = findings
+            .iter()
+            .find(|f| f["rule"] == rule)
+            .unwrap_or_else(|| panic!("no {rule} finding: {streamed_all}"));
+        assert_eq!(f["process"]["pid"], helper.pid, "{f}");
+    }
+    let linger0 = findings
+        .iter()
+        .find(|f| f["rule"] == "linger-zero")
+        .unwrap();
+    assert_eq!(linger0["count"], 2, "{linger0}");
+}

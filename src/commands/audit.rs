@@ -26,12 +26,19 @@ pub fn run(mut args: AuditArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let snapshots =
-        crate::host::collect(&super::collect_options(&args.source)).map_err(super::name_flag)?;
-    let mut audits: Vec<_> = snapshots
-        .iter()
-        .map(|s| (s, rules::eval::evaluate(&plan.rules, &plan.params, s)))
-        .collect();
+    // Each namespace's sockets are judged as they are read: the table is not kept.
+    let collected = crate::host::collect_into(&super::collect_options(&args.source), &mut |h| {
+        rules::eval::Fold::new(&plan.rules, &plan.params, h)
+    })
+    .map_err(super::name_flag)?;
+    let (snapshots, outcomes): (Vec<_>, Vec<_>) = collected
+        .into_iter()
+        .map(|(snapshot, fold)| {
+            let outcome = fold.finish(&snapshot);
+            (snapshot, outcome)
+        })
+        .unzip();
+    let mut audits: Vec<_> = snapshots.iter().zip(outcomes).collect();
     let waivers = accept.map(|file| {
         let findings = audits.iter_mut().flat_map(|(_, out)| &mut out.findings);
         rules::accept::apply(&file, findings, today())

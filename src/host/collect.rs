@@ -30,11 +30,35 @@ pub struct CollectOptions {
     pub scan: held::OwnerScan,
 }
 
-/// Collect one snapshot per network namespace asked for (one, unless `--netns all`).
+/// Collect one snapshot per network namespace asked for (one, unless `--netns all`), each
+/// with its socket table.
 ///
 /// Facts that cannot be read become notes; an error means nothing useful could be
 /// collected (unreadable or malformed input, a namespace that cannot be entered).
 pub fn collect(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
+    let collected = collect_into(opts, &mut |_: &Snapshot| Vec::new())?;
+    Ok(collected
+        .into_iter()
+        .map(|(mut snapshot, sockets)| {
+            snapshot.sockets = sockets;
+            snapshot
+        })
+        .collect())
+}
+
+/// Collect as [`collect`] does, but give each namespace's sockets to a sink of its own,
+/// made by `make`, instead of to the snapshot (whose `sockets` stays empty).
+///
+/// `make` is given the namespace's snapshot before its sockets: its kernel, namespace,
+/// sysctls and counters are final then; its `sockets_source` and notes are not. On the live
+/// host, when each socket can be given its owner and options as it is dumped (the kernel's
+/// socket iterator, or no owners asked for) and no second counter sample is waited for, the
+/// sockets reach the sink as they are dumped and the table is never held; otherwise the
+/// table is read whole first (docs/snapshot.md, "Streaming").
+pub fn collect_into<S: SocketSink + Send>(
+    opts: &CollectOptions,
+    make: &mut (dyn FnMut(&Snapshot) -> S + Send),
+) -> anyhow::Result<Vec<(Snapshot, S)>> {
     match &opts.source {
         // The command line refuses these combinations before they get here.
         Source::File(path) => {
@@ -43,7 +67,7 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
                     "a sampling interval needs the live host; a saved snapshot holds the samples it was taken with"
                 );
             }
-            load(path)
+            Ok(load(path)?.into_iter().map(|s| feed(s, make)).collect())
         }
         Source::Root(dir) => {
             if opts.interval.is_some() || opts.netns.is_some() {
@@ -51,10 +75,21 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
                     "a sampling interval or a namespace needs the live host, not a copied tree"
                 );
             }
-            Ok(vec![collect_root(dir, opts)?])
+            Ok(vec![feed(collect_root(dir, opts)?, make)])
         }
-        Source::Live => collect_live(opts),
+        Source::Live => collect_live(opts, make),
     }
+}
+
+/// Move a snapshot's table to a new sink.
+fn feed<S: SocketSink>(
+    mut snapshot: Snapshot,
+    make: &mut (dyn FnMut(&Snapshot) -> S + Send),
+) -> (Snapshot, S) {
+    let sockets = std::mem::take(&mut snapshot.sockets);
+    let mut sink = make(&snapshot);
+    sink.table(sockets);
+    (snapshot, sink)
 }
 
 /// An interval or a copied tree the collector refuses before reading anything. The message
@@ -121,7 +156,8 @@ fn collect_root(dir: &std::path::Path, opts: &CollectOptions) -> anyhow::Result<
         .map(|b| String::from_utf8_lossy(&b).into_owned());
     let sysctls = sysctl::walk_net(place, &mut notes);
     let first = counters::read_sample(place, &mut notes)?;
-    let (sockets_source, sockets) = sockets::read(place, &mut notes)?;
+    let mut sockets = Vec::new();
+    let sockets_source = sockets::read(place, &mut notes, &mut sockets)?;
     if opts.owners || opts.options {
         notes.push(Note::new(
             "owners",
@@ -230,17 +266,163 @@ fn targets(spec: Option<&str>, notes: &mut Vec<Note>) -> anyhow::Result<Vec<Targ
     }
 }
 
-/// Sysctls, counters and sockets of the calling thread's namespace.
-fn collect_here(kernel: &Kernel, target: &Target) -> anyhow::Result<Snapshot> {
+/// How the sockets of the live tables reach their sinks.
+enum Flow<'scope> {
+    /// Decided at the first namespace, once the kernel's iterator has run or failed.
+    Waiting(held::Scan<'scope>),
+    /// One at a time as they are dumped, given their owner and options on the way by the
+    /// kernel iterator's records (`None`: no owners asked for). Sockets the iterator's run
+    /// did not see wait in `missed` for its second run.
+    Stream(Option<held::Joiner>),
+    /// Whole tables first: the /proc pass, the owners-only scan or a second counter sample
+    /// need them; `held` fills them once every namespace is read.
+    Table(Option<held::Scan<'scope>>),
+}
+
+impl Flow<'_> {
+    fn decide(&mut self) -> anyhow::Result<()> {
+        if let Flow::Waiting(_) = self {
+            let Flow::Waiting(scan) = std::mem::replace(self, Flow::Table(None)) else {
+                unreachable!()
+            };
+            *self = match scan.ready().map_err(|why| {
+                anyhow::Error::new(why).context("the kernel's socket iterator cannot be used here")
+            })? {
+                held::Ready::Join(joiner) => Flow::Stream(Some(joiner)),
+                held::Ready::Table(scan) => Flow::Table(Some(scan)),
+            };
+        }
+        Ok(())
+    }
+}
+
+/// A namespace's sockets on their way to its sink: each is given its owner, or waits in
+/// `missed` (with the namespace's index `ns`) for the iterator's second run.
+struct Joined<'a, S> {
+    joiner: Option<&'a mut held::Joiner>,
+    sink: &'a mut S,
+    missed: &'a mut Vec<(usize, Socket)>,
+    ns: usize,
+}
+
+impl<S: SocketSink> SocketSink for Joined<'_, S> {
+    fn socket(&mut self, mut socket: Socket) {
+        let seen = match &mut self.joiner {
+            Some(joiner) => joiner.join(&mut socket),
+            None => true,
+        };
+        if seen {
+            self.sink.socket(socket);
+        } else {
+            self.missed.push((self.ns, socket));
+        }
+    }
+    fn restart(&mut self) {
+        self.sink.restart();
+        let ns = self.ns;
+        self.missed.retain(|(n, _)| *n != ns);
+    }
+}
+
+/// Sockets on their way to another thread, in batches.
+enum Batch {
+    Sockets(Vec<Socket>),
+    Restart,
+}
+
+/// How many sockets a batch holds (about 100 KB), and how many batches may wait: the
+/// sockets in flight stay a few thousand whatever the size of the table.
+const BATCH: usize = 512;
+const BATCHES_WAITING: usize = 4;
+
+/// The reading end of [`piped`]: sockets are sent on in batches.
+struct Batches {
+    to: std::sync::mpsc::SyncSender<Batch>,
+    /// Emptied batches, sent back to be filled again.
+    back: std::sync::mpsc::Receiver<Vec<Socket>>,
+    batch: Vec<Socket>,
+}
+
+impl Batches {
+    fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let next = self
+            .back
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+        // A send fails only when the other thread is gone; it panicked, and its join says so.
+        let _ = self
+            .to
+            .send(Batch::Sockets(std::mem::replace(&mut self.batch, next)));
+    }
+}
+
+impl SocketSink for Batches {
+    fn socket(&mut self, socket: Socket) {
+        self.batch.push(socket);
+        if self.batch.len() == BATCH {
+            self.flush();
+        }
+    }
+    fn restart(&mut self) {
+        self.batch.clear();
+        let _ = self.to.send(Batch::Restart);
+    }
+}
+
+/// Run `read` (the socket dump) on this thread while `sink` takes its sockets on another:
+/// joining sockets to their owners and judging them then overlaps the kernel's work of
+/// dumping the next ones.
+fn piped<S: SocketSink + Send, T>(mut sink: S, read: impl FnOnce(&mut Batches) -> T) -> T {
+    let (to, from) = std::sync::mpsc::sync_channel(BATCHES_WAITING);
+    let (give_back, back) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        let taker = scope.spawn(move || {
+            for batch in from {
+                match batch {
+                    Batch::Sockets(mut sockets) => {
+                        for socket in sockets.drain(..) {
+                            sink.socket(socket);
+                        }
+                        let _ = give_back.send(sockets);
+                    }
+                    Batch::Restart => sink.restart(),
+                }
+            }
+        });
+        let mut batches = Batches {
+            to,
+            back,
+            batch: Vec::with_capacity(BATCH),
+        };
+        let out = read(&mut batches);
+        batches.flush();
+        drop(batches);
+        if let Err(panic) = taker.join() {
+            std::panic::resume_unwind(panic);
+        }
+        out
+    })
+}
+
+/// Sysctls, counters and sockets of the calling thread's namespace: the sockets go to a
+/// sink made by `make` when `flow` streams them (`Some`), else into the snapshot.
+fn collect_here<S: SocketSink + Send>(
+    kernel: &Kernel,
+    target: &Target,
+    flow: &mut Flow<'_>,
+    make: &mut (dyn FnMut(&Snapshot) -> S + Send),
+    missed: &mut Vec<(usize, Socket)>,
+    ns: usize,
+) -> anyhow::Result<(Snapshot, Option<S>)> {
     use files::Place;
     let mut notes = Vec::new();
     let taken_at_ms = crate::clock::now_ms();
     let first = counters::read_sample(Place::Live, &mut notes)?;
     let sysctls = sysctl::walk_net(Place::Live, &mut notes);
-    // The socket table last: the owner scan joins its processes' descriptors to it, and
-    // the sooner it is given the table, the fewer short-lived sockets close in between.
-    let (sockets_source, sockets) = sockets::read(Place::Live, &mut notes)?;
-    Ok(Snapshot {
+    let mut snapshot = Snapshot {
         schema: SCHEMA_VERSION,
         taken_at_ms,
         source: "live".to_string(),
@@ -254,10 +436,34 @@ fn collect_here(kernel: &Kernel, target: &Target) -> anyhow::Result<Snapshot> {
             first,
             second: None,
         },
-        sockets_source,
-        sockets,
+        sockets_source: SocketsSource::None,
+        sockets: Vec::new(),
         notes,
-    })
+    };
+    // The socket table last: owners are joined to it, and the sooner it is read after the
+    // processes were, the fewer short-lived sockets close in between.
+    flow.decide()?;
+    match flow {
+        Flow::Stream(joiner) => {
+            let mut sink = make(&snapshot);
+            let joined = Joined {
+                joiner: joiner.as_mut(),
+                sink: &mut sink,
+                missed,
+                ns,
+            };
+            snapshot.sockets_source = piped(joined, |batches| {
+                sockets::read(Place::Live, &mut snapshot.notes, batches)
+            })?;
+            Ok((snapshot, Some(sink)))
+        }
+        Flow::Waiting(_) | Flow::Table(_) => {
+            let mut table = Vec::new();
+            snapshot.sockets_source = sockets::read(Place::Live, &mut snapshot.notes, &mut table)?;
+            snapshot.sockets = table;
+            Ok((snapshot, None))
+        }
+    }
 }
 
 fn live_kernel() -> Kernel {
@@ -272,30 +478,44 @@ fn live_kernel() -> Kernel {
     kernel::from_texts(&release, proc_version.as_deref())
 }
 
-fn collect_live(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
+fn collect_live<S: SocketSink + Send>(
+    opts: &CollectOptions,
+    make: &mut (dyn FnMut(&Snapshot) -> S + Send),
+) -> anyhow::Result<Vec<(Snapshot, S)>> {
     let interval = check_interval(opts.interval)?;
     let mut listing_notes = Vec::new();
     let targets = targets(opts.netns.as_deref(), &mut listing_notes)?;
     let kernel = live_kernel();
     let want_owners = opts.owners || opts.options;
-    std::thread::scope(|scope| -> anyhow::Result<Vec<Snapshot>> {
+    std::thread::scope(|scope| -> anyhow::Result<Vec<(Snapshot, S)>> {
         // Without options, the owner scan does not depend on the socket table: run it once,
         // on the other core, while the namespaces are read.
         let owner_scan = (want_owners && !opts.options)
             .then(|| scope.spawn(|| owners::scan(std::path::Path::new("/proc"))));
-        // With options, owners and options are read in one pass over /proc/*/fd that
-        // duplicates only the sockets of the tables: it lists the descriptors while the
-        // tables are read, and reads the options once it is given them.
+        // With options, owners and options are read by the kernel's iterator or in one pass
+        // over /proc/*/fd that duplicates only the sockets of the tables; both start now, so
+        // that they run while the first namespace's sysctls and counters are read.
         let held_scan = opts
             .options
             .then(|| held::Scan::start(scope, std::path::Path::new("/proc"), opts.scan));
+        let mut flow = match held_scan {
+            Some(scan) if interval.is_none() => Flow::Waiting(scan),
+            None if interval.is_none() && owner_scan.is_none() => Flow::Stream(None),
+            scan => Flow::Table(scan),
+        };
         let mut snapshots = Vec::with_capacity(targets.len());
+        let mut sinks = Vec::with_capacity(targets.len());
         let mut taken = Vec::with_capacity(targets.len());
+        let mut missed = Vec::new();
         for target in &targets {
             let start = std::time::Instant::now();
-            match in_target(target, || collect_here(&kernel, target))? {
-                Some(snapshot) => {
-                    snapshots.push(snapshot?);
+            let ns = snapshots.len();
+            let work = || collect_here(&kernel, target, &mut flow, make, &mut missed, ns);
+            match in_target(target, work)? {
+                Some(collected) => {
+                    let (snapshot, sink) = collected?;
+                    snapshots.push(snapshot);
+                    sinks.push(sink);
                     taken.push((target, start));
                 }
                 // Found by `--netns all`, gone before its turn: said, not silently dropped.
@@ -304,17 +524,31 @@ fn collect_live(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
                 }
             }
         }
-        // Before the second counter sample, as the owner scan above runs during it.
-        let held = held_scan
-            .map(|scan| {
+        let mut owner_notes = Vec::new();
+        let mut option_notes: Option<Vec<Vec<Note>>> = None;
+        match flow {
+            Flow::Stream(Some(mut joiner)) if !missed.is_empty() => {
+                owner_notes = joiner.again(missed.iter_mut().map(|(_, s)| s));
+                for (ns, socket) in missed {
+                    if let Some(Some(sink)) = sinks.get_mut(ns) {
+                        sink.socket(socket);
+                    }
+                }
+            }
+            Flow::Stream(_) => {}
+            // Before the second counter sample, as the owner scan above runs during it.
+            Flow::Waiting(scan) | Flow::Table(Some(scan)) => {
                 let mut tables: Vec<&mut [Socket]> =
                     snapshots.iter_mut().map(|s| &mut s.sockets[..]).collect();
-                scan.finish(&mut tables)
-            })
-            .transpose()
-            .map_err(|why| {
-                anyhow::Error::new(why).context("the kernel's socket iterator cannot be used here")
-            })?;
+                let notes = scan.finish(&mut tables).map_err(|why| {
+                    anyhow::Error::new(why)
+                        .context("the kernel's socket iterator cannot be used here")
+                })?;
+                owner_notes = notes.owners;
+                option_notes = Some(notes.options);
+            }
+            Flow::Table(None) => {}
+        }
         if let Some(interval) = interval {
             for (snapshot, (target, start)) in snapshots.iter_mut().zip(&taken) {
                 std::thread::sleep(
@@ -341,10 +575,10 @@ fn collect_live(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
         if let Some(first) = snapshots.first_mut() {
             first.notes.extend(listing_notes);
         }
-        if let Some(held) = held {
-            for (snapshot, options) in snapshots.iter_mut().zip(held.options) {
-                snapshot.notes.extend(held.owners.iter().cloned());
-                snapshot.notes.extend(options);
+        for (i, snapshot) in snapshots.iter_mut().enumerate() {
+            snapshot.notes.extend(owner_notes.iter().cloned());
+            if let Some(options) = option_notes.as_mut().and_then(|o| o.get_mut(i)) {
+                snapshot.notes.append(options);
             }
         }
         if let Some(handle) = owner_scan {
@@ -360,6 +594,13 @@ fn collect_live(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
                 snapshot.notes.extend(map.notes.iter().cloned());
             }
         }
-        Ok(snapshots)
+        Ok(snapshots
+            .into_iter()
+            .zip(sinks)
+            .map(|(snapshot, sink)| match sink {
+                Some(sink) => (snapshot, sink),
+                None => feed(snapshot, make),
+            })
+            .collect())
     })
 }

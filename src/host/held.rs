@@ -158,6 +158,20 @@ enum How<'scope> {
         /// Set once the tables are read.
         tables_read: Arc<std::sync::atomic::AtomicBool>,
     },
+    /// `auto`, after the kernel's iterator could not be used: the /proc pass, once the
+    /// tables are read, with a note saying why.
+    Fallback {
+        proc: PathBuf,
+        why: bpf::Unavailable,
+    },
+}
+
+/// A scan whose first run is done ([`Scan::ready`]).
+pub enum Ready<'scope> {
+    /// The kernel's iterator: sockets are joined one at a time as the table is read.
+    Join(Joiner),
+    /// The /proc pass, which needs the whole tables ([`Scan::finish`]).
+    Table(Scan<'scope>),
 }
 
 impl<'scope> Scan<'scope> {
@@ -188,6 +202,29 @@ impl<'scope> Scan<'scope> {
         })
     }
 
+    /// Wait until the kernel's iterator has run once, so that sockets can be given their
+    /// owner one at a time as the table is read; the /proc pass (asked for, or the fallback
+    /// of `auto`) needs the whole tables instead. An error only where the kernel's iterator
+    /// was asked for and could not be used.
+    pub fn ready(self) -> Result<Ready<'scope>, bpf::Unavailable> {
+        match self.0 {
+            How::Kernel {
+                scan,
+                proc,
+                iterator,
+                tables_read: _,
+            } => match iterator
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            {
+                Ok((reader, first, _)) => Ok(Ready::Join(Joiner::new(reader, first, &proc))),
+                Err(why) if scan == OwnerScan::Bpf => Err(why),
+                Err(why) => Ok(Ready::Table(Scan(How::Fallback { proc, why }))),
+            },
+            how => Ok(Ready::Table(Scan(how))),
+        }
+    }
+
     /// Give the scan the tables it fills, wait for it, and set the owner and options of
     /// every socket found. An error only where the kernel's iterator was asked for and
     /// could not be used.
@@ -205,118 +242,165 @@ impl<'scope> Scan<'scope> {
                     .join()
                     .unwrap_or_else(|p| std::panic::resume_unwind(p));
                 match iterated {
-                    Ok((again, first, after)) => {
-                        Ok(merge_kernel(&again, first, after, &proc, tables))
-                    }
+                    Ok((again, first, after)) => Ok(merge_kernel(
+                        Joiner::new(again, first, &proc),
+                        after,
+                        tables,
+                    )),
                     Err(why) if scan == OwnerScan::Bpf => Err(why),
-                    Err(why) => {
-                        let mut notes = read(&proc, tables);
-                        notes.owners.push(Note::new(
-                            "scan",
-                            None,
-                            format!(
-                                "owners and socket options read from /proc/*/fd and duplicated \
-                                 descriptors (several system calls a socket), not by the \
-                                 kernel's socket iterator: {why}"
-                            ),
-                        ));
-                        Ok(notes)
-                    }
+                    Err(why) => Scan(How::Fallback { proc, why }).finish(tables),
                 }
+            }
+            How::Fallback { proc, why } => {
+                let mut notes = read(&proc, tables);
+                notes.owners.push(Note::new(
+                    "scan",
+                    None,
+                    format!(
+                        "owners and socket options read from /proc/*/fd and duplicated \
+                         descriptors (several system calls a socket), not by the \
+                         kernel's socket iterator: {why}"
+                    ),
+                ));
+                Ok(notes)
             }
         }
     }
 }
 
-/// Set the owner and options of every socket of `tables` that the kernel's iterator saw. A
-/// socket held by several processes goes to the lowest pid (its lowest descriptor), as in
-/// /proc order.
+/// Set the owner and options of every socket of `tables` that the kernel's iterator saw.
 ///
 /// Unless it started after the tables were read (`after`), the first run went on while they
 /// were dumped: a socket opened after it passed its process is in a table but not in that
-/// run. Then, when some socket of the tables has no owner yet, the iterator runs once more,
-/// now that the tables are complete. What no run found was closed before the scan looked at
-/// its process, or is held by the kernel itself (no process has a descriptor of it).
-fn merge_kernel(
-    iterator: &bpf::Reader,
-    first: bpf::TaskSockets,
-    after: bool,
-    proc: &Path,
-    tables: &mut [&mut [Socket]],
-) -> Notes {
-    let positions = positions_of(tables);
-    let proc_fd = nix::fcntl::open(
-        proc,
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .ok();
-    let mut comms: HashMap<u32, Arc<str>> = HashMap::new();
+/// run, and one it saw in another state may have had other options then. Then the iterator
+/// runs once more for those ([`Joiner::again`]).
+fn merge_kernel(mut joiner: Joiner, after: bool, tables: &mut [&mut [Socket]]) -> Notes {
+    let mut missed = 0usize;
+    for socket in tables.iter_mut().flat_map(|t| t.iter_mut()) {
+        // A run that started after the tables were read has no second run behind it: what
+        // it read is the latest, whatever state the socket has moved to.
+        if !joiner.join_with(socket, !after) {
+            missed += 1;
+        }
+    }
     let mut notes = Notes {
         owners: Vec::new(),
         options: tables.iter().map(|_| Vec::new()).collect(),
     };
-    let unowned = fill(&first, &positions, &proc_fd, &mut comms, tables);
-    drop(first);
-    if unowned > 0 && !after {
-        match iterator.read() {
-            Ok(again) => {
-                fill(&again, &positions, &proc_fd, &mut comms, tables);
-            }
-            Err(e) => {
-                notes.owners.push(Note::new(
-                    "owners",
-                    None,
-                    format!(
-                        "the second run of the kernel's socket iterator failed ({e}): sockets \
-                         opened while the socket tables were read may have no owner"
-                    ),
-                ));
-            }
-        }
+    if missed > 0 && !after {
+        let unowned = tables
+            .iter_mut()
+            .flat_map(|t| t.iter_mut())
+            .filter(|s| s.inode != 0 && s.owner.is_none());
+        notes.owners.extend(joiner.again(unowned));
     }
     notes
 }
 
-/// Set the owner and options of the sockets of `tables` that `sockets` holds and that have
-/// no owner yet, or whose owner has a higher pid; returns how many sockets that a process
-/// could hold have no owner afterwards.
-fn fill(
-    sockets: &bpf::TaskSockets,
-    positions: &Positions,
-    proc_fd: &Option<OwnedFd>,
-    comms: &mut HashMap<u32, Arc<str>>,
-    tables: &mut [&mut [Socket]],
-) -> usize {
-    let mut path = [0u8; 32];
-    for held in sockets.iter() {
-        let Some(&(t, i)) = positions.get(&held.inode()) else {
-            continue;
+/// Joins the sockets of a table, one at a time, to what one run of the kernel's iterator saw:
+/// the lowest pid (its lowest descriptor) holding each socket, as in /proc order.
+pub struct Joiner {
+    reader: bpf::Reader,
+    sockets: bpf::TaskSockets,
+    /// Socket inode -> its first record in `sockets` (processes by pid, descriptors
+    /// ascending): 16 bytes a socket instead of a copy of the record.
+    first: HashMap<u64, u32, BuildHasherDefault<InodeHasher>>,
+    proc_fd: Option<OwnedFd>,
+    comms: HashMap<u32, Arc<str>>,
+}
+
+impl Joiner {
+    fn new(reader: bpf::Reader, sockets: bpf::TaskSockets, proc: &Path) -> Self {
+        let proc_fd = nix::fcntl::open(
+            proc,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ok();
+        let mut joiner = Self {
+            reader,
+            sockets,
+            first: HashMap::default(),
+            proc_fd,
+            comms: HashMap::new(),
         };
-        let socket = &mut tables[t as usize][i as usize];
-        let (pid, fd) = (held.pid(), held.fd());
-        if socket
-            .owner
-            .as_ref()
-            .is_some_and(|o| (o.pid, o.fd) <= (pid, fd))
-        {
-            continue;
+        joiner.index();
+        joiner
+    }
+
+    fn index(&mut self) {
+        self.first.clear();
+        self.first.reserve(self.sockets.iter().size_hint().0);
+        for (i, held) in self.sockets.iter().enumerate() {
+            self.first.entry(held.inode()).or_insert(i as u32);
         }
-        let comm = comms
+    }
+
+    /// Set the owner and options of `socket` when a process holds it. False for a socket a
+    /// process could hold (inode not 0) that this run did not see, or saw in another TCP
+    /// state: a run before the table was read can have seen a socket before its process set
+    /// its options and then listened or connected (only then does the table list it). Such
+    /// a socket waits for [`Joiner::again`], which reads it after the table was.
+    pub fn join(&mut self, socket: &mut Socket) -> bool {
+        self.join_with(socket, true)
+    }
+
+    fn join_with(&mut self, socket: &mut Socket, same_state: bool) -> bool {
+        if socket.inode == 0 {
+            return true;
+        }
+        let Some(held) = self
+            .first
+            .get(&socket.inode)
+            .and_then(|&i| self.sockets.get(i as usize))
+        else {
+            return false;
+        };
+        if same_state && held.state() != Some(socket.state) {
+            return false;
+        }
+        let (pid, fd) = (held.pid(), held.fd());
+        let proc_fd = &self.proc_fd;
+        let comm = self
+            .comms
             .entry(pid)
             .or_insert_with(|| match proc_fd {
-                Some(proc_fd) => owners::read_comm(proc_fd, pid, &mut path),
+                Some(proc_fd) => owners::read_comm(proc_fd, pid, &mut [0u8; 32]),
                 None => Arc::from("?"),
             })
             .clone();
         socket.owner = Some(Owner { pid, comm, fd });
         socket.options = Some(held.options());
+        true
     }
-    tables
-        .iter()
-        .flat_map(|t| t.iter())
-        .filter(|s| s.inode != 0 && s.owner.is_none())
-        .count()
+
+    /// Run the iterator once more and join `missed`, sockets the first run did not see
+    /// (opened after it passed their process). What this run does not see either was closed
+    /// before the scan looked at its process, or is held by the kernel itself (no process has
+    /// a descriptor of it). A note when the run fails.
+    pub fn again<'s>(&mut self, missed: impl IntoIterator<Item = &'s mut Socket>) -> Vec<Note> {
+        match self.reader.read() {
+            Ok(sockets) => {
+                self.sockets = sockets;
+                self.index();
+                // Read after the table: whatever state the socket is in now.
+                for socket in missed {
+                    self.join_with(socket, false);
+                }
+                Vec::new()
+            }
+            Err(e) => vec![Note::new(
+                "owners",
+                None,
+                format!(
+                    "the second run of the kernel's socket iterator failed ({e}): sockets \
+                     opened while the socket tables were read may have no owner"
+                ),
+            )],
+        }
+    }
 }
 
 /// Socket inode -> (table, index) of every socket of the tables that a process can hold.

@@ -21,7 +21,7 @@ pub mod sysctl;
 #[cfg(test)]
 pub(crate) mod test_support;
 
-pub use collect::{CollectOptions, GONE_NETNS, Source, SourceError, collect};
+pub use collect::{CollectOptions, GONE_NETNS, Source, SourceError, collect, collect_into};
 pub use held::OwnerScan;
 pub use model::*;
 pub use saved::{file_holds_list, load, parse_saved};

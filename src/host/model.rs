@@ -226,6 +226,38 @@ pub struct Socket {
     pub options: Option<SockOptions>,
 }
 
+/// Takes the sockets of one namespace's table as they are read. A caller that only folds
+/// them (the audit) then never holds the table; a `Vec` keeps it.
+pub trait SocketSink {
+    /// One socket, with its owner and options when they were read.
+    fn socket(&mut self, socket: Socket);
+    /// Forget the sockets given so far: the table is being read again another way (the
+    /// sock_diag dump failed part way, and /proc/net/tcp is read instead).
+    fn restart(&mut self);
+    /// A whole table, read before the sink was made.
+    fn table(&mut self, sockets: Vec<Socket>) {
+        for socket in sockets {
+            self.socket(socket);
+        }
+    }
+}
+
+impl SocketSink for Vec<Socket> {
+    fn socket(&mut self, socket: Socket) {
+        self.push(socket);
+    }
+    fn table(&mut self, sockets: Vec<Socket>) {
+        if self.is_empty() {
+            *self = sockets;
+        } else {
+            self.extend(sockets);
+        }
+    }
+    fn restart(&mut self) {
+        self.clear();
+    }
+}
+
 /// The parts of `struct tcp_info` the rules use.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

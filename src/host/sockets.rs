@@ -19,27 +19,31 @@ use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, Stat
 use netlink_sys::{Socket as NlSocket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
 
 use super::files::{ParseError, Place, parse_error};
-use super::{Family, Note, Socket, SocketsSource, TcpInfo, TcpState, Timer};
+use super::{Family, Note, Socket, SocketSink, SocketsSource, TcpInfo, TcpState, Timer};
 
-/// Read the socket table of the calling thread's namespace (live) or of a copied tree.
+/// Read the socket table of the calling thread's namespace (live) or of a copied tree into
+/// `sink`, socket by socket as they are decoded.
 pub fn read(
     place: Place<'_>,
     notes: &mut Vec<Note>,
-) -> Result<(SocketsSource, Vec<Socket>), ParseError> {
+    sink: &mut dyn SocketSink,
+) -> Result<SocketsSource, ParseError> {
     if let Place::Live = place {
-        match dump_sock_diag(notes) {
-            Ok(sockets) => return Ok((SocketsSource::SockDiag, sockets)),
-            Err(e) => notes.push(Note::new(
-                "sockets",
-                Some("NETLINK_SOCK_DIAG".to_string()),
-                format!(
-                    "sock_diag dump failed ({e}); reading /proc/net/tcp and tcp6 instead \
-                     (load the inet_diag and tcp_diag modules for full detail)"
-                ),
-            )),
+        match dump_sock_diag(notes, sink) {
+            Ok(()) => return Ok(SocketsSource::SockDiag),
+            Err(e) => {
+                sink.restart();
+                notes.push(Note::new(
+                    "sockets",
+                    Some("NETLINK_SOCK_DIAG".to_string()),
+                    format!(
+                        "sock_diag dump failed ({e}); reading /proc/net/tcp and tcp6 instead \
+                         (load the inet_diag and tcp_diag modules for full detail)"
+                    ),
+                ))
+            }
         }
     }
-    let mut sockets = Vec::new();
     let mut read_any = false;
     for name in ["tcp", "tcp6"] {
         let path = place.proc_net(name);
@@ -58,14 +62,16 @@ pub fn read(
                     ));
                     continue;
                 }
-                sockets.extend(parse_proc_net_tcp(reader, &shown)?);
+                for socket in parse_proc_net_tcp(reader, &shown)? {
+                    sink.socket(socket);
+                }
                 read_any = true;
             }
             Err(e) => notes.push(Note::new("sockets", Some(shown), format!("not read: {e}"))),
         }
     }
     if !read_any {
-        return Ok((SocketsSource::None, sockets));
+        return Ok(SocketsSource::None);
     }
     notes.push(Note::new(
         "sockets",
@@ -73,7 +79,7 @@ pub fn read(
         "the socket table was read from /proc/net/tcp{,6}: the backlog of listeners and \
          tcp_info (idle times, RTT) are unknown",
     ));
-    Ok((SocketsSource::ProcNet, sockets))
+    Ok(SocketsSource::ProcNet)
 }
 
 /// USER_HZ: the unit of `tm->when` in /proc/net/tcp (100 on every architecture Linux
@@ -257,16 +263,16 @@ mod tcpi {
     pub const MIN_LEN: usize = 104;
 }
 
-/// Dump every TCP socket (IPv4 and IPv6, all states) of the calling thread's namespace.
-pub fn dump_sock_diag(notes: &mut Vec<Note>) -> io::Result<Vec<Socket>> {
+/// Dump every TCP socket (IPv4 and IPv6, all states) of the calling thread's namespace into
+/// `sink`. On an error, `sink` may have been given part of the table.
+pub fn dump_sock_diag(notes: &mut Vec<Note>, sink: &mut dyn SocketSink) -> io::Result<()> {
     let mut socket = NlSocket::new(NETLINK_SOCK_DIAG)?;
     socket.bind_auto()?;
     socket.connect(&SocketAddr::new(0, 0))?;
-    let mut out = Vec::new();
     let mut buf = vec![0u8; RECV_BUF];
     let mut unknown = 0usize;
     for (seq, family) in [(1u32, AF_INET), (2u32, AF_INET6)] {
-        let result = dump_family(&socket, seq, family, &mut buf, &mut out, &mut unknown);
+        let result = dump_family(&socket, seq, family, &mut buf, sink, &mut unknown);
         match result {
             Ok(interrupted) => {
                 if interrupted {
@@ -296,7 +302,7 @@ pub fn dump_sock_diag(notes: &mut Vec<Note>) -> io::Result<Vec<Socket>> {
             ),
         ));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// One dump request and its replies; returns whether the kernel flagged it interrupted.
@@ -305,7 +311,7 @@ fn dump_family(
     seq: u32,
     family: u8,
     buf: &mut [u8],
-    out: &mut Vec<Socket>,
+    out: &mut dyn SocketSink,
     unknown: &mut usize,
 ) -> io::Result<bool> {
     let mut header = NetlinkHeader::default();
@@ -373,7 +379,7 @@ fn malformed(what: &str) -> io::Error {
 pub fn parse_batch(
     mut buf: &[u8],
     seq: u32,
-    out: &mut Vec<Socket>,
+    out: &mut dyn SocketSink,
     unknown: &mut usize,
 ) -> io::Result<Batch> {
     let mut intr = false;
@@ -409,7 +415,7 @@ pub fn parse_batch(
                 }
             }
             SOCK_DIAG_BY_FAMILY => match parse_diag_msg(payload)? {
-                Some(socket) => out.push(socket),
+                Some(socket) => out.socket(socket),
                 None => *unknown += 1,
             },
             _ => {}
@@ -692,7 +698,8 @@ mod tests {
         let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         let client_port = client.local_addr().unwrap().port();
         let mut notes = Vec::new();
-        let sockets = dump_sock_diag(&mut notes).expect("sock_diag");
+        let mut sockets = Vec::new();
+        dump_sock_diag(&mut notes, &mut sockets).expect("sock_diag");
         let l = sockets
             .iter()
             .find(|s| s.state == TcpState::Listen && s.local_port == port)

@@ -86,6 +86,7 @@ impl Grade {
 pub fn grade(
     rule: &Rule,
     snap: &Snapshot,
+    risks: &Risks,
     finding: &mut Finding,
     holds: &dyn Fn(&Cond) -> Option<bool>,
 ) {
@@ -139,7 +140,7 @@ pub fn grade(
             if holds(b) != Some(true) {
                 continue;
             }
-            let g = grade_branch(b, snap);
+            let g = grade_branch(b, snap, risks);
             // A latent branch still says more than the generic reason.
             let more_specific = best.exposure == Exposure::Latent
                 && g.exposure == Exposure::Latent
@@ -208,7 +209,7 @@ fn evidence_rose(rule: &Rule, snap: &Snapshot) -> Option<Grade> {
 }
 
 /// Grade one branch of a host condition that holds.
-fn grade_branch(c: &Cond, snap: &Snapshot) -> Grade {
+fn grade_branch(c: &Cond, snap: &Snapshot, risks: &Risks) -> Grade {
     let mut counters: Vec<(String, Measure)> = Vec::new();
     let mut stats = false;
     let mut keys: Vec<String> = Vec::new();
@@ -274,7 +275,19 @@ fn grade_branch(c: &Cond, snap: &Snapshot) -> Grade {
             None => Grade::latent("net.netfilter.nf_conntrack_count was not read"),
         };
     }
-    sockets_at_risk(&kinds, &keys, snap)
+    let owners_partial = snap
+        .notes
+        .iter()
+        .any(|n| n.area == "owners" || n.area == "options");
+    match risks
+        .tallies
+        .iter()
+        .find(|t| t.what == At::of(&kinds, &keys))
+    {
+        Some(tally) => tally.grade(owners_partial),
+        // Every branch of every rule is counted (Risks::new): not reached.
+        None => Grade::latent("the sockets that depend on it were not counted"),
+    }
 }
 
 /// A peer outside this host's loopback (`::ffff:127.0.0.1` on a dual-stack socket is loopback).
@@ -291,16 +304,11 @@ struct Defaults {
 }
 
 impl Defaults {
-    fn new(keys: &[String], snap: &Snapshot) -> Self {
+    fn new(what: &At, snap: &Snapshot) -> Self {
         let read = |k: &str| snap.sysctl(k).and_then(|v| v.trim().parse::<u32>().ok());
-        let used = |k: &str| keys.iter().any(|x| x == k);
-        let ka = |k: &str| (read(k), used(k));
+        let ka = |i: usize| (read(KEEPALIVE_KEYS[i]), what.keepalive_used[i]);
         Self {
-            keepalive: [
-                ka("net.ipv4.tcp_keepalive_time"),
-                ka("net.ipv4.tcp_keepalive_intvl"),
-                ka("net.ipv4.tcp_keepalive_probes"),
-            ],
+            keepalive: [ka(0), ka(1), ka(2)],
             somaxconn: read("net.core.somaxconn"),
         }
     }
@@ -372,35 +380,124 @@ fn nothing(kind: AtRisk) -> &'static str {
     }
 }
 
-fn sockets_at_risk(kinds: &[AtRisk], keys: &[String], snap: &Snapshot) -> Grade {
-    let mut kinds = kinds.to_vec();
-    kinds.sort();
-    kinds.dedup();
-    // With keepalive keys in the condition, only keepalive sockets meet it.
-    if kinds.contains(&AtRisk::KeepaliveDefault) {
-        kinds = vec![AtRisk::KeepaliveDefault];
+/// What one tally counts: the kinds of sockets at risk (only keepalive sockets where a
+/// keepalive sysctl is read), and which keepalive sysctls their options are compared with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct At {
+    kinds: Vec<AtRisk>,
+    keepalive_used: [bool; 3],
+}
+
+impl At {
+    fn of(kinds: &[AtRisk], keys: &[String]) -> Self {
+        let mut kinds = kinds.to_vec();
+        kinds.sort();
+        kinds.dedup();
+        // With keepalive keys in the condition, only keepalive sockets meet it.
+        if kinds.contains(&AtRisk::KeepaliveDefault) {
+            kinds = vec![AtRisk::KeepaliveDefault];
+        }
+        let used = |k: &str| keys.iter().any(|x| x == k);
+        Self {
+            kinds,
+            keepalive_used: KEEPALIVE_KEYS.map(used),
+        }
     }
-    let owners_partial = snap
-        .notes
-        .iter()
-        .any(|n| n.area == "owners" || n.area == "options");
-    let mut groups: BTreeMap<Option<u32>, (Option<FindingProcess>, u64, String)> = BTreeMap::new();
-    let mut unknown = 0u64;
-    let mut total = 0u64;
-    let defaults = Defaults::new(keys, snap);
-    for s in &snap.sockets {
+}
+
+const KEEPALIVE_KEYS: [&str; 3] = [
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+];
+
+/// The sockets at risk for every branch of the rules' host conditions, counted as the
+/// socket table goes by once ([`Risks::push`]), so that grading never needs the table.
+pub struct Risks {
+    tallies: Vec<Tally>,
+}
+
+/// Sockets at risk of one kind, per process.
+struct Tally {
+    what: At,
+    defaults: Defaults,
+    groups: BTreeMap<Option<u32>, (Option<FindingProcess>, u64, String)>,
+    total: u64,
+    /// Sockets that could not be judged (options not read), held by a known process or not.
+    unsure_owned: u64,
+    unsure_unowned: u64,
+}
+
+impl Risks {
+    /// A tally for each kind of socket that a branch of a host condition of `rules` puts at
+    /// risk, with the sysctl values of `snap` to compare options with.
+    pub fn new(rules: &[&Rule], snap: &Snapshot) -> Self {
+        let mut tallies: Vec<Tally> = Vec::new();
+        for when in rules.iter().filter_map(|r| r.when.as_ref()) {
+            let branches: Vec<&Cond> = match when {
+                Cond::Any(v) => v.iter().collect(),
+                c => vec![c],
+            };
+            for b in branches {
+                let mut keys: Vec<String> = Vec::new();
+                b.visit(&mut |e| {
+                    if let Expr::Sysctl(k) = e {
+                        keys.push(k.clone());
+                    }
+                });
+                let kinds: Vec<AtRisk> = keys.iter().filter_map(|k| at_risk(k)).collect();
+                if kinds.is_empty() || kinds.contains(&AtRisk::Flows) {
+                    continue;
+                }
+                let what = At::of(&kinds, &keys);
+                if !tallies.iter().any(|t| t.what == what) {
+                    tallies.push(Tally {
+                        defaults: Defaults::new(&what, snap),
+                        what,
+                        groups: BTreeMap::new(),
+                        total: 0,
+                        unsure_owned: 0,
+                        unsure_unowned: 0,
+                    });
+                }
+            }
+        }
+        Self { tallies }
+    }
+
+    /// Count one socket of the table.
+    pub fn push(&mut self, s: &Socket) {
+        for t in &mut self.tallies {
+            t.push(s);
+        }
+    }
+
+    /// Forget the sockets counted so far.
+    pub fn clear(&mut self) {
+        for t in &mut self.tallies {
+            t.groups.clear();
+            t.total = 0;
+            t.unsure_owned = 0;
+            t.unsure_unowned = 0;
+        }
+    }
+}
+
+impl Tally {
+    fn push(&mut self, s: &Socket) {
         let mut hit = false;
         let mut unsure = false;
-        for k in &kinds {
-            match matches(*k, &defaults, s) {
+        for k in &self.what.kinds {
+            match matches(*k, &self.defaults, s) {
                 Some(true) => hit = true,
                 None => unsure = true,
                 Some(false) => {}
             }
         }
         if hit {
-            total += 1;
-            let entry = groups
+            self.total += 1;
+            let entry = self
+                .groups
                 .entry(s.owner.as_ref().map(|o| o.pid))
                 .or_insert_with(|| {
                     (
@@ -413,44 +510,59 @@ fn sockets_at_risk(kinds: &[AtRisk], keys: &[String], snap: &Snapshot) -> Grade 
                     )
                 });
             entry.1 += 1;
-        } else if unsure && (s.owner.is_some() || owners_partial) {
-            unknown += 1;
+        } else if unsure && s.owner.is_some() {
+            self.unsure_owned += 1;
+        } else if unsure {
+            self.unsure_unowned += 1;
         }
     }
-    if total == 0 {
-        return Grade::latent(if unknown > 0 {
-            format!(
-                "could not tell whether any socket depends on it: {} socket(s) could not be judged (their options were not read; run as root)",
-                group_digits(unknown)
-            )
-        } else {
-            nothing(kinds[0]).to_string()
+
+    /// The grade. Sockets without a known process count as unjudged only when some owners
+    /// or options could not be read (`owners_partial`): else no process holds them.
+    fn grade(&self, owners_partial: bool) -> Grade {
+        let kind = self.what.kinds[0];
+        if self.total == 0 {
+            let unknown = self.unsure_owned
+                + if owners_partial {
+                    self.unsure_unowned
+                } else {
+                    0
+                };
+            return Grade::latent(if unknown > 0 {
+                format!(
+                    "could not tell whether any socket depends on it: {} socket(s) could not be judged (their options were not read; run as root)",
+                    group_digits(unknown)
+                )
+            } else {
+                nothing(kind).to_string()
+            });
+        }
+        let mut who: Vec<(Option<FindingProcess>, u64, String)> =
+            self.groups.values().cloned().collect();
+        who.sort_by(|a, b| {
+            b.1.cmp(&a.1).then_with(|| {
+                a.0.as_ref()
+                    .map(|p| p.pid)
+                    .cmp(&b.0.as_ref().map(|p| p.pid))
+            })
         });
-    }
-    let mut who: Vec<(Option<FindingProcess>, u64, String)> = groups.into_values().collect();
-    who.sort_by(|a, b| {
-        b.1.cmp(&a.1).then_with(|| {
-            a.0.as_ref()
-                .map(|p| p.pid)
-                .cmp(&b.0.as_ref().map(|p| p.pid))
-        })
-    });
-    let mut reason = format!("{} {}: ", group_digits(total), describe(kinds[0]));
-    for (i, (p, n, _)) in who.iter().take(5).enumerate() {
-        if i > 0 {
-            reason.push_str(", ");
+        let mut reason = format!("{} {}: ", group_digits(self.total), describe(kind));
+        for (i, (p, n, _)) in who.iter().take(5).enumerate() {
+            if i > 0 {
+                reason.push_str(", ");
+            }
+            let _ = match p {
+                Some(p) => write!(reason, "{} (pid {}) {}", p.comm, p.pid, group_digits(*n)),
+                None => write!(reason, "(no process found) {}", group_digits(*n)),
+            };
         }
-        let _ = match p {
-            Some(p) => write!(reason, "{} (pid {}) {}", p.comm, p.pid, group_digits(*n)),
-            None => write!(reason, "(no process found) {}", group_digits(*n)),
-        };
-    }
-    if who.len() > 5 {
-        let _ = write!(reason, ", and {} more processes", who.len() - 5);
-    }
-    Grade {
-        exposure: Exposure::Exposed,
-        reason,
-        who,
+        if who.len() > 5 {
+            let _ = write!(reason, ", and {} more processes", who.len() - 5);
+        }
+        Grade {
+            exposure: Exposure::Exposed,
+            reason,
+            who,
+        }
     }
 }

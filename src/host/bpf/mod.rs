@@ -81,6 +81,10 @@ impl Held<'_> {
     pub fn inode(&self) -> u64 {
         self.raw.inode()
     }
+    /// The socket's TCP state when the iterator read it.
+    pub fn state(&self) -> Option<crate::host::TcpState> {
+        crate::host::TcpState::from_kernel(self.raw.state())
+    }
     /// Its options, as getsockopt(2) would read them.
     pub fn options(&self) -> SockOptions {
         self.raw.options(self.hz)
@@ -91,6 +95,11 @@ impl TaskSockets {
     /// Every socket, in the iterator's order (processes by pid, descriptors ascending).
     pub fn iter(&self) -> impl Iterator<Item = Held<'_>> {
         self.raws.iter().map(|raw| Held { raw, hz: self.hz })
+    }
+
+    /// The `i`th socket of [`TaskSockets::iter`].
+    pub fn get(&self, i: usize) -> Option<Held<'_>> {
+        self.raws.get(i).map(|raw| Held { raw, hz: self.hz })
     }
 }
 

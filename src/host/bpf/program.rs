@@ -14,7 +14,7 @@ const SKC_TO_TCP_SOCK: i32 = 137;
 const SOCK_FROM_FILE: i32 = 162;
 
 /// Words of one record, in this order.
-pub const WORDS: usize = 14;
+pub const WORDS: usize = 15;
 /// Bytes of one record.
 pub const RECORD: usize = WORDS * 8;
 
@@ -100,6 +100,8 @@ impl Layout {
                 btf.member("net", "ipv4.sysctl_tcp_keepalive_probes")?,
             ),
             (Base::Net, btf.member("net", "ipv4.sysctl_tcp_fin_timeout")?),
+            // The TCP state when the options were read (tcp_states.h numbering).
+            (Base::Sock, btf.member("sock", "__sk_common.skc_state")?),
         ];
         debug_assert_eq!(words.len(), WORDS);
         let layout = Layout {
@@ -302,6 +304,8 @@ pub struct Record {
     keepcnt: u8,
     linger_on: bool,
     keepalive: bool,
+    /// skc_state when the record was written.
+    state: u8,
 }
 
 impl Record {
@@ -329,6 +333,7 @@ impl Record {
             keepcnt: own_or(w[7], w[12]) as u8,
             linger_on: w[3] >> bits.0 & 1 == 1,
             keepalive: w[3] >> bits.1 & 1 == 1,
+            state: w[14] as u8,
         })
     }
     pub fn pid(&self) -> u32 {
@@ -339,6 +344,10 @@ impl Record {
     }
     pub fn inode(&self) -> u64 {
         self.inode
+    }
+    /// The socket's TCP state when the record was written (include/net/tcp_states.h).
+    pub fn state(&self) -> u8 {
+        self.state
     }
     /// The raw `sk_lingertime`, in jiffies.
     pub fn lingertime(&self) -> u64 {
@@ -387,7 +396,8 @@ mod tests {
     fn decodes_as_getsockopt_computes() {
         let hz = 250;
         // pid, fd, inode, flags, lingertime, keepalive time, intvl, probes, linger2,
-        // user timeout, then the namespace's keepalive time, intvl, probes, fin timeout.
+        // user timeout, then the namespace's keepalive time, intvl, probes, fin timeout,
+        // and the TCP state (1, ESTABLISHED).
         let own = record([
             7,
             3,
@@ -403,8 +413,12 @@ mod tests {
             75 * hz,
             9,
             60 * hz,
+            1,
         ]);
-        assert_eq!((own.pid(), own.fd(), own.inode()), (7, 3, 99));
+        assert_eq!(
+            (own.pid(), own.fd(), own.inode(), own.state()),
+            (7, 3, 99, 1)
+        );
         assert_eq!(
             own.options(hz),
             SockOptions {
@@ -435,6 +449,7 @@ mod tests {
             75 * hz,
             9,
             60 * hz,
+            1,
         ]);
         assert_eq!(
             defaults.options(hz),
@@ -467,6 +482,7 @@ mod tests {
             0,
             0,
             60 * hz,
+            1,
         ]);
         assert_eq!(negative.options(hz).linger2, Some(-1));
         // SO_LINGER above the kernel's cap is stored as MAX_SCHEDULE_TIMEOUT (LONG_MAX); the
@@ -486,6 +502,7 @@ mod tests {
             0,
             0,
             0,
+            1,
         ]);
         assert_eq!(
             capped.options(hz).linger.unwrap().seconds,

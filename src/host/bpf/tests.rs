@@ -40,6 +40,12 @@ fn reads_our_sockets_as_getsockopt_does() {
         let held: Vec<_> = sockets.iter().filter(|h| h.inode() == inode).collect();
         assert_eq!(held.len(), 1, "{socket}");
         assert_eq!((held[0].pid(), held[0].fd()), (me, fd as u32), "{socket}");
+        let state = if socket == "listener" {
+            crate::host::TcpState::Listen
+        } else {
+            crate::host::TcpState::Established
+        };
+        assert_eq!(held[0].state(), Some(state), "{socket}");
         // SAFETY: fd stays open (owned by the std socket) for this borrow.
         let borrowed = unsafe { OwnedFd::from_raw_fd(fd) };
         let truth = crate::host::options::read_options(&borrowed);

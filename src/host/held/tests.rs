@@ -319,3 +319,102 @@ fn the_kernel_iterator_gives_a_shared_socket_to_the_lowest_pid_and_descriptor() 
     assert_eq!(kernel.owners, proc.owners);
     assert_eq!(kernel.options, vec![Vec::new(), Vec::new()]);
 }
+
+/// As the audit reads the table: the kernel iterator's first run joins the sockets it saw one
+/// at a time; a socket opened after that run is not joined by it, and is by the second run.
+/// The /proc pass needs the whole table instead.
+#[test]
+fn a_socket_opened_after_the_first_run_is_joined_by_the_second() {
+    use std::os::fd::AsRawFd;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut joiner = std::thread::scope(|scope| {
+        match Scan::start(scope, Path::new("/proc"), OwnerScan::Bpf).ready() {
+            Ok(Ready::Join(joiner)) => joiner,
+            Ok(Ready::Table(_)) => {
+                panic!("the kernel's iterator was asked for, not the /proc pass")
+            }
+            Err(e) => panic!(
+                "the kernel's socket iterator (root, BTF, Linux 5.11) is needed by this test: {e}"
+            ),
+        }
+    });
+    let me = std::process::id();
+    let mut seen = socket(inode_of(listener.as_raw_fd()));
+    seen.state = crate::host::TcpState::Listen;
+    assert!(joiner.join(&mut seen));
+    let owner = seen.owner.as_ref().expect("owner");
+    assert_eq!((owner.pid, owner.fd), (me, listener.as_raw_fd() as u32));
+    assert!(seen.options.is_some());
+    // No descriptor can hold a socket whose inode is 0 (TIME_WAIT): nothing to look for.
+    let mut time_wait = socket(0);
+    assert!(joiner.join(&mut time_wait));
+    assert!(time_wait.owner.is_none());
+
+    let late = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let mut missed = socket(inode_of(late.as_raw_fd()));
+    assert!(!joiner.join(&mut missed));
+    assert!(missed.owner.is_none() && missed.options.is_none());
+    let notes = joiner.again([&mut missed]);
+    assert!(notes.is_empty(), "{notes:?}");
+    let owner = missed.owner.as_ref().expect("owner after the second run");
+    assert_eq!((owner.pid, owner.fd), (me, late.as_raw_fd() as u32));
+    assert!(missed.options.is_some());
+
+    // A socket the first run saw before its process set an option and connected: the table
+    // lists it connected, so what the run read (its state then) is not taken; the second
+    // run, after the table, reads the option.
+    // SAFETY: a new socket, owned below.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(raw >= 0);
+    // SAFETY: raw was just returned by socket(2).
+    let early = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+    let mut joiner = std::thread::scope(|scope| {
+        match Scan::start(scope, Path::new("/proc"), OwnerScan::Bpf).ready() {
+            Ok(Ready::Join(joiner)) => joiner,
+            _ => panic!("the kernel's socket iterator loaded above"),
+        }
+    });
+    set(raw, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+    let std::net::SocketAddr::V4(to) = listener.local_addr().unwrap() else {
+        unreachable!()
+    };
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: to.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*to.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: addr is a valid sockaddr_in of the given length.
+    let rc = unsafe {
+        libc::connect(
+            raw,
+            (&raw const addr).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    let mut connected = socket(inode_of(raw));
+    connected.state = crate::host::TcpState::Established;
+    assert!(
+        !joiner.join(&mut connected),
+        "taken from a run that saw it unconnected"
+    );
+    assert!(connected.options.is_none());
+    assert!(joiner.again([&mut connected]).is_empty());
+    assert_eq!(
+        connected.options.as_ref().and_then(|o| o.keepalive),
+        Some(true),
+        "{connected:?}"
+    );
+    drop(early);
+
+    let proc = std::thread::scope(|scope| {
+        matches!(
+            Scan::start(scope, Path::new("/proc"), OwnerScan::Proc).ready(),
+            Ok(Ready::Table(_))
+        )
+    });
+    assert!(proc, "the /proc pass reads options from the whole table");
+}

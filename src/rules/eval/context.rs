@@ -12,8 +12,11 @@ pub(super) struct HostCtx<'a> {
 }
 
 impl<'a> HostCtx<'a> {
-    pub(super) fn new(snap: &'a Snapshot) -> Self {
-        let stats = (snap.sockets_source != SocketsSource::None).then(|| stats(&snap.sockets));
+    /// `seen`: the socket table, once it has gone by (its statistics).
+    pub(super) fn new(snap: &'a Snapshot, seen: Option<&super::Seen>) -> Self {
+        let stats = seen
+            .filter(|_| snap.sockets_source != SocketsSource::None)
+            .map(super::Seen::stats);
         let window = snap.counter_window();
         Self {
             snap,
@@ -121,36 +124,4 @@ impl<'a> HostCtx<'a> {
             None => Unknown::Sockets,
         }
     }
-}
-
-/// Host statistics in one pass.
-pub(super) fn stats(sockets: &[Socket]) -> HashMap<Stat, f64> {
-    let (mut listeners, mut est, mut tw, mut cw, mut orphans, mut maxb) =
-        (0u64, 0u64, 0u64, 0u64, 0u64, 0u32);
-    for s in sockets {
-        match s.state {
-            TcpState::Listen => {
-                listeners += 1;
-                maxb = maxb.max(s.backlog.unwrap_or(0));
-            }
-            TcpState::Established => est += 1,
-            TcpState::TimeWait => tw += 1,
-            TcpState::CloseWait => cw += 1,
-            TcpState::FinWait1 | TcpState::FinWait2 | TcpState::Closing | TcpState::LastAck
-                if s.inode == 0 =>
-            {
-                orphans += 1
-            }
-            _ => {}
-        }
-    }
-    HashMap::from([
-        (Stat::Sockets, sockets.len() as f64),
-        (Stat::Listeners, listeners as f64),
-        (Stat::Established, est as f64),
-        (Stat::TimeWait, tw as f64),
-        (Stat::CloseWait, cw as f64),
-        (Stat::Orphans, orphans as f64),
-        (Stat::MaxListenerBacklog, f64::from(maxb)),
-    ])
 }

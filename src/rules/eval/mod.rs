@@ -22,11 +22,14 @@ use super::{AuditOutcome, Skipped};
 
 mod compile;
 mod context;
+mod fold;
 mod text;
 mod unknown;
 
 use compile::*;
 use context::*;
+pub use fold::Fold;
+use fold::Seen;
 use text::{counter_notes, evidence, fix, render, uses};
 pub use text::{describe_socket, group_digits};
 use unknown::Unknown;
@@ -52,7 +55,10 @@ struct Job<'r> {
     on_listeners: bool,
     on_others: bool,
     groups: PidMap<Group>,
+    /// Sockets that could not be judged (an option or tcp_info not read): held by a known
+    /// process, and held by none found (counted only when owners were not all read).
     unknown: u64,
+    unknown_unowned: u64,
 }
 
 /// Matches are grouped by pid on the hot path: a multiplicative hash is
@@ -82,12 +88,28 @@ const NO_OWNER: u32 = u32::MAX;
 /// Evaluate `rules` (already selected) with parameter overrides against `snap`: decide what
 /// each rule needs (applicability, host condition), make one pass over the socket table for
 /// every rule that looks at sockets, build the findings, grade them and solve their fixes.
+/// The same as feeding `snap`'s sockets to a [`Fold`] one at a time.
 pub fn evaluate(
     rules: &[&Rule],
     overrides: &BTreeMap<String, f64>,
     snap: &Snapshot,
 ) -> AuditOutcome {
-    let ctx = HostCtx::new(snap);
+    let mut fold = Fold::new(rules, overrides, snap);
+    fold.judge_all(&snap.sockets);
+    fold.finish(snap)
+}
+
+/// Decide every rule once the socket pass is done (`seen`, `jobs` by rule index, `risks`)
+/// and build the outcome.
+fn outcome(
+    rules: &[&Rule],
+    overrides: &BTreeMap<String, f64>,
+    snap: &Snapshot,
+    seen: &Seen,
+    mut pass: Vec<Option<Job<'_>>>,
+    risks: &super::exposure::Risks,
+) -> AuditOutcome {
+    let ctx = HostCtx::new(snap, Some(seen));
     let netns = snap.netns.name.clone();
     let mut out = AuditOutcome {
         netns: netns.clone(),
@@ -96,10 +118,10 @@ pub fn evaluate(
         not_checked: Vec::new(),
         passed: Vec::new(),
     };
-    let gaps = Gaps::of(&ctx);
+    let gaps = Gaps::of(&ctx, seen);
     let mut host_findings: Vec<(Finding, Option<usize>)> = Vec::new();
     let mut jobs: Vec<Job<'_>> = Vec::new();
-    for rule in rules {
+    for (i, rule) in rules.iter().enumerate() {
         let skip = |reason: String| Skipped {
             rule: rule.id.clone(),
             reason,
@@ -111,18 +133,28 @@ pub fn evaluate(
             Planned::Host(params) => {
                 host_findings.push((host_finding(&ctx, &params, rule, &netns), None));
             }
-            Planned::Sockets(job) => {
+            Planned::Sockets => {
+                // The socket pass judged it already: a rule that can look at sockets at the
+                // end could at the start (every fact it is judged on was known then).
+                let Some(mut job) = pass.get_mut(i).and_then(Option::take) else {
+                    out.not_checked.push(skip(
+                        "its sockets were not judged as the table was read".to_string(),
+                    ));
+                    continue;
+                };
+                if gaps.owners_partial {
+                    job.unknown += job.unknown_unowned;
+                }
                 if rule.subject == Subject::Host {
                     host_findings.push((
                         host_finding(&ctx, &job.params, rule, &netns),
                         Some(jobs.len()),
                     ));
                 }
-                jobs.push(*job);
+                jobs.push(job);
             }
         }
     }
-    socket_pass(snap, &mut jobs, gaps.owners_partial);
 
     let mut jobs: Vec<Option<Job<'_>>> = jobs.into_iter().map(Some).collect();
     for (finding, job_index) in host_findings {
@@ -147,7 +179,7 @@ pub fn evaluate(
     for f in &mut out.findings {
         if let Some(rule) = rules.iter().find(|r| r.id == f.rule) {
             let params = rule_params(rule, overrides);
-            super::exposure::grade(rule, snap, f, &|c| {
+            super::exposure::grade(rule, snap, risks, f, &|c| {
                 eval_host(&compile(&ctx, &params, c)).ok()
             });
         }
@@ -194,24 +226,26 @@ struct Gaps {
     /// A socket no process holds (TIME_WAIT, an orphan) has no options to read: when every
     /// owner could be read, not knowing its options is not a gap in the audit.
     owners_partial: bool,
+    /// The table was empty (nothing to judge, so nothing was missing).
+    no_sockets: bool,
 }
 
 impl Gaps {
-    fn of(ctx: &HostCtx<'_>) -> Self {
-        let snap = ctx.snap;
+    fn of(ctx: &HostCtx<'_>, seen: &Seen) -> Self {
         Self {
-            options_unread: !snap.sockets.iter().any(|s| s.options.is_some())
-                && (snap.sockets.iter().any(|s| s.owner.is_some())
+            options_unread: !seen.any_options
+                && (seen.any_owner
                     || ctx.area_note("options").is_some()
                     || ctx.area_note("owners").is_some()),
-            have_info: snap.sockets.iter().any(|s| s.tcp_info.is_some()),
+            have_info: seen.any_info,
             owners_partial: ctx.area_note("owners").is_some() || ctx.area_note("options").is_some(),
+            no_sockets: seen.is_empty(),
         }
     }
 }
 
 /// What one rule needs, once the host-level facts are known.
-enum Planned<'r> {
+enum Planned {
     NotApplicable(String),
     NotChecked(String),
     /// Its host condition does not hold.
@@ -220,12 +254,12 @@ enum Planned<'r> {
     Host(Params),
     /// A rule for the socket pass: a listener, socket or process rule, or a host finding
     /// whose suspects are looked for.
-    Sockets(Box<Job<'r>>),
+    Sockets,
 }
 
 /// Decide what `rule` needs: whether it applies to this kernel and namespace, whether its
 /// host condition holds, and whether the socket facts it reads were collected.
-fn plan<'r>(ctx: &HostCtx<'_>, gaps: &Gaps, rule: &'r Rule, params: Params) -> Planned<'r> {
+fn plan(ctx: &HostCtx<'_>, gaps: &Gaps, rule: &Rule, params: Params) -> Planned {
     let snap = ctx.snap;
     if let Some(range) = &rule.kernel {
         match snap.kernel.version {
@@ -287,7 +321,7 @@ fn plan<'r>(ctx: &HostCtx<'_>, gaps: &Gaps, rule: &'r Rule, params: Params) -> P
             &|e| matches!(e, Expr::Field(f) if f.needs_tcp_info()),
         )
         && !gaps.have_info
-        && !snap.sockets.is_empty()
+        && !gaps.no_sockets
     {
         return Planned::NotChecked(
             "tcp_info was not read (the socket table came from /proc/net/tcp or was not read)"
@@ -298,47 +332,7 @@ fn plan<'r>(ctx: &HostCtx<'_>, gaps: &Gaps, rule: &'r Rule, params: Params) -> P
     if let Some(why) = missing(&compiled) {
         return Planned::NotChecked(why.to_string());
     }
-    Planned::Sockets(Box::new(Job {
-        rule,
-        on_listeners: matches!(rule.subject, Subject::Listener | Subject::Host),
-        on_others: rule.subject != Subject::Listener,
-        params,
-        cond: compiled,
-        groups: PidMap::default(),
-        unknown: 0,
-    }))
-}
-
-/// The one pass over the socket table: each socket is judged by every job that looks at its
-/// kind, and matches are grouped per process.
-fn socket_pass(snap: &Snapshot, jobs: &mut [Job<'_>], owners_partial: bool) {
-    if jobs.is_empty() {
-        return;
-    }
-    for s in &snap.sockets {
-        let listening = s.state == TcpState::Listen;
-        for job in jobs.iter_mut() {
-            if (listening && !job.on_listeners) || (!listening && !job.on_others) {
-                continue;
-            }
-            match eval(&job.cond, s) {
-                Some(true) => {
-                    let pid = s.owner.as_ref().map_or(NO_OWNER, |o| o.pid);
-                    let g = job.groups.entry(pid).or_default();
-                    if g.comm.is_none() {
-                        g.comm = s.owner.as_ref().map(|o| o.comm.clone());
-                    }
-                    g.count += 1;
-                    if g.examples.len() < EXAMPLES {
-                        g.examples.push(describe_socket(s));
-                    }
-                }
-                None if s.owner.is_some() || owners_partial => job.unknown += 1,
-                None => {}
-                Some(false) => {}
-            }
-        }
-    }
+    Planned::Sockets
 }
 
 /// A host finding with the processes its suspects found (or a note on why none are named).
