@@ -281,17 +281,15 @@ enum Flow<'scope> {
 
 impl Flow<'_> {
     fn decide(&mut self) -> anyhow::Result<()> {
-        if let Flow::Waiting(_) = self {
-            let Flow::Waiting(scan) = std::mem::replace(self, Flow::Table(None)) else {
-                unreachable!()
-            };
-            *self = match scan.ready().map_err(|why| {
+        *self = match std::mem::replace(self, Flow::Table(None)) {
+            Flow::Waiting(scan) => match scan.ready().map_err(|why| {
                 anyhow::Error::new(why).context("the kernel's socket iterator cannot be used here")
             })? {
                 held::Ready::Join(joiner) => Flow::Stream(Some(joiner)),
                 held::Ready::Table(scan) => Flow::Table(Some(scan)),
-            };
-        }
+            },
+            decided => decided,
+        };
         Ok(())
     }
 }

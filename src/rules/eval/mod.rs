@@ -3,8 +3,9 @@
 //! Host-level values (sysctls, counters, statistics, parameters) are
 //! resolved once per rule; what is left is a small tree over socket fields
 //! and options. All socket-level rules are then evaluated in a single pass
-//! over the socket table, borrowing each socket (no copies, no regexes),
-//! and matches are grouped per process as they are counted.
+//! over the socket table, one socket at a time as it is read ([`Fold`], fold.rs:
+//! no copies, no regexes, the table never held), and matches are grouped per
+//! process as they are counted.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
