@@ -483,3 +483,40 @@ fn brackets_and_quotes_in_saved_strings_do_not_make_a_snapshot_unreadable() {
         assert_eq!(back, snap, "{name}");
     }
 }
+
+/// One snapshot is written as its sockets are read (the table is never held): the text must
+/// be exactly what serde writes for the snapshot it holds, in both formats, with owners and
+/// options joined on the way.
+#[test]
+fn a_snapshot_written_as_its_sockets_are_read_is_what_serde_writes() {
+    require_root();
+    let ns = Netns::new("snapstream");
+    let helper = ns.helper(&["listen:8003:7", "linger0:8003", "connect:8003", "sleep:100"]);
+    for format in ["json", "yaml"] {
+        let out = ns
+            .command(env!("CARGO_BIN_EXE_rstaudit"))
+            .args(["snapshot", "--owner-scan", "bpf", "--format", format])
+            .env("RSTAUDIT_CONFIG", "")
+            .output()
+            .unwrap();
+        let text = run_ok(&out);
+        let (snap, again): (Snapshot, String) = if format == "json" {
+            let snap: Snapshot = serde_json::from_str(&text).expect("JSON");
+            let again = serde_json::to_string_pretty(&snap).unwrap() + "\n";
+            (snap, again)
+        } else {
+            let snap: Snapshot = serde_yaml::from_str(&text).expect("YAML");
+            let again = serde_yaml::to_string(&snap).unwrap();
+            (snap, again)
+        };
+        assert_eq!(text, again, "{format}");
+        assert_eq!(snap.sockets_source, SocketsSource::SockDiag);
+        let held: Vec<_> = snap
+            .sockets
+            .iter()
+            .filter(|s| s.owner.as_ref().map(|o| o.pid) == Some(helper.pid))
+            .collect();
+        assert_eq!(held.len(), 3, "{format}: {text}");
+        assert!(held.iter().all(|s| s.options.is_some()), "{format}: {text}");
+    }
+}

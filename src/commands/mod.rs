@@ -71,11 +71,12 @@ pub fn write_output(path: Option<&Path>, bytes: &[u8]) -> anyhow::Result<()> {
 /// to a temporary name and renamed only when `write` succeeded.
 pub fn write_output_with(
     path: Option<&Path>,
-    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    write: impl FnOnce(&mut (dyn Write + Send)) -> std::io::Result<()>,
 ) -> anyhow::Result<()> {
     match path {
         None => {
-            let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            // Stdout, not its lock: the writer may be handed to another thread (`snapshot`).
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
             write(&mut out).context("writing to standard output")?;
             out.flush().context("writing to standard output")?;
         }

@@ -8,17 +8,48 @@ use crate::host;
 /// Run the command.
 pub fn run(args: SnapshotArgs) -> anyhow::Result<ExitCode> {
     let opts = super::collect_options(&args.source);
-    let snapshots = host::collect(&opts).map_err(super::name_flag)?;
     let as_list = args.source.netns.as_deref() == Some("all")
-        || snapshots.len() != 1
         || args
             .source
             .snapshot
             .as_deref()
             .is_some_and(host::file_holds_list);
-    super::write_output_with(args.output.as_deref(), |w| {
-        write(w, &snapshots, as_list, args.format)
-    })?;
+    if as_list {
+        let snapshots = host::collect(&opts).map_err(super::name_flag)?;
+        super::write_output_with(args.output.as_deref(), |w| {
+            write(w, &snapshots, true, args.format)
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    // One snapshot: written as its sockets are read (docs/snapshot.md, "Streaming").
+    let format = match args.format {
+        DataFormat::Json => host::write::Format::Json,
+        DataFormat::Yaml => host::write::Format::Yaml,
+    };
+    let mut collect_error = None;
+    let written = super::write_output_with(args.output.as_deref(), |w| {
+        let mut out = Some(w);
+        let collected = host::collect_into(&opts, &mut |header| {
+            host::write::Writer::new(out.take(), format, header)
+        });
+        let mut collected = match collected {
+            Ok(collected) => collected,
+            Err(e) => {
+                collect_error = Some(e);
+                return Err(std::io::Error::other("nothing collected"));
+            }
+        };
+        let Some((snapshot, writer)) = collected.pop().filter(|_| collected.is_empty()) else {
+            return Err(std::io::Error::other(
+                "expected one snapshot, and not a list, from this source",
+            ));
+        };
+        writer.finish(&snapshot)
+    });
+    if let Some(e) = collect_error {
+        return Err(super::name_flag(e));
+    }
+    written?;
     Ok(ExitCode::SUCCESS)
 }
 

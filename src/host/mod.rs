@@ -20,6 +20,7 @@ pub mod sockets;
 pub mod sysctl;
 #[cfg(test)]
 pub(crate) mod test_support;
+pub mod write;
 
 pub use collect::{CollectOptions, GONE_NETNS, Source, SourceError, collect, collect_into};
 pub use held::OwnerScan;

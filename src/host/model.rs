@@ -26,9 +26,9 @@ pub struct Snapshot {
     /// Global keys read outside the net tree that rules need (none today) would go here too.
     pub sysctls: BTreeMap<String, String>,
     pub counters: Counters,
-    /// How the socket table was read.
-    pub sockets_source: SocketsSource,
     pub sockets: Vec<Socket>,
+    /// How the socket table was read (after the table: it is known once it is read).
+    pub sockets_source: SocketsSource,
     /// Everything that could not be read, and why.
     pub notes: Vec<Note>,
 }
