@@ -9,9 +9,16 @@ use super::btf::{Btf, BtfError, Field};
 use crate::host::{Linger, SockOptions};
 
 /// Helper ids (include/uapi/linux/bpf.h, `__BPF_FUNC_MAPPER`): fixed by the kernel's ABI.
+const PROBE_READ_KERNEL: i32 = 113;
 const SEQ_WRITE: i32 = 127;
-const SKC_TO_TCP_SOCK: i32 = 137;
 const SOCK_FROM_FILE: i32 = 162;
+
+/// What makes a socket TCP (include/linux/socket.h, in.h): the kernel's own test
+/// (bpf_skc_to_tcp_sock, sk_is_tcp) is the family, type and protocol.
+const AF_INET: i32 = 2;
+const AF_INET6: i32 = 10;
+const SOCK_STREAM: i32 = 1;
+const IPPROTO_TCP: i32 = 6;
 
 /// Words of one record, in this order.
 pub const WORDS: usize = 15;
@@ -32,6 +39,10 @@ pub struct Layout {
     sk_net: u32,
     /// Offset of `socket.sk`: bpf_sock_from_file gives the struct socket.
     socket_sk: u32,
+    /// `sock` fields that tell a TCP socket: family, type, protocol.
+    sk_family: Field,
+    sk_type: Field,
+    sk_protocol: Field,
     /// The fields read into the record's words, in order: (base register, field).
     words: Vec<(Base, Field)>,
     /// Bit numbers of SOCK_LINGER and SOCK_KEEPOPEN in `sk_flags`.
@@ -113,6 +124,9 @@ impl Layout {
             f_inode: pointer(btf, "file", "f_inode")?,
             sk_net: pointer(btf, "sock", "__sk_common.skc_net.net")?,
             socket_sk: pointer(btf, "socket", "sk")?,
+            sk_family: btf.member("sock", "__sk_common.skc_family")?,
+            sk_type: btf.member("sock", "sk_type")?,
+            sk_protocol: btf.member("sock", "sk_protocol")?,
             words,
             linger_bit: btf.enum_value("sock_flags", "SOCK_LINGER")?,
             keepopen_bit: btf.enum_value("sock_flags", "SOCK_KEEPOPEN")?,
@@ -130,7 +144,12 @@ impl Layout {
                 )));
             }
         }
-        for (_, f) in &layout.words {
+        for f in layout
+            .words
+            .iter()
+            .map(|(_, f)| f)
+            .chain([&layout.sk_family, &layout.sk_type, &layout.sk_protocol])
+        {
             width(f.size)?;
         }
         if layout.linger_bit >= 64 || layout.keepopen_bit >= 64 {
@@ -217,42 +236,70 @@ fn add_imm(dst: u8, imm: i32) -> u64 {
 fn call(helper: i32) -> u64 {
     insn(0x85, 0, 0, 0, helper)
 }
-/// if dst == 0 goto out (patched once the end is known).
-const JEQ_ZERO: u8 = 0x15;
+fn store_zero64(dst: u8, off: i16) -> u64 {
+    insn(0x7a, dst, 0, off, 0)
+}
+/// if dst == imm goto out / if dst != imm goto out (the offset is patched once the end is
+/// known).
+const JEQ_IMM: u8 = 0x15;
+const JNE_IMM: u8 = 0x55;
 const EXIT: u8 = 0x95;
 
 /// The program's instructions.
+///
+/// The struct sock is read through plain loads, which the verifier allows on any pointer it
+/// walked to. Its TCP fields lie beyond struct sock, so they are copied with
+/// bpf_probe_read_kernel once the socket is known to be TCP: kernels that mark the walked
+/// `socket.sk` untrusted (seen on 6.18.44) refuse it to bpf_skc_to_tcp_sock, and the
+/// probe's copy is the same bytes a load would read.
 pub fn program(layout: &Layout) -> Vec<u64> {
-    let mut p = Vec::with_capacity(64);
+    let mut p = Vec::with_capacity(96);
     let mut to_out = Vec::new();
-    let mut if_zero_out = |p: &mut Vec<u64>, reg: u8| {
+    let mut out_if = |p: &mut Vec<u64>, code: u8, reg: u8, imm: i32| {
         to_out.push(p.len());
-        p.push(insn(JEQ_ZERO, reg, 0, 0, 0));
+        p.push(insn(code, reg, 0, 0, imm));
     };
     p.push(mov(R6, R1));
     p.push(load(8, R7, R6, layout.ctx_file.offset));
-    if_zero_out(&mut p, R7);
+    out_if(&mut p, JEQ_IMM, R7, 0);
     p.push(load(8, R8, R6, layout.ctx_task.offset));
-    if_zero_out(&mut p, R8);
+    out_if(&mut p, JEQ_IMM, R8, 0);
     p.push(mov(R1, R7));
     p.push(call(SOCK_FROM_FILE));
-    if_zero_out(&mut p, R0);
+    out_if(&mut p, JEQ_IMM, R0, 0);
     // R0: struct socket; its sk, the struct sock.
     p.push(load(8, R9, R0, layout.socket_sk));
-    if_zero_out(&mut p, R9);
-    p.push(mov(R1, R9));
-    p.push(call(SKC_TO_TCP_SOCK));
-    if_zero_out(&mut p, R0);
-    // R0: tcp_sock, R9: sock, R8: task, R7: file, R6: context. R2 holds the inode, then the
-    // socket's network namespace.
+    out_if(&mut p, JEQ_IMM, R9, 0);
+    // TCP only: protocol, type, and an IPv4 or IPv6 family.
+    p.push(load(layout.sk_protocol.size, R1, R9, layout.sk_protocol.offset));
+    out_if(&mut p, JNE_IMM, R1, IPPROTO_TCP);
+    p.push(load(layout.sk_type.size, R1, R9, layout.sk_type.offset));
+    out_if(&mut p, JNE_IMM, R1, SOCK_STREAM);
+    p.push(load(layout.sk_family.size, R1, R9, layout.sk_family.offset));
+    p.push(insn(JEQ_IMM, R1, 0, 1, AF_INET));
+    out_if(&mut p, JNE_IMM, R1, AF_INET6);
+    // R9: sock (a tcp_sock), R8: task, R7: file, R6: context. R2 holds the inode, then the
+    // socket's network namespace, until a helper call overwrites it.
     let record = -(RECORD as i16);
     let mut in_r2 = None;
     for (i, &(base, field)) in layout.words.iter().enumerate() {
+        let slot = record + 8 * i as i16;
         let src = match base {
             Base::Task => R8,
             Base::Ctx => R6,
             Base::Sock => R9,
-            Base::Tcp => R0,
+            Base::Tcp => {
+                // slot = 0; bpf_probe_read_kernel(fp + slot, size, sock + offset)
+                p.push(store_zero64(FP, slot));
+                p.push(mov(R1, FP));
+                p.push(add_imm(R1, i32::from(slot)));
+                p.push(mov_imm(R2, field.size as i32));
+                p.push(mov(R3, R9));
+                p.push(add_imm(R3, field.offset as i32));
+                p.push(call(PROBE_READ_KERNEL));
+                in_r2 = None;
+                continue;
+            }
             Base::Inode | Base::Net => {
                 if in_r2 != Some(base) {
                     p.push(match base {
@@ -265,7 +312,7 @@ pub fn program(layout: &Layout) -> Vec<u64> {
             }
         };
         p.push(load(field.size, R1, src, field.offset));
-        p.push(store64(FP, record + 8 * i as i16, R1));
+        p.push(store64(FP, slot, R1));
     }
     p.push(load(8, R1, R6, layout.ctx_meta.offset));
     p.push(load(8, R1, R1, layout.meta_seq.offset));
@@ -278,7 +325,7 @@ pub fn program(layout: &Layout) -> Vec<u64> {
     p.push(insn(EXIT, 0, 0, 0, 0));
     for at in to_out {
         let off = (out - at - 1) as i16;
-        p[at] = insn(JEQ_ZERO, ((p[at] >> 8) & 0xf) as u8, 0, off, 0);
+        p[at] = p[at] & !(0xffff << 16) | u64::from(off as u16) << 16;
     }
     p
 }

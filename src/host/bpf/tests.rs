@@ -78,3 +78,29 @@ fn a_wrong_layout_is_caught_by_the_probes() {
         }
     }
 }
+
+/// Only TCP sockets of IPv4 and IPv6 are records: not UDP, not a Unix stream, not a raw socket
+/// whose protocol number is TCP's (its struct is no tcp_sock).
+#[test]
+fn only_tcp_sockets_are_read() {
+    use std::os::fd::AsFd;
+    let v6 = std::net::TcpListener::bind("[::1]:0").expect("IPv6 loopback");
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (unix, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let raw = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Raw,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        nix::sys::socket::SockProtocol::Tcp,
+    )
+    .expect("a raw socket (root) is needed");
+    let (_, sockets) = read().expect("the BPF socket iterator (root, BTF, Linux 5.11) is needed");
+    let held = |fd: std::os::fd::BorrowedFd<'_>| {
+        let inode = inode_of(fd.as_raw_fd());
+        sockets.iter().filter(|h| h.inode() == inode).count()
+    };
+    assert_eq!(held(v6.as_fd()), 1, "the IPv6 listener");
+    assert_eq!(held(udp.as_fd()), 0, "UDP");
+    assert_eq!(held(unix.as_fd()), 0, "a Unix stream");
+    assert_eq!(held(raw.as_fd()), 0, "a raw socket of protocol 6");
+}
