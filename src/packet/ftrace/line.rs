@@ -112,6 +112,11 @@ pub fn parse_line(line: &str) -> Result<Option<TraceEvent>, LineError> {
     if line.trim_start().starts_with('#') || line.trim().is_empty() {
         return Ok(None);
     }
+    // "CPU:N [LOST M EVENTS]": the kernel overwrote events before they were read. They are
+    // counted from the instance's per-CPU stats (overrun), not here.
+    if line.starts_with("CPU:") && line.contains(" [LOST ") {
+        return Ok(None);
+    }
     // "<comm>-<tid> [cpu] flags ts: event: fields". The comm may contain spaces and dashes:
     // find the "[NNN]" cpu field and split around it.
     let cpu_open = line.find(" [").ok_or(LineError::NoCpu)?;
@@ -165,6 +170,10 @@ pub fn parse_line(line: &str) -> Result<Option<TraceEvent>, LineError> {
                 (Some(s), Some(d)) => (parse_sockaddr(s), parse_sockaddr(d)),
                 _ => socket_fields(&kv),
             };
+            // Every kernel prints both ends: a line without them was cut or changed.
+            if src.is_none() || dst.is_none() {
+                return Err(LineError::Missing("src/dest"));
+            }
             Ok(Some(TraceEvent::SendReset(SendReset {
                 task,
                 has_skb: kv("skbaddr").is_some_and(|p| !is_null_ptr(p)),
@@ -186,10 +195,14 @@ pub fn parse_line(line: &str) -> Result<Option<TraceEvent>, LineError> {
             let addr = |a: Option<&str>, p: Option<u16>| -> Option<SocketAddr> {
                 Some(SocketAddr::new(a?.parse::<IpAddr>().ok()?, p?))
             };
+            let (local, remote) = (addr(sa, port("sport")), addr(da, port("dport")));
+            if local.is_none() || remote.is_none() {
+                return Err(LineError::Missing("saddr/daddr"));
+            }
             Ok(Some(TraceEvent::ReceiveReset(ReceiveReset {
                 task,
-                local: addr(sa, port("sport")),
-                remote: addr(da, port("dport")),
+                local,
+                remote,
                 sock_cookie: kv("sock_cookie").and_then(|c| u64::from_str_radix(c, 16).ok()),
             })))
         }

@@ -29,6 +29,29 @@ pub struct ReaderCounts {
     pub dropped: AtomicU64,
     /// Binary records of the enabled events too short to decode.
     pub bad_records: AtomicU64,
+    /// Why the reader stopped reading (all of the trace, or one CPU's pages) before the session
+    /// ended: the first such error.
+    stopped: std::sync::Mutex<Option<String>>,
+}
+
+impl ReaderCounts {
+    /// Lines or records of the traced events that could not be decoded: each is an event lost.
+    pub fn undecoded(&self) -> u64 {
+        self.bad_lines.load(Ordering::Relaxed) + self.bad_records.load(Ordering::Relaxed)
+    }
+
+    /// Why reading stopped early, if it did.
+    pub fn stopped(&self) -> Option<String> {
+        self.stopped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn stop_with(&self, why: String) {
+        let mut stopped = self.stopped.lock().unwrap_or_else(|p| p.into_inner());
+        stopped.get_or_insert(why);
+    }
 }
 
 /// How the trace is read.
@@ -471,7 +494,10 @@ fn read_pipe(mut pipe: fs::File, out: Outbox, stop: Arc<AtomicBool>, counts: Arc
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return,
+                Err(e) => {
+                    counts.stop_with(format!("reading trace_pipe: {e}"));
+                    return;
+                }
             }
         }
     }
@@ -600,7 +626,8 @@ fn read_raw(
         let wait = if busy { 2 } else { 50 };
         // SAFETY: valid pollfds for files this thread owns.
         unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, wait) };
-        for (cpu, file) in cpus.iter_mut() {
+        let mut failed = Vec::new();
+        for (i, (cpu, file)) in cpus.iter_mut().enumerate() {
             loop {
                 match file.read(&mut buf) {
                     Ok(0) => break,
@@ -616,13 +643,72 @@ fn read_raw(
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => break,
+                    Err(e) => {
+                        counts.stop_with(format!("reading CPU {cpu}'s trace_pipe_raw: {e}"));
+                        failed.push(i);
+                        break;
+                    }
                 }
             }
         }
+        // A CPU whose pages cannot be read is not polled again (poll would return at once).
+        for i in failed.into_iter().rev() {
+            cpus.remove(i);
+            pfds.remove(i);
+        }
         busy = !batch.is_empty();
-        if !out.send(&mut batch, &counts) {
+        if !out.send(&mut batch, &counts) || cpus.is_empty() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbox() -> (Outbox, Receiver<Vec<TraceEvent>>) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let (_spare_tx, spare) = std::sync::mpsc::channel();
+        (Outbox { tx, spare }, rx)
+    }
+
+    #[test]
+    fn the_text_reader_counts_what_it_cannot_decode_and_not_lost_lines() {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        let text = "\
+CPU:1 [LOST 7 EVENTS]
+  curl-42 [001] ..s1.  5.000001: tcp_send_reset: skbaddr=0 skaddr=0 src=10.0.0.1:80 dest=10.0.0.2:5555 state=TCP_CLOSE reason=NO_SOCKET
+  curl-42 [001] ..s1.  5.000002: tcp_send_reset: skbaddr=0 sk
+";
+        nix::unistd::write(&write, text.as_bytes()).unwrap();
+        drop(write);
+        let (out, rx) = outbox();
+        let counts = Arc::new(ReaderCounts::default());
+        read_pipe(
+            fs::File::from(read),
+            out,
+            Arc::new(AtomicBool::new(true)),
+            counts.clone(),
+        );
+        let events: usize = rx.try_iter().map(|b| b.len()).sum();
+        assert_eq!(events, 1);
+        assert_eq!(counts.undecoded(), 1, "the cut line, not the LOST line");
+        assert_eq!(counts.stopped(), None);
+    }
+
+    #[test]
+    fn a_trace_that_cannot_be_read_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, _rx) = outbox();
+        let counts = Arc::new(ReaderCounts::default());
+        read_pipe(
+            fs::File::open(dir.path()).unwrap(),
+            out,
+            Arc::new(AtomicBool::new(false)),
+            counts.clone(),
+        );
+        let why = counts.stopped().expect("a directory cannot be read");
+        assert!(why.starts_with("reading trace_pipe: "), "{why}");
     }
 }

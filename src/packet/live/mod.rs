@@ -464,6 +464,8 @@ pub fn run(
     if let Some(s) = &session {
         tracing.dropped = s.counts.dropped.load(Ordering::Relaxed);
         tracing.overrun = s.overruns();
+        tracing.undecoded = s.counts.undecoded();
+        notes.extend(reader_notes(tracing.undecoded, s.counts.stopped()));
     }
     let pre_6_10 = send_traced && !tracing.reasons;
     notes.extend(missing_events_note(
@@ -630,9 +632,37 @@ fn missing_events_note(missing: u64, overrun: u64, dropped: u64, pre_6_10: bool)
     })
 }
 
+/// What the trace reader could not read, in words: the resets behind it are missing from the
+/// events (the counters still have them).
+fn reader_notes(undecoded: u64, stopped: Option<String>) -> Vec<String> {
+    let mut notes = Vec::new();
+    if undecoded > 0 {
+        notes.push(format!(
+            "{undecoded} trace events could not be decoded: their resets are not in the events \
+             (the counters have them)"
+        ));
+    }
+    if let Some(why) = stopped {
+        notes.push(format!(
+            "the trace stopped being read before the end ({why}): later resets are not in the \
+             events (the counters have them)"
+        ));
+    }
+    notes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_the_reader_could_not_read_is_said() {
+        assert!(reader_notes(0, None).is_empty());
+        let notes = reader_notes(3, Some("reading trace_pipe: Input/output error".into()));
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].starts_with("3 trace events could not be decoded"), "{notes:?}");
+        assert!(notes[1].contains("(reading trace_pipe: Input/output error)"), "{notes:?}");
+    }
 
     #[test]
     fn missing_events_are_called_lost_only_when_they_were() {

@@ -131,6 +131,9 @@ pub struct TracingSummary {
     pub dropped: u64,
     /// Events the kernel overwrote in the trace buffer before they were read.
     pub overrun: u64,
+    /// Trace lines or records of the traced events that could not be decoded (each an event
+    /// lost).
+    pub undecoded: u64,
     /// Events about addresses that are not this namespace's (other namespaces).
     pub foreign: u64,
     pub matching: MatchStats,
