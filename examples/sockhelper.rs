@@ -37,7 +37,8 @@
 //!                                    on PORT_B with SO_KEEPALIVE and TCP_KEEPIDLE 77, and so on;
 //!                                    the same descriptor number names a different socket each
 //!                                    time, and each old socket is closed by the replacement;
-//!                                    then prints `churned ROUNDS`
+//!                                    stops early when its standard input ends or gives a
+//!                                    line; then prints `churned ROUNDS`
 //!
 //! Sequencing:
 //!   announce                         print `ready PID` now (the test gets the pid early)
@@ -290,8 +291,16 @@ fn main() {
                         Err(e) => panic!("listen on 127.0.0.1:{port}: {e}"),
                     }
                 };
+                let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let stopper = stop.clone();
+                std::thread::spawn(move || {
+                    let _ = std::io::stdin().lock().read_line(&mut String::new());
+                    stopper.store(true, std::sync::atomic::Ordering::SeqCst);
+                });
                 let mut round = 0u64;
-                while std::time::Instant::now() < until {
+                while std::time::Instant::now() < until
+                    && !stop.load(std::sync::atomic::Ordering::SeqCst)
+                {
                     let l = if round.is_multiple_of(2) {
                         let l = listen_again(a);
                         linger_zero(l.as_raw_fd());

@@ -633,17 +633,26 @@ fn a_descriptor_reused_for_another_socket_mid_scan_never_lends_its_options() {
     }
 }
 
-/// Snapshots with `--owner-scan how` for 3.5 s while a helper churns one descriptor between
-/// two sockets; every option read is checked against the socket it is reported for. Returns
+/// Snapshots with `--owner-scan how` while a helper churns one descriptor between two
+/// sockets: for 3.5 s, and on (at most 14 s in all) until the scans saw an owned socket with
+/// options and, for /proc, said they missed one (a loaded machine makes each scan slower and
+/// rarer). Every option read is checked against the socket it is reported for. Returns
 /// (sockets the helper made, sockets seen owned by it, sockets with options, scans that said
 /// they missed some).
 fn churn_under_scans(how: &str) -> (u64, usize, usize, usize) {
     let ns = Netns::new("fdchurn");
-    // The helper announces itself, then churns for 4 s, a new socket every 30 ms.
-    let helper = ns.helper(&["announce", "fd-churn:9201:9202:4000:30"]);
+    // The helper announces itself, then churns until told to stop (15 s at most), a new
+    // socket every 30 ms.
+    let helper = ns.helper(&["announce", "fd-churn:9201:9202:15000:30"]);
     let (mut owned, mut with_options, mut changed) = (0, 0, 0);
     let started = Instant::now();
-    while started.elapsed() < Duration::from_millis(3500) {
+    let seen_enough = |owned: usize, with_options: usize, changed: usize| {
+        owned > 0 && with_options > 0 && (how != "proc" || changed > 0)
+    };
+    while started.elapsed() < Duration::from_millis(3500)
+        || (!seen_enough(owned, with_options, changed)
+            && started.elapsed() < Duration::from_secs(14))
+    {
         let out = rstaudit()
             .args(["snapshot", "--netns", &ns.name, "--owner-scan", how])
             .output()
@@ -675,9 +684,10 @@ fn churn_under_scans(how: &str) -> (u64, usize, usize, usize) {
             }
         }
     }
-    // The race was really run: the helper churned to the end (it says how many sockets it
-    // made).
+    // The race was really run: the helper churned until told to stop (it says how many
+    // sockets it made).
     let mut helper = helper;
+    drop(helper.child.stdin.take());
     let mut line = String::new();
     std::io::BufRead::read_line(
         &mut std::io::BufReader::new(helper.child.stdout.as_mut().unwrap()),

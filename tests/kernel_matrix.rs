@@ -341,6 +341,10 @@ fn check_live_with(boot: &Boot, c: &mut Checks, reasons: bool, reader: &str) {
             report["tracing"]
         )
     });
+    // Every line or record of this kernel's reset events decodes.
+    c.check(report["tracing"]["undecoded"] == 0, || {
+        format!("{name}: trace events not decoded: {}", report["tracing"])
+    });
     let tag = format!("{name}: ");
     let events = report["events"].as_array().cloned().unwrap_or_default();
     let sent: Vec<&Value> = events.iter().filter(|e| e["direction"] == "sent").collect();

@@ -144,12 +144,11 @@ impl Layout {
                 )));
             }
         }
-        for f in layout
-            .words
-            .iter()
-            .map(|(_, f)| f)
-            .chain([&layout.sk_family, &layout.sk_type, &layout.sk_protocol])
-        {
+        for f in layout.words.iter().map(|(_, f)| f).chain([
+            &layout.sk_family,
+            &layout.sk_type,
+            &layout.sk_protocol,
+        ]) {
             width(f.size)?;
         }
         if layout.linger_bit >= 64 || layout.keepopen_bit >= 64 {
@@ -271,7 +270,12 @@ pub fn program(layout: &Layout) -> Vec<u64> {
     p.push(load(8, R9, R0, layout.socket_sk));
     out_if(&mut p, JEQ_IMM, R9, 0);
     // TCP only: protocol, type, and an IPv4 or IPv6 family.
-    p.push(load(layout.sk_protocol.size, R1, R9, layout.sk_protocol.offset));
+    p.push(load(
+        layout.sk_protocol.size,
+        R1,
+        R9,
+        layout.sk_protocol.offset,
+    ));
     out_if(&mut p, JNE_IMM, R1, IPPROTO_TCP);
     p.push(load(layout.sk_type.size, R1, R9, layout.sk_type.offset));
     out_if(&mut p, JNE_IMM, R1, SOCK_STREAM);

@@ -660,8 +660,14 @@ mod tests {
         assert!(reader_notes(0, None).is_empty());
         let notes = reader_notes(3, Some("reading trace_pipe: Input/output error".into()));
         assert_eq!(notes.len(), 2, "{notes:?}");
-        assert!(notes[0].starts_with("3 trace events could not be decoded"), "{notes:?}");
-        assert!(notes[1].contains("(reading trace_pipe: Input/output error)"), "{notes:?}");
+        assert!(
+            notes[0].starts_with("3 trace events could not be decoded"),
+            "{notes:?}"
+        );
+        assert!(
+            notes[1].contains("(reading trace_pipe: Input/output error)"),
+            "{notes:?}"
+        );
     }
 
     #[test]
