@@ -13,8 +13,9 @@ const PROBE_READ_KERNEL: i32 = 113;
 const SEQ_WRITE: i32 = 127;
 const SOCK_FROM_FILE: i32 = 162;
 
-/// What makes a socket TCP (include/linux/socket.h, in.h): the kernel's own test
-/// (bpf_skc_to_tcp_sock, sk_is_tcp) is the family, type and protocol.
+/// What makes a socket TCP, as the kernel's sk_is_tcp tests it: an IPv4 or IPv6 family,
+/// SOCK_STREAM and IPPROTO_TCP (include/linux/socket.h, in.h). bpf_skc_to_tcp_sock tested the
+/// protocol only, so a raw socket of protocol 6 passed.
 const AF_INET: i32 = 2;
 const AF_INET6: i32 = 10;
 const SOCK_STREAM: i32 = 1;
@@ -249,7 +250,7 @@ const EXIT: u8 = 0x95;
 /// The struct sock is read through plain loads, which the verifier allows on any pointer it
 /// walked to. Its TCP fields lie beyond struct sock, so they are copied with
 /// bpf_probe_read_kernel once the socket is known to be TCP: kernels that mark the walked
-/// `socket.sk` untrusted (seen on 6.18.44) refuse it to bpf_skc_to_tcp_sock, and the
+/// `socket.sk` untrusted (seen on 6.18.44-fc-v1045) refuse it to bpf_skc_to_tcp_sock, and the
 /// probe's copy is the same bytes a load would read.
 pub fn program(layout: &Layout) -> Vec<u64> {
     let mut p = Vec::with_capacity(96);
