@@ -236,8 +236,45 @@ fn add_imm(dst: u8, imm: i32) -> u64 {
 fn call(helper: i32) -> u64 {
     insn(0x85, 0, 0, 0, helper)
 }
-fn store_zero64(dst: u8, off: i16) -> u64 {
-    insn(0x7a, dst, 0, off, 0)
+
+/// One bpf_probe_read_kernel of the socket: `len` bytes from `start`, to the stack at `at`.
+struct Copy {
+    start: u32,
+    len: u32,
+    at: i16,
+}
+
+/// Bytes one copy may span: fields closer than this share a read.
+const COPY_SPAN: u32 = 64;
+
+/// The reads that copy every TCP field, placed on the stack below `below`. Each starts at
+/// an 8-byte boundary, so a field aligned in the socket is aligned in its copy (the verifier
+/// wants aligned stack loads). At most 5 fields of 64 bytes each: within the 512-byte stack.
+fn tcp_copies(layout: &Layout, below: i16) -> Vec<Copy> {
+    let mut fields: Vec<Field> = layout
+        .words
+        .iter()
+        .filter(|(base, _)| *base == Base::Tcp)
+        .map(|&(_, f)| f)
+        .collect();
+    fields.sort_by_key(|f| f.offset);
+    let mut spans: Vec<(u32, u32)> = Vec::new();
+    for f in fields {
+        let end = f.offset + f.size;
+        match spans.last_mut() {
+            Some((start, last)) if end - *start <= COPY_SPAN => *last = (*last).max(end),
+            _ => spans.push((f.offset & !7, end)),
+        }
+    }
+    let mut at = below;
+    spans
+        .into_iter()
+        .map(|(start, end)| {
+            let len = end - start;
+            at -= len.next_multiple_of(8) as i16;
+            Copy { start, len, at }
+        })
+        .collect()
 }
 /// if dst == imm goto out / if dst != imm goto out (the offset is patched once the end is
 /// known).
@@ -283,27 +320,34 @@ pub fn program(layout: &Layout) -> Vec<u64> {
     p.push(load(layout.sk_family.size, R1, R9, layout.sk_family.offset));
     p.push(insn(JEQ_IMM, R1, 0, 1, AF_INET));
     out_if(&mut p, JNE_IMM, R1, AF_INET6);
-    // R9: sock (a tcp_sock), R8: task, R7: file, R6: context. R2 holds the inode, then the
-    // socket's network namespace, until a helper call overwrites it.
+    // R9: sock (a tcp_sock), R8: task, R7: file, R6: context. The TCP fields are copied
+    // below the record first (bpf_probe_read_kernel), as few reads as they allow.
     let record = -(RECORD as i16);
+    let copies = tcp_copies(layout, record);
+    for c in &copies {
+        p.push(mov(R1, FP));
+        p.push(add_imm(R1, i32::from(c.at)));
+        p.push(mov_imm(R2, c.len as i32));
+        p.push(mov(R3, R9));
+        p.push(add_imm(R3, c.start as i32));
+        p.push(call(PROBE_READ_KERNEL));
+    }
+    // R2 holds the inode, then the socket's network namespace.
     let mut in_r2 = None;
     for (i, &(base, field)) in layout.words.iter().enumerate() {
         let slot = record + 8 * i as i16;
-        let src = match base {
-            Base::Task => R8,
-            Base::Ctx => R6,
-            Base::Sock => R9,
+        let (src, off) = match base {
+            Base::Task => (R8, field.offset),
+            Base::Ctx => (R6, field.offset),
+            Base::Sock => (R9, field.offset),
             Base::Tcp => {
-                // slot = 0; bpf_probe_read_kernel(fp + slot, size, sock + offset)
-                p.push(store_zero64(FP, slot));
-                p.push(mov(R1, FP));
-                p.push(add_imm(R1, i32::from(slot)));
-                p.push(mov_imm(R2, field.size as i32));
-                p.push(mov(R3, R9));
-                p.push(add_imm(R3, field.offset as i32));
-                p.push(call(PROBE_READ_KERNEL));
-                in_r2 = None;
-                continue;
+                let c = copies
+                    .iter()
+                    .find(|c| (c.start..c.start + c.len).contains(&field.offset))
+                    .expect("every TCP field is in a copy");
+                // A negative stack offset, as the 16-bit two's complement a load carries.
+                let at = c.at + (field.offset - c.start) as i16;
+                (FP, u32::from(at as u16))
             }
             Base::Inode | Base::Net => {
                 if in_r2 != Some(base) {
@@ -313,10 +357,10 @@ pub fn program(layout: &Layout) -> Vec<u64> {
                     });
                     in_r2 = Some(base);
                 }
-                R2
+                (R2, field.offset)
             }
         };
-        p.push(load(field.size, R1, src, field.offset));
+        p.push(load(field.size, R1, src, off));
         p.push(store64(FP, slot, R1));
     }
     p.push(load(8, R1, R6, layout.ctx_meta.offset));
@@ -436,6 +480,39 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The TCP fields are copied in fewer reads than fields where they lie close (this
+    /// kernel: keepalive time, interval and linger2 are neighbours), each field inside one
+    /// read, every read 8-byte aligned and on the stack below the record.
+    #[test]
+    fn tcp_fields_are_copied_in_few_aligned_reads() {
+        let data = std::fs::read("/sys/kernel/btf/vmlinux").expect("the kernel's BTF is needed");
+        let layout = Layout::from_btf(&Btf::parse(&data, WANTED).unwrap()).unwrap();
+        let record = -(RECORD as i16);
+        let copies = tcp_copies(&layout, record);
+        let tcp: Vec<Field> = layout
+            .words
+            .iter()
+            .filter(|(b, _)| *b == Base::Tcp)
+            .map(|&(_, f)| f)
+            .collect();
+        assert!(copies.len() < tcp.len(), "{} reads", copies.len());
+        for f in &tcp {
+            let holding: Vec<&Copy> = copies
+                .iter()
+                .filter(|c| c.start <= f.offset && f.offset + f.size <= c.start + c.len)
+                .collect();
+            assert_eq!(holding.len(), 1, "field at {}", f.offset);
+        }
+        let mut below = record;
+        for c in &copies {
+            assert_eq!(c.start % 8, 0);
+            assert!(c.len <= COPY_SPAN);
+            assert!(c.at % 8 == 0 && c.at + c.len as i16 <= below, "overlaps");
+            below = c.at;
+        }
+        assert!(below >= -512, "the stack is 512 bytes");
+    }
 
     fn record(words: [u64; WORDS]) -> Record {
         let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
