@@ -396,7 +396,7 @@ fn wait(child: &mut std::process::Child, deadline: Instant, stop: impl Fn() -> b
     }
 }
 
-/// Where the outcome of trying KVM on this host since its boot is kept (`works`/`hangs`).
+/// Where the outcome of trying KVM on this host since its boot is kept (`works`/`fails`).
 fn kvm_verdict_file(work: &Path) -> Option<PathBuf> {
     let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
     Some(work.parent()?.join(format!("kvm-{}", boot_id.trim())))
@@ -404,21 +404,21 @@ fn kvm_verdict_file(work: &Path) -> Option<PathBuf> {
 
 /// Boot `kernel` with `initrd`; logs go to `work`. KVM is tried first where /dev/kvm opens
 /// and used if the guest reaches init within 20 s (a paravirtual KVM that cannot boot a stock
-/// kernel hangs instead, or qemu stops at once); otherwise TCG. The outcome is remembered until the host reboots.
-/// `RSTAUDIT_KERNEL_ACCEL=tcg|kvm` forces one.
+/// kernel hangs instead, or qemu stops at once); otherwise TCG. The outcome is remembered
+/// until the host reboots. `RSTAUDIT_KERNEL_ACCEL=tcg|kvm` forces one.
 pub fn boot(kernel: &Kernel, initrd: &Path, work: &Path, limit: Duration) -> Boot {
     let console = work.join("console.log");
     let data = work.join("data.log");
     let started = Instant::now();
     let forced = std::env::var("RSTAUDIT_KERNEL_ACCEL").unwrap_or_default();
     let verdict_file = kvm_verdict_file(work);
-    let known_hang = verdict_file
+    let known_to_fail = verdict_file
         .as_ref()
         .and_then(|f| std::fs::read_to_string(f).ok())
-        .is_some_and(|v| v.trim() == "hangs");
+        .is_some_and(|v| v.trim() == "fails");
     let mut accel = "tcg";
     let mut finished = false;
-    if forced == "kvm" || (forced.is_empty() && kvm_present() && !known_hang) {
+    if forced == "kvm" || (forced.is_empty() && kvm_present() && !known_to_fail) {
         let mut child = qemu(kernel, initrd, &console, &data, true);
         let reached_init = || std::fs::read_to_string(&data).is_ok_and(|d| d.contains("@@step"));
         let probe = Instant::now() + Duration::from_secs(20);
@@ -427,7 +427,7 @@ pub fn boot(kernel: &Kernel, initrd: &Path, work: &Path, limit: Duration) -> Boo
         // `-cpu host` failing to set an MSR on a nested KVM, an assertion, exit at once).
         let works = reached_init();
         if let Some(f) = &verdict_file {
-            let _ = std::fs::write(f, if works { "works" } else { "hangs" });
+            let _ = std::fs::write(f, if works { "works" } else { "fails" });
         }
         if works {
             accel = "kvm";
