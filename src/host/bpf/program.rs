@@ -161,6 +161,16 @@ impl Layout {
     }
 }
 
+impl Layout {
+    /// The record's fields that lie in `tcp_sock` beyond `struct sock`.
+    fn tcp_fields(&self) -> impl Iterator<Item = Field> + '_ {
+        self.words
+            .iter()
+            .filter(|(base, _)| *base == Base::Tcp)
+            .map(|&(_, f)| f)
+    }
+}
+
 /// The offset of a pointer member.
 fn pointer(btf: &Btf, name: &str, path: &str) -> Result<u32, BtfError> {
     let f = btf.member(name, path)?;
@@ -251,12 +261,7 @@ const COPY_SPAN: u32 = 64;
 /// an 8-byte boundary, so a field aligned in the socket is aligned in its copy (the verifier
 /// wants aligned stack loads). At most 5 fields of 64 bytes each: within the 512-byte stack.
 fn tcp_copies(layout: &Layout, below: i16) -> Vec<Copy> {
-    let mut fields: Vec<Field> = layout
-        .words
-        .iter()
-        .filter(|(base, _)| *base == Base::Tcp)
-        .map(|&(_, f)| f)
-        .collect();
+    let mut fields: Vec<Field> = layout.tcp_fields().collect();
     fields.sort_by_key(|f| f.offset);
     let mut spans: Vec<(u32, u32)> = Vec::new();
     for f in fields {
@@ -276,6 +281,7 @@ fn tcp_copies(layout: &Layout, below: i16) -> Vec<Copy> {
         })
         .collect()
 }
+
 /// if dst == imm goto out / if dst != imm goto out (the offset is patched once the end is
 /// known).
 const JEQ_IMM: u8 = 0x15;
@@ -490,12 +496,7 @@ mod tests {
         let layout = Layout::from_btf(&Btf::parse(&data, WANTED).unwrap()).unwrap();
         let record = -(RECORD as i16);
         let copies = tcp_copies(&layout, record);
-        let tcp: Vec<Field> = layout
-            .words
-            .iter()
-            .filter(|(b, _)| *b == Base::Tcp)
-            .map(|&(_, f)| f)
-            .collect();
+        let tcp: Vec<Field> = layout.tcp_fields().collect();
         assert!(copies.len() < tcp.len(), "{} reads", copies.len());
         for f in &tcp {
             let holding: Vec<&Copy> = copies
