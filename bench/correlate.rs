@@ -14,10 +14,10 @@
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use rstaudit::packet::capture::{PacketDir, RstSegment};
-use rstaudit::packet::ftrace::{SendReset, TaskContext};
-use rstaudit::packet::live::GRACE_MS;
-use rstaudit::packet::live::correlate::{CapturedReset, Correlator, Matched, ReceiveOutcome};
+use rstaudit::live::GRACE_MS;
+use rstaudit::live::correlate::{CapturedReset, Correlator, Matched, ReceiveOutcome};
+use rstaudit::trace::capture::{PacketDir, RstSegment};
+use rstaudit::trace::ftrace::{SendReset, TaskContext};
 
 fn thread_cpu_ns() -> u64 {
     let mut t = libc::timespec {

@@ -2,9 +2,11 @@
 //!
 //! Data flows one way: `host` (collectors) -> [`host::Snapshot`] -> `rules`
 //! (engine) -> [`rules::Finding`]s -> `report` (renderers) or `remedy`
-//! (fixes, profiles, apply). `packet` confirms findings with real or
-//! reproduced resets. Nothing in `rules` or `report` touches /proc; nothing
-//! in `host` knows about rules.
+//! (fixes, profiles, apply). `trace` turns the kernel's trace and captured
+//! frames into reset events; `live` ties them to causes, processes and
+//! findings; `lab` reproduces findings in throwaway namespaces. Only `host`
+//! touches /proc and /sys (tracefs aside, which `trace` owns); nothing in
+//! `host` knows about rules.
 //!
 //! The command layer (flags, dispatch, exit codes) belongs to the binary
 //! (src/main.rs, src/cli.rs, src/commands/), not to this library: no module
@@ -15,8 +17,10 @@ pub mod config;
 pub mod diag;
 pub mod host;
 pub mod input;
+pub mod lab;
+pub mod live;
 pub mod output;
-pub mod packet;
 pub mod remedy;
 pub mod report;
 pub mod rules;
+pub mod trace;

@@ -709,7 +709,7 @@ fn options_read(rule: &rstaudit::rules::rule::Rule) -> BTreeSet<String> {
 /// listed with the reason.
 #[test]
 fn every_rule_s_scenario_sets_the_options_the_rule_reads() {
-    use rstaudit::packet::lab::scenarios;
+    use rstaudit::lab::scenarios;
     let set = rstaudit::rules::load::builtin().unwrap();
     // TCP_KEEPIDLE overrides tcp_keepalive_time per socket: idle-middlebox sets the sysctl.
     let modelled_by_sysctl = [("keepidle-above-idle-timeout", "keepidle")];

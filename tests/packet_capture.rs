@@ -5,13 +5,13 @@ mod common;
 use std::time::{Duration, Instant};
 
 use rstaudit::host::netns;
-use rstaudit::packet::capture::{Capture, CaptureOptions, PacketDir, parse_rst};
-use rstaudit::packet::ftrace::{TraceEvent, TraceOptions, TraceSession, Tracefs};
+use rstaudit::trace::capture::{Capture, CaptureOptions, PacketDir, parse_rst};
+use rstaudit::trace::ftrace::{TraceEvent, TraceOptions, TraceSession, Tracefs};
 
 fn drain(
     cap: &mut Capture,
     for_how_long: Duration,
-) -> Vec<(PacketDir, rstaudit::packet::capture::RstSegment)> {
+) -> Vec<(PacketDir, rstaudit::trace::capture::RstSegment)> {
     let mut seen = Vec::new();
     let until = Instant::now() + for_how_long;
     while Instant::now() < until {

@@ -177,7 +177,7 @@ fn stale_instances_of_dead_processes_are_removed_at_start() {
     let mut c = std::process::Command::new("true").spawn().unwrap();
     let dead = c.id();
     c.wait().unwrap();
-    let tracefs = rstaudit::packet::ftrace::Tracefs::find_or_mount().unwrap();
+    let tracefs = rstaudit::trace::ftrace::Tracefs::find_or_mount().unwrap();
     let stale = tracefs.root.join(format!("instances/rstaudit-{dead}"));
     std::fs::create_dir(&stale).unwrap();
     let ns = common::Netns::new("stale");

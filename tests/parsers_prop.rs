@@ -15,8 +15,8 @@ use rstaudit::host::{
     Snapshot, SockOptions, Socket, SocketsSource, TcpInfo, TcpState, Timer,
 };
 use rstaudit::input::{MAX_FLOW_DEPTH, Syntax, check_flow_depth};
-use rstaudit::packet::capture::{parse_rst, walk_block_bytes};
-use rstaudit::packet::ftrace::{TraceEvent, parse_all, parse_line, parse_reason_names};
+use rstaudit::trace::capture::{parse_rst, walk_block_bytes};
+use rstaudit::trace::ftrace::{TraceEvent, parse_all, parse_line, parse_reason_names};
 
 fn config() -> ProptestConfig {
     ProptestConfig {

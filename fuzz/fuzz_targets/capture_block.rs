@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rstaudit::packet::capture::{parse_rst, walk_block_bytes};
+use rstaudit::trace::capture::{parse_rst, walk_block_bytes};
 
 fuzz_target!(|data: &[u8]| {
     let range = data.as_ptr_range();

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rstaudit::packet::ftrace::{parse_all, parse_line};
+use rstaudit::trace::ftrace::{parse_all, parse_line};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rstaudit::packet::capture::parse_rst;
+use rstaudit::trace::capture::parse_rst;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(seg) = parse_rst(data) {

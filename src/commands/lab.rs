@@ -10,8 +10,8 @@ use anyhow::Context;
 
 use crate::cli::{PacketCheckArgs, PacketFormat};
 use crate::host::sysctl::{self, Scope, SysctlKey};
-use crate::packet::lab::scenarios::{self, Scenario};
-use crate::packet::lab::{self, Job, LabReport, Verdict};
+use crate::lab::scenarios::{self, Scenario};
+use crate::lab::{self, Job, LabReport, Verdict};
 use crate::rules::RuleSet;
 
 /// `rstaudit packet-check --lab`.
@@ -24,7 +24,7 @@ pub fn run(args: PacketCheckArgs, set: &RuleSet) -> anyhow::Result<ExitCode> {
     let jobs = select(&args, set, &params, &with)?;
     check_with_is_used(&with, &jobs)?;
     if !jobs.is_empty() {
-        crate::packet::caps::check_lab_privileges()?;
+        crate::trace::caps::check_lab_privileges()?;
     }
     let mut report = lab::run_jobs(&jobs, &with, &params, args.tracefs.as_deref())?;
     if jobs.is_empty() {
@@ -256,13 +256,13 @@ fn audit_jobs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::lab::RunReport;
-    use crate::packet::lab::ScenarioReport;
+    use crate::lab::RunReport;
+    use crate::lab::ScenarioReport;
 
     #[test]
     fn a_fix_that_does_not_help_exits_1_and_is_loud() {
         let report = LabReport {
-            schema: crate::packet::lab::SCHEMA_VERSION,
+            schema: crate::lab::SCHEMA_VERSION,
             kernel: "6.18".into(),
             with: BTreeMap::new(),
             notes: vec![],

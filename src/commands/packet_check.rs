@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use crate::cli::{PacketCheckArgs, PacketFormat, TraceReaderArg};
 use crate::host::{CollectOptions, Source};
-use crate::packet::ftrace::TraceReader;
-use crate::packet::live::{self, LiveOptions};
+use crate::live::{self, LiveOptions};
 use crate::report::packet_check as render;
 use crate::rules::{RuleSet, Selection};
+use crate::trace::ftrace::TraceReader;
 
 /// Run the command.
 pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {

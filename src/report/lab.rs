@@ -1,6 +1,6 @@
 //! The lab's report as a table: one row per scenario, then what each run saw.
 
-use crate::packet::lab::{LabReport, Verdict};
+use crate::lab::{LabReport, Verdict};
 
 /// The table: one row per scenario, then details.
 pub fn render_table(report: &LabReport) -> String {
@@ -134,7 +134,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::packet::lab::{LabSetting, RunReport, SCHEMA_VERSION, ScaleReport, ScenarioReport};
+    use crate::lab::{LabSetting, RunReport, SCHEMA_VERSION, ScaleReport, ScenarioReport};
 
     fn run(resets: u64, settings: &[(&str, &str, Option<&str>)]) -> RunReport {
         RunReport {

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
-use crate::packet::live::summary::{PacketReport, Verdict};
+use crate::live::summary::{PacketReport, Verdict};
 
 use super::escape::prometheus_label as label_value;
 use super::html;
@@ -23,7 +23,7 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     t.to_string()
 }
 
-fn peers_text(c: &crate::packet::live::summary::CauseSummary) -> String {
+fn peers_text(c: &crate::live::summary::CauseSummary) -> String {
     let list = c
         .top_peers
         .iter()
@@ -37,8 +37,8 @@ fn peers_text(c: &crate::packet::live::summary::CauseSummary) -> String {
     }
 }
 
-fn procs_text(c: &crate::packet::live::summary::CauseSummary) -> String {
-    let list = |procs: &[crate::packet::live::summary::ProcessCount]| {
+fn procs_text(c: &crate::live::summary::CauseSummary) -> String {
+    let list = |procs: &[crate::live::summary::ProcessCount]| {
         procs
             .iter()
             .map(|p| format!("{} pid {} ({})", p.comm, p.pid, p.count))
@@ -56,7 +56,7 @@ fn procs_text(c: &crate::packet::live::summary::CauseSummary) -> String {
     text
 }
 
-fn reasons_text(c: &crate::packet::live::summary::CauseSummary) -> String {
+fn reasons_text(c: &crate::live::summary::CauseSummary) -> String {
     if c.reasons.is_empty() {
         return "-".into();
     }
@@ -286,8 +286,8 @@ pub fn render_html(r: &PacketReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::live::attribute::Cause;
-    use crate::packet::live::summary::{CauseSummary, PeerCount};
+    use crate::live::attribute::Cause;
+    use crate::live::summary::{CauseSummary, PeerCount};
 
     fn report(approximate: bool) -> PacketReport {
         PacketReport {
@@ -345,8 +345,8 @@ mod tests {
 
     #[test]
     fn packet_check_table() {
-        use crate::packet::live::summary::FindingVerdict;
-        use crate::packet::live::summary::ProcessCount;
+        use crate::live::summary::FindingVerdict;
+        use crate::live::summary::ProcessCount;
         use crate::rules::{FindingProcess, Severity};
         let mut r = report(false);
         r.duration_s = 10.0;

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use etherparse::{NetHeaders, PacketBuilder, PacketHeaders, TransportHeader};
-use rstaudit::packet::ftrace::{self, SendReset, TraceEvent};
+use rstaudit::trace::ftrace::{self, SendReset, TraceEvent};
 
 /// Run `f` in a thread that entered network namespace `ns` (a name under /run/netns).
 pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
@@ -500,7 +500,7 @@ impl KernelTrace {
 
 /// The event of `all` for a reset from `src` to `dst`; fails when there is none.
 pub fn find_reset(all: &[SendReset], src: SocketAddr, dst: SocketAddr) -> SendReset {
-    let canon = |a: SocketAddr| rstaudit::packet::live::correlate::canon(a);
+    let canon = |a: SocketAddr| rstaudit::live::correlate::canon(a);
     all.iter()
         .find(|s| s.src.map(canon) == Some(canon(src)) && s.dst.map(canon) == Some(canon(dst)))
         .or_else(|| {
@@ -566,7 +566,7 @@ impl Watch {
 
 /// The report's event for the reset from `src` to `dst`.
 pub fn event(report: &serde_json::Value, src: SocketAddr, dst: SocketAddr) -> &serde_json::Value {
-    let canon = |a: SocketAddr| rstaudit::packet::live::correlate::canon(a).to_string();
+    let canon = |a: SocketAddr| rstaudit::live::correlate::canon(a).to_string();
     report["events"]
         .as_array()
         .expect("events")

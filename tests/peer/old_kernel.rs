@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rstaudit::packet::ftrace::{self, SendReset, TraceEvent};
+use rstaudit::trace::ftrace::{self, SendReset, TraceEvent};
 
 /// `events/tcp/tcp_send_reset/format` as Debian's 6.1 kernel has it (tcp_event_sk_skb).
 pub const FORMAT_6_1: &str = "name: tcp_send_reset

@@ -1,7 +1,7 @@
 //! What the packet check needs from the process's capabilities (the live capture and the
 //! lab's namespaces), checked before anything starts. One place for both modes.
 
-use crate::packet::ftrace;
+use crate::trace::ftrace;
 
 const CAP_NET_ADMIN: u32 = 12;
 const CAP_NET_RAW: u32 = 13;

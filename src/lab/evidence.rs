@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::packet::capture::{Capture, CaptureOptions, PacketDir, parse_rst};
-use crate::packet::ftrace::{SendReset, TraceEvent};
+use crate::trace::capture::{Capture, CaptureOptions, PacketDir, parse_rst};
+use crate::trace::ftrace::{SendReset, TraceEvent};
 
 use super::netns::LabNs;
 use super::report::RunReport;
@@ -50,7 +50,7 @@ pub fn nap(d: Duration) -> anyhow::Result<()> {
 static EVENTS: Mutex<Vec<(Instant, SendReset)>> = Mutex::new(Vec::new());
 
 /// Keep the trace session's events for attribution (runs until the session ends).
-pub fn collect_events(rx: crate::packet::ftrace::TraceReceiver) {
+pub fn collect_events(rx: crate::trace::ftrace::TraceReceiver) {
     std::thread::spawn(move || {
         for event in rx {
             if let TraceEvent::SendReset(s) = event

@@ -17,11 +17,11 @@ use smallvec::SmallVec;
 type Ids = SmallVec<[u64; 2]>;
 use std::net::SocketAddr;
 
-use super::super::capture::{PacketDir, RstSegment};
-use super::super::ftrace::{ReceiveReset, SendReset};
 use super::slab::Slab;
 use super::waits::ReceiveWaits;
 pub use super::waits::Ticket;
+use crate::trace::capture::{PacketDir, RstSegment};
+use crate::trace::ftrace::{ReceiveReset, SendReset};
 
 /// A captured reset, as the correlator needs it.
 #[derive(Debug, Clone, PartialEq)]

@@ -19,7 +19,7 @@ pub mod summary;
 mod verdicts;
 mod waits;
 
-use crate::packet::caps::check_privileges;
+use crate::trace::caps::check_privileges;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,9 +37,9 @@ use self::snapshots::{Shared, snapshot_loop};
 use self::summary::{PacketReport, Tally, TracingSummary};
 use crate::host::CounterSample;
 use crate::host::netns;
-use crate::packet::capture::{Capture, CaptureOptions, parse_rst};
-use crate::packet::ftrace::{self, TraceEvent, TraceOptions, TraceReader, TraceSession, Tracefs};
-use crate::packet::pcap::PcapSink;
+use crate::trace::capture::{Capture, CaptureOptions, parse_rst};
+use crate::trace::ftrace::{self, TraceEvent, TraceOptions, TraceReader, TraceSession, Tracefs};
+use crate::trace::pcap::PcapSink;
 
 /// How long a frame waits for its trace event and the other way round.
 pub const GRACE_MS: u64 = 300;
@@ -689,7 +689,7 @@ mod tests {
 
     #[test]
     fn the_docs_give_the_matching_window_the_code_uses() {
-        let docs = include_str!("../../../docs/packet-check.md");
+        let docs = include_str!("../../docs/packet-check.md");
         assert!(
             docs.contains(&format!("within {GRACE_MS} ms")),
             "docs/packet-check.md must say events are matched within {GRACE_MS} ms"

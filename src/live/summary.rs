@@ -16,9 +16,9 @@ use super::attribute::{Cause, EventOwner};
 use super::verdicts::supports_key;
 pub use super::verdicts::{FindingVerdict, Verdict, supported_rules, supports, verdicts};
 use crate::host::CounterSample;
-use crate::packet::capture::{CaptureStats, PacketDir};
-use crate::packet::live::correlate::MatchStats;
+use crate::live::correlate::MatchStats;
 use crate::rules::Finding;
+use crate::trace::capture::{CaptureStats, PacketDir};
 
 /// Version of the packet-check JSON.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -125,7 +125,7 @@ pub struct TracingSummary {
     pub instance: Option<String>,
     /// How the trace was read: `binary` (trace_pipe_raw) or `text` (trace_pipe).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reader: Option<crate::packet::ftrace::TraceReader>,
+    pub reader: Option<crate::trace::ftrace::TraceReader>,
     pub events: u64,
     /// Events dropped because the reader fell behind.
     pub dropped: u64,
@@ -557,7 +557,7 @@ pub fn delta(a: &CounterSample, b: &CounterSample) -> BTreeMap<String, u64> {
 pub(super) mod tests {
     use super::*;
 
-    pub(in crate::packet::live) fn event(
+    pub(in crate::live) fn event(
         cause: Cause,
         reason: Option<&'static str>,
         pid: Option<u32>,
@@ -589,7 +589,7 @@ pub(super) mod tests {
         }
     }
 
-    pub(in crate::packet::live) fn finding(
+    pub(in crate::live) fn finding(
         rule: &str,
         reasons: &[&str],
         pid: Option<u32>,
@@ -607,7 +607,7 @@ pub(super) mod tests {
         serde_json::from_value(v).unwrap()
     }
 
-    pub(in crate::packet::live) fn tally(events: &[ResetEvent], max_events: usize) -> Tally {
+    pub(in crate::live) fn tally(events: &[ResetEvent], max_events: usize) -> Tally {
         let mut t = Tally::new(1000, 2.0, max_events);
         for e in events {
             t.add(e.clone());

@@ -13,8 +13,8 @@ use super::attribute::{
 use super::correlate::{Matched, ReceiveOutcome, Ticket};
 use super::sampler::{self, NamespaceFacts};
 use super::summary::{self, ResetEvent, Tally};
-use crate::packet::capture::PacketDir;
 use crate::rules::Finding;
+use crate::trace::capture::PacketDir;
 
 /// `--events-file`: every event as one JSON line, written as it is seen.
 pub(super) struct EventStream {
@@ -322,9 +322,9 @@ mod tests {
     use std::net::SocketAddr;
 
     use super::*;
-    use crate::packet::capture::RstSegment;
-    use crate::packet::ftrace::{SendReset, TaskContext};
-    use crate::packet::live::correlate::CapturedReset;
+    use crate::live::correlate::CapturedReset;
+    use crate::trace::capture::RstSegment;
+    use crate::trace::ftrace::{SendReset, TaskContext};
 
     fn refused(port: u16, pending: Option<Ticket>) -> Matched {
         let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
@@ -387,7 +387,7 @@ mod tests {
         deliver(refused(1002, Some(1)), &mut tally, &mut d);
         assert_eq!(d.held(), 1, "the third is counted at once");
         assert_eq!(tally.resets, 2);
-        let receive = crate::packet::ftrace::ReceiveReset {
+        let receive = crate::trace::ftrace::ReceiveReset {
             task: refused(0, None).send.unwrap().task,
             local: None,
             remote: None,

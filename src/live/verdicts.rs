@@ -274,8 +274,8 @@ pub fn verdicts(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::capture::PacketDir;
-    use crate::packet::live::summary::tests::{event, finding, tally};
+    use crate::live::summary::tests::{event, finding, tally};
+    use crate::trace::capture::PacketDir;
 
     #[test]
     fn verdicts_follow_reasons_and_processes() {

@@ -1,7 +1,7 @@
 //! Tests of the matcher.
 
-use super::super::super::ftrace::TaskContext;
 use super::*;
+use crate::trace::ftrace::TaskContext;
 
 fn seg(src: &str, dst: &str) -> RstSegment {
     RstSegment {

@@ -34,8 +34,8 @@ use scenarios::{Ctx, Outcome, Scenario};
 fn start_trace(
     named: Option<&std::path::Path>,
     notes: &mut Vec<String>,
-) -> Option<crate::packet::ftrace::TraceSession> {
-    use crate::packet::ftrace::{TraceOptions, TraceSession, Tracefs, clean_stale};
+) -> Option<crate::trace::ftrace::TraceSession> {
+    use crate::trace::ftrace::{TraceOptions, TraceSession, Tracefs, clean_stale};
     let tracefs = match Tracefs::locate(named) {
         Ok(t) => t,
         Err(e) => {
@@ -85,7 +85,7 @@ pub fn run_jobs(
     params: &BTreeMap<String, f64>,
     tracefs: Option<&Path>,
 ) -> anyhow::Result<LabReport> {
-    evidence::set_interrupt_flag(crate::packet::ftrace::install_signal_flag()?);
+    evidence::set_interrupt_flag(crate::trace::ftrace::install_signal_flag()?);
     let mut notes = Vec::new();
     let trace = if jobs.is_empty() {
         None

@@ -14,7 +14,7 @@ use std::sync::{Arc, LazyLock};
 
 use serde::Serialize;
 
-use crate::packet::ftrace::{NewTask, TaskRename};
+use crate::trace::ftrace::{NewTask, TaskRename};
 
 use crate::host::{Linger, Snapshot, TcpState};
 
@@ -564,7 +564,7 @@ mod tests {
         // Regression: JSON said `sent-unknown`, `orphans-memory` and `middlebox-idle` where the
         // table and the docs say `sent-reason-unknown`, `orphans-or-memory` and
         // `middlebox-forgot-idle-flow`.
-        let docs = include_str!("../../../docs/packet-check.md");
+        let docs = include_str!("../../docs/packet-check.md");
         let mut ids = std::collections::HashSet::new();
         for c in Cause::ALL {
             assert_eq!(serde_json::to_value(c).unwrap(), c.id());
