@@ -23,4 +23,5 @@ pub mod output;
 pub mod remedy;
 pub mod report;
 pub mod rules;
+pub mod stop;
 pub mod trace;

@@ -26,7 +26,13 @@ pub fn run(args: PacketCheckArgs, set: &RuleSet) -> anyhow::Result<ExitCode> {
     if !jobs.is_empty() {
         crate::trace::caps::check_lab_privileges()?;
     }
-    let mut report = lab::run_jobs(&jobs, &with, &params, args.tracefs.as_deref())?;
+    let mut report = lab::run_jobs(
+        &jobs,
+        &with,
+        &params,
+        args.tracefs.as_deref(),
+        &super::signal::stop_on_signals()?,
+    )?;
     if jobs.is_empty() {
         report.notes.insert(
             0,

@@ -25,6 +25,7 @@ pub mod profiles;
 pub mod report;
 pub mod rollback;
 pub mod rules;
+pub mod signal;
 pub mod snapshot;
 pub mod tooling;
 pub mod verify;

@@ -42,6 +42,7 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
             TraceReaderArg::Binary => TraceReader::Binary,
             TraceReaderArg::Text => TraceReader::Text,
         },
+        stop: super::signal::stop_on_signals()?,
     };
     let mut terminal = Terminal {
         progress: std::io::stderr().is_terminal(),

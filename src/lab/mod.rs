@@ -77,15 +77,17 @@ pub struct Job {
 }
 
 /// Run the jobs one after another and report on each. The private ftrace instance (for the
-/// kernel's reasons) lives for the whole run; SIGINT/SIGTERM stop the scenarios, their
+/// kernel's reasons) lives for the whole run; `stop` (set on SIGINT/SIGTERM by the caller) stops
+/// the scenarios, their
 /// namespaces go with their threads, and the instance is removed before this returns an error.
 pub fn run_jobs(
     jobs: &[Job],
     with: &[(String, String)],
     params: &BTreeMap<String, f64>,
     tracefs: Option<&Path>,
+    stop: &crate::stop::Stop,
 ) -> anyhow::Result<LabReport> {
-    evidence::set_interrupt_flag(crate::trace::ftrace::install_signal_flag()?);
+    evidence::set_interrupt_flag(stop.flag());
     let mut notes = Vec::new();
     let trace = if jobs.is_empty() {
         None

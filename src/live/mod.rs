@@ -4,8 +4,8 @@
 //! Threads: the caller's thread runs the capture loop and the matching; one
 //! thread samples the counters every second inside the namespace; one
 //! refreshes the host snapshot (sockets, owners, options) and the audit
-//! findings; the ftrace reader has its own. SIGINT/SIGTERM end the window
-//! early; every guard (ftrace instance, pcap file) is then closed normally.
+//! findings; the ftrace reader has its own. the caller's stop token (SIGINT/SIGTERM) ends
+//! the window early; every guard (ftrace instance, pcap file) is then closed normally.
 //!
 //! This module does not render: it returns a [`summary::PacketReport`].
 
@@ -64,6 +64,8 @@ pub struct LiveOptions {
     pub events_file: Option<PathBuf>,
     /// Binary records or text.
     pub trace_reader: TraceReader,
+    /// Set by the caller (on SIGINT/SIGTERM) to end the window early.
+    pub stop: crate::stop::Stop,
 }
 
 /// How far the window is, for a caller that shows progress.
@@ -102,7 +104,7 @@ pub enum LiveError {
 /// Longest `--duration` accepted, in seconds.
 pub const MAX_DURATION: f64 = 604_800.0;
 
-/// Watch for `opts.duration` seconds (or until SIGINT/SIGTERM) and report. `refresh` re-reads
+/// Watch for `opts.duration` seconds (or until `opts.stop` is set) and report. `refresh` re-reads
 /// the watched namespace and audits it, once a second on a thread of its own.
 pub fn run(
     opts: &LiveOptions,
@@ -118,7 +120,7 @@ pub fn run(
         .as_ref()
         .map(|n| n.name.clone())
         .unwrap_or_else(|| "host".into());
-    let interrupted = ftrace::install_signal_flag()?;
+    let interrupted = &opts.stop;
     let facts = netns::in_namespace(ns.as_ref(), sampler::namespace_facts)?;
     notes.extend(facts.notes.iter().cloned());
 
@@ -294,7 +296,7 @@ pub fn run(
     let mut watched = 0.0;
     loop {
         let now = Instant::now();
-        let stop = interrupted.load(Ordering::SeqCst) || now.duration_since(mono) >= window;
+        let stop = interrupted.is_stopped() || now.duration_since(mono) >= window;
         if stop && draining_until.is_none() {
             // Let the trace events of the last frames arrive.
             draining_until = Some(now + Duration::from_millis(GRACE_MS));
@@ -555,7 +557,7 @@ pub fn run(
         netns: ns_name,
         started_at_ms,
         duration_s,
-        interrupted: interrupted.load(Ordering::SeqCst),
+        interrupted: interrupted.is_stopped(),
         iface: opts.iface.clone(),
         port: opts.port,
         resets: tally.resets,

@@ -14,9 +14,9 @@
 //!   trace buffer is untouched, enables the two events there, and reads its
 //!   `trace_pipe` in a thread,
 //! - removes the instance when the [`TraceSession`] is dropped (the caller turns
-//!   SIGINT/SIGTERM into a normal return so the drop runs; see
-//!   [`install_signal_flag`]), and removes stale `rstaudit-PID` instances whose
-//!   process is gone ([`clean_stale`]).
+//!   SIGINT/SIGTERM into a normal return through a [`crate::stop::Stop`] token, so the
+//!   drop runs), and removes stale `rstaudit-PID` instances whose process is gone
+//!   ([`clean_stale`]).
 //!
 //! The tracepoints are not filtered by network namespace: events from every
 //! namespace arrive here, and the caller must match them to its own packets
@@ -28,7 +28,6 @@ mod layout;
 mod line;
 mod raw;
 mod session;
-mod signal;
 mod tracefs;
 
 pub use format::*;
@@ -36,7 +35,6 @@ pub use layout::*;
 pub use line::*;
 pub use raw::*;
 pub use session::*;
-pub use signal::*;
 pub use tracefs::*;
 
 #[cfg(test)]
