@@ -465,9 +465,7 @@ fn collect_here<S: SocketSink + Send>(
 }
 
 fn live_kernel() -> Kernel {
-    let release = nix::sys::utsname::uname()
-        .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let release = super::kernel::running_release().unwrap_or_default();
     let proc_version = std::fs::File::open("/proc/version")
         .and_then(|f| crate::input::read_small(f, 1024))
         .ok()

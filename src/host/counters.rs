@@ -239,6 +239,67 @@ pub fn read_sample(
     Ok(read_any.then_some(CounterSample { at_ms, values }))
 }
 
+/// Why the counters of the calling thread's namespace could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SampleError {
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    #[error("the MIB counters could not be read: {0}")]
+    Unreadable(String),
+    #[error("reading {path}: {err}")]
+    Io {
+        path: &'static str,
+        err: std::io::Error,
+    },
+}
+
+/// The reset-related MIB counters ([`RESET_COUNTERS`]) of the calling thread's namespace.
+pub fn read_reset_sample() -> Result<CounterSample, SampleError> {
+    let mut notes = Vec::new();
+    match read_sample(super::files::Place::Live, &mut notes)? {
+        Some(mut s) => {
+            s.values.retain(|k, _| RESET_COUNTERS.contains(&k.as_str()));
+            Ok(s)
+        }
+        None => Err(SampleError::Unreadable(
+            notes
+                .iter()
+                .map(|n| n.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )),
+    }
+}
+
+/// Tcp.* and TcpExt.* of the calling thread's namespace (snmp and netstat, not snmp6).
+pub fn read_tcp_counters() -> Result<BTreeMap<String, u64>, SampleError> {
+    let mut out = BTreeMap::new();
+    for path in [
+        "/proc/thread-self/net/snmp",
+        "/proc/thread-self/net/netstat",
+    ] {
+        let f = std::fs::File::open(path).map_err(|err| SampleError::Io { path, err })?;
+        parse_pairs(BufReader::new(f), path, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Tcp.OutRsts alone, read from the calling thread's /proc/thread-self/net/snmp with one
+/// read, and the wall-clock time right after it: the baseline that the live check's captured
+/// frames are cut against (a full counter read takes long enough for resets to fall between
+/// its files).
+pub fn read_out_rsts() -> Option<(u64, std::time::Duration)> {
+    let text = std::fs::read_to_string("/proc/thread-self/net/snmp").ok()?;
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next()?, tcp.next()?);
+    let i = names.split_whitespace().position(|n| n == "OutRsts")?;
+    let v = values.split_whitespace().nth(i)?.parse().ok()?;
+    Some((v, at))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,14 @@
 
 use super::{Kernel, KernelVersion};
 
+/// The running kernel's release (`uname -r`).
+pub fn running_release() -> Result<String, nix::errno::Errno> {
+    Ok(nix::sys::utsname::uname()?
+        .release()
+        .to_string_lossy()
+        .into_owned())
+}
+
 /// The running kernel from its release (`uname -r`) and, when there is one, the text of
 /// /proc/version. Debian's release names the ABI, not the patch level (`6.1.0-57-cloud-amd64`
 /// is 6.1.192); its /proc/version ends with the package version (`... #1 SMP PREEMPT_DYNAMIC

@@ -10,12 +10,14 @@ mod saved;
 
 pub mod bpf;
 pub mod counters;
+pub mod facts;
 pub mod files;
 pub mod held;
 pub mod kernel;
 pub mod netns;
 pub mod options;
 pub mod owners;
+pub mod process;
 pub mod sockets;
 pub mod sysctl;
 #[cfg(test)]

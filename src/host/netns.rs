@@ -163,6 +163,11 @@ pub fn check_net_ns(file: &File) -> Result<(), NotNetns> {
     Ok(())
 }
 
+/// A descriptor of the calling thread's network namespace (to enter it again later).
+pub fn open_current() -> std::io::Result<File> {
+    File::open("/proc/thread-self/ns/net")
+}
+
 /// The inode of the calling thread's network namespace.
 pub fn current_inode() -> std::io::Result<u64> {
     std::fs::metadata("/proc/thread-self/ns/net").map(|m| m.ino())

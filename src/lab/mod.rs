@@ -113,9 +113,7 @@ pub fn run_jobs(
     }
     Ok(LabReport {
         schema: SCHEMA_VERSION,
-        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|e| format!("unknown ({e})")),
+        kernel: crate::host::kernel::running_release().unwrap_or_else(|e| format!("unknown ({e})")),
         with: with.iter().cloned().collect(),
         scenarios: reports,
         notes,

@@ -11,7 +11,6 @@
 //! This module must not touch any namespace it did not create.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
@@ -43,7 +42,7 @@ impl LabNs {
                             anyhow::anyhow!("creating a network namespace: {errno}")
                         }
                     })?;
-                    let file = File::open("/proc/thread-self/ns/net")
+                    let file = crate::host::netns::open_current()
                         .context("opening /proc/thread-self/ns/net of the new namespace")?;
                     super::rtnl::set_up(1).context("bringing up loopback in the lab")?;
                     Ok(OwnedFd::from(file))
@@ -93,19 +92,6 @@ impl LabNs {
 
     /// The TCP counters of this namespace (Tcp.* and TcpExt.*).
     pub fn counters(&self) -> anyhow::Result<BTreeMap<String, u64>> {
-        self.run(read_counters)
+        self.run(|| Ok(crate::host::counters::read_tcp_counters()?))
     }
-}
-
-/// Read Tcp.* from /proc/thread-self/net/snmp and TcpExt.* from .../netstat of the calling thread's namespace.
-pub fn read_counters() -> anyhow::Result<BTreeMap<String, u64>> {
-    let mut out = BTreeMap::new();
-    for file in [
-        "/proc/thread-self/net/snmp",
-        "/proc/thread-self/net/netstat",
-    ] {
-        let f = File::open(file).with_context(|| format!("reading {file}"))?;
-        crate::host::counters::parse_pairs(std::io::BufReader::new(f), file, &mut out)?;
-    }
-    Ok(out)
 }

@@ -181,14 +181,7 @@ impl TaskResolver {
         let pid = match self.threads.get(&tid) {
             Some(&pid) => pid,
             None => {
-                let pid = std::fs::read_to_string(format!("/proc/{tid}/status"))
-                    .ok()
-                    .and_then(|s| {
-                        s.lines()
-                            .find_map(|l| l.strip_prefix("Tgid:"))
-                            .and_then(|v| v.trim().parse().ok())
-                    })
-                    .unwrap_or(tid);
+                let pid = crate::host::process::process_of_thread(tid).unwrap_or(tid);
                 self.remember(tid, pid);
                 pid
             }
@@ -196,12 +189,9 @@ impl TaskResolver {
         if let Some(name) = self.names.get(&pid) {
             return (pid, name.clone());
         }
-        let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .ok()
-            .map(|c| Arc::<str>::from(c.trim()))
-            .filter(|c| !c.is_empty());
-        match name {
+        match crate::host::process::name_of(pid) {
             Some(name) => {
+                let name = Arc::<str>::from(name);
                 self.names.insert(pid, name.clone());
                 (pid, name)
             }

@@ -11,8 +11,8 @@ use super::attribute::{
     self, ClassifyInput, EventOwner, OwnerSource, SocketIndex, TaskResolver, classify, task_process,
 };
 use super::correlate::{Matched, ReceiveOutcome, Ticket};
-use super::sampler::{self, NamespaceFacts};
 use super::summary::{self, ResetEvent, Tally};
+use crate::host::facts::NamespaceFacts;
 use crate::rules::Finding;
 use crate::trace::capture::PacketDir;
 
@@ -194,7 +194,8 @@ pub(super) fn to_event(m: &Matched, ctx: &mut Ctx, index: &SocketIndex) -> Reset
     let idle_ms = if sent {
         None
     } else {
-        receiver.and_then(|r| Some(r.idle_ms? + sampler::now_ms().saturating_sub(r.seen_at_ms)))
+        receiver
+            .and_then(|r| Some(r.idle_ms? + crate::clock::now_ms().saturating_sub(r.seen_at_ms)))
     };
     let (cause, basis) = classify(&ClassifyInput {
         sent,

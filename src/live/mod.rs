@@ -11,8 +11,8 @@
 
 pub mod attribute;
 pub mod correlate;
+pub mod counters;
 mod events;
-pub mod sampler;
 mod slab;
 mod snapshots;
 pub mod summary;
@@ -35,8 +35,9 @@ use self::events::{Ctx, Delivery, EventStream};
 pub use self::snapshots::Refresh;
 use self::snapshots::{Shared, snapshot_loop};
 use self::summary::{PacketReport, Tally, TracingSummary};
-use crate::host::CounterSample;
-use crate::host::netns;
+use crate::host::counters::{SampleError, read_out_rsts, read_reset_sample};
+use crate::host::facts::{self, NamespaceFacts};
+use crate::host::{CounterSample, netns};
 use crate::trace::capture::{Capture, CaptureOptions, parse_rst};
 use crate::trace::ftrace::{self, TraceEvent, TraceOptions, TraceReader, TraceSession, Tracefs};
 use crate::trace::pcap::PcapSink;
@@ -121,7 +122,7 @@ pub fn run(
         .map(|n| n.name.clone())
         .unwrap_or_else(|| "host".into());
     let interrupted = &opts.stop;
-    let facts = netns::in_namespace(ns.as_ref(), sampler::namespace_facts)?;
+    let facts = netns::in_namespace(ns.as_ref(), facts::namespace_facts)?;
     notes.extend(facts.notes.iter().cloned());
 
     // The kernel's reasons.
@@ -201,9 +202,8 @@ pub fn run(
     // the change of Tcp.OutRsts cover the same window.
     // Tcp.OutRsts is read last and alone (one read of snmp), and the cut is the time right
     // after that read.
-    let (mut baseline, fast) = netns::in_namespace(ns.as_ref(), || {
-        (sampler::read_counters(), sampler::read_out_rsts())
-    })?;
+    let (mut baseline, fast) =
+        netns::in_namespace(ns.as_ref(), || (read_reset_sample(), read_out_rsts()))?;
     let baseline_at = match (&mut baseline, fast) {
         (Ok(b), Some((out_rsts, at))) => {
             b.values.insert("Tcp.OutRsts".to_string(), out_rsts);
@@ -235,25 +235,25 @@ pub fn run(
             .spawn(move || snapshot_loop(refresh, shared, done))
             .context("starting the snapshot thread")?
     };
-    let (ctx_tx, counter_rx) = std::sync::mpsc::channel::<anyhow::Result<CounterSample>>();
+    let (ctx_tx, counter_rx) = std::sync::mpsc::channel::<Result<CounterSample, SampleError>>();
     let sampler_thread = {
         let (ns, done) = (ns.clone(), done.clone());
         std::thread::Builder::new()
             .name("rstaudit-counters".into())
             .spawn(move || {
-                let work = move || sampler::sample_loop(Duration::from_secs(1), done, ctx_tx);
+                let work = move || counters::sample_loop(Duration::from_secs(1), done, ctx_tx);
                 netns::in_namespace(ns.as_ref(), work)
             })
             .context("starting the counter thread")?
     };
 
-    let (facts_tx, facts_rx) = std::sync::mpsc::channel::<sampler::NamespaceFacts>();
+    let (facts_tx, facts_rx) = std::sync::mpsc::channel::<NamespaceFacts>();
     let facts_thread = {
         let (ns, done) = (ns.clone(), done.clone());
         std::thread::Builder::new()
             .name("rstaudit-links".into())
             .spawn(move || {
-                let work = move || sampler::follow_facts(Duration::from_secs(1), done, facts_tx);
+                let work = move || facts::follow_facts(Duration::from_secs(1), done, facts_tx);
                 netns::in_namespace(ns.as_ref(), work)
             })
             .context("starting the link and address thread")?
@@ -266,7 +266,7 @@ pub fn run(
         ),
         None => Some(300.0),
     };
-    let started_at_ms = sampler::now_ms();
+    let started_at_ms = crate::clock::now_ms();
     let mono = Instant::now();
     let mut ctx = Ctx {
         started_at_ms,
@@ -576,7 +576,7 @@ pub fn run(
     })
 }
 
-fn take_sample(tally: &mut Tally, notes: &mut Vec<String>, s: anyhow::Result<CounterSample>) {
+fn take_sample(tally: &mut Tally, notes: &mut Vec<String>, s: Result<CounterSample, SampleError>) {
     match s {
         Ok(s) => tally.add_sample(s),
         Err(e) => {

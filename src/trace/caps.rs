@@ -1,18 +1,12 @@
 //! What the packet check needs from the process's capabilities (the live capture and the
 //! lab's namespaces), checked before anything starts. One place for both modes.
 
+use crate::host::process::{cap, effective_caps, has_cap};
 use crate::trace::ftrace;
 
-const CAP_NET_ADMIN: u32 = 12;
-const CAP_NET_RAW: u32 = 13;
-const CAP_SYS_ADMIN: u32 = 21;
-
-/// The effective capability set (CapEff of /proc/self/status); None when it cannot be read.
-fn effective_caps() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
-    u64::from_str_radix(hex.trim(), 16).ok()
-}
+const CAP_NET_ADMIN: u32 = cap::NET_ADMIN;
+const CAP_NET_RAW: u32 = cap::NET_RAW;
+const CAP_SYS_ADMIN: u32 = cap::SYS_ADMIN;
 
 /// Fail with a message naming what is missing when the capture cannot work at all.
 /// Returns notes for what is missing but not fatal.
@@ -23,7 +17,7 @@ pub fn check_privileges(
     let Some(caps) = effective_caps() else {
         return Ok(vec![]);
     };
-    let has = |c: u32| caps & (1u64 << c) != 0;
+    let has = |c: u32| has_cap(caps, c);
     let mut missing = Vec::new();
     if !has(CAP_NET_RAW) {
         missing.push("CAP_NET_RAW (to open the AF_PACKET capture socket)");
@@ -70,7 +64,7 @@ pub fn check_lab_privileges() -> anyhow::Result<()> {
         ),
     ]
     .into_iter()
-    .filter(|(c, _)| caps & (1u64 << c) == 0)
+    .filter(|(c, _)| !has_cap(caps, *c))
     .map(|(_, what)| what)
     .collect();
     if !missing.is_empty() {

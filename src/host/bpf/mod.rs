@@ -189,19 +189,11 @@ impl Loaded {
 /// and CAP_PERFMON (38, 39), or CAP_SYS_ADMIN (21) on kernels before 5.8. Said before the
 /// 5 MB of BTF is read for nothing.
 fn may_trace() -> bool {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return true;
-    };
-    let Some(eff) = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-    else {
-        // Unknown: let the kernel answer.
-        return true;
-    };
-    let has = |bit: u32| eff >> bit & 1 == 1;
-    (has(38) && has(39)) || has(21)
+    use crate::host::process::{cap, effective_caps, has_cap};
+    // Unknown: let the kernel answer.
+    effective_caps().is_none_or(|eff| {
+        (has_cap(eff, cap::PERFMON) && has_cap(eff, cap::BPF)) || has_cap(eff, cap::SYS_ADMIN)
+    })
 }
 
 /// Run the iterator once and collect its records.

@@ -412,9 +412,7 @@ pub fn remove_instance(instance: &Path) -> anyhow::Result<()> {
 /// Remove `rstaudit-PID` instances whose process no longer exists (left by a crash or
 /// SIGKILL). Returns the names removed.
 pub fn clean_stale(tracefs: &Tracefs) -> anyhow::Result<Vec<String>> {
-    clean_stale_with(tracefs, |pid| {
-        Path::new("/proc").join(pid.to_string()).exists()
-    })
+    clean_stale_with(tracefs, crate::host::process::exists)
 }
 
 /// [`clean_stale`] with an injectable liveness check.

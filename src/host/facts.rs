@@ -1,11 +1,9 @@
-//! Facts read inside the watched namespace during the window: the
-//! reset-related MIB counters every second, and the interface names, the
-//! namespace's own addresses and the one sysctl the classification needs, at
-//! the start and again on every link or address change (netlink) and every
-//! second.
+//! What the live check must know about the namespace it watches, beside its sockets: the
+//! interface names, the namespace's own addresses and the one sysctl the classification needs,
+//! at the start and again on every link or address change (netlink) and every second.
 //!
 //! Runs in a thread that entered the namespace (`host::netns::run_in`), so
-//! /proc/thread-self/net and /proc/sys/net are the namespace's.
+//! /proc/sys/net and the netlink socket are the namespace's.
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::net::IpAddr;
@@ -13,10 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
-
-use crate::host::CounterSample;
-
-pub use crate::host::counters::RESET_COUNTERS;
 
 /// What the namespace looks like at the start.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +23,13 @@ pub struct NamespaceFacts {
     pub abort_on_overflow: Option<bool>,
     /// What could not be read.
     pub notes: Vec<String>,
+}
+
+/// net.ipv4.tcp_abort_on_overflow of the calling thread's namespace.
+fn abort_on_overflow() -> Result<bool, crate::host::sysctl::SysctlError> {
+    use crate::host::sysctl::{self, Scope, SysctlKey};
+    let key = SysctlKey::parse("net.ipv4.tcp_abort_on_overflow", Scope::NetOnly)?;
+    Ok(sysctl::read(std::path::Path::new("/"), &key)?.trim() != "0")
 }
 
 /// Read interface names, addresses and the sysctl in the calling thread's namespace.
@@ -57,10 +58,9 @@ pub fn namespace_facts() -> NamespaceFacts {
         }
         Err(e) => facts.notes.push(format!("listing addresses: {e}")),
     }
-    let key = "/proc/sys/net/ipv4/tcp_abort_on_overflow";
-    match std::fs::read_to_string(key) {
-        Ok(v) => facts.abort_on_overflow = Some(v.trim() != "0"),
-        Err(e) => facts.notes.push(format!("{key}: {e}")),
+    match abort_on_overflow() {
+        Ok(v) => facts.abort_on_overflow = Some(v),
+        Err(e) => facts.notes.push(e.to_string()),
     }
     facts
 }
@@ -159,71 +159,6 @@ pub fn follow_facts(period: Duration, stop: Arc<AtomicBool>, tx: Sender<Namespac
             if tx.send(namespace_facts()).is_err() {
                 return;
             }
-        }
-    }
-}
-
-/// Read the MIB counters of the calling thread's namespace (all of them; the report keeps
-/// [`RESET_COUNTERS`]).
-pub fn read_counters() -> anyhow::Result<CounterSample> {
-    let mut notes = Vec::new();
-    let sample = crate::host::counters::read_sample(crate::host::files::Place::Live, &mut notes)?;
-    match sample {
-        Some(mut s) => {
-            s.values.retain(|k, _| RESET_COUNTERS.contains(&k.as_str()));
-            Ok(s)
-        }
-        None => anyhow::bail!(
-            "the MIB counters could not be read: {}",
-            notes
-                .iter()
-                .map(|n| n.message.as_str())
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
-    }
-}
-
-/// Tcp.OutRsts alone, read from the calling thread's /proc/thread-self/net/snmp with one
-/// read, and the wall-clock time right after it: the baseline that the captured frames are
-/// cut against (a full counter read takes long enough for resets to fall between its files).
-pub fn read_out_rsts() -> Option<(u64, std::time::Duration)> {
-    let text = std::fs::read_to_string("/proc/thread-self/net/snmp").ok()?;
-    let at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?;
-    let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
-    let (names, values) = (tcp.next()?, tcp.next()?);
-    let i = names.split_whitespace().position(|n| n == "OutRsts")?;
-    let v = values.split_whitespace().nth(i)?.parse().ok()?;
-    Some((v, at))
-}
-
-pub use crate::clock::now_ms;
-
-/// Sample the counters now, then every `period` until `stop`, then once more; send each sample.
-pub fn sample_loop(
-    period: Duration,
-    stop: Arc<AtomicBool>,
-    tx: Sender<anyhow::Result<CounterSample>>,
-) {
-    let start = Instant::now();
-    let mut n = 0u32;
-    loop {
-        if tx.send(read_counters()).is_err() {
-            return;
-        }
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-        n += 1;
-        let next = start + period * n;
-        while Instant::now() < next {
-            if stop.load(Ordering::SeqCst) {
-                let _ = tx.send(read_counters());
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20).min(next - Instant::now()));
         }
     }
 }
