@@ -74,6 +74,7 @@ fn one_run(rate: u64, seconds: u64, ev_every: u64, pkt_every: u64) -> (u64, u64)
                         dst: Some(dst),
                         state: Some("TCP_CLOSE"),
                         reason: Some("NO_SOCKET"),
+                        site: None,
                     },
                     now,
                     &mut out,

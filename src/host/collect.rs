@@ -464,16 +464,6 @@ fn collect_here<S: SocketSink + Send>(
     }
 }
 
-fn live_kernel() -> Kernel {
-    let release = super::kernel::running_release().unwrap_or_default();
-    let proc_version = std::fs::File::open("/proc/version")
-        .and_then(|f| crate::input::read_small(f, 1024))
-        .ok()
-        .flatten()
-        .map(|b| String::from_utf8_lossy(&b).into_owned());
-    kernel::from_texts(&release, proc_version.as_deref())
-}
-
 fn collect_live<S: SocketSink + Send>(
     opts: &CollectOptions,
     make: &mut (dyn FnMut(&Snapshot) -> S + Send),
@@ -481,7 +471,7 @@ fn collect_live<S: SocketSink + Send>(
     let interval = check_interval(opts.interval)?;
     let mut listing_notes = Vec::new();
     let targets = targets(opts.netns.as_deref(), &mut listing_notes)?;
-    let kernel = live_kernel();
+    let kernel = kernel::running();
     let want_owners = opts.owners || opts.options;
     std::thread::scope(|scope| -> anyhow::Result<Vec<(Snapshot, S)>> {
         // Without options, the owner scan does not depend on the socket table: run it once,

@@ -10,6 +10,18 @@ pub fn running_release() -> Result<String, nix::errno::Errno> {
         .into_owned())
 }
 
+/// The running kernel: its release and version (from /proc/version where the release does not
+/// show it).
+pub fn running() -> Kernel {
+    let release = running_release().unwrap_or_default();
+    let proc_version = std::fs::File::open("/proc/version")
+        .and_then(|f| crate::input::read_small(f, 1024))
+        .ok()
+        .flatten()
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    from_texts(&release, proc_version.as_deref())
+}
+
 /// The running kernel from its release (`uname -r`) and, when there is one, the text of
 /// /proc/version. Debian's release names the ABI, not the patch level (`6.1.0-57-cloud-amd64`
 /// is 6.1.192); its /proc/version ends with the package version (`... #1 SMP PREEMPT_DYNAMIC

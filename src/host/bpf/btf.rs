@@ -32,6 +32,14 @@ const DECL_TAG: u32 = 17;
 const TYPE_TAG: u32 = 18;
 const ENUM64: u32 = 19;
 
+/// Where the running kernel publishes its type information.
+pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+
+/// The running kernel's type information (the bytes [`Btf::parse`] reads).
+pub fn read_vmlinux() -> std::io::Result<Vec<u8>> {
+    std::fs::read(VMLINUX)
+}
+
 /// What is missing or wrong in the type information, in words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

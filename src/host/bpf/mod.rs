@@ -140,7 +140,7 @@ pub fn load() -> Result<Loaded, Unavailable> {
     if !may_trace() {
         return Err(Unavailable::NotPermitted);
     }
-    let data = std::fs::read("/sys/kernel/btf/vmlinux").map_err(|e| match e.kind() {
+    let data = btf::read_vmlinux().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Unavailable::NoBtf,
         _ => io("reading /sys/kernel/btf/vmlinux")(e),
     })?;

@@ -45,6 +45,10 @@ pub struct SendReset {
     pub state: Option<&'static str>,
     /// `NO_SOCKET`, ... when the kernel reports reasons.
     pub reason: Option<&'static str>,
+    /// Where in the kernel it was sent, when the reset sites are probed (the event then comes
+    /// from a kprobe, not from the tracepoint).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<Box<super::ResetSite>>,
 }
 
 /// `tcp:tcp_receive_reset`: a local socket accepted a reset.
@@ -104,6 +108,8 @@ pub enum TraceEvent {
     ReceiveReset(ReceiveReset),
     NewTask(NewTask),
     Rename(TaskRename),
+    /// The kernel's stack recorded after a reset site's event (joined to it by the reader).
+    Stack(super::KernelStack),
 }
 
 /// Parse one `trace_pipe` line. `Ok(None)` for lines of other events and comments.
@@ -182,20 +188,11 @@ pub fn parse_line(line: &str) -> Result<Option<TraceEvent>, LineError> {
                 dst,
                 state: kv("state").map(intern::name),
                 reason: kv("reason").map(intern::name),
+                site: None,
             })))
         }
         "tcp_receive_reset" => {
-            let v6 = kv("family") == Some("AF_INET6");
-            let (sa, da) = if v6 {
-                (kv("saddrv6"), kv("daddrv6"))
-            } else {
-                (kv("saddr"), kv("daddr"))
-            };
-            let port = |k: &str| kv(k).and_then(|p| p.parse::<u16>().ok());
-            let addr = |a: Option<&str>, p: Option<u16>| -> Option<SocketAddr> {
-                Some(SocketAddr::new(a?.parse::<IpAddr>().ok()?, p?))
-            };
-            let (local, remote) = (addr(sa, port("sport")), addr(da, port("dport")));
+            let (local, remote) = socket_fields(&kv);
             if local.is_none() || remote.is_none() {
                 return Err(LineError::Missing("saddr/daddr"));
             }
@@ -205,6 +202,16 @@ pub fn parse_line(line: &str) -> Result<Option<TraceEvent>, LineError> {
                 remote,
                 sock_cookie: kv("sock_cookie").and_then(|c| u64::from_str_radix(c, 16).ok()),
             })))
+        }
+        "<stack trace>" => Ok(Some(TraceEvent::Stack(super::KernelStack {
+            cpu,
+            frames: Vec::new(),
+        }))),
+        name if super::SiteFn::from_event_name(name).is_some() => {
+            let function = super::SiteFn::from_event_name(name).expect("checked");
+            Ok(Some(TraceEvent::SendReset(
+                site_values(&kv, function)?.event(function, task, &super::raw::TCP_STATES),
+            )))
         }
         "task_newtask" => {
             // `pid=N comm=NAME clone_flags=HEX oom_score_adj=N`: the name may hold spaces.
@@ -234,6 +241,94 @@ pub fn parse_line(line: &str) -> Result<Option<TraceEvent>, LineError> {
     }
 }
 
+/// The values a reset site's kprobe printed (`sk=0x0 state=0 th_sport=19128 ...`: hexadecimal
+/// with `0x`, decimal otherwise).
+fn site_values<'a>(
+    kv: &impl Fn(&str) -> Option<&'a str>,
+    function: super::SiteFn,
+) -> Result<super::SiteValues, LineError> {
+    let num = |k: &'static str| -> Result<u64, LineError> {
+        let v = kv(k).ok_or(LineError::Missing(k))?;
+        match v.strip_prefix("0x") {
+            Some(h) => u64::from_str_radix(h, 16),
+            None => v
+                .parse::<u64>()
+                .or_else(|e| v.parse::<i64>().map(|n| n as u64).map_err(|_| e)),
+        }
+        .map_err(|_| LineError::Missing(k))
+    };
+    let pair = |hi: &'static str, lo: &'static str| Ok::<_, LineError>((num(hi)?, num(lo)?));
+    let mut v = super::SiteValues {
+        sk: num("sk")?,
+        state: num("state")?,
+        ..Default::default()
+    };
+    match function {
+        super::SiteFn::V4Reply => {
+            v.th_sport = num("th_sport")?;
+            v.th_dport = num("th_dport")?;
+            v.ip_first = num("ip_vihl")?;
+            v.ip_saddr = num("ip_saddr")?;
+            v.ip_daddr = num("ip_daddr")?;
+        }
+        super::SiteFn::V6Reply => {
+            v.th_sport = num("th_sport")?;
+            v.th_dport = num("th_dport")?;
+            v.ip_first = num("ip_vtc")?;
+            v.ip_nexthdr = num("ip_nexthdr")?;
+            v.ip_saddr6 = pair("ip_saddr_hi", "ip_saddr_lo")?;
+            v.ip_daddr6 = pair("ip_daddr_hi", "ip_daddr_lo")?;
+        }
+        super::SiteFn::Active => {
+            v.family = num("family")?;
+            v.sport = num("sport")?;
+            v.dport = num("dport")?;
+            v.saddr = num("saddr")?;
+            v.daddr = num("daddr")?;
+            v.saddr6 = pair("saddr6_hi", "saddr6_lo")?;
+            v.daddr6 = pair("daddr6_hi", "daddr6_lo")?;
+            v.rcv_nxt = num("rcv_nxt")?;
+            v.copied_seq = num("copied_seq")?;
+            v.linger2 = num("linger2")? as i64;
+        }
+    }
+    Ok(v)
+}
+
+/// The trace text, line by line: [`parse_line`] for each line, and the frames of a
+/// `<stack trace>` entry (the ` => function` lines after it) gathered into its
+/// [`TraceEvent::Stack`], which comes out when the next entry begins (or at [`TextParser::finish`]).
+#[derive(Debug, Default)]
+pub struct TextParser {
+    stack: Option<super::KernelStack>,
+}
+
+impl TextParser {
+    /// One line (without its newline).
+    pub fn line(&mut self, line: &str, out: &mut impl FnMut(Result<TraceEvent, LineError>)) {
+        if let Some(frame) = line.trim_start().strip_prefix("=> ") {
+            if let Some(stack) = self.stack.as_mut() {
+                stack.frames.push(super::Frame::from_name(frame));
+            }
+            return;
+        }
+        self.finish(out);
+        match parse_line(line) {
+            Ok(Some(TraceEvent::Stack(s))) => self.stack = Some(s),
+            Ok(Some(ev)) => out(Ok(ev)),
+            Ok(None) => {}
+            Err(e) => out(Err(e)),
+        }
+    }
+
+    /// Hand out the stack being gathered, if any.
+    pub fn finish(&mut self, out: &mut impl FnMut(Result<TraceEvent, LineError>)) {
+        if let Some(s) = self.stack.take() {
+            out(Ok(TraceEvent::Stack(s)));
+        }
+    }
+}
+
 /// The text between `from` and the last `to` (a task name that may hold spaces).
 fn between<'a>(fields: &'a str, from: &str, to: &str) -> Option<&'a str> {
     let start = fields.find(from)? + from.len();
@@ -241,14 +336,22 @@ fn between<'a>(fields: &'a str, from: &str, to: &str) -> Option<&'a str> {
     Some(&fields[start..end])
 }
 
-/// Local and remote end from the socket fields printed before 6.10 (`family=AF_INET sport=80
-/// dport=5000 saddr=... daddr=... saddrv6=... daddrv6=...`): the IPv6 pair for AF_INET6 (an
-/// IPv4-mapped one is kept as printed and made plain by the matcher), the IPv4 pair otherwise.
+/// Local and remote end from the socket fields (`tcp_receive_reset` on every kernel,
+/// `tcp_send_reset` before 6.10): `family=AF_INET sport=80 dport=5000 saddr=... daddr=...
+/// saddrv6=... daddrv6=...`. The IPv6 pair for AF_INET6 (an IPv4-mapped one is kept as printed
+/// and made plain by the matcher), the IPv4 pair otherwise. Kernels before 5.11 print no
+/// `family`: the IPv6 pair of an IPv4 socket is then IPv4-mapped, of an IPv6 socket its own.
 pub(super) fn socket_fields<'a>(
     kv: &impl Fn(&str) -> Option<&'a str>,
 ) -> (Option<SocketAddr>, Option<SocketAddr>) {
     let port = |k: &str| kv(k).and_then(|p| p.parse::<u16>().ok());
-    let v6 = kv("family") == Some("AF_INET6") || (kv("family").is_none() && kv("saddr").is_none());
+    let v6 = match kv("family") {
+        Some(family) => family == "AF_INET6",
+        None => match kv("saddrv6").and_then(|a| a.parse::<std::net::Ipv6Addr>().ok()) {
+            Some(a) => is_own_v6(a),
+            None => kv("saddr").is_none(),
+        },
+    };
     let (sa, da) = if v6 {
         (kv("saddrv6"), kv("daddrv6"))
     } else {
@@ -258,6 +361,12 @@ pub(super) fn socket_fields<'a>(
         Some(SocketAddr::new(a?.parse::<IpAddr>().ok()?, p?))
     };
     (addr(sa, port("sport")), addr(da, port("dport")))
+}
+
+/// Whether the IPv6 field of a trace event without a family holds an IPv6 socket's own address:
+/// not IPv4-mapped (an IPv4 socket) and not all zero.
+pub(super) fn is_own_v6(a: std::net::Ipv6Addr) -> bool {
+    a.to_ipv4_mapped().is_none() && !a.is_unspecified()
 }
 
 pub(super) fn is_null_ptr(p: &str) -> bool {
@@ -274,14 +383,20 @@ pub(super) fn parse_sockaddr(s: &str) -> Option<SocketAddr> {
 pub fn parse_all(reader: impl BufRead) -> (Vec<TraceEvent>, Vec<(usize, LineError)>) {
     let mut events = Vec::new();
     let mut errors = Vec::new();
+    let mut parser = TextParser::default();
     for (i, line) in reader.split(b'\n').enumerate() {
         let Ok(line) = line else { break };
+        let n = i + 1;
         let line = String::from_utf8_lossy(&line);
-        match parse_line(&line) {
-            Ok(Some(ev)) => events.push(ev),
-            Ok(None) => {}
-            Err(e) => errors.push((i + 1, e)),
-        }
+        parser.line(&line, &mut |r| match r {
+            Ok(ev) => events.push(ev),
+            Err(e) => errors.push((n, e)),
+        });
     }
+    parser.finish(&mut |r| {
+        if let Ok(ev) = r {
+            events.push(ev)
+        }
+    });
     (events, errors)
 }

@@ -26,8 +26,10 @@ mod format;
 pub mod intern;
 mod layout;
 mod line;
+pub mod probes;
 mod raw;
 mod session;
+mod site;
 mod tracefs;
 
 pub use format::*;
@@ -35,6 +37,7 @@ pub use layout::*;
 pub use line::*;
 pub use raw::*;
 pub use session::*;
+pub use site::*;
 pub use tracefs::*;
 
 #[cfg(test)]

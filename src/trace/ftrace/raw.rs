@@ -14,7 +14,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::intern;
 use super::layout::{Field, Layout, LayoutError, symbol_table};
-use super::{NewTask, ReceiveReset, SendReset, TaskContext, TaskRename, TraceEvent};
+use super::{
+    KernelStack, NewTask, ReceiveReset, SendReset, SiteFn, SiteValues, TaskContext, TaskRename,
+    TraceEvent, frame_of_index,
+};
+use crate::host::kallsyms::Symbols;
 
 /// `events/header_page`: where the commit and the data are in a page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,11 +54,12 @@ enum Addrs {
     /// `sockaddr_in6`.
     Sockaddr { saddr: Field, daddr: Field },
     /// The socket's fields (`tcp_event_sk`, `tcp_event_sk_skb` before 6.10): ports in host
-    /// order, the family, and both the IPv4 and the IPv6 (v4-mapped for IPv4) addresses.
+    /// order, the family (since 5.11; before, the IPv6 field tells: IPv4-mapped for an IPv4
+    /// socket), and both the IPv4 and the IPv6 addresses.
     Split {
         sport: Field,
         dport: Field,
-        family: Field,
+        family: Option<Field>,
         saddr: Field,
         daddr: Field,
         saddr_v6: Field,
@@ -73,7 +78,7 @@ impl Addrs {
         Ok(Self::Split {
             sport: l.need("sport", &[2], "2")?,
             dport: l.need("dport", &[2], "2")?,
-            family: l.need("family", &[2], "2")?,
+            family: l.get("family").filter(|f| f.size == 2),
             saddr: l.need("saddr", &[4], "4")?,
             daddr: l.need("daddr", &[4], "4")?,
             saddr_v6: l.need("saddr_v6", &[16], "16")?,
@@ -93,7 +98,11 @@ impl Addrs {
                 saddr_v6,
                 daddr_v6,
             } => {
-                let v6 = uint(rec, *family) == Some(AF_INET6);
+                let v6 = match family {
+                    Some(f) => uint(rec, *f) == Some(AF_INET6),
+                    None => bytes::<16>(rec, *saddr_v6)
+                        .is_some_and(|a| super::line::is_own_v6(Ipv6Addr::from(a))),
+                };
                 let port = |f: Field| uint(rec, f).map(|p| p as u16);
                 let ip = |v4: Field, v6f: Field| -> Option<IpAddr> {
                     if v6 {
@@ -117,7 +126,7 @@ const AF_INET6: u64 = 10;
 
 /// TCP states (`include/net/tcp_states.h`, part of the ABI), used where this kernel's format
 /// prints them by name without numbers.
-const TCP_STATES: [&str; 14] = [
+pub(super) const TCP_STATES: [&str; 14] = [
     "UNKNOWN",
     "TCP_ESTABLISHED",
     "TCP_SYN_SENT",
@@ -159,6 +168,96 @@ struct NewTaskLayout {
     clone_flags: Field,
 }
 
+/// A reset site's kprobe event: its id and where each value it read lies.
+#[derive(Debug, Clone)]
+struct SiteLayout {
+    id: u16,
+    function: SiteFn,
+    fields: Vec<(&'static str, Field)>,
+}
+
+/// The names of the values each site's kprobe reads (`probes::definition`).
+fn site_value_names(function: SiteFn) -> &'static [&'static str] {
+    match function {
+        SiteFn::V4Reply => &[
+            "sk", "state", "th_sport", "th_dport", "ip_vihl", "ip_saddr", "ip_daddr",
+        ],
+        SiteFn::V6Reply => &[
+            "sk",
+            "state",
+            "th_sport",
+            "th_dport",
+            "ip_vtc",
+            "ip_nexthdr",
+            "ip_saddr_hi",
+            "ip_saddr_lo",
+            "ip_daddr_hi",
+            "ip_daddr_lo",
+        ],
+        SiteFn::Active => &[
+            "sk",
+            "state",
+            "family",
+            "sport",
+            "dport",
+            "saddr",
+            "daddr",
+            "saddr6_hi",
+            "saddr6_lo",
+            "daddr6_hi",
+            "daddr6_lo",
+            "rcv_nxt",
+            "copied_seq",
+            "linger2",
+        ],
+    }
+}
+
+impl SiteLayout {
+    fn values(&self, rec: &[u8]) -> Option<SiteValues> {
+        let mut v = SiteValues::default();
+        for (name, f) in &self.fields {
+            let n = uint(rec, *f)?;
+            match *name {
+                "sk" => v.sk = n,
+                "state" => v.state = n,
+                "th_sport" => v.th_sport = n,
+                "th_dport" => v.th_dport = n,
+                "ip_vihl" | "ip_vtc" => v.ip_first = n,
+                "ip_nexthdr" => v.ip_nexthdr = n,
+                "ip_saddr" => v.ip_saddr = n,
+                "ip_daddr" => v.ip_daddr = n,
+                "ip_saddr_hi" => v.ip_saddr6.0 = n,
+                "ip_saddr_lo" => v.ip_saddr6.1 = n,
+                "ip_daddr_hi" => v.ip_daddr6.0 = n,
+                "ip_daddr_lo" => v.ip_daddr6.1 = n,
+                "family" => v.family = n,
+                "sport" => v.sport = n,
+                "dport" => v.dport = n,
+                "saddr" => v.saddr = n,
+                "daddr" => v.daddr = n,
+                "saddr6_hi" => v.saddr6.0 = n,
+                "saddr6_lo" => v.saddr6.1 = n,
+                "daddr6_hi" => v.daddr6.0 = n,
+                "daddr6_lo" => v.daddr6.1 = n,
+                "rcv_nxt" => v.rcv_nxt = n,
+                "copied_seq" => v.copied_seq = n,
+                "linger2" => v.linger2 = i64::from(n as u32 as i32),
+                _ => {}
+            }
+        }
+        Some(v)
+    }
+}
+
+/// `ftrace/kernel_stack`: the number of return addresses, and where they start.
+#[derive(Debug, Clone)]
+struct StackLayout {
+    id: u16,
+    size: Field,
+    caller: Field,
+}
+
 #[derive(Debug, Clone)]
 struct RenameLayout {
     id: u16,
@@ -176,18 +275,28 @@ pub struct RawDecoder {
     receive: Option<ReceiveLayout>,
     newtask: Option<NewTaskLayout>,
     rename: Option<RenameLayout>,
+    sites: Vec<SiteLayout>,
+    stack: Option<StackLayout>,
+    /// Names the functions of a stack's return addresses (none: every frame is unnamed).
+    symbols: Option<std::sync::Arc<Symbols>>,
     /// Shared names: events carry a reference, not a copy.
     states: Vec<&'static str>,
 }
 
 /// The `format` files of the events to decode (`None` for an event not enabled).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RawFormats<'a> {
     pub header_page: &'a str,
     pub send_reset: Option<&'a str>,
     pub receive_reset: Option<&'a str>,
     pub task_newtask: Option<&'a str>,
     pub task_rename: Option<&'a str>,
+    /// The reset sites' kprobe events, when they are probed.
+    pub sites: &'a [(SiteFn, &'a str)],
+    /// `ftrace/kernel_stack`, when the sites' stacks are recorded.
+    pub kernel_stack: Option<&'a str>,
+    /// Function starts for naming the stacks' return addresses ([`frame_names`] asked for).
+    pub symbols: Option<std::sync::Arc<Symbols>>,
 }
 
 /// Why the binary trace cannot be decoded (the text pipe is used instead).
@@ -261,6 +370,44 @@ impl RawDecoder {
                 newcomm: l.need("newcomm", &[16], "16").map_err(&e)?,
             });
         }
+        let mut sites = Vec::new();
+        for &(function, text) in f.sites {
+            let event = function.event_name();
+            let l = Layout::parse(text).map_err(at(event))?;
+            let fields = site_value_names(function)
+                .iter()
+                .map(|n| {
+                    l.get(n)
+                        .filter(|f| matches!(f.size, 1 | 2 | 4 | 8))
+                        .map(|f| (*n, f))
+                        .ok_or(RawLayoutError {
+                            event,
+                            error: LayoutError::MissingField(n),
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            sites.push(SiteLayout {
+                id: l.id,
+                function,
+                fields,
+            });
+            common = common.or(Some(l));
+        }
+        let stack = match f.kernel_stack {
+            None => None,
+            Some(text) => {
+                let l = Layout::parse(text).map_err(at("kernel_stack"))?;
+                let e = at("kernel_stack");
+                Some(StackLayout {
+                    id: l.id,
+                    size: l.need("size", &[4], "4").map_err(&e)?,
+                    caller: l
+                        .get("caller")
+                        .ok_or(LayoutError::MissingField("caller"))
+                        .map_err(&e)?,
+                })
+            }
+        };
         let common = common.ok_or(RawLayoutError {
             event: "tcp_send_reset",
             error: LayoutError::MissingField("common_pid"),
@@ -274,6 +421,9 @@ impl RawDecoder {
             receive,
             newtask,
             rename,
+            sites,
+            stack,
+            symbols: f.symbols.clone(),
             states: TCP_STATES.to_vec(),
         })
     }
@@ -391,6 +541,7 @@ impl RawDecoder {
                             )
                         }
                     },
+                    site: None,
                 })
             })();
             return ev.map(|e| out(TraceEvent::SendReset(e))).is_some();
@@ -406,6 +557,23 @@ impl RawDecoder {
                 })
             })();
             return ev.map(|e| out(TraceEvent::ReceiveReset(e))).is_some();
+        }
+        if let Some(l) = self.sites.iter().find(|l| l.id == kind) {
+            let ev = (|| Some(l.values(rec)?.event(l.function, task()?, &self.states)))();
+            return ev.map(|e| out(TraceEvent::SendReset(e))).is_some();
+        }
+        if let Some(l) = self.stack.as_ref().filter(|l| l.id == kind) {
+            let Some(n) = uint(rec, l.size) else {
+                return false;
+            };
+            // The record holds `size` return addresses (the format's `caller[8]` is a minimum).
+            let room = rec.len().saturating_sub(l.caller.offset) / 8;
+            let frames = (0..(n as usize).min(room))
+                .filter_map(|i| le(rec, l.caller.offset + 8 * i, 8))
+                .map(|addr| frame_of_index(self.symbols.as_ref().and_then(|s| s.lookup(addr))))
+                .collect();
+            out(TraceEvent::Stack(KernelStack { cpu, frames }));
+            return true;
         }
         if let Some(t) = self.newtask.as_ref().filter(|t| t.id == kind) {
             let ev = (|| {

@@ -86,6 +86,7 @@ fn decoder(send: &str, receive: &str) -> RawDecoder {
         receive_reset: Some(receive),
         task_newtask: Some(NEWTASK),
         task_rename: Some(RENAME),
+        ..Default::default()
     })
     .unwrap()
 }

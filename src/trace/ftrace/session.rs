@@ -86,6 +86,13 @@ pub struct TraceSession {
     pub reader_note: Option<String>,
     /// Task creation and renaming are traced too (`task:task_newtask`, `task:task_rename`).
     pub tasks: bool,
+    /// The reset sites are probed (kprobes on the functions that send resets) instead of
+    /// `tcp:tcp_send_reset`, with the kernel's stack after each.
+    pub sites: bool,
+    /// What of the sites' evidence is missing here (no stacks, stacks without names).
+    pub site_notes: Vec<String>,
+    /// The probes, deleted once the instance is gone.
+    probes: Option<super::probes::SiteProbes>,
     removed: bool,
 }
 
@@ -104,6 +111,10 @@ pub struct TraceOptions {
     /// Also trace task creation and renaming, so that a thread or a process that exits before
     /// it is looked up keeps its process and its name.
     pub tasks: bool,
+    /// Probe the reset sites (see [`super::probes`]) instead of `tcp:tcp_send_reset`: every
+    /// reset sent, with where it was sent, on kernels whose tracepoint misses resets or gives no
+    /// reason. Fails with [`TraceError::Sites`] where they cannot be probed.
+    pub sites: bool,
 }
 
 impl Default for TraceOptions {
@@ -114,6 +125,7 @@ impl Default for TraceOptions {
             channel_capacity: 1 << 10,
             reader: TraceReader::Auto,
             tasks: false,
+            sites: false,
         }
     }
 }
@@ -228,9 +240,21 @@ impl TraceSession {
         opts: &TraceOptions,
     ) -> Result<(Self, TraceReceiver), TraceError> {
         let support = tracefs.reset_support();
-        if !support.send_reset && !support.receive_reset {
+        if !opts.sites && !support.send_reset && !support.receive_reset {
             return Err(TraceError::Unavailable(support.notes.join("; ")));
         }
+        // Defined before the instance, deleted after it (Drop of the session, in that order).
+        let probes = match opts.sites {
+            false => None,
+            true => {
+                let offsets = super::probes::Offsets::running().map_err(TraceError::Sites)?;
+                let group = super::probes::group_of(std::process::id());
+                Some(
+                    super::probes::SiteProbes::define(tracefs, &group, &offsets)
+                        .map_err(TraceError::Sites)?,
+                )
+            }
+        };
         let instance = tracefs.root.join("instances").join(&opts.name);
         match fs::create_dir(&instance) {
             Ok(()) => {}
@@ -250,6 +274,9 @@ impl TraceSession {
             reader: TraceReader::Text,
             reader_note: None,
             tasks: false,
+            sites: probes.is_some(),
+            site_notes: Vec::new(),
+            probes,
             removed: false,
         };
         // From here on, dropping `session` removes the instance.
@@ -261,11 +288,30 @@ impl TraceSession {
         session.bh_flag =
             read_format(&instance.join("trace")).is_ok_and(|header| header.contains("BH-disabled"));
         for (event, wanted) in [
-            ("tcp_send_reset", session.support.send_reset),
+            (
+                "tcp_send_reset",
+                session.support.send_reset && !session.sites,
+            ),
             ("tcp_receive_reset", session.support.receive_reset),
         ] {
             if wanted {
                 write_file(&instance.join("events/tcp").join(event).join("enable"), "1")?;
+            }
+        }
+        if let Some(probes) = &session.probes {
+            let events = instance.join("events");
+            let mut stacks = true;
+            for site in SiteFn::ALL {
+                let dir = probes.event_dir(&events, site);
+                write_file(&dir.join("enable"), "1")?;
+                stacks &= write_file(&dir.join("trigger"), "stacktrace").is_ok();
+            }
+            if !stacks {
+                session.site_notes.push(
+                    "the kernel refused the stacktrace trigger on the reset sites: their callers \
+                     are not known"
+                        .into(),
+                );
             }
         }
         if opts.tasks {
@@ -276,8 +322,11 @@ impl TraceSession {
         let raw = match opts.reader {
             TraceReader::Text => None,
             TraceReader::Auto | TraceReader::Binary => {
-                match open_raw(tracefs, &instance, &session.support, session.tasks) {
-                    Ok(raw) => Some(raw),
+                match open_raw(tracefs, &instance, &session) {
+                    Ok((decoder, cpus, note)) => {
+                        session.site_notes.extend(note);
+                        Some((decoder, cpus))
+                    }
                     Err(why) if opts.reader == TraceReader::Binary => {
                         return Err(TraceError::Unavailable(format!(
                             "the binary trace cannot be read: {why}"
@@ -363,7 +412,11 @@ impl TraceSession {
         if let Some(h) = self.thread.take() {
             let _ = h.join();
         }
-        remove_instance(&self.instance)
+        let instance = remove_instance(&self.instance);
+        // The kernel keeps a probe an instance enables: the instance goes first.
+        let probes = self.probes.take().map_or(Ok(()), |p| p.remove());
+        instance?;
+        Ok(probes?)
     }
 }
 
@@ -448,12 +501,21 @@ fn read_pipe(mut pipe: fs::File, out: Outbox, stop: Arc<AtomicBool>, counts: Arc
     let mut buf = vec![0u8; 1 << 16];
     let mut pending: Vec<u8> = Vec::new();
     let mut batch = Vec::new();
+    let mut parser = TextParser::default();
+    let mut join = StackJoin::default();
     let mut draining_after_stop = 0;
     loop {
         if stop.load(Ordering::SeqCst) {
             // One last non-blocking drain, then leave.
             draining_after_stop += 1;
             if draining_after_stop > 2 {
+                parser.finish(&mut |r| {
+                    if let Ok(ev) = r {
+                        join.push(ev, &mut batch)
+                    }
+                });
+                join.finish(&mut batch);
+                out.send(&mut batch, &counts);
                 break;
             }
         }
@@ -473,16 +535,15 @@ fn read_pipe(mut pipe: fs::File, out: Outbox, stop: Arc<AtomicBool>, counts: Arc
                     while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
                         let line = String::from_utf8_lossy(&pending[start..start + nl]);
                         counts.lines.fetch_add(1, Ordering::Relaxed);
-                        match parse_line(&line) {
-                            Ok(Some(ev)) => {
+                        parser.line(&line, &mut |r| match r {
+                            Ok(ev) => {
                                 counts.events.fetch_add(1, Ordering::Relaxed);
-                                batch.push(ev);
+                                join.push(ev, &mut batch);
                             }
-                            Ok(None) => {}
                             Err(_) => {
                                 counts.bad_lines.fetch_add(1, Ordering::Relaxed);
                             }
-                        }
+                        });
                         start += nl + 1;
                     }
                     if !out.send(&mut batch, &counts) {
@@ -497,6 +558,10 @@ fn read_pipe(mut pipe: fs::File, out: Outbox, stop: Arc<AtomicBool>, counts: Arc
                     return;
                 }
             }
+        }
+        join.tick(&mut batch);
+        if !out.send(&mut batch, &counts) {
+            return;
         }
     }
 }
@@ -519,25 +584,25 @@ pub enum RawUnavailable {
     BigEndian,
 }
 
-/// The decoder and the per-CPU `trace_pipe_raw` files of the instance, or why the binary trace
-/// cannot be read here.
+/// The decoder and the per-CPU `trace_pipe_raw` files of the instance (and a note when the
+/// sites' stacks cannot be named), or why the binary trace cannot be read here.
+#[allow(clippy::type_complexity)]
 fn open_raw(
     tracefs: &Tracefs,
     instance: &Path,
-    support: &ResetSupport,
-    tasks: bool,
-) -> Result<(RawDecoder, Vec<(u32, fs::File)>), RawUnavailable> {
+    session: &TraceSession,
+) -> Result<(RawDecoder, Vec<(u32, fs::File)>, Option<String>), RawUnavailable> {
     if cfg!(target_endian = "big") {
         return Err(RawUnavailable::BigEndian);
     }
+    let (support, tasks) = (&session.support, session.tasks);
     let events = tracefs.root.join("events");
     let read = |rel: &str| {
         let path = events.join(rel);
         read_format(&path).map_err(|error| RawUnavailable::Format { path, error })
     };
     let header_page = read("header_page")?;
-    let send = support
-        .send_reset
+    let send = (support.send_reset && !session.sites)
         .then(|| read("tcp/tcp_send_reset/format"))
         .transpose()?;
     let receive = support
@@ -548,12 +613,37 @@ fn open_raw(
         .then(|| read("task/task_newtask/format"))
         .transpose()?;
     let rename = tasks.then(|| read("task/task_rename/format")).transpose()?;
+    let mut site_formats = Vec::new();
+    let mut kernel_stack = None;
+    let mut symbols = None;
+    let mut note = None;
+    if let Some(probes) = &session.probes {
+        for site in SiteFn::ALL {
+            let dir = probes.event_dir(&events, site);
+            let rel = dir.strip_prefix(&events).unwrap_or(&dir).join("format");
+            site_formats.push((site, read(&rel.to_string_lossy())?));
+        }
+        kernel_stack = Some(read("ftrace/kernel_stack/format")?);
+        match crate::host::kallsyms::Symbols::load(&frame_names()) {
+            Ok(s) => symbols = Some(Arc::new(s)),
+            Err(e) => {
+                note = Some(format!(
+                    "the callers of the reset sites are not known: {e} (the text trace names them: \
+                     --trace-reader text)"
+                ))
+            }
+        }
+    }
+    let sites: Vec<(SiteFn, &str)> = site_formats.iter().map(|(s, t)| (*s, t.as_str())).collect();
     let decoder = RawDecoder::new(&RawFormats {
         header_page: &header_page,
         send_reset: send.as_deref(),
         receive_reset: receive.as_deref(),
         task_newtask: newtask.as_deref(),
         task_rename: rename.as_deref(),
+        sites: &sites,
+        kernel_stack: kernel_stack.as_deref(),
+        symbols,
     })
     .map_err(RawUnavailable::Layout)?;
     let per_cpu = instance.join("per_cpu");
@@ -586,7 +676,7 @@ fn open_raw(
         return Err(RawUnavailable::NoCpus(per_cpu));
     }
     cpus.sort_by_key(|(cpu, _)| *cpu);
-    Ok((decoder, cpus))
+    Ok((decoder, cpus, note))
 }
 
 /// Read every CPU's pages until stopped (then drain once more).
@@ -610,11 +700,15 @@ fn read_raw(
         .collect();
     let mut draining_after_stop = 0;
     let mut batch = Vec::new();
+    let mut decoded = Vec::new();
+    let mut join = StackJoin::default();
     let mut busy = false;
     loop {
         if stop.load(Ordering::SeqCst) {
             draining_after_stop += 1;
             if draining_after_stop > 2 {
+                join.finish(&mut batch);
+                out.send(&mut batch, &counts);
                 break;
             }
         }
@@ -630,11 +724,13 @@ fn read_raw(
                 match file.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => {
-                        let before = batch.len();
-                        let bad = decoder.page(&buf[..n], *cpu, &mut |ev| batch.push(ev));
+                        let bad = decoder.page(&buf[..n], *cpu, &mut |ev| decoded.push(ev));
                         counts
                             .events
-                            .fetch_add((batch.len() - before) as u64, Ordering::Relaxed);
+                            .fetch_add(decoded.len() as u64, Ordering::Relaxed);
+                        for ev in decoded.drain(..) {
+                            join.push(ev, &mut batch);
+                        }
                         if bad > 0 {
                             counts.bad_records.fetch_add(bad, Ordering::Relaxed);
                         }
@@ -654,6 +750,7 @@ fn read_raw(
             cpus.remove(i);
             pfds.remove(i);
         }
+        join.tick(&mut batch);
         busy = !batch.is_empty();
         if !out.send(&mut batch, &counts) || cpus.is_empty() {
             return;

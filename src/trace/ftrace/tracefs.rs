@@ -29,6 +29,9 @@ pub enum TraceError {
     Unavailable(String),
     #[error("{path}: {err}")]
     Io { path: PathBuf, err: io::Error },
+    /// The reset sites cannot be probed here (asked for with `TraceOptions::sites`).
+    #[error("the reset sites cannot be probed: {0}")]
+    Sites(super::probes::ProbeError),
 }
 
 pub(super) fn io_at(path: &Path) -> impl FnOnce(io::Error) -> TraceError + '_ {
