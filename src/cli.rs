@@ -507,6 +507,18 @@ pub struct PacketCheckArgs {
         conflicts_with = "lab"
     )]
     pub trace_reader: TraceReaderArg,
+    /// Where sent resets' causes come from: the kernel's reason (6.10 and later), derived from
+    /// where the kernel sent them (kprobes on the reset sites, the packet, the socket table:
+    /// kernels before 6.10, and any kernel to cross-check), or auto (the kernel's reason where
+    /// it names every cause, 6.12 and later; derived otherwise).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FROM",
+        default_value_t = CauseSourceArg::Auto,
+        conflicts_with = "lab"
+    )]
+    pub cause_source: CauseSourceArg,
     /// Output format.
     #[arg(long, value_enum, default_value_t = PacketFormat::Table)]
     pub format: PacketFormat,
@@ -516,6 +528,14 @@ pub struct PacketCheckArgs {
     /// Set a rule parameter, e.g. idle_timeout=350.
     #[arg(long = "set", value_name = "PARAM=VALUE")]
     pub set: Vec<String>,
+}
+
+/// `--cause-source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CauseSourceArg {
+    Auto,
+    Kernel,
+    Derived,
 }
 
 /// `--trace-reader`.

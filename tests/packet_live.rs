@@ -285,12 +285,28 @@ fn a_kernel_without_reasons_still_counts_resets_and_says_so() {
     assert_eq!(report["sent"], 1);
     let e = &report["events"][0];
     assert_eq!(e.get("reason"), None, "{e:#}");
-    assert_eq!(e["cause"], "sent-reason-unknown");
+    // A closed port's answer is told by the packet (a reset answering a SYN) and the socket
+    // table (no listener on the port), and said to be derived.
+    assert_eq!(e["cause"], "no-socket", "{e:#}");
+    assert_eq!(e["cause_source"], "derived", "{e:#}");
+    assert_eq!(e["derived_reason"], "NO_SOCKET", "{e:#}");
+    assert!(
+        e["basis"].as_str().unwrap().starts_with("derived: ")
+            && e["basis"].as_str().unwrap().contains("closed port"),
+        "{e:#}"
+    );
     let notes = notes(&report);
     assert!(
         notes.iter().any(|n| n.contains("has no reason field")),
         "{notes:?}"
     );
+    // The reset sites are asked for (no reasons here) and cannot be probed: said once.
+    let sites: Vec<_> = notes
+        .iter()
+        .filter(|n| n.contains("the reset sites cannot be probed here"))
+        .collect();
+    assert_eq!(sites.len(), 1, "{notes:?}");
+    assert!(sites[0].contains("kprobe_events is missing"), "{notes:?}");
     assert!(
         notes
             .iter()
@@ -319,7 +335,9 @@ fn without_tracefs_resets_are_still_counted_and_the_tree_is_left_alone() {
     assert_eq!(report["tracing"]["reasons"], false, "{report:#}");
     assert_eq!(report["tracing"]["events"], 0);
     assert_eq!(report["resets"], 2, "{report:#}");
-    assert_eq!(report["events"][0]["cause"], "sent-reason-unknown");
+    // Without any trace, the packet and the socket table still tell a closed port.
+    assert_eq!(report["events"][0]["cause"], "no-socket", "{report:#}");
+    assert_eq!(report["events"][0]["cause_source"], "derived");
     assert_eq!(report["counters"]["delta"]["Tcp.OutRsts"], 2, "{report:#}");
     let notes = notes(&report);
     assert!(

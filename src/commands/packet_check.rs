@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use crate::cli::{PacketCheckArgs, PacketFormat, TraceReaderArg};
+use crate::cli::{CauseSourceArg, PacketCheckArgs, PacketFormat, TraceReaderArg};
 use crate::host::{CollectOptions, Source};
 use crate::live::{self, LiveOptions};
 use crate::report::packet_check as render;
@@ -43,6 +43,11 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
             TraceReaderArg::Text => TraceReader::Text,
         },
         stop: super::signal::stop_on_signals()?,
+        cause_source: match args.cause_source {
+            CauseSourceArg::Auto => live::CauseMode::Auto,
+            CauseSourceArg::Kernel => live::CauseMode::Kernel,
+            CauseSourceArg::Derived => live::CauseMode::Derived,
+        },
     };
     let mut terminal = Terminal {
         progress: std::io::stderr().is_terminal(),

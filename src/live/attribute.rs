@@ -278,6 +278,8 @@ pub enum Cause {
     Paws,
     BadAck,
     DisconnectWithData,
+    MptcpSubflowReset,
+    KernelError,
     NotSpecified,
     OtherReason,
     MiddleboxIdle,
@@ -293,7 +295,7 @@ impl Serialize for Cause {
 
 impl Cause {
     /// Every cause, in order.
-    pub const ALL: [Cause; 18] = [
+    pub const ALL: [Cause; 20] = [
         Self::UnreadClose,
         Self::LingerZero,
         Self::Abort,
@@ -307,6 +309,8 @@ impl Cause {
         Self::Paws,
         Self::BadAck,
         Self::DisconnectWithData,
+        Self::MptcpSubflowReset,
+        Self::KernelError,
         Self::NotSpecified,
         Self::OtherReason,
         Self::MiddleboxIdle,
@@ -330,6 +334,8 @@ impl Cause {
             Self::Paws => "paws",
             Self::BadAck => "bad-ack",
             Self::DisconnectWithData => "disconnect-with-data",
+            Self::MptcpSubflowReset => "mptcp-subflow-reset",
+            Self::KernelError => "kernel-error",
             Self::NotSpecified => "not-specified",
             Self::OtherReason => "other-reason",
             Self::MiddleboxIdle => "middlebox-forgot-idle-flow",
@@ -356,6 +362,8 @@ impl Cause {
             Self::Paws => "PAWS (timestamp) check failed",
             Self::BadAck => "unacceptable ACK or flags",
             Self::DisconnectWithData => "disconnect with unsent data",
+            Self::MptcpSubflowReset => "an MPTCP subflow was reset",
+            Self::KernelError => "the kernel hit an error sending on the connection",
             Self::NotSpecified => "reason not specified by the kernel",
             Self::OtherReason => "other kernel reason",
             Self::MiddleboxIdle => "received on a connection idle longer than the idle timeout",
@@ -528,6 +536,8 @@ pub fn classify(i: &ClassifyInput<'_>) -> (Cause, Cow<'static, str>) {
         | "TCP_OLD_ACK"
         | "TCP_FLAGS" => by_reason(Cause::BadAck),
         "TCP_DISCONNECT_WITH_DATA" => by_reason(Cause::DisconnectWithData),
+        r if r.starts_with("MPTCP_RST_") => by_reason(Cause::MptcpSubflowReset),
+        "ERROR" => by_reason(Cause::KernelError),
         "NOT_SPECIFIED" => by_reason(Cause::NotSpecified),
         _ => by_reason(Cause::OtherReason),
     }
@@ -625,7 +635,16 @@ mod tests {
             classify(&sent("TCP_TIMEWAIT_SOCKET")).0,
             Cause::DataAfterClose
         );
-        assert_eq!(classify(&sent("MPTCP_RST_EUNSPEC")).0, Cause::OtherReason);
+        assert_eq!(
+            classify(&sent("MPTCP_RST_EUNSPEC")).0,
+            Cause::MptcpSubflowReset
+        );
+        assert_eq!(
+            classify(&sent("MPTCP_RST_EMIDDLEBOX")).0,
+            Cause::MptcpSubflowReset
+        );
+        assert_eq!(classify(&sent("ERROR")).0, Cause::KernelError);
+        assert_eq!(classify(&sent("TCP_SOMETHING_NEW")).0, Cause::OtherReason);
         let mut i = sent("INVALID_SYN");
         assert_eq!(classify(&i).0, Cause::InvalidSyn);
         i.state = Some("TCP_LISTEN");

@@ -43,6 +43,7 @@ fn send(src: &str, dst: &str, reason: &'static str) -> SendReset {
         dst: Some(dst.parse().unwrap()),
         state: None,
         reason: Some(reason),
+        site: None,
     }
 }
 

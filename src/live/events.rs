@@ -11,6 +11,7 @@ use super::attribute::{
     self, ClassifyInput, EventOwner, OwnerSource, SocketIndex, TaskResolver, classify, task_process,
 };
 use super::correlate::{Matched, ReceiveOutcome, Ticket};
+use super::derive::{self, CauseMode, CauseSource, Derivation};
 use super::summary::{self, ResetEvent, Tally};
 use crate::host::facts::NamespaceFacts;
 use crate::rules::Finding;
@@ -74,6 +75,98 @@ pub(super) struct Ctx {
     pub idle_timeout_s: Option<f64>,
     /// The trace marks bottom-half-disabled sections (see `TraceSession::bh_flag`).
     pub bh_flag_known: bool,
+    /// Where sent resets' causes come from.
+    pub cause_mode: CauseMode,
+}
+
+/// A sent or received reset's cause, what it rests on and how it was found.
+struct Found {
+    cause: attribute::Cause,
+    basis: std::borrow::Cow<'static, str>,
+    source: CauseSource,
+    derived_reason: Option<&'static str>,
+}
+
+/// The cause of one reset: the kernel's reason where `mode` takes it, else derived.
+fn find_cause(
+    m: &Matched,
+    ctx: &Ctx,
+    index: &SocketIndex,
+    sender: Option<&attribute::SockInfo>,
+    idle_ms: Option<u64>,
+) -> Found {
+    let p = &m.packet;
+    let sent = p.dir == PacketDir::Sent;
+    let send = m.send.as_ref();
+    let kernel_reason = send.and_then(|s| s.reason);
+    let classified = |reason: Option<&str>| {
+        classify(&ClassifyInput {
+            sent,
+            reason,
+            state: send.and_then(|s| s.state),
+            process_context: send.is_some_and(|s| !s.task.in_interrupt),
+            bh_disabled: send.is_some_and(|s| s.task.bh_disabled),
+            answers_packet: send.is_some_and(|s| s.has_skb),
+            bh_flag_known: ctx.bh_flag_known,
+            sender_linger: sender.and_then(|s| s.linger),
+            sender_linger2: sender.and_then(|s| s.linger2),
+            sender_unowned: sender.is_some_and(|s| s.pid.is_none()),
+            source_port_listens: sent && index.listener(p.seg.src).is_some(),
+            abort_on_overflow: ctx.facts.abort_on_overflow,
+            idle_ms,
+            idle_timeout_s: ctx.idle_timeout_s,
+        })
+    };
+    if !sent {
+        let (cause, basis) = classified(None);
+        let source = match cause {
+            attribute::Cause::MiddleboxIdle => CauseSource::Derived,
+            _ => CauseSource::CannotTell,
+        };
+        return Found {
+            cause,
+            basis,
+            source,
+            derived_reason: None,
+        };
+    }
+    let take_kernel = match ctx.cause_mode {
+        CauseMode::Kernel => true,
+        CauseMode::Derived => false,
+        CauseMode::Auto => kernel_reason.is_some_and(|r| r != "NOT_SPECIFIED"),
+    };
+    if take_kernel {
+        let (cause, basis) = classified(kernel_reason);
+        let source = if kernel_reason.is_some() {
+            CauseSource::KernelReason
+        } else {
+            CauseSource::CannotTell
+        };
+        return Found {
+            cause,
+            basis,
+            source,
+            derived_reason: None,
+        };
+    }
+    let cx = derive::Context {
+        listener_on_port: index.listener(p.seg.src).is_some(),
+        abort_on_overflow: ctx.facts.abort_on_overflow,
+    };
+    match derive::derive(send, &p.seg, &cx) {
+        Derivation::Derived(d) => Found {
+            cause: d.cause,
+            basis: format!("derived: {}", d.evidence).into(),
+            source: CauseSource::Derived,
+            derived_reason: Some(d.reason),
+        },
+        Derivation::CannotTell(why) => Found {
+            cause: attribute::Cause::SentUnknown,
+            basis: format!("cannot tell: {why}").into(),
+            source: CauseSource::CannotTell,
+            derived_reason: None,
+        },
+    }
 }
 
 pub(super) fn to_event(m: &Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetEvent {
@@ -197,29 +290,15 @@ pub(super) fn to_event(m: &Matched, ctx: &mut Ctx, index: &SocketIndex) -> Reset
         receiver
             .and_then(|r| Some(r.idle_ms? + crate::clock::now_ms().saturating_sub(r.seen_at_ms)))
     };
-    let (cause, basis) = classify(&ClassifyInput {
-        sent,
-        reason: send.and_then(|s| s.reason),
-        state: send.and_then(|s| s.state),
-        process_context: send.is_some_and(|s| !s.task.in_interrupt),
-        bh_disabled: send.is_some_and(|s| s.task.bh_disabled),
-        answers_packet: send.is_some_and(|s| s.has_skb),
-        bh_flag_known: ctx.bh_flag_known,
-        sender_linger: sender.and_then(|s| s.linger),
-        sender_linger2: sender.and_then(|s| s.linger2),
-        sender_unowned: sender.is_some_and(|s| s.pid.is_none()),
-        source_port_listens: sent && index.listener(seg.src).is_some(),
-        abort_on_overflow: ctx.facts.abort_on_overflow,
-        idle_ms,
-        idle_timeout_s: ctx.idle_timeout_s,
-    });
-    let basis = match (send.and_then(|s| s.reason), &owner, &peer) {
+    let found = find_cause(m, ctx, index, sender, idle_ms);
+    let reason = found.derived_reason.or(send.and_then(|s| s.reason));
+    let basis = match (reason, &owner, &peer) {
         (Some("TCP_TIMEWAIT_SOCKET"), Some(o), Some(w)) => format!(
-            "{basis}: {} (pid {}) closed first, {} (pid {}) wrote after that",
-            o.comm, o.pid, w.comm, w.pid
+            "{}: {} (pid {}) closed first, {} (pid {}) wrote after that",
+            found.basis, o.comm, o.pid, w.comm, w.pid
         )
         .into(),
-        _ => basis,
+        _ => found.basis,
     };
     ResetEvent {
         t: p.ts_ms.saturating_sub(ctx.started_at_ms) as f64 / 1000.0,
@@ -243,7 +322,10 @@ pub(super) fn to_event(m: &Matched, ctx: &mut Ctx, index: &SocketIndex) -> Reset
         connection_seen: sent && sender.is_some(),
         owner,
         peer,
-        cause,
+        cause: found.cause,
+        cause_source: found.source,
+        derived_reason: found.derived_reason,
+        site: send.and_then(|s| s.site.clone()),
         basis,
         rules: Vec::new(),
     }
@@ -358,6 +440,7 @@ mod tests {
                 dst: Some(a(port)),
                 state: Some("TCP_CLOSE"),
                 reason: Some("NO_SOCKET"),
+                site: None,
             }),
             receive: None,
             receive_pending: pending,
@@ -373,6 +456,7 @@ mod tests {
             receive_traced: true,
             idle_timeout_s: None,
             bh_flag_known: true,
+            cause_mode: CauseMode::Auto,
         };
         let index = SocketIndex::default();
         let mut tally = Tally::new(0, 10.0, 2);

@@ -12,6 +12,7 @@
 pub mod attribute;
 pub mod correlate;
 pub mod counters;
+pub mod derive;
 mod events;
 mod slab;
 mod snapshots;
@@ -31,6 +32,7 @@ use anyhow::Context;
 
 use self::attribute::{Cause, TaskResolver};
 use self::correlate::{CapturedReset, Correlator, Matched, ReceiveOutcome};
+pub use self::derive::{CauseMode, CauseSource};
 use self::events::{Ctx, Delivery, EventStream};
 pub use self::snapshots::Refresh;
 use self::snapshots::{Shared, snapshot_loop};
@@ -67,6 +69,8 @@ pub struct LiveOptions {
     pub trace_reader: TraceReader,
     /// Set by the caller (on SIGINT/SIGTERM) to end the window early.
     pub stop: crate::stop::Stop,
+    /// Where sent resets' causes come from (`--cause-source`).
+    pub cause_source: CauseMode,
 }
 
 /// How far the window is, for a caller that shows progress.
@@ -125,66 +129,24 @@ pub fn run(
     let facts = netns::in_namespace(ns.as_ref(), facts::namespace_facts)?;
     notes.extend(facts.notes.iter().cloned());
 
-    // The kernel's reasons.
-    let mut tracing = TracingSummary::default();
-    let mut reason_note = String::new();
-    let (session, mut trace_rx): (Option<TraceSession>, Option<ftrace::TraceReceiver>) = {
-        let tfs = Tracefs::locate(opts.tracefs.as_deref());
-        match tfs {
-            Err(e) => {
-                reason_note = e.to_string();
-                notes.push(format!("no kernel reset reasons: {e}"));
-                (None, None)
-            }
-            Ok(tfs) => {
-                match ftrace::clean_stale(&tfs) {
-                    Ok(removed) if !removed.is_empty() => notes.push(format!(
-                        "removed ftrace instances left by processes that no longer exist: {}",
-                        removed.join(", ")
-                    )),
-                    Ok(_) => {}
-                    Err(e) => notes.push(format!("cleaning stale ftrace instances: {e:#}")),
-                }
-                let support = tfs.reset_support();
-                notes.extend(support.notes.iter().cloned());
-                if support.reasons.is_none() {
-                    reason_note = support.notes.join("; ");
-                }
-                if !support.send_reset && !support.receive_reset {
-                    (None, None)
-                } else {
-                    let trace_opts = TraceOptions {
-                        reader: opts.trace_reader,
-                        tasks: true,
-                        ..TraceOptions::default()
-                    };
-                    match TraceSession::start(&tfs, &trace_opts) {
-                        Ok((s, rx)) => {
-                            tracing.instance = Some(s.instance().display().to_string());
-                            tracing.reader = Some(s.reader);
-                            notes.push(reader_note(&s));
-                            (Some(s), Some(rx))
-                        }
-                        // Asked for by name: not silently replaced by the text.
-                        Err(e) if opts.trace_reader == TraceReader::Binary => {
-                            return Err(anyhow::Error::new(e)
-                                .context("--trace-reader binary: the kernel trace cannot be read as binary records"));
-                        }
-                        Err(e) => {
-                            reason_note = e.to_string();
-                            notes.push(format!("no kernel reset reasons: {e}"));
-                            (None, None)
-                        }
-                    }
-                }
-            }
-        }
+    // The kernel's reasons, or the reset sites.
+    let mut tracing = TracingSummary {
+        cause_source: opts.cause_source,
+        ..TracingSummary::default()
     };
-    let send_traced = session.as_ref().is_some_and(|s| s.support.send_reset);
+    let Tracing {
+        session,
+        mut rx,
+        reason_note,
+    } = start_tracing(opts, &mut notes, &mut tracing)?;
+    let mut trace_rx = rx.take();
+    let send_traced = session
+        .as_ref()
+        .is_some_and(|s| s.support.send_reset || s.sites);
     let receive_traced = session.as_ref().is_some_and(|s| s.support.receive_reset);
     tracing.reasons = session
         .as_ref()
-        .is_some_and(|s| s.support.send_reset && s.support.reasons.is_some());
+        .is_some_and(|s| s.support.send_reset && !s.sites && s.support.reasons.is_some());
 
     // The capture opens only once tracing is armed, so that every reset captured can meet
     // its trace event.
@@ -275,6 +237,7 @@ pub fn run(
         receive_traced,
         idle_timeout_s,
         bh_flag_known: session.as_ref().is_some_and(|s| s.bh_flag),
+        cause_mode: opts.cause_source,
     };
     let mut correlator = Correlator::new(GRACE_MS, send_traced, receive_traced);
     let mut matched: Vec<Matched> = Vec::new();
@@ -360,6 +323,8 @@ pub fn run(
                         ctx.resolver.rename(&r);
                         continue;
                     }
+                    // Joined to its site's event by the reader; one left over has none.
+                    TraceEvent::Stack(_) => continue,
                     _ => tracing.events += 1,
                 }
                 match ev {
@@ -385,7 +350,7 @@ pub fn run(
                         }
                         correlator.receive_event(r, now_ms);
                     }
-                    TraceEvent::NewTask(_) | TraceEvent::Rename(_) => {}
+                    TraceEvent::NewTask(_) | TraceEvent::Rename(_) | TraceEvent::Stack(_) => {}
                 }
             }
         }
@@ -548,7 +513,7 @@ pub fn run(
         ));
     }
     let findings = shared.findings;
-    let verdicts = summary::verdicts(&findings, &tally, tracing.reasons, &counters, &reason_note);
+    let verdicts = summary::verdicts(&findings, &tally, &counters, &reason_note);
     let timeline = tally.timeline(duration_s);
     let events = tally.take_events(&findings);
     Ok(PacketReport {
@@ -574,6 +539,122 @@ pub fn run(
         events_omitted: tally.omitted,
         notes,
     })
+}
+
+/// The trace session of the window and what the verdicts say when it has no reasons.
+struct Tracing {
+    session: Option<TraceSession>,
+    rx: Option<ftrace::TraceReceiver>,
+    reason_note: String,
+}
+
+/// Whether this kernel's trace names the reason of every reset it sends: a reason field
+/// (6.10) filled in for resets from a close or a timer too (6.12).
+fn kernel_names_every_reason(support: &ftrace::ResetSupport) -> bool {
+    support.send_reset
+        && support.reasons.is_some()
+        && crate::host::kernel::running()
+            .version
+            .is_none_or(|v| (v.major, v.minor) >= (6, 12))
+}
+
+/// Find tracefs, remove what dead runs left, and start the session: with the reset sites
+/// probed where the kernel does not name every reason (or `--cause-source derived` asks), else
+/// (or where they cannot be probed, said once) with `tcp:tcp_send_reset`.
+fn start_tracing(
+    opts: &LiveOptions,
+    notes: &mut Vec<String>,
+    tracing: &mut TracingSummary,
+) -> anyhow::Result<Tracing> {
+    let none = |reason_note: String| Tracing {
+        session: None,
+        rx: None,
+        reason_note,
+    };
+    let tfs = match Tracefs::locate(opts.tracefs.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            notes.push(format!("no kernel reset reasons: {e}"));
+            return Ok(none(e.to_string()));
+        }
+    };
+    match ftrace::clean_stale(&tfs) {
+        Ok(removed) if !removed.is_empty() => notes.push(format!(
+            "removed ftrace instances left by processes that no longer exist: {}",
+            removed.join(", ")
+        )),
+        Ok(_) => {}
+        Err(e) => notes.push(format!("cleaning stale ftrace instances: {e:#}")),
+    }
+    match ftrace::probes::clean_stale_probes(&tfs, crate::host::process::exists) {
+        Ok(removed) if !removed.is_empty() => notes.push(format!(
+            "removed kprobe events left by processes that no longer exist: {}",
+            removed.join(", ")
+        )),
+        Ok(_) => {}
+        Err(e) => notes.push(format!("cleaning stale kprobe events: {e}")),
+    }
+    let support = tfs.reset_support();
+    let mut reason_note = String::new();
+    if support.reasons.is_none() {
+        reason_note = support.notes.join("; ");
+    }
+    let want_sites = match opts.cause_source {
+        CauseMode::Kernel => false,
+        CauseMode::Derived => true,
+        CauseMode::Auto => !kernel_names_every_reason(&support),
+    };
+    let mut trace_opts = TraceOptions {
+        reader: opts.trace_reader,
+        tasks: true,
+        sites: want_sites,
+        ..TraceOptions::default()
+    };
+    let mut started = TraceSession::start(&tfs, &trace_opts);
+    if let Err(ftrace::TraceError::Sites(e)) = &started {
+        notes.push(format!(
+            "the reset sites cannot be probed here ({e}): sent resets' causes come from the \
+             kernel's trace, the packets and the socket table, and some cannot be told"
+        ));
+        trace_opts.sites = false;
+        started = TraceSession::start(&tfs, &trace_opts);
+    }
+    if !trace_opts.sites || started.is_err() {
+        notes.extend(support.notes.iter().cloned());
+    }
+    match started {
+        Ok((s, rx)) => {
+            tracing.instance = Some(s.instance().display().to_string());
+            tracing.reader = Some(s.reader);
+            tracing.sites = s.sites;
+            notes.push(reader_note(&s));
+            if s.sites {
+                notes.push(format!(
+                    "the reset sites are probed (kprobes on tcp_v4_send_reset, tcp_v6_send_reset \
+                     and tcp_send_active_reset, group {}, each with the kernel's stack): sent \
+                     resets' causes are derived from where the kernel sent them",
+                    ftrace::probes::group_of(std::process::id())
+                ));
+                notes.extend(s.site_notes.iter().cloned());
+                if reason_note.is_empty() {
+                    reason_note =
+                        "the kernel's reasons are not read while the reset sites are probed".into();
+                }
+            }
+            Ok(Tracing {
+                session: Some(s),
+                rx: Some(rx),
+                reason_note,
+            })
+        }
+        // Asked for by name: not silently replaced by the text.
+        Err(e) if opts.trace_reader == TraceReader::Binary => Err(anyhow::Error::new(e)
+            .context("--trace-reader binary: the kernel trace cannot be read as binary records")),
+        Err(e) => {
+            notes.push(format!("no kernel reset reasons: {e}"));
+            Ok(none(e.to_string()))
+        }
+    }
 }
 
 fn take_sample(tally: &mut Tally, notes: &mut Vec<String>, s: Result<CounterSample, SampleError>) {

@@ -13,15 +13,17 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Serialize;
 
 use super::attribute::{Cause, EventOwner};
-use super::verdicts::supports_key;
-pub use super::verdicts::{FindingVerdict, Verdict, supported_rules, supports, verdicts};
+pub use super::verdicts::{
+    FindingVerdict, Verdict, scoped_process, supported_rules, supports, verdicts,
+};
+use super::verdicts::{SupportKey, supports_key};
 use crate::host::CounterSample;
 use crate::live::correlate::MatchStats;
 use crate::rules::Finding;
 use crate::trace::capture::{CaptureStats, PacketDir};
 
 /// Version of the packet-check JSON.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One reset seen in the window.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -61,6 +63,15 @@ pub struct ResetEvent {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<EventOwner>,
     pub cause: Cause,
+    /// How the cause was found: the kernel's reason, derived from other evidence, or not.
+    pub cause_source: super::derive::CauseSource,
+    /// For a derived cause: the reason the kernel gives at that call site since 6.10 (never
+    /// shown as `reason`, which is only the kernel's own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub derived_reason: Option<&'static str>,
+    /// Where in the kernel it was sent, when the reset sites were probed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<Box<crate::trace::ftrace::ResetSite>>,
     /// What the cause rests on.
     pub basis: std::borrow::Cow<'static, str>,
     /// Audit findings this reset supports.
@@ -126,6 +137,11 @@ pub struct TracingSummary {
     /// How the trace was read: `binary` (trace_pipe_raw) or `text` (trace_pipe).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reader: Option<crate::trace::ftrace::TraceReader>,
+    /// Where sent resets' causes were asked to come from (`--cause-source`).
+    pub cause_source: super::derive::CauseMode,
+    /// The reset sites were probed (kprobes), so sent resets' causes were derived from where
+    /// the kernel sent them.
+    pub sites: bool,
     pub events: u64,
     /// Events dropped because the reader fell behind.
     pub dropped: u64,
@@ -234,10 +250,6 @@ struct CauseAcc {
     peer_procs: TopCounter<(u32, Arc<str>)>,
 }
 
-/// What decides whether a reset supports a finding: its cause, kernel reason, process, and
-/// whether its connection had been seen.
-type SupportKey = (Cause, Option<&'static str>, Option<u32>, bool);
-
 /// Everything the report says about the resets of a window, built as they arrive.
 ///
 /// Memory grows with the length of the window (one timeline entry a second), the number of
@@ -249,6 +261,8 @@ pub struct Tally {
     pub resets: u64,
     pub sent: u64,
     pub received: u64,
+    /// Sent resets whose cause could not be told.
+    pub untold: u64,
     causes: BTreeMap<Cause, CauseAcc>,
     support: HashMap<SupportKey, u64>,
     seconds: Vec<Second>,
@@ -273,6 +287,7 @@ impl Tally {
             resets: 0,
             sent: 0,
             received: 0,
+            untold: 0,
             causes: BTreeMap::new(),
             support: HashMap::default(),
             seconds: Vec::new(),
@@ -358,15 +373,12 @@ impl Tally {
                 None => {}
             }
         }
-        *self
-            .support
-            .entry((
-                e.cause,
-                e.reason,
-                e.owner.as_ref().map(|o| o.pid),
-                e.connection_seen,
-            ))
-            .or_default() += 1;
+        if e.direction == PacketDir::Sent
+            && e.cause_source == super::derive::CauseSource::CannotTell
+        {
+            self.untold += 1;
+        }
+        *self.support.entry(SupportKey::of(e)).or_default() += 1;
         let i = e.t.max(0.0) as usize;
         let sec = self.second(i);
         sec.resets += 1;
@@ -402,9 +414,16 @@ impl Tally {
     pub fn supporting(&self, f: &Finding) -> u64 {
         self.support
             .iter()
-            .filter(|((cause, reason, pid, seen), _)| {
-                supports_key(f, *cause, reason.as_deref(), *pid, *seen)
-            })
+            .filter(|(k, _)| supports_key(f, k))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Of the resets that support `f`, those whose reason was derived.
+    pub fn supporting_derived(&self, f: &Finding) -> u64 {
+        self.support
+            .iter()
+            .filter(|(k, _)| k.derived && supports_key(f, k))
             .map(|(_, n)| n)
             .sum()
     }
@@ -414,12 +433,12 @@ impl Tally {
     pub fn supporting_processes(&self, f: &Finding) -> (Vec<ProcessCount>, u64) {
         let mut by_pid: HashMap<u32, u64> = HashMap::default();
         let mut unknown = 0;
-        for ((cause, reason, pid, seen), n) in &self.support {
-            if !supports_key(f, *cause, reason.as_deref(), *pid, *seen) {
+        for (k, n) in &self.support {
+            if !supports_key(f, k) {
                 continue;
             }
-            match pid {
-                Some(p) => *by_pid.entry(*p).or_default() += n,
+            match k.owner {
+                Some(p) => *by_pid.entry(p).or_default() += n,
                 None => unknown += n,
             }
         }
@@ -443,10 +462,10 @@ impl Tally {
     pub(super) fn with_reason(&self, f: &Finding, reason: &str) -> (u64, u64) {
         let mut all = 0;
         let mut supporting = 0;
-        for ((cause, r, pid, seen), n) in &self.support {
-            if r.as_deref() == Some(reason) {
+        for (k, n) in &self.support {
+            if k.reason == Some(reason) {
                 all += n;
-                if supports_key(f, *cause, r.as_deref(), *pid, *seen) {
+                if supports_key(f, k) {
                     supporting += n;
                 }
             }
@@ -584,6 +603,9 @@ pub(super) mod tests {
                 source: super::super::attribute::OwnerSource::Task,
             }),
             cause,
+            cause_source: super::super::derive::CauseSource::KernelReason,
+            derived_reason: None,
+            site: None,
             basis: "".into(),
             rules: vec![],
         }
@@ -605,6 +627,13 @@ pub(super) mod tests {
             v["process"] = serde_json::json!({ "pid": pid, "comm": "app" });
         }
         serde_json::from_value(v).unwrap()
+    }
+
+    impl Tally {
+        /// The events kept, as they are (for tests).
+        pub(in crate::live) fn take_events_for_test(mut self) -> Vec<ResetEvent> {
+            self.take_events(&[])
+        }
     }
 
     pub(in crate::live) fn tally(events: &[ResetEvent], max_events: usize) -> Tally {

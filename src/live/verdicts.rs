@@ -1,5 +1,7 @@
 //! The verdict on each audit finding: confirmed only by resets whose mechanism is the rule's
-//! own, otherwise not seen or cannot check, with the reason.
+//! own and, for a finding about one process, only by that process's resets (sent or received);
+//! otherwise not seen or cannot check, with the reason. A verdict never contradicts the
+//! counters it quotes.
 
 use std::collections::BTreeMap;
 
@@ -38,6 +40,10 @@ pub struct FindingVerdict {
     pub severity: Severity,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub process: Option<FindingProcess>,
+    /// For a host finding: the processes the audit suspected (holding sockets of the kind when
+    /// it ran); the verdict is on the host, and `processes` names who really sent the resets.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suspected: Vec<FindingProcess>,
     pub verdict: Verdict,
     /// Resets that confirm it.
     pub resets: u64,
@@ -50,11 +56,46 @@ pub struct FindingVerdict {
     pub processes: Vec<ProcessCount>,
 }
 
+/// What decides whether a reset supports a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SupportKey {
+    pub cause: Cause,
+    /// The kernel's reason, or the one derived for it.
+    pub reason: Option<&'static str>,
+    /// `reason` was derived, not the kernel's.
+    pub derived: bool,
+    /// The process it is attributed to.
+    pub owner: Option<u32>,
+    /// On loopback, the process at the other end (the one it was sent to).
+    pub peer: Option<u32>,
+    /// The socket table had seen its connection.
+    pub seen: bool,
+}
+
+impl SupportKey {
+    pub fn of(e: &ResetEvent) -> Self {
+        use super::derive::CauseSource;
+        Self {
+            cause: e.cause,
+            reason: match e.cause_source {
+                CauseSource::KernelReason => e.reason,
+                CauseSource::Derived => e.derived_reason,
+                CauseSource::CannotTell => None,
+            },
+            derived: e.cause_source == CauseSource::Derived,
+            owner: e.owner.as_ref().map(|o| o.pid),
+            peer: e.peer.as_ref().map(|p| p.pid),
+            seen: e.connection_seen,
+        }
+    }
+}
+
 /// The rules of `findings` that reset `e` supports.
 pub fn supported_rules(findings: &[Finding], e: &ResetEvent) -> Vec<String> {
+    let key = SupportKey::of(e);
     let mut rules: Vec<String> = findings
         .iter()
-        .filter(|f| supports(f, e))
+        .filter(|f| supports_key(f, &key))
         .map(|f| f.rule.clone())
         .collect();
     rules.dedup();
@@ -68,13 +109,7 @@ fn is_middlebox_cause(cause: &str) -> bool {
 
 /// Does this reset support this finding?
 pub fn supports(f: &Finding, e: &ResetEvent) -> bool {
-    supports_key(
-        f,
-        e.cause,
-        e.reason,
-        e.owner.as_ref().map(|o| o.pid),
-        e.connection_seen,
-    )
+    supports_key(f, &SupportKey::of(e))
 }
 
 /// For findings whose NO_SOCKET resets are the late answers to connections the kernel already
@@ -94,188 +129,318 @@ fn is_forwarding_cause(cause: &str) -> bool {
     cause.trim() == "5"
 }
 
-/// [`supports`] on what it looks at: the reset's cause, kernel reason, process and whether its
-/// connection had been seen.
-pub(super) fn supports_key(
-    f: &Finding,
-    cause: Cause,
-    reason: Option<&str>,
-    pid: Option<u32>,
-    seen: bool,
-) -> bool {
-    if is_middlebox_cause(&f.cause) {
-        return cause == Cause::MiddleboxIdle;
-    }
-    let Some(reason) = reason else {
-        return false;
-    };
-    if !f.evidence.rst_reasons.iter().any(|r| r == reason) {
-        return false;
-    }
-    if reason == "NO_SOCKET" && no_socket_mechanism(&f.cause).is_some() && !seen {
-        return false;
-    }
-    // A finding about one process is supported by that process's resets (or resets whose
-    // process is unknown).
-    match (&f.process, pid) {
-        (Some(p), Some(pid)) => p.pid == pid,
-        _ => true,
-    }
+/// The process a finding is about, if it is about one. A host finding names processes only as
+/// suspects (those holding sockets of the kind when the audit ran): it is about the host, and
+/// any process's resets can confirm it.
+pub fn scoped_process(f: &Finding) -> Option<&FindingProcess> {
+    f.process.as_ref().filter(|_| f.subject != "host")
 }
 
-/// Verdicts for each finding. `reasons_available`: the kernel reported reasons in this window.
+/// [`supports`] on what it looks at.
+pub(super) fn supports_key(f: &Finding, k: &SupportKey) -> bool {
+    let mechanism = if is_middlebox_cause(&f.cause) {
+        k.cause == Cause::MiddleboxIdle
+    } else {
+        match k.reason {
+            None => false,
+            Some(reason) => {
+                f.evidence.rst_reasons.iter().any(|r| r == reason)
+                    && !(reason == "NO_SOCKET"
+                        && no_socket_mechanism(&f.cause).is_some()
+                        && !k.seen)
+            }
+        }
+    };
+    // A finding about one process is confirmed by the resets that process sent or received,
+    // and by no other (nor by resets whose process is unknown).
+    mechanism && scoped_process(f).is_none_or(|p| k.owner == Some(p.pid) || k.peer == Some(p.pid))
+}
+
+/// Counters that move exactly when a reset with one of these kernel reasons is sent.
+fn reset_counter(name: &str) -> Option<&'static [&'static str]> {
+    Some(match name {
+        "TcpExt.TCPAbortOnClose" => &["TCP_ABORT_ON_CLOSE"],
+        "TcpExt.TCPAbortOnLinger" => &["TCP_ABORT_ON_LINGER"],
+        "TcpExt.TCPAbortOnMemory" => &["TCP_ABORT_ON_MEMORY"],
+        "TcpExt.EmbryonicRsts" => &["INVALID_SYN"],
+        _ => return None,
+    })
+}
+
+/// "from nginx (pid 7) 3, curl (pid 9) 1, 1 of unknown process"
+fn who(procs: &[ProcessCount], unknown: u64) -> String {
+    let mut parts: Vec<String> = procs
+        .iter()
+        .take(TOP)
+        .map(|p| format!("{} (pid {}) {}", p.comm, p.pid, p.count))
+        .collect();
+    if procs.len() > TOP {
+        parts.push(format!("{} more processes", procs.len() - TOP));
+    }
+    if unknown > 0 {
+        parts.push(format!("{unknown} of unknown process"));
+    }
+    parts.join(", ")
+}
+
+/// One row per finding: a host finding split per suspected process by the audit is one row.
+fn rows(findings: &[Finding]) -> Vec<(Finding, Vec<FindingProcess>)> {
+    let mut rows: Vec<(Finding, Vec<FindingProcess>)> = Vec::new();
+    for f in findings {
+        if f.subject == "host"
+            && let Some(p) = &f.process
+        {
+            if let Some((_, suspects)) = rows
+                .iter_mut()
+                .find(|(g, _)| g.rule == f.rule && g.subject == "host" && g.process.is_none())
+            {
+                suspects.push(p.clone());
+                continue;
+            }
+            let mut host = f.clone();
+            host.process = None;
+            rows.push((host, vec![p.clone()]));
+        } else {
+            rows.push((f.clone(), Vec::new()));
+        }
+    }
+    rows
+}
+
+/// Verdicts for each finding.
 pub fn verdicts(
     findings: &[Finding],
     tally: &Tally,
-    reasons_available: bool,
     counters: &CounterWindow,
     reason_note: &str,
 ) -> Vec<FindingVerdict> {
-    findings
-        .iter()
-        .map(|f| {
-            let resets = tally.supporting(f);
-            let counter_moves: BTreeMap<String, u64> = f
-                .evidence
-                .counters
-                .iter()
-                .filter_map(|c| counters.delta.get(&c.name).map(|d| (c.name.clone(), *d)))
-                .collect();
-            let moved: Vec<String> = counter_moves
-                .iter()
-                .filter(|(_, d)| **d > 0)
-                .map(|(n, d)| format!("{n} +{d}"))
-                .collect();
-            let counters_text = if moved.is_empty() {
-                String::new()
-            } else {
-                format!("; counters: {}", moved.join(", "))
-            };
-            let (verdict, detail) = if is_forwarding_cause(&f.cause) {
-                if resets > 0 {
-                    (
-                        Verdict::CannotCheck,
-                        format!(
-                            "cannot tell: {resets} resets received on idle local connections, but the \
-                             rule is about flows this host forwards for others, which they do not \
-                             show{counters_text}"
-                        ),
-                    )
-                } else {
-                    (
-                        Verdict::NotSeen,
-                        format!("no reset received on a connection idle longer than the idle timeout{counters_text}"),
-                    )
-                }
-            } else if is_middlebox_cause(&f.cause) {
-                if resets > 0 {
-                    (
-                        Verdict::Confirmed,
-                        format!("{resets} resets received on connections idle longer than the idle timeout{counters_text}"),
-                    )
-                } else {
-                    (
-                        Verdict::NotSeen,
-                        format!("no reset received on a connection idle longer than the idle timeout{counters_text}"),
-                    )
-                }
-            } else if f.evidence.rst_reasons.is_empty() {
-                (
-                    Verdict::CannotCheck,
-                    format!("the rule names no kernel reset reason to look for{counters_text}"),
-                )
-            } else if !reasons_available {
-                (
-                    Verdict::CannotCheck,
-                    format!(
-                        "needs the kernel's reset reasons ({}), not available here: {reason_note}{counters_text}",
-                        f.evidence.rst_reasons.join(", ")
-                    ),
-                )
-            } else if let Some(counter) = no_socket_mechanism(&f.cause)
-                && let (all, seen) = tally.with_reason(f, "NO_SOCKET")
-                && all > 0
-                && resets == seen
-                && (seen == 0 || counters.delta.get(counter).copied().unwrap_or(0) == 0)
-            {
-                // Only NO_SOCKET resets, and not with this rule's mechanism.
-                let why = if seen == 0 {
-                    "none answered a connection the socket table had seen: a closed port, a \
-                     port scan or a late SYN-ACK give the same reset"
-                        .to_string()
-                } else {
-                    format!("{seen} answered connections seen before, but {counter} did not move")
-                };
-                (
-                    Verdict::CannotCheck,
-                    format!(
-                        "cannot tell: {all} NO_SOCKET resets sent here; {why}{counters_text}"
-                    ),
-                )
-            } else if resets > 0 {
-                let who = match &f.process {
-                    Some(p) => format!(" from {} (pid {})", p.comm, p.pid),
-                    None => {
-                        let (procs, unknown) = tally.supporting_processes(f);
-                        let mut parts: Vec<String> = procs
-                            .iter()
-                            .take(TOP)
-                            .map(|p| format!("{} (pid {}) {}", p.comm, p.pid, p.count))
-                            .collect();
-                        if procs.len() > TOP {
-                            parts.push(format!("{} more processes", procs.len() - TOP));
-                        }
-                        if unknown > 0 && !parts.is_empty() {
-                            parts.push(format!("{unknown} of unknown process"));
-                        }
-                        if parts.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" from {}", parts.join(", "))
-                        }
-                    }
-                };
-                (
-                    Verdict::Confirmed,
-                    format!(
-                        "{resets} resets with reason {}{who}{counters_text}",
-                        f.evidence.rst_reasons.join(" or ")
-                    ),
-                )
-            } else {
-                (
-                    Verdict::NotSeen,
-                    format!(
-                        "no reset with reason {} in the window{counters_text}",
-                        f.evidence.rst_reasons.join(" or ")
-                    ),
-                )
-            };
-            let processes = if f.process.is_none() && verdict == Verdict::Confirmed {
-                tally.supporting_processes(f).0
-            } else {
-                Vec::new()
-            };
-            FindingVerdict {
-                processes,
-                rule: f.rule.clone(),
-                title: f.title.clone(),
-                severity: f.severity,
-                process: f.process.clone(),
-                verdict,
-                resets,
-                detail,
-                counters: counter_moves,
-            }
-        })
+    rows(findings)
+        .into_iter()
+        .map(|(f, suspected)| verdict(&f, suspected, tally, counters, reason_note))
         .collect()
+}
+
+fn verdict(
+    f: &Finding,
+    suspected: Vec<FindingProcess>,
+    tally: &Tally,
+    counters: &CounterWindow,
+    reason_note: &str,
+) -> FindingVerdict {
+    let resets = tally.supporting(f);
+    let counter_moves: BTreeMap<String, u64> = f
+        .evidence
+        .counters
+        .iter()
+        .filter_map(|c| counters.delta.get(&c.name).map(|d| (c.name.clone(), *d)))
+        .collect();
+    let moved: Vec<String> = counter_moves
+        .iter()
+        .filter(|(_, d)| **d > 0)
+        .map(|(n, d)| format!("{n} +{d}"))
+        .collect();
+    let counters_text = if moved.is_empty() {
+        String::new()
+    } else {
+        format!("; counters: {}", moved.join(", "))
+    };
+    let wanted = f.evidence.rst_reasons.join(" or ");
+    // Resets of the finding's reasons sent by anyone (for a finding about one process).
+    let by_anyone = |reasons: &[String]| -> (u64, Vec<ProcessCount>, u64) {
+        let mut all = 0;
+        let mut unscoped = f.clone();
+        unscoped.process = None;
+        for r in reasons {
+            all += tally.with_reason(&unscoped, r).1;
+        }
+        let (procs, unknown) = tally.supporting_processes(&unscoped);
+        (all, procs, unknown)
+    };
+    // A counter that moves with every reset of a reason, moved more than those resets seen.
+    let uncaptured = counter_moves.iter().find_map(|(name, d)| {
+        let rs = reset_counter(name)?;
+        let relevant: Vec<String> = rs
+            .iter()
+            .filter(|r| f.evidence.rst_reasons.iter().any(|x| x == *r))
+            .map(|r| r.to_string())
+            .collect();
+        if relevant.is_empty() || *d == 0 {
+            return None;
+        }
+        let (seen, _, _) = by_anyone(&relevant);
+        (seen == 0).then(|| format!("{name} +{d}"))
+    });
+    let (verdict, detail) = if is_forwarding_cause(&f.cause) {
+        if resets > 0 {
+            (
+                Verdict::CannotCheck,
+                format!(
+                    "cannot tell: {resets} resets received on idle local connections, but the \
+                     rule is about flows this host forwards for others, which they do not \
+                     show{counters_text}"
+                ),
+            )
+        } else {
+            (
+                Verdict::NotSeen,
+                format!(
+                    "no reset received on a connection idle longer than the idle timeout{counters_text}"
+                ),
+            )
+        }
+    } else if is_middlebox_cause(&f.cause) {
+        match (resets, scoped_process(f)) {
+            (n, _) if n > 0 => (
+                Verdict::Confirmed,
+                format!(
+                    "{n} resets received on connections idle longer than the idle timeout{counters_text}"
+                ),
+            ),
+            (_, Some(p)) => (
+                Verdict::NotSeen,
+                format!(
+                    "no reset received by {} (pid {}) on a connection idle longer than the idle \
+                     timeout{counters_text}",
+                    p.comm, p.pid
+                ),
+            ),
+            (_, None) => (
+                Verdict::NotSeen,
+                format!(
+                    "no reset received on a connection idle longer than the idle timeout{counters_text}"
+                ),
+            ),
+        }
+    } else if f.evidence.rst_reasons.is_empty() {
+        (
+            Verdict::CannotCheck,
+            format!("the rule names no kernel reset reason to look for{counters_text}"),
+        )
+    } else if let Some(counter) = no_socket_mechanism(&f.cause)
+        && let (all, seen) = tally.with_reason(f, "NO_SOCKET")
+        && all > 0
+        && resets == seen
+        && (seen == 0 || counters.delta.get(counter).copied().unwrap_or(0) == 0)
+    {
+        // Only NO_SOCKET resets, and not with this rule's mechanism.
+        let why = if seen == 0 {
+            "none answered a connection the socket table had seen: a closed port, a \
+             port scan or a late SYN-ACK give the same reset"
+                .to_string()
+        } else {
+            format!("{seen} answered connections seen before, but {counter} did not move")
+        };
+        (
+            Verdict::CannotCheck,
+            format!("cannot tell: {all} NO_SOCKET resets sent here; {why}{counters_text}"),
+        )
+    } else if resets > 0 {
+        let from = match scoped_process(f) {
+            Some(p) => format!(" from {} (pid {})", p.comm, p.pid),
+            None => {
+                let (procs, unknown) = tally.supporting_processes(f);
+                let w = who(&procs, unknown);
+                if procs.is_empty() {
+                    String::new()
+                } else {
+                    format!(" from {w}")
+                }
+            }
+        };
+        let derived = tally.supporting_derived(f);
+        let how = match derived {
+            0 => String::new(),
+            n if n == resets => " (derived from where the kernel sent them)".to_string(),
+            n => format!(" ({n} derived from where the kernel sent them)"),
+        };
+        (
+            Verdict::Confirmed,
+            format!("{resets} resets with reason {wanted}{how}{from}{counters_text}"),
+        )
+    } else if let Some(c) = &uncaptured {
+        (
+            Verdict::CannotCheck,
+            format!(
+                "cannot tell: {c} says resets with reason {wanted} were sent, but none was \
+                 captured (left out by --port or --iface, or sent on an interface not watched)\
+                 {counters_text}"
+            ),
+        )
+    } else if let Some(p) = scoped_process(f)
+        && let (n, procs, unknown) = by_anyone(&f.evidence.rst_reasons)
+        && n > 0
+    {
+        (
+            Verdict::NotSeen,
+            format!(
+                "no reset with reason {wanted} from or to {} (pid {}) in the window; the {n} \
+                 with that reason came from {}{counters_text}",
+                p.comm,
+                p.pid,
+                who(&procs, unknown)
+            ),
+        )
+    } else if tally.untold > 0 {
+        let why = if reason_note.is_empty() {
+            String::new()
+        } else {
+            format!(" ({reason_note})")
+        };
+        (
+            Verdict::CannotCheck,
+            format!(
+                "no reset with reason {wanted} was seen, but the cause of {} sent resets could \
+                 not be told{why}{counters_text}",
+                tally.untold
+            ),
+        )
+    } else {
+        (
+            Verdict::NotSeen,
+            format!("no reset with reason {wanted} in the window{counters_text}"),
+        )
+    };
+    let processes = if scoped_process(f).is_none() && verdict == Verdict::Confirmed {
+        tally.supporting_processes(f).0
+    } else {
+        Vec::new()
+    };
+    FindingVerdict {
+        processes,
+        rule: f.rule.clone(),
+        title: f.title.clone(),
+        severity: f.severity,
+        process: f.process.clone(),
+        suspected,
+        verdict,
+        resets,
+        detail,
+        counters: counter_moves,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::live::attribute::{EventOwner, OwnerSource};
+    use crate::live::derive::CauseSource;
     use crate::live::summary::tests::{event, finding, tally};
     use crate::trace::capture::PacketDir;
+
+    fn moved(c: &[(&str, u64)]) -> CounterWindow {
+        CounterWindow {
+            delta: c.iter().map(|(n, d)| (n.to_string(), *d)).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn with_counters(mut f: Finding, counters: &[&str]) -> Finding {
+        f.evidence.counters = counters
+            .iter()
+            .map(|c| serde_json::from_value(serde_json::json!({ "name": c })).unwrap())
+            .collect();
+        f
+    }
 
     #[test]
     fn verdicts_follow_reasons_and_processes() {
@@ -293,7 +458,7 @@ mod tests {
         // Kept or not, every event counts.
         for max_events in [10, 1, 0] {
             let t = tally(&events, max_events);
-            let v = verdicts(&fs, &t, true, &CounterWindow::default(), "");
+            let v = verdicts(&fs, &t, &CounterWindow::default(), "");
             assert_eq!(v[0].verdict, Verdict::Confirmed);
             assert_eq!(v[0].resets, 1, "only pid 10's resets");
             assert_eq!(v[1].verdict, Verdict::NotSeen);
@@ -303,9 +468,6 @@ mod tests {
                 "NO_SOCKET alone is not a middlebox"
             );
             assert_eq!(v[3].verdict, Verdict::CannotCheck);
-            let v = verdicts(&fs, &t, false, &CounterWindow::default(), "no reason field");
-            assert_eq!(v[0].verdict, Verdict::CannotCheck);
-            assert!(v[0].detail.contains("no reason field"));
         }
         let mut t = tally(&events, 10);
         let kept = t.take_events(&fs);
@@ -314,6 +476,155 @@ mod tests {
             kept[1].rules.is_empty(),
             "pid 11 is not the finding's process"
         );
+        // A sent reset whose cause could not be told: "not seen" is not known.
+        let mut untold = event(Cause::SentUnknown, None, Some(12), 0.2);
+        untold.cause_source = CauseSource::CannotTell;
+        let t = tally(&[untold], 10);
+        let v = verdicts(&fs, &t, &CounterWindow::default(), "no reason field here");
+        assert_eq!(v[1].verdict, Verdict::CannotCheck, "{:?}", v[1]);
+        assert!(
+            v[1].detail
+                .contains("could not be told (no reason field here)"),
+            "{}",
+            v[1].detail
+        );
+    }
+
+    #[test]
+    fn a_process_finding_is_confirmed_only_by_what_it_sent_or_received() {
+        let f = vec![finding("linger-zero", &["TCP_STATE"], Some(10), "6")];
+        // Sent by pid 11 to pid 10 (loopback): pid 10 received it.
+        let mut to_10 = event(Cause::LingerZero, Some("TCP_STATE"), Some(11), 0.5);
+        to_10.peer = Some(EventOwner {
+            pid: 10,
+            comm: "app".into(),
+            source: OwnerSource::PeerSocket,
+        });
+        // Of no known process: confirms no process's finding.
+        let nobody = event(Cause::LingerZero, Some("TCP_STATE"), None, 0.6);
+        let t = tally(&[to_10, nobody.clone()], 10);
+        let v = verdicts(&f, &t, &CounterWindow::default(), "");
+        assert_eq!(
+            (v[0].verdict, v[0].resets),
+            (Verdict::Confirmed, 1),
+            "{:?}",
+            v[0]
+        );
+        let t = tally(&[nobody], 10);
+        let v = verdicts(&f, &t, &CounterWindow::default(), "");
+        assert_eq!(v[0].verdict, Verdict::NotSeen, "{:?}", v[0]);
+        assert!(
+            v[0].detail.contains("1 of unknown process"),
+            "{}",
+            v[0].detail
+        );
+    }
+
+    #[test]
+    fn suspects_of_a_host_finding_are_one_row_confirmed_by_the_real_sender() {
+        // Regression (memcached closing a client whose long command it did not read): the
+        // audit split resets-abort-on-close under the two python3 clients holding unread
+        // data; memcached sent the reset. One row, confirmed, naming memcached; the event links
+        // to the finding.
+        let suspect = |pid| {
+            let mut f = with_counters(
+                finding(
+                    "resets-abort-on-close",
+                    &["TCP_ABORT_ON_CLOSE"],
+                    Some(pid),
+                    "3",
+                ),
+                &["TcpExt.TCPAbortOnClose"],
+            );
+            f.subject = "host".into();
+            f.process.as_mut().unwrap().comm = "python3".into();
+            f
+        };
+        let fs = vec![suspect(20), suspect(21)];
+        let mut e = event(Cause::UnreadClose, Some("TCP_ABORT_ON_CLOSE"), Some(7), 0.5);
+        e.owner.as_mut().unwrap().comm = "memcached".into();
+        let mut t = tally(&[e], 10);
+        let v = verdicts(&fs, &t, &moved(&[("TcpExt.TCPAbortOnClose", 1)]), "");
+        assert_eq!(v.len(), 1, "{v:#?}");
+        assert_eq!(v[0].verdict, Verdict::Confirmed, "{:?}", v[0]);
+        assert_eq!(v[0].process, None);
+        assert_eq!(
+            v[0].suspected.iter().map(|p| p.pid).collect::<Vec<_>>(),
+            [20, 21]
+        );
+        assert_eq!(v[0].processes[0].comm, "memcached");
+        assert!(
+            v[0].detail.contains("from memcached (pid 7) 1"),
+            "{}",
+            v[0].detail
+        );
+        let kept = t.take_events(&fs);
+        assert_eq!(kept[0].rules, ["resets-abort-on-close".to_string()]);
+    }
+
+    #[test]
+    fn a_verdict_never_contradicts_the_counters_it_quotes() {
+        let f = vec![with_counters(
+            finding("unread-close", &["TCP_ABORT_ON_CLOSE"], Some(20), "3"),
+            &["TcpExt.TCPAbortOnClose"],
+        )];
+        let counters = moved(&[("TcpExt.TCPAbortOnClose", 1)]);
+        // The counter moved, and no such reset was captured at all.
+        let t = tally(&[], 10);
+        let v = verdicts(&f, &t, &counters, "");
+        assert_eq!(v[0].verdict, Verdict::CannotCheck, "{:?}", v[0]);
+        assert!(
+            v[0].detail.contains("TCPAbortOnClose +1"),
+            "{}",
+            v[0].detail
+        );
+        // Another process sent it: not seen from this one, and who did is said.
+        let mut e = event(Cause::UnreadClose, Some("TCP_ABORT_ON_CLOSE"), Some(7), 0.5);
+        e.owner.as_mut().unwrap().comm = "memcached".into();
+        let t = tally(&[e], 10);
+        let v = verdicts(&f, &t, &counters, "");
+        assert_eq!(v[0].verdict, Verdict::NotSeen, "{:?}", v[0]);
+        assert!(
+            v[0].detail.contains("came from memcached (pid 7) 1"),
+            "{}",
+            v[0].detail
+        );
+    }
+
+    #[test]
+    fn an_idle_flow_finding_of_one_pool_is_not_confirmed_by_the_other_pools_resets() {
+        // Regression: two pools without keepalive behind a middlebox that forgets idle flows;
+        // pool A (pid 30) got the resets, pool B's (pid 31) finding was confirmed too.
+        let fs = vec![
+            finding("idle-without-keepalive", &[], Some(30), "4"),
+            finding("idle-without-keepalive", &[], Some(31), "4"),
+        ];
+        let mut e = event(Cause::MiddleboxIdle, None, Some(30), 0.5);
+        e.direction = PacketDir::Received;
+        let t = tally(&[e.clone(), e.clone(), e], 10);
+        let v = verdicts(&fs, &t, &CounterWindow::default(), "");
+        assert_eq!((v[0].verdict, v[0].resets), (Verdict::Confirmed, 3));
+        assert_eq!(v[1].verdict, Verdict::NotSeen, "{:?}", v[1]);
+        assert!(v[1].detail.contains("(pid 31)"), "{}", v[1].detail);
+    }
+
+    #[test]
+    fn derived_reasons_confirm_and_say_so() {
+        let fs = vec![finding("unread-close", &["TCP_ABORT_ON_CLOSE"], None, "3")];
+        let mut e = event(Cause::UnreadClose, None, Some(7), 0.5);
+        e.cause_source = CauseSource::Derived;
+        e.derived_reason = Some("TCP_ABORT_ON_CLOSE");
+        let t = tally(&[e], 10);
+        let v = verdicts(&fs, &t, &CounterWindow::default(), "");
+        assert_eq!(v[0].verdict, Verdict::Confirmed);
+        assert!(
+            v[0].detail
+                .contains("derived from where the kernel sent them"),
+            "{}",
+            v[0].detail
+        );
+        // A derived reason is never the kernel's: the event's own `reason` stays empty.
+        assert_eq!(t.take_events_for_test()[0].reason, None);
     }
 
     #[test]
@@ -341,7 +652,7 @@ mod tests {
         let mut idle = event(Cause::MiddleboxIdle, None, None, 0.7);
         idle.direction = PacketDir::Received;
         let t = tally(&[scan.clone(), idle], 10);
-        let v = verdicts(&fs, &t, true, &CounterWindow::default(), "");
+        let v = verdicts(&fs, &t, &CounterWindow::default(), "");
         for f in &v {
             assert_eq!(f.verdict, Verdict::CannotCheck, "{f:?}");
             assert!(f.detail.starts_with("cannot tell"), "{f:?}");
@@ -352,17 +663,14 @@ mod tests {
         let mut late = scan;
         late.connection_seen = true;
         let t = tally(&[late], 10);
-        let moved = CounterWindow {
-            delta: [("TcpExt.TCPAbortOnTimeout".to_string(), 1)].into(),
-            ..Default::default()
-        };
-        let v = verdicts(&fs, &t, true, &moved, "");
+        let moved = moved(&[("TcpExt.TCPAbortOnTimeout", 1)]);
+        let v = verdicts(&fs, &t, &moved, "");
         assert_eq!(v[0].verdict, Verdict::Confirmed, "{:?}", v[0]);
         assert_eq!(v[1].verdict, Verdict::CannotCheck, "{:?}", v[1]);
         assert!(v[1].detail.contains("TCPTimeWaitOverflow did not move"));
         // Without resets of its kind: not seen.
         let t = tally(&[], 10);
-        let v = verdicts(&fs, &t, true, &moved, "");
+        let v = verdicts(&fs, &t, &moved, "");
         assert_eq!(v[0].verdict, Verdict::NotSeen);
         assert_eq!(v[3].verdict, Verdict::NotSeen);
     }
@@ -397,7 +705,7 @@ mod tests {
             "3",
         )];
         let t = tally(&events, 10);
-        let v = verdicts(&fs, &t, true, &CounterWindow::default(), "");
+        let v = verdicts(&fs, &t, &CounterWindow::default(), "");
         assert_eq!(v[0].verdict, Verdict::Confirmed);
         assert_eq!(v[0].resets, 4);
         let named: Vec<(u32, u64)> = v[0].processes.iter().map(|p| (p.pid, p.count)).collect();

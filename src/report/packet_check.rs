@@ -385,6 +385,7 @@ mod tests {
                     pid: 812,
                     comm: "haproxy".into(),
                 }),
+                suspected: Vec::new(),
                 verdict: Verdict::Confirmed,
                 resets: 2,
                 detail: "2 resets with reason TCP_STATE from haproxy's close()".into(),
@@ -400,6 +401,7 @@ mod tests {
                 title: "Keepalive starts after middleboxes forget idle flows".into(),
                 severity: Severity::Medium,
                 process: None,
+                suspected: Vec::new(),
                 verdict: Verdict::NotSeen,
                 resets: 0,
                 detail: "no reset received on a connection idle longer than the idle timeout"

@@ -105,6 +105,14 @@ pub const RST_REASONS: &[&str] = &[
     "TCP_STATE",
     "TCP_KEEPALIVE_TIMEOUT",
     "TCP_DISCONNECT_WITH_DATA",
+    "MPTCP_RST_EUNSPEC",
+    "MPTCP_RST_EMPTCP",
+    "MPTCP_RST_ERESOURCE",
+    "MPTCP_RST_EPROHIBIT",
+    "MPTCP_RST_EWQ2BIG",
+    "MPTCP_RST_EBADPERF",
+    "MPTCP_RST_EMIDDLEBOX",
+    "ERROR",
 ];
 
 /// The seed's causes (rst-causes.md section 6).
