@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod fixture;
+pub mod transcript;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -54,6 +55,18 @@ impl Netns {
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.name]).arg(program);
+        cmd
+    }
+
+    /// A command that runs inside the namespace as PID 1 of a PID namespace of its own (`ip
+    /// netns exec NAME unshare --pid --fork --kill-child --mount-proc PROGRAM`), as a
+    /// container's init runs: rstaudit takes the namespace its PID 1 runs in for the initial
+    /// one, so what only the initial namespace may do (`apply --persist`) is tested in a
+    /// namespace the test created. Killing the command kills PROGRAM too.
+    pub fn as_init(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = self.command("unshare");
+        cmd.args(["--pid", "--fork", "--kill-child", "--mount-proc"])
+            .arg(program);
         cmd
     }
 
