@@ -486,3 +486,41 @@ fn apply_verify_and_rollback_print_the_same_for_several_namespaces() {
     assert_eq!(w.in_effect(), 0);
     insta::assert_snapshot!(t.finish());
 }
+
+/// With several namespaces, `--persist` needs the initial one among them (the persist file
+/// holds its values); without it the apply is refused, with `--dry-run` too, and nothing is
+/// written in any.
+#[test]
+fn persist_with_several_namespaces_is_refused_without_the_initial_one() {
+    let w = world("nspersist", 2);
+    let file = w.dir.path().join("90-rstaudit.conf");
+    let list = format!("{},{}", w.ns[0].name, w.ns[1].name);
+    let persisting = ["--profile", "baseline", "--persist", file.to_str().unwrap()];
+    let problem = "persist: a sysctl.d file is loaded into the initial network namespace at \
+                   boot (`sysctl --system`), and it is not among these 2 namespaces";
+    for extra in [&[][..], &["--dry-run"], &["--dry-run", "--format", "json"]] {
+        // A list from outside, and `all` from inside the first (which is not the initial one).
+        let outside = w.apply(&[&persisting[..], &["--netns", &list], extra].concat());
+        let inside = w.inside(
+            0,
+            "apply",
+            &[&persisting[..], &["--netns", "all"], extra].concat(),
+        );
+        for out in [outside, inside] {
+            common::refused(&out, &[problem, "nothing was written in any"]);
+            if extra.contains(&"json") {
+                let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                let problems = json["problems"].as_array().unwrap();
+                assert_eq!(problems.len(), 1, "{json}");
+                assert!(problems[0].as_str().unwrap().starts_with(problem), "{json}");
+            }
+            assert!(
+                w.values(0, PRE) && w.values(1, PRE),
+                "{}",
+                common::text(&out)
+            );
+            assert!(!file.exists());
+            assert_eq!(w.in_effect(), 0);
+        }
+    }
+}

@@ -47,7 +47,7 @@ fn rsta(args: &[&str]) -> Output {
     rstaudit().args(args).output().expect("running rstaudit")
 }
 
-fn apply(ns: &Netns, state: &Path, extra: &[&str]) -> Output {
+fn apply_args<'a>(ns: &'a Netns, state: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "apply",
         "--netns",
@@ -56,7 +56,20 @@ fn apply(ns: &Netns, state: &Path, extra: &[&str]) -> Output {
         state.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    rsta(&args)
+    args
+}
+
+fn apply(ns: &Netns, state: &Path, extra: &[&str]) -> Output {
+    rsta(&apply_args(ns, state, extra))
+}
+
+/// [`apply`] run inside the namespace as its PID 1, where it is the initial namespace as
+/// rstaudit sees it, so `--persist` may be given.
+fn apply_as_init(ns: &Netns, state: &Path, extra: &[&str]) -> Output {
+    common::rstaudit_as_init(ns)
+        .args(apply_args(ns, state, extra))
+        .output()
+        .expect("running rstaudit")
 }
 
 /// `apply --profile FILE`.
@@ -222,7 +235,7 @@ fn a_failure_mid_transaction_leaves_every_key_as_it_was() {
         "persist-write",
         "persist-rename",
     ] {
-        let out = apply(
+        let out = apply_as_init(
             &ns,
             state.path(),
             &[
@@ -311,7 +324,7 @@ fn persisted_file_loads_with_sysctl_p_and_gives_the_same_values() {
     let ApplySetup { ns, state, dir } = ApplySetup::new("persist-a", PRE);
     let other = prepared("persist-b");
     let file = dir.path().join("90-rstaudit.conf");
-    let out = apply(
+    let out = apply_as_init(
         &ns,
         state.path(),
         &[
@@ -353,7 +366,7 @@ fn persisted_file_loads_with_sysctl_p_and_gives_the_same_values() {
 
     // A file rstaudit did not create is never overwritten.
     let before = values(&other);
-    let out = apply(
+    let out = apply_as_init(
         &other,
         state.path(),
         &[
@@ -728,4 +741,53 @@ fn apply_verify_and_rollback_print_the_same_for_one_namespace() {
     inside(&mut t, &["rollback", "--state-dir", st], 0);
     assert!(!persist.exists());
     insta::assert_snapshot!(t.finish());
+}
+
+/// A persist file is loaded into the initial namespace at boot: persisting the values of
+/// another namespace is refused, with `--dry-run` too, from outside (`--netns NAME`) and from
+/// inside it, and nothing is written.
+#[test]
+fn persist_outside_the_initial_namespace_is_refused_on_every_path() {
+    let ApplySetup { ns, state, dir } = ApplySetup::new("persist-ns", PRE);
+    let before = values(&ns);
+    let file = dir.path().join("90-rstaudit.conf");
+    let f = file.to_str().unwrap();
+    let st = state.path().to_str().unwrap();
+    let persisting = ["--profile", "baseline", "--persist", f];
+    let problem = format!(
+        "persist: a sysctl.d file is loaded into the initial network namespace at boot \
+         (`sysctl --system`), and namespace {} is not the initial one",
+        ns.name
+    );
+    for extra in [
+        &[][..],
+        &["--dry-run"],
+        &["--format", "json"],
+        &["--dry-run", "--format", "json"],
+    ] {
+        let outside = apply(&ns, state.path(), &[&persisting[..], extra].concat());
+        let inside = ns
+            .command(env!("CARGO_BIN_EXE_rstaudit"))
+            .args(["apply", "--state-dir", st])
+            .args(persisting)
+            .args(extra)
+            .output()
+            .unwrap();
+        for out in [outside, inside] {
+            common::refused(&out, &[&problem, "nothing was written"]);
+            if extra.contains(&"json") {
+                let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                let problems = json["problems"].as_array().unwrap();
+                assert_eq!(problems.len(), 1, "{json}");
+                assert!(
+                    problems[0].as_str().unwrap().starts_with(problem.as_str()),
+                    "{json}"
+                );
+                assert!(json.get("result").is_none(), "{json}");
+            }
+            assert_eq!(values(&ns), before, "{extra:?}: {}", common::text(&out));
+            assert!(!file.exists(), "{extra:?}");
+            assert!(rollback_files(state.path()).is_empty(), "{extra:?}");
+        }
+    }
 }

@@ -27,6 +27,7 @@ pub mod rollback;
 pub mod rules;
 pub mod signal;
 pub mod snapshot;
+pub mod targets;
 pub mod tooling;
 pub mod verify;
 

@@ -221,6 +221,14 @@ pub fn rstaudit() -> Command {
     cmd
 }
 
+/// The rstaudit binary under test, run inside `ns` as its PID 1 (see [`Netns::as_init`]): the
+/// namespace is then the initial one as rstaudit sees it, and `apply --persist` may run.
+pub fn rstaudit_as_init(ns: &Netns) -> Command {
+    let mut cmd = ns.as_init(env!("CARGO_BIN_EXE_rstaudit"));
+    cmd.env("RSTAUDIT_CONFIG", "");
+    cmd
+}
+
 /// A running helper process; killed on drop.
 pub struct Helper {
     pub child: Child,
