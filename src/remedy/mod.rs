@@ -22,6 +22,7 @@ pub mod persist;
 pub mod profiles;
 pub mod ranges;
 pub mod render;
+pub mod rollback;
 pub mod state;
 pub mod transaction;
 pub mod verify;

@@ -21,6 +21,7 @@ pub mod junit;
 pub mod lab;
 pub mod packet_check;
 pub mod prometheus;
+pub mod rollback;
 pub mod table;
 pub mod verify;
 
