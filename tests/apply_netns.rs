@@ -12,6 +12,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::transcript::{Transcript, fixed_dir};
 use common::{Netns, rstaudit, write_file};
 
 const PRE: &[(&str, &str)] = &[
@@ -40,12 +41,12 @@ fn world(prefix: &str, n: usize) -> World {
     let ns: Vec<Netns> = (0..n).map(|_| Netns::with_sysctls(prefix, PRE)).collect();
     let scope = format!("rsta-{prefix}-{}-", std::process::id());
     assert!(ns.iter().all(|n| n.name.starts_with(&scope)));
-    let dir = tempfile::tempdir().unwrap();
+    let dir = fixed_dir();
     std::fs::create_dir_all(dir.path().join("empty")).unwrap();
     World {
         ns,
         scope,
-        state: tempfile::tempdir().unwrap(),
+        state: fixed_dir(),
         dir,
     }
 }
@@ -342,4 +343,184 @@ fn rollback_of_several_namespaces_skips_one_that_is_gone_and_says_so() {
     );
     assert!(t.contains("Rollback file marked gone: "), "{t}");
     assert_eq!(w.in_effect(), 0, "{t}");
+}
+
+/// What apply, verify and rollback print for several namespaces (`--netns A,B` from outside
+/// them, `--netns all` from inside one), and for an apply in the caller's own namespace that
+/// compares the others, pinned byte for byte.
+#[test]
+fn apply_verify_and_rollback_print_the_same_for_several_namespaces() {
+    let w = world("snapm", 3);
+    let profile = write_file(w.dir.path(), "snap.yaml", common::transcript::PROFILE);
+    let p = profile.to_str().unwrap();
+    let mut t = Transcript::default();
+    for (i, n) in w.ns.iter().enumerate() {
+        t.name(n.name.clone(), &format!("[NS{i}]"));
+    }
+    t.name(w.state.path().to_str().unwrap(), "[STATE]")
+        .name(w.dir.path().to_str().unwrap(), "[DIR]")
+        .name(w.scope.clone(), "[SCOPE]");
+    let list = format!("{},{}", w.ns[0].name, w.ns[1].name);
+    let flags = w.common_args();
+    let outside = |t: &mut Transcript, args: &[&str], code: i32| {
+        let mut all: Vec<&str> = args.to_vec();
+        if args[0] != "rollback" {
+            all.extend(flags[2..].iter().map(String::as_str));
+        }
+        if args[0] != "verify" {
+            all.extend(flags[..2].iter().map(String::as_str));
+        }
+        let out = rstaudit().args(&all).output().unwrap();
+        t.add(&all, &out);
+        common::exits(&out, code);
+    };
+    let apply = ["apply", "--profile", p, "--netns", &list];
+    let verify = ["verify", "--profile", p, "--netns", &list];
+    outside(&mut t, &[&apply[..], &["--dry-run"][..]].concat(), 0);
+    outside(
+        &mut t,
+        &[&apply[..], &["--dry-run", "--format", "json"][..]].concat(),
+        0,
+    );
+    outside(&mut t, &apply, 0);
+    outside(&mut t, &verify, 0);
+    outside(
+        &mut t,
+        &[&verify[..], &["--format", "json"][..]].concat(),
+        0,
+    );
+    outside(&mut t, &["rollback", "--dry-run"], 0);
+    outside(&mut t, &["rollback"], 0);
+    outside(&mut t, &[&apply[..], &["--format", "json"][..]].concat(), 0);
+    w.ns[1].sysctl("net.core.somaxconn", "2048");
+    outside(&mut t, &verify, 1);
+    outside(
+        &mut t,
+        &[&verify[..], &["--format", "json"][..]].concat(),
+        1,
+    );
+    outside(&mut t, &["rollback"], 0);
+    assert!(w.values(0, PRE) && w.values(1, PRE));
+
+    // A key that one namespace lacks: nothing is written in any.
+    veth(&w.ns[0]);
+    let va = veth_profile(w.dir.path());
+    let bad = ["apply", "--profile", va.to_str().unwrap(), "--netns", &list];
+    outside(&mut t, &bad, 2);
+    outside(&mut t, &[&bad[..], &["--format", "json"][..]].concat(), 2);
+
+    // From inside the first namespace: its own apply compares the others (the third holds
+    // the profile's values already), and `--netns all` is all three.
+    for (k, v) in AFTER {
+        w.ns[2].sysctl(k, v);
+    }
+    let inside = |t: &mut Transcript, cmd: &str, args: &[&str], code: i32| {
+        let out = w.inside(0, cmd, args);
+        t.add(&[&[cmd][..], args].concat(), &out);
+        common::exits(&out, code);
+    };
+    inside(&mut t, "apply", &["--profile", p], 0);
+    inside(&mut t, "rollback", &[], 0);
+    inside(&mut t, "apply", &["--profile", p, "--format", "json"], 0);
+    inside(&mut t, "rollback", &[], 0);
+    let all = ["--profile", p, "--netns", "all", "--dry-run"];
+    inside(&mut t, "apply", &all, 0);
+    inside(
+        &mut t,
+        "apply",
+        &[&all[..], &["--format", "json"][..]].concat(),
+        0,
+    );
+    inside(&mut t, "verify", &["--profile", p, "--netns", "all"], 1);
+
+    // `--persist` with the initial namespace among them (the first, seen from inside it as
+    // its PID 1): the file holds its values.
+    let persist = w.dir.path().join("90-snap.conf");
+    let st = w.state.path().to_str().unwrap();
+    let root = w.dir.path().join("empty");
+    let as_init = |t: &mut Transcript, args: &[&str], code: i32| {
+        let out = w.ns[0]
+            .as_init(env!("CARGO_BIN_EXE_rstaudit"))
+            .args(args)
+            .output()
+            .unwrap();
+        t.add(args, &out);
+        common::exits(&out, code);
+    };
+    let mut all = vec!["apply", "--profile", p, "--netns", "all", "--state-dir", st];
+    all.extend([
+        "--netns-scope",
+        &w.scope,
+        "--sysctl-root",
+        root.to_str().unwrap(),
+    ]);
+    all.extend(["--persist", persist.to_str().unwrap()]);
+    as_init(&mut t, &all, 0);
+    assert!(persist.exists() && w.values(0, &AFTER[..3]) && w.values(1, &AFTER[..3]));
+    as_init(&mut t, &["rollback", "--state-dir", st], 0);
+    all.extend(["--format", "json"]);
+    as_init(&mut t, &all, 0);
+    as_init(&mut t, &["rollback", "--state-dir", st], 0);
+    assert!(!persist.exists());
+    assert!(w.values(0, PRE) && w.values(1, PRE) && w.values(2, AFTER));
+
+    // A failure in the second namespace restores the first; a namespace gone since the apply
+    // is skipped by the rollback, and said so.
+    let fault = [
+        "--inject-fault",
+        "write:net.ipv4.tcp_syncookies",
+        "--format",
+        "json",
+    ];
+    outside(&mut t, &[&apply[..], &fault[..]].concat(), 2);
+    outside(&mut t, &apply, 0);
+    let mut w = w;
+    drop(w.ns.remove(1));
+    let out = rstaudit()
+        .args(["rollback", "--state-dir", w.state.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    t.add(&["rollback", "--state-dir", "[STATE]"], &out);
+    common::exits(&out, 0);
+    assert!(w.values(0, PRE));
+    assert_eq!(w.in_effect(), 0);
+    insta::assert_snapshot!(t.finish());
+}
+
+/// With several namespaces, `--persist` needs the initial one among them (the persist file
+/// holds its values); without it the apply is refused, with `--dry-run` too, and nothing is
+/// written in any.
+#[test]
+fn persist_with_several_namespaces_is_refused_without_the_initial_one() {
+    let w = world("nspersist", 2);
+    let file = w.dir.path().join("90-rstaudit.conf");
+    let list = format!("{},{}", w.ns[0].name, w.ns[1].name);
+    let persisting = ["--profile", "baseline", "--persist", file.to_str().unwrap()];
+    let problem = "persist: a sysctl.d file is loaded into the initial network namespace at \
+                   boot (`sysctl --system`), and it is not among these 2 namespaces";
+    for extra in [&[][..], &["--dry-run"], &["--dry-run", "--format", "json"]] {
+        // A list from outside, and `all` from inside the first (which is not the initial one).
+        let outside = w.apply(&[&persisting[..], &["--netns", &list], extra].concat());
+        let inside = w.inside(
+            0,
+            "apply",
+            &[&persisting[..], &["--netns", "all"], extra].concat(),
+        );
+        for out in [outside, inside] {
+            common::refused(&out, &[problem, "nothing was written in any"]);
+            if extra.contains(&"json") {
+                let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                let problems = json["problems"].as_array().unwrap();
+                assert_eq!(problems.len(), 1, "{json}");
+                assert!(problems[0].as_str().unwrap().starts_with(problem), "{json}");
+            }
+            assert!(
+                w.values(0, PRE) && w.values(1, PRE),
+                "{}",
+                common::text(&out)
+            );
+            assert!(!file.exists());
+            assert_eq!(w.in_effect(), 0);
+        }
+    }
 }

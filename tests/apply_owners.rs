@@ -7,7 +7,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 use common::{ApplySetup, rstaudit, write_file};
 
@@ -35,6 +35,15 @@ fn tree(root: &Path) {
 }
 
 fn apply(s: &ApplySetup, root: &Path, extra: &[&str]) -> Output {
+    apply_with(rstaudit(), s, root, extra)
+}
+
+/// [`apply`] run inside the namespace as its PID 1, where `--persist` may be given.
+fn apply_as_init(s: &ApplySetup, root: &Path, extra: &[&str]) -> Output {
+    apply_with(common::rstaudit_as_init(&s.ns), s, root, extra)
+}
+
+fn apply_with(mut cmd: Command, s: &ApplySetup, root: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "apply",
         "--profile",
@@ -47,7 +56,7 @@ fn apply(s: &ApplySetup, root: &Path, extra: &[&str]) -> Output {
         root.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    rstaudit().args(&args).output().unwrap()
+    cmd.args(&args).output().unwrap()
 }
 
 fn values(s: &ApplySetup) -> Vec<String> {
@@ -154,7 +163,7 @@ fn persist_warns_when_a_later_file_overrides_it_at_boot() {
         "net.ipv4.tcp_abort_on_overflow = 1\n",
     );
     let persist = root.join("etc/sysctl.d/50-rstaudit.conf");
-    let out = apply(
+    let out = apply_as_init(
         &s,
         &root,
         &[
@@ -187,7 +196,7 @@ fn persist_warns_when_a_later_file_overrides_it_at_boot() {
     // A file `sysctl --system` never reads is said so.
     let elsewhere = s.dir.path().join("elsewhere");
     std::fs::create_dir(&elsewhere).unwrap();
-    let out = apply(
+    let out = apply_as_init(
         &s,
         &root,
         &[

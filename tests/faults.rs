@@ -71,6 +71,15 @@ fn run(args: &[&str]) -> Output {
     rstaudit().args(args).output().expect("running rstaudit")
 }
 
+/// `run` inside `ns` as its PID 1, where `--persist` may be given (the namespace is the
+/// initial one as rstaudit sees it from there).
+fn run_as_init(ns: &Netns, args: &[&str]) -> Output {
+    common::rstaudit_as_init(ns)
+        .args(args)
+        .output()
+        .expect("running rstaudit")
+}
+
 /// `apply` of `profile` in the namespace.
 fn apply_profile_args<'a>(ns: &'a Netns, state: &'a Path, profile: &'a str) -> Vec<&'a str> {
     vec![
@@ -84,7 +93,7 @@ fn apply_profile_args<'a>(ns: &'a Netns, state: &'a Path, profile: &'a str) -> V
     ]
 }
 
-/// `apply` of the baseline profile, persisted to `persist`.
+/// `apply` of the baseline profile, persisted to `persist` (run it with [`run_as_init`]).
 fn apply_args<'a>(ns: &'a Netns, state: &'a Path, persist: &'a Path) -> Vec<&'a str> {
     let mut args = apply_profile_args(ns, state, "baseline");
     args.extend(["--persist", persist.to_str().unwrap()]);
@@ -124,7 +133,7 @@ fn apply_first_with_persist(ns: &Netns, state: &Path, dir: &Path, persist: &Path
     .unwrap();
     let mut args = apply_profile_args(ns, state, first.to_str().unwrap());
     args.extend(["--persist", persist.to_str().unwrap()]);
-    common::exits(&run(&args), 0);
+    common::exits(&run_as_init(ns, &args), 0);
     std::fs::read_to_string(persist).unwrap()
 }
 
@@ -147,7 +156,7 @@ fn apply_fails_at_every_step_and_leaves_every_value_as_it_was() {
     for step in steps() {
         let mut args = apply_args(&ns, state.path(), &persist);
         args.extend(["--inject-fault", &step]);
-        let out = run(&args);
+        let out = run_as_init(&ns, &args);
         let all = text(&out);
         assert_eq!(out.status.code(), Some(2), "{step}: {all}");
         assert!(all.contains("injected failure"), "{step}: {all}");
@@ -163,7 +172,7 @@ fn apply_fails_at_every_step_and_leaves_every_value_as_it_was() {
         assert!(leftovers.is_empty(), "{step} left {leftovers:?}");
     }
     // After all that, a clean apply and rollback still work.
-    let out = run(&apply_args(&ns, state.path(), &persist));
+    let out = run_as_init(&ns, &apply_args(&ns, state.path(), &persist));
     common::exits(&out, 0);
     assert_ne!(values(&ns), before);
     let out = rollback(state.path(), None);
@@ -205,7 +214,7 @@ fn a_failed_apply_keeps_the_previous_rollback_file_usable() {
     }
     let persist = dir.path().join("90-rstaudit.conf");
     let before = values_of(&ns, &watched);
-    let out = run(&apply_args(&ns, state.path(), &persist));
+    let out = run_as_init(&ns, &apply_args(&ns, state.path(), &persist));
     common::exits(&out, 0);
     let applied = values_of(&ns, &watched);
     let first = in_effect(state.path());
@@ -256,7 +265,7 @@ fn a_key_that_cannot_be_restored_is_named_and_rollback_repairs_it() {
         "--inject-fault",
         "restore:net.core.somaxconn",
     ]);
-    let out = run(&args);
+    let out = run_as_init(&ns, &args);
     refused(
         &out,
         "COULD NOT RESTORE: net.core.somaxconn: injected failure (restore:net.core.somaxconn)",
@@ -296,7 +305,7 @@ fn rollback_fails_at_every_step_and_can_be_retried() {
     // (temp file, rename) rather than removing it.
     let first_persisted = apply_first_with_persist(&ns, state.path(), dir.path(), &persist);
     let before = values(&ns);
-    let out = run(&apply_args(&ns, state.path(), &persist));
+    let out = run_as_init(&ns, &apply_args(&ns, state.path(), &persist));
     common::exits(&out, 0);
     let applied = values(&ns);
     let persisted = std::fs::read_to_string(&persist).unwrap();
@@ -340,7 +349,7 @@ fn sigkill_during_apply_leaves_a_state_that_rollback_repairs() {
     let before = values(&ns);
     // How long a whole apply takes here, to spread the kills over it.
     let started = Instant::now();
-    let out = run(&apply_args(&ns, state.path(), &persist));
+    let out = run_as_init(&ns, &apply_args(&ns, state.path(), &persist));
     common::exits(&out, 0);
     let whole = started.elapsed();
     let out = rollback(state.path(), None);
@@ -351,7 +360,7 @@ fn sigkill_during_apply_leaves_a_state_that_rollback_repairs() {
     let mut partial = 0;
     for i in 0..rounds {
         let delay = whole * i / rounds;
-        let mut child = rstaudit()
+        let mut child = common::rstaudit_as_init(&ns)
             .args(apply_args(&ns, state.path(), &persist))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -380,12 +389,12 @@ fn sigkill_during_apply_leaves_a_state_that_rollback_repairs() {
 }
 
 /// Start an apply that holds for 2 s after writing `key`, wait until the namespace shows the
-/// write, and SIGKILL it there.
+/// write, and SIGKILL it there (`unshare --kill-child` passes the kill on to rstaudit).
 fn kill_after_writing(ns: &Netns, args: &[&str], key: &str, old: &str) {
     let mut args = args.to_vec();
     let pause = format!("pause-after-write:{key}");
     args.extend(["--inject-fault", pause.as_str()]);
-    let mut child = rstaudit()
+    let mut child = common::rstaudit_as_init(ns)
         .args(&args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -506,7 +515,7 @@ fn rollback_files_someone_else_could_write_are_refused_and_change_nothing() {
     let state = state_tmp.path().join("rstaudit");
     let persist = dir.path().join("90-rstaudit.conf");
     let before = values(&ns);
-    common::exits(&run(&apply_args(&ns, &state, &persist)), 0);
+    common::exits(&run_as_init(&ns, &apply_args(&ns, &state, &persist)), 0);
     let applied = values(&ns);
     let persisted = std::fs::read_to_string(&persist).unwrap();
     let effect = in_effect(&state);
@@ -648,7 +657,7 @@ fn rollback_files_someone_else_could_write_are_refused_and_change_nothing() {
     let target = planted_target.to_str().unwrap();
     args.extend(["--persist", target]);
     refused(
-        &run(&args),
+        &run_as_init(&ns, &args),
         &format!(
             "directory {} is writable by group or others",
             open.path().display()
@@ -680,7 +689,10 @@ fn a_refused_persist_path_is_left_alone_with_skip_persist() {
     let ApplySetup { ns, state, dir } = ApplySetup::new("fskip", PRE);
     let persist = dir.path().join("90-rstaudit.conf");
     let before = values(&ns);
-    common::exits(&run(&apply_args(&ns, state.path(), &persist)), 0);
+    common::exits(
+        &run_as_init(&ns, &apply_args(&ns, state.path(), &persist)),
+        0,
+    );
     let applied = values(&ns);
     assert_ne!(applied, before);
     let persisted = std::fs::read_to_string(&persist).unwrap();

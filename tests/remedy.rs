@@ -7,6 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
+use common::transcript::{Transcript, fixed_dir};
 use common::{ApplySetup, Netns, rstaudit, write_file};
 
 /// Keys the tests set to reset-prone values first, so the profiles have work to do.
@@ -46,7 +47,7 @@ fn rsta(args: &[&str]) -> Output {
     rstaudit().args(args).output().expect("running rstaudit")
 }
 
-fn apply(ns: &Netns, state: &Path, extra: &[&str]) -> Output {
+fn apply_args<'a>(ns: &'a Netns, state: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "apply",
         "--netns",
@@ -55,7 +56,20 @@ fn apply(ns: &Netns, state: &Path, extra: &[&str]) -> Output {
         state.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    rsta(&args)
+    args
+}
+
+fn apply(ns: &Netns, state: &Path, extra: &[&str]) -> Output {
+    rsta(&apply_args(ns, state, extra))
+}
+
+/// [`apply`] run inside the namespace as its PID 1, where it is the initial namespace as
+/// rstaudit sees it, so `--persist` may be given.
+fn apply_as_init(ns: &Netns, state: &Path, extra: &[&str]) -> Output {
+    common::rstaudit_as_init(ns)
+        .args(apply_args(ns, state, extra))
+        .output()
+        .expect("running rstaudit")
 }
 
 /// `apply --profile FILE`.
@@ -221,7 +235,7 @@ fn a_failure_mid_transaction_leaves_every_key_as_it_was() {
         "persist-write",
         "persist-rename",
     ] {
-        let out = apply(
+        let out = apply_as_init(
             &ns,
             state.path(),
             &[
@@ -310,7 +324,7 @@ fn persisted_file_loads_with_sysctl_p_and_gives_the_same_values() {
     let ApplySetup { ns, state, dir } = ApplySetup::new("persist-a", PRE);
     let other = prepared("persist-b");
     let file = dir.path().join("90-rstaudit.conf");
-    let out = apply(
+    let out = apply_as_init(
         &ns,
         state.path(),
         &[
@@ -352,7 +366,7 @@ fn persisted_file_loads_with_sysctl_p_and_gives_the_same_values() {
 
     // A file rstaudit did not create is never overwritten.
     let before = values(&other);
-    let out = apply(
+    let out = apply_as_init(
         &other,
         state.path(),
         &[
@@ -532,4 +546,248 @@ fn long_list_values_are_read_whole_applied_and_rolled_back() {
     assert_eq!(ns.read_sysctl("net.ipv4.ip_local_reserved_ports"), wanted);
     common::exits(&rollback(state.path(), &[]), 0);
     assert_eq!(ns.read_sysctl("net.ipv4.ip_local_reserved_ports"), before);
+}
+
+/// Run `rstaudit ARGS` (from the host, or `inside` the namespace as its PID 1) and record it.
+fn record(t: &mut Transcript, inside: Option<&Netns>, args: &[&str]) -> Output {
+    let out = match inside {
+        None => rsta(args),
+        Some(ns) => ns
+            .as_init(env!("CARGO_BIN_EXE_rstaudit"))
+            .args(args)
+            .output()
+            .unwrap(),
+    };
+    t.add(args, &out);
+    out
+}
+
+#[test]
+fn transcript_names_stay_stable() {
+    let mut t = Transcript::default();
+    t.name("/tmp/x", "[DIR]");
+    let out = std::process::Output {
+        status: std::os::unix::process::ExitStatusExt::from_raw(0),
+        stdout: b"/tmp/x/rollback-20261123T192800.123Z-42-0000.json rollback-20261123T192801.000Z-42-0001.json\n\
+                  /tmp/x/rollback-20261123T192800.123Z-42-0000.json.done, rollback-x at 2026-11-23T19:28:00.123Z."
+            .to_vec(),
+        stderr: Vec::new(),
+    };
+    t.add(&["x"], &out);
+    assert_eq!(
+        t.finish(),
+        "$ rstaudit x\n[exit Some(0)]\n[DIR]/rollback-#1.json rollback-#2.json\n\
+         [DIR]/rollback-#1.json.done, rollback-x at [TIME].\n"
+    );
+}
+
+/// What apply, verify and rollback print for one namespace, pinned byte for byte: the diff
+/// (table and JSON), dry runs, an apply, a no-op apply, drift, a rollback (with a key changed
+/// since the apply), problems, other owners, and `--persist` in a namespace that is the
+/// initial one as seen from inside it.
+#[test]
+fn apply_verify_and_rollback_print_the_same_for_one_namespace() {
+    let ns = prepared("snap1");
+    let (state, dir) = (fixed_dir(), fixed_dir());
+    let st = state.path().to_str().unwrap();
+    let profile = write_file(dir.path(), "snap.yaml", common::transcript::PROFILE);
+    let p = profile.to_str().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let root = empty.to_str().unwrap();
+    let mut t = Transcript::default();
+    t.name(ns.name.clone(), "[NS]")
+        .name(st, "[STATE]")
+        .name(dir.path().to_str().unwrap(), "[DIR]");
+    let n = ns.name.as_str();
+    let apply = |extra: &[&str]| -> Vec<String> {
+        let mut a = vec!["apply", "--profile", p, "--netns", n, "--state-dir", st];
+        a.extend(["--sysctl-root", root]);
+        a.extend(extra);
+        a.into_iter().map(String::from).collect()
+    };
+    let verify = |extra: &[&str]| -> Vec<String> {
+        let mut a = vec![
+            "verify",
+            "--profile",
+            p,
+            "--netns",
+            n,
+            "--sysctl-root",
+            root,
+        ];
+        a.extend(extra);
+        a.into_iter().map(String::from).collect()
+    };
+    let run = |t: &mut Transcript, args: Vec<String>, code: i32| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = record(t, None, &args);
+        common::exits(&out, code);
+    };
+    run(&mut t, apply(&["--dry-run"]), 0);
+    run(&mut t, apply(&["--dry-run", "--format", "json"]), 0);
+    run(&mut t, apply(&[]), 0);
+    run(&mut t, verify(&[]), 0);
+    run(&mut t, verify(&["--format", "json"]), 0);
+    run(&mut t, apply(&[]), 0);
+    run(&mut t, apply(&["--format", "json"]), 0);
+    let rb = |extra: &[&str]| -> Vec<String> {
+        let mut a = vec!["rollback", "--state-dir", st];
+        a.extend(extra);
+        a.into_iter().map(String::from).collect()
+    };
+    run(&mut t, rb(&["--dry-run"]), 0);
+    run(&mut t, rb(&[]), 0);
+    run(&mut t, apply(&["--format", "json"]), 0);
+    let partial = write_file(
+        dir.path(),
+        "80-partial.conf",
+        "net.ipv4.tcp_syncookies = 1\n",
+    );
+    run(&mut t, verify(&["--persist", partial.to_str().unwrap()]), 1);
+    ns.sysctl("net.core.somaxconn", "2048");
+    run(&mut t, verify(&[]), 1);
+    run(&mut t, verify(&["--format", "json"]), 1);
+    run(&mut t, rb(&[]), 0);
+
+    // Problems: nothing is written, the diff says why.
+    let global = write_file(
+        dir.path(),
+        "global.yaml",
+        "description: t\nsysctls:\n  net.ipv4.tcp_syncookies:\n    value: 1\n    reason: t\n  \
+         net.core.netdev_max_backlog:\n    value: 5000\n    reason: t\n",
+    );
+    let g = global.to_str().unwrap();
+    let with = |extra: &[&str]| -> Vec<String> {
+        let mut a = vec!["apply", "--profile", g, "--netns", n, "--state-dir", st];
+        a.extend(["--sysctl-root", root]);
+        a.extend(extra);
+        a.into_iter().map(String::from).collect()
+    };
+    run(&mut t, with(&[]), 2);
+    run(&mut t, with(&["--format", "json"]), 2);
+    // A failure mid-transaction: every key written is restored.
+    let fault = ["--inject-fault", "read-back:net.ipv4.tcp_fin_timeout"];
+    run(&mut t, apply(&fault), 2);
+    run(
+        &mut t,
+        apply(&[&fault[..], &["--format", "json"][..]].concat()),
+        2,
+    );
+
+    // Other owners: one file of another tool, one rstaudit manages.
+    let tree = dir.path().join("tree");
+    write_file(
+        &tree,
+        "etc/sysctl.d/60-other.conf",
+        "net.core.somaxconn = 1024\n",
+    );
+    write_file(
+        &tree,
+        "etc/sysctl.d/90-rstaudit.conf",
+        "# Managed by rstaudit\nnet.ipv4.tcp_syncookies = 1\n",
+    );
+    let tr = tree.to_str().unwrap();
+    let owned = |extra: &[&str]| -> Vec<String> {
+        let mut a = vec!["apply", "--profile", p, "--netns", n, "--state-dir", st];
+        a.extend(["--sysctl-root", tr, "--dry-run"]);
+        a.extend(extra);
+        a.into_iter().map(String::from).collect()
+    };
+    run(&mut t, owned(&[]), 2);
+    run(&mut t, owned(&["--format", "json"]), 2);
+    let over = [
+        "--override-owned",
+        "net.core.somaxconn,net.ipv4.tcp_rfc1337",
+    ];
+    run(&mut t, owned(&over), 0);
+    run(
+        &mut t,
+        owned(&[&over[..], &["--format", "json"][..]].concat()),
+        0,
+    );
+    assert_eq!(values(&ns), values(&prepared("snap1-ref")));
+
+    // --persist where the namespace is the initial one (seen from inside it).
+    let persist = dir.path().join("90-snap.conf");
+    let ps = persist.to_str().unwrap();
+    let inside = |t: &mut Transcript, args: &[&str], code: i32| {
+        let out = record(t, Some(&ns), args);
+        common::exits(&out, code);
+    };
+    let a = [
+        "apply",
+        "--profile",
+        p,
+        "--state-dir",
+        st,
+        "--sysctl-root",
+        root,
+        "--netns-scope",
+        "rsta-snap1-none-",
+    ];
+    inside(
+        &mut t,
+        &[&a[..], &["--persist", ps, "--dry-run"][..]].concat(),
+        0,
+    );
+    inside(&mut t, &[&a[..], &["--persist", ps][..]].concat(), 0);
+    inside(&mut t, &["verify", "--profile", p, "--persist", ps], 0);
+    inside(&mut t, &["rollback", "--state-dir", st], 0);
+    let json = [&a[..], &["--persist", ps, "--format", "json"][..]].concat();
+    inside(&mut t, &json, 0);
+    inside(&mut t, &json, 0);
+    inside(&mut t, &["rollback", "--state-dir", st, "--dry-run"], 0);
+    inside(&mut t, &["rollback", "--state-dir", st], 0);
+    assert!(!persist.exists());
+    insta::assert_snapshot!(t.finish());
+}
+
+/// A persist file is loaded into the initial namespace at boot: persisting the values of
+/// another namespace is refused, with `--dry-run` too, from outside (`--netns NAME`) and from
+/// inside it, and nothing is written.
+#[test]
+fn persist_outside_the_initial_namespace_is_refused_on_every_path() {
+    let ApplySetup { ns, state, dir } = ApplySetup::new("persist-ns", PRE);
+    let before = values(&ns);
+    let file = dir.path().join("90-rstaudit.conf");
+    let f = file.to_str().unwrap();
+    let st = state.path().to_str().unwrap();
+    let persisting = ["--profile", "baseline", "--persist", f];
+    let problem = format!(
+        "persist: a sysctl.d file is loaded into the initial network namespace at boot \
+         (`sysctl --system`), and namespace {} is not the initial one",
+        ns.name
+    );
+    for extra in [
+        &[][..],
+        &["--dry-run"],
+        &["--format", "json"],
+        &["--dry-run", "--format", "json"],
+    ] {
+        let outside = apply(&ns, state.path(), &[&persisting[..], extra].concat());
+        let inside = ns
+            .command(env!("CARGO_BIN_EXE_rstaudit"))
+            .args(["apply", "--state-dir", st])
+            .args(persisting)
+            .args(extra)
+            .output()
+            .unwrap();
+        for out in [outside, inside] {
+            common::refused(&out, &[&problem, "nothing was written"]);
+            if extra.contains(&"json") {
+                let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                let problems = json["problems"].as_array().unwrap();
+                assert_eq!(problems.len(), 1, "{json}");
+                assert!(
+                    problems[0].as_str().unwrap().starts_with(problem.as_str()),
+                    "{json}"
+                );
+                assert!(json.get("result").is_none(), "{json}");
+            }
+            assert_eq!(values(&ns), before, "{extra:?}: {}", common::text(&out));
+            assert!(!file.exists(), "{extra:?}");
+            assert!(rollback_files(state.path()).is_empty(), "{extra:?}");
+        }
+    }
 }

@@ -27,6 +27,7 @@ pub mod rollback;
 pub mod rules;
 pub mod signal;
 pub mod snapshot;
+pub mod targets;
 pub mod tooling;
 pub mod verify;
 
@@ -101,7 +102,10 @@ pub fn inject_faults(items: &[String]) -> anyhow::Result<Faults> {
 
 /// `--netns NAME|PATH` (not `all`): the namespace, or an error that names the flag.
 pub fn resolve_netns(spec: &str) -> anyhow::Result<NetnsRef> {
-    netns::resolve(spec).map_err(|e| name_flag(e.into()))
+    netns::resolve(spec).map_err(|e| {
+        let flag = format!("--netns {}", e.spec_shown());
+        anyhow::Error::new(e).context(flag)
+    })
 }
 
 /// Name the flag in an error about a value it gave (`--netns`, `--interval`, `--root`,

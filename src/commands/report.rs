@@ -10,66 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
 
-use crate::cli::{FailOn, parse_fail_on};
+use crate::cli::{ReportArgs, ReportFormat};
 use crate::report::fleet::{self, FleetOptions, HostInput, ReadError, build::Parsed};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReportFormat {
-    Table,
-    Json,
-    Html,
-    Prometheus,
-}
-
-#[derive(Debug, Args)]
-pub struct ReportArgs {
-    /// Audit files (`rstaudit audit --format json` output), or directories: every *.json in
-    /// a directory is read (not its subdirectories). The host is the file name without .json.
-    #[arg(required = true, value_name = "FILE|DIR")]
-    pub paths: Vec<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
-    pub format: ReportFormat,
-    /// Exit 1 when a finding on any host is at or above this threshold (the same syntax as
-    /// `audit --fail-on`: SEVERITY, EXPOSURE:SEVERITY or never).
-    #[arg(
-        long,
-        value_name = "[EXPOSURE:]SEVERITY",
-        default_value = "medium",
-        value_parser = parse_fail_on
-    )]
-    pub fail_on: FailOn,
-    /// An audit older than this is stale: SECONDS, or a number with s, m, h or d (`12h`, `2d`).
-    /// Its age is taken from the audit's `taken_at_ms`, or the file's modification time.
-    #[arg(long, value_name = "AGE", default_value = "2d", value_parser = parse_age)]
-    pub max_age: u64,
-    /// Write the report to FILE instead of standard output.
-    #[arg(short = 'o', long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-}
-
-/// `90`, `90s`, `30m`, `12h`, `2d` -> seconds.
-fn parse_age(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => t.split_at(i),
-        None => (t, "s"),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not an age; expected e.g. 3600, 90m, 12h, 2d"))?;
-    let mult = match unit.trim() {
-        "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        other => return Err(format!("{other:?} is not a unit of age (s, m, h, d)")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
-}
 
 /// Largest audit file read (an audit of every namespace of a busy host stays far below).
 const MAX_AUDIT_BYTES: u64 = 256 * 1024 * 1024;
@@ -187,20 +130,5 @@ fn read_one(path: &Path) -> HostInput {
         file: path.display().to_string(),
         modified_ms,
         content,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_age;
-
-    #[test]
-    fn ages_parse() {
-        assert_eq!(parse_age("90"), Ok(90));
-        assert_eq!(parse_age("30m"), Ok(1800));
-        assert_eq!(parse_age("12h"), Ok(43_200));
-        assert_eq!(parse_age("2d"), Ok(172_800));
-        assert!(parse_age("2 weeks").is_err());
-        assert!(parse_age("h").is_err());
     }
 }

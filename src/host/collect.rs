@@ -227,7 +227,7 @@ fn in_target<T: Send>(
             path.display()
         )
     })?;
-    netns::run_in_file(&file, &target.name, work).map(Some)
+    Ok(Some(netns::run_in_file(&file, &target.name, work)?))
 }
 
 /// The note for a namespace found by `--netns all` that was gone before it could be read.

@@ -11,7 +11,6 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use nix::sched::{CloneFlags, setns};
 
 use super::Note;
@@ -212,28 +211,57 @@ pub fn own_name(inode: Option<u64>) -> String {
     named.unwrap_or_else(|| format!("net:[{inode}]"))
 }
 
+/// Why work could not run inside a network namespace. Each message is whole (it holds its
+/// cause), so it reads the same shown alone or in a chain.
+#[derive(Debug, thiserror::Error)]
+pub enum EnterError {
+    #[error("opening network namespace {}: {error}", path.display())]
+    Open {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error(
+        "network namespace {name}: {} is not a network namespace file ({why})",
+        path.display()
+    )]
+    NotNetns {
+        name: String,
+        path: PathBuf,
+        why: NotNetns,
+    },
+    #[error("entering network namespace {name} needs CAP_SYS_ADMIN: run as root")]
+    NeedsRoot { name: String },
+    #[error("entering network namespace {name}: {errno}")]
+    Setns {
+        name: String,
+        errno: nix::errno::Errno,
+    },
+    #[error("the worker in network namespace {name} panicked")]
+    Panicked { name: String },
+}
+
 /// Run `work` in a new thread that has entered the namespace `ns`.
 ///
 /// Entering a namespace needs CAP_SYS_ADMIN; without it this returns an error saying so.
-pub fn run_in<T, F>(ns: &NetnsRef, work: F) -> anyhow::Result<T>
+pub fn run_in<T, F>(ns: &NetnsRef, work: F) -> Result<T, EnterError>
 where
     T: Send,
     F: FnOnce() -> T + Send,
 {
-    let file = open(&ns.path)
-        .with_context(|| format!("opening network namespace {}", ns.path.display()))?;
-    check_net_ns(&file).map_err(|why| {
-        anyhow::anyhow!(
-            "network namespace {}: {} is not a network namespace file ({why})",
-            ns.name,
-            ns.path.display()
-        )
+    let file = open(&ns.path).map_err(|error| EnterError::Open {
+        path: ns.path.clone(),
+        error,
+    })?;
+    check_net_ns(&file).map_err(|why| EnterError::NotNetns {
+        name: ns.name.clone(),
+        path: ns.path.clone(),
+        why,
     })?;
     run_in_file(&file, &ns.name, work)
 }
 
 /// Run `work` in the namespace `ns`, or in the calling thread's own one when `ns` is None.
-pub fn in_namespace<T, F>(ns: Option<&NetnsRef>, work: F) -> anyhow::Result<T>
+pub fn in_namespace<T, F>(ns: Option<&NetnsRef>, work: F) -> Result<T, EnterError>
 where
     T: Send,
     F: FnOnce() -> T + Send,
@@ -248,27 +276,28 @@ where
 /// /run/netns or /proc/PID/ns/net, or the descriptor of a namespace made with unshare.
 /// The one place that enters a namespace: a new thread that calls setns(2), runs `work`
 /// and ends, so no other thread ever changes namespace.
-pub fn run_in_file<T, F>(file: impl AsFd + Send, name: &str, work: F) -> anyhow::Result<T>
+pub fn run_in_file<T, F>(file: impl AsFd + Send, name: &str, work: F) -> Result<T, EnterError>
 where
     T: Send,
     F: FnOnce() -> T + Send,
 {
     std::thread::scope(|scope| {
         scope
-            .spawn(move || -> anyhow::Result<T> {
+            .spawn(move || -> Result<T, EnterError> {
                 setns(file, CloneFlags::CLONE_NEWNET).map_err(|errno| {
+                    let name = name.to_string();
                     if errno == nix::errno::Errno::EPERM {
-                        anyhow::anyhow!(
-                            "entering network namespace {name} needs CAP_SYS_ADMIN: run as root"
-                        )
+                        EnterError::NeedsRoot { name }
                     } else {
-                        anyhow::anyhow!("entering network namespace {name}: {errno}")
+                        EnterError::Setns { name, errno }
                     }
                 })?;
                 Ok(work())
             })
             .join()
-            .map_err(|_| anyhow::anyhow!("the worker in network namespace {name} panicked"))?
+            .map_err(|_| EnterError::Panicked {
+                name: name.to_string(),
+            })?
     })
 }
 

@@ -2,18 +2,27 @@
 //! transactional apply, verify and rollback.
 //!
 //! `profiles` loads and checks profile files; `transaction` validates and
-//! applies a set of sysctl targets (through [`transaction::SysctlIo`]);
-//! `state` keeps rollback files; `persist` writes and reads sysctl.d files;
-//! `render` turns diffs and fixes into tables, sysctl.d, shell and Ansible.
-//! The binary's command layer glues these to the command line.
+//! applies a set of sysctl targets in one namespace (through
+//! [`transaction::SysctlIo`]), `netns_tx` in several; `apply`, `verify` and
+//! `rollback` are the three jobs, each from a request to an outcome, for one
+//! namespace or several; `ownership` judges an apply against the files that
+//! own its keys (`owners`), `others` compares the other namespaces; `state`
+//! keeps rollback files; `persist` writes and reads sysctl.d files; `render`
+//! turns diffs and fixes into tables, sysctl.d, shell and Ansible. The
+//! binary's command layer turns arguments into requests and outcomes into
+//! exit codes; nothing here names a flag or prints.
 
+pub mod apply;
 pub mod faults;
 pub mod netns_tx;
+pub mod others;
 pub mod owners;
+pub mod ownership;
 pub mod persist;
 pub mod profiles;
 pub mod ranges;
 pub mod render;
+pub mod rollback;
 pub mod state;
 pub mod transaction;
 pub mod verify;
@@ -47,10 +56,19 @@ pub fn desired_from_profile(profile: &profiles::Profile) -> Vec<Desired> {
 
 pub use crate::host::netns::in_namespace;
 
+/// Why a network namespace could not be worked in.
+#[derive(Debug, thiserror::Error)]
+pub enum NsError {
+    #[error(transparent)]
+    Enter(#[from] netns::EnterError),
+    /// The calling thread's own namespace could not be told.
+    #[error("reading /proc/thread-self/ns/net: {0}")]
+    Inode(std::io::Error),
+}
+
 /// Describe the namespace the calling thread is in (call it inside [`in_namespace`]).
-pub fn describe_current(ns: Option<&NetnsRef>) -> anyhow::Result<(NsContext, RecordedNetns)> {
-    let inode = netns::current_inode()
-        .map_err(|e| anyhow::anyhow!("reading /proc/thread-self/ns/net: {e}"))?;
+pub fn describe_current(ns: Option<&NetnsRef>) -> Result<(NsContext, RecordedNetns), NsError> {
+    let inode = netns::current_inode().map_err(NsError::Inode)?;
     // The initial namespace as the audit tells it (PID 1's, or kthreadd's where PID 1 cannot be
     // inspected). When it cannot be told (not root), this one is taken as another: global keys
     // are then refused, which is the safe side.

@@ -7,22 +7,22 @@
 //! namespace last, with one rollback file per namespace (all of one group, so
 //! `rollback` restores them together). When one namespace fails, its own
 //! transaction restores what it wrote, and the namespaces already done are
-//! restored too, so the apply as a whole changes nothing. [`differing`] reads
-//! keys in other namespaces to say which of them hold other values.
+//! restored too, so the apply as a whole changes nothing. An apply in one
+//! namespace is the same with one plan.
 
 use std::fmt;
 use std::path::Path;
 
 use serde::Serialize;
 
+use super::NsError;
 use super::faults::Faults;
-use super::profiles::values_equal;
+use super::owners::Owner;
 use super::state::{self, RecordedNetns};
 use super::transaction::{
-    self, Applied, Change, Desired, LiveIo, NsContext, PersistRequest, Plan, SysctlIo, TxOptions,
+    self, Applied, Change, Desired, LiveIo, NsContext, PersistRequest, Plan, TxFailure, TxOptions,
 };
-use crate::host::netns::{self, NetnsRef};
-use crate::host::sysctl::SysctlKey;
+use crate::host::netns::{self, EnterError, NetnsRef};
 
 /// One namespace's validated plan.
 #[derive(Debug, Clone)]
@@ -34,6 +34,16 @@ pub struct NsPlan {
     pub plan: Plan,
     /// Global keys left out here: shared by every namespace, they are set in the initial one.
     pub skipped_global: Vec<String>,
+    /// Keys the plan would change that another configuration file owns: refused like the
+    /// plan's problems (see [`super::ownership`]).
+    pub owned: Vec<Owner>,
+}
+
+impl NsPlan {
+    /// Whether anything stops this namespace's transaction.
+    pub fn is_refused(&self) -> bool {
+        !self.plan.problems.is_empty() || !self.owned.is_empty()
+    }
 }
 
 /// Step 1 in every namespace of `targets` (none written). When the initial namespace is one
@@ -42,7 +52,7 @@ pub fn plan_each(
     targets: &[Option<NetnsRef>],
     desired: &[Desired],
     faults: &Faults,
-) -> anyhow::Result<Vec<NsPlan>> {
+) -> Result<Vec<NsPlan>, NsError> {
     let mut out = Vec::new();
     for ns in targets {
         let (ctx, recorded) =
@@ -65,6 +75,7 @@ pub fn plan_each(
             recorded,
             plan,
             skipped_global: skipped.iter().map(|d| d.key.to_string()).collect(),
+            owned: Vec::new(),
         });
     }
     Ok(plans)
@@ -77,6 +88,9 @@ pub struct EachOptions<'a> {
     /// Written with the initial namespace's transaction (the one `sysctl --system` loads into).
     pub persist: Option<PersistRequest>,
     pub faults: &'a Faults,
+    /// The rollback files are one group (an apply over several namespaces), which `rollback`
+    /// restores together.
+    pub grouped: bool,
 }
 
 /// One namespace done.
@@ -87,11 +101,20 @@ pub struct NsApplied {
     pub applied: Applied,
 }
 
+/// Why one namespace's transaction failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NsFailure {
+    #[error(transparent)]
+    Enter(Box<EnterError>),
+    #[error(transparent)]
+    Tx(Box<TxFailure>),
+}
+
 /// A namespace failed; what was done about the others.
 #[derive(Debug)]
 pub struct EachFailure {
     pub netns: String,
-    pub error: anyhow::Error,
+    pub error: NsFailure,
     /// Namespaces done before it and restored since.
     pub restored: Vec<String>,
     /// Namespaces done before it that could not be restored (and why): their rollback files
@@ -101,7 +124,7 @@ pub struct EachFailure {
 
 impl fmt::Display for EachFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "in network namespace {}: {:#}", self.netns, self.error)?;
+        write!(f, "in network namespace {}: {}", self.netns, self.error)?;
         if !self.restored.is_empty() {
             write!(
                 f,
@@ -125,7 +148,7 @@ impl std::error::Error for EachFailure {}
 /// Steps 2 to 4 in every namespace, the initial one last; a failure restores the namespaces
 /// already done. The plans must be free of problems.
 pub fn execute_each(plans: &[NsPlan], opts: &EachOptions) -> Result<Vec<NsApplied>, EachFailure> {
-    let group = state::new_group();
+    let group = opts.grouped.then(state::new_group);
     let mut order: Vec<&NsPlan> = plans.iter().filter(|p| !p.ctx.initial).collect();
     order.extend(plans.iter().filter(|p| p.ctx.initial));
     let mut done: Vec<(&NsPlan, Applied)> = Vec::new();
@@ -140,7 +163,7 @@ pub fn execute_each(plans: &[NsPlan], opts: &EachOptions) -> Result<Vec<NsApplie
                 None
             },
             faults: opts.faults,
-            group: Some(group.clone()),
+            group: group.clone(),
         };
         let result = netns::in_namespace(p.ns.as_ref(), || {
             transaction::execute(&LiveIo, &p.plan, &tx)
@@ -150,8 +173,8 @@ pub fn execute_each(plans: &[NsPlan], opts: &EachOptions) -> Result<Vec<NsApplie
                 done.push((p, applied));
                 continue;
             }
-            Ok(Err(failure)) => anyhow::Error::new(*failure),
-            Err(e) => e,
+            Ok(Err(failure)) => NsFailure::Tx(failure),
+            Err(e) => NsFailure::Enter(Box::new(e)),
         };
         let mut failure = EachFailure {
             netns: p.ctx.name.clone(),
@@ -180,9 +203,8 @@ pub fn execute_each(plans: &[NsPlan], opts: &EachOptions) -> Result<Vec<NsApplie
 /// Why one namespace's applied values could not be restored.
 #[derive(Debug, thiserror::Error)]
 enum UndoError {
-    /// Entering the namespace failed.
-    #[error("{0:#}")]
-    Enter(anyhow::Error),
+    #[error(transparent)]
+    Enter(EnterError),
     #[error("{0}")]
     Restore(Box<transaction::TxFailure>),
     #[error("renaming {}: {source}", path.display())]
@@ -227,48 +249,4 @@ fn undo(p: &NsPlan, applied: &Applied) -> Result<(), UndoError> {
         })?;
     }
     Ok(())
-}
-
-/// Another namespace's values of some keys.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NsValues {
-    pub netns: String,
-    /// (key, value there) for each key whose value there is not the one wanted.
-    pub differ: Vec<(String, String)>,
-    /// Why the namespace (or a key in it) could not be read.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// Read `keys` (key, wanted value) in each of `others` and say where they differ.
-pub fn differing(keys: &[(SysctlKey, String)], others: &[NetnsRef]) -> Vec<NsValues> {
-    others
-        .iter()
-        .map(|ns| {
-            let read = netns::run_in(ns, || {
-                let mut differ = Vec::new();
-                let mut errors = Vec::new();
-                for (k, want) in keys {
-                    match LiveIo.read(k) {
-                        Ok(v) if values_equal(&v, want) => {}
-                        Ok(v) => differ.push((k.to_string(), v)),
-                        Err(e) => errors.push(e.to_string()),
-                    }
-                }
-                (differ, errors)
-            });
-            match read {
-                Ok((differ, errors)) => NsValues {
-                    netns: ns.name.clone(),
-                    differ,
-                    error: (!errors.is_empty()).then(|| errors.join("; ")),
-                },
-                Err(e) => NsValues {
-                    netns: ns.name.clone(),
-                    differ: Vec::new(),
-                    error: Some(format!("{e:#}")),
-                },
-            }
-        })
-        .collect()
 }

@@ -111,9 +111,9 @@ impl RollbackRecord {
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|source| StateError::Create {
+            .map_err(|error| StateError::Create {
                 dir: dir.to_path_buf(),
-                source,
+                error,
             })?;
         check_dir(dir)?;
         let json = serde_json::to_string_pretty(self).map_err(StateError::Serialise)? + "\n";
@@ -133,40 +133,81 @@ impl RollbackRecord {
     }
 
     /// Read and check a rollback file: see the module's notes on whom it is trusted from.
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
+    pub fn load(path: &Path) -> Result<Self, LoadError> {
         let text = read_trusted(path)?;
-        let record: Self = serde_json::from_str(&text).map_err(|e| {
-            anyhow::anyhow!(
-                "{}:{}:{}: not a rollback file: {e}",
-                path.display(),
-                e.line(),
-                e.column()
-            )
+        let record: Self = serde_json::from_str(&text).map_err(|error| LoadError::Parse {
+            path: path.to_path_buf(),
+            error,
         })?;
         if record.schema != SCHEMA {
-            anyhow::bail!(
-                "{}: rollback file schema {} is not supported (expected {SCHEMA})",
-                path.display(),
-                record.schema
-            );
+            return Err(LoadError::Schema {
+                path: path.to_path_buf(),
+                found: record.schema,
+            });
         }
         Ok(record)
     }
 }
 
+/// Why the rollback files could not be found or read. Each says that nothing was changed:
+/// they are read before anything is written.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The state directory is refused (see [`check_dir`]).
+    #[error("{0}; nothing was changed")]
+    Dir(StateError),
+    #[error("reading state directory {}: {error}; nothing was changed", dir.display())]
+    List { dir: PathBuf, error: std::io::Error },
+    /// Someone else could have written the file (or it is no regular file).
+    #[error(
+        "rollback file {} {what}; refusing to use it (a rollback file says which values and \
+         files root writes), nothing was changed",
+        path.display()
+    )]
+    Refused { path: PathBuf, what: String },
+    #[error(
+        "rollback file {} belongs to root (rollback files are root's: run as root); nothing \
+         was changed",
+        path.display()
+    )]
+    RootOwned { path: PathBuf },
+    #[error("reading rollback file {}: {error}{}; nothing was changed", path.display(), as_root(error))]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error(
+        "{}:{}:{}: not a rollback file: {error}",
+        path.display(),
+        error.line(),
+        error.column()
+    )]
+    Parse {
+        path: PathBuf,
+        error: serde_json::Error,
+    },
+    #[error(
+        "{}: rollback file schema {found} is not supported (expected {SCHEMA})",
+        path.display()
+    )]
+    Schema { path: PathBuf, found: u32 },
+}
+
 /// The latest rollback file still in effect in `dir`, if any.
-pub fn latest(dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+pub fn latest(dir: &Path) -> Result<Option<PathBuf>, LoadError> {
     match std::fs::metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        _ => check_dir(dir).map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?,
+        _ => check_dir(dir).map_err(LoadError::Dir)?,
     }
     Ok(rollback_files(dir)?.pop())
 }
 
 /// The rollback files in effect in `dir` (`rollback-*.json`), in name (time) order.
-fn rollback_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| anyhow::anyhow!("reading state directory {}: {e}", dir.display()))?;
+fn rollback_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let entries = std::fs::read_dir(dir).map_err(|error| LoadError::List {
+        dir: dir.to_path_buf(),
+        error,
+    })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
@@ -186,8 +227,8 @@ pub fn new_group() -> String {
 
 /// The rollback files still in effect in `dir` that belong to `group`, in name (time) order.
 /// Each is checked and read as [`RollbackRecord::load`] does.
-pub fn group_files(dir: &Path, group: &str) -> anyhow::Result<Vec<(PathBuf, RollbackRecord)>> {
-    check_dir(dir).map_err(|e| anyhow::anyhow!("{e}; nothing was changed"))?;
+pub fn group_files(dir: &Path, group: &str) -> Result<Vec<(PathBuf, RollbackRecord)>, LoadError> {
+    check_dir(dir).map_err(LoadError::Dir)?;
     let mut out = Vec::new();
     for f in rollback_files(dir)? {
         let record = RollbackRecord::load(&f)?;
@@ -225,16 +266,10 @@ fn untrusted(meta: &std::fs::Metadata) -> Option<String> {
 /// Why the state directory is refused, or a rollback file could not be written into it.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("creating state directory {}: {source}", dir.display())]
-    Create {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("state directory {}: {source}{}", dir.display(), as_root(source))]
-    Unreadable {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("creating state directory {}: {error}", dir.display())]
+    Create { dir: PathBuf, error: std::io::Error },
+    #[error("state directory {}: {error}{}", dir.display(), as_root(error))]
+    Unreadable { dir: PathBuf, error: std::io::Error },
     #[error(
         "state directory {} belongs to root (rollback files are root's: run as root)",
         dir.display()
@@ -244,7 +279,7 @@ pub enum StateError {
     #[error(
         "state directory {} {what}; rollback files say which values and files root writes, so \
          they are kept only in a directory no one else can write: fix its owner and mode \
-         (chown, chmod 0700) or give another --state-dir",
+         (chown, chmod 0700) or choose another state directory",
         dir.display()
     )]
     Untrusted { dir: PathBuf, what: String },
@@ -256,9 +291,9 @@ pub enum StateError {
 
 /// Refuse a state directory that someone other than the effective uid could put files in.
 pub fn check_dir(dir: &Path) -> Result<(), StateError> {
-    let meta = std::fs::metadata(dir).map_err(|source| StateError::Unreadable {
+    let meta = std::fs::metadata(dir).map_err(|error| StateError::Unreadable {
         dir: dir.to_path_buf(),
-        source,
+        error,
     })?;
     if meta.uid() == 0 && euid() != 0 {
         return Err(StateError::Root {
@@ -290,13 +325,14 @@ fn as_root(e: &std::io::Error) -> &'static str {
 
 /// Read a rollback file without following a symbolic link, and only if the effective uid
 /// owns it and no one else can write it.
-fn read_trusted(path: &Path) -> anyhow::Result<String> {
-    let refuse = |what: &str| {
-        anyhow::anyhow!(
-            "rollback file {} {what}; refusing to use it (a rollback file says which values and \
-             files root writes), nothing was changed",
-            path.display()
-        )
+fn read_trusted(path: &Path) -> Result<String, LoadError> {
+    let refuse = |what: &str| LoadError::Refused {
+        path: path.to_path_buf(),
+        what: what.to_string(),
+    };
+    let read = |error| LoadError::Read {
+        path: path.to_path_buf(),
+        error,
     };
     // O_NOFOLLOW: a link is refused, not followed; O_NONBLOCK: a FIFO cannot hang the open.
     let file = match std::fs::OpenOptions::new()
@@ -308,36 +344,23 @@ fn read_trusted(path: &Path) -> anyhow::Result<String> {
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             return Err(refuse("is a symbolic link"));
         }
-        Err(e) => anyhow::bail!(
-            "reading rollback file {}: {e}{}; nothing was changed",
-            path.display(),
-            as_root(&e)
-        ),
+        Err(e) => return Err(read(e)),
     };
-    let meta = file
-        .metadata()
-        .map_err(|e| anyhow::anyhow!("reading rollback file {}: {e}", path.display()))?;
+    let meta = file.metadata().map_err(read)?;
     if !meta.file_type().is_file() {
         return Err(refuse(
             "is not a regular file (a directory, device, FIFO or socket)",
         ));
     }
     if meta.uid() == 0 && euid() != 0 {
-        anyhow::bail!(
-            "rollback file {} belongs to root (rollback files are root's: run as root); nothing \
-             was changed",
-            path.display()
-        );
+        return Err(LoadError::RootOwned {
+            path: path.to_path_buf(),
+        });
     }
     if let Some(what) = untrusted(&meta) {
         return Err(refuse(&what));
     }
-    crate::input::read_at_most(file, crate::input::MAX_DATA_BYTES).map_err(|e| {
-        anyhow::anyhow!(
-            "reading rollback file {}: {e}; nothing was changed",
-            path.display()
-        )
-    })
+    crate::input::read_at_most(file, crate::input::MAX_DATA_BYTES).map_err(read)
 }
 
 /// Mark a rollback file as no longer in effect (`.done`, `.aborted`).

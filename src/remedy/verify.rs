@@ -1,12 +1,17 @@
 //! Drift check: compare live values (and the sysctl configuration files)
-//! with a profile, the way a configuration-management check expects.
+//! with a profile, the way a configuration-management check expects, in one
+//! network namespace or several ([`verify`]).
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::NsError;
+use super::owners::Sources;
 use super::persist::PersistedValue;
-use super::transaction::{Desired, SysctlIo};
+use super::transaction::{Desired, LiveIo, SysctlIo};
+use crate::host::netns::{self, NetnsRef};
 
 /// How one key compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -96,4 +101,103 @@ pub fn check(
             }
         })
         .collect()
+}
+
+/// What to verify: a profile's targets in some namespaces, and where they should persist.
+#[derive(Debug)]
+pub struct Request<'a> {
+    pub desired: &'a [Desired],
+    /// The namespaces (`None`: the caller's own).
+    pub targets: &'a [Option<NetnsRef>],
+    /// The file that should keep the values; `None`: every file of `sources`, as
+    /// `sysctl --system` reads them.
+    pub persist: Option<&'a Path>,
+    pub sources: Sources,
+    /// Notes from before (how the namespaces were found); the verdict's notes start with them.
+    pub notes: Vec<String>,
+}
+
+/// The verdict in every namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub namespaces: Vec<NsVerdict>,
+    /// The configuration files read, in `sysctl --system` order.
+    pub files: Vec<PathBuf>,
+    /// What could not be read.
+    pub notes: Vec<String>,
+}
+
+/// One namespace's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NsVerdict {
+    pub netns: String,
+    pub rows: Vec<VerifyRow>,
+    /// The keys whose live value does not satisfy the target (or could not be read).
+    pub drift: Vec<String>,
+    /// The keys whose live value is right but that no configuration file keeps.
+    pub not_persisted: Vec<String>,
+    /// No drift, and with a persist file named, nothing left unpersisted.
+    pub ok: bool,
+}
+
+impl Verified {
+    /// Every namespace is ok.
+    pub fn ok(&self) -> bool {
+        self.namespaces.iter().all(|n| n.ok)
+    }
+}
+
+/// Compare the live values in every namespace of `req` with the targets, and each key with
+/// the configuration files.
+pub fn verify(req: Request) -> Result<Verified, NsError> {
+    let mut notes = req.notes;
+    let files = match req.persist {
+        Some(p) => {
+            if !p.exists() {
+                notes.push(format!("{} does not exist", p.display()));
+            }
+            vec![p.to_path_buf()]
+        }
+        None => {
+            let (files, dir_notes) = req.sources.files();
+            notes.extend(dir_notes);
+            files
+        }
+    };
+    let (persisted, file_notes) = super::persist::effective_values(&files);
+    notes.extend(file_notes);
+    let mut namespaces = Vec::new();
+    for ns in req.targets {
+        let (netns, rows) = netns::in_namespace(ns.as_ref(), || {
+            let (ctx, _) = super::describe_current(ns.as_ref())?;
+            Ok::<_, NsError>((ctx.name, check(&LiveIo, req.desired, &persisted)))
+        })??;
+        namespaces.push(verdict(netns, rows, req.persist.is_some()));
+    }
+    Ok(Verified {
+        namespaces,
+        files,
+        notes,
+    })
+}
+
+fn verdict(netns: String, rows: Vec<VerifyRow>, strict: bool) -> NsVerdict {
+    let drift: Vec<String> = rows
+        .iter()
+        .filter(|r| r.status != LiveStatus::Ok)
+        .map(|r| r.key.clone())
+        .collect();
+    let not_persisted: Vec<String> = rows
+        .iter()
+        .filter(|r| r.status == LiveStatus::Ok && r.persist != PersistStatus::Ok)
+        .map(|r| r.key.clone())
+        .collect();
+    let ok = drift.is_empty() && (!strict || not_persisted.is_empty());
+    NsVerdict {
+        netns,
+        rows,
+        drift,
+        not_persisted,
+        ok,
+    }
 }

@@ -13,6 +13,7 @@ use crate::host::{Note, Snapshot};
 use crate::rules::accept::WaiverStatus;
 use crate::rules::{AuditOutcome, Exposure, Finding, Severity, Skipped, Threshold};
 
+pub mod apply;
 pub mod escape;
 pub mod fleet;
 pub mod html;
@@ -20,7 +21,9 @@ pub mod junit;
 pub mod lab;
 pub mod packet_check;
 pub mod prometheus;
+pub mod rollback;
 pub mod table;
+pub mod verify;
 
 /// The version of the audit JSON. Bump on incompatible changes.
 /// 2: findings carry `exposure` and `exposure_reason`; `fail_on` is `EXPOSURE:SEVERITY`.

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod fixture;
+pub mod transcript;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -54,6 +55,18 @@ impl Netns {
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.name]).arg(program);
+        cmd
+    }
+
+    /// A command that runs inside the namespace as PID 1 of a PID namespace of its own (`ip
+    /// netns exec NAME unshare --pid --fork --kill-child --mount-proc PROGRAM`), as a
+    /// container's init runs: rstaudit takes the namespace its PID 1 runs in for the initial
+    /// one, so what only the initial namespace may do (`apply --persist`) is tested in a
+    /// namespace the test created. Killing the command kills PROGRAM too.
+    pub fn as_init(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = self.command("unshare");
+        cmd.args(["--pid", "--fork", "--kill-child", "--mount-proc"])
+            .arg(program);
         cmd
     }
 
@@ -204,6 +217,14 @@ pub fn copied_proc_tree(dir: &Path, net_files: &[&str], osrelease: &str) {
 /// RSTAUDIT_CONFIG is empty, so no test reads the host's /etc/rstaudit/config.yaml.
 pub fn rstaudit() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rstaudit"));
+    cmd.env("RSTAUDIT_CONFIG", "");
+    cmd
+}
+
+/// The rstaudit binary under test, run inside `ns` as its PID 1 (see [`Netns::as_init`]): the
+/// namespace is then the initial one as rstaudit sees it, and `apply --persist` may run.
+pub fn rstaudit_as_init(ns: &Netns) -> Command {
+    let mut cmd = ns.as_init(env!("CARGO_BIN_EXE_rstaudit"));
     cmd.env("RSTAUDIT_CONFIG", "");
     cmd
 }

@@ -1,0 +1,132 @@
+//! What `verify` prints: per namespace the table, the drift and what no file keeps, and the
+//! same as JSON (one namespace: one report; several: `{profile, ok, namespaces}`).
+
+use serde::Serialize;
+
+use crate::remedy::render;
+use crate::remedy::verify::{LiveStatus, NsVerdict, Verified, VerifyRow};
+
+/// The profile as its report names it.
+#[derive(Debug, Clone, Copy)]
+pub struct Profile<'a> {
+    /// Its name (`baseline`, or a file's stem).
+    pub name: &'a str,
+    /// As the user gave it (a name or a path), for the command that persists it.
+    pub given: &'a str,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    profile: &'a str,
+    netns: &'a str,
+    /// No drift (and, with a persist file named, everything persisted).
+    ok: bool,
+    drift: &'a [String],
+    not_persisted: &'a [String],
+    /// The configuration files read, in `sysctl --system` order.
+    files: Vec<String>,
+    rows: &'a [VerifyRow],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    notes: &'a [String],
+}
+
+/// Verify several namespaces: one report each.
+#[derive(Serialize)]
+struct ManyReport<'a> {
+    profile: &'a str,
+    ok: bool,
+    namespaces: Vec<Report<'a>>,
+}
+
+/// The JSON report, with a final newline. It fails only on a path that is not UTF-8.
+pub fn json(v: &Verified, profile: Profile) -> Result<Vec<u8>, serde_json::Error> {
+    let files: Vec<String> = v.files.iter().map(|f| f.display().to_string()).collect();
+    let mut bytes = match v.namespaces.as_slice() {
+        [one] => serde_json::to_vec_pretty(&report(one, profile.name, &files, &v.notes)),
+        all => serde_json::to_vec_pretty(&ManyReport {
+            profile: profile.name,
+            ok: v.ok(),
+            namespaces: all
+                .iter()
+                .map(|n| report(n, profile.name, &files, &[]))
+                .collect(),
+        }),
+    }?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+fn report<'a>(
+    n: &'a NsVerdict,
+    profile: &'a str,
+    files: &[String],
+    notes: &'a [String],
+) -> Report<'a> {
+    Report {
+        profile,
+        netns: &n.netns,
+        ok: n.ok,
+        drift: &n.drift,
+        not_persisted: &n.not_persisted,
+        files: files.to_vec(),
+        rows: &n.rows,
+        notes,
+    }
+}
+
+/// The tables (several: each under the namespace's name), the notes, and with several the
+/// verdict over all. `strict`: a persist file was named (what it does not keep is drift).
+pub fn text(v: &Verified, profile: Profile, strict: bool) -> String {
+    let several = v.namespaces.len() > 1;
+    let mut out = String::new();
+    for n in &v.namespaces {
+        if several {
+            out.push_str(&format!("== network namespace {} ==\n", n.netns));
+        }
+        out.push_str(&ns_text(n, profile, strict));
+    }
+    for note in &v.notes {
+        out.push_str(&format!("note: {note}\n"));
+    }
+    if several {
+        let total = v.namespaces.len();
+        let bad = v.namespaces.iter().filter(|n| !n.ok).count();
+        out.push_str(&if bad == 0 {
+            format!("OK: every one of {total} network namespaces matches.\n")
+        } else {
+            format!("{bad} of {total} network namespaces drift.\n")
+        });
+    }
+    out
+}
+
+fn ns_text(n: &NsVerdict, profile: Profile, strict: bool) -> String {
+    let mut out = render::verify_table(&n.rows);
+    for r in n.rows.iter().filter(|r| r.status != LiveStatus::Ok) {
+        match (&r.live, &r.error) {
+            (Some(live), _) => out.push_str(&format!(
+                "DRIFT: {} is {live}, profile {} wants {}\n",
+                r.key, profile.name, r.target
+            )),
+            (None, Some(e)) => out.push_str(&format!("DRIFT: {e}\n")),
+            (None, None) => {}
+        }
+    }
+    if !n.not_persisted.is_empty() {
+        out.push_str(&format!(
+            "{}: live value is right but no configuration file keeps it ({}): a reboot would undo it. Persist with `rstaudit apply --profile {} --persist /etc/sysctl.d/90-rstaudit.conf`.\n",
+            if strict { "NOT PERSISTED" } else { "warning" },
+            n.not_persisted.join(", "),
+            profile.given
+        ));
+    }
+    if n.ok {
+        out.push_str(&format!(
+            "OK: {} key(s) match profile {} in namespace {}.\n",
+            n.rows.len(),
+            profile.name,
+            n.netns
+        ));
+    }
+    out
+}
