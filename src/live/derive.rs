@@ -76,6 +76,44 @@ pub struct Context {
     pub listener_on_port: bool,
     /// net.ipv4.tcp_abort_on_overflow of the namespace.
     pub abort_on_overflow: Option<bool>,
+    /// TCP_LINGER2 of the sending socket, when the socket table had it.
+    pub sender_linger2: Option<i32>,
+}
+
+/// A reset answering a segment to a socket that had shut down its reading side (or that the
+/// kernel had just reset for it: state TCP_CLOSE): data after close. On a socket with
+/// TCP_LINGER2 < 0 the kernel gives the same reason for an orphan in FIN_WAIT1 destroyed when
+/// the peer acknowledged its FIN, without data.
+fn data_after_close(how: String, cx: &Context) -> Derivation {
+    if cx.sender_linger2.is_some_and(|l| l < 0) {
+        derived(
+            Cause::Linger2Negative,
+            "TCP_ABORT_ON_DATA",
+            format!(
+                "{how}, on a socket the table showed with TCP_LINGER2 < 0: closed in FIN_WAIT1 \
+                 and destroyed when the peer acknowledged the FIN"
+            ),
+        )
+    } else {
+        derived(
+            Cause::DataAfterClose,
+            "TCP_ABORT_ON_DATA",
+            format!("{how}: data arrived after close or shutdown"),
+        )
+    }
+}
+
+/// States in which a full socket answers a segment with a reset for data after close.
+fn after_close(state: &str) -> bool {
+    matches!(
+        state,
+        "TCP_FIN_WAIT1"
+            | "TCP_FIN_WAIT2"
+            | "TCP_CLOSING"
+            | "TCP_LAST_ACK"
+            | "TCP_CLOSE_WAIT"
+            | "TCP_CLOSE"
+    )
 }
 
 fn derived(
@@ -206,16 +244,12 @@ fn reply(
             "sent by {f} for a listener, without the kernel's stack: an embryonic reset \
              (INVALID_SYN) and the answer to a bare ACK (TCP_FLAGS) look the same"
         )),
-        "TCP_FIN_WAIT1" | "TCP_FIN_WAIT2" | "TCP_CLOSING" | "TCP_LAST_ACK" | "TCP_CLOSE_WAIT" => {
-            derived(
-                Cause::DataAfterClose,
-                "TCP_ABORT_ON_DATA",
-                format!(
-                    "sent by {f} for a socket in {state} that had shut down its reading side: \
-                     data arrived after close or shutdown"
-                ),
-            )
-        }
+        s if after_close(s) => data_after_close(
+            format!(
+                "sent by {f} for a socket in {state} that had closed or shut down its reading side"
+            ),
+            cx,
+        ),
         "TCP_SYN_RECV" => derived(
             Cause::BadAck,
             "TCP_OLD_ACK",
@@ -369,14 +403,9 @@ fn from_tracepoint(send: &SendReset, seg: &RstSegment, cx: &Context) -> Derivati
     }
     if send.has_skb {
         return match state {
-            "TCP_FIN_WAIT1" | "TCP_FIN_WAIT2" | "TCP_CLOSING" | "TCP_LAST_ACK"
-            | "TCP_CLOSE_WAIT" => derived(
-                Cause::DataAfterClose,
-                "TCP_ABORT_ON_DATA",
-                format!(
-                    "the kernel's event answers a segment to a socket in {state}: data arrived \
-                     after close or shutdown"
-                ),
+            s if after_close(s) => data_after_close(
+                format!("the kernel's event answers a segment to a socket in {state}"),
+                cx,
             ),
             _ => cannot(format!(
                 "the kernel's event answers a segment to a socket in {state}; without where it \
@@ -576,6 +605,7 @@ mod tests {
         let overflow = Context {
             abort_on_overflow: Some(true),
             listener_on_port: true,
+            sender_linger2: None,
         };
         let embryonic = site(
             SiteFn::V4Reply,
@@ -640,6 +670,34 @@ mod tests {
         assert_eq!(
             cause(&derive(Some(&linger2), &seg(false), &overflow)),
             Some((Cause::Linger2Negative, "TCP_ABORT_ON_LINGER"))
+        );
+    }
+
+    #[test]
+    fn data_to_a_socket_the_kernel_just_reset_is_data_after_close() {
+        // What 6.18 showed for a write to an orphan in FIN_WAIT2 (reason TCP_ABORT_ON_DATA):
+        // the event's socket is already in TCP_CLOSE, and it answers the data.
+        let mut tp = site(SiteFn::V4Reply, true, "TCP_CLOSE", &[]);
+        tp.site = None;
+        let d = derive(Some(&tp), &seg(false), &Context::default());
+        assert_eq!(
+            cause(&d),
+            Some((Cause::DataAfterClose, "TCP_ABORT_ON_DATA")),
+            "{d:?}"
+        );
+        let probed = site(
+            SiteFn::V4Reply,
+            true,
+            "TCP_FIN_WAIT2",
+            &stack(&["tcp_v4_send_reset", "tcp_v4_do_rcv"]),
+        );
+        let linger2 = Context {
+            sender_linger2: Some(-1),
+            ..Default::default()
+        };
+        assert_eq!(
+            cause(&derive(Some(&probed), &seg(false), &linger2)),
+            Some((Cause::Linger2Negative, "TCP_ABORT_ON_DATA"))
         );
     }
 

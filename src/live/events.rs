@@ -152,6 +152,7 @@ fn find_cause(
     let cx = derive::Context {
         listener_on_port: index.listener(p.seg.src).is_some(),
         abort_on_overflow: ctx.facts.abort_on_overflow,
+        sender_linger2: sender.and_then(|s| s.linger2),
     };
     match derive::derive(send, &p.seg, &cx) {
         Derivation::Derived(d) => Found {

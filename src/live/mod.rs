@@ -228,6 +228,9 @@ pub fn run(
         ),
         None => Some(300.0),
     };
+    // The first socket table is read before the window starts: the listeners and connections
+    // that exist then are known for its first resets (a slow host may take seconds to read it).
+    first_table(&shared, &snap_thread);
     let started_at_ms = crate::clock::now_ms();
     let mono = Instant::now();
     let mut ctx = Ctx {
@@ -539,6 +542,22 @@ pub fn run(
         events_omitted: tally.omitted,
         notes,
     })
+}
+
+/// How long the window waits for its first socket table before it starts without one.
+const FIRST_TABLE_WAIT: Duration = Duration::from_secs(60);
+
+/// Wait until the refresh thread has read the socket table once (or given up on it).
+fn first_table(shared: &Mutex<Shared>, thread: &std::thread::JoinHandle<()>) {
+    let began = Instant::now();
+    while began.elapsed() < FIRST_TABLE_WAIT && !thread.is_finished() {
+        let sh = shared.lock().unwrap_or_else(|p| p.into_inner());
+        if sh.index.snapshots > 0 || sh.audit_error.is_some() {
+            return;
+        }
+        drop(sh);
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// The trace session of the window and what the verdicts say when it has no reasons.

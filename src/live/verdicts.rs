@@ -268,7 +268,8 @@ fn verdict(
             return None;
         }
         let (seen, _, _) = by_anyone(&relevant);
-        (seen == 0).then(|| format!("{name} +{d}"))
+        // A reset whose cause could not be told may be one of them.
+        (seen == 0 && tally.untold == 0).then(|| format!("{name} +{d}"))
     });
     let (verdict, detail) = if is_forwarding_cause(&f.cause) {
         if resets > 0 {
@@ -575,6 +576,18 @@ mod tests {
         assert_eq!(v[0].verdict, Verdict::CannotCheck, "{:?}", v[0]);
         assert!(
             v[0].detail.contains("TCPAbortOnClose +1"),
+            "{}",
+            v[0].detail
+        );
+        // A sent reset whose cause could not be told may be it: not "none captured".
+        let mut untold = event(Cause::SentUnknown, None, Some(7), 0.5);
+        untold.cause_source = CauseSource::CannotTell;
+        let t = tally(&[untold], 10);
+        let v = verdicts(&f, &t, &counters, "");
+        assert_eq!(v[0].verdict, Verdict::CannotCheck, "{:?}", v[0]);
+        assert!(v[0].detail.contains("could not be told"), "{}", v[0].detail);
+        assert!(
+            !v[0].detail.contains("none was captured"),
             "{}",
             v[0].detail
         );

@@ -183,10 +183,15 @@ pub fn run(cmd: &mut Command) -> String {
 
 /// The path of the `sockhelper` example (built by `cargo test`).
 pub fn sockhelper_path() -> PathBuf {
+    example_path("sockhelper")
+}
+
+/// An example program of this package, built by `cargo test`.
+pub fn example_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    // target/debug/deps/TEST-HASH -> target/debug/examples/sockhelper
+    // target/debug/deps/TEST-HASH -> target/debug/examples/NAME
     let dir = exe.parent().and_then(|p| p.parent()).expect("target dir");
-    let path = dir.join("examples/sockhelper");
+    let path = dir.join("examples").join(name);
     assert!(
         path.exists(),
         "{} is missing: run the tests with `cargo test`",

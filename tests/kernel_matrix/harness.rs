@@ -80,9 +80,145 @@ fn natural_key(s: &str) -> Vec<(u64, String)> {
     out
 }
 
+/// Kernel series of Debian releases whose packages the machine's own apt lists do not hold:
+/// their suite is read with an apt configuration of the test's own (lists and cache in the
+/// test's directory, a sources entry for that suite alone on the URI of the machine's Debian
+/// entry). The machine's apt setup is never changed.
+const OTHER_SUITES: [(&str, &str); 1] = [("5.10", "bullseye")];
+
+/// How apt is run for one kernel: the machine's configuration, or a suite of the test's own.
+#[derive(Debug, Clone, Default)]
+pub struct Apt {
+    /// `-o` options for apt-get and apt-cache (empty: the machine's own setup).
+    opts: Vec<String>,
+}
+
+impl Apt {
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        for o in &self.opts {
+            c.args(["-o", o]);
+        }
+        c
+    }
+}
+
+/// The URI and keyring of the machine's Debian entry (deb822 `.sources` files, then
+/// sources.list): the first entry for the machine's own release, not its security suite.
+fn machine_debian_entry() -> (String, String) {
+    let codename = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("VERSION_CODENAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+        })
+        .unwrap_or_else(|| "bookworm".into());
+    let keyring = "/usr/share/keyrings/debian-archive-keyring.gpg".to_string();
+    let mut texts: Vec<(bool, String)> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let mut paths: Vec<PathBuf> = dir.filter_map(Result::ok).map(|e| e.path()).collect();
+        paths.sort();
+        for p in paths {
+            if p.extension().is_some_and(|e| e == "sources") {
+                texts.push((true, std::fs::read_to_string(&p).unwrap_or_default()));
+            }
+        }
+    }
+    texts.push((
+        false,
+        std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default(),
+    ));
+    for (deb822, text) in texts {
+        if deb822 {
+            for stanza in text.split("\n\n") {
+                let field = |name: &str| {
+                    stanza.lines().find_map(|l| {
+                        l.strip_prefix(name)
+                            .and_then(|r| r.strip_prefix(':'))
+                            .map(|v| v.trim().to_string())
+                    })
+                };
+                let (Some(uris), Some(suites)) = (field("URIs"), field("Suites")) else {
+                    continue;
+                };
+                if suites.split_whitespace().any(|s| s == codename) {
+                    let uri = uris
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                    return (uri, field("Signed-By").unwrap_or(keyring));
+                }
+            }
+        } else {
+            for l in text.lines() {
+                let words: Vec<&str> = l
+                    .split_whitespace()
+                    .filter(|w| !w.starts_with('['))
+                    .collect();
+                if words.first() == Some(&"deb") && words.get(2) == Some(&codename.as_str()) {
+                    return (words[1].to_string(), keyring);
+                }
+            }
+        }
+    }
+    panic!(
+        "no Debian entry for {codename} in the machine's apt sources: the kernel matrix fetches older kernels from the same archive"
+    );
+}
+
+/// The apt configuration for kernels of `series` (the machine's own, or that of its suite
+/// under `base`, its lists refreshed when older than a day).
+pub fn apt_for(series: &str, base: &Path) -> Apt {
+    let Some((_, suite)) = OTHER_SUITES.iter().find(|(s, _)| *s == series) else {
+        return Apt::default();
+    };
+    let dir = base.join("apt").join(suite);
+    for d in ["lists/partial", "cache/archives/partial", "etc"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let (uri, keyring) = machine_debian_entry();
+    let list = dir.join("etc/sources.list");
+    std::fs::write(
+        &list,
+        format!("deb [signed-by={keyring}] {uri} {suite} main\n"),
+    )
+    .unwrap();
+    let apt = Apt {
+        opts: vec![
+            format!("Dir::Etc::SourceList={}", list.display()),
+            "Dir::Etc::SourceParts=/nonexistent".into(),
+            format!("Dir::State::Lists={}", dir.join("lists").display()),
+            format!("Dir::Cache={}", dir.join("cache").display()),
+            // apt's download sandbox user cannot write into the test's own directories.
+            "APT::Sandbox::User=root".into(),
+        ],
+    };
+    let stamp = dir.join("updated");
+    let fresh = std::fs::metadata(&stamp)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().is_ok_and(|e| e < Duration::from_secs(86_400)));
+    if !fresh {
+        run(apt.command("apt-get").args(["update", "-qq"]));
+        std::fs::write(&stamp, "").unwrap();
+    }
+    apt
+}
+
+/// The series of a kernel name: `5.10` for `5.10` or `linux-image-5.10.0-32-cloud-amd64`.
+pub fn series_of(name: &str) -> String {
+    let bare = name.strip_prefix("linux-image-").unwrap_or(name);
+    bare.split(['.', '-', '+'])
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 /// The newest signed `-cloud-amd64` image package of a Debian kernel series ("6.1", "6.12"),
 /// or `name` itself when it already is a package name (`linux-image-6.1.0-57-cloud-amd64`).
-pub fn resolve(name: &str) -> String {
+pub fn resolve(name: &str, apt: &Apt) -> String {
     if name.starts_with("linux-image-") {
         return name.to_string();
     }
@@ -94,7 +230,9 @@ pub fn resolve(name: &str) -> String {
         "^linux-image-{}[.-].*cloud-amd64$",
         name.replace('.', "\\.")
     );
-    let listed = run(Command::new("apt-cache").args(["search", "--names-only", &pattern]));
+    let listed = run(apt
+        .command("apt-cache")
+        .args(["search", "--names-only", &pattern]));
     let prefix = format!("linux-image-{name}");
     let mut names: Vec<&str> = listed
         .lines()
@@ -121,7 +259,7 @@ pub fn resolve(name: &str) -> String {
 }
 
 /// Download and unpack `package` into `cache` (once).
-pub fn fetch(cache: &Path, package: &str) -> Kernel {
+pub fn fetch(cache: &Path, package: &str, apt: &Apt) -> Kernel {
     let tree = cache.join(package);
     let stamp = tree.join(".unpacked");
     if !stamp.exists() {
@@ -139,7 +277,8 @@ pub fn fetch(cache: &Path, package: &str) -> Kernel {
                 .collect()
         };
         if debs(cache).is_empty() {
-            run(Command::new("apt-get")
+            run(apt
+                .command("apt-get")
                 .args(["download", "-q", package])
                 .current_dir(cache));
         }
@@ -490,6 +629,14 @@ pub fn parse(text: &str) -> BTreeMap<String, Step> {
         steps.insert(name, step);
     }
     steps
+}
+
+#[test]
+fn kernel_series_of_names_and_packages() {
+    assert_eq!(series_of("5.10"), "5.10");
+    assert_eq!(series_of("linux-image-5.10.0-32-cloud-amd64"), "5.10");
+    assert_eq!(series_of("linux-image-6.12.118+deb12-cloud-amd64"), "6.12");
+    assert_eq!(series_of("6.1"), "6.1");
 }
 
 #[test]

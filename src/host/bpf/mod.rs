@@ -34,6 +34,8 @@ pub enum Unavailable {
     PidNamespace,
     #[error("loading a BPF program needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)")]
     NotPermitted,
+    #[error("it needs Linux 5.11 or later (the helper bpf_sock_from_file), and this kernel is {0}")]
+    OldKernel(String),
     #[error("this kernel has no BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)")]
     NoBtf,
     #[error("/sys/kernel/btf/vmlinux: {0}")]
@@ -136,6 +138,15 @@ pub fn load() -> Result<Loaded, Unavailable> {
     let ns = std::fs::read_link("/proc/self/ns/pid").map_err(io("reading /proc/self/ns/pid"))?;
     if ns.as_os_str() != INIT_PID_NS {
         return Err(Unavailable::PidNamespace);
+    }
+    let kernel = crate::host::kernel::running();
+    if let Some(v) = kernel.version
+        && (v.major, v.minor) < (5, 11)
+    {
+        return Err(Unavailable::OldKernel(format!(
+            "{}.{}.{}",
+            v.major, v.minor, v.patch
+        )));
     }
     if !may_trace() {
         return Err(Unavailable::NotPermitted);

@@ -176,16 +176,29 @@ pub(super) fn accept_overflow(ctx: &Ctx) -> anyhow::Result<Outcome> {
                 let _listener = sock::listener(addr, 1, Some(5))?;
                 // Handshakes first (TCP_DEFER_ACCEPT keeps them out of the accept
                 // queue), then data: the ACK carrying data meets a full queue.
-                let mut clients = (0..4)
-                    .map(|i| sock::connect(addr).with_context(|| format!("client {i} connect")))
-                    .collect::<anyhow::Result<Vec<_>>>()?;
-                for c in &mut clients {
+                // A SYN that meets a full accept queue is dropped, and its connect() times
+                // out (seen on 5.10 under emulation, where the handshakes overlap): that is the
+                // overflow too, said as what the client saw, not an error of the run.
+                let mut app = Vec::new();
+                let mut clients = Vec::new();
+                for i in 0..4 {
+                    match sock::connect(addr) {
+                        Ok(c) => clients.push((i, c)),
+                        Err(e) => app.push(format!(
+                            "client {i} (listen backlog 1, never accepted): connect: {}",
+                            sock::describe(&e)
+                        )),
+                    }
+                }
+                if clients.is_empty() {
+                    anyhow::bail!("no client could connect to the lab's listener");
+                }
+                for (_, c) in &mut clients {
                     c.write_all(b"hello").context("client write")?;
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 std::thread::sleep(Duration::from_millis(500));
-                let mut app = Vec::new();
-                for (i, c) in clients.iter_mut().enumerate() {
+                for (i, c) in clients.iter_mut() {
                     c.set_nonblocking(true)?;
                     app.push(read_outcome(
                         c,

@@ -118,14 +118,23 @@ pub(super) fn with_echo_server<T: Send>(
     addr: SocketAddrV4,
     client_work: impl FnOnce() -> anyhow::Result<T> + Send,
 ) -> anyhow::Result<T> {
-    let stop = AtomicBool::new(false);
+    let stop_flag = AtomicBool::new(false);
+    let stop = &stop_flag;
+    // The client starts once the server listens (a fixed pause was too short under emulation:
+    // the client's connect was refused).
+    let (listening, ready) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|scope| {
-        let srv = spawn_in(scope, server, || {
+        let srv = spawn_in(scope, server, move || {
             let l = sock::listener(addr, 16, None)?;
-            echo_server(l, &stop)
+            let _ = listening.send(());
+            echo_server(l, stop)
         });
-        std::thread::sleep(Duration::from_millis(50));
-        let cli = spawn_in(scope, client, || {
+        let cli = spawn_in(scope, client, move || {
+            // Nothing comes when the server could not listen: its error is the run's.
+            if ready.recv_timeout(Duration::from_secs(30)).is_err() {
+                stop.store(true, Ordering::SeqCst);
+                return Err(anyhow::anyhow!("the lab's server did not start listening"));
+            }
             let r = client_work();
             stop.store(true, Ordering::SeqCst);
             r
