@@ -29,6 +29,8 @@ pub const SYSCTLS: &[&str] = &[
     "net.ipv4.tcp_retries2",
     "net.ipv4.tcp_rfc1337",
     "net.ipv4.tcp_rmem",
+    "net.ipv4.tcp_rto_max_ms",
+    "net.ipv4.tcp_rto_min_us",
     "net.ipv4.tcp_syn_retries",
     "net.ipv4.tcp_synack_retries",
     "net.ipv4.tcp_syncookies",

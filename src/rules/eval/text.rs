@@ -140,3 +140,35 @@ pub(super) fn counter_notes(ctx: &HostCtx<'_>, rule: &Rule, notes: &mut Vec<Stri
         );
     }
 }
+
+/// A note for each sysctl the rule took at its `absent:` value because this kernel does not
+/// have it: the finding says which value it assumed.
+pub(super) fn absent_notes(ctx: &HostCtx<'_>, rule: &Rule, notes: &mut Vec<String>) {
+    let mut seen: Vec<(String, f64)> = Vec::new();
+    let mut look = |e: &Expr| {
+        if let Expr::Sysctl(k, Some(v)) = e
+            && !seen.iter().any(|(s, _)| s == k)
+        {
+            seen.push((k.clone(), *v));
+        }
+    };
+    for c in [&rule.when, &rule.suspects].into_iter().flatten() {
+        c.visit(&mut look);
+    }
+    for (_, e) in rule.computed.iter().chain(rule.fix_sysctls.iter()) {
+        visit_expr(e, &mut look);
+    }
+    for p in &rule.message.pieces {
+        if let Piece::Value(e) = p {
+            visit_expr(e, &mut look);
+        }
+    }
+    for (key, v) in seen {
+        if matches!(ctx.sysctl(&key), Err(Unknown::SysctlAbsent { .. })) {
+            notes.push(format!(
+                "{key} does not exist on this kernel: taken as {}, the value the kernel works with without it",
+                fmt_num(v)
+            ));
+        }
+    }
+}
