@@ -550,3 +550,199 @@ fn listener_messages_do_not_say_reset_with_abort_on_overflow_off() {
         );
     }
 }
+
+/// tcp_retries2 is a time budget that tcp_rto_max_ms (6.15) shrinks: 15 retries with a
+/// 1000 ms maximum give up after about 15 s. The rule judges the time, says it, and its fix
+/// restores it at this host's tcp_rto_max_ms; without the keys (older kernels) the fixed
+/// values are used and the finding says so.
+#[test]
+fn retries2_low_judges_the_time_the_retransmission_timeouts_leave() {
+    let rto = |max: &str| {
+        host()
+            .kernel("6.18.0")
+            .sysctl("net.ipv4.tcp_rto_min_us", "200000")
+            .sysctl("net.ipv4.tcp_rto_max_ms", max)
+    };
+    let out = audit("retries2-low", &rto("120000").build());
+    assert!(out.findings.is_empty(), "{out:#?}");
+    assert_eq!(out.passed, ["retries2-low"]);
+    let f = findings("retries2-low", rto("1000"));
+    assert_eq!(
+        f.len(),
+        1,
+        "tcp_retries2 15 with tcp_rto_max_ms 1000: {f:#?}"
+    );
+    let m = &f[0].message;
+    for part in [
+        "net.ipv4.tcp_retries2 is 15",
+        "from 200 ms up to 1000 ms",
+        "unanswered for 14.4 s",
+        "14.6 s after the data was sent at the earliest",
+        "(15.4 s when the timeout stays at its floor)",
+    ] {
+        assert!(m.contains(part), "{part:?} in {m}");
+    }
+    // 1.4 s of doublings, then 1 s per retry: 101 retries keep trying for 100 s.
+    let fix = &f[0].fix.sysctls;
+    assert_eq!(fix.len(), 1, "{fix:?}");
+    assert_eq!(
+        (fix[0].key.as_str(), fix[0].value.as_str()),
+        ("net.ipv4.tcp_retries2", "101")
+    );
+    let fixed = rto("1000").sysctl("net.ipv4.tcp_retries2", "101");
+    assert!(findings("retries2-low", fixed).is_empty());
+    assert!(
+        !f[0].notes.iter().any(|n| n.contains("does not exist")),
+        "{f:#?}"
+    );
+    // A kernel before 6.11 has neither key: 200 ms and 120 s, as the kernel has them.
+    let old = host().kernel("5.15.0").sysctl("net.ipv4.tcp_retries2", "5");
+    let f = findings("retries2-low", old);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(
+        f[0].message
+            .contains("from 200 ms up to 120000 ms (tcp_rto_min_us, tcp_rto_max_ms): once the retransmissions of an established connection have gone unanswered for 12.6 s"),
+        "{}",
+        f[0].message
+    );
+    assert!(f[0].message.contains("12.8 s after"), "{}", f[0].message);
+    assert!(f[0].message.contains("(25.4 s when"), "{}", f[0].message);
+    for key in ["net.ipv4.tcp_rto_max_ms", "net.ipv4.tcp_rto_min_us"] {
+        assert!(
+            f[0].notes
+                .iter()
+                .any(|n| n.starts_with(&format!("{key} does not exist on this kernel"))),
+            "{key}: {f:#?}"
+        );
+    }
+    assert_eq!(f[0].fix.sysctls[0].value, "15");
+}
+
+/// What the kernel's clock says: a connection whose path drops everything is given up
+/// (ETIMEDOUT, TcpExt.TCPAbortOnTimeout, no reset sent) at the time retries2-low computes,
+/// never sooner than its "at the earliest" and within one timeout of its "at its floor"
+/// (the loopback RTO is the floor plus a little; a tail loss probe may add one timeout).
+/// The peer's next write then meets no socket and is reset.
+#[test]
+fn kernel_gives_up_when_the_retransmission_arithmetic_says() {
+    use rstaudit::rules::retrans;
+    use std::io::{Read, Write};
+    // (tcp_retries2, tcp_rto_min_us, tcp_rto_max_ms, port): each far from an expiry that
+    // lands on its budget, so the answer does not hang on the loopback's few microseconds.
+    let configs: [(u32, u32, u32, u16); 3] = [
+        (2, 500_000, 120_000, 7410),
+        (5, 1_000_000, 1_000, 7411),
+        (4, 300_000, 2_000, 7412),
+    ];
+    let netstat = |text: &str, name: &str| -> u64 {
+        let lines: Vec<&str> = text.lines().collect();
+        lines
+            .chunks(2)
+            .find_map(|pair| {
+                let names: Vec<&str> = pair[0].split(' ').collect();
+                let values: Vec<&str> = pair.get(1)?.split(' ').collect();
+                let i = names.iter().position(|n| *n == name)?;
+                values.get(i)?.parse().ok()
+            })
+            .unwrap_or_else(|| panic!("{name} not in {text}"))
+    };
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = configs
+            .iter()
+            .map(|&(retries, rto_min_us, rto_max_ms, port)| {
+                s.spawn(move || {
+                    let ns = common::Netns::with_sysctls(
+                        "giveup",
+                        &[
+                            ("net.ipv4.tcp_retries2", &retries.to_string()),
+                            ("net.ipv4.tcp_rto_min_us", &rto_min_us.to_string()),
+                            ("net.ipv4.tcp_rto_max_ms", &rto_max_ms.to_string()),
+                        ],
+                    );
+                    let out = common::rstaudit()
+                        .args(["snapshot", "--netns", &ns.name, "--format", "json"])
+                        .output()
+                        .unwrap();
+                    assert!(out.status.success(), "{}", common::text(&out));
+                    let snap: Snapshot = serde_json::from_slice(&out.stdout).unwrap();
+                    let finding = audit("retries2-low", &snap).findings;
+                    let file = std::fs::File::open(format!("/run/netns/{}", ns.name)).unwrap();
+                    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+                    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    let (mut server, _) = listener.accept().unwrap();
+                    for _ in 0..10 {
+                        client.write_all(b"x").unwrap();
+                        server.read_exact(&mut [0u8; 1]).unwrap();
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    common::run(ns.command("nft").arg(format!(
+                        "add table inet cut; add chain inet cut in {{ type filter hook input priority 0; policy accept; }}; \
+                         add rule inet cut in tcp dport {port} drop; add rule inet cut in tcp sport {port} drop"
+                    )));
+                    let counters = || {
+                        std::fs::read_to_string("/proc/thread-self/net/netstat").unwrap()
+                            + &std::fs::read_to_string("/proc/thread-self/net/snmp").unwrap()
+                    };
+                    let before = counters();
+                    let t0 = std::time::Instant::now();
+                    client.write_all(b"z").unwrap();
+                    client
+                        .set_read_timeout(Some(std::time::Duration::from_secs(40)))
+                        .unwrap();
+                    let err = client.read(&mut [0u8; 1]).expect_err("the kernel gives up");
+                    let took = t0.elapsed().as_secs_f64();
+                    let after = counters();
+                    common::run(ns.command("nft").arg("delete table inet cut"));
+                    server.write_all(b"late").unwrap();
+                    server
+                        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                        .unwrap();
+                    let late = server.read(&mut [0u8; 1]);
+                    (retries, rto_min_us, rto_max_ms, finding, err, took, before, after, late)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (retries, rto_min_us, rto_max_ms, finding, err, took, before, after, late) in results {
+        let what = format!(
+            "tcp_retries2 {retries}, tcp_rto_min_us {rto_min_us}, tcp_rto_max_ms {rto_max_ms}"
+        );
+        let rto_min = f64::from(rto_min_us) / 1000.0;
+        let rto_max = f64::from(rto_max_ms);
+        let first = rto_min.min(rto_max);
+        let budget = retrans::model_timeout_ms(retries, rto_max);
+        let earliest = (first + budget) / 1000.0;
+        let at_floor = retrans::give_up_ms(retries, rto_min, rto_max) / 1000.0;
+        assert_eq!(err.raw_os_error(), Some(libc::ETIMEDOUT), "{what}: {err}");
+        assert!(
+            took >= earliest && took >= at_floor - 0.05,
+            "{what}: gave up after {took:.3} s, computed {at_floor} s (at the earliest {earliest} s)"
+        );
+        assert!(
+            took <= at_floor * 1.05 + first / 1000.0 + 0.3,
+            "{what}: gave up after {took:.3} s, computed {at_floor} s"
+        );
+        let moved = |name: &str| netstat(&after, name) - netstat(&before, name);
+        assert_eq!(moved("TCPAbortOnTimeout"), 1, "{what}");
+        assert_eq!(
+            moved("OutRsts"),
+            0,
+            "{what}: no reset when the kernel gives up"
+        );
+        let late = late.expect_err("the peer's late write is reset");
+        assert_eq!(late.kind(), std::io::ErrorKind::ConnectionReset, "{what}");
+        // The rule says these times (all three configurations give up before 100 s).
+        assert_eq!(finding.len(), 1, "{what}: {finding:#?}");
+        let m = &finding[0].message;
+        let s = |v: f64| rstaudit::rules::rule::fmt_num(v);
+        for part in [
+            format!("unanswered for {} s", s(budget / 1000.0)),
+            format!("{} s after the data was sent at the earliest", s(earliest)),
+            format!("({} s when the timeout stays at its floor)", s(at_floor)),
+        ] {
+            assert!(m.contains(&part), "{what}: {part:?} in {m}");
+        }
+    }
+}
