@@ -67,6 +67,7 @@ pub const COUNTERS: &[&str] = &[
     "TcpExt.PAWSActive",
     "TcpExt.PAWSEstab",
     "TcpExt.PAWSPassive",
+    "TcpExt.PAWSTimewait",
     "TcpExt.SyncookiesFailed",
     "TcpExt.SyncookiesRecv",
     "TcpExt.SyncookiesSent",

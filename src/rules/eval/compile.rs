@@ -57,6 +57,10 @@ pub(super) fn host_value(ctx: &HostCtx<'_>, params: &Params, e: &Expr) -> Result
         },
         Expr::Computed(_, inner) => host_value(ctx, params, inner),
         Expr::Counter(c, m) => ctx.counter(c, *m),
+        Expr::CounterOr(c, absent) => match ctx.counter(c, Measure::Auto) {
+            Err(Unknown::CounterAbsent { .. }) => Ok(*absent),
+            other => other,
+        },
         Expr::Stat(s) => ctx.stat(*s),
         Expr::Field(_) | Expr::Opt(_) => Err(Unknown::SocketValue),
         Expr::Arith(op, args) => {

@@ -121,7 +121,9 @@ pub(super) fn fix(ctx: &HostCtx<'_>, params: &Params, rule: &Rule, notes: &mut V
 
 pub(super) fn counter_notes(ctx: &HostCtx<'_>, rule: &Rule, notes: &mut Vec<String>) {
     let uses_counters = !rule.evidence_counters.is_empty()
-        || uses(rule.when.as_ref(), &|e| matches!(e, Expr::Counter(..)));
+        || uses(rule.when.as_ref(), &|e| {
+            matches!(e, Expr::Counter(..) | Expr::CounterOr(..))
+        });
     let uses_rate = [&rule.when, &rule.matches, &rule.suspects].iter().any(|c| {
         uses(c.as_ref(), &|e| {
             matches!(e, Expr::Counter(_, Measure::Rate))
@@ -144,12 +146,15 @@ pub(super) fn counter_notes(ctx: &HostCtx<'_>, rule: &Rule, notes: &mut Vec<Stri
 /// A note for each sysctl the rule took at its `absent:` value because this kernel does not
 /// have it: the finding says which value it assumed.
 pub(super) fn absent_notes(ctx: &HostCtx<'_>, rule: &Rule, notes: &mut Vec<String>) {
-    let mut seen: Vec<(String, f64)> = Vec::new();
+    let mut seen: Vec<(String, f64, bool)> = Vec::new();
     let mut look = |e: &Expr| {
-        if let Expr::Sysctl(k, Some(v)) = e
-            && !seen.iter().any(|(s, _)| s == k)
-        {
-            seen.push((k.clone(), *v));
+        let (name, v, sysctl) = match e {
+            Expr::Sysctl(k, Some(v)) => (k, *v, true),
+            Expr::CounterOr(c, v) => (c, *v, false),
+            _ => return,
+        };
+        if !seen.iter().any(|(s, _, _)| s == name) {
+            seen.push((name.clone(), v, sysctl));
         }
     };
     for c in [&rule.when, &rule.suspects].into_iter().flatten() {
@@ -163,11 +168,24 @@ pub(super) fn absent_notes(ctx: &HostCtx<'_>, rule: &Rule, notes: &mut Vec<Strin
             visit_expr(e, &mut look);
         }
     }
-    for (key, v) in seen {
-        if matches!(ctx.sysctl(&key), Err(Unknown::SysctlAbsent { .. })) {
+    for (key, v, sysctl) in seen {
+        let absent = if sysctl {
+            matches!(ctx.sysctl(&key), Err(Unknown::SysctlAbsent { .. }))
+        } else {
+            matches!(
+                ctx.counter(&key, Measure::Total),
+                Err(Unknown::CounterAbsent { .. })
+            )
+        };
+        if absent {
             notes.push(format!(
-                "{key} does not exist on this kernel: taken as {}, the value the kernel works with without it",
-                fmt_num(v)
+                "{key} does not exist on this kernel: taken as {}{}",
+                fmt_num(v),
+                if sysctl {
+                    ", the value the kernel works with without it"
+                } else {
+                    ""
+                }
             ));
         }
     }

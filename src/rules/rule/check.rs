@@ -141,12 +141,12 @@ impl Checker<'_> {
             );
             bad = true;
         }
-        if e.absent.is_some() && e.sysctl.is_none() {
+        if e.absent.is_some() && e.sysctl.is_none() && e.counter.is_none() {
             self.problem(
                 Code::BadOperands,
                 &[Step::Key(section), Step::Key("absent")],
-                "`absent` only goes with `sysctl`",
-                "write `{ sysctl: KEY, absent: VALUE }`",
+                "`absent` only goes with `sysctl` or `counter`",
+                "write `{ sysctl: KEY, absent: VALUE }` or `{ counter: NAME, absent: VALUE }`",
             );
             bad = true;
         }
@@ -157,9 +157,10 @@ impl Checker<'_> {
             }
         }
         if let Some(c) = &e.counter {
-            match self.counter(section, c) {
-                Some(c) => found.push(Expr::Counter(c, Measure::Auto)),
-                None => bad = true,
+            match (self.counter(section, c), e.absent) {
+                (Some(c), None) => found.push(Expr::Counter(c, Measure::Auto)),
+                (Some(c), Some(v)) => found.push(Expr::CounterOr(c, v)),
+                (None, _) => bad = true,
             }
         }
         if let Some(c) = &e.rate {

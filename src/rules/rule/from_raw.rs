@@ -207,7 +207,9 @@ impl Rule {
             };
             if let Some(v) = v {
                 let mut uses_counter = false;
-                visit_expr(&v, &mut |e| uses_counter |= matches!(e, Expr::Counter(..)));
+                visit_expr(&v, &mut |e| {
+                    uses_counter |= matches!(e, Expr::Counter(..) | Expr::CounterOr(..))
+                });
                 if uses_counter {
                     ck.problem(Code::BadFix, &[Step::Key("fix"), Step::Key(key)], "a fix value may use numbers, parameters, sysctls and statistics, not counters", "compute it from parameters and sysctls");
                 } else {

@@ -160,6 +160,9 @@ pub enum Expr {
     /// A value named under `computed:`, with its expression.
     Computed(String, Box<Expr>),
     Counter(String, Measure),
+    /// A counter (its change over the window, else its total), and the value taken where
+    /// this kernel does not have it.
+    CounterOr(String, f64),
     Stat(Stat),
     Field(Field),
     Opt(SockOpt),
@@ -227,6 +230,7 @@ impl fmt::Display for Expr {
                 Measure::Total => write!(f, "total {c}"),
                 Measure::Rate => write!(f, "{c} per second"),
             },
+            Self::CounterOr(c, v) => write!(f, "{c} ({} where absent)", fmt_num(*v)),
             Self::Stat(s) => write!(f, "{} sockets", s.as_str()),
             Self::Field(x) => write!(f, "socket {}", x.as_str()),
             Self::Opt(o) => write!(f, "option {}", o.as_str()),
