@@ -746,3 +746,228 @@ fn kernel_gives_up_when_the_retransmission_arithmetic_says() {
         }
     }
 }
+
+/// A private ftrace instance with `tcp:tcp_send_reset` on, removed on drop. Fails loudly
+/// when tracefs is not mounted or the event is missing.
+struct SendResets(std::path::PathBuf);
+
+impl SendResets {
+    fn start(tag: &str) -> Self {
+        common::require_root();
+        let root = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+            .iter()
+            .map(std::path::Path::new)
+            .find(|p| p.join("instances").is_dir())
+            .expect("tracefs is not mounted: mount -t tracefs nodev /sys/kernel/tracing");
+        let dir = root
+            .join("instances")
+            .join(format!("rsta-{tag}-{}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        let me = Self(dir);
+        std::fs::write(me.0.join("events/tcp/tcp_send_reset/enable"), "1")
+            .expect("this kernel has no tcp:tcp_send_reset tracepoint");
+        me
+    }
+
+    /// The events sent from `src` (ADDR:PORT).
+    fn from(&self, src: &str) -> Vec<String> {
+        std::fs::read_to_string(self.0.join("trace"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&format!("src={src} ")))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for SendResets {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join("events/tcp/tcp_send_reset/enable"), "0");
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// The kernel, for paws-timewait and rfc1337-off (6.18): the server closes first and holds
+/// TIME_WAIT; a client reuses the port pair with a timestamp clock unrelated to the old
+/// connection's (tcp_timestamps 1 and 2 give a random and no offset: one of the two orders
+/// makes the second clock older). The TIME_WAIT entry counts the SYN in
+/// TcpExt.PAWSTimewait and answers with an ACK, which the client resets from SYN_SENT
+/// (TCP_INVALID_ACK_SEQUENCE). With tcp_rfc1337=0 that reset ends the entry and the retry
+/// connects; with 1 the entry ignores every reset and connect() fails (ETIMEDOUT). No
+/// counter marks the reset that ended TIME_WAIT: TcpExt.TWKilled does not move.
+#[test]
+fn kernel_paws_in_time_wait_resets_the_client_and_rfc1337_keeps_it_out() {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, setsockopt, socket, sockopt,
+    };
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    let trace = SendResets::start("pawstw");
+    let counter = |text: &str, name: &str| -> u64 {
+        let lines: Vec<&str> = text.lines().collect();
+        lines
+            .chunks(2)
+            .find_map(|pair| {
+                let names: Vec<&str> = pair[0].split(' ').collect();
+                let values: Vec<&str> = pair.get(1)?.split(' ').collect();
+                let i = names.iter().position(|n| *n == name)?;
+                values.get(i)?.parse().ok()
+            })
+            .unwrap_or_else(|| panic!("{name} not in {text}"))
+    };
+    let run = |rfc1337: &str, port: u16| {
+        let ns = common::Netns::with_sysctls(
+            "pawstw",
+            &[
+                ("net.ipv4.tcp_rfc1337", rfc1337),
+                ("net.ipv4.tcp_syn_retries", "1"),
+            ],
+        );
+        let file = std::fs::File::open(format!("/run/netns/{}", ns.name)).unwrap();
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let client = |cport: u16| -> (std::net::TcpStream, Result<(), nix::Error>) {
+            let fd = socket(
+                AddressFamily::Inet,
+                SockType::Stream,
+                SockFlag::empty(),
+                None,
+            )
+            .unwrap();
+            setsockopt(&fd, sockopt::ReuseAddr, &true).unwrap();
+            bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 2, cport)).unwrap();
+            let r = connect(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, port));
+            (std::net::TcpStream::from(fd), r)
+        };
+        let netstat = || std::fs::read_to_string("/proc/thread-self/net/netstat").unwrap();
+        // Each try uses its own client port; the offset depends on the addresses only.
+        for (try_no, (first, second)) in [("1", "2"), ("2", "1")].into_iter().enumerate() {
+            let cport = 41000 + port % 1000 * 2 + try_no as u16;
+            ns.sysctl("net.ipv4.tcp_timestamps", first);
+            let (mut c, r) = client(cport);
+            r.unwrap();
+            let (mut s, _) = listener.accept().unwrap();
+            c.write_all(b"hi").unwrap();
+            s.read_exact(&mut [0u8; 2]).unwrap();
+            drop(s);
+            assert_eq!(c.read(&mut [0u8; 1]).unwrap(), 0, "the server closed first");
+            drop(c);
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            ns.sysctl("net.ipv4.tcp_timestamps", second);
+            let before = netstat();
+            let t0 = std::time::Instant::now();
+            let (c2, r) = client(cport);
+            let took = t0.elapsed().as_secs_f64();
+            let after = netstat();
+            let moved = |n: &str| counter(&after, n) - counter(&before, n);
+            if moved("PAWSTimewait") == 0 {
+                // This order gave the second clock a newer timestamp: the entry took the SYN.
+                r.expect("a SYN with a newer timestamp reopens the TIME_WAIT pair");
+                drop(c2);
+                continue;
+            }
+            let out = common::rstaudit()
+                .args(["snapshot", "--netns", &ns.name, "--format", "json"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", common::text(&out));
+            let snap: Snapshot = serde_json::from_slice(&out.stdout).unwrap();
+            return (
+                cport,
+                r,
+                took,
+                moved("PAWSTimewait"),
+                moved("TWKilled"),
+                snap,
+            );
+        }
+        panic!("neither order of timestamp clocks was rejected by PAWS in TIME_WAIT");
+    };
+    let (open, closed) = std::thread::scope(|s| {
+        let open = s.spawn(|| run("0", 7520));
+        let closed = s.spawn(|| run("1", 7521));
+        (open.join().unwrap(), closed.join().unwrap())
+    });
+    let invalid_ack = |cport: u16| {
+        trace
+            .from(&format!("127.0.0.2:{cport}"))
+            .into_iter()
+            .filter(|l| l.contains("state=TCP_SYN_SENT reason=TCP_INVALID_ACK_SEQUENCE"))
+            .count()
+    };
+    // tcp_rfc1337=0: one rejection, one reset, and the retry gets through at once.
+    let (cport, r, took, paws, killed, snap) = open;
+    r.expect("with tcp_rfc1337=0 the client's reset clears the entry");
+    assert!(took < 0.5, "connected after {took:.3} s");
+    assert_eq!(paws, 1);
+    assert_eq!(
+        invalid_ack(cport),
+        1,
+        "{:?}",
+        trace.from(&format!("127.0.0.2:{cport}"))
+    );
+    assert_eq!(
+        killed, 0,
+        "TWKilled does not count an entry ended by a reset"
+    );
+    assert!(audit("paws-timewait", &snap).findings.is_empty());
+    let out = audit("rfc1337-off", &snap);
+    assert!(
+        out.findings.is_empty(),
+        "rfc1337=1 would keep these clients out: {out:#?}"
+    );
+    // tcp_rfc1337=1: every retry rejected and reset, then ETIMEDOUT.
+    let (cport, r, took, paws, _, snap) = closed;
+    assert_eq!(r, Err(nix::Error::ETIMEDOUT), "after {took:.3} s");
+    assert!(paws >= 2, "PAWSTimewait {paws}");
+    assert!(
+        invalid_ack(cport) >= 2,
+        "{:?}",
+        trace.from(&format!("127.0.0.2:{cport}"))
+    );
+    let f = audit("paws-timewait", &snap).findings;
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(
+        f[0].message.contains("connect() times out"),
+        "{}",
+        f[0].message
+    );
+    assert_eq!(f[0].evidence.rst_reasons, ["TCP_INVALID_ACK_SEQUENCE"]);
+    assert_eq!(f[0].fix.sysctls[0].key, "net.ipv4.tcp_rfc1337");
+    assert_eq!(f[0].fix.sysctls[0].value, "0");
+}
+
+/// rfc1337-off recommends tcp_rfc1337=1 only where no TIME_WAIT entry rejected a SYN by PAWS
+/// (kernel_paws_in_time_wait_resets_the_client_and_rfc1337_keeps_it_out); before 6.16 the
+/// kernel has no such counter and the rule says it took 0. paws-timewait needs the counter.
+#[test]
+fn rfc1337_advice_stops_where_time_wait_entries_reject_syns() {
+    let off = || host().sysctl("net.ipv4.tcp_rfc1337", "0");
+    assert_eq!(findings("rfc1337-off", off()).len(), 1);
+    assert!(findings("rfc1337-off", off().counter("TcpExt.PAWSTimewait", 2)).is_empty());
+    let mut old = off().kernel("6.12.0").build();
+    for sample in [&mut old.counters.first, &mut old.counters.second]
+        .into_iter()
+        .flatten()
+    {
+        sample.values.remove("TcpExt.PAWSTimewait");
+    }
+    let out = audit("rfc1337-off", &old);
+    assert_eq!(out.findings.len(), 1, "{out:#?}");
+    assert!(
+        out.findings[0]
+            .notes
+            .iter()
+            .any(|n| n == "TcpExt.PAWSTimewait does not exist on this kernel: taken as 0"),
+        "{out:#?}"
+    );
+    let rule = rules::load::builtin().unwrap();
+    assert!(
+        rule.get("rfc1337-off")
+            .unwrap()
+            .evidence_counters
+            .is_empty()
+    );
+    let out = audit("paws-timewait", &old);
+    assert_eq!(out.not_applicable.len(), 1, "{out:#?}");
+}
