@@ -616,6 +616,14 @@ fn retries2_low_judges_the_time_the_retransmission_timeouts_leave() {
         );
     }
     assert_eq!(f[0].fix.sysctls[0].value, "15");
+    // The keys the computed values read put established connections at risk.
+    let f = findings(
+        "retries2-low",
+        rto("1000").socket(
+            sock(TcpState::Established, "10.0.0.5:40000", "10.0.0.9:5432").owner(31, "worker"),
+        ),
+    );
+    assert_eq!(f[0].exposure, rstaudit::rules::Exposure::Exposed, "{f:#?}");
 }
 
 /// What the kernel's clock says: a connection whose path drops everything is given up
