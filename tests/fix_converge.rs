@@ -171,8 +171,10 @@ fn case() -> impl Strategy<Value = Case> {
         1u64..=3000,
         128u64..=16_384,
         1024u64..=65_535,
-        1u64..=20,
-        10u64..=1000,
+        // Up to 254 s: what tcp_retries2 255 lasts at the smallest tcp_rto_max_ms (1 s).
+        10u64..=254,
+        // Up to 128 s: what tcp_syn_retries 127 lasts at the smallest tcp_rto_max_ms (1 s).
+        1u64..=128,
         10u64..=100,
     );
     let sockets = (
@@ -195,7 +197,7 @@ fn case() -> impl Strategy<Value = Case> {
             (somaxconn, syn_backlog, retries2, syn_retries, max_orphans, max_tw),
             (syncookies, abort, rfc1337, tw_reuse, timestamps, fin_timeout),
             (conntrack, ct_est, liberal, ct_max, ct_fill_pct),
-            (idle_timeout, min_somaxconn, wanted_backlog, min_give_up_s, min_syn_retries, ratio),
+            (idle_timeout, min_somaxconn, wanted_backlog, min_give_up_s, min_syn_give_up_s, ratio),
             (listeners, keepalive, orphans, time_wait),
         )| {
             let mut sysctls = vec![
@@ -235,7 +237,7 @@ fn case() -> impl Strategy<Value = Case> {
                     ("min_somaxconn", min_somaxconn),
                     ("wanted_backlog", wanted_backlog),
                     ("min_give_up_s", min_give_up_s),
-                    ("min_syn_retries", min_syn_retries),
+                    ("min_syn_give_up_s", min_syn_give_up_s),
                     ("ratio_pct", ratio),
                 ],
                 // The kernel clamps a listener's backlog to somaxconn.

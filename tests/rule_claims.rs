@@ -720,7 +720,7 @@ fn kernel_gives_up_when_the_retransmission_arithmetic_says() {
         let rto_min = f64::from(rto_min_us) / 1000.0;
         let rto_max = f64::from(rto_max_ms);
         let first = rto_min.min(rto_max);
-        let budget = retrans::model_timeout_ms(retries, rto_max);
+        let budget = retrans::model_timeout_ms(retries, retrans::TCP_RTO_MIN_MS, rto_max);
         let earliest = (first + budget) / 1000.0;
         let at_floor = retrans::give_up_ms(retries, rto_min, rto_max) / 1000.0;
         assert_eq!(err.raw_os_error(), Some(libc::ETIMEDOUT), "{what}: {err}");
@@ -978,4 +978,110 @@ fn rfc1337_advice_stops_where_time_wait_entries_reject_syns() {
     );
     let out = audit("paws-timewait", &old);
     assert_eq!(out.not_applicable.len(), 1, "{out:#?}");
+}
+
+/// tcp_syn_retries is a time budget from the first SYN, which tcp_rto_max_ms (6.15) shrinks
+/// and tcp_syn_linear_timeouts (6.7) stretches: the rule judges and says the time connect()
+/// lasts, and its fix restores it at this host's tcp_rto_max_ms.
+#[test]
+fn syn_retries_low_judges_the_time_connect_lasts() {
+    let syn = |retries: &str, rto_max: &str| {
+        host()
+            .kernel("6.18.0")
+            .sysctl("net.ipv4.tcp_syn_retries", retries)
+            .sysctl("net.ipv4.tcp_syn_linear_timeouts", "4")
+            .sysctl("net.ipv4.tcp_rto_max_ms", rto_max)
+    };
+    assert!(findings("syn-retries-low", syn("3", "120000")).is_empty());
+    let f = findings("syn-retries-low", syn("6", "1000"));
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(
+        f[0].message.starts_with(
+            "net.ipv4.tcp_syn_retries is 6 (tcp_syn_linear_timeouts 4, tcp_rto_max_ms 1000): an outgoing connect() whose SYNs go unanswered fails after 7 s"
+        ),
+        "{}",
+        f[0].message
+    );
+    // 1 s, then 1 s per retry at a 1000 ms maximum: 9 retries last 10 s.
+    assert_eq!(f[0].fix.sysctls[0].value, "9");
+    assert!(findings("syn-retries-low", syn("9", "1000")).is_empty());
+    // Before 6.7 and 6.15 neither key exists: the SYN timeouts double from the start.
+    let old = host()
+        .kernel("6.1.0")
+        .sysctl("net.ipv4.tcp_syn_retries", "2");
+    let f = findings("syn-retries-low", old);
+    assert!(f[0].message.contains("fails after 7 s"), "{}", f[0].message);
+    assert_eq!(
+        f[0].notes
+            .iter()
+            .filter(|n| n.contains("does not exist on this kernel"))
+            .count(),
+        2,
+        "{f:#?}"
+    );
+}
+
+/// The kernel's clock for connect(): SYNs that go unanswered end in ETIMEDOUT at the time
+/// syn-retries-low says.
+#[test]
+fn kernel_connect_gives_up_when_the_syn_arithmetic_says() {
+    use rstaudit::rules::retrans;
+    // (tcp_syn_retries, tcp_syn_linear_timeouts, tcp_rto_max_ms, port)
+    let configs: [(u32, u32, u32, u16); 3] = [
+        (2, 4, 120_000, 7430),
+        (6, 4, 1_000, 7431),
+        (3, 0, 2_000, 7432),
+    ];
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = configs
+            .iter()
+            .map(|&(retries, linear, rto_max_ms, port)| {
+                s.spawn(move || {
+                    let ns = common::Netns::with_sysctls(
+                        "syngiveup",
+                        &[
+                            ("net.ipv4.tcp_syn_retries", &retries.to_string()),
+                            ("net.ipv4.tcp_syn_linear_timeouts", &linear.to_string()),
+                            ("net.ipv4.tcp_rto_max_ms", &rto_max_ms.to_string()),
+                        ],
+                    );
+                    let out = common::rstaudit()
+                        .args(["snapshot", "--netns", &ns.name, "--format", "json"])
+                        .output()
+                        .unwrap();
+                    assert!(out.status.success(), "{}", common::text(&out));
+                    let snap: Snapshot = serde_json::from_slice(&out.stdout).unwrap();
+                    let finding = audit("syn-retries-low", &snap).findings;
+                    common::run(ns.command("nft").arg(format!(
+                        "add table inet cut; add chain inet cut in {{ type filter hook input priority 0; policy accept; }}; \
+                         add rule inet cut in tcp dport {port} drop"
+                    )));
+                    let file = std::fs::File::open(format!("/run/netns/{}", ns.name)).unwrap();
+                    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                    let t0 = std::time::Instant::now();
+                    let err = std::net::TcpStream::connect(("127.0.0.1", port))
+                        .expect_err("nothing answers the SYNs");
+                    (retries, linear, rto_max_ms, finding, err, t0.elapsed().as_secs_f64())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (retries, linear, rto_max_ms, finding, err, took) in results {
+        let what =
+            format!("tcp_syn_retries {retries}, linear {linear}, tcp_rto_max_ms {rto_max_ms}");
+        let want = retrans::syn_give_up_ms(retries, linear, f64::from(rto_max_ms)) / 1000.0;
+        assert_eq!(err.raw_os_error(), Some(libc::ETIMEDOUT), "{what}: {err}");
+        assert!(
+            took >= want - 0.05 && took <= want + 0.5,
+            "{what}: connect() failed after {took:.3} s, computed {want} s"
+        );
+        assert_eq!(finding.len(), 1, "{what}: {finding:#?}");
+        let part = format!("fails after {} s", rstaudit::rules::rule::fmt_num(want));
+        assert!(
+            finding[0].message.contains(&part),
+            "{what}: {part:?} in {}",
+            finding[0].message
+        );
+    }
 }

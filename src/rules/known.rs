@@ -31,6 +31,7 @@ pub const SYSCTLS: &[&str] = &[
     "net.ipv4.tcp_rmem",
     "net.ipv4.tcp_rto_max_ms",
     "net.ipv4.tcp_rto_min_us",
+    "net.ipv4.tcp_syn_linear_timeouts",
     "net.ipv4.tcp_syn_retries",
     "net.ipv4.tcp_synack_retries",
     "net.ipv4.tcp_syncookies",

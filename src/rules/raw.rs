@@ -150,12 +150,14 @@ pub struct RawExpr {
     pub div: Option<Vec<RawOperand>>,
     pub min: Option<Vec<RawOperand>>,
     pub max: Option<Vec<RawOperand>>,
-    /// `[RETRIES, RTO_MAX_MS]`: tcp_model_timeout's budget in ms (src/rules/retrans.rs).
+    /// `[RETRIES, BASE_MS, RTO_MAX_MS]`: tcp_model_timeout's budget in ms (src/rules/retrans.rs).
     pub tcp_model_timeout_ms: Option<Vec<RawOperand>>,
-    /// `[BUDGET_MS, RTO_MAX_MS]`: the smallest tcp_retries2 whose budget reaches BUDGET_MS.
+    /// `[BUDGET_MS, BASE_MS, RTO_MAX_MS]`: the smallest retry count whose budget reaches BUDGET_MS.
     pub tcp_model_retries: Option<Vec<RawOperand>>,
     /// `[RETRIES, RTO_MS, RTO_MAX_MS]`: ms from sending to giving up, the timeout doubling from RTO_MS.
     pub tcp_give_up_ms: Option<Vec<RawOperand>>,
+    /// `[SYN_RETRIES, LINEAR, RTO_MAX_MS]`: ms from the first SYN to connect() giving up.
+    pub tcp_syn_give_up_ms: Option<Vec<RawOperand>>,
 }
 
 /// Which reading of a counter a condition compares.

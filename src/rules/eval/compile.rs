@@ -87,9 +87,10 @@ pub(super) fn arith(op: Arith, v: &[f64]) -> f64 {
         }
         Arith::Min => v.iter().copied().fold(f64::INFINITY, f64::min),
         Arith::Max => v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        Arith::ModelTimeoutMs => retrans::model_timeout_ms(count(v[0]), v[1]),
-        Arith::ModelRetries => f64::from(retrans::model_retries(v[0], v[1])),
+        Arith::ModelTimeoutMs => retrans::model_timeout_ms(count(v[0]), v[1], v[2]),
+        Arith::ModelRetries => f64::from(retrans::model_retries(v[0], v[1], v[2])),
         Arith::GiveUpMs => retrans::give_up_ms(count(v[0]), v[1], v[2]),
+        Arith::SynGiveUpMs => retrans::syn_give_up_ms(count(v[0]), count(v[1]), v[2]),
     }
 }
 

@@ -188,6 +188,7 @@ impl Checker<'_> {
             (Arith::ModelTimeoutMs, &e.tcp_model_timeout_ms),
             (Arith::ModelRetries, &e.tcp_model_retries),
             (Arith::GiveUpMs, &e.tcp_give_up_ms),
+            (Arith::SynGiveUpMs, &e.tcp_syn_give_up_ms),
         ] {
             if let Some(args) = args {
                 let name = op.as_str();
@@ -224,7 +225,7 @@ impl Checker<'_> {
             self.problem(Code::BadOperands,
                 &[Step::Key(section)],
                 format!("a value must have exactly one key, found {}", found.len()),
-                "write one of param, sysctl, computed, counter, rate, stat, field, option, add, sub, mul, div, min, max, tcp_model_timeout_ms, tcp_model_retries, tcp_give_up_ms",
+                "write one of param, sysctl, computed, counter, rate, stat, field, option, add, sub, mul, div, min, max, tcp_model_timeout_ms, tcp_model_retries, tcp_give_up_ms, tcp_syn_give_up_ms",
             );
             return None;
         }

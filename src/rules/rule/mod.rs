@@ -111,12 +111,14 @@ pub enum Arith {
     Div,
     Min,
     Max,
-    /// `[RETRIES, RTO_MAX_MS]` -> [`crate::rules::retrans::model_timeout_ms`].
+    /// `[RETRIES, BASE_MS, RTO_MAX_MS]` -> [`crate::rules::retrans::model_timeout_ms`].
     ModelTimeoutMs,
-    /// `[BUDGET_MS, RTO_MAX_MS]` -> [`crate::rules::retrans::model_retries`].
+    /// `[BUDGET_MS, BASE_MS, RTO_MAX_MS]` -> [`crate::rules::retrans::model_retries`].
     ModelRetries,
     /// `[RETRIES, RTO_MS, RTO_MAX_MS]` -> [`crate::rules::retrans::give_up_ms`].
     GiveUpMs,
+    /// `[SYN_RETRIES, LINEAR, RTO_MAX_MS]` -> [`crate::rules::retrans::syn_give_up_ms`].
+    SynGiveUpMs,
 }
 
 impl Arith {
@@ -131,6 +133,7 @@ impl Arith {
             Self::ModelTimeoutMs => "tcp_model_timeout_ms",
             Self::ModelRetries => "tcp_model_retries",
             Self::GiveUpMs => "tcp_give_up_ms",
+            Self::SynGiveUpMs => "tcp_syn_give_up_ms",
         }
     }
 
@@ -138,8 +141,10 @@ impl Arith {
     pub fn arity(self) -> (usize, usize) {
         match self {
             Self::Add | Self::Mul | Self::Min | Self::Max => (2, usize::MAX),
-            Self::Sub | Self::Div | Self::ModelTimeoutMs | Self::ModelRetries => (2, 2),
-            Self::GiveUpMs => (3, 3),
+            Self::Sub | Self::Div => (2, 2),
+            Self::ModelTimeoutMs | Self::ModelRetries | Self::GiveUpMs | Self::SynGiveUpMs => {
+                (3, 3)
+            }
         }
     }
 
