@@ -797,8 +797,8 @@ impl Drop for SendResets {
 
 /// The kernel, for paws-timewait and rfc1337-off (6.18): the server closes first and holds
 /// TIME_WAIT; a client reuses the port pair with a timestamp clock unrelated to the old
-/// connection's (tcp_timestamps 1 and 2 give a random and no offset: one of the two orders
-/// makes the second clock older). The TIME_WAIT entry counts the SYN in
+/// connection's (tcp_timestamps 1 and 2 give a random and no offset: half the tries make the
+/// second clock the older one). The TIME_WAIT entry counts the SYN in
 /// TcpExt.PAWSTimewait and answers with an ACK, which the client resets from SYN_SENT
 /// (TCP_INVALID_ACK_SEQUENCE). With tcp_rfc1337=0 that reset ends the entry and the retry
 /// connects; with 1 the entry ignores every reset and connect() fails (ETIMEDOUT). No
@@ -848,9 +848,15 @@ fn kernel_paws_in_time_wait_resets_the_client_and_rfc1337_keeps_it_out() {
             (std::net::TcpStream::from(fd), r)
         };
         let netstat = || std::fs::read_to_string("/proc/thread-self/net/netstat").unwrap();
-        // Each try uses its own client port; the offset depends on the addresses only.
-        for (try_no, (first, second)) in [("1", "2"), ("2", "1")].into_iter().enumerate() {
-            let cport = 41000 + port % 1000 * 2 + try_no as u16;
+        // The random offset differs per port pair (and namespace): each try, on a port of its
+        // own, makes the second clock the older one with a chance of one half.
+        for try_no in 0..20u16 {
+            let (first, second) = if try_no % 2 == 0 {
+                ("1", "2")
+            } else {
+                ("2", "1")
+            };
+            let cport = 41000 + port % 1000 * 40 + try_no;
             ns.sysctl("net.ipv4.tcp_timestamps", first);
             let (mut c, r) = client(cport);
             r.unwrap();
@@ -871,6 +877,7 @@ fn kernel_paws_in_time_wait_resets_the_client_and_rfc1337_keeps_it_out() {
             if moved("PAWSTimewait") == 0 {
                 // This order gave the second clock a newer timestamp: the entry took the SYN.
                 r.expect("a SYN with a newer timestamp reopens the TIME_WAIT pair");
+                drop(listener.accept().unwrap());
                 drop(c2);
                 continue;
             }
@@ -889,7 +896,7 @@ fn kernel_paws_in_time_wait_resets_the_client_and_rfc1337_keeps_it_out() {
                 snap,
             );
         }
-        panic!("neither order of timestamp clocks was rejected by PAWS in TIME_WAIT");
+        panic!("in 20 tries no SYN was rejected by PAWS in TIME_WAIT");
     };
     let (open, closed) = std::thread::scope(|s| {
         let open = s.spawn(|| run("0", 7520));
