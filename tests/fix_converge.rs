@@ -141,7 +141,9 @@ struct Case {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    let keepalive = (1u64..=20_000, 1u64..=600, 1u64..=20);
+    // tcp_rto_max_ms (6.15) shortens the time tcp_retries2 allows: retries2-low's fix must
+    // account for it.
+    let keepalive = (1u64..=20_000, 1u64..=600, 1u64..=20, 1000u64..=120_000);
     let limits = (
         16u64..=70_000,
         64u64..=70_000,
@@ -169,8 +171,10 @@ fn case() -> impl Strategy<Value = Case> {
         1u64..=3000,
         128u64..=16_384,
         1024u64..=65_535,
-        1u64..=20,
-        1u64..=8,
+        // Up to 254 s: what tcp_retries2 255 lasts at the smallest tcp_rto_max_ms (1 s).
+        10u64..=254,
+        // Up to 128 s: what tcp_syn_retries 127 lasts at the smallest tcp_rto_max_ms (1 s).
+        1u64..=128,
         10u64..=100,
     );
     let sockets = (
@@ -189,11 +193,11 @@ fn case() -> impl Strategy<Value = Case> {
     );
     (keepalive, limits, flags, conntrack, params, sockets).prop_map(
         |(
-            (ka_time, ka_intvl, ka_probes),
+            (ka_time, ka_intvl, ka_probes, rto_max),
             (somaxconn, syn_backlog, retries2, syn_retries, max_orphans, max_tw),
             (syncookies, abort, rfc1337, tw_reuse, timestamps, fin_timeout),
             (conntrack, ct_est, liberal, ct_max, ct_fill_pct),
-            (idle_timeout, min_somaxconn, wanted_backlog, min_retries2, min_syn_retries, ratio),
+            (idle_timeout, min_somaxconn, wanted_backlog, min_give_up_s, min_syn_give_up_s, ratio),
             (listeners, keepalive, orphans, time_wait),
         )| {
             let mut sysctls = vec![
@@ -203,6 +207,7 @@ fn case() -> impl Strategy<Value = Case> {
                 ("net.core.somaxconn", somaxconn),
                 ("net.ipv4.tcp_max_syn_backlog", syn_backlog),
                 ("net.ipv4.tcp_retries2", retries2),
+                ("net.ipv4.tcp_rto_max_ms", rto_max),
                 ("net.ipv4.tcp_syn_retries", syn_retries),
                 ("net.ipv4.tcp_max_orphans", max_orphans),
                 ("net.ipv4.tcp_max_tw_buckets", max_tw),
@@ -231,8 +236,8 @@ fn case() -> impl Strategy<Value = Case> {
                     ("idle_timeout", idle_timeout),
                     ("min_somaxconn", min_somaxconn),
                     ("wanted_backlog", wanted_backlog),
-                    ("min_retries2", min_retries2),
-                    ("min_syn_retries", min_syn_retries),
+                    ("min_give_up_s", min_give_up_s),
+                    ("min_syn_give_up_s", min_syn_give_up_s),
                     ("ratio_pct", ratio),
                 ],
                 // The kernel clamps a listener's backlog to somaxconn.

@@ -550,3 +550,545 @@ fn listener_messages_do_not_say_reset_with_abort_on_overflow_off() {
         );
     }
 }
+
+/// tcp_retries2 is a time budget that tcp_rto_max_ms (6.15) shrinks: 15 retries with a
+/// 1000 ms maximum give up after about 15 s. The rule judges the time, says it, and its fix
+/// restores it at this host's tcp_rto_max_ms; without the keys (older kernels) the fixed
+/// values are used and the finding says so.
+#[test]
+fn retries2_low_judges_the_time_the_retransmission_timeouts_leave() {
+    let rto = |max: &str| {
+        host()
+            .kernel("6.18.0")
+            .sysctl("net.ipv4.tcp_rto_min_us", "200000")
+            .sysctl("net.ipv4.tcp_rto_max_ms", max)
+    };
+    let out = audit("retries2-low", &rto("120000").build());
+    assert!(out.findings.is_empty(), "{out:#?}");
+    assert_eq!(out.passed, ["retries2-low"]);
+    let f = findings("retries2-low", rto("1000"));
+    assert_eq!(
+        f.len(),
+        1,
+        "tcp_retries2 15 with tcp_rto_max_ms 1000: {f:#?}"
+    );
+    let m = &f[0].message;
+    for part in [
+        "net.ipv4.tcp_retries2 is 15",
+        "from 200 ms up to 1000 ms",
+        "unanswered for 14.4 s",
+        "14.6 s after the data was sent at the earliest",
+        "(15.4 s when the timeout stays at its floor)",
+    ] {
+        assert!(m.contains(part), "{part:?} in {m}");
+    }
+    // 1.4 s of doublings, then 1 s per retry: 101 retries keep trying for 100 s.
+    let fix = &f[0].fix.sysctls;
+    assert_eq!(fix.len(), 1, "{fix:?}");
+    assert_eq!(
+        (fix[0].key.as_str(), fix[0].value.as_str()),
+        ("net.ipv4.tcp_retries2", "101")
+    );
+    let fixed = rto("1000").sysctl("net.ipv4.tcp_retries2", "101");
+    assert!(findings("retries2-low", fixed).is_empty());
+    assert!(
+        !f[0].notes.iter().any(|n| n.contains("does not exist")),
+        "{f:#?}"
+    );
+    // A kernel before 6.11 has neither key: 200 ms and 120 s, as the kernel has them.
+    let old = host().kernel("5.15.0").sysctl("net.ipv4.tcp_retries2", "5");
+    let f = findings("retries2-low", old);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(
+        f[0].message
+            .contains("from 200 ms up to 120000 ms (tcp_rto_min_us, tcp_rto_max_ms): once the retransmissions of an established connection have gone unanswered for 12.6 s"),
+        "{}",
+        f[0].message
+    );
+    assert!(f[0].message.contains("12.8 s after"), "{}", f[0].message);
+    assert!(f[0].message.contains("(25.4 s when"), "{}", f[0].message);
+    for key in ["net.ipv4.tcp_rto_max_ms", "net.ipv4.tcp_rto_min_us"] {
+        assert!(
+            f[0].notes
+                .iter()
+                .any(|n| n.starts_with(&format!("{key} does not exist on this kernel"))),
+            "{key}: {f:#?}"
+        );
+    }
+    assert_eq!(f[0].fix.sysctls[0].value, "15");
+    // The keys the computed values read put established connections at risk.
+    let f = findings(
+        "retries2-low",
+        rto("1000").socket(
+            sock(TcpState::Established, "10.0.0.5:40000", "10.0.0.9:5432").owner(31, "worker"),
+        ),
+    );
+    assert_eq!(f[0].exposure, rstaudit::rules::Exposure::Exposed, "{f:#?}");
+}
+
+/// What the kernel's clock says: a connection whose path drops everything is given up
+/// (ETIMEDOUT, TcpExt.TCPAbortOnTimeout, no reset sent) at the time retries2-low computes,
+/// never sooner than its "at the earliest" and within one timeout of its "at its floor"
+/// (the loopback RTO is the floor plus a little; a tail loss probe may add one timeout).
+/// The peer's next write then meets no socket and is reset.
+#[test]
+fn kernel_gives_up_when_the_retransmission_arithmetic_says() {
+    use rstaudit::rules::retrans;
+    use std::io::{Read, Write};
+    // (tcp_retries2, tcp_rto_min_us, tcp_rto_max_ms, port): each far from an expiry that
+    // lands on its budget, so the answer does not hang on the loopback's few microseconds.
+    let configs: [(u32, u32, u32, u16); 3] = [
+        (2, 500_000, 120_000, 7410),
+        (5, 1_000_000, 1_000, 7411),
+        (4, 300_000, 2_000, 7412),
+    ];
+    let netstat = |text: &str, name: &str| -> u64 {
+        let lines: Vec<&str> = text.lines().collect();
+        lines
+            .chunks(2)
+            .find_map(|pair| {
+                let names: Vec<&str> = pair[0].split(' ').collect();
+                let values: Vec<&str> = pair.get(1)?.split(' ').collect();
+                let i = names.iter().position(|n| *n == name)?;
+                values.get(i)?.parse().ok()
+            })
+            .unwrap_or_else(|| panic!("{name} not in {text}"))
+    };
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = configs
+            .iter()
+            .map(|&(retries, rto_min_us, rto_max_ms, port)| {
+                s.spawn(move || {
+                    let ns = common::Netns::with_sysctls(
+                        "giveup",
+                        &[
+                            ("net.ipv4.tcp_retries2", &retries.to_string()),
+                            ("net.ipv4.tcp_rto_min_us", &rto_min_us.to_string()),
+                            ("net.ipv4.tcp_rto_max_ms", &rto_max_ms.to_string()),
+                        ],
+                    );
+                    let out = common::rstaudit()
+                        .args(["snapshot", "--netns", &ns.name, "--format", "json"])
+                        .output()
+                        .unwrap();
+                    assert!(out.status.success(), "{}", common::text(&out));
+                    let snap: Snapshot = serde_json::from_slice(&out.stdout).unwrap();
+                    let finding = audit("retries2-low", &snap).findings;
+                    let file = std::fs::File::open(format!("/run/netns/{}", ns.name)).unwrap();
+                    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+                    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    let (mut server, _) = listener.accept().unwrap();
+                    for _ in 0..10 {
+                        client.write_all(b"x").unwrap();
+                        server.read_exact(&mut [0u8; 1]).unwrap();
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    common::run(ns.command("nft").arg(format!(
+                        "add table inet cut; add chain inet cut in {{ type filter hook input priority 0; policy accept; }}; \
+                         add rule inet cut in tcp dport {port} drop; add rule inet cut in tcp sport {port} drop"
+                    )));
+                    let counters = || {
+                        std::fs::read_to_string("/proc/thread-self/net/netstat").unwrap()
+                            + &std::fs::read_to_string("/proc/thread-self/net/snmp").unwrap()
+                    };
+                    let before = counters();
+                    let t0 = std::time::Instant::now();
+                    client.write_all(b"z").unwrap();
+                    client
+                        .set_read_timeout(Some(std::time::Duration::from_secs(40)))
+                        .unwrap();
+                    let err = client.read(&mut [0u8; 1]).expect_err("the kernel gives up");
+                    let took = t0.elapsed().as_secs_f64();
+                    let after = counters();
+                    common::run(ns.command("nft").arg("delete table inet cut"));
+                    server.write_all(b"late").unwrap();
+                    server
+                        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                        .unwrap();
+                    let late = server.read(&mut [0u8; 1]);
+                    (retries, rto_min_us, rto_max_ms, finding, err, took, before, after, late)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (retries, rto_min_us, rto_max_ms, finding, err, took, before, after, late) in results {
+        let what = format!(
+            "tcp_retries2 {retries}, tcp_rto_min_us {rto_min_us}, tcp_rto_max_ms {rto_max_ms}"
+        );
+        let rto_min = f64::from(rto_min_us) / 1000.0;
+        let rto_max = f64::from(rto_max_ms);
+        let first = rto_min.min(rto_max);
+        let budget = retrans::model_timeout_ms(retries, retrans::TCP_RTO_MIN_MS, rto_max);
+        let earliest = (first + budget) / 1000.0;
+        let at_floor = retrans::give_up_ms(retries, rto_min, rto_max) / 1000.0;
+        assert_eq!(err.raw_os_error(), Some(libc::ETIMEDOUT), "{what}: {err}");
+        assert!(
+            took >= earliest && took >= at_floor - 0.05,
+            "{what}: gave up after {took:.3} s, computed {at_floor} s (at the earliest {earliest} s)"
+        );
+        assert!(
+            took <= at_floor * 1.05 + first / 1000.0 + 0.3,
+            "{what}: gave up after {took:.3} s, computed {at_floor} s"
+        );
+        let moved = |name: &str| netstat(&after, name) - netstat(&before, name);
+        assert_eq!(moved("TCPAbortOnTimeout"), 1, "{what}");
+        assert_eq!(
+            moved("OutRsts"),
+            0,
+            "{what}: no reset when the kernel gives up"
+        );
+        let late = late.expect_err("the peer's late write is reset");
+        assert_eq!(late.kind(), std::io::ErrorKind::ConnectionReset, "{what}");
+        // The rule says these times (all three configurations give up before 100 s).
+        assert_eq!(finding.len(), 1, "{what}: {finding:#?}");
+        let m = &finding[0].message;
+        let s = |v: f64| rstaudit::rules::rule::fmt_num(v);
+        for part in [
+            format!("unanswered for {} s", s(budget / 1000.0)),
+            format!("{} s after the data was sent at the earliest", s(earliest)),
+            format!("({} s when the timeout stays at its floor)", s(at_floor)),
+        ] {
+            assert!(m.contains(&part), "{what}: {part:?} in {m}");
+        }
+    }
+}
+
+/// A private ftrace instance with `tcp:tcp_send_reset` on, removed on drop. Fails loudly
+/// when tracefs is not mounted or the event is missing.
+struct SendResets(std::path::PathBuf);
+
+impl SendResets {
+    fn start(tag: &str) -> Self {
+        common::require_root();
+        let root = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+            .iter()
+            .map(std::path::Path::new)
+            .find(|p| p.join("instances").is_dir())
+            .expect("tracefs is not mounted: mount -t tracefs nodev /sys/kernel/tracing");
+        let dir = root
+            .join("instances")
+            .join(format!("rsta-{tag}-{}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        let me = Self(dir);
+        std::fs::write(me.0.join("events/tcp/tcp_send_reset/enable"), "1")
+            .expect("this kernel has no tcp:tcp_send_reset tracepoint");
+        me
+    }
+
+    /// The events sent from `src` (ADDR:PORT).
+    fn from(&self, src: &str) -> Vec<String> {
+        std::fs::read_to_string(self.0.join("trace"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&format!("src={src} ")))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for SendResets {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join("events/tcp/tcp_send_reset/enable"), "0");
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// The kernel, for paws-timewait and rfc1337-off (6.18): the server closes first and holds
+/// TIME_WAIT; a client reuses the port pair with a timestamp clock unrelated to the old
+/// connection's (tcp_timestamps 1 and 2 give a random and no offset: half the tries make the
+/// second clock the older one). The TIME_WAIT entry counts the SYN in
+/// TcpExt.PAWSTimewait and answers with an ACK, which the client resets from SYN_SENT
+/// (TCP_INVALID_ACK_SEQUENCE). With tcp_rfc1337=0 that reset ends the entry and the retry
+/// connects; with 1 the entry ignores every reset and connect() fails (ETIMEDOUT). No
+/// counter marks the reset that ended TIME_WAIT: TcpExt.TWKilled does not move.
+#[test]
+fn kernel_paws_in_time_wait_resets_the_client_and_rfc1337_keeps_it_out() {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, setsockopt, socket, sockopt,
+    };
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    let trace = SendResets::start("pawstw");
+    let counter = |text: &str, name: &str| -> u64 {
+        let lines: Vec<&str> = text.lines().collect();
+        lines
+            .chunks(2)
+            .find_map(|pair| {
+                let names: Vec<&str> = pair[0].split(' ').collect();
+                let values: Vec<&str> = pair.get(1)?.split(' ').collect();
+                let i = names.iter().position(|n| *n == name)?;
+                values.get(i)?.parse().ok()
+            })
+            .unwrap_or_else(|| panic!("{name} not in {text}"))
+    };
+    let run = |rfc1337: &str, port: u16| {
+        let ns = common::Netns::with_sysctls(
+            "pawstw",
+            &[
+                ("net.ipv4.tcp_rfc1337", rfc1337),
+                ("net.ipv4.tcp_syn_retries", "1"),
+            ],
+        );
+        let file = std::fs::File::open(format!("/run/netns/{}", ns.name)).unwrap();
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let client = |cport: u16| -> (std::net::TcpStream, Result<(), nix::Error>) {
+            let fd = socket(
+                AddressFamily::Inet,
+                SockType::Stream,
+                SockFlag::empty(),
+                None,
+            )
+            .unwrap();
+            setsockopt(&fd, sockopt::ReuseAddr, &true).unwrap();
+            bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 2, cport)).unwrap();
+            let r = connect(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, port));
+            (std::net::TcpStream::from(fd), r)
+        };
+        let netstat = || std::fs::read_to_string("/proc/thread-self/net/netstat").unwrap();
+        // The random offset differs per port pair (and namespace): each try, on a port of its
+        // own, makes the second clock the older one with a chance of one half.
+        for try_no in 0..20u16 {
+            let (first, second) = if try_no % 2 == 0 {
+                ("1", "2")
+            } else {
+                ("2", "1")
+            };
+            let cport = 41000 + port % 1000 * 40 + try_no;
+            ns.sysctl("net.ipv4.tcp_timestamps", first);
+            let (mut c, r) = client(cport);
+            r.unwrap();
+            let (mut s, _) = listener.accept().unwrap();
+            c.write_all(b"hi").unwrap();
+            s.read_exact(&mut [0u8; 2]).unwrap();
+            drop(s);
+            assert_eq!(c.read(&mut [0u8; 1]).unwrap(), 0, "the server closed first");
+            drop(c);
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            ns.sysctl("net.ipv4.tcp_timestamps", second);
+            let before = netstat();
+            let t0 = std::time::Instant::now();
+            let (c2, r) = client(cport);
+            let took = t0.elapsed().as_secs_f64();
+            let after = netstat();
+            let moved = |n: &str| counter(&after, n) - counter(&before, n);
+            if moved("PAWSTimewait") == 0 {
+                // This order gave the second clock a newer timestamp: the entry took the SYN.
+                r.expect("a SYN with a newer timestamp reopens the TIME_WAIT pair");
+                drop(listener.accept().unwrap());
+                drop(c2);
+                continue;
+            }
+            let out = common::rstaudit()
+                .args(["snapshot", "--netns", &ns.name, "--format", "json"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", common::text(&out));
+            let snap: Snapshot = serde_json::from_slice(&out.stdout).unwrap();
+            return (
+                cport,
+                r,
+                took,
+                moved("PAWSTimewait"),
+                moved("TWKilled"),
+                snap,
+            );
+        }
+        panic!("in 20 tries no SYN was rejected by PAWS in TIME_WAIT");
+    };
+    let (open, closed) = std::thread::scope(|s| {
+        let open = s.spawn(|| run("0", 7520));
+        let closed = s.spawn(|| run("1", 7521));
+        (open.join().unwrap(), closed.join().unwrap())
+    });
+    let invalid_ack = |cport: u16| {
+        trace
+            .from(&format!("127.0.0.2:{cport}"))
+            .into_iter()
+            .filter(|l| l.contains("state=TCP_SYN_SENT reason=TCP_INVALID_ACK_SEQUENCE"))
+            .count()
+    };
+    // tcp_rfc1337=0: one rejection, one reset, and the retry gets through at once.
+    let (cport, r, took, paws, killed, snap) = open;
+    r.expect("with tcp_rfc1337=0 the client's reset clears the entry");
+    assert!(took < 0.5, "connected after {took:.3} s");
+    assert_eq!(paws, 1);
+    assert_eq!(
+        invalid_ack(cport),
+        1,
+        "{:?}",
+        trace.from(&format!("127.0.0.2:{cport}"))
+    );
+    assert_eq!(
+        killed, 0,
+        "TWKilled does not count an entry ended by a reset"
+    );
+    assert!(audit("paws-timewait", &snap).findings.is_empty());
+    let out = audit("rfc1337-off", &snap);
+    assert!(
+        out.findings.is_empty(),
+        "rfc1337=1 would keep these clients out: {out:#?}"
+    );
+    // tcp_rfc1337=1: every retry rejected and reset, then ETIMEDOUT.
+    let (cport, r, took, paws, _, snap) = closed;
+    assert_eq!(r, Err(nix::Error::ETIMEDOUT), "after {took:.3} s");
+    assert!(paws >= 2, "PAWSTimewait {paws}");
+    assert!(
+        invalid_ack(cport) >= 2,
+        "{:?}",
+        trace.from(&format!("127.0.0.2:{cport}"))
+    );
+    let f = audit("paws-timewait", &snap).findings;
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(
+        f[0].message.contains("connect() times out"),
+        "{}",
+        f[0].message
+    );
+    assert_eq!(f[0].evidence.rst_reasons, ["TCP_INVALID_ACK_SEQUENCE"]);
+    assert_eq!(f[0].fix.sysctls[0].key, "net.ipv4.tcp_rfc1337");
+    assert_eq!(f[0].fix.sysctls[0].value, "0");
+}
+
+/// rfc1337-off recommends tcp_rfc1337=1 only where no TIME_WAIT entry rejected a SYN by PAWS
+/// (kernel_paws_in_time_wait_resets_the_client_and_rfc1337_keeps_it_out); before 6.16 the
+/// kernel has no such counter and the rule says it took 0. paws-timewait needs the counter.
+#[test]
+fn rfc1337_advice_stops_where_time_wait_entries_reject_syns() {
+    let off = || host().sysctl("net.ipv4.tcp_rfc1337", "0");
+    assert_eq!(findings("rfc1337-off", off()).len(), 1);
+    assert!(findings("rfc1337-off", off().counter("TcpExt.PAWSTimewait", 2)).is_empty());
+    let mut old = off().kernel("6.12.0").build();
+    for sample in [&mut old.counters.first, &mut old.counters.second]
+        .into_iter()
+        .flatten()
+    {
+        sample.values.remove("TcpExt.PAWSTimewait");
+    }
+    let out = audit("rfc1337-off", &old);
+    assert_eq!(out.findings.len(), 1, "{out:#?}");
+    assert!(
+        out.findings[0]
+            .notes
+            .iter()
+            .any(|n| n == "TcpExt.PAWSTimewait does not exist on this kernel: taken as 0"),
+        "{out:#?}"
+    );
+    let rule = rules::load::builtin().unwrap();
+    assert!(
+        rule.get("rfc1337-off")
+            .unwrap()
+            .evidence_counters
+            .is_empty()
+    );
+    let out = audit("paws-timewait", &old);
+    assert_eq!(out.not_applicable.len(), 1, "{out:#?}");
+}
+
+/// tcp_syn_retries is a time budget from the first SYN, which tcp_rto_max_ms (6.15) shrinks
+/// and tcp_syn_linear_timeouts (6.7) stretches: the rule judges and says the time connect()
+/// lasts, and its fix restores it at this host's tcp_rto_max_ms.
+#[test]
+fn syn_retries_low_judges_the_time_connect_lasts() {
+    let syn = |retries: &str, rto_max: &str| {
+        host()
+            .kernel("6.18.0")
+            .sysctl("net.ipv4.tcp_syn_retries", retries)
+            .sysctl("net.ipv4.tcp_syn_linear_timeouts", "4")
+            .sysctl("net.ipv4.tcp_rto_max_ms", rto_max)
+    };
+    assert!(findings("syn-retries-low", syn("3", "120000")).is_empty());
+    let f = findings("syn-retries-low", syn("6", "1000"));
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(
+        f[0].message.starts_with(
+            "net.ipv4.tcp_syn_retries is 6 (tcp_syn_linear_timeouts 4, tcp_rto_max_ms 1000): an outgoing connect() whose SYNs go unanswered fails after 7 s"
+        ),
+        "{}",
+        f[0].message
+    );
+    // 1 s, then 1 s per retry at a 1000 ms maximum: 9 retries last 10 s.
+    assert_eq!(f[0].fix.sysctls[0].value, "9");
+    assert!(findings("syn-retries-low", syn("9", "1000")).is_empty());
+    // Before 6.7 and 6.15 neither key exists: the SYN timeouts double from the start.
+    let old = host()
+        .kernel("6.1.0")
+        .sysctl("net.ipv4.tcp_syn_retries", "2");
+    let f = findings("syn-retries-low", old);
+    assert!(f[0].message.contains("fails after 7 s"), "{}", f[0].message);
+    assert_eq!(
+        f[0].notes
+            .iter()
+            .filter(|n| n.contains("does not exist on this kernel"))
+            .count(),
+        2,
+        "{f:#?}"
+    );
+}
+
+/// The kernel's clock for connect(): SYNs that go unanswered end in ETIMEDOUT at the time
+/// syn-retries-low says.
+#[test]
+fn kernel_connect_gives_up_when_the_syn_arithmetic_says() {
+    use rstaudit::rules::retrans;
+    // (tcp_syn_retries, tcp_syn_linear_timeouts, tcp_rto_max_ms, port)
+    let configs: [(u32, u32, u32, u16); 3] = [
+        (2, 4, 120_000, 7430),
+        (6, 4, 1_000, 7431),
+        (3, 0, 2_000, 7432),
+    ];
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = configs
+            .iter()
+            .map(|&(retries, linear, rto_max_ms, port)| {
+                s.spawn(move || {
+                    let ns = common::Netns::with_sysctls(
+                        "syngiveup",
+                        &[
+                            ("net.ipv4.tcp_syn_retries", &retries.to_string()),
+                            ("net.ipv4.tcp_syn_linear_timeouts", &linear.to_string()),
+                            ("net.ipv4.tcp_rto_max_ms", &rto_max_ms.to_string()),
+                        ],
+                    );
+                    let out = common::rstaudit()
+                        .args(["snapshot", "--netns", &ns.name, "--format", "json"])
+                        .output()
+                        .unwrap();
+                    assert!(out.status.success(), "{}", common::text(&out));
+                    let snap: Snapshot = serde_json::from_slice(&out.stdout).unwrap();
+                    let finding = audit("syn-retries-low", &snap).findings;
+                    common::run(ns.command("nft").arg(format!(
+                        "add table inet cut; add chain inet cut in {{ type filter hook input priority 0; policy accept; }}; \
+                         add rule inet cut in tcp dport {port} drop"
+                    )));
+                    let file = std::fs::File::open(format!("/run/netns/{}", ns.name)).unwrap();
+                    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                    let t0 = std::time::Instant::now();
+                    let err = std::net::TcpStream::connect(("127.0.0.1", port))
+                        .expect_err("nothing answers the SYNs");
+                    (retries, linear, rto_max_ms, finding, err, t0.elapsed().as_secs_f64())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (retries, linear, rto_max_ms, finding, err, took) in results {
+        let what =
+            format!("tcp_syn_retries {retries}, linear {linear}, tcp_rto_max_ms {rto_max_ms}");
+        let want = retrans::syn_give_up_ms(retries, linear, f64::from(rto_max_ms)) / 1000.0;
+        assert_eq!(err.raw_os_error(), Some(libc::ETIMEDOUT), "{what}: {err}");
+        assert!(
+            took >= want - 0.05 && took <= want + 0.5,
+            "{what}: connect() failed after {took:.3} s, computed {want} s"
+        );
+        assert_eq!(finding.len(), 1, "{what}: {finding:#?}");
+        let part = format!("fails after {} s", rstaudit::rules::rule::fmt_num(want));
+        assert!(
+            finding[0].message.contains(&part),
+            "{what}: {part:?} in {}",
+            finding[0].message
+        );
+    }
+}

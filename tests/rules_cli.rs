@@ -120,6 +120,51 @@ fn several_semantic_problems_in_one_file_are_all_reported() {
     assert!(err.contains("x.yaml:14:1: unknown lab scenario"), "{err}");
 }
 
+/// Computed values, `absent:` and the retransmission functions are checked like the rest:
+/// a value that depends on itself, `absent` without a sysctl, a function with the wrong
+/// number of operands and an unknown computed name each get their message.
+#[test]
+fn computed_values_and_kernel_functions_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = GOOD
+        .replace(
+            "subject: host",
+            "subject: host\ncomputed:\n  a: { computed: b }\n  b: { add: [{ computed: a }, 1] }\n  c: { param: x, absent: 3 }\n  d: { tcp_give_up_ms: [1, 2] }",
+        )
+        .replace("  eq: 0", "  eq: { computed: nope }");
+    write(dir.path(), "x.yaml", &text);
+    let out = common::rstaudit()
+        .args(["rules", "lint"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for part in [
+        "computed value \"a\" depends on itself (a -> b -> a)",
+        "`absent` only goes with `sysctl`",
+        "`tcp_give_up_ms` needs exactly 3 operands",
+        "unknown computed value \"nope\"",
+    ] {
+        assert!(err.contains(part), "{part:?} in {err}");
+    }
+    // The same values, well formed, lint clean.
+    let text = GOOD
+        .replace(
+            "subject: host",
+            "subject: host\ncomputed:\n  a: { sysctl: net.ipv4.tcp_rto_max_ms, absent: 120000 }\n  b: { tcp_give_up_ms: [{ sysctl: net.ipv4.tcp_retries2 }, 200, { computed: a }] }",
+        )
+        .replace("  eq: 0", "  lt: { computed: b }")
+        .replace("message: syncookies off", "message: \"gives up after {computed:b} ms\"");
+    write(dir.path(), "x.yaml", &text);
+    let out = common::rstaudit()
+        .args(["rules", "lint"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+}
+
 #[test]
 fn rules_dir_overrides_builtin_rules_by_id_and_adds_new_ones() {
     let dir = tempfile::tempdir().unwrap();

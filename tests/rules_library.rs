@@ -65,6 +65,14 @@ fn cases() -> Vec<Case> {
             host(),
         ),
         case(
+            "paws-timewait",
+            host().kernel("6.18.0").counter("TcpExt.PAWSTimewait", 3),
+            host()
+                .kernel("6.18.0")
+                .counter("TcpExt.PAWSTimewait", 3)
+                .sysctl("net.ipv4.tcp_rfc1337", "0"),
+        ),
+        case(
             "somaxconn-low",
             host().sysctl("net.core.somaxconn", "128"),
             host(),

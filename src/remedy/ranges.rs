@@ -25,6 +25,9 @@ const RANGES: &[(&str, i64, i64)] = &[
     ("net.ipv4.tcp_retries1", 0, 255),
     ("net.ipv4.tcp_retries2", 0, 255),
     ("net.ipv4.tcp_orphan_retries", 0, 255),
+    // TCP_RTO_MAX_MS is bounded to [1 s, TCP_RTO_MAX] (6.15, net/ipv4/sysctl_net_ipv4.c).
+    ("net.ipv4.tcp_rto_max_ms", 1000, 120_000),
+    ("net.ipv4.tcp_rto_min_us", 1, i32::MAX as i64),
     ("net.core.somaxconn", 1, i32::MAX as i64),
     ("net.ipv4.tcp_max_syn_backlog", 1, i32::MAX as i64),
     ("net.ipv4.tcp_max_tw_buckets", 0, i32::MAX as i64),

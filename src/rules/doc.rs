@@ -20,6 +20,9 @@ fn body(rule: &Rule, out: &mut String) {
             rule.requires.join(", ")
         );
     }
+    for (name, e) in &rule.computed {
+        let _ = writeln!(out, "- computed `{name}`: `{e}`");
+    }
     if let Some(w) = &rule.when {
         let _ = writeln!(out, "- when: `{w}`");
     }

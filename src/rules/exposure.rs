@@ -50,7 +50,9 @@ fn at_risk(key: &str) -> Option<AtRisk> {
         | "net.ipv4.tcp_max_syn_backlog"
         | "net.ipv4.tcp_tw_recycle" => AtRisk::Listeners,
         "net.core.somaxconn" => AtRisk::ClampedListeners,
-        "net.ipv4.tcp_retries2" => AtRisk::Established,
+        "net.ipv4.tcp_retries2" | "net.ipv4.tcp_rto_min_us" | "net.ipv4.tcp_rto_max_ms" => {
+            AtRisk::Established
+        }
         "net.ipv4.tcp_syn_retries" => AtRisk::Connecting,
         "net.ipv4.tcp_rfc1337"
         | "net.ipv4.tcp_tw_reuse"
@@ -216,7 +218,7 @@ fn grade_branch(c: &Cond, snap: &Snapshot, risks: &Risks) -> Grade {
     c.visit(&mut |e| match e {
         Expr::Counter(name, m) => counters.push((name.clone(), *m)),
         Expr::Stat(_) => stats = true,
-        Expr::Sysctl(k) => keys.push(k.clone()),
+        Expr::Sysctl(k, _) => keys.push(k.clone()),
         _ => {}
     });
     let window = snap.counter_window();
@@ -441,7 +443,7 @@ impl Risks {
             for b in branches {
                 let mut keys: Vec<String> = Vec::new();
                 b.visit(&mut |e| {
-                    if let Expr::Sysctl(k) = e {
+                    if let Expr::Sysctl(k, _) = e {
                         keys.push(k.clone());
                     }
                 });

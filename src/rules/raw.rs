@@ -23,6 +23,9 @@ pub struct RawRule {
     pub applies: RawApplies,
     #[serde(default)]
     pub params: BTreeMap<String, RawParam>,
+    /// Named host-level values (`{computed: NAME}` in values, `{computed:NAME}` in the message).
+    #[serde(default)]
+    pub computed: BTreeMap<String, RawOperand>,
     /// Host-level condition (sysctls, counters, socket statistics).
     #[serde(default)]
     pub when: Option<RawCond>,
@@ -130,6 +133,11 @@ pub enum RawOperand {
 pub struct RawExpr {
     pub param: Option<String>,
     pub sysctl: Option<String>,
+    /// With `sysctl`: the value the kernel behaves as if it had where the key does not exist
+    /// (a kernel older than the key).
+    pub absent: Option<f64>,
+    /// A value named under `computed:`.
+    pub computed: Option<String>,
     pub counter: Option<String>,
     /// A counter's change per second over the `--interval` window (0 with one sample).
     pub rate: Option<String>,
@@ -142,6 +150,14 @@ pub struct RawExpr {
     pub div: Option<Vec<RawOperand>>,
     pub min: Option<Vec<RawOperand>>,
     pub max: Option<Vec<RawOperand>>,
+    /// `[RETRIES, BASE_MS, RTO_MAX_MS]`: tcp_model_timeout's budget in ms (src/rules/retrans.rs).
+    pub tcp_model_timeout_ms: Option<Vec<RawOperand>>,
+    /// `[BUDGET_MS, BASE_MS, RTO_MAX_MS]`: the smallest retry count whose budget reaches BUDGET_MS.
+    pub tcp_model_retries: Option<Vec<RawOperand>>,
+    /// `[RETRIES, RTO_MS, RTO_MAX_MS]`: ms from sending to giving up, the timeout doubling from RTO_MS.
+    pub tcp_give_up_ms: Option<Vec<RawOperand>>,
+    /// `[SYN_RETRIES, LINEAR, RTO_MAX_MS]`: ms from the first SYN to connect() giving up.
+    pub tcp_syn_give_up_ms: Option<Vec<RawOperand>>,
 }
 
 /// Which reading of a counter a condition compares.

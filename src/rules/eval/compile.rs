@@ -2,6 +2,7 @@
 //! small tree over socket fields and options left for the socket pass.
 
 use super::*;
+use crate::rules::retrans;
 
 /// A rule's parameters with overrides applied.
 pub(super) type Params = BTreeMap<String, f64>;
@@ -49,8 +50,17 @@ pub(super) fn host_value(ctx: &HostCtx<'_>, params: &Params, e: &Expr) -> Result
             .get(p)
             .copied()
             .ok_or_else(|| Unknown::NoParam(p.clone())),
-        Expr::Sysctl(k) => ctx.sysctl(k),
+        Expr::Sysctl(k, None) => ctx.sysctl(k),
+        Expr::Sysctl(k, Some(absent)) => match ctx.sysctl(k) {
+            Err(Unknown::SysctlAbsent { .. }) => Ok(*absent),
+            other => other,
+        },
+        Expr::Computed(_, inner) => host_value(ctx, params, inner),
         Expr::Counter(c, m) => ctx.counter(c, *m),
+        Expr::CounterOr(c, absent) => match ctx.counter(c, Measure::Auto) {
+            Err(Unknown::CounterAbsent { .. }) => Ok(*absent),
+            other => other,
+        },
         Expr::Stat(s) => ctx.stat(*s),
         Expr::Field(_) | Expr::Opt(_) => Err(Unknown::SocketValue),
         Expr::Arith(op, args) => {
@@ -77,6 +87,19 @@ pub(super) fn arith(op: Arith, v: &[f64]) -> f64 {
         }
         Arith::Min => v.iter().copied().fold(f64::INFINITY, f64::min),
         Arith::Max => v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        Arith::ModelTimeoutMs => retrans::model_timeout_ms(count(v[0]), v[1], v[2]),
+        Arith::ModelRetries => f64::from(retrans::model_retries(v[0], v[1], v[2])),
+        Arith::GiveUpMs => retrans::give_up_ms(count(v[0]), v[1], v[2]),
+        Arith::SynGiveUpMs => retrans::syn_give_up_ms(count(v[0]), count(v[1]), v[2]),
+    }
+}
+
+/// A retry count from a value: whole, at least 0, at most what the kernel takes.
+fn count(v: f64) -> u32 {
+    if v.is_nan() {
+        0
+    } else {
+        v.clamp(0.0, f64::from(retrans::MAX_RETRIES)) as u32
     }
 }
 

@@ -18,7 +18,7 @@ use super::finding::{
     CounterEvidence, Evidence, Exposure, Finding, FindingProcess, Fix, SysctlFix,
 };
 use super::raw::{Field, Measure, SockOpt, Stat, Subject};
-use super::rule::{Arith, Cond, Expr, Op, Piece, Rule, fmt_num, timer_num};
+use super::rule::{Arith, Cond, Expr, Op, Piece, Rule, fmt_num, timer_num, visit_expr};
 use super::{AuditOutcome, Skipped};
 
 mod compile;
@@ -31,7 +31,7 @@ use compile::*;
 use context::*;
 pub use fold::Fold;
 use fold::Seen;
-use text::{counter_notes, evidence, fix, render, uses};
+use text::{absent_notes, counter_notes, evidence, fix, render, uses};
 pub use text::{describe_socket, group_digits};
 use unknown::Unknown;
 
@@ -478,6 +478,7 @@ fn rule_finding(
 ) -> Finding {
     let mut notes = Vec::new();
     counter_notes(ctx, rule, &mut notes);
+    absent_notes(ctx, rule, &mut notes);
     notes.extend(note);
     let fix = fix(ctx, params, rule, &mut notes);
     Finding {

@@ -121,7 +121,9 @@ pub(super) fn fix(ctx: &HostCtx<'_>, params: &Params, rule: &Rule, notes: &mut V
 
 pub(super) fn counter_notes(ctx: &HostCtx<'_>, rule: &Rule, notes: &mut Vec<String>) {
     let uses_counters = !rule.evidence_counters.is_empty()
-        || uses(rule.when.as_ref(), &|e| matches!(e, Expr::Counter(..)));
+        || uses(rule.when.as_ref(), &|e| {
+            matches!(e, Expr::Counter(..) | Expr::CounterOr(..))
+        });
     let uses_rate = [&rule.when, &rule.matches, &rule.suspects].iter().any(|c| {
         uses(c.as_ref(), &|e| {
             matches!(e, Expr::Counter(_, Measure::Rate))
@@ -138,5 +140,53 @@ pub(super) fn counter_notes(ctx: &HostCtx<'_>, rule: &Rule, notes: &mut Vec<Stri
             "counters are totals since boot (or namespace creation); run with --interval SECONDS to judge their change"
                 .to_string(),
         );
+    }
+}
+
+/// A note for each sysctl the rule took at its `absent:` value because this kernel does not
+/// have it: the finding says which value it assumed.
+pub(super) fn absent_notes(ctx: &HostCtx<'_>, rule: &Rule, notes: &mut Vec<String>) {
+    let mut seen: Vec<(String, f64, bool)> = Vec::new();
+    let mut look = |e: &Expr| {
+        let (name, v, sysctl) = match e {
+            Expr::Sysctl(k, Some(v)) => (k, *v, true),
+            Expr::CounterOr(c, v) => (c, *v, false),
+            _ => return,
+        };
+        if !seen.iter().any(|(s, _, _)| s == name) {
+            seen.push((name.clone(), v, sysctl));
+        }
+    };
+    for c in [&rule.when, &rule.suspects].into_iter().flatten() {
+        c.visit(&mut look);
+    }
+    for (_, e) in rule.computed.iter().chain(rule.fix_sysctls.iter()) {
+        visit_expr(e, &mut look);
+    }
+    for p in &rule.message.pieces {
+        if let Piece::Value(e) = p {
+            visit_expr(e, &mut look);
+        }
+    }
+    for (key, v, sysctl) in seen {
+        let absent = if sysctl {
+            matches!(ctx.sysctl(&key), Err(Unknown::SysctlAbsent { .. }))
+        } else {
+            matches!(
+                ctx.counter(&key, Measure::Total),
+                Err(Unknown::CounterAbsent { .. })
+            )
+        };
+        if absent {
+            notes.push(format!(
+                "{key} does not exist on this kernel: taken as {}{}",
+                fmt_num(v),
+                if sysctl {
+                    ", the value the kernel works with without it"
+                } else {
+                    ""
+                }
+            ));
+        }
     }
 }

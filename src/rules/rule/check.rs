@@ -11,6 +11,11 @@ pub(super) struct Checker<'a> {
     pub(super) loc: Locator<'a>,
     pub(super) params: BTreeSet<String>,
     pub(super) problems: Vec<Diagnostic>,
+    /// The rule's `computed:` values as written, and those checked so far (`None`: refused).
+    pub(super) computed_raw: &'a BTreeMap<String, RawOperand>,
+    pub(super) computed: BTreeMap<String, Option<Expr>>,
+    /// Names being checked, to refuse a value that refers to itself.
+    pub(super) computing: Vec<String>,
 }
 
 /// What kind of value the left side of a comparison is, so constants can be checked.
@@ -123,14 +128,39 @@ impl Checker<'_> {
         }
         if let Some(k) = &e.sysctl {
             match self.sysctl(section, k) {
-                Some(k) => found.push(Expr::Sysctl(k)),
+                Some(k) => found.push(Expr::Sysctl(k, e.absent)),
+                None => bad = true,
+            }
+        }
+        if e.absent.is_some_and(|v| !v.is_finite()) {
+            self.problem(
+                Code::BadOperands,
+                &[Step::Key(section), Step::Key("absent")],
+                "`absent` must be a finite number",
+                "e.g. `{ sysctl: net.ipv4.tcp_rto_max_ms, absent: 120000 }`",
+            );
+            bad = true;
+        }
+        if e.absent.is_some() && e.sysctl.is_none() && e.counter.is_none() {
+            self.problem(
+                Code::BadOperands,
+                &[Step::Key(section), Step::Key("absent")],
+                "`absent` only goes with `sysctl` or `counter`",
+                "write `{ sysctl: KEY, absent: VALUE }` or `{ counter: NAME, absent: VALUE }`",
+            );
+            bad = true;
+        }
+        if let Some(name) = &e.computed {
+            match self.computed_value(section, name) {
+                Some(x) => found.push(Expr::Computed(name.clone(), Box::new(x))),
                 None => bad = true,
             }
         }
         if let Some(c) = &e.counter {
-            match self.counter(section, c) {
-                Some(c) => found.push(Expr::Counter(c, Measure::Auto)),
-                None => bad = true,
+            match (self.counter(section, c), e.absent) {
+                (Some(c), None) => found.push(Expr::Counter(c, Measure::Auto)),
+                (Some(c), Some(v)) => found.push(Expr::CounterOr(c, v)),
+                (None, _) => bad = true,
             }
         }
         if let Some(c) = &e.rate {
@@ -155,22 +185,25 @@ impl Checker<'_> {
             (Arith::Div, &e.div),
             (Arith::Min, &e.min),
             (Arith::Max, &e.max),
+            (Arith::ModelTimeoutMs, &e.tcp_model_timeout_ms),
+            (Arith::ModelRetries, &e.tcp_model_retries),
+            (Arith::GiveUpMs, &e.tcp_give_up_ms),
+            (Arith::SynGiveUpMs, &e.tcp_syn_give_up_ms),
         ] {
             if let Some(args) = args {
                 let name = op.as_str();
-                if args.len() < 2 || (matches!(op, Arith::Sub | Arith::Div) && args.len() != 2) {
+                let (least, most) = op.arity();
+                if args.len() < least || args.len() > most {
+                    let (count, example) = match (least, most) {
+                        (2, 2) => ("exactly 2".to_string(), "[A, B]"),
+                        (3, 3) => ("exactly 3".to_string(), "[A, B, C]"),
+                        (n, _) => (format!("at least {n}"), "[A, B]"),
+                    };
                     self.problem(
                         Code::BadOperands,
                         &[Step::Key(section), Step::Key(name)],
-                        format!(
-                            "`{name}` needs {} operands",
-                            if matches!(op, Arith::Sub | Arith::Div) {
-                                "exactly 2"
-                            } else {
-                                "at least 2"
-                            }
-                        ),
-                        format!("write `{name}: [A, B]`"),
+                        format!("`{name}` needs {count} operands"),
+                        format!("write `{name}: {example}`"),
                     );
                     bad = true;
                     continue;
@@ -192,7 +225,7 @@ impl Checker<'_> {
             self.problem(Code::BadOperands,
                 &[Step::Key(section)],
                 format!("a value must have exactly one key, found {}", found.len()),
-                "write one of param, sysctl, counter, rate, stat, field, option, add, sub, mul, div, min, max",
+                "write one of param, sysctl, computed, counter, rate, stat, field, option, add, sub, mul, div, min, max, tcp_model_timeout_ms, tcp_model_retries, tcp_give_up_ms, tcp_syn_give_up_ms",
             );
             return None;
         }
@@ -207,6 +240,45 @@ impl Checker<'_> {
             return None;
         }
         Some(x)
+    }
+
+    /// The checked expression of the `computed:` value `name` (checked once, at its first use).
+    pub(super) fn computed_value(&mut self, section: &str, name: &str) -> Option<Expr> {
+        if let Some(done) = self.computed.get(name) {
+            return done.clone();
+        }
+        if self.computing.iter().any(|n| n == name) {
+            self.problem(
+                Code::BadOperands,
+                &[Step::Key("computed"), Step::Key(name)],
+                format!(
+                    "computed value {name:?} depends on itself ({} -> {name})",
+                    self.computing.join(" -> ")
+                ),
+                "compute it from parameters, sysctls, counters and statistics",
+            );
+            return None;
+        }
+        let raw = self.computed_raw;
+        let Some(op) = raw.get(name) else {
+            let declared: Vec<&str> = raw.keys().map(String::as_str).collect();
+            self.problem(
+                Code::UnknownParam,
+                &[Step::Key(section), Step::Text(name)],
+                format!("unknown computed value {name:?}"),
+                if declared.is_empty() {
+                    "declare it under `computed:`".to_string()
+                } else {
+                    format!("declared under `computed:`: {}", declared.join(", "))
+                },
+            );
+            return None;
+        };
+        self.computing.push(name.to_string());
+        let x = self.operand("computed", op, Kind::Number, Level::Host);
+        self.computing.pop();
+        self.computed.insert(name.to_string(), x.clone());
+        x
     }
 
     pub(super) fn operand(
@@ -259,7 +331,7 @@ impl Checker<'_> {
                 };
                 let expected = match kind {
                     Kind::Number => {
-                        "a number, or {param|sysctl|counter|stat|field|option: ...}, or add/sub/mul/div/min/max"
+                        "a number, or {param|sysctl|computed|counter|stat|field|option: ...}, or add/sub/mul/div/min/max or a tcp_* function"
                     }
                     Kind::Bool => "true or false",
                     Kind::State => "a TCP state name such as CLOSE_WAIT",
@@ -340,7 +412,10 @@ impl Checker<'_> {
                 .map(|c| Cond::Not(Box::new(c)));
         }
         let (left, kind) = if let Some(k) = &c.sysctl {
-            (self.sysctl(section, k).map(Expr::Sysctl), Kind::Number)
+            (
+                self.sysctl(section, k).map(|k| Expr::Sysctl(k, None)),
+                Kind::Number,
+            )
         } else if let Some(n) = &c.counter {
             (
                 self.counter(section, n)
@@ -436,7 +511,7 @@ impl Checker<'_> {
                 pieces.push(Piece::Text(rest[..open].to_string()));
             }
             let Some(close) = rest[open..].find('}') else {
-                self.problem(Code::BadMessage, &[Step::Key("message")], "unclosed `{` in the message", "placeholders look like {sysctl:KEY}, {param:NAME}, {counter:NAME}, {stat:NAME}");
+                self.problem(Code::BadMessage, &[Step::Key("message")], "unclosed `{` in the message", "placeholders look like {sysctl:KEY}, {param:NAME}, {counter:NAME}, {stat:NAME}, {computed:NAME}");
                 pieces.push(Piece::Text(rest[open..].to_string()));
                 rest = "";
                 break;
@@ -452,8 +527,11 @@ impl Checker<'_> {
                 continue;
             }
             let expr = match inner.split_once(':') {
-                Some(("sysctl", k)) => self.sysctl("message", k).map(Expr::Sysctl),
+                Some(("sysctl", k)) => self.sysctl("message", k).map(|k| Expr::Sysctl(k, None)),
                 Some(("param", p)) => self.param("message", p).map(Expr::Param),
+                Some(("computed", c)) => self
+                    .computed_value("message", c)
+                    .map(|x| Expr::Computed(c.to_string(), Box::new(x))),
                 Some(("counter", c)) => self
                     .counter("message", c)
                     .map(|c| Expr::Counter(c, Measure::Auto)),
@@ -470,7 +548,7 @@ impl Checker<'_> {
                     }
                 },
                 _ => {
-                    self.problem(Code::BadMessage, &[Step::Key("message"), Step::Text(inner)], format!("unknown placeholder {{{inner}}}"), "placeholders look like {sysctl:KEY}, {param:NAME}, {counter:NAME}, {stat:NAME}");
+                    self.problem(Code::BadMessage, &[Step::Key("message"), Step::Text(inner)], format!("unknown placeholder {{{inner}}}"), "placeholders look like {sysctl:KEY}, {param:NAME}, {counter:NAME}, {stat:NAME}, {computed:NAME}");
                     None
                 }
             };

@@ -12,6 +12,9 @@ impl Rule {
             loc: Locator::new(text),
             params: raw.params.keys().cloned().collect(),
             problems: Vec::new(),
+            computed_raw: &raw.computed,
+            computed: BTreeMap::new(),
+            computing: Vec::new(),
         };
         if !valid_id(&raw.id) {
             ck.problem(
@@ -91,6 +94,25 @@ impl Rule {
                     unit: p.unit.clone(),
                 },
             );
+        }
+        let mut computed = Vec::new();
+        for name in raw.computed.keys() {
+            if !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                || name.is_empty()
+                || raw.params.contains_key(name)
+            {
+                ck.problem(
+                    Code::BadParam,
+                    &[Step::Key("computed"), Step::Key(name)],
+                    format!("computed value name {name:?} is not valid"),
+                    "use lowercase letters, digits and _, and a name no parameter has",
+                );
+            }
+            if let Some(x) = ck.computed_value("computed", name) {
+                computed.push((name.clone(), x));
+            }
         }
         let when = raw
             .when
@@ -185,7 +207,9 @@ impl Rule {
             };
             if let Some(v) = v {
                 let mut uses_counter = false;
-                visit_expr(&v, &mut |e| uses_counter |= matches!(e, Expr::Counter(..)));
+                visit_expr(&v, &mut |e| {
+                    uses_counter |= matches!(e, Expr::Counter(..) | Expr::CounterOr(..))
+                });
                 if uses_counter {
                     ck.problem(Code::BadFix, &[Step::Key("fix"), Step::Key(key)], "a fix value may use numbers, parameters, sysctls and statistics, not counters", "compute it from parameters and sysctls");
                 } else {
@@ -238,6 +262,7 @@ impl Rule {
             requires,
             absent_reason: raw.applies.absent_reason.clone(),
             params,
+            computed,
             when,
             matches,
             min_count,

@@ -37,6 +37,8 @@ pub struct Rule {
     pub requires: Vec<String>,
     pub absent_reason: Option<String>,
     pub params: BTreeMap<String, Param>,
+    /// Named values (`computed:`), in name order.
+    pub computed: Vec<(String, Expr)>,
     pub when: Option<Cond>,
     pub matches: Option<Cond>,
     pub min_count: Option<Expr>,
@@ -100,7 +102,7 @@ impl Op {
     }
 }
 
-/// Arithmetic.
+/// Arithmetic, and the kernel's retransmission arithmetic (src/rules/retrans.rs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arith {
     Add,
@@ -109,6 +111,14 @@ pub enum Arith {
     Div,
     Min,
     Max,
+    /// `[RETRIES, BASE_MS, RTO_MAX_MS]` -> [`crate::rules::retrans::model_timeout_ms`].
+    ModelTimeoutMs,
+    /// `[BUDGET_MS, BASE_MS, RTO_MAX_MS]` -> [`crate::rules::retrans::model_retries`].
+    ModelRetries,
+    /// `[RETRIES, RTO_MS, RTO_MAX_MS]` -> [`crate::rules::retrans::give_up_ms`].
+    GiveUpMs,
+    /// `[SYN_RETRIES, LINEAR, RTO_MAX_MS]` -> [`crate::rules::retrans::syn_give_up_ms`].
+    SynGiveUpMs,
 }
 
 impl Arith {
@@ -120,7 +130,27 @@ impl Arith {
             Self::Div => "div",
             Self::Min => "min",
             Self::Max => "max",
+            Self::ModelTimeoutMs => "tcp_model_timeout_ms",
+            Self::ModelRetries => "tcp_model_retries",
+            Self::GiveUpMs => "tcp_give_up_ms",
+            Self::SynGiveUpMs => "tcp_syn_give_up_ms",
         }
+    }
+
+    /// How many operands the operation takes: `(at least, at most)`.
+    pub fn arity(self) -> (usize, usize) {
+        match self {
+            Self::Add | Self::Mul | Self::Min | Self::Max => (2, usize::MAX),
+            Self::Sub | Self::Div => (2, 2),
+            Self::ModelTimeoutMs | Self::ModelRetries | Self::GiveUpMs | Self::SynGiveUpMs => {
+                (3, 3)
+            }
+        }
+    }
+
+    /// Whether it is written as a function of its operands (`min(a, b)`), not with a sign.
+    fn is_function(self) -> bool {
+        !matches!(self, Self::Add | Self::Sub | Self::Mul | Self::Div)
     }
 }
 
@@ -130,8 +160,14 @@ pub enum Expr {
     Const(f64),
     Text(String),
     Param(String),
-    Sysctl(String),
+    /// A sysctl, and the value the kernel behaves as if it had where the key does not exist.
+    Sysctl(String, Option<f64>),
+    /// A value named under `computed:`, with its expression.
+    Computed(String, Box<Expr>),
     Counter(String, Measure),
+    /// A counter (its change over the window, else its total), and the value taken where
+    /// this kernel does not have it.
+    CounterOr(String, f64),
     Stat(Stat),
     Field(Field),
     Opt(SockOpt),
@@ -144,6 +180,7 @@ impl Expr {
         match self {
             Self::Field(_) | Self::Opt(_) => true,
             Self::Arith(_, args) => args.iter().any(Expr::is_socket_level),
+            Self::Computed(_, e) => e.is_socket_level(),
             _ => false,
         }
     }
@@ -176,8 +213,10 @@ impl Cond {
 /// Visit an expression and its arguments.
 pub fn visit_expr(e: &Expr, f: &mut dyn FnMut(&Expr)) {
     f(e);
-    if let Expr::Arith(_, args) = e {
-        args.iter().for_each(|a| visit_expr(a, f));
+    match e {
+        Expr::Arith(_, args) => args.iter().for_each(|a| visit_expr(a, f)),
+        Expr::Computed(_, inner) => visit_expr(inner, f),
+        _ => {}
     }
 }
 
@@ -187,29 +226,31 @@ impl fmt::Display for Expr {
             Self::Const(v) => write!(f, "{}", fmt_num(*v)),
             Self::Text(t) => f.write_str(t),
             Self::Param(p) => write!(f, "param {p}"),
-            Self::Sysctl(k) => f.write_str(k),
+            Self::Sysctl(k, None) => f.write_str(k),
+            Self::Sysctl(k, Some(v)) => write!(f, "{k} ({} where absent)", fmt_num(*v)),
+            Self::Computed(name, _) => f.write_str(name),
             Self::Counter(c, m) => match m {
                 Measure::Auto => write!(f, "{c}"),
                 Measure::Change => write!(f, "change of {c}"),
                 Measure::Total => write!(f, "total {c}"),
                 Measure::Rate => write!(f, "{c} per second"),
             },
+            Self::CounterOr(c, v) => write!(f, "{c} ({} where absent)", fmt_num(*v)),
             Self::Stat(s) => write!(f, "{} sockets", s.as_str()),
             Self::Field(x) => write!(f, "socket {}", x.as_str()),
             Self::Opt(o) => write!(f, "option {}", o.as_str()),
             Self::Arith(op, args) => {
+                let inner: Vec<String> = args.iter().map(ToString::to_string).collect();
+                if op.is_function() {
+                    return write!(f, "{}({})", op.as_str(), inner.join(", "));
+                }
                 let sym = match op {
                     Arith::Add => " + ",
                     Arith::Sub => " - ",
                     Arith::Mul => " * ",
-                    Arith::Div => " / ",
-                    Arith::Min | Arith::Max => ", ",
+                    _ => " / ",
                 };
-                let inner: Vec<String> = args.iter().map(ToString::to_string).collect();
-                match op {
-                    Arith::Min | Arith::Max => write!(f, "{}({})", op.as_str(), inner.join(sym)),
-                    _ => write!(f, "({})", inner.join(sym)),
-                }
+                write!(f, "({})", inner.join(sym))
             }
         }
     }
@@ -270,7 +311,8 @@ pub fn fmt_num(v: f64) -> String {
     }
 }
 
-/// A message with placeholders (`{sysctl:KEY}`, `{param:NAME}`, `{counter:NAME}`, `{stat:NAME}`).
+/// A message with placeholders (`{sysctl:KEY}`, `{param:NAME}`, `{counter:NAME}`, `{stat:NAME}`,
+/// `{computed:NAME}`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
     pub pieces: Vec<Piece>,
