@@ -19,10 +19,12 @@ pub mod netns;
 pub mod options;
 pub mod owners;
 pub mod process;
+pub mod self_stats;
 pub mod sockets;
 pub mod sysctl;
 #[cfg(test)]
 pub(crate) mod test_support;
+pub mod workload;
 pub mod write;
 
 pub use collect::{CollectOptions, GONE_NETNS, Source, SourceError, collect, collect_into};
