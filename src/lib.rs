@@ -4,7 +4,8 @@
 //! (engine) -> [`rules::Finding`]s -> `report` (renderers) or `remedy`
 //! (fixes, profiles, apply). `trace` turns the kernel's trace and captured
 //! frames into reset events; `live` ties them to causes, processes and
-//! findings; `lab` reproduces findings in throwaway namespaces. Only `host`
+//! findings; `lab` reproduces findings in throwaway namespaces; `watch` holds the
+//! always-on check's metrics, scrape endpoint and event stream. Only `host`
 //! touches /proc and /sys (tracefs aside, which `trace` owns); nothing in
 //! `host` knows about rules.
 //!
@@ -25,3 +26,4 @@ pub mod report;
 pub mod rules;
 pub mod stop;
 pub mod trace;
+pub mod watch;
