@@ -84,7 +84,7 @@ impl RuntimeApi {
             return Err(self.protocol(format!("{id:?} is not a container id")));
         }
         let answer = self.get(&format!("/containers/{id}/json"))?;
-        let (status, body) = parse_answer(&answer).map_err(|m| self.protocol(m))?;
+        let (status, body) = parse_answer(&answer).map_err(|m| self.protocol(m.0))?;
         match status {
             200 => {}
             404 => return Ok(None),
@@ -161,16 +161,33 @@ fn connect(socket: &Path, timeout: Duration) -> io::Result<UnixStream> {
     }
 }
 
+/// What is wrong with an answer, for [`ApiError::Protocol`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BadAnswer(String);
+
+impl From<&str> for BadAnswer {
+    fn from(s: &str) -> Self {
+        BadAnswer(s.to_string())
+    }
+}
+
+impl From<String> for BadAnswer {
+    fn from(s: String) -> Self {
+        BadAnswer(s)
+    }
+}
+
 /// The status and body of a whole HTTP/1.x answer.
-fn parse_answer(answer: &[u8]) -> Result<(u16, Vec<u8>), String> {
+fn parse_answer(answer: &[u8]) -> Result<(u16, Vec<u8>), BadAnswer> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut response = httparse::Response::new(&mut headers);
     let head = match response.parse(answer) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
-            return Err("the answer ended inside its head".to_string());
+            return Err("the answer ended inside its head".into());
         }
-        Err(e) => return Err(format!("bad answer head: {e}")),
+        Err(e) => return Err(format!("bad answer head: {e}").into()),
     };
     let status = response.code.unwrap_or(0);
     let header = |name: &str| {
@@ -190,10 +207,9 @@ fn parse_answer(answer: &[u8]) -> Result<(u16, Vec<u8>), String> {
                 .parse()
                 .map_err(|_| format!("bad Content-Length {len:?}"))?;
             if body.len() < len {
-                return Err(format!(
-                    "the answer ended after {} of its {len} bytes",
-                    body.len()
-                ));
+                return Err(
+                    format!("the answer ended after {} of its {len} bytes", body.len()).into(),
+                );
             }
             Ok((status, body[..len].to_vec()))
         }
@@ -201,7 +217,7 @@ fn parse_answer(answer: &[u8]) -> Result<(u16, Vec<u8>), String> {
     }
 }
 
-fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
+fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, BadAnswer> {
     let mut out = Vec::new();
     loop {
         let (skip, size) = match httparse::parse_chunk_size(body) {
@@ -248,12 +264,14 @@ mod tests {
         assert!(
             parse_answer(b"HTTP/1.0 200 OK\r\nConte")
                 .unwrap_err()
+                .0
                 .contains("inside its head")
         );
         let short = "HTTP/1.0 200 OK\r\nContent-Length: 50\r\n\r\n{}";
         assert!(
             parse_answer(short.as_bytes())
                 .unwrap_err()
+                .0
                 .contains("2 of its 50")
         );
         assert!(parse_answer(b"SSH-2.0-x\r\n\r\n").is_err());
