@@ -6,10 +6,11 @@
 //! would pass [`Limits::max_series`] has all its bounded labels set to `other`. Time is
 //! given by the caller (`now`), so tests drive it.
 
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use super::labels::Value;
 
@@ -92,11 +93,11 @@ impl<S: Clone + Hash + Eq> Budget<S> {
                 .iter()
                 .map(|&name| Values {
                     name,
-                    held: HashMap::new(),
+                    held: HashMap::default(),
                     overflowed: 0,
                 })
                 .collect(),
-            series: HashMap::new(),
+            series: HashMap::default(),
             series_overflowed: 0,
             other: Value(Arc::from(OTHER)),
         }
