@@ -1,6 +1,7 @@
 //! The parts of `rstaudit watch` that stand on their own, against real tools: the metrics
 //! pass `promtool check metrics`, the endpoint answers real HTTP requests on 127.0.0.1 and
-//! keeps answering while clients hang, and a process in a real rootful podman container is
+//! keeps answering while clients hang, a real Prometheus server scrapes it (OpenMetrics,
+//! as it asks) and returns the series in queries, and a process in a real rootful podman container is
 //! labelled with its container id, runtime and name from podman's API.
 //!
 //! A missing tool (promtool, podman, runc) or missing root fails the test; none is skipped.
@@ -142,7 +143,11 @@ fn get(addr: SocketAddr, path: &str, accept: Option<&str>) -> (u16, Vec<(String,
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let accept = accept.map_or(String::new(), |a| format!("Accept: {a}\r\n"));
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}Connection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut answer = Vec::new();
     s.read_to_end(&mut answer).unwrap();
     let text = String::from_utf8(answer).unwrap();
@@ -318,6 +323,125 @@ fn stuck_clients_hold_a_slot_until_their_deadline_and_never_the_others() {
     std::thread::sleep(timeout + Duration::from_millis(300));
     assert_eq!(get(addr, "/metrics", None).0, 200);
     drop(hogs);
+    stop.stop();
+    endpoint.join();
+}
+
+/// A Prometheus server the test started, stopped however the test ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn query(prometheus: SocketAddr, promql: &str) -> serde_json::Value {
+    let encoded: String = promql
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let (status, _, body) = get(prometheus, &format!("/api/v1/query?query={encoded}"), None);
+    assert_eq!(status, 200, "{promql}: {body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    answer["data"]["result"].clone()
+}
+
+/// Prometheus 2.42 asks for OpenMetrics first: a real server scrapes the endpoint, and its
+/// query API returns the series recorded, so the OpenMetrics text parses where it matters.
+#[test]
+fn a_real_prometheus_scrapes_the_endpoint() {
+    let stop = Stop::new();
+    let endpoint = Endpoint::start(
+        bind("127.0.0.1:0".parse().unwrap()).unwrap(),
+        Served {
+            metrics: filled(),
+            health: Health::new(),
+        },
+        stop.clone(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: rstaudit\n    static_configs:\n      - targets: ['{}']\n",
+            endpoint.local_addr()
+        ),
+    )
+    .unwrap();
+    // A free port for Prometheus's own web listener.
+    let web = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let _server = Server(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={web}"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect(
+                "prometheus is needed for this test (Debian package `prometheus`, see test.sh)",
+            ),
+    );
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let up = TcpStream::connect(web)
+            .ok()
+            .map(|_| query(web, "up{job=\"rstaudit\"}"));
+        if up.as_ref().is_some_and(|r| r[0]["value"][1] == "1") {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "Prometheus never scraped the endpoint: up = {up:?}\n{}",
+            std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let result = query(web, "rstaudit_resets_total{comm=\"nginx\"}");
+    let mut seen: Vec<(String, String, String)> = result
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let m = &r["metric"];
+            let label = |k: &str| m[k].as_str().unwrap_or("").to_string();
+            (
+                label("container"),
+                label("netns"),
+                r["value"][1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            (String::new(), "ns1".into(), "1".into()),
+            ("web".into(), "host".into(), "2".into())
+        ]
+    );
+    let info = query(web, "rstaudit_build_info");
+    assert_eq!(
+        info[0]["metric"]["version"],
+        env!("CARGO_PKG_VERSION"),
+        "{info}"
+    );
+    let findings = query(web, "rstaudit_findings{verdict=\"confirmed\"}");
+    assert_eq!(findings[0]["metric"]["rule"], "linger-zero", "{findings}");
     stop.stop();
     endpoint.join();
 }
