@@ -1,7 +1,8 @@
 //! The metrics of `watch`: one registry, its families with typed label sets, bounded.
 //!
 //! The families and their labels are in docs/watch.md ("Metrics"). The caller records
-//! resets ([`Metrics::record_reset`]) and audits ([`Metrics::set_findings`],
+//! resets ([`Metrics::record_reset`]) and audits ([`Metrics::set_findings`] with the rows
+//! [`finding_rows`] makes of an audit report,
 //! [`Metrics::audit_succeeded`]); the endpoint renders ([`Metrics::encode`]) in the
 //! Prometheus text format 0.0.4 or in OpenMetrics text, both encoded by prometheus-client.
 //! [`Metrics`] is `Sync`: share it in an `Arc` between the thread that records and the one
@@ -10,6 +11,7 @@
 pub mod budget;
 mod collectors;
 pub mod labels;
+mod rows;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -25,6 +27,7 @@ pub use budget::{Budget, Limits, OTHER};
 use collectors::{BudgetCollector, BudgetView, EventCollector, ProcessCollector};
 use labels::{BuildLabels, ExposureLabel, SeverityLabel};
 pub use labels::{Direction, FindingLabels, FindingRow, Reset, ResetLabels, Value, Verdict};
+pub use rows::finding_rows;
 
 use super::events::EventCounters;
 
