@@ -1,73 +1,18 @@
-//! One captured reset and its trace events made into a [`ResetEvent`]: owner, cause, interface;
-//! and the `--events-file` stream.
+//! The attribution stage: one captured reset and its trace events made into a
+//! [`ResetEvent`]: owner, peer, cause (the kernel's reason or derived), interface.
 
-use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Arc;
-
-use anyhow::Context;
 
 use super::attribute::{
     self, ClassifyInput, EventOwner, OwnerSource, SocketIndex, TaskResolver, classify, task_process,
 };
-use super::correlate::{Matched, ReceiveOutcome, Ticket};
+use super::correlate::Matched;
 use super::derive::{self, CauseMode, CauseSource, Derivation};
-use super::summary::{self, ResetEvent, Tally};
+use super::event::ResetEvent;
 use crate::host::facts::NamespaceFacts;
-use crate::rules::Finding;
 use crate::trace::capture::PacketDir;
 
-/// `--events-file`: every event as one JSON line, written as it is seen.
-pub(super) struct EventStream {
-    path: PathBuf,
-    out: std::io::BufWriter<std::fs::File>,
-    written: u64,
-    error: Option<String>,
-}
-
-impl EventStream {
-    pub(super) fn create(path: &std::path::Path) -> anyhow::Result<Self> {
-        let file = crate::output::create(path)
-            .with_context(|| format!("creating the events file {}", path.display()))?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            out: std::io::BufWriter::new(file),
-            written: 0,
-            error: None,
-        })
-    }
-
-    pub(super) fn write(&mut self, e: &ResetEvent) {
-        if self.error.is_some() {
-            return;
-        }
-        let r = serde_json::to_writer(&mut self.out, e)
-            .map_err(std::io::Error::from)
-            .and_then(|()| self.out.write_all(b"\n"));
-        match r {
-            Ok(()) => self.written += 1,
-            Err(e) => self.error = Some(e.to_string()),
-        }
-    }
-
-    /// Flush; a note if anything could not be written.
-    pub(super) fn finish(mut self) -> Option<String> {
-        if self.error.is_none()
-            && let Err(e) = self.out.flush()
-        {
-            self.error = Some(e.to_string());
-        }
-        self.error.map(|e| {
-            format!(
-                "writing the events file {} stopped after {} events: {e}",
-                self.path.display(),
-                self.written
-            )
-        })
-    }
-}
-
-pub(super) struct Ctx {
+pub struct Ctx {
     pub started_at_ms: u64,
     pub facts: NamespaceFacts,
     pub resolver: TaskResolver,
@@ -170,7 +115,7 @@ fn find_cause(
     }
 }
 
-pub(super) fn to_event(m: &Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetEvent {
+pub fn to_event(m: &Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetEvent {
     let p = &m.packet;
     let seg = p.seg;
     let sent = p.dir == PacketDir::Sent;
@@ -329,168 +274,5 @@ pub(super) fn to_event(m: &Matched, ctx: &mut Ctx, index: &SocketIndex) -> Reset
         site: send.and_then(|s| s.site.clone()),
         basis,
         rules: Vec::new(),
-    }
-}
-
-/// Where finished matches go: the tally and the events file. A match handed out before its
-/// receive event could come ([`Matched::receive_pending`]) is held until the correlator tells
-/// whether a socket took the reset, but only when that will be read: the events file is
-/// written, or the report still keeps events whole. Otherwise it is counted at once (the
-/// tally's counts do not depend on it).
-#[derive(Default)]
-pub(super) struct Delivery {
-    held: rustc_hash::FxHashMap<Ticket, ResetEvent>,
-}
-
-impl Delivery {
-    pub(super) fn matched(
-        &mut self,
-        m: &Matched,
-        ctx: &mut Ctx,
-        index: &SocketIndex,
-        tally: &mut Tally,
-        stream: Option<&mut EventStream>,
-        findings: &[Finding],
-    ) {
-        let pending = m.receive_pending;
-        let e = to_event(m, ctx, index);
-        match pending {
-            Some(ticket) if stream.is_some() || tally.keeps_more(self.held.len()) => {
-                self.held.insert(ticket, e);
-            }
-            // Not written anywhere and past what the report lists (with the events held for
-            // their outcome): counted now, never listed with a `taken_by_socket` not yet known.
-            Some(_) => tally.add_unlisted(e),
-            None => record(tally, stream, findings, e),
-        }
-    }
-
-    pub(super) fn outcome(
-        &mut self,
-        o: ReceiveOutcome,
-        tally: &mut Tally,
-        stream: Option<&mut EventStream>,
-        findings: &[Finding],
-    ) {
-        if self.held.is_empty() {
-            return;
-        }
-        if let Some(mut e) = self.held.remove(&o.ticket) {
-            e.taken_by_socket = Some(o.receive.is_some());
-            record(tally, stream, findings, e);
-        }
-    }
-
-    /// Events still held (their outcome not told yet).
-    pub(super) fn held(&self) -> usize {
-        self.held.len()
-    }
-}
-
-/// Count one event, and write it to the events file (listing the findings known so far).
-pub(super) fn record(
-    tally: &mut Tally,
-    stream: Option<&mut EventStream>,
-    findings: &[Finding],
-    mut e: ResetEvent,
-) {
-    if let Some(stream) = stream {
-        e.rules = summary::supported_rules(findings, &e);
-        stream.write(&e);
-    }
-    tally.add(e);
-}
-
-#[cfg(test)]
-mod tests {
-    use std::net::SocketAddr;
-
-    use super::*;
-    use crate::live::correlate::CapturedReset;
-    use crate::trace::capture::RstSegment;
-    use crate::trace::ftrace::{SendReset, TaskContext};
-
-    fn refused(port: u16, pending: Option<Ticket>) -> Matched {
-        let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-        Matched {
-            packet: CapturedReset {
-                ts_ms: 0,
-                dir: PacketDir::Sent,
-                ifindex: 1,
-                loopback: true,
-                seg: RstSegment {
-                    src: a(9),
-                    dst: a(port),
-                    seq: 0,
-                    ack: Some(1),
-                    payload_len: 0,
-                },
-            },
-            send: Some(SendReset {
-                task: TaskContext {
-                    comm: "<...>".into(),
-                    tid: 0,
-                    cpu: 0,
-                    in_interrupt: true,
-                    bh_disabled: false,
-                    ts: 0.0,
-                },
-                has_skb: true,
-                has_sock: false,
-                src: Some(a(9)),
-                dst: Some(a(port)),
-                state: Some("TCP_CLOSE"),
-                reason: Some("NO_SOCKET"),
-                site: None,
-            }),
-            receive: None,
-            receive_pending: pending,
-        }
-    }
-
-    #[test]
-    fn an_event_waiting_for_its_receive_is_listed_only_with_its_outcome() {
-        let mut ctx = Ctx {
-            started_at_ms: 0,
-            facts: Default::default(),
-            resolver: TaskResolver::default(),
-            receive_traced: true,
-            idle_timeout_s: None,
-            bh_flag_known: true,
-            cause_mode: CauseMode::Auto,
-        };
-        let index = SocketIndex::default();
-        let mut tally = Tally::new(0, 10.0, 2);
-        let mut d = Delivery::default();
-        let mut deliver = |m: Matched, tally: &mut Tally, d: &mut Delivery| {
-            d.matched(&m, &mut ctx, &index, tally, None, &[]);
-        };
-        // Held for its outcome (it may be listed); then one that waits for nothing takes the
-        // other place in the list; the third waits too but can no longer be listed.
-        deliver(refused(1000, Some(0)), &mut tally, &mut d);
-        assert_eq!(d.held(), 1);
-        deliver(refused(1001, None), &mut tally, &mut d);
-        deliver(refused(1002, Some(1)), &mut tally, &mut d);
-        assert_eq!(d.held(), 1, "the third is counted at once");
-        assert_eq!(tally.resets, 2);
-        let receive = crate::trace::ftrace::ReceiveReset {
-            task: refused(0, None).send.unwrap().task,
-            local: None,
-            remote: None,
-            sock_cookie: None,
-        };
-        for (ticket, r) in [(1, Some(receive.clone())), (0, Some(receive))] {
-            d.outcome(ReceiveOutcome { ticket, receive: r }, &mut tally, None, &[]);
-        }
-        assert_eq!(d.held(), 0);
-        assert_eq!((tally.resets, tally.omitted), (3, 1));
-        let listed = tally.take_events(&[]);
-        let by_port: Vec<(u16, Option<bool>)> = listed
-            .iter()
-            .map(|e| (e.dst.port(), e.taken_by_socket))
-            .collect();
-        // The one that waited for nothing says whether it was taken from the start (no receive
-        // event came with it: false); the held one says what its outcome told.
-        assert_eq!(by_port, [(1001, Some(false)), (1000, Some(true))]);
     }
 }
