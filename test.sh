@@ -34,7 +34,7 @@ packages=(
     # initramfs made of busybox, cpio archives, modules resolved with kmod's depmod/modprobe,
     # binaries stripped with binutils, compressed modules unpacked with xz/zstd.
     qemu-system-x86 busybox-static cpio kmod binutils xz-utils zstd
-    # tests/watch.rs runs a rootful podman container (its image a `podman import` of a root
+    # tests/it/watch.rs runs a rootful podman container (its image a `podman import` of a root
     # filesystem holding busybox-static) to check container labels and names from podman's
     # API; runc because crun refuses the hybrid cgroup hierarchy of these machines; conmon
     # is podman's container monitor.

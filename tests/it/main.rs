@@ -25,3 +25,4 @@ mod packet;
 mod parsers;
 mod remedy;
 mod rules;
+mod watch;
