@@ -11,6 +11,7 @@ use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use peer::{Family, Forked, KernelTrace, Tun, Watch, event, in_netns};
+use rstaudit::host::test_support::set_int;
 
 fn watch(ns: &common::Netns, seconds: &str) -> Watch {
     Watch::start(&[
@@ -471,18 +472,7 @@ fn a_close_with_linger2_negative_is_not_called_data_after_close() {
                 let l = TcpListener::bind((f.loopback(), 7700)).unwrap();
                 let c = TcpStream::connect((f.loopback(), 7700)).unwrap();
                 let (s, _) = l.accept().unwrap();
-                let minus_one: libc::c_int = -1;
-                // SAFETY: a valid socket and an int option.
-                let rc = unsafe {
-                    libc::setsockopt(
-                        s.as_raw_fd(),
-                        libc::IPPROTO_TCP,
-                        libc::TCP_LINGER2,
-                        (&minus_one as *const libc::c_int).cast(),
-                        4,
-                    )
-                };
-                assert_eq!(rc, 0);
+                set_int(s.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_LINGER2, -1);
                 (l, c, s)
             })
             .collect()
