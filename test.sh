@@ -2,9 +2,10 @@
 # The README test command: installs everything the test suite needs on a fresh Debian
 # machine, then runs the whole suite with `cargo test`. Run it as root from the source tree:
 #
-#     ./test.sh                     # install what is missing, then `cargo test --no-fail-fast`
-#     ./test.sh --test it lab::     # arguments go to `cargo test`: here one module of tests/it
-#     ./test.sh --test kernel_matrix  # the kernel matrix alone (qemu; docs/kernels.md)
+#     ./test.sh                       # install what is missing, then `cargo test --no-fail-fast`
+#     ./test.sh --test it lab::       # arguments go to `cargo test`: one module of tests/it,
+#     ./test.sh --test kernel_matrix  # or the kernel matrix alone (docs/kernels.md); both start
+#                                     # example programs, which `cargo test --no-run` builds
 #
 # Idempotent: packages already present are not reinstalled, the package lists are refreshed
 # only when something is missing or they are older than a day. It never asks a question

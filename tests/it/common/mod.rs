@@ -180,7 +180,8 @@ pub fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The path of the `sockhelper` example (built by `cargo test`).
+/// The path of the `sockhelper` example (built by `cargo test`, but not by `cargo test --test
+/// it`: `cargo test --no-run` builds it for the runs of one module).
 pub fn sockhelper_path() -> PathBuf {
     example_path("sockhelper")
 }
@@ -193,7 +194,8 @@ pub fn example_path(name: &str) -> PathBuf {
     let path = dir.join("examples").join(name);
     assert!(
         path.exists(),
-        "{} is missing: run the tests with `cargo test`",
+        "{} is missing: build it with `cargo test --no-run` (`cargo test` builds the examples, \
+         `cargo test --test it` alone does not)",
         path.display()
     );
     path
