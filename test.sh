@@ -2,8 +2,10 @@
 # The README test command: installs everything the test suite needs on a fresh Debian
 # machine, then runs the whole suite with `cargo test`. Run it as root from the source tree:
 #
-#     ./test.sh                 # install what is missing, then `cargo test --no-fail-fast`
-#     ./test.sh --test lab      # arguments after the script go to `cargo test`
+#     ./test.sh                       # install what is missing, then `cargo test --no-fail-fast`
+#     ./test.sh --test it lab::       # arguments go to `cargo test`: one module of tests/it,
+#     ./test.sh --test kernel_matrix  # or the kernel matrix alone (docs/kernels.md); both start
+#                                     # example programs, which `cargo test --no-run` builds
 #
 # Idempotent: packages already present are not reinstalled, the package lists are refreshed
 # only when something is missing or they are older than a day. It never asks a question
@@ -29,11 +31,11 @@ packages=(
     zsh fish groff-base man-db libxml2-utils prometheus chromium
     # Real servers whose resets the audit and packet check must attribute.
     haproxy nginx-light redis-server
-    # The kernel matrix (tests/kernel_matrix.rs): qemu boots Debian's kernels with a throwaway
+    # The kernel matrix (tests/kernel_matrix/main.rs): qemu boots Debian's kernels with a throwaway
     # initramfs made of busybox, cpio archives, modules resolved with kmod's depmod/modprobe,
     # binaries stripped with binutils, compressed modules unpacked with xz/zstd.
     qemu-system-x86 busybox-static cpio kmod binutils xz-utils zstd
-    # tests/watch.rs runs a rootful podman container (its image a `podman import` of a root
+    # tests/it/watch.rs runs a rootful podman container (its image a `podman import` of a root
     # filesystem holding busybox-static) to check container labels and names from podman's
     # API; runc because crun refuses the hybrid cgroup hierarchy of these machines; conmon
     # is podman's container monitor.
@@ -61,7 +63,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
 fi
 
-# ansible-core runs the example role of docs/ansible/ in tests/ecosystem_ansible.rs. It comes
+# ansible-core runs the example role of docs/ansible/ in tests/it/ecosystem/ansible.rs. It comes
 # from pip (Debian's ansible-core is older than the role needs), pinned.
 ansible_version=2.19.14
 if ! python3 -m pip --version >/dev/null 2>&1; then
@@ -73,5 +75,6 @@ if [ "$(python3 -c 'import ansible.release as r; print(r.__version__)' 2>/dev/nu
         --break-system-packages "ansible-core==$ansible_version" </dev/null
 fi
 
-# --no-fail-fast: one failing test binary does not hide the results of the others.
+# --no-fail-fast: a failing test target (tests/it, the kernel matrix, the unit tests) does not
+# hide the results of the others.
 exec cargo test --no-fail-fast "$@"

@@ -20,6 +20,11 @@
 //! socket is open the parent prints `ready SOCKETS PID` and holds everything
 //! until it is killed; workers die with it (PR_SET_PDEATHSIG).
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a program of its own, not the library: it writes its answers to standard output"
+)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd};

@@ -44,6 +44,11 @@
 //!   announce                         print `ready PID` now (the test gets the pid early)
 //!   wait-line                        wait for one line on standard input
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a program of its own, not the library: it writes its answers to standard output"
+)]
+
 #[path = "common/raw_ack.rs"]
 mod raw_ack;
 

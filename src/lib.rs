@@ -13,6 +13,15 @@
 //! (src/main.rs, src/cli.rs, src/commands/), not to this library: no module
 //! here can import it. docs/architecture.md lists what each layer may use.
 
+// Nor does the library print: it returns what it has to say and the command layer writes it.
+// clippy.toml names std::io::stdout and stderr as disallowed methods.
+#![deny(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::dbg_macro,
+    clippy::disallowed_methods
+)]
+
 pub mod clock;
 pub mod config;
 pub mod diag;

@@ -95,6 +95,10 @@ fn today() -> rules::accept::Date {
 }
 
 /// Colour only on a terminal, and never with NO_COLOR set (https://no-color.org).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "colour depends on standard output"
+)]
 fn use_color(to_file: bool) -> bool {
     !to_file
         && std::io::stdout().is_terminal()

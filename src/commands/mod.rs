@@ -78,6 +78,10 @@ pub fn write_output_with(
     match path {
         None => {
             // Stdout, not its lock: the writer may be handed to another thread (`snapshot`).
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "the command layer writes the output"
+            )]
             let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
             write(&mut out).context("writing to standard output")?;
             out.flush().context("writing to standard output")?;

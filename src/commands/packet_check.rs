@@ -49,6 +49,7 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
             CauseSourceArg::Derived => live::CauseMode::Derived,
         },
     };
+    #[expect(clippy::disallowed_methods, reason = "progress only on a terminal")]
     let mut terminal = Terminal {
         progress: std::io::stderr().is_terminal(),
         drawn: false,
@@ -114,6 +115,10 @@ impl live::Observer for Terminal {
         );
     }
 
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the command layer draws the progress"
+    )]
     fn progress(&mut self, p: &live::Progress) {
         if !self.progress {
             return;

@@ -22,8 +22,8 @@ pub mod process;
 pub mod self_stats;
 pub mod sockets;
 pub mod sysctl;
-#[cfg(test)]
-pub(crate) mod test_support;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 pub mod workload;
 pub mod write;
 

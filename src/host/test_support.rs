@@ -1,5 +1,8 @@
-//! Fixtures the host layer's unit tests share: a plain socket record, the inode of one of our
-//! descriptors, an integer socket option, and a child process holding one of our sockets.
+//! Fixtures the tests share: a plain socket record, the inode of one of our descriptors, an
+//! integer socket option, and a child process holding one of our sockets.
+//!
+//! Compiled for the unit tests and, with the `test-support` feature that every `cargo test`
+//! turns on (Cargo.toml), for the integration tests; never into the built library.
 
 use std::os::fd::RawFd;
 use std::os::unix::fs::MetadataExt;
@@ -8,7 +11,7 @@ use std::os::unix::process::CommandExt;
 use super::{Family, Socket, TcpState, Timer};
 
 /// An established 127.0.0.1:1 -> 127.0.0.1:2 socket with `inode`, no owner, no options.
-pub(crate) fn socket(inode: u64) -> Socket {
+pub fn socket(inode: u64) -> Socket {
     Socket {
         family: Family::Inet,
         state: TcpState::Established,
@@ -32,21 +35,21 @@ pub(crate) fn socket(inode: u64) -> Socket {
 }
 
 /// The inode of this process's descriptor `fd`.
-pub(crate) fn inode_of(fd: RawFd) -> u64 {
+pub fn inode_of(fd: RawFd) -> u64 {
     std::fs::metadata(format!("/proc/self/fd/{fd}"))
         .unwrap()
         .ino()
 }
 
 /// Set an integer socket option on `fd`.
-pub(crate) fn set_int(fd: RawFd, level: i32, name: i32, v: libc::c_int) {
+pub fn set_int(fd: RawFd, level: i32, name: i32, v: libc::c_int) {
     // SAFETY: v is a c_int of the given size.
     let rc = unsafe { libc::setsockopt(fd, level, name, (&v as *const libc::c_int).cast(), 4) };
     assert_eq!(rc, 0);
 }
 
 /// `sleep 30`, inheriting our descriptor `fd`, returned once it has exec'd and holds it.
-pub(crate) fn sleeper_holding(fd: RawFd) -> std::process::Child {
+pub fn sleeper_holding(fd: RawFd) -> std::process::Child {
     let inode = inode_of(fd);
     let mut cmd = std::process::Command::new("sleep");
     cmd.arg("30");

@@ -8,7 +8,7 @@
 //! fix leaves; two rules may ask for different floors of one limit. Here
 //! the values of every finding that touches such keys are replaced by one
 //! solution, so that applying all of them clears every fixed finding in one
-//! step and raises none (tests/fix_converge.rs checks this over the whole
+//! step and raises none (tests/it/remedy/fix_converge.rs checks this over the whole
 //! library). docs/remediation.md explains the choices.
 //!
 //! Pure: reads only the snapshot's sysctls and the rules' parameters.

@@ -134,7 +134,7 @@ mod tests {
 
     /// ip-sysctl.rst: tcp_syn_retries 6 "corresponds to 127 seconds"; with 6.7's four
     /// linear timeouts the SYNs go out at 1, 2, 3, 4, 5, 7, 11, ... s (measured on 6.18:
-    /// tests/rule_claims.rs).
+    /// tests/it/rules/claims.rs).
     #[test]
     fn connect_gives_up_at_the_first_syn_timeout_past_the_budget() {
         assert_eq!(
@@ -152,7 +152,7 @@ mod tests {
     }
 
     /// The kernel gives up one expiry after the budget is reached, counting from the first
-    /// retransmission (measured on 6.18: tests/rule_claims.rs).
+    /// retransmission (measured on 6.18: tests/it/rules/claims.rs).
     #[test]
     fn giving_up_waits_for_the_first_expiry_past_the_budget() {
         // 0.2, 0.6, 1.4, 3.0 (2.8 after the first: short of 3.0), 6.2.

@@ -1,5 +1,5 @@
 #!/bin/sh
-# /init of the kernel matrix's throwaway initramfs (tests/kernel_matrix.rs). Runs every step
+# /init of the kernel matrix's throwaway initramfs (tests/kernel_matrix/main.rs). Runs every step
 # with a timeout, writes what each printed to the second serial port (/dev/ttyS1) and powers
 # off. Protocol, one step after another:
 #   @@step NAME / its standard output / @@stderr NAME / its standard error / @@rc NAME CODE
