@@ -29,8 +29,9 @@ packages=(
     # xmllint for the JUnit schema, promtool (prometheus) for metrics and alert rules,
     # chromium to render the HTML reports.
     zsh fish groff-base man-db libxml2-utils prometheus chromium
-    # Real servers whose resets the audit and packet check must attribute.
-    haproxy nginx-light redis-server
+    # Real servers whose resets the audit and packet check must attribute (PostgreSQL: the
+    # server and psql, run in the tests' own namespaces on a cluster of their own).
+    haproxy nginx-light redis-server memcached postgresql
     # The kernel matrix (tests/kernel_matrix/main.rs): qemu boots Debian's kernels with a throwaway
     # initramfs made of busybox, cpio archives, modules resolved with kmod's depmod/modprobe,
     # binaries stripped with binutils, compressed modules unpacked with xz/zstd.

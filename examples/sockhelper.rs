@@ -40,6 +40,18 @@
 //!                                    stops early when its standard input ends or gives a
 //!                                    line; then prints `churned ROUNDS`
 //!
+//! Real servers and middleboxes (ADDR is an IPv4 address of the namespace; a test's own):
+//!   listen-on:ADDR:PORT:BACKLOG      a listener on ADDR that never accepts
+//!   request:ADDR:PORT:WORD           connect and send `WORD\r\n`; the reply is never read
+//!   flood:ADDR:PORT:BYTES            connect and write BYTES bytes of one long line without
+//!                                    its end; prints `flood: OUTCOME` (sent, or the error)
+//!   post:ADDR:PORT:BYTES[:MS]        connect and send an HTTP POST announcing a body of BYTES
+//!                                    bytes, all at once, or 20 KB every 20 ms for MS ms;
+//!                                    prints `post: OUTCOME` (the status line, or the error)
+//!   pool:ADDR:PORT:N                 N connections, no keepalive, held
+//!   write-all                        write to every connection held; prints `write-all: N of
+//!                                    M failed (ERRORS)`
+//!
 //! Sequencing:
 //!   announce                         print `ready PID` now (the test gets the pid early)
 //!   wait-line                        wait for one line on standard input
@@ -85,6 +97,10 @@ fn listen(port: u16, backlog: i32) -> TcpListener {
 }
 
 fn try_listen(port: u16, backlog: i32) -> std::io::Result<TcpListener> {
+    try_listen_on([127, 0, 0, 1].into(), port, backlog)
+}
+
+fn try_listen_on(ip: std::net::Ipv4Addr, port: u16, backlog: i32) -> std::io::Result<TcpListener> {
     use std::os::fd::{FromRawFd, OwnedFd};
     // std's TcpListener::bind uses a fixed backlog; build the socket by hand to choose it.
     // SAFETY: plain socket syscalls on a descriptor we own (closed by OwnedFd on error).
@@ -99,7 +115,7 @@ fn try_listen(port: u16, backlog: i32) -> std::io::Result<TcpListener> {
             sin_family: libc::AF_INET as libc::sa_family_t,
             sin_port: port.to_be(),
             sin_addr: libc::in_addr {
-                s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+                s_addr: u32::from_ne_bytes(ip.octets()),
             },
             sin_zero: [0; 8],
         };
@@ -157,6 +173,12 @@ fn main() {
                 .get(i)
                 .and_then(|s| s.parse().ok())
                 .unwrap_or_else(|| panic!("spec {spec:?}: field {i} must be a number"))
+        };
+        let addr = |i: usize| -> std::net::Ipv4Addr {
+            parts
+                .get(i)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("spec {spec:?}: field {i} must be an IPv4 address"))
         };
         match parts[0] {
             "listen" => listeners.push(listen(num(1) as u16, num(2) as i32)),
@@ -333,6 +355,93 @@ fn main() {
                 unsafe { libc::close(FD) };
                 let mut out = std::io::stdout().lock();
                 writeln!(out, "churned {round}").unwrap();
+                out.flush().unwrap();
+            }
+            "listen-on" => listeners.push(
+                try_listen_on(addr(1), num(2) as u16, num(3) as i32)
+                    .unwrap_or_else(|e| panic!("listen on {}: {e}", addr(1))),
+            ),
+            "request" => {
+                let mut s = TcpStream::connect((addr(1), num(2) as u16)).expect("connect");
+                s.write_all(format!("{}\r\n", parts[3]).as_bytes())
+                    .expect("write");
+                streams.push(s);
+            }
+            "flood" => {
+                let mut s = TcpStream::connect((addr(1), num(2) as u16)).expect("connect");
+                let outcome = match s.write_all(&vec![b'x'; num(3) as usize]) {
+                    Ok(()) => "sent".to_string(),
+                    Err(e) => format!("{:?}", e.kind()),
+                };
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "flood: {outcome}").unwrap();
+                out.flush().unwrap();
+                streams.push(s);
+            }
+            "post" => {
+                let mut s = TcpStream::connect((addr(1), num(2) as u16)).expect("connect");
+                let n = num(3) as usize;
+                let head =
+                    format!("POST /upload HTTP/1.1\r\nHost: test\r\nContent-Length: {n}\r\n\r\n");
+                let trickle = parts.get(4).map(|_| num(4) as u64);
+                let body = |s: &mut TcpStream| -> std::io::Result<()> {
+                    match trickle {
+                        None => s.write_all(&vec![b'x'; n]),
+                        Some(ms) => {
+                            let until =
+                                std::time::Instant::now() + std::time::Duration::from_millis(ms);
+                            while std::time::Instant::now() < until {
+                                s.write_all(&[b'x'; 20_000])?;
+                                pause(20);
+                            }
+                            Ok(())
+                        }
+                    }
+                };
+                let mut outcome = match s.write_all(head.as_bytes()).and_then(|()| body(&mut s)) {
+                    Ok(()) => String::new(),
+                    Err(e) => format!("write: {:?}; ", e.kind()),
+                };
+                let mut reply = [0u8; 64];
+                match std::io::Read::read(&mut s, &mut reply) {
+                    Ok(k) => {
+                        outcome += String::from_utf8_lossy(&reply[..k])
+                            .lines()
+                            .next()
+                            .unwrap_or("")
+                    }
+                    Err(e) => outcome += &format!("read: {:?}", e.kind()),
+                }
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "post: {outcome}").unwrap();
+                out.flush().unwrap();
+                streams.push(s);
+            }
+            "pool" => {
+                for _ in 0..num(3) {
+                    streams.push(TcpStream::connect((addr(1), num(2) as u16)).expect("connect"));
+                }
+            }
+            "write-all" => {
+                let errors: Vec<String> = streams
+                    .iter_mut()
+                    .filter_map(|s| {
+                        let first = s.write_all(b"ping\n");
+                        pause(100);
+                        // A reset is told by the next write.
+                        first.and_then(|()| s.write_all(b"ping\n")).err()
+                    })
+                    .map(|e| format!("{:?}", e.kind()))
+                    .collect();
+                let mut out = std::io::stdout().lock();
+                writeln!(
+                    out,
+                    "write-all: {} of {} failed ({})",
+                    errors.len(),
+                    streams.len(),
+                    errors.join(", ")
+                )
+                .unwrap();
                 out.flush().unwrap();
             }
             "announce" => {

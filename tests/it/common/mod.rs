@@ -5,6 +5,7 @@
 //! skips) when the capability is missing.
 
 pub mod fixture;
+pub mod server;
 pub mod transcript;
 
 use std::io::{BufRead, BufReader};

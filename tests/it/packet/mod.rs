@@ -4,3 +4,4 @@
 mod capture;
 mod live;
 mod peer;
+mod servers;
