@@ -37,7 +37,7 @@ fn findings<'a>(report: &'a Value, rule: &str) -> Vec<&'a Value> {
 }
 
 /// The events of resets sent from `port`.
-fn from_port<'a>(report: &'a Value, port: u16) -> Vec<&'a Value> {
+fn from_port(report: &Value, port: u16) -> Vec<&Value> {
     events(report)
         .into_iter()
         .filter(|e| {
@@ -405,7 +405,7 @@ fn only_the_pool_that_got_the_middleboxs_resets_is_confirmed() {
         kernel
             .send_resets()
             .iter()
-            .all(|s| !s.src.is_some_and(|a| a.port() == 7400)),
+            .all(|s| s.src.is_none_or(|a| a.port() != 7400)),
         "the server's TCP sent no reset"
     );
     let received: Vec<&Value> = events(&report)
@@ -429,15 +429,12 @@ fn only_the_pool_that_got_the_middleboxs_resets_is_confirmed() {
 
 /// The PostgreSQL server program of Debian's package.
 fn postgres_bin() -> std::path::PathBuf {
-    let dir = std::fs::read_dir("/usr/lib/postgresql")
-        .unwrap_or_else(|_| {
-            panic!("PostgreSQL is missing: install the Debian package postgresql-15")
-        })
+    std::fs::read_dir("/usr/lib/postgresql")
+        .unwrap_or_else(|_| panic!("PostgreSQL is missing: install the Debian package postgresql"))
         .flatten()
         .map(|e| e.path().join("bin"))
         .find(|p| p.join("postgres").is_file())
-        .expect("a PostgreSQL version under /usr/lib/postgresql");
-    dir
+        .expect("a PostgreSQL version under /usr/lib/postgresql")
 }
 
 /// PostgreSQL's idle_session_timeout ends an idle session with a FIN from the backend; the
