@@ -15,10 +15,9 @@ use serde::{Deserialize, Serialize};
 use super::Finding;
 use crate::diag::Diagnostic;
 
-mod date;
 mod load;
 
-pub use date::Date;
+pub use crate::clock::Date;
 pub use load::{load, parse};
 
 /// One checked waiver.
