@@ -16,6 +16,7 @@ pub mod finding;
 pub mod known;
 pub mod load;
 pub mod raw;
+pub mod readable;
 pub mod retrans;
 pub mod rule;
 pub mod symptoms;
