@@ -29,7 +29,7 @@ pub fn run(args: ProfilesArgs) -> anyhow::Result<ExitCode> {
         }
         ProfilesAction::Show { name } => {
             let profile = profiles::load_named(&name, "--profile")?;
-            let yaml = serde_yaml::to_string(&profile).context("serialising the profile")?;
+            let yaml = crate::yaml::to_string(&profile).context("serialising the profile")?;
             super::write_output(None, yaml.as_bytes())?;
         }
     }

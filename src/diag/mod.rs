@@ -137,9 +137,9 @@ impl Diagnostic {
         )
     }
 
-    /// A diagnostic from serde_yaml's error: its position, its message without the position
+    /// A diagnostic from a YAML error: its position, its message without the position
     /// (already in front) and the code of its kind.
-    pub fn from_yaml(file: &str, e: &serde_yaml::Error) -> Self {
+    pub fn from_yaml(file: &str, e: &crate::yaml::Error) -> Self {
         let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         let message = crate::input::parser_message(e)
             // An enum given a list or a mapping: serde_yaml speaks of tags.

@@ -69,7 +69,7 @@ pub fn parse_saved(text: &str, path: &std::path::Path) -> anyhow::Result<Vec<Sna
         };
         typed.map_err(json_err)?
     } else {
-        let yaml_err = |e: serde_yaml::Error| match e.location() {
+        let yaml_err = |e: crate::yaml::Error| match e.location() {
             Some(l) => anyhow::anyhow!(
                 "{shown}:{}:{}: {what}: {}",
                 l.line(),
@@ -78,13 +78,14 @@ pub fn parse_saved(text: &str, path: &std::path::Path) -> anyhow::Result<Vec<Sna
             ),
             None => anyhow::anyhow!("{shown}: {what}: {e}"),
         };
-        let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(yaml_err)?;
+        let value: crate::yaml::Value = crate::yaml::from_str(text).map_err(yaml_err)?;
         if !value.is_mapping() && !value.is_sequence() {
             anyhow::bail!(
                 "{shown}: {what}: expected a mapping with `schema: {SCHEMA_VERSION}` (or a list of them)"
             );
         }
-        let schema_of = |v: &serde_yaml::Value| v.get("schema").and_then(serde_yaml::Value::as_u64);
+        let schema_of =
+            |v: &crate::yaml::Value| v.get("schema").and_then(crate::yaml::Value::as_u64);
         check_schema(
             path,
             match value.as_sequence() {
@@ -93,9 +94,9 @@ pub fn parse_saved(text: &str, path: &std::path::Path) -> anyhow::Result<Vec<Sna
             },
         )?;
         if value.is_sequence() {
-            serde_yaml::from_str::<Vec<Snapshot>>(text).map_err(yaml_err)?
+            crate::yaml::from_str::<Vec<Snapshot>>(text).map_err(yaml_err)?
         } else {
-            vec![serde_yaml::from_str::<Snapshot>(text).map_err(yaml_err)?]
+            vec![crate::yaml::from_str::<Snapshot>(text).map_err(yaml_err)?]
         }
     };
     non_empty(snapshots, path)
@@ -169,10 +170,10 @@ mod tests {
             (serde_json::to_string_pretty(&one).unwrap(), false),
             (serde_json::to_string_pretty(&list).unwrap(), true),
             (serde_json::to_string(&list).unwrap(), true),
-            (serde_yaml::to_string(&one).unwrap(), false),
-            (serde_yaml::to_string(&list).unwrap(), true),
+            (crate::yaml::to_string(&one).unwrap(), false),
+            (crate::yaml::to_string(&list).unwrap(), true),
             (
-                format!("# saved\n---\n{}", serde_yaml::to_string(&list).unwrap()),
+                format!("# saved\n---\n{}", crate::yaml::to_string(&list).unwrap()),
                 true,
             ),
             ("\n\n  [ {\"schema\": 1} ]".to_string(), true),

@@ -243,7 +243,7 @@ pub fn json(report: &AuditReport) -> Vec<u8> {
 
 /// The report as YAML (the same structure as the JSON).
 pub fn yaml(report: &AuditReport) -> Vec<u8> {
-    serde_yaml::to_string(report)
+    crate::yaml::to_string(report)
         .expect("the report serialises")
         .into_bytes()
 }

@@ -40,7 +40,7 @@ pub fn load(path: &Path, rules: &BTreeSet<String>) -> Result<AcceptFile, AcceptE
 
 /// Check the text of an accept file named `file` (for messages).
 pub fn parse(file: &str, text: &str, rules: &BTreeSet<String>) -> Result<AcceptFile, AcceptError> {
-    let raw: RawFile = serde_yaml::from_str::<Option<RawFile>>(text)
+    let raw: RawFile = crate::yaml::from_str::<Option<RawFile>>(text)
         .map_err(|e| AcceptError {
             problems: vec![Diagnostic::from_yaml(file, &e)],
         })?

@@ -87,7 +87,7 @@ impl Catalogue {
         let mut diags = Vec::new();
         let mut causes: Vec<Cause> = Vec::new();
         for (file, text) in files {
-            let raw: RawCause = match serde_yaml::from_str(text) {
+            let raw: RawCause = match crate::yaml::from_str(text) {
                 Ok(raw) => raw,
                 Err(e) => {
                     let mut d = Diagnostic::from_yaml(file, &e);
