@@ -11,7 +11,7 @@ use anyhow::Context;
 
 use crate::cli::{Cli, Command, SourceArgs};
 use crate::host::netns::{self, NetnsRef};
-use crate::host::{CollectOptions, Source, SourceError};
+use crate::host::{CollectError, CollectOptions, Source, SourceError};
 use crate::remedy::faults::Faults;
 
 pub mod apply;
@@ -115,25 +115,17 @@ pub fn resolve_netns(spec: &str) -> anyhow::Result<NetnsRef> {
 /// Name the flag in an error about a value it gave (`--netns`, `--interval`, `--root`,
 /// `--owner-scan bpf` where the kernel's socket iterator cannot be used): the
 /// library says what is wrong with the value, the flag that gave it is the command's to say.
-pub fn name_flag(err: anyhow::Error) -> anyhow::Error {
-    let flag = if let Some(ns) = err.downcast_ref::<netns::NetnsError>() {
-        format!("--netns {}", ns.spec_shown())
-    } else if err
-        .downcast_ref::<crate::host::bpf::Unavailable>()
-        .is_some()
-    {
-        "--owner-scan bpf".to_string()
-    } else if let Some(e) = err.downcast_ref::<SourceError>() {
-        match e {
-            SourceError::Interval(s) => format!("--interval {s}"),
-            SourceError::RootNotADirectory(dir) | SourceError::RootWithoutProc(dir) => {
-                format!("--root {}", dir.display())
-            }
-        }
-    } else {
-        return err;
+pub fn name_flag(err: CollectError) -> anyhow::Error {
+    let flag = match &err {
+        CollectError::Netns(ns) => format!("--netns {}", ns.spec_shown()),
+        CollectError::Iterator(_) => "--owner-scan bpf".to_string(),
+        CollectError::Source(SourceError::Interval(s)) => format!("--interval {s}"),
+        CollectError::Source(
+            SourceError::RootNotADirectory(dir) | SourceError::RootWithoutProc(dir),
+        ) => format!("--root {}", dir.display()),
+        _ => return err.into(),
     };
-    err.context(flag)
+    anyhow::Error::new(err).context(flag)
 }
 
 /// What to collect for the source flags shared by `audit`, `snapshot`, `fix`, ...:
