@@ -5,7 +5,6 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::ExitCode;
 
 use anyhow::Context;
 
@@ -17,6 +16,7 @@ use crate::remedy::faults::Faults;
 pub mod apply;
 pub mod audit;
 pub mod config;
+mod exit;
 pub mod explain;
 pub mod fix;
 pub mod lab;
@@ -31,11 +31,10 @@ pub mod targets;
 pub mod tooling;
 pub mod verify;
 
-/// Exit code 1: findings at or above the threshold, or drift.
-pub const EXIT_FINDINGS: u8 = 1;
+pub use exit::Exit;
 
 /// Run one command.
-pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Audit(args) => audit::run(args),
         Command::Snapshot(args) => snapshot::run(args),

@@ -1,7 +1,7 @@
 //! The `packet-check` command: live capture (here) or the lab (`--lab`).
 
+use super::Exit;
 use std::io::{IsTerminal, Write};
-use std::process::ExitCode;
 
 use crate::cli::{CauseSourceArg, PacketCheckArgs, PacketFormat, TraceReaderArg};
 use crate::host::{CollectOptions, Source};
@@ -11,7 +11,7 @@ use crate::rules::{RuleSet, Selection};
 use crate::trace::ftrace::TraceReader;
 
 /// Run the command.
-pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: PacketCheckArgs) -> anyhow::Result<Exit> {
     if let Some(dir) = &args.tracefs
         && !dir.is_dir()
     {
@@ -79,7 +79,7 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
         PacketFormat::Html => render::render_html(&report),
     };
     super::write_output(args.output.as_deref(), text.as_bytes())?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Clean)
 }
 
 /// Re-read the watched namespace and audit it with the rules loaded once, for the verdicts.

@@ -1,6 +1,6 @@
 //! The `profiles` command: list the built-in profiles, or show one resolved.
 
-use std::process::ExitCode;
+use super::Exit;
 
 use anyhow::Context;
 
@@ -8,7 +8,7 @@ use crate::cli::{ProfilesAction, ProfilesArgs};
 use crate::remedy::profiles;
 
 /// Run the command.
-pub fn run(args: ProfilesArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: ProfilesArgs) -> anyhow::Result<Exit> {
     match args.action {
         ProfilesAction::List => {
             let mut out = String::new();
@@ -33,5 +33,5 @@ pub fn run(args: ProfilesArgs) -> anyhow::Result<ExitCode> {
             super::write_output(None, yaml.as_bytes())?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Clean)
 }

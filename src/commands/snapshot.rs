@@ -1,12 +1,12 @@
 //! The `snapshot` command: collect the host picture and print or save it.
 
-use std::process::ExitCode;
+use super::Exit;
 
 use crate::cli::{DataFormat, SnapshotArgs};
 use crate::host;
 
 /// Run the command.
-pub fn run(args: SnapshotArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: SnapshotArgs) -> anyhow::Result<Exit> {
     let opts = super::collect_options(&args.source);
     let as_list = args.source.netns.as_deref() == Some("all")
         || args
@@ -19,7 +19,7 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<ExitCode> {
         super::write_output_with(args.output.as_deref(), |w| {
             write(w, &snapshots, true, args.format)
         })?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Clean);
     }
     // One snapshot: written as its sockets are read (docs/snapshot.md, "Streaming").
     let format = match args.format {
@@ -50,7 +50,7 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<ExitCode> {
         return Err(super::name_flag(e));
     }
     written?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Clean)
 }
 
 /// Serialise one snapshot (or, for `--netns all`, the list) into `w`, ending with a newline.
