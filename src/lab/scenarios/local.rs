@@ -302,9 +302,12 @@ pub(super) fn write_after_close(ctx: &Ctx) -> Result<Outcome, LabError> {
 
 pub(super) fn tw_recycle(ctx: &Ctx) -> Result<Outcome, LabError> {
     // Whether the kernel has the key, whatever value `--with` gives it.
-    let key =
-        crate::host::sysctl::SysctlKey::parse(TW_RECYCLE, crate::host::sysctl::Scope::NetOnly)?;
-    let on_this_kernel = key.path(std::path::Path::new("/")).exists();
+    use crate::host::sysctl::{self, Scope, SysctlError, SysctlKey};
+    let key = SysctlKey::parse(TW_RECYCLE, Scope::NetOnly)?;
+    let on_this_kernel = !matches!(
+        sysctl::read(std::path::Path::new("/"), &key),
+        Err(SysctlError::Absent { .. })
+    );
     let value = ctx.values.get(TW_RECYCLE).cloned().flatten();
     Ok(Outcome::NotReproducibleOnThisKernel(
         match (on_this_kernel, value) {
