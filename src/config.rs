@@ -65,16 +65,7 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.problems.len();
-        write!(
-            f,
-            "{n} problem{} in the config file:",
-            if n == 1 { "" } else { "s" }
-        )?;
-        for p in &self.problems {
-            write!(f, "\n{p}")?;
-        }
-        Ok(())
+        crate::diag::fmt_problems(f, "the config file", &self.problems)
     }
 }
 

@@ -170,6 +170,21 @@ impl Diagnostic {
     }
 }
 
+/// How every error that collects the problems of input files shows them: `N problem(s) in
+/// WHAT:` and each diagnostic on the lines after it.
+pub fn fmt_problems(
+    f: &mut fmt::Formatter<'_>,
+    what: &str,
+    problems: &[Diagnostic],
+) -> fmt::Result {
+    let n = problems.len();
+    write!(f, "{n} problem{} in {what}:", if n == 1 { "" } else { "s" })?;
+    for p in problems {
+        write!(f, "\n{p}")?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

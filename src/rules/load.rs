@@ -27,16 +27,7 @@ pub struct LoadError {
 
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.diagnostics.len();
-        writeln!(
-            f,
-            "{n} problem{} in rule files:",
-            if n == 1 { "" } else { "s" }
-        )?;
-        for d in &self.diagnostics {
-            writeln!(f, "{d}")?;
-        }
-        Ok(())
+        crate::diag::fmt_problems(f, "rule files", &self.diagnostics)
     }
 }
 

@@ -50,16 +50,7 @@ pub struct AcceptError {
 
 impl fmt::Display for AcceptError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.problems.len();
-        write!(
-            f,
-            "{n} problem{} in the accept file:",
-            if n == 1 { "" } else { "s" }
-        )?;
-        for p in &self.problems {
-            write!(f, "\n{p}")?;
-        }
-        Ok(())
+        crate::diag::fmt_problems(f, "the accept file", &self.problems)
     }
 }
 

@@ -59,16 +59,7 @@ pub struct CausesError {
 
 impl fmt::Display for CausesError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.diagnostics.len();
-        writeln!(
-            f,
-            "{n} problem{} in cause files:",
-            if n == 1 { "" } else { "s" }
-        )?;
-        for d in &self.diagnostics {
-            writeln!(f, "{d}")?;
-        }
-        Ok(())
+        crate::diag::fmt_problems(f, "cause files", &self.diagnostics)
     }
 }
 
