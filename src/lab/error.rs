@@ -1,12 +1,15 @@
-//! Why a lab run could not reach its verdict. The message, with its causes, is the summary of
-//! the scenario's `error` verdict ([`LabError::summary`]).
+//! Why a lab run could not reach its verdict ([`LabError`], and [`NftError`] for the `nft`
+//! program). The message, with its causes, is the summary of the scenario's `error` verdict
+//! ([`LabError::summary`]). Only rtnl.rs's `NetlinkError` lives elsewhere: this file imports
+//! no other file of the lab that imports it.
+
+use std::path::PathBuf;
 
 use crate::host::counters::SampleError;
 use crate::host::netns::EnterError;
 use crate::host::sysctl::SysctlError;
 use crate::trace::capture::CaptureError;
 
-use super::nft::NftError;
 use super::rtnl::NetlinkError;
 
 /// What stopped a scenario, or the lab.
@@ -75,6 +78,37 @@ pub enum LabError {
     /// The lab was stopped; what it built is gone.
     #[error("interrupted; the lab's namespaces and trace instance are gone")]
     Stopped,
+}
+
+/// Why `nft` could not be found, run, or understood.
+#[derive(Debug, thiserror::Error)]
+pub enum NftError {
+    #[error(
+        "the lab needs the `nft` program (nftables) in {} for its middlebox and path-cut \
+         scenarios; install it with `apt-get install nftables` (Debian/Ubuntu) or `dnf install \
+         nftables`",
+        dirs.join(", ")
+    )]
+    NotFound { dirs: &'static [&'static str] },
+    #[error("starting {}", program.display())]
+    Start {
+        program: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("nft stdin")]
+    NoStdin,
+    #[error("writing the ruleset to nft")]
+    Feed(#[source] std::io::Error),
+    #[error("waiting for nft")]
+    Wait(#[source] std::io::Error),
+    #[error("nft {args} in the lab's {role} namespace failed: {stderr}")]
+    Failed {
+        args: String,
+        role: &'static str,
+        stderr: String,
+    },
+    #[error("reading `nft -j list table` output")]
+    Output(#[source] serde_json::Error),
 }
 
 impl LabError {

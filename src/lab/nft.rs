@@ -10,38 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::LabError;
+pub use super::error::NftError;
 use super::netns::LabNs;
-
-/// Why `nft` could not be found, run, or understood.
-#[derive(Debug, thiserror::Error)]
-pub enum NftError {
-    #[error(
-        "the lab needs the `nft` program (nftables) in {} for its middlebox and path-cut \
-         scenarios; install it with `apt-get install nftables` (Debian/Ubuntu) or `dnf install \
-         nftables`",
-        TRUSTED_DIRS.join(", ")
-    )]
-    NotFound,
-    #[error("starting {}", program.display())]
-    Start {
-        program: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("nft stdin")]
-    NoStdin,
-    #[error("writing the ruleset to nft")]
-    Feed(#[source] std::io::Error),
-    #[error("waiting for nft")]
-    Wait(#[source] std::io::Error),
-    #[error("nft {args} in the lab's {role} namespace failed: {stderr}")]
-    Failed {
-        args: String,
-        role: &'static str,
-        stderr: String,
-    },
-    #[error("reading `nft -j list table` output")]
-    Output(#[source] serde_json::Error),
-}
 
 /// Where `nft` is, or a message saying how to install it. Only the system's own directories
 /// are searched, and only a program that root owns and no one else may change is run: the lab
@@ -54,7 +24,9 @@ pub fn find() -> Result<PathBuf, NftError> {
             return Ok(candidate);
         }
     }
-    Err(NftError::NotFound)
+    Err(NftError::NotFound {
+        dirs: &TRUSTED_DIRS,
+    })
 }
 
 /// Where distributions install nft (the last one is NixOS's system profile).
