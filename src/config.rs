@@ -35,7 +35,7 @@ struct RawConfig {
     #[serde(default)]
     skip: Vec<String>,
     #[serde(default)]
-    params: BTreeMap<String, serde_yaml::Value>,
+    params: BTreeMap<String, crate::yaml::Value>,
 }
 
 /// A checked config file. `None` / empty: the file does not set it.
@@ -65,16 +65,7 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.problems.len();
-        write!(
-            f,
-            "{n} problem{} in the config file:",
-            if n == 1 { "" } else { "s" }
-        )?;
-        for p in &self.problems {
-            write!(f, "\n{p}")?;
-        }
-        Ok(())
+        crate::diag::fmt_problems(f, "the config file", &self.problems)
     }
 }
 
@@ -90,7 +81,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Check the text of a config file named `file`, whose relative paths are relative to `dir`.
 pub fn parse(file: &str, text: &str, dir: &Path) -> Result<Config, ConfigError> {
-    let raw: RawConfig = match serde_yaml::from_str::<Option<RawConfig>>(text) {
+    let raw: RawConfig = match crate::yaml::from_str::<Option<RawConfig>>(text) {
         Ok(Some(raw)) => raw,
         Ok(None) => {
             return Ok(Config {
@@ -195,7 +186,7 @@ pub fn parse(file: &str, text: &str, dir: &Path) -> Result<Config, ConfigError> 
             .max(params_at);
         positions.insert(format!("param:{name}"), pos);
         let number = match value {
-            serde_yaml::Value::Number(n) => n.as_f64().filter(|v| v.is_finite()),
+            crate::yaml::Value::Number(n) => n.as_f64().filter(|v| v.is_finite()),
             _ => None,
         };
         match number {
@@ -227,9 +218,9 @@ pub fn parse(file: &str, text: &str, dir: &Path) -> Result<Config, ConfigError> 
     }
 }
 
-fn number_text(v: &serde_yaml::Value) -> String {
+fn number_text(v: &crate::yaml::Value) -> String {
     match v {
-        serde_yaml::Value::Number(n) => n.to_string(),
+        crate::yaml::Value::Number(n) => n.to_string(),
         _ => String::new(),
     }
 }

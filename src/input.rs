@@ -338,7 +338,7 @@ mod tests {
     #[test]
     fn parser_messages_are_short_and_speak_of_the_users_file() {
         let passwd = "root:x:0:0:root:/root:/bin/bash daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin bin:x:2:2";
-        let e = serde_yaml::from_str::<std::collections::BTreeMap<String, u32>>(&format!(
+        let e = crate::yaml::from_str::<std::collections::BTreeMap<String, u32>>(&format!(
             "\"{passwd}\""
         ))
         .unwrap_err();
@@ -466,7 +466,7 @@ mod tests {
         assert!(looks_like_json(&json_text));
         assert_eq!(json(&json_text), Ok(()));
         assert_eq!(yaml(&json_text), Ok(()));
-        let yaml_text = serde_yaml::to_string(&names).unwrap();
+        let yaml_text = crate::yaml::to_string(&names).unwrap();
         assert!(!looks_like_json(&yaml_text));
         assert_eq!(yaml(&yaml_text), Ok(()));
         // JSON: an escaped quote does not end a string; an escaped backslash does not escape.

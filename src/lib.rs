@@ -36,3 +36,4 @@ pub mod rules;
 pub mod stop;
 pub mod trace;
 pub mod watch;
+pub mod yaml;

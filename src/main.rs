@@ -1,8 +1,8 @@
 //! The rstaudit binary: parse arguments, dispatch, map errors to exit codes.
 //!
-//! Exit codes (DESIGN.md): 0 = ran, nothing at or above the threshold;
-//! 1 = findings at or above --fail-on, or drift; 2 = could not run.
-//! A closed standard output (`rstaudit audit | head`) exits 0.
+//! Exit codes (DESIGN.md, [`commands::Exit`], which alone turns them into numbers):
+//! 0 = ran, nothing at or above the threshold; 1 = findings at or above --fail-on, or
+//! drift; 2 = could not run. A closed standard output (`rstaudit audit | head`) exits 0.
 
 use std::process::ExitCode;
 
@@ -13,22 +13,22 @@ mod commands;
 
 // The library's layers, named at the root of the binary so the command layer reaches them
 // as `crate::rules`, `crate::host`, ...; the library cannot reach back into the commands.
-use rstaudit::{clock, host, lab, live, output, remedy, report, rules, stop, trace};
+use rstaudit::{clock, host, lab, live, output, remedy, report, rules, stop, trace, yaml};
 
 use cli::Cli;
+use commands::Exit;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match commands::dispatch(cli) {
-        Ok(code) => code,
+    let exit = match commands::dispatch(cli) {
+        Ok(exit) => exit,
+        Err(err) if is_broken_pipe(&err) => Exit::Clean,
         Err(err) => {
-            if is_broken_pipe(&err) {
-                return ExitCode::SUCCESS;
-            }
             eprintln!("rstaudit: error: {err:#}");
-            ExitCode::from(2)
+            Exit::CouldNotRun
         }
-    }
+    };
+    exit.into()
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         parse_saved(&json, Path::new("back.json")).expect("JSON back"),
         snaps
     );
-    let yaml = serde_yaml::to_string(&snaps).expect("serialise");
+    let yaml = rstaudit::yaml::to_string(&snaps).expect("serialise");
     assert_eq!(
         parse_saved(&yaml, Path::new("back.yaml")).expect("YAML back"),
         snaps

@@ -1,7 +1,7 @@
 //! The `apply` command: turn the flags into an apply request (`remedy::apply`), show the
 //! diff, then run it; one namespace or several, one path.
 
-use std::process::ExitCode;
+use super::Exit;
 
 use anyhow::Context;
 
@@ -13,7 +13,7 @@ use crate::remedy::{self, profiles};
 use crate::report::apply as show;
 
 /// Run the command.
-pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
     let planned = apply::plan(request(&args)?)?;
     let table = args.format == DiffFormat::Table;
     if table {
@@ -42,7 +42,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         } else {
             write_json(&planned, true, None)?;
         }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Clean);
     }
     let result = match planned.execute() {
         Ok(outcome) => Ok(outcome),
@@ -61,7 +61,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         write_json(&planned, false, Some(&result))?;
     }
     match result {
-        Ok(_) => Ok(ExitCode::SUCCESS),
+        Ok(_) => Ok(Exit::Clean),
         Err(failure) if planned.request.several => Err(anyhow::Error::new(failure).context(
             format!("applying {} in {}", planned.request.what, place(&planned)),
         )),

@@ -1,7 +1,7 @@
 //! The `audit` command: collect, evaluate, render, and exit 0/1/2.
 
+use super::Exit;
 use std::io::IsTerminal;
-use std::process::ExitCode;
 
 use anyhow::Context;
 
@@ -10,7 +10,7 @@ use crate::report::{self, AuditReport};
 use crate::rules::{self, Selection, Threshold};
 
 /// Run the command.
-pub fn run(mut args: AuditArgs) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: AuditArgs) -> anyhow::Result<Exit> {
     let config = super::config::merge(&mut args)?;
     let mut selection = selection(&args.select)?;
     let set = super::load_rules(selection.extra_dir.as_deref())?;
@@ -57,9 +57,9 @@ pub fn run(mut args: AuditArgs) -> anyhow::Result<ExitCode> {
     };
     super::write_output(args.output.as_deref(), &bytes)?;
     Ok(if report.summary.failed {
-        ExitCode::from(super::EXIT_FINDINGS)
+        Exit::Findings
     } else {
-        ExitCode::SUCCESS
+        Exit::Clean
     })
 }
 

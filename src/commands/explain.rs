@@ -3,7 +3,7 @@
 //! and the application-side advice. Exit 0 when a cause matched, 1 when none did, 2 when
 //! it could not run (empty text, broken rule or cause files).
 
-use std::process::ExitCode;
+use super::Exit;
 
 use anyhow::Context;
 
@@ -11,7 +11,7 @@ use crate::cli::{DiffFormat, ExplainArgs};
 use crate::rules::symptoms::{self, Catalogue, Explanation};
 
 /// Run the command.
-pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: ExplainArgs) -> anyhow::Result<Exit> {
     let text = if args.text == ["-"] {
         read_stdin()?
     } else {
@@ -68,10 +68,10 @@ pub fn look_up(
 }
 
 /// 0 when a cause matched, 1 when none did.
-pub fn exit_code(answer: &Explanation) -> ExitCode {
+pub fn exit_code(answer: &Explanation) -> Exit {
     if answer.causes.is_empty() {
-        ExitCode::from(super::EXIT_FINDINGS)
+        Exit::Findings
     } else {
-        ExitCode::SUCCESS
+        Exit::Clean
     }
 }

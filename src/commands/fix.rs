@@ -2,7 +2,7 @@
 //! fragment, a shell script or Ansible tasks. `apply --fixes` uses the same
 //! fixes ([`desired_from_fixes`]).
 
-use std::process::ExitCode;
+use super::Exit;
 
 use crate::cli::{Emit, FixArgs, RuleSelectArgs, SourceArgs};
 use crate::host::sysctl::{Scope, SysctlKey};
@@ -53,7 +53,7 @@ pub fn desired_from_fixes(set: &[String], netns: Option<&str>) -> anyhow::Result
 }
 
 /// Run the command.
-pub fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: FixArgs) -> anyhow::Result<Exit> {
     let findings = todays_findings(&args.select, &args.source)?;
     let fixes = FixSet::from_findings(&findings)?;
     for l in &fixes.sysctls {
@@ -66,5 +66,5 @@ pub fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
         Emit::Ansible => render::emit_ansible(&fixes)?,
     };
     super::write_output(args.output.as_deref(), text.as_bytes())?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Clean)
 }

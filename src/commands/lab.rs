@@ -2,9 +2,9 @@
 //! named, or those of today's findings, which needs an audit of this host), run them in the
 //! lab and map the verdicts to an exit code.
 
+use super::Exit;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::ExitCode;
 
 use anyhow::Context;
 
@@ -15,7 +15,7 @@ use crate::lab::{self, Job, LabReport, Verdict};
 use crate::rules::RuleSet;
 
 /// `rstaudit packet-check --lab`.
-pub fn run(args: PacketCheckArgs, set: &RuleSet) -> anyhow::Result<ExitCode> {
+pub fn run(args: PacketCheckArgs, set: &RuleSet) -> anyhow::Result<Exit> {
     if !matches!(args.format, PacketFormat::Table | PacketFormat::Json) {
         anyhow::bail!("--lab writes --format table or json");
     }
@@ -52,14 +52,14 @@ pub fn run(args: PacketCheckArgs, set: &RuleSet) -> anyhow::Result<ExitCode> {
 }
 
 /// 2 when a scenario could not run, 1 when a fix did not help, else 0.
-pub fn exit_code(report: &LabReport) -> ExitCode {
+pub fn exit_code(report: &LabReport) -> Exit {
     let has = |v: Verdict| report.scenarios.iter().any(|s| s.verdict == v);
     if has(Verdict::Error) {
-        ExitCode::from(2)
+        Exit::CouldNotRun
     } else if has(Verdict::ReproducedButFixDidNotHelp) {
-        ExitCode::from(super::EXIT_FINDINGS)
+        Exit::Findings
     } else {
-        ExitCode::SUCCESS
+        Exit::Clean
     }
 }
 
@@ -288,7 +288,7 @@ mod tests {
                 seconds: 1.0,
             }],
         };
-        assert_eq!(exit_code(&report), ExitCode::from(1));
+        assert_eq!(exit_code(&report), Exit::Findings);
         let table = crate::report::lab::render_table(&report);
         assert!(table.contains("REPRODUCED BUT THE FIX DID NOT HELP"));
         assert!(table.contains(

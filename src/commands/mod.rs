@@ -5,18 +5,18 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::ExitCode;
 
 use anyhow::Context;
 
 use crate::cli::{Cli, Command, SourceArgs};
 use crate::host::netns::{self, NetnsRef};
-use crate::host::{CollectOptions, Source, SourceError};
+use crate::host::{CollectError, CollectOptions, Source, SourceError};
 use crate::remedy::faults::Faults;
 
 pub mod apply;
 pub mod audit;
 pub mod config;
+mod exit;
 pub mod explain;
 pub mod fix;
 pub mod lab;
@@ -31,11 +31,10 @@ pub mod targets;
 pub mod tooling;
 pub mod verify;
 
-/// Exit code 1: findings at or above the threshold, or drift.
-pub const EXIT_FINDINGS: u8 = 1;
+pub use exit::Exit;
 
 /// Run one command.
-pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Audit(args) => audit::run(args),
         Command::Snapshot(args) => snapshot::run(args),
@@ -115,25 +114,17 @@ pub fn resolve_netns(spec: &str) -> anyhow::Result<NetnsRef> {
 /// Name the flag in an error about a value it gave (`--netns`, `--interval`, `--root`,
 /// `--owner-scan bpf` where the kernel's socket iterator cannot be used): the
 /// library says what is wrong with the value, the flag that gave it is the command's to say.
-pub fn name_flag(err: anyhow::Error) -> anyhow::Error {
-    let flag = if let Some(ns) = err.downcast_ref::<netns::NetnsError>() {
-        format!("--netns {}", ns.spec_shown())
-    } else if err
-        .downcast_ref::<crate::host::bpf::Unavailable>()
-        .is_some()
-    {
-        "--owner-scan bpf".to_string()
-    } else if let Some(e) = err.downcast_ref::<SourceError>() {
-        match e {
-            SourceError::Interval(s) => format!("--interval {s}"),
-            SourceError::RootNotADirectory(dir) | SourceError::RootWithoutProc(dir) => {
-                format!("--root {}", dir.display())
-            }
-        }
-    } else {
-        return err;
+pub fn name_flag(err: CollectError) -> anyhow::Error {
+    let flag = match &err {
+        CollectError::Netns(ns) => format!("--netns {}", ns.spec_shown()),
+        CollectError::Iterator(_) => "--owner-scan bpf".to_string(),
+        CollectError::Source(SourceError::Interval(s)) => format!("--interval {s}"),
+        CollectError::Source(
+            SourceError::RootNotADirectory(dir) | SourceError::RootWithoutProc(dir),
+        ) => format!("--root {}", dir.display()),
+        _ => return err.into(),
     };
-    err.context(flag)
+    anyhow::Error::new(err).context(flag)
 }
 
 /// What to collect for the source flags shared by `audit`, `snapshot`, `fix`, ...:

@@ -1,7 +1,7 @@
 //! The `packet-check` command: live capture (here) or the lab (`--lab`).
 
+use super::Exit;
 use std::io::{IsTerminal, Write};
-use std::process::ExitCode;
 
 use crate::cli::{CauseSourceArg, PacketCheckArgs, PacketFormat, TraceReaderArg};
 use crate::host::{CollectOptions, Source};
@@ -11,7 +11,7 @@ use crate::rules::{RuleSet, Selection};
 use crate::trace::ftrace::TraceReader;
 
 /// Run the command.
-pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: PacketCheckArgs) -> anyhow::Result<Exit> {
     if let Some(dir) = &args.tracefs
         && !dir.is_dir()
     {
@@ -60,10 +60,15 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
         &mut terminal,
     )
     .map_err(|e| {
-        let flag = match e.downcast_ref::<live::LiveError>() {
-            Some(live::LiveError::Duration(d)) => format!("--duration {d}"),
-            Some(live::LiveError::IdleTimeout(v)) => format!("--set idle_timeout={v}"),
-            None => return super::name_flag(e),
+        // live::run answers with anyhow: the typed errors a flag gave are looked for in it.
+        let flag = match (
+            e.downcast_ref::<live::LiveError>(),
+            e.downcast_ref::<crate::host::netns::NetnsError>(),
+        ) {
+            (Some(live::LiveError::Duration(d)), _) => format!("--duration {d}"),
+            (Some(live::LiveError::IdleTimeout(v)), _) => format!("--set idle_timeout={v}"),
+            (None, Some(ns)) => format!("--netns {}", ns.spec_shown()),
+            (None, None) => return e,
         };
         e.context(flag)
     })?;
@@ -74,7 +79,7 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<ExitCode> {
         PacketFormat::Html => render::render_html(&report),
     };
     super::write_output(args.output.as_deref(), text.as_bytes())?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Clean)
 }
 
 /// Re-read the watched namespace and audit it with the rules loaded once, for the verdicts.
@@ -96,7 +101,9 @@ fn refresh(netns: Option<String>, set: RuleSet, params: Vec<(String, String)>) -
             .into_iter()
             .next()
             .ok_or_else(|| anyhow::anyhow!("the namespace gave no snapshot"))?;
-        let audit = crate::rules::run(&set, &selection, &snap).map(|o| o.findings);
+        let audit = crate::rules::run(&set, &selection, &snap)
+            .map(|o| o.findings)
+            .map_err(anyhow::Error::from);
         Ok((snap, audit))
     })
 }

@@ -1,6 +1,6 @@
 //! The `profiles` command: list the built-in profiles, or show one resolved.
 
-use std::process::ExitCode;
+use super::Exit;
 
 use anyhow::Context;
 
@@ -8,7 +8,7 @@ use crate::cli::{ProfilesAction, ProfilesArgs};
 use crate::remedy::profiles;
 
 /// Run the command.
-pub fn run(args: ProfilesArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: ProfilesArgs) -> anyhow::Result<Exit> {
     match args.action {
         ProfilesAction::List => {
             let mut out = String::new();
@@ -29,9 +29,9 @@ pub fn run(args: ProfilesArgs) -> anyhow::Result<ExitCode> {
         }
         ProfilesAction::Show { name } => {
             let profile = profiles::load_named(&name, "--profile")?;
-            let yaml = serde_yaml::to_string(&profile).context("serialising the profile")?;
+            let yaml = crate::yaml::to_string(&profile).context("serialising the profile")?;
             super::write_output(None, yaml.as_bytes())?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Clean)
 }

@@ -5,9 +5,9 @@
 //! The files are read and parsed on a few threads (each keeps only the fields the fleet
 //! view needs, never the whole file); building and rendering is `report::fleet`.
 
+use super::Exit;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::Context;
 
@@ -18,7 +18,7 @@ use crate::report::fleet::{self, FleetOptions, HostInput, ReadError, build::Pars
 const MAX_AUDIT_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Run the command.
-pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: ReportArgs) -> anyhow::Result<Exit> {
     let files = list_files(&args.paths)?;
     if files.is_empty() {
         anyhow::bail!(
@@ -44,12 +44,12 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
             "rstaudit: error: none of the {} file(s) holds a usable audit (listed under Failed)",
             report.summary.failed
         );
-        return Ok(ExitCode::from(2));
+        return Ok(Exit::CouldNotRun);
     }
     Ok(if report.summary.failing {
-        ExitCode::from(super::EXIT_FINDINGS)
+        Exit::Findings
     } else {
-        ExitCode::SUCCESS
+        Exit::Clean
     })
 }
 

@@ -3,14 +3,14 @@
 //! rollback file per namespace, all of one group: `rollback` without FILE restores every
 //! namespace of the group.
 
-use std::process::ExitCode;
+use super::Exit;
 
 use crate::cli::RollbackArgs;
 use crate::remedy::rollback::{self, Request, RollbackError};
 use crate::report::rollback as show;
 
 /// Run the command.
-pub fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: RollbackArgs) -> anyhow::Result<Exit> {
     let request = Request {
         state_dir: args.state_dir.clone(),
         file: args.file.clone(),
@@ -32,7 +32,7 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
     }
     if args.dry_run {
         super::write_output(None, b"Dry run: nothing was written.\n")?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Clean);
     }
     let done = planned.execute();
     let mut out = String::new();
@@ -44,7 +44,7 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<ExitCode> {
     }
     super::write_output(None, out.as_bytes())?;
     match done.error {
-        None => Ok(ExitCode::SUCCESS),
+        None => Ok(Exit::Clean),
         Some(e) => Err(e.into()),
     }
 }

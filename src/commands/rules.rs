@@ -1,13 +1,13 @@
 //! The `rules` command: list, explain, lint, doc.
 
+use super::Exit;
 use std::fmt::Write;
-use std::process::ExitCode;
 
 use crate::cli::{RulesAction, RulesArgs};
 use crate::rules::{doc, load};
 
 /// Run the command.
-pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: RulesArgs) -> anyhow::Result<Exit> {
     let text = match args.action {
         RulesAction::List { rules } => {
             let set = super::load_rules(rules.as_deref())?;
@@ -68,5 +68,5 @@ pub fn run(args: RulesArgs) -> anyhow::Result<ExitCode> {
         RulesAction::Doc => doc::reference(&load::builtin()?),
     };
     super::write_output(None, text.as_bytes())?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Clean)
 }

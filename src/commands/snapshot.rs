@@ -1,12 +1,12 @@
 //! The `snapshot` command: collect the host picture and print or save it.
 
-use std::process::ExitCode;
+use super::Exit;
 
 use crate::cli::{DataFormat, SnapshotArgs};
 use crate::host;
 
 /// Run the command.
-pub fn run(args: SnapshotArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: SnapshotArgs) -> anyhow::Result<Exit> {
     let opts = super::collect_options(&args.source);
     let as_list = args.source.netns.as_deref() == Some("all")
         || args
@@ -19,7 +19,7 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<ExitCode> {
         super::write_output_with(args.output.as_deref(), |w| {
             write(w, &snapshots, true, args.format)
         })?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Clean);
     }
     // One snapshot: written as its sockets are read (docs/snapshot.md, "Streaming").
     let format = match args.format {
@@ -50,7 +50,7 @@ pub fn run(args: SnapshotArgs) -> anyhow::Result<ExitCode> {
         return Err(super::name_flag(e));
     }
     written?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Clean)
 }
 
 /// Serialise one snapshot (or, for `--netns all`, the list) into `w`, ending with a newline.
@@ -64,40 +64,11 @@ pub fn write(
     match (format, one) {
         (DataFormat::Json, Some(one)) => serde_json::to_writer_pretty(&mut *w, one)?,
         (DataFormat::Json, None) => serde_json::to_writer_pretty(&mut *w, snapshots)?,
-        (DataFormat::Yaml, Some(one)) => yaml_to(w, one)?,
-        (DataFormat::Yaml, None) => yaml_to(w, snapshots)?,
+        (DataFormat::Yaml, Some(one)) => crate::yaml::to_writer(w, one)?,
+        (DataFormat::Yaml, None) => crate::yaml::to_writer(w, snapshots)?,
     }
     if format == DataFormat::Json {
         w.write_all(b"\n")?;
     }
     Ok(())
-}
-
-/// serde_yaml hides a failed write inside its own error: keep the write's error, so that a
-/// closed pipe (`rstaudit snapshot --format yaml | head`) is still seen as one.
-fn yaml_to<T: serde::Serialize + ?Sized>(
-    w: &mut dyn std::io::Write,
-    value: &T,
-) -> std::io::Result<()> {
-    struct Keep<'a> {
-        w: &'a mut dyn std::io::Write,
-        failed: Option<std::io::Error>,
-    }
-    impl std::io::Write for Keep<'_> {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.w.write(buf).inspect_err(|e| {
-                self.failed
-                    .get_or_insert_with(|| std::io::Error::new(e.kind(), e.to_string()));
-            })
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            self.w.flush()
-        }
-    }
-    let mut keep = Keep { w, failed: None };
-    serde_yaml::to_writer(&mut keep, value).map_err(|e| {
-        keep.failed
-            .take()
-            .unwrap_or_else(|| std::io::Error::other(e))
-    })
 }

@@ -4,8 +4,8 @@
 //! The generators are pure functions returning bytes; the commands only
 //! write them out. Packaging (docs/install.md) calls the same commands.
 
+use super::Exit;
 use std::path::Path;
-use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{CommandFactory, ValueEnum};
@@ -13,7 +13,7 @@ use clap::{CommandFactory, ValueEnum};
 use crate::cli::{Cli, CompletionShell};
 
 /// Print a completion script for SHELL, or write the scripts of every shell into DIR.
-pub fn completions(shell: Option<CompletionShell>, dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub fn completions(shell: Option<CompletionShell>, dir: Option<&Path>) -> anyhow::Result<Exit> {
     match (shell, dir) {
         (Some(shell), None) => super::write_output(None, &completion_script(shell))?,
         (_, Some(dir)) => {
@@ -25,11 +25,11 @@ pub fn completions(shell: Option<CompletionShell>, dir: Option<&Path>) -> anyhow
         }
         (None, None) => anyhow::bail!("name a shell (bash, zsh, fish) or --dir DIR"),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Clean)
 }
 
 /// Print the main man page, or write every page into DIR.
-pub fn man(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub fn man(dir: Option<&Path>) -> anyhow::Result<Exit> {
     match dir {
         None => super::write_output(None, &man_page()?)?,
         Some(dir) => {
@@ -39,7 +39,7 @@ pub fn man(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Clean)
 }
 
 /// The completion script for one shell.

@@ -4,7 +4,7 @@
 //! file keeps (a reboot would undo them): a warning by default, drift when
 //! `--persist FILE` names the file that should hold them.
 
-use std::process::ExitCode;
+use super::Exit;
 
 use anyhow::Context;
 
@@ -15,7 +15,7 @@ use crate::remedy::{self, profiles};
 use crate::report::verify as show;
 
 /// Run the command.
-pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
     let profile = profiles::load_named(&args.profile, "--profile")?;
     let desired = remedy::desired_from_profile(&profile);
     let targets = super::targets::targets(args.netns.as_deref(), args.netns_scope.as_deref())?;
@@ -39,8 +39,8 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     };
     super::write_output(None, &bytes)?;
     Ok(if verified.ok() {
-        ExitCode::SUCCESS
+        Exit::Clean
     } else {
-        ExitCode::from(super::EXIT_FINDINGS)
+        Exit::Findings
     })
 }

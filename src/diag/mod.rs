@@ -137,9 +137,9 @@ impl Diagnostic {
         )
     }
 
-    /// A diagnostic from serde_yaml's error: its position, its message without the position
+    /// A diagnostic from a YAML error: its position, its message without the position
     /// (already in front) and the code of its kind.
-    pub fn from_yaml(file: &str, e: &serde_yaml::Error) -> Self {
+    pub fn from_yaml(file: &str, e: &crate::yaml::Error) -> Self {
         let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         let message = crate::input::parser_message(e)
             // An enum given a list or a mapping: serde_yaml speaks of tags.
@@ -168,6 +168,21 @@ impl Diagnostic {
             hint: String::new(),
         }
     }
+}
+
+/// How every error that collects the problems of input files shows them: `N problem(s) in
+/// WHAT:` and each diagnostic on the lines after it.
+pub fn fmt_problems(
+    f: &mut fmt::Formatter<'_>,
+    what: &str,
+    problems: &[Diagnostic],
+) -> fmt::Result {
+    let n = problems.len();
+    write!(f, "{n} problem{} in {what}:", if n == 1 { "" } else { "s" })?;
+    for p in problems {
+        write!(f, "\n{p}")?;
+    }
+    Ok(())
 }
 
 impl fmt::Display for Diagnostic {

@@ -35,7 +35,7 @@ pub struct CollectOptions {
 ///
 /// Facts that cannot be read become notes; an error means nothing useful could be
 /// collected (unreadable or malformed input, a namespace that cannot be entered).
-pub fn collect(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
+pub fn collect(opts: &CollectOptions) -> Result<Vec<Snapshot>, CollectError> {
     let collected = collect_into(opts, &mut |_: &Snapshot| Vec::new())?;
     Ok(collected
         .into_iter()
@@ -58,22 +58,18 @@ pub fn collect(opts: &CollectOptions) -> anyhow::Result<Vec<Snapshot>> {
 pub fn collect_into<S: SocketSink + Send>(
     opts: &CollectOptions,
     make: &mut (dyn FnMut(&Snapshot) -> S + Send),
-) -> anyhow::Result<Vec<(Snapshot, S)>> {
+) -> Result<Vec<(Snapshot, S)>, CollectError> {
     match &opts.source {
         // The command line refuses these combinations before they get here.
         Source::File(path) => {
             if opts.interval.is_some() {
-                anyhow::bail!(
-                    "a sampling interval needs the live host; a saved snapshot holds the samples it was taken with"
-                );
+                return Err(SourceError::IntervalOfSaved.into());
             }
             Ok(load(path)?.into_iter().map(|s| feed(s, make)).collect())
         }
         Source::Root(dir) => {
             if opts.interval.is_some() || opts.netns.is_some() {
-                anyhow::bail!(
-                    "a sampling interval or a namespace needs the live host, not a copied tree"
-                );
+                return Err(SourceError::LiveOnlyInTree.into());
             }
             Ok(vec![feed(collect_root(dir, opts)?, make)])
         }
@@ -104,6 +100,34 @@ pub enum SourceError {
         "holds neither proc/sys/net nor proc/net; give the directory that contains the copied proc/"
     )]
     RootWithoutProc(std::path::PathBuf),
+    #[error(
+        "a sampling interval needs the live host; a saved snapshot holds the samples it was taken with"
+    )]
+    IntervalOfSaved,
+    #[error("a sampling interval or a namespace needs the live host, not a copied tree")]
+    LiveOnlyInTree,
+}
+
+/// Why nothing useful could be collected. The variants the command layer names a flag on
+/// are [`CollectError::Source`] (`--interval`, `--root`), [`CollectError::Netns`]
+/// (`--netns`) and [`CollectError::Iterator`] (`--owner-scan bpf`).
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Saved(#[from] SavedError),
+    #[error(transparent)]
+    Netns(#[from] netns::NetnsError),
+    #[error(transparent)]
+    Enter(#[from] netns::EnterError),
+    #[error(transparent)]
+    Read(#[from] files::ParseError),
+    /// The kernel's socket iterator was asked for and cannot be used.
+    #[error("the kernel's socket iterator cannot be used here")]
+    Iterator(#[source] bpf::Unavailable),
+    #[error("the socket owner scan panicked")]
+    OwnerScanPanicked,
 }
 
 fn check_interval(interval: Option<f64>) -> Result<Option<std::time::Duration>, SourceError> {
@@ -116,7 +140,7 @@ fn check_interval(interval: Option<f64>) -> Result<Option<std::time::Duration>, 
     }
 }
 
-fn collect_root(dir: &std::path::Path, opts: &CollectOptions) -> anyhow::Result<Snapshot> {
+fn collect_root(dir: &std::path::Path, opts: &CollectOptions) -> Result<Snapshot, CollectError> {
     use files::Place;
     if !dir.is_dir() {
         return Err(SourceError::RootNotADirectory(dir.to_path_buf()).into());
@@ -201,8 +225,7 @@ struct Target {
 fn in_target<T: Send>(
     target: &Target,
     work: impl FnOnce() -> T + Send,
-) -> anyhow::Result<Option<T>> {
-    use anyhow::Context;
+) -> Result<Option<T>, netns::EnterError> {
     use std::os::unix::fs::MetadataExt;
     let Some(path) = &target.path else {
         return Ok(Some(work()));
@@ -212,20 +235,21 @@ fn in_target<T: Send>(
     let file = match netns::open(path) {
         Ok(file) => file,
         Err(_) if target.optional => return Ok(None),
-        Err(e) => {
-            return Err(e).with_context(|| format!("opening network namespace {}", path.display()));
+        Err(error) => {
+            return Err(netns::EnterError::Open {
+                path: path.clone(),
+                error,
+            });
         }
     };
     let kind = netns::check_net_ns(&file);
     if target.optional && (file.metadata().map(|m| m.ino()).ok() != target.inode || kind.is_err()) {
         return Ok(None);
     }
-    kind.map_err(|why| {
-        anyhow::anyhow!(
-            "network namespace {}: {} is not a network namespace file ({why})",
-            target.name,
-            path.display()
-        )
+    kind.map_err(|why| netns::EnterError::NotNetns {
+        name: target.name.clone(),
+        path: path.clone(),
+        why,
     })?;
     Ok(Some(netns::run_in_file(&file, &target.name, work)?))
 }
@@ -234,7 +258,7 @@ fn in_target<T: Send>(
 pub const GONE_NETNS: &str =
     "went away while rstaudit ran (its last process exited, or its name was deleted): not read";
 
-fn targets(spec: Option<&str>, notes: &mut Vec<Note>) -> anyhow::Result<Vec<Target>> {
+fn targets(spec: Option<&str>, notes: &mut Vec<Note>) -> Result<Vec<Target>, netns::NetnsError> {
     match spec {
         None => Ok(vec![Target {
             name: netns::own_name(netns::current_inode().ok()),
@@ -280,11 +304,9 @@ enum Flow<'scope> {
 }
 
 impl Flow<'_> {
-    fn decide(&mut self) -> anyhow::Result<()> {
+    fn decide(&mut self) -> Result<(), CollectError> {
         *self = match std::mem::replace(self, Flow::Table(None)) {
-            Flow::Waiting(scan) => match scan.ready().map_err(|why| {
-                anyhow::Error::new(why).context("the kernel's socket iterator cannot be used here")
-            })? {
+            Flow::Waiting(scan) => match scan.ready().map_err(CollectError::Iterator)? {
                 held::Ready::Join(joiner) => Flow::Stream(Some(joiner)),
                 held::Ready::Table(scan) => Flow::Table(Some(scan)),
             },
@@ -414,7 +436,7 @@ fn collect_here<S: SocketSink + Send>(
     make: &mut (dyn FnMut(&Snapshot) -> S + Send),
     missed: &mut Vec<(usize, Socket)>,
     ns: usize,
-) -> anyhow::Result<(Snapshot, Option<S>)> {
+) -> Result<(Snapshot, Option<S>), CollectError> {
     use files::Place;
     let mut notes = Vec::new();
     let taken_at_ms = crate::clock::now_ms();
@@ -467,13 +489,13 @@ fn collect_here<S: SocketSink + Send>(
 fn collect_live<S: SocketSink + Send>(
     opts: &CollectOptions,
     make: &mut (dyn FnMut(&Snapshot) -> S + Send),
-) -> anyhow::Result<Vec<(Snapshot, S)>> {
+) -> Result<Vec<(Snapshot, S)>, CollectError> {
     let interval = check_interval(opts.interval)?;
     let mut listing_notes = Vec::new();
     let targets = targets(opts.netns.as_deref(), &mut listing_notes)?;
     let kernel = kernel::running();
     let want_owners = opts.owners || opts.options;
-    std::thread::scope(|scope| -> anyhow::Result<Vec<(Snapshot, S)>> {
+    std::thread::scope(|scope| -> Result<Vec<(Snapshot, S)>, CollectError> {
         // Without options, the owner scan does not depend on the socket table: run it once,
         // on the other core, while the namespaces are read.
         let owner_scan = (want_owners && !opts.options)
@@ -526,10 +548,7 @@ fn collect_live<S: SocketSink + Send>(
             Flow::Waiting(scan) | Flow::Table(Some(scan)) => {
                 let mut tables: Vec<&mut [Socket]> =
                     snapshots.iter_mut().map(|s| &mut s.sockets[..]).collect();
-                let notes = scan.finish(&mut tables).map_err(|why| {
-                    anyhow::Error::new(why)
-                        .context("the kernel's socket iterator cannot be used here")
-                })?;
+                let notes = scan.finish(&mut tables).map_err(CollectError::Iterator)?;
                 owner_notes = notes.owners;
                 option_notes = Some(notes.options);
             }
@@ -568,9 +587,7 @@ fn collect_live<S: SocketSink + Send>(
             }
         }
         if let Some(handle) = owner_scan {
-            let map = handle
-                .join()
-                .map_err(|_| anyhow::anyhow!("the socket owner scan panicked"))?;
+            let map = handle.join().map_err(|_| CollectError::OwnerScanPanicked)?;
             for snapshot in &mut snapshots {
                 for socket in &mut snapshot.sockets {
                     if socket.inode != 0 {

@@ -21,6 +21,9 @@
 //! Where a process's descriptors may not be duplicated (no right to ptrace it, or no
 //! pidfd_getfd on this kernel) its sockets still get their owner from the links, and the
 //! notes say why their options are missing, in the words of [`super::options::read_all`].
+//!
+//! The listing is [`super::owners`]'s, by hand rather than through procfs, for the reason
+//! (and the numbers) its header gives.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};

@@ -27,7 +27,9 @@ pub mod test_support;
 pub mod workload;
 pub mod write;
 
-pub use collect::{CollectOptions, GONE_NETNS, Source, SourceError, collect, collect_into};
+pub use collect::{
+    CollectError, CollectOptions, GONE_NETNS, Source, SourceError, collect, collect_into,
+};
 pub use held::OwnerScan;
 pub use model::*;
-pub use saved::{file_holds_list, load, parse_saved};
+pub use saved::{SavedError, file_holds_list, load, parse_saved};

@@ -1,30 +1,67 @@
 //! Snapshots saved by `rstaudit snapshot` (JSON or YAML, one snapshot or a list), read back
 //! with their schema checked.
 
+use std::path::{Path, PathBuf};
+
 use super::*;
 
+/// Why a saved snapshot file cannot be used. Each message starts with the file.
+#[derive(Debug, thiserror::Error)]
+pub enum SavedError {
+    #[error("reading snapshot {}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Not JSON or YAML of a snapshot's shape; `at` is the line and column when the parser
+    /// knows them.
+    #[error("{}: is not an rstaudit snapshot: {message}", place(path, *at))]
+    NotASnapshot {
+        path: PathBuf,
+        at: Option<(usize, usize)>,
+        message: String,
+    },
+    #[error("{}: holds an empty list, not a snapshot", path.display())]
+    EmptyList { path: PathBuf },
+    #[error(
+        "{}: snapshot schema {schema} is not supported (this rstaudit reads schema {SCHEMA_VERSION})",
+        path.display()
+    )]
+    Schema { path: PathBuf, schema: u64 },
+}
+
+/// `FILE` or `FILE:LINE:COLUMN`.
+fn place(path: &Path, at: Option<(usize, usize)>) -> String {
+    match at {
+        Some((line, column)) => format!("{}:{line}:{column}", path.display()),
+        None => path.display().to_string(),
+    }
+}
+
 /// Read snapshots saved by `rstaudit snapshot` (JSON or YAML; one snapshot or a list).
-pub fn load(path: &std::path::Path) -> anyhow::Result<Vec<Snapshot>> {
-    use anyhow::Context;
-    let text = crate::input::read_data(path)
-        .with_context(|| format!("reading snapshot {}", path.display()))?;
+pub fn load(path: &Path) -> Result<Vec<Snapshot>, SavedError> {
+    let text = crate::input::read_data(path).map_err(|source| SavedError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse_saved(&text, path)
 }
 
 /// Parse the text of a saved snapshot file; `path` names it in messages. Takes the text so
 /// tests and fuzzers can feed it directly.
-pub fn parse_saved(text: &str, path: &std::path::Path) -> anyhow::Result<Vec<Snapshot>> {
-    let shown = path.display();
+pub fn parse_saved(text: &str, path: &Path) -> Result<Vec<Snapshot>, SavedError> {
     let trimmed = text.trim_start();
-    let what = "is not an rstaudit snapshot";
+    let not_a_snapshot = |at, message| SavedError::NotASnapshot {
+        path: path.to_path_buf(),
+        at,
+        message,
+    };
     // The nesting guard of `input::read_data` decides the syntax the same way.
     let snapshots: Vec<Snapshot> = if crate::input::looks_like_json(text) {
         let json_err = |e: serde_json::Error| {
-            anyhow::anyhow!(
-                "{shown}:{}:{}: {what}: {}",
-                e.line(),
-                e.column(),
-                crate::input::parser_message(&e)
+            not_a_snapshot(
+                Some((e.line(), e.column())),
+                crate::input::parser_message(&e),
             )
         };
         // The common case first: a well-formed file parses straight into the typed
@@ -47,9 +84,10 @@ pub fn parse_saved(text: &str, path: &std::path::Path) -> anyhow::Result<Vec<Sna
         }
         let value: serde_json::Value = serde_json::from_str(text).map_err(json_err)?;
         if !value.is_object() && !value.is_array() {
-            anyhow::bail!(
-                "{shown}: {what}: expected an object with \"schema\": {SCHEMA_VERSION} (or a list of them)"
-            );
+            return Err(not_a_snapshot(
+                None,
+                format!("expected an object with \"schema\": {SCHEMA_VERSION} (or a list of them)"),
+            ));
         }
         check_schema(
             path,
@@ -69,22 +107,22 @@ pub fn parse_saved(text: &str, path: &std::path::Path) -> anyhow::Result<Vec<Sna
         };
         typed.map_err(json_err)?
     } else {
-        let yaml_err = |e: serde_yaml::Error| match e.location() {
-            Some(l) => anyhow::anyhow!(
-                "{shown}:{}:{}: {what}: {}",
-                l.line(),
-                l.column(),
-                crate::input::parser_message(&e)
+        use crate::yaml::{self, Value};
+        let yaml_err = |e: yaml::Error| match e.location() {
+            Some(l) => not_a_snapshot(
+                Some((l.line(), l.column())),
+                crate::input::parser_message(&e),
             ),
-            None => anyhow::anyhow!("{shown}: {what}: {e}"),
+            None => not_a_snapshot(None, e.to_string()),
         };
-        let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(yaml_err)?;
+        let value: Value = yaml::from_str(text).map_err(yaml_err)?;
         if !value.is_mapping() && !value.is_sequence() {
-            anyhow::bail!(
-                "{shown}: {what}: expected a mapping with `schema: {SCHEMA_VERSION}` (or a list of them)"
-            );
+            return Err(not_a_snapshot(
+                None,
+                format!("expected a mapping with `schema: {SCHEMA_VERSION}` (or a list of them)"),
+            ));
         }
-        let schema_of = |v: &serde_yaml::Value| v.get("schema").and_then(serde_yaml::Value::as_u64);
+        let schema_of = |v: &Value| v.get("schema").and_then(Value::as_u64);
         check_schema(
             path,
             match value.as_sequence() {
@@ -93,24 +131,26 @@ pub fn parse_saved(text: &str, path: &std::path::Path) -> anyhow::Result<Vec<Sna
             },
         )?;
         if value.is_sequence() {
-            serde_yaml::from_str::<Vec<Snapshot>>(text).map_err(yaml_err)?
+            yaml::from_str::<Vec<Snapshot>>(text).map_err(yaml_err)?
         } else {
-            vec![serde_yaml::from_str::<Snapshot>(text).map_err(yaml_err)?]
+            vec![yaml::from_str::<Snapshot>(text).map_err(yaml_err)?]
         }
     };
     non_empty(snapshots, path)
 }
 
-fn non_empty(snapshots: Vec<Snapshot>, path: &std::path::Path) -> anyhow::Result<Vec<Snapshot>> {
+fn non_empty(snapshots: Vec<Snapshot>, path: &Path) -> Result<Vec<Snapshot>, SavedError> {
     if snapshots.is_empty() {
-        anyhow::bail!("{}: holds an empty list, not a snapshot", path.display());
+        return Err(SavedError::EmptyList {
+            path: path.to_path_buf(),
+        });
     }
     Ok(snapshots)
 }
 
 /// Whether a saved snapshot file holds a list (as `--netns all` writes) rather than one
 /// snapshot, so that converting it keeps its shape. False when it cannot be read.
-pub fn file_holds_list(path: &std::path::Path) -> bool {
+pub fn file_holds_list(path: &Path) -> bool {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     // Only the start of the file decides; opened without blocking (a FIFO put in its place
@@ -143,16 +183,18 @@ fn text_holds_list(text: &str) -> bool {
     })
 }
 
-fn check_schema(path: &std::path::Path, schemas: Vec<Option<u64>>) -> anyhow::Result<()> {
-    for schema in schemas.into_iter().flatten() {
-        if schema != u64::from(SCHEMA_VERSION) {
-            anyhow::bail!(
-                "{}: snapshot schema {schema} is not supported (this rstaudit reads schema {SCHEMA_VERSION})",
-                path.display()
-            );
-        }
+fn check_schema(path: &Path, schemas: Vec<Option<u64>>) -> Result<(), SavedError> {
+    match schemas
+        .into_iter()
+        .flatten()
+        .find(|&schema| schema != u64::from(SCHEMA_VERSION))
+    {
+        Some(schema) => Err(SavedError::Schema {
+            path: path.to_path_buf(),
+            schema,
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -169,10 +211,10 @@ mod tests {
             (serde_json::to_string_pretty(&one).unwrap(), false),
             (serde_json::to_string_pretty(&list).unwrap(), true),
             (serde_json::to_string(&list).unwrap(), true),
-            (serde_yaml::to_string(&one).unwrap(), false),
-            (serde_yaml::to_string(&list).unwrap(), true),
+            (crate::yaml::to_string(&one).unwrap(), false),
+            (crate::yaml::to_string(&list).unwrap(), true),
             (
-                format!("# saved\n---\n{}", serde_yaml::to_string(&list).unwrap()),
+                format!("# saved\n---\n{}", crate::yaml::to_string(&list).unwrap()),
                 true,
             ),
             ("\n\n  [ {\"schema\": 1} ]".to_string(), true),
@@ -183,7 +225,7 @@ mod tests {
         for (text, is_list) in cases {
             assert_eq!(text_holds_list(&text), is_list, "{text:.80}");
             // And agrees with what the parser takes the text for.
-            if let Ok(parsed) = parse_saved(&text, std::path::Path::new("t")) {
+            if let Ok(parsed) = parse_saved(&text, Path::new("t")) {
                 assert_eq!(parsed.len() > 1, is_list, "{text:.80}");
             }
         }

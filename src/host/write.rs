@@ -101,7 +101,7 @@ impl<'w> Writer<'w> {
                 JSON_EMPTY,
             ),
             Format::Yaml => (
-                serde_yaml::to_string(&empty).map_err(std::io::Error::other)?,
+                crate::yaml::to_string(&empty).map_err(std::io::Error::other)?,
                 YAML_EMPTY,
             ),
         };
@@ -138,7 +138,7 @@ impl SocketSink for Writer<'_> {
         }
         let text = match self.format {
             Format::Json => serde_json::to_string_pretty(&socket).map_err(std::io::Error::other),
-            Format::Yaml => serde_yaml::to_string(&socket).map_err(std::io::Error::other),
+            Format::Yaml => crate::yaml::to_string(&socket).map_err(std::io::Error::other),
         };
         let text = match text {
             Ok(text) => text,
@@ -236,7 +236,7 @@ mod tests {
                 String::from_utf8(streamed(&whole, Format::Json)).unwrap(),
                 json
             );
-            let yaml = serde_yaml::to_string(&whole).unwrap();
+            let yaml = crate::yaml::to_string(&whole).unwrap();
             assert_eq!(
                 String::from_utf8(streamed(&whole, Format::Yaml)).unwrap(),
                 yaml

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::trace::capture::{Capture, CaptureOptions, PacketDir, parse_rst};
 use crate::trace::ftrace::{SendReset, TraceEvent};
 
+use super::LabError;
 use super::netns::LabNs;
 use super::report::RunReport;
 use crate::host::counters::{RESET_COUNTERS, change};
@@ -32,11 +33,11 @@ pub fn interrupted() -> bool {
 }
 
 /// Sleep, but give up when the lab is interrupted.
-pub fn nap(d: Duration) -> anyhow::Result<()> {
+pub fn nap(d: Duration) -> Result<(), LabError> {
     let end = Instant::now() + d;
     loop {
         if interrupted() {
-            anyhow::bail!("interrupted");
+            return Err(LabError::Interrupted);
         }
         let now = Instant::now();
         if now >= end {
@@ -137,7 +138,7 @@ fn capture_options() -> CaptureOptions {
 impl<'a> Meter<'a> {
     /// Start watching `nss`; `addrs` are the run's server endpoints (to pick its reasons from
     /// the host-wide tracepoints: every reset of a run names its server as source or destination).
-    pub fn start(nss: &[&'a LabNs], addrs: Vec<SocketAddr>) -> anyhow::Result<Self> {
+    pub fn start(nss: &[&'a LabNs], addrs: Vec<SocketAddr>) -> Result<Self, LabError> {
         let before = nss
             .iter()
             .map(|ns| ns.counters())
@@ -149,7 +150,8 @@ impl<'a> Meter<'a> {
                 Ok(c) => captures.push(Mutex::new(c)),
                 Err(e) => {
                     capture_note = Some(format!(
-                        "no capture ({e:#}); resets counted by the namespaces' counters"
+                        "no capture ({}); resets counted by the namespaces' counters",
+                        e.summary()
                     ));
                     captures.clear();
                     break;
@@ -168,7 +170,7 @@ impl<'a> Meter<'a> {
 
     /// The resets and counters so far. Call it at the end of the observed window, before
     /// the scenario's sockets are torn down (teardown is not part of the scenario).
-    pub fn read(&self) -> anyhow::Result<Measured> {
+    pub fn read(&self) -> Result<Measured, LabError> {
         let labelled = self.nss.len() > 1;
         let mut m = Measured::default();
         for (ns, before) in self.nss.iter().zip(&self.before) {
@@ -196,9 +198,7 @@ impl<'a> Meter<'a> {
             // The ring hands a block over when it is full or 50 ms old: wait for the last one.
             let end = Instant::now() + Duration::from_millis(150);
             for (ns, cap) in self.nss.iter().zip(&self.captures) {
-                let mut cap = cap
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("capture lock poisoned"))?;
+                let mut cap = cap.lock().map_err(|_| LabError::Poisoned("capture"))?;
                 loop {
                     let now = Instant::now();
                     let wait = end.saturating_duration_since(now);
@@ -232,9 +232,7 @@ impl<'a> Meter<'a> {
             m.resets = captured;
         }
         if TRACING.load(Ordering::SeqCst) {
-            let events = EVENTS
-                .lock()
-                .map_err(|_| anyhow::anyhow!("trace lock poisoned"))?;
+            let events = EVENTS.lock().map_err(|_| LabError::Poisoned("trace"))?;
             for (at, ev) in events.iter() {
                 if *at < self.started {
                     continue;

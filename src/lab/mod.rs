@@ -11,10 +11,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Context;
-
 use crate::host::sysctl::{self, Scope, SysctlError, SysctlKey};
 
+mod error;
 pub mod evidence;
 pub mod netns;
 pub mod nft;
@@ -24,6 +23,7 @@ pub mod scale;
 pub mod scenarios;
 pub mod sock;
 
+pub use error::{LabError, Step};
 pub use report::{
     LabReport, LabSetting, RunReport, SCHEMA_VERSION, ScaleReport, ScenarioReport, Verdict,
 };
@@ -86,7 +86,7 @@ pub fn run_jobs(
     params: &BTreeMap<String, f64>,
     tracefs: Option<&Path>,
     stop: &crate::stop::Stop,
-) -> anyhow::Result<LabReport> {
+) -> Result<LabReport, LabError> {
     evidence::set_interrupt_flag(stop.flag());
     let mut notes = Vec::new();
     let trace = if jobs.is_empty() {
@@ -109,7 +109,7 @@ pub fn run_jobs(
         }
     }
     if evidence::interrupted() {
-        anyhow::bail!("interrupted; the lab's namespaces and trace instance are gone");
+        return Err(LabError::Stopped);
     }
     Ok(LabReport {
         schema: SCHEMA_VERSION,
@@ -148,7 +148,7 @@ fn run_job(job: &Job, with: &[(String, String)], params: &BTreeMap<String, f64>)
             scope
                 .spawn(|| (job.scenario.run)(&ctx))
                 .join()
-                .map_err(|_| anyhow::anyhow!("the scenario panicked"))?
+                .map_err(|_| LabError::Panicked("the scenario"))?
         })
     });
     match result {
@@ -213,7 +213,7 @@ fn run_job(job: &Job, with: &[(String, String)], params: &BTreeMap<String, f64>)
         }
         Err(err) => {
             report.verdict = Verdict::Error;
-            report.summary = format!("{err:#}");
+            report.summary = err.summary();
         }
     }
     report.seconds = started.elapsed().as_secs_f64();
@@ -224,7 +224,7 @@ fn run_job(job: &Job, with: &[(String, String)], params: &BTreeMap<String, f64>)
 fn host_values(
     scenario: &Scenario,
     with: &[(String, String)],
-) -> anyhow::Result<BTreeMap<String, Option<String>>> {
+) -> Result<BTreeMap<String, Option<String>>, LabError> {
     let mut out = BTreeMap::new();
     for key in scenario.keys {
         if let Some((_, v)) = with.iter().find(|(k, _)| k == key) {
@@ -235,7 +235,7 @@ fn host_values(
         match sysctl::read(Path::new("/"), &k) {
             Ok(v) => out.insert(key.to_string(), Some(v)),
             Err(SysctlError::Absent { .. }) => out.insert(key.to_string(), None),
-            Err(e) => return Err(e).context("reading the host's value"),
+            Err(e) => return Err(e).step("reading the host's value"),
         };
     }
     Ok(out)

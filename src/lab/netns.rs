@@ -14,9 +14,10 @@ use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use anyhow::Context;
 use nix::sched::{CloneFlags, setns, unshare};
 
+use super::LabError;
+use super::error::Step;
 use crate::host::sysctl::{self, Scope, SysctlKey};
 
 /// One throwaway network namespace, alive while this value (and any thread in it) lives.
@@ -29,26 +30,24 @@ pub struct LabNs {
 
 impl LabNs {
     /// Create a namespace with its loopback interface up.
-    pub fn new(role: &'static str) -> anyhow::Result<Self> {
+    pub fn new(role: &'static str) -> Result<Self, LabError> {
         let fd = std::thread::scope(|scope| {
             scope
-                .spawn(|| -> anyhow::Result<OwnedFd> {
+                .spawn(|| -> Result<OwnedFd, LabError> {
                     unshare(CloneFlags::CLONE_NEWNET).map_err(|errno| {
                         if errno == nix::errno::Errno::EPERM {
-                            anyhow::anyhow!(
-                                "creating a network namespace needs CAP_SYS_ADMIN: run the lab as root"
-                            )
+                            LabError::NeedsRoot
                         } else {
-                            anyhow::anyhow!("creating a network namespace: {errno}")
+                            LabError::Unshare(errno)
                         }
                     })?;
                     let file = crate::host::netns::open_current()
-                        .context("opening /proc/thread-self/ns/net of the new namespace")?;
-                    super::rtnl::set_up(1).context("bringing up loopback in the lab")?;
+                        .step("opening /proc/thread-self/ns/net of the new namespace")?;
+                    super::rtnl::set_up(1).map_err(LabError::Loopback)?;
                     Ok(OwnedFd::from(file))
                 })
                 .join()
-                .map_err(|_| anyhow::anyhow!("the thread creating a lab namespace panicked"))?
+                .map_err(|_| LabError::Panicked("the thread creating a lab namespace"))?
         })?;
         Ok(Self { fd, role })
     }
@@ -60,38 +59,39 @@ impl LabNs {
 
     /// Move the calling thread into this namespace. Call it only in a thread
     /// made for the purpose (inside [`LabNs::run`] or a scoped thread of a scenario).
-    pub fn enter(&self) -> anyhow::Result<()> {
+    pub fn enter(&self) -> Result<(), LabError> {
         setns(self.fd.as_fd(), CloneFlags::CLONE_NEWNET)
-            .with_context(|| format!("entering the lab's {} namespace", self.role))
+            .step(format!("entering the lab's {} namespace", self.role))
     }
 
     /// Run `work` in a new thread inside this namespace and wait for it.
-    pub fn run<T, F>(&self, work: F) -> anyhow::Result<T>
+    pub fn run<T, F>(&self, work: F) -> Result<T, LabError>
     where
         T: Send,
-        F: FnOnce() -> anyhow::Result<T> + Send,
+        F: FnOnce() -> Result<T, LabError> + Send,
     {
         crate::host::netns::run_in_file(self.fd.as_fd(), &format!("the lab's {}", self.role), work)?
     }
 
     /// Set a sysctl inside this namespace.
-    pub fn sysctl(&self, key: &str, value: &str) -> anyhow::Result<()> {
+    pub fn sysctl(&self, key: &str, value: &str) -> Result<(), LabError> {
         let key = SysctlKey::parse(key, Scope::NetOnly)?;
         self.run(|| {
-            sysctl::write(Path::new("/"), &key, value).with_context(|| {
-                format!("setting {key}={value} in the lab's {} namespace", self.role)
-            })
+            sysctl::write(Path::new("/"), &key, value).step(format!(
+                "setting {key}={value} in the lab's {} namespace",
+                self.role
+            ))
         })
     }
 
     /// Read a sysctl inside this namespace.
-    pub fn read_sysctl(&self, key: &str) -> anyhow::Result<String> {
+    pub fn read_sysctl(&self, key: &str) -> Result<String, LabError> {
         let key = SysctlKey::parse(key, Scope::NetOnly)?;
         self.run(|| Ok(sysctl::read(Path::new("/"), &key)?))
     }
 
     /// The TCP counters of this namespace (Tcp.* and TcpExt.*).
-    pub fn counters(&self) -> anyhow::Result<BTreeMap<String, u64>> {
+    pub fn counters(&self) -> Result<BTreeMap<String, u64>, LabError> {
         self.run(|| Ok(crate::host::counters::read_tcp_counters()?))
     }
 }

@@ -9,27 +9,24 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::Context;
-
+use super::LabError;
+pub use super::error::NftError;
 use super::netns::LabNs;
 
 /// Where `nft` is, or a message saying how to install it. Only the system's own directories
 /// are searched, and only a program that root owns and no one else may change is run: the lab
 /// runs as root, so a `nft` planted in a directory of PATH (an empty entry is the current
 /// directory) must never be started.
-pub fn find() -> anyhow::Result<PathBuf> {
+pub fn find() -> Result<PathBuf, NftError> {
     for dir in TRUSTED_DIRS {
         let candidate = Path::new(dir).join("nft");
         if trusted(&candidate) {
             return Ok(candidate);
         }
     }
-    anyhow::bail!(
-        "the lab needs the `nft` program (nftables) in {} for its middlebox and path-cut \
-         scenarios; install it with `apt-get install nftables` (Debian/Ubuntu) or `dnf install \
-         nftables`",
-        TRUSTED_DIRS.join(", ")
-    )
+    Err(NftError::NotFound {
+        dirs: &TRUSTED_DIRS,
+    })
 }
 
 /// Where distributions install nft (the last one is NixOS's system profile).
@@ -58,7 +55,7 @@ fn trusted(path: &Path) -> bool {
 }
 
 /// Run `nft` with `args` inside `ns`, feeding `stdin`; returns standard output.
-pub fn run(ns: &LabNs, args: &[&str], stdin: &str) -> anyhow::Result<String> {
+pub fn run(ns: &LabNs, args: &[&str], stdin: &str) -> Result<String, LabError> {
     let nft = find()?;
     ns.run(|| {
         let mut child = Command::new(&nft)
@@ -67,36 +64,38 @@ pub fn run(ns: &LabNs, args: &[&str], stdin: &str) -> anyhow::Result<String> {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .with_context(|| format!("starting {}", nft.display()))?;
+            .map_err(|source| NftError::Start {
+                program: nft.clone(),
+                source,
+            })?;
         child
             .stdin
             .take()
-            .context("nft stdin")?
+            .ok_or(NftError::NoStdin)?
             .write_all(stdin.as_bytes())
-            .context("writing the ruleset to nft")?;
-        let out = child.wait_with_output().context("waiting for nft")?;
+            .map_err(NftError::Feed)?;
+        let out = child.wait_with_output().map_err(NftError::Wait)?;
         if !out.status.success() {
-            anyhow::bail!(
-                "nft {} in the lab's {} namespace failed: {}",
-                args.join(" "),
-                ns.role,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            return Err(NftError::Failed {
+                args: args.join(" "),
+                role: ns.role,
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            }
+            .into());
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     })
 }
 
 /// Load a ruleset (`nft -f -`).
-pub fn load(ns: &LabNs, ruleset: &str) -> anyhow::Result<()> {
+pub fn load(ns: &LabNs, ruleset: &str) -> Result<(), LabError> {
     run(ns, &["-f", "-"], ruleset).map(|_| ())
 }
 
 /// The packets counted by all `counter` statements of table `inet NAME`.
-pub fn counted_packets(ns: &LabNs, table: &str) -> anyhow::Result<u64> {
+pub fn counted_packets(ns: &LabNs, table: &str) -> Result<u64, LabError> {
     let text = run(ns, &["-j", "list", "table", "inet", table], "")?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).context("reading `nft -j list table` output")?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(NftError::Output)?;
     Ok(sum_counters(&json))
 }
 

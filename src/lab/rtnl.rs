@@ -10,7 +10,6 @@
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use anyhow::Context;
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
     NetlinkPayload,
@@ -25,13 +24,42 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
+/// Why a request failed: the socket, or the request (`what` says which) and its answer.
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    /// `step` is `opening`, `binding` or `connecting`.
+    #[error("{step} a netlink socket")]
+    Socket {
+        step: &'static str,
+        source: std::io::Error,
+    },
+    /// Sending the request failed, or the kernel refused it.
+    #[error("netlink: {what}")]
+    Refused {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("netlink: {what}: reading the answer")]
+    Answer {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("netlink: {what}: bad answer: {why}")]
+    BadAnswer { what: String, why: String },
+}
+
 /// Send one request and wait for its acknowledgement.
-fn request(message: RouteNetlinkMessage, what: &str) -> anyhow::Result<()> {
-    let mut socket = Socket::new(NETLINK_ROUTE).context("opening a netlink socket")?;
-    socket.bind_auto().context("binding a netlink socket")?;
+fn request(message: RouteNetlinkMessage, what: &str) -> Result<(), NetlinkError> {
+    let socket_step = |step| move |source| NetlinkError::Socket { step, source };
+    let mut socket = Socket::new(NETLINK_ROUTE).map_err(socket_step("opening"))?;
+    socket.bind_auto().map_err(socket_step("binding"))?;
     socket
         .connect(&SocketAddr::new(0, 0))
-        .context("connecting a netlink socket")?;
+        .map_err(socket_step("connecting"))?;
+    let refused = |source| NetlinkError::Refused {
+        what: what.to_string(),
+        source,
+    };
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
     header.sequence_number = 1;
@@ -39,23 +67,27 @@ fn request(message: RouteNetlinkMessage, what: &str) -> anyhow::Result<()> {
     msg.finalize();
     let mut buf = vec![0u8; msg.buffer_len()];
     msg.serialize(&mut buf);
-    socket
-        .send(&buf, 0)
-        .with_context(|| format!("netlink: {what}"))?;
+    socket.send(&buf, 0).map_err(refused)?;
     let mut reply = vec![0u8; 8192];
     loop {
         let n = socket
             .recv(&mut &mut reply[..], 0)
-            .with_context(|| format!("netlink: {what}: reading the answer"))?;
+            .map_err(|source| NetlinkError::Answer {
+                what: what.to_string(),
+                source,
+            })?;
         let mut offset = 0;
         while offset < n {
             let parsed = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&reply[offset..n])
-                .map_err(|e| anyhow::anyhow!("netlink: {what}: bad answer: {e}"))?;
+                .map_err(|e| NetlinkError::BadAnswer {
+                    what: what.to_string(),
+                    why: e.to_string(),
+                })?;
             let len = parsed.header.length as usize;
             if let NetlinkPayload::Error(err) = parsed.payload {
                 return match err.code {
                     None => Ok(()),
-                    Some(_) => Err(err.to_io()).with_context(|| format!("netlink: {what}")),
+                    Some(_) => Err(refused(err.to_io())),
                 };
             }
             if len == 0 {
@@ -67,7 +99,7 @@ fn request(message: RouteNetlinkMessage, what: &str) -> anyhow::Result<()> {
 }
 
 /// Bring the interface with this index up.
-pub fn set_up(index: u32) -> anyhow::Result<()> {
+pub fn set_up(index: u32) -> Result<(), NetlinkError> {
     let mut link = LinkMessage::default();
     link.header.index = index;
     link.header.flags = LinkFlags::Up;
@@ -86,7 +118,7 @@ pub fn new_veth(
     peer_name: &str,
     peer_index: u32,
     peer_ns: BorrowedFd<'_>,
-) -> anyhow::Result<()> {
+) -> Result<(), NetlinkError> {
     let mut peer = LinkMessage::default();
     peer.header.index = peer_index;
     peer.attributes = vec![
@@ -109,7 +141,7 @@ pub fn new_veth(
 }
 
 /// Add `addr/prefix` to the interface with this index.
-pub fn add_addr(index: u32, addr: Ipv4Addr, prefix: u8) -> anyhow::Result<()> {
+pub fn add_addr(index: u32, addr: Ipv4Addr, prefix: u8) -> Result<(), NetlinkError> {
     let mut msg = AddressMessage::default();
     msg.header.family = AddressFamily::Inet;
     msg.header.prefix_len = prefix;
@@ -125,7 +157,7 @@ pub fn add_addr(index: u32, addr: Ipv4Addr, prefix: u8) -> anyhow::Result<()> {
 }
 
 /// Add a default route via `gateway`.
-pub fn add_default_route(gateway: Ipv4Addr) -> anyhow::Result<()> {
+pub fn add_default_route(gateway: Ipv4Addr) -> Result<(), NetlinkError> {
     let mut msg = RouteMessage::default();
     msg.header.address_family = AddressFamily::Inet;
     msg.header.table = RouteHeader::RT_TABLE_MAIN;

@@ -6,33 +6,33 @@ use std::net::{SocketAddrV4, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
-use anyhow::Context;
 use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, bind, listen, setsockopt, socket,
     sockopt,
 };
+
+use super::LabError;
+use super::error::Step;
 
 /// A listener on `addr` with `backlog`, optionally with TCP_DEFER_ACCEPT (seconds).
 pub fn listener(
     addr: SocketAddrV4,
     backlog: i32,
     defer_accept: Option<i32>,
-) -> anyhow::Result<TcpListener> {
+) -> Result<TcpListener, LabError> {
     let fd = socket(
         AddressFamily::Inet,
         SockType::Stream,
         SockFlag::SOCK_CLOEXEC,
         None,
     )
-    .context("socket")?;
-    setsockopt(&fd, sockopt::ReuseAddr, &true).context("SO_REUSEADDR")?;
+    .step("socket")?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true).step("SO_REUSEADDR")?;
     if let Some(secs) = defer_accept {
-        set_int(&fd, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, secs)
-            .context("TCP_DEFER_ACCEPT")?;
+        set_int(&fd, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, secs).step("TCP_DEFER_ACCEPT")?;
     }
-    bind(fd.as_raw_fd(), &SockaddrIn::from(addr)).with_context(|| format!("bind {addr}"))?;
-    listen(&fd, Backlog::new(backlog).context("backlog")?)
-        .with_context(|| format!("listen {addr}"))?;
+    bind(fd.as_raw_fd(), &SockaddrIn::from(addr)).step(format!("bind {addr}"))?;
+    listen(&fd, Backlog::new(backlog).step("backlog")?).step(format!("listen {addr}"))?;
     Ok(TcpListener::from(fd))
 }
 
@@ -55,18 +55,18 @@ fn set_int(fd: &impl AsFd, level: i32, name: i32, value: i32) -> std::io::Result
 }
 
 /// SO_LINGER {on = 1, linger = 0}: close() sends a reset.
-pub fn set_linger_zero(s: &TcpStream) -> anyhow::Result<()> {
+pub fn set_linger_zero(s: &TcpStream) -> Result<(), LabError> {
     let l = libc::linger {
         l_onoff: 1,
         l_linger: 0,
     };
-    setsockopt(s, sockopt::Linger, &l).context("SO_LINGER")?;
+    setsockopt(s, sockopt::Linger, &l).step("SO_LINGER")?;
     Ok(())
 }
 
 /// SO_KEEPALIVE on, with the namespace's tcp_keepalive_* values.
-pub fn set_keepalive(s: &TcpStream) -> anyhow::Result<()> {
-    setsockopt(s, sockopt::KeepAlive, &true).context("SO_KEEPALIVE")?;
+pub fn set_keepalive(s: &TcpStream) -> Result<(), LabError> {
+    setsockopt(s, sockopt::KeepAlive, &true).step("SO_KEEPALIVE")?;
     Ok(())
 }
 
@@ -93,19 +93,19 @@ pub fn errno_name(err: &std::io::Error) -> Option<String> {
 }
 
 /// TCP_LINGER2 (seconds; -1: close() in FIN_WAIT2 resets at once).
-pub fn set_linger2(s: &TcpStream, secs: i32) -> anyhow::Result<()> {
-    set_int(s, libc::IPPROTO_TCP, libc::TCP_LINGER2, secs).context("TCP_LINGER2")
+pub fn set_linger2(s: &TcpStream, secs: i32) -> Result<(), LabError> {
+    set_int(s, libc::IPPROTO_TCP, libc::TCP_LINGER2, secs).step("TCP_LINGER2")
 }
 
 /// TCP_USER_TIMEOUT (milliseconds; 0: the kernel's retransmission limits).
-pub fn set_user_timeout(s: &TcpStream, ms: u32) -> anyhow::Result<()> {
-    let ms = i32::try_from(ms).context("TCP_USER_TIMEOUT out of range")?;
-    set_int(s, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, ms).context("TCP_USER_TIMEOUT")
+pub fn set_user_timeout(s: &TcpStream, ms: u32) -> Result<(), LabError> {
+    let ms = i32::try_from(ms).step("TCP_USER_TIMEOUT out of range")?;
+    set_int(s, libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, ms).step("TCP_USER_TIMEOUT")
 }
 
 /// SO_KEEPALIVE with this socket's own TCP_KEEPIDLE and TCP_KEEPINTVL (seconds).
-pub fn set_keepalive_idle(s: &TcpStream, idle: i32, intvl: i32) -> anyhow::Result<()> {
+pub fn set_keepalive_idle(s: &TcpStream, idle: i32, intvl: i32) -> Result<(), LabError> {
     set_keepalive(s)?;
-    set_int(s, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, idle).context("TCP_KEEPIDLE")?;
-    set_int(s, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, intvl).context("TCP_KEEPINTVL")
+    set_int(s, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, idle).step("TCP_KEEPIDLE")?;
+    set_int(s, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, intvl).step("TCP_KEEPINTVL")
 }

@@ -305,7 +305,7 @@ struct AnsibleSysctl<'a> {
 }
 
 /// Ansible tasks (`ansible.posix.sysctl` with `sysctl_file`), ready to include in a playbook.
-pub fn emit_ansible(set: &FixSet) -> Result<String, serde_yaml::Error> {
+pub fn emit_ansible(set: &FixSet) -> Result<String, crate::yaml::Error> {
     let tasks: Vec<AnsibleTask> = set
         .sysctls
         .iter()
@@ -327,7 +327,7 @@ pub fn emit_ansible(set: &FixSet) -> Result<String, serde_yaml::Error> {
     if tasks.is_empty() {
         out.push_str("# No sysctl fixes for today's findings.\n[]\n");
     } else {
-        out.push_str(&serde_yaml::to_string(&tasks)?);
+        out.push_str(&crate::yaml::to_string(&tasks)?);
     }
     Ok(out)
 }
@@ -496,7 +496,7 @@ mod tests {
     fn ansible_tasks_parse_as_yaml() {
         let set = FixSet::from_findings(&sample()).unwrap();
         let text = emit_ansible(&set).unwrap();
-        let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let v: crate::yaml::Value = crate::yaml::from_str(&text).unwrap();
         let tasks = v.as_sequence().unwrap();
         assert_eq!(tasks.len(), 2);
         let m = &tasks[0]["ansible.posix.sysctl"];
@@ -505,7 +505,7 @@ mod tests {
         assert_eq!(m["sysctl_file"].as_str(), Some(DEFAULT_SYSCTL_FILE));
         let empty = emit_ansible(&FixSet::default()).unwrap();
         assert!(
-            serde_yaml::from_str::<serde_yaml::Value>(&empty)
+            crate::yaml::from_str::<crate::yaml::Value>(&empty)
                 .unwrap()
                 .as_sequence()
                 .unwrap()

@@ -63,10 +63,73 @@ fn page(title: &str, subtitle: &str, body: &str) -> String {
 /// read, each with the reason.
 pub fn audit(report: &AuditReport) -> String {
     let namespaces = &report.namespaces;
-    let mut body = String::new();
+    let mut body = verdict(report);
+    summary_table(&mut body, namespaces);
     let total = report.summary.findings;
+    if total == 0 {
+        body.push_str("<p class=\"ok\">No findings.</p>\n");
+    }
+    severity_sections(&mut body, namespaces);
 
-    let verdict = if report.summary.failed {
+    let rows = |pick: fn(&NamespaceReport) -> &Vec<Skipped>| -> Vec<[String; 3]> {
+        namespaces
+            .iter()
+            .flat_map(|ns| {
+                pick(ns)
+                    .iter()
+                    .map(|s| [s.rule.clone(), ns.netns.clone(), s.reason.clone()])
+            })
+            .collect()
+    };
+    list_section(
+        &mut body,
+        "Waivers",
+        "waivers",
+        ["rule", "waiver", "state"],
+        &waiver_rows(report),
+    );
+    list_section(
+        &mut body,
+        "Not checked",
+        "not-checked",
+        ["rule", "namespace", "why"],
+        &rows(|ns| &ns.not_checked),
+    );
+    list_section(
+        &mut body,
+        "Not applicable",
+        "not-applicable",
+        ["rule", "namespace", "why"],
+        &rows(|ns| &ns.not_applicable),
+    );
+    list_section(
+        &mut body,
+        "Could not be read",
+        "notes",
+        ["what", "namespace", "why"],
+        &note_rows(namespaces),
+    );
+
+    let names: Vec<&str> = namespaces.iter().map(|ns| ns.netns.as_str()).collect();
+    page(
+        "rstaudit audit",
+        &format!(
+            "{} · {total} finding{} in {}",
+            report.tool,
+            if total == 1 { "" } else { "s" },
+            if names.is_empty() {
+                "no namespace".to_string()
+            } else {
+                format!("namespace {}", names.join(", "))
+            }
+        ),
+        &body,
+    )
+}
+
+/// Whether the audit fails its threshold, and why (nothing without a threshold).
+fn verdict(report: &AuditReport) -> String {
+    if report.summary.failed {
         format!(
             "<p class=\"verdict failed\">{} (<code>--fail-on {}</code>): the audit fails (exit 1).</p>\n",
             capitalise(&escape(&report.failure_reasons())),
@@ -80,9 +143,12 @@ pub fn audit(report: &AuditReport) -> String {
             escape(&super::describe_threshold(&report.fail_on)),
             escape(&report.fail_on)
         )
-    };
-    body.push_str(&verdict);
+    }
+}
 
+/// One row per namespace: where its facts came from, its findings by severity and exposure,
+/// and how many rules passed, were not checked or do not apply.
+fn summary_table(body: &mut String, namespaces: &[NamespaceReport]) {
     body.push_str("<h2>Summary</h2>\n<table class=\"summary\">\n<tr><th>namespace</th><th>kernel</th><th>source</th><th>counters</th>");
     for sev in SEVERITIES {
         let _ = write!(body, "<th>{}</th>", sev.as_str());
@@ -120,10 +186,10 @@ pub fn audit(report: &AuditReport) -> String {
         );
     }
     body.push_str("</table>\n");
+}
 
-    if total == 0 {
-        body.push_str("<p class=\"ok\">No findings.</p>\n");
-    }
+/// The findings of every namespace, one section per severity, worst first.
+fn severity_sections(body: &mut String, namespaces: &[NamespaceReport]) {
     for sev in SEVERITIES {
         let findings: Vec<&Finding> = namespaces
             .iter()
@@ -141,22 +207,15 @@ pub fn audit(report: &AuditReport) -> String {
             n = findings.len()
         );
         for f in findings {
-            finding_card(&mut body, f);
+            finding_card(body, f);
         }
         body.push_str("</section>\n");
     }
+}
 
-    let rows = |pick: fn(&NamespaceReport) -> &Vec<Skipped>| -> Vec<[String; 3]> {
-        namespaces
-            .iter()
-            .flat_map(|ns| {
-                pick(ns)
-                    .iter()
-                    .map(|s| [s.rule.clone(), ns.netns.clone(), s.reason.clone()])
-            })
-            .collect()
-    };
-    let waivers: Vec<[String; 3]> = report
+/// Each waiver: its rule, where it is written, and what became of it.
+fn waiver_rows(report: &AuditReport) -> Vec<[String; 3]> {
+    report
         .waivers
         .iter()
         .map(|w| {
@@ -181,29 +240,12 @@ pub fn audit(report: &AuditReport) -> String {
                 format!("{what}. Reason: {}", w.reason),
             ]
         })
-        .collect();
-    list_section(
-        &mut body,
-        "Waivers",
-        "waivers",
-        ["rule", "waiver", "state"],
-        &waivers,
-    );
-    list_section(
-        &mut body,
-        "Not checked",
-        "not-checked",
-        ["rule", "namespace", "why"],
-        &rows(|ns| &ns.not_checked),
-    );
-    list_section(
-        &mut body,
-        "Not applicable",
-        "not-applicable",
-        ["rule", "namespace", "why"],
-        &rows(|ns| &ns.not_applicable),
-    );
-    let notes: Vec<[String; 3]> = namespaces
+        .collect()
+}
+
+/// What the collectors of each namespace could not read, and why.
+fn note_rows(namespaces: &[NamespaceReport]) -> Vec<[String; 3]> {
+    namespaces
         .iter()
         .flat_map(|ns| {
             ns.notes.iter().map(|n| {
@@ -214,30 +256,7 @@ pub fn audit(report: &AuditReport) -> String {
                 [what, ns.netns.clone(), n.message.clone()]
             })
         })
-        .collect();
-    list_section(
-        &mut body,
-        "Could not be read",
-        "notes",
-        ["what", "namespace", "why"],
-        &notes,
-    );
-
-    let names: Vec<&str> = namespaces.iter().map(|ns| ns.netns.as_str()).collect();
-    page(
-        "rstaudit audit",
-        &format!(
-            "{} · {total} finding{} in {}",
-            report.tool,
-            if total == 1 { "" } else { "s" },
-            if names.is_empty() {
-                "no namespace".to_string()
-            } else {
-                format!("namespace {}", names.join(", "))
-            }
-        ),
-        &body,
-    )
+        .collect()
 }
 
 fn capitalise(s: &str) -> String {

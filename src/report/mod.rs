@@ -13,7 +13,10 @@ use crate::host::{Note, Snapshot};
 use crate::rules::accept::WaiverStatus;
 use crate::rules::{AuditOutcome, Exposure, Finding, Severity, Skipped, Threshold};
 
+pub use counts::Counts;
+
 pub mod apply;
+pub mod counts;
 pub mod escape;
 pub mod fleet;
 pub mod html;
@@ -132,30 +135,18 @@ impl AuditReport {
                 }
             })
             .collect();
-        let mut by_severity: BTreeMap<String, u64> = SEVERITIES
-            .iter()
-            .map(|s| (s.as_str().to_string(), 0))
-            .collect();
-        let mut by_exposure: BTreeMap<String, u64> = Exposure::ALL
-            .iter()
-            .map(|e| (e.as_str().to_string(), 0))
-            .collect();
+        let mut counts = Counts::new();
         let mut failed = false;
         for f in namespaces.iter().flat_map(|n| &n.findings) {
-            *by_severity
-                .entry(f.severity.as_str().to_string())
-                .or_default() += 1;
-            *by_exposure
-                .entry(f.exposure.as_str().to_string())
-                .or_default() += 1;
+            counts.add(f.severity, f.exposure);
             failed |= f.accepted.is_none() && fail_on.is_some_and(|t| t.fails(f));
         }
         let count =
             |f: fn(&NamespaceReport) -> usize| namespaces.iter().map(f).sum::<usize>() as u64;
         let summary = Summary {
             findings: count(|n| n.findings.len()),
-            by_severity,
-            by_exposure,
+            by_severity: counts.by_severity,
+            by_exposure: counts.by_exposure,
             not_applicable: count(|n| n.not_applicable.len()),
             not_checked: count(|n| n.not_checked.len()),
             passed: count(|n| n.passed.len()),
@@ -252,7 +243,7 @@ pub fn json(report: &AuditReport) -> Vec<u8> {
 
 /// The report as YAML (the same structure as the JSON).
 pub fn yaml(report: &AuditReport) -> Vec<u8> {
-    serde_yaml::to_string(report)
+    crate::yaml::to_string(report)
         .expect("the report serialises")
         .into_bytes()
 }

@@ -176,7 +176,7 @@ pub fn render_table(r: &PacketReport) -> String {
 }
 
 /// The JSON report (every event and the per-second timeline).
-pub fn render_json(r: &PacketReport) -> anyhow::Result<String> {
+pub fn render_json(r: &PacketReport) -> Result<String, serde_json::Error> {
     let mut s = serde_json::to_string_pretty(r)?;
     s.push('\n');
     Ok(s)

@@ -13,9 +13,9 @@ use std::fmt::Write;
 
 use crate::host::{Snapshot, Socket, TcpState};
 
-use super::eval::{describe_socket, group_digits};
 use super::finding::{Exposure, Finding, FindingProcess};
 use super::raw::{Measure, Subject};
+use super::readable::{describe_socket, group_digits};
 use super::rule::{Cond, Expr, Rule};
 
 /// What depends on a sysctl, as far as the snapshot can show it.

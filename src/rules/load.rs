@@ -27,16 +27,7 @@ pub struct LoadError {
 
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.diagnostics.len();
-        writeln!(
-            f,
-            "{n} problem{} in rule files:",
-            if n == 1 { "" } else { "s" }
-        )?;
-        for d in &self.diagnostics {
-            writeln!(f, "{d}")?;
-        }
-        Ok(())
+        crate::diag::fmt_problems(f, "rule files", &self.diagnostics)
     }
 }
 
@@ -59,12 +50,12 @@ impl RuleSet {
 
 /// Parse and check one file.
 pub fn parse_file(file: &str, text: &str) -> Result<Rule, Vec<Diagnostic>> {
-    let raw: RawRule = serde_yaml::from_str(text).map_err(|e| vec![serde_diagnostic(file, &e)])?;
+    let raw: RawRule = crate::yaml::from_str(text).map_err(|e| vec![serde_diagnostic(file, &e)])?;
     Rule::from_raw(&raw, text, file)
 }
 
 /// serde_yaml's error, with a hint for rule files.
-fn serde_diagnostic(file: &str, e: &serde_yaml::Error) -> Diagnostic {
+fn serde_diagnostic(file: &str, e: &crate::yaml::Error) -> Diagnostic {
     let mut d = Diagnostic::from_yaml(file, e);
     d.hint = match d.code {
         Code::UnknownKey => {

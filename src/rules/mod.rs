@@ -16,6 +16,7 @@ pub mod finding;
 pub mod known;
 pub mod load;
 pub mod raw;
+pub mod readable;
 pub mod retrans;
 pub mod rule;
 pub mod symptoms;
@@ -73,20 +74,30 @@ pub struct Plan<'r> {
     pub params: BTreeMap<String, f64>,
 }
 
+/// Why a selection does not fit the rule set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("no rule with id {id:?}; see `rstaudit rules list` (known: {})", known.join(", "))]
+    UnknownRule { id: String, known: Vec<String> },
+    #[error(
+        "no rule has a parameter named {name:?} (known parameters: {})",
+        known.join(", ")
+    )]
+    UnknownParam { name: String, known: Vec<String> },
+    #[error("parameter {name}={value:?}: expected a number, e.g. {name}=300")]
+    NotANumber { name: String, value: String },
+}
+
 impl Selection {
     /// Check ids and parameters against `set`: an unknown id or parameter, or a
     /// parameter that is not a number, is an error naming the known ones.
-    pub fn plan<'r>(&self, set: &'r RuleSet) -> anyhow::Result<Plan<'r>> {
+    pub fn plan<'r>(&self, set: &'r RuleSet) -> Result<Plan<'r>, PlanError> {
         for id in self.only.iter().chain(&self.skip) {
             if set.get(id).is_none() {
-                anyhow::bail!(
-                    "no rule with id {id:?}; see `rstaudit rules list` (known: {})",
-                    set.rules
-                        .iter()
-                        .map(|r| r.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
+                return Err(PlanError::UnknownRule {
+                    id: id.clone(),
+                    known: set.rules.iter().map(|r| r.id.clone()).collect(),
+                });
             }
         }
         let rules: Vec<&Rule> = set
@@ -98,26 +109,25 @@ impl Selection {
         let mut params = BTreeMap::new();
         for (name, value) in &self.params {
             if !set.rules.iter().any(|r| r.params.contains_key(name)) {
-                let mut known: Vec<&str> = set
+                let mut known: Vec<String> = set
                     .rules
                     .iter()
-                    .flat_map(|r| r.params.keys().map(String::as_str))
+                    .flat_map(|r| r.params.keys().cloned())
                     .collect();
                 known.sort_unstable();
                 known.dedup();
-                anyhow::bail!(
-                    "no rule has a parameter named {name:?} (known parameters: {})",
-                    known.join(", ")
-                );
+                return Err(PlanError::UnknownParam {
+                    name: name.clone(),
+                    known,
+                });
             }
             let v: f64 = value
                 .parse()
                 .ok()
                 .filter(|v: &f64| v.is_finite())
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "parameter {name}={value:?}: expected a number, e.g. {name}=300"
-                    )
+                .ok_or_else(|| PlanError::NotANumber {
+                    name: name.clone(),
+                    value: value.clone(),
                 })?;
             params.insert(name.clone(), v);
         }
@@ -130,7 +140,7 @@ pub fn run(
     set: &RuleSet,
     selection: &Selection,
     snapshot: &Snapshot,
-) -> anyhow::Result<AuditOutcome> {
+) -> Result<AuditOutcome, PlanError> {
     let plan = selection.plan(set)?;
     Ok(eval::evaluate(&plan.rules, &plan.params, snapshot))
 }

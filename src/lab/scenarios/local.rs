@@ -5,12 +5,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use anyhow::Context;
-
 use super::*;
 
-pub(super) fn closed_port(_ctx: &Ctx) -> anyhow::Result<Outcome> {
-    let run = |slot: u8, listening: bool| -> anyhow::Result<RunReport> {
+pub(super) fn closed_port(_ctx: &Ctx) -> Result<Outcome, LabError> {
+    let run = |slot: u8, listening: bool| -> Result<RunReport, LabError> {
         let ns = LabNs::new("lab")?;
         let addr = lo_addr(slot);
         let mut report = RunReport::default();
@@ -29,7 +27,7 @@ pub(super) fn closed_port(_ctx: &Ctx) -> anyhow::Result<Outcome> {
                 Ok(mut client) => {
                     app.push(format!("connect {addr}: connected"));
                     if let Some(listener) = &listener {
-                        let (mut server, _) = listener.accept().context("accept")?;
+                        let (mut server, _) = listener.accept().step("accept")?;
                         client.shutdown(std::net::Shutdown::Write)?;
                         app.push(read_outcome(&mut server, "server read"));
                         drop(server);
@@ -59,8 +57,8 @@ pub(super) fn close_scenario(
     slot: u8,
     sent: usize,
     change: Option<&str>,
-    close: impl FnOnce(TcpStream) -> anyhow::Result<()> + Send,
-) -> anyhow::Result<RunReport> {
+    close: impl FnOnce(TcpStream) -> Result<(), LabError> + Send,
+) -> Result<RunReport, LabError> {
     let ns = LabNs::new("lab")?;
     let addr = lo_addr(slot);
     let report = RunReport {
@@ -70,19 +68,15 @@ pub(super) fn close_scenario(
     let meter = Meter::start(&[&ns], vec![addr.into()])?;
     let (app, measured) = ns.run(|| {
         let listener = sock::listener(addr, 16, None)?;
-        let mut client = sock::connect(addr).context("connect")?;
-        let (server, _) = listener.accept().context("accept")?;
+        let mut client = sock::connect(addr).step("connect")?;
+        let (server, _) = listener.accept().step("accept")?;
         let mut app = Vec::new();
         if sent > 0 {
-            client
-                .write_all(&vec![b'x'; sent])
-                .context("client write")?;
+            client.write_all(&vec![b'x'; sent]).step("client write")?;
             app.push(format!("client: sent {sent} bytes"));
             server.set_read_timeout(Some(Duration::from_secs(2)))?;
             let mut b = [0u8; 1];
-            server
-                .peek(&mut b)
-                .context("waiting for the client's bytes")?;
+            server.peek(&mut b).step("waiting for the client's bytes")?;
         }
         close(server)?;
         app.push(read_outcome(
@@ -94,7 +88,7 @@ pub(super) fn close_scenario(
     Ok(finish_run(report, app, measured))
 }
 
-pub(super) fn unread_close(_ctx: &Ctx) -> anyhow::Result<Outcome> {
+pub(super) fn unread_close(_ctx: &Ctx) -> Result<Outcome, LabError> {
     let (host, fix) = both(
         || {
             close_scenario(1, 64, None, |s| {
@@ -109,7 +103,7 @@ pub(super) fn unread_close(_ctx: &Ctx) -> anyhow::Result<Outcome> {
                 Some("the server reads what the client sent before close()"),
                 |mut s| {
                     let mut buf = [0u8; 64];
-                    s.read_exact(&mut buf).context("draining")?;
+                    s.read_exact(&mut buf).step("draining")?;
                     drop(s);
                     Ok(())
                 },
@@ -126,7 +120,7 @@ pub(super) fn unread_close(_ctx: &Ctx) -> anyhow::Result<Outcome> {
     })))
 }
 
-pub(super) fn linger_zero(_ctx: &Ctx) -> anyhow::Result<Outcome> {
+pub(super) fn linger_zero(_ctx: &Ctx) -> Result<Outcome, LabError> {
     let (host, fix) = both(
         || {
             close_scenario(
@@ -157,14 +151,14 @@ pub(super) fn linger_zero(_ctx: &Ctx) -> anyhow::Result<Outcome> {
     })))
 }
 
-pub(super) fn accept_overflow(ctx: &Ctx) -> anyhow::Result<Outcome> {
+pub(super) fn accept_overflow(ctx: &Ctx) -> Result<Outcome, LabError> {
     let host_value = ctx.value(ABORT_ON_OVERFLOW)?.to_string();
     let (fix, fix_notes) = ctx.fix_or(
         &[(ABORT_ON_OVERFLOW, "0".to_string())],
         &[ABORT_ON_OVERFLOW],
     );
     let run =
-        |slot: u8, values: Vec<(String, String, Option<String>)>| -> anyhow::Result<RunReport> {
+        |slot: u8, values: Vec<(String, String, Option<String>)>| -> Result<RunReport, LabError> {
             let ns = LabNs::new("lab")?;
             let addr = lo_addr(slot);
             let report = RunReport {
@@ -191,10 +185,10 @@ pub(super) fn accept_overflow(ctx: &Ctx) -> anyhow::Result<Outcome> {
                     }
                 }
                 if clients.is_empty() {
-                    anyhow::bail!("no client could connect to the lab's listener");
+                    return Err(LabError::NoClientConnected);
                 }
                 for (_, c) in &mut clients {
-                    c.write_all(b"hello").context("client write")?;
+                    c.write_all(b"hello").step("client write")?;
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 std::thread::sleep(Duration::from_millis(500));
@@ -226,7 +220,7 @@ pub(super) fn accept_overflow(ctx: &Ctx) -> anyhow::Result<Outcome> {
     })))
 }
 
-pub(super) fn write_after_close(ctx: &Ctx) -> anyhow::Result<Outcome> {
+pub(super) fn write_after_close(ctx: &Ctx) -> Result<Outcome, LabError> {
     let fin_timeout = ctx.value(FIN_TIMEOUT)?.to_string();
     let reason = if ctx.number(FIN_TIMEOUT)? > 60.0 {
         "TCP_ABORT_ON_DATA (tcp_fin_timeout > 60 keeps a full FIN_WAIT2 socket)"
@@ -239,7 +233,7 @@ pub(super) fn write_after_close(ctx: &Ctx) -> anyhow::Result<Outcome> {
         .iter()
         .find(|(k, _)| k == FIN_TIMEOUT)
         .map(|(_, v)| v.clone());
-    let run = |slot: u8, graceful: bool, fin: &str| -> anyhow::Result<RunReport> {
+    let run = |slot: u8, graceful: bool, fin: &str| -> Result<RunReport, LabError> {
         let ns = LabNs::new("lab")?;
         let addr = lo_addr(slot);
         let report = RunReport {
@@ -252,8 +246,8 @@ pub(super) fn write_after_close(ctx: &Ctx) -> anyhow::Result<Outcome> {
         let meter = Meter::start(&[&ns], vec![addr.into()])?;
         let (app, measured) = ns.run(|| {
             let listener = sock::listener(addr, 16, None)?;
-            let mut client = sock::connect(addr).context("connect")?;
-            let (server, _) = listener.accept().context("accept")?;
+            let mut client = sock::connect(addr).step("connect")?;
+            let (server, _) = listener.accept().step("accept")?;
             let mut app = Vec::new();
             let server = if graceful {
                 server.shutdown(std::net::Shutdown::Write)?;
@@ -275,7 +269,7 @@ pub(super) fn write_after_close(ctx: &Ctx) -> anyhow::Result<Outcome> {
             if let Some(mut server) = server {
                 server.set_read_timeout(Some(Duration::from_secs(2)))?;
                 let mut got = Vec::new();
-                server.read_to_end(&mut got).context("server draining")?;
+                server.read_to_end(&mut got).step("server draining")?;
                 app.push(format!(
                     "server: read {} bytes, then EOF; close()",
                     got.len()
@@ -306,11 +300,14 @@ pub(super) fn write_after_close(ctx: &Ctx) -> anyhow::Result<Outcome> {
     })))
 }
 
-pub(super) fn tw_recycle(ctx: &Ctx) -> anyhow::Result<Outcome> {
+pub(super) fn tw_recycle(ctx: &Ctx) -> Result<Outcome, LabError> {
     // Whether the kernel has the key, whatever value `--with` gives it.
-    let key =
-        crate::host::sysctl::SysctlKey::parse(TW_RECYCLE, crate::host::sysctl::Scope::NetOnly)?;
-    let on_this_kernel = key.path(std::path::Path::new("/")).exists();
+    use crate::host::sysctl::{self, Scope, SysctlError, SysctlKey};
+    let key = SysctlKey::parse(TW_RECYCLE, Scope::NetOnly)?;
+    let on_this_kernel = !matches!(
+        sysctl::read(std::path::Path::new("/"), &key),
+        Err(SysctlError::Absent { .. })
+    );
     let value = ctx.values.get(TW_RECYCLE).cloned().flatten();
     Ok(Outcome::NotReproducibleOnThisKernel(
         match (on_this_kernel, value) {

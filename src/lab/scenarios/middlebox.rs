@@ -6,8 +6,6 @@ use std::io::{Read, Write};
 use std::net::SocketAddrV4;
 use std::time::Duration;
 
-use anyhow::Context;
-
 use super::*;
 
 /// Keepalive values of a run at real scale, and how they are written at lab scale.
@@ -31,7 +29,7 @@ pub(super) fn keepalive_settings(
         .collect()
 }
 
-pub(super) fn keepalive_values(ctx: &Ctx) -> anyhow::Result<BTreeMap<String, String>> {
+pub(super) fn keepalive_values(ctx: &Ctx) -> Result<BTreeMap<String, String>, LabError> {
     [KEEPALIVE_TIME, KEEPALIVE_INTVL, KEEPALIVE_PROBES]
         .iter()
         .map(|k| Ok((k.to_string(), ctx.value(k)?.to_string())))
@@ -59,14 +57,14 @@ pub(super) fn num(values: &BTreeMap<String, String>, key: &str) -> f64 {
 /// Client side of the idle scenarios: say hello, let `pause` run, then write and read again.
 pub(super) fn idle_client(
     addr: SocketAddrV4,
-    pause: impl FnOnce() -> anyhow::Result<Vec<String>>,
-    measure: impl FnOnce() -> anyhow::Result<Measured>,
-) -> anyhow::Result<(Vec<String>, Measured)> {
-    let mut c = sock::connect(addr).with_context(|| format!("connect {addr}"))?;
+    pause: impl FnOnce() -> Result<Vec<String>, LabError>,
+    measure: impl FnOnce() -> Result<Measured, LabError>,
+) -> Result<(Vec<String>, Measured), LabError> {
+    let mut c = sock::connect(addr).step(format!("connect {addr}"))?;
     sock::set_keepalive(&c)?;
-    c.write_all(b"hello").context("first write")?;
+    c.write_all(b"hello").step("first write")?;
     let mut buf = [0u8; 5];
-    c.read_exact(&mut buf).context("first echo")?;
+    c.read_exact(&mut buf).step("first echo")?;
     let mut app = vec!["client: connected with SO_KEEPALIVE, first echo received".to_string()];
     app.extend(pause()?);
     app.push(write_outcome(
@@ -79,7 +77,7 @@ pub(super) fn idle_client(
     Ok((app, measure()?))
 }
 
-pub(super) fn idle_middlebox(ctx: &Ctx) -> anyhow::Result<Outcome> {
+pub(super) fn idle_middlebox(ctx: &Ctx) -> Result<Outcome, LabError> {
     let idle_timeout = ctx.param("idle_timeout", 300.0);
     let default_fix = vec![(
         KEEPALIVE_TIME,
@@ -88,7 +86,7 @@ pub(super) fn idle_middlebox(ctx: &Ctx) -> anyhow::Result<Outcome> {
     middlebox_scenario(ctx, idle_timeout, default_fix, false)
 }
 
-pub(super) fn lost_keepalive_probe(ctx: &Ctx) -> anyhow::Result<Outcome> {
+pub(super) fn lost_keepalive_probe(ctx: &Ctx) -> Result<Outcome, LabError> {
     let idle_timeout = ctx.param("idle_timeout", 300.0);
     // The retry must come while the middlebox still knows the flow: a third of what is left
     // after the first probe (keepalive_time itself halved first if it is already too late).
@@ -137,7 +135,7 @@ pub(super) fn middlebox_scenario(
     idle_timeout: f64,
     default_fix: Vec<(&str, String)>,
     lose_first_probe: bool,
-) -> anyhow::Result<Outcome> {
+) -> Result<Outcome, LabError> {
     nft::find()?;
     let host_values = keepalive_values(ctx)?;
     let (fix, fix_notes) = ctx.fix_or(&default_fix, KEEPALIVE_KEYS);
@@ -157,7 +155,7 @@ pub(super) fn middlebox_scenario(
     });
     let timeout_lab = scale.kernel_secs(idle_timeout);
     let idle_lab = timeout_lab as f64 * 1.5;
-    let run = |slot: u8, values: &BTreeMap<String, String>| -> anyhow::Result<RunReport> {
+    let run = |slot: u8, values: &BTreeMap<String, String>| -> Result<RunReport, LabError> {
         let mb = build_middlebox(slot, timeout_lab)?;
         let report = RunReport {
             settings: settings(&mb.client, &keepalive_settings(scale, values))?,
@@ -245,7 +243,7 @@ pub(super) fn middlebox_scenario(
     })))
 }
 
-pub(super) fn keepalive_timeout(ctx: &Ctx) -> anyhow::Result<Outcome> {
+pub(super) fn keepalive_timeout(ctx: &Ctx) -> Result<Outcome, LabError> {
     nft::find()?;
     let outage = ctx.param("outage", 120.0);
     let host_values = keepalive_values(ctx)?;
@@ -271,7 +269,7 @@ pub(super) fn keepalive_timeout(ctx: &Ctx) -> anyhow::Result<Outcome> {
         })
     });
     let outage_lab = scale.kernel_secs(outage);
-    let run = |slot: u8, values: &BTreeMap<String, String>| -> anyhow::Result<RunReport> {
+    let run = |slot: u8, values: &BTreeMap<String, String>| -> Result<RunReport, LabError> {
         let (client, server, addr) = build_pair(slot)?;
         let report = RunReport {
             settings: settings(&client, &keepalive_settings(scale, values))?,

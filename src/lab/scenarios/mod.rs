@@ -12,13 +12,11 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context;
-
 use super::evidence::{Measured, Meter, nap};
 use super::netns::LabNs;
 use super::report::{LabSetting, RunReport, ScaleReport};
 use super::scale::{self, Scale};
-use super::{nft, rtnl, sock};
+use super::{LabError, Step, nft, rtnl, sock};
 use crate::rules::raw::SockOpt;
 
 mod local;
@@ -46,19 +44,27 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    fn value(&self, key: &str) -> anyhow::Result<&str> {
+    fn value(&self, key: &str) -> Result<&str, LabError> {
         match self.values.get(key) {
             Some(Some(v)) => Ok(v),
-            Some(None) => anyhow::bail!("{key} does not exist on this kernel"),
-            None => anyhow::bail!("{key} was not read for this scenario"),
+            Some(None) => Err(LabError::Absent {
+                key: key.to_string(),
+            }),
+            None => Err(LabError::NotRead {
+                key: key.to_string(),
+            }),
         }
     }
 
-    fn number(&self, key: &str) -> anyhow::Result<f64> {
+    fn number(&self, key: &str) -> Result<f64, LabError> {
         let v = self.value(key)?;
         v.trim()
             .parse::<f64>()
-            .with_context(|| format!("{key}={v:?} is not a number"))
+            .map_err(|source| LabError::NotANumber {
+                key: key.to_string(),
+                value: v.to_string(),
+                source,
+            })
     }
 
     fn param(&self, name: &str, default: f64) -> f64 {
@@ -134,7 +140,7 @@ pub struct Scenario {
     pub keys: &'static [&'static str],
     /// The socket options its application sets in the host run (what option rules flag).
     pub options: &'static [SockOpt],
-    pub run: fn(&Ctx) -> anyhow::Result<Outcome>,
+    pub run: fn(&Ctx) -> Result<Outcome, LabError>,
 }
 
 const KEEPALIVE_TIME: &str = "net.ipv4.tcp_keepalive_time";

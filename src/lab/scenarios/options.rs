@@ -13,12 +13,10 @@ use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::Context;
-
 use super::super::evidence::{Meter, nap};
 use super::super::netns::LabNs;
 use super::super::scale;
-use super::super::{nft, sock};
+use super::super::{LabError, Step, nft, sock};
 use super::{
     LAB_TABLE, Outcome, Ran, RunReport, ScaleReport, both, build_middlebox, build_pair, finish_run,
     join, lo_addr, read_outcome, spawn_in, with_echo_server, write_outcome,
@@ -32,14 +30,14 @@ enum Keepalive {
     Idle(i32, i32),
 }
 
-pub(super) fn idle_no_keepalive(ctx: &super::Ctx) -> anyhow::Result<Outcome> {
+pub(super) fn idle_no_keepalive(ctx: &super::Ctx) -> Result<Outcome, LabError> {
     nft::find()?;
     let idle_timeout = ctx.param("idle_timeout", 300.0);
     let (scale, preserved) = scale::choose(idle_timeout, &[3, 4, 5], |_| true);
     let timeout_lab = scale.kernel_secs(idle_timeout);
     let idle_lab = timeout_lab as f64 * 1.5;
     let keepidle_lab = (timeout_lab / 2).max(1) as i32;
-    let run = |slot: u8, keepalive: Keepalive| -> anyhow::Result<RunReport> {
+    let run = |slot: u8, keepalive: Keepalive| -> Result<RunReport, LabError> {
         let mb = build_middlebox(slot, timeout_lab)?;
         let report = RunReport {
             change: Some(match keepalive {
@@ -52,8 +50,8 @@ pub(super) fn idle_no_keepalive(ctx: &super::Ctx) -> anyhow::Result<Outcome> {
         };
         let meter = Meter::start(&[&mb.client, &mb.middlebox, &mb.server], mb.addrs.clone())?;
         let (app, measured) = with_echo_server(&mb.server, &mb.client, mb.server_addr, || {
-            let mut c = sock::connect(mb.server_addr)
-                .with_context(|| format!("connect {}", mb.server_addr))?;
+            let mut c =
+                sock::connect(mb.server_addr).step(format!("connect {}", mb.server_addr))?;
             let mut app = Vec::new();
             match keepalive {
                 Keepalive::Off => app.push("client: connected without SO_KEEPALIVE".to_string()),
@@ -64,9 +62,9 @@ pub(super) fn idle_no_keepalive(ctx: &super::Ctx) -> anyhow::Result<Outcome> {
                     ));
                 }
             }
-            c.write_all(b"hello").context("first write")?;
+            c.write_all(b"hello").step("first write")?;
             let mut buf = [0u8; 5];
-            c.read_exact(&mut buf).context("first echo")?;
+            c.read_exact(&mut buf).step("first echo")?;
             nap(Duration::from_secs_f64(idle_lab))?;
             app.push(format!(
                 "client: idle {idle_lab:.1} s (real {:.0} s) > middlebox timeout {timeout_lab} s",
@@ -119,7 +117,7 @@ pub(super) fn idle_no_keepalive(ctx: &super::Ctx) -> anyhow::Result<Outcome> {
 
 /// The application half-closes (shutdown(SHUT_WR)), the peer acknowledges its FIN (FIN_WAIT2),
 /// then the application closes: with TCP_LINGER2 -1 the kernel resets at once.
-fn linger2_run(slot: u8, linger2: Option<i32>) -> anyhow::Result<RunReport> {
+fn linger2_run(slot: u8, linger2: Option<i32>) -> Result<RunReport, LabError> {
     let ns = LabNs::new("lab")?;
     let addr = lo_addr(slot);
     let report = RunReport {
@@ -132,14 +130,14 @@ fn linger2_run(slot: u8, linger2: Option<i32>) -> anyhow::Result<RunReport> {
     let meter = Meter::start(&[&ns], vec![addr.into()])?;
     let (app, measured) = ns.run(|| {
         let listener = sock::listener(addr, 16, None)?;
-        let client = sock::connect(addr).context("connect")?;
-        let (mut peer, _) = listener.accept().context("accept")?;
+        let client = sock::connect(addr).step("connect")?;
+        let (mut peer, _) = listener.accept().step("accept")?;
         peer.set_read_timeout(Some(Duration::from_secs(2)))?;
         let mut app = Vec::new();
         if let Some(v) = linger2 {
             sock::set_linger2(&client, v)?;
         }
-        client.shutdown(Shutdown::Write).context("shutdown")?;
+        client.shutdown(Shutdown::Write).step("shutdown")?;
         app.push(read_outcome(&mut peer, "peer read after the shutdown"));
         // The peer's kernel has acknowledged the FIN: the closing side is in FIN_WAIT2.
         std::thread::sleep(Duration::from_millis(100));
@@ -154,7 +152,7 @@ fn linger2_run(slot: u8, linger2: Option<i32>) -> anyhow::Result<RunReport> {
     Ok(finish_run(report, app, measured))
 }
 
-pub(super) fn linger2_abort(_ctx: &super::Ctx) -> anyhow::Result<Outcome> {
+pub(super) fn linger2_abort(_ctx: &super::Ctx) -> Result<Outcome, LabError> {
     let (host, fix) = both(|| linger2_run(1, Some(-1)), || linger2_run(2, None))?;
     Ok(Outcome::Ran(Box::new(Ran {
         host,
@@ -172,7 +170,7 @@ const OUTAGE_MS: u64 = 2000;
 const SHORT_USER_TIMEOUT_MS: u32 = 1000;
 
 /// The client writes while the path is dead, then the path comes back and the server writes.
-fn user_timeout_run(slot: u8, user_timeout_ms: u32) -> anyhow::Result<RunReport> {
+fn user_timeout_run(slot: u8, user_timeout_ms: u32) -> Result<RunReport, LabError> {
     let (client, server, addr) = build_pair(slot)?;
     let report = RunReport {
         change: Some(if user_timeout_ms == 0 {
@@ -185,9 +183,9 @@ fn user_timeout_run(slot: u8, user_timeout_ms: u32) -> anyhow::Result<RunReport>
     let meter = Meter::start(&[&client, &server], vec![addr.into()])?;
     let restored = AtomicBool::new(false);
     let listener = server.run(|| sock::listener(addr, 16, None))?;
-    let (app, measured) = std::thread::scope(|scope| -> anyhow::Result<_> {
+    let (app, measured) = std::thread::scope(|scope| -> Result<_, LabError> {
         let srv = spawn_in(scope, &server, || {
-            let (mut conn, _) = listener.accept().context("accept")?;
+            let (mut conn, _) = listener.accept().step("accept")?;
             conn.set_read_timeout(Some(Duration::from_secs(5)))?;
             while !restored.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(20));
@@ -206,7 +204,7 @@ fn user_timeout_run(slot: u8, user_timeout_ms: u32) -> anyhow::Result<RunReport>
             Ok(app)
         });
         let cli = spawn_in(scope, &client, || {
-            let mut c = sock::connect(addr).context("connect")?;
+            let mut c = sock::connect(addr).step("connect")?;
             if user_timeout_ms > 0 {
                 sock::set_user_timeout(&c, user_timeout_ms)?;
             }
@@ -244,7 +242,7 @@ fn user_timeout_run(slot: u8, user_timeout_ms: u32) -> anyhow::Result<RunReport>
     Ok(finish_run(report, app, measured))
 }
 
-pub(super) fn user_timeout(_ctx: &super::Ctx) -> anyhow::Result<Outcome> {
+pub(super) fn user_timeout(_ctx: &super::Ctx) -> Result<Outcome, LabError> {
     nft::find()?;
     let (host, fix) = both(
         || user_timeout_run(1, SHORT_USER_TIMEOUT_MS),

@@ -7,27 +7,30 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-
 use super::*;
 
 /// Run the host run and the fix run at the same time.
 pub(super) fn both<A: Send, B: Send>(
-    a: impl FnOnce() -> anyhow::Result<A> + Send,
-    b: impl FnOnce() -> anyhow::Result<B> + Send,
-) -> anyhow::Result<(A, B)> {
+    a: impl FnOnce() -> Result<A, LabError> + Send,
+    b: impl FnOnce() -> Result<B, LabError> + Send,
+) -> Result<(A, B), LabError> {
     std::thread::scope(|scope| {
         let ha = scope.spawn(a);
         let hb = scope.spawn(b);
-        let ra = join(ha).context("the run with the host's values")?;
-        let rb = join(hb).context("the run with the fix")?;
+        let run = |run| {
+            move |e| LabError::Run {
+                run,
+                source: Box::new(e),
+            }
+        };
+        let ra = join(ha).map_err(run("the run with the host's values"))?;
+        let rb = join(hb).map_err(run("the run with the fix"))?;
         Ok((ra, rb))
     })
 }
 
-pub(super) fn join<T>(h: ScopedJoinHandle<'_, anyhow::Result<T>>) -> anyhow::Result<T> {
-    h.join()
-        .map_err(|_| anyhow::anyhow!("a lab thread panicked"))?
+pub(super) fn join<T>(h: ScopedJoinHandle<'_, Result<T, LabError>>) -> Result<T, LabError> {
+    h.join().map_err(|_| LabError::Panicked("a lab thread"))?
 }
 
 /// Spawn a scoped thread inside `ns`.
@@ -35,10 +38,10 @@ pub(super) fn spawn_in<'scope, 'env, T, F>(
     scope: &'scope Scope<'scope, 'env>,
     ns: &'env LabNs,
     work: F,
-) -> ScopedJoinHandle<'scope, anyhow::Result<T>>
+) -> ScopedJoinHandle<'scope, Result<T, LabError>>
 where
     T: Send + 'scope,
-    F: FnOnce() -> anyhow::Result<T> + Send + 'scope,
+    F: FnOnce() -> Result<T, LabError> + Send + 'scope,
 {
     scope.spawn(move || {
         ns.enter()?;
@@ -79,7 +82,7 @@ pub(super) fn write_outcome(s: &mut TcpStream, data: &[u8], what: &str) -> Strin
 pub(super) fn settings(
     ns: &LabNs,
     values: &[(String, String, Option<String>)],
-) -> anyhow::Result<Vec<LabSetting>> {
+) -> Result<Vec<LabSetting>, LabError> {
     let mut out = Vec::new();
     for (key, value, lab) in values {
         ns.sysctl(key, lab.as_deref().unwrap_or(value))?;
@@ -116,8 +119,8 @@ pub(super) fn with_echo_server<T: Send>(
     server: &LabNs,
     client: &LabNs,
     addr: SocketAddrV4,
-    client_work: impl FnOnce() -> anyhow::Result<T> + Send,
-) -> anyhow::Result<T> {
+    client_work: impl FnOnce() -> Result<T, LabError> + Send,
+) -> Result<T, LabError> {
     let stop_flag = AtomicBool::new(false);
     let stop = &stop_flag;
     // The client starts once the server listens (a fixed pause was too short under emulation:
@@ -133,7 +136,7 @@ pub(super) fn with_echo_server<T: Send>(
             // Nothing comes when the server could not listen: its error is the run's.
             if ready.recv_timeout(Duration::from_secs(30)).is_err() {
                 stop.store(true, Ordering::SeqCst);
-                return Err(anyhow::anyhow!("the lab's server did not start listening"));
+                return Err(LabError::ServerNotListening);
             }
             let r = client_work();
             stop.store(true, Ordering::SeqCst);
@@ -147,7 +150,7 @@ pub(super) fn with_echo_server<T: Send>(
 }
 
 /// An echo server that stops when `stop` is set.
-pub(super) fn echo_server(listener: TcpListener, stop: &AtomicBool) -> anyhow::Result<()> {
+pub(super) fn echo_server(listener: TcpListener, stop: &AtomicBool) -> Result<(), LabError> {
     listener.set_nonblocking(true)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut conn = loop {
@@ -159,7 +162,7 @@ pub(super) fn echo_server(listener: TcpListener, stop: &AtomicBool) -> anyhow::R
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
-            Err(e) => return Err(e).context("accept"),
+            Err(e) => return Err(e).step("accept"),
         }
     };
     conn.set_nonblocking(false)?;

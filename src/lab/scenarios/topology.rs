@@ -18,7 +18,7 @@ pub(super) struct Middlebox {
 
 pub(super) const LAB_TABLE: &str = "rstaudit_lab";
 
-pub(super) fn build_middlebox(slot: u8, timeout_secs: u64) -> anyhow::Result<Middlebox> {
+pub(super) fn build_middlebox(slot: u8, timeout_secs: u64) -> Result<Middlebox, LabError> {
     let client = LabNs::new("client")?;
     let middlebox = LabNs::new("middlebox")?;
     let server = LabNs::new("server")?;
@@ -31,13 +31,13 @@ pub(super) fn build_middlebox(slot: u8, timeout_secs: u64) -> anyhow::Result<Mid
         rtnl::add_addr(2, net(a, 1), 24)?;
         rtnl::add_addr(3, net(b, 1), 24)?;
         rtnl::set_up(2)?;
-        rtnl::set_up(3)
+        Ok(rtnl::set_up(3)?)
     })?;
     for (ns, n) in [(&client, a), (&server, b)] {
         ns.run(|| {
             rtnl::add_addr(2, net(n, 2), 24)?;
             rtnl::set_up(2)?;
-            rtnl::add_default_route(net(n, 1))
+            Ok(rtnl::add_default_route(net(n, 1))?)
         })?;
     }
     middlebox.sysctl("net.ipv4.ip_forward", "1")?;
@@ -64,10 +64,10 @@ pub(super) fn build_middlebox(slot: u8, timeout_secs: u64) -> anyhow::Result<Mid
 
 /// From now on, drop the first packet of at most 60 bytes (a keepalive probe carries no data)
 /// that the client sends through the middlebox, before conntrack sees it.
-pub(super) fn lose_next_probe(mb: &Middlebox) -> anyhow::Result<()> {
+pub(super) fn lose_next_probe(mb: &Middlebox) -> Result<(), LabError> {
     let client = match mb.client_addr {
         std::net::IpAddr::V4(a) => a,
-        std::net::IpAddr::V6(_) => anyhow::bail!("the lab's middlebox is IPv4 only"),
+        std::net::IpAddr::V6(_) => return Err(LabError::Ipv6Middlebox),
     };
     nft::load(
         &mb.middlebox,
@@ -79,18 +79,18 @@ pub(super) fn lose_next_probe(mb: &Middlebox) -> anyhow::Result<()> {
 }
 
 /// Two namespaces joined by one veth pair: client 10.77.N.2, server 10.77.N.1.
-pub(super) fn build_pair(slot: u8) -> anyhow::Result<(LabNs, LabNs, SocketAddrV4)> {
+pub(super) fn build_pair(slot: u8) -> Result<(LabNs, LabNs, SocketAddrV4), LabError> {
     let client = LabNs::new("client")?;
     let server = LabNs::new("server")?;
     let n = 100 + slot;
     server.run(|| {
         rtnl::new_veth("sv0", 2, "cl0", 2, client.fd())?;
         rtnl::add_addr(2, Ipv4Addr::new(10, 77, n, 1), 24)?;
-        rtnl::set_up(2)
+        Ok(rtnl::set_up(2)?)
     })?;
     client.run(|| {
         rtnl::add_addr(2, Ipv4Addr::new(10, 77, n, 2), 24)?;
-        rtnl::set_up(2)
+        Ok(rtnl::set_up(2)?)
     })?;
     Ok((
         client,

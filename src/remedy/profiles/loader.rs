@@ -199,7 +199,7 @@ impl Loader {
 
     /// Step one and the per-file part of step two.
     fn parse_one(&mut self, src: &Source) -> Option<OwnProfile> {
-        let raw: RawProfile = match serde_yaml::from_str(&src.text) {
+        let raw: RawProfile = match crate::yaml::from_str(&src.text) {
             Ok(raw) => raw,
             Err(e) => {
                 self.problems.push(Diagnostic::from_yaml(&src.display, &e));
@@ -434,19 +434,19 @@ struct OwnProfile {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 enum NotAScalar {
     #[error("{0} is not a whole number")]
-    Fraction(serde_yaml::Number),
+    Fraction(crate::yaml::Number),
     #[error("write {digit} instead of {0}: sysctls take numbers", digit = u8::from(*.0))]
     Bool(bool),
     #[error("expected a number or a string")]
     Other,
 }
 
-fn scalar(v: &serde_yaml::Value) -> Result<String, NotAScalar> {
+fn scalar(v: &crate::yaml::Value) -> Result<String, NotAScalar> {
     match v {
-        serde_yaml::Value::Number(n) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
-        serde_yaml::Value::Number(n) => Err(NotAScalar::Fraction(n.clone())),
-        serde_yaml::Value::String(s) => Ok(s.trim().to_string()),
-        serde_yaml::Value::Bool(b) => Err(NotAScalar::Bool(*b)),
+        crate::yaml::Value::Number(n) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
+        crate::yaml::Value::Number(n) => Err(NotAScalar::Fraction(n.clone())),
+        crate::yaml::Value::String(s) => Ok(s.trim().to_string()),
+        crate::yaml::Value::Bool(b) => Err(NotAScalar::Bool(*b)),
         _ => Err(NotAScalar::Other),
     }
 }

@@ -48,20 +48,7 @@ pub struct ProfileError {
 
 impl fmt::Display for ProfileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.problems.len();
-        writeln!(
-            f,
-            "{n} problem{} in profile files:",
-            if n == 1 { "" } else { "s" }
-        )?;
-        for (i, p) in self.problems.iter().enumerate() {
-            if i + 1 < n {
-                writeln!(f, "{p}")?;
-            } else {
-                write!(f, "{p}")?;
-            }
-        }
-        Ok(())
+        crate::diag::fmt_problems(f, "profile files", &self.problems)
     }
 }
 

@@ -16,7 +16,7 @@ pub(super) struct RawProfile {
     #[serde(default)]
     pub(super) allow_outside_net: Vec<String>,
     #[serde(default)]
-    pub(super) params: Pairs<serde_yaml::Value>,
+    pub(super) params: Pairs<crate::yaml::Value>,
     #[serde(default)]
     pub(super) sysctls: Pairs<RawSetting>,
 }
@@ -62,7 +62,7 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for Pairs<V> {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSetting {
     #[serde(default)]
-    pub(super) value: Option<serde_yaml::Value>,
+    pub(super) value: Option<crate::yaml::Value>,
     #[serde(default)]
     pub(super) at_least: Option<i64>,
     #[serde(default)]

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::read::{self, AuditFileError, HostAudit, HostInput};
 use super::{Cell, FailedHost, FixCount, FleetFix, FleetReport, FleetSummary, HostRow, RuleRow};
-use crate::report::SEVERITIES;
-use crate::rules::{Exposure, Severity, Threshold};
+use crate::report::{Counts, SEVERITIES};
+use crate::rules::{Severity, Threshold};
 
 /// What the report is judged by.
 #[derive(Debug, Clone, Copy)]
@@ -61,14 +61,7 @@ pub fn build(files: Vec<Parsed>, opts: &FleetOptions) -> FleetReport {
     let mut failed: Vec<FailedHost> = Vec::new();
     let mut rules: HashMap<String, RuleAcc> = HashMap::new();
     let mut fixes: BTreeMap<(String, String), (u64, BTreeSet<String>)> = BTreeMap::new();
-    let mut by_severity: BTreeMap<String, u64> = SEVERITIES
-        .iter()
-        .map(|s| (s.as_str().to_string(), 0))
-        .collect();
-    let mut by_exposure: BTreeMap<String, u64> = Exposure::ALL
-        .iter()
-        .map(|e| (e.as_str().to_string(), 0))
-        .collect();
+    let mut counts = Counts::new();
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut findings_total = 0u64;
     let mut accepted_total = 0u64;
@@ -115,12 +108,7 @@ pub fn build(files: Vec<Parsed>, opts: &FleetOptions) -> FleetReport {
             for f in &ns.findings {
                 count += 1;
                 accepted += u64::from(f.accepted.is_some());
-                *by_severity
-                    .entry(f.severity.as_str().to_string())
-                    .or_default() += 1;
-                *by_exposure
-                    .entry(f.exposure.as_str().to_string())
-                    .or_default() += 1;
+                counts.add(f.severity, f.exposure);
                 let new = Cell {
                     severity: f.severity,
                     exposure: f.exposure,
@@ -261,8 +249,8 @@ pub fn build(files: Vec<Parsed>, opts: &FleetOptions) -> FleetReport {
         findings: findings_total,
         accepted: accepted_total,
         waiver_problems: hosts.iter().map(|h| h.waiver_problems.len() as u64).sum(),
-        by_severity,
-        by_exposure,
+        by_severity: counts.by_severity,
+        by_exposure: counts.by_exposure,
         failing: hosts.iter().any(|h| h.failing),
     };
     FleetReport {

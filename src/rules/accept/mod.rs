@@ -15,10 +15,9 @@ use serde::{Deserialize, Serialize};
 use super::Finding;
 use crate::diag::Diagnostic;
 
-mod date;
 mod load;
 
-pub use date::Date;
+pub use crate::clock::Date;
 pub use load::{load, parse};
 
 /// One checked waiver.
@@ -51,16 +50,7 @@ pub struct AcceptError {
 
 impl fmt::Display for AcceptError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.problems.len();
-        write!(
-            f,
-            "{n} problem{} in the accept file:",
-            if n == 1 { "" } else { "s" }
-        )?;
-        for p in &self.problems {
-            write!(f, "\n{p}")?;
-        }
-        Ok(())
+        crate::diag::fmt_problems(f, "the accept file", &self.problems)
     }
 }
 

@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::host::{Snapshot, Socket, SocketsSource, TcpState};
@@ -18,6 +17,7 @@ use super::finding::{
     CounterEvidence, Evidence, Exposure, Finding, FindingProcess, Fix, SysctlFix,
 };
 use super::raw::{Field, Measure, SockOpt, Stat, Subject};
+use super::readable::{describe_socket, group_digits};
 use super::rule::{Arith, Cond, Expr, Op, Piece, Rule, fmt_num, timer_num, visit_expr};
 use super::{AuditOutcome, Skipped};
 
@@ -32,7 +32,6 @@ use context::*;
 pub use fold::Fold;
 use fold::Seen;
 use text::{absent_notes, counter_notes, evidence, fix, render, uses};
-pub use text::{describe_socket, group_digits};
 use unknown::Unknown;
 
 /// How many example sockets a finding shows.

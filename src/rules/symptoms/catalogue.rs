@@ -59,16 +59,7 @@ pub struct CausesError {
 
 impl fmt::Display for CausesError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.diagnostics.len();
-        writeln!(
-            f,
-            "{n} problem{} in cause files:",
-            if n == 1 { "" } else { "s" }
-        )?;
-        for d in &self.diagnostics {
-            writeln!(f, "{d}")?;
-        }
-        Ok(())
+        crate::diag::fmt_problems(f, "cause files", &self.diagnostics)
     }
 }
 
@@ -87,7 +78,7 @@ impl Catalogue {
         let mut diags = Vec::new();
         let mut causes: Vec<Cause> = Vec::new();
         for (file, text) in files {
-            let raw: RawCause = match serde_yaml::from_str(text) {
+            let raw: RawCause = match crate::yaml::from_str(text) {
                 Ok(raw) => raw,
                 Err(e) => {
                     let mut d = Diagnostic::from_yaml(file, &e);

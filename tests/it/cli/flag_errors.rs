@@ -170,7 +170,7 @@ fn a_refused_interval_or_root_is_named_with_its_flag() {
 /// tool built on the library) gets what is wrong with the value, and adds its own words.
 #[test]
 fn library_errors_name_no_flag() {
-    use rstaudit::host::{self, CollectOptions, Source, SourceError};
+    use rstaudit::host::{self, CollectError, CollectOptions, Source, SourceError};
     let dir = tempfile::tempdir().unwrap();
     let file = common::write_file(dir.path(), "file", "x\n");
     let opts = |source, interval| CollectOptions {
@@ -182,9 +182,9 @@ fn library_errors_name_no_flag() {
         scan: host::OwnerScan::Auto,
     };
     let err = host::collect(&opts(Source::Root(file.clone()), None)).unwrap_err();
-    assert_eq!(
-        err.downcast_ref::<SourceError>(),
-        Some(&SourceError::RootNotADirectory(file))
+    assert!(
+        matches!(&err, CollectError::Source(SourceError::RootNotADirectory(f)) if *f == file),
+        "{err:?}"
     );
     assert_eq!(format!("{err:#}"), "not a directory");
     let err = host::collect(&opts(Source::Live, Some(0.01))).unwrap_err();
