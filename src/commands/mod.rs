@@ -148,6 +148,21 @@ pub fn collect_options(source: &SourceArgs) -> CollectOptions {
     }
 }
 
+/// `--set PARAM=VALUE` pairs, each checked against the parameters a run `accepted` (its
+/// rules', and the lab's with `--lab`; [`crate::valid::params`]); a problem names the pair.
+pub fn parse_params(
+    items: &[String],
+    accepted: &crate::valid::params::Accepted,
+) -> anyhow::Result<Vec<(String, String)>> {
+    parse_assignments(items, "--set")?
+        .into_iter()
+        .map(|(k, v)| match accepted.check(&k, &v) {
+            Ok(_) => Ok((k, v)),
+            Err(e) => Err(anyhow::Error::new(e).context(format!("--set {k}={v}"))),
+        })
+        .collect()
+}
+
 /// Parse `PARAM=VALUE` pairs from `--set` / `--with`.
 pub fn parse_assignments(items: &[String], flag: &str) -> anyhow::Result<Vec<(String, String)>> {
     items

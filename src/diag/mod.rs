@@ -137,6 +137,23 @@ impl Diagnostic {
         )
     }
 
+    /// [`Diagnostic::from_yaml`] for the error of reading `text` into a file's type: when the
+    /// text is not valid YAML at all (an unclosed `[`), that is the problem, named `syntax` at
+    /// the parser's position, whatever the type expected at the place the reading stopped.
+    pub fn from_yaml_text(file: &str, text: &str, e: &crate::yaml::Error) -> Self {
+        let shape = Self::from_yaml(file, e);
+        if shape.code == Code::Syntax {
+            return shape;
+        }
+        match crate::yaml::from_str::<crate::yaml::Value>(text) {
+            Err(syntax) => Self {
+                code: Code::Syntax,
+                ..Self::from_yaml(file, &syntax)
+            },
+            Ok(_) => shape,
+        }
+    }
+
     /// A diagnostic from a YAML error: its position, its message without the position
     /// (already in front) and the code of its kind.
     pub fn from_yaml(file: &str, e: &crate::yaml::Error) -> Self {
@@ -199,9 +216,55 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// The problems of several input files read for one run (a config file and the profile,
+/// rule directory and accept file it names), shown together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Problems {
+    /// What was read: `the config file and the files it names`.
+    pub what: String,
+    pub problems: Vec<Diagnostic>,
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "{n} problem{} in {}:",
+            if n == 1 { "" } else { "s" },
+            self.what
+        )?;
+        for p in &self.problems {
+            write!(f, "\n{p}")?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: an unclosed `[` where a mapping is expected was called a wrong type.
+    #[test]
+    fn an_unclosed_bracket_is_a_syntax_error_not_a_wrong_type() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct File {
+            sysctls: std::collections::BTreeMap<String, u32>,
+        }
+        let text = "sysctls: [\n  net.core.somaxconn: 1\n";
+        let e = serde_yaml::from_str::<File>(text).unwrap_err();
+        let d = Diagnostic::from_yaml_text("p.yaml", text, &e);
+        assert_eq!(d.code, Code::Syntax, "{d}");
+        // A sound YAML file of the wrong shape keeps its own code.
+        let text = "sysctls: [1, 2]\n";
+        let e = serde_yaml::from_str::<File>(text).unwrap_err();
+        assert_eq!(
+            Diagnostic::from_yaml_text("p.yaml", text, &e).code,
+            Code::WrongType
+        );
+    }
 
     #[test]
     fn codes_are_unique_and_documented() {

@@ -20,7 +20,6 @@ pub mod owners;
 pub mod ownership;
 pub mod persist;
 pub mod profiles;
-pub mod ranges;
 pub mod render;
 pub mod rollback;
 pub mod state;
@@ -122,16 +121,26 @@ mod tests {
         let path = dir.path().join("lb60.yaml");
         std::fs::write(
             &path,
-            "description: x\nextends: mobile-gateway\nparams:\n  idle_timeout: 280\n  extra: on-call\n",
+            "description: x\nextends: mobile-gateway\nparams:\n  idle_timeout: 280\n  min_idle: 900\n",
         )
         .unwrap();
         assert_eq!(
             super::profile_params(path.to_str().unwrap(), super::profiles::NAMED_BY).unwrap(),
             vec![
-                ("extra".to_string(), "on-call".to_string()),
-                ("idle_timeout".to_string(), "280".to_string())
+                ("idle_timeout".to_string(), "280".to_string()),
+                ("min_idle".to_string(), "900".to_string())
             ]
         );
+        // A parameter no rule or lab scenario has is refused, with the nearest name.
+        std::fs::write(&path, "description: x\nparams:\n  idle_timeuot: 280\n").unwrap();
+        let err =
+            super::profile_params(path.to_str().unwrap(), super::profiles::NAMED_BY).unwrap_err();
+        assert_eq!(
+            err.problems[0].code,
+            crate::diag::Code::UnknownParam,
+            "{err}"
+        );
+        assert_eq!(err.problems[0].hint, "did you mean idle_timeout?");
         let err = super::profile_params("nope", super::profiles::NAMED_BY)
             .unwrap_err()
             .to_string();

@@ -24,7 +24,6 @@ use serde::Serialize;
 use super::faults::{Fault, Faults};
 use super::persist;
 use super::profiles::{Target, values_equal};
-use super::ranges;
 use super::state::{RecordedKey, RecordedNetns, RecordedPersist, RollbackRecord};
 use crate::host::sysctl::{self, SysctlError, SysctlKey};
 
@@ -168,10 +167,9 @@ pub fn plan(io: &dyn SysctlIo, desired: &[Desired], ns: &NsContext, faults: &Fau
             .and_then(|t| {
                 sysctl::validate_value(key, &t, Some(&current)).map_err(|e| e.to_string())
             })
-            .and_then(|t| {
-                ranges::check(key.as_str(), &t)
-                    .map(|_| t)
-                    .map_err(|e| e.to_string())
+            .and_then(|t| match crate::valid::sysctls::spec(key.as_str()) {
+                Some(spec) => spec.check(&t).map(|_| t).map_err(|e| e.to_string()),
+                None => Ok(t),
             }) {
             Ok(t) => t,
             Err(why) => {
