@@ -26,6 +26,7 @@
 pub mod clock;
 pub mod config;
 pub mod diag;
+pub mod hint;
 pub mod host;
 pub mod input;
 pub mod lab;

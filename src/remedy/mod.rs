@@ -65,6 +65,16 @@ pub enum NsError {
     Inode(std::io::Error),
 }
 
+/// The `--netns` value that names `ns` in a printed command: its name under /run/netns, else
+/// its path.
+pub fn netns_flag(ns: &NetnsRef) -> String {
+    if ns.path == std::path::Path::new(netns::RUN_NETNS).join(&ns.name) {
+        ns.name.clone()
+    } else {
+        ns.path.display().to_string()
+    }
+}
+
 /// Describe the namespace the calling thread is in (call it inside [`in_namespace`]).
 pub fn describe_current(ns: Option<&NetnsRef>) -> Result<(NsContext, RecordedNetns), NsError> {
     let inode = netns::current_inode().map_err(NsError::Inode)?;
@@ -81,6 +91,7 @@ pub fn describe_current(ns: Option<&NetnsRef>) -> Result<(NsContext, RecordedNet
         NsContext {
             name: name.clone(),
             initial,
+            kernel: crate::host::kernel::running().version,
         },
         RecordedNetns {
             name,

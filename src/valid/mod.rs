@@ -155,15 +155,15 @@ fn out_of_range(key: &Key, why: &sysctls::OutOfRange) -> Invalid {
 }
 
 /// Whether a key the live kernel lacks is not applicable here (the catalogue explains its
-/// absence: a release that removed it or had not added it, a module not loaded) and why;
-/// `None`: its absence is a problem.
+/// absence: a release that removed it or had not added it, a module not loaded), and what to
+/// say; `None`: its absence is a problem.
 pub fn not_applicable(
     key: &SysctlKey,
     kernel: Option<crate::host::KernelVersion>,
 ) -> Option<String> {
     let spec = sysctls::spec(key.as_str())?;
     spec.absence(kernel)
-        .map(|why| format!("{key} does not exist on this kernel ({why}): not applicable here"))
+        .map(|why| format!("{key} does not exist on this kernel ({why})"))
 }
 
 #[cfg(test)]

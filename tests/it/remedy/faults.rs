@@ -796,7 +796,7 @@ fn hostile_profiles_given_to_apply_change_nothing() {
             format!(
                 "description: x\nsysctls:\n{VALID}  net.ipv4.tcp_no_such_key:\n    value: 1\n    reason: t\n"
             ),
-            "net.ipv4.tcp_no_such_key: does not exist on this kernel",
+            "unknown sysctl \"net.ipv4.tcp_no_such_key\": no supported kernel (Linux 4.9 to 6.18) has it [unknown-sysctl]",
         ),
         (
             "range.yaml",
