@@ -103,14 +103,19 @@ fn check_with_is_used(with: &[(String, String)], jobs: &[Job]) -> anyhow::Result
                 .collect();
             keys.sort_unstable();
             keys.dedup();
-            anyhow::bail!(
-                "--with {key}: no selected scenario uses this key (they use: {})",
-                if keys.is_empty() {
-                    "none".to_string()
-                } else {
-                    keys.join(", ")
-                }
+            let unused = crate::valid::Invalid::new(
+                rstaudit::diag::Code::UnknownParam,
+                format!(
+                    "no selected scenario uses this key (they use: {})",
+                    if keys.is_empty() {
+                        "none".to_string()
+                    } else {
+                        keys.join(", ")
+                    }
+                ),
+                "",
             );
+            return Err(anyhow::Error::new(unused).context(format!("--with {key}")));
         }
     }
     Ok(())

@@ -313,9 +313,12 @@ pub fn emit_sysctl(set: &FixSet) -> String {
 pub fn emit_sh(set: &FixSet) -> String {
     let t = &set.target;
     let keep = if t.initial {
-        "see `rstaudit apply --persist` to keep them".to_string()
+        "; see `rstaudit apply --persist` to keep them".to_string()
     } else {
-        comment(&crate::hint::namespace_persistence(&t.name))
+        format!(
+            ". {}",
+            comment(&crate::hint::namespace_persistence(&t.name))
+        )
     };
     let whose = if t.initial && t.enter.is_none() {
         String::new()
@@ -323,7 +326,7 @@ pub fn emit_sh(set: &FixSet) -> String {
         format!(", for network namespace {}", t.name)
     };
     let mut out = format!(
-        "#!/bin/sh\n# Fixes from `rstaudit fix`{whose}. Apply: sh THIS_FILE; undo: sh THIS_FILE revert.\n# These change the running kernel only; {keep}.\nset -eu\n\n"
+        "#!/bin/sh\n# Fixes from `rstaudit fix`{whose}. Apply: sh THIS_FILE; undo: sh THIS_FILE revert.\n# These change the running kernel only{keep}.\nset -eu\n\n"
     );
     out.push_str("if [ \"${1:-apply}\" = revert ]; then\n");
     let mut any_revert = false;

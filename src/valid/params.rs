@@ -54,15 +54,15 @@ pub const PARAMS: &[ParamSpec] = &[
     p("idle_timeout", "s", 1.0, WEEK, false),
     p("listen_burst_seconds", "s", 0.01, 3600.0, false),
     p("min_backlog", "", 1.0, INT_MAX, true),
+    // How long a connection must survive unanswered retransmissions (the fix clamps the
+    // retries it computes to the kernel's limit).
+    p("min_give_up_s", "s", 1.0, WEEK, false),
     p("min_idle", "s", 1.0, INT_MAX, false),
     // tcp_info's retransmits is a u8.
     p("min_retransmits", "", 1.0, 255.0, true),
-    // The fixes ask for tcp_retries2 >= min_retries2 and tcp_syn_retries >= min_syn_retries,
-    // so these stay within the kernel's values of those keys.
-    p("min_retries2", "", 1.0, 255.0, true),
     p("min_sockets", "", 1.0, INT_MAX, true),
     p("min_somaxconn", "", 1.0, INT_MAX, true),
-    p("min_syn_retries", "", 1.0, 127.0, true),
+    p("min_syn_give_up_s", "s", 1.0, WEEK, false),
     p("min_user_timeout_ms", "ms", 1.0, INT_MAX, true),
     ParamSpec {
         user: User::Lab,
@@ -136,9 +136,15 @@ impl Accepted {
         }
     }
 
-    /// Every parameter of the table: what a profile may set when no rule set is at hand.
+    /// Every rule parameter of the table: what a profile may set when no rule set is at hand
+    /// (the built-in rules declare exactly these). The lab's own are for its `--set` only.
     pub fn table() -> Self {
-        Self::of_rules(PARAMS.iter().map(|p| p.name)).with_lab()
+        Self::of_rules(
+            PARAMS
+                .iter()
+                .filter(|p| p.user == User::Rules)
+                .map(|p| p.name),
+        )
     }
 
     /// The same, with the lab's own parameters.
@@ -255,7 +261,12 @@ mod tests {
             rules.check("idle_timeout", "x").unwrap_err().code,
             Code::BadValue
         );
-        let whole = Accepted::table().check("min_retries2", "8.5").unwrap_err();
+        let whole = Accepted::table().check("min_backlog", "8.5").unwrap_err();
+        assert_eq!(
+            Accepted::table().check("outage", "60").unwrap_err().code,
+            Code::UnknownParam,
+            "a profile sets rule parameters, not the lab's"
+        );
         assert!(whole.message.contains("not a whole number"), "{whole}");
     }
 }

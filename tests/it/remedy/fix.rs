@@ -86,7 +86,7 @@ fn fix_emit_sh_passes_sh_n_and_reverts() {
     fix(&ns, "sh", &file);
     common::run(std::process::Command::new("sh").arg("-n").arg(&file));
     let content = std::fs::read_to_string(&file).unwrap();
-    let enter = format!("nsenter --net=/run/netns/{} -- sysctl -w", ns.name);
+    let enter = format!("nsenter '--net=/run/netns/{}' -- sysctl -w", ns.name);
     assert!(
         content.contains(&format!("{enter} 'net.ipv4.tcp_abort_on_overflow=0'")),
         "{content}"
