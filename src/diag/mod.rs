@@ -44,15 +44,15 @@ codes! {
     // Any file: reading it, and its YAML shape (step one of the loaders).
     Unreadable = "unreadable": "the file or directory cannot be read (missing, permissions, not UTF-8, too large)",
     NoFiles = "no-files": "a directory given for rule files holds none",
-    Syntax = "syntax": "not valid YAML, or not the shape of the file (a mapping where a list is expected, ...)",
+    Syntax = "syntax": "not valid YAML (an unclosed `[` or quote, a bad indentation), or not the shape of the file (a mapping where a list is expected, ...)",
     UnknownKey = "unknown-key": "a key the file format does not have (misspelt or misplaced)",
     MissingKey = "missing-key": "a key the file format requires is missing",
     WrongType = "wrong-type": "a value of the wrong type (text where a number is expected, ...)",
     UnknownName = "unknown-name": "a value that must be one of a fixed list of names is not one of them",
     // Sysctl keys and values, in rules and profiles.
     BadSysctlKey = "bad-sysctl-key": "not a valid sysctl key, or one outside what the file may name",
-    UnknownSysctl = "unknown-sysctl": "a sysctl key rstaudit does not know",
-    BadValue = "bad-value": "a sysctl value or parameter value that is out of range or malformed",
+    UnknownSysctl = "unknown-sysctl": "a sysctl key no supported kernel has (the hint names the nearest known key)",
+    BadValue = "bad-value": "a sysctl value the key does not mean, or a parameter value out of its range, or one malformed",
     SetTwice = "set-twice": "the same sysctl or parameter is set twice",
     // Rule files.
     BadId = "bad-id": "a rule id that is not lowercase letters, digits and -",
@@ -61,7 +61,7 @@ codes! {
     UnknownCause = "unknown-cause": "a seed cause number that does not exist",
     BadKernelRange = "bad-kernel-range": "a kernel version range that cannot be parsed",
     BadParam = "bad-param": "a rule parameter with a bad name or default",
-    UnknownParam = "unknown-param": "a parameter a rule or profile uses but does not declare",
+    UnknownParam = "unknown-param": "a parameter no loaded rule (or, for the lab, no scenario) has, or one a rule uses but does not declare",
     UnknownCounter = "unknown-counter": "a counter (Group.Name) rstaudit does not know",
     UnknownStatistic = "unknown-statistic": "a statistic of the socket table that does not exist",
     UnknownState = "unknown-state": "a TCP state name that does not exist",

@@ -279,8 +279,12 @@ fn advice_comments(set: &FixSet, out: &mut String) {
 
 /// A sysctl.d fragment: each key with the rules that want it, why, and the value it replaces.
 pub fn emit_sysctl(set: &FixSet) -> String {
+    // rstaudit's own file, as the persist file of `apply` is: installed where its header says,
+    // `apply --persist` may rewrite it and does not count its keys as another owner's.
     let mut out = format!(
-        "# Fixes from `rstaudit fix`: {}\n",
+        "{}: written by `rstaudit fix`; `rstaudit apply --persist` may rewrite it.\n\
+         # Fixes from `rstaudit fix`: {}\n",
+        super::persist::MARKER,
         comment(&set.target.persistence())
     );
     if set.sysctls.is_empty() {

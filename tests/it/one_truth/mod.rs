@@ -8,6 +8,7 @@
 //! create (and remove), with temporary state directories and persist files; no test changes
 //! the host's own settings.
 
+mod docs;
 mod dry_run;
 mod files;
 mod hints;

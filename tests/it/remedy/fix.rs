@@ -64,7 +64,12 @@ fn fix_emit_sysctl_loads_with_sysctl_p_and_names_advice_processes() {
     // The fragment is for a namespace, not the host: its header says what persists a
     // namespace's values and how to apply these in that namespace, never to install it in
     // the host's sysctl.d.
-    let header = content.lines().next().unwrap();
+    let mut lines = content.lines();
+    assert!(
+        lines.next().unwrap().starts_with("# Managed by rstaudit"),
+        "{content}"
+    );
+    let header = lines.next().unwrap();
     assert!(!header.contains("install as"), "{header}");
     assert!(header.contains("podman run --sysctl"), "{header}");
     assert!(
