@@ -88,9 +88,7 @@ pub fn inputs(args: &mut AuditArgs) -> anyhow::Result<Inputs> {
     }
     let set = match crate::rules::load::load(args.select.rules.as_deref()) {
         Ok(set) => {
-            for warning in &set.warnings {
-                eprintln!("rstaudit: warning: --rules {warning}");
-            }
+            super::warn_rules(&set);
             set
         }
         Err(e) => {

@@ -56,10 +56,15 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
 /// the loader warns about (an empty directory) is shown on standard error.
 pub fn load_rules(dir: Option<&Path>) -> anyhow::Result<crate::rules::RuleSet> {
     let set = crate::rules::load::load(dir)?;
+    warn_rules(&set);
+    Ok(set)
+}
+
+/// Show on standard error what the rule loader warns about (an empty directory).
+pub fn warn_rules(set: &crate::rules::RuleSet) {
     for warning in &set.warnings {
         eprintln!("rstaudit: warning: --rules {warning}");
     }
-    Ok(set)
 }
 
 /// Write a rendered report to FILE (atomically: temp file + rename) or to standard output.
