@@ -83,14 +83,10 @@ fn parse_with(items: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 /// `--set NAME=VALUE`: a parameter of the rules or of the lab, and a value it takes
 /// ([`crate::valid::params`]).
 fn parse_params(items: &[String], set: &RuleSet) -> anyhow::Result<BTreeMap<String, f64>> {
-    let accepted = set.params().with_lab();
-    super::parse_params(items, &accepted)?
+    Ok(super::checked_params(items, &set.params().with_lab())?
         .into_iter()
-        .map(|(k, v)| {
-            let n = accepted.check(&k, &v)?;
-            Ok((k, n))
-        })
-        .collect()
+        .map(|(k, _, n)| (k, n))
+        .collect())
 }
 
 fn check_with_is_used(with: &[(String, String)], jobs: &[Job]) -> anyhow::Result<()> {

@@ -159,10 +159,21 @@ pub fn parse_params(
     items: &[String],
     accepted: &crate::valid::params::Accepted,
 ) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(checked_params(items, accepted)?
+        .into_iter()
+        .map(|(k, v, _)| (k, v))
+        .collect())
+}
+
+/// [`parse_params`], with each value as the number it was checked to be.
+pub fn checked_params(
+    items: &[String],
+    accepted: &crate::valid::params::Accepted,
+) -> anyhow::Result<Vec<(String, String, f64)>> {
     parse_assignments(items, "--set")?
         .into_iter()
         .map(|(k, v)| match accepted.check(&k, &v) {
-            Ok(_) => Ok((k, v)),
+            Ok(n) => Ok((k, v, n)),
             Err(e) => Err(anyhow::Error::new(e).context(format!("--set {k}={v}"))),
         })
         .collect()
