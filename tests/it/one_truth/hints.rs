@@ -55,7 +55,7 @@ fn verify_persist_hint_persists_the_file_that_was_checked() {
     let f = persist.to_str().unwrap();
     let out = sandboxed(&ns, &["verify", "--profile", p, "--persist", f]);
     let t = common::exits(&out, 1);
-    let words = hint_after(&t, "Persist with ");
+    let words = common::hint_after(&t, "Persist with ");
     assert_eq!(
         words,
         ["rstaudit", "apply", "--profile", p, "--persist", f],
@@ -103,7 +103,7 @@ fn the_rollback_hints_undo_the_apply_that_printed_them() {
     );
     let t = common::exits(&out, 0);
     assert_eq!(a.read_sysctl("net.core.somaxconn"), "4096");
-    let words = hint_after(&t, "undo with ");
+    let words = common::hint_after(&t, "undo with ");
     assert_eq!(words[..2], ["rstaudit", "rollback"], "{t}");
     let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
     common::exits(&in_ns(&a, &args), 0);
@@ -113,7 +113,7 @@ fn the_rollback_hints_undo_the_apply_that_printed_them() {
     let out = plain(&["apply", "--profile", p, "--netns", &list, "--state-dir", s]);
     let t = common::exits(&out, 0);
     assert_eq!(b.read_sysctl("net.core.somaxconn"), "4096");
-    let words = hint_after(&t, "Undo every namespace of this apply with ");
+    let words = common::hint_after(&t, "Undo every namespace of this apply with ");
     assert_eq!(words, ["rstaudit", "rollback", "--state-dir", s], "{t}");
     let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
     common::exits(&plain(&args), 0);
@@ -151,7 +151,7 @@ fn the_apply_there_too_hint_applies_the_same_profile_elsewhere() {
         ],
     );
     let t = common::exits(&out, 0);
-    let mut words = hint_after(&t, "Apply there too with ");
+    let mut words = common::hint_after(&t, "Apply there too with ");
     assert_eq!(
         words,
         [

@@ -73,18 +73,6 @@ pub(super) fn plain(args: &[&str]) -> Output {
     rstaudit().args(args).output().unwrap()
 }
 
-/// The command line between the backticks after `before` in `text`, as words.
-pub(super) fn hint_after(text: &str, before: &str) -> Vec<String> {
-    let start = text
-        .find(before)
-        .unwrap_or_else(|| panic!("no {before:?} in: {text}"))
-        + before.len();
-    let rest = &text[start..];
-    let open = rest.find('`').expect("an opening backtick") + 1;
-    let close = rest[open..].find('`').expect("a closing backtick") + open;
-    shlex::split(&rest[open..close]).expect("a command line the shell reads")
-}
-
 /// Exit 2, no panic, the code in standard error.
 pub(super) fn is_refused_with(out: &Output, code: &str) -> Result<(), String> {
     let t = common::text(out);
