@@ -233,3 +233,20 @@ fn the_rollback_example_names_a_file_rstaudit_writes() {
     );
     assert!(Path::new(example).starts_with("/var/lib/rstaudit"));
 }
+
+/// The apply that the header of a namespace's fixes names applies them in that namespace.
+#[test]
+fn the_fix_header_applies_the_fixes_in_the_namespace_that_was_checked() {
+    let ns = Netns::with_sysctls("otfixh", &[("net.ipv4.tcp_syncookies", "0")]);
+    let out = plain(&["fix", "--netns", &ns.name]);
+    let t = common::exits(&out, 0);
+    let words = common::hint_after(&t, "or apply them now with ");
+    assert_eq!(
+        words,
+        ["rstaudit", "apply", "--fixes", "--netns", ns.name.as_str()],
+        "{t}"
+    );
+    let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+    common::exits(&sandboxed(&ns, &args), 0);
+    assert_eq!(ns.read_sysctl("net.ipv4.tcp_syncookies"), "1");
+}
