@@ -227,17 +227,7 @@ pub struct Problems {
 
 impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.problems.len();
-        write!(
-            f,
-            "{n} problem{} in {}:",
-            if n == 1 { "" } else { "s" },
-            self.what
-        )?;
-        for p in &self.problems {
-            write!(f, "\n{p}")?;
-        }
-        Ok(())
+        fmt_problems(f, &self.what, &self.problems)
     }
 }
 
@@ -254,12 +244,12 @@ mod tests {
             sysctls: std::collections::BTreeMap<String, u32>,
         }
         let text = "sysctls: [\n  net.core.somaxconn: 1\n";
-        let e = serde_yaml::from_str::<File>(text).unwrap_err();
+        let e = crate::yaml::from_str::<File>(text).unwrap_err();
         let d = Diagnostic::from_yaml_text("p.yaml", text, &e);
         assert_eq!(d.code, Code::Syntax, "{d}");
         // A sound YAML file of the wrong shape keeps its own code.
         let text = "sysctls: [1, 2]\n";
-        let e = serde_yaml::from_str::<File>(text).unwrap_err();
+        let e = crate::yaml::from_str::<File>(text).unwrap_err();
         assert_eq!(
             Diagnostic::from_yaml_text("p.yaml", text, &e).code,
             Code::WrongType
