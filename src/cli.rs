@@ -59,7 +59,7 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Restore the values recorded before an apply.
     #[command(
-        after_help = "Examples:\n  sudo rstaudit rollback\n  sudo rstaudit rollback /var/lib/rstaudit/rollback-20261123T192800Z.json\n  sudo rstaudit rollback --skip-persist"
+        after_help = "Examples:\n  sudo rstaudit rollback\n  sudo rstaudit rollback /var/lib/rstaudit/rollback-20261123T192800.123Z-4242-0000.json\n  sudo rstaudit rollback --skip-persist"
     )]
     Rollback(RollbackArgs),
     /// List or show the sysctl profiles.
@@ -304,7 +304,7 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "PREFIX", hide = true)]
     pub netns_scope: Option<String>,
     /// Where rollback files are kept.
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/rstaudit")]
+    #[arg(long, value_name = "DIR", default_value = crate::remedy::state::DEFAULT_DIR)]
     pub state_dir: PathBuf,
     /// Set a rule parameter, e.g. idle_timeout=350 (with --fixes).
     #[arg(long = "set", value_name = "PARAM=VALUE")]
@@ -363,7 +363,7 @@ pub struct RollbackArgs {
     /// The rollback file to restore (default: the latest in --state-dir).
     pub file: Option<PathBuf>,
     /// Where rollback files are kept.
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/rstaudit")]
+    #[arg(long, value_name = "DIR", default_value = crate::remedy::state::DEFAULT_DIR)]
     pub state_dir: PathBuf,
     /// Show what would be restored, change nothing.
     #[arg(long)]

@@ -72,28 +72,46 @@ impl fmt::Display for ConfigError {
 /// Read and check the config file at `path`. A missing file is an error here; the caller
 /// decides whether a missing default file is fine.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    match read(path) {
+        (Some(config), problems) if problems.is_empty() => Ok(config),
+        (_, problems) => Err(ConfigError { problems }),
+    }
+}
+
+/// Read and check the config file at `path`, keeping what is valid: the settings without a
+/// problem (`None` when the file could not be read or parsed at all), and every problem. The
+/// caller can then check the files the config names in the same run.
+pub fn read(path: &Path) -> (Option<Config>, Vec<Diagnostic>) {
     let display = path.display().to_string();
-    let text = crate::input::read_config(path).map_err(|e| ConfigError {
-        problems: vec![Diagnostic::unreadable(&display, "config file", e)],
-    })?;
-    parse(&display, &text, path.parent().unwrap_or(Path::new(".")))
+    match crate::input::read_config(path) {
+        Ok(text) => parse_all(&display, &text, path.parent().unwrap_or(Path::new("."))),
+        Err(e) => (
+            None,
+            vec![Diagnostic::unreadable(&display, "config file", e)],
+        ),
+    }
 }
 
 /// Check the text of a config file named `file`, whose relative paths are relative to `dir`.
 pub fn parse(file: &str, text: &str, dir: &Path) -> Result<Config, ConfigError> {
+    match parse_all(file, text, dir) {
+        (Some(config), problems) if problems.is_empty() => Ok(config),
+        (_, problems) => Err(ConfigError { problems }),
+    }
+}
+
+/// [`parse`], keeping the valid settings beside the problems (see [`read`]).
+pub fn parse_all(file: &str, text: &str, dir: &Path) -> (Option<Config>, Vec<Diagnostic>) {
     let raw: RawConfig = match crate::yaml::from_str::<Option<RawConfig>>(text) {
         Ok(Some(raw)) => raw,
         Ok(None) => {
-            return Ok(Config {
+            let empty = Config {
                 file: file.to_string(),
                 ..Config::default()
-            });
+            };
+            return (Some(empty), Vec::new());
         }
-        Err(e) => {
-            return Err(ConfigError {
-                problems: vec![Diagnostic::from_yaml(file, &e)],
-            });
-        }
+        Err(e) => return (None, vec![Diagnostic::from_yaml_text(file, text, &e)]),
     };
     let locator = Locator::new(text);
     let at = |key: &str| locator.key_nth(key, 0).unwrap_or(Pos { line: 1, col: 1 });
@@ -201,21 +219,19 @@ pub fn parse(file: &str, text: &str, dir: &Path) -> Result<Config, ConfigError> 
         }
     }
 
-    if problems.is_empty() {
-        Ok(Config {
-            file: file.to_string(),
-            profile,
-            fail_on,
-            rules,
-            accept,
-            only: raw.only,
-            skip: raw.skip,
-            params,
-            positions,
-        })
-    } else {
-        Err(ConfigError { problems })
-    }
+    positions.insert("profile".to_string(), at("profile"));
+    let config = Config {
+        file: file.to_string(),
+        profile,
+        fail_on,
+        rules,
+        accept,
+        only: raw.only,
+        skip: raw.skip,
+        params,
+        positions,
+    };
+    (Some(config), problems)
 }
 
 fn number_text(v: &crate::yaml::Value) -> String {
@@ -226,12 +242,21 @@ fn number_text(v: &crate::yaml::Value) -> String {
 }
 
 impl Config {
-    /// Check the rule ids of `only`/`skip` and the parameter names against the loaded
-    /// rules: every problem at once, at the place the file names them.
+    /// Where `profile:` is written (1:1 when it is not).
+    pub fn profile_at(&self) -> Pos {
+        self.positions
+            .get("profile")
+            .copied()
+            .unwrap_or(Pos { line: 1, col: 1 })
+    }
+
+    /// Check the rule ids of `only`/`skip` and the parameters against the loaded rules (the
+    /// names they declare and the values each takes, [`crate::valid::params`]): every problem
+    /// at once, at the place the file names them.
     pub fn check_names(
         &self,
         rule_ids: &BTreeSet<String>,
-        param_names: &BTreeSet<String>,
+        params: &crate::valid::params::Accepted,
     ) -> Result<(), ConfigError> {
         let pos = |k: &str| {
             self.positions
@@ -253,19 +278,11 @@ impl Config {
                 });
             }
         }
-        for (name, _) in self.params.iter().filter(|(n, _)| !param_names.contains(n)) {
-            let p = pos(&format!("param:{name}"));
-            problems.push(Diagnostic {
-                code: Code::UnknownParam,
-                file: self.file.clone(),
-                line: p.line,
-                col: p.col,
-                message: format!("no rule has a parameter named {name:?}"),
-                hint: format!(
-                    "known parameters: {}",
-                    param_names.iter().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            });
+        for (name, value) in &self.params {
+            if let Err(e) = params.check(name, value) {
+                let p = pos(&format!("param:{name}"));
+                problems.push(e.at(&self.file, p.line, p.col));
+            }
         }
         if problems.is_empty() {
             Ok(())

@@ -11,7 +11,8 @@
 //!
 //! The command layer (flags, dispatch, exit codes) belongs to the binary
 //! (src/main.rs, src/cli.rs, src/commands/), not to this library: no module
-//! here can import it. docs/architecture.md lists what each layer may use.
+//! here can import it. docs/architecture.md lists what each layer may use. What is a valid
+//! sysctl key, value or parameter is said once, in `valid`, and every layer asks there.
 
 // Nor does the library print: it returns what it has to say and the command layer writes it.
 // clippy.toml names std::io::stdout and stderr as disallowed methods.
@@ -25,6 +26,7 @@
 pub mod clock;
 pub mod config;
 pub mod diag;
+pub mod hint;
 pub mod host;
 pub mod input;
 pub mod lab;
@@ -35,5 +37,6 @@ pub mod report;
 pub mod rules;
 pub mod stop;
 pub mod trace;
+pub mod valid;
 pub mod watch;
 pub mod yaml;

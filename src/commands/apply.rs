@@ -83,6 +83,16 @@ fn request(args: &ApplyArgs) -> anyhow::Result<Request> {
              --profile NAME for several namespaces"
         );
     }
+    let selects = match &args.profile {
+        Some(spec) => vec!["--profile".to_string(), spec.clone()],
+        None => std::iter::once("--fixes".to_string())
+            .chain(
+                args.set
+                    .iter()
+                    .flat_map(|s| ["--set".to_string(), s.clone()]),
+            )
+            .collect(),
+    };
     let (what, desired) = match &args.profile {
         Some(spec) => {
             if !args.set.is_empty() {
@@ -109,6 +119,7 @@ fn request(args: &ApplyArgs) -> anyhow::Result<Request> {
         .map_err(|e| anyhow::anyhow!("--override-owned {e}"))?;
     Ok(Request {
         what,
+        selects,
         desired,
         targets: targets.list,
         several: targets.several,

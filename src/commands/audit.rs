@@ -11,21 +11,12 @@ use crate::rules::{self, Selection, Threshold};
 
 /// Run the command.
 pub fn run(mut args: AuditArgs) -> anyhow::Result<Exit> {
-    let config = super::config::merge(&mut args)?;
-    let mut selection = selection(&args.select)?;
-    let set = super::load_rules(selection.extra_dir.as_deref())?;
-    if let Some((config, before_profile)) = config {
-        super::config::check_names(&config, &set)?;
-        selection.params.splice(0..0, before_profile);
-    }
+    let super::config::Inputs {
+        set,
+        selection,
+        accept,
+    } = super::config::inputs(&mut args)?;
     let plan = selection.plan(&set)?;
-    let accept = match &args.accept {
-        Some(path) => {
-            let ids = set.rules.iter().map(|r| r.id.clone()).collect();
-            Some(rules::accept::load(path, &ids)?)
-        }
-        None => None,
-    };
     // Each namespace's sockets are judged as they are read: the table is not kept.
     let collected = crate::host::collect_into(&super::collect_options(&args.source), &mut |h| {
         rules::eval::Fold::new(&plan.rules, &plan.params, h)
@@ -63,16 +54,20 @@ pub fn run(mut args: AuditArgs) -> anyhow::Result<Exit> {
     })
 }
 
-/// The rule selection from `--rules/--only/--skip/--profile/--set` (profile first, `--set` wins).
-pub fn selection(args: &RuleSelectArgs) -> anyhow::Result<Selection> {
+/// The rule selection from `--rules/--only/--skip/--profile/--set` over the rules loaded from
+/// `--rules` (profile first, `--set` wins), each parameter checked once against what the rules
+/// declare ([`crate::valid::params`]). `audit` adds the config file ([`super::config::inputs`]).
+pub fn selection(args: &RuleSelectArgs, set: &rules::RuleSet) -> anyhow::Result<Selection> {
+    let accepted = set.params();
     let mut params = Vec::new();
     if let Some(profile) = &args.profile {
         params.extend(
-            crate::remedy::profile_params(profile, "--profile")
-                .with_context(|| format!("reading the parameters of profile {profile:?}"))?,
+            crate::remedy::profiles::load_accepting(profile, "--profile", &accepted)
+                .with_context(|| format!("reading the parameters of profile {profile:?}"))?
+                .params,
         );
     }
-    params.extend(super::parse_assignments(&args.set, "--set")?);
+    params.extend(super::parse_params(&args.set, &accepted)?);
     Ok(Selection {
         extra_dir: args.rules.clone(),
         only: args.only.clone(),

@@ -1,54 +1,185 @@
-//! The config file of `audit` (docs/config.md): which file, and its settings under the flags.
+//! The inputs of `audit`: the config file (docs/config.md) under the flags, and the files the
+//! two name (rule directory, profile, accept file), each loaded once. Every problem of every
+//! one of these files is reported in one run.
 
 use std::path::PathBuf;
 
 use crate::cli::{AuditArgs, FailOn};
-use crate::rules::RuleSet;
+use crate::rules::accept::AcceptFile;
+use crate::rules::{RuleSet, Selection};
 use rstaudit::config::{self, Config};
+use rstaudit::diag::{Diagnostic, Problems};
 
 /// The config file in force: `--config FILE` (must exist), else the default path
 /// (`RSTAUDIT_CONFIG`, empty for none, or /etc/rstaudit/config.yaml) when it exists.
-fn chosen(args: &AuditArgs) -> Option<(PathBuf, bool)> {
+fn chosen(args: &AuditArgs) -> Option<PathBuf> {
     if let Some(path) = &args.config {
-        return Some((path.clone(), true));
+        return Some(path.clone());
     }
     let default = match std::env::var_os(config::ENV_VAR) {
         Some(v) if v.is_empty() => return None,
         Some(v) => PathBuf::from(v),
         None => PathBuf::from(config::DEFAULT_PATH),
     };
-    Some((default, false))
+    default.exists().then_some(default)
 }
 
-/// The config file in force, and the parameters of its `params:` that go before the
-/// profile's.
-pub type Merged = (Config, Vec<(String, String)>);
+/// What the audit runs with: the rules, the selection (parameters in order, weakest first),
+/// the waivers.
+pub struct Inputs {
+    pub set: RuleSet,
+    pub selection: Selection,
+    pub accept: Option<AcceptFile>,
+}
 
-/// Fill every setting the flags left unset from the config file, and return the file with
-/// the parameters that go before the profile's (a `--profile` flag overrides the file's
-/// `params:` as it overrides the file's `profile:`).
-pub fn merge(args: &mut AuditArgs) -> anyhow::Result<Option<Merged>> {
-    let Some((path, named)) = chosen(args) else {
-        return Ok(None);
-    };
-    if !named && !path.exists() {
-        return Ok(None);
+/// The problems found so far, and the error of each file (shown alone when it is the only one).
+#[derive(Default)]
+struct Found {
+    errors: Vec<(anyhow::Error, Vec<Diagnostic>)>,
+    config: bool,
+}
+
+impl Found {
+    fn add(&mut self, error: anyhow::Error, problems: Vec<Diagnostic>) {
+        self.errors.push((error, problems));
     }
-    let config = config::load(&path).map_err(anyhow::Error::from)?;
-    let sel = &mut args.select;
-    let mut before_profile = Vec::new();
-    match (&sel.profile, &config.profile) {
-        (Some(_), _) => before_profile.clone_from(&config.params),
-        (None, profile) => {
-            sel.profile.clone_from(profile);
-            let sets: Vec<String> = config
-                .params
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            sel.set.splice(0..0, sets);
+
+    fn into_result(mut self) -> anyhow::Result<()> {
+        match self.errors.len() {
+            0 => Ok(()),
+            1 => Err(self.errors.remove(0).0),
+            _ => Err(Problems {
+                what: if self.config {
+                    "the config file and the files it names".to_string()
+                } else {
+                    "the files the flags name".to_string()
+                },
+                problems: self.errors.into_iter().flat_map(|(_, p)| p).collect(),
+            }
+            .into()),
         }
     }
+}
+
+/// Read the config file (if any) under the flags, then the rules, profile, parameters and
+/// accept file they name: every problem of every file together. Flags given on the command
+/// line win over the file's keys (docs/config.md).
+pub fn inputs(args: &mut AuditArgs) -> anyhow::Result<Inputs> {
+    let mut found = Found::default();
+    let config = match chosen(args) {
+        Some(path) => {
+            found.config = true;
+            let (config, problems) = config::read(&path);
+            if !problems.is_empty() {
+                found.add(
+                    config::ConfigError {
+                        problems: problems.clone(),
+                    }
+                    .into(),
+                    problems,
+                );
+            }
+            config
+        }
+        None => None,
+    };
+    if let Some(c) = &config {
+        merge(args, c);
+    }
+    let set = match crate::rules::load::load(args.select.rules.as_deref()) {
+        Ok(set) => {
+            super::warn_rules(&set);
+            set
+        }
+        Err(e) => {
+            let problems = e.diagnostics.clone();
+            found.add(e.into(), problems);
+            // Nothing else can be checked against rules that did not load.
+            return Err(found
+                .into_result()
+                .expect_err("a rule directory that did not load is a problem"));
+        }
+    };
+    let accepted = set.params();
+    if let Some(c) = &config
+        && let Err(e) = c.check_names(&set.rules.iter().map(|r| r.id.clone()).collect(), &accepted)
+    {
+        let problems = e.problems.clone();
+        found.add(e.into(), problems);
+    }
+    // Weakest first: the profile's parameters, the config file's, then --set. A --profile
+    // flag replaces the file's profile and also overrides the file's params.
+    let config_params = config
+        .as_ref()
+        .map(|c| c.params.clone())
+        .unwrap_or_default();
+    let profile_given = args.select.profile.is_some();
+    let profile = args
+        .select
+        .profile
+        .clone()
+        .or_else(|| config.as_ref().and_then(|c| c.profile.clone()));
+    let mut params = Vec::new();
+    if profile_given {
+        params.extend(config_params.iter().cloned());
+    }
+    if let Some(spec) = &profile {
+        let named_by = match (&config, profile_given) {
+            (Some(c), false) => {
+                let at = c.profile_at();
+                format!("{}:{}:{}", c.file, at.line, at.col)
+            }
+            _ => "--profile".to_string(),
+        };
+        match crate::remedy::profiles::load_accepting(spec, &named_by, &accepted) {
+            Ok(p) => params.extend(p.params),
+            Err(e) => {
+                let problems = e.problems.clone();
+                found.add(
+                    anyhow::Error::new(e)
+                        .context(format!("reading the parameters of profile {spec:?}")),
+                    problems,
+                );
+            }
+        }
+    }
+    if !profile_given {
+        params.extend(config_params);
+    }
+    let accept = match &args.accept {
+        Some(path) => {
+            let ids = set.rules.iter().map(|r| r.id.clone()).collect();
+            match crate::rules::accept::load(path, &ids) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    let problems = e.problems.clone();
+                    found.add(e.into(), problems);
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    found.into_result()?;
+    // The flags last: they are not files, and a bad one stops the run on its own.
+    params.extend(super::parse_params(&args.select.set, &accepted)?);
+    let selection = Selection {
+        extra_dir: args.select.rules.clone(),
+        only: args.select.only.clone(),
+        skip: args.select.skip.clone(),
+        params,
+    };
+    Ok(Inputs {
+        set,
+        selection,
+        accept,
+    })
+}
+
+/// Fill every setting the flags left unset from the config file (parameters and the profile
+/// are ordered by [`inputs`]).
+fn merge(args: &mut AuditArgs, config: &Config) {
+    let sel = &mut args.select;
     if sel.rules.is_none() {
         sel.rules.clone_from(&config.rules);
     }
@@ -64,18 +195,4 @@ pub fn merge(args: &mut AuditArgs) -> anyhow::Result<Option<Merged>> {
     if args.fail_on.is_none() {
         args.fail_on = config.fail_on.map(FailOn);
     }
-    Ok(Some((config, before_profile)))
-}
-
-/// The rule ids and parameter names the file names, checked against the loaded rules.
-pub fn check_names(config: &Config, set: &RuleSet) -> anyhow::Result<()> {
-    let ids = set.rules.iter().map(|r| r.id.clone()).collect();
-    let params = set
-        .rules
-        .iter()
-        .flat_map(|r| r.params.keys().cloned())
-        .collect();
-    config
-        .check_names(&ids, &params)
-        .map_err(anyhow::Error::from)
 }

@@ -5,9 +5,10 @@
 use super::Exit;
 
 use crate::cli::{Emit, FixArgs, RuleSelectArgs, SourceArgs};
+use crate::host::netns;
 use crate::host::sysctl::{Scope, SysctlKey};
 use crate::remedy::profiles::Target;
-use crate::remedy::render::{self, FixSet};
+use crate::remedy::render::{self, FixSet, FixTarget};
 use crate::remedy::transaction::Desired;
 use crate::rules::{self, Finding};
 
@@ -16,8 +17,8 @@ pub fn todays_findings(
     select: &RuleSelectArgs,
     source: &SourceArgs,
 ) -> anyhow::Result<Vec<Finding>> {
-    let selection = super::audit::selection(select)?;
-    let set = super::load_rules(selection.extra_dir.as_deref())?;
+    let set = super::load_rules(select.rules.as_deref())?;
+    let selection = super::audit::selection(select, &set)?;
     let snapshots =
         crate::host::collect(&super::collect_options(source)).map_err(super::name_flag)?;
     let mut findings = Vec::new();
@@ -52,14 +53,53 @@ pub fn desired_from_fixes(set: &[String], netns: Option<&str>) -> anyhow::Result
         .collect()
 }
 
+/// The namespace the fixes are for, so that what `fix` prints to run acts on it: the one
+/// `--netns` names, the caller's own, or (a saved snapshot, a copied tree) the host's.
+fn target(source: &SourceArgs) -> anyhow::Result<FixTarget> {
+    if source.snapshot.is_some() || source.root.is_some() {
+        return Ok(FixTarget::default());
+    }
+    let initial = netns::initial_inode();
+    match source.netns.as_deref() {
+        Some(spec) if spec == "all" || spec.contains(',') => anyhow::bail!(
+            "--netns {spec}: fix writes the fixes of one namespace (each has values of its \
+             own); give one --netns NAME|PATH, or see every namespace's with `rstaudit audit \
+             --netns {spec}`"
+        ),
+        Some(spec) => {
+            let ns = super::resolve_netns(spec)?;
+            Ok(FixTarget {
+                name: ns.name.clone(),
+                enter: Some(ns.path.display().to_string()),
+                netns_flag: Some(crate::remedy::netns_flag(&ns)),
+                initial: initial == Some(ns.inode),
+            })
+        }
+        None => {
+            let own = netns::current_inode().ok();
+            let initial = own.is_some() && own == initial;
+            Ok(FixTarget {
+                name: if initial {
+                    "host".to_string()
+                } else {
+                    netns::own_name(own)
+                },
+                enter: None,
+                netns_flag: None,
+                initial,
+            })
+        }
+    }
+}
+
 /// Run the command.
 pub fn run(args: FixArgs) -> anyhow::Result<Exit> {
+    let target = target(&args.source)?;
     let findings = todays_findings(&args.select, &args.source)?;
-    let fixes = FixSet::from_findings(&findings)?;
-    for l in &fixes.sysctls {
-        let key = SysctlKey::parse(&l.key, Scope::NetOnly)?;
-        crate::host::sysctl::validate_value(&key, &l.value, None)?;
-    }
+    // Every value was checked when the findings were made (rules::eval keeps only the values
+    // a key takes).
+    let mut fixes = FixSet::from_findings(&findings)?;
+    fixes.target = target;
     let text = match args.emit {
         Emit::Sysctl => render::emit_sysctl(&fixes),
         Emit::Sh => render::emit_sh(&fixes),

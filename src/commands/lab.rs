@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::cli::{PacketCheckArgs, PacketFormat};
-use crate::host::sysctl::{self, Scope, SysctlKey};
+use crate::host::sysctl::{self, Scope};
 use crate::lab::scenarios::{self, Scenario};
 use crate::lab::{self, Job, LabReport, Verdict};
 use crate::rules::RuleSet;
@@ -20,7 +20,7 @@ pub fn run(args: PacketCheckArgs, set: &RuleSet) -> anyhow::Result<Exit> {
         anyhow::bail!("--lab writes --format table or json");
     }
     let with = parse_with(&args.with)?;
-    let params = parse_params(&args.set)?;
+    let params = parse_params(&args.set, set)?;
     let jobs = select(&args, set, &params, &with)?;
     check_with_is_used(&with, &jobs)?;
     if !jobs.is_empty() {
@@ -63,34 +63,30 @@ pub fn exit_code(report: &LabReport) -> Exit {
     }
 }
 
+/// `--with KEY=VALUE`: a key some supported kernel has and a value it means
+/// ([`crate::valid`]), of the shape of the host's value; a later one replaces an earlier one.
 fn parse_with(items: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     let mut out: Vec<(String, String)> = Vec::new();
     for (k, v) in super::parse_assignments(items, "--with")? {
-        let key =
-            SysctlKey::parse(&k, Scope::NetOnly).with_context(|| format!("--with {k}={v}"))?;
-        let current = sysctl::read(Path::new("/"), &key).ok();
-        let value = sysctl::validate_value(&key, &v, current.as_deref())
-            .with_context(|| format!("--with {k}={v}"))?;
-        out.retain(|(existing, _)| existing != key.as_str());
-        out.push((key.to_string(), value));
+        let context = || format!("--with {k}={v}");
+        let key = crate::valid::key(&k, Scope::NetOnly).with_context(context)?;
+        let value = crate::valid::value(&key, &v).with_context(context)?;
+        let current = sysctl::read(Path::new("/"), &key.key).ok();
+        let value =
+            sysctl::validate_value(&key.key, &value, current.as_deref()).with_context(context)?;
+        out.retain(|(existing, _)| existing != key.key.as_str());
+        out.push((key.key.to_string(), value));
     }
     Ok(out)
 }
 
-fn parse_params(items: &[String]) -> anyhow::Result<BTreeMap<String, f64>> {
-    super::parse_assignments(items, "--set")?
+/// `--set NAME=VALUE`: a parameter of the rules or of the lab, and a value it takes
+/// ([`crate::valid::params`]).
+fn parse_params(items: &[String], set: &RuleSet) -> anyhow::Result<BTreeMap<String, f64>> {
+    Ok(super::checked_params(items, &set.params().with_lab())?
         .into_iter()
-        .map(|(k, v)| {
-            let n = v
-                .parse::<f64>()
-                .ok()
-                .filter(|n| n.is_finite() && *n > 0.0)
-                .with_context(|| {
-                    format!("--set {k}={v}: the lab's parameters are positive numbers of seconds")
-                })?;
-            Ok((k, n))
-        })
-        .collect()
+        .map(|(k, _, n)| (k, n))
+        .collect())
 }
 
 fn check_with_is_used(with: &[(String, String)], jobs: &[Job]) -> anyhow::Result<()> {
@@ -103,14 +99,19 @@ fn check_with_is_used(with: &[(String, String)], jobs: &[Job]) -> anyhow::Result
                 .collect();
             keys.sort_unstable();
             keys.dedup();
-            anyhow::bail!(
-                "--with {key}: no selected scenario uses this key (they use: {})",
-                if keys.is_empty() {
-                    "none".to_string()
-                } else {
-                    keys.join(", ")
-                }
+            let unused = crate::valid::Invalid::new(
+                rstaudit::diag::Code::UnknownParam,
+                format!(
+                    "no selected scenario uses this key (they use: {})",
+                    if keys.is_empty() {
+                        "none".to_string()
+                    } else {
+                        keys.join(", ")
+                    }
+                ),
+                "",
             );
+            return Err(anyhow::Error::new(unused).context(format!("--with {key}")));
         }
     }
     Ok(())
@@ -123,9 +124,6 @@ fn scenario_names() -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
-
-/// Parameters only the lab knows (the rules would refuse them).
-const LAB_PARAMS: &[&str] = &["outage"];
 
 fn select(
     args: &PacketCheckArgs,
@@ -215,7 +213,10 @@ fn audit_jobs(
         only: only.to_vec(),
         params: params
             .iter()
-            .filter(|(k, _)| !LAB_PARAMS.contains(&k.as_str()))
+            .filter(|(k, _)| {
+                crate::valid::params::spec(k)
+                    .is_none_or(|p| p.user != crate::valid::params::User::Lab)
+            })
             .map(|(k, v)| (k.clone(), v.to_string()))
             .collect(),
         ..Default::default()

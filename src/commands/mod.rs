@@ -56,10 +56,15 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
 /// the loader warns about (an empty directory) is shown on standard error.
 pub fn load_rules(dir: Option<&Path>) -> anyhow::Result<crate::rules::RuleSet> {
     let set = crate::rules::load::load(dir)?;
+    warn_rules(&set);
+    Ok(set)
+}
+
+/// Show on standard error what the rule loader warns about (an empty directory).
+pub fn warn_rules(set: &crate::rules::RuleSet) {
     for warning in &set.warnings {
         eprintln!("rstaudit: warning: --rules {warning}");
     }
-    Ok(set)
 }
 
 /// Write a rendered report to FILE (atomically: temp file + rename) or to standard output.
@@ -146,6 +151,32 @@ pub fn collect_options(source: &SourceArgs) -> CollectOptions {
             crate::cli::OwnerScanArg::Proc => crate::host::OwnerScan::Proc,
         },
     }
+}
+
+/// `--set PARAM=VALUE` pairs, each checked against the parameters a run `accepted` (its
+/// rules', and the lab's with `--lab`; [`crate::valid::params`]); a problem names the pair.
+pub fn parse_params(
+    items: &[String],
+    accepted: &crate::valid::params::Accepted,
+) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(checked_params(items, accepted)?
+        .into_iter()
+        .map(|(k, v, _)| (k, v))
+        .collect())
+}
+
+/// [`parse_params`], with each value as the number it was checked to be.
+pub fn checked_params(
+    items: &[String],
+    accepted: &crate::valid::params::Accepted,
+) -> anyhow::Result<Vec<(String, String, f64)>> {
+    parse_assignments(items, "--set")?
+        .into_iter()
+        .map(|(k, v)| match accepted.check(&k, &v) {
+            Ok(n) => Ok((k, v, n)),
+            Err(e) => Err(anyhow::Error::new(e).context(format!("--set {k}={v}"))),
+        })
+        .collect()
 }
 
 /// Parse `PARAM=VALUE` pairs from `--set` / `--with`.

@@ -26,7 +26,9 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<Exit> {
     if args.lab {
         return super::lab::run(args, &set);
     }
-    let params = super::parse_assignments(&args.set, "--set")?;
+    // Checked once here, so a parameter the rules cannot take stops the run (exit 2) instead
+    // of becoming a note of the audit behind the verdicts.
+    let params = super::parse_params(&args.set, &set.params())?;
     let opts = LiveOptions {
         netns: args.netns.clone(),
         duration: args.duration,

@@ -52,11 +52,13 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<Exit> {
 /// A persist path the rollback refuses: say how to restore the values alone.
 fn with_hint(e: RollbackError) -> anyhow::Error {
     match &e {
-        RollbackError::PersistRefused { file, .. } => anyhow::anyhow!(
-            "{e}; to restore the values and leave the persist file to you, run `rstaudit \
-             rollback --skip-persist {}`",
-            file.display()
-        ),
+        RollbackError::PersistRefused { file, .. } => {
+            let file = file.display().to_string();
+            let cmd = crate::hint::command(["rstaudit", "rollback", "--skip-persist", &file]);
+            anyhow::anyhow!(
+                "{e}; to restore the values and leave the persist file to you, run `{cmd}`"
+            )
+        }
         _ => e.into(),
     }
 }

@@ -35,7 +35,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<Exit> {
     };
     let bytes = match args.format {
         DiffFormat::Json => show::json(&verified, shown).context("serialising the report")?,
-        DiffFormat::Table => show::text(&verified, shown, args.persist.is_some()).into_bytes(),
+        DiffFormat::Table => show::text(&verified, shown, args.persist.as_deref()).into_bytes(),
     };
     super::write_output(None, &bytes)?;
     Ok(if verified.ok() {

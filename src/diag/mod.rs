@@ -44,15 +44,15 @@ codes! {
     // Any file: reading it, and its YAML shape (step one of the loaders).
     Unreadable = "unreadable": "the file or directory cannot be read (missing, permissions, not UTF-8, too large)",
     NoFiles = "no-files": "a directory given for rule files holds none",
-    Syntax = "syntax": "not valid YAML, or not the shape of the file (a mapping where a list is expected, ...)",
+    Syntax = "syntax": "not valid YAML (an unclosed `[` or quote, a bad indentation), or not the shape of the file (a mapping where a list is expected, ...)",
     UnknownKey = "unknown-key": "a key the file format does not have (misspelt or misplaced)",
     MissingKey = "missing-key": "a key the file format requires is missing",
     WrongType = "wrong-type": "a value of the wrong type (text where a number is expected, ...)",
     UnknownName = "unknown-name": "a value that must be one of a fixed list of names is not one of them",
     // Sysctl keys and values, in rules and profiles.
     BadSysctlKey = "bad-sysctl-key": "not a valid sysctl key, or one outside what the file may name",
-    UnknownSysctl = "unknown-sysctl": "a sysctl key rstaudit does not know",
-    BadValue = "bad-value": "a sysctl value or parameter value that is out of range or malformed",
+    UnknownSysctl = "unknown-sysctl": "a sysctl key no supported kernel has (the hint names the nearest known key)",
+    BadValue = "bad-value": "a sysctl value the key does not mean, or a parameter value out of its range, or one malformed",
     SetTwice = "set-twice": "the same sysctl or parameter is set twice",
     // Rule files.
     BadId = "bad-id": "a rule id that is not lowercase letters, digits and -",
@@ -61,7 +61,7 @@ codes! {
     UnknownCause = "unknown-cause": "a seed cause number that does not exist",
     BadKernelRange = "bad-kernel-range": "a kernel version range that cannot be parsed",
     BadParam = "bad-param": "a rule parameter with a bad name or default",
-    UnknownParam = "unknown-param": "a parameter a rule or profile uses but does not declare",
+    UnknownParam = "unknown-param": "a parameter no loaded rule (or, for the lab, no scenario) has, or one a rule uses but does not declare",
     UnknownCounter = "unknown-counter": "a counter (Group.Name) rstaudit does not know",
     UnknownStatistic = "unknown-statistic": "a statistic of the socket table that does not exist",
     UnknownState = "unknown-state": "a TCP state name that does not exist",
@@ -137,6 +137,23 @@ impl Diagnostic {
         )
     }
 
+    /// [`Diagnostic::from_yaml`] for the error of reading `text` into a file's type: when the
+    /// text is not valid YAML at all (an unclosed `[`), that is the problem, named `syntax` at
+    /// the parser's position, whatever the type expected at the place the reading stopped.
+    pub fn from_yaml_text(file: &str, text: &str, e: &crate::yaml::Error) -> Self {
+        let shape = Self::from_yaml(file, e);
+        if shape.code == Code::Syntax {
+            return shape;
+        }
+        match crate::yaml::from_str::<crate::yaml::Value>(text) {
+            Err(syntax) => Self {
+                code: Code::Syntax,
+                ..Self::from_yaml(file, &syntax)
+            },
+            Ok(_) => shape,
+        }
+    }
+
     /// A diagnostic from a YAML error: its position, its message without the position
     /// (already in front) and the code of its kind.
     pub fn from_yaml(file: &str, e: &crate::yaml::Error) -> Self {
@@ -199,9 +216,45 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// The problems of several input files read for one run (a config file and the profile,
+/// rule directory and accept file it names), shown together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Problems {
+    /// What was read: `the config file and the files it names`.
+    pub what: String,
+    pub problems: Vec<Diagnostic>,
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_problems(f, &self.what, &self.problems)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: an unclosed `[` where a mapping is expected was called a wrong type.
+    #[test]
+    fn an_unclosed_bracket_is_a_syntax_error_not_a_wrong_type() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct File {
+            sysctls: std::collections::BTreeMap<String, u32>,
+        }
+        let text = "sysctls: [\n  net.core.somaxconn: 1\n";
+        let e = crate::yaml::from_str::<File>(text).unwrap_err();
+        let d = Diagnostic::from_yaml_text("p.yaml", text, &e);
+        assert_eq!(d.code, Code::Syntax, "{d}");
+        // A sound YAML file of the wrong shape keeps its own code.
+        let text = "sysctls: [1, 2]\n";
+        let e = crate::yaml::from_str::<File>(text).unwrap_err();
+        assert_eq!(
+            Diagnostic::from_yaml_text("p.yaml", text, &e).code,
+            Code::WrongType
+        );
+    }
 
     #[test]
     fn codes_are_unique_and_documented() {

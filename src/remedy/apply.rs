@@ -27,6 +27,9 @@ use crate::host::netns::NetnsRef;
 pub struct Request {
     /// What is applied, for messages, rollback files and the persist file (`profile baseline`).
     pub what: String,
+    /// The words of a command line that select the same thing to apply (`--profile ./p.yaml`),
+    /// for the advice printed after the apply; the caller's, which knows its flags.
+    pub selects: Vec<String>,
     pub desired: Vec<Desired>,
     /// The namespaces (`None`: the caller's own), at least one.
     pub targets: Vec<Option<NetnsRef>>,
@@ -110,12 +113,33 @@ pub fn plan(request: Request) -> Result<Planned, NsError> {
             ),
         });
     }
+    problems.extend(write_checks(&request, &namespaces, initial.is_some()));
     Ok(Planned {
         request,
         namespaces,
         ownership,
         problems,
     })
+}
+
+/// The checks of what the apply would write besides sysctls, made before anything is written
+/// (and by a dry run, which then writes nothing): the state directory the rollback files go
+/// to, when anything would change; the persist file and its directory.
+fn write_checks(request: &Request, namespaces: &[NsPlan], initial: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    let changes = namespaces.iter().any(|p| !p.plan.changes.is_empty());
+    if (changes || request.persist.is_some())
+        && let Err(e) = super::state::check_writable(&request.state_dir)
+    {
+        problems.push(format!("rollback file: {e}"));
+    }
+    if let Some(path) = &request.persist
+        && initial
+        && let Err(e) = persist::absolute(path).and_then(|p| persist::existing_managed(&p))
+    {
+        problems.push(format!("persist: {e}"));
+    }
+    problems
 }
 
 impl Planned {

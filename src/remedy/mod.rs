@@ -20,7 +20,6 @@ pub mod owners;
 pub mod ownership;
 pub mod persist;
 pub mod profiles;
-pub mod ranges;
 pub mod render;
 pub mod rollback;
 pub mod state;
@@ -66,6 +65,16 @@ pub enum NsError {
     Inode(std::io::Error),
 }
 
+/// The `--netns` value that names `ns` in a printed command: its name under /run/netns, else
+/// its path.
+pub fn netns_flag(ns: &NetnsRef) -> String {
+    if ns.path == std::path::Path::new(netns::RUN_NETNS).join(&ns.name) {
+        ns.name.clone()
+    } else {
+        ns.path.display().to_string()
+    }
+}
+
 /// Describe the namespace the calling thread is in (call it inside [`in_namespace`]).
 pub fn describe_current(ns: Option<&NetnsRef>) -> Result<(NsContext, RecordedNetns), NsError> {
     let inode = netns::current_inode().map_err(NsError::Inode)?;
@@ -82,6 +91,7 @@ pub fn describe_current(ns: Option<&NetnsRef>) -> Result<(NsContext, RecordedNet
         NsContext {
             name: name.clone(),
             initial,
+            kernel: crate::host::kernel::running().version,
         },
         RecordedNetns {
             name,
@@ -122,16 +132,26 @@ mod tests {
         let path = dir.path().join("lb60.yaml");
         std::fs::write(
             &path,
-            "description: x\nextends: mobile-gateway\nparams:\n  idle_timeout: 280\n  extra: on-call\n",
+            "description: x\nextends: mobile-gateway\nparams:\n  idle_timeout: 280\n  min_idle: 900\n",
         )
         .unwrap();
         assert_eq!(
             super::profile_params(path.to_str().unwrap(), super::profiles::NAMED_BY).unwrap(),
             vec![
-                ("extra".to_string(), "on-call".to_string()),
-                ("idle_timeout".to_string(), "280".to_string())
+                ("idle_timeout".to_string(), "280".to_string()),
+                ("min_idle".to_string(), "900".to_string())
             ]
         );
+        // A parameter no rule or lab scenario has is refused, with the nearest name.
+        std::fs::write(&path, "description: x\nparams:\n  idle_timeuot: 280\n").unwrap();
+        let err =
+            super::profile_params(path.to_str().unwrap(), super::profiles::NAMED_BY).unwrap_err();
+        assert_eq!(
+            err.problems[0].code,
+            crate::diag::Code::UnknownParam,
+            "{err}"
+        );
+        assert_eq!(err.problems[0].hint, "did you mean idle_timeout?");
         let err = super::profile_params("nope", super::profiles::NAMED_BY)
             .unwrap_err()
             .to_string();

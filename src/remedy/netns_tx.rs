@@ -11,7 +11,7 @@
 //! namespace is the same with one plan.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -120,6 +120,8 @@ pub struct EachFailure {
     /// Namespaces done before it that could not be restored (and why): their rollback files
     /// stay in effect.
     pub not_restored: Vec<String>,
+    /// Where their rollback files are, for the command that restores them.
+    pub state_dir: PathBuf,
 }
 
 impl fmt::Display for EachFailure {
@@ -133,10 +135,15 @@ impl fmt::Display for EachFailure {
             )?;
         }
         if !self.not_restored.is_empty() {
+            let dir = state::dir_words(&self.state_dir);
+            let words = ["rstaudit", "rollback"]
+                .into_iter()
+                .chain(dir.iter().map(String::as_str));
             write!(
                 f,
-                "; COULD NOT RESTORE namespace(s): {}; run `rstaudit rollback`",
-                self.not_restored.join("; ")
+                "; COULD NOT RESTORE namespace(s): {}; run `{}`",
+                self.not_restored.join("; "),
+                crate::hint::command(words)
             )?;
         }
         Ok(())
@@ -181,6 +188,7 @@ pub fn execute_each(plans: &[NsPlan], opts: &EachOptions) -> Result<Vec<NsApplie
             error,
             restored: Vec::new(),
             not_restored: Vec::new(),
+            state_dir: opts.state_dir.to_path_buf(),
         };
         for (p, applied) in done.iter().rev() {
             match undo(p, applied) {

@@ -20,8 +20,9 @@ struct DiffLine<'a> {
 
 /// The diff of an apply: the rows that change (key, current, target, why).
 pub fn diff_table(rows: &[Row]) -> String {
-    let lines: Vec<DiffLine> = rows
-        .iter()
+    let applicable = rows.iter().filter(|r| r.not_applicable.is_none());
+    let lines: Vec<DiffLine> = applicable
+        .clone()
         .filter(|r| r.change || r.current.is_none())
         .map(|r| DiffLine {
             key: &r.key,
@@ -30,7 +31,8 @@ pub fn diff_table(rows: &[Row]) -> String {
             why: &r.why,
         })
         .collect();
-    let unchanged = rows.len() - lines.len();
+    let to_change = lines.len();
+    let unchanged = applicable.count() - to_change;
     let mut out = String::new();
     if !lines.is_empty() {
         let mut table = Table::new(lines);
@@ -41,9 +43,13 @@ pub fn diff_table(rows: &[Row]) -> String {
         out.push('\n');
     }
     out.push_str(&format!(
-        "{} key(s) to change, {unchanged} already at target.\n",
-        rows.len() - unchanged
+        "{to_change} key(s) to change, {unchanged} already at target.\n"
     ));
+    for r in rows {
+        if let Some(why) = &r.not_applicable {
+            out.push_str(&format!("Not applicable here: {why}.\n"));
+        }
+    }
     out
 }
 
@@ -63,12 +69,16 @@ pub fn verify_table(rows: &[VerifyRow]) -> String {
         .iter()
         .map(|r| VerifyLine {
             key: &r.key,
-            live: r.live.as_deref().unwrap_or("(unreadable)"),
+            live: match r.status {
+                LiveStatus::NotApplicable => "(absent)",
+                _ => r.live.as_deref().unwrap_or("(unreadable)"),
+            },
             target: &r.target,
             status: match r.status {
                 LiveStatus::Ok => "ok",
                 LiveStatus::Drift => "DRIFT",
                 LiveStatus::Unreadable => "UNREADABLE",
+                LiveStatus::NotApplicable => "n/a",
             },
             persisted: match (r.persist, &r.persisted, &r.persisted_at) {
                 (PersistStatus::Missing, _, _) => "not persisted".to_string(),
@@ -124,6 +134,62 @@ pub struct AdviceLine {
 pub struct FixSet {
     pub sysctls: Vec<FixLine>,
     pub advice: Vec<AdviceLine>,
+    /// The namespace they are for.
+    pub target: FixTarget,
+}
+
+/// The network namespace fixes are for, as what they print to run must select it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixTarget {
+    /// Its name in reports (`host`, `blue`).
+    pub name: String,
+    /// The file that enters it (`/run/netns/blue`), when it was named; `None`: the namespace
+    /// the emitted commands run in.
+    pub enter: Option<String>,
+    /// The `--netns` value that selects it for rstaudit.
+    pub netns_flag: Option<String>,
+    /// The initial namespace, the one sysctl.d files are loaded into at boot.
+    pub initial: bool,
+}
+
+impl Default for FixTarget {
+    fn default() -> Self {
+        Self {
+            name: "host".to_string(),
+            enter: None,
+            netns_flag: None,
+            initial: true,
+        }
+    }
+}
+
+impl FixTarget {
+    /// `sysctl -w KEY=VALUE` as a command line, entering the namespace first when it was named.
+    fn sysctl_w(&self, assignment: &str) -> String {
+        let enter = self.enter.as_ref().map(|p| format!("--net={p}"));
+        let words: Vec<&str> = match &enter {
+            Some(e) => vec!["nsenter", e, "--", "sysctl", "-w", assignment],
+            None => vec!["sysctl", "-w", assignment],
+        };
+        crate::hint::command(words)
+    }
+
+    /// What keeps the values: sysctl.d for the initial namespace, else not sysctl.d.
+    fn persistence(&self) -> String {
+        if self.initial {
+            format!("install as {DEFAULT_SYSCTL_FILE}, then `sysctl --system`.")
+        } else {
+            let apply = ["rstaudit", "apply", "--fixes"]
+                .into_iter()
+                .chain(self.netns_flag.iter().flat_map(|f| ["--netns", f.as_str()]));
+            format!(
+                "for network namespace {}, not the host's. {}; or apply them now with `{}`.",
+                self.name,
+                crate::hint::namespace_persistence(&self.name),
+                crate::hint::command(apply)
+            )
+        }
+    }
 }
 
 /// Two findings ask different values of one key.
@@ -213,8 +279,13 @@ fn advice_comments(set: &FixSet, out: &mut String) {
 
 /// A sysctl.d fragment: each key with the rules that want it, why, and the value it replaces.
 pub fn emit_sysctl(set: &FixSet) -> String {
-    let mut out = String::from(
-        "# Fixes from `rstaudit fix`: install as /etc/sysctl.d/90-rstaudit.conf, then `sysctl --system`.\n",
+    // rstaudit's own file, as the persist file of `apply` is: installed where its header says,
+    // `apply --persist` may rewrite it and does not count its keys as another owner's.
+    let mut out = format!(
+        "{}: written by `rstaudit fix`; `rstaudit apply --persist` may rewrite it.\n\
+         # Fixes from `rstaudit fix`: {}\n",
+        super::persist::MARKER,
+        comment(&set.target.persistence())
     );
     if set.sysctls.is_empty() {
         out.push_str("# No sysctl fixes for today's findings.\n");
@@ -241,15 +312,25 @@ pub fn emit_sysctl(set: &FixSet) -> String {
     out
 }
 
-/// Quote a word for POSIX sh.
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// A shell script: `sysctl -w` lines, and `sh SCRIPT revert` to put the old values back.
+/// A shell script: `sysctl -w` lines (in the namespace the fixes are for), and
+/// `sh SCRIPT revert` to put the old values back.
 pub fn emit_sh(set: &FixSet) -> String {
-    let mut out = String::from(
-        "#!/bin/sh\n# Fixes from `rstaudit fix`. Apply: sh THIS_FILE; undo: sh THIS_FILE revert.\n# These change the running kernel only; see `rstaudit apply --persist` to keep them.\nset -eu\n\n",
+    let t = &set.target;
+    let keep = if t.initial {
+        "; see `rstaudit apply --persist` to keep them".to_string()
+    } else {
+        format!(
+            ". {}",
+            comment(&crate::hint::namespace_persistence(&t.name))
+        )
+    };
+    let whose = if t.initial && t.enter.is_none() {
+        String::new()
+    } else {
+        format!(", for network namespace {}", t.name)
+    };
+    let mut out = format!(
+        "#!/bin/sh\n# Fixes from `rstaudit fix`{whose}. Apply: sh THIS_FILE; undo: sh THIS_FILE revert.\n# These change the running kernel only{keep}.\nset -eu\n\n"
     );
     out.push_str("if [ \"${1:-apply}\" = revert ]; then\n");
     let mut any_revert = false;
@@ -257,8 +338,8 @@ pub fn emit_sh(set: &FixSet) -> String {
         match &l.current {
             Some(cur) => {
                 out.push_str(&format!(
-                    "  sysctl -w {}\n",
-                    sh_quote(&format!("{}={}", l.key, cur))
+                    "  {}\n",
+                    t.sysctl_w(&format!("{}={}", l.key, cur))
                 ));
                 any_revert = true;
             }
@@ -277,8 +358,8 @@ pub fn emit_sh(set: &FixSet) -> String {
             out.push_str(&format!("# {}\n", comment(rule)));
         }
         out.push_str(&format!(
-            "sysctl -w {}\n",
-            sh_quote(&format!("{}={}", l.key, l.value))
+            "{}\n",
+            t.sysctl_w(&format!("{}={}", l.key, l.value))
         ));
     }
     if set.sysctls.is_empty() {
@@ -304,30 +385,83 @@ struct AnsibleSysctl<'a> {
     reload: bool,
 }
 
-/// Ansible tasks (`ansible.posix.sysctl` with `sysctl_file`), ready to include in a playbook.
+/// A task for a namespace other than the host's, which `ansible.posix.sysctl` cannot reach.
+#[derive(Serialize)]
+struct AnsibleCommandTask {
+    name: String,
+    #[serde(rename = "ansible.builtin.command")]
+    command: AnsibleArgv,
+}
+
+#[derive(Serialize)]
+struct AnsibleArgv {
+    argv: Vec<String>,
+}
+
+/// Ansible tasks, ready to include in a playbook: `ansible.posix.sysctl` with `sysctl_file`
+/// for the host's namespace; for another namespace, `sysctl -w` inside it (no sysctl.d file:
+/// it would go to the host's namespace at boot).
 pub fn emit_ansible(set: &FixSet) -> Result<String, crate::yaml::Error> {
-    let tasks: Vec<AnsibleTask> = set
-        .sysctls
-        .iter()
-        .map(|l| AnsibleTask {
-            name: format!("{} ({})", l.key, l.rules.join("; ")),
-            sysctl: AnsibleSysctl {
-                name: &l.key,
-                value: &l.value,
-                sysctl_file: DEFAULT_SYSCTL_FILE,
-                state: "present",
-                reload: true,
-            },
-        })
-        .collect();
-    let mut out = String::from(
-        "# Fixes from `rstaudit fix --emit ansible`: include with `ansible.builtin.include_tasks`.\n# Needs the ansible.posix collection (ansible-galaxy collection install ansible.posix).\n",
-    );
-    advice_comments(set, &mut out);
-    if tasks.is_empty() {
-        out.push_str("# No sysctl fixes for today's findings.\n[]\n");
+    let t = &set.target;
+    let name = |l: &FixLine| format!("{} ({})", l.key, l.rules.join("; "));
+    let tasks = if t.initial {
+        let tasks: Vec<AnsibleTask> = set
+            .sysctls
+            .iter()
+            .map(|l| AnsibleTask {
+                name: name(l),
+                sysctl: AnsibleSysctl {
+                    name: &l.key,
+                    value: &l.value,
+                    sysctl_file: DEFAULT_SYSCTL_FILE,
+                    state: "present",
+                    reload: true,
+                },
+            })
+            .collect();
+        (!tasks.is_empty())
+            .then(|| crate::yaml::to_string(&tasks))
+            .transpose()?
     } else {
-        out.push_str(&crate::yaml::to_string(&tasks)?);
+        let tasks: Vec<AnsibleCommandTask> = set
+            .sysctls
+            .iter()
+            .map(|l| {
+                let mut argv: Vec<String> = Vec::new();
+                if let Some(p) = &t.enter {
+                    argv.extend(["nsenter".into(), format!("--net={p}"), "--".into()]);
+                }
+                argv.extend([
+                    "sysctl".into(),
+                    "-w".into(),
+                    format!("{}={}", l.key, l.value),
+                ]);
+                AnsibleCommandTask {
+                    name: format!("{} in network namespace {}", name(l), t.name),
+                    command: AnsibleArgv { argv },
+                }
+            })
+            .collect();
+        (!tasks.is_empty())
+            .then(|| crate::yaml::to_string(&tasks))
+            .transpose()?
+    };
+    let mut out = String::from(
+        "# Fixes from `rstaudit fix --emit ansible`: include with `ansible.builtin.include_tasks`.\n",
+    );
+    if t.initial {
+        out.push_str("# Needs the ansible.posix collection (ansible-galaxy collection install ansible.posix).\n");
+    } else {
+        out.push_str(&format!(
+            "# For network namespace {}: the tasks change its running values only. {}.\n",
+            t.name,
+            comment(&crate::hint::namespace_persistence(&t.name))
+        ));
+    }
+    advice_comments(set, &mut out);
+    match tasks {
+        None => out.push_str("# No sysctl fixes for today's findings.\n[]\n"),
+        Some(tasks) => out.push_str(&tasks),
     }
     Ok(out)
 }
@@ -424,7 +558,38 @@ mod tests {
         let revert2 = text.find("'net.ipv4.tcp_abort_on_overflow=1'").unwrap();
         let apply = text.find("'net.ipv4.tcp_abort_on_overflow=0'").unwrap();
         assert!(revert < revert2 && revert2 < apply, "{text}");
-        assert_eq!(sh_quote("a'b"), r"'a'\''b'");
+    }
+
+    /// For a namespace that was named, every command of the script enters it, and nothing
+    /// tells to put the values in the host's sysctl.d.
+    #[test]
+    fn fixes_for_a_namespace_act_on_it() {
+        let mut set = FixSet::from_findings(&sample()).unwrap();
+        set.target = FixTarget {
+            name: "blue green".into(),
+            enter: Some("/run/netns/blue green".into()),
+            netns_flag: Some("blue green".into()),
+            initial: false,
+        };
+        let sh = emit_sh(&set);
+        let lines: Vec<&str> = sh.lines().filter(|l| l.contains("sysctl -w")).collect();
+        assert_eq!(lines.len(), 4, "{sh}");
+        for l in lines {
+            assert!(
+                l.trim_start()
+                    .starts_with("nsenter '--net=/run/netns/blue green' -- sysctl -w"),
+                "{l}"
+            );
+        }
+        let conf = emit_sysctl(&set);
+        assert!(!conf.contains("install as"), "{conf}");
+        assert!(
+            conf.contains("`rstaudit apply --fixes --netns 'blue green'`"),
+            "{conf}"
+        );
+        let tasks = emit_ansible(&set).unwrap();
+        assert!(!tasks.contains("ansible.posix.sysctl"), "{tasks}");
+        assert!(tasks.contains("--net=/run/netns/blue green"), "{tasks}");
     }
 
     #[test]
@@ -440,6 +605,7 @@ mod tests {
                 target: "1".into(),
                 why: "without SYN cookies a SYN flood or burst fills the SYN queue and new connections fail".into(),
                 change: true,
+                not_applicable: None,
             },
             Row {
                 key: "net.core.somaxconn".into(),
@@ -447,6 +613,7 @@ mod tests {
                 target: "4096".into(),
                 why: "backlog clamp".into(),
                 change: false,
+                not_applicable: None,
             },
         ];
         insta::assert_snapshot!("diff_table", diff_table(&rows));

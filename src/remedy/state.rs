@@ -27,6 +27,18 @@ use crate::clock::civil_from_days;
 /// Version of the rollback file format.
 pub const SCHEMA: u32 = 1;
 
+/// Where rollback files are kept unless the caller says otherwise.
+pub const DEFAULT_DIR: &str = "/var/lib/rstaudit";
+
+/// The words `--state-dir DIR` that select `dir` for a printed command, none for the default.
+pub fn dir_words(dir: &Path) -> Vec<String> {
+    if dir == Path::new(DEFAULT_DIR) {
+        Vec::new()
+    } else {
+        vec!["--state-dir".to_string(), dir.display().to_string()]
+    }
+}
+
 /// The content of a rollback file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -288,6 +300,39 @@ pub enum StateError {
     Serialise(serde_json::Error),
     #[error("writing rollback file: {0}")]
     Write(super::persist::PersistError),
+}
+
+/// Whether a rollback file could be written into `dir`, writing nothing: the checks
+/// [`RollbackRecord::save`] makes, so that an apply refuses (and a dry run reports) before the
+/// first change what the write of the rollback file would refuse.
+pub fn check_writable(dir: &Path) -> Result<(), StateError> {
+    match std::fs::metadata(dir) {
+        Ok(_) => check_dir(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // save() creates it (0700, and the directories on the way): the nearest directory
+            // that exists must let this user.
+            let mut up = dir.parent();
+            while let Some(p) = up {
+                if p.as_os_str().is_empty() || p.exists() {
+                    break;
+                }
+                up = p.parent();
+            }
+            let parent = match up {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let flags = nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK;
+            nix::unistd::access(parent, flags).map_err(|errno| StateError::Create {
+                dir: dir.to_path_buf(),
+                error: std::io::Error::from(errno),
+            })
+        }
+        Err(error) => Err(StateError::Unreadable {
+            dir: dir.to_path_buf(),
+            error,
+        }),
+    }
 }
 
 /// Refuse a state directory that someone other than the effective uid could put files in.

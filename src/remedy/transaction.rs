@@ -24,7 +24,6 @@ use serde::Serialize;
 use super::faults::{Fault, Faults};
 use super::persist;
 use super::profiles::{Target, values_equal};
-use super::ranges;
 use super::state::{RecordedKey, RecordedNetns, RecordedPersist, RollbackRecord};
 use crate::host::sysctl::{self, SysctlError, SysctlKey};
 
@@ -88,6 +87,10 @@ pub struct Row {
     pub why: String,
     /// Whether the value would change.
     pub change: bool,
+    /// The key does not exist on this kernel, and the catalogue says why (a release that
+    /// removed it or had not added it, a module not loaded): nothing is written for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_applicable: Option<String>,
 }
 
 /// One change to make.
@@ -120,6 +123,8 @@ pub struct NsContext {
     pub name: String,
     /// Whether it is the initial network namespace (the only one where global keys can be set).
     pub initial: bool,
+    /// The running kernel, to tell a key this kernel lacks from a key that should be there.
+    pub kernel: Option<crate::host::KernelVersion>,
 }
 
 /// Step 1: read every key and check the target. Never writes.
@@ -137,6 +142,7 @@ pub fn plan(io: &dyn SysctlIo, desired: &[Desired], ns: &NsContext, faults: &Fau
             target: d.target.to_string(),
             why: d.reason.clone(),
             change: false,
+            not_applicable: None,
         };
         let mut problem = |msg: String| plan.problems.push(format!("{key}: {msg}"));
         if global_here {
@@ -150,7 +156,12 @@ pub fn plan(io: &dyn SysctlIo, desired: &[Desired], ns: &NsContext, faults: &Fau
         let current = match io.read(key) {
             Ok(v) => v,
             Err(SysctlError::Absent { .. }) => {
-                problem("does not exist on this kernel (or its module is not loaded)".into());
+                match crate::valid::not_applicable(key, ns.kernel) {
+                    Some(why) => row.not_applicable = Some(why),
+                    None => problem(
+                        "does not exist on this kernel (or its module is not loaded)".into(),
+                    ),
+                }
                 plan.rows.push(row);
                 continue;
             }
@@ -168,10 +179,9 @@ pub fn plan(io: &dyn SysctlIo, desired: &[Desired], ns: &NsContext, faults: &Fau
             .and_then(|t| {
                 sysctl::validate_value(key, &t, Some(&current)).map_err(|e| e.to_string())
             })
-            .and_then(|t| {
-                ranges::check(key.as_str(), &t)
-                    .map(|_| t)
-                    .map_err(|e| e.to_string())
+            .and_then(|t| match crate::valid::sysctls::spec(key.as_str()) {
+                Some(spec) => spec.check(&t).map(|_| t).map_err(|e| e.to_string()),
+                None => Ok(t),
             }) {
             Ok(t) => t,
             Err(why) => {
@@ -270,7 +280,12 @@ impl fmt::Display for TxFailure {
                 self.restore_failures.join("; ")
             )?;
             if let Some(rb) = &self.rollback_file {
-                write!(f, "; run `rstaudit rollback {}`", rb.display())?;
+                let rb = rb.display().to_string();
+                write!(
+                    f,
+                    "; run `{}`",
+                    crate::hint::command(["rstaudit", "rollback", &rb])
+                )?;
             }
         }
         Ok(())
@@ -540,7 +555,46 @@ mod tests {
         NsContext {
             name: "test".into(),
             initial: false,
+            kernel: Some(crate::host::KernelVersion {
+                major: 6,
+                minor: 18,
+                patch: 0,
+            }),
         }
+    }
+
+    /// A key the catalogue knows this kernel lacks is not applicable here: shown, not written,
+    /// no problem; a key that should exist and does not is a problem.
+    #[test]
+    fn a_key_this_kernel_lacks_is_not_applicable_here() {
+        let io = fake();
+        let d = vec![
+            Desired {
+                key: SysctlKey::parse("net.ipv4.tcp_tw_recycle", Scope::NetOnly).unwrap(),
+                target: Target::Value("0".into()),
+                reason: "x".into(),
+            },
+            Desired {
+                key: SysctlKey::parse("net.netfilter.nf_conntrack_tcp_loose", Scope::NetOnly)
+                    .unwrap(),
+                target: Target::Value("1".into()),
+                reason: "x".into(),
+            },
+        ];
+        let p = plan(&io, &d, &ns(), &Faults::default());
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        assert!(p.changes.is_empty() && p.resolved.is_empty());
+        let why: Vec<&str> = p
+            .rows
+            .iter()
+            .filter_map(|r| r.not_applicable.as_deref())
+            .collect();
+        assert_eq!(why.len(), 2, "{:?}", p.rows);
+        assert_eq!(
+            why[0],
+            "net.ipv4.tcp_tw_recycle does not exist on this kernel (removed in Linux 4.12)"
+        );
+        assert!(why[1].contains("nf_conntrack"), "{why:?}");
     }
 
     fn opts<'a>(

@@ -23,6 +23,9 @@ pub enum LiveStatus {
     Drift,
     /// The key could not be read (absent on this kernel, not in this namespace, ...).
     Unreadable,
+    /// The key does not exist on this kernel and the catalogue says why (a release that
+    /// removed it or had not added it, a module not loaded): not drift.
+    NotApplicable,
 }
 
 /// Whether the configuration files keep the value across a reboot.
@@ -58,16 +61,22 @@ pub struct VerifyRow {
     pub why: String,
 }
 
-/// Compare every key with its target (call inside the namespace).
+/// Compare every key with its target (call inside the namespace) on the running `kernel`.
 pub fn check(
     io: &dyn SysctlIo,
     desired: &[Desired],
     persisted: &BTreeMap<String, PersistedValue>,
+    kernel: Option<crate::host::KernelVersion>,
 ) -> Vec<VerifyRow> {
     desired
         .iter()
         .map(|d| {
             let (live, status, error) = match io.read(&d.key) {
+                Err(crate::host::sysctl::SysctlError::Absent { .. })
+                    if let Some(why) = crate::valid::not_applicable(&d.key, kernel) =>
+                {
+                    (None, LiveStatus::NotApplicable, Some(why))
+                }
                 Ok(v) => {
                     let ok = d.target.satisfied_by(&v);
                     (
@@ -138,6 +147,10 @@ pub struct NsVerdict {
     pub not_persisted: Vec<String>,
     /// No drift, and with a persist file named, nothing left unpersisted.
     pub ok: bool,
+    /// It is the initial network namespace: the one a sysctl.d file is loaded into at boot.
+    pub initial: bool,
+    /// What `--netns` selects it with (`None`: the caller's own namespace).
+    pub netns_flag: Option<String>,
 }
 
 impl Verified {
@@ -170,9 +183,13 @@ pub fn verify(req: Request) -> Result<Verified, NsError> {
     for ns in req.targets {
         let (netns, rows) = netns::in_namespace(ns.as_ref(), || {
             let (ctx, _) = super::describe_current(ns.as_ref())?;
-            Ok::<_, NsError>((ctx.name, check(&LiveIo, req.desired, &persisted)))
+            let rows = check(&LiveIo, req.desired, &persisted, ctx.kernel);
+            Ok::<_, NsError>((ctx, rows))
         })??;
-        namespaces.push(verdict(netns, rows, req.persist.is_some()));
+        let mut v = verdict(netns.name, rows, req.persist.is_some());
+        v.initial = netns.initial;
+        v.netns_flag = ns.as_ref().map(super::netns_flag);
+        namespaces.push(v);
     }
     Ok(Verified {
         namespaces,
@@ -184,7 +201,7 @@ pub fn verify(req: Request) -> Result<Verified, NsError> {
 fn verdict(netns: String, rows: Vec<VerifyRow>, strict: bool) -> NsVerdict {
     let drift: Vec<String> = rows
         .iter()
-        .filter(|r| r.status != LiveStatus::Ok)
+        .filter(|r| !matches!(r.status, LiveStatus::Ok | LiveStatus::NotApplicable))
         .map(|r| r.key.clone())
         .collect();
     let not_persisted: Vec<String> = rows
@@ -199,5 +216,7 @@ fn verdict(netns: String, rows: Vec<VerifyRow>, strict: bool) -> NsVerdict {
         drift,
         not_persisted,
         ok,
+        initial: false,
+        netns_flag: None,
     }
 }

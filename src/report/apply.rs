@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::remedy::apply::{Outcome, Planned};
+use crate::remedy::apply::{Outcome, Planned, Request};
 use crate::remedy::netns_tx::{EachFailure, NsApplied, NsPlan};
 use crate::remedy::others::Others;
 use crate::remedy::owners::{Owner, PersistWarning};
@@ -147,10 +147,10 @@ pub fn result_text(planned: &Planned, outcome: &Outcome) -> String {
         ));
     }
     if let Some(rb) = &applied.rollback_file {
+        let file = rb.display().to_string();
         msg.push_str(&format!(
-            "Rollback file: {} (undo with `rstaudit rollback {}`).\n",
-            rb.display(),
-            rb.display()
+            "Rollback file: {file} (undo with `{}`).\n",
+            crate::hint::command(["rstaudit", "rollback", &file])
         ));
     }
     if let Some(p) = &applied.persisted {
@@ -161,7 +161,7 @@ pub fn result_text(planned: &Planned, outcome: &Outcome) -> String {
         }
     }
     if let Some(o) = &outcome.others {
-        msg.push_str(&others_text(o, &one.netns));
+        msg.push_str(&others_text(o, &one.netns, &planned.request));
     }
     msg
 }
@@ -179,16 +179,17 @@ fn several_result_text(planned: &Planned, applied: &[NsApplied]) -> String {
             }
         ));
     }
+    let dir = planned.request.state_dir.display().to_string();
     msg.push_str(&format!(
-        "Undo every namespace of this apply with `rstaudit rollback --state-dir {}`.\n",
-        planned.request.state_dir.display()
+        "Undo every namespace of this apply with `{}`.\n",
+        crate::hint::command(["rstaudit", "rollback", "--state-dir", &dir])
     ));
     msg
 }
 
 /// After an apply in the caller's own namespace (`here`): which keys are per namespace, and
 /// which other namespaces hold other values.
-fn others_text(o: &Others, here: &str) -> String {
+fn others_text(o: &Others, here: &str, request: &Request) -> String {
     let mut out = String::new();
     if !o.per_namespace.is_empty() {
         out.push_str(&format!(
@@ -228,12 +229,32 @@ fn others_text(o: &Others, here: &str) -> String {
             }
             out.push('\n');
         }
-        out.push_str("Apply there too with --netns all (or --netns NAME,...).\n");
+        out.push_str(&format!("{}.\n", apply_there(request)));
     }
     for n in &o.notes {
         out.push_str(&format!("note: {n}\n"));
     }
     out
+}
+
+/// The apply that does the same in the other namespaces, with the same state directory: a
+/// profile in every namespace at once; today's fixes in one namespace at a time (each has
+/// findings of its own).
+fn apply_there(request: &Request) -> String {
+    let dir = crate::remedy::state::dir_words(&request.state_dir);
+    let fixes = request.selects.first().is_some_and(|w| w == "--fixes");
+    let netns = if fixes { "NAME" } else { "all" };
+    let words = ["rstaudit", "apply"]
+        .into_iter()
+        .chain(request.selects.iter().map(String::as_str))
+        .chain(["--netns", netns])
+        .chain(dir.iter().map(String::as_str));
+    let cmd = crate::hint::command(words);
+    if fixes {
+        format!("Apply there too with `{cmd}` in each namespace")
+    } else {
+        format!("Apply there too with `{cmd}` (or --netns NAME,... for some of them)")
+    }
 }
 
 /// What the JSON report says about owners (flattened into it).

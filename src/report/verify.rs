@@ -1,6 +1,8 @@
 //! What `verify` prints: per namespace the table, the drift and what no file keeps, and the
 //! same as JSON (one namespace: one report; several: `{profile, ok, namespaces}`).
 
+use std::path::Path;
+
 use serde::Serialize;
 
 use crate::remedy::render;
@@ -74,16 +76,36 @@ fn report<'a>(
     }
 }
 
+/// How to keep the values: in the initial namespace, the apply that persists them to the
+/// file verify checked (the default sysctl.d file without one), in the same namespace; in
+/// any other, not sysctl.d at all.
+fn persist_hint(n: &NsVerdict, profile: Profile, persist: Option<&Path>) -> String {
+    if !n.initial {
+        return crate::hint::namespace_persistence(&n.netns);
+    }
+    let file = persist.map_or_else(
+        || render::DEFAULT_SYSCTL_FILE.to_string(),
+        |p| p.display().to_string(),
+    );
+    let mut words = vec!["rstaudit", "apply", "--profile", profile.given];
+    if let Some(flag) = &n.netns_flag {
+        words.extend(["--netns", flag]);
+    }
+    words.extend(["--persist", &file]);
+    format!("Persist with `{}`", crate::hint::command(words))
+}
+
 /// The tables (several: each under the namespace's name), the notes, and with several the
-/// verdict over all. `strict`: a persist file was named (what it does not keep is drift).
-pub fn text(v: &Verified, profile: Profile, strict: bool) -> String {
+/// verdict over all. `persist`: the file named to keep the values (what it does not keep is
+/// drift), which the hint to persist names too.
+pub fn text(v: &Verified, profile: Profile, persist: Option<&Path>) -> String {
     let several = v.namespaces.len() > 1;
     let mut out = String::new();
     for n in &v.namespaces {
         if several {
             out.push_str(&format!("== network namespace {} ==\n", n.netns));
         }
-        out.push_str(&ns_text(n, profile, strict));
+        out.push_str(&ns_text(n, profile, persist));
     }
     for note in &v.notes {
         out.push_str(&format!("note: {note}\n"));
@@ -100,24 +122,33 @@ pub fn text(v: &Verified, profile: Profile, strict: bool) -> String {
     out
 }
 
-fn ns_text(n: &NsVerdict, profile: Profile, strict: bool) -> String {
+fn ns_text(n: &NsVerdict, profile: Profile, persist: Option<&Path>) -> String {
     let mut out = render::verify_table(&n.rows);
-    for r in n.rows.iter().filter(|r| r.status != LiveStatus::Ok) {
-        match (&r.live, &r.error) {
-            (Some(live), _) => out.push_str(&format!(
+    for r in &n.rows {
+        match (r.status, &r.live, &r.error) {
+            (LiveStatus::Ok, _, _) => {}
+            (LiveStatus::NotApplicable, _, Some(why)) => {
+                out.push_str(&format!("Not applicable here: {why}.\n"));
+            }
+            (_, Some(live), _) => out.push_str(&format!(
                 "DRIFT: {} is {live}, profile {} wants {}\n",
                 r.key, profile.name, r.target
             )),
-            (None, Some(e)) => out.push_str(&format!("DRIFT: {e}\n")),
-            (None, None) => {}
+            (_, None, Some(e)) => out.push_str(&format!("DRIFT: {e}\n")),
+            (_, None, None) => {}
         }
     }
     if !n.not_persisted.is_empty() {
         out.push_str(&format!(
-            "{}: live value is right but no configuration file keeps it ({}): a reboot would undo it. Persist with `rstaudit apply --profile {} --persist /etc/sysctl.d/90-rstaudit.conf`.\n",
-            if strict { "NOT PERSISTED" } else { "warning" },
+            "{}: live value is right but no configuration file keeps it ({}): a reboot would \
+             undo it. {}.\n",
+            if persist.is_some() {
+                "NOT PERSISTED"
+            } else {
+                "warning"
+            },
             n.not_persisted.join(", "),
-            profile.given
+            persist_hint(n, profile, persist)
         ));
     }
     if n.ok {

@@ -1,54 +1,6 @@
-//! Names a rule may use: sysctl keys, counters, RST reasons, seed causes and
-//! lab scenarios. A rule naming anything else is refused at load time, so a
-//! typo never becomes a rule that silently never fires.
-
-/// net.* sysctl keys rules may read or fix. Keys that exist only on some
-/// kernels (tcp_tw_recycle, removed in 4.12) are listed too: applicability is
-/// decided per snapshot, not here.
-pub const SYSCTLS: &[&str] = &[
-    "net.core.netdev_max_backlog",
-    "net.core.rmem_default",
-    "net.core.rmem_max",
-    "net.core.somaxconn",
-    "net.core.wmem_default",
-    "net.core.wmem_max",
-    "net.ipv4.ip_local_port_range",
-    "net.ipv4.tcp_abort_on_overflow",
-    "net.ipv4.tcp_challenge_ack_limit",
-    "net.ipv4.tcp_fin_timeout",
-    "net.ipv4.tcp_invalid_ratelimit",
-    "net.ipv4.tcp_keepalive_intvl",
-    "net.ipv4.tcp_keepalive_probes",
-    "net.ipv4.tcp_keepalive_time",
-    "net.ipv4.tcp_max_orphans",
-    "net.ipv4.tcp_max_syn_backlog",
-    "net.ipv4.tcp_max_tw_buckets",
-    "net.ipv4.tcp_mem",
-    "net.ipv4.tcp_orphan_retries",
-    "net.ipv4.tcp_retries1",
-    "net.ipv4.tcp_retries2",
-    "net.ipv4.tcp_rfc1337",
-    "net.ipv4.tcp_rmem",
-    "net.ipv4.tcp_rto_max_ms",
-    "net.ipv4.tcp_rto_min_us",
-    "net.ipv4.tcp_syn_linear_timeouts",
-    "net.ipv4.tcp_syn_retries",
-    "net.ipv4.tcp_synack_retries",
-    "net.ipv4.tcp_syncookies",
-    "net.ipv4.tcp_timestamps",
-    "net.ipv4.tcp_tw_recycle",
-    "net.ipv4.tcp_tw_reuse",
-    "net.ipv4.tcp_wmem",
-    "net.netfilter.nf_conntrack_count",
-    "net.netfilter.nf_conntrack_max",
-    "net.netfilter.nf_conntrack_tcp_be_liberal",
-    "net.netfilter.nf_conntrack_tcp_loose",
-    "net.netfilter.nf_conntrack_tcp_timeout_close_wait",
-    "net.netfilter.nf_conntrack_tcp_timeout_established",
-    "net.netfilter.nf_conntrack_tcp_timeout_fin_wait",
-    "net.netfilter.nf_conntrack_tcp_timeout_time_wait",
-    "net.nf_conntrack_max",
-];
+//! Names a rule may use: counters, RST reasons, seed causes and lab scenarios (sysctl keys
+//! are the catalogue's, [`crate::valid`]). A rule naming anything else is refused at load
+//! time, so a typo never becomes a rule that silently never fires.
 
 /// MIB counters rules may name (`Group.Name`, as in /proc/net/netstat and /proc/net/snmp).
 pub const COUNTERS: &[&str] = &[
@@ -140,23 +92,13 @@ pub const LAB_SCENARIOS: &[&str] = &[
     "tw-recycle",
 ];
 
-/// Whether `key` is a sysctl rules may name.
-pub fn is_known_sysctl(key: &str) -> bool {
-    SYSCTLS.contains(&key)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::sysctl::{Scope, SysctlKey};
 
     #[test]
     fn known_names_are_valid_and_unique() {
-        for key in SYSCTLS {
-            let k = SysctlKey::parse(key, Scope::NetOnly).expect(key);
-            assert_eq!(k.as_str(), *key);
-        }
-        for list in [SYSCTLS, COUNTERS, RST_REASONS, CAUSES, LAB_SCENARIOS] {
+        for list in [COUNTERS, RST_REASONS, CAUSES, LAB_SCENARIOS] {
             let mut v = list.to_vec();
             v.sort_unstable();
             v.dedup();

@@ -46,17 +46,28 @@ impl RuleSet {
     pub fn get(&self, id: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.id == id)
     }
+
+    /// The parameters these rules declare: what `--set`, a profile's and a config file's
+    /// `params:` may name with them.
+    pub fn params(&self) -> crate::valid::params::Accepted {
+        crate::valid::params::Accepted::of_rules(
+            self.rules
+                .iter()
+                .flat_map(|r| r.params.keys().map(String::as_str)),
+        )
+    }
 }
 
 /// Parse and check one file.
 pub fn parse_file(file: &str, text: &str) -> Result<Rule, Vec<Diagnostic>> {
-    let raw: RawRule = crate::yaml::from_str(text).map_err(|e| vec![serde_diagnostic(file, &e)])?;
+    let raw: RawRule =
+        crate::yaml::from_str(text).map_err(|e| vec![serde_diagnostic(file, text, &e)])?;
     Rule::from_raw(&raw, text, file)
 }
 
 /// serde_yaml's error, with a hint for rule files.
-fn serde_diagnostic(file: &str, e: &crate::yaml::Error) -> Diagnostic {
-    let mut d = Diagnostic::from_yaml(file, e);
+fn serde_diagnostic(file: &str, text: &str, e: &crate::yaml::Error) -> Diagnostic {
+    let mut d = Diagnostic::from_yaml_text(file, text, e);
     d.hint = match d.code {
         Code::UnknownKey => {
             "remove the key or fix its spelling (the allowed keys are listed above)"

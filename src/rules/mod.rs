@@ -79,18 +79,14 @@ pub struct Plan<'r> {
 pub enum PlanError {
     #[error("no rule with id {id:?}; see `rstaudit rules list` (known: {})", known.join(", "))]
     UnknownRule { id: String, known: Vec<String> },
-    #[error(
-        "no rule has a parameter named {name:?} (known parameters: {})",
-        known.join(", ")
-    )]
-    UnknownParam { name: String, known: Vec<String> },
-    #[error("parameter {name}={value:?}: expected a number, e.g. {name}=300")]
-    NotANumber { name: String, value: String },
+    /// A parameter no rule declares, or a value it cannot take ([`crate::valid::params`]).
+    #[error(transparent)]
+    Param(#[from] crate::valid::Invalid),
 }
 
 impl Selection {
-    /// Check ids and parameters against `set`: an unknown id or parameter, or a
-    /// parameter that is not a number, is an error naming the known ones.
+    /// Check ids and parameters against `set`: an unknown id or parameter, or a parameter
+    /// value it cannot take ([`crate::valid::params`]), is an error naming the known ones.
     pub fn plan<'r>(&self, set: &'r RuleSet) -> Result<Plan<'r>, PlanError> {
         for id in self.only.iter().chain(&self.skip) {
             if set.get(id).is_none() {
@@ -106,30 +102,10 @@ impl Selection {
             .filter(|r| self.only.is_empty() || self.only.contains(&r.id))
             .filter(|r| !self.skip.contains(&r.id))
             .collect();
+        let accepted = set.params();
         let mut params = BTreeMap::new();
         for (name, value) in &self.params {
-            if !set.rules.iter().any(|r| r.params.contains_key(name)) {
-                let mut known: Vec<String> = set
-                    .rules
-                    .iter()
-                    .flat_map(|r| r.params.keys().cloned())
-                    .collect();
-                known.sort_unstable();
-                known.dedup();
-                return Err(PlanError::UnknownParam {
-                    name: name.clone(),
-                    known,
-                });
-            }
-            let v: f64 = value
-                .parse()
-                .ok()
-                .filter(|v: &f64| v.is_finite())
-                .ok_or_else(|| PlanError::NotANumber {
-                    name: name.clone(),
-                    value: value.clone(),
-                })?;
-            params.insert(name.clone(), v);
+            params.insert(name.clone(), accepted.check(name, value)?);
         }
         Ok(Plan { rules, params })
     }

@@ -21,6 +21,7 @@ mod host;
 mod lab;
 mod layers;
 mod layout;
+mod one_truth;
 mod packet;
 mod parsers;
 mod remedy;

@@ -8,8 +8,8 @@ use super::raw::RawProfile;
 use super::types::{Loc, Profile, Setting, Target};
 use super::{BUILTIN, ProfileError, builtin_names, looks_like_path};
 use crate::diag::{Code, Diagnostic, Locator, Pos};
-use crate::host::sysctl::{Scope, SysctlError, SysctlKey, validate_value};
-use crate::remedy::ranges;
+use crate::host::sysctl::{Scope, SysctlKey};
+use crate::valid::{self, Invalid, params::Accepted};
 
 /// What names the profile given to [`load`] in a diagnostic about that name itself.
 pub const NAMED_BY: &str = "the profile name";
@@ -20,27 +20,37 @@ pub fn load(name_or_path: &str) -> Result<Profile, ProfileError> {
 }
 
 /// [`load`], where a diagnostic about the name itself (unknown, unreadable) is placed at
-/// `named_by` instead of a file: the command layer passes the flag that named it.
+/// `named_by` instead of a file: the command layer passes the flag that named it. Its
+/// parameters may be those of the table ([`Accepted::table`]).
 pub fn load_named(name_or_path: &str, named_by: &str) -> Result<Profile, ProfileError> {
-    let mut loader = Loader::default();
+    load_accepting(name_or_path, named_by, &Accepted::table())
+}
+
+/// [`load_named`], with the parameters a run accepts (those its rules declare, which may
+/// include a rule directory's own).
+pub fn load_accepting(
+    name_or_path: &str,
+    named_by: &str,
+    accepted: &Accepted,
+) -> Result<Profile, ProfileError> {
+    let mut loader = Loader {
+        problems: Vec::new(),
+        accepted,
+        refused: BTreeSet::new(),
+    };
     let referrer = Loc {
         file: named_by.to_string(),
         line: 1,
         column: 1,
     };
+    // Every file of the chain is read and checked, even below a file with problems, so that
+    // all of them are reported in one run.
     let profile = loader.resolve(name_or_path, None, &referrer, &mut Vec::new());
+    if let Some(p) = &profile {
+        loader.check_whole(p);
+    }
     match profile {
-        Some(p) if loader.problems.is_empty() => {
-            let mut checker = Loader::default();
-            checker.check_whole(&p);
-            if checker.problems.is_empty() {
-                Ok(p)
-            } else {
-                Err(ProfileError {
-                    problems: checker.problems,
-                })
-            }
-        }
+        Some(p) if loader.problems.is_empty() => Ok(p),
         _ => Err(ProfileError {
             problems: loader.problems,
         }),
@@ -64,12 +74,15 @@ struct Source {
     builtin: bool,
 }
 
-#[derive(Default)]
-struct Loader {
+struct Loader<'a> {
     problems: Vec<Diagnostic>,
+    /// The parameters a profile may set.
+    accepted: &'a Accepted,
+    /// Keys of the chain that had a problem: checks across keys leave them out.
+    refused: BTreeSet<String>,
 }
 
-impl Loader {
+impl Loader<'_> {
     fn problem(&mut self, code: Code, loc: &Loc, message: impl Into<String>) {
         self.problems.push(Diagnostic {
             code,
@@ -79,6 +92,11 @@ impl Loader {
             message: message.into(),
             hint: String::new(),
         });
+    }
+
+    fn invalid(&mut self, loc: &Loc, invalid: Invalid) {
+        self.problems
+            .push(invalid.at(&loc.file, loc.line, loc.column));
     }
 
     fn source(&mut self, spec: &str, relative_to: Option<&Path>, referrer: &Loc) -> Option<Source> {
@@ -160,7 +178,7 @@ impl Loader {
         }
         let own = self.parse_one(&src)?;
         let parent = match &own.extends {
-            Some((parent_spec, loc)) => {
+            Some((parent_spec, loc)) if !parent_spec.is_empty() => {
                 stack.push(src.id.clone());
                 // A built-in profile may only extend built-in profiles.
                 let rel = if src.builtin {
@@ -172,7 +190,7 @@ impl Loader {
                 stack.pop();
                 Some(parent?)
             }
-            None => None,
+            _ => None,
         };
         let mut profile = Profile {
             name: src.name.clone(),
@@ -197,18 +215,29 @@ impl Loader {
         Some(profile)
     }
 
-    /// Step one and the per-file part of step two.
+    /// Step one and the per-file part of step two. A file with problems still gives what it
+    /// extends, so the files above it are checked in the same run.
     fn parse_one(&mut self, src: &Source) -> Option<OwnProfile> {
+        let locator = Locator::new(&src.text);
+        let at = |needle: &str| locate_nth(&src.display, &locator, needle, 0);
         let raw: RawProfile = match crate::yaml::from_str(&src.text) {
             Ok(raw) => raw,
             Err(e) => {
-                self.problems.push(Diagnostic::from_yaml(&src.display, &e));
-                return None;
+                self.problems
+                    .push(Diagnostic::from_yaml_text(&src.display, &src.text, &e));
+                // The shape is wrong but the YAML may be sound: follow its `extends:`.
+                let extends = crate::yaml::from_str::<crate::yaml::Value>(&src.text)
+                    .ok()
+                    .and_then(|v| v.get("extends")?.as_str().map(|e| e.trim().to_string()))
+                    .map(|e| (e, at("extends")));
+                return Some(OwnProfile {
+                    description: String::new(),
+                    extends,
+                    params: BTreeMap::new(),
+                    sysctls: BTreeMap::new(),
+                });
             }
         };
-        let locator = Locator::new(&src.text);
-        let at = |needle: &str| locate_nth(&src.display, &locator, needle, 0);
-        let before = self.problems.len();
 
         if raw.description.trim().is_empty() {
             self.problem(
@@ -249,9 +278,10 @@ impl Loader {
         }
 
         let mut params = BTreeMap::new();
+        let mut named = BTreeSet::new();
         for (name, value) in &raw.params.0 {
             let loc = at(name);
-            if params.contains_key(name) {
+            if !named.insert(name) {
                 self.problem(
                     Code::SetTwice,
                     &loc,
@@ -271,9 +301,13 @@ impl Loader {
                 );
             }
             match scalar(value) {
-                Ok(v) => {
-                    params.insert(name.clone(), v);
-                }
+                Ok(v) if valid_name => match self.accepted.check(name, &v) {
+                    Ok(_) => {
+                        params.insert(name.clone(), v);
+                    }
+                    Err(e) => self.invalid(&loc, e),
+                },
+                Ok(_) => {}
                 Err(why) => self.problem(Code::BadValue, &loc, format!("parameter {name}: {why}")),
             }
         }
@@ -289,22 +323,25 @@ impl Loader {
             } else {
                 Scope::NetOnly
             };
-            let key = match SysctlKey::parse(raw_key, scope) {
+            let checked = match valid::key(raw_key, scope) {
                 Ok(k) => k,
-                Err(SysctlError::NotNet { key }) => {
-                    self.problem(Code::BadSysctlKey,
-                        &loc,
-                        format!(
-                            "{key} is outside net.*: a profile may set it only if it also lists it under allow_outside_net"
-                        ),
-                    );
-                    continue;
-                }
                 Err(e) => {
-                    self.problem(Code::BadSysctlKey, &loc, e.to_string());
+                    self.refused.insert(raw_key.trim().to_string());
+                    match SysctlKey::parse(raw_key, Scope::AnyKey) {
+                        Ok(k) if scope == Scope::NetOnly && !k.as_str().starts_with("net.") => {
+                            self.problem(Code::BadSysctlKey,
+                                &loc,
+                                format!(
+                                    "{k} is outside net.*: a profile may set it only if it also lists it under allow_outside_net"
+                                ),
+                            );
+                        }
+                        _ => self.invalid(&loc, e),
+                    }
                     continue;
                 }
             };
+            let key = checked.key.clone();
             if sysctls.contains_key(key.as_str()) {
                 self.problem(
                     Code::SetTwice,
@@ -331,14 +368,16 @@ impl Loader {
             }
             let target = match (&setting.value, setting.at_least, setting.at_most) {
                 (Some(v), None, None) => match scalar(v) {
-                    Ok(v) => match validate_value(&key, &v, None) {
+                    Ok(v) => match valid::value(&checked, &v) {
                         Ok(v) => Target::Value(v),
                         Err(e) => {
-                            self.problem(Code::BadValue, &loc, e.to_string());
+                            self.refused.insert(key.to_string());
+                            self.invalid(&loc, e);
                             continue;
                         }
                     },
                     Err(why) => {
+                        self.refused.insert(key.to_string());
                         self.problem(Code::BadValue, &loc, format!("{key}: value: {why}"));
                         continue;
                     }
@@ -346,6 +385,7 @@ impl Loader {
                 (None, Some(n), None) => Target::AtLeast(n),
                 (None, None, Some(n)) => Target::AtMost(n),
                 _ => {
+                    self.refused.insert(key.to_string());
                     self.problem(
                         Code::BadTarget,
                         &loc,
@@ -354,12 +394,11 @@ impl Loader {
                     continue;
                 }
             };
-            let bound = match &target {
-                Target::Value(v) => v.clone(),
-                Target::AtLeast(n) | Target::AtMost(n) => n.to_string(),
-            };
-            if let Err(why) = ranges::check(key.as_str(), &bound) {
-                self.problem(Code::BadValue, &loc, format!("{key}: {why}"));
+            if let Target::AtLeast(n) | Target::AtMost(n) = target
+                && let Err(e) = valid::bound(&checked, n)
+            {
+                self.refused.insert(key.to_string());
+                self.invalid(&loc, e);
                 continue;
             }
             sysctls.insert(
@@ -374,9 +413,6 @@ impl Loader {
             );
         }
 
-        if self.problems.len() > before {
-            return None;
-        }
         Some(OwnProfile {
             description: raw.description.trim().to_string(),
             extends,
@@ -385,8 +421,19 @@ impl Loader {
         })
     }
 
-    /// Checks across keys, on the resolved profile.
+    /// Checks across keys, on the resolved profile; a key that had a problem of its own is
+    /// left out (its fix may well be the answer to both).
     fn check_whole(&mut self, p: &Profile) {
+        if [
+            "net.ipv4.tcp_tw_reuse",
+            "net.ipv4.tcp_timestamps",
+            "net.ipv4.tcp_keepalive_time",
+        ]
+        .iter()
+        .any(|k| self.refused.contains(*k))
+        {
+            return;
+        }
         if let Some(reuse) = p.sysctls.get("net.ipv4.tcp_tw_reuse")
             && reuse.target == Target::Value("1".into())
         {

@@ -16,7 +16,7 @@ mod loader;
 mod raw;
 mod types;
 
-pub use loader::{NAMED_BY, load, load_named};
+pub use loader::{NAMED_BY, load, load_accepting, load_named};
 pub use types::{Profile, Setting, Target, values_equal};
 
 /// The built-in profiles, embedded at build time: `(name, YAML text)`.
@@ -213,7 +213,7 @@ mod tests {
     #[test]
     fn a_key_set_twice_is_an_error() {
         let err = load_text(
-            "description: x\nsysctls:\n  net.ipv4.tcp_syncookies:\n    value: 1\n    reason: a\n  net/ipv4/tcp_syncookies:\n    value: 0\n    reason: b\nparams:\n  a: 1\n  a: 2\n",
+            "description: x\nsysctls:\n  net.ipv4.tcp_syncookies:\n    value: 1\n    reason: a\n  net/ipv4/tcp_syncookies:\n    value: 0\n    reason: b\nparams:\n  idle_timeout: 1\n  idle_timeout: 2\n",
         )
         .unwrap_err()
         .to_string();
@@ -221,7 +221,7 @@ mod tests {
             err.contains("p.yaml:6:3: net.ipv4.tcp_syncookies is set twice"),
             "{err}"
         );
-        assert!(err.contains("parameter a is set twice"), "{err}");
+        assert!(err.contains("parameter idle_timeout is set twice"), "{err}");
         let err = load_text(
             "description: x\nsysctls:\n  net.ipv4.tcp_syncookies:\n    value: 1\n    reason: a\n  net.ipv4.tcp_syncookies:\n    value: 0\n    reason: b\n",
         )

@@ -42,7 +42,7 @@ pub fn load(path: &Path, rules: &BTreeSet<String>) -> Result<AcceptFile, AcceptE
 pub fn parse(file: &str, text: &str, rules: &BTreeSet<String>) -> Result<AcceptFile, AcceptError> {
     let raw: RawFile = crate::yaml::from_str::<Option<RawFile>>(text)
         .map_err(|e| AcceptError {
-            problems: vec![Diagnostic::from_yaml(file, &e)],
+            problems: vec![Diagnostic::from_yaml_text(file, text, &e)],
         })?
         .unwrap_or(RawFile { accept: Vec::new() });
     let starts = entry_lines(text);

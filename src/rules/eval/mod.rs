@@ -99,6 +99,27 @@ pub fn evaluate(
     fold.finish(snap)
 }
 
+/// Drop a recommended value the key cannot take ([`crate::valid`]: a rule of the user's own
+/// computing one out of range), saying so in the finding's notes: no command then shows,
+/// writes or applies it.
+fn keep_valid_fixes(f: &mut Finding) {
+    let notes = &mut f.notes;
+    f.fix.sysctls.retain(|fix| {
+        let checked = crate::valid::key(&fix.key, crate::host::sysctl::Scope::NetOnly)
+            .and_then(|k| crate::valid::value(&k, &fix.value));
+        match checked {
+            Ok(_) => true,
+            Err(e) => {
+                notes.push(format!(
+                    "no value recommended for {}: the computed {} is not one it takes ({})",
+                    fix.key, fix.value, e.message
+                ));
+                false
+            }
+        }
+    });
+}
+
 /// Decide every rule once the socket pass is done (`seen`, `jobs` by rule index, `risks`)
 /// and build the outcome.
 fn outcome(
@@ -185,6 +206,9 @@ fn outcome(
         }
     }
     super::converge::converge(rules, overrides, snap, &mut out.findings);
+    for f in &mut out.findings {
+        keep_valid_fixes(f);
+    }
     out.findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)

@@ -55,28 +55,24 @@ impl Checker<'_> {
         });
     }
 
+    /// A sysctl key the rule names, checked by the one authority on keys ([`crate::valid`]).
     pub(super) fn sysctl(&mut self, section: &str, key: &str) -> Option<String> {
-        match SysctlKey::parse(key, Scope::NetOnly) {
+        self.checked_sysctl(section, key)
+            .map(|k| k.key.as_str().to_string())
+    }
+
+    pub(super) fn checked_sysctl(&mut self, section: &str, key: &str) -> Option<crate::valid::Key> {
+        match crate::valid::key(key, Scope::NetOnly) {
+            Ok(k) => Some(k),
             Err(e) => {
                 self.problem(
-                    Code::BadSysctlKey,
+                    e.code,
                     &[Step::Key(section), Step::Text(key)],
-                    e.to_string(),
-                    "write a net.* key such as net.ipv4.tcp_fin_timeout",
+                    e.message,
+                    e.hint,
                 );
                 None
             }
-            Ok(k) if !known::is_known_sysctl(k.as_str()) => {
-                let hint = suggest(k.as_str(), known::SYSCTLS);
-                self.problem(
-                    Code::UnknownSysctl,
-                    &[Step::Key(section), Step::Text(key)],
-                    format!("unknown sysctl {key:?}"),
-                    hint,
-                );
-                None
-            }
-            Ok(k) => Some(k.as_str().to_string()),
         }
     }
 

@@ -85,6 +85,15 @@ impl Rule {
                     "the default must be a finite number",
                     "e.g. `default: 300`",
                 );
+            } else if let Some(spec) = crate::valid::params::spec(name)
+                && let Err(e) = spec.check(p.default)
+            {
+                ck.problem(
+                    Code::BadParam,
+                    &[Step::Key("params"), Step::Key(name), Step::Key("default")],
+                    format!("default: {}", e.message),
+                    "a parameter of this name means the same in every rule",
+                );
             }
             params.insert(
                 name.clone(),
@@ -198,9 +207,27 @@ impl Rule {
         }
         let mut fix_sysctls = Vec::new();
         for (key, value) in &raw.fix.sysctls {
-            let Some(k) = ck.sysctl("fix", key) else {
+            let Some(checked) = ck.checked_sysctl("fix", key) else {
                 continue;
             };
+            // A constant is judged now, as every value of the key is (`apply`, profiles).
+            let constant = match value {
+                RawOperand::Text(t) => Some(t.clone()),
+                RawOperand::Number(n) => Some(fmt_num(n.floor())),
+                _ => None,
+            };
+            if let Some(c) = constant
+                && let Err(e) = crate::valid::value(&checked, &c)
+            {
+                ck.problem(
+                    e.code,
+                    &[Step::Key("fix"), Step::Key(key)],
+                    e.message,
+                    e.hint,
+                );
+                continue;
+            }
+            let k = checked.key.as_str().to_string();
             let v = match value {
                 RawOperand::Text(t) => Some(Expr::Text(t.clone())),
                 other => ck.operand("fix", other, Kind::Number, Level::Host),

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::host::TcpState;
-use crate::host::sysctl::{Scope, SysctlKey};
+use crate::host::sysctl::Scope;
 
 use super::finding::Severity;
 use super::known;
@@ -343,6 +343,55 @@ mod tests {
         for bad in ["4.12", ">=4", ">=x.y", ">=6.0, <5.0", ""] {
             assert!(VersionRange::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// The table of parameters (crate::valid::params) covers every parameter of the built-in
+    /// rules, and each default is one of its values.
+    #[test]
+    fn every_builtin_parameter_is_in_the_table() {
+        let set = crate::rules::load::builtin().unwrap();
+        for rule in &set.rules {
+            for (name, p) in &rule.params {
+                let spec = crate::valid::params::spec(name)
+                    .unwrap_or_else(|| panic!("{}: parameter {name} is not in the table", rule.id));
+                assert_eq!(spec.user, crate::valid::params::User::Rules, "{name}");
+                spec.check(p.default)
+                    .unwrap_or_else(|e| panic!("{}: {e}", rule.id));
+            }
+        }
+        for spec in crate::valid::params::PARAMS {
+            let declared = set.rules.iter().any(|r| r.params.contains_key(spec.name));
+            assert_eq!(
+                declared,
+                spec.user == crate::valid::params::User::Rules,
+                "{}: a rule parameter no rule declares, or a lab parameter a rule declares",
+                spec.name
+            );
+        }
+    }
+
+    /// A fix that sets a key to a value the key does not mean is refused at load, where it is
+    /// written, like the same value in a profile.
+    #[test]
+    fn a_fix_constant_outside_the_keys_values_is_refused() {
+        let text = "id: cookies\ntitle: t\nseverity: high\ncause: \"2\"\nsubject: host\n\
+                    when: { sysctl: net.ipv4.tcp_syncookies, eq: 0 }\nmessage: m\n\
+                    fix:\n  sysctls:\n    net.ipv4.tcp_syncookies: 7\nexplanation: e\n";
+        let problems = crate::rules::load::parse_file("cookies.yaml", text).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].code, crate::diag::Code::BadValue);
+        assert_eq!(
+            problems[0].message,
+            "net.ipv4.tcp_syncookies: 7 is out of range 0..=2"
+        );
+        assert_eq!((problems[0].line, problems[0].col), (10, 5));
+        let misspelt = text.replace(
+            "sysctls:\n    net.ipv4.tcp_syncookies",
+            "sysctls:\n    net.ipv4.tcp_syncookie",
+        );
+        let problems = crate::rules::load::parse_file("cookies.yaml", &misspelt).unwrap_err();
+        assert_eq!(problems[0].code, crate::diag::Code::UnknownSysctl);
+        assert_eq!(problems[0].hint, "did you mean net.ipv4.tcp_syncookies?");
     }
 
     #[test]

@@ -81,7 +81,7 @@ impl Catalogue {
             let raw: RawCause = match crate::yaml::from_str(text) {
                 Ok(raw) => raw,
                 Err(e) => {
-                    let mut d = Diagnostic::from_yaml(file, &e);
+                    let mut d = Diagnostic::from_yaml_text(file, text, &e);
                     d.hint = "see docs/explain.md for the shape of a cause file".into();
                     diags.push(d);
                     continue;

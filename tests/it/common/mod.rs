@@ -220,6 +220,18 @@ pub fn copied_proc_tree(dir: &Path, net_files: &[&str], osrelease: &str) {
     std::fs::write(kernel.join("osrelease"), format!("{osrelease}\n")).unwrap();
 }
 
+/// The command line between the backticks after `before` in `text`, as words.
+pub fn hint_after(text: &str, before: &str) -> Vec<String> {
+    let start = text
+        .find(before)
+        .unwrap_or_else(|| panic!("no {before:?} in: {text}"))
+        + before.len();
+    let rest = &text[start..];
+    let open = rest.find('`').expect("an opening backtick") + 1;
+    let close = rest[open..].find('`').expect("a closing backtick") + open;
+    shlex::split(&rest[open..close]).expect("a command line the shell reads")
+}
+
 /// The rstaudit binary under test.
 /// RSTAUDIT_CONFIG is empty, so no test reads the host's /etc/rstaudit/config.yaml.
 pub fn rstaudit() -> Command {

@@ -61,6 +61,22 @@ fn fix_emit_sysctl_loads_with_sysctl_p_and_names_advice_processes() {
         assert!(line.starts_with("net."), "not a sysctl line: {line}");
     }
 
+    // The fragment is for a namespace, not the host: its header says what persists a
+    // namespace's values and how to apply these in that namespace, never to install it in
+    // the host's sysctl.d.
+    let mut lines = content.lines();
+    assert!(
+        lines.next().unwrap().starts_with("# Managed by rstaudit"),
+        "{content}"
+    );
+    let header = lines.next().unwrap();
+    assert!(!header.contains("install as"), "{header}");
+    assert!(header.contains("podman run --sysctl"), "{header}");
+    assert!(
+        header.contains(&format!("`rstaudit apply --fixes --netns {}`", ns.name)),
+        "{header}"
+    );
+
     let other = bad_namespace("fix-load");
     common::run(other.command("sysctl").args(["-q", "-p"]).arg(&file));
     assert_eq!(other.read_sysctl("net.ipv4.tcp_abort_on_overflow"), "0");
@@ -75,60 +91,78 @@ fn fix_emit_sh_passes_sh_n_and_reverts() {
     fix(&ns, "sh", &file);
     common::run(std::process::Command::new("sh").arg("-n").arg(&file));
     let content = std::fs::read_to_string(&file).unwrap();
+    let enter = format!("nsenter '--net=/run/netns/{}' -- sysctl -w", ns.name);
     assert!(
-        content.contains("sysctl -w 'net.ipv4.tcp_abort_on_overflow=0'"),
+        content.contains(&format!("{enter} 'net.ipv4.tcp_abort_on_overflow=0'")),
         "{content}"
     );
     assert!(
-        content.contains("sysctl -w 'net.ipv4.tcp_abort_on_overflow=1'"),
+        content.contains(&format!("{enter} 'net.ipv4.tcp_abort_on_overflow=1'")),
         "{content}"
     );
 
+    // Run from another namespace, the script still acts on the namespace that was checked
+    // (a script that did not enter it would change the namespace it runs in).
     let other = bad_namespace("fix-sh-run");
     common::run(other.command("sh").arg(&file));
-    assert_eq!(other.read_sysctl("net.ipv4.tcp_abort_on_overflow"), "0");
-    assert_eq!(other.read_sysctl("net.ipv4.tcp_syncookies"), "1");
-    common::run(other.command("sh").arg(&file).arg("revert"));
+    assert_eq!(ns.read_sysctl("net.ipv4.tcp_abort_on_overflow"), "0");
+    assert_eq!(ns.read_sysctl("net.ipv4.tcp_syncookies"), "1");
     assert_eq!(other.read_sysctl("net.ipv4.tcp_abort_on_overflow"), "1");
+    common::run(other.command("sh").arg(&file).arg("revert"));
+    assert_eq!(ns.read_sysctl("net.ipv4.tcp_abort_on_overflow"), "1");
+    assert_eq!(ns.read_sysctl("net.ipv4.tcp_syncookies"), "0");
     assert_eq!(other.read_sysctl("net.ipv4.tcp_syncookies"), "0");
 }
 
+/// For a namespace, `ansible.posix.sysctl` (which writes the host's sysctl.d and sets the
+/// namespace Ansible runs in) would act on the host: the tasks run `sysctl -w` inside the
+/// namespace instead, and running them from another namespace changes only that one.
 #[test]
-fn fix_emit_ansible_is_yaml_with_the_sysctl_module() {
+fn fix_emit_ansible_for_a_namespace_sets_that_namespace() {
     let ns = bad_namespace("fix-ansible");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tasks.yml");
     fix(&ns, "ansible", &file);
     let text = std::fs::read_to_string(&file).unwrap();
+    assert!(!text.contains("ansible.posix.sysctl"), "{text}");
+    assert!(!text.contains("sysctl_file"), "{text}");
+    assert!(
+        text.contains("Kubernetes `securityContext.sysctls`"),
+        "{text}"
+    );
     let tasks: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
     let tasks = tasks.as_sequence().expect("a list of tasks");
+    let other = bad_namespace("fix-ansible-run");
     let mut keys = Vec::new();
     for task in tasks {
         assert!(task["name"].as_str().is_some(), "{text}");
-        let m = &task["ansible.posix.sysctl"];
-        assert!(m.is_mapping(), "task without ansible.posix.sysctl: {text}");
+        let argv: Vec<&str> = task["ansible.builtin.command"]["argv"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("task without a command: {text}"))
+            .iter()
+            .map(|w| w.as_str().unwrap())
+            .collect();
+        let net = format!("--net=/run/netns/{}", ns.name);
         assert_eq!(
-            m["sysctl_file"].as_str(),
-            Some("/etc/sysctl.d/90-rstaudit.conf")
+            argv[..5],
+            ["nsenter", net.as_str(), "--", "sysctl", "-w"],
+            "{text}"
         );
-        assert_eq!(m["state"].as_str(), Some("present"));
-        assert!(
-            m["value"].as_str().is_some(),
-            "value must be a string: {text}"
-        );
-        keys.push((
-            m["name"].as_str().unwrap().to_string(),
-            m["value"].as_str().unwrap().to_string(),
-        ));
+        keys.push(argv[5].to_string());
+        common::run(other.command(argv[0]).args(&argv[1..]));
     }
     assert!(
-        keys.contains(&("net.ipv4.tcp_abort_on_overflow".into(), "0".into())),
+        keys.contains(&"net.ipv4.tcp_abort_on_overflow=0".to_string()),
         "{keys:?}"
     );
     assert!(
-        keys.contains(&("net.ipv4.tcp_syncookies".into(), "1".into())),
+        keys.contains(&"net.ipv4.tcp_syncookies=1".to_string()),
         "{keys:?}"
     );
+    assert_eq!(ns.read_sysctl("net.ipv4.tcp_abort_on_overflow"), "0");
+    assert_eq!(ns.read_sysctl("net.ipv4.tcp_syncookies"), "1");
+    assert_eq!(other.read_sysctl("net.ipv4.tcp_abort_on_overflow"), "1");
+    assert_eq!(other.read_sysctl("net.ipv4.tcp_syncookies"), "0");
 }
 
 #[test]
