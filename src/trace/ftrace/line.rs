@@ -7,78 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::borrow::Cow;
 
 use super::intern;
-
-use serde::Serialize;
-
-/// Who was running when the event fired.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TaskContext {
-    /// The task name as ftrace printed it (`<...>` when not cached).
-    pub comm: Cow<'static, str>,
-    /// Thread id (global pid namespace).
-    pub tid: u32,
-    pub cpu: u32,
-    /// True when the event fired in hard or soft interrupt context: the task is then whoever
-    /// happened to run, not necessarily the socket's owner.
-    pub in_interrupt: bool,
-    /// True when bottom halves were disabled in process context (first flag `b`, or `D` with
-    /// interrupts off too, on kernels that print it): the kernel was not running the task's own
-    /// system call on its own socket but a section like a listener's close or `ss -K`, or receive
-    /// processing run in the task's context (a write into a tun device).
-    pub bh_disabled: bool,
-    /// Trace timestamp, seconds (trace clock of the instance).
-    pub ts: f64,
-}
-
-/// `tcp:tcp_send_reset`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SendReset {
-    pub task: TaskContext,
-    /// The reset answers a packet (skbaddr != 0); false for active resets (close, abort).
-    pub has_skb: bool,
-    /// A socket was involved (skaddr != 0); false for NO_SOCKET.
-    pub has_sock: bool,
-    /// Source of the reset (the local end). `0.0.0.0:0`-style addresses are kept as printed.
-    pub src: Option<SocketAddr>,
-    pub dst: Option<SocketAddr>,
-    /// `TCP_CLOSE`, ... or `UNKNOWN`.
-    pub state: Option<&'static str>,
-    /// `NO_SOCKET`, ... when the kernel reports reasons.
-    pub reason: Option<&'static str>,
-    /// Where in the kernel it was sent, when the reset sites are probed (the event then comes
-    /// from a kprobe, not from the tracepoint).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub site: Option<Box<super::ResetSite>>,
-}
-
-/// `tcp:tcp_receive_reset`: a local socket accepted a reset.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ReceiveReset {
-    pub task: TaskContext,
-    /// Local end of the socket that was reset.
-    pub local: Option<SocketAddr>,
-    /// Remote end (the sender of the reset).
-    pub remote: Option<SocketAddr>,
-    pub sock_cookie: Option<u64>,
-}
-
-/// `task:task_newtask`: a task was created (by `parent_tid`, the task the event ran in).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NewTask {
-    pub parent_tid: u32,
-    pub tid: u32,
-    /// The name it starts with (its creator's).
-    pub comm: String,
-    /// CLONE_THREAD: a thread of its creator's process, not a process of its own.
-    pub thread: bool,
-}
-
-/// `task:task_rename`: a task took a new name (exec, prctl(PR_SET_NAME)).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TaskRename {
-    pub tid: u32,
-    pub comm: String,
-}
+use super::{NewTask, ReceiveReset, SendReset, TaskContext, TaskRename, TraceEvent};
 
 /// Why a trace line could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,18 +27,6 @@ pub enum LineError {
     /// A field the event always prints is not there.
     #[error("no {0}")]
     Missing(&'static str),
-}
-
-/// One parsed trace line.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum TraceEvent {
-    SendReset(SendReset),
-    ReceiveReset(ReceiveReset),
-    NewTask(NewTask),
-    Rename(TaskRename),
-    /// The kernel's stack recorded after a reset site's event (joined to it by the reader).
-    Stack(super::KernelStack),
 }
 
 /// Parse one `trace_pipe` line. `Ok(None)` for lines of other events and comments.
@@ -210,7 +127,7 @@ pub fn parse_line(line: &str) -> Result<Option<TraceEvent>, LineError> {
         name if super::SiteFn::from_event_name(name).is_some() => {
             let function = super::SiteFn::from_event_name(name).expect("checked");
             Ok(Some(TraceEvent::SendReset(
-                site_values(&kv, function)?.event(function, task, &super::raw::TCP_STATES),
+                site_values(&kv, function)?.event(function, task, &super::TCP_STATES),
             )))
         }
         "task_newtask" => {

@@ -22,6 +22,7 @@
 //! namespace arrive here, and the caller must match them to its own packets
 //! or addresses. Nothing here interprets reasons.
 
+mod event;
 mod format;
 pub mod intern;
 mod layout;
@@ -32,6 +33,7 @@ mod session;
 mod site;
 mod tracefs;
 
+pub use event::*;
 pub use format::*;
 pub use layout::*;
 pub use line::*;

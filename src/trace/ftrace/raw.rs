@@ -15,8 +15,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use super::intern;
 use super::layout::{Field, Layout, LayoutError, symbol_table};
 use super::{
-    KernelStack, NewTask, ReceiveReset, SendReset, SiteFn, SiteValues, TaskContext, TaskRename,
-    TraceEvent, frame_of_index,
+    KernelStack, NewTask, ReceiveReset, SendReset, SiteFn, SiteValues, TCP_STATES, TaskContext,
+    TaskRename, TraceEvent, frame_of_index,
 };
 use crate::host::kallsyms::Symbols;
 
@@ -123,25 +123,6 @@ impl Addrs {
 
 const AF_INET: u64 = 2;
 const AF_INET6: u64 = 10;
-
-/// TCP states (`include/net/tcp_states.h`, part of the ABI), used where this kernel's format
-/// prints them by name without numbers.
-pub(super) const TCP_STATES: [&str; 14] = [
-    "UNKNOWN",
-    "TCP_ESTABLISHED",
-    "TCP_SYN_SENT",
-    "TCP_SYN_RECV",
-    "TCP_FIN_WAIT1",
-    "TCP_FIN_WAIT2",
-    "TCP_TIME_WAIT",
-    "TCP_CLOSE",
-    "TCP_CLOSE_WAIT",
-    "TCP_LAST_ACK",
-    "TCP_LISTEN",
-    "TCP_CLOSING",
-    "TCP_NEW_SYN_RECV",
-    "TCP_BOUND_INACTIVE",
-];
 
 #[derive(Debug, Clone)]
 struct SendLayout {
