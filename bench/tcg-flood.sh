@@ -4,7 +4,9 @@
 # (`--cause-source kernel`) and deriving causes from the probed reset sites
 # (`--cause-source derived`), at the same rates. For each run it prints the resets the kernel
 # sent (Tcp.OutRsts), the resets the check saw, how many got their trace event (a reason or a
-# reset site), and what the trace lost (overwritten, dropped, undecoded).
+# reset site), what the trace lost (overwritten, dropped, undecoded), and rstaudit's CPU time
+# (user and system) over its 8 s window. With one vCPU the flooder, the kernel's reset path and
+# rstaudit share the CPU: the rate the kernel reaches is what the three leave room for.
 #
 # Usage (root): bench/tcg-flood.sh RELEASE [RATE...]
 #   RELEASE: a kernel the kernel matrix has booted (a directory target/kernel-matrix/RELEASE/
@@ -45,7 +47,7 @@ exec >/dev/ttyS1 2>&1
 outrsts() { awk '/^Tcp:/ { if (h) print \$15; h = 1 }' /proc/net/snmp; }
 for rate in $RATES; do
   for how in kernel derived; do
-    rstaudit packet-check --duration 8 --cause-source \$how --max-events 0 --format json >/tmp/r.json 2>/tmp/r.err &
+    time -f "%U %S" -o /tmp/r.cpu rstaudit packet-check --duration 8 --cause-source \$how --max-events 0 --format json >/tmp/r.json 2>/tmp/r.err &
     pid=\$!
     until grep -q "watching TCP resets" /tmp/r.err; do sleep 0.2; done
     before=\$(outrsts)
@@ -57,7 +59,8 @@ for rate in $RATES; do
     overrun=\$(grep -m1 '"overrun"' /tmp/r.json | tr -dc 0-9)
     dropped=\$(grep -m1 '"dropped"' /tmp/r.json | tr -dc 0-9)
     undecoded=\$(grep -m1 '"undecoded"' /tmp/r.json | tr -dc 0-9)
-    echo "rate \$rate \$how: kernel sent \$((after - before)), seen \$seen, with their event \$matched, overrun \$overrun, dropped \$dropped, undecoded \$undecoded"
+    cpu=\$(tail -1 /tmp/r.cpu)
+    echo "rate \$rate \$how: kernel sent \$((after - before)), seen \$seen, with their event \$matched, overrun \$overrun, dropped \$dropped, undecoded \$undecoded; rstaudit CPU user/sys \$cpu s"
   done
 done
 echo "@@done"

@@ -304,7 +304,7 @@ impl TraceSession {
             for site in SiteFn::ALL {
                 let dir = probes.event_dir(&events, site);
                 write_file(&dir.join("enable"), "1")?;
-                stacks &= write_file(&dir.join("trigger"), "stacktrace").is_ok();
+                stacks &= write_file(&dir.join("trigger"), site.stack_trigger()).is_ok();
             }
             if !stacks {
                 session.site_notes.push(

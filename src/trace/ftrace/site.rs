@@ -56,6 +56,20 @@ impl SiteFn {
     pub fn answers_packet(self) -> bool {
         !matches!(self, Self::Active)
     }
+
+    /// The `stacktrace` trigger of its kprobe event. The stack is recorded only where the
+    /// callers tell causes apart: for every active reset, and for a reply only when a listener
+    /// sends it (an embryonic reset from tcp_check_req, or the answer to a bare ACK). A reply
+    /// without a socket, or for a TIME_WAIT entry or a closing socket, is told by its state
+    /// alone, and a flood of them (a port scan) costs no stack unwinding in the kernel.
+    pub fn stack_trigger(self) -> &'static str {
+        match self {
+            Self::Active => "stacktrace",
+            // TCP_LISTEN is 10 (include/net/tcp_states.h); `state` is garbage when `sk` is 0,
+            // and a stack recorded then by chance is harmless.
+            Self::V4Reply | Self::V6Reply => "stacktrace if state == 10",
+        }
+    }
 }
 
 macro_rules! callers {
@@ -188,6 +202,15 @@ pub struct ResetSite {
 }
 
 impl ResetSite {
+    /// Whether its event is followed by a kernel stack (see [`SiteFn::stack_trigger`]): `state`
+    /// is the socket's, as the event names it.
+    pub fn expects_stack(&self, state: Option<&str>) -> bool {
+        match self.function {
+            SiteFn::Active => true,
+            SiteFn::V4Reply | SiteFn::V6Reply => state == Some("TCP_LISTEN"),
+        }
+    }
+
     /// Take in the stack recorded after the event: the frames above the site's own function
     /// (the ones below it are the probe's machinery).
     pub fn take_stack(&mut self, stack: &KernelStack) {
@@ -341,8 +364,9 @@ impl SiteValues {
 }
 
 /// Joins each reset site's event with the stack its trigger records right after it on the same
-/// CPU. An event waits for its stack until the next event of a site on its CPU, or for two reads
-/// of the trace (the stack may lie on the next page); then it goes on without one.
+/// CPU. An event that expects a stack waits for it until the next such event on its CPU, or for
+/// two reads of the trace (the stack may lie on the next page); then it goes on without one.
+/// An event that expects none goes on at once.
 #[derive(Debug, Default)]
 pub struct StackJoin {
     held: Vec<(SendReset, u8)>,
@@ -353,7 +377,11 @@ impl StackJoin {
     pub fn push(&mut self, ev: super::TraceEvent, out: &mut Vec<super::TraceEvent>) {
         use super::TraceEvent;
         match ev {
-            TraceEvent::SendReset(s) if s.site.is_some() => {
+            TraceEvent::SendReset(s)
+                if s.site
+                    .as_ref()
+                    .is_some_and(|site| site.expects_stack(s.state)) =>
+            {
                 if let Some(before) = self.take(s.task.cpu) {
                     out.push(TraceEvent::SendReset(before));
                 }
