@@ -59,8 +59,9 @@ for rate in $RATES; do
     overrun=\$(grep -m1 '"overrun"' /tmp/r.json | tr -dc 0-9)
     dropped=\$(grep -m1 '"dropped"' /tmp/r.json | tr -dc 0-9)
     undecoded=\$(grep -m1 '"undecoded"' /tmp/r.json | tr -dc 0-9)
+    drops=\$(grep -m1 '"drops"' /tmp/r.json | tr -dc 0-9)
     cpu=\$(tail -1 /tmp/r.cpu)
-    echo "rate \$rate \$how: kernel sent \$((after - before)), seen \$seen, with their event \$matched, overrun \$overrun, dropped \$dropped, undecoded \$undecoded; rstaudit CPU user/sys \$cpu s"
+    echo "rate \$rate \$how: kernel sent \$((after - before)), seen \$seen (capture drops \$drops), with their event \$matched, overrun \$overrun, dropped \$dropped, undecoded \$undecoded; rstaudit CPU user/sys \$cpu s"
   done
 done
 echo "@@done"
