@@ -122,58 +122,53 @@ pub fn verdicts(
         .collect()
 }
 
-fn verdict(
-    f: &Finding,
-    suspected: Vec<FindingProcess>,
-    tally: &Tally,
-    counters: &CounterWindow,
-    reason_note: &str,
-) -> FindingVerdict {
-    let resets = tally.supporting(f);
-    let counter_moves: BTreeMap<String, u64> = f
-        .evidence
-        .counters
-        .iter()
-        .filter_map(|c| counters.delta.get(&c.name).map(|d| (c.name.clone(), *d)))
-        .collect();
-    let moved: Vec<String> = counter_moves
-        .iter()
-        .filter(|(_, d)| **d > 0)
-        .map(|(n, d)| format!("{n} +{d}"))
-        .collect();
-    let counters_text = if moved.is_empty() {
-        String::new()
-    } else {
-        format!("; counters: {}", moved.join(", "))
-    };
-    let wanted = f.evidence.rst_reasons.join(" or ");
-    // Resets of the finding's reasons sent by anyone (for a finding about one process).
-    let by_anyone = |reasons: &[String]| -> (u64, Vec<ProcessCount>, u64) {
-        let mut all = 0;
-        let mut unscoped = f.clone();
+/// What the window shows for one finding, as every kind of verdict reads it.
+struct Seen<'a> {
+    f: &'a Finding,
+    tally: &'a Tally,
+    counters: &'a CounterWindow,
+    /// Resets that support the finding.
+    resets: u64,
+    /// "; counters: X +1, Y +2" of the finding's evidence counters that moved.
+    counters_text: String,
+    /// "TCP_STATE or TCP_ABORT_ON_DATA".
+    wanted: String,
+}
+
+impl Seen<'_> {
+    /// Resets with one of `reasons` sent by any process, and who sent those of the finding's
+    /// kind.
+    fn by_anyone(&self, reasons: &[String]) -> (u64, Vec<ProcessCount>, u64) {
+        let mut unscoped = self.f.clone();
         unscoped.process = None;
-        for r in reasons {
-            all += tally.with_reason(&unscoped, r).1;
-        }
-        let (procs, unknown) = tally.supporting_processes(&unscoped);
-        (all, procs, unknown)
-    };
-    // A counter that moves with every reset of a reason, moved more than those resets seen.
-    let uncaptured = counter_moves.iter().find_map(|(name, d)| {
-        let rs = reset_counter(name)?;
-        let relevant: Vec<String> = rs
+        let all = reasons
             .iter()
-            .filter(|r| f.evidence.rst_reasons.iter().any(|x| x == *r))
-            .map(|r| r.to_string())
-            .collect();
-        if relevant.is_empty() || *d == 0 {
-            return None;
-        }
-        let (seen, _, _) = by_anyone(&relevant);
-        // A reset whose cause could not be told may be one of them.
-        (seen == 0 && tally.untold == 0).then(|| format!("{name} +{d}"))
-    });
-    let (verdict, detail) = if is_forwarding_cause(&f.cause) {
+            .map(|r| self.tally.with_reason(&unscoped, r).1)
+            .sum();
+        let (procs, unknown) = self.tally.supporting_processes(&unscoped);
+        (all, procs, unknown)
+    }
+
+    /// A counter that moves with every reset of one of the finding's reasons moved, and no
+    /// such reset was captured (nor any whose cause could not be told): "TcpExt.X +N".
+    fn uncaptured(&self, moves: &BTreeMap<String, u64>) -> Option<String> {
+        moves.iter().find_map(|(name, d)| {
+            let relevant: Vec<String> = reset_counter(name)?
+                .iter()
+                .filter(|r| self.f.evidence.rst_reasons.iter().any(|x| x == *r))
+                .map(|r| r.to_string())
+                .collect();
+            if relevant.is_empty() || *d == 0 {
+                return None;
+            }
+            let (seen, _, _) = self.by_anyone(&relevant);
+            (seen == 0 && self.tally.untold == 0).then(|| format!("{name} +{d}"))
+        })
+    }
+
+    /// Seed cause 5: flows this host forwards, which its own connections do not show.
+    fn forwarding(&self) -> (Verdict, String) {
+        let (resets, counters_text) = (self.resets, &self.counters_text);
         if resets > 0 {
             (
                 Verdict::CannotCheck,
@@ -191,8 +186,12 @@ fn verdict(
                 ),
             )
         }
-    } else if is_middlebox_cause(&f.cause) {
-        match (resets, scoped_process(f)) {
+    }
+
+    /// Seed causes 4 and 14: resets received on connections idle past the timeout.
+    fn idle_flows(&self) -> (Verdict, String) {
+        let counters_text = &self.counters_text;
+        match (self.resets, scoped_process(self.f)) {
             (n, _) if n > 0 => (
                 Verdict::Confirmed,
                 format!(
@@ -214,18 +213,16 @@ fn verdict(
                 ),
             ),
         }
-    } else if f.evidence.rst_reasons.is_empty() {
-        (
-            Verdict::CannotCheck,
-            format!("the rule names no kernel reset reason to look for{counters_text}"),
-        )
-    } else if let Some(counter) = no_socket_mechanism(&f.cause)
-        && let (all, seen) = tally.with_reason(f, "NO_SOCKET")
-        && all > 0
-        && resets == seen
-        && (seen == 0 || counters.delta.get(counter).copied().unwrap_or(0) == 0)
-    {
-        // Only NO_SOCKET resets, and not with this rule's mechanism.
+    }
+
+    /// Only NO_SOCKET resets, and not with this rule's mechanism (seed causes 7, 8, 11).
+    fn no_socket_only(&self) -> Option<(Verdict, String)> {
+        let counter = no_socket_mechanism(&self.f.cause)?;
+        let (all, seen) = self.tally.with_reason(self.f, "NO_SOCKET");
+        let moved = self.counters.delta.get(counter).copied().unwrap_or(0);
+        if all == 0 || self.resets != seen || (seen > 0 && moved > 0) {
+            return None;
+        }
         let why = if seen == 0 {
             "none answered a connection the socket table had seen: a closed port, a \
              port scan or a late SYN-ACK give the same reset"
@@ -233,75 +230,140 @@ fn verdict(
         } else {
             format!("{seen} answered connections seen before, but {counter} did not move")
         };
-        (
+        Some((
             Verdict::CannotCheck,
-            format!("cannot tell: {all} NO_SOCKET resets sent here; {why}{counters_text}"),
-        )
-    } else if resets > 0 {
+            format!(
+                "cannot tell: {all} NO_SOCKET resets sent here; {why}{}",
+                self.counters_text
+            ),
+        ))
+    }
+
+    fn confirmed(&self) -> (Verdict, String) {
+        let f = self.f;
         let from = match scoped_process(f) {
             Some(p) => format!(" from {} (pid {})", p.comm, p.pid),
             None => {
-                let (procs, unknown) = tally.supporting_processes(f);
-                let w = who(&procs, unknown);
+                let (procs, unknown) = self.tally.supporting_processes(f);
                 if procs.is_empty() {
                     String::new()
                 } else {
-                    format!(" from {w}")
+                    format!(" from {}", who(&procs, unknown))
                 }
             }
         };
-        let derived = tally.supporting_derived(f);
-        let how = match derived {
+        let how = match self.tally.supporting_derived(f) {
             0 => String::new(),
-            n if n == resets => " (derived from where the kernel sent them)".to_string(),
+            n if n == self.resets => " (derived from where the kernel sent them)".to_string(),
             n => format!(" ({n} derived from where the kernel sent them)"),
         };
         (
             Verdict::Confirmed,
-            format!("{resets} resets with reason {wanted}{how}{from}{counters_text}"),
-        )
-    } else if let Some(c) = &uncaptured {
-        (
-            Verdict::CannotCheck,
             format!(
-                "cannot tell: {c} says resets with reason {wanted} were sent, but none was \
-                 captured (left out by --port or --iface, or sent on an interface not watched)\
-                 {counters_text}"
+                "{} resets with reason {}{how}{from}{}",
+                self.resets, self.wanted, self.counters_text
             ),
         )
-    } else if let Some(p) = scoped_process(f)
-        && let (n, procs, unknown) = by_anyone(&f.evidence.rst_reasons)
-        && n > 0
-    {
-        (
-            Verdict::NotSeen,
-            format!(
-                "no reset with reason {wanted} from or to {} (pid {}) in the window; the {n} \
-                 with that reason came from {}{counters_text}",
-                p.comm,
-                p.pid,
-                who(&procs, unknown)
-            ),
-        )
-    } else if tally.untold > 0 {
-        let why = if reason_note.is_empty() {
-            String::new()
-        } else {
-            format!(" ({reason_note})")
-        };
-        (
-            Verdict::CannotCheck,
-            format!(
-                "no reset with reason {wanted} was seen, but the cause of {} sent resets could \
-                 not be told{why}{counters_text}",
-                tally.untold
-            ),
-        )
-    } else {
+    }
+
+    /// No reset of its kind: not seen, unless the window cannot say so.
+    fn not_confirmed(&self, uncaptured: Option<String>, reason_note: &str) -> (Verdict, String) {
+        let (wanted, counters_text) = (&self.wanted, &self.counters_text);
+        if let Some(c) = uncaptured {
+            return (
+                Verdict::CannotCheck,
+                format!(
+                    "cannot tell: {c} says resets with reason {wanted} were sent, but none was \
+                     captured (left out by --port or --iface, or sent on an interface not watched)\
+                     {counters_text}"
+                ),
+            );
+        }
+        if let Some(p) = scoped_process(self.f)
+            && let (n, procs, unknown) = self.by_anyone(&self.f.evidence.rst_reasons)
+            && n > 0
+        {
+            return (
+                Verdict::NotSeen,
+                format!(
+                    "no reset with reason {wanted} from or to {} (pid {}) in the window; the {n} \
+                     with that reason came from {}{counters_text}",
+                    p.comm,
+                    p.pid,
+                    who(&procs, unknown)
+                ),
+            );
+        }
+        if self.tally.untold > 0 {
+            let why = if reason_note.is_empty() {
+                String::new()
+            } else {
+                format!(" ({reason_note})")
+            };
+            return (
+                Verdict::CannotCheck,
+                format!(
+                    "no reset with reason {wanted} was seen, but the cause of {} sent resets could \
+                     not be told{why}{counters_text}",
+                    self.tally.untold
+                ),
+            );
+        }
         (
             Verdict::NotSeen,
             format!("no reset with reason {wanted} in the window{counters_text}"),
         )
+    }
+}
+
+fn verdict(
+    f: &Finding,
+    suspected: Vec<FindingProcess>,
+    tally: &Tally,
+    counters: &CounterWindow,
+    reason_note: &str,
+) -> FindingVerdict {
+    let counter_moves: BTreeMap<String, u64> = f
+        .evidence
+        .counters
+        .iter()
+        .filter_map(|c| counters.delta.get(&c.name).map(|d| (c.name.clone(), *d)))
+        .collect();
+    let moved: Vec<String> = counter_moves
+        .iter()
+        .filter(|(_, d)| **d > 0)
+        .map(|(n, d)| format!("{n} +{d}"))
+        .collect();
+    let seen = Seen {
+        f,
+        tally,
+        counters,
+        resets: tally.supporting(f),
+        counters_text: if moved.is_empty() {
+            String::new()
+        } else {
+            format!("; counters: {}", moved.join(", "))
+        },
+        wanted: f.evidence.rst_reasons.join(" or "),
+    };
+    let (verdict, detail) = if is_forwarding_cause(&f.cause) {
+        seen.forwarding()
+    } else if is_middlebox_cause(&f.cause) {
+        seen.idle_flows()
+    } else if f.evidence.rst_reasons.is_empty() {
+        (
+            Verdict::CannotCheck,
+            format!(
+                "the rule names no kernel reset reason to look for{}",
+                seen.counters_text
+            ),
+        )
+    } else if let Some(v) = seen.no_socket_only() {
+        v
+    } else if seen.resets > 0 {
+        seen.confirmed()
+    } else {
+        seen.not_confirmed(seen.uncaptured(&counter_moves), reason_note)
     };
     let processes = if scoped_process(f).is_none() && verdict == Verdict::Confirmed {
         tally.supporting_processes(f).0
@@ -316,7 +378,7 @@ fn verdict(
         process: f.process.clone(),
         suspected,
         verdict,
-        resets,
+        resets: seen.resets,
         detail,
         counters: counter_moves,
     }
