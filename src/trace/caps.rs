@@ -8,12 +8,28 @@ const CAP_NET_ADMIN: u32 = cap::NET_ADMIN;
 const CAP_NET_RAW: u32 = cap::NET_RAW;
 const CAP_SYS_ADMIN: u32 = cap::SYS_ADMIN;
 
+/// What the packet check cannot do without the capabilities it names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MissingCaps {
+    #[error(
+        "packet-check cannot capture: missing {}. Run it as root (sudo rstaudit packet-check ...)",
+        .0.join("; ")
+    )]
+    Capture(Vec<String>),
+    #[error(
+        "packet-check --lab cannot build its namespaces: missing {}. Run it as root \
+         (sudo rstaudit packet-check --lab ...); nothing was started",
+        .0.join("; ")
+    )]
+    Lab(Vec<String>),
+}
+
 /// Fail with a message naming what is missing when the capture cannot work at all.
 /// Returns notes for what is missing but not fatal.
 pub fn check_privileges(
     netns: bool,
     tracefs: Option<&std::path::Path>,
-) -> anyhow::Result<Vec<String>> {
+) -> Result<Vec<String>, MissingCaps> {
     let Some(caps) = effective_caps() else {
         return Ok(vec![]);
     };
@@ -36,10 +52,9 @@ pub fn check_privileges(
         missing.push("CAP_SYS_ADMIN (to enter the network namespace to watch)");
     }
     if !has(CAP_NET_RAW) || (netns && !has(CAP_SYS_ADMIN)) {
-        anyhow::bail!(
-            "packet-check cannot capture: missing {}. Run it as root (sudo rstaudit packet-check ...)",
-            missing.join("; ")
-        );
+        return Err(MissingCaps::Capture(
+            missing.iter().map(|m| m.to_string()).collect(),
+        ));
     }
     Ok(missing
         .into_iter()
@@ -49,7 +64,7 @@ pub fn check_privileges(
 
 /// `packet-check --lab` builds namespaces, veth pairs and nftables rules: fail up front, before
 /// any trace instance or namespace, when CAP_SYS_ADMIN or CAP_NET_ADMIN is missing.
-pub fn check_lab_privileges() -> anyhow::Result<()> {
+pub fn check_lab_privileges() -> Result<(), MissingCaps> {
     let Some(caps) = effective_caps() else {
         return Ok(());
     };
@@ -68,11 +83,9 @@ pub fn check_lab_privileges() -> anyhow::Result<()> {
     .map(|(_, what)| what)
     .collect();
     if !missing.is_empty() {
-        anyhow::bail!(
-            "packet-check --lab cannot build its namespaces: missing {}. Run it as root \
-             (sudo rstaudit packet-check --lab ...); nothing was started",
-            missing.join("; ")
-        );
+        return Err(MissingCaps::Lab(
+            missing.into_iter().map(str::to_string).collect(),
+        ));
     }
     Ok(())
 }

@@ -78,6 +78,9 @@ pub enum CaptureError {
     NoSuchInterface(String),
     #[error("{what}: {err}")]
     Io { what: &'static str, err: io::Error },
+    /// The namespace to capture in could not be entered.
+    #[error(transparent)]
+    Enter(#[from] crate::host::netns::EnterError),
 }
 
 fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> CaptureError {
@@ -377,9 +380,9 @@ impl Capture {
 
     /// Open a capture inside the network namespace `ns` (the socket is created by a thread that
     /// entered it; the descriptor then works from any thread).
-    pub fn open_in(ns: &NetnsRef, opts: &CaptureOptions) -> anyhow::Result<Self> {
+    pub fn open_in(ns: &NetnsRef, opts: &CaptureOptions) -> Result<Self, CaptureError> {
         let opts = opts.clone();
-        Ok(crate::host::netns::run_in(ns, move || Self::open(&opts))??)
+        crate::host::netns::run_in(ns, move || Self::open(&opts))?
     }
 
     fn block_status(&self, block: usize) -> &AtomicU32 {

@@ -10,11 +10,30 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use anyhow::Context;
 use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 
 use super::capture::Frame;
+
+/// Why the pcap file could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum PcapError {
+    #[error("creating {}: {err}", .path.display())]
+    Create {
+        path: std::path::PathBuf,
+        err: std::io::Error,
+    },
+    #[error("writing {}: {err}", .path.display())]
+    Write {
+        path: std::path::PathBuf,
+        err: pcap_file::PcapError,
+    },
+    #[error("writing {}: {err}", .path.display())]
+    Flush {
+        path: std::path::PathBuf,
+        err: std::io::Error,
+    },
+}
 
 /// An open pcap file.
 pub struct PcapSink {
@@ -27,16 +46,22 @@ pub struct PcapSink {
 
 impl PcapSink {
     /// Create (truncate) FILE and write the pcap header.
-    pub fn create(path: &Path, snaplen: u32) -> anyhow::Result<Self> {
-        let file =
-            crate::output::create(path).with_context(|| format!("creating {}", path.display()))?;
+    pub fn create(path: &Path, snaplen: u32) -> Result<Self, PcapError> {
+        let file = crate::output::create(path).map_err(|err| PcapError::Create {
+            path: path.to_path_buf(),
+            err,
+        })?;
         let header = PcapHeader {
             datalink: DataLink::LINUX_SLL,
             snaplen: snaplen + 16,
             ..Default::default()
         };
-        let writer = PcapWriter::with_header(BufWriter::new(file), header)
-            .with_context(|| format!("writing {}", path.display()))?;
+        let writer = PcapWriter::with_header(BufWriter::new(file), header).map_err(|err| {
+            PcapError::Write {
+                path: path.to_path_buf(),
+                err,
+            }
+        })?;
         Ok(Self {
             writer,
             path: path.to_path_buf(),
@@ -46,7 +71,7 @@ impl PcapSink {
     }
 
     /// Append one frame.
-    pub fn write(&mut self, frame: &Frame<'_>) -> anyhow::Result<()> {
+    pub fn write(&mut self, frame: &Frame<'_>) -> Result<(), PcapError> {
         let data = sll_frame(frame);
         let orig_len = frame
             .orig_len
@@ -56,19 +81,22 @@ impl PcapSink {
         let len = data.len().min(self.snaplen as usize + 16);
         self.writer
             .write_packet(&PcapPacket::new(frame.ts, orig_len, &data[..len]))
-            .with_context(|| format!("writing {}", self.path.display()))?;
+            .map_err(|err| PcapError::Write {
+                path: self.path.clone(),
+                err,
+            })?;
         self.written += 1;
         Ok(())
     }
 
     /// Flush buffered frames to the file.
-    pub fn finish(self) -> anyhow::Result<u64> {
+    pub fn finish(self) -> Result<u64, PcapError> {
         let written = self.written;
         let path = self.path.clone();
         let mut inner = self.writer.into_writer();
         inner
             .flush()
-            .with_context(|| format!("writing {}", path.display()))?;
+            .map_err(|err| PcapError::Flush { path, err })?;
         Ok(written)
     }
 }

@@ -14,7 +14,6 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TrySendErr
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::Context;
 use serde::Serialize;
 
 use super::*;
@@ -399,11 +398,11 @@ impl TraceSession {
     }
 
     /// Stop reading and remove the instance now (also done on drop). Reports what failed.
-    pub fn finish(mut self) -> anyhow::Result<()> {
+    pub fn finish(mut self) -> Result<(), TraceError> {
         self.teardown()
     }
 
-    fn teardown(&mut self) -> anyhow::Result<()> {
+    fn teardown(&mut self) -> Result<(), TraceError> {
         if self.removed {
             return Ok(());
         }
@@ -416,7 +415,7 @@ impl TraceSession {
         // The kernel keeps a probe an instance enables: the instance goes first.
         let probes = self.probes.take().map_or(Ok(()), |p| p.remove());
         instance?;
-        Ok(probes?)
+        probes.map_err(TraceError::Sites)
     }
 }
 
@@ -440,7 +439,7 @@ pub fn parse_overrun(stats: &str) -> u64 {
 
 /// Disable events in an instance and remove it. The kernel refuses (EBUSY) while a
 /// `trace_pipe` of it is open, so readers must be closed first.
-pub fn remove_instance(instance: &Path) -> anyhow::Result<()> {
+pub fn remove_instance(instance: &Path) -> Result<(), TraceError> {
     for file in ["tracing_on", "events/enable"] {
         // Only existing control files: never create files in the directory being removed.
         if let Ok(mut f) = fs::OpenOptions::new().write(true).open(instance.join(file)) {
@@ -458,13 +457,15 @@ pub fn remove_instance(instance: &Path) -> anyhow::Result<()> {
             }
         }
     }
-    Err(last.expect("at least one attempt"))
-        .with_context(|| format!("removing ftrace instance {}", instance.display()))
+    Err(TraceError::Remove {
+        path: instance.to_path_buf(),
+        err: last.expect("at least one attempt"),
+    })
 }
 
 /// Remove `rstaudit-PID` instances whose process no longer exists (left by a crash or
 /// SIGKILL). Returns the names removed.
-pub fn clean_stale(tracefs: &Tracefs) -> anyhow::Result<Vec<String>> {
+pub fn clean_stale(tracefs: &Tracefs) -> Result<Vec<String>, TraceError> {
     clean_stale_with(tracefs, crate::host::process::exists)
 }
 
@@ -472,13 +473,13 @@ pub fn clean_stale(tracefs: &Tracefs) -> anyhow::Result<Vec<String>> {
 pub fn clean_stale_with(
     tracefs: &Tracefs,
     alive: impl Fn(u32) -> bool,
-) -> anyhow::Result<Vec<String>> {
+) -> Result<Vec<String>, TraceError> {
     let dir = tracefs.root.join("instances");
     let mut removed = Vec::new();
     let entries = match fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(removed),
-        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+        Err(err) => return Err(TraceError::Io { path: dir, err }),
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();

@@ -29,6 +29,9 @@ pub enum TraceError {
     Unavailable(String),
     #[error("{path}: {err}")]
     Io { path: PathBuf, err: io::Error },
+    /// The kernel kept the instance (EBUSY while something still reads it).
+    #[error("removing ftrace instance {}: {err}", .path.display())]
+    Remove { path: PathBuf, err: io::Error },
     /// The reset sites cannot be probed here (asked for with `TraceOptions::sites`).
     #[error("the reset sites cannot be probed: {0}")]
     Sites(super::probes::ProbeError),
