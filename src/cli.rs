@@ -1,6 +1,6 @@
 //! The command-line surface of rstaudit (clap derive).
 //!
-//! Every command and flag named in DESIGN.md lives here, with its help text
+//! Every command and flag of rstaudit lives here, with its help text
 //! and an example. Nothing in this module does any work: `main.rs` dispatches
 //! to `commands::*`.
 
@@ -413,7 +413,7 @@ pub enum RulesAction {
     /// Explain one rule: why it matters, what it checks, the fix (or, for a text that is no
     /// rule id, look it up as a symptom, as `rstaudit explain`).
     Explain {
-        /// Rule id (or a symptom: an error message, an errno, a seed cause number).
+        /// Rule id (or a symptom: an error message, an errno, a cause's name).
         id: String,
         /// Extra rule directory.
         #[arg(long, value_name = "DIR")]
@@ -430,8 +430,8 @@ pub enum RulesAction {
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
-    /// The symptom: an error message as printed, an errno name or number, or a seed cause
-    /// number (several words are joined with spaces); `-` reads it from standard input.
+    /// The symptom: an error message as printed, an errno name or number, or a cause's name
+    /// (several words are joined with spaces); `-` reads it from standard input.
     #[arg(required = true, value_name = "TEXT")]
     pub text: Vec<String>,
     /// Output format.
@@ -443,6 +443,15 @@ pub struct ExplainArgs {
     /// Extra rule directory: its rules add to and override the built-in ones by id.
     #[arg(long, value_name = "DIR")]
     pub rules: Option<PathBuf>,
+    /// Rank the causes by what a saved snapshot shows instead of this host.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["root", "text_only"])]
+    pub snapshot: Option<PathBuf>,
+    /// Rank the causes by what a copied tree (DIR/proc/...) shows instead of this host.
+    #[arg(long, value_name = "DIR", conflicts_with = "text_only")]
+    pub root: Option<PathBuf>,
+    /// Rank the causes by the text alone: do not look at this host.
+    #[arg(long)]
+    pub text_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,6 +1,6 @@
 //! The rstaudit binary: parse arguments, dispatch, map errors to exit codes.
 //!
-//! Exit codes (DESIGN.md, [`commands::Exit`], which alone turns them into numbers):
+//! Exit codes (README.md, docs/ci.md; [`commands::Exit`], which alone turns them into numbers):
 //! 0 = ran, nothing at or above the threshold; 1 = findings at or above --fail-on, or
 //! drift; 2 = could not run. A closed standard output (`rstaudit audit | head`) exits 0.
 

@@ -1,4 +1,4 @@
-//! The exit codes of every command (DESIGN.md), and the one place they become numbers.
+//! The exit codes of every command (README.md, docs/ci.md), and the one place they become numbers.
 
 use std::process::ExitCode;
 

@@ -37,7 +37,8 @@ pub fn run(args: RulesArgs) -> anyhow::Result<Exit> {
                 Some(rule) => doc::explain(rule),
                 None => {
                     // Not a rule id: a symptom, as `rstaudit explain` takes it.
-                    let answer = super::explain::look_up(&id, rules.as_deref(), 5)?;
+                    let facts = super::explain::Facts::From(crate::host::Source::Live);
+                    let answer = super::explain::look_up(&id, rules.as_deref(), 5, &facts)?;
                     if answer.causes.is_empty() {
                         anyhow::bail!(
                             "no rule with id {id:?}, and no cause matches it as a symptom; see \

@@ -58,7 +58,7 @@ codes! {
     BadId = "bad-id": "a rule id that is not lowercase letters, digits and -",
     DuplicateId = "duplicate-id": "two rule files use the same id",
     EmptyText = "empty-text": "a title, explanation or description that says nothing",
-    UnknownCause = "unknown-cause": "a seed cause number that does not exist",
+    UnknownCause = "unknown-cause": "a cause name (or number) that docs/causes.md does not have",
     BadKernelRange = "bad-kernel-range": "a kernel version range that cannot be parsed",
     BadParam = "bad-param": "a rule parameter with a bad name or default",
     UnknownParam = "unknown-param": "a parameter no loaded rule (or, for the lab, no scenario) has, or one a rule uses but does not declare",
@@ -83,7 +83,7 @@ codes! {
     BadTarget = "bad-target": "a profile setting without exactly one of value, at_least, at_most",
     UnsafeCombination = "unsafe-combination": "profile values that make resets likely together (tw_reuse without timestamps, keepalive above the idle timeout)",
     // Cause files (rules/causes/, rstaudit explain).
-    DuplicateCause = "duplicate-cause": "two cause files describe the same seed cause",
+    DuplicateCause = "duplicate-cause": "two cause files describe the same cause",
     DuplicateEntry = "duplicate-entry": "a term (compared as lowercase words) or a rule listed twice in a cause file",
     UnknownErrno = "unknown-errno": "an errno name rstaudit does not know",
     UnknownRule = "unknown-rule": "a rule id that no loaded rule has",

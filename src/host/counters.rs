@@ -27,7 +27,7 @@ fn value(file: &str, line: usize, name: &str, text: &str) -> Result<Option<u64>,
     ))
 }
 
-/// The counters of rst-causes.md section 2 that say how resets happen: the packet check
+/// The counters that say how resets happen (docs/causes.md names them per cause): the packet check
 /// follows them, the lab shows those that moved.
 pub const RESET_COUNTERS: &[&str] = &[
     "Tcp.OutRsts",

@@ -21,6 +21,20 @@ pub fn effective_caps() -> Option<u64> {
         .map(|s| s.capeff)
 }
 
+/// What to tell a user who lacks `what` (a capability, or root's access to a file): run as
+/// root, unless this process is root already; then it lacks `what` for another reason (a
+/// container, a user namespace or a security module), and running as root would not help.
+pub fn privilege_hint(what: &str) -> String {
+    if nix::unistd::geteuid().is_root() {
+        format!(
+            "this process runs as root and still lacks {what}: a container, a user namespace \
+             or a security module withholds it"
+        )
+    } else {
+        format!("run as root for {what}")
+    }
+}
+
 /// Whether capability `cap` is in the effective set `caps`.
 pub fn has_cap(caps: u64, cap: u32) -> bool {
     caps >> cap & 1 == 1

@@ -32,7 +32,12 @@ pub enum SysctlError {
     NotNet { key: String },
     #[error("sysctl key {key} does not exist on this kernel ({path})")]
     Absent { key: String, path: String },
-    #[error("sysctl key {key}: permission denied ({path}); run as root")]
+    #[error(
+        "sysctl key {key}: permission denied ({path}); {}",
+        crate::host::process::privilege_hint(
+            "write access to it (root, CAP_NET_ADMIN in its namespace, a read-write /proc/sys)"
+        )
+    )]
     PermissionDenied { key: String, path: String },
     #[error("sysctl key {key}: {message} ({path})")]
     Io {
@@ -137,7 +142,7 @@ impl fmt::Display for SysctlKey {
     }
 }
 
-/// net.* keys that are shared by every network namespace (rst-causes.md section 3):
+/// net.* keys that are shared by every network namespace (docs/causes.md, orphans):
 /// they can be read in a namespace but written only in the initial one.
 pub const GLOBAL_KEYS: &[&str] = &[
     "net.ipv4.tcp_max_orphans",

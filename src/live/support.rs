@@ -53,9 +53,13 @@ pub fn supported_rules(findings: &[Finding], e: &ResetEvent) -> Vec<String> {
     rules
 }
 
-/// Seed causes confirmed by resets received on idle connections rather than by a kernel reason.
+/// Causes confirmed by resets received on idle connections rather than by a kernel reason
+/// (docs/causes.md; a number is read as the alias it is).
 pub(super) fn is_middlebox_cause(cause: &str) -> bool {
-    matches!(cause.trim(), "4" | "5" | "14")
+    matches!(
+        crate::rules::known::cause(cause),
+        Some("mobile-idle" | "middlebox-idle" | "half-open")
+    )
 }
 
 /// Does this reset support this finding?
@@ -64,20 +68,21 @@ pub fn supports(f: &Finding, e: &ResetEvent) -> bool {
 }
 
 /// For findings whose NO_SOCKET resets are the late answers to connections the kernel already
-/// destroyed (seed causes 7 and 11: a retransmission or keepalive timeout; 8: TIME_WAIT
-/// overflow): the counter that moves when that happens. A NO_SOCKET reset alone does not show
-/// it: a closed port, a port scan or a late SYN-ACK give the same reset.
+/// destroyed (retransmit-timeout and keepalive-timeout: a retransmission or keepalive
+/// timeout; time-wait: TIME_WAIT overflow): the counter that moves when that happens. A
+/// NO_SOCKET reset alone does not show it: a closed port, a port scan or a late SYN-ACK give
+/// the same reset.
 pub(super) fn no_socket_mechanism(cause: &str) -> Option<&'static str> {
-    match cause.trim() {
-        "7" | "11" => Some("TcpExt.TCPAbortOnTimeout"),
-        "8" => Some("TcpExt.TCPTimeWaitOverflow"),
+    match crate::rules::known::cause(cause)? {
+        "retransmit-timeout" | "keepalive-timeout" => Some("TcpExt.TCPAbortOnTimeout"),
+        "time-wait" => Some("TcpExt.TCPTimeWaitOverflow"),
         _ => None,
     }
 }
 
-/// Seed cause 5: conntrack forgetting flows this host forwards for others.
+/// middlebox-idle: conntrack forgetting flows this host forwards for others.
 pub(super) fn is_forwarding_cause(cause: &str) -> bool {
-    cause.trim() == "5"
+    crate::rules::known::cause(cause) == Some("middlebox-idle")
 }
 
 /// The process a finding is about, if it is about one. A host finding names processes only as

@@ -641,7 +641,7 @@ mod tests {
             severity,
             exposure: crate::rules::Exposure::Exposed,
             exposure_reason: "1 listener(s) depend on it: app (pid 1) 1".into(),
-            cause: "6".into(),
+            cause: "linger-zero".into(),
             subject: "host".into(),
             netns: "host".into(),
             message: "a & b".into(),

@@ -8,7 +8,11 @@ use super::rule::{Rule, fmt_num};
 
 fn body(rule: &Rule, out: &mut String) {
     let _ = writeln!(out, "- severity: {}", rule.severity.as_str());
-    let _ = writeln!(out, "- seed cause: {}", rule.cause);
+    let _ = writeln!(
+        out,
+        "- cause: {} (docs/causes.md#{})",
+        rule.cause, rule.cause
+    );
     let _ = writeln!(out, "- subject: {}", rule.subject.as_str());
     if let Some(k) = &rule.kernel {
         let _ = writeln!(out, "- kernels: {}", k.text);
@@ -99,11 +103,12 @@ pub fn reference(set: &RuleSet) -> String {
     for r in &set.rules {
         let _ = writeln!(
             out,
-            "| [{}](#{}) | {} | {} | {} | {} |",
+            "| [{}](#{}) | {} | {} | [{}](causes.md#{}) | {} |",
             r.id,
             r.id,
             r.severity.as_str(),
             r.subject.as_str(),
+            r.cause,
             r.cause,
             r.title
         );

@@ -181,7 +181,7 @@ pub fn grade(
 
 /// Counters that rise on any busy host, whatever the cause: a change in them does not show
 /// that a particular rule's cause is happening.
-const GENERIC_COUNTERS: &[&str] = &[
+pub const GENERIC_COUNTERS: &[&str] = &[
     "Tcp.EstabResets",
     "Tcp.OutRsts",
     "Tcp.InErrs",
@@ -532,7 +532,7 @@ impl Tally {
                 };
             return Grade::latent(if unknown > 0 {
                 format!(
-                    "could not tell whether any socket depends on it: {} socket(s) could not be judged (their options were not read; run as root)",
+                    "could not tell whether any socket depends on it: {} socket(s) could not be judged (their options were not read: the notes say why)",
                     group_digits(unknown)
                 )
             } else {

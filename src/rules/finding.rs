@@ -150,7 +150,7 @@ pub struct Finding {
     /// this default: sshd (pid 812) 2, ...`) or what could not be told.
     #[serde(default)]
     pub exposure_reason: String,
-    /// The seed cause it belongs to (rst-causes.md section 6), e.g. `6`.
+    /// The cause it belongs to, by name (docs/causes.md), e.g. `linger-zero`.
     pub cause: String,
     /// `host`, `listener`, `socket` or `process`.
     pub subject: String,

@@ -1,6 +1,6 @@
-//! Names a rule may use: counters, RST reasons, seed causes and lab scenarios (sysctl keys
-//! are the catalogue's, [`crate::valid`]). A rule naming anything else is refused at load
-//! time, so a typo never becomes a rule that silently never fires.
+//! Names a rule may use: counters, RST reasons, causes and lab scenarios (sysctl keys are
+//! the catalogue's, [`crate::valid`]). A rule naming anything else is refused at load time,
+//! so a typo never becomes a rule that silently never fires.
 
 /// MIB counters rules may name (`Group.Name`, as in /proc/net/netstat and /proc/net/snmp).
 pub const COUNTERS: &[&str] = &[
@@ -71,10 +71,64 @@ pub const RST_REASONS: &[&str] = &[
     "ERROR",
 ];
 
-/// The seed's causes (rst-causes.md section 6).
+/// The causes of resets, by their stable names, in the order of the catalogue
+/// (docs/causes.md). Every output names a cause this way.
 pub const CAUSES: &[&str] = &[
-    "0", "2", "2b", "3", "4", "5", "6", "7", "8", "9", "10", "11", "13", "14", "orphans",
+    "packet-loss",
+    "port-not-open",
+    "accept-overflow",
+    "unread-close",
+    "mobile-idle",
+    "middlebox-idle",
+    "linger-zero",
+    "retransmit-timeout",
+    "time-wait",
+    "connect-timeout",
+    "invalid-packets",
+    "keepalive-timeout",
+    "write-after-close",
+    "half-open",
+    "orphans",
 ];
+
+/// The number each cause has in the article the catalogue started from (docs/causes.md),
+/// accepted wherever a cause is named (`cause: "3"` in a rule, `rstaudit explain 3`), never
+/// printed in its place.
+pub const CAUSE_NUMBERS: &[(&str, &str)] = &[
+    ("0", "packet-loss"),
+    ("2", "port-not-open"),
+    ("2b", "accept-overflow"),
+    ("3", "unread-close"),
+    ("4", "mobile-idle"),
+    ("5", "middlebox-idle"),
+    ("6", "linger-zero"),
+    ("7", "retransmit-timeout"),
+    ("8", "time-wait"),
+    ("9", "connect-timeout"),
+    ("10", "invalid-packets"),
+    ("11", "keepalive-timeout"),
+    ("13", "write-after-close"),
+    ("14", "half-open"),
+];
+
+/// The stable name of the cause `text` names: its name, or its number as an alias
+/// (`3`, `2B`), either case. None when it names no cause.
+pub fn cause(text: &str) -> Option<&'static str> {
+    let t = text.trim().to_ascii_lowercase();
+    CAUSES
+        .iter()
+        .find(|c| **c == t)
+        .copied()
+        .or_else(|| CAUSE_NUMBERS.iter().find(|(n, _)| *n == t).map(|(_, c)| *c))
+}
+
+/// The article's number of a cause, if it has one.
+pub fn cause_number(name: &str) -> Option<&'static str> {
+    CAUSE_NUMBERS
+        .iter()
+        .find(|(_, c)| *c == name)
+        .map(|(n, _)| *n)
+}
 
 /// Lab scenarios (`packet-check --lab`) a rule may name.
 pub const LAB_SCENARIOS: &[&str] = &[
@@ -105,6 +159,26 @@ mod tests {
             assert_eq!(v.len(), list.len());
         }
         assert!(COUNTERS.iter().all(|c| c.split_once('.').is_some()));
+    }
+
+    #[test]
+    fn every_cause_number_is_an_alias_of_a_named_cause() {
+        for (number, name) in CAUSE_NUMBERS {
+            assert!(CAUSES.contains(name), "{number} -> {name}");
+            assert_eq!(cause(number), Some(*name));
+            assert_eq!(cause_number(name), Some(*number));
+            assert!(!CAUSES.contains(number), "{number} is also a name");
+        }
+        for name in CAUSES {
+            assert_eq!(cause(name), Some(*name));
+            assert!(
+                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+                "{name}"
+            );
+        }
+        assert_eq!(cause("2B"), Some("accept-overflow"));
+        assert_eq!(cause("12"), None);
+        assert_eq!(cause("Seed cause 13"), None);
     }
 
     #[test]

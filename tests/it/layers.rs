@@ -141,3 +141,60 @@ fn the_scanner_finds_string_errors() {
     );
     assert_eq!(string_error_lines(text), vec![2, 3, 9, 10]);
 }
+
+/// The files a reader of the product meets (src/, docs/, rules/, profiles/, README.md) point
+/// only to files in the repository. Regression (issue 27): 19 places sent the reader to
+/// notes kept outside it.
+#[test]
+fn product_files_point_to_nothing_outside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md")];
+    let mut dirs: Vec<PathBuf> = ["src", "docs", "rules", "profiles"]
+        .iter()
+        .map(|d| root.join(d))
+        .collect();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| {
+                ["rs", "md", "yaml", "yml", "j2", "txt"].contains(&e.to_str().unwrap_or(""))
+            }) {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() > 100, "only {} files", files.len());
+    // The notes the project started from live outside the repository: nothing may name them.
+    let outside = [
+        "rst-causes",
+        "DESIGN.md",
+        "../shared",
+        "shared/reference",
+        "shared/seeds",
+    ];
+    let mut found = Vec::new();
+    for path in &files {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        for (i, line) in text.lines().enumerate() {
+            if outside.iter().any(|o| line.contains(o)) {
+                found.push(format!(
+                    "{}:{}: {}",
+                    path.strip_prefix(root).unwrap().display(),
+                    i + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    // This file's own list is not a reference: it is under tests/, not among the files read.
+    assert!(
+        found.is_empty(),
+        "{} reference(s) outside the repository:\n{}",
+        found.len(),
+        found.join("\n")
+    );
+}

@@ -109,7 +109,7 @@ mod tests {
 
     #[test]
     fn values_agree_with_the_kernel_facts() {
-        // rst-causes.md section 3 and section 6.
+        // docs/causes.md, middlebox-idle: keepalive below the load balancer's idle timeout.
         let lb = load("behind-load-balancer").unwrap();
         assert_eq!(lb.params["idle_timeout"], "350");
         assert!(

@@ -333,9 +333,12 @@ fn plan(ctx: &HostCtx<'_>, gaps: &Gaps, rule: &Rule, params: Params) -> Planned 
         return Planned::NotChecked(ctx.sockets_missing().to_string());
     }
     if needs_sockets && uses(Some(cond), &|e| matches!(e, Expr::Opt(_))) && gaps.options_unread {
-        return Planned::NotChecked(match ctx.area_note("options").or(ctx.area_note("owners")) {
-            Some(n) => format!("socket options were not read: {n}"),
-            None => "socket options were not read (needs root or CAP_SYS_PTRACE and kernel 5.6+)"
+        let area = ["options", "owners"]
+            .into_iter()
+            .find(|a| ctx.area_note(a).is_some());
+        return Planned::NotChecked(match area {
+            Some(a) => format!("socket options were not read (see the note `{a}`)"),
+            None => "socket options were not read (they need CAP_SYS_PTRACE and kernel 5.6+)"
                 .to_string(),
         });
     }
@@ -373,7 +376,7 @@ fn with_suspects(mut finding: Finding, job: Job<'_>) -> Finding {
     if groups.is_empty() && job.unknown > 0 {
         finding.notes.push(format!(
             "the processes behind this could not be looked for: {} sockets could not \
-             be judged (socket options or tcp_info not read; run as root)",
+             be judged (socket options or tcp_info not read: the notes say why)",
             group_digits(job.unknown)
         ));
     } else if groups.is_empty() {

@@ -32,13 +32,14 @@ impl Rule {
                 "say in a few words what is wrong",
             );
         }
-        if !known::CAUSES.contains(&raw.cause.as_str()) {
+        let cause = known::cause(&raw.cause);
+        if cause.is_none() {
             ck.problem(
                 Code::UnknownCause,
                 &[Step::Key("cause")],
                 format!("unknown cause {:?}", raw.cause),
                 format!(
-                    "use a seed cause from rst-causes.md section 6: {}",
+                    "use a cause of docs/causes.md: {}",
                     known::CAUSES.join(", ")
                 ),
             );
@@ -283,7 +284,7 @@ impl Rule {
             id: raw.id.clone(),
             title: raw.title.trim().to_string(),
             severity: raw.severity,
-            cause: raw.cause.clone(),
+            cause: cause.unwrap_or_default().to_string(),
             subject: raw.subject,
             kernel,
             requires,

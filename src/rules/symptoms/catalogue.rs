@@ -1,4 +1,4 @@
-//! The seed's causes as the symptom lookup uses them: loaded from rules/causes/*.yaml
+//! The causes as the symptom lookup uses them: loaded from rules/causes/*.yaml
 //! (embedded at build time), checked against the known causes, errno names and the loaded
 //! rules, every problem of every file reported at once as a [`Diagnostic`].
 
@@ -37,6 +37,8 @@ pub struct Cause {
     pub errors: Vec<(&'static Errno, u32)>,
     pub duration: Option<u32>,
     pub duration_param: Option<String>,
+    /// When and on which side its symptoms show.
+    pub fits: super::fit::Fits,
     pub related_rules: Vec<String>,
     pub lab_scenarios: Vec<String>,
     pub rst_reasons: Vec<String>,
@@ -45,7 +47,7 @@ pub struct Cause {
     pub file: String,
 }
 
-/// Every cause, in the order of rst-causes.md section 6.
+/// Every cause, in the order of the catalogue (docs/causes.md).
 #[derive(Debug, Clone)]
 pub struct Catalogue {
     pub causes: Vec<Cause>,
@@ -165,13 +167,14 @@ impl Check<'_> {
     /// The checked cause, or None when a problem was recorded.
     fn cause(&mut self, raw: RawCause, rules: &RuleSet) -> Option<Cause> {
         let before = self.diags.len();
-        if !known::CAUSES.contains(&raw.cause.as_str()) {
+        let id = known::cause(&raw.cause).unwrap_or_default();
+        if id.is_empty() {
             self.push(
                 Code::UnknownCause,
                 &[Step::Key("cause")],
                 format!("unknown cause {:?}", raw.cause),
                 &format!(
-                    "use a seed cause from rst-causes.md section 6: {}",
+                    "use a cause of docs/causes.md: {}",
                     known::CAUSES.join(", ")
                 ),
             );
@@ -247,7 +250,7 @@ impl Check<'_> {
         let own: Vec<&str> = rules
             .rules
             .iter()
-            .filter(|r| r.cause == raw.cause)
+            .filter(|r| r.cause == id)
             .map(|r| r.id.as_str())
             .collect();
         let mut related = BTreeSet::new();
@@ -324,7 +327,8 @@ impl Check<'_> {
             return None;
         }
         Some(Cause {
-            id: raw.cause,
+            id: id.to_string(),
+            fits: raw.fits,
             title: raw.title.trim().to_string(),
             summary: raw.summary.split_whitespace().collect::<Vec<_>>().join(" "),
             terms,

@@ -6,20 +6,33 @@ use serde::{Deserialize, Serialize};
 
 use super::catalogue::{Catalogue, Cause};
 use super::errno::{ERRNOS, Errno};
+use super::fit;
+use super::host::HostView;
 use super::words::Haystack;
 use crate::rules::known;
 use crate::rules::load::RuleSet;
+
+/// The version of the answer's JSON. 2: causes by name (`number` the alias), `why`,
+/// `host`, `schema`.
+pub const SCHEMA: u32 = 2;
 
 /// The answer to one symptom (`rstaudit explain TEXT`; docs/explain.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Explanation {
+    /// Always [`SCHEMA`].
+    pub schema: u32,
     /// The text looked up.
     pub query: String,
     /// Errno values recognised in the text (by name, number or message).
     pub errors: Vec<ErrnoRef>,
     /// A time recognised in the text ("60 s idle"), in seconds.
     pub seconds: Option<u64>,
+    /// What the text says about when and on which side (`connecting`, ...).
+    pub said: Vec<String>,
+    /// Whose facts ranked the causes (`this host`, `snapshot FILE`), or None for the text
+    /// alone.
+    pub host: Option<String>,
     /// The matching causes, best first.
     pub causes: Vec<CauseMatch>,
     /// Matching causes left out by the limit.
@@ -41,20 +54,34 @@ pub struct ErrnoRef {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CauseMatch {
-    /// The seed cause (rst-causes.md section 6): "5", "2b", "orphans".
+    /// The cause's stable name (docs/causes.md): `unread-close`, `middlebox-idle`.
     pub cause: String,
+    /// The number the cause has in the article the catalogue started from, accepted as
+    /// an alias of the name.
+    pub number: Option<String>,
     pub title: String,
-    /// The sum of the points of what matched.
+    /// The sum of the points of every reason, at least 1.
     pub score: u32,
     /// What in the text matched: terms, errno names, the time.
     pub matched: Vec<String>,
+    /// Why the cause ranks where it does: each reason with its points, the text's first,
+    /// then how the symptom fits, then what the host shows.
+    pub why: Vec<Why>,
     pub summary: String,
     /// The rules that check for the cause on a host.
     pub rules: Vec<RuleRef>,
     /// Commands that would confirm the cause on this host.
     pub confirm: Vec<Confirm>,
-    /// What the application can do (the seed's advice).
+    /// What the application can do.
     pub advice: Vec<String>,
+}
+
+/// One reason for a cause's rank.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Why {
+    pub points: i64,
+    pub reason: String,
 }
 
 /// A rule that checks for a cause.
@@ -99,35 +126,67 @@ pub const EXAMPLES: &[&str] = &[
     "resets only after a server restart",
     "ECONNREFUSED",
     "connect timed out",
-    "5",
+    "middlebox-idle",
 ];
 
-/// Look `text` up. `limit` keeps the best N causes (0: all).
-pub fn lookup(catalogue: &Catalogue, rules: &RuleSet, text: &str, limit: usize) -> Explanation {
+/// Look `text` up. `limit` keeps the best N causes (0: all). With `host`, what that host
+/// shows moves each cause up or down.
+pub fn lookup(
+    catalogue: &Catalogue,
+    rules: &RuleSet,
+    text: &str,
+    limit: usize,
+    host: Option<&HostView>,
+) -> Explanation {
     let hay = Haystack::new(text);
     let errors: Vec<&'static Errno> = ERRNOS.iter().filter(|e| names(&hay, e)).collect();
     let seconds = duration(&hay);
-    let mut scored: Vec<(u32, Vec<String>, &Cause)> = match cause_number(text, catalogue) {
-        Some(cause) => vec![(MAX_SCORE, vec![format!("seed cause {}", cause.id)], cause)],
+    let said = fit::read(&hay, &errors, seconds);
+    let mut scored: Vec<(u32, Vec<String>, Vec<Why>, &Cause)> = match named_cause(text, catalogue) {
+        Some(cause) => {
+            let why = vec![Why {
+                points: i64::from(MAX_SCORE),
+                reason: format!("the text names cause {}", cause.id),
+            }];
+            vec![(MAX_SCORE, vec![format!("cause {}", cause.id)], why, cause)]
+        }
         None => catalogue
             .causes
             .iter()
             .filter_map(|c| {
-                let (score, matched) = score(c, &hay, &errors, seconds);
-                (score > 0).then_some((score, matched, c))
+                let (points, matched, mut why) = score(c, &hay, &errors, seconds);
+                if points == 0 {
+                    return None;
+                }
+                let mut reasons = fit::judge(&said, &c.fits);
+                if let Some(h) = host {
+                    reasons.extend(h.judge(&rules_of(c, rules)));
+                }
+                let total = reasons
+                    .iter()
+                    .fold(i64::from(points), |sum, r| sum + r.points);
+                why.extend(reasons.into_iter().map(|r| Why {
+                    points: r.points,
+                    reason: r.text,
+                }));
+                let total = u32::try_from(total.max(1)).unwrap_or(u32::MAX);
+                Some((total, matched, why, c))
             })
             .collect(),
     };
-    // Stable: equal scores keep the order of rst-causes.md section 6.
+    // Stable: equal scores keep the order of the catalogue.
     scored.sort_by_key(|s| std::cmp::Reverse(s.0));
     let keep = if limit == 0 { scored.len() } else { limit };
     let omitted = scored.len().saturating_sub(keep);
     let causes: Vec<CauseMatch> = scored
         .into_iter()
         .take(keep)
-        .map(|(score, matched, c)| describe(c, rules, score, matched, seconds))
+        .map(|(score, matched, why, c)| describe(c, rules, score, matched, why, seconds))
         .collect();
+    let mut said_text: Vec<String> = said.phases.iter().map(|p| p.as_str().to_string()).collect();
+    said_text.extend(said.sides.iter().map(|s| s.as_str().to_string()));
     Explanation {
+        schema: SCHEMA,
         query: text.to_string(),
         errors: errors
             .iter()
@@ -138,6 +197,8 @@ pub fn lookup(catalogue: &Catalogue, rules: &RuleSet, text: &str, limit: usize) 
             })
             .collect(),
         seconds,
+        said: said_text,
+        host: host.map(|h| h.label.clone()),
         examples: if causes.is_empty() {
             EXAMPLES.iter().map(|e| e.to_string()).collect()
         } else {
@@ -148,19 +209,25 @@ pub fn lookup(catalogue: &Catalogue, rules: &RuleSet, text: &str, limit: usize) 
     }
 }
 
-/// The score of a cause named by its number.
+/// The score of a cause named by the text.
 const MAX_SCORE: u32 = 100;
 
-/// `4`, `2b`, `cause 5`, `#13`: the cause with that number, when the whole text is one.
-fn cause_number<'c>(text: &str, catalogue: &'c Catalogue) -> Option<&'c Cause> {
+/// `unread-close`, `4`, `2b`, `cause 5`, `#13`: the cause with that name or number, when the
+/// whole text is one.
+fn named_cause<'c>(text: &str, catalogue: &'c Catalogue) -> Option<&'c Cause> {
     let t = text.trim().to_lowercase();
     let t = t.strip_prefix("seed").map_or(t.as_str(), str::trim_start);
     let t = t.strip_prefix("cause").map_or(t, str::trim_start);
     let t = t.strip_prefix('#').unwrap_or(t).trim();
-    known::CAUSES
-        .contains(&t)
-        .then(|| catalogue.get(t))
-        .flatten()
+    known::cause(t).and_then(|name| catalogue.get(name))
+}
+
+/// The rules that check for a cause: those whose `cause:` it is, then its related rules.
+fn rules_of<'r>(cause: &Cause, rules: &'r RuleSet) -> Vec<&'r crate::rules::Rule> {
+    let mut checked: Vec<&crate::rules::Rule> =
+        rules.rules.iter().filter(|r| r.cause == cause.id).collect();
+    checked.extend(cause.related_rules.iter().filter_map(|id| rules.get(id)));
+    checked
 }
 
 /// Whether the text names this errno: its name, its message or another wording, or its
@@ -279,26 +346,44 @@ fn score(
     hay: &Haystack,
     errors: &[&Errno],
     seconds: Option<u64>,
-) -> (u32, Vec<String>) {
+) -> (u32, Vec<String>, Vec<Why>) {
     let mut total = 0;
     let mut matched = Vec::new();
+    let mut why = Vec::new();
+    let mut add = |points: u32, what: String, why_text: String| {
+        total += points;
+        why.push(Why {
+            points: i64::from(points),
+            reason: why_text,
+        });
+        matched.push(what);
+    };
     for t in &cause.terms {
         if t.needle.is_in(hay) {
-            total += t.points;
-            matched.push(t.text.clone());
+            add(
+                t.points,
+                t.text.clone(),
+                format!("the text says {:?}", t.text),
+            );
         }
     }
     for (e, points) in &cause.errors {
         if errors.iter().any(|f| f.name == e.name) {
-            total += points;
-            matched.push(e.name.to_string());
+            add(
+                *points,
+                e.name.to_string(),
+                format!("the error is {}", e.name),
+            );
         }
     }
     if let (Some(points), Some(s)) = (cause.duration, seconds) {
-        total += points;
-        matched.push(format!("{s} s"));
+        add(
+            points,
+            format!("{s} s"),
+            format!("the text names a time ({s} s)"),
+        );
     }
-    (total, matched)
+    (total, matched, why)
 }
 
 fn describe(
@@ -306,11 +391,10 @@ fn describe(
     rules: &RuleSet,
     score: u32,
     matched: Vec<String>,
+    why: Vec<Why>,
     seconds: Option<u64>,
 ) -> CauseMatch {
-    let mut checked: Vec<&crate::rules::Rule> =
-        rules.rules.iter().filter(|r| r.cause == cause.id).collect();
-    checked.extend(cause.related_rules.iter().filter_map(|id| rules.get(id)));
+    let checked = rules_of(cause, rules);
     let refs = checked
         .iter()
         .map(|r| RuleRef {
@@ -322,9 +406,11 @@ fn describe(
         .collect();
     CauseMatch {
         cause: cause.id.clone(),
+        number: known::cause_number(&cause.id).map(str::to_string),
         title: cause.title.clone(),
         score,
         matched,
+        why,
         summary: cause.summary.clone(),
         rules: refs,
         confirm: confirm(cause, &checked, seconds),

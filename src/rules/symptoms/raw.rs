@@ -5,17 +5,21 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-/// One seed cause: what it is, how a symptom text finds it, what the application can do.
+/// One cause: what it is, how a symptom text finds it, what the application can do.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCause {
-    /// The seed cause (rst-causes.md section 6): "4", "2b", "orphans".
+    /// The cause's name (docs/causes.md): `mobile-idle`, `accept-overflow`, `orphans`; its
+    /// number is accepted as an alias.
     pub cause: String,
     pub title: String,
     /// What happens, in a few sentences.
     pub summary: String,
     #[serde(rename = "match")]
     pub matching: RawMatch,
+    /// When in a connection's life and on which side its symptoms show.
+    #[serde(default)]
+    pub fits: super::fit::Fits,
     /// Rules that check for this cause besides those whose `cause:` is this one.
     #[serde(default)]
     pub related_rules: Vec<String>,
@@ -25,7 +29,7 @@ pub struct RawCause {
     /// RST reasons the cause's resets carry besides those its rules name.
     #[serde(default)]
     pub rst_reasons: Vec<String>,
-    /// What the application can do (the seed's advice).
+    /// What the application can do.
     pub advice: Vec<String>,
 }
 

@@ -36,12 +36,23 @@ pub fn render(e: &Explanation) -> String {
     if let Some(s) = e.seconds {
         let _ = writeln!(out, "Time: {s} s");
     }
+    if !e.said.is_empty() {
+        let _ = writeln!(out, "Says: {}", e.said.join("; "));
+    }
+    match &e.host {
+        Some(h) => {
+            let _ = writeln!(out, "Ranked by the text and by what {h} shows.");
+        }
+        None => {
+            let _ = writeln!(out, "Ranked by the text alone.");
+        }
+    }
     if e.causes.is_empty() {
         out.push('\n');
         wrap(
             &mut out,
             "No known cause matches this text. Give the error message as the application \
-             printed it, an errno name or number, or a seed cause number. Examples:",
+             printed it, an errno name or number, or a cause's name. Examples:",
             "",
             92,
         );
@@ -51,20 +62,19 @@ pub fn render(e: &Explanation) -> String {
         }
         let _ = writeln!(
             out,
-            "\nSeed cause numbers: {} (the column cause of `rstaudit rules list`; \
-             docs/explain.md).",
+            "\nCauses: {} (the column cause of `rstaudit rules list`; docs/causes.md).",
             crate::rules::known::CAUSES.join(", ")
         );
         return out;
     }
     for (i, c) in e.causes.iter().enumerate() {
-        let _ = writeln!(out, "\n{}. Seed cause {}: {}", i + 1, c.cause, c.title);
-        let _ = writeln!(
-            out,
-            "   matched: {} (score {})",
-            c.matched.join(", "),
-            c.score
-        );
+        let _ = writeln!(out, "\n{}. {}: {}", i + 1, c.cause, c.title);
+        let _ = writeln!(out, "   score {}, because:", c.score);
+        for w in &c.why {
+            let mut item = String::new();
+            wrap(&mut item, &w.reason, "           ", 92);
+            let _ = write!(out, "     {:>+4} {}", w.points, item.trim_start());
+        }
         wrap(&mut out, &c.summary, "   ", 92);
         if !c.rules.is_empty() {
             let _ = writeln!(out, "   Rules that check for it:");

@@ -324,7 +324,10 @@ fn explain_half_open() {
         .unwrap();
     assert!(out.status.success(), "{}", common::text(&out));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("seed cause: 14"), "{text}");
+    assert!(
+        text.contains("cause: half-open (docs/causes.md#half-open)"),
+        "{text}"
+    );
     assert!(text.contains("socket state == ESTABLISHED"), "{text}");
     assert!(text.contains("does not prevent the reset"), "{text}");
 }

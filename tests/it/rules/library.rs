@@ -448,7 +448,11 @@ fn unread_options_make_socket_rules_not_checked() {
     let out = audit_with("linger-zero", &snap, &[]);
     assert!(out.findings.is_empty());
     assert_eq!(out.not_checked.len(), 1, "{out:#?}");
-    assert!(out.not_checked[0].reason.contains("EPERM"), "{out:#?}");
+    // The reason points to the note that says why, once for every rule it stops (issue 27).
+    assert_eq!(
+        out.not_checked[0].reason, "socket options were not read (see the note `options`)",
+        "{out:#?}"
+    );
 }
 
 #[test]
@@ -466,8 +470,8 @@ fn option_rules_are_not_checked_when_owners_could_not_be_read() {
     let out = audit_with("linger-zero", &snap, &[]);
     assert!(out.passed.is_empty(), "{out:#?}");
     assert_eq!(out.not_checked.len(), 1, "{out:#?}");
-    assert!(
-        out.not_checked[0].reason.contains("permission denied"),
+    assert_eq!(
+        out.not_checked[0].reason, "socket options were not read (see the note `owners`)",
         "{out:#?}"
     );
 }
@@ -668,4 +672,45 @@ fn option_rules_pass_when_no_process_holds_a_socket() {
     snap.sockets[0].options = None;
     let out = audit_with("linger-zero", &snap, &[]);
     assert_eq!(out.not_checked.len(), 1, "{out:#?}");
+}
+
+/// The catalogue of causes (docs/causes.md) has a section for every cause, and each section
+/// names every rule that checks for that cause: what rules and `explain` point to is there.
+#[test]
+fn the_catalogue_of_causes_covers_every_cause_and_its_rules() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/causes.md"),
+    )
+    .unwrap();
+    let set = rules::load::builtin().unwrap();
+    for cause in rules::known::CAUSES {
+        let head = format!("\n## {cause}\n");
+        let at = text
+            .find(&head)
+            .unwrap_or_else(|| panic!("docs/causes.md has no section `## {cause}`"));
+        let body = &text[at + head.len()..];
+        let body = &body[..body.find("\n## ").unwrap_or(body.len())];
+        for field in [
+            "- Kernel reason:",
+            "- Counters:",
+            "- Settings:",
+            "- Confirm:",
+            "- Fix:",
+            "- Rules:",
+        ] {
+            assert!(body.contains(field), "{cause}: no {field:?}");
+        }
+        let listed = &body[body.find("- Rules:").unwrap()..];
+        for rule in set.rules.iter().filter(|r| r.cause == *cause) {
+            assert!(
+                listed.contains(&format!("`{}`", rule.id)),
+                "docs/causes.md, {cause}: rule {} is not listed",
+                rule.id
+            );
+        }
+        assert!(
+            text.contains(&format!("| [{cause}](#{cause}) |")),
+            "{cause} is not in the table"
+        );
+    }
 }
