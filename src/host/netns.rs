@@ -236,7 +236,10 @@ pub enum EnterError {
         path: PathBuf,
         why: NotNetns,
     },
-    #[error("entering network namespace {name} needs CAP_SYS_ADMIN: run as root")]
+    #[error(
+        "entering network namespace {name} needs CAP_SYS_ADMIN; {}",
+        crate::host::process::privilege_hint("CAP_SYS_ADMIN")
+    )]
     NeedsRoot { name: String },
     #[error("entering network namespace {name}: {errno}")]
     Setns {
@@ -492,7 +495,8 @@ pub fn list_all(notes: &mut Vec<Note>) -> Vec<NetnsRef> {
             Some(format!("{denied} processes")),
             format!(
                 "the namespace of {denied} processes could not be inspected (permission denied); \
-                 namespaces only they use are missing: run as root"
+                 namespaces only they use are missing; {}",
+                super::process::privilege_hint("CAP_SYS_PTRACE (other users' /proc/PID/ns/net)")
             ),
         ));
     }

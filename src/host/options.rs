@@ -246,14 +246,17 @@ pub(super) fn notes_of(outcome: Outcome) -> Vec<Note> {
             Some(format!("{} processes", denied.len())),
             format!(
                 "permission denied duplicating sockets of {} processes ({}{}): their socket \
-                 options are unknown; reading them needs root or CAP_SYS_PTRACE",
+                 options are unknown; {}",
                 denied.len(),
                 sample.join(", "),
                 if denied.len() > sample.len() {
                     ", ..."
                 } else {
                     ""
-                }
+                },
+                super::process::privilege_hint(
+                    "CAP_SYS_PTRACE (duplicating other processes' sockets)"
+                )
             ),
         ));
     }

@@ -105,14 +105,15 @@ pub(super) fn denied_note(denied: &[u32]) -> Option<Note> {
         Some(format!("{} processes", denied.len())),
         format!(
             "permission denied reading /proc/PID/fd of {} processes (pids {}{}): their sockets \
-             have no owner and no options; run as root to see them",
+             have no owner and no options; {}",
             denied.len(),
             sample.join(", "),
             if denied.len() > sample.len() {
                 ", ..."
             } else {
                 ""
-            }
+            },
+            super::process::privilege_hint("CAP_SYS_PTRACE (other users' /proc/PID/fd)")
         ),
     ))
 }

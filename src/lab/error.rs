@@ -36,7 +36,10 @@ pub enum LabError {
     Counters(#[from] SampleError),
     #[error(transparent)]
     Capture(#[from] CaptureError),
-    #[error("creating a network namespace needs CAP_SYS_ADMIN: run the lab as root")]
+    #[error(
+        "creating a network namespace needs CAP_SYS_ADMIN; {}",
+        crate::host::process::privilege_hint("CAP_SYS_ADMIN")
+    )]
     NeedsRoot,
     #[error("creating a network namespace: {0}")]
     Unshare(nix::errno::Errno),

@@ -1,7 +1,7 @@
 //! What the packet check needs from the process's capabilities (the live capture and the
 //! lab's namespaces), checked before anything starts. One place for both modes.
 
-use crate::host::process::{cap, effective_caps, has_cap};
+use crate::host::process::{cap, effective_caps, has_cap, privilege_hint};
 use crate::trace::ftrace;
 
 const CAP_NET_ADMIN: u32 = cap::NET_ADMIN;
@@ -11,17 +11,15 @@ const CAP_SYS_ADMIN: u32 = cap::SYS_ADMIN;
 /// What the packet check cannot do without the capabilities it names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MissingCaps {
+    /// The capture cannot start: what is missing, and what would give it.
+    #[error("packet-check cannot capture: missing {}; {hint}", .missing.join("; "))]
+    Capture { missing: Vec<String>, hint: String },
+    /// The lab cannot build its namespaces: what is missing, and what would give it.
     #[error(
-        "packet-check cannot capture: missing {}. Run it as root (sudo rstaudit packet-check ...)",
-        .0.join("; ")
+        "packet-check --lab cannot build its namespaces: missing {}; {hint}; nothing was started",
+        .missing.join("; ")
     )]
-    Capture(Vec<String>),
-    #[error(
-        "packet-check --lab cannot build its namespaces: missing {}. Run it as root \
-         (sudo rstaudit packet-check --lab ...); nothing was started",
-        .0.join("; ")
-    )]
-    Lab(Vec<String>),
+    Lab { missing: Vec<String>, hint: String },
 }
 
 /// Fail with a message naming what is missing when the capture cannot work at all.
@@ -52,9 +50,10 @@ pub fn check_privileges(
         missing.push("CAP_SYS_ADMIN (to enter the network namespace to watch)");
     }
     if !has(CAP_NET_RAW) || (netns && !has(CAP_SYS_ADMIN)) {
-        return Err(MissingCaps::Capture(
-            missing.iter().map(|m| m.to_string()).collect(),
-        ));
+        return Err(MissingCaps::Capture {
+            missing: missing.iter().map(|m| m.to_string()).collect(),
+            hint: privilege_hint("them (sudo rstaudit packet-check ...)"),
+        });
     }
     Ok(missing
         .into_iter()
@@ -83,9 +82,10 @@ pub fn check_lab_privileges() -> Result<(), MissingCaps> {
     .map(|(_, what)| what)
     .collect();
     if !missing.is_empty() {
-        return Err(MissingCaps::Lab(
-            missing.into_iter().map(str::to_string).collect(),
-        ));
+        return Err(MissingCaps::Lab {
+            missing: missing.into_iter().map(str::to_string).collect(),
+            hint: privilege_hint("them (sudo rstaudit packet-check --lab ...)"),
+        });
     }
     Ok(())
 }

@@ -71,7 +71,8 @@ impl Default for CaptureOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     #[error(
-        "opening an AF_PACKET socket needs CAP_NET_RAW (run as root, or grant the capability): {0}"
+        "opening an AF_PACKET socket needs CAP_NET_RAW ({hint}): {0}",
+        hint = crate::host::process::privilege_hint("CAP_NET_RAW")
     )]
     Permission(io::Error),
     #[error("interface {0:?} not found in the namespace (list them with `ip link`)")]

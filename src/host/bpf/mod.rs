@@ -32,7 +32,10 @@ pub enum Unavailable {
          by their pids outside it"
     )]
     PidNamespace,
-    #[error("loading a BPF program needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)")]
+    #[error(
+        "loading a BPF program needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN; {}",
+        crate::host::process::privilege_hint("them")
+    )]
     NotPermitted,
     #[error("it needs Linux 5.11 or later (the helper bpf_sock_from_file), and this kernel is {0}")]
     OldKernel(String),
