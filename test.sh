@@ -29,6 +29,9 @@ packages=(
     # xmllint for the JUnit schema, promtool (prometheus) for metrics and alert rules,
     # chromium to render the HTML reports.
     zsh fish groff-base man-db libxml2-utils prometheus chromium
+    # tests/it/cli/terminal.rs runs commands on a pty with script(1) (bsdutils); tests/it/cli/privilege.rs
+    # drops root's capabilities with setpriv (util-linux). Both are essential on Debian.
+    bsdutils util-linux
     # Real servers whose resets the audit and packet check must attribute (PostgreSQL: the
     # server and psql, run in the tests' own namespaces on a cluster of their own).
     haproxy nginx-light redis-server memcached postgresql

@@ -1,7 +1,6 @@
 //! The `audit` command: collect, evaluate, render, and exit 0/1/2.
 
 use super::Exit;
-use std::io::IsTerminal;
 
 use anyhow::Context;
 
@@ -17,11 +16,23 @@ pub fn run(mut args: AuditArgs) -> anyhow::Result<Exit> {
         accept,
     } = super::config::inputs(&mut args)?;
     let plan = selection.plan(&set)?;
+    // With --interval the audit waits between two samples of the counters: say so.
+    let waiting = match args.source.interval {
+        Some(s) if super::terminal::progress_allowed(args.format != AuditFormat::Table) => {
+            super::terminal::spinner(
+                true,
+                format!("audit: sampling the counters twice, {s} s apart (Ctrl-C stops)"),
+            )
+        }
+        _ => super::terminal::spinner(false, ""),
+    };
     // Each namespace's sockets are judged as they are read: the table is not kept.
     let collected = crate::host::collect_into(&super::collect_options(&args.source), &mut |h| {
         rules::eval::Fold::new(&plan.rules, &plan.params, h)
     })
-    .map_err(super::name_flag)?;
+    .map_err(super::name_flag);
+    super::terminal::done(&waiting);
+    let collected = collected?;
     let (snapshots, outcomes): (Vec<_>, Vec<_>) = collected
         .into_iter()
         .map(|(snapshot, fold)| {
@@ -39,7 +50,9 @@ pub fn run(mut args: AuditArgs) -> anyhow::Result<Exit> {
         report = report.with_waivers(waivers);
     }
     let bytes = match args.format {
-        AuditFormat::Table => report::table::table(&report, use_color(args.output.is_some())),
+        AuditFormat::Table => {
+            report::table::table(&report, super::terminal::term(args.output.is_some()))
+        }
         AuditFormat::Json => report::json(&report),
         AuditFormat::Yaml => report::yaml(&report),
         AuditFormat::Junit => report::junit::junit(&report),
@@ -87,15 +100,4 @@ fn today() -> rules::accept::Date {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     rules::accept::Date::from_unix(secs)
-}
-
-/// Colour only on a terminal, and never with NO_COLOR set (https://no-color.org).
-#[expect(
-    clippy::disallowed_methods,
-    reason = "colour depends on standard output"
-)]
-fn use_color(to_file: bool) -> bool {
-    !to_file
-        && std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

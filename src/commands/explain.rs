@@ -34,7 +34,9 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<Exit> {
             b.push(b'\n');
             b
         }
-        DiffFormat::Table => symptoms::text::render(&answer).into_bytes(),
+        DiffFormat::Table => {
+            symptoms::text::render(&answer, super::terminal::term(false).columns()).into_bytes()
+        }
     };
     super::write_output(None, &bytes)?;
     Ok(exit_code(&answer))

@@ -26,13 +26,23 @@ pub fn run(args: PacketCheckArgs, set: &RuleSet) -> anyhow::Result<Exit> {
     if !jobs.is_empty() {
         crate::trace::caps::check_lab_privileges()?;
     }
+    let show = super::terminal::progress_allowed(args.format == PacketFormat::Json);
+    let bar = super::terminal::bar(show, jobs.len() as u64, "lab: building namespaces");
     let mut report = lab::run_jobs(
         &jobs,
         &with,
         &params,
         args.tracefs.as_deref(),
         &super::signal::stop_on_signals()?,
+        &mut |i, job| {
+            bar.set_position(i as u64);
+            bar.set_message(format!(
+                "lab: scenario {} (host values, then the fix)",
+                job.scenario.name
+            ));
+        },
     )?;
+    super::terminal::done(&bar);
     if jobs.is_empty() {
         report.notes.insert(
             0,
@@ -45,7 +55,11 @@ pub fn run(args: PacketCheckArgs, set: &RuleSet) -> anyhow::Result<Exit> {
             b.push(b'\n');
             b
         }
-        _ => crate::report::lab::render_table(&report).into_bytes(),
+        _ => crate::report::lab::render_table(
+            &report,
+            super::terminal::term(args.output.is_some()).columns(),
+        )
+        .into_bytes(),
     };
     super::write_output(args.output.as_deref(), &bytes)?;
     Ok(exit_code(&report))
@@ -290,7 +304,7 @@ mod tests {
             }],
         };
         assert_eq!(exit_code(&report), Exit::Findings);
-        let table = crate::report::lab::render_table(&report);
+        let table = crate::report::lab::render_table(&report, None);
         assert!(table.contains("REPRODUCED BUT THE FIX DID NOT HELP"));
         assert!(table.contains(
             "WARNING: the recommended fix did not remove the resets in: accept-overflow"

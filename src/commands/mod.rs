@@ -28,6 +28,7 @@ pub mod rules;
 pub mod signal;
 pub mod snapshot;
 pub mod targets;
+pub mod terminal;
 pub mod tooling;
 pub mod verify;
 
@@ -35,6 +36,7 @@ pub use exit::Exit;
 
 /// Run one command.
 pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
+    terminal::init(cli.color);
     match cli.command {
         Command::Audit(args) => audit::run(args),
         Command::Snapshot(args) => snapshot::run(args),

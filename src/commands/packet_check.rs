@@ -1,7 +1,6 @@
 //! The `packet-check` command: live capture (here) or the lab (`--lab`).
 
 use super::Exit;
-use std::io::{IsTerminal, Write};
 
 use crate::cli::{CauseSourceArg, PacketCheckArgs, PacketFormat, TraceReaderArg};
 use crate::host::{CollectOptions, Source};
@@ -51,10 +50,9 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<Exit> {
             CauseSourceArg::Derived => live::CauseMode::Derived,
         },
     };
-    #[expect(clippy::disallowed_methods, reason = "progress only on a terminal")]
     let mut terminal = Terminal {
-        progress: std::io::stderr().is_terminal(),
-        drawn: false,
+        progress: super::terminal::progress_allowed(args.format != PacketFormat::Table),
+        bar: None,
     };
     let report = live::run(
         &opts,
@@ -75,7 +73,10 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<Exit> {
         e.context(flag)
     })?;
     let text = match args.format {
-        PacketFormat::Table => render::render_table(&report),
+        PacketFormat::Table => render::render_table(
+            &report,
+            super::terminal::term(args.output.is_some()).columns(),
+        ),
         PacketFormat::Json => render::render_json(&report)?,
         PacketFormat::Prometheus => render::render_prometheus(&report),
         PacketFormat::Html => render::render_html(&report),
@@ -111,10 +112,10 @@ fn refresh(netns: Option<String>, set: RuleSet, params: Vec<(String, String)>) -
 }
 
 /// The live check on standard error: the announcement (which scripts and tests wait for) and,
-/// on a terminal, a progress line redrawn in place.
+/// on a terminal with a table to come, a progress bar over the window.
 struct Terminal {
     progress: bool,
-    drawn: bool,
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl live::Observer for Terminal {
@@ -124,23 +125,21 @@ impl live::Observer for Terminal {
         );
     }
 
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "the command layer draws the progress"
-    )]
     fn progress(&mut self, p: &live::Progress) {
         if !self.progress {
             return;
         }
-        let mut err = std::io::stderr().lock();
-        let _ = err.write_all(progress_line(p).as_bytes());
-        let _ = err.flush();
-        self.drawn = true;
+        let bar = self.bar.get_or_insert_with(|| {
+            // Tenths of a second, so a short window still moves.
+            super::terminal::bar(true, (p.total * 10.0).ceil() as u64, "")
+        });
+        bar.set_position((p.elapsed * 10.0) as u64);
+        bar.set_message(progress_line(p));
     }
 
     fn finished(&mut self) {
-        if self.drawn {
-            eprintln!();
+        if let Some(bar) = &self.bar {
+            super::terminal::done(bar);
         }
     }
 }
@@ -155,8 +154,7 @@ fn progress_line(p: &live::Progress) -> String {
         .map(|(c, n)| format!("{} {n}", c.id()))
         .collect();
     format!(
-        "\r\x1b[K{:5.1}s/{:.0}s  {n} resets  {}{}",
-        p.elapsed,
+        "{:.0}s window  {n} resets  {}{}",
         p.total,
         list.join(", "),
         if p.drops > 0 {

@@ -25,7 +25,10 @@ pub fn run(args: ReportArgs) -> anyhow::Result<Exit> {
             "no audit file: the directories given hold no *.json (write them with `rstaudit audit --format json -o HOST.json`)"
         );
     }
-    let parsed = read_all(files);
+    let show = super::terminal::progress_allowed(args.format != ReportFormat::Table);
+    let bar = super::terminal::bar(show, files.len() as u64, "report: reading audits");
+    let parsed = read_all(files, &bar);
+    super::terminal::done(&bar);
     let opts = FleetOptions {
         now_ms: crate::clock::now_ms(),
         max_age_seconds: args.max_age,
@@ -33,7 +36,9 @@ pub fn run(args: ReportArgs) -> anyhow::Result<Exit> {
     };
     let report = fleet::build(parsed, &opts);
     let bytes = match args.format {
-        ReportFormat::Table => fleet::table::table(&report),
+        ReportFormat::Table => {
+            fleet::table::table(&report, super::terminal::term(args.output.is_some()))
+        }
         ReportFormat::Json => fleet::json(&report),
         ReportFormat::Html => fleet::html::html(&report).into_bytes(),
         ReportFormat::Prometheus => fleet::prometheus::prometheus(&report),
@@ -74,7 +79,7 @@ fn list_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Read and parse every file on up to 4 threads, keeping the order given.
-fn read_all(files: Vec<PathBuf>) -> Vec<Parsed> {
+fn read_all(files: Vec<PathBuf>, bar: &indicatif::ProgressBar) -> Vec<Parsed> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 4);
@@ -85,7 +90,11 @@ fn read_all(files: Vec<PathBuf>) -> Vec<Parsed> {
             .map(|part| {
                 s.spawn(move || {
                     part.iter()
-                        .map(|f| fleet::build::parse_input(read_one(f)))
+                        .map(|f| {
+                            let parsed = fleet::build::parse_input(read_one(f));
+                            bar.inc(1);
+                            parsed
+                        })
                         .collect::<Vec<_>>()
                 })
             })

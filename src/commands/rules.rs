@@ -47,7 +47,10 @@ pub fn run(args: RulesArgs) -> anyhow::Result<Exit> {
                     }
                     format!(
                         "no rule with id {id:?}; as a symptom (rstaudit explain):\n\n{}",
-                        crate::rules::symptoms::text::render(&answer)
+                        crate::rules::symptoms::text::render(
+                            &answer,
+                            super::terminal::term(false).columns()
+                        )
                     )
                 }
             }

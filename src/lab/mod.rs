@@ -80,12 +80,14 @@ pub struct Job {
 /// kernel's reasons) lives for the whole run; `stop` (set on SIGINT/SIGTERM by the caller) stops
 /// the scenarios, their
 /// namespaces go with their threads, and the instance is removed before this returns an error.
+/// `on_job` is told which job starts, before it starts (the caller may show progress).
 pub fn run_jobs(
     jobs: &[Job],
     with: &[(String, String)],
     params: &BTreeMap<String, f64>,
     tracefs: Option<&Path>,
     stop: &crate::stop::Stop,
+    on_job: &mut dyn FnMut(usize, &Job),
 ) -> Result<LabReport, LabError> {
     evidence::set_interrupt_flag(stop.flag());
     let mut notes = Vec::new();
@@ -96,10 +98,11 @@ pub fn run_jobs(
     };
     let started = Instant::now();
     let mut reports = Vec::new();
-    for job in jobs {
+    for (i, job) in jobs.iter().enumerate() {
         if evidence::interrupted() {
             break;
         }
+        on_job(i, job);
         reports.push(run_job(job, with, params));
     }
     if let Some(trace) = trace {

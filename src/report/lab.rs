@@ -2,8 +2,8 @@
 
 use crate::lab::{LabReport, Verdict};
 
-/// The table: one row per scenario, then details.
-pub fn render_table(report: &LabReport) -> String {
+/// The table: one row per scenario, then details; within `max` columns when given.
+pub fn render_table(report: &LabReport, max: Option<usize>) -> String {
     use tabled::builder::Builder;
     use tabled::settings::Style;
     let mut b = Builder::default();
@@ -20,8 +20,11 @@ pub fn render_table(report: &LabReport) -> String {
             s.fix.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
-    let mut out = b.build().with(Style::sharp()).to_string();
-    out.push('\n');
+    let mut table = b.build();
+    table.with(Style::sharp());
+    super::term::fit(&mut table, max);
+    let table = table.to_string();
+    let mut out = String::new();
     for s in &report.scenarios {
         out.push_str(&format!(
             "\n{} ({}): {}\n",
@@ -126,7 +129,7 @@ pub fn render_table(report: &LabReport) -> String {
         report.seconds,
         report.kernel
     ));
-    out
+    format!("{table}\n{}", super::term::wrap_block(&out, max))
 }
 
 #[cfg(test)]
@@ -216,6 +219,6 @@ mod tests {
                 },
             ],
         };
-        insta::assert_snapshot!(render_table(&report));
+        insta::assert_snapshot!(render_table(&report, None));
     }
 }

@@ -26,6 +26,7 @@ pub mod packet_check;
 pub mod prometheus;
 pub mod rollback;
 pub mod table;
+pub mod term;
 pub mod verify;
 
 /// The version of the audit JSON. Bump on incompatible changes.

@@ -12,7 +12,7 @@ use crate::live::summary::{PacketReport, Verdict};
 use super::escape::prometheus_label as label_value;
 use super::html;
 
-fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+fn table(headers: &[&str], rows: Vec<Vec<String>>, max: Option<usize>) -> String {
     let mut b = Builder::default();
     b.push_record(headers.iter().map(|h| h.to_string()));
     for r in rows {
@@ -20,6 +20,7 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     }
     let mut t = b.build();
     t.with(Style::sharp());
+    super::term::fit(&mut t, max);
     t.to_string()
 }
 
@@ -122,9 +123,9 @@ fn headline(r: &PacketReport) -> String {
 }
 
 /// The terminal report.
-pub fn render_table(r: &PacketReport) -> String {
+pub fn render_table(r: &PacketReport, max: Option<usize>) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}", headline(r));
+    out.push_str(&super::term::wrap_lines(&headline(r), max, "", "  "));
     if !r.causes.is_empty() {
         let _ = writeln!(out, "\nResets by cause");
         let _ = writeln!(
@@ -138,7 +139,8 @@ pub fn render_table(r: &PacketReport) -> String {
                     "top peers",
                     "top local processes"
                 ],
-                cause_rows(r)
+                cause_rows(r),
+                max
             )
         );
     }
@@ -149,7 +151,8 @@ pub fn render_table(r: &PacketReport) -> String {
             "{}",
             table(
                 &["finding", "severity", "verdict", "detail"],
-                verdict_rows(r)
+                verdict_rows(r),
+                max
             )
         );
     }
@@ -161,7 +164,13 @@ pub fn render_table(r: &PacketReport) -> String {
         .map(|(k, d)| format!("{k} +{d}"))
         .collect();
     if !moved.is_empty() {
-        let _ = writeln!(out, "\nCounters over the window: {}", moved.join(", "));
+        out.push('\n');
+        out.push_str(&super::term::wrap_lines(
+            &format!("Counters over the window: {}", moved.join(", ")),
+            max,
+            "",
+            "  ",
+        ));
     }
     if let Some(p) = &r.pcap {
         let _ = writeln!(out, "\nCaptured resets written to {p}");
@@ -169,7 +178,7 @@ pub fn render_table(r: &PacketReport) -> String {
     if !r.notes.is_empty() {
         let _ = writeln!(out, "\nNotes");
         for n in &r.notes {
-            let _ = writeln!(out, "- {n}");
+            out.push_str(&super::term::wrap_lines(n, max, "- ", "  "));
         }
     }
     out
@@ -329,10 +338,10 @@ mod tests {
 
     #[test]
     fn approximate_top_lists_say_so_in_the_table_and_the_json() {
-        let exact = render_table(&report(false));
+        let exact = render_table(&report(false), None);
         assert!(exact.contains("10.0.0.9 (3)"), "{exact}");
         assert!(!exact.contains("approximate"), "{exact}");
-        let approx = render_table(&report(true));
+        let approx = render_table(&report(true), None);
         assert!(approx.contains("approximate"), "{approx}");
         let json: serde_json::Value =
             serde_json::from_str(&render_json(&report(true)).unwrap()).unwrap();
@@ -411,6 +420,6 @@ mod tests {
             },
         ];
         r.notes = vec!["a note of the window".into()];
-        insta::assert_snapshot!(render_table(&r));
+        insta::assert_snapshot!(render_table(&r, None));
     }
 }

@@ -1,13 +1,25 @@
 //! The audit as a terminal report: findings grouped by severity, the fix
 //! beside each, then a summary (by severity, not applicable, not checked).
+//! On a terminal everything fits its width ([`Term`]): a wide one gets four columns
+//! (rule, exposure, finding, fix), a narrow one two (exposure; the rule, the finding and
+//! the fix one under the other); without a terminal the columns keep fixed widths.
 
 use std::fmt::Write;
 
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
+use super::term::{self, Term, wrap};
 use super::{AuditReport, SEVERITIES};
 use crate::rules::{Exposure, Finding, Severity};
+
+/// Fixed widths of the finding and fix columns without a terminal.
+const FINDING_WIDTH: usize = 64;
+const FIX_WIDTH: usize = 44;
+/// Below this many columns for finding and fix together, the narrow layout is used.
+const FOUR_COLUMNS_FROM: usize = 70;
+/// The widest exposure (`observed`).
+const EXPOSURE_WIDTH: usize = 8;
 
 fn paint(color: bool, code: &str, text: &str) -> String {
     if color {
@@ -78,19 +90,42 @@ fn finding_text(f: &Finding) -> String {
     out
 }
 
-/// Render the report as text; `color` adds ANSI colours (only for a terminal, without NO_COLOR).
-pub fn table(report: &AuditReport, color: bool) -> Vec<u8> {
+/// How the findings of one severity are laid out.
+enum Columns {
+    /// rule | exposure | finding | fix, at these widths of finding and fix.
+    Four(usize, usize),
+    /// exposure | the rule, the finding and the fix, at this width.
+    Two(usize),
+}
+
+impl Columns {
+    fn of(width: Option<usize>, rule_width: usize) -> Self {
+        let Some(w) = width else {
+            return Columns::Four(FINDING_WIDTH, FIX_WIDTH);
+        };
+        // Four columns: 4 * 3 + 1 columns of borders and padding.
+        let avail = w.saturating_sub(13 + rule_width + EXPOSURE_WIDTH);
+        if avail >= FOUR_COLUMNS_FROM {
+            let finding = (avail * 3 / 5).min(FINDING_WIDTH + 20);
+            let fix = (avail - finding).min(FIX_WIDTH + 20);
+            Columns::Four(finding, fix)
+        } else {
+            // Two columns: 2 * 3 + 1.
+            Columns::Two(w.saturating_sub(7 + EXPOSURE_WIDTH).max(10))
+        }
+    }
+}
+
+/// Render the report as text for `term` (its width, whether to colour).
+pub fn table(report: &AuditReport, term: Term) -> Vec<u8> {
+    let color = term.color;
+    let width = term.columns();
     let mut out = String::new();
     let many = report.namespaces.len() > 1;
     for ns in &report.namespaces {
-        let _ = writeln!(
-            out,
-            "{} (kernel {}, {}; counters {})",
-            paint(
-                color,
-                "1",
-                &format!("rstaudit audit of network namespace {}", ns.netns)
-            ),
+        let head = format!(
+            "rstaudit audit of network namespace {} (kernel {}, {}; counters {})",
+            ns.netns,
             ns.kernel,
             ns.source,
             match ns.window_seconds {
@@ -98,6 +133,12 @@ pub fn table(report: &AuditReport, color: bool) -> Vec<u8> {
                 None => "are totals since boot".to_string(),
             }
         );
+        let head = term::wrap_lines(&head, width, "", "  ");
+        let bold = format!("rstaudit audit of network namespace {}", ns.netns);
+        out.push_str(&match head.strip_prefix(&bold) {
+            Some(rest) if color => format!("{}{rest}", paint(true, "1", &bold)),
+            _ => head,
+        });
         out.push('\n');
         if ns.findings.is_empty() {
             let _ = writeln!(out, "No findings.\n");
@@ -116,16 +157,45 @@ pub fn table(report: &AuditReport, color: bool) -> Vec<u8> {
                     &format!("{} ({})", sev.as_str().to_uppercase(), group.len())
                 )
             );
+            let rule_width = group
+                .iter()
+                .map(|f| term::width(&f.rule))
+                .max()
+                .unwrap_or(4);
             let mut b = Builder::default();
-            b.push_record(["rule", "exposure", "finding", "fix"]);
-            for f in group {
-                b.push_record([
-                    // Never break an id: it is what users paste into --only / --skip.
-                    f.rule.clone(),
-                    paint(color, exposure_color(f.exposure), f.exposure.as_str()),
-                    wrap(&finding_text(f), 64),
-                    wrap(&fix_text(f), 44),
-                ]);
+            match Columns::of(width, rule_width) {
+                Columns::Four(finding, fix) => {
+                    b.push_record(["rule", "exposure", "finding", "fix"]);
+                    for f in group {
+                        b.push_record([
+                            // Never break an id: it is what users paste into --only / --skip.
+                            f.rule.clone(),
+                            paint(color, exposure_color(f.exposure), f.exposure.as_str()),
+                            wrap(&finding_text(f), finding),
+                            wrap(&fix_text(f), fix),
+                        ]);
+                    }
+                }
+                Columns::Two(text) => {
+                    b.push_record(["exposure", "rule, finding, fix"]);
+                    for f in group {
+                        let fix = fix_text(f)
+                            .lines()
+                            .map(|l| format!("fix: {l}"))
+                            .collect::<Vec<_>>()
+                            .join("\n");
+                        b.push_record([
+                            paint(color, exposure_color(f.exposure), f.exposure.as_str()),
+                            format!(
+                                "{}\n{}\n{}",
+                                // An id that does not fit is cut, never broken over lines.
+                                paint(color, "1", &term::cut(&f.rule, text)),
+                                wrap(&finding_text(f), text),
+                                wrap(&fix, text)
+                            ),
+                        ]);
+                    }
+                }
             }
             let mut t = b.build();
             t.with(Style::sharp());
@@ -134,27 +204,45 @@ pub fn table(report: &AuditReport, color: bool) -> Vec<u8> {
         if !ns.not_applicable.is_empty() {
             let _ = writeln!(out, "Not applicable here ({}):", ns.not_applicable.len());
             for s in &ns.not_applicable {
-                let _ = writeln!(out, "  {}: {}", s.rule, s.reason);
+                out.push_str(&term::wrap_lines(
+                    &format!("{}: {}", s.rule, s.reason),
+                    width,
+                    "  ",
+                    "    ",
+                ));
             }
             out.push('\n');
         }
         if !ns.not_checked.is_empty() {
             let _ = writeln!(out, "Could not be checked ({}):", ns.not_checked.len());
+            // Rules stopped by the same reason share one line: the reason is said once.
+            let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
             for s in &ns.not_checked {
-                let _ = writeln!(out, "  {}: {}", s.rule, s.reason);
+                match reasons.iter_mut().find(|(r, _)| *r == s.reason) {
+                    Some((_, rules)) => rules.push(&s.rule),
+                    None => reasons.push((&s.reason, vec![&s.rule])),
+                }
+            }
+            for (reason, rules) in reasons {
+                out.push_str(&term::wrap_lines(
+                    &format!("{}: {reason}", rules.join(", ")),
+                    width.or(Some(WIDE)),
+                    "  ",
+                    "    ",
+                ));
             }
             out.push('\n');
         }
         if !ns.notes.is_empty() {
             let _ = writeln!(out, "Not read ({}):", ns.notes.len());
-            notes_text(&mut out, &ns.notes);
+            notes_text(&mut out, &ns.notes, width);
             out.push('\n');
         }
         if many {
             out.push('\n');
         }
     }
-    waivers_text(&mut out, report);
+    waivers_text(&mut out, report, width);
     let s = &report.summary;
     let parts: Vec<String> = SEVERITIES
         .iter()
@@ -176,17 +264,21 @@ pub fn table(report: &AuditReport, color: bool) -> Vec<u8> {
             )
         })
         .collect();
-    let _ = writeln!(
-        out,
-        "Summary: {} finding{} ({}; {}); {} passed, {} not applicable, {} not checked.",
-        s.findings,
-        if s.findings == 1 { "" } else { "s" },
-        parts.join(", "),
-        exposures.join(", "),
-        s.passed,
-        s.not_applicable,
-        s.not_checked
-    );
+    out.push_str(&term::wrap_lines(
+        &format!(
+            "Summary: {} finding{} ({}; {}); {} passed, {} not applicable, {} not checked.",
+            s.findings,
+            if s.findings == 1 { "" } else { "s" },
+            parts.join(", "),
+            exposures.join(", "),
+            s.passed,
+            s.not_applicable,
+            s.not_checked
+        ),
+        width,
+        "",
+        "  ",
+    ));
     let verdict = if report.fail_on == "never" {
         "--fail-on never: exit 0".to_string()
     } else if s.failed {
@@ -202,12 +294,15 @@ pub fn table(report: &AuditReport, color: bool) -> Vec<u8> {
             report.fail_on
         )
     };
-    let _ = writeln!(out, "{verdict}");
+    out.push_str(&term::wrap_lines(&verdict, width, "", "  "));
     out.into_bytes()
 }
 
+/// The width lists of rules and notes wrap at without a terminal.
+const WIDE: usize = 100;
+
 /// The waivers of `--accept`: how many findings they accept, and every expired or unused one.
-fn waivers_text(out: &mut String, report: &AuditReport) {
+fn waivers_text(out: &mut String, report: &AuditReport, width: Option<usize>) {
     if report.waivers.is_empty() {
         return;
     }
@@ -245,9 +340,8 @@ fn waivers_text(out: &mut String, report: &AuditReport) {
             ),
             _ => "UNUSED: matches no finding; remove it or fix what it names".to_string(),
         };
-        let _ = writeln!(
-            out,
-            "  {} {}{}: {what} ({})",
+        let line = format!(
+            "{} {}{}: {what} ({})",
             w.waiver,
             w.rule,
             if scope.is_empty() {
@@ -257,49 +351,14 @@ fn waivers_text(out: &mut String, report: &AuditReport) {
             },
             w.reason
         );
+        out.push_str(&term::wrap_lines(&line, width, "  ", "    "));
     }
     out.push('\n');
 }
 
-/// Wrap text at spaces to `width` columns, keeping its own line breaks; a
-/// word longer than a line is split.
-fn wrap(text: &str, width: usize) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / width);
-    for (i, line) in text.lines().enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        let mut col = 0;
-        for word in line.split(' ').filter(|w| !w.is_empty()) {
-            let mut word = word;
-            let len = word.chars().count();
-            if col > 0 && col + 1 + len > width {
-                out.push('\n');
-                col = 0;
-            } else if col > 0 {
-                out.push(' ');
-                col += 1;
-            }
-            while word.chars().count() > width - col {
-                let cut = word
-                    .char_indices()
-                    .nth(width - col)
-                    .map_or(word.len(), |(i, _)| i);
-                out.push_str(&word[..cut]);
-                out.push('\n');
-                word = &word[cut..];
-                col = 0;
-            }
-            out.push_str(word);
-            col += word.chars().count();
-        }
-    }
-    out
-}
-
 /// The notes, one line each, except that notes with the same area and message (every key
 /// readable by root only, say) share one line that lists their subjects.
-fn notes_text(out: &mut String, notes: &[crate::host::Note]) {
+fn notes_text(out: &mut String, notes: &[crate::host::Note], width: Option<usize>) {
     let mut groups: Vec<(&str, &str, Vec<&str>)> = Vec::new();
     for n in notes {
         let subject = n.subject.as_deref();
@@ -313,30 +372,35 @@ fn notes_text(out: &mut String, notes: &[crate::host::Note]) {
     }
     for (area, message, subjects) in groups {
         match subjects.as_slice() {
-            [] => {
-                let _ = writeln!(out, "  {area}: {message}");
-            }
-            [one] => {
-                let _ = writeln!(out, "  {area} {one}: {message}");
-            }
+            [] => out.push_str(&term::wrap_lines(
+                &format!("{area}: {message}"),
+                width,
+                "  ",
+                "    ",
+            )),
+            [one] => out.push_str(&term::wrap_lines(
+                &format!("{area} {one}: {message}"),
+                width,
+                "  ",
+                "    ",
+            )),
             many => {
-                let _ = writeln!(out, "  {area} ({}): {message}:", many.len());
-                let _ = writeln!(out, "{}", indent(&wrap(&many.join(", "), 96), "    "));
+                out.push_str(&term::wrap_lines(
+                    &format!("{area} ({}): {message}:", many.len()),
+                    width,
+                    "  ",
+                    "    ",
+                ));
+                let list = wrap(&many.join(", "), width.unwrap_or(WIDE).saturating_sub(4));
+                out.push_str(&term::wrap_lines(&list, None, "    ", "    "));
             }
         }
     }
 }
 
-fn indent(text: &str, by: &str) -> String {
-    text.lines()
-        .map(|l| format!("{by}{l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{notes_text, wrap};
+    use super::notes_text;
     use crate::host::Note;
 
     #[test]
@@ -355,7 +419,7 @@ mod tests {
             ),
         ];
         let mut out = String::new();
-        notes_text(&mut out, &notes);
+        notes_text(&mut out, &notes, None);
         assert_eq!(
             out,
             "  sysctls (3): not read: permission denied (readable by root only):\n    \
@@ -364,12 +428,5 @@ mod tests {
              sockets: read from /proc/net/tcp\n  \
              sockets: read from /proc/net/tcp\n"
         );
-    }
-
-    #[test]
-    fn wraps_at_words_and_keeps_line_breaks() {
-        assert_eq!(wrap("aa bb cc\ndd", 5), "aa bb\ncc\ndd");
-        assert_eq!(wrap("abcdefghij", 4), "abcd\nefgh\nij");
-        assert_eq!(wrap("", 4), "");
     }
 }

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use super::{Cell, FleetReport, age, utc};
 use crate::report::describe_threshold;
+use crate::report::term::{self, Term};
 use crate::rules::Severity;
 
 /// `E:high`, `O:crit`, `L:med`: exposure initial, then the severity; `*` when a waiver
@@ -37,35 +38,133 @@ fn first_sentence(text: &str) -> String {
     }
 }
 
-/// Rows of cells as left-aligned columns two spaces apart (the last not padded).
-fn columns(out: &mut String, rows: &[Vec<String>]) {
+/// Rows of cells as left-aligned columns two spaces apart (the last not padded). With a
+/// width, the last column wraps under itself; when the columns before it leave it too
+/// little room, it goes on lines of its own under its row, indented.
+fn columns(out: &mut String, rows: &[Vec<String>], max: Option<usize>) {
     let n = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut width = vec![0usize; n];
     for r in rows {
         for (i, c) in r.iter().enumerate() {
-            width[i] = width[i].max(c.chars().count());
+            width[i] = width[i].max(term::width(c));
         }
+    }
+    let before: usize = width.iter().take(n.saturating_sub(1)).map(|w| w + 2).sum();
+    if let Some(max) = max.filter(|m| before + MIN_LAST > *m && n > 2) {
+        return records(out, rows, max);
     }
     for r in rows {
         let mut line = String::new();
         for (i, c) in r.iter().enumerate() {
             if i + 1 == r.len() {
-                line.push_str(c);
+                match max {
+                    None => line.push_str(c),
+                    Some(max) if max >= before + MIN_LAST => {
+                        let pad = " ".repeat(before);
+                        let text = term::wrap(c, max - before);
+                        line.push_str(&text.replace('\n', &format!("\n{pad}")));
+                    }
+                    Some(max) => {
+                        let text = term::wrap_lines(c, Some(max), "    ", "    ");
+                        line = format!("{}\n{}", line.trim_end(), text.trim_end());
+                    }
+                }
             } else {
-                let _ = write!(line, "{c:<w$}  ", w = width[i]);
+                let pad = width[i].saturating_sub(term::width(c));
+                let _ = write!(line, "{c}{}  ", " ".repeat(pad));
             }
         }
-        out.push_str(line.trim_end());
-        out.push('\n');
+        for l in line.lines() {
+            out.push_str(l.trim_end());
+            out.push('\n');
+        }
     }
 }
 
-/// Render the report as text.
-pub fn table(r: &FleetReport) -> Vec<u8> {
+/// Rows too wide for `max` as records: the first two cells on a line, then `header: value`
+/// for the others, wrapped under them.
+fn records(out: &mut String, rows: &[Vec<String>], max: usize) {
+    let Some((head, rows)) = rows.split_first() else {
+        return;
+    };
+    for r in rows {
+        let first = r.iter().take(2).cloned().collect::<Vec<_>>().join("  ");
+        out.push_str(&term::wrap_lines(&first, Some(max), "", "    "));
+        let rest: Vec<String> = head
+            .iter()
+            .zip(r)
+            .skip(2)
+            .map(|(h, c)| format!("{h}: {c}"))
+            .collect();
+        out.push_str(&term::wrap_lines(
+            &rest.join(", "),
+            Some(max),
+            "    ",
+            "    ",
+        ));
+    }
+}
+
+/// The least room the last column gets beside the others before it moves under its row.
+const MIN_LAST: usize = 16;
+
+/// The host x rule matrix: the first `fixed` columns, then the rule columns; with a width,
+/// the rule columns are split into blocks that fit, each block repeating the fixed columns.
+fn matrix(out: &mut String, rows: &[Vec<String>], fixed: usize, max: Option<usize>) {
+    let Some(max) = max else {
+        return columns(out, rows, None);
+    };
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let width = |i: usize| {
+        rows.iter()
+            .filter_map(|r| r.get(i))
+            .map(|c| term::width(c))
+            .max()
+    };
+    let lead: usize = (0..fixed.min(n)).filter_map(width).map(|w| w + 2).sum();
+    let widest_rule = (fixed..n).filter_map(width).max().unwrap_or(0);
+    if lead + widest_rule > max {
+        return records(out, rows, max);
+    }
+    let mut start = fixed;
+    let mut first = true;
+    while start < n || first {
+        let mut end = start;
+        let mut used = lead;
+        while end < n && (end == start || used + width(end).unwrap_or(0) + 2 <= max) {
+            used += width(end).unwrap_or(0) + 2;
+            end += 1;
+        }
+        if !first {
+            out.push('\n');
+        }
+        let block: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .take(fixed)
+                    .chain(r.iter().skip(start).take(end - start))
+                    .cloned()
+                    .collect()
+            })
+            .collect();
+        columns(out, &block, None);
+        first = false;
+        if end == start {
+            break;
+        }
+        start = end;
+    }
+}
+
+/// Render the report as text; with `term.width`, within that many columns.
+pub fn table(r: &FleetReport, term: Term) -> Vec<u8> {
+    let max = term.columns();
     let mut out = String::new();
     let s = &r.summary;
+    let mut head = String::new();
     let _ = writeln!(
-        out,
+        head,
         "rstaudit fleet report, {}: {} file(s), {} host(s) audited, {} failed, {} stale (older than {})",
         utc(r.generated_at_ms),
         s.files,
@@ -75,7 +174,7 @@ pub fn table(r: &FleetReport) -> Vec<u8> {
         age(Some(r.max_age_seconds as i64))
     );
     let _ = writeln!(
-        out,
+        head,
         "{} finding(s) on {} host(s), {} accepted by a waiver; {}",
         s.findings,
         s.hosts_with_findings,
@@ -91,6 +190,7 @@ pub fn table(r: &FleetReport) -> Vec<u8> {
             )
         }
     );
+    out.push_str(&term::wrap_lines(&head, max, "", "  "));
 
     out.push_str("\nMost common findings (# is the column of the host matrix)\n");
     if r.rules.is_empty() {
@@ -127,7 +227,7 @@ pub fn table(r: &FleetReport) -> Vec<u8> {
                 fix,
             ]);
         }
-        columns(&mut out, &rows);
+        columns(&mut out, &rows, max);
     }
 
     if !r.fixes.is_empty() {
@@ -140,12 +240,16 @@ pub fn table(r: &FleetReport) -> Vec<u8> {
                 f.rules.join(", "),
             ]);
         }
-        columns(&mut out, &rows);
+        columns(&mut out, &rows, max);
     }
 
-    out.push_str(
-        "\nHosts, most at risk first (cells: O observed, E exposed, L latent; severity; * accepted)\n",
-    );
+    out.push('\n');
+    out.push_str(&term::wrap_lines(
+        "Hosts, most at risk first (cells: O observed, E exposed, L latent; severity; * accepted)",
+        max,
+        "",
+        "  ",
+    ));
     if r.hosts.is_empty() {
         out.push_str("No host audit could be read.\n");
     } else {
@@ -172,7 +276,7 @@ pub fn table(r: &FleetReport) -> Vec<u8> {
             }));
             rows.push(row);
         }
-        columns(&mut out, &rows);
+        matrix(&mut out, &rows, 4, max);
     }
 
     if !r.failed.is_empty() {
@@ -181,7 +285,7 @@ pub fn table(r: &FleetReport) -> Vec<u8> {
         for f in &r.failed {
             rows.push(vec![f.host.clone(), f.file.clone(), f.reason.clone()]);
         }
-        columns(&mut out, &rows);
+        columns(&mut out, &rows, max);
     }
     let waivers: Vec<_> = r
         .hosts
@@ -200,7 +304,7 @@ pub fn table(r: &FleetReport) -> Vec<u8> {
                 rows.push(vec![h.host.clone(), w.clone()]);
             }
         }
-        columns(&mut out, &rows);
+        columns(&mut out, &rows, max);
     }
     let stale: Vec<_> = r.hosts.iter().filter(|h| h.stale).collect();
     if !stale.is_empty() {
@@ -229,7 +333,7 @@ pub fn table(r: &FleetReport) -> Vec<u8> {
                 },
             ]);
         }
-        columns(&mut out, &rows);
+        columns(&mut out, &rows, max);
     }
     out.into_bytes()
 }

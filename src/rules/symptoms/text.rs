@@ -4,28 +4,30 @@ use std::fmt::Write;
 
 use super::lookup::{ConfirmKind, Explanation};
 
-/// Wrap `text` at `width` columns, each line starting with `indent`.
+/// Wrap `text` at `width` columns, each line starting with `indent` (display widths).
 fn wrap(out: &mut String, text: &str, indent: &str, width: usize) {
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        if !line.is_empty() && indent.len() + line.len() + 1 + word.len() > width {
-            let _ = writeln!(out, "{indent}{line}");
-            line.clear();
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.is_empty() {
-        let _ = writeln!(out, "{indent}{line}");
-    }
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    out.push_str(&crate::report::term::wrap_lines(
+        &text,
+        Some(width),
+        indent,
+        indent,
+    ));
 }
 
-/// The answer as text for a terminal.
-pub fn render(e: &Explanation) -> String {
+/// Lines without a terminal are wrapped at this width.
+const WIDTH: usize = 92;
+
+/// The answer as text, within `max` columns (the terminal's; 92 without one).
+pub fn render(e: &Explanation, max: Option<usize>) -> String {
+    let width = max.unwrap_or(WIDTH);
     let mut out = String::new();
-    let _ = writeln!(out, "Symptom: {}", e.query.trim());
+    out.push_str(&crate::report::term::wrap_lines(
+        &format!("Symptom: {}", e.query.trim()),
+        Some(width),
+        "",
+        "  ",
+    ));
     for x in &e.errors {
         let _ = writeln!(
             out,
@@ -37,11 +39,16 @@ pub fn render(e: &Explanation) -> String {
         let _ = writeln!(out, "Time: {s} s");
     }
     if !e.said.is_empty() {
-        let _ = writeln!(out, "Says: {}", e.said.join("; "));
+        wrap(&mut out, &format!("Says: {}", e.said.join("; ")), "", width);
     }
     match &e.host {
         Some(h) => {
-            let _ = writeln!(out, "Ranked by the text and by what {h} shows.");
+            wrap(
+                &mut out,
+                &format!("Ranked by the text and by what {h} shows."),
+                "",
+                width,
+            );
         }
         None => {
             let _ = writeln!(out, "Ranked by the text alone.");
@@ -54,7 +61,7 @@ pub fn render(e: &Explanation) -> String {
             "No known cause matches this text. Give the error message as the application \
              printed it, an errno name or number, or a cause's name. Examples:",
             "",
-            92,
+            width,
         );
         out.push('\n');
         for x in &e.examples {
@@ -68,14 +75,20 @@ pub fn render(e: &Explanation) -> String {
         return out;
     }
     for (i, c) in e.causes.iter().enumerate() {
-        let _ = writeln!(out, "\n{}. {}: {}", i + 1, c.cause, c.title);
+        out.push('\n');
+        out.push_str(&crate::report::term::wrap_lines(
+            &format!("{}. {}: {}", i + 1, c.cause, c.title),
+            Some(width),
+            "",
+            "   ",
+        ));
         let _ = writeln!(out, "   score {}, because:", c.score);
         for w in &c.why {
             let mut item = String::new();
-            wrap(&mut item, &w.reason, "           ", 92);
+            wrap(&mut item, &w.reason, "           ", width);
             let _ = write!(out, "     {:>+4} {}", w.points, item.trim_start());
         }
-        wrap(&mut out, &c.summary, "   ", 92);
+        wrap(&mut out, &c.summary, "   ", width);
         if !c.rules.is_empty() {
             let _ = writeln!(out, "   Rules that check for it:");
             let w = c.rules.iter().map(|r| r.id.len()).max().unwrap_or(0);
@@ -85,11 +98,14 @@ pub fn render(e: &Explanation) -> String {
                     .as_deref()
                     .map(|l| format!(" [lab: {l}]"))
                     .unwrap_or_default();
-                let _ = writeln!(
-                    out,
-                    "     {:<w$}  {:<8}  {}{lab}",
-                    r.id, r.severity, r.title
-                );
+                let line = format!("{:<w$}  {:<8}  {}{lab}", r.id, r.severity, r.title);
+                let rest = " ".repeat(5 + w + 2 + 8 + 2);
+                out.push_str(&crate::report::term::wrap_lines(
+                    &line,
+                    Some(width),
+                    "     ",
+                    &rest,
+                ));
             }
         }
         if !c.confirm.is_empty() {
@@ -100,14 +116,19 @@ pub fn render(e: &Explanation) -> String {
                     ConfirmKind::Live => "live",
                     ConfirmKind::Lab => "lab",
                 };
-                let _ = writeln!(out, "     {kind:<5}  {}", x.command);
-                wrap(&mut out, &x.shows, "            ", 92);
+                out.push_str(&crate::report::term::wrap_lines(
+                    &x.command,
+                    Some(width),
+                    &format!("     {kind:<5}  "),
+                    "              ",
+                ));
+                wrap(&mut out, &x.shows, "            ", width);
             }
         }
         let _ = writeln!(out, "   What the application can do:");
         for a in &c.advice {
             let mut item = String::new();
-            wrap(&mut item, a, "       ", 92);
+            wrap(&mut item, a, "       ", width);
             let _ = write!(out, "     - {}", item.trim_start());
         }
     }

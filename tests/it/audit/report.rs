@@ -5,6 +5,7 @@ use crate::common;
 
 use common::fixture::{host, listener, nginx_linger0, peer};
 use rstaudit::host::{Snapshot, TcpState};
+use rstaudit::report::term::Term;
 use rstaudit::report::{self, AuditReport};
 use rstaudit::rules::{self, Exposure, Selection, Threshold};
 
@@ -44,9 +45,33 @@ fn report() -> AuditReport {
 
 #[test]
 fn table_snapshot() {
-    let text = String::from_utf8(report::table::table(&report(), false)).unwrap();
+    let text = String::from_utf8(report::table::table(&report(), Term::PLAIN)).unwrap();
     assert!(!text.contains('\x1b'));
     insta::assert_snapshot!("audit_table", text);
+}
+
+/// The same report on an 80-column terminal, coloured: two columns, every line within 80
+/// columns once the colour codes are left out.
+#[test]
+fn table_snapshot_80_columns() {
+    let term = Term {
+        width: Some(80),
+        color: true,
+    };
+    let text = String::from_utf8(report::table::table(&report(), term)).unwrap();
+    assert!(text.contains("\x1b["), "{text}");
+    for line in text.lines() {
+        assert!(report::term::width(line) <= 80, "{line}");
+    }
+    let plain = String::from_utf8(report::table::table(
+        &report(),
+        Term {
+            width: Some(80),
+            color: false,
+        },
+    ))
+    .unwrap();
+    insta::assert_snapshot!("audit_table_80", plain);
 }
 
 #[test]
@@ -59,7 +84,11 @@ fn json_snapshot() {
 
 #[test]
 fn colour_is_only_added_when_asked() {
-    let text = String::from_utf8(report::table::table(&report(), true)).unwrap();
+    let term = Term {
+        width: None,
+        color: true,
+    };
+    let text = String::from_utf8(report::table::table(&report(), term)).unwrap();
     assert!(text.contains("\x1b[31mHIGH"), "{text}");
 }
 

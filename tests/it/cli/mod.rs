@@ -6,3 +6,4 @@ mod diagnostics;
 mod flag_errors;
 mod help;
 mod privilege;
+mod terminal;

@@ -35,11 +35,9 @@ fn unprivileged_audit_reports_what_it_can_read() {
         .iter()
         .find(|s| s["rule"] == "linger-zero")
         .unwrap_or_else(|| panic!("linger-zero is not under not_checked: {all}"));
-    assert!(
-        linger["reason"]
-            .as_str()
-            .unwrap()
-            .contains("permission denied"),
+    // ... the reason points to the note that says what was denied ...
+    assert_eq!(
+        linger["reason"], "socket options were not read (see the note `owners`)",
         "{linger}"
     );
     assert!(!ns["passed"].to_string().contains("linger-zero"), "{all}");
@@ -197,4 +195,86 @@ fn unprivileged_lab_names_cap_sys_admin() {
         ],
     );
     assert!(out.stdout.is_empty(), "{}", text(&out));
+}
+
+/// Regression (issue 27): without root the audit repeated the same reason seven times. Each
+/// missing privilege is said once, naming what is lost, and the rules it stops share that
+/// one line.
+#[test]
+fn unprivileged_audit_says_each_missing_privilege_once() {
+    let out = nobody(&["audit", "--fail-on", "never"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    let said = table
+        .matches("permission denied reading /proc/PID/fd")
+        .count();
+    assert_eq!(said, 1, "said {said} times:\n{table}");
+    assert!(table.contains("no owner and no options"), "{table}");
+    let stopped = table
+        .lines()
+        .find(|l| l.contains("see the note `owners`"))
+        .unwrap_or_else(|| panic!("no rule points to the owners note:\n{table}"));
+    assert!(
+        stopped.contains("linger-zero") || table.contains("linger-zero,"),
+        "{table}"
+    );
+    assert_eq!(table.matches("see the note `owners`").count(), 1, "{table}");
+    // The JSON has one note per area: no area is repeated with the same message.
+    let out = nobody(&["audit", "--format", "json", "--fail-on", "never"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let notes = v["namespaces"][0]["notes"].as_array().unwrap();
+    let owners = notes.iter().filter(|n| n["area"] == "owners").count();
+    assert_eq!(owners, 1, "{notes:#?}");
+}
+
+/// Root that lacks a capability (a container, a bounding set without it) is never told to
+/// run as root: it is told what it lacks and that running as root does not give it.
+#[test]
+fn root_without_capabilities_is_not_told_to_run_as_root() {
+    require_root();
+    // A process of another user, whose descriptors capability-less root may not read.
+    let mut other = std::process::Command::new("sleep")
+        .arg("30")
+        .uid(65534)
+        .gid(65534)
+        .spawn()
+        .unwrap();
+    let capless = |args: &[&str]| -> Output {
+        std::process::Command::new("setpriv")
+            .args(["--bounding-set=-all", "--inh-caps=-all", "--"])
+            .arg(env!("CARGO_BIN_EXE_rstaudit"))
+            .args(args)
+            .env("RSTAUDIT_CONFIG", "")
+            .output()
+            .expect("setpriv from util-linux")
+    };
+    let runs = [
+        vec!["audit", "--fail-on", "never"],
+        vec!["audit", "--format", "json", "--fail-on", "never"],
+        vec!["packet-check", "--duration", "1"],
+        vec!["packet-check", "--lab", "--rule", "linger-zero"],
+    ];
+    let mut seen = Vec::new();
+    for args in &runs {
+        let out = capless(args);
+        let all = text(&out);
+        assert!(
+            !all.to_lowercase().contains("run as root"),
+            "{args:?}:\n{all}"
+        );
+        assert!(!all.contains("Run it as root"), "{args:?}:\n{all}");
+        seen.push(all);
+    }
+    let _ = other.kill();
+    let _ = other.wait();
+    // What is missing is named, with why root alone does not help.
+    assert!(seen[0].contains("CAP_SYS_PTRACE"), "{}", seen[0]);
+    assert!(
+        seen[0].contains("runs as root and still lacks"),
+        "{}",
+        seen[0]
+    );
+    assert!(seen[2].contains("CAP_NET_RAW"), "{}", seen[2]);
+    assert!(seen[3].contains("CAP_SYS_ADMIN"), "{}", seen[3]);
 }
