@@ -214,6 +214,7 @@ fn synthetic(n: usize) -> Snapshot {
             inode: None,
             name: "host".into(),
         },
+        host: None,
         sysctls: [
             ("net.core.somaxconn", "4096"),
             ("net.ipv4.tcp_abort_on_overflow", "1"),

@@ -45,19 +45,38 @@ pub fn read_data(path: &Path) -> io::Result<String> {
     })
 }
 
-fn read_checked(path: &Path, limit: u64, syntax: impl Fn(&str) -> Syntax) -> io::Result<String> {
-    // O_NONBLOCK: opening a FIFO with no writer must not hang; it is refused just below.
+/// Open `path` for reading if it is a regular file; a directory, device (`/dev/zero`), FIFO
+/// or socket is refused at once, before a byte is read (a FIFO with no writer does not
+/// block the open: O_NONBLOCK).
+pub fn open_regular(path: &Path) -> io::Result<File> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.file_type().is_file() {
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a file"
+        };
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "not a regular file (a directory, device, FIFO or socket); give a file",
+            format!("not a regular file ({what}); give a file"),
         ));
     }
+    Ok(file)
+}
+
+fn read_checked(path: &Path, limit: u64, syntax: impl Fn(&str) -> Syntax) -> io::Result<String> {
+    let file = open_regular(path)?;
     let text = read_at_most(file, limit)?;
     check_flow_depth(&text, syntax(&text)).map_err(|(line, column)| {
         io::Error::new(

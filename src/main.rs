@@ -17,7 +17,7 @@ mod commands;
 // The library's layers, named at the root of the binary so the command layer reaches them
 // as `crate::rules`, `crate::host`, ...; the library cannot reach back into the commands.
 use rstaudit::{
-    clock, hint, host, lab, live, output, remedy, report, rules, stop, trace, valid, yaml,
+    clock, hint, host, input, lab, live, output, remedy, report, rules, stop, trace, valid, yaml,
 };
 
 use cli::Cli;

@@ -35,8 +35,13 @@ pub fn run(mut args: AuditArgs) -> anyhow::Result<Exit> {
     let collected = collected?;
     let (snapshots, outcomes): (Vec<_>, Vec<_>) = collected
         .into_iter()
-        .map(|(snapshot, fold)| {
+        .map(|(mut snapshot, fold)| {
             let outcome = fold.finish(&snapshot);
+            // The facts of `--snapshot FILE` came from that file (which says where it got
+            // them).
+            if let Some(file) = &args.source.snapshot {
+                snapshot.source = format!("file:{} ({})", file.display(), snapshot.source);
+            }
             (snapshot, outcome)
         })
         .unzip();

@@ -58,9 +58,12 @@ pub fn run(args: ReportArgs) -> anyhow::Result<Exit> {
     })
 }
 
-/// The files named, and every *.json of the directories named (sorted by name). A path that
-/// does not exist stays in the list: reading it fails and makes it a row of `failed`.
-fn list_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+/// The files named, and every *.json of the directories named (sorted by name), each with
+/// the earlier entry it is the same file as (given twice, or directly and through its
+/// directory: same device and inode), if any. A path that does not exist stays in the
+/// list: reading it fails and makes it a row of `failed`.
+fn list_files(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, Option<String>)>> {
+    use std::os::unix::fs::MetadataExt;
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -75,11 +78,28 @@ fn list_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
             out.push(p.clone());
         }
     }
-    Ok(out)
+    // stat(2) only: it never opens, so a FIFO cannot block here.
+    let mut seen: std::collections::HashMap<(u64, u64), String> = Default::default();
+    Ok(out
+        .into_iter()
+        .map(|f| {
+            let same = std::fs::metadata(&f).ok().and_then(|m| {
+                let shown = f.display().to_string();
+                match seen.entry((m.dev(), m.ino())) {
+                    std::collections::hash_map::Entry::Occupied(e) => Some(e.get().clone()),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(shown);
+                        None
+                    }
+                }
+            });
+            (f, same)
+        })
+        .collect())
 }
 
 /// Read and parse every file on up to 4 threads, keeping the order given.
-fn read_all(files: Vec<PathBuf>, bar: &indicatif::ProgressBar) -> Vec<Parsed> {
+fn read_all(files: Vec<(PathBuf, Option<String>)>, bar: &indicatif::ProgressBar) -> Vec<Parsed> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 4);
@@ -90,8 +110,8 @@ fn read_all(files: Vec<PathBuf>, bar: &indicatif::ProgressBar) -> Vec<Parsed> {
             .map(|part| {
                 s.spawn(move || {
                     part.iter()
-                        .map(|f| {
-                            let parsed = fleet::build::parse_input(read_one(f));
+                        .map(|(f, same)| {
+                            let parsed = fleet::build::parse_input(read_one(f, same.clone()));
                             bar.inc(1);
                             parsed
                         })
@@ -106,38 +126,43 @@ fn read_all(files: Vec<PathBuf>, bar: &indicatif::ProgressBar) -> Vec<Parsed> {
     })
 }
 
-fn read_one(path: &Path) -> HostInput {
+/// Read one audit file: a regular file only (a FIFO, a device such as /dev/zero or a
+/// directory is refused at once), at most [`MAX_AUDIT_BYTES`]. A file that is the same as an
+/// earlier one is not read again.
+fn read_one(path: &Path, same_file_as: Option<String>) -> HostInput {
     let host = path.file_stem().map_or_else(
         || path.display().to_string(),
         |s| s.to_string_lossy().into(),
     );
     let mut modified_ms = None;
-    let content = std::fs::File::open(path)
-        .and_then(|f| {
-            let meta = f.metadata()?;
-            if meta.is_dir() {
-                return Err(std::io::Error::other("is a directory"));
-            }
-            modified_ms = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_millis() as u64);
-            let mut bytes = Vec::with_capacity(meta.len().min(MAX_AUDIT_BYTES) as usize);
-            f.take(MAX_AUDIT_BYTES + 1).read_to_end(&mut bytes)?;
-            if bytes.len() as u64 > MAX_AUDIT_BYTES {
-                return Err(std::io::Error::other(format!(
-                    "larger than {} MiB",
-                    MAX_AUDIT_BYTES >> 20
-                )));
-            }
-            Ok(bytes)
-        })
-        .map_err(|e| ReadError(e.to_string()));
+    let content = if same_file_as.is_some() {
+        Ok(Vec::new())
+    } else {
+        crate::input::open_regular(path)
+            .and_then(|f| {
+                let meta = f.metadata()?;
+                modified_ms = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_millis() as u64);
+                let mut bytes = Vec::with_capacity(meta.len().min(MAX_AUDIT_BYTES) as usize);
+                f.take(MAX_AUDIT_BYTES + 1).read_to_end(&mut bytes)?;
+                if bytes.len() as u64 > MAX_AUDIT_BYTES {
+                    return Err(std::io::Error::other(format!(
+                        "larger than {} MiB",
+                        MAX_AUDIT_BYTES >> 20
+                    )));
+                }
+                Ok(bytes)
+            })
+            .map_err(|e| ReadError(e.to_string()))
+    };
     HostInput {
         host,
         file: path.display().to_string(),
         modified_ms,
         content,
+        same_file_as,
     }
 }

@@ -179,6 +179,7 @@ fn collect_root(dir: &std::path::Path, opts: &CollectOptions) -> Result<Snapshot
         .flatten()
         .map(|b| String::from_utf8_lossy(&b).into_owned());
     let sysctls = sysctl::walk_net(place, &mut notes);
+    let host = super::identity::read(place, &mut notes);
     let first = counters::read_sample(place, &mut notes)?;
     let mut sockets = Vec::new();
     let sockets_source = sockets::read(place, &mut notes, &mut sockets)?;
@@ -198,6 +199,7 @@ fn collect_root(dir: &std::path::Path, opts: &CollectOptions) -> Result<Snapshot
             inode: None,
             name: format!("root:{}", dir.display()),
         },
+        host: Some(host),
         sysctls,
         counters: Counters {
             first,
@@ -442,6 +444,7 @@ fn collect_here<S: SocketSink + Send>(
     let taken_at_ms = crate::clock::now_ms();
     let first = counters::read_sample(Place::Live, &mut notes)?;
     let sysctls = sysctl::walk_net(Place::Live, &mut notes);
+    let host = super::identity::read(Place::Live, &mut notes);
     let mut snapshot = Snapshot {
         schema: SCHEMA_VERSION,
         taken_at_ms,
@@ -451,6 +454,7 @@ fn collect_here<S: SocketSink + Send>(
             inode: target.inode,
             name: target.name.clone(),
         },
+        host: Some(host),
         sysctls,
         counters: Counters {
             first,

@@ -13,6 +13,7 @@ pub mod counters;
 pub mod facts;
 pub mod files;
 pub mod held;
+pub mod identity;
 pub mod kallsyms;
 pub mod kernel;
 pub mod netns;

@@ -18,10 +18,14 @@ pub struct Snapshot {
     pub schema: u32,
     /// When collection started, milliseconds since the Unix epoch.
     pub taken_at_ms: u64,
-    /// Where the facts came from: `live`, `root:DIR` or `file:PATH`.
+    /// Where the facts came from: `live` or `root:DIR` (a saved snapshot keeps what it
+    /// was saved with; the audit of it says `file:PATH (SOURCE)`).
     pub source: String,
     pub kernel: Kernel,
     pub netns: NetnsInfo,
+    /// Which host: hostname and machine id (absent in snapshots written before it was read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<super::identity::HostIdentity>,
     /// Every readable key under /proc/sys/net, `net.ipv4.tcp_fin_timeout` -> raw text (trimmed).
     /// Global keys read outside the net tree that rules need (none today) would go here too.
     pub sysctls: BTreeMap<String, String>,

@@ -244,6 +244,7 @@ mod tests {
                 inode: None,
                 name: "host".to_string(),
             },
+            host: None,
             sysctls: BTreeMap::new(),
             counters: Counters::default(),
             sockets_source: SocketsSource::None,

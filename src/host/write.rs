@@ -89,6 +89,7 @@ impl<'w> Writer<'w> {
             source: snapshot.source.clone(),
             kernel: snapshot.kernel.clone(),
             netns: snapshot.netns.clone(),
+            host: snapshot.host.clone(),
             sysctls: snapshot.sysctls.clone(),
             counters: snapshot.counters.clone(),
             sockets: Vec::new(),
@@ -187,6 +188,7 @@ mod tests {
                 inode: Some(4026531840),
                 name: "host".to_string(),
             },
+            host: None,
             sysctls: [("net.ipv4.tcp_fin_timeout".to_string(), "60".to_string())].into(),
             counters: Counters {
                 first: Some(CounterSample {

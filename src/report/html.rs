@@ -668,6 +668,7 @@ mod tests {
             schema: super::super::AUDIT_SCHEMA,
             tool: "rstaudit test".into(),
             taken_at_ms: None,
+            host: None,
             fail_on: "medium".into(),
             summary: super::super::Summary {
                 findings: findings.len() as u64,

@@ -32,7 +32,8 @@ pub mod verify;
 /// The version of the audit JSON. Bump on incompatible changes.
 /// 2: findings carry `exposure` and `exposure_reason`; `fail_on` is `EXPOSURE:SEVERITY`.
 /// 3: findings may carry `accepted`; the report has `waivers` (`audit --accept`).
-pub const AUDIT_SCHEMA: u32 = 3;
+/// 4: the report has `host` (hostname, machine id); `cause` is a cause's name.
+pub const AUDIT_SCHEMA: u32 = 4;
 
 /// Everything an audit found, for every namespace audited.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +48,10 @@ pub struct AuditReport {
     /// it to tell stale audits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub taken_at_ms: Option<u64>,
+    /// Which host the facts are of: hostname and machine id, as far as they were read
+    /// (`report` counts each host once by them). Absent when no snapshot knew it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<crate::host::identity::HostIdentity>,
     /// The --fail-on threshold, `EXPOSURE:SEVERITY` (`exposed:medium` by default), or
     /// `never` when disabled.
     pub fail_on: String,
@@ -66,7 +71,7 @@ pub struct NamespaceReport {
     /// The kernel release, and its real version when the release hides it
     /// (`6.1.0-57-cloud-amd64 (6.1.192)`).
     pub kernel: String,
-    /// Where the facts came from: `live`, `root:DIR`, `file:PATH`.
+    /// Where the facts came from: `live`, `root:DIR`, `file:PATH (SOURCE)`.
     pub source: String,
     /// `since_boot` (one counter sample) or `window` (two samples).
     pub counters: String,
@@ -113,6 +118,10 @@ impl AuditReport {
             .map(|(snap, _)| snap.taken_at_ms)
             .filter(|&ms| ms > 0)
             .min();
+        let host = audits
+            .iter()
+            .find_map(|(snap, _)| snap.host.clone())
+            .filter(|h| !h.is_empty());
         let namespaces: Vec<NamespaceReport> = audits
             .into_iter()
             .map(|(snap, out)| {
@@ -157,6 +166,7 @@ impl AuditReport {
             schema: AUDIT_SCHEMA,
             tool: format!("rstaudit {}", env!("CARGO_PKG_VERSION")),
             taken_at_ms,
+            host,
             fail_on: fail_on.map_or_else(|| "never".to_string(), |t| t.as_text()),
             namespaces,
             waivers: Vec::new(),

@@ -602,3 +602,114 @@ fn a_fleet_report_written_among_the_audits_is_named_as_such() {
         "a fleet report (rstaudit report --format json), not a host's audit"
     );
 }
+
+/// Regression (issue 27): `report` hung on a FIFO and read /dev/zero up to its size limit.
+/// Only regular files are read; anything else is a failed row at once.
+#[test]
+fn report_reads_regular_files_only_and_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    host(dir.path(), "web", all_latent);
+    let fifo = dir.path().join("pipe.json");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo failed");
+    let started = std::time::Instant::now();
+    let mut child = common::rstaudit()
+        .args(["report", "--format", "json"])
+        .arg(dir.path())
+        .arg("/dev/zero")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let limit = Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("report still runs after {limit:?}: it waits on the FIFO or reads /dev/zero");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(hosts(&r), ["web"]);
+    let failed = r["failed"].as_array().unwrap();
+    let reason = |host: &str| {
+        failed
+            .iter()
+            .find(|f| f["host"] == host)
+            .unwrap_or_else(|| panic!("{host} not failed: {r:#}"))["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        reason("pipe").contains("not a regular file (a FIFO)"),
+        "{r:#}"
+    );
+    assert!(
+        reason("zero").contains("not a regular file (a device)"),
+        "{r:#}"
+    );
+}
+
+/// Regression (issue 27): one file given twice, or directly and through its directory,
+/// counted as two hosts.
+#[test]
+fn one_file_given_twice_counts_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = host(dir.path(), "web", |_| {});
+    let out = report(&["--format", "json"], &[dir.path(), &web, &web]);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["summary"]["audited"], 1, "{r:#}");
+    assert_eq!(r["summary"]["duplicates"], 2, "{r:#}");
+    assert_eq!(hosts(&r), ["web"]);
+    for d in r["duplicates"].as_array().unwrap() {
+        assert_eq!(d["reason"], "same file", "{d}");
+        assert_eq!(d["same_as"], web.to_str().unwrap(), "{d}");
+    }
+    let out = report(&[], &[dir.path(), &web]);
+    let t = common::text(&out);
+    assert!(t.contains("1 counted once with another"), "{t}");
+    assert!(t.contains("Counted once (1)"), "{t}");
+}
+
+/// Two audits of one host (same machine id and hostname) count once: the newest wins and
+/// the other is listed as a duplicate. A host cloned from the same image (same machine id,
+/// another hostname) is another host.
+#[test]
+fn two_audits_of_one_host_count_once_and_the_newest_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = |name: &'static str, minutes_ago: u64| {
+        move |v: &mut Value| {
+            v["host"] = json!({"hostname": name, "machine_id": "0123456789abcdef0123456789abcdef"});
+            v["taken_at_ms"] = json!(now_ms() - minutes_ago * 60_000);
+        }
+    };
+    let old = host(dir.path(), "web-1-monday", id("web-1", 90));
+    let new = host(dir.path(), "web-1", id("web-1", 5));
+    host(dir.path(), "web-1-clone", id("web-2", 5));
+    let r = json_report(dir.path(), &[]);
+    assert_eq!(r["summary"]["audited"], 2, "{r:#}");
+    assert!(
+        hosts(&r).contains(&"web-1") && hosts(&r).contains(&"web-1-clone"),
+        "{r:#}"
+    );
+    let d = &r["duplicates"].as_array().unwrap()[0];
+    assert_eq!(d["file"], old.to_str().unwrap(), "{r:#}");
+    assert_eq!(d["same_as"], new.to_str().unwrap(), "{r:#}");
+    assert_eq!(d["reason"], "same host", "{r:#}");
+    let row = host_row(&r, "web-1");
+    assert_eq!(row["machine_id"], "0123456789abcdef0123456789abcdef");
+    assert_eq!(row["hostname"], "web-1");
+    // Prometheus counts them too.
+    let out = report(&["--format", "prometheus"], &[dir.path()]);
+    let t = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        t.contains("rstaudit_fleet_hosts{state=\"duplicate\"} 1"),
+        "{t}"
+    );
+}

@@ -698,6 +698,7 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
             inode: h.4,
             name: h.5,
         },
+        host: None,
         sysctls: b.0,
         counters: Counters {
             first: b.1,

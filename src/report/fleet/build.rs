@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::read::{self, AuditFileError, HostAudit, HostInput};
-use super::{Cell, FailedHost, FixCount, FleetFix, FleetReport, FleetSummary, HostRow, RuleRow};
+use super::{
+    Cell, Duplicate, FailedHost, FixCount, FleetFix, FleetReport, FleetSummary, HostRow, RuleRow,
+};
 use crate::report::{Counts, SEVERITIES};
 use crate::rules::{Severity, Threshold};
 
@@ -26,6 +28,27 @@ pub struct Parsed {
     pub file: String,
     pub modified_ms: Option<u64>,
     pub audit: Result<HostAudit, AuditFileError>,
+    /// The same file as this earlier one: counted once.
+    pub same_file_as: Option<String>,
+}
+
+impl Parsed {
+    /// Which host the audit is of, when its audit names a machine id: (machine id,
+    /// hostname). Two audits with the same key are of one host.
+    fn identity(&self) -> Option<(String, Option<String>)> {
+        let host = self.audit.as_ref().ok()?.host.as_ref()?;
+        Some((host.machine_id.clone()?, host.hostname.clone()))
+    }
+
+    /// When the audit's facts were collected, or the file was written.
+    fn when(&self) -> u64 {
+        self.audit
+            .as_ref()
+            .ok()
+            .and_then(|a| a.taken_at_ms)
+            .or(self.modified_ms)
+            .unwrap_or(0)
+    }
 }
 
 /// Parse one file as the command layer read it (no I/O).
@@ -39,6 +62,7 @@ pub fn parse_input(input: HostInput) -> Parsed {
         file: input.file,
         modified_ms: input.modified_ms,
         audit,
+        same_file_as: input.same_file_as,
     }
 }
 
@@ -65,8 +89,49 @@ pub fn build(files: Vec<Parsed>, opts: &FleetOptions) -> FleetReport {
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut findings_total = 0u64;
     let mut accepted_total = 0u64;
+    let mut duplicates: Vec<Duplicate> = Vec::new();
+    // One host, several audits: the newest counts (the first given of equally new ones).
+    let mut newest: HashMap<(String, Option<String>), usize> = HashMap::new();
+    for (i, p) in files.iter().enumerate() {
+        if p.same_file_as.is_some() {
+            continue;
+        }
+        if let Some(key) = p.identity() {
+            match newest.get(&key) {
+                Some(&j) if files[j].when() >= p.when() => {}
+                _ => {
+                    newest.insert(key, i);
+                }
+            }
+        }
+    }
+    let counted: HashMap<(String, Option<String>), String> = newest
+        .into_iter()
+        .map(|(k, i)| (k, files[i].file.clone()))
+        .collect();
 
     for p in files {
+        if let Some(first) = &p.same_file_as {
+            duplicates.push(Duplicate {
+                host: p.host,
+                file: p.file,
+                same_as: first.clone(),
+                reason: "same file".into(),
+            });
+            continue;
+        }
+        let identity = p.identity();
+        if let Some(key) = &identity
+            && counted[key] != p.file
+        {
+            duplicates.push(Duplicate {
+                host: p.host,
+                file: p.file,
+                same_as: counted[key].clone(),
+                reason: "same host".into(),
+            });
+            continue;
+        }
         // Two files of the same name (in different directories) stay two hosts.
         let seen = names.entry(p.host.clone()).or_insert(0);
         *seen += 1;
@@ -177,9 +242,15 @@ pub fn build(files: Vec<Parsed>, opts: &FleetOptions) -> FleetReport {
             e.1.extend(rs);
         }
         let worst = cells.values().max_by_key(|c| c.rank()).cloned();
+        let (hostname, machine_id) = match audit.host {
+            Some(h) => (h.hostname, h.machine_id),
+            None => (None, None),
+        };
         hosts.push(HostRow {
             host,
             file: p.file,
+            hostname,
+            machine_id,
             taken_at_ms,
             time_source: time_source.to_string(),
             age_seconds,
@@ -240,9 +311,10 @@ pub fn build(files: Vec<Parsed>, opts: &FleetOptions) -> FleetReport {
 
     let audited = hosts.len() as u64;
     let summary = FleetSummary {
-        files: audited + failed.len() as u64,
+        files: audited + failed.len() as u64 + duplicates.len() as u64,
         audited,
         failed: failed.len() as u64,
+        duplicates: duplicates.len() as u64,
         stale: hosts.iter().filter(|h| h.stale).count() as u64,
         hosts_with_findings: hosts.iter().filter(|h| h.findings > 0).count() as u64,
         hosts_failing: hosts.iter().filter(|h| h.failing).count() as u64,
@@ -266,6 +338,7 @@ pub fn build(files: Vec<Parsed>, opts: &FleetOptions) -> FleetReport {
         fixes: fix_rows,
         hosts,
         failed,
+        duplicates,
     }
 }
 

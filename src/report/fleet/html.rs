@@ -182,6 +182,23 @@ pub fn html(r: &FleetReport) -> String {
         }
         o.push_str("</table>\n");
     }
+    if !r.duplicates.is_empty() {
+        o.push_str(
+            "<h2 id=\"duplicates\">Counted once: the same file, or an older audit of the same host</h2>\n\
+             <table class=\"duplicates\"><tr><th>host</th><th>file</th><th>same as</th><th>why</th></tr>\n",
+        );
+        for d in &r.duplicates {
+            let _ = writeln!(
+                o,
+                "<tr data-host=\"{h}\"><td>{h}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&d.file),
+                esc(&d.same_as),
+                esc(&d.reason),
+                h = esc(&d.host),
+            );
+        }
+        o.push_str("</table>\n");
+    }
     if r.summary.waiver_problems > 0 {
         o.push_str(
             "<h2 id=\"waivers\">Waivers that expired or match nothing</h2>\n<table class=\"waivers\">\

@@ -50,6 +50,10 @@ pub struct FleetReport {
     pub hosts: Vec<HostRow>,
     /// Files that could not be used, in the order given.
     pub failed: Vec<FailedHost>,
+    /// Files counted once with another: the same file given twice (or directly and through
+    /// its directory), or an older audit of a host another file has a newer audit of.
+    #[serde(default)]
+    pub duplicates: Vec<Duplicate>,
 }
 
 /// Totals over the fleet.
@@ -62,6 +66,9 @@ pub struct FleetSummary {
     pub audited: u64,
     /// Files that could not be used.
     pub failed: u64,
+    /// Files counted once with another (`duplicates`).
+    #[serde(default)]
+    pub duplicates: u64,
     /// Audited hosts whose audit is older than `max_age_seconds`, or has no time.
     pub stale: u64,
     /// Audited hosts with at least one finding.
@@ -136,6 +143,11 @@ pub struct HostRow {
     pub host: String,
     /// The file it was read from.
     pub file: String,
+    /// The host's hostname and machine id, as its audit says (audit schema 4 and later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_id: Option<String>,
     /// The audit's `taken_at_ms`, or the file's modification time (see `time_source`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub taken_at_ms: Option<u64>,
@@ -201,6 +213,18 @@ impl Cell {
     pub fn short(&self) -> String {
         format!("{}/{}", self.exposure.as_str(), self.severity.as_str())
     }
+}
+
+/// A file counted once with another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Duplicate {
+    pub host: String,
+    pub file: String,
+    /// The file that counts instead.
+    pub same_as: String,
+    /// `same file`, or `same host` (an older audit of the host `same_as` holds).
+    pub reason: String,
 }
 
 /// A file that could not be used.

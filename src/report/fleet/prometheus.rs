@@ -18,7 +18,7 @@ pub fn prometheus(r: &FleetReport) -> Vec<u8> {
     head(
         &mut out,
         "rstaudit_fleet_hosts",
-        "Hosts of the last fleet report by state: audited, failed (no usable audit), stale (older than the maximum age), with_findings, failing (a finding at or above --fail-on).",
+        "Hosts of the last fleet report by state: audited, failed (no usable audit), stale (older than the maximum age), with_findings, failing (a finding at or above --fail-on), duplicate (files counted once with another: the same file, or an older audit of the same host).",
     );
     for (state, n) in [
         ("audited", s.audited),
@@ -26,6 +26,7 @@ pub fn prometheus(r: &FleetReport) -> Vec<u8> {
         ("stale", s.stale),
         ("with_findings", s.hosts_with_findings),
         ("failing", s.hosts_failing),
+        ("duplicate", s.duplicates),
     ] {
         let _ = writeln!(out, "rstaudit_fleet_hosts{{state=\"{state}\"}} {n}");
     }

@@ -16,6 +16,9 @@ pub struct HostInput {
     pub modified_ms: Option<u64>,
     /// The bytes, or why they could not be read.
     pub content: Result<Vec<u8>, ReadError>,
+    /// The same file as this earlier one (given twice, or directly and through its
+    /// directory): counted once, not read again.
+    pub same_file_as: Option<String>,
 }
 
 /// Why a file could not be read (from the command layer, which did the I/O).
@@ -54,10 +57,22 @@ pub struct HostAudit {
     pub tool: String,
     #[serde(default)]
     pub taken_at_ms: Option<u64>,
+    /// The host's identity (schema 4 and later).
+    #[serde(default)]
+    pub host: Option<AuditHost>,
     pub namespaces: Vec<AuditNamespace>,
     /// The waivers of `audit --accept` (docs/accept.md), with their state.
     #[serde(default)]
     pub waivers: Vec<AuditWaiver>,
+}
+
+/// Which host an audit is of.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct AuditHost {
+    #[serde(default)]
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub machine_id: Option<String>,
 }
 
 /// A waiver as the audit reports it.
@@ -133,6 +148,15 @@ struct SchemaOnly {
     audit_error: Option<String>,
     #[serde(default)]
     generated_at_ms: Option<u64>,
+    /// An error as `--format json` writes it (`{"error": {"message": ...}}`).
+    #[serde(default)]
+    error: Option<ErrorRecord>,
+}
+
+#[derive(Deserialize)]
+struct ErrorRecord {
+    #[serde(default)]
+    message: String,
 }
 
 fn readable(schema: u64) -> bool {
@@ -152,6 +176,10 @@ pub fn parse(bytes: &[u8]) -> Result<HostAudit, AuditFileError> {
                     audit_error: Some(text),
                     ..
                 }) => AuditFileError::AuditError(text.trim().to_string()),
+                Ok(SchemaOnly {
+                    error: Some(ErrorRecord { message }),
+                    ..
+                }) => AuditFileError::AuditError(message.trim().to_string()),
                 Ok(SchemaOnly {
                     generated_at_ms: Some(_),
                     ..
@@ -205,6 +233,11 @@ mod tests {
         assert_eq!(
             parse(b"{\"audit_error\": \"rstaudit: error: no namespace x\\n\"}").unwrap_err(),
             AuditFileError::AuditError("rstaudit: error: no namespace x".into())
+        );
+        assert_eq!(
+            parse(br#"{"error": {"message": "reading snapshot x: gone", "code": "not-found", "exit_code": 2}}"#)
+                .unwrap_err(),
+            AuditFileError::AuditError("reading snapshot x: gone".into())
         );
         assert_eq!(
             parse(b"{\"schema\": 1, \"generated_at_ms\": 5, \"hosts\": []}").unwrap_err(),

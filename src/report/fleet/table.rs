@@ -165,13 +165,18 @@ pub fn table(r: &FleetReport, term: Term) -> Vec<u8> {
     let mut head = String::new();
     let _ = writeln!(
         head,
-        "rstaudit fleet report, {}: {} file(s), {} host(s) audited, {} failed, {} stale (older than {})",
+        "rstaudit fleet report, {}: {} file(s), {} host(s) audited, {} failed, {} stale (older than {}){}",
         utc(r.generated_at_ms),
         s.files,
         s.audited,
         s.failed,
         s.stale,
-        age(Some(r.max_age_seconds as i64))
+        age(Some(r.max_age_seconds as i64)),
+        if s.duplicates > 0 {
+            format!(", {} counted once with another", s.duplicates)
+        } else {
+            String::new()
+        }
     );
     let _ = writeln!(
         head,
@@ -284,6 +289,27 @@ pub fn table(r: &FleetReport, term: Term) -> Vec<u8> {
         let mut rows = vec![["host", "file", "reason"].map(String::from).to_vec()];
         for f in &r.failed {
             rows.push(vec![f.host.clone(), f.file.clone(), f.reason.clone()]);
+        }
+        columns(&mut out, &rows, max);
+    }
+    if !r.duplicates.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nCounted once ({}): the same file, or an older audit of the same host",
+            r.duplicates.len()
+        );
+        let mut rows = vec![
+            ["host", "file", "same as", "why"]
+                .map(String::from)
+                .to_vec(),
+        ];
+        for d in &r.duplicates {
+            rows.push(vec![
+                d.host.clone(),
+                d.file.clone(),
+                d.same_as.clone(),
+                d.reason.clone(),
+            ]);
         }
         columns(&mut out, &rows, max);
     }

@@ -62,7 +62,7 @@ fn accepted_findings_stay_in_every_output_and_do_not_fail() {
     let out = audit(d, &["--accept", &accept, "--format", "json"]);
     common::exits(&out, 0);
     let report = json(&out);
-    assert_eq!(report["schema"], 3);
+    assert_eq!(report["schema"], 4);
     let f = finding(&report, "abort-on-overflow");
     assert_eq!(
         f["accepted"]["reason"], "the LB retries; tracked in OPS-42",

@@ -133,9 +133,11 @@ fn o_does_not_write_through_a_link_someone_else_left_in_a_shared_directory() {
         "-o",
         link.to_str().unwrap(),
     ]);
-    let err = String::from_utf8_lossy(&out.stderr);
+    // With --format json the error is JSON on standard output (docs/audit-json.md).
+    let err: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("is a symbolic link of uid 65534"), "{err}");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(message.contains("is a symbolic link of uid 65534"), "{err}");
     assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep");
     assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
     // Our own file in the same directory is written (atomically, no temp file left).
@@ -228,4 +230,75 @@ fn snapshot_into_a_closed_pipe_ends_quietly_in_every_format() {
     let back: rstaudit::host::Snapshot =
         serde_yaml::from_str(&std::fs::read_to_string(&copy).unwrap()).unwrap();
     assert_eq!(back.sockets.len(), 5000);
+}
+
+/// Regression (issue 27): the `source` of an audit of `--snapshot FILE` said `live`. It says
+/// the file, and where the file got its facts.
+#[test]
+fn the_source_of_a_saved_snapshot_is_that_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = saved(dir.path());
+    let out = audit(&["--snapshot", snap.to_str().unwrap(), "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let source = v["namespaces"][0]["source"].as_str().unwrap();
+    assert_eq!(
+        source,
+        format!("file:{} (fixture)", snap.display()),
+        "{v:#}"
+    );
+    let out = audit(&["--snapshot", snap.to_str().unwrap()]);
+    let t = String::from_utf8_lossy(&out.stdout);
+    assert!(t.contains(&format!("file:{}", snap.display())), "{t}");
+}
+
+/// The audit JSON names the host (schema 4): hostname and machine id, read from the live
+/// host or from a copied tree; a tree without them says so in a note.
+#[test]
+fn the_audit_names_its_host() {
+    let dir = tempfile::tempdir().unwrap();
+    common::copied_proc_tree(dir.path(), &["netstat", "snmp"], "6.12.0");
+    common::write_file(dir.path(), "proc/sys/kernel/hostname", "db-7\n");
+    let run = |dir: &std::path::Path| -> serde_json::Value {
+        let out = audit(&[
+            "--root",
+            dir.to_str().unwrap(),
+            "--format",
+            "json",
+            "--fail-on",
+            "never",
+        ]);
+        common::exits(&out, 0);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let v = run(dir.path());
+    assert_eq!(v["schema"], 4);
+    assert_eq!(v["host"], serde_json::json!({"hostname": "db-7"}), "{v:#}");
+    assert!(
+        v["namespaces"][0]["notes"]
+            .to_string()
+            .contains("no machine id"),
+        "{v:#}"
+    );
+    common::write_file(
+        dir.path(),
+        "etc/machine-id",
+        "0123456789ABCDEF0123456789abcdef\n",
+    );
+    let v = run(dir.path());
+    assert_eq!(
+        v["host"]["machine_id"], "0123456789abcdef0123456789abcdef",
+        "{v:#}"
+    );
+    // The live host: the kernel's hostname.
+    let out = audit(&[
+        "--format",
+        "json",
+        "--fail-on",
+        "never",
+        "--only",
+        "rfc1337-off",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(v["host"]["hostname"], hostname.trim(), "{v:#}");
 }

@@ -258,7 +258,7 @@ fn stock_snapshot_exits_0_at_the_default_threshold_and_lists_its_latent_findings
         String::from_utf8_lossy(&out.stdout)
     );
     let report = json(&out);
-    assert_eq!(report["schema"], 3);
+    assert_eq!(report["schema"], 4);
     assert_eq!(report["fail_on"], "exposed:medium");
     let findings = report["namespaces"][0]["findings"].as_array().unwrap();
     let ka = findings

@@ -35,7 +35,7 @@ fn audit_in_a_namespace_reports_exactly_the_bad_settings_and_the_process() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
-    assert_eq!(report["schema"], 3);
+    assert_eq!(report["schema"], 4);
     let ns_report = &report["namespaces"][0];
     let findings = ns_report["findings"].as_array().unwrap();
     // tcp_rfc1337=0 is the kernel default and reported as info; everything else is what we set.

@@ -78,7 +78,7 @@ fn table_snapshot_80_columns() {
 fn json_snapshot() {
     let text = String::from_utf8(report::json(&report())).unwrap();
     let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(parsed["schema"], 3);
+    assert_eq!(parsed["schema"], 4);
     insta::assert_snapshot!("audit_json", text);
 }
 

@@ -56,6 +56,7 @@ pub fn host() -> Snap {
             inode: Some(4026531840),
             name: "host".to_string(),
         },
+        host: None,
         sysctls: DEFAULTS
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

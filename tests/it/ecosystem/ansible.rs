@@ -109,7 +109,7 @@ fn ansible_role_audits_collects_applies_and_fails_on_drift() {
     let audit: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&result).expect("collected audit result"))
             .expect("the collected audit result is JSON");
-    assert_eq!(audit["schema"], 3, "{audit}");
+    assert_eq!(audit["schema"], 4, "{audit}");
     assert_eq!(audit["namespaces"][0]["netns"], ns.name.as_str(), "{audit}");
     assert!(
         audit["namespaces"][0]["findings"]
