@@ -11,20 +11,19 @@ use crate::remedy::profiles;
 pub fn run(args: ProfilesArgs) -> anyhow::Result<Exit> {
     match args.action {
         ProfilesAction::List => {
-            let mut out = String::new();
+            let mut rows = Vec::new();
             for (name, description, extends) in profiles::list()? {
                 // The part before the first colon is the profile's one-line summary.
                 let first = description.split(": ").next().unwrap_or(&description);
                 let first = first.trim_end_matches('.');
-                if extends.is_empty() {
-                    out.push_str(&format!("{name:<24} {first}\n"));
+                let summary = if extends.is_empty() {
+                    first.to_string()
                 } else {
-                    out.push_str(&format!(
-                        "{name:<24} {first} (extends {})\n",
-                        extends.join(" -> ")
-                    ));
-                }
+                    format!("{first} (extends {})", extends.join(" -> "))
+                };
+                rows.push(vec![format!("{name:<23}"), summary]);
             }
+            let out = crate::report::term::columns(&rows, super::terminal::term(false).columns());
             super::write_output(None, out.as_bytes())?;
         }
         ProfilesAction::Show { name } => {

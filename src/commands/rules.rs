@@ -1,7 +1,6 @@
 //! The `rules` command: list, explain, lint, doc.
 
 use super::Exit;
-use std::fmt::Write;
 
 use crate::cli::{RulesAction, RulesArgs};
 use crate::rules::{doc, load};
@@ -11,30 +10,29 @@ pub fn run(args: RulesArgs) -> anyhow::Result<Exit> {
     let text = match args.action {
         RulesAction::List { rules } => {
             let set = super::load_rules(rules.as_deref())?;
-            let mut out = String::new();
-            let w = set.rules.iter().map(|r| r.id.len()).max().unwrap_or(2);
-            let _ = writeln!(
-                out,
-                "{:<w$}  {:<8}  {:<8}  {:<7}  title",
-                "id", "severity", "subject", "cause"
-            );
+            let mut rows = vec![
+                ["id", "severity", "subject", "cause", "title"]
+                    .map(String::from)
+                    .to_vec(),
+            ];
             for r in &set.rules {
-                let _ = writeln!(
-                    out,
-                    "{:<w$}  {:<8}  {:<8}  {:<7}  {}",
-                    r.id,
-                    r.severity.as_str(),
-                    r.subject.as_str(),
-                    r.cause,
-                    r.title
-                );
+                rows.push(vec![
+                    r.id.clone(),
+                    r.severity.as_str().to_string(),
+                    r.subject.as_str().to_string(),
+                    r.cause.clone(),
+                    r.title.clone(),
+                ]);
             }
-            out
+            crate::report::term::columns(&rows, super::terminal::term(false).columns())
         }
         RulesAction::Explain { id, rules } => {
             let set = super::load_rules(rules.as_deref())?;
             match set.get(&id) {
-                Some(rule) => doc::explain(rule),
+                Some(rule) => crate::report::term::wrap_block(
+                    &doc::explain(rule),
+                    super::terminal::term(false).columns(),
+                ),
                 None => {
                     // Not a rule id: a symptom, as `rstaudit explain` takes it.
                     let facts = super::explain::Facts::From(crate::host::Source::Live);

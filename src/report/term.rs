@@ -5,6 +5,7 @@
 //! Nothing here asks the terminal: the command layer does, and passes the answer down.
 
 use std::borrow::Cow;
+use std::fmt::Write;
 
 use tabled::Table;
 use tabled::grid::util::string::get_line_width;
@@ -161,6 +162,75 @@ pub fn wrap_block(text: &str, max: Option<usize>) -> String {
     }
     out
 }
+
+/// Rows of cells as left-aligned columns two spaces apart (the last not padded). With a
+/// width, the last column wraps under itself; when the columns before it leave it too
+/// little room, it goes on lines of its own under its row, indented.
+pub fn columns(rows: &[Vec<String>], max: Option<usize>) -> String {
+    let mut out = String::new();
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; n];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(width(c));
+        }
+    }
+    let before: usize = widths.iter().take(n.saturating_sub(1)).map(|w| w + 2).sum();
+    if let Some(max) = max.filter(|m| before + MIN_LAST > *m && n > 2) {
+        return records(rows, max);
+    }
+    for r in rows {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            if i + 1 == r.len() {
+                match max {
+                    None => line.push_str(c),
+                    Some(max) if max >= before + MIN_LAST => {
+                        let pad = " ".repeat(before);
+                        let text = wrap(c, max - before);
+                        line.push_str(&text.replace('\n', &format!("\n{pad}")));
+                    }
+                    Some(max) => {
+                        let text = wrap_lines(c, Some(max), "    ", "    ");
+                        line = format!("{}\n{}", line.trim_end(), text.trim_end());
+                    }
+                }
+            } else {
+                let pad = widths[i].saturating_sub(width(c));
+                let _ = write!(line, "{c}{}  ", " ".repeat(pad));
+            }
+        }
+        for l in line.lines() {
+            out.push_str(l.trim_end());
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Rows too wide for `max` as records: the first two cells on a line, then `header: value`
+/// for the others, wrapped under them.
+pub fn records(rows: &[Vec<String>], max: usize) -> String {
+    let mut out = String::new();
+    let Some((head, rows)) = rows.split_first() else {
+        return out;
+    };
+    for r in rows {
+        let first = r.iter().take(2).cloned().collect::<Vec<_>>().join("  ");
+        out.push_str(&wrap_lines(&first, Some(max), "", "    "));
+        let rest: Vec<String> = head
+            .iter()
+            .zip(r)
+            .skip(2)
+            .map(|(h, c)| format!("{h}: {c}"))
+            .collect();
+        out.push_str(&wrap_lines(&rest.join(", "), Some(max), "    ", "    "));
+    }
+    out
+}
+
+/// The least room the last column gets beside the others before it moves under its row.
+const MIN_LAST: usize = 16;
 
 /// Make `table` at most `max` columns wide: the widest columns give way first, their cells
 /// wrapped at word boundaries (a word too long for its cell is split by the table).

@@ -38,81 +38,11 @@ fn first_sentence(text: &str) -> String {
     }
 }
 
-/// Rows of cells as left-aligned columns two spaces apart (the last not padded). With a
-/// width, the last column wraps under itself; when the columns before it leave it too
-/// little room, it goes on lines of its own under its row, indented.
-fn columns(out: &mut String, rows: &[Vec<String>], max: Option<usize>) {
-    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let mut width = vec![0usize; n];
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            width[i] = width[i].max(term::width(c));
-        }
-    }
-    let before: usize = width.iter().take(n.saturating_sub(1)).map(|w| w + 2).sum();
-    if let Some(max) = max.filter(|m| before + MIN_LAST > *m && n > 2) {
-        return records(out, rows, max);
-    }
-    for r in rows {
-        let mut line = String::new();
-        for (i, c) in r.iter().enumerate() {
-            if i + 1 == r.len() {
-                match max {
-                    None => line.push_str(c),
-                    Some(max) if max >= before + MIN_LAST => {
-                        let pad = " ".repeat(before);
-                        let text = term::wrap(c, max - before);
-                        line.push_str(&text.replace('\n', &format!("\n{pad}")));
-                    }
-                    Some(max) => {
-                        let text = term::wrap_lines(c, Some(max), "    ", "    ");
-                        line = format!("{}\n{}", line.trim_end(), text.trim_end());
-                    }
-                }
-            } else {
-                let pad = width[i].saturating_sub(term::width(c));
-                let _ = write!(line, "{c}{}  ", " ".repeat(pad));
-            }
-        }
-        for l in line.lines() {
-            out.push_str(l.trim_end());
-            out.push('\n');
-        }
-    }
-}
-
-/// Rows too wide for `max` as records: the first two cells on a line, then `header: value`
-/// for the others, wrapped under them.
-fn records(out: &mut String, rows: &[Vec<String>], max: usize) {
-    let Some((head, rows)) = rows.split_first() else {
-        return;
-    };
-    for r in rows {
-        let first = r.iter().take(2).cloned().collect::<Vec<_>>().join("  ");
-        out.push_str(&term::wrap_lines(&first, Some(max), "", "    "));
-        let rest: Vec<String> = head
-            .iter()
-            .zip(r)
-            .skip(2)
-            .map(|(h, c)| format!("{h}: {c}"))
-            .collect();
-        out.push_str(&term::wrap_lines(
-            &rest.join(", "),
-            Some(max),
-            "    ",
-            "    ",
-        ));
-    }
-}
-
-/// The least room the last column gets beside the others before it moves under its row.
-const MIN_LAST: usize = 16;
-
 /// The host x rule matrix: the first `fixed` columns, then the rule columns; with a width,
 /// the rule columns are split into blocks that fit, each block repeating the fixed columns.
 fn matrix(out: &mut String, rows: &[Vec<String>], fixed: usize, max: Option<usize>) {
     let Some(max) = max else {
-        return columns(out, rows, None);
+        return out.push_str(&term::columns(rows, None));
     };
     let n = rows.iter().map(Vec::len).max().unwrap_or(0);
     let width = |i: usize| {
@@ -124,7 +54,7 @@ fn matrix(out: &mut String, rows: &[Vec<String>], fixed: usize, max: Option<usiz
     let lead: usize = (0..fixed.min(n)).filter_map(width).map(|w| w + 2).sum();
     let widest_rule = (fixed..n).filter_map(width).max().unwrap_or(0);
     if lead + widest_rule > max {
-        return records(out, rows, max);
+        return out.push_str(&term::records(rows, max));
     }
     let mut start = fixed;
     let mut first = true;
@@ -148,7 +78,7 @@ fn matrix(out: &mut String, rows: &[Vec<String>], fixed: usize, max: Option<usiz
                     .collect()
             })
             .collect();
-        columns(out, &block, None);
+        out.push_str(&term::columns(&block, None));
         first = false;
         if end == start {
             break;
@@ -232,7 +162,7 @@ pub fn table(r: &FleetReport, term: Term) -> Vec<u8> {
                 fix,
             ]);
         }
-        columns(&mut out, &rows, max);
+        out.push_str(&term::columns(&rows, max));
     }
 
     if !r.fixes.is_empty() {
@@ -245,7 +175,7 @@ pub fn table(r: &FleetReport, term: Term) -> Vec<u8> {
                 f.rules.join(", "),
             ]);
         }
-        columns(&mut out, &rows, max);
+        out.push_str(&term::columns(&rows, max));
     }
 
     out.push('\n');
@@ -290,7 +220,7 @@ pub fn table(r: &FleetReport, term: Term) -> Vec<u8> {
         for f in &r.failed {
             rows.push(vec![f.host.clone(), f.file.clone(), f.reason.clone()]);
         }
-        columns(&mut out, &rows, max);
+        out.push_str(&term::columns(&rows, max));
     }
     if !r.duplicates.is_empty() {
         let _ = writeln!(
@@ -311,7 +241,7 @@ pub fn table(r: &FleetReport, term: Term) -> Vec<u8> {
                 d.reason.clone(),
             ]);
         }
-        columns(&mut out, &rows, max);
+        out.push_str(&term::columns(&rows, max));
     }
     let waivers: Vec<_> = r
         .hosts
@@ -330,7 +260,7 @@ pub fn table(r: &FleetReport, term: Term) -> Vec<u8> {
                 rows.push(vec![h.host.clone(), w.clone()]);
             }
         }
-        columns(&mut out, &rows, max);
+        out.push_str(&term::columns(&rows, max));
     }
     let stale: Vec<_> = r.hosts.iter().filter(|h| h.stale).collect();
     if !stale.is_empty() {
@@ -359,7 +289,7 @@ pub fn table(r: &FleetReport, term: Term) -> Vec<u8> {
                 },
             ]);
         }
-        columns(&mut out, &rows, max);
+        out.push_str(&term::columns(&rows, max));
     }
     out.into_bytes()
 }

@@ -374,3 +374,29 @@ fn explain_fits_the_terminal() {
         assert_fits(&text, cols as usize);
     }
 }
+
+/// The lists fit too: `rules list` wraps its titles under their column, `profiles list` its
+/// summaries, `rules explain` its lines under their indent.
+#[test]
+fn lists_and_rule_explanations_fit_the_terminal() {
+    for args in [
+        &["rules", "list"][..],
+        &["profiles", "list"],
+        &["rules", "explain", "linger-zero"],
+        &["rules", "explain", "keepalive-retry-above-idle-timeout"],
+    ] {
+        let (code, text) = on_pty(80, None, &[], args);
+        assert_eq!(code, 0, "{args:?}: {text}");
+        assert_fits(&text, 80);
+    }
+    let (_, list) = on_pty(80, None, &[], &["rules", "list"]);
+    assert!(
+        plain(&list).contains("keepalive-retry-above-idle-timeout"),
+        "{list}"
+    );
+    // Piped, `rules list` keeps one rule a line.
+    let out = rstaudit().args(["rules", "list"]).output().unwrap();
+    let t = common::exits(&out, 0);
+    let lines = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert!((31..60).contains(&lines), "{t}");
+}
