@@ -136,7 +136,8 @@ fn keepalive_exposure_that_cannot_be_told_is_latent_and_says_why() {
     let f = find(&findings, "keepalive-above-idle-timeout");
     assert_eq!(f.exposure, Exposure::Latent);
     assert!(
-        f.exposure_reason.contains("could not tell") && f.exposure_reason.contains("run as root"),
+        f.exposure_reason.contains("could not tell")
+            && f.exposure_reason.contains("the notes say why"),
         "{}",
         f.exposure_reason
     );

@@ -193,7 +193,7 @@ fn half_open_names_idle_connections_without_keepalive_and_says_what_keepalive_do
     assert_eq!(f.len(), 1, "{f:#?}");
     assert_eq!(f[0].process.as_ref().map(|p| p.pid), Some(31));
     assert_eq!(f[0].rule, "half-open");
-    assert_eq!(f[0].cause, "14");
+    assert_eq!(f[0].cause, "half-open");
     assert!(findings("half-open", idle(700_000, true)).is_empty());
     assert!(findings("half-open", idle(10_000, false)).is_empty());
     let advice = f[0].fix.advice.as_deref().unwrap_or_default();
