@@ -4,7 +4,8 @@
 //! 0 = ran, nothing at or above the threshold; 1 = findings at or above --fail-on, or
 //! drift; 2 = could not run. A closed standard output (`rstaudit audit | head`) exits 0.
 //! With `--format json` an error is a JSON object on standard output (message, code, exit
-//! code), where the report would have been.
+//! code), where the report would have been; an error after the report was written is text
+//! on standard error.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -38,7 +39,11 @@ fn main() -> ExitCode {
     let exit = match commands::dispatch(cli) {
         Ok(exit) => exit,
         Err(err) if is_broken_pipe(&err) => Exit::Clean,
-        Err(err) if json => json_error(&format!("{err:#}"), error_code(&err)),
+        // As JSON where the report would have been; after a report (apply's plan with its
+        // problems), as text beside it.
+        Err(err) if json && !commands::stdout_used() => {
+            json_error(&format!("{err:#}"), error_code(&err))
+        }
         Err(err) => {
             eprintln!("rstaudit: error: {err:#}");
             Exit::CouldNotRun

@@ -69,6 +69,15 @@ pub fn warn_rules(set: &crate::rules::RuleSet) {
     }
 }
 
+/// Whether a report went to standard output (then an error after it is text on standard
+/// error, not a JSON object after the report).
+static STDOUT_USED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether anything was written to standard output through [`write_output_with`].
+pub fn stdout_used() -> bool {
+    STDOUT_USED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Write a rendered report to FILE (atomically: temp file + rename) or to standard output.
 pub fn write_output(path: Option<&Path>, bytes: &[u8]) -> anyhow::Result<()> {
     write_output_with(path, |w| w.write_all(bytes))
@@ -83,6 +92,7 @@ pub fn write_output_with(
 ) -> anyhow::Result<()> {
     match path {
         None => {
+            STDOUT_USED.store(true, std::sync::atomic::Ordering::Relaxed);
             // Stdout, not its lock: the writer may be handed to another thread (`snapshot`).
             #[expect(
                 clippy::disallowed_methods,

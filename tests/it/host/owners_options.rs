@@ -240,7 +240,7 @@ fn without_the_kernel_iterator_the_scan_falls_back_and_says_why() {
         ),
         (
             &["setpriv", NOBODY[0], NOBODY[1], NOBODY[2]][..],
-            "needs root",
+            "needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN; run as root for them",
         ),
     ] {
         let (auto, all) = snapshot_with(&ns, prefix, "auto");
