@@ -113,9 +113,25 @@ fn the_audit_with_findings_fits_an_80_column_terminal() {
     for rule in ["abort-on-overflow", "somaxconn-low", "syncookies-off"] {
         assert!(plain(&text).contains(rule), "no finding {rule}:\n{text}");
     }
-    // Coloured on a terminal, and the colour codes take no column.
+    // Coloured on a terminal, and the colour codes take no column: every line of a table
+    // is as wide as its border, so the columns line up.
     assert!(text.contains("\x1b["), "{text}");
     assert_fits(&text, 80);
+    let clean = plain(&text);
+    let mut border = None;
+    for line in clean.lines() {
+        let w = tabled::grid::util::string::get_line_width(line);
+        if line.starts_with('┌') {
+            border = Some(w);
+        } else if line.starts_with('│') || line.starts_with('├') || line.starts_with('└') {
+            assert_eq!(
+                Some(w),
+                border,
+                "a row out of line with its table:\n{line}\n{text}"
+            );
+        }
+    }
+    assert!(border.is_some(), "no table:\n{text}");
     // A wide terminal gets the four columns, and still fits.
     let (_, wide) = on_pty(200, Some(&ns), &[], &["audit", "--fail-on", "never"]);
     assert!(plain(&wide).contains("│ rule "), "{wide}");
