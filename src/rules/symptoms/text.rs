@@ -98,12 +98,13 @@ pub fn render(e: &Explanation, max: Option<usize>) -> String {
                     .as_deref()
                     .map(|l| format!(" [lab: {l}]"))
                     .unwrap_or_default();
-                let line = format!("{:<w$}  {:<8}  {}{lab}", r.id, r.severity, r.title);
-                let rest = " ".repeat(5 + w + 2 + 8 + 2);
+                // The id and severity keep their columns; the title wraps under itself.
+                let lead = format!("     {:<w$}  {:<8}  ", r.id, r.severity);
+                let rest = " ".repeat(crate::report::term::width(&lead));
                 out.push_str(&crate::report::term::wrap_lines(
-                    &line,
+                    &format!("{}{lab}", r.title),
                     Some(width),
-                    "     ",
+                    &lead,
                     &rest,
                 ));
             }
@@ -116,9 +117,9 @@ pub fn render(e: &Explanation, max: Option<usize>) -> String {
                     ConfirmKind::Live => "live",
                     ConfirmKind::Lab => "lab",
                 };
-                out.push_str(&crate::report::term::wrap_lines(
+                out.push_str(&command_lines(
                     &x.command,
-                    Some(width),
+                    width,
                     &format!("     {kind:<5}  "),
                     "              ",
                 ));
@@ -140,4 +141,106 @@ pub fn render(e: &Explanation, max: Option<usize>) -> String {
         );
     }
     out
+}
+
+/// A command for the reader to paste, within `width` columns and still the same command:
+/// it breaks only between words, each broken line ending in ` \` (the shell joins them), and
+/// a `--only` list too long for a line goes on as more `--only` flags (the audit takes them
+/// together). Nothing is cut; a single word wider than a line stays whole.
+fn command_lines(cmd: &str, width: usize, first: &str, rest: &str) -> String {
+    use crate::report::term::width as cols;
+    let room = width.saturating_sub(cols(first).max(cols(rest)) + 2).max(1);
+    let mut words: Vec<String> = Vec::new();
+    let mut it = cmd.split(' ').filter(|w| !w.is_empty()).peekable();
+    while let Some(w) = it.next() {
+        if w == "--only"
+            && let Some(list) = it.next_if(|l| cols(l) + 7 > room)
+        {
+            let mut group = String::new();
+            for id in list.split(',') {
+                if !group.is_empty() && cols(&group) + 1 + cols(id) + 7 > room {
+                    words.push("--only".into());
+                    words.push(std::mem::take(&mut group));
+                }
+                if !group.is_empty() {
+                    group.push(',');
+                }
+                group.push_str(id);
+            }
+            words.push("--only".into());
+            words.push(group);
+            continue;
+        }
+        words.push(w.to_string());
+    }
+    let mut lines: Vec<String> = vec![String::new()];
+    for (i, w) in words.iter().enumerate() {
+        let line = lines.last_mut().expect("one line at least");
+        // A flag stays on the line of its value.
+        let next = if w.starts_with("--") {
+            words
+                .get(i + 1)
+                .filter(|v| !v.starts_with("--"))
+                .map_or(0, |v| cols(v) + 1)
+        } else {
+            0
+        };
+        if !line.is_empty() && cols(line) + 1 + cols(w) + next > room {
+            lines.push(w.clone());
+        } else {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(w);
+        }
+    }
+    let last = lines.len() - 1;
+    let mut out = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        out.push_str(if i == 0 { first } else { rest });
+        out.push_str(l);
+        if i < last {
+            out.push_str(" \\");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::command_lines;
+
+    #[test]
+    fn a_command_is_broken_only_where_the_shell_joins_it_again() {
+        let cmd = "sudo rstaudit audit --only listen-overflows,listener-clamped,somaxconn-low,syn-backlog-small,syncookies-off --set idle_timeout=60";
+        let t = command_lines(cmd, 60, "     audit  ", "              ");
+        for l in t.lines() {
+            assert!(crate::report::term::width(l) <= 60, "{l}\n{t}");
+        }
+        // Joined as the shell joins it: the same rules, every one once, nothing cut.
+        let joined = t.replace(" \\\n", " ");
+        let words: Vec<&str> = joined.split_whitespace().collect();
+        let mut rules = Vec::new();
+        for w in words.windows(2) {
+            if w[0] == "--only" {
+                rules.extend(w[1].split(','));
+            }
+        }
+        assert_eq!(
+            rules,
+            [
+                "listen-overflows",
+                "listener-clamped",
+                "somaxconn-low",
+                "syn-backlog-small",
+                "syncookies-off"
+            ]
+        );
+        assert!(joined.contains("--set idle_timeout=60"), "{t}");
+        assert!(!t.contains('…'), "{t}");
+        // A short one stays one line.
+        let t = command_lines("sudo rstaudit packet-check --duration 60", 80, "  ", "    ");
+        assert_eq!(t, "  sudo rstaudit packet-check --duration 60\n");
+    }
 }

@@ -550,6 +550,8 @@ fn the_table_names_causes_rules_commands_and_advice() {
         "Error: EPIPE (errno 32, \"Broken pipe\")",
         "1. write-after-close: Data sent to a socket the peer already closed",
         "fin-timeout-long",
+        // The rule's id, severity and title keep their columns.
+        "     fin-timeout-long  low       ",
         "sudo rstaudit audit --only fin-timeout-long",
         "sudo rstaudit packet-check --lab --rule fin-timeout-long",
         "retry automatically only",
