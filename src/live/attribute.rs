@@ -14,7 +14,7 @@ use std::sync::{Arc, LazyLock};
 
 use serde::Serialize;
 
-use crate::trace::ftrace::{NewTask, TaskRename};
+use crate::trace::ftrace::{NewTask, TaskRename, TraceEvent};
 
 use crate::host::{Linger, Snapshot, TcpState};
 
@@ -41,6 +41,57 @@ struct Index {
     comms: HashMap<u32, Arc<str>>,
 }
 
+/// One socket table as it is read, socket by socket, for [`SocketIndex::take`].
+pub struct IndexBuilder {
+    idx: Index,
+    taken_at_ms: u64,
+}
+
+impl IndexBuilder {
+    /// A table read at `taken_at_ms` (ms since the epoch).
+    pub fn new(taken_at_ms: u64) -> Self {
+        Self {
+            idx: Index::default(),
+            taken_at_ms,
+        }
+    }
+
+    /// One socket of the table.
+    pub fn add(&mut self, s: &crate::host::Socket) {
+        let info = SockInfo {
+            pid: s.owner.as_ref().map(|o| o.pid),
+            comm: s.owner.as_ref().map(|o| o.comm.clone()),
+            linger: s.options.as_ref().and_then(|o| o.linger),
+            linger2: s.options.as_ref().and_then(|o| o.linger2),
+            state: s.state,
+            idle_ms: s
+                .tcp_info
+                .as_ref()
+                .map(|t| u64::from(t.last_data_recv_ms.min(t.last_data_sent_ms))),
+            seen_at_ms: self.taken_at_ms,
+        };
+        let idx = &mut self.idx;
+        if let Some(o) = &s.owner {
+            idx.comms.insert(o.pid, o.comm.clone());
+        }
+        let local = SocketAddr::new(s.local_addr, s.local_port);
+        if s.state == TcpState::Listen {
+            idx.listeners
+                .entry(s.local_port)
+                .or_default()
+                .push((s.local_addr, info));
+        } else {
+            let remote = SocketAddr::new(s.remote_addr, s.remote_port);
+            idx.conns.insert((canon(local), canon(remote)), info);
+        }
+    }
+
+    /// Forget what was added (the table is being read again another way).
+    pub fn restart(&mut self) {
+        self.idx = Index::default();
+    }
+}
+
 /// The sockets of the latest two snapshots (a connection that closed just after a snapshot
 /// is still found).
 #[derive(Default)]
@@ -53,36 +104,27 @@ pub struct SocketIndex {
 impl SocketIndex {
     /// Take in a new snapshot.
     pub fn update(&mut self, snap: &Snapshot) {
-        let mut idx = Index::default();
+        let mut table = IndexBuilder::new(snap.taken_at_ms);
         for s in &snap.sockets {
-            let info = SockInfo {
-                pid: s.owner.as_ref().map(|o| o.pid),
-                comm: s.owner.as_ref().map(|o| o.comm.clone()),
-                linger: s.options.as_ref().and_then(|o| o.linger),
-                linger2: s.options.as_ref().and_then(|o| o.linger2),
-                state: s.state,
-                idle_ms: s
-                    .tcp_info
-                    .as_ref()
-                    .map(|t| u64::from(t.last_data_recv_ms.min(t.last_data_sent_ms))),
-                seen_at_ms: snap.taken_at_ms,
-            };
-            if let Some(o) = &s.owner {
-                idx.comms.insert(o.pid, o.comm.clone());
-            }
-            let local = SocketAddr::new(s.local_addr, s.local_port);
-            if s.state == TcpState::Listen {
-                idx.listeners
-                    .entry(s.local_port)
-                    .or_default()
-                    .push((s.local_addr, info));
-            } else {
-                let remote = SocketAddr::new(s.remote_addr, s.remote_port);
-                idx.conns.insert((canon(local), canon(remote)), info);
-            }
+            table.add(s);
         }
-        self.previous = std::mem::replace(&mut self.current, idx);
+        self.take(table);
+    }
+
+    /// Take in a table read socket by socket: it becomes the latest, the latest the one before.
+    pub fn take(&mut self, table: IndexBuilder) {
+        self.previous = std::mem::replace(&mut self.current, table.idx);
         self.snapshots += 1;
+    }
+
+    /// Sockets held (both tables).
+    pub fn len(&self) -> usize {
+        let n = |i: &Index| i.conns.len() + i.listeners.values().map(Vec::len).sum::<usize>();
+        n(&self.current) + n(&self.previous)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The connection with this local and remote end. When the latest table lists it without
@@ -154,11 +196,14 @@ pub enum OwnerSource {
 }
 
 /// The process a reset is attributed to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EventOwner {
     pub pid: u32,
     pub comm: Arc<str>,
     pub source: OwnerSource,
+    /// Its systemd unit, container and pod, from its cgroup (when it has any of them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<Arc<crate::host::workload::Workload>>,
 }
 
 /// Thread id -> (process id, name): from the task events of the trace (a task made or renamed
@@ -218,6 +263,16 @@ impl TaskResolver {
             self.remember(t.tid, t.tid);
             self.names.insert(t.tid, t.comm.as_str().into());
         }
+    }
+
+    /// Take in a task event of the trace; any other event is handed back.
+    pub fn take_in(&mut self, ev: TraceEvent) -> Option<TraceEvent> {
+        match ev {
+            TraceEvent::NewTask(t) => self.new_task(&t),
+            TraceEvent::Rename(r) => self.rename(&r),
+            other => return Some(other),
+        }
+        None
     }
 
     /// `task:task_rename`: the name of a process is its main thread's (exec renames the main

@@ -386,14 +386,42 @@ impl Correlator {
         out.push(m);
     }
 
-    /// A `tcp_send_reset` event arrived.
-    pub fn send_event(&mut self, mut ev: SendReset, now: u64, out: &mut Vec<Matched>) {
-        ev.src = ev.src.map(canon);
-        ev.dst = ev.dst.map(canon);
+    /// A `tcp_send_reset` event arrived: it completes the frame waiting for it, or waits.
+    pub fn send_event(&mut self, ev: SendReset, now: u64, out: &mut Vec<Matched>) {
+        let Some(ev) = self.offer_send(ev, out) else {
+            return;
+        };
         let (Some(src), Some(dst)) = (ev.src, ev.dst) else {
             self.stats.unmatched_events += 1;
             return;
         };
+        if src.ip().is_unspecified() || dst.ip().is_unspecified() {
+            let id = self.park_event(PendingTrace::Send(ev), Queue::SendsWild, now);
+            self.sends_wild.push(id);
+        } else {
+            let key = key_of(src, dst);
+            let id = self.park_event(PendingTrace::Send(ev), Queue::Sends(key), now);
+            self.sends_by_key.entry(key).or_default().push(id);
+        }
+    }
+
+    /// Whether frames wait for their send event here.
+    pub fn waits_for_send(&self) -> bool {
+        self.packets.live > 0
+    }
+
+    /// A `tcp_send_reset` event, offered: it completes the frame waiting for it (finished
+    /// matches go to `out`), or is handed back without waiting here (a caller routing one
+    /// trace among several namespaces keeps it). Its addresses are made canonical either way.
+    pub fn offer_send(&mut self, mut ev: SendReset, out: &mut Vec<Matched>) -> Option<SendReset> {
+        ev.src = ev.src.map(canon);
+        ev.dst = ev.dst.map(canon);
+        let (Some(src), Some(dst)) = (ev.src, ev.dst) else {
+            return Some(ev);
+        };
+        if self.packets.live == 0 {
+            return Some(ev);
+        }
         let wild = src.ip().is_unspecified() || dst.ip().is_unspecified();
         let key = key_of(src, dst);
         let matches = |p: &PendingPacket| {
@@ -415,17 +443,13 @@ impl Correlator {
             found =
                 self.pending_packet_for(&self.packets_need_send, matches, (!wild).then_some(key));
         }
-        if let Some(id) = found {
-            self.stats.send_matched += 1;
-            self.finish_with_send(id, ev, out);
-            return;
-        }
-        if wild {
-            let id = self.park_event(PendingTrace::Send(ev), Queue::SendsWild, now);
-            self.sends_wild.push(id);
-        } else {
-            let id = self.park_event(PendingTrace::Send(ev), Queue::Sends(key), now);
-            self.sends_by_key.entry(key).or_default().push(id);
+        match found {
+            Some(id) => {
+                self.stats.send_matched += 1;
+                self.finish_with_send(id, ev, out);
+                None
+            }
+            None => Some(ev),
         }
     }
 
@@ -439,14 +463,36 @@ impl Correlator {
     }
 
     /// A `tcp_receive_reset` event arrived. A frame waiting for it, whole or handed out,
-    /// is completed (the oldest, when several wait under the same addresses).
-    pub fn receive_event(&mut self, mut ev: ReceiveReset, now: u64) {
-        ev.local = ev.local.map(canon);
-        ev.remote = ev.remote.map(canon);
+    /// is completed (the oldest, when several wait under the same addresses); else it waits.
+    pub fn receive_event(&mut self, ev: ReceiveReset, now: u64) {
+        let Some(ev) = self.offer_receive(ev) else {
+            return;
+        };
         let (Some(local), Some(remote)) = (ev.local, ev.remote) else {
             self.stats.unmatched_events += 1;
             return;
         };
+        let key = key_of(remote, local);
+        let id = self.park_event(PendingTrace::Receive(ev), Queue::Receives(key), now);
+        self.receives_by_key.entry(key).or_default().push(id);
+    }
+
+    /// Whether frames wait for a receive event here (whole, or handed out with a ticket).
+    pub fn waits_for_receive(&self) -> bool {
+        self.packets.live > 0 || self.receive_waits.len() > 0
+    }
+
+    /// A `tcp_receive_reset` event, offered: it completes the frame waiting for it, or is
+    /// handed back without waiting here (see [`Correlator::offer_send`]).
+    pub fn offer_receive(&mut self, mut ev: ReceiveReset) -> Option<ReceiveReset> {
+        ev.local = ev.local.map(canon);
+        ev.remote = ev.remote.map(canon);
+        let (Some(local), Some(remote)) = (ev.local, ev.remote) else {
+            return Some(ev);
+        };
+        if !self.waits_for_receive() {
+            return Some(ev);
+        }
         // The reset travelled remote -> local.
         let key = key_of(remote, local);
         self.list_for_receive();
@@ -473,6 +519,7 @@ impl Correlator {
                 receive: Some(ev),
             });
             self.stats.receive_matched += 1;
+            None
         } else if let Some((id, _)) = whole {
             // It still waits for its send event.
             if let Some(p) = self.packets.get_mut(id) {
@@ -482,9 +529,9 @@ impl Correlator {
                 unlist(&mut self.packets_need_receive, key, id);
             }
             self.stats.receive_matched += 1;
+            None
         } else {
-            let id = self.park_event(PendingTrace::Receive(ev), Queue::Receives(key), now);
-            self.receives_by_key.entry(key).or_default().push(id);
+            Some(ev)
         }
     }
 

@@ -15,7 +15,6 @@ use crate::trace::capture::PacketDir;
 pub struct Ctx {
     pub started_at_ms: u64,
     pub facts: NamespaceFacts,
-    pub resolver: TaskResolver,
     pub receive_traced: bool,
     pub idle_timeout_s: Option<f64>,
     /// The trace marks bottom-half-disabled sections (see `TraceSession::bh_flag`).
@@ -115,7 +114,14 @@ fn find_cause(
     }
 }
 
-pub fn to_event(m: &Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetEvent {
+/// The reset event of a match, attributed with the socket table `index` and the process-wide
+/// knowledge of tasks `resolver`.
+pub fn to_event(
+    m: &Matched,
+    ctx: &Ctx,
+    resolver: &mut TaskResolver,
+    index: &SocketIndex,
+) -> ResetEvent {
     let p = &m.packet;
     let seg = p.seg;
     let sent = p.dir == PacketDir::Sent;
@@ -144,9 +150,7 @@ pub fn to_event(m: &Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetEvent {
         () => {
             task_cache
                 .get_or_insert_with(|| {
-                    send.and_then(|s| {
-                        task_process(&mut ctx.resolver, s.task.tid, &s.task.comm, known)
-                    })
+                    send.and_then(|s| task_process(resolver, s.task.tid, &s.task.comm, known))
                 })
                 .clone()
         };
@@ -167,6 +171,7 @@ pub fn to_event(m: &Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetEvent {
                 pid,
                 comm,
                 source: OwnerSource::Task,
+                workload: None,
             });
         }
     }
@@ -176,6 +181,7 @@ pub fn to_event(m: &Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetEvent {
                 pid: i.pid?,
                 comm: i.comm.clone().unwrap_or_else(|| "?".into()),
                 source,
+                workload: None,
             })
         })
     };
@@ -209,6 +215,7 @@ pub fn to_event(m: &Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetEvent {
             pid,
             comm,
             source: OwnerSource::SoftirqTask,
+            workload: None,
         });
     }
     // On loopback both ends are here: the process the reset was sent to, when it is not the
@@ -224,6 +231,7 @@ pub fn to_event(m: &Matched, ctx: &mut Ctx, index: &SocketIndex) -> ResetEvent {
                     pid,
                     comm,
                     source: OwnerSource::SoftirqTask,
+                    workload: None,
                 })
             })
             .filter(|peer| owner.as_ref().is_none_or(|o| o.pid != peer.pid))

@@ -24,6 +24,7 @@ pub mod derive;
 pub mod event;
 pub mod events;
 pub mod events_file;
+pub mod evidence;
 mod slab;
 mod snapshots;
 mod source;
@@ -37,10 +38,11 @@ mod window;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use self::attribute::{Cause, TaskResolver};
+use self::attribute::Cause;
 pub use self::derive::{CauseMode, CauseSource};
 use self::events::Ctx;
 pub use self::snapshots::Refresh;
+pub use self::source::{TraceStart, Tracing, start_tracing};
 use self::stream::Stream;
 use self::summary::{PacketReport, Tally, TracingSummary};
 use self::window::{Header, Window};
@@ -148,7 +150,12 @@ pub fn run(
         cause_source: opts.cause_source,
         ..TracingSummary::default()
     };
-    let mut trace = source::start_tracing(opts, &mut notes, &mut tracing)?;
+    let start = TraceStart {
+        tracefs: opts.tracefs.clone(),
+        reader: opts.trace_reader,
+        cause_source: opts.cause_source,
+    };
+    let mut trace = source::start_tracing(&start, &mut notes, &mut tracing)?;
     let (send_traced, receive_traced) = trace.traced();
     tracing.reasons = trace.reasons();
     let capture = source::open_capture(ns.as_ref(), opts)?;
@@ -162,7 +169,6 @@ pub fn run(
     let ctx = Ctx {
         started_at_ms,
         facts,
-        resolver: TaskResolver::default(),
         receive_traced,
         idle_timeout_s: Some(idle_timeout_s),
         bh_flag_known: trace.session.as_ref().is_some_and(|s| s.bh_flag),

@@ -23,8 +23,20 @@ use crate::host::netns::{self, NetnsRef};
 use crate::trace::capture::{Capture, CaptureOptions};
 use crate::trace::ftrace::{self, TraceOptions, TraceReader, TraceSession, Tracefs};
 
-/// The trace session of the window and what the verdicts say when it has no reasons.
-pub(super) struct Tracing {
+/// How the kernel's trace is started.
+#[derive(Debug, Clone, Default)]
+pub struct TraceStart {
+    /// A tracefs root to use instead of finding or mounting one.
+    pub tracefs: Option<std::path::PathBuf>,
+    /// Binary records or text.
+    pub reader: TraceReader,
+    /// Where sent resets' causes come from.
+    pub cause_source: CauseMode,
+}
+
+/// The trace session (one for every namespace watched: the tracepoints are global) and what
+/// the verdicts say when it has no reasons. Dropping it removes the instance and the probes.
+pub struct Tracing {
     pub session: Option<TraceSession>,
     pub rx: Option<ftrace::TraceReceiver>,
     pub reason_note: String,
@@ -61,8 +73,8 @@ fn kernel_names_every_reason(support: &ftrace::ResetSupport) -> bool {
 /// Find tracefs, remove what dead runs left, and start the session: with the reset sites
 /// probed where the kernel does not name every reason (or `--cause-source derived` asks), else
 /// (or where they cannot be probed, said once) with `tcp:tcp_send_reset`.
-pub(super) fn start_tracing(
-    opts: &LiveOptions,
+pub fn start_tracing(
+    opts: &TraceStart,
     notes: &mut Vec<String>,
     tracing: &mut TracingSummary,
 ) -> anyhow::Result<Tracing> {
@@ -105,7 +117,7 @@ pub(super) fn start_tracing(
         CauseMode::Auto => !kernel_names_every_reason(&support),
     };
     let mut trace_opts = TraceOptions {
-        reader: opts.trace_reader,
+        reader: opts.reader,
         tasks: true,
         sites: want_sites,
         ..TraceOptions::default()
@@ -148,7 +160,7 @@ pub(super) fn start_tracing(
             })
         }
         // Asked for by name: not silently replaced by the text.
-        Err(e) if opts.trace_reader == TraceReader::Binary => Err(anyhow::Error::new(e)
+        Err(e) if opts.reader == TraceReader::Binary => Err(anyhow::Error::new(e)
             .context("--trace-reader binary: the kernel trace cannot be read as binary records")),
         Err(e) => {
             notes.push(format!("no kernel reset reasons: {e}"));

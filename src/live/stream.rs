@@ -6,7 +6,7 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::attribute::SocketIndex;
+use super::attribute::{SocketIndex, TaskResolver};
 use super::correlate::{CapturedReset, Correlator, MatchStats, Matched, ReceiveOutcome, Ticket};
 use super::event::ResetEvent;
 use super::events::{Ctx, to_event};
@@ -63,6 +63,14 @@ pub struct TraceCounts {
     pub foreign: u64,
 }
 
+/// What events are attributed with: the namespace's socket table, the audit's findings (for
+/// the events that list the rules they support) and the process-wide knowledge of tasks.
+pub struct Attribution<'a> {
+    pub index: &'a SocketIndex,
+    pub findings: &'a [Finding],
+    pub resolver: &'a mut TaskResolver,
+}
+
 /// One namespace's pipeline.
 pub struct Stream {
     correlator: Correlator,
@@ -93,7 +101,8 @@ impl Stream {
     }
 
     /// An event of the kernel's trace (of any namespace: only a captured frame makes it this
-    /// one's).
+    /// one's). Task events are the process-wide resolver's ([`TaskResolver::take_in`]): given
+    /// here, they are left alone.
     pub fn trace_event(&mut self, ev: TraceEvent, now_ms: u64) {
         let addresses = &self.ctx.facts.addresses;
         let ours = |a: std::net::SocketAddr, wildcard: bool| {
@@ -101,10 +110,8 @@ impl Stream {
             (wildcard && a.ip().is_unspecified()) || addresses.contains(&a.ip())
         };
         match ev {
-            TraceEvent::NewTask(t) => self.ctx.resolver.new_task(&t),
-            TraceEvent::Rename(r) => self.ctx.resolver.rename(&r),
             // Joined to its site's event by the reader; one left over has none.
-            TraceEvent::Stack(_) => {}
+            TraceEvent::NewTask(_) | TraceEvent::Rename(_) | TraceEvent::Stack(_) => {}
             TraceEvent::SendReset(s) => {
                 self.trace.events += 1;
                 if !s.src.is_none_or(|a| ours(a, true)) {
@@ -127,22 +134,17 @@ impl Stream {
         self.ctx.facts.update(later);
     }
 
-    /// Hand what is finished by `now_ms` to `sink`, attributed with the socket table `index`.
-    pub fn deliver(
-        &mut self,
-        now_ms: u64,
-        index: &SocketIndex,
-        findings: &[Finding],
-        sink: &mut dyn Sink,
-    ) {
+    /// Hand what is finished by `now_ms` to `sink`, attributed with the socket table `index`
+    /// and the tasks `resolver` knows.
+    pub fn deliver(&mut self, now_ms: u64, with: Attribution<'_>, sink: &mut dyn Sink) {
         self.correlator.expire(now_ms, &mut self.matched);
-        self.hand_out(index, findings, sink);
+        self.hand_out(with, sink);
     }
 
     /// The window is over: everything still waiting is handed out.
-    pub fn finish(&mut self, index: &SocketIndex, findings: &[Finding], sink: &mut dyn Sink) {
+    pub fn finish(&mut self, with: Attribution<'_>, sink: &mut dyn Sink) {
         self.correlator.flush(&mut self.matched);
-        self.hand_out(index, findings, sink);
+        self.hand_out(with, sink);
         debug_assert!(self.held.is_empty(), "every held event has its outcome");
     }
 
@@ -156,10 +158,15 @@ impl Stream {
         self.correlator.stats
     }
 
-    fn hand_out(&mut self, index: &SocketIndex, findings: &[Finding], sink: &mut dyn Sink) {
+    fn hand_out(&mut self, with: Attribution<'_>, sink: &mut dyn Sink) {
+        let Attribution {
+            index,
+            findings,
+            resolver,
+        } = with;
         self.correlator.receive_outcomes(&mut self.outcomes);
         for m in self.matched.drain(..) {
-            let e = to_event(&m, &mut self.ctx, index);
+            let e = to_event(&m, &self.ctx, resolver, index);
             match m.receive_pending {
                 Some(ticket) if sink.wants_outcome(self.held.len()) => {
                     self.held.insert(ticket, e);
@@ -189,7 +196,6 @@ mod tests {
     use std::net::SocketAddr;
 
     use super::*;
-    use crate::live::attribute::TaskResolver;
     use crate::live::correlate::CapturedReset;
     use crate::live::derive::CauseMode;
     use crate::trace::capture::PacketDir;
@@ -239,20 +245,25 @@ mod tests {
         let ctx = Ctx {
             started_at_ms: 0,
             facts: Default::default(),
-            resolver: TaskResolver::default(),
             receive_traced: true,
             idle_timeout_s: None,
             bh_flag_known: true,
             cause_mode: CauseMode::Auto,
         };
         let index = SocketIndex::default();
+        let mut resolver = TaskResolver::default();
         let mut tally = Tally::new(0, 10.0, 2);
         let mut st = Stream::new(ctx, 300, true, true);
-        let deliver =
+        let mut deliver =
             |st: &mut Stream, m: Option<Matched>, o: Option<ReceiveOutcome>, tally: &mut Tally| {
                 st.matched.extend(m);
                 st.outcomes.extend(o);
-                st.hand_out(&index, &[], &mut WindowSink { tally, file: None });
+                let with = Attribution {
+                    index: &index,
+                    findings: &[],
+                    resolver: &mut resolver,
+                };
+                st.hand_out(with, &mut WindowSink { tally, file: None });
             };
         // Held for its outcome (it may be listed); then one that waits for nothing takes the
         // other place in the list; the third waits too but can no longer be listed.

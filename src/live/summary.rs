@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::attribute::Cause;
 pub use super::event::ResetEvent;
-use super::support::{SupportKey, supports_key};
+pub use super::evidence::Evidence;
 pub use super::support::{scoped_process, supported_rules, supports};
 pub use super::verdicts::{FindingVerdict, Verdict, verdicts};
 use crate::host::CounterSample;
@@ -207,10 +207,9 @@ pub struct Tally {
     pub resets: u64,
     pub sent: u64,
     pub received: u64,
-    /// Sent resets whose cause could not be told.
-    pub untold: u64,
     causes: BTreeMap<Cause, CauseAcc>,
-    support: HashMap<SupportKey, u64>,
+    /// What the verdicts are judged on.
+    pub evidence: Evidence,
     seconds: Vec<Second>,
     /// Index of the window's last second: later stamps (a clock step) count there.
     last_second: usize,
@@ -220,8 +219,6 @@ pub struct Tally {
     pub omitted: u64,
     first_sample: Option<CounterSample>,
     last_sample: Option<CounterSample>,
-    /// Names of the owners seen (pid -> comm), at most `2 * TRACKED`.
-    comms: HashMap<u32, Arc<str>>,
 }
 
 impl Tally {
@@ -233,16 +230,14 @@ impl Tally {
             resets: 0,
             sent: 0,
             received: 0,
-            untold: 0,
             causes: BTreeMap::new(),
-            support: HashMap::default(),
+            evidence: Evidence::default(),
             seconds: Vec::new(),
             events: Vec::new(),
             max_events,
             omitted: 0,
             first_sample: None,
             last_sample: None,
-            comms: HashMap::default(),
         }
     }
 
@@ -309,22 +304,8 @@ impl Tally {
         }
         if let Some(o) = &e.owner {
             acc.procs.add((o.pid, o.comm.clone()));
-            let room = self.comms.len() < 2 * TRACKED;
-            match self.comms.get_mut(&o.pid) {
-                Some(c) if *c != o.comm => *c = o.comm.clone(),
-                Some(_) => {}
-                None if room => {
-                    self.comms.insert(o.pid, o.comm.clone());
-                }
-                None => {}
-            }
         }
-        if e.direction == PacketDir::Sent
-            && e.cause_source == super::derive::CauseSource::CannotTell
-        {
-            self.untold += 1;
-        }
-        *self.support.entry(SupportKey::of(e)).or_default() += 1;
+        self.evidence.add(e);
         let i = e.t.max(0.0) as usize;
         let sec = self.second(i);
         sec.resets += 1;
@@ -354,69 +335,6 @@ impl Tally {
     /// Resets so far by cause.
     pub fn by_cause(&self) -> BTreeMap<Cause, u64> {
         self.causes.iter().map(|(c, a)| (*c, a.count)).collect()
-    }
-
-    /// Resets that support finding `f`.
-    pub fn supporting(&self, f: &Finding) -> u64 {
-        self.support
-            .iter()
-            .filter(|(k, _)| supports_key(f, k))
-            .map(|(_, n)| n)
-            .sum()
-    }
-
-    /// Of the resets that support `f`, those whose reason was derived.
-    pub fn supporting_derived(&self, f: &Finding) -> u64 {
-        self.support
-            .iter()
-            .filter(|(k, _)| k.derived && supports_key(f, k))
-            .map(|(_, n)| n)
-            .sum()
-    }
-
-    /// The processes whose resets support finding `f` (most first), and how many supporting
-    /// resets have no known process.
-    pub fn supporting_processes(&self, f: &Finding) -> (Vec<ProcessCount>, u64) {
-        let mut by_pid: HashMap<u32, u64> = HashMap::default();
-        let mut unknown = 0;
-        for (k, n) in &self.support {
-            if !supports_key(f, k) {
-                continue;
-            }
-            match k.owner {
-                Some(p) => *by_pid.entry(p).or_default() += n,
-                None => unknown += n,
-            }
-        }
-        let mut list: Vec<ProcessCount> = by_pid
-            .into_iter()
-            .map(|(pid, count)| ProcessCount {
-                pid,
-                comm: self
-                    .comms
-                    .get(&pid)
-                    .map_or_else(|| "?".into(), |c| c.to_string()),
-                count,
-            })
-            .collect();
-        list.sort_by(|a, b| b.count.cmp(&a.count).then(a.pid.cmp(&b.pid)));
-        (list, unknown)
-    }
-
-    /// Resets with kernel reason `reason` (whatever their mechanism), and how many of them
-    /// support `f`.
-    pub(super) fn with_reason(&self, f: &Finding, reason: &str) -> (u64, u64) {
-        let mut all = 0;
-        let mut supporting = 0;
-        for (k, n) in &self.support {
-            if k.reason == Some(reason) {
-                all += n;
-                if supports_key(f, k) {
-                    supporting += n;
-                }
-            }
-        }
-        (all, supporting)
     }
 
     /// Totals by cause, most frequent first.
@@ -549,6 +467,7 @@ pub(super) mod tests {
                 pid,
                 comm: "app".into(),
                 source: super::super::attribute::OwnerSource::Task,
+                workload: None,
             }),
             cause,
             cause_source: super::super::derive::CauseSource::KernelReason,

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::summary::{CounterWindow, ProcessCount, TOP, Tally};
+use super::evidence::Evidence;
+use super::summary::{CounterWindow, ProcessCount, TOP};
 use super::support::{
     is_forwarding_cause, is_middlebox_cause, no_socket_mechanism, scoped_process,
 };
@@ -112,7 +113,7 @@ fn rows(findings: &[Finding]) -> Vec<(Finding, Vec<FindingProcess>)> {
 /// Verdicts for each finding.
 pub fn verdicts(
     findings: &[Finding],
-    tally: &Tally,
+    tally: &Evidence,
     counters: &CounterWindow,
     reason_note: &str,
 ) -> Vec<FindingVerdict> {
@@ -125,7 +126,7 @@ pub fn verdicts(
 /// What the window shows for one finding, as every kind of verdict reads it.
 struct Seen<'a> {
     f: &'a Finding,
-    tally: &'a Tally,
+    tally: &'a Evidence,
     counters: &'a CounterWindow,
     /// Resets that support the finding.
     resets: u64,
@@ -319,7 +320,7 @@ impl Seen<'_> {
 fn verdict(
     f: &Finding,
     suspected: Vec<FindingProcess>,
-    tally: &Tally,
+    tally: &Evidence,
     counters: &CounterWindow,
     reason_note: &str,
 ) -> FindingVerdict {
@@ -424,7 +425,7 @@ mod tests {
         // Kept or not, every event counts.
         for max_events in [10, 1, 0] {
             let t = tally(&events, max_events);
-            let v = verdicts(&fs, &t, &CounterWindow::default(), "");
+            let v = verdicts(&fs, &t.evidence, &CounterWindow::default(), "");
             assert_eq!(v[0].verdict, Verdict::Confirmed);
             assert_eq!(v[0].resets, 1, "only pid 10's resets");
             assert_eq!(v[1].verdict, Verdict::NotSeen);
@@ -446,7 +447,12 @@ mod tests {
         let mut untold = event(Cause::SentUnknown, None, Some(12), 0.2);
         untold.cause_source = CauseSource::CannotTell;
         let t = tally(&[untold], 10);
-        let v = verdicts(&fs, &t, &CounterWindow::default(), "no reason field here");
+        let v = verdicts(
+            &fs,
+            &t.evidence,
+            &CounterWindow::default(),
+            "no reason field here",
+        );
         assert_eq!(v[1].verdict, Verdict::CannotCheck, "{:?}", v[1]);
         assert!(
             v[1].detail
@@ -465,11 +471,12 @@ mod tests {
             pid: 10,
             comm: "app".into(),
             source: OwnerSource::PeerSocket,
+            workload: None,
         });
         // Of no known process: confirms no process's finding.
         let nobody = event(Cause::LingerZero, Some("TCP_STATE"), None, 0.6);
         let t = tally(&[to_10, nobody.clone()], 10);
-        let v = verdicts(&f, &t, &CounterWindow::default(), "");
+        let v = verdicts(&f, &t.evidence, &CounterWindow::default(), "");
         assert_eq!(
             (v[0].verdict, v[0].resets),
             (Verdict::Confirmed, 1),
@@ -477,7 +484,7 @@ mod tests {
             v[0]
         );
         let t = tally(&[nobody], 10);
-        let v = verdicts(&f, &t, &CounterWindow::default(), "");
+        let v = verdicts(&f, &t.evidence, &CounterWindow::default(), "");
         assert_eq!(v[0].verdict, Verdict::NotSeen, "{:?}", v[0]);
         assert!(
             v[0].detail.contains("1 of unknown process"),
@@ -510,7 +517,12 @@ mod tests {
         let mut e = event(Cause::UnreadClose, Some("TCP_ABORT_ON_CLOSE"), Some(7), 0.5);
         e.owner.as_mut().unwrap().comm = "memcached".into();
         let mut t = tally(&[e], 10);
-        let v = verdicts(&fs, &t, &moved(&[("TcpExt.TCPAbortOnClose", 1)]), "");
+        let v = verdicts(
+            &fs,
+            &t.evidence,
+            &moved(&[("TcpExt.TCPAbortOnClose", 1)]),
+            "",
+        );
         assert_eq!(v.len(), 1, "{v:#?}");
         assert_eq!(v[0].verdict, Verdict::Confirmed, "{:?}", v[0]);
         assert_eq!(v[0].process, None);
@@ -537,7 +549,7 @@ mod tests {
         let counters = moved(&[("TcpExt.TCPAbortOnClose", 1)]);
         // The counter moved, and no such reset was captured at all.
         let t = tally(&[], 10);
-        let v = verdicts(&f, &t, &counters, "");
+        let v = verdicts(&f, &t.evidence, &counters, "");
         assert_eq!(v[0].verdict, Verdict::CannotCheck, "{:?}", v[0]);
         assert!(
             v[0].detail.contains("TCPAbortOnClose +1"),
@@ -548,7 +560,7 @@ mod tests {
         let mut untold = event(Cause::SentUnknown, None, Some(7), 0.5);
         untold.cause_source = CauseSource::CannotTell;
         let t = tally(&[untold], 10);
-        let v = verdicts(&f, &t, &counters, "");
+        let v = verdicts(&f, &t.evidence, &counters, "");
         assert_eq!(v[0].verdict, Verdict::CannotCheck, "{:?}", v[0]);
         assert!(v[0].detail.contains("could not be told"), "{}", v[0].detail);
         assert!(
@@ -560,7 +572,7 @@ mod tests {
         let mut e = event(Cause::UnreadClose, Some("TCP_ABORT_ON_CLOSE"), Some(7), 0.5);
         e.owner.as_mut().unwrap().comm = "memcached".into();
         let t = tally(&[e], 10);
-        let v = verdicts(&f, &t, &counters, "");
+        let v = verdicts(&f, &t.evidence, &counters, "");
         assert_eq!(v[0].verdict, Verdict::NotSeen, "{:?}", v[0]);
         assert!(
             v[0].detail.contains("came from memcached (pid 7) 1"),
@@ -580,7 +592,7 @@ mod tests {
         let mut e = event(Cause::MiddleboxIdle, None, Some(30), 0.5);
         e.direction = PacketDir::Received;
         let t = tally(&[e.clone(), e.clone(), e], 10);
-        let v = verdicts(&fs, &t, &CounterWindow::default(), "");
+        let v = verdicts(&fs, &t.evidence, &CounterWindow::default(), "");
         assert_eq!((v[0].verdict, v[0].resets), (Verdict::Confirmed, 3));
         assert_eq!(v[1].verdict, Verdict::NotSeen, "{:?}", v[1]);
         assert!(v[1].detail.contains("(pid 31)"), "{}", v[1].detail);
@@ -593,7 +605,7 @@ mod tests {
         e.cause_source = CauseSource::Derived;
         e.derived_reason = Some("TCP_ABORT_ON_CLOSE");
         let t = tally(&[e], 10);
-        let v = verdicts(&fs, &t, &CounterWindow::default(), "");
+        let v = verdicts(&fs, &t.evidence, &CounterWindow::default(), "");
         assert_eq!(v[0].verdict, Verdict::Confirmed);
         assert!(
             v[0].detail
@@ -630,7 +642,7 @@ mod tests {
         let mut idle = event(Cause::MiddleboxIdle, None, None, 0.7);
         idle.direction = PacketDir::Received;
         let t = tally(&[scan.clone(), idle], 10);
-        let v = verdicts(&fs, &t, &CounterWindow::default(), "");
+        let v = verdicts(&fs, &t.evidence, &CounterWindow::default(), "");
         for f in &v {
             assert_eq!(f.verdict, Verdict::CannotCheck, "{f:?}");
             assert!(f.detail.starts_with("cannot tell"), "{f:?}");
@@ -642,13 +654,13 @@ mod tests {
         late.connection_seen = true;
         let t = tally(&[late], 10);
         let moved = moved(&[("TcpExt.TCPAbortOnTimeout", 1)]);
-        let v = verdicts(&fs, &t, &moved, "");
+        let v = verdicts(&fs, &t.evidence, &moved, "");
         assert_eq!(v[0].verdict, Verdict::Confirmed, "{:?}", v[0]);
         assert_eq!(v[1].verdict, Verdict::CannotCheck, "{:?}", v[1]);
         assert!(v[1].detail.contains("TCPTimeWaitOverflow did not move"));
         // Without resets of its kind: not seen.
         let t = tally(&[], 10);
-        let v = verdicts(&fs, &t, &moved, "");
+        let v = verdicts(&fs, &t.evidence, &moved, "");
         assert_eq!(v[0].verdict, Verdict::NotSeen);
         assert_eq!(v[3].verdict, Verdict::NotSeen);
     }
@@ -683,7 +695,7 @@ mod tests {
             "3",
         )];
         let t = tally(&events, 10);
-        let v = verdicts(&fs, &t, &CounterWindow::default(), "");
+        let v = verdicts(&fs, &t.evidence, &CounterWindow::default(), "");
         assert_eq!(v[0].verdict, Verdict::Confirmed);
         assert_eq!(v[0].resets, 4);
         let named: Vec<(u32, u64)> = v[0].processes.iter().map(|p| (p.pid, p.count)).collect();

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use super::attribute::TaskResolver;
 use super::events_file::EventStream;
 use super::source::{Background, Tracing};
-use super::stream::{Stream, WindowSink};
+use super::stream::{Attribution, Stream, WindowSink};
 use super::summary::{self, PacketReport, Tally, TracingSummary};
 use super::{GRACE_MS, LiveOptions, Observer, Progress};
 use crate::host::CounterSample;
@@ -23,6 +24,8 @@ pub(super) struct Window<'a> {
     pub capture: Capture,
     pub trace: Option<TraceReceiver>,
     pub stream: Stream,
+    /// What the trace's task events told, for the owners of resets.
+    pub resolver: TaskResolver,
     pub tally: Tally,
     pub background: Background,
     pub file: Option<EventStream>,
@@ -65,6 +68,7 @@ impl<'a> Window<'a> {
             capture,
             trace,
             stream,
+            resolver: TaskResolver::default(),
             tally,
             background,
             file,
@@ -160,7 +164,9 @@ impl<'a> Window<'a> {
         }
         if let Some(rx) = self.trace.as_mut() {
             for ev in rx.try_iter() {
-                self.stream.trace_event(ev, now_ms);
+                if let Some(ev) = self.resolver.take_in(ev) {
+                    self.stream.trace_event(ev, now_ms);
+                }
             }
         }
         if self.stream.ready() {
@@ -171,8 +177,11 @@ impl<'a> Window<'a> {
                 .unwrap_or_else(|p| p.into_inner());
             self.stream.deliver(
                 now_ms,
-                &sh.index,
-                &sh.findings,
+                Attribution {
+                    index: &sh.index,
+                    findings: &sh.findings,
+                    resolver: &mut self.resolver,
+                },
                 &mut WindowSink {
                     tally: &mut self.tally,
                     file: self.file.as_mut(),
@@ -208,8 +217,11 @@ impl<'a> Window<'a> {
         let mut notes = std::mem::take(&mut self.notes);
         let shared = self.background.stop(&mut notes);
         self.stream.finish(
-            &shared.index,
-            &shared.findings,
+            Attribution {
+                index: &shared.index,
+                findings: &shared.findings,
+                resolver: &mut self.resolver,
+            },
             &mut WindowSink {
                 tally: &mut self.tally,
                 file: self.file.as_mut(),
@@ -301,7 +313,7 @@ impl<'a> Window<'a> {
             ));
         }
         let findings = shared.findings;
-        let verdicts = summary::verdicts(&findings, tally, &counters, &trace.reason_note);
+        let verdicts = summary::verdicts(&findings, &tally.evidence, &counters, &trace.reason_note);
         Ok(PacketReport {
             schema: summary::SCHEMA_VERSION,
             mode: "live",

@@ -386,6 +386,27 @@ impl Capture {
         crate::host::netns::run_in(ns, move || Self::open(&opts))?
     }
 
+    /// Open a capture inside the network namespace of `file` (already open: a namespace watched
+    /// for long is kept by its descriptor, not looked up again by a path that may name another
+    /// by then); `name` is for messages.
+    pub fn open_in_file(
+        file: &std::fs::File,
+        name: &str,
+        opts: &CaptureOptions,
+    ) -> anyhow::Result<Self> {
+        let opts = opts.clone();
+        Ok(crate::host::netns::run_in_file(file, name, move || {
+            Self::open(&opts)
+        })??)
+    }
+
+    /// Whether frames are ready to be handed over now (no system call: the ring's next block
+    /// belongs to user space). A caller polling several captures polls their descriptors
+    /// itself and calls [`Capture::poll`] only on those that are ready.
+    pub fn ready(&self) -> bool {
+        self.block_status(self.next_block).load(Ordering::Acquire) & libc::TP_STATUS_USER != 0
+    }
+
     fn block_status(&self, block: usize) -> &AtomicU32 {
         // SAFETY: every block starts with a tpacket_block_desc; block_status is the first u32 of
         // its header, at offset 8, 4-byte aligned, inside the mapping. The kernel writes it
