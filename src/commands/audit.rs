@@ -5,6 +5,7 @@ use super::Exit;
 use anyhow::Context;
 
 use crate::cli::{AuditArgs, AuditFormat, FailOn, RuleSelectArgs};
+use crate::host::workload::{WorkloadConfig, Workloads};
 use crate::report::{self, AuditReport};
 use crate::rules::{self, Selection, Threshold};
 
@@ -46,6 +47,14 @@ pub fn run(mut args: AuditArgs) -> anyhow::Result<Exit> {
         })
         .unzip();
     let mut audits: Vec<_> = snapshots.iter().zip(outcomes).collect();
+    if args.source.snapshot.is_none() && args.source.root.is_none() {
+        // The live host: its processes' units, containers and pods, beside them.
+        let mut workloads = Workloads::new(WorkloadConfig::default());
+        let findings = audits.iter_mut().flat_map(|(_, out)| &mut out.findings);
+        for p in findings.filter_map(|f| f.process.as_mut()) {
+            p.workload = workloads.labels(p.pid).map(|w| (*w).clone());
+        }
+    }
     let waivers = accept.map(|file| {
         let findings = audits.iter_mut().flat_map(|(_, out)| &mut out.findings);
         rules::accept::apply(&file, findings, today())

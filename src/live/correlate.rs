@@ -99,9 +99,9 @@ struct PendingEvent {
 
 /// An address pair (source, destination of the reset) as a hash. Whatever is found under a key
 /// is compared in full before it is taken: two pairs may share a key.
-type Key = u64;
+pub(super) type Key = u64;
 
-fn key_of(src: SocketAddr, dst: SocketAddr) -> Key {
+pub(super) fn key_of(src: SocketAddr, dst: SocketAddr) -> Key {
     use std::hash::Hasher;
     // An address and port in 64 bits (IPv6 folded): equal addresses, equal bits.
     fn bits(a: SocketAddr) -> u64 {
@@ -176,7 +176,7 @@ pub fn canon(a: SocketAddr) -> SocketAddr {
     }
 }
 
-fn addr_matches(trace: SocketAddr, packet: SocketAddr) -> bool {
+pub(super) fn addr_matches(trace: SocketAddr, packet: SocketAddr) -> bool {
     if trace == packet {
         return true;
     }

@@ -110,6 +110,7 @@ impl Evidence {
                     .get(&pid)
                     .map_or_else(|| "?".into(), |c| c.to_string()),
                 count,
+                workload: None,
             })
             .collect();
         list.sort_by(|a, b| b.count.cmp(&a.count).then(a.pid.cmp(&b.pid)));

@@ -25,6 +25,7 @@ pub mod event;
 pub mod events;
 pub mod events_file;
 pub mod evidence;
+pub mod router;
 mod slab;
 mod snapshots;
 mod source;

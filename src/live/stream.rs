@@ -14,6 +14,7 @@ use super::events_file::EventStream;
 use super::summary::Tally;
 use super::support::supported_rules;
 use crate::host::facts::NamespaceFacts;
+use crate::host::workload::Workloads;
 use crate::rules::Finding;
 use crate::trace::ftrace::TraceEvent;
 
@@ -29,14 +30,24 @@ pub trait Sink {
 }
 
 /// The sink of a `packet-check` window: the tally (everything the report says) and the events
-/// file.
+/// file, with the owners labelled by their unit, container and pod.
 pub struct WindowSink<'a> {
     pub tally: &'a mut Tally,
     pub file: Option<&'a mut EventStream>,
+    pub workloads: &'a mut Workloads,
+}
+
+/// Label the owner and the peer of `e` with their workloads (kept per process, so this reads
+/// /proc only for a process not seen in the last second).
+pub fn label(e: &mut ResetEvent, workloads: &mut Workloads) {
+    for o in [e.owner.as_mut(), e.peer.as_mut()].into_iter().flatten() {
+        o.workload = workloads.labels(o.pid);
+    }
 }
 
 impl Sink for WindowSink<'_> {
     fn event(&mut self, mut e: ResetEvent, findings: &[Finding]) {
+        label(&mut e, self.workloads);
         if let Some(file) = self.file.as_deref_mut() {
             // The findings known so far (the report lists those of the end).
             e.rules = supported_rules(findings, &e);
@@ -49,7 +60,8 @@ impl Sink for WindowSink<'_> {
         self.file.is_some() || self.tally.keeps_more(held)
     }
 
-    fn unlisted(&mut self, e: ResetEvent) {
+    fn unlisted(&mut self, mut e: ResetEvent) {
+        label(&mut e, self.workloads);
         self.tally.add_unlisted(e);
     }
 }
@@ -127,6 +139,35 @@ impl Stream {
                 self.correlator.receive_event(r, now_ms);
             }
         }
+    }
+
+    /// A reset event of the trace, offered by a caller that routes one trace among several
+    /// namespaces (see [`super::router::Router`]): taken when it completes a frame waiting here,
+    /// else handed back (it does not wait here). Other events are handed back too.
+    pub fn offer(&mut self, ev: TraceEvent) -> Option<TraceEvent> {
+        let back = match ev {
+            TraceEvent::SendReset(s) => self
+                .correlator
+                .offer_send(s, &mut self.matched)
+                .map(TraceEvent::SendReset),
+            TraceEvent::ReceiveReset(r) => self
+                .correlator
+                .offer_receive(r)
+                .map(TraceEvent::ReceiveReset),
+            other => return Some(other),
+        };
+        if back.is_none() {
+            self.trace.events += 1;
+        }
+        back
+    }
+
+    /// Whether frames wait here for their send event, and for a receive event.
+    pub fn waiting(&self) -> (bool, bool) {
+        (
+            self.correlator.waits_for_send(),
+            self.correlator.waits_for_receive(),
+        )
     }
 
     /// A later reading of the namespace's links, addresses and sysctl.
@@ -263,7 +304,13 @@ mod tests {
                     findings: &[],
                     resolver: &mut resolver,
                 };
-                st.hand_out(with, &mut WindowSink { tally, file: None });
+                let mut workloads = Workloads::new(Default::default());
+                let mut sink = WindowSink {
+                    tally,
+                    file: None,
+                    workloads: &mut workloads,
+                };
+                st.hand_out(with, &mut sink);
             };
         // Held for its outcome (it may be listed); then one that waits for nothing takes the
         // other place in the list; the third waits too but can no longer be listed.

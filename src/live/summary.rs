@@ -58,6 +58,9 @@ pub struct ProcessCount {
     pub pid: u32,
     pub comm: String,
     pub count: u64,
+    /// Its systemd unit, container and pod (when it has any of them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<Arc<crate::host::workload::Workload>>,
 }
 
 /// One second of the window.
@@ -365,6 +368,7 @@ impl Tally {
                         pid,
                         comm: comm.to_string(),
                         count,
+                        workload: None,
                     })
                     .collect(),
                 top_peer_processes: acc
@@ -375,6 +379,7 @@ impl Tally {
                         pid,
                         comm: comm.to_string(),
                         count,
+                        workload: None,
                     })
                     .collect(),
                 approximate: acc.peers.pruned || acc.procs.pruned || acc.peer_procs.pruned,

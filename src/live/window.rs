@@ -14,6 +14,7 @@ use super::summary::{self, PacketReport, Tally, TracingSummary};
 use super::{GRACE_MS, LiveOptions, Observer, Progress};
 use crate::host::CounterSample;
 use crate::host::counters::SampleError;
+use crate::host::workload::{WorkloadConfig, Workloads};
 use crate::trace::capture::{Capture, parse_rst};
 use crate::trace::ftrace::TraceReceiver;
 use crate::trace::pcap::PcapSink;
@@ -26,6 +27,8 @@ pub(super) struct Window<'a> {
     pub stream: Stream,
     /// What the trace's task events told, for the owners of resets.
     pub resolver: TaskResolver,
+    /// The owners' units, containers and pods.
+    pub workloads: Workloads,
     pub tally: Tally,
     pub background: Background,
     pub file: Option<EventStream>,
@@ -69,6 +72,7 @@ impl<'a> Window<'a> {
             trace,
             stream,
             resolver: TaskResolver::default(),
+            workloads: Workloads::new(WorkloadConfig::default()),
             tally,
             background,
             file,
@@ -185,6 +189,7 @@ impl<'a> Window<'a> {
                 &mut WindowSink {
                     tally: &mut self.tally,
                     file: self.file.as_mut(),
+                    workloads: &mut self.workloads,
                 },
             );
         }
@@ -225,6 +230,7 @@ impl<'a> Window<'a> {
             &mut WindowSink {
                 tally: &mut self.tally,
                 file: self.file.as_mut(),
+                workloads: &mut self.workloads,
             },
         );
         if let Some(note) = self.file.take().and_then(EventStream::finish) {
@@ -313,7 +319,18 @@ impl<'a> Window<'a> {
             ));
         }
         let findings = shared.findings;
-        let verdicts = summary::verdicts(&findings, &tally.evidence, &counters, &trace.reason_note);
+        let mut verdicts =
+            summary::verdicts(&findings, &tally.evidence, &counters, &trace.reason_note);
+        let mut causes = tally.causes();
+        // The labels read when their resets were seen (a process may have exited since).
+        let workloads = &self.workloads;
+        let lists = causes
+            .iter_mut()
+            .flat_map(|c| [&mut c.top_processes, &mut c.top_peer_processes])
+            .chain(verdicts.iter_mut().map(|v| &mut v.processes));
+        for p in lists.flatten() {
+            p.workload = workloads.cached(p.pid).filter(|w| w.is_labelled());
+        }
         Ok(PacketReport {
             schema: summary::SCHEMA_VERSION,
             mode: "live",
@@ -329,7 +346,7 @@ impl<'a> Window<'a> {
             capture,
             pcap: self.opts.pcap.as_ref().map(|p| p.display().to_string()),
             tracing,
-            causes: tally.causes(),
+            causes,
             findings: verdicts,
             counters,
             timeline: tally.timeline(header.watched),

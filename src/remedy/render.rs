@@ -530,6 +530,7 @@ mod tests {
                 Some(FindingProcess {
                     pid: 812,
                     comm: "nginx".into(),
+                    workload: None,
                 }),
             ),
         ]

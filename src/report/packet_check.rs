@@ -42,7 +42,13 @@ fn procs_text(c: &crate::live::summary::CauseSummary) -> String {
     let list = |procs: &[crate::live::summary::ProcessCount]| {
         procs
             .iter()
-            .map(|p| format!("{} pid {} ({})", p.comm, p.pid, p.count))
+            .map(|p| {
+                let place = p.workload.as_ref().and_then(|w| w.placement());
+                match place {
+                    Some(at) => format!("{} pid {} in {at} ({})", p.comm, p.pid, p.count),
+                    None => format!("{} pid {} ({})", p.comm, p.pid, p.count),
+                }
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -376,11 +382,13 @@ mod tests {
                     pid: 812,
                     comm: "haproxy".into(),
                     count: 2,
+                    workload: None,
                 }],
                 top_peer_processes: vec![ProcessCount {
                     pid: 4242,
                     comm: "curl".into(),
                     count: 2,
+                    workload: None,
                 }],
                 approximate: false,
             },
@@ -393,6 +401,7 @@ mod tests {
                 process: Some(FindingProcess {
                     pid: 812,
                     comm: "haproxy".into(),
+                    workload: None,
                 }),
                 suspected: Vec::new(),
                 verdict: Verdict::Confirmed,
@@ -403,6 +412,7 @@ mod tests {
                     pid: 812,
                     comm: "haproxy".into(),
                     count: 2,
+                    workload: None,
                 }],
             },
             FindingVerdict {

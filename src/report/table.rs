@@ -68,6 +68,11 @@ fn finding_text(f: &Finding) -> String {
         None => String::new(),
     };
     let _ = write!(out, "{}\n{}", f.title, f.message);
+    if let Some(p) = &f.process
+        && let Some(at) = p.workload.as_ref().and_then(|w| w.placement())
+    {
+        let _ = write!(out, "\n{} (pid {}) runs in {at}", p.comm, p.pid);
+    }
     if !f.exposure_reason.is_empty() {
         let _ = write!(out, "\n{}: {}", f.exposure.as_str(), f.exposure_reason);
     }

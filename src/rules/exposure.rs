@@ -506,6 +506,7 @@ impl Tally {
                         s.owner.as_ref().map(|o| FindingProcess {
                             pid: o.pid,
                             comm: o.comm.to_string(),
+                            workload: None,
                         }),
                         0,
                         describe_socket(s),

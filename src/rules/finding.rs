@@ -188,6 +188,10 @@ pub struct Finding {
 pub struct FindingProcess {
     pub pid: u32,
     pub comm: String,
+    /// Its systemd unit, container and pod, from its cgroup (the audit of a live host, when
+    /// the process has any of them; docs/watch.md, "Containers and services").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<crate::host::workload::Workload>,
 }
 
 /// What would confirm a finding, and what was seen already.

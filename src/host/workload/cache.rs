@@ -68,6 +68,8 @@ pub enum WorkloadError {
 struct Entry {
     start_time: u64,
     workload: Arc<Workload>,
+    /// When the process was last seen to be the same one (its start time read).
+    checked_at: Instant,
 }
 
 struct Name {
@@ -111,9 +113,10 @@ impl Workloads {
             }
             Err(StartTime::Bad(e)) => return Err(e),
         };
-        if let Some(entry) = self.by_pid.get(&pid)
+        if let Some(entry) = self.by_pid.get_mut(&pid)
             && entry.start_time == start_time
         {
+            entry.checked_at = Instant::now();
             let workload = entry.workload.clone();
             return Ok(self.renamed(pid, workload));
         }
@@ -134,9 +137,31 @@ impl Workloads {
             Entry {
                 start_time,
                 workload: workload.clone(),
+                checked_at: Instant::now(),
             },
         );
         Ok(workload)
+    }
+
+    /// The labels of `pid` as [`Workloads::lookup`] gives them, but without reading anything
+    /// when the process was read or checked within `fresh` (a caller asking once per reset
+    /// pays a lookup in memory, not a read of /proc/PID/stat, while a pid is not reused that
+    /// fast).
+    pub fn recent(&mut self, pid: u32, fresh: Duration) -> Result<Arc<Workload>, WorkloadError> {
+        if let Some(entry) = self.by_pid.get(&pid)
+            && entry.checked_at.elapsed() < fresh
+        {
+            return Ok(entry.workload.clone());
+        }
+        self.lookup(pid)
+    }
+
+    /// The labels of `pid` when it has any (a unit, a container or a pod): what a report shows
+    /// beside a process. A process that cannot be read has none.
+    pub fn labels(&mut self, pid: u32) -> Option<Arc<Workload>> {
+        self.recent(pid, Duration::from_secs(1))
+            .ok()
+            .filter(|w| w.is_labelled())
     }
 
     /// The kept labels of `pid`, without reading anything.

@@ -12,7 +12,7 @@ pub mod cgroup;
 pub mod classify;
 pub mod names;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use cache::{WorkloadConfig, WorkloadError, Workloads};
 pub use cgroup::{CgroupLine, ProcCgroup};
@@ -20,7 +20,7 @@ pub use classify::classify;
 pub use names::{ApiError, RuntimeApi};
 
 /// The container runtime that made a container, as its cgroup path tells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Runtime {
     Docker,
@@ -47,13 +47,14 @@ impl Runtime {
 }
 
 /// A container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Container {
     pub runtime: Runtime,
     /// The full id (64 hexadecimal digits).
     pub id: String,
     /// The name the runtime's API gave, when it was asked and answered.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
@@ -78,7 +79,7 @@ impl Container {
 }
 
 /// A pod's Kubernetes quality-of-service class, as kubelet files its cgroup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Qos {
     Guaranteed,
@@ -87,7 +88,8 @@ pub enum Qos {
 }
 
 /// A Kubernetes pod.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Pod {
     /// The pod's UID (`metadata.uid`), with dashes.
     pub uid: String,
@@ -95,31 +97,51 @@ pub struct Pod {
 }
 
 /// What a process's cgroup says about it.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Workload {
     /// The innermost systemd service or scope that is not a container's own
     /// (`nginx.service`, `session-3.scope`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
     /// The innermost slice (`system.slice`, `user-1000.slice`, `machine.slice`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slice: Option<String>,
     /// The login user, from `user-UID.slice` or `user@UID.service`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<u32>,
     /// `unit` is a unit of a user's service manager (below `user@UID.service`).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub user_unit: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<Container>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<Pod>,
     /// The cgroup path the labels come from.
     pub cgroup: String,
     /// The path began with `/..`: the process lies outside the cgroup namespace of the
     /// reader, and the path is relative to the reader's own cgroup.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub outside_namespace: bool,
+}
+
+impl Workload {
+    /// Whether it names a unit, a container or a pod (what labels show).
+    pub fn is_labelled(&self) -> bool {
+        self.unit.is_some() || self.container.is_some() || self.pod.is_some()
+    }
+
+    /// Where the process runs, in words for a report: `container web`, `pod UID`,
+    /// `nginx.service`; `None` when it has no labels.
+    pub fn placement(&self) -> Option<String> {
+        match (&self.container, &self.pod, &self.unit) {
+            (Some(c), Some(p), _) => Some(format!("container {} of pod {}", c.label(), p.uid)),
+            (Some(c), None, _) => Some(format!("container {}", c.label())),
+            (None, Some(p), _) => Some(format!("pod {}", p.uid)),
+            (None, None, Some(u)) => Some(u.clone()),
+            (None, None, None) => None,
+        }
+    }
 }
 
 /// The labels of a whole /proc/PID/cgroup: the first path (in [`ProcCgroup::paths`] order)

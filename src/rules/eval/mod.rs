@@ -371,6 +371,7 @@ fn with_suspects(mut finding: Finding, job: Job<'_>) -> Finding {
         finding.process = Some(FindingProcess {
             pid: *pid,
             comm: g.comm.as_deref().unwrap_or("?").to_string(),
+            workload: None,
         });
     }
     if groups.is_empty() && job.unknown > 0 {
@@ -440,6 +441,7 @@ fn socket_findings(ctx: &HostCtx<'_>, job: Job<'_>, netns: &str) -> Vec<Finding>
         finding.process = (pid != NO_OWNER).then(|| FindingProcess {
             pid,
             comm: g.comm.as_deref().unwrap_or("?").to_string(),
+            workload: None,
         });
         finding.count = Some(g.count);
         finding.examples = g.examples;
