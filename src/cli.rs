@@ -106,6 +106,12 @@ pub enum Command {
         after_help = "Examples:\n  sudo rstaudit packet-check --duration 30\n  sudo rstaudit packet-check --port 443 --pcap resets.pcap\n  sudo rstaudit packet-check --lab --all\n  sudo rstaudit packet-check --lab --rule abort-on-overflow --with net.ipv4.tcp_abort_on_overflow=1"
     )]
     PacketCheck(PacketCheckArgs),
+    /// The always-on check: resets in every namespace, the audit every few minutes, /metrics,
+    /// /healthz and JSON-lines events, until stopped.
+    #[command(
+        after_help = "Examples:\n  sudo rstaudit watch\n  sudo rstaudit watch --listen 0.0.0.0:9945 --events /var/log/rstaudit/events.jsonl\n  sudo rstaudit watch --audit-every 10m --window 15m --events - | jq -c 'select(.type == \"reset\")'\n\nSignals: SIGINT or SIGTERM stop it (the tracing instance and probes are removed); SIGHUP reloads the rules, profiles and config file (a bad file keeps the old ones and says why) and reopens the event file (logrotate).\nExit codes: 0 = stopped by a signal; 2 = could not start."
+    )]
+    Watch(WatchArgs),
     /// Print a shell completion script, or write all of them into a directory.
     #[command(
         after_help = "Examples:\n  rstaudit completions bash > /etc/bash_completion.d/rstaudit\n  rstaudit completions --dir target/assets/completions"
@@ -555,6 +561,53 @@ pub struct PacketCheckArgs {
     /// Set a rule parameter, e.g. idle_timeout=350.
     #[arg(long = "set", value_name = "PARAM=VALUE")]
     pub set: Vec<String>,
+}
+
+/// Default address of `watch`'s endpoint.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9945";
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Serve GET /metrics (Prometheus text, or OpenMetrics when asked by Accept) and GET
+    /// /healthz on ADDR:PORT. [default: 127.0.0.1:9945, or watch.listen of the config file]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Write one JSON object per reset and per finding change to PATH (appended to; reopened
+    /// on SIGHUP), or to standard output with `-`. [default: none, or watch.events]
+    #[arg(long, value_name = "PATH|-")]
+    pub events: Option<PathBuf>,
+    /// Audit every namespace this often, e.g. 5m, 90s, 1h. [default: 5m, or watch.audit_every]
+    #[arg(long, value_name = "DURATION", value_parser = rstaudit::config::parse_duration)]
+    pub audit_every: Option<std::time::Duration>,
+    /// Judge each finding's verdict over the resets of this last stretch of time.
+    /// [default: 5m, or watch.window]
+    #[arg(long, value_name = "DURATION", value_parser = rstaudit::config::parse_duration)]
+    pub window: Option<std::time::Duration>,
+    /// Distinct values a free-text label of a metric family holds before new ones are
+    /// exported as `other`. [default: 200, or watch.values_per_label]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub values_per_label: Option<u64>,
+    /// Series a metric family holds before new ones are counted in its all-`other` series.
+    /// [default: 10000, or watch.max_series]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_series: Option<u64>,
+    /// Config file (YAML): the audit's keys (profile, rules, only, skip, params) and the
+    /// `watch:` ones; flags given here override it (docs/config.md). Default:
+    /// /etc/rstaudit/config.yaml if it exists (RSTAUDIT_CONFIG names another default; empty:
+    /// none); a file named here must exist. Read again on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub select: RuleSelectArgs,
+    /// Use the tracefs at DIR for the kernel's reset reasons (as packet-check --tracefs).
+    #[arg(long, value_name = "DIR")]
+    pub tracefs: Option<PathBuf>,
+    /// How to read the kernel's trace (as packet-check --trace-reader).
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = TraceReaderArg::Auto)]
+    pub trace_reader: TraceReaderArg,
+    /// Where sent resets' causes come from (as packet-check --cause-source).
+    #[arg(long, value_enum, value_name = "FROM", default_value_t = CauseSourceArg::Auto)]
+    pub cause_source: CauseSourceArg,
 }
 
 /// `--cause-source`.

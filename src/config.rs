@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -36,7 +37,66 @@ struct RawConfig {
     skip: Vec<String>,
     #[serde(default)]
     params: BTreeMap<String, crate::yaml::Value>,
+    watch: Option<RawWatch>,
 }
+
+/// The `watch:` mapping.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWatch {
+    listen: Option<String>,
+    events: Option<String>,
+    audit_every: Option<crate::yaml::Value>,
+    window: Option<crate::yaml::Value>,
+    values_per_label: Option<u64>,
+    max_series: Option<u64>,
+}
+
+/// The settings of `rstaudit watch` (the `watch:` mapping; docs/watch.md). `None`: not set.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WatchConfig {
+    /// `--listen`.
+    pub listen: Option<std::net::SocketAddr>,
+    /// `--events`: a path (relative to the file's directory), or `-` for standard output.
+    pub events: Option<PathBuf>,
+    /// `--audit-every`.
+    pub audit_every: Option<Duration>,
+    /// `--window`.
+    pub window: Option<Duration>,
+    /// `--values-per-label`.
+    pub values_per_label: Option<usize>,
+    /// `--max-series`.
+    pub max_series: Option<usize>,
+}
+
+/// The durations `watch` accepts (`--audit-every`, `--window`), at least and at most.
+pub const DURATION_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(7 * 24 * 3600));
+
+/// A duration as people write it: `300`, `90s`, `5m`, `1h 30m` (humantime's forms; a plain
+/// number is seconds), from 1 s to a week.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let d = match t.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(t)
+            .map_err(|e| format!("{t:?} is not a duration ({e}); e.g. 90s, 5m, 1h"))?,
+    };
+    let (min, max) = DURATION_RANGE;
+    if d < min || d > max {
+        return Err(format!(
+            "{} is out of range: give from {} to {}",
+            humantime::format_duration(d),
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(d)
+}
+
+/// The label limits `watch` accepts (`values_per_label`, `max_series`), at most.
+pub const MAX_VALUES_PER_LABEL: usize = 100_000;
+pub const MAX_SERIES: usize = 1_000_000;
 
 /// A checked config file. `None` / empty: the file does not set it.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -53,6 +113,8 @@ pub struct Config {
     pub skip: Vec<String>,
     /// Rule parameters, in name order.
     pub params: Vec<(String, String)>,
+    /// The `watch:` settings.
+    pub watch: WatchConfig,
     /// Where each key, rule id and parameter name is written, for [`Config::check_names`].
     positions: BTreeMap<String, Pos>,
 }
@@ -219,6 +281,20 @@ pub fn parse_all(file: &str, text: &str, dir: &Path) -> (Option<Config>, Vec<Dia
         }
     }
 
+    let watch = match &raw.watch {
+        Some(w) => check_watch(
+            w,
+            &|key| {
+                Locator::new(text)
+                    .find(&[crate::diag::Step::Key("watch"), crate::diag::Step::Key(key)])
+                    .max(at("watch"))
+            },
+            &resolve,
+            &mut |code, pos, message, hint| problem(&mut problems, code, pos, message, hint),
+        ),
+        None => WatchConfig::default(),
+    };
+
     positions.insert("profile".to_string(), at("profile"));
     let config = Config {
         file: file.to_string(),
@@ -229,9 +305,84 @@ pub fn parse_all(file: &str, text: &str, dir: &Path) -> (Option<Config>, Vec<Dia
         only: raw.only,
         skip: raw.skip,
         params,
+        watch,
         positions,
     };
     (Some(config), problems)
+}
+
+/// Check the `watch:` keys; `at` places a key, `problem` collects what is wrong.
+fn check_watch(
+    w: &RawWatch,
+    at: &dyn Fn(&str) -> Pos,
+    resolve: &dyn Fn(&str) -> PathBuf,
+    problem: &mut dyn FnMut(Code, Pos, String, &str),
+) -> WatchConfig {
+    let mut out = WatchConfig::default();
+    if let Some(l) = &w.listen {
+        match l.trim().parse() {
+            Ok(a) => out.listen = Some(a),
+            Err(_) => problem(
+                Code::BadValue,
+                at("listen"),
+                format!("watch.listen {l:?}: not an ADDRESS:PORT"),
+                "e.g. 127.0.0.1:9945, or [::1]:9945",
+            ),
+        }
+    }
+    if let Some(e) = &w.events {
+        match e.trim() {
+            "" => problem(
+                Code::EmptyText,
+                at("events"),
+                "`watch.events:` is empty".into(),
+                "give a path, or - for standard output",
+            ),
+            "-" => out.events = Some(PathBuf::from("-")),
+            p => out.events = Some(resolve(p)),
+        }
+    }
+    for (key, value, slot) in [
+        ("audit_every", &w.audit_every, &mut out.audit_every),
+        ("window", &w.window, &mut out.window),
+    ] {
+        let Some(v) = value else { continue };
+        let text = match v {
+            crate::yaml::Value::String(s) => s.clone(),
+            crate::yaml::Value::Number(n) => n.to_string(),
+            _ => String::new(),
+        };
+        match parse_duration(&text) {
+            Ok(d) => *slot = Some(d),
+            Err(why) => problem(
+                Code::BadValue,
+                at(key),
+                format!("watch.{key}: {why}"),
+                "a duration such as 90s, 5m or 1h (a plain number is seconds)",
+            ),
+        }
+    }
+    for (key, value, max, slot) in [
+        (
+            "values_per_label",
+            w.values_per_label,
+            MAX_VALUES_PER_LABEL,
+            &mut out.values_per_label,
+        ),
+        ("max_series", w.max_series, MAX_SERIES, &mut out.max_series),
+    ] {
+        let Some(v) = value else { continue };
+        match usize::try_from(v) {
+            Ok(n) if (1..=max).contains(&n) => *slot = Some(n),
+            _ => problem(
+                Code::BadValue,
+                at(key),
+                format!("watch.{key}: {v} is out of range"),
+                &format!("give a number from 1 to {max}"),
+            ),
+        }
+    }
+    out
 }
 
 fn number_text(v: &crate::yaml::Value) -> String {

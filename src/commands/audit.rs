@@ -15,7 +15,8 @@ pub fn run(mut args: AuditArgs) -> anyhow::Result<Exit> {
         set,
         selection,
         accept,
-    } = super::config::inputs(&mut args)?;
+        ..
+    } = super::config::inputs(super::config::Flags::of_audit(&mut args))?;
     let plan = selection.plan(&set)?;
     // With --interval the audit waits between two samples of the counters: say so.
     let waiting = match args.source.interval {

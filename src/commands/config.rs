@@ -1,10 +1,10 @@
-//! The inputs of `audit`: the config file (docs/config.md) under the flags, and the files the
-//! two name (rule directory, profile, accept file), each loaded once. Every problem of every
-//! one of these files is reported in one run.
+//! The inputs of `audit` and `watch`: the config file (docs/config.md) under the flags, and the
+//! files the two name (rule directory, profile, accept file), each loaded once. Every problem
+//! of every one of these files is reported in one run.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::cli::{AuditArgs, FailOn};
+use crate::cli::{AuditArgs, FailOn, RuleSelectArgs};
 use crate::rules::accept::AcceptFile;
 use crate::rules::{RuleSet, Selection};
 use rstaudit::config::{self, Config};
@@ -12,9 +12,9 @@ use rstaudit::diag::{Diagnostic, Problems};
 
 /// The config file in force: `--config FILE` (must exist), else the default path
 /// (`RSTAUDIT_CONFIG`, empty for none, or /etc/rstaudit/config.yaml) when it exists.
-fn chosen(args: &AuditArgs) -> Option<PathBuf> {
-    if let Some(path) = &args.config {
-        return Some(path.clone());
+fn chosen(named: Option<&Path>) -> Option<PathBuf> {
+    if let Some(path) = named {
+        return Some(path.to_path_buf());
     }
     let default = match std::env::var_os(config::ENV_VAR) {
         Some(v) if v.is_empty() => return None,
@@ -25,11 +25,33 @@ fn chosen(args: &AuditArgs) -> Option<PathBuf> {
 }
 
 /// What the audit runs with: the rules, the selection (parameters in order, weakest first),
-/// the waivers.
+/// the waivers, and the config file they came through (its `watch:` settings for `watch`).
 pub struct Inputs {
     pub set: RuleSet,
     pub selection: Selection,
     pub accept: Option<AcceptFile>,
+    pub config: Option<Config>,
+}
+
+/// The flags the inputs are read under: the config file named, the rule selection, and the
+/// settings the config file fills where a flag left them unset.
+pub struct Flags<'a> {
+    pub config: Option<&'a Path>,
+    pub select: &'a mut RuleSelectArgs,
+    pub accept: &'a mut Option<PathBuf>,
+    pub fail_on: &'a mut Option<FailOn>,
+}
+
+impl<'a> Flags<'a> {
+    /// The flags of `audit`.
+    pub fn of_audit(args: &'a mut AuditArgs) -> Self {
+        Flags {
+            config: args.config.as_deref(),
+            select: &mut args.select,
+            accept: &mut args.accept,
+            fail_on: &mut args.fail_on,
+        }
+    }
 }
 
 /// The problems found so far, and the error of each file (shown alone when it is the only one).
@@ -64,9 +86,10 @@ impl Found {
 /// Read the config file (if any) under the flags, then the rules, profile, parameters and
 /// accept file they name: every problem of every file together. Flags given on the command
 /// line win over the file's keys (docs/config.md).
-pub fn inputs(args: &mut AuditArgs) -> anyhow::Result<Inputs> {
+pub fn inputs(args: Flags) -> anyhow::Result<Inputs> {
+    let mut args = args;
     let mut found = Found::default();
-    let config = match chosen(args) {
+    let config = match chosen(args.config) {
         Some(path) => {
             found.config = true;
             let (config, problems) = config::read(&path);
@@ -84,7 +107,7 @@ pub fn inputs(args: &mut AuditArgs) -> anyhow::Result<Inputs> {
         None => None,
     };
     if let Some(c) = &config {
-        merge(args, c);
+        merge(&mut args, c);
     }
     let set = match crate::rules::load::load(args.select.rules.as_deref()) {
         Ok(set) => {
@@ -146,7 +169,7 @@ pub fn inputs(args: &mut AuditArgs) -> anyhow::Result<Inputs> {
     if !profile_given {
         params.extend(config_params);
     }
-    let accept = match &args.accept {
+    let accept = match &*args.accept {
         Some(path) => {
             let ids = set.rules.iter().map(|r| r.id.clone()).collect();
             match crate::rules::accept::load(path, &ids) {
@@ -173,13 +196,14 @@ pub fn inputs(args: &mut AuditArgs) -> anyhow::Result<Inputs> {
         set,
         selection,
         accept,
+        config,
     })
 }
 
 /// Fill every setting the flags left unset from the config file (parameters and the profile
 /// are ordered by [`inputs`]).
-fn merge(args: &mut AuditArgs, config: &Config) {
-    let sel = &mut args.select;
+fn merge(args: &mut Flags, config: &Config) {
+    let sel = &mut *args.select;
     if sel.rules.is_none() {
         sel.rules.clone_from(&config.rules);
     }
@@ -193,6 +217,6 @@ fn merge(args: &mut AuditArgs, config: &Config) {
         args.accept.clone_from(&config.accept);
     }
     if args.fail_on.is_none() {
-        args.fail_on = config.fail_on.map(FailOn);
+        *args.fail_on = config.fail_on.map(FailOn);
     }
 }

@@ -31,6 +31,7 @@ pub mod targets;
 pub mod terminal;
 pub mod tooling;
 pub mod verify;
+pub mod watch;
 
 pub use exit::Exit;
 
@@ -49,6 +50,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Exit> {
         Command::Explain(args) => explain::run(args),
         Command::Report(args) => report::run(args),
         Command::PacketCheck(args) => packet_check::run(args),
+        Command::Watch(args) => watch::run(args),
         Command::Completions { shell, dir } => tooling::completions(shell, dir.as_deref()),
         Command::Man { dir } => tooling::man(dir.as_deref()),
     }

@@ -92,6 +92,16 @@ impl IndexBuilder {
     }
 }
 
+impl crate::host::SocketSink for IndexBuilder {
+    fn socket(&mut self, socket: crate::host::Socket) {
+        self.add(&socket);
+    }
+
+    fn restart(&mut self) {
+        IndexBuilder::restart(self);
+    }
+}
+
 /// The sockets of the latest two snapshots (a connection that closed just after a snapshot
 /// is still found).
 #[derive(Default)]

@@ -118,7 +118,7 @@ pub const MAX_DURATION: f64 = 604_800.0;
 
 /// The idle timeout (`--set idle_timeout=SECONDS`, default 300) a received reset's connection
 /// is measured against.
-fn idle_timeout(params: &[(String, String)]) -> Result<f64, LiveError> {
+pub fn idle_timeout(params: &[(String, String)]) -> Result<f64, LiveError> {
     match params.iter().rev().find(|(k, _)| k == "idle_timeout") {
         Some((_, v)) => v
             .parse::<f64>()

@@ -162,6 +162,12 @@ impl Stream {
         back
     }
 
+    /// What the stream attributes with (a check that never ends changes the idle timeout when
+    /// its parameters are reloaded).
+    pub fn context(&mut self) -> &mut Ctx {
+        &mut self.ctx
+    }
+
     /// Whether frames wait here for their send event, and for a receive event.
     pub fn waiting(&self) -> (bool, bool) {
         (

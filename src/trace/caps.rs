@@ -61,6 +61,35 @@ pub fn check_privileges(
         .collect())
 }
 
+/// `watch` enters every namespace (CAP_SYS_ADMIN, which also gives tracefs) and opens a
+/// capture in each (CAP_NET_RAW): fail up front, naming what is missing.
+pub fn check_watch_privileges() -> anyhow::Result<()> {
+    let Some(caps) = effective_caps() else {
+        return Ok(());
+    };
+    let missing: Vec<&str> = [
+        (
+            CAP_SYS_ADMIN,
+            "CAP_SYS_ADMIN (to enter the network namespaces and to use tracefs)",
+        ),
+        (
+            CAP_NET_RAW,
+            "CAP_NET_RAW (to open the AF_PACKET capture sockets)",
+        ),
+    ]
+    .into_iter()
+    .filter(|(c, _)| !has_cap(caps, *c))
+    .map(|(_, what)| what)
+    .collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "watch cannot run: missing {}. Run it as root, or give it these capabilities",
+            missing.join("; ")
+        );
+    }
+    Ok(())
+}
+
 /// `packet-check --lab` builds namespaces, veth pairs and nftables rules: fail up front, before
 /// any trace instance or namespace, when CAP_SYS_ADMIN or CAP_NET_ADMIN is missing.
 pub fn check_lab_privileges() -> Result<(), MissingCaps> {

@@ -9,6 +9,7 @@
 //! prints nothing and installs no signal handler: the caller passes a
 //! [`crate::stop::Stop`] and asks for a reopen of the event file.
 
+pub mod check;
 pub mod events;
 pub mod health;
 pub mod http;

@@ -18,6 +18,7 @@ pub struct Seen {
     pub exposure: Exposure,
     pub verdict: Verdict,
     pub message: String,
+    pub workload: Option<Box<crate::host::workload::Workload>>,
 }
 
 impl Seen {
@@ -31,6 +32,11 @@ impl Seen {
             exposure: f.exposure,
             verdict,
             message: f.message.clone(),
+            workload: f
+                .process
+                .as_ref()
+                .and_then(|p| p.workload.clone())
+                .map(Box::new),
         }
     }
 
@@ -50,6 +56,7 @@ impl Seen {
             message: (change != Change::Cleared).then(|| self.message.clone()),
             pid: self.pid,
             comm: self.comm.clone(),
+            workload: self.workload.clone(),
         }
     }
 }
@@ -91,6 +98,7 @@ mod tests {
             exposure: Exposure::Exposed,
             verdict,
             message: "nginx (pid 812): 3 sockets with SO_LINGER 0".into(),
+            workload: None,
         }
     }
 

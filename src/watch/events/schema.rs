@@ -85,6 +85,9 @@ pub struct FindingEvent {
     pub pid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comm: Option<String>,
+    /// That process's systemd unit, container and pod, from its cgroup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<Box<Workload>>,
 }
 
 /// Events lost since the previous `dropped` line.

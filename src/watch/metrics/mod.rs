@@ -27,7 +27,7 @@ pub use budget::{Budget, Limits, OTHER};
 use collectors::{BudgetCollector, BudgetView, EventCollector, ProcessCollector};
 use labels::{BuildLabels, ExposureLabel, SeverityLabel};
 pub use labels::{Direction, FindingLabels, FindingRow, Reset, ResetLabels, Value, Verdict};
-pub use rows::finding_rows;
+pub use rows::{add_rows, finding_rows};
 
 use super::events::EventCounters;
 

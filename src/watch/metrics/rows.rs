@@ -13,27 +13,34 @@ pub fn finding_rows(
 ) -> Vec<FindingRow> {
     let mut rows: Vec<FindingRow> = Vec::new();
     for ns in &report.namespaces {
-        for f in &ns.findings {
-            let verdict = verdict_of(f);
-            match rows.iter_mut().find(|r| {
-                r.netns == ns.netns
-                    && r.rule == f.rule
-                    && r.exposure == f.exposure
-                    && r.verdict == verdict
-            }) {
-                Some(r) => r.count += 1,
-                None => rows.push(FindingRow {
-                    netns: ns.netns.clone(),
-                    rule: f.rule.clone(),
-                    severity: f.severity,
-                    exposure: f.exposure,
-                    verdict,
-                    count: 1,
-                }),
-            }
-        }
+        add_rows(&mut rows, &ns.netns, &ns.findings, &mut verdict_of);
     }
     rows
+}
+
+/// Add the findings of namespace `netns` to `rows`, with the verdict `verdict_of` gives each.
+pub fn add_rows(
+    rows: &mut Vec<FindingRow>,
+    netns: &str,
+    findings: &[Finding],
+    mut verdict_of: impl FnMut(&Finding) -> Verdict,
+) {
+    for f in findings {
+        let verdict = verdict_of(f);
+        match rows.iter_mut().find(|r| {
+            r.netns == netns && r.rule == f.rule && r.exposure == f.exposure && r.verdict == verdict
+        }) {
+            Some(r) => r.count += 1,
+            None => rows.push(FindingRow {
+                netns: netns.to_string(),
+                rule: f.rule.clone(),
+                severity: f.severity,
+                exposure: f.exposure,
+                verdict,
+                count: 1,
+            }),
+        }
+    }
 }
 
 #[cfg(test)]
