@@ -597,6 +597,11 @@ pub struct WatchArgs {
     /// none); a file named here must exist. Read again on SIGHUP.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Ask this API socket of a container runtime (podman, docker) for container names, e.g.
+    /// podman=/run/user/1000/podman/podman.sock. [default: /run/podman/podman.sock and
+    /// /run/docker.sock, or watch.runtime_sockets]
+    #[arg(long = "runtime-socket", value_name = "RUNTIME=PATH")]
+    pub runtime_socket: Vec<String>,
     #[command(flatten)]
     pub select: RuleSelectArgs,
     /// Use the tracefs at DIR for the kernel's reset reasons (as packet-check --tracefs).

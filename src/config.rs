@@ -50,6 +50,8 @@ struct RawWatch {
     window: Option<crate::yaml::Value>,
     values_per_label: Option<u64>,
     max_series: Option<u64>,
+    #[serde(default)]
+    runtime_sockets: BTreeMap<String, String>,
 }
 
 /// The settings of `rstaudit watch` (the `watch:` mapping; docs/watch.md). `None`: not set.
@@ -67,7 +69,13 @@ pub struct WatchConfig {
     pub values_per_label: Option<usize>,
     /// `--max-series`.
     pub max_series: Option<usize>,
+    /// `--runtime-socket RUNTIME=PATH`: the API socket of a container runtime (`podman`,
+    /// `docker`) to ask for container names, in name order.
+    pub runtime_sockets: Vec<(String, PathBuf)>,
 }
+
+/// The container runtimes whose API socket `watch` can be given.
+pub const RUNTIMES: [&str; 2] = ["podman", "docker"];
 
 /// The durations `watch` accepts (`--audit-every`, `--window`), at least and at most.
 pub const DURATION_RANGE: (Duration, Duration) =
@@ -380,6 +388,27 @@ fn check_watch(
                 format!("watch.{key}: {v} is out of range"),
                 &format!("give a number from 1 to {max}"),
             ),
+        }
+    }
+    for (runtime, path) in &w.runtime_sockets {
+        let pos = at("runtime_sockets");
+        if !RUNTIMES.contains(&runtime.as_str()) {
+            problem(
+                Code::BadValue,
+                pos,
+                format!("watch.runtime_sockets: {runtime:?} is not a runtime whose API is asked"),
+                "podman or docker",
+            );
+        } else if path.trim().is_empty() {
+            problem(
+                Code::EmptyText,
+                pos,
+                format!("watch.runtime_sockets.{runtime} is empty"),
+                "give the path of its API socket",
+            );
+        } else {
+            out.runtime_sockets
+                .push((runtime.clone(), resolve(path.trim())));
         }
     }
     out

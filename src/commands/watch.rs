@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::cli::{CauseSourceArg, DEFAULT_LISTEN, TraceReaderArg, WatchArgs};
-use crate::host::workload::{WorkloadConfig, Workloads};
+use crate::host::workload::{Runtime, RuntimeApi, WorkloadConfig, Workloads};
 use crate::live::{self, TraceStart};
 use crate::trace::ftrace::TraceReader;
 use rstaudit::watch::check::audit::AuditSetup;
@@ -32,6 +32,8 @@ struct Settings {
     audit_every: Duration,
     window: Duration,
     limits: Limits,
+    /// The runtime APIs asked for container names, the first of each runtime first.
+    apis: Vec<RuntimeApi>,
 }
 
 /// Run the command.
@@ -99,7 +101,10 @@ pub fn run(args: WatchArgs) -> anyhow::Result<super::Exit> {
         metrics,
         health,
         events: events.clone(),
-        workloads: Arc::new(Mutex::new(Workloads::new(WorkloadConfig::default()))),
+        workloads: Arc::new(Mutex::new(Workloads::new(WorkloadConfig {
+            apis: settings.apis.clone(),
+            ..WorkloadConfig::default()
+        }))),
     };
     let reload: check::Reload = Box::new(move || {
         let (setup, changed) = load(&args)?;
@@ -107,10 +112,11 @@ pub fn run(args: WatchArgs) -> anyhow::Result<super::Exit> {
             || changed.events != settings.events
             || changed.audit_every != settings.audit_every
             || changed.window != settings.window
+            || changed.apis != settings.apis
         {
             eprintln!(
-                "rstaudit: note: listen, events, audit_every and window changed in the config \
-                 file take effect at the next start"
+                "rstaudit: note: listen, events, audit_every, window and runtime_sockets \
+                 changed in the config file take effect at the next start"
             );
         }
         Ok(setup)
@@ -185,8 +191,41 @@ fn load(args: &WatchArgs) -> anyhow::Result<(AuditSetup, Settings)> {
                 .unwrap_or(default_limits.max_series),
             idle: default_limits.idle,
         },
+        apis: runtime_apis(&args.runtime_socket, &file.runtime_sockets)?,
     };
     Ok((AuditSetup { rules, selection }, settings))
+}
+
+/// `--runtime-socket RUNTIME=PATH` (all of them replace the file's), then the defaults.
+fn runtime_apis(flags: &[String], file: &[(String, PathBuf)]) -> anyhow::Result<Vec<RuntimeApi>> {
+    let mut given: Vec<(String, PathBuf)> = Vec::new();
+    for item in flags {
+        match item.split_once('=') {
+            Some((r, p)) if !p.trim().is_empty() => {
+                given.push((r.trim().to_string(), PathBuf::from(p.trim())))
+            }
+            _ => anyhow::bail!(
+                "--runtime-socket {item:?}: expected RUNTIME=PATH, e.g. podman=/run/user/1000/podman/podman.sock"
+            ),
+        }
+    }
+    if given.is_empty() {
+        given = file.to_vec();
+    }
+    let mut apis = Vec::new();
+    for (runtime, path) in given {
+        let runtime = match runtime.as_str() {
+            "podman" => Runtime::Podman,
+            "docker" => Runtime::Docker,
+            other => anyhow::bail!(
+                "--runtime-socket {other}={}: {other:?} is not a runtime whose API is asked (podman or docker)",
+                path.display()
+            ),
+        };
+        apis.push(RuntimeApi::new(runtime, path));
+    }
+    apis.extend(RuntimeApi::defaults());
+    Ok(apis)
 }
 
 /// Where event lines go: `-` is standard output, anything else a file appended to.

@@ -34,8 +34,7 @@ use self::audit::{AuditCmd, AuditMsg, AuditSetup, AuditThread, Audited};
 use self::batch::{Batch, WatchSink};
 use self::namespaces::{NsMsg, Opened};
 use self::recorder::Flush;
-use self::watched::Watched;
-use self::window::{CounterHistory, EvidenceWindow};
+use self::watched::{Judging, Watched};
 use crate::host::workload::Workloads;
 use crate::live::attribute::{SocketIndex, TaskResolver};
 use crate::live::correlate::CapturedReset;
@@ -213,6 +212,7 @@ pub fn run(
         last_judge: Instant::now(),
         dirty: false,
         said: HashSet::new(),
+        started: false,
         audit_cmd,
         rec_tx,
     };
@@ -225,6 +225,7 @@ pub fn run(
             Err(_) => {}
         }
     }
+    check.started = true;
     log.watching(check.watched.len());
     let mut trace_rx = trace_rx;
     let mut fds: Vec<libc::pollfd> = Vec::new();
@@ -324,11 +325,11 @@ fn finish(
     max_lines: usize,
 ) {
     let mut unowned = false;
-    let evidence = w.evidence.current(Instant::now());
+    let evidence = w.judging.evidence.current(Instant::now());
     w.stream.finish(
         Attribution {
             index: &w.index,
-            findings: &w.findings,
+            findings: &w.judging.findings,
             resolver,
         },
         &mut WatchSink {
@@ -338,7 +339,7 @@ fn finish(
             batch,
             lines,
             max_lines,
-            findings: &w.findings,
+            findings: &w.judging.findings,
             unowned: &mut unowned,
         },
     );
@@ -365,6 +366,8 @@ struct Check<'a> {
     dirty: bool,
     /// Lines said already (each once).
     said: HashSet<String>,
+    /// The first listing of the namespaces is over.
+    started: bool,
     audit_cmd: Sender<AuditCmd>,
     rec_tx: Sender<Flush>,
 }
@@ -449,12 +452,12 @@ impl Check<'_> {
                 continue;
             }
             let mut unowned = false;
-            let evidence = w.evidence.current(now);
+            let evidence = w.judging.evidence.current(now);
             w.stream.deliver(
                 now_ms,
                 Attribution {
                     index: &w.index,
-                    findings: &w.findings,
+                    findings: &w.judging.findings,
                     resolver: &mut self.resolver,
                 },
                 &mut WatchSink {
@@ -464,7 +467,7 @@ impl Check<'_> {
                     batch: &mut self.batch,
                     lines,
                     max_lines: self.opts.max_lines,
-                    findings: &w.findings,
+                    findings: &w.judging.findings,
                     unowned: &mut unowned,
                 },
             );
@@ -494,7 +497,7 @@ impl Check<'_> {
                     self.out.events.is_some(),
                     self.opts.max_lines,
                 );
-                self.send_findings(w.cleared());
+                self.send_findings(w.judging.cleared());
                 self.dirty = true;
                 log.note(&format!("namespace {} is gone: no longer watched", w.name));
             }
@@ -510,7 +513,7 @@ impl Check<'_> {
             NsMsg::Sample(id, sample) => match sample {
                 Ok(s) => {
                     if let Some(w) = self.watched.iter_mut().find(|w| w.id == id) {
-                        w.counters.add(s);
+                        w.judging.counters.add(s);
                     }
                 }
                 Err(e) => self.say(log, format!("counters: {e:#}")),
@@ -531,9 +534,9 @@ impl Check<'_> {
             bh_flag_known: self.ctx.bh_flag_known,
             cause_mode: self.ctx.cause_mode,
         };
-        let mut counters = CounterHistory::new(self.opts.window);
+        let mut judging = Judging::new(o.name.clone(), self.opts.window, Instant::now());
         match o.baseline {
-            Ok(s) => counters.add(s),
+            Ok(s) => judging.counters.add(s),
             Err(e) => self.say(log, format!("counters of namespace {}: {e:#}", o.name)),
         }
         let mut w = Watched {
@@ -544,11 +547,7 @@ impl Check<'_> {
             capture: o.capture,
             stream: Stream::new(ctx, GRACE_MS, self.send_traced, self.ctx.receive_traced),
             index: SocketIndex::default(),
-            findings: Vec::new(),
-            evidence: EvidenceWindow::new(self.opts.window),
-            counters,
-            seen: Vec::new(),
-            since: Instant::now(),
+            judging,
             refreshing: false,
             refreshed_at: None,
             refresh_took: Duration::ZERO,
@@ -556,12 +555,14 @@ impl Check<'_> {
         };
         match self.unclaimed.remove(&w.inode) {
             Some(a) => take_audit(&mut w, *a),
-            None => {
+            // The first audit, which starts now, covers the namespaces of the first listing.
+            None if self.started => {
                 let _ = self.audit_cmd.send(AuditCmd::One {
                     inode: w.inode,
                     path: w.path.clone(),
                 });
             }
+            None => {}
         }
         log.note(&format!("watching namespace {}", w.name));
         self.watched.push(w);
@@ -620,7 +621,7 @@ impl Check<'_> {
         let mut rows = Vec::new();
         let mut events = Vec::new();
         for w in &mut self.watched {
-            events.extend(w.judge(now, self.opts.window, &self.reason_note, &mut rows));
+            events.extend(w.judging.judge(now, &self.reason_note, &mut rows));
         }
         self.out.metrics.set_findings(&rows, now);
         self.send_findings(events);
@@ -701,6 +702,6 @@ impl Check<'_> {
 /// Take in an audit of `w`'s namespace: its findings replace the last ones, its socket table
 /// becomes the latest.
 fn take_audit(w: &mut Watched, a: Audited) {
-    w.findings = a.findings;
+    w.judging.findings = a.findings;
     w.index.take(a.index);
 }

@@ -96,6 +96,18 @@ impl Netns {
     pub fn helper(&self, specs: &[&str]) -> Helper {
         Helper::spawn(self.command(sockhelper_path()).args(specs))
     }
+
+    /// The socket helper under another program name (`comm`, at most 15 bytes), so that a
+    /// test which reads resets host-wide can tell its own helper's from other tests'.
+    pub fn helper_named(&self, comm: &str, specs: &[&str]) -> Helper {
+        assert!(comm.len() <= 15, "{comm}: a comm has at most 15 bytes");
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join(comm);
+        std::fs::copy(sockhelper_path(), &copy).unwrap();
+        let mut helper = Helper::spawn(self.command(&copy).args(specs));
+        helper.copy = Some(dir);
+        helper
+    }
 }
 
 impl Drop for Netns {
@@ -252,6 +264,8 @@ pub fn rstaudit_as_init(ns: &Netns) -> Command {
 pub struct Helper {
     pub child: Child,
     pub pid: u32,
+    /// The directory of the helper's renamed copy, removed with it.
+    copy: Option<tempfile::TempDir>,
 }
 
 impl Helper {
@@ -271,7 +285,11 @@ impl Helper {
             .strip_prefix("ready ")
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("sockhelper did not start: {line:?}"));
-        Self { child, pid }
+        Self {
+            child,
+            pid,
+            copy: None,
+        }
     }
 }
 

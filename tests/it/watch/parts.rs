@@ -7,12 +7,13 @@
 //! A missing tool (promtool, podman, runc) or missing root fails the test; none is skipped.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::support::{Podman, PodmanApi, Prometheus, get, run};
 use rstaudit::host::workload::{Runtime, RuntimeApi, WorkloadConfig, Workloads};
 use rstaudit::rules::{Exposure, Severity};
 use rstaudit::stop::Stop;
@@ -136,36 +137,6 @@ fn metrics_pass_promtool_without_a_remark() {
     // promtool does find faults: the check above can fail.
     let (ok, said) = promtool_check("# TYPE x counter\nx{a=\"1\"} 1\nx{a=\"1\"} 2\n");
     assert!(!ok, "promtool accepted a duplicate series: {said}");
-}
-
-/// One HTTP request on a fresh connection; the status, the headers (lowercase names) and the body.
-fn get(addr: SocketAddr, path: &str, accept: Option<&str>) -> (u16, Vec<(String, String)>, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let accept = accept.map_or(String::new(), |a| format!("Accept: {a}\r\n"));
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = Vec::new();
-    s.read_to_end(&mut answer).unwrap();
-    let text = String::from_utf8(answer).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").expect("a whole answer");
-    let mut lines = head.lines();
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    (status, headers, body.to_string())
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
@@ -327,30 +298,6 @@ fn stuck_clients_hold_a_slot_until_their_deadline_and_never_the_others() {
     endpoint.join();
 }
 
-/// A Prometheus server the test started, stopped however the test ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn query(prometheus: SocketAddr, promql: &str) -> serde_json::Value {
-    let encoded: String = promql
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let (status, _, body) = get(prometheus, &format!("/api/v1/query?query={encoded}"), None);
-    assert_eq!(status, 200, "{promql}: {body}");
-    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
-    answer["data"]["result"].clone()
-}
-
 /// Prometheus 2.42 asks for OpenMetrics first: a real server scrapes the endpoint, and its
 /// query API returns the series recorded, so the OpenMetrics text parses where it matters.
 #[test]
@@ -365,53 +312,8 @@ fn a_real_prometheus_scrapes_the_endpoint() {
         stop.clone(),
     )
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: rstaudit\n    static_configs:\n      - targets: ['{}']\n",
-            endpoint.local_addr()
-        ),
-    )
-    .unwrap();
-    // A free port for Prometheus's own web listener.
-    let web = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let _server = Server(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={web}"))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect(
-                "prometheus is needed for this test (Debian package `prometheus`, see test.sh)",
-            ),
-    );
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let up = TcpStream::connect(web)
-            .ok()
-            .map(|_| query(web, "up{job=\"rstaudit\"}"));
-        if up.as_ref().is_some_and(|r| r[0]["value"][1] == "1") {
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "Prometheus never scraped the endpoint: up = {up:?}\n{}",
-            std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    let result = query(web, "rstaudit_resets_total{comm=\"nginx\"}");
+    let prometheus = Prometheus::start(&[endpoint.local_addr()]);
+    let result = prometheus.query("rstaudit_resets_total{comm=\"nginx\"}");
     let mut seen: Vec<(String, String, String)> = result
         .as_array()
         .unwrap()
@@ -434,141 +336,26 @@ fn a_real_prometheus_scrapes_the_endpoint() {
             ("web".into(), "host".into(), "2".into())
         ]
     );
-    let info = query(web, "rstaudit_build_info");
+    let info = prometheus.query("rstaudit_build_info");
     assert_eq!(
         info[0]["metric"]["version"],
         env!("CARGO_PKG_VERSION"),
         "{info}"
     );
-    let findings = query(web, "rstaudit_findings{verdict=\"confirmed\"}");
+    let findings = prometheus.query("rstaudit_findings{verdict=\"confirmed\"}");
     assert_eq!(findings[0]["metric"]["rule"], "linger-zero", "{findings}");
     stop.stop();
     endpoint.join();
 }
 
-/// Everything the podman test made, removed however it ends.
-struct Podman {
-    name: String,
-    image: String,
-    service: Option<Child>,
-    socket: PathBuf,
-    _rootfs: tempfile::TempDir,
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        let _ = Command::new("podman")
-            .args(["rm", "-f", "-t", "0", &self.name])
-            .output();
-        let _ = Command::new("podman")
-            .args(["rmi", "-f", &self.image])
-            .output();
-        if let Some(mut s) = self.service.take() {
-            let _ = s.kill();
-            let _ = s.wait();
-            let _ = std::fs::remove_file(&self.socket);
-        }
-    }
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (podman and runc are installed by test.sh)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test runs a rootful podman container: run it as root"
-    );
-}
-
-/// The API socket: podman's own where its socket unit runs, else a service the test starts.
-fn podman_api(tag: &str) -> (PathBuf, Option<Child>) {
-    let system = Path::new(rstaudit::host::workload::names::PODMAN_SOCKET);
-    if std::os::unix::net::UnixStream::connect(system).is_ok() {
-        return (system.to_path_buf(), None);
-    }
-    let socket = std::env::temp_dir().join(format!("rstaudit-watch-{tag}.sock"));
-    let _ = std::fs::remove_file(&socket);
-    let service = Command::new("podman")
-        .args(["system", "service", "--time=0"])
-        .arg(format!("unix://{}", socket.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("podman system service (podman is installed by test.sh)");
-    let until = Instant::now() + Duration::from_secs(20);
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        assert!(
-            Instant::now() < until,
-            "podman's API never listened on {}",
-            socket.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (socket, Some(service))
-}
-
 #[test]
 fn a_process_in_a_podman_container_is_labelled_with_its_id_runtime_and_name() {
-    require_root();
-    let tag = format!("{}", std::process::id());
-    let rootfs = tempfile::tempdir().unwrap();
-    std::fs::create_dir(rootfs.path().join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", rootfs.path().join("bin/busybox"))
-        .expect("/bin/busybox (Debian's busybox-static, installed by test.sh)");
-    let (socket, service) = podman_api(&tag);
-    let made = Podman {
-        name: format!("rstaudit-watch-{tag}"),
-        image: format!("localhost/rstaudit-watch:{tag}"),
-        service,
-        socket: socket.clone(),
-        _rootfs: rootfs,
-    };
-    let mut tar = Command::new("tar")
-        .arg("-C")
-        .arg(made._rootfs.path())
-        .args(["-c", "."])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let archive = tar.stdout.take().unwrap();
-    run(Command::new("podman")
-        .args(["import", "-", &made.image])
-        .stdin(archive));
-    assert!(tar.wait().unwrap().success());
-    let id = run(Command::new("podman").args([
-        "--runtime",
-        "runc",
-        "run",
-        "-d",
-        "--name",
-        &made.name,
-        "--network",
-        "none",
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
-        &made.image,
-        "/bin/busybox",
-        "sleep",
-        "600",
-    ]));
-    let pid: u32 =
-        run(Command::new("podman").args(["inspect", "-f", "{{.State.Pid}}", &made.name]))
-            .parse()
-            .unwrap();
+    let api = PodmanApi::start("labels");
+    let mut podman = Podman::new("labels");
+    let (name, pid) = podman.run("sleeper", &["/bin/busybox", "sleep", "600"]);
+    let id = run(Command::new("podman").args(["inspect", "-f", "{{.Id}}", &name]));
     assert_eq!(id.len(), 64, "{id}");
+    let socket = api.socket.clone();
 
     let mut workloads = Workloads::new(WorkloadConfig {
         apis: vec![RuntimeApi::new(Runtime::Podman, &socket)],
@@ -586,17 +373,17 @@ fn a_process_in_a_podman_container_is_labelled_with_its_id_runtime_and_name() {
     );
     assert_eq!(
         c.name.as_deref(),
-        Some(made.name.as_str()),
+        Some(name.as_str()),
         "{:?}",
         workloads.notes()
     );
     assert!(workloads.notes().is_empty(), "{:?}", workloads.notes());
     assert_eq!(w.unit, None);
     let reset = Reset::default().owned_by(&w);
-    assert_eq!(reset.container, made.name);
+    assert_eq!(reset.container, name);
 
     // The container exits: its process keeps the labels it had.
-    run(Command::new("podman").args(["rm", "-f", "-t", "0", &made.name]));
+    run(Command::new("podman").args(["rm", "-f", "-t", "0", &name]));
     let until = Instant::now() + Duration::from_secs(10);
     while Path::new(&format!("/proc/{pid}")).exists() {
         assert!(

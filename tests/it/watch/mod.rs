@@ -1,0 +1,12 @@
+//! `rstaudit watch`: its parts against real tools (`parts`), the command itself in namespaces
+//! the tests make (`command`), processes in real podman containers (`containers`), a real
+//! Prometheus server scraping a running watch (`prometheus`), and the deployment files
+//! (`deploy`: the systemd unit, the image, the DaemonSet's pod). `support` holds what they
+//! share.
+//!
+//! A missing tool (promtool, prometheus, podman, runc, chromium, systemd-analyze) or missing
+//! root fails the test; none is skipped.
+
+mod command;
+mod parts;
+mod support;
