@@ -81,23 +81,28 @@ pub const RUNTIMES: [&str; 2] = ["podman", "docker"];
 pub const DURATION_RANGE: (Duration, Duration) =
     (Duration::from_secs(1), Duration::from_secs(7 * 24 * 3600));
 
+/// A duration `watch` does not accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("{0:?} is not a duration ({1}); e.g. 90s, 5m, 1h")]
+    NotADuration(String, String),
+    #[error("{} is out of range: give from {} to {}", humantime::format_duration(*.0),
+        humantime::format_duration(DURATION_RANGE.0), humantime::format_duration(DURATION_RANGE.1))]
+    OutOfRange(Duration),
+}
+
 /// A duration as people write it: `300`, `90s`, `5m`, `1h 30m` (humantime's forms; a plain
 /// number is seconds), from 1 s to a week.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let t = text.trim();
     let d = match t.parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),
         Err(_) => humantime::parse_duration(t)
-            .map_err(|e| format!("{t:?} is not a duration ({e}); e.g. 90s, 5m, 1h"))?,
+            .map_err(|e| DurationError::NotADuration(t.to_string(), e.to_string()))?,
     };
     let (min, max) = DURATION_RANGE;
     if d < min || d > max {
-        return Err(format!(
-            "{} is out of range: give from {} to {}",
-            humantime::format_duration(d),
-            humantime::format_duration(min),
-            humantime::format_duration(max)
-        ));
+        return Err(DurationError::OutOfRange(d));
     }
     Ok(d)
 }

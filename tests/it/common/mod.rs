@@ -177,6 +177,7 @@ pub const COMMANDS: &[&str] = &[
     "explain",
     "report",
     "packet-check",
+    "watch",
     "completions",
     "man",
 ];

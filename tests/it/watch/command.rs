@@ -289,9 +289,14 @@ fn sighup_reloads_the_rules_keeps_them_when_a_file_is_bad_and_reopens_the_events
     write_file(&rules, "broken.yaml", "id: [unclosed\n");
     w.signal("-HUP");
     w.wait_line("reload refused", Duration::from_secs(10));
-    // The problem's place follows on its own line.
+    // The problem follows on its own line: an unclosed `[` is a syntax error where the
+    // sequence should have ended.
     let place = w.wait_line("broken.yaml:", Duration::from_secs(10));
-    assert!(place.contains("broken.yaml:1:5"), "{place}\n{}", w.stderr());
+    assert!(
+        place.contains("broken.yaml:2:1") && place.ends_with("[syntax]"),
+        "{place}\n{}",
+        w.stderr()
+    );
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(host_rule(&w, "watch-test-first"), 1.0);
     assert_eq!(host_rule(&w, "watch-test-second"), 1.0);
