@@ -22,7 +22,7 @@ RATES=${*:-2000 5000}
 BASE=target/kernel-matrix
 ROOT_TEMPLATE=$BASE/$RELEASE/root
 TREE=$(find "$BASE/cache" -maxdepth 1 -type d -name "linux-image-*" | while read -r t; do
-    [ -d "$t/lib/modules/$RELEASE" ] && echo "$t"
+    if [ -d "$t/lib/modules/$RELEASE" ]; then echo "$t"; fi
 done | head -1)
 [ -d "$ROOT_TEMPLATE" ] && [ -n "$TREE" ] || {
     echo "no initramfs root or kernel for $RELEASE under $BASE: run the kernel matrix first" >&2

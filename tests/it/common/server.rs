@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -48,9 +49,11 @@ impl Server {
                     .replace("{dir}", &d)
             })
             .collect();
+        // A process group of its own: the server's workers (nginx, PostgreSQL) go with it.
         let child = ns
             .command(binary)
             .args(&args)
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
@@ -102,8 +105,10 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// Kill the server's whole process group: a worker whose master is killed alone lives on.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = nix::unistd::Pid::from_raw(self.pid as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         let _ = self.child.wait();
     }
 }
