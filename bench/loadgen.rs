@@ -18,7 +18,10 @@
 //!
 //! Usage: `loadgen --sockets N [--procs 6] [--listeners 4]`. When every
 //! socket is open the parent prints `ready SOCKETS PID` and holds everything
-//! until it is killed; workers die with it (PR_SET_PDEATHSIG).
+//! until it is killed; workers die with it (PR_SET_PDEATHSIG). Without
+//! `--procs`, 6 workers, or as many more as it takes for each to hold its
+//! share under the hard RLIMIT_NOFILE (which a process without
+//! CAP_SYS_RESOURCE cannot raise).
 
 #![allow(
     clippy::disallowed_methods,
@@ -58,6 +61,29 @@ fn setopt(fd: i32, level: i32, name: i32, value: &[u8]) {
 
 fn int(v: i32) -> [u8; 4] {
     v.to_ne_bytes()
+}
+
+/// Descriptors a worker needs beside its connections' two ends.
+const SPARE_FDS: usize = 256;
+
+/// How many workers `sockets` take when `--procs` is not given: 6, or more when a worker
+/// holding its share would need more descriptors than the hard RLIMIT_NOFILE allows.
+fn procs_for(sockets: usize, listeners: usize) -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into a valid rlimit struct.
+    let hard = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        usize::try_from(lim.rlim_max).unwrap_or(usize::MAX)
+    } else {
+        usize::MAX
+    };
+    let needs = |procs: usize| {
+        let conns = sockets.saturating_sub(procs * listeners) / (2 * procs);
+        2 * conns + listeners + SPARE_FDS
+    };
+    (6..=200).find(|&p| needs(p) <= hard).unwrap_or(200)
 }
 
 /// Raise RLIMIT_NOFILE (soft and hard) to at least `want` descriptors.
@@ -149,7 +175,8 @@ fn share(conns: usize, listeners: usize, k: usize) -> usize {
 
 struct Args {
     sockets: usize,
-    procs: usize,
+    /// `None`: not given, chosen by [`procs_for`].
+    procs: Option<usize>,
     listeners: usize,
     worker: Option<usize>,
     conns: usize,
@@ -158,7 +185,7 @@ struct Args {
 fn parse_args() -> Args {
     let mut a = Args {
         sockets: 0,
-        procs: 6,
+        procs: None,
         listeners: 4,
         worker: None,
         conns: 0,
@@ -174,7 +201,7 @@ fn parse_args() -> Args {
         };
         match flag.as_str() {
             "--sockets" => a.sockets = value(),
-            "--procs" => a.procs = value(),
+            "--procs" => a.procs = Some(value()),
             "--listeners" => a.listeners = value(),
             "--worker" => a.worker = Some(value()),
             "--conns" => a.conns = value(),
@@ -183,7 +210,7 @@ fn parse_args() -> Args {
             )),
         }
     }
-    if a.procs == 0 || a.procs > 200 || a.listeners == 0 {
+    if a.procs.is_some_and(|p| p == 0 || p > 200) || a.listeners == 0 {
         die("--procs must be 1..=200 and --listeners at least 1".into());
     }
     a
@@ -193,7 +220,7 @@ fn parse_args() -> Args {
 fn worker(i: usize, a: &Args) {
     // SAFETY: prctl with an integer argument; dies with the parent.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-    raise_nofile((2 * a.conns + a.listeners + 256) as u64);
+    raise_nofile((2 * a.conns + a.listeners + SPARE_FDS) as u64);
     let listeners: Vec<TcpListener> = (0..a.listeners)
         .map(|k| {
             listen(
@@ -229,7 +256,10 @@ fn worker(i: usize, a: &Args) {
         Some(Ok(l)) if l == "go" => {}
         _ => std::process::exit(0),
     }
-    let peer = worker_addr((i + 1) % a.procs);
+    let procs = a
+        .procs
+        .unwrap_or_else(|| die("a worker is started with --procs".into()));
+    let peer = worker_addr((i + 1) % procs);
     let mut clients = Vec::with_capacity(a.conns);
     for j in 0..a.conns {
         let to = SocketAddrV4::new(peer, BASE_PORT + (j % a.listeners) as u16);
@@ -264,18 +294,19 @@ fn main() {
         worker(i, &a);
         return;
     }
-    if a.sockets < 2 * a.procs * (a.listeners + 1) {
+    let procs = a.procs.unwrap_or_else(|| procs_for(a.sockets, a.listeners));
+    if a.sockets < 2 * procs * (a.listeners + 1) {
         die(format!(
             "--sockets {} is too small for {} processes with {} listeners each",
-            a.sockets, a.procs, a.listeners
+            a.sockets, procs, a.listeners
         ));
     }
-    let conns = (a.sockets - a.procs * a.listeners) / (2 * a.procs);
+    let conns = (a.sockets - procs * a.listeners) / (2 * procs);
     let exe = std::env::current_exe().unwrap_or_else(|e| die(format!("current_exe: {e}")));
     let mut children = Vec::new();
-    for i in 0..a.procs {
+    for i in 0..procs {
         let child = Command::new(&exe)
-            .args(["--worker", &i.to_string(), "--procs", &a.procs.to_string()])
+            .args(["--worker", &i.to_string(), "--procs", &procs.to_string()])
             .args(["--listeners", &a.listeners.to_string()])
             .args(["--conns", &conns.to_string()])
             .stdin(Stdio::piped())
@@ -311,7 +342,7 @@ fn main() {
         .iter()
         .map(|l| l[6..].parse::<usize>().unwrap_or(0))
         .sum::<usize>()
-        + a.procs * a.listeners;
+        + procs * a.listeners;
     println!("ready {total} {}", std::process::id());
     std::io::stdout().flush().ok();
     // Hold until killed; the workers die with us (PR_SET_PDEATHSIG).

@@ -26,7 +26,10 @@
 #         machine other work then no longer stretches wall times (the kernel's RT
 #         throttling still leaves it 5 % of each core)
 #     -c  another rstaudit binary (an older build) to time in the same rounds, as
-#         `audit-other` and `snapshot-other` (added to the tools)
+#         `audit-other` and `snapshot-other` (added to the tools beside audit and snapshot)
+#     -p  also time the audit's parts at each size, after the rounds (bench/audit_parts.rs,
+#         REPS rounds in one process: the sock_diag dump, the socket iterator, the whole
+#         collection, the rules, the table), printed as a table of where the time goes
 #
 # Needs: ip (iproute2), ss, netstat (net-tools).
 set -euo pipefail
@@ -39,7 +42,8 @@ build=1
 tools="snapshot audit audit-proc ss-tanpoie ss-tan netstat-tanp"
 other=""
 prio="nice -n -10"
-while getopts "s:r:o:nt:c:F" opt; do
+parts=0
+while getopts "s:r:o:nt:c:Fp" opt; do
     case $opt in
     s) sizes=$OPTARG ;;
     r) reps=$OPTARG ;;
@@ -48,7 +52,8 @@ while getopts "s:r:o:nt:c:F" opt; do
     t) tools=$OPTARG ;;
     c) other=$(realpath "$OPTARG") ;;
     F) prio="chrt -f 10" ;;
-    *) sed -n '2,30p' "$0" >&2; exit 2 ;;
+    p) parts=1 ;;
+    *) sed -n '2,34p' "$0" >&2; exit 2 ;;
     esac
 done
 
@@ -60,16 +65,21 @@ done
 
 cd "$here"
 if [ "$build" = 1 ]; then
-    cargo build --release --quiet --bin rstaudit --example loadgen --example engine --example timeit
+    cargo build --release --quiet --bin rstaudit --example loadgen --example engine --example timeit \
+        --example audit_parts
 fi
 rst="$here/target/release/rstaudit"
 loadgen="$here/target/release/examples/loadgen"
 engine="$here/target/release/examples/engine"
 timeit="$here/target/release/examples/timeit"
+parts_bin="$here/target/release/examples/audit_parts"
 for f in "$rst" "$loadgen" "$engine" "$timeit"; do [ -x "$f" ] || die "$f missing (build without -n)"; done
+[ "$parts" = 0 ] || [ -x "$parts_bin" ] || die "$parts_bin missing (build without -n)"
 if [ -n "$other" ]; then
     [ -x "$other" ] || die "$other is not an executable"
-    tools="$tools audit-other snapshot-other"
+    # The older build of each of audit and snapshot being timed.
+    case " $tools " in *" audit "*) tools="$tools audit-other" ;; esac
+    case " $tools " in *" snapshot "*) tools="$tools snapshot-other" ;; esac
 fi
 
 tmp=$(mktemp -d /tmp/rsta-bench.XXXXXX)
@@ -130,6 +140,7 @@ time_one() {
 
 : >"$tmp/results"
 : >"$tmp/engine"
+: >"$tmp/parts"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 tools_arr=($tools)
 for size in $sizes; do
@@ -172,6 +183,10 @@ for size in $sizes; do
             "$rst" audit --fail-on never --snapshot "$tmp/snap-$size.json"
     done
     [ "$engine_too" = 1 ] && echo "$size $($prio "$engine" "$tmp/snap-$size.json" 20 | tr '\n' ' ')" >>"$tmp/engine"
+    # The audit's parts, in one process (bench/audit_parts.rs).
+    if [ "$parts" = 1 ]; then
+        ip netns exec "$ns" $prio "$parts_bin" "$reps" | sed "s/^/$size /" >>"$tmp/parts"
+    fi
     kill "$lgpid"
     wait "$lgpid" 2>/dev/null || true
     lgpid=""
@@ -245,6 +260,28 @@ fmt_mb() { awk -v m="$1" 'BEGIN { if (m == "-") print "-"; else printf "%.0f MB"
             echo
             awk -v a="$a" -v t="$t" 'BEGIN { if (t > 0) printf "`rstaudit audit` / `ss -tan` (median wall): %.2fx", a / t }'
             echo "; in each round: $(rounds "$size" audit ss-tan 2)"
+        fi
+        if [ -n "$other" ]; then
+            read -r o _ _ <<<"$(stat_of "$size" audit-other 1)"
+            if [ "$o" != "-" ] && [ "$t" != "-" ]; then
+                echo
+                awk -v a="$o" -v t="$t" 'BEGIN { if (t > 0) printf "`%s audit` / `ss -tan` (median wall): %.2fx", "'"$(basename "$other")"'", a / t }'
+                echo "; in each round: $(rounds "$size" audit-other ss-tan 2)"
+            fi
+        fi
+        if grep -q "^$size " "$tmp/parts"; then
+            part() { awk -v s="$size" -v p="$1" '$1 == s && $2 == p { print $3 " ms (" $4 "–" $5 ")" }' "$tmp/parts"; }
+            echo
+            echo "Where the audit's time goes (\`bench/audit_parts.rs\`, one process, median of $reps rounds, min–max):"
+            echo
+            echo "| part | wall |"
+            echo "|---|---|"
+            echo "| sock_diag dump alone ($(awk -v s="$size" '$1 == s && $2 == "sockets" { print $3 }' "$tmp/parts") sockets, parsed) | $(part dump) |"
+            echo "| socket iterator alone (one run, $(awk -v s="$size" '$1 == s && $2 == "records" { print $3 }' "$tmp/parts") records, and their index) | $(part iter) |"
+            echo "| collection (program loaded, iterator, counters, sysctls, dump joined to owners) | $(part collect) |"
+            echo "| rules (the audit's collection with the rules judging, minus the one above) | $(part rules) |"
+            echo "| output (the table rendered) | $(part output) |"
+            echo "| audit without writing (collection, rules, report) | $(part audit) |"
         fi
         echo
     done

@@ -91,6 +91,9 @@ impl Hasher for InodeHasher {
     fn write_u64(&mut self, n: u64) {
         self.0 = n ^ (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) & 0xFE00_0000_0000_0000);
     }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
 }
 
 /// Socket inode -> (table, index in it).
@@ -205,6 +208,15 @@ impl<'scope> Scan<'scope> {
         })
     }
 
+    /// Whether [`Scan::ready`] would answer at once: the kernel's iterator has run (or
+    /// failed), or it is not used.
+    pub fn is_ready(&self) -> bool {
+        match &self.0 {
+            How::Kernel { iterator, .. } => iterator.is_finished(),
+            How::Proc(_) | How::Fallback { .. } => true,
+        }
+    }
+
     /// Wait until the kernel's iterator has run once, so that sockets can be given their
     /// owner one at a time as the table is read; the /proc pass (asked for, or the fallback
     /// of `auto`) needs the whole tables instead. An error only where the kernel's iterator
@@ -300,16 +312,18 @@ fn merge_kernel(mut joiner: Joiner, after: bool, tables: &mut [&mut [Socket]]) -
     notes
 }
 
-/// Joins the sockets of a table, one at a time, to what one run of the kernel's iterator saw:
-/// the lowest pid (its lowest descriptor) holding each socket, as in /proc order.
+/// Joins the sockets of a table, one at a time or a batch at a time, to what one run of the
+/// kernel's iterator saw: the lowest pid (its lowest descriptor) holding each socket, as in
+/// /proc order.
 pub struct Joiner {
     reader: bpf::Reader,
     sockets: bpf::TaskSockets,
-    /// Socket inode -> its first record in `sockets` (processes by pid, descriptors
-    /// ascending): 16 bytes a socket instead of a copy of the record.
-    first: HashMap<u64, u32, BuildHasherDefault<InodeHasher>>,
     proc_fd: Option<OwnedFd>,
-    comms: HashMap<u32, Arc<str>>,
+    comms: HashMap<u32, Arc<str>, BuildHasherDefault<InodeHasher>>,
+    /// Scratch space of [`Joiner::join_all`], kept between batches.
+    inodes: Vec<u64>,
+    positions: Vec<Option<u32>>,
+    found: Vec<Option<bpf::Held>>,
 }
 
 impl Joiner {
@@ -322,22 +336,14 @@ impl Joiner {
             nix::sys::stat::Mode::empty(),
         )
         .ok();
-        let mut joiner = Self {
+        Self {
             reader,
             sockets,
-            first: HashMap::default(),
             proc_fd,
-            comms: HashMap::new(),
-        };
-        joiner.index();
-        joiner
-    }
-
-    fn index(&mut self) {
-        self.first.clear();
-        self.first.reserve(self.sockets.iter().size_hint().0);
-        for (i, held) in self.sockets.iter().enumerate() {
-            self.first.entry(held.inode()).or_insert(i as u32);
+            comms: HashMap::default(),
+            inodes: Vec::new(),
+            positions: Vec::new(),
+            found: Vec::new(),
         }
     }
 
@@ -350,15 +356,36 @@ impl Joiner {
         self.join_with(socket, true)
     }
 
+    /// [`Joiner::join`] of each of `sockets`, into `joined` (cleared first): the sockets are
+    /// looked up together, so that the cache misses of their lookups overlap instead of
+    /// coming one after the other.
+    pub fn join_all(&mut self, sockets: &mut [Socket], joined: &mut Vec<bool>) {
+        self.inodes.clear();
+        self.inodes.extend(sockets.iter().map(|s| s.inode));
+        self.sockets
+            .first_of_each(&self.inodes, &mut self.positions, &mut self.found);
+        let found = std::mem::take(&mut self.found);
+        joined.clear();
+        joined.extend(
+            sockets
+                .iter_mut()
+                .zip(&found)
+                .map(|(socket, held)| socket.inode == 0 || self.set(socket, *held, true)),
+        );
+        self.found = found;
+    }
+
     fn join_with(&mut self, socket: &mut Socket, same_state: bool) -> bool {
         if socket.inode == 0 {
             return true;
         }
-        let Some(held) = self
-            .first
-            .get(&socket.inode)
-            .and_then(|&i| self.sockets.get(i as usize))
-        else {
+        let held = self.sockets.first(socket.inode);
+        self.set(socket, held, same_state)
+    }
+
+    /// Give `socket` the owner and options of `held`, its first holder in the run.
+    fn set(&mut self, socket: &mut Socket, held: Option<bpf::Held>, same_state: bool) -> bool {
+        let Some(held) = held else {
             return false;
         };
         if same_state && held.state() != Some(socket.state) {
@@ -387,7 +414,6 @@ impl Joiner {
         match self.reader.read() {
             Ok(sockets) => {
                 self.sockets = sockets;
-                self.index();
                 // Read after the table: whatever state the socket is in now.
                 for socket in missed {
                     self.join_with(socket, false);

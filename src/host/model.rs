@@ -235,6 +235,14 @@ pub struct Socket {
 pub trait SocketSink {
     /// One socket, with its owner and options when they were read.
     fn socket(&mut self, socket: Socket);
+    /// Several sockets, in the order they were read, leaving `batch` empty: the same as
+    /// giving each to [`SocketSink::socket`], which is all it does unless a sink does better
+    /// with several at once.
+    fn sockets(&mut self, batch: &mut Vec<Socket>) {
+        for socket in batch.drain(..) {
+            self.socket(socket);
+        }
+    }
     /// Forget the sockets given so far: the table is being read again another way (the
     /// sock_diag dump failed part way, and /proc/net/tcp is read instead).
     fn restart(&mut self);

@@ -245,6 +245,10 @@ const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLM_F_DUMP_INTR: u16 = 0x10;
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// The original inet_diag request (and the type of its replies).
+const TCPDIAG_GETSOCK: u16 = 18;
+/// sizeof(struct inet_diag_req).
+const INET_DIAG_REQ: usize = 60;
 /// sizeof(struct inet_diag_msg).
 const INET_DIAG_MSG: usize = 72;
 const INET_DIAG_INFO: u16 = 2;
@@ -265,33 +269,61 @@ mod tcpi {
 
 /// Dump every TCP socket (IPv4 and IPv6, all states) of the calling thread's namespace into
 /// `sink`. On an error, `sink` may have been given part of the table.
+///
+/// The kernel keeps the TCP sockets of every namespace and both families in one hash table,
+/// and a dump walks all of it, socket by socket, whatever it asks for. One request of the
+/// original inet_diag kind (`TCPDIAG_GETSOCK`) dumps both families in one walk, where
+/// `SOCK_DIAG_BY_FAMILY` asks for one family and walks the table once per family; the
+/// sockets come in the table's order, both families mixed. A kernel that refuses it (the
+/// refusal comes before any socket) is asked once per family.
 pub fn dump_sock_diag(notes: &mut Vec<Note>, sink: &mut dyn SocketSink) -> io::Result<()> {
     let mut socket = NlSocket::new(NETLINK_SOCK_DIAG)?;
     socket.bind_auto()?;
     socket.connect(&SocketAddr::new(0, 0))?;
     let mut buf = vec![0u8; RECV_BUF];
     let mut unknown = 0usize;
-    for (seq, family) in [(1u32, AF_INET), (2u32, AF_INET6)] {
-        let result = dump_family(&socket, seq, family, &mut buf, sink, &mut unknown);
-        match result {
-            Ok(interrupted) => {
-                if interrupted {
-                    notes.push(Note::new(
-                        "sockets",
-                        None,
-                        "the socket table changed during the dump: a few sockets may be missing or listed twice",
-                    ));
+    let interrupted_note = || {
+        Note::new(
+            "sockets",
+            None,
+            "the socket table changed during the dump: a few sockets may be missing or listed twice",
+        )
+    };
+    let mut counted = Counted { sink, given: 0 };
+    match dump(
+        &socket,
+        &both_request(3),
+        3,
+        &mut buf,
+        &mut counted,
+        &mut unknown,
+    ) {
+        Ok(interrupted) => {
+            if interrupted {
+                notes.push(interrupted_note());
+            }
+        }
+        Err(_) if counted.given == 0 && unknown == 0 => {
+            for (seq, family) in [(1u32, AF_INET), (2u32, AF_INET6)] {
+                let request = family_request(seq, family);
+                match dump(&socket, &request, seq, &mut buf, counted.sink, &mut unknown) {
+                    Ok(interrupted) => {
+                        if interrupted {
+                            notes.push(interrupted_note());
+                        }
+                    }
+                    Err(e) if family == AF_INET6 && e.raw_os_error() == Some(libc::ENOENT) => {
+                        notes.push(Note::new(
+                            "sockets",
+                            Some("IPv6".to_string()),
+                            "IPv6 sockets not read: the kernel has no IPv6 sock_diag (IPv6 disabled?)",
+                        ));
+                    }
+                    Err(e) => return Err(e),
                 }
             }
-            Err(e) if family == AF_INET6 && e.raw_os_error() == Some(libc::ENOENT) => {
-                notes.push(Note::new(
-                    "sockets",
-                    Some("IPv6".to_string()),
-                    "IPv6 sockets not read: the kernel has no IPv6 sock_diag (IPv6 disabled?)",
-                ));
-            }
-            Err(e) => return Err(e),
         }
+        Err(e) => return Err(e),
     }
     if unknown > 0 {
         notes.push(Note::new(
@@ -305,15 +337,26 @@ pub fn dump_sock_diag(notes: &mut Vec<Note>, sink: &mut dyn SocketSink) -> io::R
     Ok(())
 }
 
-/// One dump request and its replies; returns whether the kernel flagged it interrupted.
-fn dump_family(
-    socket: &NlSocket,
-    seq: u32,
-    family: u8,
-    buf: &mut [u8],
-    out: &mut dyn SocketSink,
-    unknown: &mut usize,
-) -> io::Result<bool> {
+/// A sink that counts what it was given: a dump that fails before its first socket can be
+/// asked again another way.
+struct Counted<'a> {
+    sink: &'a mut dyn SocketSink,
+    given: usize,
+}
+
+impl SocketSink for Counted<'_> {
+    fn socket(&mut self, socket: Socket) {
+        self.given += 1;
+        self.sink.socket(socket);
+    }
+    fn restart(&mut self) {
+        self.given = 0;
+        self.sink.restart();
+    }
+}
+
+/// The dump of one family: `SOCK_DIAG_BY_FAMILY` with `struct inet_diag_req_v2`.
+fn family_request(seq: u32, family: u8) -> Vec<u8> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
     header.sequence_number = seq;
@@ -335,7 +378,36 @@ fn dump_family(
     packet.finalize();
     let mut request = vec![0u8; packet.header.length as usize];
     packet.serialize(&mut request[..]);
-    socket.send(&request, 0)?;
+    request
+}
+
+/// The dump of both families: `TCPDIAG_GETSOCK` with `struct inet_diag_req` (family,
+/// source and destination lengths, extensions, the 48-byte socket id, states, tables). The
+/// kernel dumps every family for it (inet_diag_dump_compat), and its replies carry the
+/// request's type.
+fn both_request(seq: u32) -> [u8; NLMSG_HDR + INET_DIAG_REQ] {
+    let mut r = [0u8; NLMSG_HDR + INET_DIAG_REQ];
+    r[0..4].copy_from_slice(&((NLMSG_HDR + INET_DIAG_REQ) as u32).to_ne_bytes());
+    r[4..6].copy_from_slice(&TCPDIAG_GETSOCK.to_ne_bytes());
+    r[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    r[8..12].copy_from_slice(&seq.to_ne_bytes());
+    r[NLMSG_HDR] = AF_INET;
+    r[NLMSG_HDR + 3] = ExtensionFlags::INFO.bits();
+    r[NLMSG_HDR + 52..NLMSG_HDR + 56].copy_from_slice(&StateFlags::all().bits().to_ne_bytes());
+    r
+}
+
+/// Send one dump request and read its replies into `out`; returns whether the kernel
+/// flagged the dump interrupted.
+fn dump(
+    socket: &NlSocket,
+    request: &[u8],
+    seq: u32,
+    buf: &mut [u8],
+    out: &mut dyn SocketSink,
+    unknown: &mut usize,
+) -> io::Result<bool> {
+    socket.send(request, 0)?;
     let mut interrupted = false;
     loop {
         let n = socket.recv(&mut &mut buf[..], 0)?;
@@ -414,7 +486,7 @@ pub fn parse_batch(
                     return Err(io::Error::from_raw_os_error(errno));
                 }
             }
-            SOCK_DIAG_BY_FAMILY => match parse_diag_msg(payload)? {
+            SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => match parse_diag_msg(payload)? {
                 Some(socket) => out.socket(socket),
                 None => *unknown += 1,
             },
@@ -793,5 +865,49 @@ mod tests {
         assert_eq!((out.len(), unknown), (1, 1));
         batch[0] = 200;
         assert!(parse_batch(&batch, 9, &mut out, &mut unknown).is_err());
+    }
+
+    /// The one request of both families gives every socket the two requests of one family
+    /// each give, once, with the same fields: here the test's own IPv4 and IPv6 listeners and
+    /// connections (other tests open and close sockets meanwhile, so only these are compared).
+    #[test]
+    fn one_dump_of_both_families_gives_what_one_per_family_gives() {
+        let v4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let v6 = std::net::TcpListener::bind("[::1]:0").expect("IPv6 loopback");
+        let c4 = std::net::TcpStream::connect(v4.local_addr().unwrap()).unwrap();
+        let c6 = std::net::TcpStream::connect(v6.local_addr().unwrap()).unwrap();
+        let ours: Vec<u16> = [&v4, &v6]
+            .iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .chain([&c4, &c6].iter().map(|c| c.local_addr().unwrap().port()))
+            .collect();
+        let pick = |sockets: Vec<Socket>| {
+            let mut mine: Vec<Socket> = sockets
+                .into_iter()
+                .filter(|s| ours.contains(&s.local_port))
+                .map(|mut s| {
+                    // What moves between two dumps of a live socket.
+                    s.tcp_info = None;
+                    s.timer_expires_ms = None;
+                    s
+                })
+                .collect();
+            mine.sort_by_key(|s| (s.local_port, s.remote_port));
+            mine
+        };
+        let mut both = Vec::new();
+        dump_sock_diag(&mut Vec::new(), &mut both).expect("a sock_diag dump");
+        let mut socket = NlSocket::new(NETLINK_SOCK_DIAG).unwrap();
+        socket.bind_auto().unwrap();
+        socket.connect(&SocketAddr::new(0, 0)).unwrap();
+        let mut per_family = Vec::new();
+        let mut buf = vec![0u8; RECV_BUF];
+        for (seq, family) in [(1u32, AF_INET), (2u32, AF_INET6)] {
+            let request = family_request(seq, family);
+            dump(&socket, &request, seq, &mut buf, &mut per_family, &mut 0).unwrap();
+        }
+        let (both, per_family) = (pick(both), pick(per_family));
+        assert_eq!(both.len(), 6, "{both:?}");
+        assert_eq!(both, per_family);
     }
 }

@@ -15,6 +15,7 @@
 //! reads /proc instead.
 
 pub mod btf;
+mod by_inode;
 mod program;
 mod sys;
 
@@ -22,6 +23,7 @@ use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use super::SockOptions;
+use by_inode::ByInode;
 use program::{Layout, RECORD, Record};
 
 /// Why the kernel's socket iterator cannot be used here.
@@ -64,19 +66,22 @@ pub struct Reader {
     hz: u64,
 }
 
-/// The TCP sockets every process holds, as one run of the iterator saw them.
+/// The TCP sockets every process holds, as one run of the iterator saw them, indexed by
+/// socket inode.
 pub struct TaskSockets {
     raws: Vec<Record>,
+    index: ByInode,
     hz: u64,
 }
 
-/// One socket held by one process.
-pub struct Held<'a> {
-    raw: &'a Record,
+/// One socket held by one process (a copy of its record).
+#[derive(Debug, Clone, Copy)]
+pub struct Held {
+    raw: Record,
     hz: u64,
 }
 
-impl Held<'_> {
+impl Held {
     pub fn pid(&self) -> u32 {
         self.raw.pid()
     }
@@ -97,24 +102,50 @@ impl Held<'_> {
 }
 
 impl TaskSockets {
-    /// Every socket, in the iterator's order (processes by pid, descriptors ascending).
-    pub fn iter(&self) -> impl Iterator<Item = Held<'_>> {
-        self.raws.iter().map(|raw| Held { raw, hz: self.hz })
+    fn new(raws: Vec<Record>, hz: u64) -> Self {
+        let index = ByInode::new(&raws);
+        TaskSockets { raws, index, hz }
     }
 
-    /// The `i`th socket of [`TaskSockets::iter`].
-    pub fn get(&self, i: usize) -> Option<Held<'_>> {
-        self.raws.get(i).map(|raw| Held { raw, hz: self.hz })
+    fn held(&self, at: u32) -> Option<Held> {
+        self.raws
+            .get(at as usize)
+            .map(|&raw| Held { raw, hz: self.hz })
+    }
+
+    /// Every socket, in the iterator's order (processes by pid, descriptors ascending).
+    pub fn iter(&self) -> impl Iterator<Item = Held> + '_ {
+        self.raws.iter().map(|&raw| Held { raw, hz: self.hz })
+    }
+
+    /// The socket of inode `inode` as its first holder has it: the lowest pid holding it,
+    /// at its lowest descriptor (as /proc order finds it).
+    pub fn first(&self, inode: u64) -> Option<Held> {
+        self.index.find(inode).and_then(|at| self.held(at))
+    }
+
+    /// [`TaskSockets::first`] of each of `inodes`, in order, into `out` (cleared first).
+    /// Looked up together: the memory of many is fetched at once, where one lookup after
+    /// the other would wait for each (`positions` is scratch space, kept by the caller).
+    pub fn first_of_each(
+        &self,
+        inodes: &[u64],
+        positions: &mut Vec<Option<u32>>,
+        out: &mut Vec<Option<Held>>,
+    ) {
+        self.index.find_all(inodes, positions);
+        out.clear();
+        out.extend(positions.iter().map(|at| at.and_then(|at| self.held(at))));
     }
 }
 
 impl Reader {
     /// Run the iterator again.
     pub fn read(&self) -> Result<TaskSockets, Unavailable> {
-        Ok(TaskSockets {
-            raws: read_records(&self.link, self.bits)?,
-            hz: self.hz,
-        })
+        Ok(TaskSockets::new(
+            read_records(&self.link, self.bits)?,
+            self.hz,
+        ))
     }
 }
 
@@ -195,7 +226,7 @@ impl Loaded {
             .into_iter()
             .filter(|r| !(r.pid() == me && probes.holds(r.fd())))
             .collect();
-        Ok((Reader { link, bits, hz }, TaskSockets { raws, hz }))
+        Ok((Reader { link, bits, hz }, TaskSockets::new(raws, hz)))
     }
 }
 
