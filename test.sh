@@ -44,6 +44,12 @@ packages=(
     # API; runc because crun refuses the hybrid cgroup hierarchy of these machines; conmon
     # is podman's container monitor.
     podman runc conmon
+    # tests/it/watch/deploy.rs: systemd-analyze verifies deploy/rstaudit-watch.service (this
+    # machine has no systemd as PID 1); `podman kube play` starts its pod's pause container
+    # with catatonit; deploy/image-root.sh strips the binary (binutils, above) and lists its
+    # libraries with ldd (libc-bin, essential); strace counts the system calls of a watch for
+    # the unit's SystemCallFilter; logrotate reads deploy/rstaudit-watch.logrotate.
+    systemd catatonit strace logrotate
 )
 
 missing=()

@@ -8,5 +8,6 @@
 //! root fails the test; none is skipped.
 
 mod command;
+mod deploy;
 mod parts;
 mod support;

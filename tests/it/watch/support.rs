@@ -83,9 +83,15 @@ pub struct Watch {
 impl Watch {
     /// Start `rstaudit watch --listen 127.0.0.1:PORT ARGS...` and wait until it watches.
     pub fn start(args: &[&str]) -> Watch {
+        Watch::start_as(rstaudit(), args)
+    }
+
+    /// As [`Watch::start`], with `command` (the binary, or a program that runs it, such as
+    /// `setpriv ... rstaudit`) in place of the binary itself.
+    pub fn start_as(mut command: Command, args: &[&str]) -> Watch {
         require_root();
         let addr = free_port();
-        let mut child = rstaudit()
+        let mut child = command
             .arg("watch")
             .arg("--listen")
             .arg(addr.to_string())
