@@ -4,8 +4,8 @@
 //! (`deploy`: the systemd unit, the image, the DaemonSet's pod). `support` holds what they
 //! share.
 //!
-//! A missing tool (promtool, prometheus, podman, runc, chromium, systemd-analyze) or missing
-//! root fails the test; none is skipped.
+//! A missing tool (promtool, prometheus, podman, runc, chromium, systemd-analyze, strace,
+//! logrotate) or missing root fails the test; none is skipped.
 
 mod command;
 mod deploy;
