@@ -54,6 +54,28 @@ pub fn name_of(pid: u32) -> Option<String> {
     (!comm.is_empty()).then_some(comm)
 }
 
+/// The inode of the initial PID namespace (the kernel's PROC_PID_INIT_INO).
+const INITIAL_PID_NS: u64 = 0xEFFF_FFFC;
+
+/// What names of this process's tracing instances and probes carry after their prefix and
+/// before its pid: nothing in the host's PID namespace; `ns<INODE>_` in another one (a
+/// container without the host's PIDs), whose pids name other processes than the host's. A run
+/// then treats as stale only the names of its own PID namespace, whose pids it can check, and
+/// the host's runs leave its names alone.
+pub fn pid_ns_tag() -> String {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata("/proc/self/ns/pid") {
+        Ok(m) if m.ino() != INITIAL_PID_NS => format!("ns{}_", m.ino()),
+        _ => String::new(),
+    }
+}
+
+/// The pid in `rest`, what follows a tracing instance's or probe group's prefix, when the name
+/// is of PID namespace `tag` ([`pid_ns_tag`]); `None` for another namespace's names and others.
+pub fn pid_in_name(rest: &str, tag: &str) -> Option<u32> {
+    rest.strip_prefix(tag)?.parse().ok()
+}
+
 /// Whether a process with this id exists.
 pub fn exists(pid: u32) -> bool {
     i32::try_from(pid)
@@ -65,6 +87,17 @@ pub fn exists(pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_of_another_pid_namespace_are_not_read_as_this_ones() {
+        assert_eq!(pid_in_name("123", ""), Some(123));
+        assert_eq!(pid_in_name("ns4026532001_123", ""), None);
+        assert_eq!(pid_in_name("ns4026532001_123", "ns4026532001_"), Some(123));
+        assert_eq!(pid_in_name("123", "ns4026532001_"), None);
+        assert_eq!(pid_in_name("ns4026532002_123", "ns4026532001_"), None);
+        // This test runs in the host's PID namespace (CI, the README test command).
+        assert_eq!(pid_ns_tag(), "");
+    }
 
     #[test]
     fn our_own_thread_process_and_name() {

@@ -876,15 +876,28 @@ mod tests {
         let v6 = std::net::TcpListener::bind("[::1]:0").expect("IPv6 loopback");
         let c4 = std::net::TcpStream::connect(v4.local_addr().unwrap()).unwrap();
         let c6 = std::net::TcpStream::connect(v6.local_addr().unwrap()).unwrap();
-        let ours: Vec<u16> = [&v4, &v6]
+        // By both ends: a TIME_WAIT entry of an earlier test may hold one of these ports.
+        let unspecified = |a: std::net::SocketAddr| match a {
+            std::net::SocketAddr::V4(_) => std::net::SocketAddr::from(([0u8; 4], 0)),
+            std::net::SocketAddr::V6(_) => std::net::SocketAddr::from(([0u16; 8], 0)),
+        };
+        let mut ours: Vec<(std::net::SocketAddr, std::net::SocketAddr)> = [&v4, &v6]
             .iter()
-            .map(|l| l.local_addr().unwrap().port())
-            .chain([&c4, &c6].iter().map(|c| c.local_addr().unwrap().port()))
+            .map(|l| l.local_addr().unwrap())
+            .map(|a| (a, unspecified(a)))
             .collect();
+        for c in [&c4, &c6] {
+            let (local, peer) = (c.local_addr().unwrap(), c.peer_addr().unwrap());
+            ours.extend([(local, peer), (peer, local)]);
+        }
         let pick = |sockets: Vec<Socket>| {
             let mut mine: Vec<Socket> = sockets
                 .into_iter()
-                .filter(|s| ours.contains(&s.local_port))
+                .filter(|s| {
+                    let local = std::net::SocketAddr::new(s.local_addr, s.local_port);
+                    let remote = std::net::SocketAddr::new(s.remote_addr, s.remote_port);
+                    ours.contains(&(local, remote))
+                })
                 .map(|mut s| {
                     // What moves between two dumps of a live socket.
                     s.tcp_info = None;

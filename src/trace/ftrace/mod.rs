@@ -248,14 +248,27 @@ print fmt: "skbaddr=%p skaddr=%p src=%pISpc dest=%pISpc state=%s", REC->skbaddr,
     fn stale_instances_of_dead_processes_are_removed() {
         let dir = fake_tracefs(None);
         let inst = dir.path().join("instances");
-        for name in ["rstaudit-11", "rstaudit-22", "other-33", "rstaudit-x"] {
+        for name in [
+            "rstaudit-11",
+            "rstaudit-22",
+            "other-33",
+            "rstaudit-x",
+            "rstaudit-ns4026532001_44",
+        ] {
             fs::create_dir(inst.join(name)).unwrap();
         }
-        let removed = clean_stale_with(&Tracefs::at(dir.path()), |pid| pid == 22).unwrap();
+        let removed = clean_stale_with(&Tracefs::at(dir.path()), "", |pid| pid == 22).unwrap();
         assert_eq!(removed, vec!["rstaudit-11".to_string()]);
         assert!(inst.join("rstaudit-22").exists());
         assert!(inst.join("other-33").exists());
         assert!(inst.join("rstaudit-x").exists());
+        // Another PID namespace's instance: its pid 44 is not this namespace's pid 44.
+        assert!(inst.join("rstaudit-ns4026532001_44").exists());
+        // A run in that namespace removes it, and leaves the host's names alone.
+        let removed =
+            clean_stale_with(&Tracefs::at(dir.path()), "ns4026532001_", |_| false).unwrap();
+        assert_eq!(removed, vec!["rstaudit-ns4026532001_44".to_string()]);
+        assert!(inst.join("rstaudit-22").exists());
     }
 
     /// A `--tracefs` directory is not trusted: its format files may be FIFOs, links, huge,

@@ -151,9 +151,10 @@ pub struct SiteProbes {
     defined: Vec<SiteFn>,
 }
 
-/// The group name of process `pid`.
+/// The group name of process `pid` (with its PID namespace's tag,
+/// [`crate::host::process::pid_ns_tag`]).
 pub fn group_of(pid: u32) -> String {
-    format!("{GROUP_PREFIX}{pid}")
+    format!("{GROUP_PREFIX}{}{pid}", crate::host::process::pid_ns_tag())
 }
 
 fn append(path: &Path, line: &str) -> io::Result<()> {
@@ -272,6 +273,7 @@ pub fn clean_stale_probes(
     tracefs: &Tracefs,
     alive: impl Fn(u32) -> bool,
 ) -> Result<Vec<String>, ProbeError> {
+    let tag = crate::host::process::pid_ns_tag();
     let events = tracefs.root.join("kprobe_events");
     let text = match std::fs::read_to_string(&events) {
         Ok(t) => t,
@@ -282,7 +284,7 @@ pub fn clean_stale_probes(
     for (group, event) in own_probes(&text) {
         let Some(pid) = group
             .strip_prefix(GROUP_PREFIX)
-            .and_then(|p| p.parse::<u32>().ok())
+            .and_then(|rest| crate::host::process::pid_in_name(rest, &tag))
         else {
             continue;
         };

@@ -119,7 +119,11 @@ pub struct TraceOptions {
 impl Default for TraceOptions {
     fn default() -> Self {
         Self {
-            name: format!("{INSTANCE_PREFIX}{}", std::process::id()),
+            name: format!(
+                "{INSTANCE_PREFIX}{}{}",
+                crate::host::process::pid_ns_tag(),
+                std::process::id()
+            ),
             buffer_kb: 4096,
             channel_capacity: 1 << 10,
             reader: TraceReader::Auto,
@@ -464,14 +468,20 @@ pub fn remove_instance(instance: &Path) -> Result<(), TraceError> {
 }
 
 /// Remove `rstaudit-PID` instances whose process no longer exists (left by a crash or
-/// SIGKILL). Returns the names removed.
+/// SIGKILL), among those of this process's PID namespace
+/// ([`crate::host::process::pid_ns_tag`]). Returns the names removed.
 pub fn clean_stale(tracefs: &Tracefs) -> Result<Vec<String>, TraceError> {
-    clean_stale_with(tracefs, crate::host::process::exists)
+    clean_stale_with(
+        tracefs,
+        &crate::host::process::pid_ns_tag(),
+        crate::host::process::exists,
+    )
 }
 
-/// [`clean_stale`] with an injectable liveness check.
+/// [`clean_stale`] for the names of PID namespace `tag`, with an injectable liveness check.
 pub fn clean_stale_with(
     tracefs: &Tracefs,
+    tag: &str,
     alive: impl Fn(u32) -> bool,
 ) -> Result<Vec<String>, TraceError> {
     let dir = tracefs.root.join("instances");
@@ -485,7 +495,7 @@ pub fn clean_stale_with(
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(pid) = name
             .strip_prefix(INSTANCE_PREFIX)
-            .and_then(|p| p.parse::<u32>().ok())
+            .and_then(|rest| crate::host::process::pid_in_name(rest, tag))
         else {
             continue;
         };
