@@ -344,7 +344,45 @@ impl Checker<'_> {
         }
     }
 
+    /// A condition: a group (`all`, `any`, `not`) of conditions, or a comparison.
     pub(super) fn cond(&mut self, section: &str, c: &RawCond, level: Level) -> Option<Cond> {
+        let cmps = comparisons(c);
+        if !self.check_shape(section, c, cmps.len() + usize::from(c.one_of.is_some())) {
+            return None;
+        }
+        if c.measure.is_some() && c.counter.is_none() {
+            self.problem(
+                Code::BadCondition,
+                &[Step::Key(section), Step::Key("measure")],
+                "`measure` only applies to `counter`",
+                "remove it, or compare a counter",
+            );
+        }
+        if let Some(list) = &c.all {
+            return self.conds(section, list, level).map(Cond::All);
+        }
+        if let Some(list) = &c.any {
+            return self.conds(section, list, level).map(Cond::Any);
+        }
+        if let Some(inner) = &c.not {
+            return self
+                .cond(section, inner, level)
+                .map(|c| Cond::Not(Box::new(c)));
+        }
+        if !self.left_fits(section, c, level) {
+            return None;
+        }
+        let (left, kind) = self.left_side(section, c, level)?;
+        let (op, right) = self.right_side(section, c, &cmps, kind, level)?;
+        Some(Cond::Cmp {
+            left: left?,
+            op,
+            right,
+        })
+    }
+
+    /// Whether the condition is one group, or one left side with `n_cmp` comparisons, one.
+    fn check_shape(&mut self, section: &str, c: &RawCond, n_cmp: usize) -> bool {
         let groups = [c.all.is_some(), c.any.is_some(), c.not.is_some()]
             .iter()
             .filter(|x| **x)
@@ -360,54 +398,62 @@ impl Checker<'_> {
         .iter()
         .filter(|x| **x)
         .count();
-        let cmps: Vec<(Op, &RawOperand)> = [
-            (Op::Eq, &c.eq),
-            (Op::Ne, &c.ne),
-            (Op::Lt, &c.lt),
-            (Op::Le, &c.le),
-            (Op::Gt, &c.gt),
-            (Op::Ge, &c.ge),
-        ]
-        .into_iter()
-        .filter_map(|(op, v)| v.as_ref().map(|v| (op, v)))
-        .collect();
-        let n_cmp = cmps.len() + usize::from(c.one_of.is_some());
         if groups + lefts != 1 || (groups == 1 && n_cmp > 0) || (lefts == 1 && n_cmp != 1) {
             self.problem(Code::BadCondition,
                 &[Step::Key(section)],
                 "a condition must be one of all / any / not, or one left side (sysctl, counter, stat, field, option, value) with one comparison (eq, ne, lt, le, gt, ge, in)",
                 "e.g. `{ sysctl: net.ipv4.tcp_syncookies, eq: 0 }`",
             );
-            return None;
+            return false;
         }
-        if c.measure.is_some() && c.counter.is_none() {
+        true
+    }
+
+    /// The conditions of `all` or `any`: every one of them, and at least one.
+    fn conds(&mut self, section: &str, list: &[RawCond], level: Level) -> Option<Vec<Cond>> {
+        let v: Vec<Cond> = list
+            .iter()
+            .filter_map(|c| self.cond(section, c, level))
+            .collect();
+        (v.len() == list.len() && !v.is_empty()).then_some(v)
+    }
+
+    /// Whether the left side of a comparison may be used at `level`: socket fields and
+    /// options only in `match` and `suspects`.
+    fn left_fits(&mut self, section: &str, c: &RawCond, level: Level) -> bool {
+        if level == Level::Socket {
+            return true;
+        }
+        if c.field.is_some() {
             self.problem(
-                Code::BadCondition,
-                &[Step::Key(section), Step::Key("measure")],
-                "`measure` only applies to `counter`",
-                "remove it, or compare a counter",
+                Code::MisplacedSocketField,
+                &[Step::Key(section), Step::Key("field")],
+                "socket fields can only be used in `match` or `suspects`",
+                "move the comparison into `match:` (listener, socket or process rules)",
             );
+            return false;
         }
-        if let Some(list) = &c.all {
-            let v: Vec<Cond> = list
-                .iter()
-                .filter_map(|c| self.cond(section, c, level))
-                .collect();
-            return (v.len() == list.len() && !v.is_empty()).then_some(Cond::All(v));
+        if c.option.is_some() {
+            self.problem(
+                Code::MisplacedSocketField,
+                &[Step::Key(section), Step::Key("option")],
+                "socket options can only be used in `match` or `suspects`",
+                "move the comparison into `match:` (listener, socket or process rules)",
+            );
+            return false;
         }
-        if let Some(list) = &c.any {
-            let v: Vec<Cond> = list
-                .iter()
-                .filter_map(|c| self.cond(section, c, level))
-                .collect();
-            return (v.len() == list.len() && !v.is_empty()).then_some(Cond::Any(v));
-        }
-        if let Some(inner) = &c.not {
-            return self
-                .cond(section, inner, level)
-                .map(|c| Cond::Not(Box::new(c)));
-        }
-        let (left, kind) = if let Some(k) = &c.sysctl {
+        true
+    }
+
+    /// The left side of a comparison (`None` inside: it had a problem) and the kind of value
+    /// it is, which the right side must be.
+    fn left_side(
+        &mut self,
+        section: &str,
+        c: &RawCond,
+        level: Level,
+    ) -> Option<(Option<Expr>, Kind)> {
+        Some(if let Some(k) = &c.sysctl {
             (
                 self.sysctl(section, k).map(|k| Expr::Sysctl(k, None)),
                 Kind::Number,
@@ -427,26 +473,8 @@ impl Checker<'_> {
                 Field::Owned => Kind::Bool,
                 _ => Kind::Number,
             };
-            if level == Level::Host {
-                self.problem(
-                    Code::MisplacedSocketField,
-                    &[Step::Key(section), Step::Key("field")],
-                    "socket fields can only be used in `match` or `suspects`",
-                    "move the comparison into `match:` (listener, socket or process rules)",
-                );
-                return None;
-            }
             (Some(Expr::Field(f)), kind)
         } else if let Some(o) = c.option {
-            if level == Level::Host {
-                self.problem(
-                    Code::MisplacedSocketField,
-                    &[Step::Key(section), Step::Key("option")],
-                    "socket options can only be used in `match` or `suspects`",
-                    "move the comparison into `match:` (listener, socket or process rules)",
-                );
-                return None;
-            }
             (
                 Some(Expr::Opt(o)),
                 if o.is_bool() {
@@ -458,8 +486,20 @@ impl Checker<'_> {
         } else {
             let v = c.value.as_ref()?;
             (self.operand(section, v, Kind::Number, level), Kind::Number)
-        };
-        let (op, right) = if let Some(list) = &c.one_of {
+        })
+    }
+
+    /// The operator and the right side of a comparison, of the `kind` of the left side:
+    /// `in` a list, or one of `cmps`.
+    fn right_side(
+        &mut self,
+        section: &str,
+        c: &RawCond,
+        cmps: &[(Op, &RawOperand)],
+        kind: Kind,
+        level: Level,
+    ) -> Option<(Op, Vec<Expr>)> {
+        if let Some(list) = &c.one_of {
             let r: Vec<Option<Expr>> = list
                 .iter()
                 .map(|o| self.operand(section, o, kind, level))
@@ -473,30 +513,23 @@ impl Checker<'_> {
                 );
                 return None;
             }
-            (Op::In, r.into_iter().collect::<Option<Vec<_>>>())
-        } else {
-            let (op, v) = cmps[0];
-            if matches!(kind, Kind::Bool | Kind::State | Kind::Timer)
-                && !matches!(op, Op::Eq | Op::Ne)
-            {
-                self.problem(
-                    Code::TypeMismatch,
-                    &[Step::Key(section), Step::Key(op_key(op))],
-                    format!(
-                        "names and booleans can only be compared with eq, ne or in, not {}",
-                        op_key(op)
-                    ),
-                    "use eq, ne or in",
-                );
-                return None;
-            }
-            (op, self.operand(section, v, kind, level).map(|e| vec![e]))
-        };
-        Some(Cond::Cmp {
-            left: left?,
-            op,
-            right: right?,
-        })
+            return Some((Op::In, r.into_iter().collect::<Option<Vec<_>>>()?));
+        }
+        let (op, v) = cmps[0];
+        if matches!(kind, Kind::Bool | Kind::State | Kind::Timer) && !matches!(op, Op::Eq | Op::Ne)
+        {
+            self.problem(
+                Code::TypeMismatch,
+                &[Step::Key(section), Step::Key(op_key(op))],
+                format!(
+                    "names and booleans can only be compared with eq, ne or in, not {}",
+                    op_key(op)
+                ),
+                "use eq, ne or in",
+            );
+            return None;
+        }
+        Some((op, vec![self.operand(section, v, kind, level)?]))
     }
 
     pub(super) fn template(&mut self, text: &str) -> Template {
@@ -558,6 +591,21 @@ impl Checker<'_> {
         }
         Template { pieces }
     }
+}
+
+/// The comparisons a condition makes (`eq`, `ne`, ...), in that order.
+fn comparisons(c: &RawCond) -> Vec<(Op, &RawOperand)> {
+    [
+        (Op::Eq, &c.eq),
+        (Op::Ne, &c.ne),
+        (Op::Lt, &c.lt),
+        (Op::Le, &c.le),
+        (Op::Gt, &c.gt),
+        (Op::Ge, &c.ge),
+    ]
+    .into_iter()
+    .filter_map(|(op, v)| v.as_ref().map(|v| (op, v)))
+    .collect()
 }
 
 pub(super) fn op_key(op: Op) -> &'static str {
