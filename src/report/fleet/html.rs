@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::table::short_cell;
-use super::{FleetReport, age, utc};
+use super::{FleetReport, HostRow, age, utc};
 use crate::report::describe_threshold;
 use crate::report::escape::html as esc;
 
@@ -20,6 +20,21 @@ td.none{color:#aaa}td.accepted{background:#e4f2e4;font-style:italic}tr.stale td.
 /// Render the page.
 pub fn html(r: &FleetReport) -> String {
     let mut o = String::with_capacity(4096 + r.hosts.len() * 256);
+    summary(&mut o, r);
+    common_findings(&mut o, r);
+    fixes(&mut o, r);
+    matrix(&mut o, r);
+    failed(&mut o, r);
+    duplicates(&mut o, r);
+    waivers(&mut o, r);
+    stale(&mut o, r);
+    o.push_str("</body></html>\n");
+    o
+}
+
+/// The head of the page and the summary: files, hosts audited, failed and stale, findings
+/// and the hosts over the threshold.
+fn summary(o: &mut String, r: &FleetReport) {
     let s = &r.summary;
     let _ = write!(
         o,
@@ -49,7 +64,10 @@ pub fn html(r: &FleetReport) -> String {
             esc(&r.fail_on)
         );
     }
+}
 
+/// The rules found on most hosts, with their fixes (or advice).
+fn common_findings(o: &mut String, r: &FleetReport) {
     o.push_str("<h2>Most common findings</h2>\n");
     if r.rules.is_empty() {
         o.push_str("<p>No findings.</p>\n");
@@ -91,7 +109,10 @@ pub fn html(r: &FleetReport) -> String {
         }
         o.push_str("</table>\n");
     }
+}
 
+/// The fixes, with the hosts they apply to and the rules they clear.
+fn fixes(o: &mut String, r: &FleetReport) {
     if !r.fixes.is_empty() {
         o.push_str(
             "<h2>Fixes that would clear them</h2>\n<table class=\"fixes\"><tr><th>sysctl</th>\
@@ -109,7 +130,10 @@ pub fn html(r: &FleetReport) -> String {
         }
         o.push_str("</table>\n");
     }
+}
 
+/// The host x rule matrix, most at risk first.
+fn matrix(o: &mut String, r: &FleetReport) {
     o.push_str("<h2>Hosts, most at risk first</h2>\n");
     if r.hosts.is_empty() {
         o.push_str("<p>No host audit could be read.</p>\n");
@@ -127,45 +151,53 @@ pub fn html(r: &FleetReport) -> String {
         }
         o.push_str("</tr></thead><tbody>\n");
         for h in &r.hosts {
-            let _ = write!(
-                o,
-                "<tr class=\"host{}\" data-host=\"{}\" data-failing=\"{}\"><td class=\"host{}\">{}</td>\
-                 <td>{}</td><td>{}</td>",
-                if h.stale { " stale" } else { "" },
-                esc(&h.host),
-                h.failing,
-                if h.failing { " fail" } else { "" },
-                esc(&h.host),
-                esc(&age(h.age_seconds)),
-                h.findings
-            );
-            for rule in &r.rules {
-                match h.cells.get(&rule.rule) {
-                    Some(c) => {
-                        let _ = write!(
-                            o,
-                            "<td class=\"cell {} {}{}\" data-rule=\"{}\" title=\"{}{}\">{}</td>",
-                            c.exposure.as_str(),
-                            c.severity.as_str(),
-                            if c.accepted { " accepted" } else { "" },
-                            esc(&rule.rule),
-                            if c.accepted {
-                                "accepted by a waiver: "
-                            } else {
-                                ""
-                            },
-                            esc(&c.reason),
-                            short_cell(c)
-                        );
-                    }
-                    None => o.push_str("<td class=\"cell none\">-</td>"),
-                }
-            }
-            o.push_str("</tr>\n");
+            host_row(o, r, h);
         }
         o.push_str("</tbody></table>\n");
     }
+}
 
+/// One host's row of the matrix: its name, age and findings, then a cell per rule.
+fn host_row(o: &mut String, r: &FleetReport, h: &HostRow) {
+    let _ = write!(
+        o,
+        "<tr class=\"host{}\" data-host=\"{}\" data-failing=\"{}\"><td class=\"host{}\">{}</td>\
+         <td>{}</td><td>{}</td>",
+        if h.stale { " stale" } else { "" },
+        esc(&h.host),
+        h.failing,
+        if h.failing { " fail" } else { "" },
+        esc(&h.host),
+        esc(&age(h.age_seconds)),
+        h.findings
+    );
+    for rule in &r.rules {
+        match h.cells.get(&rule.rule) {
+            Some(c) => {
+                let _ = write!(
+                    o,
+                    "<td class=\"cell {} {}{}\" data-rule=\"{}\" title=\"{}{}\">{}</td>",
+                    c.exposure.as_str(),
+                    c.severity.as_str(),
+                    if c.accepted { " accepted" } else { "" },
+                    esc(&rule.rule),
+                    if c.accepted {
+                        "accepted by a waiver: "
+                    } else {
+                        ""
+                    },
+                    esc(&c.reason),
+                    short_cell(c)
+                );
+            }
+            None => o.push_str("<td class=\"cell none\">-</td>"),
+        }
+    }
+    o.push_str("</tr>\n");
+}
+
+/// The files from which no audit could be read, and why.
+fn failed(o: &mut String, r: &FleetReport) {
     if !r.failed.is_empty() {
         o.push_str(
             "<h2 id=\"failed\">Failed: no usable audit</h2>\n<table class=\"failed\">\
@@ -182,6 +214,10 @@ pub fn html(r: &FleetReport) -> String {
         }
         o.push_str("</table>\n");
     }
+}
+
+/// The files counted once with another, and the file that counts.
+fn duplicates(o: &mut String, r: &FleetReport) {
     if !r.duplicates.is_empty() {
         o.push_str(
             "<h2 id=\"duplicates\">Counted once: the same file, or an older audit of the same host</h2>\n\
@@ -199,6 +235,10 @@ pub fn html(r: &FleetReport) -> String {
         }
         o.push_str("</table>\n");
     }
+}
+
+/// The waivers that expired or match nothing, per host.
+fn waivers(o: &mut String, r: &FleetReport) {
     if r.summary.waiver_problems > 0 {
         o.push_str(
             "<h2 id=\"waivers\">Waivers that expired or match nothing</h2>\n<table class=\"waivers\">\
@@ -216,6 +256,10 @@ pub fn html(r: &FleetReport) -> String {
         }
         o.push_str("</table>\n");
     }
+}
+
+/// The hosts whose audit is too old (or of no known time).
+fn stale(o: &mut String, r: &FleetReport) {
     let stale: Vec<_> = r.hosts.iter().filter(|h| h.stale).collect();
     if !stale.is_empty() {
         o.push_str(
@@ -234,6 +278,4 @@ pub fn html(r: &FleetReport) -> String {
         }
         o.push_str("</table>\n");
     }
-    o.push_str("</body></html>\n");
-    o
 }
