@@ -91,6 +91,20 @@ fn matrix(out: &mut String, rows: &[Vec<String>], fixed: usize, max: Option<usiz
 pub fn table(r: &FleetReport, term: Term) -> Vec<u8> {
     let max = term.columns();
     let mut out = String::new();
+    summary(&mut out, r, max);
+    common_findings(&mut out, r, max);
+    fixes(&mut out, r, max);
+    hosts(&mut out, r, max);
+    failed(&mut out, r, max);
+    duplicates(&mut out, r, max);
+    waivers(&mut out, r, max);
+    stale(&mut out, r, max);
+    out.into_bytes()
+}
+
+/// The two lines of the summary: files, hosts audited, failed and stale; findings and the
+/// hosts over the threshold.
+fn summary(out: &mut String, r: &FleetReport, max: Option<usize>) {
     let s = &r.summary;
     let mut head = String::new();
     let _ = writeln!(
@@ -126,7 +140,10 @@ pub fn table(r: &FleetReport, term: Term) -> Vec<u8> {
         }
     );
     out.push_str(&term::wrap_lines(&head, max, "", "  "));
+}
 
+/// The rules found on most hosts, numbered as the matrix's columns, with their fixes.
+fn common_findings(out: &mut String, r: &FleetReport, max: Option<usize>) {
     out.push_str("\nMost common findings (# is the column of the host matrix)\n");
     if r.rules.is_empty() {
         out.push_str("No findings.\n");
@@ -164,7 +181,10 @@ pub fn table(r: &FleetReport, term: Term) -> Vec<u8> {
         }
         out.push_str(&term::columns(&rows, max));
     }
+}
 
+/// The fixes, with the hosts asking for each value and the rules they clear.
+fn fixes(out: &mut String, r: &FleetReport, max: Option<usize>) {
     if !r.fixes.is_empty() {
         out.push_str("\nFixes that would clear them (hosts asking for each value)\n");
         let mut rows = vec![["sysctl", "hosts", "clears"].map(String::from).to_vec()];
@@ -177,7 +197,10 @@ pub fn table(r: &FleetReport, term: Term) -> Vec<u8> {
         }
         out.push_str(&term::columns(&rows, max));
     }
+}
 
+/// The host x rule matrix, most at risk first.
+fn hosts(out: &mut String, r: &FleetReport, max: Option<usize>) {
     out.push('\n');
     out.push_str(&term::wrap_lines(
         "Hosts, most at risk first (cells: O observed, E exposed, L latent; severity; * accepted)",
@@ -211,9 +234,12 @@ pub fn table(r: &FleetReport, term: Term) -> Vec<u8> {
             }));
             rows.push(row);
         }
-        matrix(&mut out, &rows, 4, max);
+        matrix(out, &rows, 4, max);
     }
+}
 
+/// The files from which no audit could be read, and why.
+fn failed(out: &mut String, r: &FleetReport, max: Option<usize>) {
     if !r.failed.is_empty() {
         let _ = writeln!(out, "\nFailed ({}): no usable audit", r.failed.len());
         let mut rows = vec![["host", "file", "reason"].map(String::from).to_vec()];
@@ -222,6 +248,10 @@ pub fn table(r: &FleetReport, term: Term) -> Vec<u8> {
         }
         out.push_str(&term::columns(&rows, max));
     }
+}
+
+/// The files counted once with another, and the file that counts.
+fn duplicates(out: &mut String, r: &FleetReport, max: Option<usize>) {
     if !r.duplicates.is_empty() {
         let _ = writeln!(
             out,
@@ -243,6 +273,10 @@ pub fn table(r: &FleetReport, term: Term) -> Vec<u8> {
         }
         out.push_str(&term::columns(&rows, max));
     }
+}
+
+/// The waivers that expired or match nothing, per host.
+fn waivers(out: &mut String, r: &FleetReport, max: Option<usize>) {
     let waivers: Vec<_> = r
         .hosts
         .iter()
@@ -262,6 +296,10 @@ pub fn table(r: &FleetReport, term: Term) -> Vec<u8> {
         }
         out.push_str(&term::columns(&rows, max));
     }
+}
+
+/// The hosts whose audit is too old (or of no known time), and where its time comes from.
+fn stale(out: &mut String, r: &FleetReport, max: Option<usize>) {
     let stale: Vec<_> = r.hosts.iter().filter(|h| h.stale).collect();
     if !stale.is_empty() {
         let _ = writeln!(
@@ -291,5 +329,4 @@ pub fn table(r: &FleetReport, term: Term) -> Vec<u8> {
         }
         out.push_str(&term::columns(&rows, max));
     }
-    out.into_bytes()
 }
