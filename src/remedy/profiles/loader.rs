@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::raw::RawProfile;
+use super::raw::{RawProfile, RawSetting};
 use super::types::{Loc, Profile, Setting, Target};
 use super::{BUILTIN, ProfileError, builtin_names, looks_like_path};
 use crate::diag::{Code, Diagnostic, Locator, Pos};
@@ -238,7 +238,21 @@ impl Loader<'_> {
                 });
             }
         };
+        let extends = self.heading(&raw, &at);
+        let allowed = self.allowed_outside_net(&raw, &at);
+        let params = self.params(&raw, &at);
+        let sysctls = self.sysctls(src, &locator, &raw, &allowed);
+        Some(OwnProfile {
+            description: raw.description.trim().to_string(),
+            extends,
+            params,
+            sysctls,
+        })
+    }
 
+    /// `description:` says something; `extends:`, if there, names a profile (returned, with
+    /// where it is).
+    fn heading(&mut self, raw: &RawProfile, at: &dyn Fn(&str) -> Loc) -> Option<(String, Loc)> {
         if raw.description.trim().is_empty() {
             self.problem(
                 Code::EmptyText,
@@ -259,7 +273,16 @@ impl Loader<'_> {
                 "extends is empty: name a profile or remove the line",
             );
         }
+        extends
+    }
 
+    /// The keys outside net.* that `allow_outside_net:` lets the profile set; each must be
+    /// a sysctl the profile sets.
+    fn allowed_outside_net(
+        &mut self,
+        raw: &RawProfile,
+        at: &dyn Fn(&str) -> Loc,
+    ) -> BTreeSet<String> {
         let mut allowed = BTreeSet::new();
         for key in &raw.allow_outside_net {
             match SysctlKey::parse(key, Scope::AnyKey) {
@@ -276,7 +299,11 @@ impl Loader<'_> {
                 Err(e) => self.problem(Code::BadSysctlKey, &at("allow_outside_net"), e.to_string()),
             }
         }
+        allowed
+    }
 
+    /// `params:`, each set once, with a valid name and a value the run accepts.
+    fn params(&mut self, raw: &RawProfile, at: &dyn Fn(&str) -> Loc) -> BTreeMap<String, String> {
         let mut params = BTreeMap::new();
         let mut named = BTreeSet::new();
         for (name, value) in &raw.params.0 {
@@ -311,114 +338,146 @@ impl Loader<'_> {
                 Err(why) => self.problem(Code::BadValue, &loc, format!("parameter {name}: {why}")),
             }
         }
+        params
+    }
 
+    /// `sysctls:`, the settings that pass their checks, by key; a key written twice is
+    /// placed at its own line.
+    fn sysctls(
+        &mut self,
+        src: &Source,
+        locator: &Locator<'_>,
+        raw: &RawProfile,
+        allowed: &BTreeSet<String>,
+    ) -> BTreeMap<String, Setting> {
         let mut sysctls = BTreeMap::new();
         let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
         for (raw_key, setting) in &raw.sysctls.0 {
             let nth = seen.entry(raw_key.as_str()).or_default();
-            let loc = locate_nth(&src.display, &locator, raw_key, *nth);
+            let loc = locate_nth(&src.display, locator, raw_key, *nth);
             *nth += 1;
             let scope = if allowed.contains(raw_key.trim()) {
                 Scope::AnyKey
             } else {
                 Scope::NetOnly
             };
-            let checked = match valid::key(raw_key, scope) {
-                Ok(k) => k,
-                Err(e) => {
-                    self.refused.insert(raw_key.trim().to_string());
-                    match SysctlKey::parse(raw_key, Scope::AnyKey) {
-                        Ok(k) if scope == Scope::NetOnly && !k.as_str().starts_with("net.") => {
-                            self.problem(Code::BadSysctlKey,
-                                &loc,
-                                format!(
-                                    "{k} is outside net.*: a profile may set it only if it also lists it under allow_outside_net"
-                                ),
-                            );
-                        }
-                        _ => self.invalid(&loc, e),
-                    }
-                    continue;
-                }
-            };
-            let key = checked.key.clone();
-            if sysctls.contains_key(key.as_str()) {
-                self.problem(
-                    Code::SetTwice,
-                    &loc,
-                    format!("{key} is set twice in this profile; keep one"),
-                );
-                continue;
+            if let Some(s) = self.setting(src, raw_key, setting, scope, loc, &sysctls) {
+                sysctls.insert(s.key.as_str().to_string(), s);
             }
-            if let Some((_, why)) = FORBIDDEN.iter().find(|(k, _)| *k == key.as_str()) {
-                self.problem(
-                    Code::BadSysctlKey,
-                    &loc,
-                    format!("{key} may not be set: {why}"),
-                );
-                continue;
-            }
-            let reason = setting.reason.as_deref().map(str::trim).unwrap_or("");
-            if reason.is_empty() {
-                self.problem(
-                    Code::MissingReason,
-                    &loc,
-                    format!("{key}: `reason:` is missing; say why this value avoids resets"),
-                );
-            }
-            let target = match (&setting.value, setting.at_least, setting.at_most) {
-                (Some(v), None, None) => match scalar(v) {
-                    Ok(v) => match valid::value(&checked, &v) {
-                        Ok(v) => Target::Value(v),
-                        Err(e) => {
-                            self.refused.insert(key.to_string());
-                            self.invalid(&loc, e);
-                            continue;
-                        }
-                    },
-                    Err(why) => {
-                        self.refused.insert(key.to_string());
-                        self.problem(Code::BadValue, &loc, format!("{key}: value: {why}"));
-                        continue;
-                    }
-                },
-                (None, Some(n), None) => Target::AtLeast(n),
-                (None, None, Some(n)) => Target::AtMost(n),
-                _ => {
-                    self.refused.insert(key.to_string());
-                    self.problem(
-                        Code::BadTarget,
-                        &loc,
-                        format!("{key}: give exactly one of `value:`, `at_least:` or `at_most:`"),
-                    );
-                    continue;
-                }
-            };
-            if let Target::AtLeast(n) | Target::AtMost(n) = target
-                && let Err(e) = valid::bound(&checked, n)
-            {
-                self.refused.insert(key.to_string());
-                self.invalid(&loc, e);
-                continue;
-            }
-            sysctls.insert(
-                key.as_str().to_string(),
-                Setting {
-                    target,
-                    reason: reason.to_string(),
-                    from: src.name.clone(),
-                    key,
-                    loc,
-                },
+        }
+        sysctls
+    }
+
+    /// One setting of `sysctls:`: a key the profile may set, not set before (`sysctls`
+    /// holds those), with a reason and one target the key can take.
+    fn setting(
+        &mut self,
+        src: &Source,
+        raw_key: &str,
+        setting: &RawSetting,
+        scope: Scope,
+        loc: Loc,
+        sysctls: &BTreeMap<String, Setting>,
+    ) -> Option<Setting> {
+        let checked = self.settable_key(raw_key, scope, &loc)?;
+        let key = checked.key.clone();
+        if sysctls.contains_key(key.as_str()) {
+            self.problem(
+                Code::SetTwice,
+                &loc,
+                format!("{key} is set twice in this profile; keep one"),
+            );
+            return None;
+        }
+        if let Some((_, why)) = FORBIDDEN.iter().find(|(k, _)| *k == key.as_str()) {
+            self.problem(
+                Code::BadSysctlKey,
+                &loc,
+                format!("{key} may not be set: {why}"),
+            );
+            return None;
+        }
+        let reason = setting.reason.as_deref().map(str::trim).unwrap_or("");
+        if reason.is_empty() {
+            self.problem(
+                Code::MissingReason,
+                &loc,
+                format!("{key}: `reason:` is missing; say why this value avoids resets"),
             );
         }
-
-        Some(OwnProfile {
-            description: raw.description.trim().to_string(),
-            extends,
-            params,
-            sysctls,
+        let target = self.target(&checked, setting, &loc)?;
+        Some(Setting {
+            target,
+            reason: reason.to_string(),
+            from: src.name.clone(),
+            key,
+            loc,
         })
+    }
+
+    /// The key of a setting, if valid in `scope`: a key outside net.* is only for a profile
+    /// that lists it under `allow_outside_net`.
+    fn settable_key(&mut self, raw_key: &str, scope: Scope, loc: &Loc) -> Option<valid::Key> {
+        match valid::key(raw_key, scope) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                self.refused.insert(raw_key.trim().to_string());
+                match SysctlKey::parse(raw_key, Scope::AnyKey) {
+                    Ok(k) if scope == Scope::NetOnly && !k.as_str().starts_with("net.") => {
+                        self.problem(Code::BadSysctlKey,
+                            loc,
+                            format!(
+                                "{k} is outside net.*: a profile may set it only if it also lists it under allow_outside_net"
+                            ),
+                        );
+                    }
+                    _ => self.invalid(loc, e),
+                }
+                None
+            }
+        }
+    }
+
+    /// The target of a setting: exactly one of `value:`, `at_least:` or `at_most:`, which
+    /// the key can take.
+    fn target(&mut self, checked: &valid::Key, setting: &RawSetting, loc: &Loc) -> Option<Target> {
+        let key = &checked.key;
+        let target = match (&setting.value, setting.at_least, setting.at_most) {
+            (Some(v), None, None) => match scalar(v) {
+                Ok(v) => match valid::value(checked, &v) {
+                    Ok(v) => Target::Value(v),
+                    Err(e) => {
+                        self.refused.insert(key.to_string());
+                        self.invalid(loc, e);
+                        return None;
+                    }
+                },
+                Err(why) => {
+                    self.refused.insert(key.to_string());
+                    self.problem(Code::BadValue, loc, format!("{key}: value: {why}"));
+                    return None;
+                }
+            },
+            (None, Some(n), None) => Target::AtLeast(n),
+            (None, None, Some(n)) => Target::AtMost(n),
+            _ => {
+                self.refused.insert(key.to_string());
+                self.problem(
+                    Code::BadTarget,
+                    loc,
+                    format!("{key}: give exactly one of `value:`, `at_least:` or `at_most:`"),
+                );
+                return None;
+            }
+        };
+        if let Target::AtLeast(n) | Target::AtMost(n) = target
+            && let Err(e) = valid::bound(checked, n)
+        {
+            self.refused.insert(key.to_string());
+            self.invalid(loc, e);
+            return None;
+        }
+        Some(target)
     }
 
     /// Checks across keys, on the resolved profile; a key that had a problem of its own is
