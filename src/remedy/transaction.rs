@@ -311,161 +311,38 @@ fn execute_inner(io: &dyn SysctlIo, plan: &Plan, opts: &TxOptions) -> Result<App
         plan.problems.is_empty(),
         "execute() called with an invalid plan"
     );
-    let fail = |step: &str, key: Option<&SysctlKey>, why: String| TxFailure {
-        step: step.to_string(),
-        key: key.map(|k| k.to_string()),
-        why,
-        restored: Vec::new(),
-        restore_failures: Vec::new(),
-        rollback_file: None,
-    };
-
-    // What the persist step would do, decided before anything changes.
-    let mut persist_previous = None;
-    let mut persist_needed = false;
-    if let Some(p) = &opts.persist {
-        let previous = persist::existing_managed(&p.path)
-            .map_err(|e| fail("persist", None, format!("{e:#}")))?;
-        persist_needed = previous != p.text;
-        persist_previous = Some(previous);
-    }
+    let persist = persist_step(opts)?;
     let mut applied = Applied {
-        persist_unchanged: opts.persist.is_some() && !persist_needed,
+        persist_unchanged: opts.persist.is_some() && !persist.needed,
         ..Applied::default()
     };
-    if plan.changes.is_empty() && !persist_needed {
+    if plan.changes.is_empty() && !persist.needed {
         return Ok(applied);
     }
-
     if let Some(dir) = opts.state_dir {
-        let record = RollbackRecord::new(
-            &opts.what,
-            opts.netns.clone(),
-            plan.changes
-                .iter()
-                .map(|c| RecordedKey {
-                    key: c.key.to_string(),
-                    old: c.old.clone(),
-                    new: c.new.clone(),
-                    outside_net: !c.key.as_str().starts_with("net."),
-                })
-                .collect(),
-            opts.persist
-                .as_ref()
-                .filter(|_| persist_needed)
-                .map(|p| RecordedPersist {
-                    path: p.path.display().to_string(),
-                    previous: persist_previous.clone().flatten(),
-                }),
-        )
-        .in_group(opts.group.as_deref());
-        let path = opts
-            .faults
-            .check(Fault::RollbackFile)
-            .map_err(|e| e.to_string())
-            .and_then(|_| record.save(dir).map_err(|e| e.to_string()))
-            .map_err(|why| fail("rollback-file", None, why))?;
-        applied.rollback_file = Some(path);
+        applied.rollback_file = Some(record_rollback(dir, plan, opts, &persist)?);
     }
-
-    let mut written: Vec<&Change> = Vec::new();
-    let mut failure = None;
-    for change in &plan.changes {
-        let key = &change.key;
-        if let Err(why) = opts.faults.check(Fault::Write(key.to_string())) {
-            failure = Some(fail("write", Some(key), why.to_string()));
-            break;
-        }
-        if let Err(e) = io.write(key, &change.new) {
-            failure = Some(fail("write", Some(key), e.to_string()));
-            break;
-        }
-        written.push(change);
-        let back = io.read(key).map_err(|e| e.to_string()).and_then(|v| {
-            opts.faults
-                .check(Fault::ReadBack(key.to_string()))
-                .map(|_| v)
-                .map_err(|e| e.to_string())
-        });
-        match back {
-            Ok(v) if values_equal(&v, &change.new) => {
-                if opts.faults.hits(&Fault::PauseAfterWrite(key.to_string())) {
-                    std::thread::sleep(super::faults::PAUSE);
-                }
-            }
-            Ok(v) => {
-                failure = Some(fail(
-                    "read-back",
-                    Some(key),
-                    format!("wrote {:?} but the kernel holds {v:?}", change.new),
-                ));
-                break;
-            }
-            Err(why) => {
-                failure = Some(fail("read-back", Some(key), why));
-                break;
-            }
-        }
-    }
-
+    let (written, mut failure) = write_changes(io, plan, opts);
     if failure.is_none()
-        && persist_needed
         && let Some(p) = &opts.persist
     {
-        let done = match &p.text {
-            Some(text) => {
-                persist::write_atomic(&p.path, text, 0o644, opts.faults).map_err(|e| e.to_string())
-            }
-            None => opts
-                .faults
-                .check(Fault::PersistWrite)
-                .map_err(|e| e.to_string())
-                .and_then(|_| {
-                    std::fs::remove_file(&p.path)
-                        .map_err(|e| format!("removing {}: {e}", p.path.display()))
-                }),
+        let persisted = if persist.needed {
+            write_persist(p, opts)
+        } else {
+            Ok(())
         };
-        match done {
+        match persisted {
             Ok(()) => applied.persisted = Some(p.path.clone()),
-            Err(why) => failure = Some(fail("persist", None, why)),
+            Err(f) => failure = Some(f),
         }
-    } else if failure.is_none()
-        && let Some(p) = &opts.persist
-    {
-        applied.persisted = Some(p.path.clone());
     }
-
     match failure {
         None => {
             applied.written = plan.changes.clone();
             Ok(applied)
         }
         Some(mut failure) => {
-            for change in written.iter().rev() {
-                let restored = opts
-                    .faults
-                    .check(Fault::Restore(change.key.to_string()))
-                    .map_err(|e| e.to_string())
-                    .and_then(|_| {
-                        io.write(&change.key, &change.old)
-                            .map_err(|e| e.to_string())
-                    })
-                    .and_then(|_| io.read(&change.key).map_err(|e| e.to_string()))
-                    .and_then(|v| {
-                        if values_equal(&v, &change.old) {
-                            Ok(())
-                        } else {
-                            Err(format!("holds {v:?} instead of {:?}", change.old))
-                        }
-                    });
-                match restored {
-                    Ok(()) => failure.restored.push(change.key.to_string()),
-                    Err(why) => failure
-                        .restore_failures
-                        .push(format!("{}: {why}", change.key)),
-                }
-            }
-            failure.restored.reverse();
+            restore(io, &written, opts, &mut failure);
             if let Some(rb) = &applied.rollback_file {
                 if failure.restore_failures.is_empty() {
                     let _ = super::state::retire(rb, "aborted");
@@ -476,6 +353,187 @@ fn execute_inner(io: &dyn SysctlIo, plan: &Plan, opts: &TxOptions) -> Result<App
             Err(failure)
         }
     }
+}
+
+impl TxFailure {
+    /// The failure of `step` (of `key`), before anything was restored.
+    fn at(step: &str, key: Option<&SysctlKey>, why: String) -> Self {
+        TxFailure {
+            step: step.to_string(),
+            key: key.map(|k| k.to_string()),
+            why,
+            restored: Vec::new(),
+            restore_failures: Vec::new(),
+            rollback_file: None,
+        }
+    }
+}
+
+/// What the persist step will do, decided before anything changes.
+struct PersistStep {
+    /// The file's content changes.
+    needed: bool,
+    /// What the managed file held (`None`: there was none).
+    previous: Option<String>,
+}
+
+/// Whether the persist file (if any) changes, and what it held.
+#[allow(clippy::result_large_err)]
+fn persist_step(opts: &TxOptions) -> Result<PersistStep, TxFailure> {
+    let Some(p) = &opts.persist else {
+        return Ok(PersistStep {
+            needed: false,
+            previous: None,
+        });
+    };
+    let previous = persist::existing_managed(&p.path)
+        .map_err(|e| TxFailure::at("persist", None, format!("{e:#}")))?;
+    Ok(PersistStep {
+        needed: previous != p.text,
+        previous,
+    })
+}
+
+/// Step 2: the rollback file, saved in `dir` before anything changes: the old and new value
+/// of every key, and the persist file's previous content when it changes.
+#[allow(clippy::result_large_err)]
+fn record_rollback(
+    dir: &Path,
+    plan: &Plan,
+    opts: &TxOptions,
+    persist: &PersistStep,
+) -> Result<PathBuf, TxFailure> {
+    let record = RollbackRecord::new(
+        &opts.what,
+        opts.netns.clone(),
+        plan.changes
+            .iter()
+            .map(|c| RecordedKey {
+                key: c.key.to_string(),
+                old: c.old.clone(),
+                new: c.new.clone(),
+                outside_net: !c.key.as_str().starts_with("net."),
+            })
+            .collect(),
+        opts.persist
+            .as_ref()
+            .filter(|_| persist.needed)
+            .map(|p| RecordedPersist {
+                path: p.path.display().to_string(),
+                previous: persist.previous.clone(),
+            }),
+    )
+    .in_group(opts.group.as_deref());
+    opts.faults
+        .check(Fault::RollbackFile)
+        .map_err(|e| e.to_string())
+        .and_then(|_| record.save(dir).map_err(|e| e.to_string()))
+        .map_err(|why| TxFailure::at("rollback-file", None, why))
+}
+
+/// Step 3: write each change and read it back, in order, up to the first that fails. The
+/// changes written (to restore on failure), and the failure.
+fn write_changes<'p>(
+    io: &dyn SysctlIo,
+    plan: &'p Plan,
+    opts: &TxOptions,
+) -> (Vec<&'p Change>, Option<TxFailure>) {
+    let mut written: Vec<&Change> = Vec::new();
+    for change in &plan.changes {
+        let key = &change.key;
+        if let Err(why) = opts.faults.check(Fault::Write(key.to_string())) {
+            return (
+                written,
+                Some(TxFailure::at("write", Some(key), why.to_string())),
+            );
+        }
+        if let Err(e) = io.write(key, &change.new) {
+            return (
+                written,
+                Some(TxFailure::at("write", Some(key), e.to_string())),
+            );
+        }
+        written.push(change);
+        if let Err(failure) = read_back(io, change, opts) {
+            return (written, Some(failure));
+        }
+    }
+    (written, None)
+}
+
+/// Whether the kernel holds the value just written.
+#[allow(clippy::result_large_err)]
+fn read_back(io: &dyn SysctlIo, change: &Change, opts: &TxOptions) -> Result<(), TxFailure> {
+    let key = &change.key;
+    let back = io.read(key).map_err(|e| e.to_string()).and_then(|v| {
+        opts.faults
+            .check(Fault::ReadBack(key.to_string()))
+            .map(|_| v)
+            .map_err(|e| e.to_string())
+    });
+    match back {
+        Ok(v) if values_equal(&v, &change.new) => {
+            if opts.faults.hits(&Fault::PauseAfterWrite(key.to_string())) {
+                std::thread::sleep(super::faults::PAUSE);
+            }
+            Ok(())
+        }
+        Ok(v) => Err(TxFailure::at(
+            "read-back",
+            Some(key),
+            format!("wrote {:?} but the kernel holds {v:?}", change.new),
+        )),
+        Err(why) => Err(TxFailure::at("read-back", Some(key), why)),
+    }
+}
+
+/// Step 4: write the persist file, or remove it (a rollback of a file an apply created).
+#[allow(clippy::result_large_err)]
+fn write_persist(p: &PersistRequest, opts: &TxOptions) -> Result<(), TxFailure> {
+    match &p.text {
+        Some(text) => {
+            persist::write_atomic(&p.path, text, 0o644, opts.faults).map_err(|e| e.to_string())
+        }
+        None => opts
+            .faults
+            .check(Fault::PersistWrite)
+            .map_err(|e| e.to_string())
+            .and_then(|_| {
+                std::fs::remove_file(&p.path)
+                    .map_err(|e| format!("removing {}: {e}", p.path.display()))
+            }),
+    }
+    .map_err(|why| TxFailure::at("persist", None, why))
+}
+
+/// On failure: restore the changes written, last first, each read back; the failure says
+/// which were restored (in the order written) and which could not be.
+fn restore(io: &dyn SysctlIo, written: &[&Change], opts: &TxOptions, failure: &mut TxFailure) {
+    for change in written.iter().rev() {
+        let restored = opts
+            .faults
+            .check(Fault::Restore(change.key.to_string()))
+            .map_err(|e| e.to_string())
+            .and_then(|_| {
+                io.write(&change.key, &change.old)
+                    .map_err(|e| e.to_string())
+            })
+            .and_then(|_| io.read(&change.key).map_err(|e| e.to_string()))
+            .and_then(|v| {
+                if values_equal(&v, &change.old) {
+                    Ok(())
+                } else {
+                    Err(format!("holds {v:?} instead of {:?}", change.old))
+                }
+            });
+        match restored {
+            Ok(()) => failure.restored.push(change.key.to_string()),
+            Err(why) => failure
+                .restore_failures
+                .push(format!("{}: {why}", change.key)),
+        }
+    }
+    failure.restored.reverse();
 }
 
 #[cfg(test)]
