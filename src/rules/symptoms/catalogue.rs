@@ -167,6 +167,44 @@ impl Check<'_> {
     /// The checked cause, or None when a problem was recorded.
     fn cause(&mut self, raw: RawCause, rules: &RuleSet) -> Option<Cause> {
         let before = self.diags.len();
+        let id = self.heading(&raw);
+        let terms = self.terms(&raw.matching.terms);
+        let errors = self.errors(&raw.matching.errors);
+        if let Some(points) = raw.matching.duration {
+            self.points(&[Step::Key("duration")], "duration", points);
+        }
+        let own: Vec<&str> = rules
+            .rules
+            .iter()
+            .filter(|r| r.cause == id)
+            .map(|r| r.id.as_str())
+            .collect();
+        self.related_rules(&raw.related_rules, &own, rules);
+        self.known_names(&raw);
+        self.duration_param(&raw, &own, rules);
+        if self.diags.len() > before {
+            return None;
+        }
+        Some(Cause {
+            id: id.to_string(),
+            fits: raw.fits,
+            title: raw.title.trim().to_string(),
+            summary: raw.summary.split_whitespace().collect::<Vec<_>>().join(" "),
+            terms,
+            errors,
+            duration: raw.matching.duration,
+            duration_param: raw.matching.duration_param,
+            related_rules: raw.related_rules,
+            lab_scenarios: raw.lab_scenarios,
+            rst_reasons: raw.rst_reasons,
+            advice: raw.advice.iter().map(|a| a.trim().to_string()).collect(),
+            file: self.file.to_string(),
+        })
+    }
+
+    /// `cause` is a known cause (its name returned, empty when unknown); `title`, `summary`
+    /// and every item of `advice` say something.
+    fn heading(&mut self, raw: &RawCause) -> &'static str {
         let id = known::cause(&raw.cause).unwrap_or_default();
         if id.is_empty() {
             self.push(
@@ -189,11 +227,15 @@ impl Check<'_> {
                 "give what the application can do, one sentence an item",
             );
         }
+        id
+    }
+
+    /// `match: terms:`, each with words in it, none the same words as another.
+    fn terms(&mut self, raw: &BTreeMap<String, u32>) -> Vec<Term> {
         let mut terms = Vec::new();
         let mut seen: BTreeMap<Needle, String> = BTreeMap::new();
         // In the order of the file (the map is sorted), so a repeated term is the later one.
-        let mut in_order: Vec<(&String, u32)> =
-            raw.matching.terms.iter().map(|(t, p)| (t, *p)).collect();
+        let mut in_order: Vec<(&String, u32)> = raw.iter().map(|(t, p)| (t, *p)).collect();
         in_order.sort_by_key(|(t, _)| self.at.key_nth(t, 0));
         for (text, points) in in_order {
             let path = [Step::Key("terms"), Step::Key(text.as_str())];
@@ -223,8 +265,13 @@ impl Check<'_> {
                 points,
             });
         }
+        terms
+    }
+
+    /// `match: errors:`, each a known errno name.
+    fn errors(&mut self, raw: &BTreeMap<String, u32>) -> Vec<(&'static Errno, u32)> {
         let mut errors = Vec::new();
-        for (name, &points) in &raw.matching.errors {
+        for (name, &points) in raw {
             let path = [Step::Key("errors"), Step::Key(name.as_str())];
             self.points(&path, name, points);
             match errno::by_name(name) {
@@ -244,17 +291,13 @@ impl Check<'_> {
                 ),
             }
         }
-        if let Some(points) = raw.matching.duration {
-            self.points(&[Step::Key("duration")], "duration", points);
-        }
-        let own: Vec<&str> = rules
-            .rules
-            .iter()
-            .filter(|r| r.cause == id)
-            .map(|r| r.id.as_str())
-            .collect();
+        errors
+    }
+
+    /// `related_rules:`, each a loaded rule, named once and not one of the cause's `own`.
+    fn related_rules(&mut self, related_rules: &[String], own: &[&str], rules: &RuleSet) {
         let mut related = BTreeSet::new();
-        for id in &raw.related_rules {
+        for id in related_rules {
             let path = [Step::Key("related_rules"), Step::Text(id.as_str())];
             if rules.get(id).is_none() {
                 self.push(
@@ -272,6 +315,10 @@ impl Check<'_> {
                 );
             }
         }
+    }
+
+    /// `lab_scenarios:` and `rst_reasons:` name known ones.
+    fn known_names(&mut self, raw: &RawCause) {
         for (key, what, names, known, code) in [
             (
                 "lab_scenarios",
@@ -299,48 +346,36 @@ impl Check<'_> {
                 }
             }
         }
-        if let Some(param) = &raw.matching.duration_param {
-            let declared = own
-                .iter()
-                .copied()
-                .chain(raw.related_rules.iter().map(String::as_str))
-                .filter_map(|id| rules.get(id))
-                .any(|r| r.params.contains_key(param));
-            if !declared {
-                self.push(
-                    Code::UnknownParam,
-                    &[Step::Key("duration_param")],
-                    format!("no rule of this cause declares the parameter {param:?}"),
-                    "name a parameter one of the cause's rules declares (rules explain ID)",
-                );
-            }
-            if raw.matching.duration.is_none() {
-                self.push(
-                    Code::MissingKey,
-                    &[Step::Key("duration_param")],
-                    "duration_param without duration: a time in the text would never count".into(),
-                    "add duration: POINTS under match:",
-                );
-            }
+    }
+
+    /// `match: duration_param:`, a parameter one of the cause's rules (`own` or related)
+    /// declares, only with `duration:`.
+    fn duration_param(&mut self, raw: &RawCause, own: &[&str], rules: &RuleSet) {
+        let Some(param) = &raw.matching.duration_param else {
+            return;
+        };
+        let declared = own
+            .iter()
+            .copied()
+            .chain(raw.related_rules.iter().map(String::as_str))
+            .filter_map(|id| rules.get(id))
+            .any(|r| r.params.contains_key(param));
+        if !declared {
+            self.push(
+                Code::UnknownParam,
+                &[Step::Key("duration_param")],
+                format!("no rule of this cause declares the parameter {param:?}"),
+                "name a parameter one of the cause's rules declares (rules explain ID)",
+            );
         }
-        if self.diags.len() > before {
-            return None;
+        if raw.matching.duration.is_none() {
+            self.push(
+                Code::MissingKey,
+                &[Step::Key("duration_param")],
+                "duration_param without duration: a time in the text would never count".into(),
+                "add duration: POINTS under match:",
+            );
         }
-        Some(Cause {
-            id: id.to_string(),
-            fits: raw.fits,
-            title: raw.title.trim().to_string(),
-            summary: raw.summary.split_whitespace().collect::<Vec<_>>().join(" "),
-            terms,
-            errors,
-            duration: raw.matching.duration,
-            duration_param: raw.matching.duration_param,
-            related_rules: raw.related_rules,
-            lab_scenarios: raw.lab_scenarios,
-            rst_reasons: raw.rst_reasons,
-            advice: raw.advice.iter().map(|a| a.trim().to_string()).collect(),
-            file: self.file.to_string(),
-        })
     }
 }
 
