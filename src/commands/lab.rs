@@ -1,18 +1,16 @@
-//! `rstaudit packet-check --lab`: read the flags, choose the scenarios (every one, the ones
-//! named, or those of today's findings, which needs an audit of this host), run them in the
-//! lab and map the verdicts to an exit code.
+//! `rstaudit packet-check --lab`: turn the flags into the lab's jobs (`--all`, `--rule`, or
+//! today's findings, for which this command runs the audit of this host) and its `--with`
+//! values, which src/lab/select.rs chooses and checks, run them in the lab and map the
+//! verdicts to an exit code.
 
 use super::Exit;
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use anyhow::Context;
 
 use crate::cli::{PacketCheckArgs, PacketFormat};
-use crate::host::sysctl::{self, Scope};
-use crate::lab::scenarios::{self, Scenario};
 use crate::lab::{self, Job, LabReport, Verdict};
-use crate::rules::RuleSet;
+use crate::rules::{Finding, RuleSet};
 
 /// `rstaudit packet-check --lab`.
 pub fn run(args: PacketCheckArgs, set: &RuleSet) -> anyhow::Result<Exit> {
@@ -22,7 +20,10 @@ pub fn run(args: PacketCheckArgs, set: &RuleSet) -> anyhow::Result<Exit> {
     let with = parse_with(&args.with)?;
     let params = parse_params(&args.set, set)?;
     let jobs = select(&args, set, &params, &with)?;
-    check_with_is_used(&with, &jobs)?;
+    lab::select::check_with_is_used(&with, &jobs).map_err(|e| {
+        let flag = format!("--with {}", e.key);
+        anyhow::Error::new(e.invalid).context(flag)
+    })?;
     if !jobs.is_empty() {
         crate::trace::caps::check_lab_privileges()?;
     }
@@ -77,21 +78,13 @@ pub fn exit_code(report: &LabReport) -> Exit {
     }
 }
 
-/// `--with KEY=VALUE`: a key some supported kernel has and a value it means
-/// ([`crate::valid`]), of the shape of the host's value; a later one replaces an earlier one.
+/// `--with KEY=VALUE`: checked by [`lab::select::checked_with`].
 fn parse_with(items: &[String]) -> anyhow::Result<Vec<(String, String)>> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for (k, v) in super::parse_assignments(items, "--with")? {
-        let context = || format!("--with {k}={v}");
-        let key = crate::valid::key(&k, Scope::NetOnly).with_context(context)?;
-        let value = crate::valid::value(&key, &v).with_context(context)?;
-        let current = sysctl::read(Path::new("/"), &key.key).ok();
-        let value =
-            sysctl::validate_value(&key.key, &value, current.as_deref()).with_context(context)?;
-        out.retain(|(existing, _)| existing != key.key.as_str());
-        out.push((key.key.to_string(), value));
-    }
-    Ok(out)
+    let pairs = super::parse_assignments(items, "--with")?;
+    lab::select::checked_with(pairs).map_err(|e| {
+        let flag = format!("--with {}={}", e.key, e.value);
+        anyhow::Error::new(*e.problem).context(flag)
+    })
 }
 
 /// `--set NAME=VALUE`: a parameter of the rules or of the lab, and a value it takes
@@ -103,117 +96,47 @@ fn parse_params(items: &[String], set: &RuleSet) -> anyhow::Result<BTreeMap<Stri
         .collect())
 }
 
-fn check_with_is_used(with: &[(String, String)], jobs: &[Job]) -> anyhow::Result<()> {
-    for (key, _) in with {
-        let used = jobs.iter().any(|j| j.scenario.keys.contains(&key.as_str()));
-        if !used {
-            let mut keys: Vec<&str> = jobs
-                .iter()
-                .flat_map(|j| j.scenario.keys.iter().copied())
-                .collect();
-            keys.sort_unstable();
-            keys.dedup();
-            let unused = crate::valid::Invalid::new(
-                rstaudit::diag::Code::UnknownParam,
-                format!(
-                    "no selected scenario uses this key (they use: {})",
-                    if keys.is_empty() {
-                        "none".to_string()
-                    } else {
-                        keys.join(", ")
-                    }
-                ),
-                "",
-            );
-            return Err(anyhow::Error::new(unused).context(format!("--with {key}")));
-        }
-    }
-    Ok(())
-}
-
-fn scenario_names() -> String {
-    scenarios::CATALOGUE
-        .iter()
-        .map(|s| s.name)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
+/// The jobs of `--all`, of `--rule NAME...`, or of today's findings.
 fn select(
     args: &PacketCheckArgs,
     set: &RuleSet,
     params: &BTreeMap<String, f64>,
     with: &[(String, String)],
 ) -> anyhow::Result<Vec<Job>> {
-    let job = |scenario: &'static Scenario| Job {
-        scenario,
-        rules: Vec::new(),
-        fix_sysctls: Vec::new(),
-    };
     if args.all {
-        return Ok(scenarios::CATALOGUE.iter().map(job).collect());
+        return Ok(lab::select::every());
     }
     if args.rule.is_empty() {
-        return audit_jobs(set, &[], params, with, true);
+        return Ok(lab::select::for_findings(&audit(
+            set,
+            &[],
+            params,
+            with,
+            true,
+        )?));
     }
-    let mut jobs: Vec<Job> = Vec::new();
-    let mut rule_ids = Vec::new();
-    for id in &args.rule {
-        if let Some(scenario) = scenarios::find(id) {
-            if !jobs.iter().any(|j| j.scenario.name == scenario.name) {
-                jobs.push(job(scenario));
-            }
-            continue;
-        }
-        let Some(rule) = set.get(id) else {
-            anyhow::bail!(
-                "--rule {id}: no such lab scenario or rule (scenarios: {}; rules: `rstaudit rules list`)",
-                scenario_names()
-            );
-        };
-        let Some(lab) = rule.lab.as_deref() else {
-            anyhow::bail!("--rule {id}: this rule has no lab scenario");
-        };
-        let Some(scenario) = scenarios::find(lab) else {
-            anyhow::bail!(
-                "--rule {id}: its lab scenario {lab:?} is not in the catalogue ({})",
-                scenario_names()
-            );
-        };
-        rule_ids.push(id.clone());
-        if !jobs.iter().any(|j| j.scenario.name == scenario.name) {
-            jobs.push(Job {
-                scenario,
-                rules: vec![id.clone()],
-                fix_sysctls: Vec::new(),
-            });
-        } else if let Some(j) = jobs.iter_mut().find(|j| j.scenario.name == scenario.name) {
-            j.rules.push(id.clone());
-        }
+    let named = lab::select::named(&args.rule, set).map_err(|e| {
+        let flag = format!("--rule {}", e.name);
+        anyhow::Error::new(e).context(flag)
+    })?;
+    if named.rules.is_empty() {
+        return Ok(named.jobs);
     }
-    if !rule_ids.is_empty() {
-        // The fix of a named rule, as the audit of this host (with the --with values) gives it.
-        for found in audit_jobs(set, &rule_ids, params, with, false)? {
-            if let Some(j) = jobs
-                .iter_mut()
-                .find(|j| j.scenario.name == found.scenario.name)
-            {
-                j.fix_sysctls = found.fix_sysctls;
-            }
-        }
-    }
-    Ok(jobs)
+    // The fix of a named rule, as the audit of this host (with the --with values) gives it.
+    let findings = audit(set, &named.rules, params, with, false)?;
+    Ok(named.with_fixes(&findings))
 }
 
-/// Audit this host, with the `--with` values in place of the host's (what if it had them?),
-/// and turn the findings that have a lab scenario into jobs carrying the finding's fix.
-fn audit_jobs(
+/// Audit this host, with the `--with` values in place of the host's (what if it had them?):
+/// the findings of the rules `only` (every rule when empty), with the sockets' owners and
+/// options when `sockets`.
+fn audit(
     set: &RuleSet,
     only: &[String],
     params: &BTreeMap<String, f64>,
     with: &[(String, String)],
     sockets: bool,
-) -> anyhow::Result<Vec<Job>> {
+) -> anyhow::Result<Vec<Finding>> {
     let context = "auditing this host to find today's findings (or give --all or --rule NAME)";
     let opts = crate::host::CollectOptions {
         source: crate::host::Source::Live,
@@ -225,53 +148,18 @@ fn audit_jobs(
     };
     let selection = crate::rules::Selection {
         only: only.to_vec(),
-        params: params
-            .iter()
-            .filter(|(k, _)| {
-                crate::valid::params::spec(k)
-                    .is_none_or(|p| p.user != crate::valid::params::User::Lab)
-            })
-            .map(|(k, v)| (k.clone(), v.to_string()))
-            .collect(),
+        params: lab::select::rule_params(params),
         ..Default::default()
     };
-    let mut snapshots = crate::host::collect(&opts).context(context)?;
-    let mut jobs: Vec<Job> = Vec::new();
-    for snapshot in &mut snapshots {
+    let mut findings = Vec::new();
+    for mut snapshot in crate::host::collect(&opts).context(context)? {
         for (k, v) in with {
             snapshot.sysctls.insert(k.clone(), v.clone());
         }
-        let outcome = crate::rules::run(set, &selection, snapshot).context(context)?;
-        for finding in outcome.findings {
-            let Some(scenario) = finding.lab.as_deref().and_then(scenarios::find) else {
-                continue;
-            };
-            let fix: Vec<(String, String)> = finding
-                .fix
-                .sysctls
-                .iter()
-                .map(|f| (f.key.clone(), f.value.clone()))
-                .collect();
-            match jobs.iter_mut().find(|j| j.scenario.name == scenario.name) {
-                Some(j) => {
-                    if !j.rules.contains(&finding.rule) {
-                        j.rules.push(finding.rule.clone());
-                    }
-                    for f in fix {
-                        if !j.fix_sysctls.iter().any(|(k, _)| *k == f.0) {
-                            j.fix_sysctls.push(f);
-                        }
-                    }
-                }
-                None => jobs.push(Job {
-                    scenario,
-                    rules: vec![finding.rule.clone()],
-                    fix_sysctls: fix,
-                }),
-            }
-        }
+        let outcome = crate::rules::run(set, &selection, &snapshot).context(context)?;
+        findings.extend(outcome.findings);
     }
-    Ok(jobs)
+    Ok(findings)
 }
 
 #[cfg(test)]

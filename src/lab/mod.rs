@@ -21,6 +21,7 @@ pub mod report;
 pub mod rtnl;
 pub mod scale;
 pub mod scenarios;
+pub mod select;
 pub mod sock;
 
 pub use error::{LabError, Step};
