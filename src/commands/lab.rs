@@ -107,13 +107,8 @@ fn select(
         return Ok(lab::select::every());
     }
     if args.rule.is_empty() {
-        return Ok(lab::select::for_findings(&audit(
-            set,
-            &[],
-            params,
-            with,
-            true,
-        )?));
+        let findings = audit(set, &[], params, with, true)?;
+        return Ok(lab::select::for_findings(&findings));
     }
     let named = lab::select::named(&args.rule, set).map_err(|e| {
         let flag = format!("--rule {}", e.name);
@@ -153,9 +148,7 @@ fn audit(
     };
     let mut findings = Vec::new();
     for mut snapshot in crate::host::collect(&opts).context(context)? {
-        for (k, v) in with {
-            snapshot.sysctls.insert(k.clone(), v.clone());
-        }
+        snapshot.sysctls.extend(with.iter().cloned());
         let outcome = crate::rules::run(set, &selection, &snapshot).context(context)?;
         findings.extend(outcome.findings);
     }
