@@ -114,35 +114,60 @@ fn find_cause(
     }
 }
 
-/// The reset event of a match, attributed with the socket table `index` and the process-wide
-/// knowledge of tasks `resolver`.
-pub fn to_event(
+/// The sockets of the table a reset is between: the connection that sent it, the listener
+/// whose queue holds it (when that connection has no process), the connection it was sent to.
+struct Ends<'i> {
+    sender: Option<&'i attribute::SockInfo>,
+    listener: Option<&'i attribute::SockInfo>,
+    receiver: Option<&'i attribute::SockInfo>,
+}
+
+impl<'i> Ends<'i> {
+    fn of(m: &Matched, index: &'i SocketIndex) -> Self {
+        let p = &m.packet;
+        let seg = p.seg;
+        let sent = p.dir == PacketDir::Sent;
+        let sender = if sent {
+            index.conn(seg.src, seg.dst)
+        } else {
+            None
+        };
+        // A listener is the owner of what its queue holds: an un-accepted connection or a
+        // SYN-RECV entry has no process of its own in the table.
+        let listener = if sent && sender.is_none_or(|s| s.pid.is_none()) {
+            index.listener(seg.src)
+        } else {
+            None
+        };
+        let receiver = if !sent || p.loopback {
+            index.conn(seg.dst, seg.src)
+        } else {
+            None
+        };
+        Self {
+            sender,
+            listener,
+            receiver,
+        }
+    }
+}
+
+/// The process that owns the reset (the task that sent it, else the sockets' processes) and,
+/// on loopback, the one it was sent to.
+fn owner_and_peer(
     m: &Matched,
-    ctx: &Ctx,
+    ends: &Ends<'_>,
     resolver: &mut TaskResolver,
     index: &SocketIndex,
-) -> ResetEvent {
+) -> (Option<EventOwner>, Option<EventOwner>) {
     let p = &m.packet;
-    let seg = p.seg;
     let sent = p.dir == PacketDir::Sent;
     let send = m.send.as_ref();
-    let sender = if sent {
-        index.conn(seg.src, seg.dst)
-    } else {
-        None
-    };
-    // A listener is the owner of what its queue holds: an un-accepted connection or a SYN-RECV
-    // entry has no process of its own in the table.
-    let listener = if sent && sender.is_none_or(|s| s.pid.is_none()) {
-        index.listener(seg.src)
-    } else {
-        None
-    };
-    let receiver = if !sent || p.loopback {
-        index.conn(seg.dst, seg.src)
-    } else {
-        None
-    };
+    let Ends {
+        sender,
+        listener,
+        receiver,
+    } = *ends;
     let known = |pid| index.comm_of(pid).cloned();
     // The process of the task the send event ran in: looked up once, when first needed.
     let mut task_cache: Option<Option<(u32, Arc<str>)>> = None;
@@ -238,6 +263,24 @@ pub fn to_event(
     } else {
         None
     };
+    (owner, peer)
+}
+
+/// The reset event of a match, attributed with the socket table `index` and the process-wide
+/// knowledge of tasks `resolver`.
+pub fn to_event(
+    m: &Matched,
+    ctx: &Ctx,
+    resolver: &mut TaskResolver,
+    index: &SocketIndex,
+) -> ResetEvent {
+    let p = &m.packet;
+    let seg = p.seg;
+    let sent = p.dir == PacketDir::Sent;
+    let send = m.send.as_ref();
+    let ends = Ends::of(m, index);
+    let (sender, receiver) = (ends.sender, ends.receiver);
+    let (owner, peer) = owner_and_peer(m, &ends, resolver, index);
     let idle_ms = if sent {
         None
     } else {
