@@ -10,7 +10,7 @@ use tabled::builder::Builder;
 use tabled::settings::Style;
 
 use super::term::{self, Term, wrap};
-use super::{AuditReport, SEVERITIES};
+use super::{AuditReport, NamespaceReport, SEVERITIES};
 use crate::rules::{Exposure, Finding, Severity};
 
 /// Fixed widths of the finding and fix columns without a terminal.
@@ -128,126 +128,159 @@ pub fn table(report: &AuditReport, term: Term) -> Vec<u8> {
     let mut out = String::new();
     let many = report.namespaces.len() > 1;
     for ns in &report.namespaces {
-        let head = format!(
-            "rstaudit audit of network namespace {} (kernel {}, {}; counters {})",
-            ns.netns,
-            ns.kernel,
-            ns.source,
-            match ns.window_seconds {
-                Some(w) => format!("compared over {w} s"),
-                None => "are totals since boot".to_string(),
-            }
-        );
-        let head = term::wrap_lines(&head, width, "", "  ");
-        let bold = format!("rstaudit audit of network namespace {}", ns.netns);
-        out.push_str(&match head.strip_prefix(&bold) {
-            Some(rest) if color => format!("{}{rest}", paint(true, "1", &bold)),
-            _ => head,
-        });
-        out.push('\n');
-        if ns.findings.is_empty() {
-            let _ = writeln!(out, "No findings.\n");
-        }
-        for sev in SEVERITIES {
-            let group: Vec<&Finding> = ns.findings.iter().filter(|f| f.severity == sev).collect();
-            if group.is_empty() {
-                continue;
-            }
-            let _ = writeln!(
-                out,
-                "{}",
-                paint(
-                    color,
-                    severity_color(sev),
-                    &format!("{} ({})", sev.as_str().to_uppercase(), group.len())
-                )
-            );
-            let rule_width = group
-                .iter()
-                .map(|f| term::width(&f.rule))
-                .max()
-                .unwrap_or(4);
-            let mut b = Builder::default();
-            match Columns::of(width, rule_width) {
-                Columns::Four(finding, fix) => {
-                    b.push_record(["rule", "exposure", "finding", "fix"]);
-                    for f in group {
-                        b.push_record([
-                            // Never break an id: it is what users paste into --only / --skip.
-                            f.rule.clone(),
-                            paint(color, exposure_color(f.exposure), f.exposure.as_str()),
-                            wrap(&finding_text(f), finding),
-                            wrap(&fix_text(f), fix),
-                        ]);
-                    }
-                }
-                Columns::Two(text) => {
-                    b.push_record(["exposure", "rule, finding, fix"]);
-                    for f in group {
-                        let fix = fix_text(f)
-                            .lines()
-                            .map(|l| format!("fix: {l}"))
-                            .collect::<Vec<_>>()
-                            .join("\n");
-                        b.push_record([
-                            paint(color, exposure_color(f.exposure), f.exposure.as_str()),
-                            format!(
-                                "{}\n{}\n{}",
-                                // An id that does not fit is cut, never broken over lines.
-                                paint(color, "1", &term::cut(&f.rule, text)),
-                                wrap(&finding_text(f), text),
-                                wrap(&fix, text)
-                            ),
-                        ]);
-                    }
-                }
-            }
-            let mut t = b.build();
-            t.with(Style::sharp());
-            let _ = writeln!(out, "{t}\n");
-        }
-        if !ns.not_applicable.is_empty() {
-            let _ = writeln!(out, "Not applicable here ({}):", ns.not_applicable.len());
-            for s in &ns.not_applicable {
-                out.push_str(&term::wrap_lines(
-                    &format!("{}: {}", s.rule, s.reason),
-                    width,
-                    "  ",
-                    "    ",
-                ));
-            }
-            out.push('\n');
-        }
-        if !ns.not_checked.is_empty() {
-            let _ = writeln!(out, "Could not be checked ({}):", ns.not_checked.len());
-            // Rules stopped by the same reason share one line: the reason is said once.
-            let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
-            for s in &ns.not_checked {
-                match reasons.iter_mut().find(|(r, _)| *r == s.reason) {
-                    Some((_, rules)) => rules.push(&s.rule),
-                    None => reasons.push((&s.reason, vec![&s.rule])),
-                }
-            }
-            for (reason, rules) in reasons {
-                out.push_str(&term::wrap_lines(
-                    &format!("{}: {reason}", rules.join(", ")),
-                    width.or(Some(WIDE)),
-                    "  ",
-                    "    ",
-                ));
-            }
-            out.push('\n');
-        }
-        if !ns.notes.is_empty() {
-            let _ = writeln!(out, "Not read ({}):", ns.notes.len());
-            notes_text(&mut out, &ns.notes, width);
-            out.push('\n');
-        }
+        namespace_text(&mut out, ns, color, width);
         if many {
             out.push('\n');
         }
     }
     waivers_text(&mut out, report, width);
+    summary_text(&mut out, report, width);
+    out.into_bytes()
+}
+
+/// One namespace: its head, its findings by severity, the rules not applicable or not
+/// checked, what could not be read.
+fn namespace_text(out: &mut String, ns: &NamespaceReport, color: bool, width: Option<usize>) {
+    let head = format!(
+        "rstaudit audit of network namespace {} (kernel {}, {}; counters {})",
+        ns.netns,
+        ns.kernel,
+        ns.source,
+        match ns.window_seconds {
+            Some(w) => format!("compared over {w} s"),
+            None => "are totals since boot".to_string(),
+        }
+    );
+    let head = term::wrap_lines(&head, width, "", "  ");
+    let bold = format!("rstaudit audit of network namespace {}", ns.netns);
+    out.push_str(&match head.strip_prefix(&bold) {
+        Some(rest) if color => format!("{}{rest}", paint(true, "1", &bold)),
+        _ => head,
+    });
+    out.push('\n');
+    if ns.findings.is_empty() {
+        let _ = writeln!(out, "No findings.\n");
+    }
+    for sev in SEVERITIES {
+        let group: Vec<&Finding> = ns.findings.iter().filter(|f| f.severity == sev).collect();
+        if !group.is_empty() {
+            severity_group(out, sev, &group, color, width);
+        }
+    }
+    not_applicable_text(out, ns, width);
+    not_checked_text(out, ns, width);
+    if !ns.notes.is_empty() {
+        let _ = writeln!(out, "Not read ({}):", ns.notes.len());
+        notes_text(out, &ns.notes, width);
+        out.push('\n');
+    }
+}
+
+/// The findings of one severity, as a table of four columns or, when narrow, of two.
+fn severity_group(
+    out: &mut String,
+    sev: Severity,
+    group: &[&Finding],
+    color: bool,
+    width: Option<usize>,
+) {
+    let _ = writeln!(
+        out,
+        "{}",
+        paint(
+            color,
+            severity_color(sev),
+            &format!("{} ({})", sev.as_str().to_uppercase(), group.len())
+        )
+    );
+    let rule_width = group
+        .iter()
+        .map(|f| term::width(&f.rule))
+        .max()
+        .unwrap_or(4);
+    let mut b = Builder::default();
+    match Columns::of(width, rule_width) {
+        Columns::Four(finding, fix) => {
+            b.push_record(["rule", "exposure", "finding", "fix"]);
+            for f in group {
+                b.push_record([
+                    // Never break an id: it is what users paste into --only / --skip.
+                    f.rule.clone(),
+                    paint(color, exposure_color(f.exposure), f.exposure.as_str()),
+                    wrap(&finding_text(f), finding),
+                    wrap(&fix_text(f), fix),
+                ]);
+            }
+        }
+        Columns::Two(text) => {
+            b.push_record(["exposure", "rule, finding, fix"]);
+            for f in group {
+                let fix = fix_text(f)
+                    .lines()
+                    .map(|l| format!("fix: {l}"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                b.push_record([
+                    paint(color, exposure_color(f.exposure), f.exposure.as_str()),
+                    format!(
+                        "{}\n{}\n{}",
+                        // An id that does not fit is cut, never broken over lines.
+                        paint(color, "1", &term::cut(&f.rule, text)),
+                        wrap(&finding_text(f), text),
+                        wrap(&fix, text)
+                    ),
+                ]);
+            }
+        }
+    }
+    let mut t = b.build();
+    t.with(Style::sharp());
+    let _ = writeln!(out, "{t}\n");
+}
+
+/// The rules that do not apply to this host, and why.
+fn not_applicable_text(out: &mut String, ns: &NamespaceReport, width: Option<usize>) {
+    if !ns.not_applicable.is_empty() {
+        let _ = writeln!(out, "Not applicable here ({}):", ns.not_applicable.len());
+        for s in &ns.not_applicable {
+            out.push_str(&term::wrap_lines(
+                &format!("{}: {}", s.rule, s.reason),
+                width,
+                "  ",
+                "    ",
+            ));
+        }
+        out.push('\n');
+    }
+}
+
+/// The rules that could not be checked, those of one reason on one line.
+fn not_checked_text(out: &mut String, ns: &NamespaceReport, width: Option<usize>) {
+    if !ns.not_checked.is_empty() {
+        let _ = writeln!(out, "Could not be checked ({}):", ns.not_checked.len());
+        // Rules stopped by the same reason share one line: the reason is said once.
+        let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
+        for s in &ns.not_checked {
+            match reasons.iter_mut().find(|(r, _)| *r == s.reason) {
+                Some((_, rules)) => rules.push(&s.rule),
+                None => reasons.push((&s.reason, vec![&s.rule])),
+            }
+        }
+        for (reason, rules) in reasons {
+            out.push_str(&term::wrap_lines(
+                &format!("{}: {reason}", rules.join(", ")),
+                width.or(Some(WIDE)),
+                "  ",
+                "    ",
+            ));
+        }
+        out.push('\n');
+    }
+}
+
+/// The last lines: the findings by severity and exposure, the rules passed, not applicable
+/// and not checked, and the exit code the threshold gives.
+fn summary_text(out: &mut String, report: &AuditReport, width: Option<usize>) {
     let s = &report.summary;
     let parts: Vec<String> = SEVERITIES
         .iter()
@@ -300,7 +333,6 @@ pub fn table(report: &AuditReport, term: Term) -> Vec<u8> {
         )
     };
     out.push_str(&term::wrap_lines(&verdict, width, "", "  "));
-    out.into_bytes()
 }
 
 /// The width lists of rules and notes wrap at without a terminal.
