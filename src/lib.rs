@@ -26,6 +26,7 @@
 pub mod clock;
 pub mod config;
 pub mod diag;
+pub mod error;
 pub mod hint;
 pub mod host;
 pub mod input;

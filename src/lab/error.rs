@@ -117,20 +117,8 @@ pub enum NftError {
 impl LabError {
     /// The message with its causes, each after a colon.
     pub fn summary(&self) -> String {
-        chain(self)
+        crate::error::chain(self)
     }
-}
-
-/// An error and its causes, each after a colon (`connect: Connection refused (os error 111)`).
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut cause = err.source();
-    while let Some(e) = cause {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        cause = e.source();
-    }
-    out
 }
 
 /// Name the step a failure happened at: `listener.accept().step("accept")?`.
