@@ -60,17 +60,17 @@ pub fn run(args: PacketCheckArgs) -> anyhow::Result<Exit> {
         &mut terminal,
     )
     .map_err(|e| {
-        // live::run answers with anyhow: the typed errors a flag gave are looked for in it.
-        let flag = match (
-            e.downcast_ref::<live::LiveError>(),
-            e.downcast_ref::<crate::host::netns::NetnsError>(),
-        ) {
-            (Some(live::LiveError::Duration(d)), _) => format!("--duration {d}"),
-            (Some(live::LiveError::IdleTimeout(v)), _) => format!("--set idle_timeout={v}"),
-            (None, Some(ns)) => format!("--netns {}", ns.spec_shown()),
-            (None, None) => return e,
+        // The typed errors a flag gave are named with it.
+        let flag = match &e {
+            live::RunError::Input(live::LiveError::Duration(d)) => format!("--duration {d}"),
+            live::RunError::Input(live::LiveError::IdleTimeout(v)) => {
+                format!("--set idle_timeout={v}")
+            }
+            live::RunError::Netns(ns) => format!("--netns {}", ns.spec_shown()),
+            live::RunError::BinaryTrace(_) => "--trace-reader binary".to_string(),
+            _ => return anyhow::Error::new(e),
         };
-        e.context(flag)
+        anyhow::Error::new(e).context(flag)
     })?;
     let text = match args.format {
         PacketFormat::Table => render::render_table(
@@ -103,10 +103,8 @@ fn refresh(netns: Option<String>, set: RuleSet, params: Vec<(String, String)>) -
         let snap = crate::host::collect(&opts)?
             .into_iter()
             .next()
-            .ok_or_else(|| anyhow::anyhow!("the namespace gave no snapshot"))?;
-        let audit = crate::rules::run(&set, &selection, &snap)
-            .map(|o| o.findings)
-            .map_err(anyhow::Error::from);
+            .ok_or(live::RefreshError::NoSnapshot)?;
+        let audit = crate::rules::run(&set, &selection, &snap).map(|o| o.findings);
         Ok((snap, audit))
     })
 }

@@ -3,8 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Context;
-
+use super::error::EventsFileError;
 use super::event::ResetEvent;
 
 /// `--events-file`: every event as one JSON line, written as it is seen.
@@ -16,9 +15,11 @@ pub struct EventStream {
 }
 
 impl EventStream {
-    pub fn create(path: &std::path::Path) -> anyhow::Result<Self> {
-        let file = crate::output::create(path)
-            .with_context(|| format!("creating the events file {}", path.display()))?;
+    pub fn create(path: &std::path::Path) -> Result<Self, EventsFileError> {
+        let file = crate::output::create(path).map_err(|source| EventsFileError {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Ok(Self {
             path: path.to_path_buf(),
             out: std::io::BufWriter::new(file),

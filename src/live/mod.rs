@@ -21,6 +21,7 @@ pub mod attribute;
 pub mod correlate;
 pub mod counters;
 pub mod derive;
+mod error;
 pub mod event;
 pub mod events;
 pub mod events_file;
@@ -41,6 +42,7 @@ use std::path::PathBuf;
 
 use self::attribute::Cause;
 pub use self::derive::{CauseMode, CauseSource};
+pub use self::error::{BinaryTraceRefused, EventsFileError, RefreshError, RunError};
 use self::events::Ctx;
 pub use self::snapshots::Refresh;
 pub use self::source::{TraceStart, Tracing, start_tracing};
@@ -133,7 +135,7 @@ pub fn run(
     opts: &LiveOptions,
     refresh: Refresh,
     observer: &mut dyn Observer,
-) -> anyhow::Result<PacketReport> {
+) -> Result<PacketReport, RunError> {
     if !(opts.duration > 0.0 && opts.duration <= MAX_DURATION) {
         return Err(LiveError::Duration(opts.duration).into());
     }

@@ -6,15 +6,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::attribute::SocketIndex;
+use super::error::RefreshError;
 use crate::host::Snapshot;
-use crate::rules::Finding;
+use crate::rules::{Finding, PlanError};
 
 /// What the command gives the live check to re-read the watched namespace once a second: its
 /// snapshot (sockets, owners, options) and the audit of it, with rules the command loaded
 /// once. The outer error means the socket table could not be read; the inner one that the
 /// audit could not run.
 pub type Refresh =
-    Box<dyn FnMut() -> anyhow::Result<(Snapshot, anyhow::Result<Vec<Finding>>)> + Send>;
+    Box<dyn FnMut() -> Result<(Snapshot, Result<Vec<Finding>, PlanError>), RefreshError> + Send>;
 
 /// Shared with the snapshot thread.
 #[derive(Default)]
@@ -50,7 +51,7 @@ pub(super) fn snapshot_loop(
                     Ok(findings) => merge_findings(&mut sh.findings, findings),
                     Err(e) => {
                         if sh.audit_error.is_none() {
-                            sh.audit_error = Some(format!("{e:#}"));
+                            sh.audit_error = Some(crate::error::chain(&e));
                         }
                     }
                 }
@@ -58,7 +59,8 @@ pub(super) fn snapshot_loop(
             Err(e) => {
                 let mut sh = shared.lock().unwrap_or_else(|p| p.into_inner());
                 sh.notes.push(format!(
-                    "the socket table could not be read ({e:#}): owners come from the kernel trace only"
+                    "the socket table could not be read ({}): owners come from the kernel trace only",
+                    crate::error::chain(&e)
                 ));
                 break;
             }

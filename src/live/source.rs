@@ -10,17 +10,16 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-
 use super::counters;
+use super::error::{BinaryTraceRefused, RunError};
 use super::snapshots::{Refresh, Shared, snapshot_loop};
 use super::summary::TracingSummary;
 use super::{CauseMode, LiveOptions};
 use crate::host::CounterSample;
 use crate::host::counters::{SampleError, read_out_rsts, read_reset_sample};
 use crate::host::facts::{self, NamespaceFacts};
-use crate::host::netns::{self, NetnsRef};
-use crate::trace::capture::{Capture, CaptureOptions};
+use crate::host::netns::{self, EnterError, NetnsRef};
+use crate::trace::capture::{Capture, CaptureError, CaptureOptions};
 use crate::trace::ftrace::{self, TraceOptions, TraceReader, TraceSession, Tracefs};
 
 /// How the kernel's trace is started.
@@ -77,7 +76,7 @@ pub fn start_tracing(
     opts: &TraceStart,
     notes: &mut Vec<String>,
     tracing: &mut TracingSummary,
-) -> anyhow::Result<Tracing> {
+) -> Result<Tracing, BinaryTraceRefused> {
     let none = |reason_note: String| Tracing {
         session: None,
         rx: None,
@@ -160,8 +159,7 @@ pub fn start_tracing(
             })
         }
         // Asked for by name: not silently replaced by the text.
-        Err(e) if opts.reader == TraceReader::Binary => Err(anyhow::Error::new(e)
-            .context("--trace-reader binary: the kernel trace cannot be read as binary records")),
+        Err(e) if opts.reader == TraceReader::Binary => Err(BinaryTraceRefused(e)),
         Err(e) => {
             notes.push(format!("no kernel reset reasons: {e}"));
             Ok(none(e.to_string()))
@@ -190,16 +188,19 @@ fn reader_note(s: &TraceSession) -> String {
 
 /// The capture of the watched namespace (opened once tracing is armed, so that every reset
 /// captured can meet its trace event).
-pub(super) fn open_capture(ns: Option<&NetnsRef>, opts: &LiveOptions) -> anyhow::Result<Capture> {
+pub(super) fn open_capture(
+    ns: Option<&NetnsRef>,
+    opts: &LiveOptions,
+) -> Result<Capture, CaptureError> {
     let cap_opts = CaptureOptions {
         iface: opts.iface.clone(),
         port: opts.port,
         ..Default::default()
     };
-    Ok(match ns {
-        Some(ns) => Capture::open_in(ns, &cap_opts)?,
-        None => Capture::open(&cap_opts)?,
-    })
+    match ns {
+        Some(ns) => Capture::open_in(ns, &cap_opts),
+        None => Capture::open(&cap_opts),
+    }
 }
 
 /// The counters at the start, read once the capture is open, and the time a frame must come
@@ -209,7 +210,7 @@ pub(super) fn open_capture(ns: Option<&NetnsRef>, opts: &LiveOptions) -> anyhow:
 /// between its files).
 pub(super) fn baseline(
     ns: Option<&NetnsRef>,
-) -> anyhow::Result<(Result<CounterSample, SampleError>, Duration)> {
+) -> Result<(Result<CounterSample, SampleError>, Duration), EnterError> {
     let (mut baseline, fast) = netns::in_namespace(ns, || (read_reset_sample(), read_out_rsts()))?;
     let at = match (&mut baseline, fast) {
         (Ok(b), Some((out_rsts, at))) => {
@@ -246,13 +247,14 @@ pub(super) struct Background {
     pub shared: Arc<Mutex<Shared>>,
     snapshots: JoinHandle<()>,
     pub counters: Receiver<Result<CounterSample, SampleError>>,
-    sampler: JoinHandle<anyhow::Result<()>>,
+    sampler: JoinHandle<Result<(), EnterError>>,
     pub facts: Receiver<NamespaceFacts>,
-    links: JoinHandle<anyhow::Result<()>>,
+    links: JoinHandle<Result<(), EnterError>>,
 }
 
 impl Background {
-    pub fn spawn(ns: Option<NetnsRef>, refresh: Refresh) -> anyhow::Result<Self> {
+    pub fn spawn(ns: Option<NetnsRef>, refresh: Refresh) -> Result<Self, RunError> {
+        let thread = |what| move |source| RunError::Thread { what, source };
         let done = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Mutex::new(Shared::default()));
         let snapshots = {
@@ -260,7 +262,7 @@ impl Background {
             std::thread::Builder::new()
                 .name("rstaudit-snapshot".into())
                 .spawn(move || snapshot_loop(refresh, shared, done))
-                .context("starting the snapshot thread")?
+                .map_err(thread("snapshot"))?
         };
         let (counters_tx, counters) = std::sync::mpsc::channel();
         let sampler = {
@@ -270,9 +272,9 @@ impl Background {
                 .spawn(move || {
                     let work =
                         move || counters::sample_loop(Duration::from_secs(1), done, counters_tx);
-                    Ok(netns::in_namespace(ns.as_ref(), work)?)
+                    netns::in_namespace(ns.as_ref(), work)
                 })
-                .context("starting the counter thread")?
+                .map_err(thread("counter"))?
         };
         let (facts_tx, facts) = std::sync::mpsc::channel();
         let links = {
@@ -281,9 +283,9 @@ impl Background {
                 .name("rstaudit-links".into())
                 .spawn(move || {
                     let work = move || facts::follow_facts(Duration::from_secs(1), done, facts_tx);
-                    Ok(netns::in_namespace(ns.as_ref(), work)?)
+                    netns::in_namespace(ns.as_ref(), work)
                 })
-                .context("starting the link and address thread")?
+                .map_err(thread("link and address"))?
         };
         Ok(Self {
             done,
@@ -332,7 +334,7 @@ impl Background {
         ] {
             match thread.join() {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => notes.push(format!("{what}: {e:#}")),
+                Ok(Err(e)) => notes.push(format!("{what}: {}", crate::error::chain(&e))),
                 Err(_) => notes.push(format!("the thread {what} panicked")),
             }
         }

@@ -4,9 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-
 use super::attribute::TaskResolver;
+use super::error::RunError;
 use super::events_file::EventStream;
 use super::source::{Background, Tracing};
 use super::stream::{Attribution, Stream, WindowSink};
@@ -55,7 +54,7 @@ impl<'a> Window<'a> {
         background: Background,
         baseline_at: Duration,
         notes: Vec<String>,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, RunError> {
         let file = opts
             .events_file
             .as_deref()
@@ -94,7 +93,7 @@ impl<'a> Window<'a> {
 
     /// Watch until the window's length or the stop token, then let the trace events of the
     /// last frames arrive. Returns the seconds watched.
-    pub fn watch(&mut self, observer: &mut dyn Observer) -> anyhow::Result<f64> {
+    pub fn watch(&mut self, observer: &mut dyn Observer) -> Result<f64, RunError> {
         let window = Duration::from_secs_f64(self.opts.duration);
         let mut last_progress = Instant::now() - Duration::from_secs(1);
         let mut draining_until: Option<Instant> = None;
@@ -122,7 +121,7 @@ impl<'a> Window<'a> {
 
     /// One round: the capture (frames only while `capturing`), the namespace's facts, the
     /// trace, what is finished, the counters.
-    fn step(&mut self, capturing: bool) -> anyhow::Result<()> {
+    fn step(&mut self, capturing: bool) -> Result<(), RunError> {
         let now_ms = self.mono.elapsed().as_millis() as u64;
         let lo = self.capture.loopback_ifindex;
         let (stream, pcap, pcap_error) = (&mut self.stream, &mut self.pcap, &mut self.pcap_error);
@@ -157,7 +156,7 @@ impl<'a> Window<'a> {
                     );
                 },
             )
-            .context("reading the capture ring")?;
+            .map_err(RunError::CaptureRing)?;
         for later in self.background.facts.try_iter() {
             for n in &later.notes {
                 if !self.notes.contains(n) {
@@ -218,7 +217,7 @@ impl<'a> Window<'a> {
         trace: Tracing,
         mut tracing: TracingSummary,
         header: Header,
-    ) -> anyhow::Result<PacketReport> {
+    ) -> Result<PacketReport, RunError> {
         let mut notes = std::mem::take(&mut self.notes);
         let shared = self.background.stop(&mut notes);
         self.stream.finish(
@@ -269,7 +268,7 @@ impl<'a> Window<'a> {
         tracing.matching = stats;
         tracing.events = self.stream.trace.events;
         tracing.foreign = self.stream.trace.foreign;
-        let capture = self.capture.stats().context("reading PACKET_STATISTICS")?;
+        let capture = self.capture.stats().map_err(RunError::CaptureStats)?;
         drop(self.capture);
         if let Some(sink) = self.pcap.take() {
             sink.finish()?;

@@ -132,7 +132,10 @@ pub fn run(
     let idle_timeout_s = crate::live::idle_timeout(&setup.selection.params)?;
     let mut notes = Vec::new();
     let mut summary = TracingSummary::default();
-    let mut tracing = start_tracing(&opts.trace, &mut notes, &mut summary)?;
+    // This module still answers with anyhow: the flag that asked for binary records is
+    // named here, as packet-check's command names it.
+    let mut tracing = start_tracing(&opts.trace, &mut notes, &mut summary)
+        .map_err(|e| anyhow::Error::new(e).context("--trace-reader binary"))?;
     for n in &notes {
         log.note(n);
     }
