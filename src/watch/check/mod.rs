@@ -23,7 +23,7 @@ pub mod window;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Sender, channel};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -45,6 +45,7 @@ use crate::live::summary::TracingSummary;
 use crate::live::{GRACE_MS, TraceStart, Tracing, start_tracing};
 use crate::stop::Stop;
 use crate::trace::capture::{CaptureOptions, parse_rst};
+use crate::trace::ftrace::TraceReceiver;
 use crate::watch::events::{Event, EventSink};
 use crate::watch::health::Health;
 use crate::watch::metrics::Metrics;
@@ -130,25 +131,7 @@ pub fn run(
     log: &mut dyn Log,
 ) -> anyhow::Result<Vec<String>> {
     let idle_timeout_s = crate::live::idle_timeout(&setup.selection.params)?;
-    let mut notes = Vec::new();
-    let mut summary = TracingSummary::default();
-    // This module still answers with anyhow: the flag that asked for binary records is
-    // named here, as packet-check's command names it.
-    let mut tracing = start_tracing(&opts.trace, &mut notes, &mut summary)
-        .map_err(|e| anyhow::Error::new(e).context("--trace-reader binary"))?;
-    for n in &notes {
-        log.note(n);
-    }
-    match &tracing.session {
-        Some(_) => out.health.ok("tracing"),
-        None => out.health.failing(
-            "tracing",
-            format!(
-                "no kernel trace, resets are counted without their reasons: {}",
-                tracing.reason_note
-            ),
-        ),
-    }
+    let mut tracing = trace(opts, &out.health, log)?;
     let (send_traced, receive_traced) = tracing.traced();
     let trace_rx = tracing.rx.take();
     let bh_flag_known = tracing.session.as_ref().is_some_and(|s| s.bh_flag);
@@ -219,56 +202,13 @@ pub fn run(
         audit_cmd,
         rec_tx,
     };
-    // The first listing of the namespaces, before the check says it is watching.
-    let began = Instant::now();
-    loop {
-        match ns_rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(msg) => check.namespace(msg, log),
-            Err(_) if !check.watched.is_empty() || began.elapsed() > FIRST_LIST => break,
-            Err(_) => {}
-        }
-    }
-    check.started = true;
-    log.watching(check.watched.len());
+    check.first_listing(&ns_rx, log);
     let mut trace_rx = trace_rx;
-    let mut fds: Vec<libc::pollfd> = Vec::new();
-    while !check.control.stop.is_stopped() {
-        check.poll(&mut fds);
-        let now_ms = check.now_ms();
-        check.read_captures(&fds, now_ms, log);
-        if let Some(rx) = trace_rx.as_mut() {
-            for ev in rx.try_iter() {
-                if let Some(ev) = check.resolver.take_in(ev) {
-                    check
-                        .router
-                        .event(ev, now_ms, check.watched.iter_mut().map(|w| &mut w.stream));
-                }
-            }
-        }
-        check.router.expire(now_ms);
-        check.deliver(now_ms);
-        for msg in ns_rx.try_iter() {
-            check.namespace(msg, log);
-        }
-        for msg in audit_rx.try_iter() {
-            check.audited(msg, log);
-        }
-        check.housekeeping(&tracing, log);
-    }
+    check.watch(&mut trace_rx, &ns_rx, &audit_rx, &tracing, log);
 
     // The way out: what waits is handed out and recorded, the threads stop, the trace goes.
     let mut out_notes = Vec::new();
-    for w in &mut check.watched {
-        finish(
-            w,
-            &mut check.batch,
-            &mut check.resolver,
-            check.out.events.is_some(),
-            check.opts.max_lines,
-        );
-    }
-    check.flush(true);
-    check.judge(log);
+    check.hand_out_all(log);
     done.store(true, Ordering::SeqCst);
     let Check {
         rec_tx,
@@ -292,6 +232,29 @@ pub fn run(
         out_notes.push(format!("{e:#}"));
     }
     Ok(out_notes)
+}
+
+/// Start the trace (said to `log` and in the health of "tracing"). The flag that asked for
+/// binary records is named here: this module still answers with anyhow.
+fn trace(opts: &WatchOptions, health: &Health, log: &mut dyn Log) -> anyhow::Result<Tracing> {
+    let mut notes = Vec::new();
+    let mut summary = TracingSummary::default();
+    let tracing = start_tracing(&opts.trace, &mut notes, &mut summary)
+        .map_err(|e| anyhow::Error::new(e).context("--trace-reader binary"))?;
+    for n in &notes {
+        log.note(n);
+    }
+    match &tracing.session {
+        Some(_) => health.ok("tracing"),
+        None => health.failing(
+            "tracing",
+            format!(
+                "no kernel trace, resets are counted without their reasons: {}",
+                tracing.reason_note
+            ),
+        ),
+    }
+    Ok(tracing)
 }
 
 /// Wait for a thread a while; one still busy (an audit of a huge host) ends with the process.
@@ -376,6 +339,73 @@ struct Check<'a> {
 }
 
 impl Check<'_> {
+    /// The first listing of the namespaces, before the check says it is watching.
+    fn first_listing(&mut self, ns_rx: &Receiver<NsMsg>, log: &mut dyn Log) {
+        let began = Instant::now();
+        loop {
+            match ns_rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(msg) => self.namespace(msg, log),
+                Err(_) if !self.watched.is_empty() || began.elapsed() > FIRST_LIST => break,
+                Err(_) => {}
+            }
+        }
+        self.started = true;
+        log.watching(self.watched.len());
+    }
+
+    /// Until the stop token: the captures, the trace, what is finished, the namespaces that
+    /// come and go, the audits, the housekeeping.
+    fn watch(
+        &mut self,
+        trace_rx: &mut Option<TraceReceiver>,
+        ns_rx: &Receiver<NsMsg>,
+        audit_rx: &Receiver<AuditMsg>,
+        tracing: &Tracing,
+        log: &mut dyn Log,
+    ) {
+        let mut fds: Vec<libc::pollfd> = Vec::new();
+        while !self.control.stop.is_stopped() {
+            self.poll(&mut fds);
+            let now_ms = self.now_ms();
+            self.read_captures(&fds, now_ms, log);
+            if let Some(rx) = trace_rx.as_mut() {
+                for ev in rx.try_iter() {
+                    if let Some(ev) = self.resolver.take_in(ev) {
+                        self.router.event(
+                            ev,
+                            now_ms,
+                            self.watched.iter_mut().map(|w| &mut w.stream),
+                        );
+                    }
+                }
+            }
+            self.router.expire(now_ms);
+            self.deliver(now_ms);
+            for msg in ns_rx.try_iter() {
+                self.namespace(msg, log);
+            }
+            for msg in audit_rx.try_iter() {
+                self.audited(msg, log);
+            }
+            self.housekeeping(tracing, log);
+        }
+    }
+
+    /// At the end: every namespace's waiting resets handed out, recorded and judged.
+    fn hand_out_all(&mut self, log: &mut dyn Log) {
+        for w in &mut self.watched {
+            finish(
+                w,
+                &mut self.batch,
+                &mut self.resolver,
+                self.out.events.is_some(),
+                self.opts.max_lines,
+            );
+        }
+        self.flush(true);
+        self.judge(log);
+    }
+
     fn now_ms(&self) -> u64 {
         self.mono.elapsed().as_millis() as u64
     }
