@@ -8,7 +8,10 @@ use crate::cli::{AuditArgs, FailOn, RuleSelectArgs};
 use crate::rules::accept::AcceptFile;
 use crate::rules::{RuleSet, Selection};
 use rstaudit::config::{self, Config};
-use rstaudit::diag::{Diagnostic, Problems};
+
+mod found;
+
+use found::Found;
 
 /// The config file in force: `--config FILE` (must exist), else the default path
 /// (`RSTAUDIT_CONFIG`, empty for none, or /etc/rstaudit/config.yaml) when it exists.
@@ -50,35 +53,6 @@ impl<'a> Flags<'a> {
             select: &mut args.select,
             accept: &mut args.accept,
             fail_on: &mut args.fail_on,
-        }
-    }
-}
-
-/// The problems found so far, and the error of each file (shown alone when it is the only one).
-#[derive(Default)]
-struct Found {
-    errors: Vec<(anyhow::Error, Vec<Diagnostic>)>,
-    config: bool,
-}
-
-impl Found {
-    fn add(&mut self, error: anyhow::Error, problems: Vec<Diagnostic>) {
-        self.errors.push((error, problems));
-    }
-
-    fn into_result(mut self) -> anyhow::Result<()> {
-        match self.errors.len() {
-            0 => Ok(()),
-            1 => Err(self.errors.remove(0).0),
-            _ => Err(Problems {
-                what: if self.config {
-                    "the config file and the files it names".to_string()
-                } else {
-                    "the files the flags name".to_string()
-                },
-                problems: self.errors.into_iter().flat_map(|(_, p)| p).collect(),
-            }
-            .into()),
         }
     }
 }
