@@ -8,7 +8,7 @@ const CAP_NET_ADMIN: u32 = cap::NET_ADMIN;
 const CAP_NET_RAW: u32 = cap::NET_RAW;
 const CAP_SYS_ADMIN: u32 = cap::SYS_ADMIN;
 
-/// What the packet check cannot do without the capabilities it names.
+/// What the packet check and `watch` cannot do without the capabilities they name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MissingCaps {
     /// The capture cannot start: what is missing, and what would give it.
@@ -20,6 +20,12 @@ pub enum MissingCaps {
         .missing.join("; ")
     )]
     Lab { missing: Vec<String>, hint: String },
+    /// `watch` cannot enter the namespaces or capture in them: what is missing.
+    #[error(
+        "watch cannot run: missing {}. Run it as root, or give it these capabilities",
+        .missing.join("; ")
+    )]
+    Watch { missing: Vec<String> },
 }
 
 /// Fail with a message naming what is missing when the capture cannot work at all.
@@ -63,7 +69,7 @@ pub fn check_privileges(
 
 /// `watch` enters every namespace (CAP_SYS_ADMIN, which also gives tracefs) and opens a
 /// capture in each (CAP_NET_RAW): fail up front, naming what is missing.
-pub fn check_watch_privileges() -> anyhow::Result<()> {
+pub fn check_watch_privileges() -> Result<(), MissingCaps> {
     let Some(caps) = effective_caps() else {
         return Ok(());
     };
@@ -82,10 +88,9 @@ pub fn check_watch_privileges() -> anyhow::Result<()> {
     .map(|(_, what)| what)
     .collect();
     if !missing.is_empty() {
-        anyhow::bail!(
-            "watch cannot run: missing {}. Run it as root, or give it these capabilities",
-            missing.join("; ")
-        );
+        return Err(MissingCaps::Watch {
+            missing: missing.iter().map(|m| m.to_string()).collect(),
+        });
     }
     Ok(())
 }

@@ -393,11 +393,9 @@ impl Capture {
         file: &std::fs::File,
         name: &str,
         opts: &CaptureOptions,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, CaptureError> {
         let opts = opts.clone();
-        Ok(crate::host::netns::run_in_file(file, name, move || {
-            Self::open(&opts)
-        })??)
+        crate::host::netns::run_in_file(file, name, move || Self::open(&opts))?
     }
 
     /// Whether frames are ready to be handed over now (no system call: the ring's next block

@@ -213,7 +213,7 @@ fn open(ns: &NetnsRef, id: u32, capture: &CaptureOptions) -> Result<(Opened, Hel
     netns::check_net_ns(&file).map_err(|e| Refusal::Failed(e.to_string()))?;
     let name: Arc<str> = ns.name.as_str().into();
     let cap = Capture::open_in_file(&file, &name, capture)
-        .map_err(|e| Refusal::Failed(format!("{e:#}")))?;
+        .map_err(|e| Refusal::Failed(crate::error::chain(&e)))?;
     let (facts, link, baseline) = netns::run_in_file(&file, &name, || {
         (namespace_facts(), LinkEvents::open(), read_reset_sample())
     })
