@@ -96,7 +96,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<super::Exit> {
         }))),
     };
     let reload: check::Reload = Box::new(move || {
-        let (setup, changed) = load(&args)?;
+        let (setup, changed) = load(&args).map_err(|e| check::ReloadError(format!("{e:#}")))?;
         if changed.listen != settings.listen
             || changed.events != settings.events
             || changed.audit_every != settings.audit_every
@@ -117,7 +117,15 @@ pub fn run(args: WatchArgs) -> anyhow::Result<super::Exit> {
     if let Some(sink) = events.and_then(|e| Arc::try_unwrap(e).ok()) {
         sink.close();
     }
-    for note in result.map_err(|e| e.context("watch"))? {
+    let notes = result.map_err(|e| {
+        let flag = matches!(e, live::RunError::BinaryTrace(_)).then_some("--trace-reader binary");
+        let e = anyhow::Error::new(e);
+        match flag {
+            Some(flag) => e.context(flag),
+            None => e.context("watch"),
+        }
+    })?;
+    for note in notes {
         eprintln!("rstaudit: note: {note}");
     }
     eprintln!("rstaudit: stopped; the tracing instance is removed");

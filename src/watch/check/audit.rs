@@ -110,6 +110,15 @@ fn socket_notes(snap: &Snapshot) -> Vec<String> {
         .collect()
 }
 
+/// Why an audit of the watch failed (the next one is tried on schedule).
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    Plan(#[from] crate::rules::PlanError),
+    #[error(transparent)]
+    Collect(#[from] crate::host::CollectError),
+}
+
 impl AuditThread {
     /// Audit every `every` and as asked, until the stop token or the check is gone.
     pub fn run(mut self) {
@@ -131,7 +140,10 @@ impl AuditThread {
                 Ok(AuditCmd::One { inode, path }) => {
                     let target = path.display().to_string();
                     if let Err(e) = self.audit(&target, Some(inode)) {
-                        self.failed(format!("audit of namespace {target}: {e:#}"));
+                        self.failed(format!(
+                            "audit of namespace {target}: {}",
+                            crate::error::chain(&e)
+                        ));
                     }
                 }
                 Ok(AuditCmd::Refresh { inode, path }) => self.refresh(inode, path),
@@ -152,7 +164,7 @@ impl AuditThread {
                 Err(e) => {
                     self.metrics.audit_failed(began.elapsed());
                     let since = *failing_since.get_or_insert(began);
-                    let msg = format!("the audit failed: {e:#}");
+                    let msg = format!("the audit failed: {}", crate::error::chain(&e));
                     self.health.failing(
                         "audit",
                         format!("{msg} (failing for {} s)", since.elapsed().as_secs()),
@@ -170,7 +182,7 @@ impl AuditThread {
 
     /// Audit `netns` (`all`, or a path): each namespace's findings, labelled, and its index.
     /// `only`: the inode the path must have.
-    fn audit(&self, netns: &str, only: Option<u64>) -> anyhow::Result<()> {
+    fn audit(&self, netns: &str, only: Option<u64>) -> Result<(), AuditError> {
         let setup = self.setup.clone();
         let plan = setup.selection.plan(&setup.rules)?;
         let collected = crate::host::collect_into(&options(netns.to_string()), &mut |h| Sink {

@@ -28,8 +28,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-
 use self::audit::{AuditCmd, AuditMsg, AuditSetup, AuditThread, Audited};
 use self::batch::{Batch, WatchSink};
 use self::namespaces::{NsMsg, Opened};
@@ -42,7 +40,7 @@ use crate::live::events::Ctx;
 use crate::live::router::Router;
 use crate::live::stream::{Attribution, Stream};
 use crate::live::summary::TracingSummary;
-use crate::live::{GRACE_MS, TraceStart, Tracing, start_tracing};
+use crate::live::{GRACE_MS, RunError, TraceStart, Tracing, start_tracing};
 use crate::stop::Stop;
 use crate::trace::capture::{CaptureOptions, parse_rst};
 use crate::trace::ftrace::TraceReceiver;
@@ -99,8 +97,13 @@ pub struct Control {
 }
 
 /// Loads the audit's rules, profiles and configuration again (on a reload). An error keeps
-/// what was loaded before; its message says why.
-pub type Reload = Box<dyn FnMut() -> anyhow::Result<AuditSetup> + Send>;
+/// what was loaded before; its message (with its causes) says why.
+pub type Reload = Box<dyn FnMut() -> Result<AuditSetup, ReloadError> + Send>;
+
+/// Why a reload was refused, as the caller words it (it names its files and flags).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ReloadError(pub String);
 
 /// What the check tells its caller (the library prints nothing).
 pub trait Log {
@@ -129,7 +132,7 @@ pub fn run(
     out: Outputs,
     control: Control,
     log: &mut dyn Log,
-) -> anyhow::Result<Vec<String>> {
+) -> Result<Vec<String>, RunError> {
     let idle_timeout_s = crate::live::idle_timeout(&setup.selection.params)?;
     let mut tracing = trace(opts, &out.health, log)?;
     let (send_traced, receive_traced) = tracing.traced();
@@ -143,7 +146,10 @@ pub fn run(
         std::thread::Builder::new()
             .name("rstaudit-netns".into())
             .spawn(move || namespaces::follow(capture, done, ns_tx))
-            .context("starting the namespace thread")?
+            .map_err(|source| RunError::Thread {
+                what: "namespace",
+                source,
+            })?
     };
     let (audit_cmd, audit_cmds) = channel();
     let (audit_tx, audit_rx) = channel();
@@ -161,7 +167,10 @@ pub fn run(
         std::thread::Builder::new()
             .name("rstaudit-audit".into())
             .spawn(move || t.run())
-            .context("starting the audit thread")?
+            .map_err(|source| RunError::Thread {
+                what: "audit",
+                source,
+            })?
     };
     let (rec_tx, rec_rx) = channel();
     let recorder = {
@@ -173,7 +182,10 @@ pub fn run(
         std::thread::Builder::new()
             .name("rstaudit-record".into())
             .spawn(move || recorder::record(rec_rx, metrics, events, workloads))
-            .context("starting the recorder thread")?
+            .map_err(|source| RunError::Thread {
+                what: "recorder",
+                source,
+            })?
     };
     let mut check = Check {
         opts,
@@ -234,13 +246,12 @@ pub fn run(
     Ok(out_notes)
 }
 
-/// Start the trace (said to `log` and in the health of "tracing"). The flag that asked for
-/// binary records is named here: this module still answers with anyhow.
-fn trace(opts: &WatchOptions, health: &Health, log: &mut dyn Log) -> anyhow::Result<Tracing> {
+/// Start the trace (said to `log` and in the health of "tracing"). A trace asked for as binary
+/// records that cannot be read so is [`RunError::BinaryTrace`], which the caller names.
+fn trace(opts: &WatchOptions, health: &Health, log: &mut dyn Log) -> Result<Tracing, RunError> {
     let mut notes = Vec::new();
     let mut summary = TracingSummary::default();
-    let tracing = start_tracing(&opts.trace, &mut notes, &mut summary)
-        .map_err(|e| anyhow::Error::new(e).context("--trace-reader binary"))?;
+    let tracing = start_tracing(&opts.trace, &mut notes, &mut summary)?;
     for n in &notes {
         log.note(n);
     }
@@ -726,7 +737,7 @@ impl Check<'_> {
                 )),
             },
             Err(e) => log.note(&format!(
-                "reload refused, the rules, profiles and configuration loaded before are kept: {e:#}"
+                "reload refused, the rules, profiles and configuration loaded before are kept: {e}"
             )),
         }
     }
