@@ -284,9 +284,10 @@ impl Prometheus {
             "Prometheus to scrape its targets",
             Duration::from_secs(60),
             || {
+                // Until its storage is ready Prometheus answers 503.
                 let up = TcpStream::connect(p.web)
                     .ok()
-                    .map(|_| p.query("sum(up{job=\"rstaudit\"})"));
+                    .and_then(|_| p.try_query("sum(up{job=\"rstaudit\"})").ok());
                 match up.as_ref().and_then(|r| r[0]["value"][1].as_str()) {
                     Some(v) if v == n.to_string() => Ok(()),
                     _ => Err(format!("up = {up:?}\n{}", p.log())),
@@ -302,14 +303,21 @@ impl Prometheus {
 
     /// The `result` of an instant query.
     pub fn query(&self, promql: &str) -> serde_json::Value {
+        self.try_query(promql).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The `result` of an instant query, or the status and answer when it is not 200.
+    pub fn try_query(&self, promql: &str) -> Result<serde_json::Value, String> {
         let (status, _, body) = get(
             self.web,
             &format!("/api/v1/query?query={}", encode(promql)),
             None,
         );
-        assert_eq!(status, 200, "{promql}: {body}");
+        if status != 200 {
+            return Err(format!("{promql}: {status} {body}"));
+        }
         let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
-        answer["data"]["result"].clone()
+        Ok(answer["data"]["result"].clone())
     }
 }
 
@@ -438,6 +446,44 @@ impl Podman {
             .unwrap();
         (full, pid)
     }
+
+    /// Run `command` in the running container `name`, in the background (`podman exec -d`):
+    /// in the container's cgroup and namespaces, as the container's own processes are.
+    pub fn exec<S: AsRef<std::ffi::OsStr>>(&self, name: &str, command: &[S]) {
+        run(Command::new("podman")
+            .args(["exec", "-d", name])
+            .args(command));
+    }
+
+    /// The container's full id (64 hexadecimal digits).
+    pub fn id(&self, name: &str) -> String {
+        run(Command::new("podman").args(["inspect", "-f", "{{.Id}}", name]))
+    }
+}
+
+/// In a container of [`Podman`]: the socket helper with these specs, kept running (its
+/// standard input a pipe from a long `sleep`, so it holds its sockets and its process stays
+/// there to be labelled) under busybox's shell.
+pub fn helper_in_container(specs: &[&str]) -> Vec<String> {
+    vec![
+        "/bin/busybox".into(),
+        "sh".into(),
+        "-c".into(),
+        format!(
+            "/bin/busybox sleep 600 | /bin/sockhelper {}",
+            specs.join(" ")
+        ),
+    ]
+}
+
+/// The line `watch` says when it starts watching the namespace whose first process is `pid`
+/// (a namespace without a name under /run/netns, such as a podman container's, is named
+/// after its lowest pid): `pid PID (COMM)`, the friendly name in its metrics and events.
+pub fn namespace_of(w: &mut Watch, pid: u32, limit: Duration) -> String {
+    let needle = format!("watching namespace pid {pid} (");
+    let line = w.wait_line(&needle, limit);
+    let at = line.find(&needle).unwrap() + "watching namespace ".len();
+    line[at..].trim().to_string()
 }
 
 impl Drop for Podman {
