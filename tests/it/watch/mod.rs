@@ -11,4 +11,5 @@ mod command;
 mod containers;
 mod deploy;
 mod parts;
+mod prometheus;
 mod support;
