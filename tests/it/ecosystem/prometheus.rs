@@ -135,7 +135,7 @@ fn alert_rules_pass_promtool_check() {
     let out = promtool(&["check", "rules", &alerts().to_string_lossy()], None);
     assert_ok(&out, "promtool check rules");
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 2 rules found"),
+        String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 9 rules found"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );

@@ -12,4 +12,5 @@ mod containers;
 mod deploy;
 mod parts;
 mod prometheus;
+mod rules;
 mod support;
