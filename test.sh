@@ -26,9 +26,12 @@ packages=(
     # check persisted files; tcpdump and net-tools: the benchmarks compare against them.
     iproute2 nftables procps tcpdump net-tools
     # Ecosystem checks: shells for the completion scripts, groff/man for the man pages,
-    # xmllint for the JUnit schema, promtool (prometheus) for metrics and alert rules,
-    # chromium to render the HTML reports.
-    zsh fish groff-base man-db libxml2-utils prometheus chromium
+    # xmllint for the JUnit schema, promtool (prometheus) for metrics, alert and recording
+    # rules and the dashboard's queries, and a real Prometheus server scraping `watch`
+    # (tests/it/watch/prometheus.rs, parts.rs); chromium renders the HTML reports and
+    # Prometheus's web UI (the graph of tests/it/watch/prometheus.rs), with a font of its own
+    # for the screenshot's text (fonts-dejavu-core; chromium only recommends one).
+    zsh fish groff-base man-db libxml2-utils prometheus chromium fonts-dejavu-core
     # tests/it/cli/terminal.rs runs commands on a pty with script(1) (bsdutils); tests/it/cli/privilege.rs
     # drops root's capabilities with setpriv (util-linux). Both are essential on Debian.
     bsdutils util-linux
@@ -39,10 +42,11 @@ packages=(
     # initramfs made of busybox, cpio archives, modules resolved with kmod's depmod/modprobe,
     # binaries stripped with binutils, compressed modules unpacked with xz/zstd.
     qemu-system-x86 busybox-static cpio kmod binutils xz-utils zstd
-    # tests/it/watch.rs runs a rootful podman container (its image a `podman import` of a root
-    # filesystem holding busybox-static) to check container labels and names from podman's
-    # API; runc because crun refuses the hybrid cgroup hierarchy of these machines; conmon
-    # is podman's container monitor.
+    # tests/it/watch/ (parts.rs, containers.rs, prometheus.rs) runs rootful podman containers
+    # (their image a `podman import` of a root filesystem holding busybox-static, above, and
+    # the socket helper with its libraries) to check container labels and names from podman's
+    # API in the metrics and events; runc because crun refuses the hybrid cgroup hierarchy of
+    # these machines; conmon is podman's container monitor.
     podman runc conmon
     # tests/it/watch/deploy.rs: systemd-analyze verifies deploy/rstaudit-watch.service (this
     # machine has no systemd as PID 1); `podman kube play` starts its pod's pause container
