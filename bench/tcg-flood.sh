@@ -12,6 +12,7 @@
 #   RELEASE: a kernel the kernel matrix has booted (a directory target/kernel-matrix/RELEASE/
 #   with its initramfs root, and its package unpacked under target/kernel-matrix/cache/):
 #   run `cargo test --test kernel_matrix` once first. RATE: resets a second (default 2000 5000).
+#   TIMEOUT: seconds the guest may run (default 900; a loaded host needs more).
 # Everything runs inside the guest, on its loopback; nothing touches the host's network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,12 @@ trap 'rm -rf "$WORK"' EXIT
 cp -a "$ROOT_TEMPLATE" "$WORK/root"
 strip -o "$WORK/root/usr/bin/rstaudit" target/release/rstaudit
 strip -o "$WORK/root/usr/bin/rstflood" target/release/examples/rstflood
+# The libraries the two need now (the root was made for the binary the kernel matrix built).
+for lib in $(ldd target/release/rstaudit target/release/examples/rstflood |
+    awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u); do
+    mkdir -p "$WORK/root$(dirname "$lib")"
+    cp -L "$lib" "$WORK/root$lib"
+done
 cat >"$WORK/root/init" <<EOF
 #!/bin/sh
 export PATH=/usr/sbin:/usr/bin:/bin:/sbin
@@ -49,7 +56,15 @@ for rate in $RATES; do
   for how in kernel derived; do
     time -f "%U %S" -o /tmp/r.cpu rstaudit packet-check --duration 8 --cause-source \$how --max-events 0 --format json >/tmp/r.json 2>/tmp/r.err &
     pid=\$!
-    until grep -q "watching TCP resets" /tmp/r.err; do sleep 0.2; done
+    started=1
+    until grep -q "watching TCP resets" /tmp/r.err; do
+      if ! kill -0 \$pid 2>/dev/null; then started=; break; fi
+      sleep 0.2
+    done
+    if [ -z "\$started" ]; then
+      echo "rate \$rate \$how: rstaudit did not start: \$(tail -3 /tmp/r.err | tr '\\n' ' ')"
+      continue
+    fi
     before=\$(outrsts)
     RATE=\$rate rstflood rst 3 >/dev/null
     after=\$(outrsts)
@@ -69,7 +84,7 @@ poweroff -f
 EOF
 chmod +x "$WORK/root/init"
 (cd "$WORK/root" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$WORK/initramfs.cpio"
-timeout 900 qemu-system-x86_64 -accel tcg -cpu max -smp 1 -machine q35 -m 1024 -nographic \
+timeout "${TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -cpu max -smp 1 -machine q35 -m 1024 -nographic \
     -no-reboot -monitor none -display none -kernel "$TREE/boot/vmlinuz-$RELEASE" \
     -initrd "$WORK/initramfs.cpio" -append "console=ttyS0 panic=-1 loglevel=4" \
     -serial "file:$WORK/console.log" -serial "file:$WORK/data.log" </dev/null >/dev/null 2>&1 || true
