@@ -222,9 +222,16 @@ pub struct EventOwner {
 pub struct TaskResolver {
     /// Thread id -> process id.
     threads: HashMap<u32, u32>,
-    /// Process id -> name.
-    names: HashMap<u32, Arc<str>>,
+    /// Process id -> name, and whether it is only the creator's (a new process, named as its
+    /// creator until it execs).
+    names: HashMap<u32, (Arc<str>, Inherited)>,
 }
+
+/// A process's name taken from its creator at fork: its exec renames it, and that rename may
+/// come after the process's resets when the trace is read per CPU (each CPU's events in order,
+/// the CPUs' not with each other's). Such a name is checked against /proc once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Inherited(bool);
 
 /// Entries kept before the caches start again (a host making tasks for a week).
 const MAX_TASKS: usize = 200_000;
@@ -241,16 +248,19 @@ impl TaskResolver {
                 pid
             }
         };
-        if let Some(name) = self.names.get(&pid) {
-            return (pid, name.clone());
-        }
+        let fallback = match self.names.get(&pid) {
+            Some((name, Inherited(false))) => return (pid, name.clone()),
+            Some((name, Inherited(true))) => name.clone(),
+            None => traced_comm.into(),
+        };
         match crate::host::process::name_of(pid) {
             Some(name) => {
                 let name = Arc::<str>::from(name);
-                self.names.insert(pid, name.clone());
+                self.names.insert(pid, (name.clone(), Inherited(false)));
                 (pid, name)
             }
-            None => (pid, traced_comm.into()),
+            // Gone: the name it was last known by.
+            None => (pid, fallback),
         }
     }
 
@@ -271,7 +281,8 @@ impl TaskResolver {
             self.remember(t.tid, pid);
         } else {
             self.remember(t.tid, t.tid);
-            self.names.insert(t.tid, t.comm.as_str().into());
+            self.names
+                .insert(t.tid, (t.comm.as_str().into(), Inherited(true)));
         }
     }
 
@@ -290,7 +301,8 @@ impl TaskResolver {
     pub fn rename(&mut self, r: &TaskRename) {
         let (pid, _) = self.resolve(r.tid, &r.comm);
         if pid == r.tid {
-            self.names.insert(pid, r.comm.as_str().into());
+            self.names
+                .insert(pid, (r.comm.as_str().into(), Inherited(false)));
         }
     }
 }
@@ -682,6 +694,36 @@ mod tests {
             Some((gone, "curl".into())),
             "the traced name is kept"
         );
+    }
+
+    #[test]
+    fn a_name_inherited_at_fork_is_checked_against_proc_as_its_exec_may_be_read_later() {
+        let me = std::process::id();
+        let mine = crate::host::process::name_of(me).unwrap();
+        let fork = |r: &mut TaskResolver, tid: u32, comm: &str| {
+            r.new_task(&NewTask {
+                parent_tid: 1,
+                tid,
+                comm: comm.into(),
+                thread: false,
+            })
+        };
+        // This process "forked" as `sh`; its rename at exec is not read yet: /proc names it.
+        let mut r = TaskResolver::default();
+        fork(&mut r, me, "sh");
+        assert_eq!(r.resolve(me, "sh").1, mine.as_str().into());
+        // A renamed process keeps the kernel's name for it.
+        r.rename(&TaskRename {
+            tid: me,
+            comm: "renamed".into(),
+        });
+        assert_eq!(r.resolve(me, "x").1, "renamed".into());
+        // A process gone before the lookup keeps the name it inherited.
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let gone = c.id();
+        c.wait().unwrap();
+        fork(&mut r, gone, "sh");
+        assert_eq!(r.resolve(gone, "<...>"), (gone, "sh".into()));
     }
 
     fn sent(reason: &str) -> ClassifyInput<'_> {
