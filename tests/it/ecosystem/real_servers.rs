@@ -383,7 +383,7 @@ fn a_reset_to_an_nginx_connection_names_the_worker_that_holds_it() {
         "--netns",
         &ns.name,
         "--duration",
-        "4",
+        "7",
         "--format",
         "json",
     ])
@@ -398,8 +398,9 @@ fn a_reset_to_an_nginx_connection_names_the_worker_that_holds_it() {
         c
     });
     let client = conn.local_addr().unwrap();
-    // Let a refresh of the socket table see the kept-alive connection and its worker.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Let a refresh of the socket table see the kept-alive connection and its worker (a
+    // refresh reads every process's descriptors: seconds on a loaded machine).
+    std::thread::sleep(Duration::from_millis(3500));
     nix::sys::socket::setsockopt(
         &conn,
         nix::sys::socket::sockopt::Linger,
