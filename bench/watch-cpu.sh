@@ -30,6 +30,8 @@ OUT=$(mktemp -d /tmp/watch-cpu.XXXXXX)
 HZ=$(getconf CLK_TCK)
 
 cleanup() {
+    # Every step, whatever the one before it did (set -e would end the trap at a failed kill).
+    set +e
     for w in ${WATCH:-} ${WATCHES[@]:-}; do kill -TERM "$w" 2>/dev/null && sleep 1; kill -KILL "$w" 2>/dev/null; done
     [ -n "${LG:-}" ] && kill "$LG" 2>/dev/null && wait "$LG" 2>/dev/null
     for p in $(ip netns pids "$NS" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done

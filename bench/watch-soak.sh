@@ -35,6 +35,7 @@ OUT=$(mktemp -d /tmp/watch-soak.XXXXXX)
 echo "# artefacts in $OUT" >&2
 
 cleanup() {
+    set +e
     [ -n "${LOAD:-}" ] && kill "$LOAD" 2>/dev/null
     [ -n "${CHURNER:-}" ] && kill "$CHURNER" 2>/dev/null
     [ -n "${WATCH:-}" ] && kill -TERM "$WATCH" 2>/dev/null && sleep 2
