@@ -140,8 +140,21 @@ sed -n 's/^[^ ]* [^ ]* [^ ]* [^ ]* \([^ ]*\) .* - nsfs .*$/\1/p' /proc/self/moun
     while read -r m; do umount -l "$m"; done
 hide /run/netns
 : > /run/netns/blue && mount --bind /proc/self/ns/net /run/netns/blue || exit 91
+# What the run needs ($KEEP: the repository, the binary's directory, $T) may lie under a
+# directory hidden below (a clone in /tmp): each is bound to /mnt/N first, then back.
+[ -d /mnt ] && mount -t tmpfs rstaudit-keep /mnt || exit 88
+set -f; IFS='
+'
+i=0
+for p in $KEEP; do mkdir "/mnt/$i" && mount --bind "$p" "/mnt/$i" || exit 88; i=$((i + 1)); done
 for d in /etc/sysctl.d /run/sysctl.d /usr/local/lib/sysctl.d /usr/lib/sysctl.d /lib/sysctl.d \
     /var/lib /tmp /etc/rstaudit /srv; do hide "$d"; done
+i=0
+for p in $KEEP; do
+    if [ ! -d "$p" ]; then mkdir -p "$p" && mount --bind "/mnt/$i" "$p" || exit 88; fi
+    i=$((i + 1))
+done
+set +f; unset IFS
 if [ -e /etc/sysctl.conf ]; then mount --bind /dev/null /etc/sysctl.conf || exit 92; fi
 mkdir -p /var/lib/node_exporter/textfile
 sleep 600 & HELPER=$!
@@ -231,6 +244,19 @@ fn the_documented_commands_run() {
         ])
         .arg(&script)
         .env("T", t.path())
+        // Outermost first: one bound back makes those inside it visible again.
+        .env(
+            "KEEP",
+            [
+                Path::new(env!("CARGO_MANIFEST_DIR")),
+                Path::new(bin()).parent().unwrap(),
+                t.path(),
+            ]
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        )
         .env("FIXTURE", snapshot())
         .output()
         .unwrap();
