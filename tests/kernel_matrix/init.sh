@@ -20,7 +20,11 @@ step() {
 }
 
 modules() {
-    for m in veth nf_tables nf_conntrack inet_diag tcp_diag; do
+    # The nft expressions the lab's rules use are loaded here, not on demand: the lab's jobs
+    # run side by side, and once (6.1, TCG) a rule with `quota` failed with ENOENT while
+    # another nft process had the same module loading.
+    for m in veth nf_tables nf_conntrack inet_diag tcp_diag \
+        nft_quota nft_ct nft_reject nft_reject_inet nft_reject_ipv4 nft_reject_ipv6; do
         modprobe "$m" || echo "modprobe $m failed"
     done
     /usr/sbin/ip link set lo up
