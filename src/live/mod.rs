@@ -26,6 +26,8 @@ pub mod event;
 pub mod events;
 pub mod events_file;
 pub mod evidence;
+#[cfg(test)]
+mod fixtures;
 pub mod router;
 mod slab;
 mod snapshots;

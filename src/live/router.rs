@@ -204,21 +204,14 @@ impl Router {
 
 #[cfg(test)]
 mod tests {
-    use std::net::SocketAddr;
-
     use super::*;
     use crate::live::attribute::{SocketIndex, TaskResolver};
     use crate::live::derive::CauseMode;
     use crate::live::event::ResetEvent;
     use crate::live::events::Ctx;
+    use crate::live::fixtures::{closed_port_frame, closed_port_send};
     use crate::live::stream::{Attribution, Sink};
     use crate::rules::Finding;
-    use crate::trace::capture::{PacketDir, RstSegment};
-    use crate::trace::ftrace::{SendReset, TaskContext};
-
-    fn a(p: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], p))
-    }
 
     fn stream() -> Stream {
         let ctx = Ctx {
@@ -233,39 +226,11 @@ mod tests {
     }
 
     fn frame(port: u16) -> CapturedReset {
-        CapturedReset {
-            ts_ms: 0,
-            dir: PacketDir::Sent,
-            ifindex: 1,
-            loopback: false,
-            seg: RstSegment {
-                src: a(9),
-                dst: a(port),
-                seq: 0,
-                ack: Some(1),
-                payload_len: 0,
-            },
-        }
+        closed_port_frame(port, false)
     }
 
     fn send(port: u16) -> TraceEvent {
-        TraceEvent::SendReset(SendReset {
-            task: TaskContext {
-                comm: "<idle>".into(),
-                tid: 0,
-                cpu: 0,
-                in_interrupt: true,
-                bh_disabled: false,
-                ts: 0.0,
-            },
-            has_skb: true,
-            has_sock: false,
-            src: Some(a(9)),
-            dst: Some(a(port)),
-            state: Some("TCP_CLOSE"),
-            reason: Some("NO_SOCKET"),
-            site: None,
-        })
+        TraceEvent::SendReset(closed_port_send(port, "<idle>"))
     }
 
     #[derive(Default)]

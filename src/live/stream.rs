@@ -240,48 +240,14 @@ impl Stream {
 
 #[cfg(test)]
 mod tests {
-    use std::net::SocketAddr;
-
     use super::*;
-    use crate::live::correlate::CapturedReset;
     use crate::live::derive::CauseMode;
-    use crate::trace::capture::PacketDir;
-    use crate::trace::capture::RstSegment;
-    use crate::trace::ftrace::{SendReset, TaskContext};
+    use crate::live::fixtures::{closed_port_frame, closed_port_send};
 
     fn refused(port: u16, pending: Option<Ticket>) -> Matched {
-        let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
         Matched {
-            packet: CapturedReset {
-                ts_ms: 0,
-                dir: PacketDir::Sent,
-                ifindex: 1,
-                loopback: true,
-                seg: RstSegment {
-                    src: a(9),
-                    dst: a(port),
-                    seq: 0,
-                    ack: Some(1),
-                    payload_len: 0,
-                },
-            },
-            send: Some(SendReset {
-                task: TaskContext {
-                    comm: "<...>".into(),
-                    tid: 0,
-                    cpu: 0,
-                    in_interrupt: true,
-                    bh_disabled: false,
-                    ts: 0.0,
-                },
-                has_skb: true,
-                has_sock: false,
-                src: Some(a(9)),
-                dst: Some(a(port)),
-                state: Some("TCP_CLOSE"),
-                reason: Some("NO_SOCKET"),
-                site: None,
-            }),
+            packet: closed_port_frame(port, true),
+            send: Some(closed_port_send(port, "<...>")),
             receive: None,
             receive_pending: pending,
         }
